@@ -1,0 +1,242 @@
+"""Public enums, record layouts and the Event type shared by the engine and the reference.
+
+Every number that means something (a side, an order kind, an event kind, a reason code) is
+defined here once, as an ``IntEnum``; the C layouts in ``_types.pxd`` use the same values and
+``book.pyx`` checks at import time that the numpy dtypes below match the C structs byte for byte.
+
+Units: prices in integer ticks, quantities in integer lots, ids are caller-chosen int64.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "Side", "Kind", "EventKind", "Reason", "SelfTradePrevention", "AmendRule",
+    "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE",
+    "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
+    "events_to_array", "array_to_events", "messages",
+]
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+
+class Side(IntEnum):
+    """Side of an order: +1 buys (bid), -1 sells (ask). The sign is the sign of the position change."""
+
+    BUY = 1
+    SELL = -1
+
+
+class Kind(IntEnum):
+    """What a message asks for (``MESSAGE_DTYPE['kind']``)."""
+
+    LIMIT = 1        #: good-till-cancel limit order; the residual rests
+    MARKET = 2       #: no price limit; the residual is cancelled
+    IOC = 3          #: immediate-or-cancel limit order
+    FOK = 4          #: fill-or-kill limit order: all of it or nothing, decided before any fill
+    POST_ONLY = 5    #: limit order rejected if it would take liquidity
+    STOP_MARKET = 6  #: market order armed until the last trade price reaches ``stop_price``
+    STOP_LIMIT = 7   #: limit order at ``price`` armed until the last trade reaches ``stop_price``
+    CANCEL = 8       #: cancel a resting order or an armed stop by ``order_id``
+    AMEND = 9        #: change a resting order's ``price`` and/or remaining ``qty``
+
+
+class EventKind(IntEnum):
+    """What an event reports (``EVENT_DTYPE['kind']``)."""
+
+    ACCEPTED = 1
+    TRADE = 2
+    CANCELLED = 3
+    AMENDED = 4
+    REJECTED = 5
+    STOP_TRIGGERED = 6
+
+
+class Reason(IntEnum):
+    """Why an order was cancelled, amended or rejected (``EVENT_DTYPE['reason']``).
+
+    Codes 1-6 qualify CANCELLED and AMENDED events. Codes 10-17 are malformed or impossible
+    messages: the per-call API raises for them (ValueError, KeyError for UNKNOWN_ORDER) and the
+    batch path turns them into REJECTED events. Codes 18-20 are orders the market refuses; both
+    paths report them as REJECTED events.
+    """
+
+    NONE = 0
+    USER = 1                  #: cancelled by a CANCEL message
+    IOC_RESIDUAL = 2          #: unfilled rest of an IOC or market order
+    FOK_UNFILLABLE = 3        #: fill-or-kill that could not fill completely
+    SELF_TRADE = 4            #: removed by self-trade prevention
+    KEPT_PRIORITY = 5         #: AMENDED in place, queue position kept
+    REQUEUED = 6              #: AMENDED by cancel and reinsert, queue position lost
+    INVALID_KIND = 10
+    INVALID_SIDE = 11
+    INVALID_PRICE = 12        #: price outside [1, INT64_MAX] ticks
+    INVALID_STOP_PRICE = 13   #: stop price outside [1, INT64_MAX] ticks
+    INVALID_QTY = 14          #: quantity outside [1, INT64_MAX] lots
+    DUPLICATE_ID = 15         #: a new order reuses the id of a live order
+    UNKNOWN_ORDER = 16        #: cancel/amend of an id that is not live
+    QTY_OVERFLOW = 17         #: the level's total quantity would pass INT64_MAX lots
+    POST_ONLY_WOULD_TAKE = 18
+    STOP_WOULD_TRIGGER = 19   #: the last trade price already satisfies the stop
+    NOT_AMENDABLE = 20        #: armed stops cannot be amended (cancel and resubmit)
+
+
+class SelfTradePrevention(IntEnum):
+    """What happens when a taker meets a resting order of the same owner."""
+
+    NONE = 0           #: they trade
+    CANCEL_TAKER = 1   #: the taker's remaining quantity is cancelled; the maker stays
+    CANCEL_MAKER = 2   #: the maker is cancelled and the taker goes on matching
+    CANCEL_BOTH = 3    #: both are cancelled
+
+
+class AmendRule(IntEnum):
+    """When an amend keeps the order's place in its price level's queue."""
+
+    REDUCE_KEEPS_PRIORITY = 0  #: same price and no larger quantity keeps priority; else requeue
+    ALWAYS_REQUEUE = 1         #: every amend moves the order to the back of its new level
+
+
+def _aligned(fields: list[tuple[str, str]]) -> np.dtype:
+    return np.dtype(fields, align=True)
+
+
+#: One input message of :meth:`OrderBook.process`. Unused fields are ignored (e.g. ``price`` of a
+#: MARKET order, everything but ``order_id`` of a CANCEL). Prices in ticks, ``qty`` in lots.
+MESSAGE_DTYPE = _aligned([
+    ("order_id", "<i8"), ("owner", "<i8"), ("price", "<i8"), ("stop_price", "<i8"),
+    ("qty", "<i8"), ("kind", "u1"), ("side", "i1"),
+])
+
+#: One output event. ``seq`` numbers every event of a book from 0; ``msg`` numbers the messages
+#: the book has processed (per call or in a batch) from 0 and says which one caused the event.
+#: For TRADE: ``order_id``/``owner`` are the taker's, ``maker_id``/``maker_owner`` the maker's,
+#: ``side`` the aggressor's side, ``price`` the maker's price. Fields that do not apply are 0.
+EVENT_DTYPE = _aligned([
+    ("seq", "<i8"), ("msg", "<i8"), ("order_id", "<i8"), ("owner", "<i8"),
+    ("maker_id", "<i8"), ("maker_owner", "<i8"), ("price", "<i8"), ("stop_price", "<i8"),
+    ("qty", "<i8"), ("kind", "u1"), ("reason", "u1"), ("side", "i1"),
+])
+
+#: One resting order in an L3 snapshot, bids best first then asks best first, FIFO within a level.
+L3_DTYPE = _aligned([
+    ("order_id", "<i8"), ("owner", "<i8"), ("price", "<i8"), ("qty", "<i8"), ("side", "i1"),
+])
+
+#: One armed stop order, sell stops (highest stop first) then buy stops (lowest stop first),
+#: FIFO within a stop price: the order in which they would trigger.
+STOP_DTYPE = _aligned([
+    ("order_id", "<i8"), ("owner", "<i8"), ("stop_price", "<i8"), ("price", "<i8"),
+    ("qty", "<i8"), ("kind", "u1"), ("side", "i1"),
+])
+
+
+class Event(NamedTuple):
+    """One event, as the per-call API returns it; fields as in :data:`EVENT_DTYPE`."""
+
+    seq: int
+    msg: int
+    kind: int
+    reason: int
+    side: int
+    order_id: int
+    owner: int
+    maker_id: int
+    maker_owner: int
+    price: int
+    stop_price: int
+    qty: int
+
+    def __repr__(self) -> str:
+        parts = [f"#{self.seq} {EventKind(self.kind).name}"]
+        if self.reason:
+            parts.append(Reason(self.reason).name)
+        if self.side:
+            parts.append(Side(self.side).name)
+        parts.append(f"id={self.order_id} owner={self.owner}")
+        if self.kind == EventKind.TRADE:
+            parts.append(f"maker={self.maker_id} maker_owner={self.maker_owner}")
+        parts.append(f"price={self.price} qty={self.qty}")
+        if self.stop_price:
+            parts.append(f"stop={self.stop_price}")
+        return f"Event({' '.join(parts)} msg={self.msg})"
+
+
+class OrderInfo(NamedTuple):
+    """A live order: resting in the book, or an armed stop (``kind`` STOP_MARKET/STOP_LIMIT).
+
+    ``price`` is the limit price in ticks (0 for a stop-market), ``qty`` the remaining lots.
+    """
+
+    order_id: int
+    owner: int
+    side: int
+    kind: int
+    price: int
+    stop_price: int
+    qty: int
+
+
+class L2(NamedTuple):
+    """Top levels of each side, best first: prices (ticks), quantities (lots), order counts."""
+
+    bid_price: np.ndarray
+    bid_qty: np.ndarray
+    bid_orders: np.ndarray
+    ask_price: np.ndarray
+    ask_qty: np.ndarray
+    ask_orders: np.ndarray
+
+
+class Impact(NamedTuple):
+    """What a market order of ``qty`` lots would do now, without doing it.
+
+    ``filled`` lots could fill (less than asked if the book runs out); ``notional`` is the sum
+    of price × lots over the fills (tick·lots, exact); ``average_price`` is notional / filled
+    (ticks, float, NaN when nothing fills); ``worst_price`` the last level touched (0 if none);
+    ``levels`` the number of price levels touched.
+    """
+
+    filled: int
+    notional: int
+    average_price: float
+    worst_price: int
+    levels: int
+
+
+def events_to_array(events) -> np.ndarray:
+    """Pack a sequence of :class:`Event` into an :data:`EVENT_DTYPE` array."""
+    out = np.zeros(len(events), dtype=EVENT_DTYPE)
+    for i, ev in enumerate(events):
+        out[i] = (ev.seq, ev.msg, ev.order_id, ev.owner, ev.maker_id, ev.maker_owner,
+                  ev.price, ev.stop_price, ev.qty, ev.kind, ev.reason, ev.side)
+    return out
+
+
+def array_to_events(array: np.ndarray) -> list[Event]:
+    """Unpack an :data:`EVENT_DTYPE` array into a list of :class:`Event`."""
+    if array.dtype != EVENT_DTYPE:
+        raise TypeError(f"events must have dtype EVENT_DTYPE, got {array.dtype}")
+    return [
+        Event(int(r["seq"]), int(r["msg"]), int(r["kind"]), int(r["reason"]), int(r["side"]),
+              int(r["order_id"]), int(r["owner"]), int(r["maker_id"]), int(r["maker_owner"]),
+              int(r["price"]), int(r["stop_price"]), int(r["qty"]))
+        for r in array
+    ]
+
+
+def messages(rows) -> np.ndarray:
+    """Build a :data:`MESSAGE_DTYPE` array from dicts with any of its field names (missing = 0)."""
+    rows = list(rows)
+    out = np.zeros(len(rows), dtype=MESSAGE_DTYPE)
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            if name not in MESSAGE_DTYPE.names:
+                raise KeyError(f"unknown message field {name!r}; fields are {MESSAGE_DTYPE.names}")
+            out[i][name] = value
+    return out

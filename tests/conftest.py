@@ -1,0 +1,37 @@
+"""Shared fixtures: every behavioural test runs against the Cython engine and the reference."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile(
+    "ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=20, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def _engine_cls():
+    from orderbook import OrderBook
+
+    return OrderBook
+
+
+def _reference_cls():
+    from orderbook.reference import OrderBook
+
+    return OrderBook
+
+
+@pytest.fixture(params=["engine", "reference"])
+def book_cls(request):
+    """The OrderBook class under test: the compiled engine or the pure-Python reference."""
+    return _engine_cls() if request.param == "engine" else _reference_cls()
+
+
+@pytest.fixture
+def book(book_cls):
+    """An empty book with unit tick and lot sizes and default settings."""
+    return book_cls()
