@@ -3,6 +3,7 @@
 Prices are integer ticks, quantities integer lots, ids caller-chosen int64. See docs/semantics.md.
 """
 
+from .book import OrderBook
 from .events import (
     EVENT_DTYPE, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind, Impact,
     Kind, OrderInfo, Reason, SelfTradePrevention, Side, array_to_events, events_to_array, messages,
@@ -15,8 +16,3 @@ __all__ = [
     "EventKind", "Reason", "SelfTradePrevention", "AmendRule", "Event", "OrderInfo", "L2",
     "Impact", "events_to_array", "array_to_events", "messages", "__version__",
 ]
-
-try:
-    from .book import OrderBook
-except ImportError:  # pragma: no cover - only while the extension is not built yet
-    pass

@@ -1,0 +1,129 @@
+# Typedefs, enum values and C record layouts shared by the compiled modules.
+#
+# The numbers below are the ones of orderbook/events.py (the Python-facing IntEnums and dtypes);
+# book.pyx checks at import time that both agree, value by value and byte by byte.
+
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+
+ctypedef int64_t price_t   # ticks
+ctypedef int64_t qty_t     # lots
+ctypedef int64_t oid_t     # caller-chosen order id
+ctypedef int64_t owner_t   # account id
+ctypedef int32_t slot_t    # index into the order pool; NO_SLOT ends a FIFO
+
+cdef enum:
+    NO_SLOT = -1
+    BUY = 1
+    SELL = -1
+
+cdef enum:
+    K_LIMIT = 1
+    K_MARKET = 2
+    K_IOC = 3
+    K_FOK = 4
+    K_POST_ONLY = 5
+    K_STOP_MARKET = 6
+    K_STOP_LIMIT = 7
+    K_CANCEL = 8
+    K_AMEND = 9
+
+cdef enum:
+    EV_ACCEPTED = 1
+    EV_TRADE = 2
+    EV_CANCELLED = 3
+    EV_AMENDED = 4
+    EV_REJECTED = 5
+    EV_STOP_TRIGGERED = 6
+
+cdef enum:
+    R_NONE = 0
+    R_USER = 1
+    R_IOC_RESIDUAL = 2
+    R_FOK_UNFILLABLE = 3
+    R_SELF_TRADE = 4
+    R_KEPT_PRIORITY = 5
+    R_REQUEUED = 6
+    R_INVALID_KIND = 10
+    R_INVALID_SIDE = 11
+    R_INVALID_PRICE = 12
+    R_INVALID_STOP_PRICE = 13
+    R_INVALID_QTY = 14
+    R_DUPLICATE_ID = 15
+    R_UNKNOWN_ORDER = 16
+    R_QTY_OVERFLOW = 17
+    R_POST_ONLY_WOULD_TAKE = 18
+    R_STOP_WOULD_TRIGGER = 19
+    R_NOT_AMENDABLE = 20
+
+cdef enum:
+    STP_NONE = 0
+    STP_CANCEL_TAKER = 1
+    STP_CANCEL_MAKER = 2
+    STP_CANCEL_BOTH = 3
+
+cdef enum:
+    AMEND_REDUCE_KEEPS_PRIORITY = 0
+    AMEND_ALWAYS_REQUEUE = 1
+
+# One row of MESSAGE_DTYPE.
+cdef struct Message:
+    oid_t order_id
+    owner_t owner
+    price_t price
+    price_t stop_price
+    qty_t qty
+    uint8_t kind
+    int8_t side
+
+# One row of EVENT_DTYPE.
+cdef struct EventRec:
+    int64_t seq
+    int64_t msg
+    oid_t order_id
+    owner_t owner
+    oid_t maker_id
+    owner_t maker_owner
+    price_t price
+    price_t stop_price
+    qty_t qty
+    uint8_t kind
+    uint8_t reason
+    int8_t side
+
+# One row of L3_DTYPE.
+cdef struct L3Rec:
+    oid_t order_id
+    owner_t owner
+    price_t price
+    qty_t qty
+    int8_t side
+
+# One row of STOP_DTYPE.
+cdef struct StopRec:
+    oid_t order_id
+    owner_t owner
+    price_t stop_price
+    price_t price
+    qty_t qty
+    uint8_t kind
+    int8_t side
+
+# A live order in the pool: resting in a price level or armed in a stop level. prev/next link
+# it into its level's FIFO, so a cancel unlinks it in O(1) wherever it stands.
+cdef struct Order:
+    oid_t order_id
+    owner_t owner
+    price_t price        # limit price; 0 for market orders
+    price_t stop_price   # 0 once triggered or for non-stop kinds
+    qty_t qty            # remaining lots
+    slot_t prev
+    slot_t next
+    int8_t side
+    uint8_t kind
+
+# A price level (or a stop level): its FIFO of pool slots and the lots resting in it.
+cdef struct Level:
+    qty_t total
+    slot_t head
+    slot_t tail
+    int32_t count

@@ -1,0 +1,66 @@
+# C-level API of the order book, for other Cython modules (the liquidator) to cimport.
+
+cimport cython
+from libc.stdint cimport int64_t
+from libcpp cimport bool as cbool
+from libcpp.deque cimport deque
+from libcpp.map cimport map as cmap
+from libcpp.unordered_map cimport unordered_map
+from libcpp.vector cimport vector
+
+from orderbook._types cimport (
+    EventRec, Level, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+)
+
+# Price levels keyed so that begin() is the best level: bids by -price, asks by +price; sell
+# stops by -stop_price and buy stops by +stop_price, so begin() is the next stop to trigger.
+ctypedef cmap[price_t, Level] LevelMap
+
+
+@cython.final
+cdef class OrderBook:
+    cdef LevelMap bids
+    cdef LevelMap asks
+    cdef LevelMap sell_stops
+    cdef LevelMap buy_stops
+    cdef vector[Order] pool
+    cdef vector[slot_t] free_slots
+    cdef unordered_map[oid_t, slot_t] live
+    cdef deque[Order] triggered
+    cdef vector[EventRec] events
+    cdef int64_t seq              # next event sequence number
+    cdef int64_t msg              # number of messages processed
+    cdef int64_t stop_count       # armed stops (live.size() - stop_count rest in the book)
+    cdef price_t last             # last trade price, valid when has_last
+    cdef cbool has_last
+    cdef int stp
+    cdef int amend_rule
+    cdef readonly object tick_size
+    cdef readonly object lot_size
+
+    # The core: one message, validated then executed; the per-call and batch paths share it.
+    # validate() returns a Reason code (R_NONE when the message may run) and changes nothing.
+    cdef int validate(self, const Message* m) noexcept nogil
+    cdef void execute(self, const Message* m, int reason) noexcept nogil
+    cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,
+                   oid_t maker_id, owner_t maker_owner, price_t price, price_t stop_price,
+                   qty_t qty) noexcept nogil
+    cdef void new_order(self, Order* o) noexcept nogil
+    cdef void take(self, Order* taker) noexcept nogil
+    cdef void rest(self, Order* o) noexcept nogil
+    cdef void link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil
+    cdef void unlink(self, Level* level, slot_t slot) noexcept nogil
+    cdef void remove(self, slot_t slot) noexcept nogil
+    cdef bint can_fill(self, const Order* o) noexcept nogil
+    cdef bint would_cross(self, int side, price_t price) noexcept nogil
+    cdef qty_t level_total(self, int side, price_t price) noexcept nogil
+    cdef void trigger_stops(self, price_t trade_price) noexcept nogil
+    cdef void run_triggered(self) noexcept nogil
+    cdef void cancel_order(self, slot_t slot) noexcept nogil
+    cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil
+
+    # Python-facing plumbing.
+    cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price)
+    cdef list _event_list(self)
+    cdef object _event_array(self)
+    cdef void _restore_state(self, list resting, list armed)

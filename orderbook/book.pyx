@@ -1,0 +1,888 @@
+"""The compiled limit order book and matching engine.
+
+Same semantics as ``orderbook.reference.OrderBook`` (see docs/semantics.md), on C++ containers:
+``std::map`` price levels holding an intrusive FIFO of slots in a preallocated order pool, an
+``std::unordered_map`` from order id to slot, and an event log of C structs exposed as a numpy
+structured array. The per-call methods and the batch method ``process`` run the same ``cdef``
+core; the batch runs without the GIL.
+"""
+
+from cpython.long cimport PyLong_Check
+from cython.operator cimport dereference as deref, preincrement as inc
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t
+from libc.string cimport memcpy
+from libcpp.utility cimport pair
+
+import numpy as np
+
+from orderbook cimport _types as t
+from orderbook._types cimport (
+    BUY, NO_SLOT, SELL, EventRec, L3Rec, Level, Message, Order, StopRec, oid_t, owner_t,
+    price_t, qty_t, slot_t,
+)
+
+from . import _validation as check
+from .events import (
+    EVENT_DTYPE, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind, Impact,
+    Kind, OrderInfo, Reason, SelfTradePrevention, Side,
+)
+
+_tuple_new = tuple.__new__
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+cdef inline price_t level_key(int side, price_t price) noexcept nogil:
+    # Bids are stored under -price so that begin() is the best level on both sides.
+    return -price if side == BUY else price
+
+
+cdef inline bint is_new_order(int kind) noexcept nogil:
+    return t.K_LIMIT <= kind <= t.K_STOP_LIMIT
+
+
+cdef inline bint is_stop(int kind) noexcept nogil:
+    return kind == t.K_STOP_MARKET or kind == t.K_STOP_LIMIT
+
+
+cdef inline bint is_priced(int kind) noexcept nogil:
+    return (kind == t.K_LIMIT or kind == t.K_IOC or kind == t.K_FOK or kind == t.K_POST_ONLY
+            or kind == t.K_STOP_LIMIT or kind == t.K_AMEND)
+
+
+cdef inline bint rests(int kind) noexcept nogil:
+    return kind == t.K_LIMIT or kind == t.K_POST_ONLY
+
+
+cdef inline bint is_caller_error(int reason) noexcept nogil:
+    return t.R_INVALID_KIND <= reason <= t.R_QTY_OVERFLOW
+
+
+cdef inline bint stop_triggers(const Order* o, price_t trade_price) noexcept nogil:
+    if o.side == BUY:
+        return trade_price >= o.stop_price
+    return trade_price <= o.stop_price
+
+
+cdef inline int64_t as_i64(object value, str name) except? -1:
+    # Fast path for plain ints in range; everything else goes to the shared checks, which
+    # convert numpy integers and raise the documented TypeError/ValueError.
+    if PyLong_Check(value) and not isinstance(value, bool):
+        try:
+            return <int64_t>value
+        except OverflowError:
+            pass
+    return check.as_int64(name, value)
+
+
+cdef inline int as_side(object value) except 0:
+    if PyLong_Check(value) and (value == 1 or value == -1) and not isinstance(value, bool):
+        return <int>value
+    return check.as_side(value)
+
+
+# ---------------------------------------------------------------------------------- the book
+
+cdef class OrderBook:
+    """Limit order book with price-time priority, compiled.
+
+    Parameters
+    ----------
+    tick_size, lot_size : str, int, Decimal or float
+        Size of one tick (quote units) and one lot (base units); positive. Stored as Decimal.
+    stp : SelfTradePrevention
+        What happens when a taker meets a resting order of its own owner.
+    amend_rule : AmendRule
+        When an amend keeps queue priority.
+
+    Notes
+    -----
+    Prices are int64 ticks in [1, 2**63-1], quantities int64 lots in [1, 2**63-1]. Adding an
+    order costs O(log L) for L price levels (O(1) amortised at an existing level after the
+    lookup), a cancel O(1) plus the level lookup, a match O(1) per maker filled.
+    """
+
+    def __cinit__(self):
+        self.has_last = False
+        self.seq = 0
+        self.msg = 0
+        self.stop_count = 0
+
+    def __init__(self, tick_size="1", lot_size="1", *, stp=SelfTradePrevention.NONE,
+                 amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY):
+        self.tick_size = check.unit_size("tick_size", tick_size)
+        self.lot_size = check.unit_size("lot_size", lot_size)
+        self.stp = SelfTradePrevention(check.as_int64("stp", stp))
+        self.amend_rule = AmendRule(check.as_int64("amend_rule", amend_rule))
+
+    # ------------------------------------------------------------------ settings and units
+    @property
+    def stp(self):
+        """Self-trade prevention mode (SelfTradePrevention)."""
+        return SelfTradePrevention(self.stp)
+
+    @property
+    def amend_rule(self):
+        """Amend-priority rule (AmendRule)."""
+        return AmendRule(self.amend_rule)
+
+    def to_ticks(self, price):
+        """Price in quote units (str, Decimal, int or float) to ticks; ValueError if off grid."""
+        return check.to_units("price", price, self.tick_size)
+
+    def to_lots(self, qty):
+        """Quantity in base units to lots; ValueError if not a whole number of lots."""
+        return check.to_units("qty", qty, self.lot_size)
+
+    def to_price(self, ticks):
+        """Ticks to a price in quote units (Decimal)."""
+        return check.from_units(check.as_int64("ticks", ticks), self.tick_size)
+
+    def to_qty(self, lots):
+        """Lots to a quantity in base units (Decimal)."""
+        return check.from_units(check.as_int64("lots", lots), self.lot_size)
+
+    # -------------------------------------------------------------------------- per call
+    def limit(self, order_id, side, price, qty, owner=0):
+        """Good-till-cancel limit order at ``price`` ticks for ``qty`` lots; returns its events."""
+        return self._submit(t.K_LIMIT, order_id, side, price, qty, owner, 0)
+
+    def market(self, order_id, side, qty, owner=0):
+        """Market order for ``qty`` lots; what cannot fill is cancelled."""
+        return self._submit(t.K_MARKET, order_id, side, 0, qty, owner, 0)
+
+    def ioc(self, order_id, side, price, qty, owner=0):
+        """Immediate-or-cancel limit order."""
+        return self._submit(t.K_IOC, order_id, side, price, qty, owner, 0)
+
+    def fok(self, order_id, side, price, qty, owner=0):
+        """Fill-or-kill limit order: fills all ``qty`` lots at once or nothing."""
+        return self._submit(t.K_FOK, order_id, side, price, qty, owner, 0)
+
+    def post_only(self, order_id, side, price, qty, owner=0):
+        """Limit order rejected (POST_ONLY_WOULD_TAKE) if it would take liquidity."""
+        return self._submit(t.K_POST_ONLY, order_id, side, price, qty, owner, 0)
+
+    def stop_market(self, order_id, side, stop_price, qty, owner=0):
+        """Market order armed until a trade prints at ``stop_price`` or through it."""
+        return self._submit(t.K_STOP_MARKET, order_id, side, 0, qty, owner, stop_price)
+
+    def stop_limit(self, order_id, side, stop_price, price, qty, owner=0):
+        """Limit order at ``price`` armed until a trade prints at ``stop_price`` or through it."""
+        return self._submit(t.K_STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
+
+    def cancel(self, order_id):
+        """Cancel a resting order or an armed stop; KeyError if ``order_id`` is not live."""
+        return self._submit(t.K_CANCEL, order_id, 0, 0, 0, 0, 0)
+
+    def amend(self, order_id, price, qty):
+        """Set a resting order's price (ticks) and remaining quantity (lots)."""
+        return self._submit(t.K_AMEND, order_id, 0, price, qty, 0, 0)
+
+    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
+        """Process one message of any kind; raise for malformed ones, leaving the book unchanged."""
+        return self._submit(as_i64(kind, "kind"), order_id, side, price, qty, owner, stop_price)
+
+    cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
+        cdef Message m
+        cdef int reason
+        m.kind = <uint8_t>kind if 0 <= kind <= 255 else 0
+        m.order_id = as_i64(order_id, "order_id")
+        m.side = as_side(side) if is_new_order(kind) else 0
+        m.price = as_i64(price, "price")
+        m.qty = as_i64(qty, "qty")
+        m.owner = as_i64(owner, "owner")
+        m.stop_price = as_i64(stop_price, "stop_price")
+        if not is_new_order(kind) and kind != t.K_CANCEL and kind != t.K_AMEND:
+            raise check.error_for(Reason.INVALID_KIND, kind, m.order_id, m.side, m.price,
+                                  m.stop_price, m.qty)
+        reason = self.validate(&m)
+        if is_caller_error(reason):
+            raise check.error_for(reason, kind, m.order_id, m.side, m.price, m.stop_price, m.qty)
+        self.events.clear()
+        self.execute(&m, reason)
+        return self._event_list()
+
+    cdef list _event_list(self):
+        cdef list out = []
+        cdef const EventRec* e
+        cdef size_t i
+        for i in range(self.events.size()):
+            e = &self.events[i]
+            out.append(_tuple_new(Event, (
+                e.seq, e.msg, e.kind, e.reason, e.side, e.order_id, e.owner, e.maker_id,
+                e.maker_owner, e.price, e.stop_price, e.qty)))
+        return out
+
+    # ----------------------------------------------------------------------------- batch
+    def process(self, messages):
+        """Process a ``MESSAGE_DTYPE`` array with the GIL released; return an ``EVENT_DTYPE`` array.
+
+        Malformed messages become REJECTED events (never exceptions) and change nothing; every
+        other message runs to completion, stops it triggers included, before the next one.
+        """
+        if not isinstance(messages, np.ndarray) or messages.dtype != MESSAGE_DTYPE:
+            raise TypeError(f"messages must be a numpy array of MESSAGE_DTYPE, got "
+                            f"{getattr(messages, 'dtype', type(messages).__name__)}")
+        if messages.ndim != 1:
+            raise ValueError(f"messages must be one-dimensional, got shape {messages.shape}")
+        cdef Py_ssize_t n = messages.shape[0], i
+        cdef const uint8_t[::1] raw
+        cdef const Message* rows = NULL
+        if n:
+            raw = np.ascontiguousarray(messages).view(np.uint8)
+            rows = <const Message*>&raw[0]
+        self.events.clear()
+        with nogil:
+            for i in range(n):
+                self.execute(&rows[i], self.validate(&rows[i]))
+        return self._event_array()
+
+    cdef object _event_array(self):
+        cdef size_t n = self.events.size()
+        out = np.empty(n, dtype=EVENT_DTYPE)
+        cdef uint8_t[::1] dst
+        if n:
+            dst = out.view(np.uint8)
+            memcpy(&dst[0], self.events.data(), n * sizeof(EventRec))
+        return out
+
+    # ------------------------------------------------------------------------------ core
+    cdef int validate(self, const Message* m) noexcept nogil:
+        cdef int kind = m.kind
+        cdef unordered_map[oid_t, slot_t].iterator found
+        cdef const Order* o
+        cdef qty_t others
+        if not (t.K_LIMIT <= kind <= t.K_AMEND):
+            return t.R_INVALID_KIND
+        if is_new_order(kind) and m.side != BUY and m.side != SELL:
+            return t.R_INVALID_SIDE
+        if is_priced(kind) and m.price < 1:
+            return t.R_INVALID_PRICE
+        if is_stop(kind) and m.stop_price < 1:
+            return t.R_INVALID_STOP_PRICE
+        if kind != t.K_CANCEL and m.qty < 1:
+            return t.R_INVALID_QTY
+        found = self.live.find(m.order_id)
+        if is_new_order(kind):
+            if found != self.live.end():
+                return t.R_DUPLICATE_ID
+            if rests(kind) and self.level_total(m.side, m.price) > INT64_MAX - m.qty:
+                return t.R_QTY_OVERFLOW
+            return t.R_NONE
+        if found == self.live.end():
+            return t.R_UNKNOWN_ORDER
+        if kind == t.K_AMEND:
+            o = &self.pool[deref(found).second]
+            if not is_stop(o.kind):
+                others = self.level_total(o.side, m.price)
+                if m.price == o.price:
+                    others -= o.qty
+                if others > INT64_MAX - m.qty:
+                    return t.R_QTY_OVERFLOW
+        return t.R_NONE
+
+    cdef void execute(self, const Message* m, int reason) noexcept nogil:
+        cdef Order o
+        if reason != t.R_NONE:
+            self.emit(t.EV_REJECTED, reason, m.side, m.order_id, m.owner, 0, 0, m.price,
+                      m.stop_price, m.qty)
+        elif m.kind == t.K_CANCEL:
+            self.cancel_order(self.live[m.order_id])
+        elif m.kind == t.K_AMEND:
+            self.amend_order(self.live[m.order_id], m)
+        else:
+            o.order_id = m.order_id
+            o.owner = m.owner
+            o.side = m.side
+            o.kind = m.kind
+            o.price = 0 if (m.kind == t.K_MARKET or m.kind == t.K_STOP_MARKET) else m.price
+            o.stop_price = m.stop_price if is_stop(m.kind) else 0
+            o.qty = m.qty
+            o.prev = NO_SLOT
+            o.next = NO_SLOT
+            self.new_order(&o)
+        self.msg += 1
+
+    cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,
+                   oid_t maker_id, owner_t maker_owner, price_t price, price_t stop_price,
+                   qty_t qty) noexcept nogil:
+        cdef EventRec e
+        e.seq = self.seq
+        e.msg = self.msg
+        e.kind = kind
+        e.reason = reason
+        e.side = side
+        e.order_id = order_id
+        e.owner = owner
+        e.maker_id = maker_id
+        e.maker_owner = maker_owner
+        e.price = price
+        e.stop_price = stop_price
+        e.qty = qty
+        self.events.push_back(e)
+        self.seq += 1
+
+    cdef void new_order(self, Order* o) noexcept nogil:
+        if o.kind == t.K_POST_ONLY and self.would_cross(o.side, o.price):
+            self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, o.side, o.order_id, o.owner, 0, 0,
+                      o.price, 0, o.qty)
+            return
+        if is_stop(o.kind) and self.has_last and stop_triggers(o, self.last):
+            self.emit(t.EV_REJECTED, t.R_STOP_WOULD_TRIGGER, o.side, o.order_id, o.owner, 0, 0,
+                      o.price, o.stop_price, o.qty)
+            return
+        self.emit(t.EV_ACCEPTED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0, o.price,
+                  o.stop_price, o.qty)
+        if is_stop(o.kind):
+            self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
+                      level_key(-o.side, o.stop_price), o)
+            self.stop_count += 1
+            return
+        if o.kind == t.K_FOK and not self.can_fill(o):
+            self.emit(t.EV_CANCELLED, t.R_FOK_UNFILLABLE, o.side, o.order_id, o.owner, 0, 0,
+                      o.price, 0, o.qty)
+            return
+        self.take(o)
+        self.run_triggered()
+
+    cdef void take(self, Order* taker) noexcept nogil:
+        # The one matching loop (spec steps 3-4): walk the opposite side best level first,
+        # FIFO within a level, then rest or cancel what is left of the taker.
+        cdef LevelMap* opposite = &self.asks if taker.side == BUY else &self.bids
+        cdef LevelMap.iterator it
+        cdef Level* level
+        cdef Order* maker
+        cdef slot_t slot, next_slot
+        cdef price_t level_price
+        cdef qty_t fill
+        cdef bint stopped_by_stp = False
+        while taker.qty > 0 and not opposite.empty() and not stopped_by_stp:
+            it = opposite.begin()
+            level_price = deref(it).first if taker.side == BUY else -deref(it).first
+            if taker.price != 0 and (level_price > taker.price if taker.side == BUY
+                                     else level_price < taker.price):
+                break
+            level = &deref(it).second
+            slot = level.head
+            while slot != NO_SLOT and taker.qty > 0:
+                maker = &self.pool[slot]
+                next_slot = maker.next
+                if self.stp != t.STP_NONE and maker.owner == taker.owner:
+                    if self.stp == t.STP_CANCEL_MAKER or self.stp == t.STP_CANCEL_BOTH:
+                        self.emit(t.EV_CANCELLED, t.R_SELF_TRADE, maker.side, maker.order_id,
+                                  maker.owner, 0, 0, maker.price, 0, maker.qty)
+                        self.unlink(level, slot)
+                    if self.stp == t.STP_CANCEL_TAKER or self.stp == t.STP_CANCEL_BOTH:
+                        stopped_by_stp = True
+                        break
+                    slot = next_slot
+                    continue
+                fill = taker.qty if taker.qty < maker.qty else maker.qty
+                self.emit(t.EV_TRADE, t.R_NONE, taker.side, taker.order_id, taker.owner,
+                          maker.order_id, maker.owner, level_price, 0, fill)
+                taker.qty -= fill
+                maker.qty -= fill
+                level.total -= fill
+                if maker.qty == 0:
+                    self.unlink(level, slot)
+                self.trigger_stops(level_price)
+                slot = next_slot
+            if level.count == 0:
+                opposite.erase(it)
+        if stopped_by_stp:
+            self.emit(t.EV_CANCELLED, t.R_SELF_TRADE, taker.side, taker.order_id, taker.owner,
+                      0, 0, taker.price, 0, taker.qty)
+        elif taker.qty > 0:
+            if rests(taker.kind):
+                self.rest(taker)
+            else:
+                self.emit(t.EV_CANCELLED, t.R_IOC_RESIDUAL, taker.side, taker.order_id,
+                          taker.owner, 0, 0, taker.price, 0, taker.qty)
+
+    cdef void rest(self, Order* o) noexcept nogil:
+        if self.level_total(o.side, o.price) > INT64_MAX - o.qty:
+            # Only a triggered stop-limit can get here: new orders were checked on entry.
+            self.emit(t.EV_CANCELLED, t.R_QTY_OVERFLOW, o.side, o.order_id, o.owner, 0, 0,
+                      o.price, 0, o.qty)
+            return
+        self.link(&self.bids if o.side == BUY else &self.asks, level_key(o.side, o.price), o)
+
+    cdef void link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil:
+        # Copy ``o`` into a pool slot at the back of the level under ``key``.
+        cdef slot_t slot
+        cdef Level fresh
+        cdef LevelMap.iterator it = levels.find(key)
+        cdef Level* level
+        if it == levels.end():
+            fresh.total = 0
+            fresh.head = NO_SLOT
+            fresh.tail = NO_SLOT
+            fresh.count = 0
+            it = levels.insert(pair[price_t, Level](key, fresh)).first
+        level = &deref(it).second
+        if self.free_slots.empty():
+            slot = <slot_t>self.pool.size()
+            self.pool.push_back(o[0])
+        else:
+            slot = self.free_slots.back()
+            self.free_slots.pop_back()
+            self.pool[slot] = o[0]
+        self.pool[slot].prev = level.tail
+        self.pool[slot].next = NO_SLOT
+        if level.tail == NO_SLOT:
+            level.head = slot
+        else:
+            self.pool[level.tail].next = slot
+        level.tail = slot
+        level.count += 1
+        level.total += o.qty
+        self.live[o.order_id] = slot
+
+    cdef void unlink(self, Level* level, slot_t slot) noexcept nogil:
+        # Take the order in ``slot`` out of its level's FIFO and free its slot and id. The caller
+        # erases the level from its map when its count reaches 0.
+        cdef Order* o = &self.pool[slot]
+        if o.prev == NO_SLOT:
+            level.head = o.next
+        else:
+            self.pool[o.prev].next = o.next
+        if o.next == NO_SLOT:
+            level.tail = o.prev
+        else:
+            self.pool[o.next].prev = o.prev
+        level.count -= 1
+        level.total -= o.qty
+        self.live.erase(o.order_id)
+        self.free_slots.push_back(slot)
+
+    cdef void remove(self, slot_t slot) noexcept nogil:
+        # Remove a resting order or an armed stop, wherever it stands.
+        cdef Order* o = &self.pool[slot]
+        cdef LevelMap* levels
+        cdef price_t key
+        if is_stop(o.kind):
+            levels = &self.buy_stops if o.side == BUY else &self.sell_stops
+            key = level_key(-o.side, o.stop_price)
+            self.stop_count -= 1
+        else:
+            levels = &self.bids if o.side == BUY else &self.asks
+            key = level_key(o.side, o.price)
+        cdef LevelMap.iterator it = levels.find(key)
+        self.unlink(&deref(it).second, slot)
+        if deref(it).second.count == 0:
+            levels.erase(it)
+
+    cdef bint can_fill(self, const Order* o) noexcept nogil:
+        # FOK pre-check (spec step 2): counts down what is still needed, so no sum can overflow.
+        cdef LevelMap* opposite = &self.asks if o.side == BUY else &self.bids
+        cdef LevelMap.iterator it = opposite.begin()
+        cdef price_t level_price
+        cdef slot_t slot
+        cdef const Order* maker
+        cdef qty_t needed = o.qty
+        while it != opposite.end():
+            level_price = deref(it).first if o.side == BUY else -deref(it).first
+            if level_price > o.price if o.side == BUY else level_price < o.price:
+                return False
+            slot = deref(it).second.head
+            while slot != NO_SLOT:
+                maker = &self.pool[slot]
+                slot = maker.next
+                if self.stp != t.STP_NONE and maker.owner == o.owner:
+                    if self.stp == t.STP_CANCEL_MAKER:
+                        continue
+                    return False
+                if maker.qty >= needed:
+                    return True
+                needed -= maker.qty
+            inc(it)
+        return False
+
+    cdef bint would_cross(self, int side, price_t price) noexcept nogil:
+        if side == BUY:
+            return not self.asks.empty() and deref(self.asks.begin()).first <= price
+        return not self.bids.empty() and -deref(self.bids.begin()).first >= price
+
+    cdef qty_t level_total(self, int side, price_t price) noexcept nogil:
+        cdef LevelMap* levels = &self.bids if side == BUY else &self.asks
+        cdef LevelMap.iterator it = levels.find(level_key(side, price))
+        if it == levels.end():
+            return 0
+        return deref(it).second.total
+
+    cdef void trigger_stops(self, price_t trade_price) noexcept nogil:
+        # Record the trade price and queue every stop it triggers: sell stops first (highest
+        # stop first), then buy stops (lowest first), FIFO within a stop price.
+        cdef LevelMap* stops
+        cdef LevelMap.iterator it
+        cdef Level* level
+        cdef slot_t slot
+        cdef Order* o
+        cdef int pass_
+        self.last = trade_price
+        self.has_last = True
+        for pass_ in range(2):
+            stops = &self.sell_stops if pass_ == 0 else &self.buy_stops
+            while not stops.empty():
+                it = stops.begin()
+                level = &deref(it).second
+                if not stop_triggers(&self.pool[level.head], trade_price):
+                    break
+                slot = level.head
+                while slot != NO_SLOT:
+                    o = &self.pool[slot]
+                    self.triggered.push_back(o[0])
+                    self.emit(t.EV_STOP_TRIGGERED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0,
+                              o.price, o.stop_price, o.qty)
+                    self.live.erase(o.order_id)
+                    self.free_slots.push_back(slot)
+                    self.stop_count -= 1
+                    slot = o.next
+                stops.erase(it)
+
+    cdef void run_triggered(self) noexcept nogil:
+        cdef Order o
+        while not self.triggered.empty():
+            o = self.triggered.front()
+            self.triggered.pop_front()
+            o.kind = t.K_MARKET if o.kind == t.K_STOP_MARKET else t.K_LIMIT
+            o.stop_price = 0
+            self.take(&o)
+
+    cdef void cancel_order(self, slot_t slot) noexcept nogil:
+        cdef Order o = self.pool[slot]
+        self.remove(slot)
+        self.emit(t.EV_CANCELLED, t.R_USER, o.side, o.order_id, o.owner, 0, 0, o.price,
+                  o.stop_price, o.qty)
+
+    cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil:
+        cdef Order o = self.pool[slot]
+        cdef bint keeps_priority
+        cdef Level* level
+        if is_stop(o.kind):
+            self.emit(t.EV_REJECTED, t.R_NOT_AMENDABLE, m.side, o.order_id, m.owner, 0, 0,
+                      m.price, 0, m.qty)
+            return
+        keeps_priority = (self.amend_rule == t.AMEND_REDUCE_KEEPS_PRIORITY
+                          and m.price == o.price and m.qty <= o.qty)
+        if not keeps_priority and o.kind == t.K_POST_ONLY and self.would_cross(o.side, m.price):
+            self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, m.side, o.order_id, m.owner, 0, 0,
+                      m.price, 0, m.qty)
+            return
+        self.emit(t.EV_AMENDED, t.R_KEPT_PRIORITY if keeps_priority else t.R_REQUEUED, o.side,
+                  o.order_id, o.owner, 0, 0, m.price, 0, m.qty)
+        if keeps_priority:
+            level = &deref((&self.bids if o.side == BUY else &self.asks).find(
+                level_key(o.side, o.price))).second
+            level.total -= o.qty - m.qty
+            self.pool[slot].qty = m.qty
+            return
+        self.remove(slot)
+        o.price = m.price
+        o.qty = m.qty
+        self.take(&o)
+        self.run_triggered()
+
+    # --------------------------------------------------------------------------- queries
+    def best_bid(self):
+        """Highest bid price in ticks, or None. O(1)."""
+        return None if self.bids.empty() else -deref(self.bids.begin()).first
+
+    def best_ask(self):
+        """Lowest ask price in ticks, or None. O(1)."""
+        return None if self.asks.empty() else deref(self.asks.begin()).first
+
+    def spread(self):
+        """Best ask minus best bid in ticks, or None if a side is empty."""
+        if self.bids.empty() or self.asks.empty():
+            return None
+        return self.best_ask() - self.best_bid()
+
+    def mid(self):
+        """Mid price in ticks as a float, or None if a side is empty."""
+        if self.bids.empty() or self.asks.empty():
+            return None
+        return (self.best_bid() + self.best_ask()) / 2
+
+    @property
+    def last_price(self):
+        """Price of the last trade in ticks, or None before the first trade."""
+        return self.last if self.has_last else None
+
+    @property
+    def n_orders(self):
+        """Number of resting orders."""
+        return <int64_t>self.live.size() - self.stop_count
+
+    @property
+    def n_stops(self):
+        """Number of armed stop orders."""
+        return self.stop_count
+
+    @property
+    def message_count(self):
+        """Number of messages processed (per call and in batches), rejected ones included."""
+        return self.msg
+
+    @property
+    def event_count(self):
+        """Number of events emitted so far, i.e. the next event's ``seq``."""
+        return self.seq
+
+    def quantity_at(self, side, price):
+        """Lots resting at ``price`` ticks on ``side``. O(log L)."""
+        return self.level_total(as_side(side), as_i64(price, "price"))
+
+    def resting_qty(self, side, price):
+        """Lots resting on ``side`` at ``price`` or better (bids >= price, asks <= price)."""
+        cdef int s = as_side(side)
+        cdef price_t limit = as_i64(price, "price")
+        cdef LevelMap* levels = &self.bids if s == BUY else &self.asks
+        cdef LevelMap.iterator it = levels.begin()
+        cdef price_t level_price
+        total = 0  # a Python int: a side's total may pass int64
+        while it != levels.end():
+            level_price = -deref(it).first if s == BUY else deref(it).first
+            if level_price < limit if s == BUY else level_price > limit:
+                break
+            total += deref(it).second.total
+            inc(it)
+        return total
+
+    def l2(self, n=10):
+        """Top ``n`` levels per side, best first: prices (ticks), lots, order counts (L2)."""
+        cdef int64_t depth = check.as_count("n", n)
+        columns = []
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef int64_t i, count
+        cdef int pass_
+        cdef int64_t[::1] price, qty, orders
+        for pass_ in range(2):
+            levels = &self.bids if pass_ == 0 else &self.asks
+            count = min(depth, <int64_t>levels.size())
+            prices_arr = np.empty(count, dtype=np.int64)
+            qty_arr = np.empty(count, dtype=np.int64)
+            orders_arr = np.empty(count, dtype=np.int64)
+            price, qty, orders = prices_arr, qty_arr, orders_arr
+            it = levels.begin()
+            for i in range(count):
+                price[i] = -deref(it).first if levels == &self.bids else deref(it).first
+                qty[i] = deref(it).second.total
+                orders[i] = deref(it).second.count
+                inc(it)
+            columns += [prices_arr, qty_arr, orders_arr]
+        return L2(*columns)
+
+    def l3(self):
+        """Every resting order (L3_DTYPE): bids best first, then asks best first, FIFO."""
+        out = np.empty(self.n_orders, dtype=L3_DTYPE)
+        cdef uint8_t[::1] raw
+        if len(out) == 0:
+            return out
+        raw = out.view(np.uint8)
+        cdef L3Rec* row = <L3Rec*>&raw[0]
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef slot_t slot
+        cdef const Order* o
+        cdef int pass_
+        for pass_ in range(2):
+            levels = &self.bids if pass_ == 0 else &self.asks
+            it = levels.begin()
+            while it != levels.end():
+                slot = deref(it).second.head
+                while slot != NO_SLOT:
+                    o = &self.pool[slot]
+                    row.order_id = o.order_id
+                    row.owner = o.owner
+                    row.price = o.price
+                    row.qty = o.qty
+                    row.side = o.side
+                    row += 1
+                    slot = o.next
+                inc(it)
+        return out
+
+    def stops(self):
+        """Every armed stop (STOP_DTYPE) in trigger order: sell stops, then buy stops."""
+        out = np.empty(self.stop_count, dtype=STOP_DTYPE)
+        cdef uint8_t[::1] raw
+        if len(out) == 0:
+            return out
+        raw = out.view(np.uint8)
+        cdef StopRec* row = <StopRec*>&raw[0]
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef slot_t slot
+        cdef const Order* o
+        cdef int pass_
+        for pass_ in range(2):
+            levels = &self.sell_stops if pass_ == 0 else &self.buy_stops
+            it = levels.begin()
+            while it != levels.end():
+                slot = deref(it).second.head
+                while slot != NO_SLOT:
+                    o = &self.pool[slot]
+                    row.order_id = o.order_id
+                    row.owner = o.owner
+                    row.stop_price = o.stop_price
+                    row.price = o.price
+                    row.qty = o.qty
+                    row.kind = o.kind
+                    row.side = o.side
+                    row += 1
+                    slot = o.next
+                inc(it)
+        return out
+
+    def order(self, order_id):
+        """The live order (resting or armed stop) with this id as OrderInfo; KeyError if none."""
+        cdef oid_t oid = as_i64(order_id, "order_id")
+        it = self.live.find(oid)
+        if it == self.live.end():
+            raise KeyError(f"order_id {oid} is not a live order")
+        cdef const Order* o = &self.pool[deref(it).second]
+        return OrderInfo(o.order_id, o.owner, o.side, o.kind, o.price, o.stop_price, o.qty)
+
+    def __contains__(self, order_id):
+        try:
+            return self.live.count(as_i64(order_id, "order_id")) > 0
+        except (TypeError, ValueError):
+            return False
+
+    def impact(self, side, qty):
+        """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""
+        cdef int s = as_side(side)
+        cdef qty_t wanted = check.as_positive("qty", qty)
+        cdef LevelMap* opposite = &self.asks if s == BUY else &self.bids
+        cdef LevelMap.iterator it = opposite.begin()
+        cdef qty_t filled = 0, take
+        cdef price_t price = 0
+        cdef int64_t levels = 0
+        notional = 0  # a Python int: price x lots passes int64 near the limits
+        while it != opposite.end() and filled < wanted:
+            price = deref(it).first if s == BUY else -deref(it).first
+            take = min(wanted - filled, deref(it).second.total)
+            filled += take
+            notional += <object>take * price
+            levels += 1
+            inc(it)
+        average = notional / filled if filled else float("nan")
+        return Impact(filled, notional, average, price if levels else 0, levels)
+
+    # ---------------------------------------------------------------------------- copies
+    def copy(self):
+        """An independent book with the same state and the same future behaviour."""
+        cdef OrderBook other = OrderBook.__new__(OrderBook)
+        other.bids = self.bids
+        other.asks = self.asks
+        other.sell_stops = self.sell_stops
+        other.buy_stops = self.buy_stops
+        other.pool = self.pool
+        other.free_slots = self.free_slots
+        other.live = self.live
+        other.seq = self.seq
+        other.msg = self.msg
+        other.stop_count = self.stop_count
+        other.last = self.last
+        other.has_last = self.has_last
+        other.stp = self.stp
+        other.amend_rule = self.amend_rule
+        other.tick_size = self.tick_size
+        other.lot_size = self.lot_size
+        return other
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def __reduce__(self):
+        # Resting orders in priority order with their kind (post-only matters for amends),
+        # then armed stops in trigger order: reinserting them in that order rebuilds every FIFO.
+        resting = [(int(r["order_id"]), int(r["owner"]), int(r["side"]),
+                    int(self.order(int(r["order_id"])).kind), int(r["price"]), int(r["qty"]))
+                   for r in self.l3()]
+        armed = [(int(r["order_id"]), int(r["owner"]), int(r["side"]), int(r["kind"]),
+                  int(r["price"]), int(r["stop_price"]), int(r["qty"])) for r in self.stops()]
+        state = (resting, armed, self.last_price, self.seq, self.msg)
+        return (_restore, (str(self.tick_size), str(self.lot_size), self.stp, self.amend_rule,
+                           state))
+
+    cdef void _restore_state(self, list resting, list armed):
+        cdef Order o
+        o.prev = NO_SLOT
+        o.next = NO_SLOT
+        for o.order_id, o.owner, o.side, o.kind, o.price, o.qty in resting:
+            o.stop_price = 0
+            self.link(&self.bids if o.side == BUY else &self.asks, level_key(o.side, o.price), &o)
+        for o.order_id, o.owner, o.side, o.kind, o.price, o.stop_price, o.qty in armed:
+            self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
+                      level_key(-o.side, o.stop_price), &o)
+            self.stop_count += 1
+
+    def __repr__(self):
+        return (f"OrderBook(bid={self.best_bid()}, ask={self.best_ask()}, "
+                f"orders={self.n_orders}, stops={self.n_stops}, last={self.last_price})")
+
+
+def _restore(tick_size, lot_size, stp, amend_rule, state):
+    """Rebuild a pickled OrderBook."""
+    cdef OrderBook book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
+    resting, armed, last_price, seq, msg = state
+    book._restore_state(resting, armed)
+    book.has_last = last_price is not None
+    book.last = last_price if last_price is not None else 0
+    book.seq = seq
+    book.msg = msg
+    return book
+
+
+# ------------------------------------------------------------------------ import-time checks
+
+def _check_layouts():
+    # The C structs and the numpy dtypes are declared separately (C needs the struct, Python the
+    # dtype); a mismatch would silently corrupt batches, so refuse to import instead.
+    for dtype, size in ((MESSAGE_DTYPE, sizeof(Message)), (EVENT_DTYPE, sizeof(EventRec)),
+                        (L3_DTYPE, sizeof(L3Rec)), (STOP_DTYPE, sizeof(StopRec))):
+        if dtype.itemsize != size:
+            raise ImportError(f"dtype {dtype} has itemsize {dtype.itemsize}, C struct {size}")
+    cdef Message m
+    m.order_id, m.owner, m.price, m.stop_price, m.qty, m.kind, m.side = 1, 2, 3, 4, 5, 6, -7
+    probe = np.zeros(1, dtype=MESSAGE_DTYPE)
+    cdef uint8_t[::1] raw = probe.view(np.uint8)
+    memcpy(&raw[0], &m, sizeof(Message))
+    if probe[0].tolist() != (1, 2, 3, 4, 5, 6, -7):
+        raise ImportError("MESSAGE_DTYPE field offsets do not match the C struct Message")
+    cdef EventRec e
+    (e.seq, e.msg, e.order_id, e.owner, e.maker_id, e.maker_owner, e.price, e.stop_price, e.qty,
+     e.kind, e.reason, e.side) = range(1, 13)
+    probe = np.zeros(1, dtype=EVENT_DTYPE)
+    raw = probe.view(np.uint8)
+    memcpy(&raw[0], &e, sizeof(EventRec))
+    if probe[0].tolist() != tuple(range(1, 13)):
+        raise ImportError("EVENT_DTYPE field offsets do not match the C struct EventRec")
+    expected = {
+        Kind.LIMIT: t.K_LIMIT, Kind.MARKET: t.K_MARKET, Kind.IOC: t.K_IOC, Kind.FOK: t.K_FOK,
+        Kind.POST_ONLY: t.K_POST_ONLY, Kind.STOP_MARKET: t.K_STOP_MARKET,
+        Kind.STOP_LIMIT: t.K_STOP_LIMIT, Kind.CANCEL: t.K_CANCEL, Kind.AMEND: t.K_AMEND,
+        EventKind.ACCEPTED: t.EV_ACCEPTED, EventKind.TRADE: t.EV_TRADE,
+        EventKind.CANCELLED: t.EV_CANCELLED, EventKind.AMENDED: t.EV_AMENDED,
+        EventKind.REJECTED: t.EV_REJECTED, EventKind.STOP_TRIGGERED: t.EV_STOP_TRIGGERED,
+        Reason.USER: t.R_USER, Reason.IOC_RESIDUAL: t.R_IOC_RESIDUAL,
+        Reason.FOK_UNFILLABLE: t.R_FOK_UNFILLABLE, Reason.SELF_TRADE: t.R_SELF_TRADE,
+        Reason.KEPT_PRIORITY: t.R_KEPT_PRIORITY, Reason.REQUEUED: t.R_REQUEUED,
+        Reason.INVALID_KIND: t.R_INVALID_KIND, Reason.QTY_OVERFLOW: t.R_QTY_OVERFLOW,
+        Reason.NOT_AMENDABLE: t.R_NOT_AMENDABLE, Side.BUY: BUY, Side.SELL: SELL,
+        SelfTradePrevention.CANCEL_BOTH: t.STP_CANCEL_BOTH,
+        AmendRule.ALWAYS_REQUEUE: t.AMEND_ALWAYS_REQUEUE,
+    }
+    for member, value in expected.items():
+        if int(member) != value:
+            raise ImportError(f"{member!r} is {int(member)} in events.py but {value} in _types.pxd")
+
+
+_check_layouts()
