@@ -6,11 +6,12 @@ and the same state for every sequence of messages; ``tests/test_differential.py`
 
 Data layout
 -----------
-- ``_bids`` and ``_asks``: SortedDict from a sort key to a level, best level first (bids are keyed
-  by ``-price``). A level is a ``dict`` from order id to ``_Order``; dicts keep insertion order,
-  which is time priority, and delete in O(1).
+- ``_bids`` and ``_asks``: SortedDict from a sort key to a ``_Level``, best level first (bids are
+  keyed by ``-price``). A level holds a ``dict`` from order id to ``_Order`` (dicts keep insertion
+  order, which is time priority, and delete in O(1)) and the total of its lots.
 - ``_sell_stops`` / ``_buy_stops``: the same shape for armed stops, keyed so that the first level is
-  the next to trigger (sell stops by ``-stop_price``, buy stops by ``stop_price``).
+  the next to trigger (sell stops by ``-stop_price``, buy stops by ``stop_price``); their levels
+  are plain dicts, as nothing needs their totals.
 - ``_live``: every resting order and armed stop by id.
 
 Complexity: adding at an existing level O(1), at a new level O(log L); cancel O(1) plus O(log L)
@@ -64,6 +65,16 @@ class _Order:
     @property
     def armed(self) -> bool:
         return self.kind in _STOP_KINDS
+
+
+class _Level:
+    """One price level: its orders in time priority and the lots they hold."""
+
+    __slots__ = ("orders", "total")
+
+    def __init__(self):
+        self.orders: dict[int, _Order] = {}
+        self.total = 0
 
 
 class OrderBook:
@@ -162,7 +173,7 @@ class OrderBook:
         reason = self._validate(kind, order_id, side, price, stop_price, qty)
         if reason in _CALLER_ERRORS:
             raise check.error_for(reason, kind, order_id, side, price, stop_price, qty)
-        return self._execute(kind, order_id, side, price, stop_price, qty, owner)
+        return self._execute(kind, order_id, side, price, stop_price, qty, owner, reason)
 
     # ------------------------------------------------------------------ batch
     def process(self, messages: np.ndarray) -> np.ndarray:
@@ -173,7 +184,9 @@ class OrderBook:
         events: list[Event] = []
         for row in messages.tolist():
             order_id, owner, price, stop_price, qty, kind, side = row
-            events.extend(self._execute(kind, order_id, side, price, stop_price, qty, owner))
+            reason = self._validate(kind, order_id, side, price, stop_price, qty)
+            events.extend(self._execute(kind, order_id, side, price, stop_price, qty, owner,
+                                        reason))
         return events_to_array(events)
 
     # ------------------------------------------------------------- validation
@@ -206,10 +219,9 @@ class OrderBook:
         return Reason.NONE
 
     # -------------------------------------------------------------- execution
-    def _execute(self, kind, order_id, side, price, stop_price, qty, owner) -> list[Event]:
-        """Run one message to completion and return its events."""
+    def _execute(self, kind, order_id, side, price, stop_price, qty, owner, reason) -> list[Event]:
+        """Run one message, whose validation gave ``reason``, to completion; return its events."""
         self._events = []
-        reason = self._validate(kind, order_id, side, price, stop_price, qty)
         if reason != Reason.NONE:
             self._emit(EventKind.REJECTED, reason, side, order_id, owner, price=price,
                        stop_price=stop_price, qty=qty)
@@ -264,7 +276,7 @@ class OrderBook:
             if order.price and (level_price > order.price if order.side == Side.BUY
                                 else level_price < order.price):
                 break
-            for maker in list(level.values()):
+            for maker in list(level.orders.values()):
                 if order.qty == 0:
                     break
                 if self.stp != SelfTradePrevention.NONE and maker.owner == order.owner:
@@ -283,6 +295,7 @@ class OrderBook:
                            maker.order_id, maker.owner, price=level_price, qty=fill)
                 order.qty -= fill
                 maker.qty -= fill
+                level.total -= fill
                 if maker.qty == 0:
                     self._remove(maker)
                 self._trigger_stops(level_price)
@@ -304,7 +317,9 @@ class OrderBook:
             return
         book = self._bids if order.side == Side.BUY else self._asks
         key = -order.price if order.side == Side.BUY else order.price
-        book.setdefault(key, {})[order.order_id] = order
+        level = book.setdefault(key, _Level())
+        level.orders[order.order_id] = order
+        level.total += order.qty
         self._live[order.order_id] = order
 
     def _remove(self, order: _Order) -> None:
@@ -312,8 +327,9 @@ class OrderBook:
         book = self._bids if order.side == Side.BUY else self._asks
         key = -order.price if order.side == Side.BUY else order.price
         level = book[key]
-        del level[order.order_id]
-        if not level:
+        del level.orders[order.order_id]
+        level.total -= order.qty
+        if not level.orders:
             del book[key]
         del self._live[order.order_id]
 
@@ -324,7 +340,7 @@ class OrderBook:
         for key, level in opposite.items():
             if (abs(key) > order.price) if order.side == Side.BUY else (abs(key) < order.price):
                 break
-            for maker in level.values():
+            for maker in level.orders.values():
                 if self.stp != SelfTradePrevention.NONE and maker.owner == order.owner:
                     if self.stp == SelfTradePrevention.CANCEL_MAKER:
                         continue
@@ -415,6 +431,8 @@ class OrderBook:
         self._emit(EventKind.AMENDED, reason, order.side, order.order_id, order.owner,
                    price=price, qty=qty)
         if keeps_priority:
+            book = self._bids if order.side == Side.BUY else self._asks
+            book[-order.price if order.side == Side.BUY else order.price].total -= order.qty - qty
             order.qty = qty
             return
         self._remove(order)
@@ -460,8 +478,8 @@ class OrderBook:
         """Lots resting at ``price`` ticks on ``side``. O(orders at the level)."""
         side = check.as_side(side)
         price = check.as_int64("price", price)
-        level = self._side_book(side).get(-price if side == Side.BUY else price, {})
-        return sum(order.qty for order in level.values())
+        level = self._side_book(side).get(-price if side == Side.BUY else price)
+        return level.total if level else 0
 
     def resting_qty(self, side, price) -> int:
         """Lots resting on ``side`` at ``price`` or better (bids >= price, asks <= price)."""
@@ -471,7 +489,7 @@ class OrderBook:
         for key, level in self._side_book(side).items():
             if (abs(key) < price) if side == Side.BUY else (key > price):
                 break
-            total += sum(order.qty for order in level.values())
+            total += level.total
         return total
 
     def l2(self, n=10) -> L2:
@@ -481,16 +499,15 @@ class OrderBook:
         for book in (self._bids, self._asks):
             levels = list(book.items())[:n]
             columns += [np.array([abs(k) for k, _ in levels], dtype=np.int64),
-                        np.array([sum(o.qty for o in lv.values()) for _, lv in levels],
-                                 dtype=np.int64),
-                        np.array([len(lv) for _, lv in levels], dtype=np.int64)]
+                        np.array([lv.total for _, lv in levels], dtype=np.int64),
+                        np.array([len(lv.orders) for _, lv in levels], dtype=np.int64)]
         return L2(*columns)
 
     def l3(self) -> np.ndarray:
         """Every resting order: bids best first, then asks best first, FIFO within a level."""
         rows = [(o.order_id, o.owner, o.price, o.qty, o.side)
                 for book in (self._bids, self._asks) for level in book.values()
-                for o in level.values()]
+                for o in level.orders.values()]
         return np.array(rows, dtype=L3_DTYPE)
 
     def stops(self) -> np.ndarray:
@@ -521,7 +538,7 @@ class OrderBook:
         for key, level in opposite.items():
             if filled == wanted:
                 break
-            take = min(wanted - filled, sum(o.qty for o in level.values()))
+            take = min(wanted - filled, level.total)
             filled += take
             notional += take * abs(key)
             worst = abs(key)
