@@ -33,6 +33,7 @@ cdef class OrderBook:
     cdef int64_t stop_count       # armed stops (live.size() - stop_count rest in the book)
     cdef price_t last             # last trade price, valid when has_last
     cdef cbool has_last
+    cdef cbool busy               # a batch is running without the GIL
     cdef int stp
     cdef int amend_rule
     cdef readonly object tick_size
@@ -63,4 +64,5 @@ cdef class OrderBook:
     cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price)
     cdef list _event_list(self)
     cdef object _event_array(self)
-    cdef void _restore_state(self, list resting, list armed)
+    cdef int _idle(self) except -1
+    cdef int _restore_state(self, list resting, list armed) except -1

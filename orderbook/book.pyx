@@ -103,6 +103,7 @@ cdef class OrderBook:
     """
 
     def __cinit__(self):
+        self.busy = False
         self.has_last = False
         self.seq = 0
         self.msg = 0
@@ -186,6 +187,7 @@ cdef class OrderBook:
     cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
         cdef Message m
         cdef int reason
+        self._idle()
         m.kind = <uint8_t>kind if 0 <= kind <= 255 else 0
         m.order_id = as_i64(order_id, "order_id")
         m.side = as_side(side) if is_new_order(kind) else 0
@@ -221,6 +223,7 @@ cdef class OrderBook:
         Malformed messages become REJECTED events (never exceptions) and change nothing; every
         other message runs to completion, stops it triggers included, before the next one.
         """
+        self._idle()
         if not isinstance(messages, np.ndarray) or messages.dtype != MESSAGE_DTYPE:
             raise TypeError(f"messages must be a numpy array of MESSAGE_DTYPE, got "
                             f"{getattr(messages, 'dtype', type(messages).__name__)}")
@@ -233,10 +236,26 @@ cdef class OrderBook:
             raw = np.ascontiguousarray(messages).view(np.uint8)
             rows = <const Message*>&raw[0]
         self.events.clear()
-        with nogil:
-            for i in range(n):
-                self.execute(&rows[i], self.validate(&rows[i]))
+        # Other threads may run while the GIL is released; busy makes every method that
+        # touches the containers refuse (RuntimeError) instead of racing with this loop.
+        self.busy = True
+        try:
+            with nogil:
+                for i in range(n):
+                    self.execute(&rows[i], self.validate(&rows[i]))
+        finally:
+            self.busy = False
         return self._event_array()
+
+    cdef int _idle(self) except -1:
+        if self.busy:
+            raise RuntimeError("this OrderBook is processing a batch in another thread")
+        return 0
+
+    @property
+    def busy(self):
+        """True while ``process`` runs a batch without the GIL (other calls then raise)."""
+        return self.busy
 
     cdef object _event_array(self):
         cdef size_t n = self.events.size()
@@ -587,20 +606,24 @@ cdef class OrderBook:
     # --------------------------------------------------------------------------- queries
     def best_bid(self):
         """Highest bid price in ticks, or None. O(1)."""
+        self._idle()
         return None if self.bids.empty() else -deref(self.bids.begin()).first
 
     def best_ask(self):
         """Lowest ask price in ticks, or None. O(1)."""
+        self._idle()
         return None if self.asks.empty() else deref(self.asks.begin()).first
 
     def spread(self):
         """Best ask minus best bid in ticks, or None if a side is empty."""
+        self._idle()
         if self.bids.empty() or self.asks.empty():
             return None
         return self.best_ask() - self.best_bid()
 
     def mid(self):
         """Mid price in ticks as a float, or None if a side is empty."""
+        self._idle()
         if self.bids.empty() or self.asks.empty():
             return None
         return (self.best_bid() + self.best_ask()) / 2
@@ -632,10 +655,12 @@ cdef class OrderBook:
 
     def quantity_at(self, side, price):
         """Lots resting at ``price`` ticks on ``side``. O(log L)."""
+        self._idle()
         return self.level_total(as_side(side), as_i64(price, "price"))
 
     def resting_qty(self, side, price):
         """Lots resting on ``side`` at ``price`` or better (bids >= price, asks <= price)."""
+        self._idle()
         cdef int s = as_side(side)
         cdef price_t limit = as_i64(price, "price")
         cdef LevelMap* levels = &self.bids if s == BUY else &self.asks
@@ -652,6 +677,7 @@ cdef class OrderBook:
 
     def l2(self, n=10):
         """Top ``n`` levels per side, best first: prices (ticks), lots, order counts (L2)."""
+        self._idle()
         cdef int64_t depth = check.as_count("n", n)
         columns = []
         cdef LevelMap* levels
@@ -677,6 +703,7 @@ cdef class OrderBook:
 
     def l3(self):
         """Every resting order (L3_DTYPE): bids best first, then asks best first, FIFO."""
+        self._idle()
         out = np.empty(self.n_orders, dtype=L3_DTYPE)
         cdef uint8_t[::1] raw
         if len(out) == 0:
@@ -707,6 +734,7 @@ cdef class OrderBook:
 
     def stops(self):
         """Every armed stop (STOP_DTYPE) in trigger order: sell stops, then buy stops."""
+        self._idle()
         out = np.empty(self.stop_count, dtype=STOP_DTYPE)
         cdef uint8_t[::1] raw
         if len(out) == 0:
@@ -739,6 +767,7 @@ cdef class OrderBook:
 
     def order(self, order_id):
         """The live order (resting or armed stop) with this id as OrderInfo; KeyError if none."""
+        self._idle()
         cdef oid_t oid = as_i64(order_id, "order_id")
         it = self.live.find(oid)
         if it == self.live.end():
@@ -754,6 +783,7 @@ cdef class OrderBook:
 
     def impact(self, side, qty):
         """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""
+        self._idle()
         cdef int s = as_side(side)
         cdef qty_t wanted = check.as_positive("qty", qty)
         cdef LevelMap* opposite = &self.asks if s == BUY else &self.bids
@@ -775,6 +805,7 @@ cdef class OrderBook:
     # ---------------------------------------------------------------------------- copies
     def copy(self):
         """An independent book with the same state and the same future behaviour."""
+        self._idle()
         cdef OrderBook other = OrderBook.__new__(OrderBook)
         other.bids = self.bids
         other.asks = self.asks
@@ -801,6 +832,7 @@ cdef class OrderBook:
         return self.copy()
 
     def __reduce__(self):
+        self._idle()
         # Resting orders in priority order with their kind (post-only matters for amends),
         # then armed stops in trigger order: reinserting them in that order rebuilds every FIFO.
         resting = [(int(r["order_id"]), int(r["owner"]), int(r["side"]),
@@ -812,17 +844,33 @@ cdef class OrderBook:
         return (_restore, (str(self.tick_size), str(self.lot_size), self.stp, self.amend_rule,
                            state))
 
-    cdef void _restore_state(self, list resting, list armed):
+    cdef int _restore_state(self, list resting, list armed) except -1:
+        # Each entry must be a message the book would accept as it stands and must not cross,
+        # so a damaged pickle raises instead of corrupting the containers.
         cdef Order o
+        cdef Message m
         o.prev = NO_SLOT
         o.next = NO_SLOT
-        for o.order_id, o.owner, o.side, o.kind, o.price, o.qty in resting:
-            o.stop_price = 0
-            self.link(&self.bids if o.side == BUY else &self.asks, level_key(o.side, o.price), &o)
-        for o.order_id, o.owner, o.side, o.kind, o.price, o.stop_price, o.qty in armed:
-            self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
-                      level_key(-o.side, o.stop_price), &o)
-            self.stop_count += 1
+        for entry in resting + armed:
+            if len(entry) == 6:
+                o.order_id, o.owner, o.side, o.kind, o.price, o.qty = entry
+                o.stop_price = 0
+            else:
+                o.order_id, o.owner, o.side, o.kind, o.price, o.stop_price, o.qty = entry
+            m.order_id, m.owner, m.side, m.kind = o.order_id, o.owner, o.side, o.kind
+            m.price, m.stop_price, m.qty = (o.price or 1), o.stop_price, o.qty
+            if (self.validate(&m) != t.R_NONE or (len(entry) == 6) == is_stop(o.kind)
+                    or (len(entry) == 6 and not rests(o.kind))
+                    or (len(entry) == 6 and self.would_cross(o.side, o.price))):
+                raise ValueError(f"corrupt OrderBook state: cannot restore order {entry!r}")
+            if is_stop(o.kind):
+                self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
+                          level_key(-o.side, o.stop_price), &o)
+                self.stop_count += 1
+            else:
+                self.link(&self.bids if o.side == BUY else &self.asks,
+                          level_key(o.side, o.price), &o)
+        return 0
 
     def __repr__(self):
         return (f"OrderBook(bid={self.best_bid()}, ask={self.best_ask()}, "

@@ -461,6 +461,11 @@ class OrderBook:
         return None if bid is None or ask is None else (bid + ask) / 2
 
     @property
+    def busy(self) -> bool:
+        """Always False: the reference never releases the GIL (the engine's ``process`` does)."""
+        return False
+
+    @property
     def n_orders(self) -> int:
         """Number of resting orders."""
         return len(self._live) - self.n_stops

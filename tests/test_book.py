@@ -887,3 +887,50 @@ def test_quantity_is_conserved_per_order_over_a_random_script(book):
     assert set(traded) | set(cancelled_qty) | set(resting) <= set(submitted)
     for oid, qty in submitted.items():
         assert qty == traded.get(oid, 0) + resting.get(oid, 0) + cancelled_qty.get(oid, 0), oid
+
+
+def test_a_book_busy_with_a_batch_in_another_thread_refuses_other_calls():
+    import threading
+
+    from orderbook import OrderBook
+
+    book = OrderBook()
+    n = 3_000_000
+    batch = np.zeros(n, dtype=MESSAGE_DTYPE)
+    batch["kind"] = Kind.LIMIT
+    batch["side"] = Side.BUY
+    batch["price"] = 1 + np.arange(n) % 1000
+    batch["qty"] = 1
+    batch["order_id"] = np.arange(n)
+    worker = threading.Thread(target=book.process, args=(batch,))
+    worker.start()
+    seen_busy = False
+    while worker.is_alive() and not seen_busy:
+        seen_busy = book.busy
+    if seen_busy:
+        with pytest.raises(RuntimeError, match="processing a batch"):
+            book.limit(-1, Side.SELL, 5, 1)
+        with pytest.raises(RuntimeError, match="processing a batch"):
+            book.l3()
+    worker.join()
+    assert not book.busy
+    assert book.n_orders == n
+    if not seen_busy:
+        pytest.skip("the batch finished before the main thread was scheduled")
+
+
+def test_restoring_a_damaged_engine_pickle_raises_instead_of_corrupting():
+    from orderbook import OrderBook
+
+    book = OrderBook()
+    book.limit(1, Side.BUY, 100, 5)
+    book.limit(2, Side.SELL, 101, 5)
+    func, (tick, lot, stp, rule, state) = book.__reduce__()
+    resting, armed, last, seq, msg = state
+    crossed = [(1, 0, Side.BUY, Kind.LIMIT, 102, 5), (2, 0, Side.SELL, Kind.LIMIT, 101, 5)]
+    with pytest.raises(ValueError, match="corrupt"):
+        func(tick, lot, stp, rule, (crossed[::-1], armed, last, seq, msg))
+    duplicate = [(1, 0, Side.BUY, Kind.LIMIT, 100, 5), (1, 0, Side.BUY, Kind.LIMIT, 99, 5)]
+    with pytest.raises(ValueError, match="corrupt"):
+        func(tick, lot, stp, rule, (duplicate, armed, last, seq, msg))
+    assert pickle.loads(pickle.dumps(book)).l3().tolist() == book.l3().tolist()
