@@ -580,13 +580,13 @@ cdef class OrderBook:
         cdef bint keeps_priority
         cdef Level* level
         if is_stop(o.kind):
-            self.emit(t.EV_REJECTED, t.R_NOT_AMENDABLE, m.side, o.order_id, m.owner, 0, 0,
+            self.emit(t.EV_REJECTED, t.R_NOT_AMENDABLE, o.side, o.order_id, o.owner, 0, 0,
                       m.price, 0, m.qty)
             return
         keeps_priority = (self.amend_rule == t.AMEND_REDUCE_KEEPS_PRIORITY
                           and m.price == o.price and m.qty <= o.qty)
         if not keeps_priority and o.kind == t.K_POST_ONLY and self.would_cross(o.side, m.price):
-            self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, m.side, o.order_id, m.owner, 0, 0,
+            self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, o.side, o.order_id, o.owner, 0, 0,
                       m.price, 0, m.qty)
             return
         self.emit(t.EV_AMENDED, t.R_KEPT_PRIORITY if keeps_priority else t.R_REQUEUED, o.side,

@@ -165,7 +165,7 @@ class OrderBook:
         """Process one message of any kind; raise for malformed ones, leaving the book unchanged."""
         kind = check.as_int64("kind", kind)
         order_id = check.as_int64("order_id", order_id)
-        side = check.as_side(side) if kind in _NEW_ORDER_KINDS else check.as_int64("side", side)
+        side = check.as_side(side) if kind in _NEW_ORDER_KINDS else 0  # CANCEL/AMEND ignore it
         price = check.as_int64("price", price)
         qty = check.as_int64("qty", qty)
         owner = check.as_int64("owner", owner)
@@ -228,7 +228,7 @@ class OrderBook:
         elif kind == Kind.CANCEL:
             self._cancel(self._live[order_id])
         elif kind == Kind.AMEND:
-            self._amend(self._live[order_id], price, qty, side, owner)
+            self._amend(self._live[order_id], price, qty)
         else:
             self._new_order(_Order(order_id, owner, side, kind, price, stop_price, qty))
         self.message_count += 1
@@ -416,16 +416,16 @@ class OrderBook:
         self._emit(EventKind.CANCELLED, Reason.USER, order.side, order.order_id, order.owner,
                    price=order.price, stop_price=order.stop_price, qty=order.qty)
 
-    def _amend(self, order: _Order, price: int, qty: int, msg_side: int, msg_owner: int) -> None:
+    def _amend(self, order: _Order, price: int, qty: int) -> None:
         if order.armed:
-            self._emit(EventKind.REJECTED, Reason.NOT_AMENDABLE, msg_side, order.order_id,
-                       msg_owner, price=price, qty=qty)
+            self._emit(EventKind.REJECTED, Reason.NOT_AMENDABLE, order.side, order.order_id,
+                       order.owner, price=price, qty=qty)
             return
         keeps_priority = (self.amend_rule == AmendRule.REDUCE_KEEPS_PRIORITY
                           and price == order.price and qty <= order.qty)
         if not keeps_priority and order.post_only and self._would_cross(order.side, price):
-            self._emit(EventKind.REJECTED, Reason.POST_ONLY_WOULD_TAKE, msg_side, order.order_id,
-                       msg_owner, price=price, qty=qty)
+            self._emit(EventKind.REJECTED, Reason.POST_ONLY_WOULD_TAKE, order.side,
+                       order.order_id, order.owner, price=price, qty=qty)
             return
         reason = Reason.KEPT_PRIORITY if keeps_priority else Reason.REQUEUED
         self._emit(EventKind.AMENDED, reason, order.side, order.order_id, order.owner,
