@@ -19,6 +19,8 @@ __all__ = [
     "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE",
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
+    "INSURANCE_FUND", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind", "FORCED_DTYPE",
+    "AccountInfo",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -240,3 +242,79 @@ def messages(rows) -> np.ndarray:
                 raise KeyError(f"unknown message field {name!r}; fields are {MESSAGE_DTYPE.names}")
             out[i][name] = value
     return out
+
+
+# --------------------------------------------------------------------------- margin engine
+
+#: Owner id of the insurance fund's own account (it holds positions it takes over).
+INSURANCE_FUND = -1
+
+
+class MarkRule(IntEnum):
+    """How the mark price, which margin checks use, is taken."""
+
+    LAST = 0           #: last trade price
+    MID = 1            #: floor((best bid + best ask) / 2)
+    INDEX = 2          #: the index set by Engine.set_index
+    INDEX_CLAMPED = 3  #: median of index, best bid and best ask
+
+
+class Sizing(IntEnum):
+    """How much of a liquidatable position one forced order closes."""
+
+    FULL = 0       #: all of it
+    FRACTION = 1   #: ceil(|position| * fraction_ppm / 10**6), at least one lot
+    RESTORE = 2    #: the fewest lots that bring maintenance margin back under equity at the mark
+
+
+class LimitRule(IntEnum):
+    """The price limit of a forced order."""
+
+    MARKET = 0      #: none: a market order; what cannot fill waits for the next round
+    BAND = 1        #: IOC at the mark moved band_ppm against the account; the rest waits
+    BANKRUPTCY = 2  #: IOC at the bankruptcy price; the rest is taken over at once
+
+
+class Deficit(IntEnum):
+    """What happens when the insurance fund cannot cover a liquidation."""
+
+    NONE = 0       #: the fund goes negative (recorded as bad debt)
+    ADL = 1        #: auto-deleveraging of opposing profitable positions at the bankruptcy price
+    SOCIALIZE = 2  #: the shortfall is charged pro rata to unrealised profits
+
+
+class ForcedKind(IntEnum):
+    """What a liquidation record describes."""
+
+    ORDER = 1          #: a forced order through the book
+    BACKSTOP = 2       #: a takeover by the backstop account
+    FUND_TAKEOVER = 3  #: a takeover by the insurance fund
+    ADL = 4            #: a position closed against an auto-deleveraged counterparty
+    SHORTFALL = 5      #: a flat account's negative collateral covered (fund, socialised, bad debt)
+
+
+#: One liquidation record (Engine.forced_orders). Prices and marks in ticks, money in quote units.
+#: ``slippage`` is the average fill price's distance from ``mark_before`` in ticks, positive when
+#: worse for the liquidated account. ``counterparty`` is the backstop, fund or ADL account, else 0.
+FORCED_DTYPE = _aligned([
+    ("round", "<i8"), ("generation", "<i8"), ("owner", "<i8"), ("counterparty", "<i8"),
+    ("qty", "<i8"), ("filled", "<i8"), ("avg_price", "<f8"), ("mark_before", "<i8"),
+    ("mark_after", "<i8"), ("slippage", "<f8"), ("fee", "<i8"), ("fund_cover", "<i8"),
+    ("socialized", "<i8"), ("bad_debt", "<i8"), ("side", "i1"), ("kind", "u1"),
+])
+
+
+class AccountInfo(NamedTuple):
+    """An account evaluated at the current mark. Money in quote units, prices in ticks."""
+
+    owner: int
+    collateral: int
+    position: int
+    cost: int
+    equity: int
+    maintenance_margin: int
+    initial_margin: int
+    margin_ratio: float
+    liquidation_price: int | None
+    bankruptcy_price: int | None
+    exempt: bool

@@ -1,0 +1,111 @@
+"""Tiered margin brackets: validation and exact integer margin requirements.
+
+A bracket table is what venues publish: notional caps with a maintenance and an initial rate each.
+Deductions are derived so that each requirement is continuous where the tiers meet. All values are
+integers: notionals and margins in quote units, rates in ppm (parts per million).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import _validation as check
+
+PPM = 1_000_000
+
+__all__ = ["MarginTiers", "Tier", "PPM", "ceil_div"]
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Ceiling of a / b for integers, b > 0."""
+    return -((-a) // b)
+
+
+class Tier(NamedTuple):
+    """One bracket: notional up to ``max_notional`` (quote units, None = no cap), rates in ppm."""
+
+    max_notional: int | None
+    maintenance_ppm: int
+    initial_ppm: int
+
+
+class MarginTiers:
+    """A validated bracket table with its derived deductions (quote units × ppm).
+
+    Parameters
+    ----------
+    tiers : sequence of (max_notional, maintenance_ppm, initial_ppm)
+        ``max_notional`` strictly increasing (only the last may be None), rates in [0, 10**6],
+        non-decreasing from tier to tier, and ``maintenance_ppm <= initial_ppm`` in each tier.
+    """
+
+    def __init__(self, tiers):
+        rows = [Tier(*row) for row in tiers]
+        if not rows:
+            raise ValueError("tiers must have at least one tier")
+        caps, mm, im = [], [], []
+        for i, row in enumerate(rows):
+            cap = row.max_notional
+            if cap is None:
+                if i != len(rows) - 1:
+                    raise ValueError(f"tiers[{i}].max_notional is None but it is not the last tier")
+            else:
+                cap = check.as_positive(f"tiers[{i}].max_notional", cap)
+                if caps and cap <= caps[-1]:
+                    raise ValueError(f"tiers[{i}].max_notional {cap} must exceed the previous "
+                                     f"tier's {caps[-1]}")
+            rates = []
+            for name in ("maintenance_ppm", "initial_ppm"):
+                rate = check.as_int64(f"tiers[{i}].{name}", getattr(row, name))
+                if not 0 <= rate <= PPM:
+                    raise ValueError(f"tiers[{i}].{name} must be in [0, {PPM}], got {rate}")
+                rates.append(rate)
+            if rates[0] > rates[1]:
+                raise ValueError(f"tiers[{i}].maintenance_ppm {rates[0]} exceeds initial_ppm "
+                                 f"{rates[1]}")
+            if mm and (rates[0] < mm[-1] or rates[1] < im[-1]):
+                raise ValueError(f"tiers[{i}] rates must not decrease from the previous tier")
+            caps.append(cap)
+            mm.append(rates[0])
+            im.append(rates[1])
+        self.caps: list[int | None] = caps
+        self.maintenance_ppm: list[int] = mm
+        self.initial_ppm: list[int] = im
+        self.maintenance_deduction = self._deductions(mm)
+        self.initial_deduction = self._deductions(im)
+
+    def _deductions(self, rates: list[int]) -> list[int]:
+        deductions = [0]
+        for i in range(1, len(rates)):
+            deductions.append(deductions[-1] + self.caps[i - 1] * (rates[i] - rates[i - 1]))
+        return deductions
+
+    def tier_of(self, notional: int) -> int:
+        """Index of the tier a notional (quote units) falls in. O(tiers)."""
+        for i, cap in enumerate(self.caps):
+            if cap is None or notional <= cap:
+                return i
+        # Past the last cap: the last tier's rate applies, as venues quote no higher bracket.
+        return len(self.caps) - 1
+
+    def maintenance(self, notional: int) -> int:
+        """Maintenance margin in quote units for a notional in quote units (rounded up)."""
+        i = self.tier_of(notional)
+        return max(0, ceil_div(notional * self.maintenance_ppm[i] - self.maintenance_deduction[i],
+                               PPM))
+
+    def initial(self, notional: int) -> int:
+        """Initial margin in quote units for a notional in quote units (rounded up)."""
+        i = self.tier_of(notional)
+        return max(0, ceil_div(notional * self.initial_ppm[i] - self.initial_deduction[i], PPM))
+
+    def rows(self) -> list[Tier]:
+        """The table as given (validated)."""
+        return [Tier(c, m, i) for c, m, i in zip(self.caps, self.maintenance_ppm, self.initial_ppm)]
+
+    def __repr__(self) -> str:
+        return f"MarginTiers({self.rows()})"
+
+
+#: A single bracket: 0.5 % maintenance, 1 % initial (100x), no cap.
+DEFAULT_TIERS = ((None, 5_000, 10_000),)
