@@ -19,7 +19,7 @@ __all__ = [
     "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE",
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
-    "INSURANCE_FUND", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind", "FORCED_DTYPE",
+    "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind", "FORCED_DTYPE",
     "AccountInfo",
 ]
 
@@ -248,6 +248,8 @@ def messages(rows) -> np.ndarray:
 
 #: Owner id of the insurance fund's own account (it holds positions it takes over).
 INSURANCE_FUND = -1
+#: ``counterparty`` of a liquidation record that has none (forced orders, shortfalls).
+NO_COUNTERPARTY = -2
 
 
 class MarkRule(IntEnum):
@@ -295,7 +297,8 @@ class ForcedKind(IntEnum):
 
 #: One liquidation record (Engine.forced_orders). Prices and marks in ticks, money in quote units.
 #: ``slippage`` is the average fill price's distance from ``mark_before`` in ticks, positive when
-#: worse for the liquidated account. ``counterparty`` is the backstop, fund or ADL account, else 0.
+#: worse for the liquidated account. ``counterparty`` is the backstop, fund or ADL account of a
+#: takeover, and NO_COUNTERPARTY otherwise.
 FORCED_DTYPE = _aligned([
     ("round", "<i8"), ("generation", "<i8"), ("owner", "<i8"), ("counterparty", "<i8"),
     ("qty", "<i8"), ("filled", "<i8"), ("avg_price", "<f8"), ("mark_before", "<i8"),

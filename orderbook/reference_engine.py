@@ -16,7 +16,7 @@ from sortedcontainers import SortedList
 
 from . import _validation as check
 from .events import (
-    FORCED_DTYPE, INSURANCE_FUND, AccountInfo, AmendRule, Deficit, EventKind, ForcedKind, Kind,
+    FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, EventKind, ForcedKind, Kind,
     LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
 )
 from .margin import DEFAULT_TIERS, PPM, MarginTiers, ceil_div
@@ -532,7 +532,7 @@ class Engine:
         self._progress += filled
         if filled:
             self._record(episode, ForcedKind.ORDER, side, size, filled, notional_price, mark,
-                         fee=fee, counterparty=0)
+                         fee=fee)
         remainder = size - filled
         if remainder and limit_rule == LimitRule.BANKRUPTCY:
             self._take_over(episode, a, side, remainder, max(1, bankruptcy))
@@ -561,7 +561,7 @@ class Engine:
         return q - lo
 
     def _record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
-                fund_cover=0, socialized=0, bad_debt=0, counterparty=0):
+                fund_cover=0, socialized=0, bad_debt=0, counterparty=NO_COUNTERPARTY):
         self._progress += qty + 1
         mark_after = self.mark_price()
         if avg_price is None:
