@@ -25,13 +25,14 @@ compile_args = ["-std=c++17", "-O0" if DEBUG else "-O3", "-g0" if not DEBUG else
 
 extensions = [
     Extension(
-        "orderbook.book",
-        ["orderbook/book.pyx"],
+        f"orderbook.{name}",
+        [f"orderbook/{name}.pyx"],
         language="c++",
         include_dirs=[numpy.get_include()],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    ),
+    )
+    for name in ("book", "accounts", "engine")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))

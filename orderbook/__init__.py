@@ -4,10 +4,14 @@ Prices are integer ticks, quantities integer lots, ids caller-chosen int64. See 
 """
 
 from .book import OrderBook
+from .engine import Engine
 from .events import (
-    EVENT_DTYPE, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind, Impact,
-    Kind, OrderInfo, Reason, SelfTradePrevention, Side, array_to_events, events_to_array, messages,
+    EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, L3_DTYPE, MESSAGE_DTYPE, NO_COUNTERPARTY,
+    STOP_DTYPE, L2, AccountInfo, AmendRule, Deficit, Event, EventKind, ForcedKind, Impact, Kind,
+    LimitRule, MarkRule, OrderInfo, Reason, SelfTradePrevention, Side, Sizing, array_to_events,
+    events_to_array, messages,
 )
+from .margin import MarginTiers, Tier
 
 __version__ = "0.1.0"
 
@@ -15,4 +19,6 @@ __all__ = [
     "OrderBook", "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE", "Side", "Kind",
     "EventKind", "Reason", "SelfTradePrevention", "AmendRule", "Event", "OrderInfo", "L2",
     "Impact", "events_to_array", "array_to_events", "messages", "__version__",
+    "Engine", "FORCED_DTYPE", "INSURANCE_FUND", "NO_COUNTERPARTY", "AccountInfo", "MarkRule",
+    "Sizing", "LimitRule", "Deficit", "ForcedKind", "MarginTiers", "Tier",
 ]

@@ -7,13 +7,39 @@ integers: notionals and margins in quote units, rates in ppm (parts per million)
 
 from __future__ import annotations
 
+from decimal import Decimal, localcontext
 from typing import NamedTuple
 
 from . import _validation as check
 
 PPM = 1_000_000
+#: max_price * max_position * k may not pass this, so every notional fits int64 with room.
+MONEY_BOUND = 2**61
+#: Total deposits may not pass this (quote units).
+DEPOSIT_BOUND = 2**62
 
-__all__ = ["MarginTiers", "Tier", "PPM", "ceil_div"]
+__all__ = ["MarginTiers", "Tier", "PPM", "ceil_div", "rate_ppm", "unit_value", "MONEY_BOUND",
+           "DEPOSIT_BOUND", "DEFAULT_TIERS"]
+
+
+def rate_ppm(name: str, value) -> int:
+    """A rate in parts per million, checked to lie in [0, 10**6]."""
+    rate = check.as_int64(name, value)
+    if not 0 <= rate <= PPM:
+        raise ValueError(f"{name} must be in [0, {PPM}] ppm, got {rate}")
+    return rate
+
+
+def unit_value(tick_size: Decimal, lot_size: Decimal, quote_unit) -> tuple[Decimal, int]:
+    """The quote unit and k, the whole number of quote units one lot is worth per tick."""
+    unit = tick_size * lot_size if quote_unit is None else check.unit_size("quote_unit", quote_unit)
+    with localcontext() as ctx:
+        ctx.prec = 80
+        k = tick_size * lot_size / unit
+    if k != k.to_integral_value():
+        raise ValueError(f"tick_size * lot_size ({tick_size * lot_size}) must be a whole number "
+                         f"of quote_unit ({unit})")
+    return unit, int(k)
 
 
 def ceil_div(a: int, b: int) -> int:

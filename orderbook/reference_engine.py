@@ -8,7 +8,6 @@ maker. Written to be read next to docs/liquidation.md, rule by rule; plain data 
 
 from __future__ import annotations
 
-from decimal import localcontext
 from fractions import Fraction
 
 import numpy as np
@@ -19,13 +18,14 @@ from .events import (
     FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, EventKind, ForcedKind, Kind,
     LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
 )
-from .margin import DEFAULT_TIERS, PPM, MarginTiers, ceil_div
+from ._bookview import BookView
+from .margin import (
+    DEFAULT_TIERS, DEPOSIT_BOUND, MONEY_BOUND, PPM, MarginTiers, ceil_div, rate_ppm, unit_value,
+)
 from .reference import OrderBook
 
 __all__ = ["Engine"]
 
-MONEY_BOUND = 2**61
-DEPOSIT_BOUND = 2**62
 
 
 class _Account:
@@ -49,13 +49,6 @@ class _Episode:
         self.generation = generation
 
 
-def _rate(name: str, value) -> int:
-    rate = check.as_int64(name, value)
-    if not 0 <= rate <= PPM:
-        raise ValueError(f"{name} must be in [0, {PPM}] ppm, got {rate}")
-    return rate
-
-
 class Engine:
     """Margin accounts, mark price and liquidator around an order book (reference).
 
@@ -71,24 +64,14 @@ class Engine:
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
                  max_position=None):
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
-        if quote_unit is None:
-            self.quote_unit = book.tick_size * book.lot_size
-        else:
-            self.quote_unit = check.unit_size("quote_unit", quote_unit)
-        with localcontext() as ctx:
-            ctx.prec = 80
-            k = book.tick_size * book.lot_size / self.quote_unit
-        if k != k.to_integral_value():
-            raise ValueError(f"tick_size * lot_size ({book.tick_size * book.lot_size}) must be a "
-                             f"whole number of quote_unit ({self.quote_unit})")
-        self.k = int(k)
+        self.quote_unit, self.k = unit_value(book.tick_size, book.lot_size, quote_unit)
         self.tiers = MarginTiers(tiers)
-        self.taker_fee_ppm = _rate("taker_fee_ppm", taker_fee_ppm)
-        self.maker_fee_ppm = _rate("maker_fee_ppm", maker_fee_ppm)
-        self.liquidation_fee_ppm = _rate("liquidation_fee_ppm", liquidation_fee_ppm)
-        self.fraction_ppm = _rate("fraction_ppm", fraction_ppm)
-        self.band_ppm = _rate("band_ppm", band_ppm)
-        self.backstop_discount_ppm = _rate("backstop_discount_ppm", backstop_discount_ppm)
+        self.taker_fee_ppm = rate_ppm("taker_fee_ppm", taker_fee_ppm)
+        self.maker_fee_ppm = rate_ppm("maker_fee_ppm", maker_fee_ppm)
+        self.liquidation_fee_ppm = rate_ppm("liquidation_fee_ppm", liquidation_fee_ppm)
+        self.fraction_ppm = rate_ppm("fraction_ppm", fraction_ppm)
+        self.band_ppm = rate_ppm("band_ppm", band_ppm)
+        self.backstop_discount_ppm = rate_ppm("backstop_discount_ppm", backstop_discount_ppm)
         self.mark_rule = MarkRule(check.as_int64("mark_rule", mark_rule))
         self.sizing = Sizing(check.as_int64("sizing", sizing))
         self.limit_rule = LimitRule(check.as_int64("limit", limit))
@@ -104,7 +87,8 @@ class Engine:
         fund = check.as_int64("insurance_fund", insurance_fund)
         if not 0 <= fund <= DEPOSIT_BOUND:
             raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
-        self.book = book
+        self._book = book
+        self.book = BookView(book)
         self._accounts: dict[int, _Account] = {INSURANCE_FUND: _Account(INSURANCE_FUND, fund, True)}
         self.total_deposits = fund
         self.fees_collected = 0
@@ -262,7 +246,7 @@ class Engine:
         return price
 
     def _open_qty(self, owner: int, side: int) -> int:
-        return sum(o.qty for o in self.book._live.values()
+        return sum(o.qty for o in self._book._live.values()
                    if o.owner == owner and o.side == side)
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
@@ -273,7 +257,7 @@ class Engine:
             raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
                              f"got {order_id}")
         if kind == Kind.AMEND:
-            info = self.book.order(order_id)
+            info = self._book.order(order_id)
             self._price("price", price)
             extra = check.as_int64("qty", qty) - info.qty
             if extra > 0:
@@ -288,7 +272,7 @@ class Engine:
             if kind in (Kind.STOP_MARKET, Kind.STOP_LIMIT):
                 self._price("stop_price", stop_price)
             self._check_exposure(account.owner, side, check.as_int64("qty", qty))
-        events = self.book.submit(kind, order_id, side, price, qty, owner, stop_price)
+        events = self._book.submit(kind, order_id, side, price, qty, owner, stop_price)
         self._settle_events(events)
         return events
 
@@ -341,10 +325,10 @@ class Engine:
 
     def mark_price(self) -> int | None:
         """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
-        bid, ask = self.book.best_bid(), self.book.best_ask()
+        bid, ask = self._book.best_bid(), self._book.best_ask()
         value = None
         if self.mark_rule == MarkRule.LAST:
-            value = self.book.last_price
+            value = self._book.last_price
         elif self.mark_rule == MarkRule.MID:
             if bid is not None and ask is not None:
                 value = (bid + ask) // 2
@@ -513,9 +497,9 @@ class Engine:
         order_id = self._next_forced_id
         self._next_forced_id -= 1
         if limit is None:
-            events = self.book.market(order_id, side, size, a.owner)
+            events = self._book.market(order_id, side, size, a.owner)
         else:
-            events = self.book.ioc(order_id, side, limit, size, a.owner)
+            events = self._book.ioc(order_id, side, limit, size, a.owner)
         self._settle_events(events)
         fills = [(ev.price, ev.qty) for ev in events
                  if ev.kind == EventKind.TRADE and ev.order_id == order_id]

@@ -1,0 +1,62 @@
+# Margin accounts: exact settlement, tiered margin, liquidation and bankruptcy prices, and the
+# two liquidation-price indexes. The Engine (engine.pyx) drives it; see docs/liquidation.md.
+
+cimport cython
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libcpp.set cimport set as cset
+from libcpp.unordered_map cimport unordered_map
+from libcpp.utility cimport pair
+from libcpp.vector cimport vector
+
+from orderbook._types cimport owner_t, price_t, qty_t
+
+cdef extern from *:
+    # 128-bit intermediates: notional x rate and equity sums pass int64 before they are reduced.
+    ctypedef long long int128 "__int128"
+
+ctypedef int64_t money_t   # quote units
+ctypedef pair[price_t, owner_t] IndexKey
+
+cdef struct Account:
+    owner_t owner
+    money_t collateral
+    qty_t position       # signed lots
+    money_t cost         # entry value of |position|, quote units
+    qty_t open_buy       # lots of resting and armed buy orders
+    qty_t open_sell
+    price_t liq_price    # key in the index named by `indexed`
+    int8_t indexed       # +1 in longs, -1 in shorts, 0 in neither
+    uint8_t exempt
+
+
+@cython.final
+cdef class Ledger:
+    cdef vector[Account] accounts
+    cdef unordered_map[owner_t, int32_t] slot_of
+    cdef cset[IndexKey] longs     # (liquidation price, owner) of liquidatable-someday longs
+    cdef cset[IndexKey] shorts
+    cdef int64_t k                # quote units per tick x lot
+    cdef price_t max_price
+    cdef qty_t max_position
+    cdef vector[int64_t] caps     # INT64_MAX stands for "no cap"
+    cdef vector[int64_t] mm_ppm
+    cdef vector[int64_t] im_ppm
+    cdef vector[int128] mm_deduction
+    cdef vector[int128] im_deduction
+
+    cdef int32_t slot(self, owner_t owner) noexcept nogil
+    cdef int128 value(self, price_t price, qty_t qty) noexcept nogil
+    cdef int128 unrealised(self, const Account* a, price_t mark, bint has_mark) noexcept nogil
+    cdef int128 equity(self, const Account* a, price_t mark, bint has_mark) noexcept nogil
+    cdef int128 requirement(self, int128 notional, bint initial) noexcept nogil
+    cdef bint liquidatable_at(self, const Account* a, price_t price) noexcept nogil
+    cdef bint liquidation_price(self, const Account* a, price_t* out) noexcept nogil
+    cdef bint bankruptcy_price(self, const Account* a, price_t* out) noexcept nogil
+    cdef void reindex(self, int32_t slot) noexcept nogil
+    cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
+
+
+cdef int128 floor_div(int128 a, int128 b) noexcept nogil
+cdef int128 ceil_div(int128 a, int128 b) noexcept nogil
+cdef object to_python(int128 v)
+cdef int128 from_python(object value) except? -1

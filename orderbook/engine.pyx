@@ -1,0 +1,864 @@
+"""The compiled margin engine and liquidator (docs/liquidation.md).
+
+Same semantics as ``orderbook.reference_engine.Engine``, record for record. The engine owns an
+``OrderBook``; forced orders go through the book's ``cdef`` core like any other message, and every
+trade settles to the ``Ledger`` (accounts.pyx). Finding the accounts a mark move crosses walks the
+two ordered liquidation-price indexes: O(log n + k).
+"""
+
+from fractions import Fraction
+
+cimport cython
+from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libcpp.algorithm cimport sort
+from libcpp.set cimport set as cset
+from libcpp.vector cimport vector
+
+import numpy as np
+
+from orderbook cimport _types as t
+from orderbook._types cimport BUY, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t
+from orderbook.accounts cimport (
+    Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
+)
+from orderbook.book cimport OrderBook
+
+from . import _validation as check
+from ._bookview import BookView
+from .events import (
+    FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, ForcedKind,
+    Kind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
+)
+from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
+
+cdef enum:
+    SERVED_QUEUED = 0
+    SERVED_DONE = 1
+    SERVE_STOP = 2
+
+cdef enum:
+    C_PPM = 1000000
+    C_FUND = -1
+    C_NO_COUNTERPARTY = -2
+
+
+ctypedef cset[IndexKey].iterator cset_iter
+
+
+cdef struct Episode:
+    owner_t owner
+    int64_t generation
+
+
+cdef struct ForcedRec:
+    int64_t round
+    int64_t generation
+    owner_t owner
+    owner_t counterparty
+    qty_t qty
+    qty_t filled
+    money_t fill_value    # quote units; avg price = fill_value / (filled * k)
+    price_t mark_before
+    price_t mark_after
+    money_t fee
+    money_t fund_cover
+    money_t socialized
+    money_t bad_debt
+    int8_t side
+    uint8_t kind
+
+
+@cython.final
+cdef class Engine:
+    """Margin accounts, mark price and liquidator around an order book (compiled).
+
+    Parameters are those of ``orderbook.reference_engine.Engine``; see docs/liquidation.md.
+    """
+
+    cdef OrderBook _book
+    cdef Ledger ledger
+    cdef readonly object book
+    cdef readonly object quote_unit
+    cdef readonly object tiers
+    cdef readonly int64_t k
+    cdef readonly int64_t taker_fee_ppm, maker_fee_ppm, liquidation_fee_ppm, fraction_ppm
+    cdef readonly int64_t band_ppm, backstop_discount_ppm
+    cdef readonly price_t max_price
+    cdef readonly qty_t max_position
+    cdef readonly money_t fees_collected, total_deposits
+    cdef int _mark_rule, _sizing, _limit_rule, _deficit
+    cdef bint has_round_cap, has_backstop, has_index, has_mark
+    cdef int64_t _round_cap
+    cdef owner_t _backstop
+    cdef price_t index_price, mark_value
+    cdef vector[Episode] queue_
+    cdef int64_t round_, rounds_run, next_forced_id, progress
+    cdef vector[ForcedRec] records
+    cdef vector[int64_t] fund_rounds
+    cdef vector[money_t] fund_balances
+
+    def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
+                 taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
+                 fraction_ppm=500_000, limit=LimitRule.MARKET, band_ppm=0, round_cap=None,
+                 liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
+                 deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
+                 amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
+                 max_position=None):
+        book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
+        self.quote_unit, k = unit_value(book.tick_size, book.lot_size, quote_unit)
+        self.k = k
+        self.tiers = MarginTiers(tiers)
+        self.taker_fee_ppm = rate_ppm("taker_fee_ppm", taker_fee_ppm)
+        self.maker_fee_ppm = rate_ppm("maker_fee_ppm", maker_fee_ppm)
+        self.liquidation_fee_ppm = rate_ppm("liquidation_fee_ppm", liquidation_fee_ppm)
+        self.fraction_ppm = rate_ppm("fraction_ppm", fraction_ppm)
+        self.band_ppm = rate_ppm("band_ppm", band_ppm)
+        self.backstop_discount_ppm = rate_ppm("backstop_discount_ppm", backstop_discount_ppm)
+        self._mark_rule = MarkRule(check.as_int64("mark_rule", mark_rule))
+        self._sizing = Sizing(check.as_int64("sizing", sizing))
+        self._limit_rule = LimitRule(check.as_int64("limit", limit))
+        self._deficit = Deficit(check.as_int64("deficit", deficit))
+        self.has_round_cap = round_cap is not None
+        self._round_cap = check.as_positive("round_cap", round_cap) if self.has_round_cap else 0
+        self.max_price = check.as_positive("max_price", max_price)
+        if max_position is None:
+            max_position = MONEY_BOUND // (self.max_price * self.k)
+        self.max_position = check.as_positive("max_position", max_position)
+        if self.max_price * self.max_position * self.k > MONEY_BOUND:
+            raise ValueError(f"max_price * max_position * k = "
+                             f"{self.max_price * self.max_position * self.k} exceeds 2**61")
+        fund = check.as_int64("insurance_fund", insurance_fund)
+        if not 0 <= fund <= DEPOSIT_BOUND:
+            raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
+        self.has_backstop = backstop is not None
+        self._backstop = check.as_int64("backstop", backstop) if self.has_backstop else 0
+        self._book = book
+        self.book = BookView(book)
+        self.ledger = Ledger(self.k, self.max_price, self.max_position, self.tiers)
+        self._open(C_FUND, fund, True)
+        self.total_deposits = fund
+        self.fees_collected = 0
+        self.next_forced_id = -1
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def mark_rule(self):
+        """Mark price rule (MarkRule)."""
+        return MarkRule(self._mark_rule)
+
+    @property
+    def sizing(self):
+        """Forced order sizing rule (Sizing)."""
+        return Sizing(self._sizing)
+
+    @property
+    def limit_rule(self):
+        """Forced order price limit rule (LimitRule)."""
+        return LimitRule(self._limit_rule)
+
+    @property
+    def deficit(self):
+        """What covers a loss the insurance fund cannot (Deficit)."""
+        return Deficit(self._deficit)
+
+    @property
+    def round_cap(self):
+        """Notional (quote units at the mark) liquidated per round at most, or None."""
+        return self._round_cap if self.has_round_cap else None
+
+    @property
+    def backstop(self):
+        """Owner id of the backstop account, or None."""
+        return self._backstop if self.has_backstop else None
+
+    # ------------------------------------------------------------------ accounts
+    cdef int32_t _open(self, owner_t owner, money_t collateral, bint exempt):
+        cdef Account a
+        a.owner = owner
+        a.collateral = collateral
+        a.position = 0
+        a.cost = 0
+        a.open_buy = 0
+        a.open_sell = 0
+        a.liq_price = 0
+        a.indexed = 0
+        a.exempt = exempt
+        self.ledger.slot_of[owner] = <int32_t>self.ledger.accounts.size()
+        self.ledger.accounts.push_back(a)
+        return <int32_t>self.ledger.accounts.size() - 1
+
+    cdef int32_t _slot(self, owner) except -1:
+        cdef owner_t oid = check.as_int64("owner", owner)
+        cdef int32_t slot = self.ledger.slot(oid)
+        if slot < 0:
+            raise KeyError(f"owner {oid} has no account")
+        return slot
+
+    def add_account(self, owner, collateral, *, exempt=False):
+        """Open an account with ``collateral`` quote units; exempt ones are never liquidated."""
+        cdef owner_t oid = check.as_int64("owner", owner)
+        if oid < 0:
+            raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {oid}")
+        if self.ledger.slot(oid) >= 0:
+            raise ValueError(f"owner {oid} already has an account")
+        amount = check.as_int64("collateral", collateral)
+        if amount < 0:
+            raise ValueError(f"collateral must be >= 0 quote units, got {amount}")
+        self._check_deposit(amount)
+        self._open(oid, amount, bool(exempt))
+        self.total_deposits += amount
+
+    def deposit(self, owner, amount):
+        """Add ``amount`` quote units (>= 1) to an account's collateral."""
+        cdef int32_t slot = self._slot(owner)
+        value = check.as_positive("amount", amount)
+        self._check_deposit(value)
+        self.acct(slot).collateral += <money_t>value
+        self.total_deposits += <money_t>value
+        self.ledger.reindex(slot)
+
+    def _check_deposit(self, amount):
+        if self.total_deposits + amount > DEPOSIT_BOUND:
+            raise ValueError(f"total deposits would reach {self.total_deposits + amount}, "
+                             f"past 2**62 quote units")
+
+    def seed_position(self, long_owner, short_owner, price, qty):
+        """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
+        cdef int32_t buyer = self._slot(long_owner), seller = self._slot(short_owner)
+        if buyer == seller:
+            raise ValueError("seed_position needs two different accounts")
+        if (self.acct(buyer).owner == C_FUND
+                or self.acct(seller).owner == C_FUND):
+            raise ValueError("the insurance fund cannot be seeded with a position")
+        cdef price_t p = self._price("price", price)
+        cdef qty_t q = check.as_positive("qty", qty)
+        for slot, sign in ((buyer, 1), (seller, -1)):
+            position = self.acct(slot).position
+            if abs(position + sign * q) > self.max_position:
+                raise ValueError(f"qty {q} would take owner {self.acct(slot).owner}'s "
+                                 f"position past max_position {self.max_position}")
+        self.ledger.settle(buyer, q, p)
+        self.ledger.settle(seller, -q, p)
+
+    def account(self, owner):
+        """An account's state evaluated at the current mark (AccountInfo)."""
+        cdef int32_t slot = self._slot(owner)
+        self.mark()
+        cdef Account* a = &self.ledger.accounts[slot]
+        cdef qty_t size = a.position if a.position > 0 else -a.position
+        cdef int128 notional = self.ledger.value(self.mark_value if self.has_mark else 0, size)
+        equity = to_python(self.ledger.equity(a, self.mark_value, self.has_mark))
+        mm = to_python(self.ledger.requirement(notional, False))
+        if equity > 0:
+            ratio = mm / equity
+        else:
+            ratio = float("inf") if mm > 0 else 0.0
+        cdef price_t liq = 0, bankrupt = 0
+        has_liq = self.ledger.liquidation_price(a, &liq)
+        has_bankrupt = self.ledger.bankruptcy_price(a, &bankrupt)
+        return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
+                           to_python(self.ledger.requirement(notional, True)), ratio,
+                           liq if has_liq else None, bankrupt if has_bankrupt else None,
+                           bool(a.exempt))
+
+    @property
+    def insurance_fund(self):
+        """The insurance fund's balance (collateral of its account), quote units."""
+        return self.acct(self.ledger.slot(C_FUND)).collateral
+
+    def owners(self):
+        """Owner ids of every account (the insurance fund's included), ascending."""
+        return sorted(a.owner for a in self.ledger.accounts)
+
+    def total_equity(self, mark=None):
+        """Sum of every account's equity (the fund's included) at ``mark`` (default: the mark)."""
+        cdef price_t m
+        cdef bint has = True
+        if mark is None:
+            self.mark()
+            m, has = self.mark_value, self.has_mark
+        else:
+            m = check.as_int64("mark", mark)
+        cdef int128 total = 0
+        cdef size_t i
+        for i in range(self.ledger.accounts.size()):
+            total += self.ledger.equity(&self.ledger.accounts[i], m, has)
+        return to_python(total)
+
+    # ------------------------------------------------------------------ settlement
+    cdef inline Account* acct(self, int32_t slot) noexcept nogil:
+        return &self.ledger.accounts[slot]
+
+    cdef void charge(self, int32_t slot, money_t amount, bint to_fund) noexcept nogil:
+        self.acct(slot).collateral -= amount
+        if to_fund:
+            self.acct(self.ledger.slot(C_FUND)).collateral += amount
+        else:
+            self.fees_collected += amount
+        self.ledger.reindex(slot)
+
+    cdef void settle_events(self, oid_t message_id, bint message_rests) noexcept nogil:
+        # Settle the trades the book just reported, and keep each account's open order quantity
+        # (what the exposure check adds to the position) in step with the events.
+        cdef size_t i
+        cdef const EventRec* e
+        cdef int32_t taker, maker
+        cdef int128 value
+        for i in range(self._book.events.size()):
+            e = &self._book.events[i]
+            if e.kind == t.EV_TRADE:
+                taker = self.ledger.slot(e.owner)
+                maker = self.ledger.slot(e.maker_owner)
+                self.ledger.settle(taker, e.side * e.qty, e.price)
+                self.ledger.settle(maker, -e.side * e.qty, e.price)
+                value = self.ledger.value(e.price, e.qty)
+                if e.order_id >= 0:
+                    self.charge(taker, <money_t>ceil_div(value * self.taker_fee_ppm, C_PPM), False)
+                self.charge(maker, <money_t>ceil_div(value * self.maker_fee_ppm, C_PPM), False)
+                self.track_open(maker, -e.side, -e.qty)
+                if self.counted(e.order_id, message_id, message_rests):
+                    self.track_open(taker, e.side, -e.qty)
+            elif e.kind == t.EV_ACCEPTED:
+                if e.order_id == message_id and message_rests:
+                    self.track_open(self.ledger.slot(e.owner), e.side, e.qty)
+            elif e.kind == t.EV_CANCELLED:
+                if self.counted(e.order_id, message_id, message_rests):
+                    self.track_open(self.ledger.slot(e.owner), e.side, -e.qty)
+            elif e.kind == t.EV_AMENDED:
+                # The amended order's previous quantity left with it; the new one is counted.
+                self.track_open(self.ledger.slot(e.owner), e.side, e.qty)
+
+    cdef inline bint counted(self, oid_t order_id, oid_t message_id, bint message_rests) noexcept nogil:
+        # Every live order counts toward open quantity except the message's own market, IOC or
+        # FOK order and forced orders, which never rest.
+        if order_id < 0:
+            return False
+        return order_id != message_id or message_rests
+
+    cdef inline void track_open(self, int32_t slot, int side, qty_t qty) noexcept nogil:
+        if side == BUY:
+            self.acct(slot).open_buy += qty
+        else:
+            self.acct(slot).open_sell += qty
+
+    # ------------------------------------------------------------------ orders
+    cdef price_t _price(self, str name, price) except -1:
+        cdef int64_t value = check.as_int64(name, price)
+        if not 1 <= value <= self.max_price:
+            raise ValueError(f"{name} must be in [1, max_price={self.max_price}] ticks, got {value}")
+        return value
+
+    cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
+        cdef Account* a = &self.ledger.accounts[slot]
+        cdef qty_t open_qty = a.open_buy if side == BUY else a.open_sell
+        worst = abs(a.position + side * (open_qty + qty))
+        if worst > self.max_position:
+            raise ValueError(f"qty {qty} could take owner {a.owner}'s position to {worst} lots, "
+                             f"past max_position {self.max_position}")
+        return 0
+
+    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
+        """Send one message to the book for an account; settle its trades; return its events."""
+        cdef int64_t k = check.as_int64("kind", kind)
+        cdef oid_t oid = check.as_int64("order_id", order_id)
+        cdef int32_t slot
+        cdef int side_value
+        cdef Order* order
+        if oid < 0:
+            raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
+                             f"got {oid}")
+        if k == t.K_AMEND:
+            info = self._book.order(oid)
+            self._price("price", price)
+            extra = check.as_int64("qty", qty) - info.qty
+            if extra > 0:
+                self._check_exposure(self.ledger.slot(info.owner), info.side, extra)
+            events = self._book.submit(k, oid, side, price, qty, owner, stop_price)
+            if events and events[0].kind == t.EV_AMENDED:
+                # The old quantity leaves the open total; the AMENDED event adds the new one.
+                self.track_open(self.ledger.slot(info.owner), info.side, -info.qty)
+            self.settle_events(oid, True)
+            return events
+        if k != t.K_CANCEL:
+            slot = self._slot(owner)
+            if self.acct(slot).owner == C_FUND:
+                raise ValueError("orders cannot be sent for the insurance fund")
+            side_value = check.as_side(side)
+            if k in (t.K_LIMIT, t.K_IOC, t.K_FOK, t.K_POST_ONLY, t.K_STOP_LIMIT):
+                self._price("price", price)
+            if k == t.K_STOP_MARKET or k == t.K_STOP_LIMIT:
+                self._price("stop_price", stop_price)
+            self._check_exposure(slot, side_value, check.as_int64("qty", qty))
+        events = self._book.submit(k, oid, side, price, qty, owner, stop_price)
+        self.settle_events(oid, k == t.K_LIMIT or k == t.K_POST_ONLY or k == t.K_STOP_MARKET
+                           or k == t.K_STOP_LIMIT or k == t.K_CANCEL)
+        return events
+
+    def limit(self, order_id, side, price, qty, owner):
+        """Limit order for an account (see OrderBook.limit)."""
+        return self.submit(Kind.LIMIT, order_id, side, price, qty, owner)
+
+    def market(self, order_id, side, qty, owner):
+        """Market order for an account."""
+        return self.submit(Kind.MARKET, order_id, side, 0, qty, owner)
+
+    def ioc(self, order_id, side, price, qty, owner):
+        """Immediate-or-cancel order for an account."""
+        return self.submit(Kind.IOC, order_id, side, price, qty, owner)
+
+    def fok(self, order_id, side, price, qty, owner):
+        """Fill-or-kill order for an account."""
+        return self.submit(Kind.FOK, order_id, side, price, qty, owner)
+
+    def post_only(self, order_id, side, price, qty, owner):
+        """Post-only order for an account."""
+        return self.submit(Kind.POST_ONLY, order_id, side, price, qty, owner)
+
+    def stop_market(self, order_id, side, stop_price, qty, owner):
+        """Stop-market order for an account."""
+        return self.submit(Kind.STOP_MARKET, order_id, side, 0, qty, owner, stop_price)
+
+    def stop_limit(self, order_id, side, stop_price, price, qty, owner):
+        """Stop-limit order for an account."""
+        return self.submit(Kind.STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
+
+    def cancel(self, order_id):
+        """Cancel a resting order or armed stop."""
+        return self.submit(Kind.CANCEL, order_id)
+
+    def amend(self, order_id, price, qty):
+        """Amend a resting order."""
+        return self.submit(Kind.AMEND, order_id, 0, price, qty)
+
+    # ------------------------------------------------------------------ the mark
+    def set_index(self, price):
+        """Set the external index price (ticks) used by the INDEX and INDEX_CLAMPED rules."""
+        self.index_price = self._price("price", price)
+        self.has_index = True
+
+    def mark_price(self):
+        """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
+        self.mark()
+        return self.mark_value if self.has_mark else None
+
+    cdef void mark(self) noexcept nogil:
+        cdef bint has_bid = not self._book.bids.empty(), has_ask = not self._book.asks.empty()
+        cdef price_t bid = -deref(self._book.bids.begin()).first if has_bid else 0
+        cdef price_t ask = deref(self._book.asks.begin()).first if has_ask else 0
+        cdef price_t lo, hi
+        if self._mark_rule == 0:
+            if self._book.has_last:
+                self.mark_value, self.has_mark = self._book.last, True
+        elif self._mark_rule == 1:
+            if has_bid and has_ask:
+                self.mark_value, self.has_mark = (bid + ask) // 2, True
+        elif self._mark_rule == 2:
+            if self.has_index:
+                self.mark_value, self.has_mark = self.index_price, True
+        elif self.has_index:
+            if has_bid and has_ask:
+                lo, hi = (bid, ask) if bid <= ask else (ask, bid)
+                self.mark_value = lo if self.index_price < lo else (
+                    hi if self.index_price > hi else self.index_price)
+            else:
+                self.mark_value = self.index_price
+            self.has_mark = True
+
+    # ------------------------------------------------------------------ liquidator
+    def queue(self):
+        """Owners waiting in the liquidation queue, front first."""
+        return [e.owner for e in self.queue_]
+
+    def liquidate(self, max_rounds=10_000):
+        """Run rounds until one makes no progress (or ``max_rounds``); return their records."""
+        cdef int64_t limit = check.as_count("max_rounds", max_rounds), i
+        cdef size_t first = self.records.size()
+        for i in range(limit):
+            if not self._round():
+                break
+        return self._records_array(first)
+
+    def liquidation_round(self):
+        """Run one round (docs/liquidation.md); return whether it made progress."""
+        return self._round()
+
+    def forced_orders(self):
+        """Every liquidation record so far (FORCED_DTYPE)."""
+        return self._records_array(0)
+
+    def fund_history(self):
+        """The insurance fund's balance after every round that made progress: (round, balance)."""
+        out = np.empty(self.fund_rounds.size(), dtype=[("round", "<i8"), ("balance", "<i8")])
+        for i in range(self.fund_rounds.size()):
+            out[i] = (self.fund_rounds[i], self.fund_balances[i])
+        return out
+
+    cdef object _records_array(self, size_t first):
+        out = np.empty(self.records.size() - first, dtype=FORCED_DTYPE)
+        cdef size_t i
+        cdef const ForcedRec* r
+        for i in range(first, self.records.size()):
+            r = &self.records[i]
+            if r.filled:
+                avg = Fraction(r.fill_value, r.filled * self.k)
+                slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
+                avg_f, slip_f = float(avg), float(slip)
+            else:
+                avg_f = slip_f = float("nan")
+            out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
+                              avg_f, r.mark_before, r.mark_after, slip_f, r.fee, r.fund_cover,
+                              r.socialized, r.bad_debt, r.side, r.kind)
+        return out
+
+    cdef bint _round(self) except -1:
+        cdef vector[Episode] snapshot
+        cdef vector[Episode] kept
+        cdef size_t i
+        cdef int64_t cap_left = self._round_cap
+        cdef int64_t used = 0
+        cdef int status
+        cdef bint stopped = False
+        self.mark()
+        if self.has_mark:
+            self.enqueue_crossed(self.mark_value)
+        if self.queue_.empty():
+            self.round_ = 0
+            return False
+        self.progress = 0
+        snapshot = self.queue_
+        for i in range(snapshot.size()):
+            if stopped:
+                kept.push_back(snapshot[i])
+                continue
+            status = self._serve(&snapshot[i], cap_left, &used)
+            if status != SERVED_DONE:
+                kept.push_back(snapshot[i])
+            if status == SERVE_STOP:
+                stopped = True
+            elif self.has_round_cap:
+                cap_left -= used
+        self.queue_ = kept
+        if not self.progress:
+            return False
+        self.fund_rounds.push_back(self.rounds_run)
+        self.fund_balances.push_back(self.acct(self.ledger.slot(C_FUND)).collateral)
+        self.rounds_run += 1
+        self.round_ += 1
+        return True
+
+    cdef void enqueue_crossed(self, price_t mark) noexcept nogil:
+        cdef vector[owner_t] crossed
+        cdef cset_iter it
+        cdef size_t i, j
+        cdef bint queued
+        it = self.ledger.longs.end()
+        while it != self.ledger.longs.begin():
+            dec(it)
+            if deref(it).first < mark:
+                break
+            crossed.push_back(deref(it).second)
+        it = self.ledger.shorts.begin()
+        while it != self.ledger.shorts.end():
+            if deref(it).first > mark:
+                break
+            crossed.push_back(deref(it).second)
+            inc(it)
+        if self.acct(self.ledger.slot(C_FUND)).position != 0:
+            crossed.push_back(C_FUND)
+        sort(crossed.begin(), crossed.end())
+        for i in range(crossed.size()):
+            if i > 0 and crossed[i] == crossed[i - 1]:
+                continue
+            queued = False
+            for j in range(self.queue_.size()):
+                if self.queue_[j].owner == crossed[i]:
+                    queued = True
+                    break
+            if not queued:
+                self.queue_.push_back(Episode(crossed[i], self.round_))
+
+    cdef int _serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1:
+        # Serve one queue entry: SERVED_QUEUED (it stays), SERVED_DONE (it leaves the queue) or
+        # SERVE_STOP (the round's cap is spent: it and everything behind it wait). ``used`` gets
+        # the notional at the mark this entry took from the cap.
+        cdef int32_t slot = self.ledger.slot(episode.owner)
+        cdef Account* a = &self.ledger.accounts[slot]
+        cdef bint is_fund = a.owner == C_FUND
+        cdef price_t mark, limit = 0, bankruptcy = 0
+        cdef qty_t size, filled = 0, remainder
+        cdef int side, limit_rule = self._limit_rule
+        cdef int128 value = 0, equity_after
+        cdef money_t fee = 0
+        cdef Message m
+        cdef size_t i
+        cdef const EventRec* e
+        self.mark()
+        mark = self.mark_value
+        used[0] = 0
+        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
+            return SERVED_DONE
+        size = (a.position if a.position > 0 else -a.position) if is_fund else self._size(a, mark)
+        if self.has_round_cap and self.ledger.value(mark, size) > cap_left:
+            size = cap_left // (mark * self.k)
+        if size == 0:
+            return SERVE_STOP
+        if is_fund and limit_rule == 2:
+            limit_rule = 1 if self.band_ppm else 0
+        side = SELL if a.position > 0 else BUY
+        self.ledger.bankruptcy_price(a, &bankruptcy)
+        if limit_rule == 1:
+            if side == SELL:
+                limit = <price_t>ceil_div(<int128>mark * (C_PPM - self.band_ppm), C_PPM)
+                limit = limit if limit > 1 else 1
+            else:
+                limit = <price_t>floor_div(<int128>mark * (C_PPM + self.band_ppm), C_PPM)
+        elif limit_rule == 2:
+            limit = bankruptcy if bankruptcy > 1 else 1
+        m.order_id = self.next_forced_id
+        self.next_forced_id -= 1
+        m.owner = a.owner
+        m.side = side
+        m.kind = t.K_MARKET if limit_rule == 0 else t.K_IOC
+        m.price = limit
+        m.stop_price = 0
+        m.qty = size
+        self._book.events.clear()
+        self._book.execute(&m, self._book.validate(&m))
+        self.settle_events(m.order_id, False)
+        for i in range(self._book.events.size()):
+            e = &self._book.events[i]
+            if e.kind == t.EV_TRADE and e.order_id == m.order_id:
+                filled += e.qty
+                value += self.ledger.value(e.price, e.qty)
+        a = &self.ledger.accounts[slot]
+        if not is_fund and self.liquidation_fee_ppm and value:
+            self.mark()
+            fee = <money_t>ceil_div(value * self.liquidation_fee_ppm, C_PPM)
+            equity_after = self.ledger.equity(a, self.mark_value, True)
+            if equity_after < fee:
+                fee = <money_t>(equity_after if equity_after > 0 else 0)
+            if fee:
+                self.charge(slot, fee, True)
+        self.progress += filled
+        if filled:
+            self.record(episode, 1, side, size, filled, <money_t>value, mark, fee, 0, 0, 0,
+                        C_NO_COUNTERPARTY)
+        remainder = size - filled
+        if remainder and limit_rule == 2:
+            self._take_over(episode, slot, side, remainder, bankruptcy if bankruptcy > 1 else 1)
+        a = &self.ledger.accounts[slot]
+        if a.position == 0 and a.collateral < 0 and not is_fund:
+            self._cover_shortfall(episode, slot, side)
+        a = &self.ledger.accounts[slot]
+        used[0] = <int64_t>self.ledger.value(mark, size)
+        self.mark()
+        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, self.mark_value)):
+            return SERVED_DONE
+        return SERVED_QUEUED
+
+    cdef qty_t _size(self, const Account* a, price_t mark) noexcept nogil:
+        cdef qty_t q = a.position if a.position > 0 else -a.position
+        cdef qty_t lo, hi, mid, fraction
+        cdef int128 equity
+        if self._sizing == 0:
+            return q
+        if self._sizing == 1:
+            fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, C_PPM)
+            fraction = fraction if fraction > 1 else 1
+            return fraction if fraction < q else q
+        equity = self.ledger.equity(a, mark, True)
+        if equity <= 0:
+            return q
+        lo, hi = 0, q
+        while lo < hi:
+            mid = lo + (hi - lo + 1) // 2
+            if self.ledger.requirement(self.ledger.value(mark, mid), False) <= equity:
+                lo = mid
+            else:
+                hi = mid - 1
+        return q - lo
+
+    cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
+                     money_t fill_value, price_t mark_before, money_t fee, money_t fund_cover,
+                     money_t socialized, money_t bad_debt, owner_t counterparty) noexcept nogil:
+        cdef ForcedRec r
+        self.progress += qty + 1
+        self.mark()
+        r.round = self.round_
+        r.generation = episode.generation
+        r.owner = episode.owner
+        r.counterparty = counterparty
+        r.qty = qty
+        r.filled = filled
+        r.fill_value = fill_value
+        r.mark_before = mark_before
+        r.mark_after = self.mark_value
+        r.fee = fee
+        r.fund_cover = fund_cover
+        r.socialized = socialized
+        r.bad_debt = bad_debt
+        r.side = side
+        r.kind = kind
+        self.records.push_back(r)
+
+    cdef void move(self, int32_t slot, int32_t taker, int direction, price_t price,
+                   qty_t qty) noexcept nogil:
+        if direction > 0:
+            self.ledger.settle(taker, qty, price)
+            self.ledger.settle(slot, -qty, price)
+        else:
+            self.ledger.settle(slot, qty, price)
+            self.ledger.settle(taker, -qty, price)
+
+    cdef int _take_over(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                        price_t price) except -1:
+        cdef int direction = -side
+        cdef int32_t backstop, fund, other
+        cdef qty_t room, qty
+        cdef price_t bs_price
+        self.mark()
+        cdef price_t mark = self.mark_value
+        if self.has_backstop and remainder:
+            backstop = self.ledger.slot(self._backstop)
+            if backstop >= 0:
+                room = self.max_position - self.acct(backstop).position * direction
+                qty = remainder if remainder < room else (room if room > 0 else 0)
+                if qty:
+                    if direction > 0:
+                        bs_price = <price_t>floor_div(
+                            <int128>price * (C_PPM - self.backstop_discount_ppm), C_PPM)
+                        bs_price = bs_price if bs_price > 1 else 1
+                    else:
+                        bs_price = <price_t>ceil_div(
+                            <int128>price * (C_PPM + self.backstop_discount_ppm), C_PPM)
+                    self.move(slot, backstop, direction, bs_price, qty)
+                    self.record(episode, 2, side, qty, qty,
+                                <money_t>self.ledger.value(bs_price, qty), mark, 0, 0, 0, 0,
+                                self._backstop)
+                    remainder -= qty
+        fund = self.ledger.slot(C_FUND)
+        if remainder and self.fund_can_take(fund, direction, price, remainder, mark):
+            self.move(slot, fund, direction, price, remainder)
+            self.record(episode, 3, side, remainder, remainder,
+                        <money_t>self.ledger.value(price, remainder), mark, 0, 0, 0, 0, C_FUND)
+            remainder = 0
+        if remainder and self._deficit == 1:
+            for owner in self._adl_ranking(slot, mark):
+                other = self.ledger.slot(owner)
+                held = self.acct(other).position
+                qty = min(remainder, abs(held))
+                self.move(slot, other, direction, price, qty)
+                self.record(episode, 4, side, qty, qty, <money_t>self.ledger.value(price, qty),
+                            mark, 0, 0, 0, 0, owner)
+                remainder -= qty
+                if remainder == 0:
+                    break
+        return 0
+
+    cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
+                            price_t mark) noexcept nogil:
+        # The fund's account after the transfer, settled on a scratch copy.
+        cdef Account trial = self.ledger.accounts[fund]
+        cdef qty_t q = trial.position, held = q if q > 0 else -q, closed
+        cdef money_t released
+        cdef int128 closed_value
+        if q == 0 or (q > 0) == (direction > 0):
+            trial.position = q + direction * qty
+            trial.cost += <money_t>self.ledger.value(price, qty)
+        else:
+            closed = qty if qty < held else held
+            released = <money_t>floor_div(<int128>trial.cost * closed, held)
+            closed_value = self.ledger.value(price, closed)
+            if q > 0:
+                trial.collateral += <money_t>(closed_value - released)
+            else:
+                trial.collateral += <money_t>(released - closed_value)
+            trial.cost -= released
+            trial.position = q + direction * closed
+            if qty > closed:
+                trial.position = direction * (qty - closed)
+                trial.cost = <money_t>self.ledger.value(price, qty - closed)
+        held = trial.position if trial.position > 0 else -trial.position
+        return self.ledger.equity(&trial, mark, True) >= self.ledger.requirement(
+            self.ledger.value(mark, held), False)
+
+    cdef list _adl_ranking(self, int32_t slot, price_t mark):
+        # Rare path (the fund could not take a remainder): exact ranking with Python integers.
+        cdef const Account* a = &self.ledger.accounts[slot]
+        cdef const Account* other
+        cdef size_t i
+        ranked = []
+        for i in range(self.ledger.accounts.size()):
+            other = &self.ledger.accounts[i]
+            if <int32_t>i == slot or other.owner == C_FUND or other.position == 0:
+                continue
+            if (other.position > 0) == (a.position > 0):
+                continue
+            profit = to_python(self.ledger.unrealised(other, mark, True))
+            equity = to_python(self.ledger.equity(other, mark, True))
+            if profit <= 0 or equity <= 0 or other.cost == 0:
+                continue
+            notional = to_python(self.ledger.value(mark, abs(other.position)))
+            ranked.append((-Fraction(profit * notional, other.cost * equity), other.owner))
+        ranked.sort()
+        return [owner for _, owner in ranked]
+
+    cdef int _cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1:
+        cdef int32_t fund = self.ledger.slot(C_FUND)
+        cdef money_t shortfall = -self.acct(slot).collateral
+        cdef money_t balance = self.acct(fund).collateral
+        cdef money_t cover = shortfall if shortfall < balance else (balance if balance > 0 else 0)
+        cdef money_t rest, socialized = 0
+        self.acct(fund).collateral -= cover
+        rest = shortfall - cover
+        if rest and self._deficit == 2:
+            socialized = self._socialize(slot, rest)
+            rest -= socialized
+        self.acct(fund).collateral -= rest
+        self.acct(slot).collateral = 0
+        self.ledger.reindex(slot)
+        self.mark()
+        self.record(episode, 5, side, 0, 0, 0, self.mark_value, 0, cover, socialized, rest,
+                    C_NO_COUNTERPARTY)
+        return 0
+
+    cdef money_t _socialize(self, int32_t bankrupt, money_t amount) except? -1:
+        # Rare path: largest-remainder pro-rata split with Python integers.
+        self.mark()
+        cdef price_t mark = self.mark_value
+        cdef size_t i
+        cdef const Account* other
+        profits = []
+        for i in range(self.ledger.accounts.size()):
+            other = &self.ledger.accounts[i]
+            if <int32_t>i == bankrupt or other.owner == C_FUND:
+                continue
+            profit = to_python(self.ledger.unrealised(other, mark, True))
+            if profit > 0:
+                profits.append((other.owner, <int32_t>i, profit))
+        profits.sort()
+        total = sum(p for _, _, p in profits)
+        if total == 0:
+            return 0
+        if total <= amount:
+            charges = [(s, p) for _, s, p in profits]
+        else:
+            base = [(s, amount * p // total, amount * p % total, owner)
+                    for owner, s, p in profits]
+            left = amount - sum(b for _, b, _, _ in base)
+            order = sorted(range(len(base)), key=lambda j: (-base[j][2], base[j][3]))
+            bonus = set(order[:left])
+            charges = [(s, b + (1 if j in bonus else 0)) for j, (s, b, _, _) in enumerate(base)]
+        charged = 0
+        for s, charge in charges:
+            self.acct(<int32_t>s).collateral -= <money_t>charge
+            self.ledger.reindex(<int32_t>s)
+            charged += charge
+        return charged
+
+    def __repr__(self):
+        return (f"Engine(accounts={self.ledger.accounts.size() - 1}, "
+                f"mark={self.mark_value if self.has_mark else None}, fund={self.insurance_fund}, "
+                f"queue={self.queue_.size()})")
+
