@@ -19,14 +19,16 @@ ctypedef pair[price_t, owner_t] IndexKey
 
 cdef struct Account:
     owner_t owner
-    money_t collateral
+    money_t collateral   # backs the position: all of a cross account, an isolated one's margin
     qty_t position       # signed lots
     money_t cost         # entry value of |position|, quote units
     qty_t open_buy       # lots of resting and armed buy orders
     qty_t open_sell
     price_t liq_price    # key in the index named by `indexed`
+    money_t reserve      # an isolated account's balance outside its margin (never at risk)
     int8_t indexed       # +1 in longs, -1 in shorts, 0 in neither
     uint8_t exempt
+    uint8_t isolated
 
 
 @cython.final

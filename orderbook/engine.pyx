@@ -173,10 +173,13 @@ cdef class Engine:
         return self._backstop if self.has_backstop else None
 
     # ------------------------------------------------------------------ accounts
-    cdef int32_t _open(self, owner_t owner, money_t collateral, bint exempt):
+    cdef int32_t _open(self, owner_t owner, money_t collateral, bint exempt, bint isolated=False,
+                       money_t reserve=0):
         cdef Account a
         a.owner = owner
         a.collateral = collateral
+        a.reserve = reserve
+        a.isolated = isolated
         a.position = 0
         a.cost = 0
         a.open_buy = 0
@@ -195,8 +198,12 @@ cdef class Engine:
             raise KeyError(f"owner {oid} has no account")
         return slot
 
-    def add_account(self, owner, collateral, *, exempt=False):
-        """Open an account with ``collateral`` quote units; exempt ones are never liquidated."""
+    def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None):
+        """Open an account with ``collateral`` quote units; exempt ones are never liquidated.
+
+        With ``isolated_margin`` the account is isolated: only that much of its collateral backs
+        the position (and can be lost); the rest is its reserve.
+        """
         cdef owner_t oid = check.as_int64("owner", owner)
         if oid < 0:
             raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {oid}")
@@ -205,17 +212,40 @@ cdef class Engine:
         amount = check.as_int64("collateral", collateral)
         if amount < 0:
             raise ValueError(f"collateral must be >= 0 quote units, got {amount}")
+        margin = amount
+        if isolated_margin is not None:
+            margin = check.as_int64("isolated_margin", isolated_margin)
+            if not 0 <= margin <= amount:
+                raise ValueError(f"isolated_margin must be in [0, collateral={amount}], "
+                                 f"got {margin}")
         self._check_deposit(amount)
-        self._open(oid, amount, bool(exempt))
+        self._open(oid, margin, bool(exempt), isolated_margin is not None, amount - margin)
         self.total_deposits += amount
 
     def deposit(self, owner, amount):
-        """Add ``amount`` quote units (>= 1) to an account's collateral."""
+        """Add ``amount`` quote units (>= 1): to the collateral, or an isolated account's reserve."""
         cdef int32_t slot = self._slot(owner)
         value = check.as_positive("amount", amount)
         self._check_deposit(value)
-        self.acct(slot).collateral += <money_t>value
+        if self.acct(slot).isolated:
+            self.acct(slot).reserve += <money_t>value
+        else:
+            self.acct(slot).collateral += <money_t>value
         self.total_deposits += <money_t>value
+        self.ledger.reindex(slot)
+
+    def add_margin(self, owner, amount):
+        """Move ``amount`` quote units of an isolated account's reserve into its margin."""
+        cdef int32_t slot = self._slot(owner)
+        value = check.as_positive("amount", amount)
+        cdef Account* a = self.acct(slot)
+        if not a.isolated:
+            raise ValueError(f"owner {a.owner} is a cross-margin account; add_margin is "
+                             f"for isolated accounts")
+        if value > a.reserve:
+            raise ValueError(f"amount {value} exceeds owner {a.owner}'s reserve {a.reserve}")
+        a.reserve -= <money_t>value
+        a.collateral += <money_t>value
         self.ledger.reindex(slot)
 
     def _check_deposit(self, amount):
@@ -260,7 +290,7 @@ cdef class Engine:
         return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
                            to_python(self.ledger.requirement(notional, True)), ratio,
                            liq if has_liq else None, bankrupt if has_bankrupt else None,
-                           bool(a.exempt))
+                           bool(a.exempt), bool(a.isolated), a.reserve)
 
     @property
     def insurance_fund(self):
@@ -272,7 +302,7 @@ cdef class Engine:
         return sorted(a.owner for a in self.ledger.accounts)
 
     def total_equity(self, mark=None):
-        """Sum of every account's equity (the fund's included) at ``mark`` (default: the mark)."""
+        """Sum of every account's equity and reserve (the fund's included) at ``mark``."""
         cdef price_t m
         cdef bint has = True
         if mark is None:
@@ -284,6 +314,7 @@ cdef class Engine:
         cdef size_t i
         for i in range(self.ledger.accounts.size()):
             total += self.ledger.equity(&self.ledger.accounts[i], m, has)
+            total += self.ledger.accounts[i].reserve
         return to_python(total)
 
     # ------------------------------------------------------------------ settlement

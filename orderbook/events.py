@@ -308,7 +308,11 @@ FORCED_DTYPE = _aligned([
 
 
 class AccountInfo(NamedTuple):
-    """An account evaluated at the current mark. Money in quote units, prices in ticks."""
+    """An account evaluated at the current mark. Money in quote units, prices in ticks.
+
+    ``collateral`` is what backs the position: all of a cross account's balance, or an isolated
+    account's margin, the rest of which is ``reserve``.
+    """
 
     owner: int
     collateral: int
@@ -321,3 +325,5 @@ class AccountInfo(NamedTuple):
     liquidation_price: int | None
     bankruptcy_price: int | None
     exempt: bool
+    isolated: bool
+    reserve: int  #: an isolated account's balance outside the position's margin (never at risk)

@@ -29,14 +29,16 @@ __all__ = ["Engine"]
 
 
 class _Account:
-    __slots__ = ("owner", "collateral", "position", "cost", "exempt")
+    __slots__ = ("owner", "collateral", "position", "cost", "exempt", "isolated", "reserve")
 
-    def __init__(self, owner: int, collateral: int, exempt: bool):
+    def __init__(self, owner: int, collateral: int, exempt: bool, isolated=False, reserve=0):
         self.owner = owner
-        self.collateral = collateral
+        self.collateral = collateral  # backs the position (an isolated account's margin)
         self.position = 0
         self.cost = 0
         self.exempt = exempt
+        self.isolated = isolated
+        self.reserve = reserve        # an isolated account's balance outside its margin
 
 
 class _Episode:
@@ -107,8 +109,12 @@ class Engine:
         self._fund_history: list[tuple[int, int]] = []
 
     # ------------------------------------------------------------------------ accounts
-    def add_account(self, owner, collateral, *, exempt=False) -> None:
-        """Open an account with ``collateral`` quote units; exempt ones are never liquidated."""
+    def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None) -> None:
+        """Open an account with ``collateral`` quote units; exempt ones are never liquidated.
+
+        With ``isolated_margin`` the account is isolated: only that much of its collateral backs
+        the position (and can be lost); the rest is its reserve.
+        """
         owner = check.as_int64("owner", owner)
         if owner < 0:
             raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {owner}")
@@ -117,17 +123,41 @@ class Engine:
         collateral = check.as_int64("collateral", collateral)
         if collateral < 0:
             raise ValueError(f"collateral must be >= 0 quote units, got {collateral}")
+        margin = collateral
+        if isolated_margin is not None:
+            margin = check.as_int64("isolated_margin", isolated_margin)
+            if not 0 <= margin <= collateral:
+                raise ValueError(f"isolated_margin must be in [0, collateral={collateral}], "
+                                 f"got {margin}")
         self._check_deposit(collateral)
-        self._accounts[owner] = _Account(owner, collateral, bool(exempt))
+        self._accounts[owner] = _Account(owner, margin, bool(exempt), isolated_margin is not None,
+                                         collateral - margin)
         self.total_deposits += collateral
 
     def deposit(self, owner, amount) -> None:
-        """Add ``amount`` quote units (>= 1) to an account's collateral."""
+        """Add ``amount`` quote units (>= 1): to the collateral, or an isolated account's reserve."""
         account = self._account(owner)
         amount = check.as_positive("amount", amount)
         self._check_deposit(amount)
-        account.collateral += amount
+        if account.isolated:
+            account.reserve += amount
+        else:
+            account.collateral += amount
         self.total_deposits += amount
+        self._reindex(account)
+
+    def add_margin(self, owner, amount) -> None:
+        """Move ``amount`` quote units of an isolated account's reserve into its margin."""
+        account = self._account(owner)
+        amount = check.as_positive("amount", amount)
+        if not account.isolated:
+            raise ValueError(f"owner {account.owner} is a cross-margin account; add_margin is "
+                             f"for isolated accounts")
+        if amount > account.reserve:
+            raise ValueError(f"amount {amount} exceeds owner {account.owner}'s reserve "
+                             f"{account.reserve}")
+        account.reserve -= amount
+        account.collateral += amount
         self._reindex(account)
 
     def _check_deposit(self, amount: int) -> None:
@@ -170,7 +200,7 @@ class Engine:
             ratio = float("inf") if mm > 0 else 0.0
         return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
                            self.tiers.initial(notional), ratio, self._liquidation_price(a),
-                           self._bankruptcy_price(a), a.exempt)
+                           self._bankruptcy_price(a), a.exempt, a.isolated, a.reserve)
 
     @property
     def insurance_fund(self) -> int:
@@ -684,10 +714,10 @@ class Engine:
 
     # --------------------------------------------------------------------- invariants
     def total_equity(self, mark=None) -> int:
-        """Sum of every account's equity (the fund's included) at ``mark`` (default: the mark)."""
+        """Sum of every account's equity and reserve (the fund's included) at ``mark``."""
         if mark is None:
             mark = self.mark_price()
-        return sum(self._equity(a, mark) for a in self._accounts.values())
+        return sum(self._equity(a, mark) + a.reserve for a in self._accounts.values())
 
     def __repr__(self) -> str:
         return (f"reference_engine.Engine(accounts={len(self._accounts) - 1}, "

@@ -1149,3 +1149,65 @@ def test_max_price_and_max_position(engine_cls):
     eng.limit(5, S, 200, 18, 1)              # 8 - 18 = -10: fine
     assert eng.book.n_orders == 2
     assert eng.account(1).position == 8
+
+
+# =========================================================================== isolated margin
+
+
+def test_isolated_account_risks_only_its_margin(engine_cls):
+    # Same position as A (long 10 @ 100, cost 1000) with collateral 1000, of which only 100 is
+    # isolated margin: it is liquidated like A (liquidation price 94, bankruptcy price 90), and the
+    # reserve of 900 is untouched; a cross account with collateral 1000 would have a liquidation
+    # price where 1000 + 10m - 1000 < ceil(m / 2), i.e. never for m >= 0.
+    eng = make(engine_cls)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(1, 1000, isolated_margin=100)
+    eng.add_account(2, 1000)
+    eng.seed_position(1, 100, 100, 10)
+    eng.seed_position(2, 100, 100, 10)
+    iso, cross = eng.account(1), eng.account(2)
+    assert (iso.collateral, iso.reserve, iso.isolated) == (100, 900, True)
+    assert (cross.collateral, cross.reserve, cross.isolated) == (1000, 0, False)
+    assert iso.liquidation_price == 94 and iso.bankruptcy_price == 90
+    assert cross.liquidation_price is None and cross.bankruptcy_price == 0
+
+
+def test_isolated_shortfall_is_covered_by_the_fund_not_the_reserve(engine_cls):
+    # The isolated long is closed at 80 (bids only there): realised 10 * 80 - 1000 = -200,
+    # margin 100 - 200 = -100; the fund (500) pays 100; the reserve of 900 stays.
+    eng = make(engine_cls, insurance_fund=500)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(1, 1000, isolated_margin=100)
+    eng.seed_position(1, 100, 100, 10)
+    eng.limit(1, B, 80, 10, 100)
+    eng.limit(2, S, 81, 1, 100)
+    eng.market(3, S, 1, 100)     # last = 80: mark 80, below the liquidation price 94
+    eng.limit(4, B, 80, 1, 100)  # restore the 10 lots of bids at 80
+    eng.liquidate()
+    iso = eng.account(1)
+    assert (iso.position, iso.collateral, iso.reserve) == (0, 0, 900)
+    assert eng.insurance_fund == 400
+    assert eng.total_equity() + eng.fees_collected == eng.total_deposits
+
+
+def test_deposit_goes_to_reserve_and_add_margin_moves_it(engine_cls):
+    # add_margin 50: margin 150, E(m) = 150 + 10m - 1000 < ceil(m / 2) -> m <= 89 (at 89:
+    # 40 < 45; at 90: 50 >= 45), so the liquidation price falls from 94 to 89.
+    eng = make(engine_cls)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(1, 1000, isolated_margin=100)
+    eng.seed_position(1, 100, 100, 10)
+    eng.deposit(1, 30)
+    assert (eng.account(1).collateral, eng.account(1).reserve) == (100, 930)
+    eng.add_margin(1, 50)
+    acc = eng.account(1)
+    assert (acc.collateral, acc.reserve, acc.liquidation_price) == (150, 880, 89)
+    before = eng.account(1)
+    with pytest.raises(ValueError, match="reserve"):
+        eng.add_margin(1, 881)
+    with pytest.raises(ValueError, match="isolated_margin"):
+        eng.add_account(2, 10, isolated_margin=11)
+    eng.add_account(3, 10)
+    with pytest.raises(ValueError, match="cross-margin"):
+        eng.add_margin(3, 1)
+    assert eng.account(1) == before
