@@ -4,43 +4,48 @@ import ast
 import inspect
 from pathlib import Path
 
+import pytest
+
 import orderbook
-from orderbook import book
+from orderbook import accounts, book, engine, reference, reference_engine
 
-STUB = Path(book.__file__).with_name("book.pyi")
-
-
-def _stub_members(class_name):
-    tree = ast.parse(STUB.read_text())
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
-    return {n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+COMPILED = [(book, "OrderBook"), (engine, "Engine"), (accounts, "Ledger")]
+DUNDERS = ("__init__", "__contains__", "__copy__", "__deepcopy__")
 
 
-def test_stub_names_every_public_member_of_the_compiled_book():
-    runtime = {name for name in dir(book.OrderBook)
-               if not name.startswith("_") or name in ("__init__", "__contains__", "__copy__",
-                                                       "__deepcopy__")}
-    assert _stub_members("OrderBook") == runtime
+def _stub_class(module, class_name):
+    tree = ast.parse(Path(module.__file__).with_name(f"{module.__name__.rsplit('.', 1)[1]}.pyi")
+                     .read_text())
+    return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
 
 
-def test_stub_signatures_match_the_compiled_methods():
-    tree = ast.parse(STUB.read_text())
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "OrderBook")
-    for node in cls.body:
+@pytest.mark.parametrize(("module", "class_name"), COMPILED)
+def test_stub_names_every_public_member_of_the_compiled_class(module, class_name):
+    cls = getattr(module, class_name)
+    runtime = {name for name in dir(cls) if not name.startswith("_") or name in DUNDERS}
+    stub = {n.name for n in _stub_class(module, class_name).body if isinstance(n, ast.FunctionDef)}
+    assert stub == runtime
+
+
+@pytest.mark.parametrize(("module", "class_name"), COMPILED)
+def test_stub_signatures_match_the_compiled_methods(module, class_name):
+    cls = getattr(module, class_name)
+    for node in _stub_class(module, class_name).body:
         if not isinstance(node, ast.FunctionDef) or node.name.startswith("__"):
             continue
-        member = inspect.getattr_static(book.OrderBook, node.name)
+        member = inspect.getattr_static(cls, node.name)
         if isinstance(member, property) or not callable(member):
             continue
-        runtime = list(inspect.signature(getattr(book.OrderBook, node.name)).parameters)
+        runtime = list(inspect.signature(getattr(cls, node.name)).parameters)
         stub = [a.arg for a in node.args.args + node.args.kwonlyargs]
         assert stub == runtime, node.name
 
 
-def test_engine_and_reference_offer_the_same_public_api():
-    from orderbook import reference
-
+@pytest.mark.parametrize(("compiled", "spec"), [
+    (orderbook.OrderBook, reference.OrderBook), (orderbook.Engine, reference_engine.Engine),
+])
+def test_compiled_and_reference_offer_the_same_public_api(compiled, spec):
     def public(cls):
         return {n for n in dir(cls()) if not n.startswith("_")}
 
-    assert public(orderbook.OrderBook) == public(reference.OrderBook)
+    assert public(compiled) == public(spec)

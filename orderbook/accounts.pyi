@@ -1,0 +1,6 @@
+from .margin import MarginTiers
+
+class Ledger:
+    """The accounts of one Engine, in C structs (internal: use Engine)."""
+
+    def __init__(self, k: int, max_price: int, max_position: int, tiers: MarginTiers) -> None: ...
