@@ -29,6 +29,7 @@ cdef struct Account:
     int8_t indexed       # +1 in longs, -1 in shorts, 0 in neither
     uint8_t exempt
     uint8_t isolated
+    uint8_t queued       # in the Engine's liquidation queue
 
 
 @cython.final

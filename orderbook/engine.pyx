@@ -180,6 +180,7 @@ cdef class Engine:
         a.collateral = collateral
         a.reserve = reserve
         a.isolated = isolated
+        a.queued = False
         a.position = 0
         a.cost = 0
         a.open_buy = 0
@@ -565,6 +566,8 @@ cdef class Engine:
             status = self._serve(&snapshot[i], cap_left, &used)
             if status != SERVED_DONE:
                 kept.push_back(snapshot[i])
+            else:
+                self.acct(self.ledger.slot(snapshot[i].owner)).queued = False
             if status == SERVE_STOP:
                 stopped = True
             elif self.has_round_cap:
@@ -581,8 +584,8 @@ cdef class Engine:
     cdef void enqueue_crossed(self, price_t mark) noexcept nogil:
         cdef vector[owner_t] crossed
         cdef cset_iter it
-        cdef size_t i, j
-        cdef bint queued
+        cdef size_t i
+        cdef Account* a
         it = self.ledger.longs.end()
         while it != self.ledger.longs.begin():
             dec(it)
@@ -599,14 +602,9 @@ cdef class Engine:
             crossed.push_back(C_FUND)
         sort(crossed.begin(), crossed.end())
         for i in range(crossed.size()):
-            if i > 0 and crossed[i] == crossed[i - 1]:
-                continue
-            queued = False
-            for j in range(self.queue_.size()):
-                if self.queue_[j].owner == crossed[i]:
-                    queued = True
-                    break
-            if not queued:
+            a = self.acct(self.ledger.slot(crossed[i]))
+            if not a.queued:
+                a.queued = True
                 self.queue_.push_back(Episode(crossed[i], self.round_))
 
     cdef int _serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1:
