@@ -11,6 +11,7 @@ from fractions import Fraction
 cimport cython
 from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.string cimport memcpy
 from libcpp.algorithm cimport sort
 from libcpp.set cimport set as cset
 from libcpp.vector cimport vector
@@ -27,7 +28,7 @@ from orderbook.book cimport OrderBook
 from . import _validation as check
 from ._bookview import BookView
 from .events import (
-    FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, ForcedKind,
+    EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, ForcedKind,
     Kind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
 )
 from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
@@ -95,6 +96,7 @@ cdef class Engine:
     cdef vector[Episode] queue_
     cdef int64_t round_, rounds_run, next_forced_id, progress
     cdef vector[ForcedRec] records
+    cdef vector[EventRec] trade_log
     cdef vector[int64_t] fund_rounds
     cdef vector[money_t] fund_balances
 
@@ -298,6 +300,24 @@ cdef class Engine:
         """The insurance fund's balance (collateral of its account), quote units."""
         return self.acct(self.ledger.slot(C_FUND)).collateral
 
+    def trades(self):
+        """Every trade the engine has settled, forced ones included (EVENT_DTYPE rows)."""
+        out = np.empty(self.trade_log.size(), dtype=EVENT_DTYPE)
+        cdef unsigned char[::1] raw
+        if self.trade_log.size():
+            raw = out.view(np.uint8)
+            memcpy(&raw[0], self.trade_log.data(), self.trade_log.size() * sizeof(EventRec))
+        return out
+
+    def open_interest(self):
+        """Lots held long across all accounts (equal to the lots held short). O(accounts)."""
+        cdef int64_t total = 0
+        cdef size_t i
+        for i in range(self.ledger.accounts.size()):
+            if self.ledger.accounts[i].position > 0:
+                total += self.ledger.accounts[i].position
+        return total
+
     def owners(self):
         """Owner ids of every account (the insurance fund's included), ascending."""
         return sorted(a.owner for a in self.ledger.accounts)
@@ -340,6 +360,7 @@ cdef class Engine:
         for i in range(self._book.events.size()):
             e = &self._book.events[i]
             if e.kind == t.EV_TRADE:
+                self.trade_log.push_back(e[0])
                 taker = self.ledger.slot(e.owner)
                 maker = self.ledger.slot(e.maker_owner)
                 self.ledger.settle(taker, e.side * e.qty, e.price)

@@ -16,7 +16,7 @@ from sortedcontainers import SortedList
 from . import _validation as check
 from .events import (
     FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, EventKind, ForcedKind, Kind,
-    LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
+    LimitRule, MarkRule, SelfTradePrevention, Side, Sizing, events_to_array,
 )
 from ._bookview import BookView
 from .margin import (
@@ -106,6 +106,7 @@ class Engine:
         self._next_forced_id = -1
         self._progress = 0
         self._records: list[tuple] = []
+        self._trades: list = []
         self._fund_history: list[tuple[int, int]] = []
 
     # ------------------------------------------------------------------------ accounts
@@ -207,6 +208,14 @@ class Engine:
         """The insurance fund's balance (collateral of its account), quote units."""
         return self._accounts[INSURANCE_FUND].collateral
 
+    def trades(self) -> np.ndarray:
+        """Every trade the engine has settled, forced ones included (EVENT_DTYPE rows)."""
+        return events_to_array(self._trades)
+
+    def open_interest(self) -> int:
+        """Lots held long across all accounts (equal to the lots held short). O(accounts)."""
+        return sum(a.position for a in self._accounts.values() if a.position > 0)
+
     def owners(self) -> list[int]:
         """Owner ids of every account (the insurance fund's included), ascending."""
         return sorted(self._accounts)
@@ -260,6 +269,7 @@ class Engine:
         for ev in events:
             if ev.kind != EventKind.TRADE:
                 continue
+            self._trades.append(ev)
             taker, maker = self._accounts[ev.owner], self._accounts[ev.maker_owner]
             self._settle(taker, ev.side * ev.qty, ev.price)
             self._settle(maker, -ev.side * ev.qty, ev.price)

@@ -1211,3 +1211,17 @@ def test_deposit_goes_to_reserve_and_add_margin_moves_it(engine_cls):
     with pytest.raises(ValueError, match="cross-margin"):
         eng.add_margin(3, 1)
     assert eng.account(1) == before
+
+
+def test_trade_log_and_open_interest(engine_cls):
+    # User trade 3 @ 100 (1 buys from 2), then the forced sell of example 1's victim shows in
+    # the log too; open interest counts long lots only: 1 holds 3 after its buy.
+    eng = make(engine_cls)
+    eng.add_account(1, 10_000)
+    eng.add_account(2, 10_000)
+    eng.limit(1, S, 100, 5, 2)
+    eng.market(2, B, 3, 1)
+    trades = eng.trades()
+    assert [(int(r["order_id"]), int(r["maker_id"]), int(r["price"]), int(r["qty"]))
+            for r in trades] == [(2, 1, 100, 3)]
+    assert eng.open_interest() == 3
