@@ -560,7 +560,7 @@ cdef class Engine:
             else:
                 avg_f = slip_f = float("nan")
             out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
-                              avg_f, r.mark_before, r.mark_after, slip_f, r.fee, r.fund_cover,
+                              r.fill_value, avg_f, r.mark_before, r.mark_after, slip_f, r.fee, r.fund_cover,
                               r.socialized, r.bad_debt, r.side, r.kind)
         return out
 

@@ -295,13 +295,15 @@ class ForcedKind(IntEnum):
     SHORTFALL = 5      #: a flat account's negative collateral covered (fund, socialised, bad debt)
 
 
-#: One liquidation record (Engine.forced_orders). Prices and marks in ticks, money in quote units.
+#: One liquidation record (Engine.forced_orders). Prices and marks in ticks, money in quote units;
+#: ``notional`` is the exact value of the fills (or transfer), ``avg_price`` = notional / (filled k).
 #: ``slippage`` is the average fill price's distance from ``mark_before`` in ticks, positive when
 #: worse for the liquidated account. ``counterparty`` is the backstop, fund or ADL account of a
 #: takeover, and NO_COUNTERPARTY otherwise.
 FORCED_DTYPE = _aligned([
     ("round", "<i8"), ("generation", "<i8"), ("owner", "<i8"), ("counterparty", "<i8"),
-    ("qty", "<i8"), ("filled", "<i8"), ("avg_price", "<f8"), ("mark_before", "<i8"),
+    ("qty", "<i8"), ("filled", "<i8"), ("notional", "<i8"), ("avg_price", "<f8"),
+    ("mark_before", "<i8"),
     ("mark_after", "<i8"), ("slippage", "<f8"), ("fee", "<i8"), ("fund_cover", "<i8"),
     ("socialized", "<i8"), ("bad_debt", "<i8"), ("side", "i1"), ("kind", "u1"),
 ])

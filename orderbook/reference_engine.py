@@ -594,9 +594,10 @@ class Engine:
             avg = float(avg_price)
             slippage = float((mark_before - avg_price) if side == Side.SELL
                              else (avg_price - mark_before))
+        notional = 0 if avg_price is None else int(avg_price * filled * self.k)
         self._records.append((self._round, episode.generation, episode.owner, counterparty, qty,
-                              filled, avg, mark_before, mark_after, slippage, fee, fund_cover,
-                              socialized, bad_debt, int(side), int(kind)))
+                              filled, notional, avg, mark_before, mark_after, slippage, fee,
+                              fund_cover, socialized, bad_debt, int(side), int(kind)))
 
     def _take_over(self, episode, a: _Account, side: int, remainder: int, price: int) -> None:
         """Rule 2: move an unfilled remainder off the book (backstop, fund, then ADL)."""
