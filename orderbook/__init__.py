@@ -12,6 +12,10 @@ from .events import (
     events_to_array, messages,
 )
 from .margin import MarginTiers, Tier
+from .scenario import (
+    DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Result, Rules,
+    Scenario, Shock, compare, default_scenario, run, sweep,
+)
 
 __version__ = "0.1.0"
 
@@ -21,4 +25,6 @@ __all__ = [
     "Impact", "events_to_array", "array_to_events", "messages", "__version__",
     "Engine", "FORCED_DTYPE", "INSURANCE_FUND", "NO_COUNTERPARTY", "AccountInfo", "MarkRule",
     "Sizing", "LimitRule", "Deficit", "ForcedKind", "MarginTiers", "Tier",
+    "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
+    "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
 ]

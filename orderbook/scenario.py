@@ -1,0 +1,581 @@
+"""Scenarios: seed a book and a leveraged population, apply a shock, run the cascade, measure it.
+
+A :class:`Scenario` is plain data (frozen dataclasses, so it pickles to worker processes and
+round-trips through TOML). :func:`run` builds an :class:`~orderbook.Engine`, steps it through time
+(one liquidation round per step, liquidity providers refilling the book between rounds) and
+returns a :class:`Result`; :func:`compare` runs one scenario under several rule sets from the same
+starting state, and :func:`sweep` runs a parameter grid, in parallel through any
+``concurrent.futures.Executor``.
+
+Units: prices in ticks, sizes in lots, money in quote units, rates in ppm, time in steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .events import (
+    INSURANCE_FUND, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
+)
+
+__all__ = [
+    "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
+    "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
+    "default_scenario",
+]
+
+#: One row per step of a run.
+SERIES_DTYPE = np.dtype([
+    ("step", "<i8"), ("last", "<i8"), ("mark", "<i8"), ("best_bid", "<i8"), ("best_ask", "<i8"),
+    ("spread", "<i8"), ("mid", "<f8"), ("bid_depth_1pct", "<i8"), ("ask_depth_1pct", "<i8"),
+    ("bid_depth_5pct", "<i8"), ("ask_depth_5pct", "<i8"), ("open_interest", "<i8"),
+    ("insurance_fund", "<i8"), ("liquidated_notional", "<i8"), ("queue", "<i8"),
+])
+
+# Owner ids of the scenario's own accounts; the population takes 0 .. count - 1.
+HOUSE, MAKER, SHOCKER, BACKSTOP = 10**12, 10**12 + 1, 10**12 + 2, 10**12 + 3
+
+
+@dataclass(frozen=True)
+class DepthProfile:
+    """A synthetic book: ``levels`` price levels a side, ``step`` ticks apart, around ``mid``.
+
+    Level i (0 at the touch) holds ``touch_qty * (1 + growth * i)`` lots times a lognormal noise
+    of sigma ``noise`` (drawn from the scenario's seed), at least one lot.
+    """
+
+    mid: int = 1_000_000
+    spread: int = 2
+    levels: int = 400
+    step: int = 1
+    touch_qty: int = 40
+    growth: float = 0.03
+    noise: float = 0.3
+
+    def sides(self, rng: np.random.Generator):
+        """(bid prices, bid lots, ask prices, ask lots), best first."""
+        i = np.arange(self.levels)
+        bid_px = self.mid - self.spread // 2 - i * self.step
+        ask_px = self.mid + (self.spread - self.spread // 2) + i * self.step
+        base = self.touch_qty * (1 + self.growth * i)
+        bid_q = np.maximum(1, np.rint(base * rng.lognormal(0, self.noise, self.levels)))
+        ask_q = np.maximum(1, np.rint(base * rng.lognormal(0, self.noise, self.levels)))
+        keep = bid_px >= 1
+        return (bid_px[keep].astype(np.int64), bid_q[keep].astype(np.int64),
+                ask_px.astype(np.int64), ask_q.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class ExplicitBook:
+    """A book given level by level: ``bids`` and ``asks`` as ((price ticks, lots), ...)."""
+
+    bids: tuple = ()
+    asks: tuple = ()
+
+    def sides(self, rng: np.random.Generator):
+        """(bid prices, bid lots, ask prices, ask lots) as given."""
+        bids = np.array(self.bids, dtype=np.int64).reshape(-1, 2)
+        asks = np.array(self.asks, dtype=np.int64).reshape(-1, 2)
+        return bids[:, 0], bids[:, 1], asks[:, 0], asks[:, 1]
+
+    @property
+    def mid(self) -> int:
+        """Midpoint of the best bid and ask, in ticks (rounded down)."""
+        return (max(p for p, _ in self.bids) + min(p for p, _ in self.asks)) // 2
+
+
+@dataclass(frozen=True)
+class Population:
+    """Leveraged accounts drawn from the scenario's seed.
+
+    ``leverage`` and ``size`` (lots) are log-uniform between their bounds; entry prices are normal
+    around the book's mid with relative std ``entry_dispersion``; a ``long_fraction`` of them are
+    long. Collateral is the entry notional divided by the leverage, rounded up. Accounts that
+    would already be liquidatable at the starting mark are dropped (they would be gone already).
+    """
+
+    count: int = 20_000
+    long_fraction: float = 0.65
+    leverage: tuple = (3.0, 60.0)
+    entry_dispersion: float = 0.01
+    size: tuple = (1, 400)
+
+
+@dataclass(frozen=True)
+class ExplicitPopulation:
+    """Accounts given one by one: sides (+1/-1), sizes (lots), entries (ticks), collateral."""
+
+    side: tuple = ()
+    size: tuple = ()
+    entry: tuple = ()
+    collateral: tuple = ()
+
+
+@dataclass(frozen=True)
+class Liquidity:
+    """Liquidity providers that refill the book toward its starting profile around the last trade.
+
+    Each step every level of the profile (placed around the last trade price) gets back the share
+    ``1 - 2**(-1/half_life)`` of what it lacks, nearest levels first, at most ``rate`` lots per
+    side per step.
+    ``half_life=0`` switches refilling off.
+    """
+
+    rate: int = 20_000
+    half_life: float = 5.0
+
+
+@dataclass(frozen=True)
+class Shock:
+    """What hits the market: market orders of ``sell``/``buy`` lots at step 0, an index path
+    (ticks per step, for index mark rules), and ``orders`` as ((step, side, lots), ...)."""
+
+    sell: int = 0
+    buy: int = 0
+    index_path: tuple = ()
+    orders: tuple = ()
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The liquidation rule set and margin settings (see docs/liquidation.md)."""
+
+    tiers: tuple = ((2_000_000_000, 4_000, 8_000), (20_000_000_000, 10_000, 20_000),
+                    (None, 25_000, 50_000))
+    mark_rule: MarkRule = MarkRule.LAST
+    sizing: Sizing = Sizing.FULL
+    fraction_ppm: int = 250_000
+    limit: LimitRule = LimitRule.MARKET
+    band_ppm: int = 0
+    round_cap: int | None = None
+    liquidation_fee_ppm: int = 5_000
+    insurance_fund: int = 10**11
+    backstop_collateral: int = 0
+    backstop_discount_ppm: int = 0
+    deficit: Deficit = Deficit.ADL
+    taker_fee_ppm: int = 500
+    maker_fee_ppm: int = 200
+    liquidator: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything a run needs; frozen and picklable. Units: ticks, lots, quote units, steps."""
+
+    tick_size: str = "0.1"
+    lot_size: str = "0.001"
+    quote_unit: str | None = None
+    book: DepthProfile | ExplicitBook = field(default_factory=DepthProfile)
+    population: Population | ExplicitPopulation = field(default_factory=Population)
+    liquidity: Liquidity = field(default_factory=Liquidity)
+    rules: Rules = field(default_factory=Rules)
+    shock: Shock = field(default_factory=lambda: Shock(sell=30_000))
+    steps: int = 120
+    seed: int = 7
+    engine: str = "compiled"
+
+
+def default_scenario(scale: float = 1.0) -> Scenario:
+    """The built-in perpetual market: a BTC-like book (tick 0.1, lot 0.001, mid 100,000.0) with
+    depth over 5 % each side, 20,000 leveraged accounts (2-75x, 65 % long) and a market
+    sell of 30 BTC. ``scale`` shrinks accounts, depth, shock and refill together, so a small
+    scale keeps the same dynamics (the tests run it at 0.1)."""
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    return Scenario(
+        book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50,
+                          touch_qty=max(1, round(60 * scale)), growth=0.01, noise=0.3),
+        population=Population(count=max(10, round(20_000 * scale)), long_fraction=0.65,
+                              leverage=(2.0, 75.0), entry_dispersion=0.005, size=(1, 100)),
+        liquidity=Liquidity(rate=max(1, round(2_000 * scale)), half_life=10.0),
+        shock=Shock(sell=max(1, round(30_000 * scale))),
+        steps=120,
+    )
+
+
+# ------------------------------------------------------------------------------ building
+def _engine_class(name: str):
+    if name == "compiled":
+        from .engine import Engine
+    elif name == "reference":
+        from .reference_engine import Engine
+    else:
+        raise ValueError(f"engine must be 'compiled' or 'reference', got {name!r}")
+    return Engine
+
+
+class _Market:
+    """A built scenario: the engine plus the bookkeeping of its liquidity providers."""
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        rng = np.random.default_rng(scenario.seed)
+        rules = scenario.rules
+        engine_cls = _engine_class(scenario.engine)
+        self.engine = engine_cls(
+            scenario.tick_size, scenario.lot_size, scenario.quote_unit, tiers=rules.tiers,
+            taker_fee_ppm=rules.taker_fee_ppm, maker_fee_ppm=rules.maker_fee_ppm,
+            mark_rule=rules.mark_rule, sizing=rules.sizing, fraction_ppm=rules.fraction_ppm,
+            limit=rules.limit, band_ppm=rules.band_ppm, round_cap=rules.round_cap,
+            liquidation_fee_ppm=rules.liquidation_fee_ppm, insurance_fund=rules.insurance_fund,
+            backstop=BACKSTOP if rules.backstop_collateral else None,
+            backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit)
+        eng = self.engine
+        big = 10**17
+        eng.add_account(HOUSE, big, exempt=True)
+        eng.add_account(MAKER, big, exempt=True)
+        eng.add_account(SHOCKER, big, exempt=True)
+        if rules.backstop_collateral:
+            eng.add_account(BACKSTOP, rules.backstop_collateral, exempt=True)
+        self.next_id = 0
+        bid_px, bid_q, ask_px, ask_q = scenario.book.sides(rng)
+        self.mid0 = int(scenario.book.mid)
+        self.profile_bid = (self.mid0 - bid_px, bid_q)  # offsets below the mid, lots
+        self.profile_ask = (ask_px - self.mid0, ask_q)
+        for px, q in zip(bid_px.tolist(), bid_q.tolist()):
+            eng.limit(self._id(), Side.BUY, px, q, MAKER)
+        for px, q in zip(ask_px.tolist(), ask_q.tolist()):
+            eng.limit(self._id(), Side.SELL, px, q, MAKER)
+        if rules.mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED):
+            eng.set_index(self.mid0)
+        # A first print at the touch gives LAST a mark before the shock.
+        eng.market(self._id(), Side.BUY, 1, SHOCKER)
+        self.population = self._seed_population(rng)
+
+    def _id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def _seed_population(self, rng) -> int:
+        eng, pop = self.engine, self.scenario.population
+        if isinstance(pop, ExplicitPopulation):
+            side = np.array(pop.side, dtype=np.int64)
+            size = np.array(pop.size, dtype=np.int64)
+            entry = np.array(pop.entry, dtype=np.int64)
+            collateral = np.array(pop.collateral, dtype=np.int64)
+        else:
+            n = pop.count
+            side = np.where(rng.random(n) < pop.long_fraction, 1, -1)
+            lo, hi = pop.leverage
+            leverage = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+            lo, hi = pop.size
+            size = np.floor(np.exp(rng.uniform(math.log(lo), math.log(hi + 1), n))).astype(np.int64)
+            size = np.clip(size, lo, hi)
+            entry = np.rint(self.mid0 * (1 + pop.entry_dispersion * rng.standard_normal(n)))
+            entry = np.maximum(entry, 1).astype(np.int64)
+            collateral = np.array([math.ceil(int(e) * int(s) * eng.k / lev) for e, s, lev in
+                                   zip(entry, size, leverage)], dtype=np.int64)
+        mark = eng.mark_price()
+        kept = 0
+        for i in range(len(side)):
+            eng.add_account(i, int(collateral[i]))
+            if side[i] > 0:
+                eng.seed_position(i, HOUSE, int(entry[i]), int(size[i]))
+            else:
+                eng.seed_position(HOUSE, i, int(entry[i]), int(size[i]))
+            info = eng.account(i)
+            liq = info.liquidation_price
+            if liq is not None and mark is not None and (
+                    (info.position > 0 and liq >= mark) or (info.position < 0 and liq <= mark)):
+                # Already liquidatable: hand the position back to the house, at the same price.
+                if side[i] > 0:
+                    eng.seed_position(HOUSE, i, int(entry[i]), int(size[i]))
+                else:
+                    eng.seed_position(i, HOUSE, int(entry[i]), int(size[i]))
+                continue
+            kept += 1
+        return kept
+
+    # -------------------------------------------------------------------------- stepping
+    def refill(self) -> None:
+        liquidity = self.scenario.liquidity
+        if liquidity.half_life <= 0:
+            return
+        book, eng = self.engine.book, self.engine
+        bid, ask = book.best_bid(), book.best_ask()
+        # Anchored at the last trade, not the mid: after a sweep the far side still stands at
+        # pre-shock prices, and refilling around the mid would walk the price straight back.
+        mid = book.last_price if book.last_price is not None else self.mid0
+        share = 1 - 2 ** (-1 / liquidity.half_life)
+        for side, (offsets, lots) in ((Side.BUY, self.profile_bid), (Side.SELL, self.profile_ask)):
+            budget = liquidity.rate
+            for off, target in zip(offsets.tolist(), lots.tolist()):
+                if budget <= 0:
+                    break
+                price = mid - off if side == Side.BUY else mid + off
+                if price < 1 or (side == Side.BUY and ask is not None and price >= ask) or (
+                        side == Side.SELL and bid is not None and price <= bid):
+                    continue
+                missing = target - book.quantity_at(side, price)
+                if missing <= 0:
+                    continue
+                add = min(budget, max(1, math.ceil(missing * share)))
+                events = eng.post_only(self._id(), side, price, add, MAKER)
+                if events and events[0].kind == EventKind.ACCEPTED:
+                    budget -= add
+
+    def snapshot(self, step: int, liquidated: int) -> tuple:
+        eng, book = self.engine, self.engine.book
+        bid, ask = book.best_bid(), book.best_ask()
+        last = book.last_price or 0
+        mark = eng.mark_price() or 0
+        mid = (bid + ask) / 2 if bid is not None and ask is not None else float(last)
+        ref = mid if mid else float(self.mid0)
+        return (step, last, mark, bid or 0, ask or 0, (ask - bid) if bid and ask else 0, mid,
+                book.resting_qty(Side.BUY, math.ceil(ref * 0.99)),
+                book.resting_qty(Side.SELL, math.floor(ref * 1.01)),
+                book.resting_qty(Side.BUY, math.ceil(ref * 0.95)),
+                book.resting_qty(Side.SELL, math.floor(ref * 1.05)),
+                eng.open_interest(), eng.insurance_fund, liquidated, len(eng.queue()))
+
+    def shock_at(self, step: int) -> None:
+        shock, eng = self.scenario.shock, self.engine
+        if step == 0:
+            if shock.sell:
+                eng.market(self._id(), Side.SELL, shock.sell, SHOCKER)
+            if shock.buy:
+                eng.market(self._id(), Side.BUY, shock.buy, SHOCKER)
+        for when, side, qty in shock.orders:
+            if when == step:
+                eng.market(self._id(), side, qty, SHOCKER)
+        if step < len(shock.index_path):
+            eng.set_index(int(shock.index_path[step]))
+
+
+# ------------------------------------------------------------------------------ results
+@dataclass
+class Result:
+    """What one run produced: per-step series, liquidation records, trades and a summary."""
+
+    scenario: Scenario
+    series: np.ndarray
+    forced_orders: np.ndarray
+    trades: np.ndarray
+    summary: dict
+    accounts: int
+
+    def to_pandas(self):
+        """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
+        import pandas as pd
+
+        return (pd.DataFrame(self.series), pd.DataFrame(self.forced_orders),
+                pd.DataFrame(self.trades))
+
+    def to_csv(self, directory) -> list:
+        """Write series.csv, forced_orders.csv, trades.csv and summary.csv; return the paths."""
+        from pathlib import Path
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, table in (("series", self.series), ("forced_orders", self.forced_orders),
+                            ("trades", self.trades)):
+            path = out / f"{name}.csv"
+            np.savetxt(path, table, delimiter=",", header=",".join(table.dtype.names),
+                       comments="", fmt=[_fmt(table.dtype[n]) for n in table.dtype.names])
+            paths.append(path)
+        path = out / "summary.csv"
+        path.write_text("key,value\n" + "".join(f"{k},{v}\n" for k, v in self.summary.items()))
+        paths.append(path)
+        return paths
+
+    def to_parquet(self, directory) -> list:
+        """Write the three tables as Parquet files (needs pyarrow); return the paths."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from pathlib import Path
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, table in (("series", self.series), ("forced_orders", self.forced_orders),
+                            ("trades", self.trades)):
+            path = out / f"{name}.parquet"
+            pq.write_table(pa.table({n: table[n] for n in table.dtype.names}), path)
+            paths.append(path)
+        return paths
+
+    def plot(self, path) -> None:
+        """Draw the run on one figure and save it to ``path`` (needs matplotlib)."""
+        from .plot import plot_result
+
+        plot_result(self, path)
+
+
+def _fmt(dtype) -> str:
+    return "%.10g" if dtype.kind == "f" else "%d"
+
+
+def _drawdown(series: np.ndarray, start: float) -> tuple[float, int]:
+    mids = series["mid"]
+    if len(mids) == 0:
+        return 0.0, 0
+    trough = int(np.argmin(mids))
+    return max(0.0, start - float(mids[trough])), trough
+
+
+def _summary(market: _Market, series, records, start_mid: float, counterfactual) -> dict:
+    eng = market.engine
+    orders = records[records["kind"] == ForcedKind.ORDER]
+    liquidated = records[np.isin(records["kind"], [ForcedKind.ORDER, ForcedKind.BACKSTOP,
+                                                   ForcedKind.FUND_TAKEOVER, ForcedKind.ADL])]
+    owners = set(liquidated["owner"].tolist()) - {INSURANCE_FUND}
+    drawdown, trough = _drawdown(series, start_mid)
+    half_recovery = None
+    if drawdown > 0:
+        target = float(series["mid"][trough]) + drawdown / 2
+        after = np.nonzero(series["mid"][trough:] >= target)[0]
+        if len(after):
+            half_recovery = int(after[0])
+    summary = {
+        "accounts": market.population,
+        "liquidated_accounts": len(owners),
+        "forced_orders": int(len(orders)),
+        "liquidated_notional": int(liquidated["notional"].sum()) if len(liquidated) else 0,
+        "generations": int(records["generation"].max()) + 1 if len(records) else 0,
+        "start_mid": start_mid,
+        "max_drawdown_ticks": drawdown,
+        "max_drawdown_pct": 100.0 * drawdown / start_mid if start_mid else 0.0,
+        "amplification": None,
+        "bad_debt": int(records["bad_debt"].sum()) if len(records) else 0,
+        "socialized": int(records["socialized"].sum()) if len(records) else 0,
+        "adl_count": int((records["kind"] == ForcedKind.ADL).sum()),
+        "insurance_fund_end": int(eng.insurance_fund),
+        "steps_to_half_recovery": half_recovery,
+        "queue_left": len(eng.queue()),
+    }
+    if counterfactual is not None:
+        summary["counterfactual_drawdown_ticks"] = counterfactual
+        summary["amplification"] = (drawdown / counterfactual if counterfactual > 0
+                                    else (math.inf if drawdown > 0 else 1.0))
+    return summary
+
+
+def _simulate(market: _Market, steps: int, liquidator: bool):
+    series = np.zeros(steps, dtype=SERIES_DTYPE)
+    records_before = len(market.engine.forced_orders())
+    for step in range(steps):
+        market.shock_at(step)
+        liquidated = 0
+        if liquidator:
+            first = len(market.engine.forced_orders())
+            market.engine.liquidation_round()
+            new = market.engine.forced_orders()[first:]
+            liquidated = int(new["notional"].sum()) if len(new) else 0
+        market.refill()
+        series[step] = market.snapshot(step, liquidated)
+    return series, market.engine.forced_orders()[records_before:]
+
+
+def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
+    """Run a scenario; with ``counterfactual`` also run it with the liquidator off, from the same
+    starting state, to compute the amplification (full move / move without liquidations)."""
+    if scenario.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {scenario.steps}")
+    market = _Market(scenario)
+    start = market.engine.book.mid() or float(market.mid0)
+    cf_drawdown = None
+    if counterfactual and scenario.rules.liquidator:
+        off = _Market(scenario)
+        cf_series, _ = _simulate(off, scenario.steps, liquidator=False)
+        cf_drawdown, _ = _drawdown(cf_series, start)
+    series, records = _simulate(market, scenario.steps, scenario.rules.liquidator)
+    summary = _summary(market, series, records, start, cf_drawdown)
+    return Result(scenario, series, records, market.engine.trades(), summary, market.population)
+
+
+# ------------------------------------------------------------------------ compare, sweep
+@dataclass
+class Comparison:
+    """Results of one scenario under several rule sets, and their summaries side by side."""
+
+    results: dict
+
+    @property
+    def table(self) -> list[dict]:
+        """One row per rule set: its name and its summary."""
+        return [{"rules": name, **result.summary} for name, result in self.results.items()]
+
+    def to_pandas(self):
+        """The table as a pandas DataFrame (needs the pandas extra)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.table).set_index("rules")
+
+    def plot(self, path) -> None:
+        """Draw every rule set's price path on one figure (needs matplotlib)."""
+        from .plot import plot_comparison
+
+        plot_comparison(self, path)
+
+
+def compare(rule_sets: dict, scenario: Scenario | None = None, *,
+            counterfactual: bool = True) -> Comparison:
+    """Run ``scenario`` under each ``{name: Rules}`` from the same starting state."""
+    scenario = scenario or default_scenario()
+    results = {}
+    for name, rules in rule_sets.items():
+        if not isinstance(rules, Rules):
+            raise TypeError(f"rule_sets[{name!r}] must be a Rules, got {type(rules).__name__}")
+        results[name] = run(replace(scenario, rules=rules), counterfactual=counterfactual)
+    return Comparison(results)
+
+
+def with_params(scenario: Scenario, params: dict) -> Scenario:
+    """A copy of ``scenario`` with dotted parameters set, e.g. {"rules.band_ppm": 20_000}."""
+    for name, value in params.items():
+        scenario = _set(scenario, name.split("."), value, name)
+    return scenario
+
+
+def _set(obj, path, value, full):
+    if not dataclasses.is_dataclass(obj):
+        raise KeyError(f"parameter {full!r}: {type(obj).__name__} has no fields")
+    names = {f.name for f in dataclasses.fields(obj)}
+    if path[0] not in names:
+        raise KeyError(f"parameter {full!r}: unknown field {path[0]!r} of "
+                       f"{type(obj).__name__}; fields are {sorted(names)}")
+    if len(path) == 1:
+        return replace(obj, **{path[0]: value})
+    return replace(obj, **{path[0]: _set(getattr(obj, path[0]), path[1:], value, full)})
+
+
+def _run_point(args):
+    scenario, params, counterfactual = args
+    return {**params, **run(with_params(scenario, params), counterfactual=counterfactual).summary}
+
+
+def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | None = None,
+          counterfactual: bool = True, progress=None) -> list[dict]:
+    """Run every combination of ``grid`` ({dotted parameter: [values]}); one summary row each.
+
+    Runs go through ``executor`` (any ``concurrent.futures.Executor``: a process pool by default,
+    or ``dask.distributed.Client(...).get_executor()`` for a cluster); rows come back in grid
+    order whatever the executor. ``progress`` is called with (done, total) after each run.
+    """
+    scenario = scenario or default_scenario()
+    names = list(grid)
+    points = [dict(zip(names, values)) for values in itertools.product(*grid.values())]
+    for point in points:  # fail fast, in this process, on a bad parameter name
+        with_params(scenario, point)
+    tasks = [(scenario, point, counterfactual) for point in points]
+    own = executor is None
+    pool = ProcessPoolExecutor() if own else executor
+    try:
+        futures = [pool.submit(_run_point, task) for task in tasks]
+        rows = []
+        for i, future in enumerate(futures):
+            rows.append(future.result())
+            if progress is not None:
+                progress(i + 1, len(futures))
+        return rows
+    finally:
+        if own:
+            pool.shutdown()
+
