@@ -62,7 +62,8 @@ class EventKind(IntEnum):
 class Reason(IntEnum):
     """Why an order was cancelled, amended or rejected (``EVENT_DTYPE['reason']``).
 
-    Codes 1-6 qualify CANCELLED and AMENDED events. Codes 10-17 are malformed or impossible
+    Codes 1-6 qualify CANCELLED and AMENDED events (and QTY_OVERFLOW cancels a triggered stop-limit
+    whose resting would take its level past INT64_MAX lots). Codes 10-17 are malformed or impossible
     messages: the per-call API raises for them (ValueError, KeyError for UNKNOWN_ORDER) and the
     batch path turns them into REJECTED events. Codes 18-20 are orders the market refuses; both
     paths report them as REJECTED events.
@@ -155,11 +156,11 @@ class Event(NamedTuple):
     qty: int
 
     def __repr__(self) -> str:
-        parts = [f"#{self.seq} {EventKind(self.kind).name}"]
+        parts = [f"#{self.seq} {_name(EventKind, self.kind)}"]
         if self.reason:
-            parts.append(Reason(self.reason).name)
+            parts.append(_name(Reason, self.reason))
         if self.side:
-            parts.append(Side(self.side).name)
+            parts.append(_name(Side, self.side))
         parts.append(f"id={self.order_id} owner={self.owner}")
         if self.kind == EventKind.TRADE:
             parts.append(f"maker={self.maker_id} maker_owner={self.maker_owner}")
@@ -167,6 +168,14 @@ class Event(NamedTuple):
         if self.stop_price:
             parts.append(f"stop={self.stop_price}")
         return f"Event({' '.join(parts)} msg={self.msg})"
+
+
+def _name(enum, value) -> str:
+    # A REJECTED event echoes whatever the message held, including values no enum knows.
+    try:
+        return enum(value).name
+    except ValueError:
+        return f"{enum.__name__}({value})"
 
 
 class OrderInfo(NamedTuple):
