@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,7 +27,7 @@ from .events import (
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
-    "default_scenario",
+    "default_scenario", "with_params", "SerialExecutor",
 ]
 
 #: One row per step of a run.
@@ -544,6 +544,18 @@ def _set(obj, path, value, full):
     if len(path) == 1:
         return replace(obj, **{path[0]: value})
     return replace(obj, **{path[0]: _set(getattr(obj, path[0]), path[1:], value, full)})
+
+
+class SerialExecutor(Executor):
+    """A ``concurrent.futures.Executor`` that runs each task in this process as it is submitted."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+        return future
 
 
 def _run_point(args):

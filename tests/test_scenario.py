@@ -1,0 +1,172 @@
+"""Scenario API: the default cascade, determinism, engines agree, compare, sweep, exports."""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from orderbook import (
+    Deficit, LimitRule, Rules, Scenario, Shock, Sizing, compare, default_scenario, run, sweep,
+)
+from orderbook.scenario import SERIES_DTYPE, SerialExecutor, with_params
+
+SMALL = 0.05
+
+
+def same_records(a, b):
+    """Structured arrays equal field by field, NaN equal to NaN in float fields."""
+    return a.dtype == b.dtype and len(a) == len(b) and all(
+        np.array_equal(a[name], b[name], equal_nan=a.dtype[name].kind == "f")
+        for name in a.dtype.names)
+
+
+@pytest.fixture(scope="module")
+def small_result():
+    return run(default_scenario(SMALL))
+
+
+def test_default_scenario_cascades_over_at_least_two_generations(small_result):
+    summary = small_result.summary
+    assert summary["generations"] >= 2
+    assert summary["liquidated_accounts"] > 10
+    generations = small_result.forced_orders["generation"]
+    assert set(range(summary["generations"])) == set(generations.tolist())
+    # the liquidator deepens the move the shock alone makes
+    assert summary["max_drawdown_ticks"] > summary["counterfactual_drawdown_ticks"] > 0
+    assert summary["amplification"] == pytest.approx(
+        summary["max_drawdown_ticks"] / summary["counterfactual_drawdown_ticks"])
+
+
+def test_series_has_one_row_per_step(small_result):
+    series = small_result.series
+    assert series.dtype == SERIES_DTYPE
+    assert series["step"].tolist() == list(range(small_result.scenario.steps))
+    assert series["liquidated_notional"].sum() == small_result.summary["liquidated_notional"]
+    assert (series["best_bid"] < series["best_ask"]).all()
+
+
+def test_liquidated_notional_is_the_sum_of_forced_fill_values(small_result):
+    forced = small_result.trades[small_result.trades["order_id"] < 0]
+    records = small_result.forced_orders
+    orders = records[records["kind"] == 1]
+    assert int(orders["notional"].sum()) == int((forced["price"] * forced["qty"]).sum())
+
+
+def test_runs_are_deterministic(small_result):
+    again = run(default_scenario(SMALL))
+    assert np.array_equal(again.series, small_result.series)
+    assert same_records(again.forced_orders, small_result.forced_orders)
+    assert np.array_equal(again.trades, small_result.trades)
+    assert again.summary == small_result.summary
+
+
+def test_compiled_and_reference_engines_give_the_same_run():
+    scenario = replace(default_scenario(0.02), steps=30)
+    compiled = run(scenario, counterfactual=False)
+    reference = run(replace(scenario, engine="reference"), counterfactual=False)
+    assert compiled.summary["generations"] >= 1
+    assert np.array_equal(compiled.series, reference.series)
+    assert same_records(compiled.forced_orders, reference.forced_orders)
+    assert np.array_equal(compiled.trades, reference.trades)
+
+
+def test_liquidator_off_liquidates_nothing():
+    result = run(with_params(default_scenario(SMALL), {"rules.liquidator": False}))
+    assert result.summary["liquidated_accounts"] == 0
+    assert len(result.forced_orders) == 0
+    assert result.summary["amplification"] is None
+
+
+def test_compare_runs_each_rule_set_from_the_same_start():
+    scenario = default_scenario(SMALL)
+    rules = {"full": Rules(), "partial": Rules(sizing=Sizing.FRACTION, fraction_ppm=250_000),
+             "bankruptcy": Rules(limit=LimitRule.BANKRUPTCY, deficit=Deficit.ADL)}
+    comparison = compare(rules, scenario, counterfactual=False)
+    assert [row["rules"] for row in comparison.table] == list(rules)
+    alone = run(replace(scenario, rules=rules["partial"]), counterfactual=False)
+    assert comparison.results["partial"].summary == alone.summary
+    assert comparison.results["full"].summary != comparison.results["partial"].summary
+
+
+def test_sweep_gives_the_same_rows_serially_and_in_processes():
+    grid = {"rules.band_ppm": [0, 20_000], "rules.limit": [LimitRule.MARKET, LimitRule.BAND]}
+    scenario = replace(default_scenario(SMALL), steps=40)
+    serial = sweep(grid, scenario, executor=SerialExecutor(), counterfactual=False)
+    parallel = sweep(grid, scenario, counterfactual=False)  # a process pool
+    assert serial == parallel
+    assert [(row["rules.band_ppm"], row["rules.limit"]) for row in serial] == [
+        (0, LimitRule.MARKET), (0, LimitRule.BAND), (20_000, LimitRule.MARKET),
+        (20_000, LimitRule.BAND)]
+
+
+def test_sweep_through_a_dask_client_executor():
+    distributed = pytest.importorskip("distributed")
+    grid = {"rules.sizing": [Sizing.FULL, Sizing.RESTORE]}
+    scenario = replace(default_scenario(SMALL), steps=30)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client:
+        rows = sweep(grid, scenario, executor=client.get_executor(), counterfactual=False)
+    assert rows == sweep(grid, scenario, executor=SerialExecutor(), counterfactual=False)
+
+
+def test_sweep_reports_progress():
+    calls = []
+    sweep({"steps": [5, 6]}, default_scenario(SMALL), executor=SerialExecutor(),
+          counterfactual=False, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(KeyError, match="band"):
+        with_params(default_scenario(SMALL), {"rules.band": 1})
+    with pytest.raises(KeyError, match="unknown field 'nope'"):
+        sweep({"nope.x": [1]}, default_scenario(SMALL), executor=SerialExecutor())
+    with pytest.raises(ValueError, match="steps"):
+        run(replace(default_scenario(SMALL), steps=0))
+    with pytest.raises(TypeError, match="Rules"):
+        compare({"x": {"sizing": 1}}, default_scenario(SMALL))
+    with pytest.raises(ValueError, match="scale"):
+        default_scenario(0)
+    with pytest.raises(ValueError, match="engine"):
+        run(replace(default_scenario(SMALL), engine="fast"))
+
+
+def test_index_path_shock_moves_an_index_mark():
+    from orderbook import MarkRule
+
+    scenario = default_scenario(SMALL)
+    path = tuple(1_000_000 - 400 * i for i in range(30))
+    scenario = replace(scenario, steps=30, shock=Shock(index_path=path),
+                       rules=Rules(mark_rule=MarkRule.INDEX))
+    result = run(scenario, counterfactual=False)
+    assert result.series["mark"].tolist() == list(path)
+    assert result.summary["liquidated_accounts"] > 0
+
+
+def test_exports(small_result, tmp_path):
+    paths = small_result.to_csv(tmp_path / "csv")
+    assert {p.name for p in paths} == {"series.csv", "forced_orders.csv", "trades.csv",
+                                       "summary.csv"}
+    header = (tmp_path / "csv" / "series.csv").read_text().splitlines()[0]
+    assert header.split(",") == list(SERIES_DTYPE.names)
+    rows = np.genfromtxt(tmp_path / "csv" / "series.csv", delimiter=",", names=True)
+    assert len(rows) == small_result.scenario.steps
+    pd = pytest.importorskip("pandas")
+    series, forced, trades = small_result.to_pandas()
+    assert isinstance(series, pd.DataFrame) and len(forced) == len(small_result.forced_orders)
+
+
+def test_parquet_export(small_result, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    paths = small_result.to_parquet(tmp_path)
+    table = pq.read_table(paths[0])
+    assert table.num_rows == small_result.scenario.steps
+
+
+def test_scenarios_pickle_for_worker_processes():
+    import pickle
+
+    scenario = default_scenario(SMALL)
+    assert pickle.loads(pickle.dumps(scenario)) == scenario
+    assert isinstance(scenario, Scenario) and math.isfinite(scenario.population.leverage[1])
