@@ -1,0 +1,445 @@
+"""Figures of scenario runs: :func:`plot_result` and :func:`plot_comparison` (need matplotlib).
+
+matplotlib is imported inside the functions, so ``import orderbook`` never needs it. The figures
+are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas attached explicitly: no
+display, no pyplot state, and the pyplot backend of the caller (say a notebook's) is left alone.
+
+Units on the axes: prices in quote currency (ticks × ``scenario.tick_size``), sizes in lots
+(the lot size is given in the label), money in quote currency (quote units × the quote unit,
+which defaults to ``tick_size * lot_size``), time in steps.
+
+Which step a liquidation record belongs to
+------------------------------------------
+:class:`~orderbook.scenario.Result` does not store the step of a record: ``round`` is the round
+*within a cascade* (it restarts at 0 when the queue empties), not the step. But the run calls one
+liquidation round per step and stores that round's notional in ``series['liquidated_notional']``,
+and the records come in order. So the records' running notional total passes each step's running
+total exactly at the step's last record, and :func:`record_steps` cuts the record list there:
+record ``i`` (with ``notional > 0``) belongs to the first step, among those with
+``liquidated_notional > 0``, whose running total reaches the running total of records 0..i. The
+cut is checked (totals agree, every step ends on a record boundary, one ``round`` value per step);
+if a check fails the mapping is reported as unavailable and the figure falls back to placing
+records at ``first liquidation step + index of their round`` and to an unsplit notional series.
+Records without notional (shortfall covers) carry no price and are not placed.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from decimal import Decimal, InvalidOperation
+from itertools import accumulate
+from types import SimpleNamespace
+
+import numpy as np
+
+from .events import EventKind, Side
+
+__all__ = ["plot_result", "plot_comparison", "record_steps"]
+
+_INSTALL_HINT = ('plotting needs matplotlib, which is not installed: '
+                 'pip install "orderbook[plot]"  (or: pip install matplotlib)')
+
+
+def _matplotlib():
+    """The matplotlib modules the figures use, or a clear ImportError."""
+    try:
+        import matplotlib
+        from matplotlib import cm, colors, ticker
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+    return SimpleNamespace(Figure=Figure, FigureCanvasAgg=FigureCanvasAgg, ticker=ticker,
+                           colors=colors, cm=cm, colormaps=matplotlib.colormaps)
+
+
+class _Units:
+    """Conversion factors of a scenario: quote currency per tick, base per lot, quote per unit."""
+
+    def __init__(self, scenario):
+        tick = _decimal(getattr(scenario, "tick_size", None))
+        lot = _decimal(getattr(scenario, "lot_size", None))
+        unit = _decimal(getattr(scenario, "quote_unit", None))
+        if unit is None:
+            unit = tick * lot if tick is not None and lot is not None else None
+        self.tick = float(tick) if tick is not None else 1.0
+        self.lot = float(lot) if lot is not None else 1.0
+        self.money = float(unit) if unit is not None else 1.0
+        self.lot_text = f"{lot.normalize():f}" if lot is not None else "1"
+        self.price_label = "quote ccy" if tick is not None else "ticks"
+        self.money_label = "quote ccy" if unit is not None else "quote units"
+
+
+def _decimal(value) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def record_steps(result) -> np.ndarray | None:
+    """The step of each liquidation record of ``result`` (see the module notes), or None.
+
+    Records without notional get -1. None means the records cannot be matched to the series
+    (for instance a Result assembled by hand), and callers should not split by step.
+    """
+    records = result.forced_orders
+    liquidated = np.asarray(result.series["liquidated_notional"])
+    out = np.full(len(records), -1, dtype=np.int64)
+    if len(records) == 0:
+        return out if not (liquidated > 0).any() else None
+    notional = [int(x) for x in records["notional"]]
+    if min(notional) < 0 or (liquidated < 0).any():
+        return None
+    steps = np.flatnonzero(liquidated > 0)
+    step_totals = list(accumulate(int(x) for x in liquidated[steps]))
+    record_totals = list(accumulate(notional))
+    if not step_totals or step_totals[-1] != record_totals[-1]:
+        return None
+    if not set(step_totals) <= set(record_totals):
+        return None  # some step's notional does not end on a record boundary
+    for i, (n, total) in enumerate(zip(notional, record_totals)):
+        if n > 0:
+            out[i] = steps[bisect_left(step_totals, total)]
+    placed = out >= 0
+    rounds, where = records["round"][placed], out[placed]
+    same = where[1:] == where[:-1]
+    if (rounds[1:][same] != rounds[:-1][same]).any():
+        return None  # one step is one liquidation round: it cannot hold two round numbers
+    return out
+
+
+def _fallback_x(result) -> np.ndarray:
+    """x of each record when the step mapping fails: first liquidation step + round index."""
+    records = result.forced_orders
+    hits = np.flatnonzero(np.asarray(result.series["liquidated_notional"]) > 0)
+    first = int(hits[0]) if len(hits) else 0
+    rounds = records["round"]
+    index = np.concatenate([[0], np.cumsum(rounds[1:] != rounds[:-1])]) if len(rounds) else rounds
+    return first + index.astype(float)
+
+
+def _spread(steps: np.ndarray) -> np.ndarray:
+    """Spread the records of one step over [step - 0.35, step + 0.35], in record order."""
+    x = steps.astype(float)
+    for step in np.unique(steps):
+        idx = np.flatnonzero(steps == step)
+        if len(idx) > 1:
+            x[idx] += np.linspace(-0.35, 0.35, len(idx))
+    return x
+
+
+def _active_until(result) -> int | None:
+    """The last step with a trade or a liquidation (None if there is none)."""
+    series = result.series
+    last = np.asarray(series["last"])
+    moved = np.flatnonzero((np.asarray(series["liquidated_notional"]) > 0)
+                           | np.r_[True, last[1:] != last[:-1]])
+    return int(series["step"][moved[-1]]) if len(moved) else None
+
+
+def _step_axis(ax, ticker, steps, active) -> str:
+    """Make a long quiet tail take less room: the x axis stays linear up to a few steps past
+    ``active`` and turns logarithmic after it when the activity ends early in the run.
+    Returns the note to add to the axis label ('' when the axis stays linear)."""
+    if len(steps) == 0:
+        return ""
+    first, last = int(steps[0]), int(steps[-1])
+    ax.set_xlim(first - 0.6, last + 0.6)
+    if active is None or first != 0 or last < 30 or active + 1 > 0.3 * (last + 1):
+        return ""
+    linthresh = max(5, active + 3)
+    ax.set_xscale("symlog", linthresh=linthresh,
+                  linscale=1.5 * math.log10((last + 1) / linthresh))
+    ax.set_xlim(-0.6, last + 0.6)
+    spacing = next(d for d in (1, 2, 5, 10, 20, 50, 100, 200, 500) if linthresh / d <= 8)
+    ticks = list(range(0, linthresh + 1, spacing))
+    decade = 1
+    while decade <= last:
+        ticks += [m * decade for m in (1, 2, 5) if linthresh < m * decade <= last
+                  and m * decade >= 1.6 * ticks[-1]]
+        decade *= 10
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%d"))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    return f"; linear to step {linthresh}, logarithmic after"
+
+
+def _compact(ticker):
+    """Tick formatter: 950, 12k, 3.4M (SI prefixes from 1,000 up, never milli)."""
+    eng = ticker.EngFormatter(sep="")
+    return ticker.FuncFormatter(lambda v, pos=None: eng(v, pos) if abs(v) >= 1000 else f"{v:g}")
+
+
+def _fmt_amplification(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    return f"{value:.2f}×"
+
+
+def _masked(values) -> np.ndarray:
+    out = np.asarray(values, dtype=float).copy()
+    out[out == 0] = np.nan  # 0 = no trade / no mark yet
+    return out
+
+
+def plot_result(result, path) -> None:
+    """Draw one run on one figure (four panels over the step axis) and save it as PNG to ``path``.
+
+    1. price: last trade and mark, with every forced fill as a point (colour = generation, area
+       ∝ notional), and at the right the lots that forced orders took at each price;
+    2. resting depth within 1 % and 5 % of the mid, bids and asks;
+    3. liquidated notional per step, stacked by generation;
+    4. the insurance fund's change since the start.
+    """
+    mpl = _matplotlib()
+    ticker, mcolors = mpl.ticker, mpl.colors
+    scenario, series, records = result.scenario, result.series, result.forced_orders
+    units = _Units(scenario)
+    summary = result.summary
+    steps = np.asarray(series["step"])
+    n_gen = int(records["generation"].max()) + 1 if len(records) else 0
+    cmap = mcolors.ListedColormap(
+        mpl.colormaps["viridis"](np.linspace(0.0, 0.92, max(n_gen, 1))))
+    norm = mcolors.BoundaryNorm(np.arange(-0.5, max(n_gen, 1) + 0.5), cmap.N)
+
+    fig = mpl.Figure(figsize=(13, 12), dpi=100)
+    mpl.FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(4, 2, width_ratios=[5.2, 1.25], height_ratios=[3.2, 2, 2, 1.6],
+                            hspace=0.12, wspace=0.04, left=0.085, right=0.94, top=0.9,
+                            bottom=0.055)
+    ax_price = fig.add_subplot(grid[0, 0])
+    ax_depth = fig.add_subplot(grid[1, 0], sharex=ax_price)
+    ax_notional = fig.add_subplot(grid[2, 0], sharex=ax_price)
+    ax_fund = fig.add_subplot(grid[3, 0], sharex=ax_price)
+    ax_profile = fig.add_subplot(grid[0, 1], sharey=ax_price)
+    money_fmt = _compact(ticker)
+    price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
+
+    # (1) price ---------------------------------------------------------------------------
+    ax_price.plot(steps, _masked(series["last"]) * units.tick, color="black", lw=1.4,
+                  label="last trade", drawstyle="steps-post")
+    ax_price.plot(steps, _masked(series["mark"]) * units.tick, color="tab:orange", lw=1.2,
+                  ls="--", label="mark", drawstyle="steps-post")
+    start = summary.get("start_mid")
+    if start:
+        ax_price.axhline(start * units.tick, color="grey", lw=0.8, ls=":",
+                         label="mid before the shock")
+    mapped = record_steps(result)
+    priced = records["notional"] > 0
+    if mapped is not None:
+        x_rec = np.full(len(records), np.nan)
+        x_rec[priced] = _spread(mapped[priced])
+        where = "fill step"
+    else:
+        x_rec = _fallback_x(result)
+        where = "first liquidation step + round (step unknown)"
+    if priced.any():
+        sizes = records["notional"][priced].astype(float)
+        area = 10 + 110 * np.sqrt(sizes / sizes.max())
+        ax_price.scatter(x_rec[priced], records["avg_price"][priced] * units.tick, s=area,
+                         c=records["generation"][priced], cmap=cmap, norm=norm, alpha=0.8,
+                         edgecolors="black", linewidths=0.3, zorder=3,
+                         label=f"forced fill, avg price (colour = generation,\n"
+                               f"area ∝ notional; x = {where})")
+    ax_price.set_ylabel(f"price [{units.price_label}]")
+    ax_price.yaxis.set_major_formatter(price_fmt)
+    ax_price.set_title("price", loc="left", fontsize=10, fontweight="bold")
+    ax_price.legend(loc="best", fontsize=8, framealpha=0.9)
+
+    # (1b) lots taken by forced orders at each price ---------------------------------------
+    trades = result.trades
+    forced = trades[(trades["order_id"] < 0) & (trades["kind"] == EventKind.TRADE)]
+    drew = False
+    if len(forced):
+        prices = np.unique(forced["price"])
+        gap = np.diff(prices).min() if len(prices) > 1 else 1
+        lo, hi = ax_price.get_ylim()
+        height = max(0.8 * gap * units.tick, (hi - lo) / 250)
+        for side, colour, label in ((Side.SELL, "tab:red", "forced sells\n(took bids)"),
+                                    (Side.BUY, "tab:green", "forced buys\n(took asks)")):
+            part = forced[forced["side"] == side]
+            if not len(part):
+                continue
+            px, inverse = np.unique(part["price"], return_inverse=True)
+            lots = np.bincount(inverse, weights=part["qty"].astype(float))
+            ax_profile.barh(px * units.tick, lots, height=height, color=colour, alpha=0.75,
+                            label=label)
+            drew = True
+    if drew:
+        ax_profile.legend(loc="upper right", fontsize=7.5, framealpha=0.9)
+    else:
+        ax_profile.text(0.5, 0.5, "no forced\nfills", ha="center", va="center",
+                        transform=ax_profile.transAxes, color="grey")
+        ax_profile.set_xlim(0, 1)
+    ax_profile.set_title("taken by forced orders", loc="left", fontsize=9, fontweight="bold")
+    ax_profile.set_xlabel(f"lots (1 lot = {units.lot_text})", fontsize=8.5)
+    ax_profile.tick_params(axis="y", labelleft=False)
+    ax_profile.tick_params(axis="x", labelsize=8)
+    ax_profile.xaxis.set_major_formatter(money_fmt)
+    ax_profile.xaxis.set_major_locator(ticker.MaxNLocator(3) if drew else ticker.NullLocator())
+    ax_profile.grid(axis="x", alpha=0.3)
+
+    # (2) resting depth --------------------------------------------------------------------
+    for field, colour, ls, label in (
+            ("bid_depth_1pct", "tab:blue", "-", "bids within 1 % of mid"),
+            ("bid_depth_5pct", "tab:purple", "-", "bids within 5 %"),
+            ("ask_depth_1pct", "tab:blue", ":", "asks within 1 %"),
+            ("ask_depth_5pct", "tab:purple", ":", "asks within 5 %")):
+        ax_depth.plot(steps, series[field], color=colour, ls=ls, lw=1.3, label=label)
+    ax_depth.set_ylabel(f"resting depth\n[lots, 1 lot = {units.lot_text}]")
+    ax_depth.yaxis.set_major_formatter(money_fmt)
+    ax_depth.set_ylim(bottom=0)
+    ax_depth.set_title("book depth near the mid", loc="left", fontsize=10, fontweight="bold")
+    ax_depth.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, framealpha=0.9)
+
+    # (3) liquidated notional per step by generation ---------------------------------------
+    if mapped is not None and priced.any():
+        bottom = np.zeros(len(steps))
+        index = {int(s): i for i, s in enumerate(steps)}
+        for gen in range(n_gen):
+            pick = priced & (records["generation"] == gen)
+            if not pick.any():
+                continue
+            per_step = np.zeros(len(steps))
+            for step, value in zip(mapped[pick], records["notional"][pick]):
+                per_step[index[int(step)]] += float(value)
+            nz = per_step > 0
+            ax_notional.bar(steps[nz], per_step[nz] * units.money, bottom=bottom[nz],
+                            width=0.85, color=cmap(norm(gen)), linewidth=0)
+            bottom += per_step * units.money
+        mappable = mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
+        cax = ax_notional.inset_axes([1.03, 0.0, 0.03, 1.0])
+        bar = fig.colorbar(mappable, cax=cax)
+        bar.set_label("generation", fontsize=9)
+        bar.ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True, nbins=8))
+        bar.ax.tick_params(labelsize=8)
+        bar.ax.minorticks_off()
+    elif (series["liquidated_notional"] > 0).any():
+        ax_notional.bar(steps, series["liquidated_notional"] * units.money, width=0.85,
+                        color="tab:red", label="all generations (split unavailable)")
+        ax_notional.legend(loc="upper right", fontsize=8)
+    else:
+        ax_notional.text(0.5, 0.5, "no liquidations", ha="center", va="center",
+                         transform=ax_notional.transAxes, color="grey")
+        ax_notional.set_ylim(0, 1)
+    ax_notional.set_ylabel(f"liquidated notional\n[{units.money_label}]")
+    ax_notional.yaxis.set_major_formatter(money_fmt)
+    ax_notional.set_title("liquidated notional per step, by generation (the round an account "
+                          "entered the queue)", loc="left", fontsize=10, fontweight="bold")
+
+    # (4) insurance fund -------------------------------------------------------------------
+    fund0 = getattr(getattr(scenario, "rules", None), "insurance_fund", None)
+    fund = np.asarray(series["insurance_fund"], dtype=float)
+    base = float(fund0) if fund0 is not None else (fund[0] if len(fund) else 0.0)
+    change = (fund - base) * units.money
+    ax_fund.plot(steps, change, color="tab:green", lw=1.4, drawstyle="steps-post")
+    if len(change) and not np.any(change):
+        ax_fund.set_ylim(-1, 1)
+    ax_fund.axhline(0, color="grey", lw=0.8, ls=":")
+    ax_fund.set_ylabel(f"fund change\n[{units.money_label}]")
+    ax_fund.yaxis.set_major_formatter(money_fmt)
+    ax_fund.set_title(f"insurance fund, change since the start "
+                      f"(start: {money_fmt(base * units.money)} {units.money_label})",
+                      loc="left", fontsize=10, fontweight="bold")
+
+    for ax in (ax_price, ax_depth, ax_notional):
+        ax.tick_params(axis="x", labelbottom=False)
+    for ax in (ax_price, ax_depth, ax_notional, ax_fund):
+        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
+    note = _step_axis(ax_fund, ticker, steps, _active_until(result))
+    ax_fund.set_xlabel(f"step (one liquidation round and one liquidity refill per step{note})")
+
+    fig.suptitle(_title(summary, units), fontsize=12.5, y=0.985, va="top")
+    fig.savefig(path, format="png")
+
+
+def _title(summary: dict, units: _Units) -> str:
+    accounts = summary.get("accounts")
+    of = f" of {accounts:,}" if accounts is not None else ""
+    line1 = (f"Liquidation cascade: {summary.get('liquidated_accounts', 0):,}{of} accounts "
+             f"liquidated, {summary.get('generations', 0)} generations, "
+             f"{summary.get('forced_orders', 0):,} forced orders")
+    notional = summary.get("liquidated_notional", 0) * units.money
+    line2 = (f"max drawdown {summary.get('max_drawdown_pct', 0.0):.2f} % · amplification "
+             f"{_fmt_amplification(summary.get('amplification'))} (move with / without "
+             f"liquidations) · liquidated notional {notional:,.0f} {units.money_label}")
+    return f"{line1}\n{line2}"
+
+
+#: Columns of the comparison table: (header, summary key, formatter).
+def _columns(units: _Units):
+    money = lambda v: f"{v * units.money:,.0f}"  # noqa: E731
+    return (
+        ("liquidated\naccounts", "liquidated_accounts", lambda v: f"{v:,}"),
+        ("forced\norders", "forced_orders", lambda v: f"{v:,}"),
+        ("generations", "generations", str),
+        (f"liq. notional\n[{units.money_label}]", "liquidated_notional", money),
+        ("max drawdown\n[%]", "max_drawdown_pct", lambda v: f"{v:.2f}"),
+        ("amplification", "amplification", _fmt_amplification),
+        (f"bad debt\n[{units.money_label}]", "bad_debt", money),
+        ("ADL\nrecords", "adl_count", lambda v: f"{v:,}"),
+    )
+
+
+def plot_comparison(comparison, path) -> None:
+    """Draw each rule set's price path (last trade) on one axis, with a table of the summaries
+    below, and save the figure as PNG to ``path``."""
+    mpl = _matplotlib()
+    ticker = mpl.ticker
+    results = comparison.results
+    if not results:
+        raise ValueError("comparison has no results to plot")
+    units = _Units(next(iter(results.values())).scenario)
+    n = len(results)
+    table_height = 0.55 + 0.3 * n
+    fig = mpl.Figure(figsize=(12, 6.2 + table_height), dpi=100)
+    mpl.FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, 1, height_ratios=[6.2, table_height], hspace=0.3, left=0.09,
+                            right=0.82, top=0.93, bottom=0.02)
+    ax = fig.add_subplot(grid[0])
+    start = None
+    for name, result in results.items():
+        u = _Units(result.scenario)
+        series = result.series
+        ax.plot(series["step"], _masked(series["last"]) * u.tick, lw=1.5,
+                drawstyle="steps-post", label=str(name))
+        start = start or result.summary.get("start_mid")
+    if start:
+        ax.axhline(start * units.tick, color="grey", lw=0.8, ls=":", label="mid before the shock")
+    ax.set_ylabel(f"last trade price [{units.price_label}]")
+    actives = [a for a in map(_active_until, results.values()) if a is not None]
+    longest = max(results.values(), key=lambda r: len(r.series)).series["step"]
+    note = _step_axis(ax, ticker, np.asarray(longest), max(actives) if actives else None)
+    ax.set_xlabel(f"step (one liquidation round and one liquidity refill per step{note})")
+    ax.yaxis.set_major_formatter(
+        ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"))
+    ax.grid(alpha=0.3)
+    ax.legend(title="rule set", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    ax.set_title("Price path under each rule set (same scenario, same starting state)",
+                 fontsize=12.5)
+
+    ax_table = fig.add_subplot(grid[1])
+    ax_table.axis("off")
+    columns = _columns(units)
+    cells = [[str(name)] + [fmt(result.summary.get(key)) if result.summary.get(key) is not None
+                            or key == "amplification" else "n/a" for _, key, fmt in columns]
+             for name, result in results.items()]
+    table = ax_table.table(cellText=cells, colLabels=["rule set"] + [h for h, _, _ in columns],
+                           cellLoc="center", bbox=[0.0, 0.0, 1.22, 1.0])
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    for (row, col), cell in table.get_celld().items():
+        cell.set_height(2.0 if row == 0 else 1.0)  # rescaled to the bbox; headers get 2 lines
+        if row == 0:
+            cell.set_facecolor("#e8e8e8")
+            cell.set_text_props(fontweight="bold")
+        if col == 0 and row > 0:
+            cell.set_text_props(fontweight="bold")
+    fig.savefig(path, format="png")

@@ -1,0 +1,132 @@
+"""orderbook.plot: the figures render to sane PNGs, and records are placed on the right steps."""
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import orderbook
+from orderbook import Rules, Side, Sizing, default_scenario
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def plot():
+    pytest.importorskip("matplotlib")
+    from orderbook import plot
+
+    return plot
+
+
+@pytest.fixture(scope="module")
+def result():
+    return orderbook.run(default_scenario(0.05))
+
+
+@pytest.fixture(scope="module")
+def comparison():
+    return orderbook.compare({"full": Rules(), "partial": Rules(sizing=Sizing.FRACTION)},
+                             default_scenario(0.05), counterfactual=False)
+
+
+def assert_sane_png(path):
+    data = path.read_bytes()
+    assert len(data) > 1000
+    assert data.startswith(PNG_SIGNATURE)
+    from matplotlib.image import imread
+
+    height, width = imread(str(path)).shape[:2]
+    assert 600 <= width <= 4000
+    assert 600 <= height <= 4000
+
+
+def test_plot_result_writes_png(plot, result, tmp_path):
+    assert result.summary["liquidated_accounts"] > 0  # the figure has something to show
+    path = tmp_path / "result.png"
+    plot.plot_result(result, path)
+    assert_sane_png(path)
+
+
+def test_plot_comparison_writes_png(plot, comparison, tmp_path):
+    path = tmp_path / "comparison.png"
+    plot.plot_comparison(comparison, path)
+    assert_sane_png(path)
+
+
+def test_result_and_comparison_methods(plot, result, comparison, tmp_path):
+    result.plot(tmp_path / "a.png")
+    comparison.plot(str(tmp_path / "b.png"))  # str paths work too
+    assert_sane_png(tmp_path / "a.png")
+    assert_sane_png(tmp_path / "b.png")
+
+
+def test_plot_without_liquidations(plot, tmp_path):
+    quiet = orderbook.run(dataclasses.replace(default_scenario(0.05),
+                                              rules=Rules(liquidator=False)))
+    assert len(quiet.forced_orders) == 0
+    plot.plot_result(quiet, tmp_path / "quiet.png")
+    assert_sane_png(tmp_path / "quiet.png")
+
+
+def test_plot_falls_back_when_records_do_not_match_the_series(plot, result, tmp_path):
+    broken = dataclasses.replace(result, series=result.series.copy())
+    broken.series["liquidated_notional"][0] += 1
+    assert plot.record_steps(broken) is None
+    plot.plot_result(broken, tmp_path / "fallback.png")
+    assert_sane_png(tmp_path / "fallback.png")
+
+
+def _steps_by_hand(scenario):
+    """Run the scenario step by step as scenario.run does, noting each record's step."""
+    from orderbook.scenario import _Market
+
+    market = _Market(scenario)
+    before = len(market.engine.forced_orders())
+    steps = []
+    for step in range(scenario.steps):
+        market.shock_at(step)
+        first = len(market.engine.forced_orders())
+        market.engine.liquidation_round()
+        steps += [step] * (len(market.engine.forced_orders()) - first)
+        market.refill()
+    assert len(market.engine.forced_orders()) - before == len(steps)
+    return np.array(steps, dtype=np.int64)
+
+
+@pytest.mark.parametrize("rules", [Rules(), Rules(sizing=Sizing.FRACTION)])
+def test_record_steps_match_the_run(plot, rules):
+    # Two cascades: the shock at step 0, and a second sell at step 40 after the first has ended
+    # (the cascade round number restarts at 0 there, so `round` alone is not the step).
+    scenario = dataclasses.replace(
+        default_scenario(0.05), rules=rules,
+        shock=orderbook.Shock(sell=1500, orders=((40, Side.SELL, 1200),)))
+    result = orderbook.run(scenario, counterfactual=False)
+    truth = _steps_by_hand(scenario)
+    mapped = plot.record_steps(result)
+    assert mapped is not None
+    priced = result.forced_orders["notional"] > 0
+    assert (mapped[~priced] == -1).all()
+    np.testing.assert_array_equal(mapped[priced], truth[priced])
+    assert len(np.unique(truth[priced])) > len(np.unique(result.forced_orders["round"]))
+
+
+def test_import_does_not_need_matplotlib():
+    code = ("import sys, orderbook, orderbook.plot; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported eagerly'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_matplotlib_gives_install_hint(result, tmp_path, monkeypatch):
+    from orderbook import plot
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    with pytest.raises(ImportError, match=r'pip install "orderbook\[plot\]"'):
+        plot.plot_result(result, tmp_path / "x.png")
+    with pytest.raises(ImportError, match="matplotlib"):
+        plot.plot_comparison(orderbook.scenario.Comparison({"a": result}), tmp_path / "y.png")
+    assert not (tmp_path / "x.png").exists()
