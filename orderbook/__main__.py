@@ -1,0 +1,8 @@
+"""``python -m orderbook``: the command line (see :mod:`orderbook.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,708 @@
+"""Scenarios as TOML files: load, validate, write back.
+
+A scenario file sets any of the :class:`~orderbook.scenario.Scenario` fields; everything it leaves
+out keeps the value of the **built-in scenario** :func:`~orderbook.scenario.default_scenario`
+(not the bare dataclass defaults, which differ: the built-in book is 1,000 levels 50 ticks apart,
+the population 20,000 accounts at 2-75x, and so on). ``orderbook show`` prints the effective
+scenario of a file with every value filled in.
+
+Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, steps)::
+
+    tick_size = "0.1"          # decimal strings (numbers are accepted too)
+    lot_size = "0.001"
+    quote_unit = "none"        # "none": tick_size * lot_size
+    steps = 120
+    seed = 7
+    engine = "compiled"        # or "reference"
+
+    [book]                     # a synthetic DepthProfile ...
+    mid = 1_000_000
+    levels = 1000
+    step = 50
+    touch_qty = 60
+    # ... or an ExplicitBook instead: bids = [[price, lots], ...], asks = [[price, lots], ...]
+
+    [population]               # Population fields (leverage and size as [low, high]) ...
+    count = 20_000
+    leverage = [2.0, 75.0]
+    # ... or an ExplicitPopulation: side = [1, -1, ...], size, entry, collateral (equal lengths)
+
+    [liquidity]
+    rate = 2_000
+    half_life = 10.0
+
+    [shock]
+    sell = 30_000
+    index_path = []            # ticks, one per step (index mark rules)
+    orders = [[5, "SELL", 1_000]]   # [step, side, lots]
+
+    [rules]
+    mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit
+    sizing = "FRACTION"
+    limit = "BAND"
+    deficit = "ADL"
+    round_cap = "none"              # optional values take "none"
+    tiers = [[2_000_000_000, 4_000, 8_000], ["none", 25_000, 50_000]]
+
+Unknown tables or keys, values of the wrong type and values out of range raise
+:class:`ConfigError` (a ValueError; :class:`UnknownKeyError` is also a KeyError and
+:class:`ConfigTypeError` also a TypeError) with a message naming the table, the key and the value,
+e.g. ``[rules] sizing = 'HALF' is not one of FULL, FRACTION, RESTORE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import replace
+from decimal import Decimal
+from enum import IntEnum
+from pathlib import Path
+
+from . import _validation as check
+from .events import Deficit, LimitRule, MarkRule, Side, Sizing
+from .margin import MarginTiers, unit_value
+from .scenario import (
+    DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
+    default_scenario,
+)
+
+__all__ = [
+    "ConfigError", "UnknownKeyError", "ConfigTypeError", "load_scenario", "loads_scenario",
+    "scenario_from_dict", "scenario_to_dict", "scenario_to_toml", "save_scenario", "load_rules",
+    "rules_from_dict", "coerce_param", "parse_values", "scale_scenario", "dumps_toml",
+]
+
+INT64_MAX = 2**63 - 1
+PPM = 1_000_000
+
+
+# ---------------------------------------------------------------------------------- errors
+class ConfigError(ValueError):
+    """A scenario or rules file (or a parameter) that cannot be used; the message says why."""
+
+
+class UnknownKeyError(ConfigError, KeyError):
+    """A table or key the scenario layout does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A value of the wrong type (a string where an integer belongs, ...)."""
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _where(table: str | None) -> str:
+    return f"[{table}]" if table else "top-level"
+
+
+class _Bad(Exception):
+    """Raised by converters; turned into a ConfigError naming table, key and value."""
+
+    def __init__(self, problem: str, kind: type = ConfigError):
+        super().__init__(problem)
+        self.problem = problem
+        self.kind = kind
+
+
+# ------------------------------------------------------------------------------ converters
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _int(lo: int | None = None, hi: int | None = None):
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                raise _Bad(f"must be an integer (write it without a decimal point or exponent), "
+                           f"got {_type_name(value)}", ConfigTypeError)
+            raise _Bad(f"must be an integer, got {_type_name(value)}", ConfigTypeError)
+        if lo is not None and value < lo or hi is not None and value > hi:
+            raise _Bad(f"must be in [{lo if lo is not None else '-inf'}, "
+                       f"{hi if hi is not None else 'inf'}]")
+        return value
+    return convert
+
+
+def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Bad(f"must be a number, got {_type_name(value)}", ConfigTypeError)
+        value = float(value)
+        if math.isnan(value):
+            raise _Bad("must be a number, got nan")
+        if lo is not None and (value <= lo if lo_open else value < lo) or \
+                hi is not None and value > hi:
+            raise _Bad(f"must be in {'(' if lo_open else '['}"
+                       f"{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+        return value
+    return convert
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise _Bad(f"must be true or false, got {_type_name(value)}", ConfigTypeError)
+    return value
+
+
+def _decimal_str(value):
+    """tick_size, lot_size: kept as the decimal string the engine parses."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _Bad(f"must be a decimal string such as \"0.1\", got {_type_name(value)}",
+                   ConfigTypeError)
+    text = repr(value) if isinstance(value, float) else str(value)
+    try:
+        check.unit_size("size", text)
+    except (TypeError, ValueError):
+        raise _Bad("must be a positive decimal number such as \"0.1\"") from None
+    return text
+
+
+def _optional(convert):
+    def optional(value):
+        if isinstance(value, str) and value.lower() == "none":
+            return None
+        try:
+            return convert(value)
+        except _Bad as bad:
+            raise _Bad(bad.problem + ' (or "none")', bad.kind) from None
+    return optional
+
+
+def _enum(enum: type[IntEnum]):
+    names = ", ".join(member.name for member in enum)
+
+    def convert(value):
+        if isinstance(value, enum):
+            return value
+        if not isinstance(value, str):
+            raise _Bad(f"must be a name, one of {names}; got {_type_name(value)}",
+                       ConfigTypeError)
+        try:
+            return enum[value.upper()]
+        except KeyError:
+            raise _Bad(f"is not one of {names}") from None
+    return convert
+
+
+def _choice(*options: str):
+    def convert(value):
+        if not isinstance(value, str):
+            raise _Bad(f"must be one of {', '.join(options)}; got {_type_name(value)}",
+                       ConfigTypeError)
+        if value not in options:
+            raise _Bad(f"is not one of {', '.join(options)}")
+        return value
+    return convert
+
+
+def _array(value, length: int | None = None) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise _Bad(f"must be an array, got {_type_name(value)}", ConfigTypeError)
+    if length is not None and len(value) != length:
+        raise _Bad(f"must be an array of {length} values, got {len(value)}")
+    return list(value)
+
+
+def _each(convert, what: str):
+    """Apply ``convert`` to one element, saying which one failed."""
+    def at(i, value):
+        try:
+            return convert(value)
+        except _Bad as bad:
+            raise _Bad(f"{what}[{i}] = {_show(value)} {bad.problem}", bad.kind) from None
+    return at
+
+
+def _pair(convert):
+    """[low, high] with low <= high."""
+    def pair(value):
+        items = _array(value, 2)
+        at = _each(convert, "element ")
+        lo, hi = at(0, items[0]), at(1, items[1])
+        if lo > hi:
+            raise _Bad("must be [low, high] with low <= high")
+        return (lo, hi)
+    return pair
+
+
+def _int_list(lo: int | None = None, hi: int | None = None):
+    def convert(value):
+        at = _each(_int(lo, hi), "element ")
+        return tuple(at(i, v) for i, v in enumerate(_array(value)))
+    return convert
+
+
+def _side(value):
+    if isinstance(value, str):
+        try:
+            return Side(check.as_side(value))
+        except ValueError:
+            raise _Bad('must be "BUY" or "SELL" (or 1 / -1)') from None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, -1):
+        raise _Bad('must be "BUY" or "SELL" (or 1 / -1)',
+                   ConfigTypeError if not isinstance(value, int) else ConfigError)
+    return Side(value)
+
+
+def _sides(value):
+    at = _each(_side, "element ")
+    return tuple(int(at(i, v)) for i, v in enumerate(_array(value)))
+
+
+def _levels(value):
+    """[[price ticks, lots], ...] of an explicit book."""
+    rows = []
+    for i, row in enumerate(_array(value)):
+        try:
+            price, lots = _array(row, 2)
+            price = _int(1, INT64_MAX)(price)
+            lots = _int(1, INT64_MAX)(lots)
+        except _Bad as bad:
+            raise _Bad(f"level [{i}] = {_show(row)} must be [price ticks >= 1, lots >= 1]: "
+                       f"{bad.problem}", bad.kind) from None
+        rows.append((price, lots))
+    return tuple(rows)
+
+
+def _orders(value):
+    """[[step, side, lots], ...] of a shock."""
+    rows = []
+    for i, row in enumerate(_array(value)):
+        try:
+            step, side, lots = _array(row, 3)
+            rows.append((_int(0)(step), int(_side(side)), _int(1, INT64_MAX)(lots)))
+        except _Bad as bad:
+            raise _Bad(f"order [{i}] = {_show(row)} must be [step >= 0, \"BUY\" or \"SELL\", "
+                       f"lots >= 1]: {bad.problem}", bad.kind) from None
+    return tuple(rows)
+
+
+def _tiers(value):
+    """[[max_notional or "none", maintenance ppm, initial ppm], ...], validated by MarginTiers."""
+    rows = []
+    for i, row in enumerate(_array(value)):
+        try:
+            cap, mm, im = _array(row, 3)
+            rows.append((_optional(_int(1, INT64_MAX))(cap), _int(0, PPM)(mm), _int(0, PPM)(im)))
+        except _Bad as bad:
+            raise _Bad(f"tier [{i}] = {_show(row)} must be [max_notional or \"none\", "
+                       f"maintenance_ppm, initial_ppm]: {bad.problem}", bad.kind) from None
+    try:
+        MarginTiers(rows)
+    except (TypeError, ValueError) as exc:
+        raise _Bad(f"is not a valid tier table: {exc}") from None
+    return tuple(rows)
+
+
+# ----------------------------------------------------------------------------------- schema
+_PPM = _int(0, PPM)
+
+#: table -> {key: converter}; the top level is the table None.
+_TOP = {
+    "tick_size": _decimal_str,
+    "lot_size": _decimal_str,
+    "quote_unit": _optional(_decimal_str),
+    "steps": _int(1, 10**9),
+    "seed": _int(0, INT64_MAX),
+    "engine": _choice("compiled", "reference"),
+}
+_DEPTH = {
+    "mid": _int(1, 2**32 - 1),
+    "spread": _int(1, 2**32 - 1),
+    "levels": _int(1, 10**7),
+    "step": _int(1, 2**32 - 1),
+    "touch_qty": _int(1, 2**40),
+    "growth": _float(),
+    "noise": _float(0.0),
+}
+_EXPLICIT_BOOK = {"bids": _levels, "asks": _levels}
+_POPULATION = {
+    "count": _int(0, 10**8),
+    "long_fraction": _float(0.0, 1.0),
+    "leverage": _pair(_float(0.0, lo_open=True)),
+    "entry_dispersion": _float(0.0),
+    "size": _pair(_int(1, 2**40)),
+}
+_EXPLICIT_POPULATION = {
+    "side": _sides,
+    "size": _int_list(1, INT64_MAX),
+    "entry": _int_list(1, INT64_MAX),
+    "collateral": _int_list(0, INT64_MAX),
+}
+_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0)}
+_SHOCK = {
+    "sell": _int(0, INT64_MAX),
+    "buy": _int(0, INT64_MAX),
+    "index_path": _int_list(1, INT64_MAX),
+    "orders": _orders,
+}
+_RULES = {
+    "tiers": _tiers,
+    "mark_rule": _enum(MarkRule),
+    "sizing": _enum(Sizing),
+    "fraction_ppm": _PPM,
+    "limit": _enum(LimitRule),
+    "band_ppm": _PPM,
+    "round_cap": _optional(_int(1, INT64_MAX)),
+    "liquidation_fee_ppm": _PPM,
+    "insurance_fund": _int(0, 2**62),
+    "backstop_collateral": _int(0, 2**62),
+    "backstop_discount_ppm": _PPM,
+    "deficit": _enum(Deficit),
+    "taker_fee_ppm": _PPM,
+    "maker_fee_ppm": _PPM,
+    "liquidator": _bool,
+}
+_TABLES = ("book", "population", "liquidity", "shock", "rules")
+
+# Every dataclass field has a converter (checked at import, so the schema cannot drift).
+for _cls, _schema in ((DepthProfile, _DEPTH), (ExplicitBook, _EXPLICIT_BOOK),
+                      (Population, _POPULATION), (ExplicitPopulation, _EXPLICIT_POPULATION),
+                      (Liquidity, _LIQUIDITY), (Shock, _SHOCK), (Rules, _RULES)):
+    assert {f.name for f in dataclasses.fields(_cls)} == set(_schema), _cls
+assert {f.name for f in dataclasses.fields(Scenario)} == set(_TOP) | set(_TABLES)
+
+
+def _convert(table: str | None, key: str, value, schema: dict):
+    if key not in schema:
+        raise UnknownKeyError(f"{_where(table)} unknown key {key!r} (known: "
+                              f"{', '.join(schema)})")
+    try:
+        return schema[key](value)
+    except _Bad as bad:
+        raise bad.kind(f"{_where(table)} {key} = {_show(value)} {bad.problem}") from None
+
+
+def _fields(table: str | None, d, schema: dict) -> dict:
+    if not isinstance(d, dict):
+        raise ConfigTypeError(f"[{table}] must be a table, got {_type_name(d)} {_show(d)}")
+    return {key: _convert(table, key, value, schema) for key, value in d.items()}
+
+
+def _book(d, base) -> DepthProfile | ExplicitBook:
+    if not isinstance(d, dict):
+        raise ConfigTypeError(f"[book] must be a table, got {_type_name(d)} {_show(d)}")
+    if set(d) & set(_EXPLICIT_BOOK):
+        extra = set(d) - set(_EXPLICIT_BOOK)
+        if extra:
+            raise UnknownKeyError(
+                f"[book] key {sorted(extra)[0]!r} cannot go with bids/asks: an explicit book "
+                f"takes only bids and asks (a synthetic one: {', '.join(_DEPTH)})")
+        book = ExplicitBook(**_fields("book", d, _EXPLICIT_BOOK))
+        if not book.bids or not book.asks:
+            raise ConfigError(f"[book] an explicit book needs both bids and asks, got "
+                              f"{len(book.bids)} bid and {len(book.asks)} ask levels")
+        best_bid, best_ask = max(p for p, _ in book.bids), min(p for p, _ in book.asks)
+        if best_bid >= best_ask:
+            raise ConfigError(f"[book] bids and asks cross: best bid {best_bid} >= best ask "
+                              f"{best_ask}")
+        return book
+    unknown = set(d) - set(_DEPTH)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise UnknownKeyError(f"[book] unknown key {key!r} (known: {', '.join(_DEPTH)}; or "
+                              f"bids and asks for an explicit book)")
+    start = base if isinstance(base, DepthProfile) else DepthProfile()
+    return replace(start, **_fields("book", d, _DEPTH))
+
+
+def _population(d, base) -> Population | ExplicitPopulation:
+    if not isinstance(d, dict):
+        raise ConfigTypeError(f"[population] must be a table, got {_type_name(d)} {_show(d)}")
+    explicit_only = set(_EXPLICIT_POPULATION) - set(_POPULATION)  # side, entry, collateral
+    if set(d) & explicit_only:
+        extra = set(d) - set(_EXPLICIT_POPULATION)
+        if extra:
+            raise UnknownKeyError(
+                f"[population] key {sorted(extra)[0]!r} cannot go with side/entry/collateral: "
+                f"an explicit population takes only {', '.join(_EXPLICIT_POPULATION)}")
+        missing = [k for k in _EXPLICIT_POPULATION if k not in d]
+        if missing:
+            raise ConfigError(f"[population] an explicit population needs all of "
+                              f"{', '.join(_EXPLICIT_POPULATION)}; missing {', '.join(missing)}")
+        pop = ExplicitPopulation(**_fields("population", d, _EXPLICIT_POPULATION))
+        lengths = {k: len(getattr(pop, k)) for k in _EXPLICIT_POPULATION}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"[population] side, size, entry and collateral must have the same "
+                              f"length, got {lengths}")
+        return pop
+    unknown = set(d) - set(_POPULATION)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise UnknownKeyError(f"[population] unknown key {key!r} (known: {', '.join(_POPULATION)}"
+                              f"; or side, size, entry, collateral for an explicit population)")
+    start = base if isinstance(base, Population) else Population()
+    return replace(start, **_fields("population", d, _POPULATION))
+
+
+def rules_from_dict(d: dict, base: Rules | None = None, *, table: str = "rules") -> Rules:
+    """Rules from a ``[rules]`` table's contents, unset keys taken from ``base`` (default: the
+    built-in scenario's rules)."""
+    base = default_scenario().rules if base is None else base
+    return replace(base, **_fields(table, d, _RULES))
+
+
+def scenario_from_dict(d: dict, base: Scenario | None = None) -> Scenario:
+    """A Scenario from a dict laid out like a scenario file (see the module docstring).
+
+    Tables and keys ``d`` leaves out keep their values in ``base``, by default the built-in
+    :func:`~orderbook.scenario.default_scenario` (whose values differ from the bare dataclass
+    defaults). Raises :class:`ConfigError` (ValueError, KeyError or TypeError) naming the table,
+    key and value of the first problem.
+    """
+    base = default_scenario() if base is None else base
+    if not isinstance(d, dict):
+        raise ConfigTypeError(f"a scenario must be a table, got {_type_name(d)}")
+    changes = {}
+    for key, value in d.items():
+        if key in _TABLES:
+            continue
+        if key not in _TOP:
+            raise UnknownKeyError(f"unknown top-level key {key!r} (known: "
+                                  f"{', '.join(list(_TOP) + [f'[{t}]' for t in _TABLES])})")
+        changes[key] = _convert(None, key, value, _TOP)
+    if "book" in d:
+        changes["book"] = _book(d["book"], base.book)
+    if "population" in d:
+        changes["population"] = _population(d["population"], base.population)
+    if "liquidity" in d:
+        changes["liquidity"] = replace(base.liquidity, **_fields("liquidity", d["liquidity"],
+                                                                   _LIQUIDITY))
+    if "shock" in d:
+        changes["shock"] = replace(base.shock, **_fields("shock", d["shock"], _SHOCK))
+    if "rules" in d:
+        if not isinstance(d["rules"], dict):
+            raise ConfigTypeError(f"[rules] must be a table, got {_type_name(d['rules'])} "
+                                  f"{_show(d['rules'])}")
+        changes["rules"] = rules_from_dict(d["rules"], base.rules)
+    scenario = replace(base, **changes)
+    _check_units(scenario)
+    return scenario
+
+
+def _check_units(s: Scenario) -> None:
+    try:
+        unit_value(Decimal(s.tick_size), Decimal(s.lot_size), s.quote_unit)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"top-level tick_size = {s.tick_size!r}, lot_size = {s.lot_size!r}, "
+                          f"quote_unit = {s.quote_unit!r} do not fit: {exc}") from None
+
+
+def _read_toml(path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _in_file(path, exc: ConfigError) -> ConfigError:
+    return type(exc)(f"{path}: {exc}")
+
+
+def loads_scenario(text: str, base: Scenario | None = None) -> Scenario:
+    """A Scenario from TOML text (see :func:`scenario_from_dict`)."""
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}") from None
+    return scenario_from_dict(d, base)
+
+
+def load_scenario(path, base: Scenario | None = None) -> Scenario:
+    """Read a scenario TOML file (stdlib ``tomllib``); omitted tables and keys keep the values of
+    ``base``, by default the built-in :func:`~orderbook.scenario.default_scenario`.
+
+    Errors are :class:`ConfigError` (ValueError; KeyError for unknown keys, TypeError for wrong
+    types) whose message starts with the file name and names the table, key and value.
+    """
+    d = _read_toml(path)
+    try:
+        return scenario_from_dict(d, base)
+    except ConfigError as exc:
+        raise _in_file(path, exc) from None
+
+
+def load_rules(path, base: Rules | None = None) -> Rules:
+    """Read a rules file: a ``[rules]`` table (or the same keys at the top level). Keys it leaves
+    out keep their values in ``base`` (default: the built-in scenario's rules)."""
+    d = _read_toml(path)
+    try:
+        if "rules" in d:
+            if len(d) > 1:
+                key = sorted(set(d) - {"rules"})[0]
+                raise UnknownKeyError(f"a rules file holds only a [rules] table (or its keys at "
+                                      f"the top level), got {key!r} besides it")
+            return rules_from_dict(d["rules"], base)
+        return rules_from_dict(d, base)
+    except ConfigError as exc:
+        raise _in_file(path, exc) from None
+
+
+# ------------------------------------------------------------------------------ writing
+def _plain(value):
+    """A dataclass value as TOML-ready data: enums by name, None as "none", tuples as lists."""
+    if value is None:
+        return "none"
+    if isinstance(value, IntEnum):
+        return value.name
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def scenario_to_dict(s: Scenario) -> dict:
+    """The scenario as a dict in the file layout, every field present (TOML-ready: enums by name,
+    None as ``"none"``). ``scenario_from_dict(scenario_to_dict(s)) == s``."""
+    out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
+           if f.name not in _TABLES}
+    for table in _TABLES:
+        obj = getattr(s, table)
+        out[table] = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    shock = out["shock"]
+    shock["orders"] = [[when, Side(side).name, lots] for when, side, lots in s.shock.orders]
+    return out
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
+
+
+def dumps_toml(d: dict) -> str:
+    """Write a dict of scalars, arrays and one level of tables as TOML text."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+def scenario_to_toml(s: Scenario) -> str:
+    """The scenario as TOML text that :func:`loads_scenario` reads back to an equal Scenario."""
+    return dumps_toml(scenario_to_dict(s))
+
+
+def save_scenario(s: Scenario, path) -> None:
+    """Write the scenario as a TOML file (every field spelled out)."""
+    Path(path).write_text(scenario_to_toml(s), encoding="utf-8")
+
+
+# ------------------------------------------------------------------- parameters, scaling
+_SCHEMAS = {DepthProfile: _DEPTH, ExplicitBook: _EXPLICIT_BOOK, Population: _POPULATION,
+            ExplicitPopulation: _EXPLICIT_POPULATION, Liquidity: _LIQUIDITY, Shock: _SHOCK,
+            Rules: _RULES}
+
+
+def coerce_param(scenario: Scenario, name: str, value):
+    """Validate and convert one value of a dotted parameter (``rules.sizing``, ``steps``, ...)
+    the way a scenario file's value would be: ``"FRACTION"`` becomes ``Sizing.FRACTION``,
+    ``[2, 50]`` becomes ``(2.0, 50.0)``, ``"none"`` becomes None."""
+    parts = name.split(".")
+    if len(parts) == 1:
+        if parts[0] in _TABLES:
+            first = next(iter(_SCHEMAS[type(getattr(scenario, name))]))
+            raise UnknownKeyError(f"parameter {name!r} is a table; name one of its keys, "
+                                  f"e.g. {name}.{first}")
+        return _convert(None, parts[0], value, _TOP)
+    if len(parts) != 2 or parts[0] not in _TABLES:
+        raise UnknownKeyError(f"unknown parameter {name!r} (a top-level key such as steps, or "
+                              f"table.key with table one of {', '.join(_TABLES)})")
+    table, key = parts
+    return _convert(table, key, value, _SCHEMAS[type(getattr(scenario, table))])
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes."""
+    items, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def parse_values(text: str) -> list:
+    """Parse a comma-separated list of TOML values (``0,10000,20000``, ``[2,50],[2,100]``,
+    ``"FULL","FRACTION"``); bare words (``FULL``, ``none``) are taken as strings."""
+    values = []
+    for item in _split_top(text):
+        if not item:
+            raise ConfigError(f"empty value in {text!r}")
+        try:
+            values.append(tomllib.loads(f"v = {item}")["v"])
+        except tomllib.TOMLDecodeError:
+            if all(c.isalnum() or c in "_-." for c in item):
+                values.append(item)
+            else:
+                raise ConfigError(f"cannot read {item!r} as a TOML value") from None
+    return values
+
+
+def scale_scenario(s: Scenario, scale: float) -> Scenario:
+    """Shrink (or grow) a synthetic scenario the way ``default_scenario(scale)`` does: accounts,
+    book depth, refill rate, shock sizes and the per-round cap times ``scale`` (each at least
+    1). Money (insurance fund, backstop collateral) is not scaled, as in ``default_scenario``.
+    An explicit book or population cannot be scaled: ValueError unless ``scale == 1``."""
+    if not scale > 0 or not math.isfinite(scale):
+        raise ConfigError(f"scale must be a positive number, got {scale}")
+    if scale == 1:
+        return s
+    if isinstance(s.book, ExplicitBook) or isinstance(s.population, ExplicitPopulation):
+        raise ConfigError("--scale needs a synthetic book and population; this scenario gives "
+                          "an explicit one")
+
+    def sc(n: int) -> int:
+        return max(1, round(n * scale)) if n else 0
+
+    rules = s.rules
+    if rules.round_cap is not None:
+        rules = replace(rules, round_cap=sc(rules.round_cap))
+    return replace(
+        s,
+        book=replace(s.book, touch_qty=sc(s.book.touch_qty)),
+        population=replace(s.population, count=sc(s.population.count)),
+        liquidity=replace(s.liquidity, rate=sc(s.liquidity.rate)),
+        shock=replace(s.shock, sell=sc(s.shock.sell), buy=sc(s.shock.buy),
+                      orders=tuple((w, side, sc(q)) for w, side, q in s.shock.orders)),
+        rules=rules,
+    )

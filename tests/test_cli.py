@@ -1,0 +1,324 @@
+"""The command line, end to end in-process (main([...]) with capsys) and as a real process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from orderbook.cli import SerialExecutor, builtin_rule_sets, main
+from orderbook.config import loads_scenario
+from orderbook.events import LimitRule, Sizing
+from orderbook.scenario import default_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _json(capsys, *argv):
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _assert_usage_error(code, err, *fragments):
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("orderbook")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+# ------------------------------------------------------------------------------------ run
+def test_run_json(capsys):
+    summary = _json(capsys, "run", "--scale", "0.05", "--json")
+    assert summary["generations"] >= 2
+    assert summary["scenario"] == "built-in scenario at scale 0.05"
+    assert summary["accounts"] > 500
+    assert summary["liquidated_accounts"] > 0
+    assert summary["amplification"] > 1
+    gens = summary["liquidations_by_generation"]
+    assert 2 <= len(gens) <= summary["generations"]
+    assert sum(gens) >= summary["liquidated_accounts"]
+    assert summary["quote_unit"] == "0.0001"
+    assert summary["liquidated_notional_quote"] == str(
+        summary["liquidated_notional"] * __import__("decimal").Decimal("0.0001"))
+    assert summary["trough_step"] >= 0 and summary["peak_step_liquidated"] > 0
+
+
+def test_run_table(capsys):
+    code, out, err = _run(capsys, "run", "--scale", "0.05")
+    assert code == 0, err
+    for label in ("accounts", "liquidated notional", "max drawdown", "amplification",
+                  "generations", "bad debt", "ADL count", "insurance fund",
+                  "steps to half recovery", "liquidations by generation"):
+        assert label in out, label
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("metric"))
+    value_end = header.index("value") + len("value")
+    unit_start = header.index("unit")
+    rows = {line.split("  ")[0].strip(): line for line in lines[lines.index(header) + 2:]
+            if line and not line.startswith("liquidations")}
+    # values right-aligned under "value", units in their own column
+    for label in ("accounts", "liquidated notional", "max drawdown", "insurance fund"):
+        row = rows[label]
+        assert row[value_end - 1] != " " and row[value_end] == " ", row
+    assert rows["liquidated notional"][unit_start:].startswith("quote")
+    assert rows["max drawdown"][unit_start:].startswith("%")
+    assert "ticks" in rows["max drawdown"]
+    assert rows["amplification"][unit_start:].startswith("x")
+    # quote currency: 10**11 quote units of 0.0001 is 10,000,000.00
+    assert "start 10,000,000.00" in rows["insurance fund"]
+    gen_header = lines.index("liquidations by generation")
+    assert lines[gen_header + 1].split() == ["generation", "accounts"]
+    assert lines[gen_header + 3].split()[0] == "0"
+
+
+def test_run_options(capsys, tmp_path):
+    code, out, err = _run(capsys, "run", str(EXAMPLES / "thin_book.toml"), "--scale", "0.1",
+                          "--no-counterfactual", "--csv", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "thin_book.toml at scale 0.1" in out
+    assert "300 accounts" in out
+    assert "no counterfactual run" in out
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "series.csv", "forced_orders.csv", "trades.csv", "summary.csv"}
+
+
+def test_run_plot(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    if importlib.util.find_spec("orderbook.plot") is None:
+        pytest.skip("orderbook.plot not there yet")
+    path = tmp_path / "run.png"
+    code, out, err = _run(capsys, "run", "--scale", "0.05", "--no-counterfactual", "--json",
+                          "--plot", str(path))
+    assert code == 0, err
+    json.loads(out)                          # the note about the file goes to stderr
+    assert path.stat().st_size > 0 and f"wrote {path}" in err
+
+
+# -------------------------------------------------------------------------------- compare
+def test_compare_builtin(capsys):
+    code, out, err = _run(capsys, "compare", "--scale", "0.05", "--no-counterfactual")
+    assert code == 0, err
+    names = list(builtin_rule_sets(default_scenario()))
+    assert names == ["full market", "partial 25%", "bankruptcy IOC + fund", "band 1% + cap"]
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("rules "))
+    body = lines[header + 2:]
+    assert [line[:len(name)] for line, name in zip(body, names)] == names
+    assert len(body) == 4
+    for column in ("liq. notional (quote)", "drawdown %", "gens", "ADL", "fund end (quote)"):
+        assert column in lines[header]
+
+
+def test_compare_json(capsys):
+    rows = _json(capsys, "compare", "--scale", "0.05", "--json")
+    assert [row["rules"] for row in rows] == list(builtin_rule_sets(default_scenario()))
+    full, partial = rows[0], rows[1]
+    assert full["generations"] >= 2 and partial["generations"] > full["generations"]
+    assert all(row["amplification"] is not None for row in rows)
+
+
+def test_builtin_rule_sets():
+    sets = builtin_rule_sets(default_scenario())
+    assert sets["partial 25%"].sizing == Sizing.FRACTION
+    assert sets["partial 25%"].fraction_ppm == 250_000
+    assert sets["bankruptcy IOC + fund"].limit == LimitRule.BANKRUPTCY
+    band = sets["band 1% + cap"]
+    assert band.limit == LimitRule.BAND and band.band_ppm == 10_000
+    assert band.round_cap == 1_000_000 * 30_000 // 6        # a sixth of the shock's notional
+
+
+def test_compare_rules_files(capsys):
+    code, out, err = _run(
+        capsys, "compare", str(EXAMPLES / "full_vs_partial.toml"), "--scale", "0.1",
+        "--no-counterfactual", "--rules", f"full={EXAMPLES / 'rules_full.toml'}",
+        "--rules", f"partial={EXAMPLES / 'rules_partial.toml'}",
+        "--rules", str(EXAMPLES / "rules_restore.toml"))
+    assert code == 0, err
+    body = out.splitlines()[5:]
+    assert [line.split()[0] for line in body] == ["full", "partial", "rules_restore"]
+
+
+# ---------------------------------------------------------------------------------- sweep
+def test_sweep_workers_agree(capsys):
+    argv = ["sweep", "--scale", "0.05", "--param", "rules.band_ppm=0,20000", "--json"]
+    code, out, err = _run(capsys, *argv, "--workers", "1")
+    assert code == 0, err
+    serial = json.loads(out)
+    assert "2/2" in err                                 # the progress line, on stderr
+    pooled = _json(capsys, *argv, "--workers", "2")
+    assert serial == pooled
+    assert [row["rules.band_ppm"] for row in serial] == [0, 20_000]
+    assert all(row["generations"] >= 2 for row in serial)
+
+
+def test_sweep_table(capsys):
+    code, out, err = _run(capsys, "sweep", "--scale", "0.05", "--no-counterfactual",
+                          "--workers", "1", "--param", "rules.sizing=FULL,FRACTION",
+                          "--param", "rules.round_cap=none,1000000000")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("rules.sizing"))
+    assert "rules.round_cap" in lines[header]
+    cells = [line.split()[:2] for line in lines[header + 2:]]
+    assert cells == [["FULL", "none"], ["FULL", "1,000,000,000"], ["FRACTION", "none"],
+                     ["FRACTION", "1,000,000,000"]]
+    assert "sweep: 4 runs" in out
+
+
+def test_sweep_scheduler_without_distributed(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)     # import distributed fails
+    code, out, err = _run(capsys, "sweep", "--scale", "0.05", "--param", "steps=5",
+                          "--scheduler", "tcp://127.0.0.1:8786")
+    _assert_usage_error(code, err, "dask", "orderbook[dask]")
+
+
+def test_sweep_on_a_dask_cluster(capsys):
+    distributed = pytest.importorskip("distributed")
+    argv = ["sweep", "--scale", "0.05", "--param", "rules.band_ppm=0,20000", "--json",
+            "--no-counterfactual"]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        on_cluster = _json(capsys, *argv, "--scheduler", cluster.scheduler_address)
+    assert on_cluster == _json(capsys, *argv, "--workers", "1")
+
+
+def test_serial_executor():
+    ex = SerialExecutor()
+    calls = []
+    future = ex.submit(lambda x: calls.append(x) or x * 2, 21)
+    assert calls == [21] and isinstance(future, Future) and future.done()
+    assert future.result() == 42
+    failed = ex.submit(lambda: 1 / 0)
+    assert isinstance(failed.exception(), ZeroDivisionError)
+    assert list(ex.map(abs, [-1, -2])) == [1, 2]
+    with ex:
+        pass
+    with pytest.raises(RuntimeError):
+        ex.submit(abs, 1)
+
+
+# --------------------------------------------------------------------------------- show
+def test_show_round_trips(capsys):
+    code, out, err = _run(capsys, "show", str(EXAMPLES / "deep_book.toml"))
+    assert code == 0, err
+    from orderbook.config import load_scenario
+
+    assert loads_scenario(out) == load_scenario(EXAMPLES / "deep_book.toml")
+
+
+# -------------------------------------------------------------------------------- errors
+def _write(tmp_path, text, name="bad.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("[rules]\nband = 10000\n", ["bad.toml", "[rules] unknown key 'band'", "band_ppm"]),
+    ("[rules]\nsizing = 'HALF'\n", ["[rules] sizing = 'HALF' is not one of FULL, FRACTION"]),
+    ('steps = "ten"\n', ["steps = 'ten'", "integer"]),
+    ("[rules]\ntiers = [[100, 1000, 2000], [50, 2000, 4000]]\n", ["tiers", "must exceed"]),
+    ("steps = [\n", ["bad.toml", "invalid TOML"]),
+    ("[book]\nbids = [[99, 1]]\nasks = [[101, 1]]\n", ["--scale", "explicit"]),
+])
+def test_bad_scenario_files(capsys, tmp_path, text, fragments):
+    code, out, err = _run(capsys, "run", _write(tmp_path, text), "--scale", "0.5")
+    _assert_usage_error(code, err, *fragments)
+    assert out == ""
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["run", "missing.toml"], ["missing.toml", "no such file"]),
+    (["run", "--scale", "0"], ["--scale", "positive"]),
+    (["run", "--scale", "big"], ["--scale", "'big'"]),
+    (["run", "--bogus"], ["unrecognized arguments: --bogus"]),
+    ([], ["required", "COMMAND"]),
+    (["sweep", "--scale", "0.05"], ["--param"]),
+    (["sweep", "--param", "rules.band_ppm"], ["rules.band_ppm", "NAME=VALUE"]),
+    (["sweep", "--param", "rules.band=1,2"], ["[rules] unknown key 'band'"]),
+    (["sweep", "--param", "rules.sizing=FULL,HALF"], ["sizing = 'HALF' is not one of"]),
+    (["sweep", "--param", "steps=ten"], ["steps = 'ten'"]),
+    (["sweep", "--param", "steps=1", "--param", "steps=2"], ["given twice"]),
+    (["sweep", "--param", "steps=1", "--workers", "0"], ["--workers"]),
+    (["compare", "--rules", "x="], ["NAME=RULES.toml"]),
+    (["compare", "--rules", "x=nowhere.toml"], ["nowhere.toml", "no such file"]),
+])
+def test_bad_arguments(capsys, argv, fragments):
+    code, out, err = _run(capsys, *argv)
+    _assert_usage_error(code, err, *fragments)
+
+
+def test_bad_rules_file(capsys, tmp_path):
+    path = _write(tmp_path, "[rules]\nlimit = 'STOP'\n", "rules_bad.toml")
+    code, out, err = _run(capsys, "compare", "--scale", "0.05", "--rules", f"bad={path}")
+    _assert_usage_error(code, err, "rules_bad.toml", "[rules] limit = 'STOP' is not one of")
+
+
+def test_help_exits_zero(capsys):
+    code, out, err = _run(capsys, "sweep", "--help")
+    assert code == 0 and "--param" in out and "--scheduler" in out
+
+
+# ------------------------------------------------------------------------ real process
+def test_python_dash_m(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "orderbook", "run", "--scale", "0.05", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["generations"] >= 2
+    bad = subprocess.run([sys.executable, "-m", "orderbook", "run", "missing.toml"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == "orderbook: error: missing.toml: no such file"
+
+
+def test_console_script(tmp_path):
+    exe = shutil.which("orderbook")
+    if exe is None:
+        pytest.skip("the orderbook console script is not installed")
+    proc = subprocess.run([exe, "show"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert loads_scenario(proc.stdout) == default_scenario()
+
+
+def test_progress_uses_tqdm_when_installed(capsys, monkeypatch):
+    import types
+
+    bars = []
+
+    class FakeTqdm:
+        def __init__(self, total, **kwargs):
+            self.total, self.n, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeTqdm))
+    code, out, err = _run(capsys, "sweep", "--scale", "0.05", "--no-counterfactual",
+                          "--workers", "1", "--param", "steps=3,4")
+    assert code == 0, err
+    assert [(b.total, b.n, b.closed) for b in bars] == [(2, 2, True)]
+    assert "runs" not in err                       # no fallback counter

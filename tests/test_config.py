@@ -1,0 +1,294 @@
+"""Scenario TOML files: round trip, defaults, examples, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from orderbook.config import (
+    ConfigError, ConfigTypeError, UnknownKeyError, coerce_param, load_rules, load_scenario,
+    loads_scenario, parse_values, save_scenario, scale_scenario, scenario_from_dict,
+    scenario_to_dict, scenario_to_toml,
+)
+from orderbook.events import Deficit, LimitRule, MarkRule, Side, Sizing
+from orderbook.scenario import (
+    DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
+    default_scenario, run, with_params,
+)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SCENARIO_FILES = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.startswith("rules_"))
+RULES_FILES = sorted(EXAMPLES.glob("rules_*.toml"))
+
+
+def _custom() -> Scenario:
+    """A scenario that sets every kind of value away from its default."""
+    return Scenario(
+        tick_size="0.5", lot_size="0.01", quote_unit="0.005",
+        book=ExplicitBook(bids=((999, 5), (998, 7)), asks=((1001, 4), (1003, 9))),
+        population=ExplicitPopulation(side=(1, -1, 1), size=(3, 2, 1), entry=(1000, 1001, 999),
+                                      collateral=(50, 60, 0)),
+        liquidity=Liquidity(rate=0, half_life=0.0),
+        rules=Rules(tiers=((1_000, 5_000, 10_000), (None, 10_000, 20_000)),
+                    mark_rule=MarkRule.INDEX_CLAMPED, sizing=Sizing.RESTORE,
+                    fraction_ppm=123_456, limit=LimitRule.BANKRUPTCY, band_ppm=7_000,
+                    round_cap=10**9, liquidation_fee_ppm=0, insurance_fund=0,
+                    backstop_collateral=10**6, backstop_discount_ppm=1_000,
+                    deficit=Deficit.SOCIALIZE, taker_fee_ppm=0, maker_fee_ppm=0,
+                    liquidator=False),
+        shock=Shock(sell=3, buy=1, index_path=(1000, 990, 980),
+                    orders=((2, int(Side.SELL), 4), (3, int(Side.BUY), 1))),
+        steps=7, seed=123, engine="reference",
+    )
+
+
+# ---------------------------------------------------------------------------- round trip
+@pytest.mark.parametrize("scenario", [
+    default_scenario(), default_scenario(0.1), Scenario(), _custom(),
+    replace(default_scenario(), book=DepthProfile(mid=5_000, growth=0.0),
+            population=Population(count=5, leverage=(1.5, 2.5), size=(2, 3))),
+], ids=["default", "default-0.1", "bare", "custom", "synthetic"])
+def test_round_trip(scenario, tmp_path):
+    assert scenario_from_dict(scenario_to_dict(scenario)) == scenario
+    text = scenario_to_toml(scenario)
+    assert loads_scenario(text) == scenario
+    assert tomllib.loads(text) == scenario_to_dict(scenario)  # the dict is TOML-ready as is
+    path = tmp_path / "s.toml"
+    save_scenario(scenario, path)
+    assert load_scenario(path) == scenario
+
+
+def test_round_trip_keeps_types():
+    s = loads_scenario(scenario_to_toml(_custom()))
+    assert type(s.rules.sizing) is Sizing and s.rules.sizing is Sizing.RESTORE
+    assert s.rules.tiers == ((1_000, 5_000, 10_000), (None, 10_000, 20_000))
+    assert isinstance(s.book.bids, tuple) and isinstance(s.book.bids[0], tuple)
+    assert s.rules.round_cap == 10**9 and s.quote_unit == "0.005"
+    d = scenario_to_dict(_custom())
+    assert d["rules"]["mark_rule"] == "INDEX_CLAMPED"
+    assert d["shock"]["orders"] == [[2, "SELL", 4], [3, "BUY", 1]]
+    assert d["rules"]["tiers"][1][0] == "none"
+    assert scenario_to_dict(default_scenario())["quote_unit"] == "none"
+
+
+def test_omitted_keys_keep_the_builtin_scenario():
+    assert loads_scenario("") == default_scenario()
+    s = loads_scenario("steps = 9\n[population]\ncount = 5\n[rules]\nsizing = 'fraction'\n")
+    d = default_scenario()
+    assert s.steps == 9 and s.seed == d.seed
+    assert s.population == replace(d.population, count=5)
+    assert s.population.leverage == (2.0, 75.0)        # built-in, not the dataclass's (3, 60)
+    assert s.book == d.book and s.liquidity == d.liquidity and s.shock == d.shock
+    assert s.rules == replace(d.rules, sizing=Sizing.FRACTION)
+    # an explicit base replaces the built-in one
+    assert scenario_from_dict({"steps": 3}, base=Scenario()) == replace(Scenario(), steps=3)
+
+
+def test_explicit_book_and_population_from_toml():
+    s = loads_scenario("""
+        [book]
+        bids = [[99, 5], [98, 3]]
+        asks = [[101, 4]]
+        [population]
+        side = ["BUY", -1]
+        size = [2, 3]
+        entry = [100, 100]
+        collateral = [10, 20]
+    """)
+    assert s.book == ExplicitBook(bids=((99, 5), (98, 3)), asks=((101, 4),))
+    assert s.population == ExplicitPopulation(side=(1, -1), size=(2, 3), entry=(100, 100),
+                                              collateral=(10, 20))
+
+
+def test_numbers_for_sizes_and_floats_for_integers():
+    s = loads_scenario('tick_size = 0.5\nlot_size = 1\n[population]\nleverage = [2, 10]\n')
+    assert (s.tick_size, s.lot_size) == ("0.5", "1")
+    assert s.population.leverage == (2.0, 10.0) and isinstance(s.population.leverage[0], float)
+
+
+# ------------------------------------------------------------------------------ examples
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.name)
+def test_example_scenario_loads_and_runs(path):
+    scenario = load_scenario(path)
+    assert 2_000 <= scenario.population.count <= 5_000
+    small = with_params(scenario, {"population.count": 300, "steps": 15})
+    result = run(small, counterfactual=False)
+    assert result.summary["accounts"] > 0
+    assert len(result.series) == 15
+
+
+def _commands(path: Path) -> list[str]:
+    text = path.read_text()
+    return re.findall(r"examples/[\w.+-]+\.toml", text)
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.name)
+def test_example_headers_name_existing_files(path):
+    for name in _commands(path):
+        assert (EXAMPLES.parent / name).exists(), name
+
+
+@pytest.mark.parametrize("path", RULES_FILES, ids=lambda p: p.name)
+def test_example_rules_load_and_run(path):
+    users = [p for p in SCENARIO_FILES if f"examples/{path.name}" in p.read_text()]
+    assert users, f"no example scenario uses {path.name}"
+    scenario = load_scenario(users[0])
+    rules = load_rules(path, scenario.rules)
+    assert rules != scenario.rules or path.name == "rules_full.toml"
+    small = with_params(replace(scenario, rules=rules), {"population.count": 300, "steps": 15})
+    run(small, counterfactual=False)
+
+
+def test_readme_lists_every_example():
+    readme = (EXAMPLES / "README.md").read_text()
+    for path in SCENARIO_FILES + RULES_FILES:
+        assert f"examples/{path.name}" in readme, path.name
+
+
+def test_example_scenario_headers_show_their_command():
+    for path in SCENARIO_FILES:
+        assert re.search(r"#\s+orderbook (run|compare|sweep) examples/" + re.escape(path.name),
+                         path.read_text()), path.name
+
+
+# -------------------------------------------------------------------------------- errors
+def _error(text: str, kind=ConfigError):
+    with pytest.raises(kind) as info:
+        loads_scenario(text)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("text, kind, fragments", [
+    ("[rules]\nband = 10000\n", KeyError, ["[rules]", "unknown key 'band'", "band_ppm"]),
+    ("[rules]\nsizing = 'HALF'\n", ValueError,
+     ["[rules] sizing = 'HALF' is not one of FULL, FRACTION, RESTORE"]),
+    ("[rules]\nmark_rule = 3\n", TypeError, ["[rules] mark_rule = 3", "LAST"]),
+    ("[rules]\ndeficit = 'BAIL_OUT'\n", ValueError, ["deficit = 'BAIL_OUT'", "ADL, SOCIALIZE"]),
+    ("[rules]\nlimit = 'band'\nband_ppm = 2000000\n", ValueError,
+     ["[rules] band_ppm = 2000000", "[0, 1000000]"]),
+    ('steps = "ten"\n', TypeError, ["steps = 'ten'", "must be an integer"]),
+    ("steps = 0\n", ValueError, ["steps = 0"]),
+    ("seed = 1.5\n", TypeError, ["seed = 1.5", "integer"]),
+    ("[rules]\ninsurance_fund = 1e11\n", TypeError, ["insurance_fund = 100000000000.0",
+                                                     "without a decimal point"]),
+    ("[rules]\nliquidator = 1\n", TypeError, ["liquidator = 1", "true or false"]),
+    ("[rules]\nround_cap = 0\n", ValueError, ["round_cap = 0", '"none"']),
+    ("[rules]\ntiers = [[100, 1000, 2000], [50, 2000, 4000]]\n", ValueError,
+     ["[rules] tiers = [[100, 1000, 2000], [50, 2000, 4000]]", "must exceed"]),
+    ("[rules]\ntiers = [['none', 1000, 2000], [50, 2000, 4000]]\n", ValueError,
+     ["tiers", "not the last tier"]),
+    ("[rules]\ntiers = [[100, 3000, 2000]]\n", ValueError, ["tiers", "exceeds initial_ppm"]),
+    ("[rules]\ntiers = [[100, 1000]]\n", ValueError, ["tiers", "tier [0] = [100, 1000]"]),
+    ("[rules]\ntiers = [['lots', 1000, 2000]]\n", TypeError, ["tiers", "'lots'"]),
+    ("band_ppm = 5\n", KeyError, ["unknown top-level key 'band_ppm'", "[rules]"]),
+    ("[ruels]\nsizing = 'FULL'\n", KeyError, ["'ruels'"]),
+    ("rules = 5\n", TypeError, ["[rules] must be a table", "5"]),
+    ("engine = 'fast'\n", ValueError, ["engine = 'fast'", "compiled, reference"]),
+    ("tick_size = '-1'\n", ValueError, ["tick_size = '-1'", "positive"]),
+    ("quote_unit = '0.07'\n", ValueError, ["quote_unit = '0.07'", "whole number"]),
+    ("[book]\nmid = 'high'\n", TypeError, ["[book] mid = 'high'"]),
+    ("[book]\ndepth = 3\n", KeyError, ["[book] unknown key 'depth'", "touch_qty", "bids"]),
+    ("[book]\nbids = [[10, 1]]\nasks = [[9, 1]]\n", ValueError, ["[book]", "cross"]),
+    ("[book]\nbids = [[10, 1]]\nasks = [[11, 1]]\nmid = 5\n", KeyError,
+     ["[book] key 'mid'", "bids"]),
+    ("[book]\nbids = [[10, 0]]\nasks = [[11, 1]]\n", ValueError, ["[book] bids", "[10, 0]"]),
+    ("[book]\nbids = [[10, 1]]\n", ValueError, ["[book]", "both bids and asks"]),
+    ("[population]\nlong_fraction = 1.5\n", ValueError, ["[population] long_fraction = 1.5"]),
+    ("[population]\nleverage = [50, 2]\n", ValueError, ["leverage = [50, 2]", "low <= high"]),
+    ("[population]\nleverage = [0, 2]\n", ValueError, ["leverage = [0, 2]"]),
+    ("[population]\nsize = [1, 2, 3]\n", ValueError, ["size = [1, 2, 3]", "2 values"]),
+    ("[population]\ncount = -1\n", ValueError, ["[population] count = -1"]),
+    ("[population]\nside = [1]\n", ValueError, ["[population]", "missing size, entry"]),
+    ("[population]\nside = [1, 0]\nsize = [1, 1]\nentry = [5, 5]\ncollateral = [1, 1]\n",
+     ValueError, ["[population] side = [1, 0]", "element [1] = 0"]),
+    ("[population]\nside = [1]\nsize = [1, 1]\nentry = [5]\ncollateral = [1]\n", ValueError,
+     ["[population]", "same length"]),
+    ("[liquidity]\nhalf_life = 'slow'\n", TypeError, ["[liquidity] half_life = 'slow'"]),
+    ("[shock]\norders = [[1, 'UP', 3]]\n", ValueError, ["[shock] orders", "'UP'"]),
+    ("[shock]\nsell = -5\n", ValueError, ["[shock] sell = -5"]),
+])
+def test_bad_values_are_named(text, kind, fragments):
+    message = _error(text, kind)
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert "\n" not in message
+
+
+def test_error_kinds_are_also_value_errors():
+    assert issubclass(UnknownKeyError, KeyError) and issubclass(UnknownKeyError, ValueError)
+    assert issubclass(ConfigTypeError, TypeError) and issubclass(ConfigTypeError, ValueError)
+    with pytest.raises(UnknownKeyError) as info:
+        loads_scenario("[rules]\nband = 1\n")
+    assert str(info.value).startswith("[rules] unknown key 'band'")  # no KeyError quoting
+
+
+def test_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[rules]\nsizing = 'HALF'\n")
+    with pytest.raises(ValueError, match=r"bad\.toml: \[rules\] sizing = 'HALF' is not one of"):
+        load_scenario(path)
+    path.write_text("steps = [\n")
+    with pytest.raises(ValueError, match=r"bad\.toml: invalid TOML"):
+        load_scenario(path)
+    with pytest.raises(ValueError, match=r"missing\.toml: no such file"):
+        load_scenario(tmp_path / "missing.toml")
+
+
+def test_load_rules(tmp_path):
+    base = Rules(insurance_fund=5)
+    path = tmp_path / "r.toml"
+    path.write_text("[rules]\nlimit = 'BAND'\nband_ppm = 10_000\n")
+    assert load_rules(path, base) == replace(base, limit=LimitRule.BAND, band_ppm=10_000)
+    path.write_text("sizing = 'FRACTION'\n")              # keys at the top level work too
+    assert load_rules(path, base) == replace(base, sizing=Sizing.FRACTION)
+    assert load_rules(path).insurance_fund == default_scenario().rules.insurance_fund
+    path.write_text("[rules]\nsizing = 'FULL'\n[book]\nmid = 5\n")
+    with pytest.raises(KeyError, match="only a \\[rules\\] table"):
+        load_rules(path)
+    path.write_text("[rules]\nsizing = 'HALF'\n")
+    with pytest.raises(ValueError, match=r"r\.toml: \[rules\] sizing = 'HALF'"):
+        load_rules(path)
+
+
+# ------------------------------------------------------------------- parameters, scaling
+def test_parse_values():
+    assert parse_values("0,10000,20000") == [0, 10_000, 20_000]
+    assert parse_values("[2,50], [2.5,100]") == [[2, 50], [2.5, 100]]
+    assert parse_values('FULL,"FRACTION",none') == ["FULL", "FRACTION", "none"]
+    assert parse_values("1_000, 0.5, true") == [1_000, 0.5, True]
+    with pytest.raises(ValueError):
+        parse_values("1,,2")
+    with pytest.raises(ValueError):
+        parse_values("[1,2")
+
+
+def test_coerce_param():
+    s = default_scenario()
+    assert coerce_param(s, "rules.sizing", "fraction") is Sizing.FRACTION
+    assert coerce_param(s, "population.leverage", [2, 50]) == (2.0, 50.0)
+    assert coerce_param(s, "rules.round_cap", "none") is None
+    assert coerce_param(s, "steps", 10) == 10
+    with pytest.raises(KeyError, match="unknown key 'band'"):
+        coerce_param(s, "rules.band", 1)
+    with pytest.raises(ValueError, match="sizing = 'HALF'"):
+        coerce_param(s, "rules.sizing", "HALF")
+    with pytest.raises(KeyError, match="unknown parameter"):
+        coerce_param(s, "market.band", 1)
+    with pytest.raises(KeyError, match="is a table"):
+        coerce_param(s, "rules", 1)
+
+
+def test_scale_matches_default_scenario():
+    for scale in (0.1, 0.5, 2.0):
+        assert scale_scenario(default_scenario(), scale) == default_scenario(scale)
+    assert scale_scenario(_custom(), 1.0) == _custom()
+    with pytest.raises(ValueError, match="explicit"):
+        scale_scenario(_custom(), 0.5)
+    with pytest.raises(ValueError):
+        scale_scenario(default_scenario(), 0)
+    capped = replace(default_scenario(), rules=Rules(round_cap=1_000))
+    assert scale_scenario(capped, 0.5).rules.round_cap == 500
