@@ -15,7 +15,7 @@ import json
 import math
 import os
 import sys
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from decimal import Decimal
 from enum import IntEnum
@@ -29,9 +29,11 @@ from .config import (
 )
 from .events import INSURANCE_FUND, ForcedKind, LimitRule, Sizing
 from .margin import unit_value
-from .scenario import Rules, Scenario, compare, default_scenario, run, sweep
+from .scenario import (
+    Rules, Scenario, SerialExecutor, compare, default_scenario, run, sweep,
+)
 
-__all__ = ["main", "SerialExecutor", "builtin_rule_sets", "liquidations_by_generation",
+__all__ = ["main", "builtin_rule_sets", "liquidations_by_generation",
            "dynamics"]
 
 PROG = "orderbook"
@@ -41,36 +43,6 @@ class CLIError(Exception):
     """A bad argument; reported on one line with exit status 2."""
 
 
-# --------------------------------------------------------------------------------- executor
-class SerialExecutor(Executor):
-    """A ``concurrent.futures.Executor`` that runs each task in this process when it is submitted
-    (``--workers 1``): no pickling, no processes, same results as a pool.
-
-    ``on_done``, if given, is called after each task (the sweep's progress line uses it, since the
-    futures are all done before ``sweep`` starts collecting them).
-    """
-
-    def __init__(self, on_done=None):
-        self._shutdown = False
-        self._on_done = on_done
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        future = Future()
-        future.set_running_or_notify_cancel()
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:  # the future carries it, as in a pool (Ctrl-C propagates)
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-        if self._on_done is not None:
-            self._on_done()
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._shutdown = True
 
 
 class _Progress:

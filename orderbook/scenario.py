@@ -547,15 +547,34 @@ def _set(obj, path, value, full):
 
 
 class SerialExecutor(Executor):
-    """A ``concurrent.futures.Executor`` that runs each task in this process as it is submitted."""
+    """A ``concurrent.futures.Executor`` that runs each task in this process when it is submitted
+    (``--workers 1``): no pickling, no processes, same results as a pool.
 
-    def submit(self, fn, /, *args, **kwargs):
+    ``on_done``, if given, is called after each task (the sweep's progress line uses it, since the
+    futures are all done before ``sweep`` starts collecting them).
+    """
+
+    def __init__(self, on_done=None):
+        self._shutdown = False
+        self._on_done = on_done
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
         future = Future()
+        future.set_running_or_notify_cancel()
         try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # the future carries it, as in a pool (Ctrl-C propagates)
             future.set_exception(exc)
+        else:
+            future.set_result(result)
+        if self._on_done is not None:
+            self._on_done()
         return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shutdown = True
 
 
 def _run_point(args):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orderbook.cli import SerialExecutor, builtin_rule_sets, main
+from orderbook.cli import builtin_rule_sets, main
+from orderbook.scenario import SerialExecutor
 from orderbook.config import loads_scenario
 from orderbook.events import LimitRule, Sizing
 from orderbook.scenario import default_scenario
