@@ -47,6 +47,10 @@ cdef enum:
 ctypedef cset[IndexKey].iterator cset_iter
 
 
+cdef inline money_t negative_part(money_t value) noexcept nogil:
+    return -value if value < 0 else 0
+
+
 cdef struct Episode:
     owner_t owner
     int64_t generation
@@ -95,6 +99,7 @@ cdef class Engine:
     cdef price_t index_price, mark_value
     cdef vector[Episode] queue_
     cdef int64_t round_, rounds_run, next_forced_id, progress
+    cdef money_t bad_debt_noted   # bad debt recorded by the entry being served
     cdef vector[ForcedRec] records
     cdef vector[EventRec] trade_log
     cdef vector[int64_t] fund_rounds
@@ -643,6 +648,9 @@ cdef class Engine:
         cdef Message m
         cdef size_t i
         cdef const EventRec* e
+        cdef Episode fund_episode
+        cdef int32_t fund
+        cdef money_t fund_before, deeper
         self.mark()
         mark = self.mark_value
         used[0] = 0
@@ -653,6 +661,9 @@ cdef class Engine:
             size = cap_left // (mark * self.k)
         if size == 0:
             return SERVE_STOP
+        fund = self.ledger.slot(C_FUND)
+        fund_before = self.acct(fund).collateral
+        self.bad_debt_noted = 0
         if is_fund and limit_rule == 2:
             limit_rule = 1 if self.band_ppm else 0
         side = SELL if a.position > 0 else BUY
@@ -700,6 +711,16 @@ cdef class Engine:
         a = &self.ledger.accounts[slot]
         if a.position == 0 and a.collateral < 0 and not is_fund:
             self._cover_shortfall(episode, slot, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
+                  - self.bad_debt_noted)
+        if deeper > 0:
+            fund_episode.owner = C_FUND
+            fund_episode.generation = episode.generation
+            self.mark()
+            self.record(&fund_episode, 5, side, 0, 0, 0, self.mark_value, 0, 0, 0, deeper,
+                        C_NO_COUNTERPARTY)
         a = &self.ledger.accounts[slot]
         used[0] = <int64_t>self.ledger.value(mark, size)
         self.mark()
@@ -866,6 +887,7 @@ cdef class Engine:
             socialized = self._socialize(slot, rest)
             rest -= socialized
         self.acct(fund).collateral -= rest
+        self.bad_debt_noted += rest
         self.acct(slot).collateral = 0
         self.ledger.reindex(slot)
         self.mark()

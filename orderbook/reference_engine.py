@@ -105,6 +105,7 @@ class Engine:
         self._rounds_run = 0     # rounds that did something, over the engine's life
         self._next_forced_id = -1
         self._progress = 0
+        self._bad_debt_noted = 0  # bad debt recorded by the entry being served
         self._records: list[tuple] = []
         self._trades: list = []
         self._fund_history: list[tuple[int, int]] = []
@@ -520,6 +521,8 @@ class Engine:
             size = cap_left // (mark * self.k)
         if size == 0:
             return None
+        fund = self._accounts[INSURANCE_FUND]
+        fund_before, self._bad_debt_noted = fund.collateral, 0
         limit_rule = self.limit_rule
         if is_fund and limit_rule == LimitRule.BANKRUPTCY:
             limit_rule = LimitRule.BAND if self.band_ppm else LimitRule.MARKET
@@ -562,6 +565,12 @@ class Engine:
             self._take_over(episode, a, side, remainder, max(1, bankruptcy))
         if a.position == 0 and a.collateral < 0 and not is_fund:
             self._cover_shortfall(episode, a, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = max(0, -fund.collateral) - max(0, -fund_before) - self._bad_debt_noted
+        if deeper > 0:
+            self._record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
+                         0, 0, None, self.mark_price(), bad_debt=deeper)
         if a.position == 0 or (not is_fund and not self._liquidatable_at(a, self.mark_price())):
             self._queue.remove(episode)
         return self._value(mark, size)
@@ -688,6 +697,7 @@ class Engine:
             socialized = self._socialize(a, rest)
             rest -= socialized
         fund.collateral -= rest  # bad debt: the fund goes negative by what nobody covered
+        self._bad_debt_noted += rest
         a.collateral = 0
         self._reindex(a)
         self._record(episode, ForcedKind.SHORTFALL, side, 0, 0, None, self.mark_price(),

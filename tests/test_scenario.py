@@ -170,3 +170,22 @@ def test_scenarios_pickle_for_worker_processes():
     scenario = default_scenario(SMALL)
     assert pickle.loads(pickle.dumps(scenario)) == scenario
     assert isinstance(scenario, Scenario) and math.isfinite(scenario.population.leverage[1])
+
+
+def test_the_fund_never_goes_negative_without_a_record_saying_why():
+    # A fund that starts empty takes over bankrupt positions at the bankruptcy price and then
+    # loses on unwinding them into a falling book: every quote unit it goes below zero is in
+    # some record's bad_debt (shortfalls it could not cover, or its own trading losses).
+    from pathlib import Path
+
+    from orderbook.config import load_scenario
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "fund_vs_adl.toml"
+    scenario = load_scenario(path)
+    for engine in ("compiled", "reference"):
+        rules = replace(scenario.rules, insurance_fund=0, deficit=Deficit.SOCIALIZE)
+        result = run(replace(scenario, rules=rules, engine=engine, steps=40),
+                     counterfactual=False)
+        fund_end = result.summary["insurance_fund_end"]
+        assert fund_end < 0, "the scenario should push the fund below zero"
+        assert result.summary["bad_debt"] >= -fund_end
