@@ -1,39 +1,53 @@
 """Differential property test of the margin engine and liquidator (docs/liquidation.md).
 
-One hypothesis example builds two engines with the same random settings, gives them the same
-random population and book, then the same random shock (market orders, index moves, refills,
-cancels, deposits, stops) interleaved with ``liquidate()`` / ``liquidation_round()`` calls, and
-finally drains the liquidation queue with book refills. After *every* operation the two engines
-must agree exactly on:
+One hypothesis example builds two engines with the same random settings (tiers, fees, all mark,
+sizing, limit and deficit rules, band, round cap, liquidation fee, fund, backstop, STP, amend rule,
+sometimes a small max_price/max_position, k = 1, 2 or 10), gives them the same population (an
+exempt LP, maybe an exempt backstop, 1-8 leveraged users, some isolated, seeded against the LP or
+each other), the same book (LP depth, user orders and stops), then the same random shock (market
+orders, index moves, refills, user orders, cancels, amends, deposits, add_margin, stops)
+interleaved with ``liquidate()`` / ``liquidation_round()``, and finally drains the queue with
+refills near the mark. After every operation the two engines must agree exactly on:
 
 * the value each call returns (events of an order call, records of ``liquidate()``, the flag of
-  ``liquidation_round()``) or the exception type it raises;
-* ``owners()``, ``account(owner)`` of every owner (the insurance fund's included),
-  ``queue()``, ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
-  ``total_deposits``, ``book.l3()``, ``book.stops()``, ``forced_orders()``, ``fund_history()``,
-  ``total_equity()`` at the mark and at fixed common marks.
+  ``liquidation_round()``, None otherwise) or the type of the exception it raises;
+* ``owners()``, ``account(owner)`` of every owner (the insurance fund's included), ``queue()``,
+  ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
+  ``total_deposits``, ``open_interest()``, ``book.l3()``, ``book.stops()``, ``forced_orders()``,
+  ``fund_history()``, ``trades()``, ``total_equity(m)`` at fixed common marks.
+
+In one example in four, some steps of the shock leave the state unqueried (only the call's return
+value is compared): ``account()`` and ``mark_price()`` are queries and must not change what the
+engine does next.
 
 Pairs compared:
 
 * ``reference-vs-reference``: the pure-Python reference built twice; a determinism check (same
-  inputs, records identical bit for bit, float fields compared by their bits).
-* ``compiled-vs-reference``: ``orderbook.Engine`` (left) against the reference (right); skipped
-  only while ``orderbook.Engine`` does not exist.
+  inputs give identical records bit for bit: float fields compared by their bits).
+* ``compiled-vs-reference``: ``orderbook.Engine`` (left) against the reference (right), float
+  fields compared with NaN-aware equality; skipped only while ``orderbook.Engine`` does not exist.
 
-Independently of the pair, every state is also checked against the contract directly: positions
-sum to 0; conservation ``total_equity(m) + fees_collected == total_deposits`` at the mark and at
-common marks (and recomputed from the ``account()`` fields); liquidation and bankruptcy prices
-consistent with equity and maintenance margin at the mark; record sanity (kinds, counterparties,
-``filled <= qty``, ``generation <= round``, NaN prices exactly for fill-less records); the records
-``liquidate()`` returns are the tail of ``forced_orders()``; and after a ``liquidate()`` that ran
-to its end with an empty queue, no non-exempt account is liquidatable at the mark.
+Every observed state of both engines is also checked against docs/liquidation.md directly:
+positions sum to 0, ``open_interest()`` is the sum of the longs; conservation
+``total_equity(m) + fees_collected == total_deposits`` at common marks and at the mark, recomputed
+from the ``account()`` fields (equity + reserve); reserves move only by add_account, deposit and
+add_margin; MM/IM at the mark equal the tier table's; the liquidation price is exact
+(liquidatable there, not one tick better) and agrees with ``equity < MM`` at the mark; the
+bankruptcy price follows its formula; ``margin_ratio`` is MM / E (inf, 0.0); records are sane
+(kinds, sides, counterparties, ``filled <= qty``, ``generation <= round``, ``avg_price`` =
+``notional / (filled k)`` correctly rounded, NaN exactly when nothing filled, fund records only
+fee-free orders or bad-debt shortfalls) and a negative fund is covered by recorded bad debt; the
+records ``liquidate()`` returns are the tail of ``forced_orders()``; and after a ``liquidate()``
+that ran to its end with an empty queue, no non-exempt account is liquidatable at the mark.
 
-A failing example prints (``note``) a replay script of the engine calls.
+A failing example prints (``note``) a replay script of the engine calls; hypothesis statistics
+(``--hypothesis-show-statistics``) show which record kinds and cascade depths the examples reach.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -41,8 +55,8 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from orderbook.events import (
-    FORCED_DTYPE, INSURANCE_FUND, L3_DTYPE, NO_COUNTERPARTY, STOP_DTYPE, AccountInfo, AmendRule,
-    Deficit, Event, ForcedKind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
+    EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, L3_DTYPE, NO_COUNTERPARTY, STOP_DTYPE, AccountInfo,
+    AmendRule, Deficit, Event, ForcedKind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
 )
 from orderbook.margin import MarginTiers
 
@@ -173,7 +187,7 @@ def _compare_account(where, left, right):
     for name, a, b in zip(AccountInfo._fields, left, right):
         if name == "margin_ratio":
             ok = _same_float(a, b, bitwise=False)
-        elif name == "exempt":
+        elif name in ("exempt", "isolated"):
             ok = bool(a) == bool(b) and isinstance(a, (bool, np.bool_))
         elif name in ("liquidation_price", "bankruptcy_price"):
             ok = (a is None) == (b is None) and _as_int_or_none(a) == _as_int_or_none(b)
@@ -200,13 +214,15 @@ def _snapshot(eng):
         "stops": eng.book.stops(),
         "forced": eng.forced_orders(),
         "fund_history": eng.fund_history(),
+        "trades": eng.trades(),
+        "open_interest": int(eng.open_interest()),
         "total_equity_common": [int(eng.total_equity(m)) for m in COMMON_MARKS],
     }
 
 
 def _compare_snapshots(where, left, right, bitwise):
     for key in ("owners", "mark", "last", "queue", "insurance_fund", "fees_collected",
-                "total_deposits", "total_equity_common"):
+                "total_deposits", "open_interest", "total_equity_common"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"]):
@@ -217,6 +233,7 @@ def _compare_snapshots(where, left, right, bitwise):
                    bitwise)
     _compare_array(f"{where}: fund_history()", left["fund_history"], right["fund_history"],
                    FUND_HISTORY_DTYPE, bitwise)
+    _compare_array(f"{where}: trades()", left["trades"], right["trades"], EVENT_DTYPE, bitwise)
 
 
 # --------------------------------------------------------------------------- contract checks
@@ -235,7 +252,7 @@ def _ceil_div(a, b):
     return -((-a) // b)
 
 
-def _check_contract(where, eng, snap, k, backstop, tiers, max_price):
+def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
     accounts = snap["accounts"]
     mark = snap["mark"]
     fees, deposits = snap["fees_collected"], snap["total_deposits"]
@@ -245,18 +262,27 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price):
 
     # zero-sum positions
     assert sum(int(a.position) for a in accounts) == 0, f"{where}: positions do not sum to 0"
+    assert snap["open_interest"] == sum(max(0, int(a.position)) for a in accounts), (
+        f"{where}: open_interest() is not the sum of long positions")
+    # the reserve only moves by deposit and add_margin (docs: trading, fees, liquidation and
+    # shortfalls never touch it)
+    for a in accounts:
+        assert int(a.reserve) == reserves.get(int(a.owner), 0), (
+            f"{where}: account({a.owner}).reserve is {a.reserve}, expected "
+            f"{reserves.get(int(a.owner), 0)} from add_account/deposit/add_margin")
+        assert bool(a.isolated) == (int(a.owner) in reserves), f"{where}: account({a.owner})"
     # conservation at common marks (engine's total_equity and recomputed from account())
     for m, total in zip(COMMON_MARKS, snap["total_equity_common"]):
         assert total + fees == deposits, (
             f"{where}: total_equity({m}) + fees_collected = {total + fees} != total_deposits "
             f"{deposits}")
-        assert sum(_equity_at(a, m, k) for a in accounts) == total, (
-            f"{where}: total_equity({m}) != sum of equities from account()")
+        assert sum(_equity_at(a, m, k) + int(a.reserve) for a in accounts) == total, (
+            f"{where}: total_equity({m}) != sum of equities and reserves from account()")
     if mark is not None:
-        total = sum(int(a.equity) for a in accounts)
+        total = sum(int(a.equity) + int(a.reserve) for a in accounts)
         assert total + fees == deposits, (
-            f"{where}: sum(account().equity) + fees = {total + fees} != deposits {deposits} "
-            f"at mark {mark}")
+            f"{where}: sum(account().equity + reserve) + fees = {total + fees} != deposits "
+            f"{deposits} at mark {mark}")
         assert int(eng.total_equity()) == total, f"{where}: total_equity() at the mark"
 
     for a in accounts:
@@ -316,6 +342,12 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price):
         assert 0 <= int(r["filled"]) <= int(r["qty"]), tag
         assert int(r["fee"]) >= 0, tag
         assert (int(r["filled"]) == 0) == math.isnan(float(r["avg_price"])), tag
+        if int(r["filled"]):
+            exact = Fraction(int(r["notional"]), int(r["filled"]) * k)
+            assert float(r["avg_price"]) == float(exact), (
+                f"{tag}: avg_price is not notional / (filled k) = {exact} correctly rounded")
+        else:
+            assert int(r["notional"]) == 0, tag
         assert math.isnan(float(r["avg_price"])) == math.isnan(float(r["slippage"])), tag
         if kind == ForcedKind.ORDER:
             assert int(r["counterparty"]) == NO_COUNTERPARTY and int(r["filled"]) > 0, tag
@@ -333,7 +365,17 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price):
             else:
                 assert int(r["counterparty"]) not in (NO_COUNTERPARTY, INSURANCE_FUND), tag
         if int(r["owner"]) == INSURANCE_FUND:
-            assert kind == ForcedKind.ORDER and int(r["fee"]) == 0, tag
+            # the fund unwinds with fee-free forced orders; its own losses below zero are
+            # SHORTFALL records carrying them as bad debt
+            assert kind in (ForcedKind.ORDER, ForcedKind.SHORTFALL) and int(r["fee"]) == 0, tag
+            if kind == ForcedKind.SHORTFALL:
+                assert int(r["bad_debt"]) > 0 and int(r["fund_cover"]) == 0, tag
+                assert int(r["socialized"]) == 0, tag
+    # "the fund is never below zero without records whose bad_debt add up to at least that much"
+    if snap["insurance_fund"] < 0:
+        assert int(recs["bad_debt"].sum()) >= -snap["insurance_fund"], (
+            f"{where}: insurance fund {snap['insurance_fund']} but the records' bad_debt add up "
+            f"to {int(recs['bad_debt'].sum())}")
     hist = snap["fund_history"]
     assert np.array_equal(hist["round"], np.arange(len(hist))), f"{where}: fund_history rounds"
 
@@ -354,6 +396,9 @@ class Pair:
         self.next_id = 1
         self.ids = []
         self.n_records = 0
+        self.reserves = {}  # owner -> expected reserve of each isolated account
+        self.observe_all = True
+        self.draw = None
         note(f"eng = Engine({', '.join(map(repr, args))}, **{kwargs!r})")
         self.engines = [cls(*args, **kwargs) for cls in classes]
         self.check("Engine(...)")
@@ -383,10 +428,23 @@ class Pair:
                            f"right {_fmt_exc(rexc) or 'returned'}")
         if rexc is None:
             self._compare_result(where, method, left, right)
-        self.check(where)
+            self._track_reserve(method, args, kwargs)
+        if (method in ("liquidate", "liquidation_round") or self.observe_all
+                or self.draw(st.booleans(), label="observe")):
+            self.check(where)
+        else:
+            note("    # (state not queried after this step)")
         if method == "liquidate" and rexc is None:
             self._check_liquidate(where, right, kwargs)
         return right, rexc
+
+    def _track_reserve(self, method, args, kwargs):
+        if method == "add_account" and kwargs.get("isolated_margin") is not None:
+            self.reserves[args[0]] = args[1] - kwargs["isolated_margin"]
+        elif method == "deposit" and args[0] in self.reserves:
+            self.reserves[args[0]] += args[1]
+        elif method == "add_margin":
+            self.reserves[args[0]] -= args[1]
 
     def _compare_result(self, where, method, left, right):
         if method in ("limit", "market", "ioc", "fok", "post_only", "stop_market", "stop_limit",
@@ -405,7 +463,7 @@ class Pair:
         _compare_snapshots(where, snaps[0], snaps[1], self.bitwise)
         for eng, snap in zip(self.engines, snaps):
             _check_contract(where, eng, snap, self.k, self.backstop, self.tiers,
-                            self.max_price)
+                            self.max_price, self.reserves)
         self.snap = snaps[1]
 
     def _check_liquidate(self, where, records, kwargs):
@@ -502,20 +560,22 @@ def _setup(draw, pair, kw):
             for o in (u, other):
                 if o != LP:
                     gross[o] += price * qty * k
-    accounts = [(LP, 10_000_000 * k, True)]
+    accounts = [(LP, 10_000_000 * k, {"exempt": True})]
     if kw["backstop"] is not None:
         accounts.append((BACKSTOP, draw(st.integers(0, 20_000), label="backstop_collateral") * k,
-                         True))
+                         {"exempt": True}))
     for u in users:
         margin = draw(st.one_of(st.integers(0, 60_000), st.integers(0, 150_000),
                                 st.integers(0, 300_000)), label="margin_ppm")
-        extra = draw(st.integers(0, 20), label="extra_collateral") * k
-        accounts.append((u, gross[u] * margin // PPM + extra, False))
-    for owner, collateral, exempt in draw(st.permutations(accounts), label="add_order"):
-        if exempt:
-            pair.call("add_account", owner, collateral, exempt=True)
+        margin = gross[u] * margin // PPM + draw(st.integers(0, 20), label="extra") * k
+        if draw(st.integers(0, 2), label="isolated") == 2:
+            # isolated: only `margin` backs the position; the rest is a reserve never at risk
+            reserve = draw(st.integers(0, 1_000), label="reserve") * k
+            accounts.append((u, margin + reserve, {"isolated_margin": margin}))
         else:
-            pair.call("add_account", owner, collateral)
+            accounts.append((u, margin, {}))
+    for owner, collateral, options in draw(st.permutations(accounts), label="add_order"):
+        pair.call("add_account", owner, collateral, **options)
     for long_owner, short_owner, price, qty in seeds:
         pair.call("seed_position", long_owner, short_owner, price, qty)
 
@@ -557,11 +617,16 @@ def _stop(draw, pair, users):
 
 
 OPS = ["market", "market", "market", "set_index", "set_index", "liquidate", "liquidate",
-       "round", "refill", "refill", "user_order", "cancel", "amend", "deposit", "stop"]
+       "round", "refill", "refill", "user_order", "cancel", "amend", "deposit", "add_margin",
+       "stop"]
 
 
 def _shock(draw, pair, users, mark_rule):
     owners = [LP] + users
+    # now and then leave the state unqueried after some steps: account() and mark_price() must
+    # not change what the engine does next (the previous mark stands while the rule has none)
+    pair.draw = draw
+    pair.observe_all = draw(st.integers(0, 3), label="observe_all") != 3
     # the primary shock: a market order (it trades unless STP stops it) or an index move
     if mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED) and draw(
             st.integers(0, 3), label="index_shock") != 3:
@@ -607,21 +672,30 @@ def _shock(draw, pair, users, mark_rule):
         elif op == "deposit":
             pair.call("deposit", draw(st.sampled_from(users), label="owner"),
                       draw(st.integers(1, 500), label="amount") * pair.k)
+        elif op == "add_margin":
+            pair.call("add_margin", draw(st.sampled_from(users), label="owner"),
+                      draw(st.integers(1, 300), label="amount") * pair.k)
         elif op == "stop":
             _stop(draw, pair, users)
     pair.call("liquidate")
 
 
 def _drain(draw, pair):
-    """Refill both sides around the mark and liquidate again while the queue stays non-empty."""
+    """Refill the side the queued accounts need, near the mark, and liquidate again."""
     for _ in range(draw(st.integers(1, 3), label="n_drains")):
-        if not pair.snap["queue"]:
+        queue = pair.snap["queue"]
+        if not queue:
             return
         mark = pair.snap["mark"] or 100
-        pair.call("limit", pair.order_id(), BUY, max(1, mark - draw(st.integers(0, 3))),
-                  draw(st.integers(10, 200), label="qty"), LP)
-        pair.call("limit", pair.order_id(), SELL, mark + draw(st.integers(0, 3)),
-                  draw(st.integers(10, 200), label="qty"), LP)
+        by_owner = dict(zip(pair.snap["owners"], pair.snap["accounts"]))
+        sides = {1 if by_owner[o].position > 0 else -1 for o in queue if by_owner[o].position}
+        if 1 in sides or not sides:      # queued longs sell into bids
+            pair.call("limit", pair.order_id(), BUY, max(1, mark - draw(st.integers(0, 3))),
+                      draw(st.integers(10, 200), label="qty"), LP)
+        if -1 in sides or not sides:     # queued shorts buy from asks
+            pair.call("limit", pair.order_id(), SELL,
+                      mark + draw(st.integers(0, 3)) + (1 if 1 in sides else 0),
+                      draw(st.integers(10, 200), label="qty"), LP)
         pair.call("liquidate")
 
 
