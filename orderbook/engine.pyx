@@ -14,12 +14,15 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy
 from libcpp.algorithm cimport sort
 from libcpp.set cimport set as cset
+from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 import numpy as np
 
 from orderbook cimport _types as t
-from orderbook._types cimport BUY, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t
+from orderbook._types cimport (
+    BUY, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+)
 from orderbook.accounts cimport (
     Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
 )
@@ -437,6 +440,7 @@ cdef class Engine:
                 # The old quantity leaves the open total; the AMENDED event adds the new one.
                 self.track_open(self.ledger.slot(info.owner), info.side, -info.qty)
             self.settle_events(oid, True)
+            self.mark()
             return events
         if k != t.K_CANCEL:
             slot = self._slot(owner)
@@ -451,6 +455,7 @@ cdef class Engine:
         events = self._book.submit(k, oid, side, price, qty, owner, stop_price)
         self.settle_events(oid, k == t.K_LIMIT or k == t.K_POST_ONLY or k == t.K_STOP_MARKET
                            or k == t.K_STOP_LIMIT or k == t.K_CANCEL)
+        self.mark()  # the mark follows every message, whether or not anyone looks at it
         return events
 
     def limit(self, order_id, side, price, qty, owner):
@@ -494,6 +499,7 @@ cdef class Engine:
         """Set the external index price (ticks) used by the INDEX and INDEX_CLAMPED rules."""
         self.index_price = self._price("price", price)
         self.has_index = True
+        self.mark()
 
     def mark_price(self):
         """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
@@ -577,9 +583,12 @@ cdef class Engine:
         cdef int64_t used = 0
         cdef int status
         cdef bint stopped = False
+        cdef size_t queued_before = self.queue_.size()
         self.mark()
         if self.has_mark:
             self.enqueue_crossed(self.mark_value)
+        for i in range(queued_before, self.queue_.size()):
+            self._cancel_orders_of(self.queue_[i].owner)
         if self.queue_.empty():
             self.round_ = 0
             return False
@@ -727,6 +736,29 @@ cdef class Engine:
         if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, self.mark_value)):
             return SERVED_DONE
         return SERVED_QUEUED
+
+    cdef int _cancel_orders_of(self, owner_t owner) except -1:
+        # An account entering liquidation loses its resting orders and armed stops (id order).
+        cdef Account* a = self.acct(self.ledger.slot(owner))
+        cdef Message m
+        if a.open_buy == 0 and a.open_sell == 0:
+            return 0
+        cdef unordered_map[oid_t, slot_t].iterator it = self._book.live.begin()
+        ids = []
+        while it != self._book.live.end():
+            if self._book.pool[deref(it).second].owner == owner:
+                ids.append(deref(it).first)
+            inc(it)
+        for order_id in sorted(ids):
+            m.kind = t.K_CANCEL
+            m.order_id = order_id
+            m.owner = owner
+            m.side = 0
+            m.price = m.stop_price = m.qty = 0
+            self._book.events.clear()
+            self._book.execute(&m, self._book.validate(&m))
+            self.settle_events(order_id, True)
+        return 0
 
     cdef qty_t _size(self, const Account* a, price_t mark) noexcept nogil:
         cdef qty_t q = a.position if a.position > 0 else -a.position

@@ -315,6 +315,7 @@ class Engine:
             self._check_exposure(account.owner, side, check.as_int64("qty", qty))
         events = self._book.submit(kind, order_id, side, price, qty, owner, stop_price)
         self._settle_events(events)
+        self.mark_price()  # the mark follows every message, whether or not anyone looks at it
         return events
 
     def _check_exposure(self, owner: int, side: int, qty: int) -> None:
@@ -363,6 +364,7 @@ class Engine:
     def set_index(self, price) -> None:
         """Set the external index price (ticks) used by the INDEX and INDEX_CLAMPED rules."""
         self._index_price = self._price("price", price)
+        self.mark_price()
 
     def mark_price(self) -> int | None:
         """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
@@ -507,6 +509,12 @@ class Engine:
             crossed.append(INSURANCE_FUND)
         for owner in sorted(set(crossed) - queued):
             self._queue.append(_Episode(owner, self._round))
+            self._cancel_orders_of(owner)
+
+    def _cancel_orders_of(self, owner: int) -> None:
+        """An account entering liquidation loses its resting orders and armed stops (id order)."""
+        for order_id in sorted(o.order_id for o in self._book._live.values() if o.owner == owner):
+            self._book.cancel(order_id)
 
     def _serve(self, episode: _Episode, cap_left: int | None) -> int | None:
         """Serve one queue entry; return the notional used, or None to end the round's service."""

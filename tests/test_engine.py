@@ -1225,3 +1225,40 @@ def test_trade_log_and_open_interest(engine_cls):
     assert [(int(r["order_id"]), int(r["maker_id"]), int(r["price"]), int(r["qty"]))
             for r in trades] == [(2, 1, 100, 3)]
     assert eng.open_interest() == 3
+
+
+def test_entering_liquidation_cancels_the_accounts_own_orders(engine_cls):
+    # With CANCEL_TAKER, A's own bid at 94 would cancel every forced sell forever; entering the
+    # queue cancels it (and A's armed stop), so the forced sell fills 10 @ 93 against the LP.
+    from orderbook import SelfTradePrevention
+
+    eng = make(engine_cls, stp=SelfTradePrevention.CANCEL_TAKER, mark_rule=MarkRule.INDEX)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 1, 1)             # A's own bid
+    eng.stop_market(2, S, 80, 1, 1)       # A's own armed stop
+    eng.limit(3, B, 93, 100, 101)
+    eng.set_index(94)
+    records = rows(eng.liquidate())
+    assert 1 not in eng.book and 2 not in eng.book
+    assert [(r["owner"], r["filled"], r["avg_price"]) for r in records] == [(1, 10, 93.0)]
+    assert eng.account(1).position == 0
+
+
+def test_looking_at_the_mark_does_not_change_what_happens(engine_cls):
+    # MID mark: with both sides the mark is 94 (A liquidatable); when the ask side empties the
+    # previous mark stands. It must be 94 whether or not anything asked for it in between.
+    outcomes = []
+    for look in (False, True):
+        eng = make(engine_cls, mark_rule=MarkRule.MID)
+        eng.add_account(100, 10**6, exempt=True)
+        eng.add_account(101, 10**6, exempt=True)
+        victim_a(eng)
+        eng.limit(1, B, 90, 50, 101)
+        eng.limit(2, S, 98, 1, 100)       # mid (90 + 98) // 2 = 94
+        if look:
+            eng.account(1)
+        eng.market(3, B, 1, 101)          # the ask side empties
+        outcomes.append((len(eng.liquidate()), eng.account(1).position))
+    assert outcomes[0] == outcomes[1] == (1, 0)
