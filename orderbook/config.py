@@ -339,7 +339,8 @@ _EXPLICIT_POPULATION = {
     "entry": _int_list(1, INT64_MAX),
     "collateral": _int_list(0, INT64_MAX),
 }
-_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0)}
+_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0), "recovery_rate": _int(0, INT64_MAX),
+              "recovery_half_life": _float(0.0), "recovery_delay": _int(0, INT64_MAX)}
 _SHOCK = {
     "sell": _int(0, INT64_MAX),
     "buy": _int(0, INT64_MAX),
@@ -680,7 +681,7 @@ def parse_values(text: str) -> list:
 
 def scale_scenario(s: Scenario, scale: float) -> Scenario:
     """Shrink (or grow) a synthetic scenario the way ``default_scenario(scale)`` does: accounts,
-    book depth, refill rate, shock sizes and the per-round cap times ``scale`` (each at least
+    book depth, refill and recovery rates, shock sizes and the per-round cap times ``scale`` (each at least
     1). Money (insurance fund, backstop collateral) is not scaled, as in ``default_scenario``.
     An explicit book or population cannot be scaled: ValueError unless ``scale == 1``."""
     if not scale > 0 or not math.isfinite(scale):
@@ -701,7 +702,8 @@ def scale_scenario(s: Scenario, scale: float) -> Scenario:
         s,
         book=replace(s.book, touch_qty=sc(s.book.touch_qty)),
         population=replace(s.population, count=sc(s.population.count)),
-        liquidity=replace(s.liquidity, rate=sc(s.liquidity.rate)),
+        liquidity=replace(s.liquidity, rate=sc(s.liquidity.rate),
+                          recovery_rate=sc(s.liquidity.recovery_rate)),
         shock=replace(s.shock, sell=sc(s.shock.sell), buy=sc(s.shock.buy),
                       orders=tuple((w, side, sc(q)) for w, side, q in s.shock.orders)),
         rules=rules,

@@ -39,7 +39,8 @@ SERIES_DTYPE = np.dtype([
 ])
 
 # Owner ids of the scenario's own accounts; the population takes 0 .. count - 1.
-HOUSE, MAKER, SHOCKER, BACKSTOP = 10**12, 10**12 + 1, 10**12 + 2, 10**12 + 3
+HOUSE, MAKER, SHOCKER, BACKSTOP, VALUE = (10**12, 10**12 + 1, 10**12 + 2, 10**12 + 3,
+                                          10**12 + 4)
 
 
 @dataclass(frozen=True)
@@ -119,16 +120,25 @@ class ExplicitPopulation:
 
 @dataclass(frozen=True)
 class Liquidity:
-    """Liquidity providers that refill the book toward its starting profile around the last trade.
+    """Liquidity providers that refill the book, and value traders that pull the price back.
 
-    Each step every level of the profile (placed around the last trade price) gets back the share
+    Refill: each step every level of the profile (placed around the last trade price) gets back
+    the share
     ``1 - 2**(-1/half_life)`` of what it lacks, nearest levels first, at most ``rate`` lots per
-    side per step.
-    ``half_life=0`` switches refilling off.
+    side per step. ``half_life=0`` switches refilling off.
+
+    Recovery: from step ``recovery_delay`` on, each step a value trader sends an IOC toward the
+    pre-shock mid, for at most
+    ``recovery_rate`` lots, limited to the last price moved by the share
+    ``1 - 2**(-1/recovery_half_life)`` of its distance to that mid (at least one tick).
+    ``recovery_half_life=0`` switches it off, and the price then stays where the cascade left it.
     """
 
     rate: int = 20_000
     half_life: float = 5.0
+    recovery_rate: int = 0
+    recovery_half_life: float = 0.0
+    recovery_delay: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,9 +193,10 @@ class Scenario:
 
 def default_scenario(scale: float = 1.0) -> Scenario:
     """The built-in perpetual market: a BTC-like book (tick 0.1, lot 0.001, mid 100,000.0) with
-    depth over 5 % each side, 20,000 leveraged accounts (2-75x, 65 % long) and a market
-    sell of 30 BTC. ``scale`` shrinks accounts, depth, shock and refill together, so a small
-    scale keeps the same dynamics (the tests run it at 0.1)."""
+    depth over 5 % each side, 20,000 leveraged accounts (2-75x, 65 % long), a market sell of
+    30 BTC, and value traders pulling the price back from step 15 on. ``scale`` shrinks accounts,
+    depth, shock, refill and recovery together, so a small scale keeps the same dynamics (the
+    tests run it at 0.05)."""
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
     return Scenario(
@@ -193,7 +204,9 @@ def default_scenario(scale: float = 1.0) -> Scenario:
                           touch_qty=max(1, round(60 * scale)), growth=0.01, noise=0.3),
         population=Population(count=max(10, round(20_000 * scale)), long_fraction=0.65,
                               leverage=(2.0, 75.0), entry_dispersion=0.005, size=(1, 100)),
-        liquidity=Liquidity(rate=max(1, round(2_000 * scale)), half_life=10.0),
+        liquidity=Liquidity(rate=max(1, round(2_000 * scale)), half_life=10.0,
+                            recovery_rate=max(1, round(1_000 * scale)), recovery_half_life=15.0,
+                            recovery_delay=15),
         shock=Shock(sell=max(1, round(30_000 * scale))),
         steps=120,
     )
@@ -231,6 +244,7 @@ class _Market:
         eng.add_account(HOUSE, big, exempt=True)
         eng.add_account(MAKER, big, exempt=True)
         eng.add_account(SHOCKER, big, exempt=True)
+        eng.add_account(VALUE, big, exempt=True)
         if rules.backstop_collateral:
             eng.add_account(BACKSTOP, rules.backstop_collateral, exempt=True)
         self.next_id = 0
@@ -319,6 +333,21 @@ class _Market:
                 events = eng.post_only(self._id(), side, price, add, MAKER)
                 if events and events[0].kind == EventKind.ACCEPTED:
                     budget -= add
+
+    def recover(self, step: int) -> None:
+        liquidity = self.scenario.liquidity
+        last = self.engine.book.last_price
+        if (liquidity.recovery_half_life <= 0 or liquidity.recovery_rate <= 0 or last is None
+                or step < liquidity.recovery_delay):
+            return
+        gap = self.mid0 - last
+        if gap == 0:
+            return
+        share = 1 - 2 ** (-1 / liquidity.recovery_half_life)
+        move = max(1, round(abs(gap) * share))
+        side = Side.BUY if gap > 0 else Side.SELL
+        limit = last + move if gap > 0 else last - move
+        self.engine.ioc(self._id(), side, limit, liquidity.recovery_rate, VALUE)
 
     def snapshot(self, step: int, liquidated: int) -> tuple:
         eng, book = self.engine, self.engine.book
@@ -468,6 +497,7 @@ def _simulate(market: _Market, steps: int, liquidator: bool):
             market.engine.liquidation_round()
             new = market.engine.forced_orders()[first:]
             liquidated = int(new["notional"].sum()) if len(new) else 0
+        market.recover(step)
         market.refill()
         series[step] = market.snapshot(step, liquidated)
     return series, market.engine.forced_orders()[records_before:]

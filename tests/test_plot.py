@@ -91,6 +91,7 @@ def _steps_by_hand(scenario):
         first = len(market.engine.forced_orders())
         market.engine.liquidation_round()
         steps += [step] * (len(market.engine.forced_orders()) - first)
+        market.recover(step)
         market.refill()
     assert len(market.engine.forced_orders()) - before == len(steps)
     return np.array(steps, dtype=np.int64)
@@ -100,8 +101,9 @@ def _steps_by_hand(scenario):
 def test_record_steps_match_the_run(plot, rules):
     # Two cascades: the shock at step 0, and a second sell at step 40 after the first has ended
     # (the cascade round number restarts at 0 there, so `round` alone is not the step).
+    base = default_scenario(0.05)
     scenario = dataclasses.replace(
-        default_scenario(0.05), rules=rules,
+        base, rules=rules, liquidity=dataclasses.replace(base.liquidity, recovery_half_life=0.0),
         shock=orderbook.Shock(sell=1500, orders=((40, Side.SELL, 1200),)))
     result = orderbook.run(scenario, counterfactual=False)
     truth = _steps_by_hand(scenario)
