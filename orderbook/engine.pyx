@@ -584,6 +584,7 @@ cdef class Engine:
         cdef int status
         cdef bint stopped = False
         cdef size_t queued_before = self.queue_.size()
+        self.progress = 0
         self.mark()
         if self.has_mark:
             self.enqueue_crossed(self.mark_value)
@@ -592,7 +593,6 @@ cdef class Engine:
         if self.queue_.empty():
             self.round_ = 0
             return False
-        self.progress = 0
         snapshot = self.queue_
         for i in range(snapshot.size()):
             if stopped:
@@ -758,6 +758,9 @@ cdef class Engine:
             self._book.events.clear()
             self._book.execute(&m, self._book.validate(&m))
             self.settle_events(order_id, True)
+            # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
+            # that looks at the accounts the new mark crosses.
+            self.progress += 1
         return 0
 
     cdef qty_t _size(self, const Account* a, price_t mark) noexcept nogil:

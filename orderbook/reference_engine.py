@@ -467,16 +467,17 @@ class Engine:
     def liquidation_round(self) -> bool:
         """Run one round (docs/liquidation.md); return whether it made progress.
 
-        Progress is any lot filled or taken over, or any shortfall covered. A round without
+        Progress is any lot filled or taken over, any shortfall covered, or any open order of an
+        account entering liquidation cancelled. A round without
         progress is not counted: it leaves no records and keeps the cascade's round number.
         """
+        self._progress = 0
         mark = self.mark_price()
         if mark is not None:
             self._enqueue_crossed(mark)
         if not self._queue:
             self._round = 0
             return False
-        self._progress = 0
         cap_left = self.round_cap
         for episode in list(self._queue):
             if episode not in self._queue:
@@ -515,6 +516,9 @@ class Engine:
         """An account entering liquidation loses its resting orders and armed stops (id order)."""
         for order_id in sorted(o.order_id for o in self._book._live.values() if o.owner == owner):
             self._book.cancel(order_id)
+            # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
+            # that looks at the accounts the new mark crosses.
+            self._progress += 1
 
     def _serve(self, episode: _Episode, cap_left: int | None) -> int | None:
         """Serve one queue entry; return the notional used, or None to end the round's service."""

@@ -1262,3 +1262,28 @@ def test_looking_at_the_mark_does_not_change_what_happens(engine_cls):
         eng.market(3, B, 1, 101)          # the ask side empties
         outcomes.append((len(eng.liquidate()), eng.account(1).position))
     assert outcomes[0] == outcomes[1] == (1, 0)
+
+
+def test_a_cancel_that_moves_a_mid_mark_is_followed_by_another_look(engine_cls):
+    # MID mark. Bids 90 (LP), asks: A's own 98, the LP's 104 -> mid (90 + 98) // 2 = 94, so A
+    # (long 10 @ 100, collateral 100, liquidation price 94) enters the queue and loses its ask.
+    # The mid is now (90 + 104) // 2 = 97: A is safe again (E 70 >= MM 49), but B, short 10 @ 100
+    # with collateral 5 (E = 1005 - 10m < ceil(m / 2) from m = 96), is crossed. The run must not
+    # stop there: the next round liquidates B (generation 1), buying 10 @ 104.
+    eng = make(engine_cls, mark_rule=MarkRule.MID)
+    eng.add_account(100, 100_000, exempt=True)
+    victim_a(eng)
+    eng.add_account(3, 5)
+    eng.seed_position(100, 3, 100, 10)
+    assert eng.account(3).liquidation_price == 96
+    eng.limit(1, B, 90, 50, 100)
+    eng.limit(2, S, 104, 50, 100)
+    eng.limit(3, S, 98, 1, 1)
+    assert eng.mark_price() == 94
+    records = rows(eng.liquidate())
+    assert 3 not in eng.book
+    assert [(r["owner"], r["generation"], r["filled"], r["avg_price"])
+            for r in of_kind(records, "ORDER")] == [(3, 1, 10, 104.0)]
+    # B realises 1000 - 1040 = -40: collateral 5 - 40 = -35, which the empty fund cannot cover
+    assert sum(r["bad_debt"] for r in of_kind(records, "SHORTFALL")) == 35
+    assert list(eng.queue()) == [] and eng.account(3).position == 0
