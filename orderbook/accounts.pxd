@@ -57,6 +57,7 @@ cdef class Ledger:
     cdef bint bankruptcy_price(self, const Account* a, price_t* out) noexcept nogil
     cdef void reindex(self, int32_t slot) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
+    cdef void apply_fill(self, Account* a, qty_t delta, price_t price) noexcept nogil
 
 
 cdef int128 floor_div(int128 a, int128 b) noexcept nogil

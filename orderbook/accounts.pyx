@@ -152,8 +152,12 @@ cdef class Ledger:
                 a.indexed = -1
 
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil:
-        # A fill of delta lots (signed) at price, without fees (docs/liquidation.md).
-        cdef Account* a = &self.accounts[slot]
+        # A fill of delta lots (signed) at price, without fees, then the index follows.
+        self.apply_fill(&self.accounts[slot], delta, price)
+        self.reindex(slot)
+
+    cdef void apply_fill(self, Account* a, qty_t delta, price_t price) noexcept nogil:
+        # The settlement arithmetic of docs/liquidation.md, on any account record.
         cdef qty_t q = a.position
         cdef qty_t size = delta if delta > 0 else -delta
         cdef qty_t held = q if q > 0 else -q
@@ -177,4 +181,3 @@ cdef class Ledger:
             if rest:
                 a.position = rest if delta > 0 else -rest
                 a.cost = <money_t>self.value(price, rest)
-        self.reindex(slot)

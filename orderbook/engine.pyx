@@ -864,27 +864,10 @@ cdef class Engine:
 
     cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
                             price_t mark) noexcept nogil:
-        # The fund's account after the transfer, settled on a scratch copy.
+        # Whether the fund, after taking qty lots at price, has equity for their maintenance.
         cdef Account trial = self.ledger.accounts[fund]
-        cdef qty_t q = trial.position, held = q if q > 0 else -q, closed
-        cdef money_t released
-        cdef int128 closed_value
-        if q == 0 or (q > 0) == (direction > 0):
-            trial.position = q + direction * qty
-            trial.cost += <money_t>self.ledger.value(price, qty)
-        else:
-            closed = qty if qty < held else held
-            released = <money_t>floor_div(<int128>trial.cost * closed, held)
-            closed_value = self.ledger.value(price, closed)
-            if q > 0:
-                trial.collateral += <money_t>(closed_value - released)
-            else:
-                trial.collateral += <money_t>(released - closed_value)
-            trial.cost -= released
-            trial.position = q + direction * closed
-            if qty > closed:
-                trial.position = direction * (qty - closed)
-                trial.cost = <money_t>self.ledger.value(price, qty - closed)
+        cdef qty_t held
+        self.ledger.apply_fill(&trial, direction * qty, price)
         held = trial.position if trial.position > 0 else -trial.position
         return self.ledger.equity(&trial, mark, True) >= self.ledger.requirement(
             self.ledger.value(mark, held), False)

@@ -237,6 +237,11 @@ class Engine:
 
     def _settle(self, a: _Account, delta: int, price: int) -> None:
         """Apply a fill of ``delta`` lots (signed) at ``price`` to an account (no fees)."""
+        self._apply_fill(a, delta, price)
+        self._reindex(a)
+
+    def _apply_fill(self, a: _Account, delta: int, price: int) -> None:
+        """The settlement arithmetic of docs/liquidation.md, on any account object."""
         q = a.position
         if q == 0 or (q > 0) == (delta > 0):
             a.position = q + delta
@@ -252,7 +257,6 @@ class Engine:
             if rest:
                 a.position = rest if delta > 0 else -rest
                 a.cost = self._value(price, rest)
-        self._reindex(a)
 
     def _charge(self, a: _Account, amount: int, to_fund: bool) -> None:
         a.collateral -= amount
@@ -660,23 +664,10 @@ class Engine:
             self._transfer(a, taker, price, qty)
 
     def _fund_can_take(self, fund, direction, price, qty, mark) -> bool:
+        """Whether the fund, after taking ``qty`` lots at ``price``, has equity for their MM."""
         trial = _Account(fund.owner, fund.collateral, True)
         trial.position, trial.cost = fund.position, fund.cost
-        q = trial.position
-        # Same settlement arithmetic as _settle, on a scratch account (no reindexing).
-        if q == 0 or (q > 0) == (direction > 0):
-            trial.position = q + direction * qty
-            trial.cost += self._value(price, qty)
-        else:
-            closed = min(qty, abs(q))
-            released = trial.cost * closed // abs(q)
-            value = self._value(price, closed)
-            trial.collateral += value - released if q > 0 else released - value
-            trial.cost -= released
-            trial.position = q + direction * closed
-            if qty > closed:
-                trial.position = direction * (qty - closed)
-                trial.cost = self._value(price, qty - closed)
+        self._apply_fill(trial, direction * qty, price)
         notional = self._value(mark, abs(trial.position))
         return self._equity(trial, mark) >= self.tiers.maintenance(notional)
 
