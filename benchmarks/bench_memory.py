@@ -1,0 +1,297 @@
+"""Memory benchmark: bytes per resting order, bytes per account, flat RSS under churn (issue #5 item 4).
+
+Each measurement runs in a fresh child process (this script with ``--part NAME``), so its
+baseline is a small interpreter and its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)
+belongs to that measurement alone. Two figures per structure:
+
+  rss    current resident set (``/proc/self/statm``) after minus before, over the count;
+  peak   peak RSS after minus current RSS before, over the count (includes the transient of the
+         last std::vector / bucket-array doubling, when old and new buffers are both alive).
+
+Parts (``--count``, default 1,000,000):
+
+  orders/100-per-level  ``OrderBook.limit`` of COUNT resting bids on 10,000 price levels
+  orders/1-per-level    COUNT resting bids, each on its own price level (worst case for levels)
+  accounts/flat         ``Engine.add_account`` of COUNT accounts, no position
+  accounts/positioned   the same, each then given a position against one exempt house account
+                        (``seed_position``), which puts it in the liquidation-price index
+  churn                 a book holding a steady 10,000 orders; ``--cycles`` (default 1,000,000)
+                        add/cancel cycles (add a new order, cancel the oldest), RSS after every
+                        100,000 cycles, and the largest growth over the RSS after the fill.
+
+tracemalloc does not see these structures: the book and ledger live in C++ containers
+(std::vector, std::unordered_map, std::map/std::set) allocated with operator new, not through
+Python's allocator. The ``tracemalloc`` part shows it: it traces the Python heap while adding
+100,000 orders and finds next to nothing per order. RSS is the only honest measure here.
+
+Structure sizes (x86-64, libstdc++; the structs mirror orderbook/_types.pxd and accounts.pxd via
+ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte chunks):
+
+  Order (pool vector)             56 B; the vector's capacity is a power of two (up to 2x)
+  unordered_map<int64, int32> node   next ptr + pair(16) = 24 B -> 32 B malloc chunk,
+                                     plus a bucket pointer (8 B) per element at load factor 1
+  std::map<int64, Level> node     32 B header + 8 B key + 24 B Level = 64 B -> 80 B chunk,
+                                  shared by the orders resting at that price
+  Account (accounts vector)       72 B
+  std::set<pair<int64,int64>> node  32 B header + 16 B key = 48 B -> 64 B chunk (positioned
+                                  accounts)
+
+So a resting order costs about 56 + 32 + 8 = 96 B plus its share of a level node and the vectors'
+spare capacity, and an account about 72 + 32 + 8 = 112 B (+ 64 B once it holds a position) plus
+spare capacity. The issue's targets: at most 64 B per resting order and 128 B per account.
+
+Default run: about 10 s on a 2-core machine.
+
+Run:  python benchmarks/bench_memory.py [--count N] [--cycles C] [--json]
+With --json, stdout carries one JSON line per figure and the human output goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+ORDER_TARGET, ACCOUNT_TARGET = 64, 128
+
+
+def rss() -> int:
+    """Current resident set size, bytes."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def peak() -> int:
+    """Peak resident set size of this process, bytes (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Order(ctypes.Structure):  # orderbook/_types.pxd
+    _fields_ = [("order_id", ctypes.c_int64), ("owner", ctypes.c_int64),
+                ("price", ctypes.c_int64), ("stop_price", ctypes.c_int64),
+                ("qty", ctypes.c_int64), ("prev", ctypes.c_int32), ("next", ctypes.c_int32),
+                ("side", ctypes.c_int8), ("kind", ctypes.c_uint8)]
+
+
+class Level(ctypes.Structure):  # orderbook/_types.pxd
+    _fields_ = [("total", ctypes.c_int64), ("head", ctypes.c_int32), ("tail", ctypes.c_int32),
+                ("count", ctypes.c_int32)]
+
+
+class Account(ctypes.Structure):  # orderbook/accounts.pxd
+    _fields_ = [("owner", ctypes.c_int64), ("collateral", ctypes.c_int64),
+                ("position", ctypes.c_int64), ("cost", ctypes.c_int64),
+                ("open_buy", ctypes.c_int64), ("open_sell", ctypes.c_int64),
+                ("liq_price", ctypes.c_int64), ("reserve", ctypes.c_int64),
+                ("indexed", ctypes.c_int8), ("exempt", ctypes.c_uint8),
+                ("isolated", ctypes.c_uint8), ("queued", ctypes.c_uint8)]
+
+
+def _chunk(n: int) -> int:
+    """glibc malloc chunk for an n-byte request (8 B header, 16 B alignment, 32 B minimum)."""
+    return max(32, (n + 8 + 15) // 16 * 16)
+
+
+def structure_sizes() -> dict:
+    hash_node = _chunk(8 + 16)            # next pointer + pair<int64, int32> (padded to 16)
+    level_node = _chunk(32 + 8 + ctypes.sizeof(Level))
+    set_node = _chunk(32 + 16)
+    return dict(order=ctypes.sizeof(Order), level=ctypes.sizeof(Level),
+                account=ctypes.sizeof(Account), hash_node=hash_node, bucket=8,
+                level_node=level_node, index_node=set_node)
+
+
+# ----------------------------------------------------------------------------- parts (children)
+def part_orders(count: int, per_level: int) -> dict:
+    from orderbook import OrderBook, Side
+    book = OrderBook()
+    levels = max(1, count // per_level)
+    limit, buy = book.limit, Side.BUY
+    gc.collect()
+    r0, t0 = rss(), time.perf_counter()
+    for i in range(count):
+        limit(i, buy, 2_000_000 - (i % levels), 1 + (i & 7), i & 1023)
+    seconds = time.perf_counter() - t0
+    gc.collect()
+    r1, p1 = rss(), peak()
+    assert book.n_orders == count, book.n_orders
+    return dict(count=count, levels=levels, rss_bytes=r1 - r0, peak_bytes=p1 - r0,
+                seconds=seconds)
+
+
+def part_accounts(count: int, positioned: bool) -> dict:
+    from orderbook import Engine
+    eng = Engine()
+    house = 10**12
+    eng.add_account(house, 10**15, exempt=True)
+    add, seed = eng.add_account, eng.seed_position
+    gc.collect()
+    r0, t0 = rss(), time.perf_counter()
+    if positioned:
+        for i in range(count):
+            add(i, 1_000_000)
+            seed(i, house, 1_000_000 + (i % 1000), 1)
+    else:
+        for i in range(count):
+            add(i, 1_000_000)
+    seconds = time.perf_counter() - t0
+    gc.collect()
+    r1, p1 = rss(), peak()
+    return dict(count=count, rss_bytes=r1 - r0, peak_bytes=p1 - r0, seconds=seconds)
+
+
+def part_churn(cycles: int, steady: int = 10_000, every: int = 100_000) -> dict:
+    from orderbook import OrderBook, Side
+    book = OrderBook()
+    limit, cancel, buy, sell = book.limit, book.cancel, Side.BUY, Side.SELL
+    # Bids below 1,000,000 and asks above, so nothing ever trades: the book stays at `steady`.
+    for i in range(steady):
+        if i & 1:
+            limit(i, buy, 999_999 - (i * 7919) % 500, 1 + (i & 7), 0)
+        else:
+            limit(i, sell, 1_000_001 + (i * 7919) % 500, 1 + (i & 7), 0)
+    gc.collect()
+    base = rss()
+    samples = []
+    t0 = time.perf_counter()
+    for c in range(cycles):
+        i = steady + c
+        if i & 1:
+            limit(i, buy, 999_999 - (i * 7919) % 500, 1 + (i & 7), 0)
+        else:
+            limit(i, sell, 1_000_001 + (i * 7919) % 500, 1 + (i & 7), 0)
+        cancel(c)
+        if (c + 1) % every == 0:
+            samples.append((c + 1, rss(), book.n_orders))
+    seconds = time.perf_counter() - t0
+    assert book.n_orders == steady, book.n_orders
+    return dict(cycles=cycles, steady=steady, base=base, samples=samples, seconds=seconds)
+
+
+def part_tracemalloc(count: int) -> dict:
+    import tracemalloc
+
+    from orderbook import OrderBook, Side
+    book = OrderBook()
+    limit, buy = book.limit, Side.BUY
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    r0 = rss()
+    for i in range(count):
+        limit(i, buy, 2_000_000 - (i % 10_000), 1, 0)
+    gc.collect()
+    r1 = rss()
+    after = tracemalloc.take_snapshot()
+    traced = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    tracemalloc.stop()
+    return dict(count=count, traced_bytes=traced, rss_bytes=r1 - r0)
+
+
+PARTS = {
+    "orders100": lambda a: part_orders(a.count, 100),
+    "orders1": lambda a: part_orders(a.count, 1),
+    "accounts": lambda a: part_accounts(a.count, False),
+    "accounts_pos": lambda a: part_accounts(a.count, True),
+    "churn": lambda a: part_churn(a.cycles),
+    "tracemalloc": lambda a: part_tracemalloc(100_000),
+}
+
+
+def child(name: str, args) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--part", name, "--count", str(args.count),
+           "--cycles", str(args.cycles)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=1_000_000, help="orders / accounts added")
+    ap.add_argument("--cycles", type=int, default=1_000_000, help="add/cancel cycles (churn)")
+    ap.add_argument("--json", action="store_true", help="one JSON line per figure on stdout")
+    ap.add_argument("--part", choices=list(PARTS), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.part:
+        print(json.dumps(PARTS[args.part](args)))
+        return 0
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else \
+        (lambda s: print(s, flush=True))
+    start = time.perf_counter()
+    sizes = structure_sizes()
+    common = dict(python=platform.python_version(), machine=platform.machine())
+
+    def jline(**kw):
+        if args.json:
+            print(json.dumps(dict(benchmark="bench_memory", **kw, **common)), flush=True)
+
+    order_core = sizes["order"] + sizes["hash_node"] + sizes["bucket"]
+    account_core = sizes["account"] + sizes["hash_node"] + sizes["bucket"]
+    rows = []
+    for name, label, target, core in (
+            ("orders100", "resting order, 100/level", ORDER_TARGET,
+             order_core + sizes["level_node"] / 100),
+            ("orders1", "resting order, 1/level", ORDER_TARGET,
+             order_core + sizes["level_node"]),
+            ("accounts", "account, flat", ACCOUNT_TARGET, account_core),
+            ("accounts_pos", "account, with position", ACCOUNT_TARGET,
+             account_core + sizes["index_node"])):
+        r = child(name, args)
+        per_rss, per_peak = r["rss_bytes"] / r["count"], r["peak_bytes"] / r["count"]
+        rows.append((label, r["count"], per_rss, per_peak, core, target, r["seconds"]))
+        log(f"[{name}] {r['count']:,} added in {r['seconds']:.2f}s: "
+            f"RSS +{r['rss_bytes'] / 2**20:.1f} MiB, peak +{r['peak_bytes'] / 2**20:.1f} MiB")
+        jline(figure=name, what=label, count=r["count"], rss_bytes=r["rss_bytes"],
+              peak_bytes=r["peak_bytes"], bytes_each_rss=round(per_rss, 1),
+              bytes_each_peak=round(per_peak, 1), structure_estimate=round(core, 1),
+              target=target, target_met=per_rss <= target)
+    tm = child("tracemalloc", args)
+    log(f"[tracemalloc] {tm['count']:,} orders: tracemalloc saw {tm['traced_bytes']:+,} B "
+        f"({tm['traced_bytes'] / tm['count']:.2f} B/order); RSS grew {tm['rss_bytes']:,} B "
+        f"({tm['rss_bytes'] / tm['count']:.1f} B/order)")
+    jline(figure="tracemalloc", count=tm["count"], traced_bytes=tm["traced_bytes"],
+          traced_bytes_each=round(tm["traced_bytes"] / tm["count"], 2),
+          rss_bytes_each=round(tm["rss_bytes"] / tm["count"], 1))
+    ch = child("churn", args)
+
+    log(f"\n{'structure':<26} {'count':>10} {'B each (RSS)':>13} {'B each (peak)':>14} "
+        f"{'est. core':>10} {'target':>7}  met")
+    for label, count, per_rss, per_peak, core, target, _ in rows:
+        log(f"{label:<26} {count:>10,} {per_rss:>13.1f} {per_peak:>14.1f} {core:>10.1f} "
+            f"{target:>7}  {'yes' if per_rss <= target else 'NO'}")
+    log(f"(est. core = struct + hash node + bucket [+ level node share | + index node], no "
+        f"vector spare capacity; sizes: Order {sizes['order']} B, Level {sizes['level']} B, "
+        f"Account {sizes['account']} B, hash node {sizes['hash_node']} B, map level node "
+        f"{sizes['level_node']} B, set index node {sizes['index_node']} B)")
+
+    log(f"\nchurn: steady {ch['steady']:,} orders, {ch['cycles']:,} add/cancel cycles in "
+        f"{ch['seconds']:.1f}s; RSS after the fill {ch['base'] / 2**20:.2f} MiB")
+    log(f"{'cycles':>10} {'RSS MiB':>9} {'vs fill KiB':>12} {'orders':>7}")
+    growth = 0
+    for cycles, r, n in ch["samples"]:
+        growth = max(growth, r - ch["base"])
+        log(f"{cycles:>10,} {r / 2**20:>9.2f} {(r - ch['base']) / 1024:>+12.0f} {n:>7,}")
+        jline(figure="churn_rss", cycles=cycles, rss_bytes=r, growth_bytes=r - ch["base"],
+              resting=n)
+    first = ch["samples"][0][1] if ch["samples"] else ch["base"]
+    after_first = max((r - first for _, r, _ in ch["samples"]), default=0)
+    log(f"max growth over the fill: {growth / 1024:.0f} KiB; over the first 100,000 cycles' "
+        f"sample: {after_first / 1024:.0f} KiB")
+    jline(figure="churn_max_growth", cycles=ch["cycles"], steady=ch["steady"],
+          max_growth_bytes=growth, max_growth_after_first_sample_bytes=after_first)
+    log(f"\nPython {platform.python_version()} on {platform.machine()}; "
+        f"total {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
