@@ -21,7 +21,7 @@ import numpy as np
 
 from orderbook cimport _types as t
 from orderbook._types cimport (
-    BUY, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+    BUY, SELL, EventRec, Message, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 from orderbook.accounts cimport (
     Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
@@ -31,8 +31,8 @@ from orderbook.book cimport OrderBook
 from . import _validation as check
 from ._bookview import BookView
 from .events import (
-    EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, ForcedKind,
-    Kind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
+    EVENT_DTYPE, FORCED_DTYPE, AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule,
+    SelfTradePrevention, Sizing,
 )
 from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
 
@@ -234,7 +234,7 @@ cdef class Engine:
         self.total_deposits += amount
 
     def deposit(self, owner, amount):
-        """Add ``amount`` quote units (>= 1): to the collateral, or an isolated account's reserve."""
+        """Add ``amount`` quote units (>= 1) to the collateral (an isolated account's: reserve)."""
         cdef int32_t slot = self._slot(owner)
         value = check.as_positive("amount", amount)
         self._check_deposit(value)
@@ -390,7 +390,8 @@ cdef class Engine:
                 # The amended order's previous quantity left with it; the new one is counted.
                 self.track_open(self.ledger.slot(e.owner), e.side, e.qty)
 
-    cdef inline bint counted(self, oid_t order_id, oid_t message_id, bint message_rests) noexcept nogil:
+    cdef inline bint counted(self, oid_t order_id, oid_t message_id,
+                             bint message_rests) noexcept nogil:
         # Every live order counts toward open quantity except the message's own market, IOC or
         # FOK order and forced orders, which never rest.
         if order_id < 0:
@@ -407,7 +408,8 @@ cdef class Engine:
     cdef price_t _price(self, str name, price) except -1:
         cdef int64_t value = check.as_int64(name, price)
         if not 1 <= value <= self.max_price:
-            raise ValueError(f"{name} must be in [1, max_price={self.max_price}] ticks, got {value}")
+            raise ValueError(f"{name} must be in [1, max_price={self.max_price}] ticks, "
+                             f"got {value}")
         return value
 
     cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
@@ -425,7 +427,6 @@ cdef class Engine:
         cdef oid_t oid = check.as_int64("order_id", order_id)
         cdef int32_t slot
         cdef int side_value
-        cdef Order* order
         if oid < 0:
             raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
                              f"got {oid}")
@@ -536,9 +537,9 @@ cdef class Engine:
 
     def liquidate(self, max_rounds=10_000):
         """Run rounds until one makes no progress (or ``max_rounds``); return their records."""
-        cdef int64_t limit = check.as_count("max_rounds", max_rounds), i
+        cdef int64_t limit = check.as_count("max_rounds", max_rounds), _
         cdef size_t first = self.records.size()
-        for i in range(limit):
+        for _ in range(limit):
             if not self._round():
                 break
         return self._records_array(first)
@@ -571,8 +572,8 @@ cdef class Engine:
             else:
                 avg_f = slip_f = float("nan")
             out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
-                              r.fill_value, avg_f, r.mark_before, r.mark_after, slip_f, r.fee, r.fund_cover,
-                              r.socialized, r.bad_debt, r.side, r.kind)
+                              r.fill_value, avg_f, r.mark_before, r.mark_after, slip_f, r.fee,
+                              r.fund_cover, r.socialized, r.bad_debt, r.side, r.kind)
         return out
 
     cdef bint _round(self) except -1:
@@ -951,4 +952,3 @@ cdef class Engine:
         return (f"Engine(accounts={self.ledger.accounts.size() - 1}, "
                 f"mark={self.mark_value if self.has_mark else None}, fund={self.insurance_fund}, "
                 f"queue={self.queue_.size()})")
-
