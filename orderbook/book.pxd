@@ -31,6 +31,8 @@ cdef class OrderBook:
     cdef int64_t seq              # next event sequence number
     cdef int64_t msg              # number of messages processed
     cdef int64_t stop_count       # armed stops (live.size() - stop_count rest in the book)
+    cdef qty_t level_peak         # upper bound on every level's total (lots): the largest seen
+    cdef slot_t validated_slot    # slot of the order a cancel/amend names, set by validate()
     cdef price_t last             # last trade price, valid when has_last
     cdef cbool has_last
     cdef cbool busy               # a batch is running without the GIL
@@ -40,7 +42,8 @@ cdef class OrderBook:
     cdef readonly object lot_size
 
     # The core: one message, validated then executed; the per-call and batch paths share it.
-    # validate() returns a Reason code (R_NONE when the message may run) and changes nothing.
+    # validate() returns a Reason code (R_NONE when the message may run) and changes nothing
+    # visible; execute() must follow it with the same message (it reuses the slot found).
     cdef int validate(self, const Message* m) noexcept nogil
     cdef void execute(self, const Message* m, int reason) noexcept nogil
     cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,

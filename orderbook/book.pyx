@@ -7,11 +7,13 @@ structured array. The per-call methods and the batch method ``process`` run the 
 core; the batch runs without the GIL.
 """
 
+cimport cython
 from cpython.long cimport PyLong_Check
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t
 from libc.string cimport memcpy
 from libcpp.utility cimport pair
+from libcpp.vector cimport vector
 
 import numpy as np
 
@@ -79,6 +81,30 @@ cdef inline int as_side(object value) except 0:
     if PyLong_Check(value) and (value == 1 or value == -1) and not isinstance(value, bool):
         return <int>value
     return check.as_side(value)
+
+
+@cython.final
+cdef class _EventLog:
+    """Owns one batch's event records; the EVENT_DTYPE array ``process`` returns views them."""
+    cdef vector[EventRec] records
+    cdef Py_ssize_t nbytes
+    cdef Py_ssize_t itemsize
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        view.buf = <void*>self.records.data()
+        view.obj = self
+        view.len = self.nbytes
+        view.readonly = 0
+        view.itemsize = 1
+        view.format = "B"
+        view.ndim = 1
+        view.shape = &self.nbytes
+        view.strides = &self.itemsize
+        view.suboffsets = NULL
+        view.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer* view):
+        pass
 
 
 # ---------------------------------------------------------------------------------- the book
@@ -236,6 +262,9 @@ cdef class OrderBook:
             raw = np.ascontiguousarray(messages).view(np.uint8)
             rows = <const Message*>&raw[0]
         self.events.clear()
+        # Every message emits at least one event; reserving that much up front saves the
+        # reallocation copies (perf showed them, with the page faults, as a quarter of the run).
+        self.events.reserve(n)
         # Other threads may run while the GIL is released; busy makes every method that
         # touches the containers refuse (RuntimeError) instead of racing with this loop.
         self.busy = True
@@ -258,13 +287,15 @@ cdef class OrderBook:
         return self.busy
 
     cdef object _event_array(self):
-        cdef size_t n = self.events.size()
-        out = np.empty(n, dtype=EVENT_DTYPE)
-        cdef uint8_t[::1] dst
-        if n:
-            dst = out.view(np.uint8)
-            memcpy(&dst[0], self.events.data(), n * sizeof(EventRec))
-        return out
+        # The batch's records move (O(1) swap) into an owner the array views, instead of being
+        # copied: perf put that copy and its fresh pages at a tenth of a batch's time.
+        if self.events.empty():
+            return np.empty(0, dtype=EVENT_DTYPE)
+        cdef _EventLog log = _EventLog.__new__(_EventLog)
+        log.records.swap(self.events)
+        log.nbytes = <Py_ssize_t>(log.records.size() * sizeof(EventRec))
+        log.itemsize = 1
+        return np.frombuffer(log, dtype=EVENT_DTYPE)
 
     # ------------------------------------------------------------------------------ core
     cdef int validate(self, const Message* m) noexcept nogil:
@@ -286,11 +317,15 @@ cdef class OrderBook:
         if is_new_order(kind):
             if found != self.live.end():
                 return t.R_DUPLICATE_ID
-            if rests(kind) and self.level_total(m.side, m.price) > INT64_MAX - m.qty:
+            # level_peak bounds every level's total, so the exact (tree walk) check is only
+            # needed when the bound itself is near the int64 limit.
+            if (rests(kind) and self.level_peak > INT64_MAX - m.qty
+                    and self.level_total(m.side, m.price) > INT64_MAX - m.qty):
                 return t.R_QTY_OVERFLOW
             return t.R_NONE
         if found == self.live.end():
             return t.R_UNKNOWN_ORDER
+        self.validated_slot = deref(found).second
         if kind == t.K_AMEND:
             o = &self.pool[deref(found).second]
             if not is_stop(o.kind):
@@ -307,9 +342,9 @@ cdef class OrderBook:
             self.emit(t.EV_REJECTED, reason, m.side, m.order_id, m.owner, 0, 0, m.price,
                       m.stop_price, m.qty)
         elif m.kind == t.K_CANCEL:
-            self.cancel_order(self.live[m.order_id])
+            self.cancel_order(self.validated_slot)
         elif m.kind == t.K_AMEND:
-            self.amend_order(self.live[m.order_id], m)
+            self.amend_order(self.validated_slot, m)
         else:
             o.order_id = m.order_id
             o.owner = m.owner
@@ -420,7 +455,8 @@ cdef class OrderBook:
                           taker.owner, 0, 0, taker.price, 0, taker.qty)
 
     cdef void rest(self, Order* o) noexcept nogil:
-        if self.level_total(o.side, o.price) > INT64_MAX - o.qty:
+        if (self.level_peak > INT64_MAX - o.qty
+                and self.level_total(o.side, o.price) > INT64_MAX - o.qty):
             # Only a triggered stop-limit can get here: new orders were checked on entry.
             self.emit(t.EV_CANCELLED, t.R_QTY_OVERFLOW, o.side, o.order_id, o.owner, 0, 0,
                       o.price, 0, o.qty)
@@ -431,14 +467,13 @@ cdef class OrderBook:
         # Copy ``o`` into a pool slot at the back of the level under ``key``.
         cdef slot_t slot
         cdef Level fresh
-        cdef LevelMap.iterator it = levels.find(key)
         cdef Level* level
-        if it == levels.end():
-            fresh.total = 0
-            fresh.head = NO_SLOT
-            fresh.tail = NO_SLOT
-            fresh.count = 0
-            it = levels.insert(pair[price_t, Level](key, fresh)).first
+        fresh.total = 0
+        fresh.head = NO_SLOT
+        fresh.tail = NO_SLOT
+        fresh.count = 0
+        # One descent: insert() adds the empty level or returns the one already there.
+        cdef LevelMap.iterator it = levels.insert(pair[price_t, Level](key, fresh)).first
         level = &deref(it).second
         if self.free_slots.empty():
             slot = <slot_t>self.pool.size()
@@ -456,6 +491,8 @@ cdef class OrderBook:
         level.tail = slot
         level.count += 1
         level.total += o.qty
+        if level.total > self.level_peak:
+            self.level_peak = level.total
         self.live[o.order_id] = slot
 
     cdef void unlink(self, Level* level, slot_t slot) noexcept nogil:
@@ -817,6 +854,7 @@ cdef class OrderBook:
         other.seq = self.seq
         other.msg = self.msg
         other.stop_count = self.stop_count
+        other.level_peak = self.level_peak
         other.last = self.last
         other.has_last = self.has_last
         other.stp = self.stp

@@ -4,6 +4,7 @@ Every test takes the ``book`` or ``book_cls`` fixture, so it runs once per imple
 Expected events are computed by hand from docs/semantics.md and compared field by field.
 """
 
+import gc
 import math
 import pickle
 import random
@@ -706,6 +707,20 @@ def test_batch_of_valid_messages_equals_per_call_path_exactly(book_cls):
     # and a second batch continues the numbering
     more = array_to_events(batch_book.process(messages([msg(Kind.LIMIT, 20, B, 50, 1)])))
     assert (more[0].seq, more[0].msg) == (len(events), len(SCRIPT))
+
+
+def test_batch_events_stay_valid_after_more_batches_calls_and_the_book_is_gone(book_cls):
+    # The compiled path hands its event records to the array without copying them.
+    book = book_cls()
+    first = book.process(messages(SCRIPT))
+    kept = first.copy()
+    book.process(messages(SCRIPT))      # every id again: all rejected as duplicates
+    book.limit(99, B, 1, 1)
+    del book
+    gc.collect()
+    assert first.flags.writeable
+    assert (first == kept).all()
+    assert (pickle.loads(pickle.dumps(first)) == kept).all()
 
 
 def test_process_rejects_wrong_dtype(book):
