@@ -12,6 +12,7 @@ from .events import (
     events_to_array, messages,
 )
 from .margin import MarginTiers, Tier
+from .slippage import Slippage, slippage
 from .scenario import (
     DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Result, Rules,
     Scenario, Shock, compare, default_scenario, run, sweep,
@@ -27,4 +28,5 @@ __all__ = [
     "Sizing", "LimitRule", "Deficit", "ForcedKind", "MarginTiers", "Tier",
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
+    "Slippage", "slippage",
 ]

@@ -1,4 +1,6 @@
-"""Command line: ``orderbook run | compare | sweep | show`` (also ``python -m orderbook``).
+"""Command line: ``orderbook run | compare | sweep | show | replay | depth`` (also
+``python -m orderbook``). ``replay`` and ``depth`` read real market data (see
+:mod:`orderbook._cli_data`).
 
 Each command takes an optional scenario TOML file (see :mod:`orderbook.config`); without one it
 uses the built-in :func:`~orderbook.scenario.default_scenario`. ``--scale`` shrinks or grows the
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._cli_data import add_commands as add_data_commands
 from .config import (
     ConfigError, coerce_param, load_rules, load_scenario, parse_values, scale_scenario,
     scenario_to_toml,
@@ -575,6 +578,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Print the scenario with every value filled in, as TOML.")
     common(p, counterfactual=False)
     p.set_defaults(func=cmd_show)
+
+    add_data_commands(sub)
     return parser
 
 

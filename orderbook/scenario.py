@@ -88,6 +88,9 @@ class ExplicitBook:
     @property
     def mid(self) -> int:
         """Midpoint of the best bid and ask, in ticks (rounded down)."""
+        if not self.bids or not self.asks:
+            raise ValueError(f"ExplicitBook needs at least one bid and one ask, got "
+                             f"{len(self.bids)} bids and {len(self.asks)} asks")
         return (max(p for p, _ in self.bids) + min(p for p, _ in self.asks)) // 2
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from orderbook import (
-    Deficit, LimitRule, Rules, Scenario, Shock, Sizing, compare, default_scenario, run, sweep,
+    Deficit, ExplicitBook, LimitRule, Rules, Scenario, Shock, Sizing, compare, default_scenario, run, sweep,
 )
 from orderbook.scenario import SERIES_DTYPE, SerialExecutor, with_params
 
@@ -189,3 +189,10 @@ def test_the_fund_never_goes_negative_without_a_record_saying_why():
         fund_end = result.summary["insurance_fund_end"]
         assert fund_end < 0, "the scenario should push the fund below zero"
         assert result.summary["bad_debt"] >= -fund_end
+
+
+@pytest.mark.parametrize("bids, asks, missing", [((), ((101, 1),), "0 bids"),
+                                                 (((99, 1),), (), "0 asks")])
+def test_explicit_book_without_a_side_names_the_empty_side(bids, asks, missing):
+    with pytest.raises(ValueError, match=missing):
+        ExplicitBook(bids=bids, asks=asks).mid
