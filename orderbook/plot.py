@@ -1,4 +1,5 @@
-"""Figures of scenario runs: :func:`plot_result` and :func:`plot_comparison` (need matplotlib).
+"""Figures of scenario runs (:func:`plot_result`, :func:`plot_comparison`) and of LOBSTER
+replays (:func:`plot_replay`); they need matplotlib.
 
 matplotlib is imported inside the functions, so ``import orderbook`` never needs it. The figures
 are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas attached explicitly: no
@@ -35,7 +36,7 @@ import numpy as np
 
 from .events import EventKind, Side
 
-__all__ = ["plot_result", "plot_comparison", "record_steps"]
+__all__ = ["plot_result", "plot_comparison", "plot_replay", "record_steps"]
 
 _INSTALL_HINT = ('plotting needs matplotlib, which is not installed: '
                  'pip install "orderbook[plot]"  (or: pip install matplotlib)')
@@ -443,3 +444,134 @@ def plot_comparison(comparison, path) -> None:
         if col == 0 and row > 0:
             cell.set_text_props(fontweight="bold")
     fig.savefig(path, format="png")
+
+
+#: US dollars per LOBSTER tick (LOBSTER prices are dollars x 10,000).
+_LOBSTER_TICK_DOLLARS = 1e-4
+
+
+def _clock(ticker, span: float):
+    """Tick formatter: seconds after midnight as HH:MM, with seconds (and tenths) when the
+    axis spans less than three hours (two minutes)."""
+    def fmt(v, _=None):
+        hours, rest = divmod(float(v), 3600.0)
+        minutes, seconds = divmod(rest, 60.0)
+        text = f"{int(hours):02d}:{int(minutes):02d}"
+        if span < 120:
+            return f"{text}:{seconds:04.1f}"
+        return f"{text}:{int(seconds):02d}" if span < 3 * 3600 else text
+
+    return ticker.FuncFormatter(fmt)
+
+
+def _replay_title(result) -> str:
+    line = (f"LOBSTER replay: {result.n_rows:,} messages, {result.levels} level(s) per side; "
+            f"{100 * result.match_rate:.2f} % of rows match the orderbook file "
+            f"({100 * result.n_exact / result.n_rows:.2f} % exactly, the rest after a "
+            f"window-entering resync)")
+    div = result.divergence
+    if div is None:
+        return line
+    return (f"{line}\nhybrid: from row {div.first_row:,} (first injected order) "
+            f"{div.matched:,} of {div.rows:,} rows still match history")
+
+
+def plot_replay(result, ax=None, *, path=None):
+    """Draw a LOBSTER replay (:class:`orderbook.data.lobster.ReplayResult`) over the day.
+
+    Shows the reconstructed spread (in cents; LOBSTER ticks are $0.0001) and the visible depth
+    in the N published levels per side (shares), against time of day. Rows that did not match
+    the orderbook file are marked with red ticks under the spread; injected orders (hybrid
+    replay) with dashed vertical lines at their arrival.
+
+    Parameters
+    ----------
+    result : ReplayResult
+        What :func:`orderbook.data.lobster.replay` returned.
+    ax : matplotlib Axes, optional
+        Draw on it: spread on ``ax``, depth on a twin y axis. By default a new figure with a
+        spread panel above a depth panel.
+    path : str or Path, optional
+        Save the figure there as PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from orderbook.data.lobster import replay_files
+    >>> from orderbook.plot import plot_replay
+    >>> result = replay_files("AMZN_2012-06-21_34200000_57600000_message_1.csv")  # doctest: +SKIP
+    >>> plot_replay(result, path="amzn_replay.png")  # doctest: +SKIP
+    """
+    mpl = _matplotlib()
+    ticker = mpl.ticker
+    time = np.asarray(result.time, dtype=float)
+    if len(time) == 0:
+        raise ValueError("result has no rows to plot")
+    spread = np.asarray(result.spread, dtype=float) * (_LOBSTER_TICK_DOLLARS * 100)
+    spread[np.asarray(result.spread) <= 0] = np.nan  # a side was empty: no spread
+    if ax is None:
+        fig = mpl.Figure(figsize=(12, 6.5), dpi=100)
+        mpl.FigureCanvasAgg(fig)
+        grid = fig.add_gridspec(2, 1, height_ratios=[1, 1], hspace=0.08, left=0.08, right=0.97,
+                                top=0.9, bottom=0.09)
+        ax_spread = fig.add_subplot(grid[0])
+        ax_depth = fig.add_subplot(grid[1], sharex=ax_spread)
+        ax_spread.tick_params(axis="x", labelbottom=False)
+    else:
+        fig, ax_spread = ax.figure, ax
+        ax_depth = ax.twinx()
+        # The twin is drawn on top; lift the spread above it with a see-through background.
+        ax_spread.set_zorder(ax_depth.get_zorder() + 1)
+        ax_spread.patch.set_visible(False)
+
+    ax_spread.plot(time, spread, color="black", lw=0.9, drawstyle="steps-post",
+                   label="spread (best ask - best bid)")
+    ax_spread.set_ylabel("spread [¢]")
+    ax_spread.set_ylim(bottom=0)
+    bad = np.flatnonzero(~np.asarray(result.matched))
+    if result.divergence is not None:
+        bad = bad[bad < result.divergence.first_row]  # after an injection they are the point
+    if len(bad):
+        ax_spread.plot(time[bad], np.zeros(len(bad)), "|", color="tab:red", ms=10, mew=1.2,
+                       label=f"{len(bad):,} rows not matching the orderbook file",
+                       clip_on=False)
+    for rep in result.injections:
+        inj = rep.injection
+        ax_spread.axvline(time[rep.row], color="tab:purple", ls="--", lw=1.0,
+                          label=f"injected {inj.side.name.lower()} {inj.qty:,} ({inj.kind})")
+        if ax is None:
+            ax_depth.axvline(time[rep.row], color="tab:purple", ls="--", lw=1.0)
+
+    bid_colour, ask_colour = "tab:green", "tab:red"
+    ax_depth.plot(time, result.bid_depth, color=bid_colour, lw=0.8, drawstyle="steps-post",
+                  alpha=0.85, label=f"bid depth (top {result.levels} levels)")
+    ax_depth.plot(time, result.ask_depth, color=ask_colour, lw=0.8, drawstyle="steps-post",
+                  alpha=0.85, label=f"ask depth (top {result.levels} levels)")
+    ax_depth.set_ylabel("visible depth [shares]")
+    ax_depth.set_ylim(bottom=0)
+    ax_depth.yaxis.set_major_formatter(_compact(ticker))
+
+    span = float(time[-1] - time[0])
+    clock = _clock(ticker, span)
+    for each in (ax_spread, ax_depth):
+        each.xaxis.set_major_formatter(clock)
+        each.xaxis.set_major_locator(ticker.MaxNLocator(8))
+        each.grid(alpha=0.3)
+    ax_spread.set_xlim(time[0] - 0.01 * span - 1e-9, time[-1] + 0.01 * span + 1e-9)
+    if ax is None:
+        ax_depth.set_xlabel("time of day (exchange time)")
+        ax_spread.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        ax_depth.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        fig.suptitle(_replay_title(result), fontsize=11)
+    else:
+        lines = ax_spread.get_legend_handles_labels()
+        more = ax_depth.get_legend_handles_labels()
+        ax_spread.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize=8,
+                         framealpha=0.9)
+        ax_spread.set_xlabel("time of day (exchange time)")
+    if path is not None:
+        fig.savefig(path, format="png")
+    return fig

@@ -55,3 +55,55 @@ def test_depth_bad_arguments_are_one_line_errors(capsys, argv, fragment):
 def test_depth_missing_file_is_an_error(capsys, tmp_path):
     code, _, err = _run(capsys, "depth", tmp_path / "nope.gz")
     assert code == 2 and "nope.gz" in err
+
+
+AAPL = DATA / "lobster_aapl_l10_message.csv"
+AAPL_BOOK = DATA / "lobster_aapl_l10_orderbook.csv"
+
+
+def test_replay_prints_match_rate_speed_and_exits_0_when_every_row_matches(capsys, tmp_path):
+    code, out, err = _run(capsys, "replay", AAPL, "--orderbook", AAPL_BOOK,
+                          "--plot", tmp_path / "replay.png")
+    assert code == 0, err
+    assert "matched 200 / 200 (100.000 %)" in out and "0 mismatched" in out
+    assert "messages/s" in out
+    assert (tmp_path / "replay.png").stat().st_size > 0
+
+
+def test_replay_json_with_an_injected_sell_reports_its_fills(capsys):
+    code, out, err = _run(capsys, "replay", AAPL, "--orderbook", AAPL_BOOK, "--json",
+                          "--inject", "sell 300 row=100")
+    assert code == 0, err
+    doc = json.loads(out)
+    # rows after the injection are measured against history, not counted as matches
+    assert doc["rows"] == 200 and doc["matched"] >= 100 and doc["mismatches"] == []
+    (inj,) = doc["injections"]
+    assert (inj["side"], inj["qty"], inj["row"], inj["filled"]) == (-1, 300, 100, 300)
+    assert inj["notional"] <= inj["touch_before"] * 300 and inj["slippage_ticks"] >= 0
+    assert doc["divergence"]["first_row"] == 100
+
+
+def test_replay_exits_1_when_a_row_mismatches(capsys, tmp_path):
+    rows = AAPL.read_text().splitlines()
+    fields = rows[3].split(",")
+    assert fields[1] == "1"  # a submission inside the published levels
+    fields[3] = str(int(fields[3]) + 1)  # its size off by one share
+    rows[3] = ",".join(fields)
+    bad = tmp_path / "bad_message.csv"
+    bad.write_text("\n".join(rows) + "\n")
+    code, out, _ = _run(capsys, "replay", bad, "--orderbook", AAPL_BOOK)
+    assert code == 1 and "mismatch at row" in out
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("sell", "needs SIDE QTY"),
+    ("sell many row=3", "whole number of shares"),
+    ("sell 10 row=x", "row must be a message index"),
+    ("sell 10 time=25h", "time must be HH:MM"),
+    ("sell 10 when=3", "key must be limit, row, time or position"),
+    ("hold 10 row=3", "Injection.side"),
+    ("sell 10 row=3 time=10:00", "exactly one of at"),
+])
+def test_replay_bad_injections_are_one_line_errors(capsys, spec, fragment):
+    code, _, err = _run(capsys, "replay", AAPL, "--orderbook", AAPL_BOOK, "--inject", spec)
+    assert code == 2 and fragment in err and "Traceback" not in err

@@ -132,3 +132,42 @@ def test_missing_matplotlib_gives_install_hint(result, tmp_path, monkeypatch):
     with pytest.raises(ImportError, match="matplotlib"):
         plot.plot_comparison(orderbook.scenario.Comparison({"a": result}), tmp_path / "y.png")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.fixture(scope="module")
+def lobster_replay():
+    from pathlib import Path
+
+    from orderbook.data.lobster import Injection, replay_files
+
+    path = Path(__file__).parent / "data" / "lobster_amzn_l1_slice_message.csv"
+    return replay_files(path, inject=[Injection(side="sell", qty=1_000, at=500)])
+
+
+def test_plot_replay_writes_png(plot, lobster_replay, tmp_path):
+    path = tmp_path / "replay.png"
+    fig = plot.plot_replay(lobster_replay, path=path)
+    assert_sane_png(path)
+    spread_ax, depth_ax = fig.axes
+    assert "spread" in spread_ax.get_ylabel() and "depth" in depth_ax.get_ylabel()
+    assert "hybrid" in fig._suptitle.get_text()
+
+
+def test_plot_replay_draws_on_given_axes(plot, lobster_replay):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot.plot_replay(lobster_replay, ax) is fig
+    assert len(fig.axes) == 2  # the spread axes and its twin for depth
+    assert len(ax.get_lines()) >= 2  # spread and the injection marker
+
+
+def test_plot_replay_needs_matplotlib(lobster_replay, monkeypatch):
+    from orderbook import plot
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r'pip install "orderbook\[plot\]"'):
+        plot.plot_replay(lobster_replay)

@@ -1,5 +1,7 @@
 """Readers for real market data.
 
+- :mod:`orderbook.data.lobster`: LOBSTER message/orderbook files, replayed into an OrderBook and
+  checked row by row, with hybrid replay (your orders injected into the historical book).
 - :mod:`orderbook.data.binance`: Binance USD-M depth captures (snapshot + diffs + bookTicker),
   rebuilt into an L2 book with Binance's sequence rules, usable as a scenario's starting book.
 - :mod:`orderbook.data.l2`: the exchange-agnostic L2 book those readers build.
