@@ -14,14 +14,13 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy
 from libcpp.algorithm cimport sort
 from libcpp.set cimport set as cset
-from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 import numpy as np
 
 from orderbook cimport _types as t
 from orderbook._types cimport (
-    BUY, SELL, EventRec, Message, oid_t, owner_t, price_t, qty_t, slot_t,
+    BUY, NO_SLOT, SELL, EventRec, Message, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 from orderbook.accounts cimport (
     Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
@@ -744,12 +743,11 @@ cdef class Engine:
         cdef Message m
         if a.open_buy == 0 and a.open_sell == 0:
             return 0
-        cdef unordered_map[oid_t, slot_t].iterator it = self._book.live.begin()
+        cdef slot_t slot
         ids = []
-        while it != self._book.live.end():
-            if self._book.pool[deref(it).second].owner == owner:
-                ids.append(deref(it).first)
-            inc(it)
+        for slot in self._book.id_buckets:
+            if slot != NO_SLOT and self._book.pool[slot].owner == owner:
+                ids.append(self._book.pool[slot].order_id)
         for order_id in sorted(ids):
             m.kind = t.K_CANCEL
             m.order_id = order_id

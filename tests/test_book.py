@@ -949,3 +949,38 @@ def test_restoring_a_damaged_engine_pickle_raises_instead_of_corrupting():
     with pytest.raises(ValueError, match="corrupt"):
         func(tick, lot, stp, rule, (duplicate, armed, last, seq, msg))
     assert pickle.loads(pickle.dumps(book)).l3().tolist() == book.l3().tolist()
+
+
+def test_id_lookup_survives_heavy_churn_with_adversarial_ids(book_cls):
+    # The compiled book's id table is open addressing with backward-shift deletion; sequential,
+    # strided, negative and extreme ids, growth and long probe chains must all keep every live
+    # id findable and every dead one absent.
+    rng = random.Random(20261130)
+    pools = [list(range(0, 3000)), [i << 32 for i in range(1, 1500)],
+             [-i for i in range(1, 1500)], [INT64_MAX - i for i in range(1500)],
+             [-(2**63) + i for i in range(1500)], [i * 1024 for i in range(1500)]]
+    candidates = [i for p in pools for i in p]
+    book, live = book_cls(), {}
+    for step in range(12_000):
+        oid = rng.choice(candidates)
+        if oid in live and rng.random() < 0.6:
+            book.cancel(oid)
+            del live[oid]
+        elif oid not in live:
+            side = B if rng.random() < 0.5 else S
+            price = rng.randrange(1, 50) if side == B else rng.randrange(60, 110)
+            book.limit(oid, side, price, 1 + step % 7)
+            live[oid] = (side, price)
+        if step % 1000 == 0:
+            assert book.n_orders == len(live)
+            assert all(oid in book for oid in live)
+    assert book.n_orders == len(live)
+    for oid, (side, price) in live.items():
+        info = book.order(oid)
+        assert (info.side, info.price) == (side, price)
+    dead = [i for i in candidates if i not in live]
+    assert not any(i in book for i in dead)
+    copy = book.copy()
+    for oid in list(live)[::2]:
+        copy.cancel(oid)
+    assert book.n_orders == len(live) and all(oid in book for oid in live)
