@@ -59,6 +59,7 @@ from orderbook.events import (
     AmendRule, Deficit, Event, ForcedKind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
 )
 from orderbook.margin import MarginTiers
+from orderbook.strategies import tiers as tier_tables
 
 PPM = 1_000_000
 BUY, SELL = int(Side.BUY), int(Side.SELL)
@@ -487,30 +488,15 @@ class Pair:
 # --------------------------------------------------------------------------- strategies
 
 
-def _tiers(draw, k):
-    n = draw(st.integers(1, 3), label="n_tiers")
-    caps, cap = [], 0
-    for _ in range(n):
-        cap += draw(st.integers(200, 15_000), label="cap_step")
-        caps.append(cap * k)
-    if draw(st.booleans(), label="last_cap_none"):
-        caps[-1] = None
-    mm = sorted(draw(st.lists(st.integers(5_000, 150_000), min_size=n, max_size=n), label="mm"))
-    tiers, im_prev = [], 0
-    for cap, m in zip(caps, mm):
-        im = max(im_prev, m + draw(st.integers(0, 100_000), label="im_extra"))
-        tiers.append((cap, m, im))
-        im_prev = im
-    return tiers
-
-
 UNITS = [("1", "1", None, 1), ("1", "1", "0.5", 2), ("0.5", "2", "0.1", 10)]
+#: tier tables from the public strategy (orderbook.strategies.tiers), built once per k
+TIERS_FOR_K = {k: tier_tables(k) for *_, k in UNITS}
 
 
 def _settings(draw):
     tick, lot, quote, k = draw(st.sampled_from(UNITS), label="units")
     kw = {
-        "tiers": _tiers(draw, k),
+        "tiers": draw(TIERS_FOR_K[k], label="tiers"),
         "taker_fee_ppm": draw(st.integers(0, 2_000), label="taker_fee_ppm"),
         "maker_fee_ppm": draw(st.integers(0, 2_000), label="maker_fee_ppm"),
         "mark_rule": draw(st.sampled_from(list(MarkRule)), label="mark_rule"),

@@ -1,0 +1,785 @@
+"""Invariant checkers and a differential harness for tests of code that uses orderbook.
+
+Nothing here needs hypothesis (``orderbook.strategies`` does): the checkers take any object with
+the public query API of :class:`orderbook.OrderBook` (the compiled book, the reference book, the
+read-only ``Engine.book`` view, or a test double) or of :class:`orderbook.Engine`, and raise
+:class:`InvariantError`, an ``AssertionError`` whose message names the broken invariant and the
+values that break it.
+
+- :func:`check_book`: the invariants of docs/semantics.md that a book's public state must keep
+  after every message (uncrossed, price-time order, level totals, counts, stops); given the
+  book's event log, also FIFO within a level and each order's remaining quantity.
+- :func:`check_accounts`: the money and position identities of docs/liquidation.md.
+- :func:`compare_with_reference` and :func:`assert_same_events`: run a message sequence through a
+  book and through :class:`ReferenceOrderBook`, the pure-Python executable specification, and
+  demand identical events, exceptions and final state.
+- :class:`Message`, :func:`message_array`, :class:`InvalidOrder`, :func:`assert_rejected`: the
+  values ``orderbook.strategies`` draws, and how to use them without hypothesis.
+
+Units: prices in ticks, quantities in lots, money in quote units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .book import OrderBook
+from .events import (
+    INSURANCE_FUND, INT64_MAX, INT64_MIN, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE,
+    AmendRule, Event, EventKind, Kind, Reason, SelfTradePrevention, Side, array_to_events,
+    messages,
+)
+from .reference import OrderBook as ReferenceOrderBook
+from .reference_engine import Engine as ReferenceEngine
+
+__all__ = [
+    "InvariantError", "Message", "InvalidOrder", "message_array", "check_book",
+    "check_accounts", "assert_same_events", "compare_with_reference", "assert_rejected",
+    "ReferenceOrderBook", "ReferenceEngine",
+]
+
+_FIELD_RANGE = {
+    "kind": (0, 255), "side": (-128, 127), "order_id": (INT64_MIN, INT64_MAX),
+    "owner": (INT64_MIN, INT64_MAX), "price": (INT64_MIN, INT64_MAX),
+    "stop_price": (INT64_MIN, INT64_MAX), "qty": (INT64_MIN, INT64_MAX),
+}
+_STOP_KINDS = (int(Kind.STOP_MARKET), int(Kind.STOP_LIMIT))
+
+
+class InvariantError(AssertionError):
+    """An invariant of the book or the accounts does not hold.
+
+    ``invariant`` is its short name (e.g. ``"uncrossed book"``); the message adds the values.
+    """
+
+    def __init__(self, invariant: str, detail: str):
+        super().__init__(f"{invariant}: {detail}")
+        self.invariant = invariant
+
+
+def _require(ok: bool, invariant: str, detail) -> None:
+    # ``detail`` may be a callable so that the message is only formatted on failure.
+    if not ok:
+        raise InvariantError(invariant, detail() if callable(detail) else detail)
+
+
+# ------------------------------------------------------------------------------- messages
+
+
+def _enum_repr(enum, value) -> str:
+    try:
+        return f"{enum.__name__}.{enum(value).name}"
+    except (ValueError, TypeError):
+        return repr(value)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message for a book or an engine, in the argument order of ``OrderBook.submit``.
+
+    Fields hold whatever the caller wants to send, valid or not (``orderbook.strategies`` draws
+    both); ``price``/``stop_price`` in ticks, ``qty`` in lots. ``submit(book)`` sends it per call
+    and :func:`message_array` packs messages into a ``MESSAGE_DTYPE`` batch.
+
+    Examples
+    --------
+    >>> from orderbook import Kind, OrderBook, Side
+    >>> Message(Kind.LIMIT, 7, Side.BUY, price=100, qty=3).submit(OrderBook())
+    [Event(#0 ACCEPTED BUY id=7 owner=0 price=100 qty=3 msg=0)]
+    """
+
+    kind: object
+    order_id: object
+    side: object = 0
+    price: object = 0
+    qty: object = 0
+    owner: object = 0
+    stop_price: object = 0
+
+    def submit(self, book) -> list[Event]:
+        """Send the message through ``book.submit`` (an OrderBook or an Engine); its events."""
+        return book.submit(self.kind, self.order_id, self.side, self.price, self.qty,
+                           self.owner, self.stop_price)
+
+    def row(self) -> dict:
+        """The message as a dict of ``MESSAGE_DTYPE`` field names (for ``events.messages``)."""
+        return {name: getattr(self, name) for name in MESSAGE_DTYPE.names}
+
+    def representable(self) -> bool:
+        """Whether every field is an integer in its ``MESSAGE_DTYPE`` range (so it can batch)."""
+        for name, (lo, hi) in _FIELD_RANGE.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                return False
+            if not lo <= int(value) <= hi:
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        parts = [_enum_repr(Kind, self.kind), f"order_id={self.order_id!r}"]
+        for name in ("side", "price", "qty", "owner", "stop_price"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value != 0:
+                parts.append(f"{name}={_enum_repr(Side, value) if name == 'side' else repr(value)}")
+        return f"Message({', '.join(parts)})"
+
+
+def message_array(msgs: Iterable[Message]) -> np.ndarray:
+    """Pack messages into a ``MESSAGE_DTYPE`` array for ``OrderBook.process``.
+
+    Parameters
+    ----------
+    msgs : iterable of Message
+        Every field must be an integer in its ``MESSAGE_DTYPE`` range.
+
+    Returns
+    -------
+    numpy.ndarray of MESSAGE_DTYPE, one row per message.
+
+    Raises
+    ------
+    ValueError
+        A message has a non-integer or out-of-range field (numpy would truncate or wrap it).
+    """
+    msgs = list(msgs)
+    for m in msgs:
+        if not m.representable():
+            raise ValueError(f"{m!r} cannot be a MESSAGE_DTYPE row: every field must be an "
+                             f"integer in its dtype's range")
+    return messages(m.row() for m in msgs)
+
+
+@dataclass(frozen=True)
+class InvalidOrder:
+    """A message the book must refuse, after ``setup`` (valid messages) from an empty book.
+
+    ``reason`` is the reason of the one REJECTED event the batch path (``process``) reports, or
+    None when the message cannot be a ``MESSAGE_DTYPE`` row (a non-integer or an out-of-int64
+    value). ``error`` is the exception the per-call API raises (``TypeError``, ``ValueError`` or
+    ``KeyError``), or None for a market refusal (POST_ONLY_WOULD_TAKE, STOP_WOULD_TRIGGER,
+    NOT_AMENDABLE), which both paths report as one REJECTED event. See :func:`assert_rejected`.
+    """
+
+    setup: tuple[Message, ...]
+    message: Message
+    reason: Reason | None
+    error: type[Exception] | None
+
+
+# ------------------------------------------------------------------------------ the book
+
+
+def _snapshot(book) -> tuple:
+    return (book.l3().tolist(), book.stops().tolist(), book.last_price, book.best_bid(),
+            book.best_ask(), book.n_orders, book.n_stops, book.message_count, book.event_count)
+
+
+_SNAPSHOT_NAMES = ("l3", "stops", "last_price", "best_bid", "best_ask", "n_orders", "n_stops",
+                   "message_count", "event_count")
+
+
+def _as_events(events) -> list[Event]:
+    if isinstance(events, np.ndarray):
+        return array_to_events(events)
+    return [ev if isinstance(ev, Event) else Event(*ev) for ev in events]
+
+
+def check_book(book, events=None) -> None:
+    """Check the invariants of docs/semantics.md on a book's public state. O(n) queries.
+
+    Works on the compiled ``OrderBook``, :class:`ReferenceOrderBook`, ``Engine.book``, or any
+    object with their query methods (``l3``, ``l2``, ``stops``, ``best_bid``, ``best_ask``,
+    ``spread``, ``quantity_at``, ``order``, ``in``, ``n_orders``, ``n_stops``, ``last_price``).
+
+    Checked without ``events``:
+
+    - ``l3()`` and ``stops()`` have their dtypes; every order id appears once among them.
+    - every resting order has a side of +1/-1, price >= 1 tick and qty >= 1 lot; bids come first,
+      best (highest) first, then asks best (lowest) first, so each level is one contiguous run.
+    - uncrossed book: best bid < best ask; ``best_bid()``, ``best_ask()`` and ``spread()`` agree
+      with ``l3()``.
+    - ``l2()`` has every level of ``l3()``, its quantity the sum of its orders' (at most
+      INT64_MAX lots) and its order count theirs; ``quantity_at`` agrees.
+    - ``n_orders == len(l3())`` and ``n_stops == len(stops())``; ``order(id)`` and ``id in book``
+      agree with both.
+    - armed stops: kind STOP_MARKET (price 0) or STOP_LIMIT (price >= 1), stop price >= 1,
+      qty >= 1, in trigger order (sell stops by falling stop price, then buy stops by rising
+      stop price), and none already satisfied by ``last_price`` (it would have triggered).
+
+    With ``events`` (every event the book emitted since it was empty, per call or batch, in
+    order), also:
+
+    - the event ``seq`` numbers increase;
+    - the live orders are exactly those the events leave with quantity (ACCEPTED minus TRADEs,
+      reset by AMENDED, ended by CANCELLED), each with that remaining qty, price, side and owner,
+      and armed stops are the ACCEPTED stops not yet STOP_TRIGGERED;
+    - FIFO: within a level, orders are sorted by the seq of the event that last queued them
+      (ACCEPTED, AMENDED(REQUEUED) or STOP_TRIGGERED; AMENDED(KEPT_PRIORITY) keeps the place).
+
+    Parameters
+    ----------
+    book : OrderBook-like
+        The book to check; only queried.
+    events : list of Event or EVENT_DTYPE array, optional
+        The book's complete event log, to check FIFO and every order's remaining quantity.
+
+    Raises
+    ------
+    InvariantError
+        Naming the first invariant that does not hold, with the values that break it.
+    """
+    l3, stops = book.l3(), book.stops()
+    _require(l3.dtype == L3_DTYPE, "l3 dtype", lambda: f"l3() has dtype {l3.dtype}")
+    _require(stops.dtype == STOP_DTYPE, "stops dtype", lambda: f"stops() has dtype {stops.dtype}")
+    rows, stop_rows = l3.tolist(), stops.tolist()
+
+    ids = [r[0] for r in rows] + [s[0] for s in stop_rows]
+    _require(len(set(ids)) == len(ids), "unique order ids",
+             lambda: f"ids appearing twice in l3()/stops(): "
+                     f"{sorted({i for i in ids if ids.count(i) > 1})}")
+
+    # resting orders: fields and price-time order (bids best first, then asks best first)
+    prev = None
+    for i, (oid, _owner, price, qty, side) in enumerate(rows):
+        _require(side in (Side.BUY, Side.SELL), "resting order side",
+                 f"l3()[{i}] order {oid} has side {side}, not +1/-1")
+        _require(qty >= 1, "positive resting quantity",
+                 f"l3()[{i}] order {oid} rests with qty {qty} lots")
+        _require(price >= 1, "positive resting price",
+                 f"l3()[{i}] order {oid} rests at price {price} ticks")
+        if prev is not None:
+            _require(not (prev[1] == Side.SELL and side == Side.BUY), "bids before asks",
+                     f"l3()[{i}] bid {oid} comes after an ask")
+            if prev[1] == side:
+                better = price > prev[0] if side == Side.BUY else price < prev[0]
+                _require(not better, "price priority in l3",
+                         f"l3()[{i}] order {oid} at {price} follows a "
+                         f"{'bid' if side == Side.BUY else 'ask'} at {prev[0]}")
+        prev = (price, side)
+
+    bids = [r for r in rows if r[4] == Side.BUY]
+    asks = [r for r in rows if r[4] == Side.SELL]
+    best_bid = bids[0][2] if bids else None
+    best_ask = asks[0][2] if asks else None
+    _require(book.best_bid() == best_bid, "best bid",
+             lambda: f"best_bid() is {book.best_bid()} but l3()'s best bid is {best_bid}")
+    _require(book.best_ask() == best_ask, "best ask",
+             lambda: f"best_ask() is {book.best_ask()} but l3()'s best ask is {best_ask}")
+    _require(best_bid is None or best_ask is None or best_bid < best_ask, "uncrossed book",
+             f"best bid {best_bid} >= best ask {best_ask}")
+    spread = None if best_bid is None or best_ask is None else best_ask - best_bid
+    _require(book.spread() == spread, "spread",
+             lambda: f"spread() is {book.spread()}, best ask - best bid is {spread}")
+
+    # levels: l2 must list every level of l3 with its total and order count
+    l2 = book.l2(len(rows) + 1)
+    for side, prefix, side_rows in ((Side.BUY, "bid", bids), (Side.SELL, "ask", asks)):
+        levels: dict[int, list[int]] = {}
+        for _, _, price, qty, _ in side_rows:
+            level = levels.setdefault(price, [0, 0])
+            level[0] += qty
+            level[1] += 1
+        want = (list(levels), [v[0] for v in levels.values()], [v[1] for v in levels.values()])
+        got = tuple(getattr(l2, f"{prefix}_{name}").tolist() for name in ("price", "qty",
+                                                                          "orders"))
+        for name, g, w in zip(("prices", "quantities", "order counts"), got, want):
+            _require(g == w, f"{prefix} level {name}",
+                     f"l2() gives {g}, the orders in l3() give {w}")
+        for price, (total, _) in levels.items():
+            _require(total <= INT64_MAX, "level total fits int64",
+                     f"{prefix} level {price} holds {total} lots")
+            at = book.quantity_at(side, price)
+            _require(at == total, "quantity_at",
+                     f"quantity_at({int(side)}, {price}) is {at}, the level's orders hold {total}")
+
+    _require(book.n_orders == len(rows), "n_orders",
+             lambda: f"n_orders is {book.n_orders}, l3() has {len(rows)} orders")
+    _require(book.n_stops == len(stop_rows), "n_stops",
+             lambda: f"n_stops is {book.n_stops}, stops() has {len(stop_rows)} stops")
+
+    # armed stops: fields, trigger order, and none already triggered by the last price
+    last = book.last_price
+    prev = None
+    for i, (oid, _owner, stop_price, price, qty, kind, side) in enumerate(stop_rows):
+        _require(kind in _STOP_KINDS, "stop kind",
+                 f"stops()[{i}] order {oid} has kind {kind}, not STOP_MARKET/STOP_LIMIT")
+        _require(side in (Side.BUY, Side.SELL), "stop side",
+                 f"stops()[{i}] order {oid} has side {side}")
+        _require(qty >= 1, "positive stop quantity", f"stops()[{i}] order {oid} has qty {qty}")
+        _require(stop_price >= 1, "positive stop price",
+                 f"stops()[{i}] order {oid} has stop price {stop_price}")
+        _require((price == 0) == (kind == Kind.STOP_MARKET) and price >= 0, "stop limit price",
+                 f"stops()[{i}] {_enum_repr(Kind, kind)} {oid} has price {price}")
+        if prev is not None:
+            _require(not (prev[1] == Side.BUY and side == Side.SELL), "sell stops first",
+                     f"stops()[{i}] sell stop {oid} comes after a buy stop")
+            if prev[1] == side:
+                early = stop_price > prev[0] if side == Side.SELL else stop_price < prev[0]
+                _require(not early, "stop trigger order",
+                         f"stops()[{i}] stop {oid} at {stop_price} follows one at {prev[0]}")
+        prev = (stop_price, side)
+        if last is not None:
+            satisfied = last >= stop_price if side == Side.BUY else last <= stop_price
+            _require(not satisfied, "no armed stop already triggered",
+                     f"{'buy' if side == Side.BUY else 'sell'} stop {oid} at {stop_price} is "
+                     f"still armed after a trade at {last}")
+
+    # per-order queries agree with the snapshots
+    for oid, owner, price, qty, side in rows:
+        _check_order(book, oid, (oid, owner, side, price, qty), "resting")
+    for oid, owner, stop_price, price, qty, kind, side in stop_rows:
+        _check_order(book, oid, (oid, owner, side, price, qty), "armed")
+        info = book.order(oid)
+        _require((info.kind, info.stop_price) == (kind, stop_price), "order() of a stop",
+                 f"order({oid}) is {info}, stops() says kind {kind} stop {stop_price}")
+
+    if events is not None:
+        _check_events(rows, stop_rows, _as_events(events))
+
+
+def _check_order(book, oid, want, what):
+    _require(oid in book, "order id membership", f"{what} order {oid} is not `in` the book")
+    info = book.order(oid)
+    got = (info.order_id, info.owner, info.side, info.price, info.qty)
+    _require(got == want, "order() of a live order",
+             f"order({oid}) gives (id, owner, side, price, qty) {got}, the snapshot {want}")
+
+
+def _check_events(rows, stop_rows, events: list[Event]) -> None:
+    """Replay an event log (docs/semantics.md, 'Events of an accepted new order')."""
+    # per id: [owner, side, price, stop_price, remaining qty, armed, seq that queued it]
+    state: dict[int, list] = {}
+    prev_seq = None
+    for ev in events:
+        _require(prev_seq is None or ev.seq > prev_seq, "event seq increases",
+                 f"event {ev!r} follows seq {prev_seq}")
+        prev_seq = ev.seq
+        kind = ev.kind
+        if kind == EventKind.ACCEPTED:
+            state[ev.order_id] = [ev.owner, ev.side, ev.price, ev.stop_price, ev.qty,
+                                  ev.stop_price != 0, ev.seq]
+            continue
+        if kind == EventKind.REJECTED:
+            continue
+        order = state.get(ev.order_id)
+        _require(order is not None and order[4] > 0, "event of a live order",
+                 f"{ev!r} concerns order {ev.order_id}, which the log has no live record of")
+        if kind == EventKind.TRADE:
+            maker = state.get(ev.maker_id)
+            _require(maker is not None and maker[4] >= ev.qty and order[4] >= ev.qty,
+                     "trade within remaining quantities",
+                     f"{ev!r}: taker has {order[4]}, maker "
+                     f"{None if maker is None else maker[4]} lots left")
+            order[4] -= ev.qty
+            maker[4] -= ev.qty
+        elif kind == EventKind.CANCELLED:
+            order[4] = 0
+        elif kind == EventKind.AMENDED:
+            order[4] = ev.qty
+            if ev.reason == Reason.REQUEUED:
+                order[2], order[6] = ev.price, ev.seq
+        elif kind == EventKind.STOP_TRIGGERED:
+            order[5], order[6] = False, ev.seq
+    live = {oid: s for oid, s in state.items() if s[4] > 0}
+    resting = {oid for oid, s in live.items() if not s[5]}
+    armed = {oid for oid, s in live.items() if s[5]}
+    got_resting = {r[0] for r in rows}
+    got_armed = {s[0] for s in stop_rows}
+    _require(got_resting == resting, "resting orders match the event log",
+             lambda: f"l3() has {sorted(got_resting)}, the events leave {sorted(resting)} resting")
+    _require(got_armed == armed, "armed stops match the event log",
+             lambda: f"stops() has {sorted(got_armed)}, the events leave {sorted(armed)} armed")
+    prev = None
+    for oid, owner, price, qty, side in rows:
+        s = live[oid]
+        want = (s[0], s[1], s[2], s[4])
+        _require((owner, side, price, qty) == want, "remaining quantity from the event log",
+                 f"l3() has order {oid} as (owner, side, price, qty) {(owner, side, price, qty)}, "
+                 f"the events give {want}")
+        if prev is not None and prev[:2] == (side, price):
+            _require(prev[2] < s[6], "FIFO within a level",
+                     f"order {oid} (queued at seq {s[6]}) is behind order {prev[3]} (queued at "
+                     f"seq {prev[2]}) at {'bid' if side == Side.BUY else 'ask'} {price}")
+        prev = (side, price, s[6], oid)
+    for oid, owner, stop_price, _price, qty, _kind, side in stop_rows:
+        s = live[oid]
+        _require((owner, side, stop_price, qty) == (s[0], s[1], s[3], s[4]),
+                 "armed stop from the event log",
+                 f"stops() has {oid} as (owner, side, stop, qty) {(owner, side, stop_price, qty)}"
+                 f", the events give {(s[0], s[1], s[3], s[4])}")
+
+
+# --------------------------------------------------------------------------- the accounts
+
+
+def _unrealised(position: int, cost: int, mark: int, k: int) -> int:
+    if position > 0:
+        return position * mark * k - cost
+    if position < 0:
+        return cost + position * mark * k
+    return 0
+
+
+def check_accounts(engine, *, settled: bool = False) -> None:
+    """Check the money and position identities of docs/liquidation.md on an engine.
+
+    Works on the compiled ``Engine`` and :class:`ReferenceEngine`; only queries them
+    (``account()`` and ``mark_price()`` never change what an engine does next). Checked:
+
+    - money conservation (exact, in quote units): ``sum(collateral + reserve) + sum(cost of
+      shorts) - sum(cost of longs) + fees_collected == total_deposits``, over every account, the
+      insurance fund's included. This is the documented identity ``sum(equity + reserve) +
+      fees_collected == total_deposits`` at any common mark ``m``, with the mark cancelled out
+      because positions sum to 0; it is also checked as documented, from ``account().equity``
+      at the mark and from ``total_equity(m)`` at m = 1 tick and at the mark.
+    - positions sum to 0 (the fund's included); ``open_interest()`` is the sum of the longs.
+    - the fund: ``account(INSURANCE_FUND)`` is exempt and its collateral is ``insurance_fund``;
+      a negative fund is covered by records whose ``bad_debt`` add up to at least its deficit.
+    - every account: ``cost >= 0``, 0 exactly when flat; ``reserve >= 0``, non-zero only for an
+      isolated account; no user account past ``max_position`` lots.
+    - every account's fields at the mark: equity = collateral + unrealised PnL; maintenance and
+      initial margin from ``engine.tiers``; the bankruptcy price by its formula; the
+      liquidation price exact (liquidatable there, not one tick better) and crossed by the mark
+      exactly when the account is liquidatable.
+    - the queue holds distinct, non-exempt accounts (or the fund); no order of the liquidator
+      (negative id) rests, and every resting order's owner has an account.
+    - with ``settled=True`` (the caller ran ``liquidate()`` to its end) and an empty queue: no
+      account is liquidatable at the mark.
+
+    Collateral itself may be negative: realised losses and fees come out of it, and the
+    shortfall step only covers accounts the liquidator closes.
+
+    Parameters
+    ----------
+    engine : Engine or ReferenceEngine
+    settled : bool
+        Whether the last ``liquidate()`` ran until a round made no progress (no ``max_rounds``).
+
+    Raises
+    ------
+    InvariantError
+        Naming the first identity that does not hold, with the values that break it.
+    """
+    owners = [int(o) for o in engine.owners()]
+    accounts = [engine.account(o) for o in owners]
+    by_owner = dict(zip(owners, accounts))
+    mark = engine.mark_price()
+    k = int(engine.k)
+    tiers = engine.tiers
+    fees, deposits = int(engine.fees_collected), int(engine.total_deposits)
+
+    _require(INSURANCE_FUND in by_owner, "insurance fund account",
+             f"owners() {owners} lacks INSURANCE_FUND ({INSURANCE_FUND})")
+    fund = by_owner[INSURANCE_FUND]
+    _require(int(fund.collateral) == int(engine.insurance_fund) and bool(fund.exempt),
+             "insurance fund account",
+             f"account(INSURANCE_FUND) is {fund}, insurance_fund is {engine.insurance_fund}")
+
+    positions = {a.owner: int(a.position) for a in accounts}
+    _require(sum(positions.values()) == 0, "positions sum to zero",
+             lambda: f"positions {positions} sum to {sum(positions.values())} lots")
+    longs = sum(q for q in positions.values() if q > 0)
+    _require(int(engine.open_interest()) == longs, "open interest",
+             lambda: f"open_interest() is {engine.open_interest()}, the longs hold {longs} lots")
+
+    balances = sum(int(a.collateral) + int(a.reserve) for a in accounts)
+    # unrealised PnL at m is sign(q) * (V(m, |q|) - cost); the V terms cancel as positions sum to 0
+    net_cost = sum(-int(a.cost) if a.position > 0 else int(a.cost) if a.position < 0 else 0
+                   for a in accounts)
+    _require(balances + net_cost + fees == deposits, "money conservation",
+             f"sum(collateral + reserve) {balances} + short costs - long costs {net_cost} + "
+             f"fees_collected {fees} = {balances + net_cost + fees} != total_deposits {deposits}")
+    marks = [1] + ([int(mark)] if mark is not None else [])
+    for m in marks:
+        want = balances + sum(_unrealised(int(a.position), int(a.cost), m, k) for a in accounts)
+        total = int(engine.total_equity(m))
+        _require(total == want, "total_equity",
+                 f"total_equity({m}) is {total}, the accounts' equity and reserve add up to "
+                 f"{want}")
+    if mark is not None:
+        total = sum(int(a.equity) + int(a.reserve) for a in accounts)
+        _require(total + fees == deposits, "money conservation at the mark",
+                 f"sum(account().equity + reserve) {total} + fees_collected {fees} = "
+                 f"{total + fees} != total_deposits {deposits} at mark {mark}")
+
+    if int(engine.insurance_fund) < 0:
+        bad_debt = int(engine.forced_orders()["bad_debt"].sum())
+        _require(bad_debt >= -int(engine.insurance_fund), "negative fund is recorded bad debt",
+                 f"insurance fund {engine.insurance_fund}, records' bad_debt add up to "
+                 f"{bad_debt}")
+
+    for a in accounts:
+        _check_account(engine, a, mark, k, tiers)
+
+    queue = [int(o) for o in engine.queue()]
+    _require(len(set(queue)) == len(queue), "queue entries distinct", f"queue() is {queue}")
+    for owner in queue:
+        a = by_owner.get(owner)
+        _require(a is not None and (owner == INSURANCE_FUND or not a.exempt),
+                 "queue holds liquidatable kinds of account",
+                 f"queue() {queue} holds {owner}: {a}")
+
+    l3 = engine.book.l3()
+    for oid, owner in zip(l3["order_id"].tolist(), l3["owner"].tolist()):
+        _require(oid >= 0, "liquidator orders never rest", f"order {oid} of {owner} rests")
+        _require(owner in by_owner, "resting orders have accounts",
+                 f"order {oid} rests for owner {owner}, who has no account")
+
+    if settled and not queue and mark is not None:
+        for a in accounts:
+            if not a.exempt and a.position != 0:
+                _require(int(a.equity) >= int(a.maintenance_margin),
+                         "no liquidatable account after liquidate()",
+                         f"account {a.owner} has equity {a.equity} < maintenance margin "
+                         f"{a.maintenance_margin} at mark {mark} with an empty queue: {a}")
+
+
+def _check_account(engine, a, mark, k, tiers) -> None:
+    tag = f"account({a.owner})"
+    q, cost, coll = int(a.position), int(a.cost), int(a.collateral)
+    _require(cost >= 0 and (q != 0 or cost == 0), "cost of a position",
+             f"{tag} has position {q} lots and cost {cost} quote units")
+    _require(int(a.reserve) >= 0 and (a.isolated or int(a.reserve) == 0), "reserve",
+             f"{tag} has reserve {a.reserve} (isolated={a.isolated})")
+    if a.owner != INSURANCE_FUND:
+        _require(abs(q) <= int(engine.max_position), "max_position",
+                 f"{tag} holds {q} lots, max_position is {engine.max_position}")
+    if mark is not None:
+        want = coll + _unrealised(q, cost, int(mark), k)
+        _require(int(a.equity) == want, "equity at the mark",
+                 f"{tag} has equity {a.equity}, collateral + unrealised PnL at {mark} is {want}")
+        notional = int(mark) * abs(q) * k
+        mm, im = tiers.maintenance(notional), tiers.initial(notional)
+        _require((int(a.maintenance_margin), int(a.initial_margin)) == (mm, im),
+                 "margin from the tiers",
+                 f"{tag} has MM {a.maintenance_margin}, IM {a.initial_margin}; the tiers give "
+                 f"{mm}, {im} for notional {notional}")
+    if q == 0:
+        _require(a.bankruptcy_price is None and a.liquidation_price is None,
+                 "flat accounts have no bankruptcy or liquidation price",
+                 f"{tag} is flat: {a}")
+        return
+    bp = -((coll - cost) // (q * k)) if q > 0 else (cost + coll) // (-q * k)
+    _require(a.bankruptcy_price == max(0, bp), "bankruptcy price",
+             f"{tag} has bankruptcy price {a.bankruptcy_price}, the formula gives {max(0, bp)}")
+    if a.exempt:
+        _require(a.liquidation_price is None, "exempt accounts have no liquidation price",
+                 f"{tag}: {a}")
+        return
+    max_price = int(engine.max_price)
+
+    def liquidatable(p: int) -> bool:
+        return coll + _unrealised(q, cost, p, k) < tiers.maintenance(p * abs(q) * k)
+
+    liq = a.liquidation_price
+    if liq is None:
+        extreme = 0 if q > 0 else max_price
+        _require(not liquidatable(extreme), "liquidation price",
+                 f"{tag} has no liquidation price but is liquidatable at {extreme}")
+    else:
+        better = liq + 1 if q > 0 else liq - 1
+        _require(0 <= liq <= max_price and liquidatable(liq)
+                 and not (0 <= better <= max_price and liquidatable(better)),
+                 "liquidation price", f"{tag} has liquidation price {liq}, which is not the "
+                                      f"last price at which it is liquidatable")
+    if mark is not None:
+        crossed = liq is not None and (mark <= liq if q > 0 else mark >= liq)
+        _require(crossed == (int(a.equity) < int(a.maintenance_margin)),
+                 "liquidatable exactly past the liquidation price",
+                 f"{tag} at mark {mark}: equity {a.equity}, MM {a.maintenance_margin}, "
+                 f"liquidation price {liq}")
+
+
+# ------------------------------------------------------------------------- differential
+
+
+def _event_tuples(events) -> list[tuple[int, ...]]:
+    return [tuple(int(x) for x in ev) for ev in _as_events(events)]
+
+
+def _event_repr(fields: tuple[int, ...]) -> str:
+    try:
+        return repr(Event(*fields))
+    except ValueError:  # a REJECTED event echoes values no enum knows
+        return f"Event{fields}"
+
+
+def assert_same_events(a, b, *, names: tuple[str, str] = ("left", "right")) -> None:
+    """Assert that two event sequences are identical, field by field.
+
+    Parameters
+    ----------
+    a, b : list of Event or EVENT_DTYPE array
+        Events as the per-call API returns them or as ``process`` does.
+    names : (str, str)
+        What to call ``a`` and ``b`` in the message.
+
+    Raises
+    ------
+    InvariantError
+        Naming the first event that differs (index and both events) or the lengths.
+    """
+    ta, tb = _event_tuples(a), _event_tuples(b)
+    for i, (x, y) in enumerate(zip(ta, tb)):
+        _require(x == y, "same events",
+                 lambda: f"event {i} differs:\n  {names[0]}: {_event_repr(x)}\n  "
+                         f"{names[1]}: {_event_repr(y)}")
+    _require(len(ta) == len(tb), "same events",
+             lambda: f"{names[0]} has {len(ta)} events, {names[1]} {len(tb)}; the first extra: "
+                     f"{_event_repr((ta + tb)[min(len(ta), len(tb))])}")
+
+
+def _outcome(book, message: Message):
+    try:
+        return "events", _event_tuples(message.submit(book))
+    except (TypeError, ValueError, KeyError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def compare_with_reference(msgs, *, book_cls=None, path: str = "call",
+                           stp=SelfTradePrevention.NONE,
+                           amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY) -> list[Event]:
+    """Run messages through a book and :class:`ReferenceOrderBook`; assert identical results.
+
+    Both books start empty with the same settings. Per call, each message must give the same
+    events or raise the same exception type with the same text; in a batch, ``process`` must
+    return the same events. Then both must be in the same state (``l3``, ``stops``, last price,
+    best prices, counts and counters), and :func:`check_book`, with the event log, must pass on
+    both.
+
+    Parameters
+    ----------
+    msgs : sequence of Message, or a MESSAGE_DTYPE array
+        The messages, valid or not.
+    book_cls : type, optional
+        The implementation under test, called as ``book_cls(stp=..., amend_rule=...)``; default
+        the compiled :class:`orderbook.OrderBook`.
+    path : {"call", "batch"}
+        Send the messages one by one through ``submit``, or all at once through ``process``.
+    stp, amend_rule
+        The books' self-trade prevention and amend rule.
+
+    Returns
+    -------
+    list of Event
+        The events of the book under test.
+
+    Raises
+    ------
+    InvariantError
+        At the first difference, naming the message (by index) and both outcomes.
+    """
+    if isinstance(msgs, np.ndarray):
+        if msgs.dtype != MESSAGE_DTYPE:
+            raise TypeError(f"messages must have dtype MESSAGE_DTYPE, got {msgs.dtype}")
+        msgs = [Message(**{name: int(row[name]) for name in MESSAGE_DTYPE.names}) for row in msgs]
+    msgs = list(msgs)
+    cls = OrderBook if book_cls is None else book_cls
+    book = cls(stp=stp, amend_rule=amend_rule)
+    reference = ReferenceOrderBook(stp=stp, amend_rule=amend_rule)
+    events: list[Event] = []
+    ref_events: list[Event] = []
+    if path == "batch":
+        batch = message_array(msgs)
+        events = array_to_events(book.process(batch))
+        ref_events = array_to_events(reference.process(batch))
+        assert_same_events(events, ref_events, names=("book", "reference"))
+    elif path == "call":
+        for i, m in enumerate(msgs):
+            got, want = _outcome(book, m), _outcome(reference, m)
+            _require(got == want, "same outcome as the reference",
+                     lambda: f"message {i} {m!r}:\n  book:      {_fmt_outcome(got)}\n  "
+                             f"reference: {_fmt_outcome(want)}")
+            if got[0] == "events":
+                events += [Event(*t) for t in got[1]]
+                ref_events += [Event(*t) for t in want[1]]
+    else:
+        raise ValueError(f"path must be 'call' or 'batch', got {path!r}")
+    a, b = _snapshot(book), _snapshot(reference)
+    for name, x, y in zip(_SNAPSHOT_NAMES, a, b):
+        _require(x == y, "same state as the reference",
+                 f"after {len(msgs)} messages {name} is {x} in the book, {y} in the reference")
+    check_book(book, events)
+    check_book(reference, ref_events)
+    return events
+
+
+def _fmt_outcome(outcome) -> str:
+    if outcome[0] == "events":
+        return "[" + ", ".join(map(_event_repr, outcome[1])) + "]"
+    return f"raised {outcome[0]}({outcome[1]})"
+
+
+def assert_rejected(book, case: InvalidOrder, *, path: str = "call") -> None:
+    """Apply ``case.setup`` to an empty ``book``, then check that ``case.message`` is refused.
+
+    Per call (``path="call"``): ``case.error`` is raised and nothing changes (no event, no
+    message number used), or, for a market refusal, exactly one REJECTED event with
+    ``case.reason`` is returned and only the counters move. In a batch (``path="batch"``, the
+    message alone through ``process``): exactly one REJECTED event with ``case.reason``, and the
+    orders and stops do not change. :func:`check_book` must pass afterwards.
+
+    Parameters
+    ----------
+    book : OrderBook-like
+        An empty book.
+    case : InvalidOrder
+        As drawn by ``orderbook.strategies.invalid_orders``.
+    path : {"call", "batch"}
+
+    Raises
+    ------
+    InvariantError
+        If the message is accepted, raises something else, or changes the book.
+    """
+    for m in case.setup:
+        m.submit(book)
+    before = _snapshot(book)
+    label = _enum_repr(Reason, case.reason) if case.reason is not None else "no batch reason"
+    if path == "call":
+        if case.error is not None:
+            try:
+                got = case.message.submit(book)
+            except Exception as exc:  # noqa: BLE001 - the type is what is being checked
+                _require(type(exc) is case.error, "rejection by exception",
+                         f"{case.message!r} raised {type(exc).__name__}({exc}), expected "
+                         f"{case.error.__name__} ({label})")
+            else:
+                raise InvariantError("rejection by exception",
+                                     f"{case.message!r} returned {got}, expected "
+                                     f"{case.error.__name__} ({label})")
+            after = _snapshot(book)
+            _require(after == before, "a refused message changes nothing",
+                     f"{case.message!r} raised but changed the book: {before} -> {after}")
+        else:
+            got = _event_tuples(case.message.submit(book))
+            ok = (len(got) == 1 and got[0][2] == EventKind.REJECTED
+                  and got[0][3] == case.reason)
+            _require(ok, "rejection by event",
+                     lambda: f"{case.message!r} gave {_fmt_outcome(('events', got))}, expected "
+                             f"one REJECTED({label})")
+            _same_orders(before, _snapshot(book), case)
+    elif path == "batch":
+        if case.reason is None:
+            raise ValueError(f"{case.message!r} cannot be a MESSAGE_DTYPE row; use path='call'")
+        got = _event_tuples(book.process(message_array([case.message])))
+        ok = len(got) == 1 and got[0][2] == EventKind.REJECTED and got[0][3] == case.reason
+        _require(ok, "rejection by event",
+                 lambda: f"{case.message!r} gave {_fmt_outcome(('events', got))} in a batch, "
+                         f"expected one REJECTED({label})")
+        _same_orders(before, _snapshot(book), case)
+    else:
+        raise ValueError(f"path must be 'call' or 'batch', got {path!r}")
+    check_book(book)
+
+
+def _same_orders(before, after, case) -> None:
+    # A REJECTED event takes a sequence and a message number; nothing else may change.
+    _require(before[:7] == after[:7], "a refused message changes nothing",
+             f"{case.message!r} was rejected but changed the book: {before[:7]} -> {after[:7]}")
+    _require((after[7] - before[7], after[8] - before[8]) == (1, 1),
+             "a rejection counts one message and one event",
+             f"message_count/event_count went from {before[7:]} to {after[7:]}")
