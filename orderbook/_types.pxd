@@ -108,13 +108,14 @@ cdef struct StopRec:
     uint8_t kind
     int8_t side
 
-# A live order in the pool: resting in a price level or armed in a stop level. prev/next link
-# it into its level's FIFO, so a cancel unlinks it in O(1) wherever it stands.
+# A live order in the pool: resting in a price level or armed in a stop level (48 bytes). prev/next
+# link it into its level's FIFO, so a cancel unlinks it in O(1) wherever it stands. An armed
+# stop's stop price lives beside the pool (OrderBook.stop_prices), so resting orders, which are
+# nearly all of the pool, do not carry it. The same struct carries an order in flight.
 cdef struct Order:
     oid_t order_id
     owner_t owner
     price_t price        # limit price; 0 for market orders
-    price_t stop_price   # 0 once triggered or for non-stop kinds
     qty_t qty            # remaining lots
     slot_t prev
     slot_t next

@@ -5,6 +5,7 @@ from libc.stdint cimport int64_t
 from libcpp cimport bool as cbool
 from libcpp.deque cimport deque
 from libcpp.map cimport map as cmap
+from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 from orderbook._types cimport (
@@ -23,6 +24,7 @@ cdef class OrderBook:
     cdef LevelMap sell_stops
     cdef LevelMap buy_stops
     cdef vector[Order] pool
+    cdef unordered_map[slot_t, price_t] stop_prices   # stop price (ticks) of each armed stop
     cdef vector[slot_t] free_slots
     # Live order ids (resting orders and armed stops), open addressing with linear probing:
     # a bucket holds a pool slot (NO_SLOT when empty) and its key is pool[slot].order_id, so
@@ -53,10 +55,11 @@ cdef class OrderBook:
     cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,
                    oid_t maker_id, owner_t maker_owner, price_t price, price_t stop_price,
                    qty_t qty) noexcept nogil
-    cdef void new_order(self, Order* o) noexcept nogil
+    cdef void new_order(self, Order* o, price_t stop_price) noexcept nogil
     cdef void take(self, Order* taker) noexcept nogil
     cdef void rest(self, Order* o) noexcept nogil
-    cdef void link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil
+    cdef slot_t link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil
+    cdef price_t stop_price_of(self, slot_t slot) noexcept nogil
     cdef void unlink(self, Level* level, slot_t slot) noexcept nogil
     cdef void remove(self, slot_t slot) noexcept nogil
     cdef bint can_fill(self, const Order* o) noexcept nogil

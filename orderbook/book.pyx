@@ -74,10 +74,10 @@ cdef inline int bit_length(size_t x) noexcept nogil:
     return n
 
 
-cdef inline bint stop_triggers(const Order* o, price_t trade_price) noexcept nogil:
-    if o.side == BUY:
-        return trade_price >= o.stop_price
-    return trade_price <= o.stop_price
+cdef inline bint stop_triggers(int side, price_t stop_price, price_t trade_price) noexcept nogil:
+    if side == BUY:
+        return trade_price >= stop_price
+    return trade_price <= stop_price
 
 
 cdef inline int64_t as_i64(object value, str name) except? -1:
@@ -365,11 +365,10 @@ cdef class OrderBook:
             o.side = m.side
             o.kind = m.kind
             o.price = 0 if (m.kind == t.K_MARKET or m.kind == t.K_STOP_MARKET) else m.price
-            o.stop_price = m.stop_price if is_stop(m.kind) else 0
             o.qty = m.qty
             o.prev = NO_SLOT
             o.next = NO_SLOT
-            self.new_order(&o)
+            self.new_order(&o, m.stop_price if is_stop(m.kind) else 0)
         self.msg += 1
 
     cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,
@@ -391,20 +390,20 @@ cdef class OrderBook:
         self.events.push_back(e)
         self.seq += 1
 
-    cdef void new_order(self, Order* o) noexcept nogil:
+    cdef void new_order(self, Order* o, price_t stop_price) noexcept nogil:
         if o.kind == t.K_POST_ONLY and self.would_cross(o.side, o.price):
             self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, o.side, o.order_id, o.owner, 0, 0,
                       o.price, 0, o.qty)
             return
-        if is_stop(o.kind) and self.has_last and stop_triggers(o, self.last):
+        if is_stop(o.kind) and self.has_last and stop_triggers(o.side, stop_price, self.last):
             self.emit(t.EV_REJECTED, t.R_STOP_WOULD_TRIGGER, o.side, o.order_id, o.owner, 0, 0,
-                      o.price, o.stop_price, o.qty)
+                      o.price, stop_price, o.qty)
             return
         self.emit(t.EV_ACCEPTED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0, o.price,
-                  o.stop_price, o.qty)
+                  stop_price, o.qty)
         if is_stop(o.kind):
-            self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
-                      level_key(-o.side, o.stop_price), o)
+            self.stop_prices[self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
+                                       level_key(-o.side, stop_price), o)] = stop_price
             self.stop_count += 1
             return
         if o.kind == t.K_FOK and not self.can_fill(o):
@@ -477,8 +476,8 @@ cdef class OrderBook:
             return
         self.link(&self.bids if o.side == BUY else &self.asks, level_key(o.side, o.price), o)
 
-    cdef void link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil:
-        # Copy ``o`` into a pool slot at the back of the level under ``key``.
+    cdef slot_t link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil:
+        # Copy ``o`` into a pool slot at the back of the level under ``key``; return the slot.
         cdef slot_t slot
         cdef Level fresh
         cdef Level* level
@@ -508,6 +507,12 @@ cdef class OrderBook:
         if level.total > self.level_peak:
             self.level_peak = level.total
         self.insert_id(slot)
+        return slot
+
+    cdef price_t stop_price_of(self, slot_t slot) noexcept nogil:
+        # Stop price of the order in ``slot``: 0 unless it is an armed stop.
+        cdef unordered_map[slot_t, price_t].iterator it = self.stop_prices.find(slot)
+        return 0 if it == self.stop_prices.end() else deref(it).second
 
     cdef void unlink(self, Level* level, slot_t slot) noexcept nogil:
         # Take the order in ``slot`` out of its level's FIFO and free its slot and id. The caller
@@ -533,7 +538,8 @@ cdef class OrderBook:
         cdef price_t key
         if is_stop(o.kind):
             levels = &self.buy_stops if o.side == BUY else &self.sell_stops
-            key = level_key(-o.side, o.stop_price)
+            key = level_key(-o.side, self.stop_price_of(slot))
+            self.stop_prices.erase(slot)
             self.stop_count -= 1
         else:
             levels = &self.bids if o.side == BUY else &self.asks
@@ -652,22 +658,26 @@ cdef class OrderBook:
         cdef Level* level
         cdef slot_t slot
         cdef Order* o
-        cdef int pass_
+        cdef int pass_, side
+        cdef price_t stop_price
         self.last = trade_price
         self.has_last = True
         for pass_ in range(2):
             stops = &self.sell_stops if pass_ == 0 else &self.buy_stops
+            side = SELL if pass_ == 0 else BUY
             while not stops.empty():
                 it = stops.begin()
                 level = &deref(it).second
-                if not stop_triggers(&self.pool[level.head], trade_price):
+                stop_price = level_key(-side, deref(it).first)  # the key is +-stop price
+                if not stop_triggers(side, stop_price, trade_price):
                     break
                 slot = level.head
                 while slot != NO_SLOT:
                     o = &self.pool[slot]
                     self.triggered.push_back(o[0])
                     self.emit(t.EV_STOP_TRIGGERED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0,
-                              o.price, o.stop_price, o.qty)
+                              o.price, stop_price, o.qty)
+                    self.stop_prices.erase(slot)
                     self.erase_id(slot)
                     self.free_slots.push_back(slot)
                     self.stop_count -= 1
@@ -680,14 +690,14 @@ cdef class OrderBook:
             o = self.triggered.front()
             self.triggered.pop_front()
             o.kind = t.K_MARKET if o.kind == t.K_STOP_MARKET else t.K_LIMIT
-            o.stop_price = 0
             self.take(&o)
 
     cdef void cancel_order(self, slot_t slot) noexcept nogil:
         cdef Order o = self.pool[slot]
+        cdef price_t stop_price = self.stop_price_of(slot)
         self.remove(slot)
         self.emit(t.EV_CANCELLED, t.R_USER, o.side, o.order_id, o.owner, 0, 0, o.price,
-                  o.stop_price, o.qty)
+                  stop_price, o.qty)
 
     cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil:
         cdef Order o = self.pool[slot]
@@ -869,7 +879,7 @@ cdef class OrderBook:
                     o = &self.pool[slot]
                     row.order_id = o.order_id
                     row.owner = o.owner
-                    row.stop_price = o.stop_price
+                    row.stop_price = self.stop_price_of(slot)
                     row.price = o.price
                     row.qty = o.qty
                     row.kind = o.kind
@@ -887,7 +897,8 @@ cdef class OrderBook:
         if slot == NO_SLOT:
             raise KeyError(f"order_id {oid} is not a live order")
         cdef const Order* o = &self.pool[slot]
-        return OrderInfo(o.order_id, o.owner, o.side, o.kind, o.price, o.stop_price, o.qty)
+        return OrderInfo(o.order_id, o.owner, o.side, o.kind, o.price, self.stop_price_of(slot),
+                         o.qty)
 
     def __contains__(self, order_id):
         try:
@@ -926,6 +937,7 @@ cdef class OrderBook:
         other.sell_stops = self.sell_stops
         other.buy_stops = self.buy_stops
         other.pool = self.pool
+        other.stop_prices = self.stop_prices
         other.free_slots = self.free_slots
         other.id_buckets = self.id_buckets
         other.id_count = self.id_count
@@ -966,23 +978,25 @@ cdef class OrderBook:
         # so a damaged pickle raises instead of corrupting the containers.
         cdef Order o
         cdef Message m
+        cdef price_t stop_price
         o.prev = NO_SLOT
         o.next = NO_SLOT
         for entry in resting + armed:
             if len(entry) == 6:
                 o.order_id, o.owner, o.side, o.kind, o.price, o.qty = entry
-                o.stop_price = 0
+                stop_price = 0
             else:
-                o.order_id, o.owner, o.side, o.kind, o.price, o.stop_price, o.qty = entry
+                o.order_id, o.owner, o.side, o.kind, o.price, stop_price, o.qty = entry
             m.order_id, m.owner, m.side, m.kind = o.order_id, o.owner, o.side, o.kind
-            m.price, m.stop_price, m.qty = (o.price or 1), o.stop_price, o.qty
+            m.price, m.stop_price, m.qty = (o.price or 1), stop_price, o.qty
             if (self.validate(&m) != t.R_NONE or (len(entry) == 6) == is_stop(o.kind)
                     or (len(entry) == 6 and not rests(o.kind))
                     or (len(entry) == 6 and self.would_cross(o.side, o.price))):
                 raise ValueError(f"corrupt OrderBook state: cannot restore order {entry!r}")
             if is_stop(o.kind):
-                self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
-                          level_key(-o.side, o.stop_price), &o)
+                self.stop_prices[self.link(&self.buy_stops if o.side == BUY
+                                           else &self.sell_stops,
+                                           level_key(-o.side, stop_price), &o)] = stop_price
                 self.stop_count += 1
             else:
                 self.link(&self.bids if o.side == BUY else &self.asks,
