@@ -316,17 +316,26 @@ def _cached(factory, *args, **kwargs):
     return factory(*args, **kwargs)
 
 
-def _engine_class(engine_cls):
-    if engine_cls is None or engine_cls == "compiled":
-        from .engine import Engine
+def implementation(name: str, value, compiled, reference):
+    """The class ``value`` names: None or "compiled" gives ``compiled()`` (a loader, so the
+    extension is imported only when used), "reference" gives ``reference``, a class itself."""
+    if value is None or value == "compiled":
+        return compiled()
+    if value == "reference":
+        return reference
+    if isinstance(value, str):
+        raise InvalidArgument(f"{name} must be 'compiled', 'reference' or a class, got {value!r}")
+    return value
 
-        return Engine
-    if engine_cls == "reference":
-        return ReferenceEngine
-    if isinstance(engine_cls, str):
-        raise InvalidArgument(f"engine_cls must be 'compiled', 'reference' or a class, "
-                              f"got {engine_cls!r}")
-    return engine_cls
+
+def _compiled_engine():
+    from .engine import Engine
+
+    return Engine
+
+
+def _engine_class(engine_cls):
+    return implementation("engine_cls", engine_cls, _compiled_engine, ReferenceEngine)
 
 
 def engines(engine_cls=None, *, rules=None, population=None, units=None):

@@ -40,7 +40,7 @@ import numpy as np
 
 from ._strategies_engine import (
     BACKSTOP_OWNER, LP_OWNER, SIDES, AccountPopulation, account_populations, engine_rules, engines,
-    record, scenario_rules, tiers,
+    implementation, record, scenario_rules, tiers,
 )
 from .events import (
     INT64_MAX, INT64_MIN, AmendRule, EventKind, Kind, Reason, SelfTradePrevention, Side,
@@ -298,17 +298,14 @@ def message_arrays(*, min_size: int = 0, max_size: int = 30, loose: bool = False
     return message_sequences(min_size=min_size, max_size=max_size, **kwargs).map(message_array)
 
 
-def _book_class(book_cls):
-    if book_cls is None or book_cls == "compiled":
-        from .book import OrderBook
+def _compiled_book():
+    from .book import OrderBook
 
-        return OrderBook
-    if book_cls == "reference":
-        return ReferenceOrderBook
-    if isinstance(book_cls, str):
-        raise InvalidArgument(f"book_cls must be 'compiled', 'reference' or a class, "
-                              f"got {book_cls!r}")
-    return book_cls
+    return OrderBook
+
+
+def _book_class(book_cls):
+    return implementation("book_cls", book_cls, _compiled_book, ReferenceOrderBook)
 
 
 def books(book_cls=None, *, stp=None, amend_rule=None, **kwargs):
