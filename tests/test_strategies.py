@@ -39,6 +39,10 @@ VALIDATION = frozenset(int(r) for r in obst.INVALID_REASONS)  # the per-call API
 PRICED = frozenset({Kind.LIMIT, Kind.IOC, Kind.FOK, Kind.POST_ONLY, Kind.STOP_LIMIT})
 STOPS = frozenset({Kind.STOP_MARKET, Kind.STOP_LIMIT})
 
+# These tests check the strategies themselves (the differential suites check the engines); a few
+# hundred examples reach every branch, so larger profiles (ci: 2,000) are capped here.
+CAPPED = settings(max_examples=min(settings.default.max_examples, 400))
+
 
 def _rejections(events, reasons=None):
     return [ev for ev in events if ev.kind == EventKind.REJECTED
@@ -107,6 +111,7 @@ SEQUENCES_FOR = {(s, a, r): obst.message_sequences(stp=s, amend_rule=a, refusals
                  for s in SelfTradePrevention for a in AmendRule for r in (True, False)}
 
 
+@CAPPED
 @given(data=st.data(), stp=st.sampled_from(list(SelfTradePrevention)),
        amend_rule=st.sampled_from(list(AmendRule)), refusals=st.booleans())
 def test_message_sequences_are_valid_for_their_settings(data, stp, amend_rule, refusals):
@@ -141,6 +146,7 @@ def test_message_sequences_reach_every_kind():
 ARRAYS = {loose: obst.message_arrays(loose=loose, max_size=15) for loose in (False, True)}
 
 
+@CAPPED
 @given(data=st.data(), loose=st.booleans(), path=st.sampled_from(["batch", "call"]))
 def test_message_arrays_run_the_same_on_both_books(data, loose, path):
     arr = data.draw(ARRAYS[loose], label="messages")
@@ -156,6 +162,7 @@ def test_message_arrays_run_the_same_on_both_books(data, loose, path):
 BOOKS = {which: obst.books(which, max_size=20) for which in ("compiled", "reference")}
 
 
+@CAPPED
 @given(data=st.data(), which=st.sampled_from(["compiled", "reference"]))
 def test_books_are_valid_and_of_the_requested_class(data, which):
     book = data.draw(BOOKS[which], label="book")
@@ -175,6 +182,7 @@ def test_books_take_fixed_settings_or_strategies(book):
 # -------------------------------------------------------------------------- invalid orders
 
 
+@CAPPED
 @given(case=obst.invalid_orders())
 def test_invalid_orders_are_refused_as_claimed(case):
     for book_cls in BOOK_CLASSES:
@@ -222,6 +230,7 @@ def test_tiers_are_valid_tables(table):
     assert MarginTiers(table).rows()
 
 
+@CAPPED
 @given(rules=obst.engine_rules(backstop=None))
 def test_engine_rules_build_an_engine(rules):
     for engine_cls in (Engine, ReferenceEngine):
@@ -246,6 +255,7 @@ SHOCK = st.lists(st.tuples(st.sampled_from(["market", "index", "liquidate", "rou
                            st.integers(1, 60), st.integers(60, 140)), max_size=4)
 
 
+@CAPPED
 @given(data=st.data(), which=st.sampled_from(["compiled", "reference"]), shock=SHOCK)
 def test_engines_keep_their_accounts_through_price_moves(data, which, shock):
     engine = data.draw(ENGINES[which], label="engine")
