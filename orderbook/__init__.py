@@ -1,6 +1,8 @@
 """orderbook: a Cython limit order book, matching engine and liquidation-cascade simulator.
 
 Prices are integer ticks, quantities integer lots, ids caller-chosen int64. See docs/semantics.md.
+Real market data readers are in :mod:`orderbook.data` (docs/data.md); tools for testing your own
+code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.md).
 """
 
 from .book import OrderBook
