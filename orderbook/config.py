@@ -21,6 +21,10 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     step = 50
     touch_qty = 60
     # ... or an ExplicitBook instead: bids = [[price, lots], ...], asks = [[price, lots], ...]
+    # ... or real depth from a Binance USD-M capture, read when the file is loaded:
+    # binance = "capture.gz"   (relative to the scenario file), at = "end" | "snapshot" | local
+    # ns, within_ppm = 20_000 (levels within 2 % of the mid), covered_only = true (only the
+    # snapshot's price window, where the depth is complete); tick_size/lot_size as the scenario's
 
     [population]               # Population fields (leverage and size as [low, high]) ...
     count = 20_000
@@ -326,6 +330,7 @@ _DEPTH = {
     "noise": _float(0.0),
 }
 _EXPLICIT_BOOK = {"bids": _levels, "asks": _levels}
+_BINANCE_BOOK = ("binance", "at", "within_ppm", "covered_only")
 _POPULATION = {
     "count": _int(0, 10**8),
     "long_fraction": _float(0.0, 1.0),
@@ -390,9 +395,48 @@ def _fields(table: str | None, d, schema: dict) -> dict:
     return {key: _convert(table, key, value, schema) for key, value in d.items()}
 
 
-def _book(d, base) -> DepthProfile | ExplicitBook:
+def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
+    # Real depth is read once, here, into an ExplicitBook: the Scenario stays a frozen,
+    # picklable value that does not depend on the file still being there.
+    from .data.binance import read_capture, replay
+
+    extra = set(d) - set(_BINANCE_BOOK)
+    if extra:
+        raise UnknownKeyError(f"[book] key {sorted(extra)[0]!r} cannot go with binance "
+                              f"(known: {', '.join(_BINANCE_BOOK)})")
+    path = d["binance"]
+    if not isinstance(path, str):
+        raise ConfigTypeError(f"[book] binance must be a file path string, got {_show(path)}")
+    at = d.get("at", "end")
+    if isinstance(at, bool) or not (at in ("end", "snapshot") or isinstance(at, int)):
+        raise ConfigError(f"[book] at must be \"end\", \"snapshot\" or a local time in ns, "
+                          f"got {_show(at)}")
+    within = d.get("within_ppm", 20_000)
+    if isinstance(within, bool) or not isinstance(within, int) or not 0 < within < 1_000_000:
+        raise ConfigError(f"[book] within_ppm must be an integer in (0, 1000000), got "
+                          f"{_show(within)}")
+    covered = d.get("covered_only", True)
+    if not isinstance(covered, bool):
+        raise ConfigTypeError(f"[book] covered_only must be true or false, got {_show(covered)}")
+    full = Path(path) if Path(path).is_absolute() else Path(root) / path
+    rebuilt = replay(read_capture(full, tick_size=tick_size, lot_size=lot_size))
+    if at == "end":
+        state = rebuilt.book_at()
+    elif at == "snapshot":
+        state = rebuilt.book_at(local_ns=int(rebuilt.states["local_ns"][0]))
+    else:
+        state = rebuilt.book_at(local_ns=at)
+    mid = (state.best_bid()[0] + state.best_ask()[0]) // 2
+    return state.to_explicit_book(
+        price_range=(mid - mid * within // 1_000_000, mid + mid * within // 1_000_000),
+        covered_only=covered)
+
+
+def _book(d, base, tick_size="0.1", lot_size="0.001", root=".") -> DepthProfile | ExplicitBook:
     if not isinstance(d, dict):
         raise ConfigTypeError(f"[book] must be a table, got {_type_name(d)} {_show(d)}")
+    if "binance" in d:
+        return _binance_book(d, tick_size, lot_size, root)
     if set(d) & set(_EXPLICIT_BOOK):
         extra = set(d) - set(_EXPLICIT_BOOK)
         if extra:
@@ -453,13 +497,14 @@ def rules_from_dict(d: dict, base: Rules | None = None, *, table: str = "rules")
     return replace(base, **_fields(table, d, _RULES))
 
 
-def scenario_from_dict(d: dict, base: Scenario | None = None) -> Scenario:
+def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Scenario:
     """A Scenario from a dict laid out like a scenario file (see the module docstring).
 
     Tables and keys ``d`` leaves out keep their values in ``base``, by default the built-in
     :func:`~orderbook.scenario.default_scenario` (whose values differ from the bare dataclass
-    defaults). Raises :class:`ConfigError` (ValueError, KeyError or TypeError) naming the table,
-    key and value of the first problem.
+    defaults). Relative data paths (``[book] binance``) are taken from ``root``. Raises
+    :class:`ConfigError` (ValueError, KeyError or TypeError) naming the table, key and value of
+    the first problem.
     """
     base = default_scenario() if base is None else base
     if not isinstance(d, dict):
@@ -473,7 +518,9 @@ def scenario_from_dict(d: dict, base: Scenario | None = None) -> Scenario:
                                   f"{', '.join(list(_TOP) + [f'[{t}]' for t in _TABLES])})")
         changes[key] = _convert(None, key, value, _TOP)
     if "book" in d:
-        changes["book"] = _book(d["book"], base.book)
+        changes["book"] = _book(d["book"], base.book,
+                                changes.get("tick_size", base.tick_size),
+                                changes.get("lot_size", base.lot_size), root)
     if "population" in d:
         changes["population"] = _population(d["population"], base.population)
     if "liquidity" in d:
@@ -535,7 +582,7 @@ def load_scenario(path, base: Scenario | None = None) -> Scenario:
     """
     d = _read_toml(path)
     try:
-        return scenario_from_dict(d, base)
+        return scenario_from_dict(d, base, root=Path(path).parent)
     except ConfigError as exc:
         raise _in_file(path, exc) from None
 

@@ -111,8 +111,17 @@ def test_numbers_for_sizes_and_floats_for_integers():
 
 
 # ------------------------------------------------------------------------------ examples
+def _missing_data(path: Path) -> Path | None:
+    """The data file a scenario reads ([book] binance), if it is not there."""
+    book = tomllib.loads(path.read_text()).get("book", {})
+    data = path.parent / book["binance"] if "binance" in book else None
+    return data if data is not None and not data.exists() else None
+
+
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.name)
 def test_example_scenario_loads_and_runs(path):
+    if missing := _missing_data(path):
+        pytest.skip(f"{path.name} reads {missing}, which is not present (../shared)")
     scenario = load_scenario(path)
     assert 2_000 <= scenario.population.count <= 5_000
     small = with_params(scenario, {"population.count": 300, "steps": 15})
@@ -153,6 +162,35 @@ def test_example_scenario_headers_show_their_command():
     for path in SCENARIO_FILES:
         assert re.search(r"#\s+orderbook (run|compare|sweep) examples/" + re.escape(path.name),
                          path.read_text()), path.name
+
+
+# ------------------------------------------------------------------- real depth as the book
+BINANCE_FIXTURE = Path(__file__).resolve().parent / "data" / "binance_btcusdt_small.gz"
+
+
+def test_a_binance_capture_becomes_the_scenario_book():
+    s = scenario_from_dict({"book": {"binance": BINANCE_FIXTURE.name, "at": "snapshot",
+                                     "within_ppm": 1_000}}, root=BINANCE_FIXTURE.parent)
+    assert isinstance(s.book, ExplicitBook)
+    # the fixture's snapshot: best bid 61800.2, best ask 61800.3 (ticks of 0.1)
+    assert max(p for p, _ in s.book.bids) == 618002 and min(p for p, _ in s.book.asks) == 618003
+    mid = (618002 + 618003) // 2
+    assert all(abs(p - mid) <= mid // 1000 for p, _ in s.book.bids + s.book.asks)
+    assert run(with_params(replace(s, steps=5), {"population.count": 200}),
+               counterfactual=False).summary["accounts"] > 0
+
+
+@pytest.mark.parametrize("book, kind, fragment", [
+    ({"binance": "x.gz", "mid": 5}, KeyError, "'mid' cannot go with binance"),
+    ({"binance": 5}, TypeError, "binance must be a file path"),
+    ({"binance": "x.gz", "at": "noon"}, ValueError, "at must be"),
+    ({"binance": "x.gz", "within_ppm": 0}, ValueError, "within_ppm must be"),
+    ({"binance": "x.gz", "covered_only": "yes"}, TypeError, "covered_only must be"),
+    ({"binance": "missing.gz"}, FileNotFoundError, "missing.gz"),
+])
+def test_bad_binance_book_settings_name_the_key(book, kind, fragment):
+    with pytest.raises(kind, match=re.escape(fragment)):
+        scenario_from_dict({"book": book}, root=BINANCE_FIXTURE.parent)
 
 
 # -------------------------------------------------------------------------------- errors
