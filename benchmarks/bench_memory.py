@@ -79,7 +79,8 @@ def peak() -> int:
 
 class Order(ctypes.Structure):  # orderbook/_types.pxd
     _fields_ = [("order_id", ctypes.c_int64), ("owner", ctypes.c_int64),
-                ("price", ctypes.c_int64), ("qty", ctypes.c_int64), ("prev", ctypes.c_int32), ("next", ctypes.c_int32),
+                ("price", ctypes.c_int64), ("qty", ctypes.c_int64),
+                ("prev", ctypes.c_int32), ("next", ctypes.c_int32),
                 ("side", ctypes.c_int8), ("kind", ctypes.c_uint8)]
 
 

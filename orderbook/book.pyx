@@ -4,8 +4,8 @@ Same semantics as ``orderbook.reference.OrderBook`` (see docs/semantics.md), on 
 ``std::map`` price levels holding an intrusive FIFO of slots in a preallocated order pool, an
 open-addressing table from order id to slot (4 bytes per bucket; it beat ``std::unordered_map``
 on speed and memory in benchmarks/bench_memory.py and bench_book.py), and an event log of C
-structs exposed as a numpy structured array. The per-call methods and the batch method ``process`` run the same ``cdef``
-core; the batch runs without the GIL.
+structs exposed as a numpy structured array. The per-call methods and the batch method
+``process`` run the same ``cdef`` core; the batch runs without the GIL.
 """
 
 cimport cython
@@ -586,7 +586,6 @@ cdef class OrderBook:
         if it == levels.end():
             return 0
         return deref(it).second.total
-
 
     # ----------------------------------------------------------------------- the id table
     cdef slot_t find_id(self, oid_t order_id) noexcept nogil:

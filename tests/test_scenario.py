@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from orderbook import (
-    Deficit, ExplicitBook, LimitRule, Rules, Scenario, Shock, Sizing, compare, default_scenario, run, sweep,
+    Deficit, ExplicitBook, LimitRule, Rules, Scenario, Shock, Sizing, compare, default_scenario,
+    run, sweep,
 )
 from orderbook.scenario import SERIES_DTYPE, SerialExecutor, with_params
 
