@@ -60,14 +60,10 @@ def main(argv=None) -> int:
           f"{100 * check.full_rate:.1f} % on price+qty ({check.on_boundary:,} fall on a diff "
           f"boundary; the rest inside a diff's bundled update range)")
 
-    if args.at == "end":
-        book = rebuilt.book_at()
-    elif args.at == "snapshot":
-        book = rebuilt.book_at(local_ns=int(rebuilt.states["local_ns"][0]))
-    elif args.at.isdigit():
-        book = rebuilt.book_at(local_ns=int(args.at))
-    else:
-        parser.error(f"--at must be end, snapshot or a local time in ns, got {args.at!r}")
+    try:
+        book = rebuilt.book_when(args.at, name="--at")
+    except ValueError as exc:
+        parser.error(str(exc))
     tick, lot = book.tick_size, book.lot_size
     bid, ask = book.best_bid(), book.best_ask()
     low, high = book.coverage

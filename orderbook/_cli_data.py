@@ -31,16 +31,6 @@ def _sizes(text: str) -> list[Decimal]:
     return sizes
 
 
-def _at(text: str, rebuilt):
-    if text == "end":
-        return rebuilt.book_at()
-    if text == "snapshot":
-        return rebuilt.book_at(local_ns=int(rebuilt.states["local_ns"][0]))
-    if text.isdigit():
-        return rebuilt.book_at(local_ns=int(text))
-    raise ValueError(f"--at must be end, snapshot or a local time in ns, got {text!r}")
-
-
 def cmd_depth(args) -> int:
     """Rebuild a Binance depth capture, check it against bookTicker, price forced sells."""
     from .data.binance import read_capture, replay
@@ -50,7 +40,7 @@ def cmd_depth(args) -> int:
     rebuilt = replay(capture)
     check = rebuilt.check_book_tickers()
     seconds = time.perf_counter() - started
-    book = _at(args.at, rebuilt)
+    book = rebuilt.book_when(args.at, name="--at")
     tick, lot = book.tick_size, book.lot_size
     order_book = book.to_order_book(covered_only=not args.all_levels)
     low, _ = book.coverage

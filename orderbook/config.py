@@ -409,6 +409,7 @@ def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
         raise ConfigTypeError(f"[book] binance must be a file path string, got {_show(path)}")
     at = d.get("at", "end")
     if isinstance(at, bool) or not (at in ("end", "snapshot") or isinstance(at, int)):
+        # checked before the capture is read, so a typo does not cost a parse
         raise ConfigError(f"[book] at must be \"end\", \"snapshot\" or a local time in ns, "
                           f"got {_show(at)}")
     within = d.get("within_ppm", 20_000)
@@ -420,12 +421,7 @@ def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
         raise ConfigTypeError(f"[book] covered_only must be true or false, got {_show(covered)}")
     full = Path(path) if Path(path).is_absolute() else Path(root) / path
     rebuilt = replay(read_capture(full, tick_size=tick_size, lot_size=lot_size))
-    if at == "end":
-        state = rebuilt.book_at()
-    elif at == "snapshot":
-        state = rebuilt.book_at(local_ns=int(rebuilt.states["local_ns"][0]))
-    else:
-        state = rebuilt.book_at(local_ns=at)
+    state = rebuilt.book_when(at)
     mid = (state.best_bid()[0] + state.best_ask()[0]) // 2
     return state.to_explicit_book(
         price_range=(mid - mid * within // 1_000_000, mid + mid * within // 1_000_000),

@@ -439,3 +439,14 @@ def test_full_capture_book_at_the_end(full_replay):
     # the price fell below most of the snapshot's bid window: 15 complete bid levels remain
     assert book.depth(Side.BUY)[:2] == (15, 10304)
     assert np.all(full_replay.states["update_id"][1:] >= full_replay.states["update_id"][:-1])
+
+
+def test_book_when_names_end_snapshot_and_local_times(fixture_replay):
+    first = int(fixture_replay.states["local_ns"][0])
+    assert fixture_replay.book_when("end").update_id == fixture_replay.book_at().update_id
+    assert fixture_replay.book_when("snapshot").update_id == \
+        fixture_replay.book_at(local_ns=first).update_id
+    assert fixture_replay.book_when(str(first)).update_id == \
+        fixture_replay.book_when(first).update_id
+    with pytest.raises(ValueError, match="--at must be end, snapshot"):
+        fixture_replay.book_when("noon", name="--at")

@@ -687,6 +687,21 @@ class Replay:
         self._cache = (k, book.copy())
         return book
 
+    def book_when(self, when: str | int = "end", *, name: str = "when") -> L2Book:
+        """:meth:`book_at` named the way the command line and scenario files name it: ``"end"``
+        (the last state), ``"snapshot"`` (right after the first snapshot), or a local receive
+        time in ns (an int or a string of digits). ValueError naming ``name`` for anything else.
+        """
+        if when == "end":
+            return self.book_at()
+        if when == "snapshot":
+            return self.book_at(local_ns=int(self.states["local_ns"][0]))
+        if isinstance(when, str) and when.isdigit():
+            when = int(when)
+        if isinstance(when, bool) or not isinstance(when, (int, np.integer)):
+            raise ValueError(f"{name} must be end, snapshot or a local time in ns, got {when!r}")
+        return self.book_at(local_ns=int(when))
+
     def explicit_book(self, local_ns: int | None = None, *, levels: int | None = None,
                       price_range=None, covered_only: bool = True, event_ms: int | None = None,
                       update_id: int | None = None) -> ExplicitBook:
