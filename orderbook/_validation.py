@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import math
 import operator
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import (
+    MAX_EMAX, MIN_EMIN, Clamped, Context, Decimal, Inexact, InvalidOperation, Rounded,
+    localcontext,
+)
 
-from .events import INT64_MAX, INT64_MIN, Kind, Reason
+import numpy as np
+
+from .events import INT64_MAX, INT64_MIN, MESSAGE_DTYPE, Kind, Reason
 
 _SIDE_NAMES = {"buy": 1, "bid": 1, "sell": -1, "ask": -1}
 
@@ -24,7 +29,12 @@ def as_int64(name: str, value) -> int:
         elif name == "qty":
             hint = "; use OrderBook.to_lots() to convert a quantity in base units"
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__}){hint}")
-    number = operator.index(value)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        # numpy arrays have __index__ but refuse it unless they are 0-d integer arrays
+        raise TypeError(f"{name} must be an integer, got {value!r} "
+                        f"({type(value).__name__})") from None
     if not INT64_MIN <= number <= INT64_MAX:
         raise ValueError(f"{name} must fit in int64, got {number}")
     return number
@@ -43,6 +53,16 @@ def as_side(value) -> int:
     return side
 
 
+def as_enum(name: str, value, enum):
+    """Return ``value`` as a member of the IntEnum ``enum``; TypeError/ValueError naming ``name``."""
+    number = as_int64(name, value)
+    try:
+        return enum(number)
+    except ValueError:
+        choices = ", ".join(f"{m.name} ({m.value})" for m in enum)
+        raise ValueError(f"{name} must be one of {choices}, got {number}") from None
+
+
 def as_count(name: str, value) -> int:
     """Return a non-negative int (a number of levels, for instance)."""
     number = as_int64(name, value)
@@ -59,16 +79,33 @@ def as_positive(name: str, value) -> int:
     return number
 
 
+# Unit conversions are exact: any rounding, underflow or lost digit is an error, never a silent
+# change of the user's number (decimal's default context rounds to 28 digits and flushes tiny
+# values to zero).
+_EXACT = Context(prec=100, Emin=MIN_EMIN, Emax=MAX_EMAX,
+                 traps=[InvalidOperation, Inexact, Rounded, Clamped])
+
+# Tick and lot sizes outside this range are refused: no market quotes in units finer than 1e-18
+# or coarser than 1e18, and within it every int64 count of units is exact in _EXACT.
+UNIT_SIZE_MIN = Decimal("1e-18")
+UNIT_SIZE_MAX = Decimal("1e18")
+UNIT_SIZE_DIGITS = 18
+
+
 def _decimal(name: str, value) -> Decimal:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number or a decimal string, got {value!r}")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value!r}")
-        return Decimal(repr(value))
+        # float.__repr__, not repr(): numpy's float64 subclasses float and reprs as np.float64(x)
+        return Decimal(float.__repr__(value))
     if isinstance(value, (str, Decimal)) or hasattr(value, "__index__"):
         try:
             number = Decimal(value if isinstance(value, (str, Decimal)) else operator.index(value))
+        except TypeError:  # numpy arrays have __index__ but refuse it
+            raise TypeError(f"{name} must be a number or a decimal string, got {value!r} "
+                            f"({type(value).__name__})") from None
         except InvalidOperation:
             raise ValueError(f"{name} must be a decimal number, got {value!r}") from None
         if not number.is_finite():
@@ -79,24 +116,37 @@ def _decimal(name: str, value) -> Decimal:
 
 
 def unit_size(name: str, value) -> Decimal:
-    """Parse a tick or lot size: a positive, finite decimal."""
+    """Parse a tick or lot size: a decimal in [1e-18, 1e18] with at most 18 significant digits."""
     size = _decimal(name, value)
     if size <= 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
+    if not UNIT_SIZE_MIN <= size <= UNIT_SIZE_MAX:
+        raise ValueError(f"{name} must be in [{UNIT_SIZE_MIN}, {UNIT_SIZE_MAX}], got {value!r}")
+    if len(size.normalize().as_tuple().digits) > UNIT_SIZE_DIGITS:
+        raise ValueError(f"{name} must have at most {UNIT_SIZE_DIGITS} significant digits, "
+                         f"got {value!r}")
     return size
 
 
 def to_units(name: str, value, unit: Decimal) -> int:
-    """Convert ``value`` in real units to an integer count of ``unit``; ValueError if off grid."""
+    """Convert ``value`` in real units to an integer count of ``unit``; ValueError if off grid.
+
+    Exact: a value that is not a whole number of units, or whose count passes int64, raises
+    ValueError naming the value and the grid; nothing is rounded.
+    """
     number = _decimal(name, value)
-    with localcontext() as ctx:
-        ctx.prec = 80
-        count = number / unit
-    if count != count.to_integral_value():
-        raise ValueError(f"{name} {value!r} is not a multiple of {unit}")
+    try:
+        count = _EXACT.divide(number, unit)
+    except (Inexact, Rounded, Clamped, InvalidOperation):
+        # more digits than any int64 count of this unit can have: off grid or out of range
+        count = None
+    if count is None or count != count.to_integral_value():
+        raise ValueError(f"{name} {value!r} is not a multiple of {unit} (the grid)")
+    if count.adjusted() > 18:  # checked before int(): 1e999999999 would take forever to convert
+        raise ValueError(f"{name} {value!r} is {count} units of {unit}, outside int64")
     count = int(count)
     if not INT64_MIN <= count <= INT64_MAX:
-        raise ValueError(f"{name} {value!r} is {count} units, outside int64")
+        raise ValueError(f"{name} {value!r} is {count} units of {unit}, outside int64")
     return count
 
 
@@ -105,6 +155,100 @@ def from_units(count: int, unit: Decimal) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = 80
         return count * unit
+
+
+def message_array(messages) -> np.ndarray:
+    """Check a batch argument: a one-dimensional numpy array of MESSAGE_DTYPE."""
+    if not isinstance(messages, np.ndarray) or messages.dtype != MESSAGE_DTYPE:
+        raise TypeError(f"messages must be a numpy array of MESSAGE_DTYPE, got "
+                        f"{getattr(messages, 'dtype', type(messages).__name__)}")
+    if messages.ndim != 1:
+        raise ValueError(f"messages must be one-dimensional, got shape {messages.shape}")
+    return messages
+
+
+_RESTING_FIELDS = ("order_id", "owner", "side", "kind", "price", "qty")
+_ARMED_FIELDS = ("order_id", "owner", "side", "kind", "price", "stop_price", "qty")
+
+
+def _record(name: str, entry, fields: tuple[str, ...]) -> dict:
+    if not isinstance(entry, (tuple, list)) or len(entry) != len(fields):
+        raise ValueError(f"corrupt OrderBook state: {name} must be a tuple of {len(fields)} "
+                         f"integers {fields}, got {entry!r}")
+    try:
+        return {field: as_int64(f"{name}.{field}", value) for field, value in zip(fields, entry)}
+    except TypeError as exc:
+        raise ValueError(f"corrupt OrderBook state: {exc}") from None
+
+
+def _state_error(name: str, what: str, value) -> ValueError:
+    return ValueError(f"corrupt OrderBook state: {name} must be {what}, got {value!r}")
+
+
+def _state_int(name: str, value, low: int, what: str) -> int:
+    try:
+        number = as_int64(name, value)
+    except (TypeError, ValueError):
+        raise _state_error(name, what, value) from None
+    if number < low:
+        raise _state_error(name, what, value)
+    return number
+
+
+def book_state(state) -> tuple[list[dict], list[dict], int | None, int, int]:
+    """Check a pickled book's state field by field; ValueError naming the first bad one.
+
+    ``state`` is ``(resting, armed, last_price, seq, msg)`` as ``OrderBook.__reduce__`` writes
+    it. What depends on the book as a whole (duplicate ids, a crossed book, a level past int64)
+    is checked by the book while it reinserts the orders.
+    """
+    if not isinstance(state, tuple) or len(state) != 5:
+        raise _state_error("state", "(resting, armed, last_price, seq, msg)", state)
+    resting, armed, last_price, seq, msg = state
+    if last_price is not None:
+        last_price = _state_int("last_price", last_price, 1, "None or an int in [1, 2**63-1]")
+    seq = _state_int("seq", seq, 0, "an int in [0, 2**63-1]")
+    msg = _state_int("msg", msg, 0, "an int in [0, 2**63-1]")
+    if msg > seq:
+        raise _state_error("msg", f"at most seq={seq} (every message emits an event)", msg)
+    for name, rows in (("resting", resting), ("armed", armed)):
+        if not isinstance(rows, list):
+            raise _state_error(name, "a list", rows)
+    orders = []
+    for i, entry in enumerate(resting):
+        name = f"resting[{i}]"
+        o = _record(name, entry, _RESTING_FIELDS)
+        o["stop_price"] = 0
+        if o["kind"] not in (Kind.LIMIT, Kind.POST_ONLY):
+            raise _state_error(f"{name}.kind", "LIMIT (1) or POST_ONLY (5)", o["kind"])
+        if o["price"] < 1:
+            raise _state_error(f"{name}.price", "in [1, 2**63-1] ticks", o["price"])
+        orders.append((name, o))
+    stops = []
+    for i, entry in enumerate(armed):
+        name = f"armed[{i}]"
+        o = _record(name, entry, _ARMED_FIELDS)
+        if o["kind"] == Kind.STOP_MARKET:
+            if o["price"] != 0:
+                raise _state_error(f"{name}.price", "0 for a STOP_MARKET", o["price"])
+        elif o["kind"] == Kind.STOP_LIMIT:
+            if o["price"] < 1:
+                raise _state_error(f"{name}.price", "in [1, 2**63-1] ticks", o["price"])
+        else:
+            raise _state_error(f"{name}.kind", "STOP_MARKET (6) or STOP_LIMIT (7)", o["kind"])
+        if o["stop_price"] < 1:
+            raise _state_error(f"{name}.stop_price", "in [1, 2**63-1] ticks", o["stop_price"])
+        if last_price is not None and (last_price >= o["stop_price"] if o["side"] == 1
+                                       else last_price <= o["stop_price"]):
+            raise _state_error(f"{name}.stop_price", f"not yet triggered by last_price "
+                               f"{last_price}", o["stop_price"])
+        stops.append((name, o))
+    for name, o in orders + stops:
+        if o["side"] not in (1, -1):
+            raise _state_error(f"{name}.side", "1 (buy) or -1 (sell)", o["side"])
+        if o["qty"] < 1:
+            raise _state_error(f"{name}.qty", "in [1, 2**63-1] lots", o["qty"])
+    return ([o for _, o in orders], [o for _, o in stops], last_price, seq, msg)
 
 
 _MESSAGES = {
@@ -122,7 +266,10 @@ _MESSAGES = {
 def error_for(reason: int, kind: int, order_id: int, side: int, price: int, stop_price: int,
               qty: int) -> Exception:
     """The exception the per-call API raises for a message that failed validation."""
-    text = _MESSAGES[Reason(reason)].format(
+    template = _MESSAGES[Reason(reason)]
+    if reason == Reason.QTY_OVERFLOW and kind in (Kind.STOP_MARKET, Kind.STOP_LIMIT):
+        template = "qty {qty} would take the stop level at stop_price {stop_price} past {max} lots"
+    text = template.format(
         kinds=[k.name for k in Kind], kind=kind, side=side, price=price, stop_price=stop_price,
         qty=qty, order_id=order_id, max=INT64_MAX)
     if reason == Reason.UNKNOWN_ORDER:

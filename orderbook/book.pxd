@@ -65,6 +65,7 @@ cdef class OrderBook:
     cdef bint can_fill(self, const Order* o) noexcept nogil
     cdef bint would_cross(self, int side, price_t price) noexcept nogil
     cdef qty_t level_total(self, int side, price_t price) noexcept nogil
+    cdef qty_t stop_level_total(self, int side, price_t stop_price) noexcept nogil
     cdef slot_t find_id(self, oid_t order_id) noexcept nogil
     cdef void insert_id(self, slot_t slot) noexcept nogil
     cdef void erase_id(self, slot_t slot) noexcept nogil
@@ -74,9 +75,21 @@ cdef class OrderBook:
     cdef void cancel_order(self, slot_t slot) noexcept nogil
     cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil
 
-    # Python-facing plumbing.
+    # Python-facing plumbing. Public methods take the busy flag (_enter, released in finally)
+    # or check it (_idle, for reads that call no Python while they touch the containers), and
+    # the cdef parts below assume they hold it.
+    cdef int _enter(self) except -1
+    cdef int _idle(self) except -1
     cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price)
+    cdef list _submit_one(self, int64_t kind, order_id, side, price, qty, owner, stop_price)
+    cdef object _process(self, messages)
     cdef list _event_list(self)
     cdef object _event_array(self)
-    cdef int _idle(self) except -1
+    cdef object _resting_qty(self, int s, price_t limit)
+    cdef object _l2(self, int64_t depth)
+    cdef object _l3(self)
+    cdef object _stops(self)
+    cdef object _impact(self, int s, qty_t wanted)
+    cdef OrderBook _copy(self)
+    cdef tuple _state(self)
     cdef int _restore_state(self, list resting, list armed) except -1

@@ -12,7 +12,7 @@ cimport cython
 from cpython.long cimport PyLong_Check
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
@@ -31,6 +31,9 @@ from .events import (
 )
 
 _tuple_new = tuple.__new__
+
+BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or another "
+                "call); one book serves one thread at a time")
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -153,8 +156,8 @@ cdef class OrderBook:
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY):
         self.tick_size = check.unit_size("tick_size", tick_size)
         self.lot_size = check.unit_size("lot_size", lot_size)
-        self.stp = SelfTradePrevention(check.as_int64("stp", stp))
-        self.amend_rule = AmendRule(check.as_int64("amend_rule", amend_rule))
+        self.stp = check.as_enum("stp", stp, SelfTradePrevention)
+        self.amend_rule = check.as_enum("amend_rule", amend_rule, AmendRule)
 
     # ------------------------------------------------------------------ settings and units
     @property
@@ -225,9 +228,15 @@ cdef class OrderBook:
         return self._submit(as_i64(kind, "kind"), order_id, side, price, qty, owner, stop_price)
 
     cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
+        self._enter()
+        try:
+            return self._submit_one(kind, order_id, side, price, qty, owner, stop_price)
+        finally:
+            self.busy = False
+
+    cdef list _submit_one(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
         cdef Message m
         cdef int reason
-        self._idle()
         m.kind = <uint8_t>kind if 0 <= kind <= 255 else 0
         m.order_id = as_i64(order_id, "order_id")
         m.side = as_side(side) if is_new_order(kind) else 0
@@ -261,43 +270,59 @@ cdef class OrderBook:
         """Process a ``MESSAGE_DTYPE`` array with the GIL released; return an ``EVENT_DTYPE`` array.
 
         Malformed messages become REJECTED events (never exceptions) and change nothing; every
-        other message runs to completion, stops it triggers included, before the next one.
+        other message runs to completion, stops it triggers included, before the next one. The
+        array may be non-contiguous or unaligned; it is read, never written.
         """
-        self._idle()
-        if not isinstance(messages, np.ndarray) or messages.dtype != MESSAGE_DTYPE:
-            raise TypeError(f"messages must be a numpy array of MESSAGE_DTYPE, got "
-                            f"{getattr(messages, 'dtype', type(messages).__name__)}")
-        if messages.ndim != 1:
-            raise ValueError(f"messages must be one-dimensional, got shape {messages.shape}")
+        # Taken before anything that can let another thread run (numpy's copy releases the
+        # GIL for large arrays), so two callers can never both be inside the containers.
+        self._enter()
+        try:
+            return self._process(check.message_array(messages))
+        finally:
+            self.busy = False
+
+    cdef object _process(self, messages):
         cdef Py_ssize_t n = messages.shape[0], i
         cdef const uint8_t[::1] raw
-        cdef const Message* rows = NULL
+        cdef const uint8_t* rows = NULL
+        cdef Message m
         if n:
             raw = np.ascontiguousarray(messages).view(np.uint8)
-            rows = <const Message*>&raw[0]
+            rows = &raw[0]
         self.events.clear()
         # Every message emits at least one event; reserving that much up front saves the
         # reallocation copies (perf showed them, with the page faults, as a quarter of the run).
         self.events.reserve(n)
-        # Other threads may run while the GIL is released; busy makes every method that
-        # touches the containers refuse (RuntimeError) instead of racing with this loop.
-        self.busy = True
-        try:
-            with nogil:
-                for i in range(n):
-                    self.execute(&rows[i], self.validate(&rows[i]))
-        finally:
-            self.busy = False
+        with nogil:
+            for i in range(n):
+                # A copy per message: the input may be unaligned (np.frombuffer at an odd
+                # offset), and the message that is validated is the one that is executed even
+                # if another thread writes to the caller's array meanwhile.
+                memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
+                self.execute(&m, self.validate(&m))
         return self._event_array()
 
-    cdef int _idle(self) except -1:
+    cdef int _enter(self) except -1:
+        # Check-and-set with no Python call in between is atomic under the GIL: at most one
+        # thread at a time works on the containers; any other caller gets the RuntimeError.
         if self.busy:
-            raise RuntimeError("this OrderBook is processing a batch in another thread")
+            raise RuntimeError(BUSY_MESSAGE)
+        self.busy = True
+        return 0
+
+    cdef int _idle(self) except -1:
+        # For reads that make no Python call while they touch the containers.
+        if self.busy:
+            raise RuntimeError(BUSY_MESSAGE)
         return 0
 
     @property
     def busy(self):
-        """True while ``process`` runs a batch without the GIL (other calls then raise)."""
+        """True while a call (``process``'s batch without the GIL, or any other) uses the book.
+
+        One book serves one thread at a time: a call from another thread meanwhile raises
+        RuntimeError instead of racing. Separate books run in parallel.
+        """
         return self.busy
 
     cdef object _event_array(self):
@@ -335,6 +360,10 @@ cdef class OrderBook:
             # needed when the bound itself is near the int64 limit.
             if (rests(kind) and self.level_peak > INT64_MAX - m.qty
                     and self.level_total(m.side, m.price) > INT64_MAX - m.qty):
+                return t.R_QTY_OVERFLOW
+            # Stop levels keep totals as well (link/unlink), under the same bound.
+            if (is_stop(kind) and self.level_peak > INT64_MAX - m.qty
+                    and self.stop_level_total(m.side, m.stop_price) > INT64_MAX - m.qty):
                 return t.R_QTY_OVERFLOW
             return t.R_NONE
         if found == NO_SLOT:
@@ -375,6 +404,8 @@ cdef class OrderBook:
                    oid_t maker_id, owner_t maker_owner, price_t price, price_t stop_price,
                    qty_t qty) noexcept nogil:
         cdef EventRec e
+        # Zero the padding too, so equal runs give byte-equal event arrays (hashable results).
+        memset(&e, 0, sizeof(EventRec))
         e.seq = self.seq
         e.msg = self.msg
         e.kind = kind
@@ -587,6 +618,13 @@ cdef class OrderBook:
             return 0
         return deref(it).second.total
 
+    cdef qty_t stop_level_total(self, int side, price_t stop_price) noexcept nogil:
+        cdef LevelMap* levels = &self.buy_stops if side == BUY else &self.sell_stops
+        cdef LevelMap.iterator it = levels.find(level_key(-side, stop_price))
+        if it == levels.end():
+            return 0
+        return deref(it).second.total
+
     # ----------------------------------------------------------------------- the id table
     cdef slot_t find_id(self, oid_t order_id) noexcept nogil:
         # Expected O(1): the table is at most 3/4 full and Fibonacci hashing spreads even
@@ -742,50 +780,61 @@ cdef class OrderBook:
         self._idle()
         if self.bids.empty() or self.asks.empty():
             return None
-        return self.best_ask() - self.best_bid()
+        return deref(self.asks.begin()).first + deref(self.bids.begin()).first
 
     def mid(self):
         """Mid price in ticks as a float, or None if a side is empty."""
         self._idle()
         if self.bids.empty() or self.asks.empty():
             return None
-        return (self.best_bid() + self.best_ask()) / 2
+        return (<object>deref(self.asks.begin()).first - deref(self.bids.begin()).first) / 2
 
     @property
     def last_price(self):
         """Price of the last trade in ticks, or None before the first trade."""
+        self._idle()
         return self.last if self.has_last else None
 
     @property
     def n_orders(self):
         """Number of resting orders."""
+        self._idle()
         return self.id_count - self.stop_count
 
     @property
     def n_stops(self):
         """Number of armed stop orders."""
+        self._idle()
         return self.stop_count
 
     @property
     def message_count(self):
         """Number of messages processed (per call and in batches), rejected ones included."""
+        self._idle()
         return self.msg
 
     @property
     def event_count(self):
         """Number of events emitted so far, i.e. the next event's ``seq``."""
+        self._idle()
         return self.seq
 
     def quantity_at(self, side, price):
         """Lots resting at ``price`` ticks on ``side``. O(log L)."""
+        cdef int s = as_side(side)
+        cdef price_t p = as_i64(price, "price")
         self._idle()
-        return self.level_total(as_side(side), as_i64(price, "price"))
+        return self.level_total(s, p)
 
     def resting_qty(self, side, price):
         """Lots resting on ``side`` at ``price`` or better (bids >= price, asks <= price)."""
-        self._idle()
-        cdef int s = as_side(side)
-        cdef price_t limit = as_i64(price, "price")
+        self._enter()
+        try:
+            return self._resting_qty(as_side(side), as_i64(price, "price"))
+        finally:
+            self.busy = False
+
+    cdef object _resting_qty(self, int s, price_t limit):
         cdef LevelMap* levels = &self.bids if s == BUY else &self.asks
         cdef LevelMap.iterator it = levels.begin()
         cdef price_t level_price
@@ -800,8 +849,13 @@ cdef class OrderBook:
 
     def l2(self, n=10):
         """Top ``n`` levels per side, best first: prices (ticks), lots, order counts (L2)."""
-        self._idle()
-        cdef int64_t depth = check.as_count("n", n)
+        self._enter()
+        try:
+            return self._l2(check.as_count("n", n))
+        finally:
+            self.busy = False
+
+    cdef object _l2(self, int64_t depth):
         columns = []
         cdef LevelMap* levels
         cdef LevelMap.iterator it
@@ -826,8 +880,15 @@ cdef class OrderBook:
 
     def l3(self):
         """Every resting order (L3_DTYPE): bids best first, then asks best first, FIFO."""
-        self._idle()
-        out = np.empty(self.n_orders, dtype=L3_DTYPE)
+        self._enter()
+        try:
+            return self._l3()
+        finally:
+            self.busy = False
+
+    cdef object _l3(self):
+        # zeros, not empty: the dtype's padding bytes are part of the result's bytes (hashes)
+        out = np.zeros(self.id_count - self.stop_count, dtype=L3_DTYPE)
         cdef uint8_t[::1] raw
         if len(out) == 0:
             return out
@@ -857,8 +918,14 @@ cdef class OrderBook:
 
     def stops(self):
         """Every armed stop (STOP_DTYPE) in trigger order: sell stops, then buy stops."""
-        self._idle()
-        out = np.empty(self.stop_count, dtype=STOP_DTYPE)
+        self._enter()
+        try:
+            return self._stops()
+        finally:
+            self.busy = False
+
+    cdef object _stops(self):
+        out = np.zeros(self.stop_count, dtype=STOP_DTYPE)
         cdef uint8_t[::1] raw
         if len(out) == 0:
             return out
@@ -890,26 +957,35 @@ cdef class OrderBook:
 
     def order(self, order_id):
         """The live order (resting or armed stop) with this id as OrderInfo; KeyError if none."""
-        self._idle()
         cdef oid_t oid = as_i64(order_id, "order_id")
+        self._idle()
         cdef slot_t slot = self.find_id(oid)
         if slot == NO_SLOT:
             raise KeyError(f"order_id {oid} is not a live order")
-        cdef const Order* o = &self.pool[slot]
-        return OrderInfo(o.order_id, o.owner, o.side, o.kind, o.price, self.stop_price_of(slot),
-                         o.qty)
+        # Copied out before any Python object is built: building one may let another thread in.
+        cdef Order o = self.pool[slot]
+        cdef price_t stop_price = self.stop_price_of(slot)
+        return OrderInfo(o.order_id, o.owner, o.side, o.kind, o.price, stop_price, o.qty)
 
     def __contains__(self, order_id):
+        """Whether ``order_id`` is a live order (resting or armed); False for non-integer ids."""
+        cdef oid_t oid
         try:
-            return self.find_id(as_i64(order_id, "order_id")) != NO_SLOT
+            oid = as_i64(order_id, "order_id")
         except (TypeError, ValueError):
             return False
+        self._idle()
+        return self.find_id(oid) != NO_SLOT
 
     def impact(self, side, qty):
         """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""
-        self._idle()
-        cdef int s = as_side(side)
-        cdef qty_t wanted = check.as_positive("qty", qty)
+        self._enter()
+        try:
+            return self._impact(as_side(side), check.as_positive("qty", qty))
+        finally:
+            self.busy = False
+
+    cdef object _impact(self, int s, qty_t wanted):
         cdef LevelMap* opposite = &self.asks if s == BUY else &self.bids
         cdef LevelMap.iterator it = opposite.begin()
         cdef qty_t filled = 0, take
@@ -929,7 +1005,13 @@ cdef class OrderBook:
     # ---------------------------------------------------------------------------- copies
     def copy(self):
         """An independent book with the same state and the same future behaviour."""
-        self._idle()
+        self._enter()
+        try:
+            return self._copy()
+        finally:
+            self.busy = False
+
+    cdef OrderBook _copy(self):
         cdef OrderBook other = OrderBook.__new__(OrderBook)
         other.bids = self.bids
         other.asks = self.asks
@@ -960,57 +1042,91 @@ cdef class OrderBook:
         return self.copy()
 
     def __reduce__(self):
-        self._idle()
+        """Pickle the book's public state; unpickling rebuilds it through checked paths."""
+        self._enter()
+        try:
+            state = self._state()
+        finally:
+            self.busy = False
+        return (_restore, (str(self.tick_size), str(self.lot_size), int(self.stp),
+                           int(self.amend_rule), state))
+
+    cdef tuple _state(self):
         # Resting orders in priority order with their kind (post-only matters for amends),
         # then armed stops in trigger order: reinserting them in that order rebuilds every FIFO.
-        resting = [(int(r["order_id"]), int(r["owner"]), int(r["side"]),
-                    int(self.order(int(r["order_id"])).kind), int(r["price"]), int(r["qty"]))
-                   for r in self.l3()]
-        armed = [(int(r["order_id"]), int(r["owner"]), int(r["side"]), int(r["kind"]),
-                  int(r["price"]), int(r["stop_price"]), int(r["qty"])) for r in self.stops()]
-        state = (resting, armed, self.last_price, self.seq, self.msg)
-        return (_restore, (str(self.tick_size), str(self.lot_size), self.stp, self.amend_rule,
-                           state))
+        cdef list resting = [], armed = []
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef slot_t slot
+        cdef Order o
+        cdef int pass_
+        for pass_ in range(4):
+            if pass_ == 0:
+                levels = &self.bids
+            elif pass_ == 1:
+                levels = &self.asks
+            elif pass_ == 2:
+                levels = &self.sell_stops
+            else:
+                levels = &self.buy_stops
+            it = levels.begin()
+            while it != levels.end():
+                slot = deref(it).second.head
+                while slot != NO_SLOT:
+                    o = self.pool[slot]
+                    if pass_ < 2:
+                        resting.append((o.order_id, o.owner, o.side, o.kind, o.price, o.qty))
+                    else:
+                        armed.append((o.order_id, o.owner, o.side, o.kind, o.price,
+                                      self.stop_price_of(slot), o.qty))
+                    slot = o.next
+                inc(it)
+        return (resting, armed, self.last if self.has_last else None, self.seq, self.msg)
 
     cdef int _restore_state(self, list resting, list armed) except -1:
-        # Each entry must be a message the book would accept as it stands and must not cross,
-        # so a damaged pickle raises instead of corrupting the containers.
+        # Each entry has passed check.book_state; here each must also be a message the book
+        # accepts as it stands (no duplicate id, no level past int64) and a resting order must
+        # not cross, so a damaged pickle raises instead of corrupting the containers.
         cdef Order o
         cdef Message m
-        cdef price_t stop_price
+        cdef int i
         o.prev = NO_SLOT
         o.next = NO_SLOT
-        for entry in resting + armed:
-            if len(entry) == 6:
-                o.order_id, o.owner, o.side, o.kind, o.price, o.qty = entry
-                stop_price = 0
-            else:
-                o.order_id, o.owner, o.side, o.kind, o.price, stop_price, o.qty = entry
+        for i, entry in enumerate(resting + armed):
+            name = f"resting[{i}]" if i < len(resting) else f"armed[{i - len(resting)}]"
+            o.order_id, o.owner, o.side, o.kind = (entry["order_id"], entry["owner"],
+                                                   entry["side"], entry["kind"])
+            o.price, o.qty = entry["price"], entry["qty"]
             m.order_id, m.owner, m.side, m.kind = o.order_id, o.owner, o.side, o.kind
-            m.price, m.stop_price, m.qty = (o.price or 1), stop_price, o.qty
-            if (self.validate(&m) != t.R_NONE or (len(entry) == 6) == is_stop(o.kind)
-                    or (len(entry) == 6 and not rests(o.kind))
-                    or (len(entry) == 6 and self.would_cross(o.side, o.price))):
-                raise ValueError(f"corrupt OrderBook state: cannot restore order {entry!r}")
+            m.price, m.stop_price, m.qty = o.price, entry["stop_price"], o.qty
+            reason = self.validate(&m)
+            if reason != t.R_NONE:
+                raise ValueError(f"corrupt OrderBook state: {name} {entry} cannot be restored "
+                                 f"({Reason(reason).name})")
             if is_stop(o.kind):
                 self.stop_prices[self.link(&self.buy_stops if o.side == BUY
                                            else &self.sell_stops,
-                                           level_key(-o.side, stop_price), &o)] = stop_price
+                                           level_key(-o.side, m.stop_price), &o)] = m.stop_price
                 self.stop_count += 1
             else:
+                if self.would_cross(o.side, o.price):
+                    raise ValueError(f"corrupt OrderBook state: {name} {entry} crosses the "
+                                     f"book")
                 self.link(&self.bids if o.side == BUY else &self.asks,
                           level_key(o.side, o.price), &o)
         return 0
 
     def __repr__(self):
+        if self.busy:
+            return "OrderBook(<in use by another thread>)"
         return (f"OrderBook(bid={self.best_bid()}, ask={self.best_ask()}, "
                 f"orders={self.n_orders}, stops={self.n_stops}, last={self.last_price})")
 
 
 def _restore(tick_size, lot_size, stp, amend_rule, state):
-    """Rebuild a pickled OrderBook."""
+    """Rebuild a pickled OrderBook; ValueError naming the field if the pickle is damaged."""
     cdef OrderBook book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
-    resting, armed, last_price, seq, msg = state
+    resting, armed, last_price, seq, msg = check.book_state(state)
     book._restore_state(resting, armed)
     book.has_last = last_price is not None
     book.last = last_price if last_price is not None else 0

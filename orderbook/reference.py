@@ -29,7 +29,7 @@ from sortedcontainers import SortedDict
 
 from . import _validation as check
 from .events import (
-    INT64_MAX, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind,
+    INT64_MAX, L3_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind,
     Impact, Kind, OrderInfo, Reason, SelfTradePrevention, Side, events_to_array,
 )
 
@@ -94,8 +94,8 @@ class OrderBook:
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY):
         self.tick_size: Decimal = check.unit_size("tick_size", tick_size)
         self.lot_size: Decimal = check.unit_size("lot_size", lot_size)
-        self.stp = SelfTradePrevention(check.as_int64("stp", stp))
-        self.amend_rule = AmendRule(check.as_int64("amend_rule", amend_rule))
+        self.stp = check.as_enum("stp", stp, SelfTradePrevention)
+        self.amend_rule = check.as_enum("amend_rule", amend_rule, AmendRule)
         self._bids: SortedDict = SortedDict()
         self._asks: SortedDict = SortedDict()
         self._sell_stops: SortedDict = SortedDict()
@@ -178,9 +178,7 @@ class OrderBook:
     # ------------------------------------------------------------------ batch
     def process(self, messages: np.ndarray) -> np.ndarray:
         """Process a MESSAGE_DTYPE array; malformed messages become REJECTED events."""
-        if not isinstance(messages, np.ndarray) or messages.dtype != MESSAGE_DTYPE:
-            raise TypeError(f"messages must be a numpy array of MESSAGE_DTYPE, got "
-                            f"{getattr(messages, 'dtype', type(messages).__name__)}")
+        check.message_array(messages)
         events: list[Event] = []
         for row in messages.tolist():
             order_id, owner, price, stop_price, qty, kind, side = row
@@ -207,6 +205,8 @@ class OrderBook:
         if kind in (Kind.CANCEL, Kind.AMEND) and order_id not in self._live:
             return Reason.UNKNOWN_ORDER
         if kind in _RESTING_KINDS and self.quantity_at(side, price) + qty > INT64_MAX:
+            return Reason.QTY_OVERFLOW
+        if kind in _STOP_KINDS and self._stop_level_total(side, stop_price) + qty > INT64_MAX:
             return Reason.QTY_OVERFLOW
         if kind == Kind.AMEND:
             order = self._live[order_id]
@@ -363,6 +363,10 @@ class OrderBook:
         if order.side == Side.BUY:
             return trade_price >= order.stop_price
         return trade_price <= order.stop_price
+
+    def _stop_level_total(self, side: int, stop_price: int) -> int:
+        stops, sign = self._stop_book(side)
+        return sum(o.qty for o in stops.get(sign * stop_price, {}).values())
 
     def _stop_book(self, side: int) -> tuple[SortedDict, int]:
         if side == Side.BUY:
@@ -532,7 +536,11 @@ class OrderBook:
         return OrderInfo(o.order_id, o.owner, o.side, int(o.kind), o.price, o.stop_price, o.qty)
 
     def __contains__(self, order_id) -> bool:
-        return order_id in self._live
+        """Whether ``order_id`` is a live order (resting or armed); False for non-integer ids."""
+        try:
+            return check.as_int64("order_id", order_id) in self._live
+        except (TypeError, ValueError):
+            return False
 
     def impact(self, side, qty) -> Impact:
         """What a market order of ``side`` for ``qty`` lots would fill now; the book is unchanged."""
@@ -555,7 +563,43 @@ class OrderBook:
         """An independent book with the same state and the same future behaviour."""
         return _copy.deepcopy(self)
 
+    def __reduce__(self):
+        """Pickle the public state; unpickling rebuilds the book through checked paths."""
+        resting = [(o.order_id, o.owner, o.side, int(o.kind), o.price, o.qty)
+                   for book in (self._bids, self._asks) for level in book.values()
+                   for o in level.orders.values()]
+        armed = [(o.order_id, o.owner, o.side, int(o.kind), o.price, o.stop_price, o.qty)
+                 for book in (self._sell_stops, self._buy_stops) for level in book.values()
+                 for o in level.values()]
+        state = (resting, armed, self.last_price, self.event_count, self.message_count)
+        return (_restore, (str(self.tick_size), str(self.lot_size), int(self.stp),
+                           int(self.amend_rule), state))
+
     def __repr__(self) -> str:
         return (f"reference.OrderBook(bid={self.best_bid()}, ask={self.best_ask()}, "
                 f"orders={self.n_orders}, stops={self.n_stops}, last={self.last_price})")
 
+
+
+def _restore(tick_size, lot_size, stp, amend_rule, state) -> OrderBook:
+    """Rebuild a pickled OrderBook; ValueError naming the field if the pickle is damaged."""
+    book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
+    resting, armed, last_price, seq, msg = check.book_state(state)
+    names = [f"resting[{i}]" for i in range(len(resting))] + [
+        f"armed[{i}]" for i in range(len(armed))]
+    for name, o in zip(names, resting + armed):
+        reason = book._validate(o["kind"], o["order_id"], o["side"], o["price"], o["stop_price"],
+                                o["qty"])
+        if reason != Reason.NONE:
+            raise ValueError(f"corrupt OrderBook state: {name} {o} cannot be restored "
+                             f"({reason.name})")
+        order = _Order(o["order_id"], o["owner"], o["side"], Kind(o["kind"]), o["price"],
+                       o["stop_price"], o["qty"])
+        if order.armed:
+            book._arm(order)
+        elif book._would_cross(order.side, order.price):
+            raise ValueError(f"corrupt OrderBook state: {name} {o} crosses the book")
+        else:
+            book._rest(order)
+    book.last_price, book.event_count, book.message_count = last_price, seq, msg
+    return book

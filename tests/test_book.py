@@ -8,6 +8,7 @@ import gc
 import math
 import pickle
 import random
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -645,6 +646,37 @@ def test_unit_conversions(book_cls):
         book.to_lots("0.0005")
 
 
+@pytest.mark.parametrize("value", [
+    "1e-999999999",                      # underflows decimal's default context to 0
+    "0." + "1" + "0" * 120 + "1",        # more digits than any rounding context keeps
+    "0.30000000000000004",
+    "1e999999999",                       # far outside int64, refused before converting
+])
+def test_off_grid_or_absurd_prices_raise_naming_the_value_and_the_grid(book_cls, value):
+    book = book_cls(tick_size="0.1")
+    with pytest.raises(ValueError, match=r"price '.*' (is not a multiple of 0\.1|is .* units)"):
+        book.to_ticks(value)
+
+
+@pytest.mark.parametrize("size", ["1e999999999", "1e-999999999", "1e19", "1e-19", "0",
+                                  "-0.1", "0.1234567890123456789"])
+def test_absurd_tick_and_lot_sizes_are_refused_at_construction(book_cls, size):
+    with pytest.raises(ValueError, match="tick_size"):
+        book_cls(tick_size=size)
+    with pytest.raises(ValueError, match="lot_size"):
+        book_cls(lot_size=size)
+
+
+def test_numpy_floats_are_converted_exactly_like_python_floats(book_cls):
+    book = book_cls(tick_size=np.float64(0.1), lot_size=np.float64(0.001))
+    assert (book.tick_size, book.lot_size) == (Decimal("0.1"), Decimal("0.001"))
+    assert book.to_ticks(np.float64(0.3)) == 3
+    with pytest.raises(ValueError, match="not a multiple"):
+        book.to_ticks(np.float64(0.1) + np.float64(0.2))
+    with pytest.raises(TypeError, match="tick_size"):
+        book_cls(tick_size=np.array([0.1]))
+
+
 # --------------------------------------------------------------------------- batch path
 
 
@@ -984,3 +1016,157 @@ def test_id_lookup_survives_heavy_churn_with_adversarial_ids(book_cls):
     for oid in list(live)[::2]:
         copy.cancel(oid)
     assert book.n_orders == len(live) and all(oid in book for oid in live)
+
+
+# ------------------------------------------- reliability: damaged pickles and extreme values
+
+
+def _pickled_state(book_cls):
+    """A book with a resting bid and ask, an armed stop of each kind and a last price."""
+    book = book_cls()
+    book.limit(1, B, 100, 5)
+    book.limit(2, S, 101, 5)
+    book.limit(3, S, 102, 5)
+    book.market(4, B, 5)                      # last price 101
+    book.stop_market(5, S, 90, 2)
+    book.stop_limit(6, B, 110, 111, 2)
+    func, args = book.__reduce__()
+    return book, func, args
+
+
+def test_pickled_state_round_trips_with_every_kind_of_order(book_cls):
+    book, func, args = _pickled_state(book_cls)
+    copy = func(*args)
+    assert copy.l3().tobytes() == book.l3().tobytes()
+    assert copy.stops().tobytes() == book.stops().tobytes()
+    assert (copy.last_price, copy.event_count, copy.message_count) == (
+        101, book.event_count, book.message_count)
+
+
+@pytest.mark.parametrize("field, damage", [
+    ("resting[0].price", lambda r, a, s: r.__setitem__(0, r[0][:4] + (0,) + r[0][5:])),
+    ("resting[0].qty", lambda r, a, s: r.__setitem__(0, r[0][:5] + (5.0,))),
+    ("resting[0].kind", lambda r, a, s: r.__setitem__(0, r[0][:3] + (Kind.MARKET,) + r[0][4:])),
+    ("resting[0].side", lambda r, a, s: r.__setitem__(0, r[0][:2] + (True,) + r[0][3:])),
+    ("resting[0]", lambda r, a, s: r.__setitem__(0, r[0][:5])),
+    ("armed[0].stop_price", lambda r, a, s: a.__setitem__(0, a[0][:5] + (101,) + a[0][6:])),
+    ("armed[0].price", lambda r, a, s: a.__setitem__(0, a[0][:4] + (95,) + a[0][5:])),
+    ("armed[1].price", lambda r, a, s: a.__setitem__(1, a[1][:4] + (0,) + a[1][5:])),
+    ("armed[0].kind", lambda r, a, s: a.__setitem__(0, a[0][:3] + (Kind.LIMIT,) + a[0][4:])),
+    ("seq", lambda r, a, s: s.__setitem__(3, -1)),
+    ("msg", lambda r, a, s: s.__setitem__(4, s[3] + 1)),
+    ("last_price", lambda r, a, s: s.__setitem__(2, 0)),
+    ("last_price", lambda r, a, s: s.__setitem__(2, 101.0)),
+])
+def test_a_damaged_book_pickle_raises_value_error_naming_the_field(book_cls, field, damage):
+    _, func, (tick, lot, stp, rule, state) = _pickled_state(book_cls)
+    resting, armed = list(state[0]), list(state[1])
+    fields = list(state)
+    damage(resting, armed, fields)
+    fields[0], fields[1] = resting, armed
+    with pytest.raises(ValueError, match=r"corrupt OrderBook state: " + re.escape(field)):
+        func(tick, lot, stp, rule, tuple(fields))
+
+
+def test_two_stops_at_one_stop_price_cannot_take_the_stop_level_past_int64(book_cls):
+    book = book_cls()
+    book.stop_market(1, B, 100, INT64_MAX - 1)
+    with pytest.raises(ValueError, match="stop level at stop_price 100"):
+        book.stop_market(2, B, 100, 2)
+    out = array_to_events(book.process(messages([
+        {"kind": Kind.STOP_LIMIT, "order_id": 3, "side": B, "price": 120, "stop_price": 100,
+         "qty": 2}])))
+    assert [(e.kind, e.reason) for e in out] == [(EventKind.REJECTED, Reason.QTY_OVERFLOW)]
+    book.stop_market(4, B, 101, 2)            # another stop price is another level
+    assert book.stops()["qty"].tolist() == [INT64_MAX - 1, 2]
+    book.cancel(1)
+    book.stop_market(2, B, 100, 2)
+    assert book.n_stops == 2
+
+
+def _padding_bytes(dtype):
+    """Offsets of the bytes in one record of ``dtype`` that belong to no field."""
+    used = set()
+    for name in dtype.names:
+        field, offset = dtype.fields[name][:2]
+        used.update(range(offset, offset + field.itemsize))
+    return sorted(set(range(dtype.itemsize)) - used)
+
+
+def test_result_arrays_have_zeroed_padding_so_equal_runs_are_byte_equal():
+    from orderbook import OrderBook
+
+    rng = np.random.default_rng(7)
+    n = 5_000
+    batch = np.zeros(n, dtype=MESSAGE_DTYPE)
+    batch["kind"] = rng.choice([Kind.LIMIT, Kind.MARKET, Kind.CANCEL, Kind.STOP_MARKET], n)
+    batch["side"] = rng.choice([1, -1], n)
+    batch["order_id"] = rng.integers(0, 2_000, n)
+    batch["price"] = rng.integers(90, 110, n)
+    batch["stop_price"] = rng.integers(80, 120, n)
+    batch["qty"] = rng.integers(1, 20, n)
+    runs = []
+    for _ in range(2):
+        book = OrderBook()
+        runs.append((book.process(batch), book.l3(), book.stops()))
+    for first, second in zip(*runs):
+        pad = _padding_bytes(first.dtype)
+        assert pad, first.dtype                  # the dtypes are aligned, so padding exists
+        raw = first.view(np.uint8).reshape(len(first), first.dtype.itemsize)
+        assert not raw[:, pad].any()
+        assert first.tobytes() == second.tobytes()
+
+
+def test_process_reads_unaligned_and_strided_message_arrays():
+    from orderbook import OrderBook
+
+    rows = [{"kind": Kind.LIMIT, "order_id": i, "side": B if i % 2 else S,
+             "price": 100 + (i % 7) - (3 if i % 2 else -3), "qty": 1 + i % 5} for i in range(64)]
+    aligned = messages(rows)
+    raw = np.zeros(aligned.nbytes + 1, dtype=np.uint8)
+    raw[1:] = aligned.view(np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=MESSAGE_DTYPE, offset=1)
+    assert not unaligned.flags.aligned
+    strided = np.repeat(aligned, 2)[::2]
+    assert not strided.flags.c_contiguous
+    expected = OrderBook().process(aligned).tobytes()
+    assert OrderBook().process(unaligned).tobytes() == expected
+    assert OrderBook().process(strided).tobytes() == expected
+
+
+def test_process_refuses_anything_but_a_one_dimensional_message_array(book_cls):
+    book = book_cls()
+    with pytest.raises(ValueError, match="one-dimensional"):
+        book.process(np.zeros((), dtype=MESSAGE_DTYPE))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        book.process(np.zeros((2, 2), dtype=MESSAGE_DTYPE))
+    with pytest.raises(TypeError, match="MESSAGE_DTYPE"):
+        book.process([(1, 0, 100, 0, 1, 1, 1)])
+    assert book.message_count == 0
+
+
+@pytest.mark.parametrize("value", [True, False, 1.0, [1], (1,), "1", None, 2**64,
+                                   np.array([1]), np.float64(1.0)])
+def test_membership_is_false_for_anything_but_an_integer_id(book_cls, value):
+    book = book_cls()
+    book.limit(1, B, 100, 5)
+    book.limit(0, B, 99, 5)
+    assert (value in book) is False
+    assert (np.int64(1) in book) is True
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda b: b.limit(np.array([5]), B, 100, 1), "order_id"),
+    (lambda b: b.limit(1, B, np.array([100, 101]), 1), "price"),
+    (lambda b: b.limit(1, B, 100, np.array([1])), "qty"),
+    (lambda b: b.l2(np.array([3])), "n"),
+    (lambda b: b.impact(B, np.array([3])), "qty"),
+    (lambda b: type(b)(stp=5), "stp"),
+    (lambda b: type(b)(amend_rule=7), "amend_rule"),
+    (lambda b: type(b)(stp="cancel"), "stp"),
+])
+def test_every_refusal_names_the_argument(book_cls, call, name):
+    book = book_cls()
+    with pytest.raises((TypeError, ValueError), match=rf"^{name} "):
+        call(book)
+    assert book.message_count == 0 and book.n_orders == 0

@@ -419,6 +419,11 @@ class Model:
             level = self.level_total(side, price)
             if level and level + qty > INT64_MAX:
                 return "raise", Reason.QTY_OVERFLOW
+        if kind in STOP_KINDS:
+            armed = sum(o.rem for o in self.orders.values() if o.state == ARMED and
+                        o.side == side and o.stop_price == stop)
+            if armed and armed + qty > INT64_MAX:
+                return "raise", Reason.QTY_OVERFLOW
         if kind == Kind.AMEND and order.state == RESTING:
             if self.level_total(order.side, price, exclude=oid) + qty > INT64_MAX:
                 return "raise", Reason.QTY_OVERFLOW
