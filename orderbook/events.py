@@ -83,7 +83,7 @@ class Reason(IntEnum):
     INVALID_QTY = 14          #: quantity outside [1, INT64_MAX] lots
     DUPLICATE_ID = 15         #: a new order reuses the id of a live order
     UNKNOWN_ORDER = 16        #: cancel/amend of an id that is not live
-    QTY_OVERFLOW = 17         #: the level's total quantity would pass INT64_MAX lots
+    QTY_OVERFLOW = 17         #: the level's (or stop level's) total would pass INT64_MAX lots
     POST_ONLY_WOULD_TAKE = 18
     STOP_WOULD_TRIGGER = 19   #: the last trade price already satisfies the stop
     NOT_AMENDABLE = 20        #: armed stops cannot be amended (cancel and resubmit)
