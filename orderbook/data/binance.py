@@ -737,14 +737,10 @@ class Replay:
                 raise TypeError(f"{name} must be an integer, got {value!r}")
             if name == "update_id":
                 self._require_sorted_ids()
-            column = self.states[name]
-            # Past either end of int64 is past every state (or before all of them): searchsorted
-            # cannot take such a value, and needs no search to answer.
-            k = (len(column) - 1 if value > INT64_MAX else -1 if value < -INT64_MAX
-                 else int(np.searchsorted(column, value, side="right")) - 1)
+            k = int(np.searchsorted(self.states[name], value, side="right")) - 1
             if k < 0:
                 raise self._error(f"no book at {name}={value}: the first book is at "
-                                  f"{name}={int(column[0])}")
+                                  f"{name}={int(self.states[name][0])}")
         else:
             name, value, k = "end", "", len(self.states) - 1
         if self.states["kind"][k] == StateKind.GAP:
@@ -856,7 +852,8 @@ class Replay:
             out[mine] = (t if mine == theirs else s)[theirs][bad]
         # State-centric: each valid state against the latest bookTicker with u <= its id, when
         # that bookTicker lies inside the same valid stretch.
-        vs = np.nonzero(valid)[0]
+        # (With no bookTicker at all, no state has one to compare with.)
+        vs = np.nonzero(valid)[0] if len(bt) else np.zeros(0, dtype=np.intp)
         j = np.searchsorted(bt["update_id"], ids[vs], side="right") - 1
         ok = j >= 0
         jj = np.maximum(j, 0)
