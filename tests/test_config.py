@@ -378,7 +378,8 @@ def test_a_directory_is_a_config_error_naming_it(tmp_path):
     ("[shock]\norders = [[1" + "0" * 30 + ", 'SELL', 1]]\n", "must be in [0, 9223372036854775807]"),
     ("[rules]\ninsurance_fund = 1" + "0" * 30 + "\n", "insurance_fund = 1000000000000000000000"),
     ("steps = 'ten'\n", "steps = 'ten' must be an integer"),
-])
+], ids=["duplicate-key", "5000-digit-int", "nested-5000", "inf", "1e400", "huge-int-for-float",
+        "inf-leverage", "huge-order-step", "huge-fund", "string-for-int"])
 def test_damaged_values_are_config_errors_naming_the_key(text, fragment):
     with pytest.raises(ConfigError) as info:
         loads_scenario(text)

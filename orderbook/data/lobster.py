@@ -52,6 +52,8 @@ book (price and size, empty levels as dummies) are compared with row ``i``:
 Resyncs work price by price through the deepest published price: levels the replay has there
 but the file does not (stale ones) are emptied, levels of the wrong size are cut (synthetic
 orders first, then real ones from the back of the queue) or topped up with a synthetic order.
+When the file's row lies across the replayed other side (rows out of order), the crossing part
+of the other side is emptied first, so a resync never trades.
 ``match_rate`` = (exact + entering rows) / rows; ``n_exact`` counts exact rows alone. Row 0
 matches by construction of the seed.
 
