@@ -20,7 +20,7 @@ DEFAULT_SELLS = "10,50,100,500"
 
 
 def _sizes(text: str, lot: Decimal) -> list[int]:
-    """--sell sizes (base units) as whole lots of ``lot``."""
+    """--sell sizes (base units) as whole numbers of lots of ``lot``."""
     sizes = []
     for part in text.split(","):
         try:
@@ -35,7 +35,7 @@ def _sizes(text: str, lot: Decimal) -> list[int]:
         if lots > INT64_MAX:
             raise ValueError(f"--sell size {size} is {lots:.0f} lots of {lot}, more than an "
                              f"int64 holds")
-        sizes.append((size, int(lots)))
+        sizes.append(int(lots))
     return sizes
 
 
@@ -74,7 +74,7 @@ def cmd_depth(args) -> int:
     order_book = book.to_order_book(covered_only=not args.all_levels)
     low, _ = book.coverage
     rows = []
-    for size, lots in sells:
+    for lots in sells:
         r = slippage(order_book, Side.SELL, lots)
         rows.append({**r.in_units(tick, lot), "beyond_snapshot": r.worst_price < low})
     summary = rebuilt.summary()

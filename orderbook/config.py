@@ -778,10 +778,10 @@ def parse_values(text: str) -> list:
 def scale_scenario(s: Scenario, scale: float) -> Scenario:
     """Shrink (or grow) a synthetic scenario the way ``default_scenario(scale)`` does: accounts,
     book depth, refill and recovery rates, shock sizes and the per-round cap times ``scale``
-    (each at least 1). Money (insurance fund, backstop collateral) is not scaled, as in ``default_scenario``.
-    An explicit book or population cannot be scaled: ValueError unless ``scale == 1``. A scale
-    that takes a value past what a scenario file may hold (20,000 accounts times 1e308) is a
-    :class:`ConfigError` naming the value, not an overflow."""
+    (each at least 1). Money (insurance fund, backstop collateral) is not scaled, as in
+    ``default_scenario``. An explicit book or population cannot be scaled: ValueError unless
+    ``scale == 1``. A scale that takes a value past what a scenario file may hold (20,000
+    accounts times 1e308) is a :class:`ConfigError` naming the value, not an overflow."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 \
             or not math.isfinite(scale):
         raise ConfigError(f"scale must be a positive number, got {scale!r}")

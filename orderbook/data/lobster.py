@@ -368,7 +368,7 @@ class Injection:
         if not _is_int(self.qty):
             raise TypeError(f"Injection.qty = {self.qty!r}; expected an integer number of lots")
         if not 1 <= self.qty <= INT64_MAX:
-            raise ValueError(f"Injection.qty = {self.qty!r}; expected >= 1 lot")
+            raise ValueError(f"Injection.qty = {self.qty!r}; expected 1 to 2**63 - 1 lots")
         if self.kind not in ("market", "limit"):
             raise ValueError(f"Injection.kind = {self.kind!r}; expected 'market' or 'limit'")
         if self.kind == "limit":
@@ -376,7 +376,8 @@ class Injection:
                 raise TypeError(f"Injection.price = {self.price!r}; a limit order needs an "
                                 f"integer price in ticks")
             if not 1 <= self.price <= INT64_MAX:
-                raise ValueError(f"Injection.price = {self.price!r}; expected >= 1 tick")
+                raise ValueError(f"Injection.price = {self.price!r}; expected 1 to 2**63 - 1 "
+                                 f"ticks")
         elif self.price is not None:
             raise ValueError(f"Injection.price = {self.price!r}; a market order has no price")
         if (self.at is None) == (self.time is None):
