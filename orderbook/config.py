@@ -348,7 +348,8 @@ _EXPLICIT_POPULATION = {
     "entry": _int_list(1, INT64_MAX),
     "collateral": _int_list(0, INT64_MAX),
 }
-_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0), "recovery_rate": _int(0, INT64_MAX),
+_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0),
+              "recovery_rate": _int(0, INT64_MAX),
               "recovery_half_life": _float(0.0), "recovery_delay": _int(0, INT64_MAX)}
 _SHOCK = {
     "sell": _int(0, INT64_MAX),
