@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from .events import Side
+from .events import INT64_MAX, Side
 from .slippage import slippage
 
 __all__ = ["add_commands", "cmd_depth", "cmd_replay", "parse_injection"]
@@ -18,22 +19,46 @@ __all__ = ["add_commands", "cmd_depth", "cmd_replay", "parse_injection"]
 DEFAULT_SELLS = "10,50,100,500"
 
 
-def _sizes(text: str) -> list[Decimal]:
+def _sizes(text: str, lot: Decimal) -> list[int]:
+    """--sell sizes (base units) as whole numbers of lots of ``lot``."""
     sizes = []
     for part in text.split(","):
         try:
             size = Decimal(part.strip())
         except ArithmeticError:
             raise ValueError(f"--sell sizes must be numbers, got {part.strip()!r}") from None
-        if not size > 0:
-            raise ValueError(f"--sell sizes must be > 0, got {part.strip()!r}")
-        sizes.append(size)
+        if not size.is_finite() or not size > 0:
+            raise ValueError(f"--sell sizes must be > 0 and finite, got {part.strip()!r}")
+        lots = size / lot
+        if lots != lots.to_integral_value():
+            raise ValueError(f"--sell size {size} is not a whole number of lots of {lot}")
+        if lots > INT64_MAX:
+            raise ValueError(f"--sell size {size} is {lots:.0f} lots of {lot}, more than an "
+                             f"int64 holds")
+        sizes.append(int(lots))
     return sizes
+
+
+def _nrows(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= INT64_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number in [1, 2**63), got {text!r}")
+    return int(text)
+
+
+def _step(text: str) -> str:
+    """--tick-size / --lot-size: a decimal step the capture reader accepts."""
+    from .data.binance import DecimalGrid
+
+    try:
+        DecimalGrid(text, "step")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("step ")) from None
+    return text
 
 
 def cmd_depth(args) -> int:
     """Rebuild a Binance depth capture, check it against bookTicker, price forced sells."""
-    from .data.binance import read_capture, replay
+    from .data.binance import DataError, read_capture, replay
 
     started = time.perf_counter()
     capture = read_capture(args.capture, tick_size=args.tick_size, lot_size=args.lot_size)
@@ -42,21 +67,23 @@ def cmd_depth(args) -> int:
     seconds = time.perf_counter() - started
     book = rebuilt.book_when(args.at, name="--at")
     tick, lot = book.tick_size, book.lot_size
+    sells = _sizes(args.sell, lot)
+    if book.best_bid() is None:
+        raise DataError(f"the book at --at {args.at} has no bids: nothing to sell into",
+                        path=args.capture)
     order_book = book.to_order_book(covered_only=not args.all_levels)
     low, _ = book.coverage
     rows = []
-    for size in _sizes(args.sell):
-        lots = size / lot
-        if lots != lots.to_integral_value():
-            raise ValueError(f"--sell size {size} is not a whole number of lots of {lot}")
-        r = slippage(order_book, Side.SELL, int(lots))
+    for lots in sells:
+        r = slippage(order_book, Side.SELL, lots)
         rows.append({**r.in_units(tick, lot), "beyond_snapshot": r.worst_price < low})
     summary = rebuilt.summary()
+    best_ask = book.best_ask()
     out = {
         "capture": str(args.capture), "seconds": round(seconds, 3), **summary,
         "book_ticker_checked": check.final, "book_ticker_agreed": check.final_full_agreed,
         "update_id": book.update_id, "best_bid": book.best_bid()[0] * tick,
-        "best_ask": book.best_ask()[0] * tick, "sells": rows,
+        "best_ask": None if best_ask is None else best_ask[0] * tick, "sells": rows,
     }
     if args.json:
         print(json.dumps(out, default=str))
@@ -179,7 +206,7 @@ def add_commands(sub) -> None:
     p.add_argument("messages", metavar="MESSAGE.csv", help="LOBSTER message file")
     p.add_argument("--orderbook", metavar="ORDERBOOK.csv",
                    help="orderbook file (default: found next to the message file by name)")
-    p.add_argument("--nrows", type=int, default=None, metavar="N",
+    p.add_argument("--nrows", type=_nrows, default=None, metavar="N",
                    help="replay only the first N messages")
     p.add_argument("--inject", action="append", metavar="ORDER",
                    help='inject an order: "SIDE QTY [limit=PRICE] (row=N | time=HH:MM:SS) '
@@ -204,7 +231,9 @@ def add_commands(sub) -> None:
     p.add_argument("--all-levels", action="store_true",
                    help="also use levels outside the snapshot's window (known depth there is a "
                         "lower bound, so slippage is an upper bound)")
-    p.add_argument("--tick-size", default="0.1", help="price tick in quote units (default 0.1)")
-    p.add_argument("--lot-size", default="0.001", help="size step in base units (default 0.001)")
+    p.add_argument("--tick-size", type=_step, default="0.1",
+                   help="price tick in quote units (default 0.1)")
+    p.add_argument("--lot-size", type=_step, default="0.001",
+                   help="size step in base units (default 0.001)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_depth)

@@ -33,7 +33,8 @@ from .config import (
 from .events import INSURANCE_FUND, ForcedKind, LimitRule, Sizing
 from .margin import unit_value
 from .scenario import (
-    Rules, Scenario, SerialExecutor, compare, default_scenario, run, sweep,
+    Rules, Scenario, SerialExecutor, compare, default_scenario, run, sweep, usable_cpus,
+    worker_count,
 )
 
 __all__ = ["main", "builtin_rule_sets", "liquidations_by_generation",
@@ -335,6 +336,10 @@ def _load(args) -> tuple[Scenario, Scenario, str]:
     """(unscaled scenario, scenario to run, description of its source)."""
     if args.scenario is None:
         unscaled = default_scenario()
+        # default_scenario(scale) sets no limits of its own; scaling the unscaled one checks
+        # each scaled value against what a scenario file may hold (a ConfigError, not an
+        # OverflowError, for --scale 1e308).
+        scale_scenario(unscaled, args.scale)
         scenario = default_scenario(args.scale)
         source = "built-in scenario" + (f" at scale {args.scale:g}" if args.scale != 1 else "")
     else:
@@ -474,13 +479,17 @@ def cmd_sweep(args) -> int:
             client = Client(args.scheduler)
         except (OSError, TimeoutError, ValueError) as exc:
             raise CLIError(f"--scheduler {args.scheduler}: cannot connect: {exc}") from None
+    workers = worker_count(args.workers, total)
+    if client is None and args.workers is not None and workers < args.workers:
+        print(f"{PROG}: note: --workers {args.workers} capped at {workers} ({total} runs, "
+              f"{usable_cpus()} usable CPUs)", file=sys.stderr)
     progress = _Progress(total) if not args.quiet else None
     if client is not None:
         executor = client.get_executor()
-    elif args.workers == 1:
+    elif workers == 1:
         executor = SerialExecutor(on_done=progress.advance if progress else None)
     else:
-        executor = ProcessPoolExecutor(max_workers=args.workers)
+        executor = ProcessPoolExecutor(max_workers=workers)
     try:
         rows = sweep(grid, scenario, executor=executor,
                      counterfactual=not args.no_counterfactual, progress=progress)
@@ -567,7 +576,8 @@ def _parser() -> argparse.ArgumentParser:
                         "rules.band_ppm=0,10000,20000 or population.leverage=[2,50],[2,100] or "
                         "rules.sizing=FULL,FRACTION (repeatable)")
     p.add_argument("--workers", type=_workers, default=None, metavar="N",
-                   help="worker processes (default: one per CPU; 1 runs in this process)")
+                   help="worker processes (default: one per CPU; at most one per CPU and one "
+                        "per run; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a dask.distributed cluster at ADDRESS (needs orderbook[dask])")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
@@ -584,6 +594,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"  # not "[Errno 21] Is a directory: 'x'"
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     text = " ".join(text.split())
     return text or type(exc).__name__

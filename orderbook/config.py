@@ -141,9 +141,13 @@ def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
     def convert(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Bad(f"must be a number, got {_type_name(value)}", ConfigTypeError)
-        value = float(value)
-        if math.isnan(value):
-            raise _Bad("must be a number, got nan")
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise _Bad("must be a finite number, got an integer too large for a float") from None
+        if not math.isfinite(value):
+            # No field gives inf a meaning (a very long half-life is written as a large one).
+            raise _Bad(f"must be a finite number, got {value}")
         if lo is not None and (value <= lo if lo_open else value < lo) or \
                 hi is not None and value > hi:
             raise _Bad(f"must be in {'(' if lo_open else '['}"
@@ -284,7 +288,7 @@ def _orders(value):
     for i, row in enumerate(_array(value)):
         try:
             step, side, lots = _array(row, 3)
-            rows.append((_int(0)(step), int(_side(side)), _int(1, INT64_MAX)(lots)))
+            rows.append((_int(0, INT64_MAX)(step), int(_side(side)), _int(1, INT64_MAX)(lots)))
         except _Bad as bad:
             raise _Bad(f"order [{i}] = {_show(row)} must be [step >= 0, \"BUY\" or \"SELL\", "
                        f"lots >= 1]: {bad.problem}", bad.kind) from None
@@ -344,7 +348,8 @@ _EXPLICIT_POPULATION = {
     "entry": _int_list(1, INT64_MAX),
     "collateral": _int_list(0, INT64_MAX),
 }
-_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0), "recovery_rate": _int(0, INT64_MAX),
+_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0),
+              "recovery_rate": _int(0, INT64_MAX),
               "recovery_half_life": _float(0.0), "recovery_delay": _int(0, INT64_MAX)}
 _SHOCK = {
     "sell": _int(0, INT64_MAX),
@@ -419,13 +424,41 @@ def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
     covered = d.get("covered_only", True)
     if not isinstance(covered, bool):
         raise ConfigTypeError(f"[book] covered_only must be true or false, got {_show(covered)}")
+    if "\0" in path or not path:
+        raise ConfigError(f"[book] binance must be a file path, got {_show(path)}")
     full = Path(path) if Path(path).is_absolute() else Path(root) / path
-    rebuilt = replay(read_capture(full, tick_size=tick_size, lot_size=lot_size))
-    state = rebuilt.book_when(at)
+    try:
+        rebuilt = replay(read_capture(full, tick_size=tick_size, lot_size=lot_size))
+        state = rebuilt.book_when(at, name="[book] at")
+    except OSError as exc:
+        raise ConfigError(f"[book] binance = {_show(path)}: cannot read {full}: "
+                          f"{exc.strerror or exc}") from None
+    except ValueError as exc:  # DataError (a damaged capture), or steps it cannot use
+        raise ConfigError(f"[book] binance = {_show(path)}: {exc}") from None
+    if state.best_bid() is None or state.best_ask() is None:
+        raise ConfigError(f"[book] binance = {_show(path)}: the book at {_show(at)} has "
+                          f"{len(state.bids)} bid and {len(state.asks)} ask levels; a scenario "
+                          f"needs both sides")
     mid = (state.best_bid()[0] + state.best_ask()[0]) // 2
-    return state.to_explicit_book(
+    book = state.to_explicit_book(
         price_range=(mid - mid * within // 1_000_000, mid + mid * within // 1_000_000),
         covered_only=covered)
+    try:
+        _check_explicit_book(book)
+    except ConfigError as exc:
+        raise ConfigError(f"[book] binance = {_show(path)} at {_show(at)} within_ppm = "
+                          f"{within}: {str(exc).removeprefix('[book] ')}") from None
+    return book
+
+
+def _check_explicit_book(book: ExplicitBook) -> None:
+    if not book.bids or not book.asks:
+        raise ConfigError(f"[book] an explicit book needs both bids and asks, got "
+                          f"{len(book.bids)} bid and {len(book.asks)} ask levels")
+    best_bid, best_ask = max(p for p, _ in book.bids), min(p for p, _ in book.asks)
+    if best_bid >= best_ask:
+        raise ConfigError(f"[book] bids and asks cross: best bid {best_bid} >= best ask "
+                          f"{best_ask}")
 
 
 def _book(d, base, tick_size="0.1", lot_size="0.001", root=".") -> DepthProfile | ExplicitBook:
@@ -440,13 +473,7 @@ def _book(d, base, tick_size="0.1", lot_size="0.001", root=".") -> DepthProfile 
                 f"[book] key {sorted(extra)[0]!r} cannot go with bids/asks: an explicit book "
                 f"takes only bids and asks (a synthetic one: {', '.join(_DEPTH)})")
         book = ExplicitBook(**_fields("book", d, _EXPLICIT_BOOK))
-        if not book.bids or not book.asks:
-            raise ConfigError(f"[book] an explicit book needs both bids and asks, got "
-                              f"{len(book.bids)} bid and {len(book.asks)} ask levels")
-        best_bid, best_ask = max(p for p, _ in book.bids), min(p for p, _ in book.asks)
-        if best_bid >= best_ask:
-            raise ConfigError(f"[book] bids and asks cross: best bid {best_bid} >= best ask "
-                              f"{best_ask}")
+        _check_explicit_book(book)
         return book
     unknown = set(d) - set(_DEPTH)
     if unknown:
@@ -542,18 +569,36 @@ def _check_units(s: Scenario) -> None:
                           f"quote_unit = {s.quote_unit!r} do not fit: {exc}") from None
 
 
+def _parse_toml(text: str) -> dict:
+    """tomllib.loads with every failure a ConfigError (no path: the callers add it)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (sys.int_info)
+        raise ConfigError(f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError("invalid TOML: arrays or tables nested too deeply") from None
+
+
 def _read_toml(path) -> dict:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: byte {raw[exc.start:exc.start + 1]!r} is not "
+                          f"UTF-8 (TOML files are UTF-8)") from None
+    try:
+        return _parse_toml(text)
+    except ConfigError as exc:
+        raise _in_file(path, exc) from None
 
 
 def _in_file(path, exc: ConfigError) -> ConfigError:
@@ -562,11 +607,16 @@ def _in_file(path, exc: ConfigError) -> ConfigError:
 
 def loads_scenario(text: str, base: Scenario | None = None) -> Scenario:
     """A Scenario from TOML text (see :func:`scenario_from_dict`)."""
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}") from None
-    return scenario_from_dict(d, base)
+    return scenario_from_dict(_parse_toml(text), base)
+
+
+def _require_settings(path, d: dict, what: str) -> None:
+    # An empty file (or /dev/null, or only comments) is almost always a mistake (a wrong path,
+    # a file not yet written); running the built-in values silently would hide it.
+    if not d:
+        raise ConfigError(f"{path}: the {what} file sets nothing (it is empty or only "
+                          f"comments); give it some settings, or leave it out to use the "
+                          f"built-in {what}")
 
 
 def load_scenario(path, base: Scenario | None = None) -> Scenario:
@@ -574,9 +624,11 @@ def load_scenario(path, base: Scenario | None = None) -> Scenario:
     ``base``, by default the built-in :func:`~orderbook.scenario.default_scenario`.
 
     Errors are :class:`ConfigError` (ValueError; KeyError for unknown keys, TypeError for wrong
-    types) whose message starts with the file name and names the table, key and value.
+    types) whose message starts with the file name and names the table, key and value. A file
+    that sets nothing (empty, only comments) is a ConfigError too, not the built-in scenario.
     """
     d = _read_toml(path)
+    _require_settings(path, d, "scenario")
     try:
         return scenario_from_dict(d, base, root=Path(path).parent)
     except ConfigError as exc:
@@ -585,8 +637,10 @@ def load_scenario(path, base: Scenario | None = None) -> Scenario:
 
 def load_rules(path, base: Rules | None = None) -> Rules:
     """Read a rules file: a ``[rules]`` table (or the same keys at the top level). Keys it leaves
-    out keep their values in ``base`` (default: the built-in scenario's rules)."""
+    out keep their values in ``base`` (default: the built-in scenario's rules). A file that sets
+    nothing is a :class:`ConfigError`."""
     d = _read_toml(path)
+    _require_settings(path, d, "rules")
     try:
         if "rules" in d:
             if len(d) > 1:
@@ -724,30 +778,54 @@ def parse_values(text: str) -> list:
 
 def scale_scenario(s: Scenario, scale: float) -> Scenario:
     """Shrink (or grow) a synthetic scenario the way ``default_scenario(scale)`` does: accounts,
-    book depth, refill and recovery rates, shock sizes and the per-round cap times ``scale`` (each at least
-    1). Money (insurance fund, backstop collateral) is not scaled, as in ``default_scenario``.
-    An explicit book or population cannot be scaled: ValueError unless ``scale == 1``."""
-    if not scale > 0 or not math.isfinite(scale):
-        raise ConfigError(f"scale must be a positive number, got {scale}")
+    book depth, refill and recovery rates, shock sizes and the per-round cap times ``scale``
+    (each at least 1). Money (insurance fund, backstop collateral) is not scaled, as in
+    ``default_scenario``. An explicit book or population cannot be scaled: ValueError unless
+    ``scale == 1``. A scale that takes a value past what a scenario file may hold (20,000
+    accounts times 1e308) is a :class:`ConfigError` naming the value, not an overflow."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 \
+            or not math.isfinite(scale):
+        raise ConfigError(f"scale must be a positive number, got {scale!r}")
     if scale == 1:
         return s
     if isinstance(s.book, ExplicitBook) or isinstance(s.population, ExplicitPopulation):
         raise ConfigError("--scale needs a synthetic book and population; this scenario gives "
                           "an explicit one")
 
-    def sc(n: int) -> int:
-        return max(1, round(n * scale)) if n else 0
+    def sc(table: str, key: str, n: int) -> int:
+        if not n:
+            return 0
+        scaled = n * scale
+        if not scaled < 2**63:  # also inf
+            raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
+                              f"{scaled:g}, more than an int64 holds")
+        value = max(1, round(scaled))
+        check = _SHOCK_LOTS if key == "orders" else _SCHEMAS_BY_TABLE[table][key]
+        try:
+            check(value)
+        except _Bad as bad:
+            raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
+                              f"{value:,}, which {bad.problem}") from None
+        return value
 
     rules = s.rules
     if rules.round_cap is not None:
-        rules = replace(rules, round_cap=sc(rules.round_cap))
+        rules = replace(rules, round_cap=sc("rules", "round_cap", rules.round_cap))
     return replace(
         s,
-        book=replace(s.book, touch_qty=sc(s.book.touch_qty)),
-        population=replace(s.population, count=sc(s.population.count)),
-        liquidity=replace(s.liquidity, rate=sc(s.liquidity.rate),
-                          recovery_rate=sc(s.liquidity.recovery_rate)),
-        shock=replace(s.shock, sell=sc(s.shock.sell), buy=sc(s.shock.buy),
-                      orders=tuple((w, side, sc(q)) for w, side, q in s.shock.orders)),
+        book=replace(s.book, touch_qty=sc("book", "touch_qty", s.book.touch_qty)),
+        population=replace(s.population, count=sc("population", "count", s.population.count)),
+        liquidity=replace(s.liquidity, rate=sc("liquidity", "rate", s.liquidity.rate),
+                          recovery_rate=sc("liquidity", "recovery_rate",
+                                           s.liquidity.recovery_rate)),
+        shock=replace(s.shock, sell=sc("shock", "sell", s.shock.sell),
+                      buy=sc("shock", "buy", s.shock.buy),
+                      orders=tuple((w, side, sc("shock", "orders", q))
+                                   for w, side, q in s.shock.orders)),
         rules=rules,
     )
+
+
+_SCHEMAS_BY_TABLE = {"book": _DEPTH, "population": _POPULATION, "liquidity": _LIQUIDITY,
+                     "shock": _SHOCK, "rules": _RULES}
+_SHOCK_LOTS = _int(1, INT64_MAX)  # the lots of one [shock] order

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
+import warnings
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -27,7 +29,7 @@ from .events import (
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
-    "default_scenario", "with_params", "SerialExecutor",
+    "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
 ]
 
 #: One row per step of a run.
@@ -615,14 +617,41 @@ def _run_point(args):
     return {**params, **run(with_params(scenario, params), counterfactual=counterfactual).summary}
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if count is not None:
+        return count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def worker_count(requested: int | None, tasks: int) -> int:
+    """Worker processes for ``tasks`` runs: ``requested`` (default: one per usable CPU), capped
+    at the number of runs and at :func:`usable_cpus`. More processes than CPUs only share them
+    (and each holds a scenario in memory), and more than runs sit idle. ValueError unless
+    ``requested`` is None or an int >= 1."""
+    if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int)
+                                  or requested < 1):
+        raise ValueError(f"workers must be an integer >= 1, got {requested!r}")
+    cap = max(1, min(usable_cpus(), tasks))
+    return cap if requested is None else min(requested, cap)
+
+
 def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | None = None,
-          counterfactual: bool = True, progress=None) -> list[dict]:
+          counterfactual: bool = True, progress=None, workers: int | None = None) -> list[dict]:
     """Run every combination of ``grid`` ({dotted parameter: [values]}); one summary row each.
 
     Runs go through ``executor`` (any ``concurrent.futures.Executor``: a process pool by default,
     or ``dask.distributed.Client(...).get_executor()`` for a cluster); rows come back in grid
     order whatever the executor. ``progress`` is called with (done, total) after each run.
+    ``workers`` sizes the default pool (default one per usable CPU); it is capped by
+    :func:`worker_count` at the grid size and the CPU count, with a RuntimeWarning when the
+    request was larger. Give ``executor`` or ``workers``, not both.
     """
+    if executor is not None and workers is not None:
+        raise TypeError("give executor or workers, not both (size your executor yourself)")
     scenario = scenario or default_scenario()
     names = list(grid)
     points = [dict(zip(names, values)) for values in itertools.product(*grid.values())]
@@ -630,7 +659,13 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
         with_params(scenario, point)
     tasks = [(scenario, point, counterfactual) for point in points]
     own = executor is None
-    pool = ProcessPoolExecutor() if own else executor
+    if own:
+        count = worker_count(workers, len(tasks))
+        if workers is not None and count < workers:
+            warnings.warn(f"sweep: {workers} workers requested, using {count} (grid of "
+                          f"{len(tasks)} runs, {usable_cpus()} usable CPUs)", RuntimeWarning,
+                          stacklevel=2)
+    pool = ProcessPoolExecutor(max_workers=count) if own else executor
     try:
         futures = [pool.submit(_run_point, task) for task in tasks]
         rows = []

@@ -186,7 +186,7 @@ def test_a_binance_capture_becomes_the_scenario_book():
     ({"binance": "x.gz", "at": "noon"}, ValueError, "at must be"),
     ({"binance": "x.gz", "within_ppm": 0}, ValueError, "within_ppm must be"),
     ({"binance": "x.gz", "covered_only": "yes"}, TypeError, "covered_only must be"),
-    ({"binance": "missing.gz"}, FileNotFoundError, "missing.gz"),
+    ({"binance": "missing.gz"}, ConfigError, "binance = 'missing.gz': cannot read"),
 ])
 def test_bad_binance_book_settings_name_the_key(book, kind, fragment):
     with pytest.raises(kind, match=re.escape(fragment)):
@@ -330,3 +330,94 @@ def test_scale_matches_default_scenario():
         scale_scenario(default_scenario(), 0)
     capped = replace(default_scenario(), rules=Rules(round_cap=1_000))
     assert scale_scenario(capped, 0.5).rules.round_cap == 500
+
+
+# ------------------------------------------------------------------------- damaged files
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n", "\r\n"])
+def test_a_scenario_file_that_sets_nothing_is_refused(tmp_path, text):
+    path = tmp_path / "blank.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"blank\.toml: the scenario file sets nothing"):
+        load_scenario(path)
+
+
+@pytest.mark.skipif(not Path("/dev/null").exists(), reason="no /dev/null on this system")
+def test_dev_null_as_a_scenario_is_refused_not_the_builtin_scenario():
+    with pytest.raises(ConfigError, match="/dev/null: the scenario file sets nothing"):
+        load_scenario("/dev/null")
+
+
+def test_a_rules_file_that_sets_nothing_is_refused(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match=r"rules\.toml: the rules file sets nothing"):
+        load_rules(path)
+
+
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path):
+    path = tmp_path / "latin.toml"
+    path.write_bytes(b"steps = 5\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin\.toml: line 2: byte b'\\xe9' is not UTF-8"):
+        load_scenario(path)
+
+
+def test_a_directory_is_a_config_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}: cannot read")):
+        load_scenario(tmp_path)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("steps = 1\nsteps = 2\n", "invalid TOML: Cannot overwrite a value"),
+    ("steps = " + "9" * 5000 + "\n", "invalid TOML: Exceeds the limit"),
+    ("seed = " + "[" * 5000 + "]" * 5000 + "\n",
+     "invalid TOML: arrays or tables nested too deeply"),
+    ("[liquidity]\nhalf_life = inf\n", "[liquidity] half_life = inf must be a finite number"),
+    ("[liquidity]\nhalf_life = 1e400\n", "[liquidity] half_life = inf must be a finite number"),
+    ("[liquidity]\nhalf_life = 1" + "0" * 400 + "\n", "too large for a float"),
+    ("[population]\nleverage = [2, inf]\n", "element [1] = inf must be a finite number"),
+    ("[shock]\norders = [[1" + "0" * 30 + ", 'SELL', 1]]\n", "must be in [0, 9223372036854775807]"),
+    ("[rules]\ninsurance_fund = 1" + "0" * 30 + "\n", "insurance_fund = 1000000000000000000000"),
+    ("steps = 'ten'\n", "steps = 'ten' must be an integer"),
+], ids=["duplicate-key", "5000-digit-int", "nested-5000", "inf", "1e400", "huge-int-for-float",
+        "inf-leverage", "huge-order-step", "huge-fund", "string-for-int"])
+def test_damaged_values_are_config_errors_naming_the_key(text, fragment):
+    with pytest.raises(ConfigError) as info:
+        loads_scenario(text)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_scale_past_what_a_file_may_hold_is_a_config_error_naming_the_value():
+    with pytest.raises(ConfigError, match=r"scale 1e\+308 makes \[book\] touch_qty 60 x 1e\+308"):
+        scale_scenario(default_scenario(), 1e308)
+    with pytest.raises(ConfigError, match=r"\[population\] count 20,000 x 1e\+06 = "
+                                          r"20,000,000,000, which must be in \[0, 100000000\]"):
+        scale_scenario(default_scenario(), 1e6)
+
+
+def test_a_damaged_binance_capture_in_a_scenario_is_a_config_error_naming_it(tmp_path):
+    packed = BINANCE_FIXTURE.read_bytes()
+    (tmp_path / "cut.gz").write_bytes(packed[:len(packed) // 2])
+    with pytest.raises(ConfigError, match=r"\[book\] binance = 'cut\.gz': .*damaged gzip stream"):
+        scenario_from_dict({"book": {"binance": "cut.gz"}}, root=tmp_path)
+
+
+def test_a_binance_capture_without_a_book_is_a_config_error(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"binance = 'empty\.txt': .*no usable snapshot"):
+        scenario_from_dict({"book": {"binance": "empty.txt", "at": "snapshot"}}, root=tmp_path)
+
+
+def test_a_binance_book_with_one_side_is_a_config_error(tmp_path):
+    (tmp_path / "bids.txt").write_text(
+        '5 {"lastUpdateId": 1, "bids": [["100.0", "1.000"]], "asks": []}\n')
+    with pytest.raises(ConfigError, match=r"binance = 'bids\.txt': the book at 'end' has 1 bid "
+                                          r"and 0 ask levels"):
+        scenario_from_dict({"book": {"binance": "bids.txt"}}, root=tmp_path)
+
+
+def test_a_binance_book_time_past_int64_is_the_end_of_the_capture():
+    end = scenario_from_dict({"book": {"binance": BINANCE_FIXTURE.name}},
+                             root=BINANCE_FIXTURE.parent)
+    late = scenario_from_dict({"book": {"binance": BINANCE_FIXTURE.name, "at": 10**30}},
+                              root=BINANCE_FIXTURE.parent)
+    assert late.book == end.book

@@ -8,6 +8,7 @@ when present, pins the measured counts.
 import gzip
 import importlib.util
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 
 from orderbook import Population, Scenario, Shock, Side, run, slippage
 from orderbook.data.binance import (
-    BOOK_TICKER_DTYPE, DIFF_DTYPE, TRADE_DTYPE, DecimalGrid, GapKind, L2Book, StateKind,
-    parse_lines, read_capture, replay,
+    BOOK_TICKER_DTYPE, DIFF_DTYPE, TRADE_DTYPE, DataError, DataTypeError, DecimalGrid, GapKind,
+    L2Book, StateKind, parse_lines, read_capture, replay,
 )
 
 FIXTURE = Path(__file__).parent / "data" / "binance_btcusdt_small.gz"
@@ -176,6 +177,127 @@ def test_gzip_and_plain_text_read_the_same(tmp_path):
     packed.write_bytes(gzip.compress(text.encode()))
     a, b = read_capture(plain), read_capture(packed)
     assert a.diffs.tolist() == b.diffs.tolist() and a.levels.tolist() == b.levels.tolist()
+
+
+# ------------------------------------------------------------------------- damaged files
+def _capture_text(*lines) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+GOOD = _capture_text(BOOK, diff(3_000_000, 90, 101, 80, bids=[("100.0", "0.500")]))
+
+
+def test_a_truncated_gzip_capture_is_a_data_error_naming_the_file(tmp_path):
+    path = tmp_path / "cut.gz"
+    packed = gzip.compress(GOOD)
+    path.write_bytes(packed[:len(packed) // 2])
+    with pytest.raises(DataError, match=r"cut\.gz: damaged gzip stream"):
+        read_capture(path)
+
+
+def test_a_corrupted_deflate_stream_is_a_data_error_naming_the_file(tmp_path):
+    path = tmp_path / "bad.gz"
+    packed = bytearray(gzip.compress(GOOD * 20))
+    for i in range(12, 60):  # inside the deflate blocks, after the 10-byte header
+        packed[i] ^= 0x55
+    path.write_bytes(bytes(packed))
+    with pytest.raises(DataError, match=r"bad\.gz: damaged gzip stream"):
+        read_capture(path)
+
+
+def test_an_integer_too_large_for_int64_names_the_line_and_field():
+    line = diff(3_000_000, 90, 101, 80).replace('"E": 3', '"E": 99999999999999999999')
+    with pytest.raises(DataError, match=r"line 2: field 'E' = 99999999999999999999 is outside"):
+        parse_lines([BOOK, line])
+
+
+@pytest.mark.parametrize("replace_from, replace_to, fragment", [
+    ('"U": 90', '"U": -1', "field 'U' = -1 is outside"),
+    ('"U": 90', '"U": 90.5', "field 'U' must be an integer"),
+    ('"U": 90', '"U": "90"', "field 'U' must be an integer"),
+    ('"U": 90', '"U": true', "field 'U' must be an integer"),
+    ('"b": []', '"b": 0', "field 'b' must be a list"),
+    ('"b": []', '"b": [["0.0", "1.000"]]', "price must be > 0"),
+    ('"b": []', '"b": [["1' + "0" * 30 + '", "1.000"]]', "more than an int64 holds"),
+    ('"b": []', '"b": [[100.0, "1.000"]]', "price must be a decimal string"),
+    ('"b": []', '"b": [[[1], "1.000"]]', "price must be a decimal string"),
+    ('"s": "BTCUSDT"', '"s": ["BTCUSDT"]', "field 's' must be a string"),
+])
+def test_damaged_fields_of_a_diff_are_data_errors_naming_the_line(replace_from, replace_to,
+                                                                  fragment):
+    line = diff(3_000_000, 90, 101, 80).replace(replace_from, replace_to)
+    assert line != diff(3_000_000, 90, 101, 80)
+    with pytest.raises(DataError, match=re.escape(fragment)) as info:
+        parse_lines([BOOK, line])
+    assert str(info.value).startswith("line 2: ")
+
+
+def test_a_field_of_the_wrong_json_type_is_also_a_type_error():
+    line = trade(3_000_000, 7, "100.0", "0.250", True).replace('"m": true', '"m": 1')
+    with pytest.raises(DataTypeError, match="line 2: field 'm' must be true or false"):
+        parse_lines([BOOK, line])
+    assert issubclass(DataTypeError, TypeError) and issubclass(DataError, ValueError)
+
+
+@pytest.mark.parametrize("stamp", ["-5", "+5", "5.0", "\u0665", "1" * 20, "99999999999999999999"])
+def test_a_line_must_start_with_a_local_time_in_ascii_digits_within_int64(stamp):
+    with pytest.raises(DataError, match="line 1: the line must start with a local time in ns"):
+        parse_lines([BOOK.replace("2000000", stamp, 1)])
+
+
+def test_a_snapshot_id_too_large_for_int64_names_the_line():
+    bad = snapshot(2_000_000, 2**63, [["100.0", "1.000"]], [["100.1", "1.000"]])
+    with pytest.raises(DataError, match=r"line 1: field 'lastUpdateId' = 9223372036854775808"):
+        parse_lines([bad])
+
+
+def test_deeply_nested_json_is_a_data_error():
+    with pytest.raises(DataError, match="line 1: JSON nested too deeply"):
+        parse_lines(["5 " + "[" * 100_000])
+
+
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes(GOOD + b"5 {\"e\": \"caf\xe9\"}\n")
+    with pytest.raises(DataError, match=r"latin\.txt: line 3: byte b'\\xe9' is not UTF-8"):
+        read_capture(path)
+
+
+def test_crlf_line_ends_and_blank_lines_read_like_plain_lines(tmp_path):
+    path = tmp_path / "dos.txt"
+    path.write_bytes(b"\r\n" + GOOD.replace(b"\n", b"\r\n\r\n"))
+    plain = parse_lines(GOOD.decode().split("\n"))
+    dos = read_capture(path)
+    assert dos.lines == plain.lines == 2
+    assert dos.levels.tolist() == plain.levels.tolist()
+    assert dos.diffs["line"].tolist() == [4]  # blank line, snapshot, blank line, diff
+
+
+def test_an_empty_capture_asked_for_its_snapshot_book_is_a_data_error(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    rebuilt = replay(read_capture(path))
+    with pytest.raises(DataError, match=r"empty\.txt: no book: the capture has no usable snapshot"):
+        rebuilt.book_when("snapshot")
+
+
+def test_a_time_past_int64_is_after_every_state_and_one_before_it_precedes_them():
+    rebuilt = replayed(BOOK, diff(3_000_000, 90, 101, 80, bids=[("100.0", "0.500")]))
+    assert rebuilt.book_at(local_ns=10**30).update_id == 101
+    assert rebuilt.book_when(str(10**30)).update_id == 101
+    with pytest.raises(DataError, match="no book at local_ns=-1000000000000000000000000000000"):
+        rebuilt.book_at(local_ns=-10**30)
+
+
+def test_a_directory_is_an_os_error(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        read_capture(tmp_path)
+
+
+@pytest.mark.parametrize("step", ["1e-30", "1e19"])
+def test_a_grid_step_no_int64_price_fits_is_rejected(step):
+    with pytest.raises(ValueError, match="price step must be between 1e-18 and 1e18"):
+        DecimalGrid(step, "price")
 
 
 # ------------------------------------------------------------------------- sequence rules

@@ -4,6 +4,7 @@ Hand-built sequences use prices in LOBSTER units (ticks of $0.0001) and sizes in
 expected number is worked out in the comment above the assertion.
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from orderbook.data import lobster
 from orderbook.data.lobster import (
-    DUMMY_ASK_PRICE, DUMMY_BID_PRICE, LOBSTER_MESSAGE_DTYPE, Injection, LobsterBook,
+    DUMMY_ASK_PRICE, DUMMY_BID_PRICE, LOBSTER_MESSAGE_DTYPE, DataError, Injection, LobsterBook,
     orderbook_path_for, read_messages, read_orderbook, replay, replay_files,
 )
 
@@ -129,6 +130,104 @@ def test_malformed_files_are_rejected(tmp_path):
     empty.write_text("")
     with pytest.raises(ValueError, match="empty"):
         read_messages(empty)
+
+
+def _pair(tmp_path, messages_text: str, book_text: str):
+    msg = tmp_path / "X_message_1.csv"
+    msg.write_text(messages_text)
+    (tmp_path / "X_orderbook_1.csv").write_text(book_text)
+    return msg
+
+
+def test_two_swapped_orderbook_rows_are_reported_as_mismatches_not_raised(tmp_path):
+    # Rows 30 and 70 of the AAPL sample swapped: row 30 then shows a book across the replay's
+    # other side, and topping its levels up used to trade with that side (a RuntimeError, "the
+    # resync did not restore the published book").
+    rows = orderbook_path_for(AAPL).read_text().splitlines()
+    rows[30], rows[70] = rows[70], rows[30]
+    swapped = tmp_path / "swapped_orderbook_10.csv"
+    swapped.write_text("\n".join(rows) + "\n")
+    result = replay_files(AAPL, swapped)
+    flagged = [row for row, _ in result.mismatches]
+    assert 30 in flagged and 70 in flagged
+    assert result.n_rows == 200 and result.n_matched == 200 - len(flagged)
+
+
+def test_a_row_across_the_replayed_other_side_is_resynced_without_trading(book_cls):
+    # Row 1 jumps with no message to explain it: the file's asks 97 and 98 lie below the
+    # replayed bids 100 and 99. The crossing bids are emptied first, so the ask resync does not
+    # trade with them, and the row is one mismatch with both sides as the file has them.
+    msgs = messages((HIDDEN, 0, 1, 100, BUY), (HIDDEN, 0, 1, 100, BUY))
+    result = replay(msgs, books(2, ([(101, 5), (102, 5)], [(100, 5), (99, 5)]),
+                                ([(97, 5), (98, 5)], [(96, 5), (95, 5)])), book_cls=book_cls)
+    assert [row for row, _ in result.mismatches] == [1]
+    assert (result.best_bid.tolist(), result.best_ask.tolist()) == ([100, 96], [101, 97])
+    assert (result.bid_depth.tolist(), result.ask_depth.tolist()) == ([10, 10], [10, 10])
+    assert result.n_crossed == 0
+
+
+def test_nrows_too_large_for_int64_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"nrows must be a positive integer \(at most 2\*\*63"):
+        read_messages(AAPL, nrows=99999999999999999999)
+
+
+@pytest.mark.parametrize("line, fragment", [
+    (b"34200.1,1,1,10,\xff100,1", r"byte b'\\xff' is not UTF-8"),
+    (b"34200.1,1,99999999999999999999,10,100,1", "could not convert string"),
+    (b"34200.1,1,1,10,nan,1", "could not convert string 'nan'"),
+    (b"34200.1,1,1,10,100", "requires 6 columns but 5 were found at row 2$"),
+    (b"34200.1,1,1,10,100,1,7", "requires 6 columns but 7 were found at row 2$"),
+    (b"nan,1,1,10,100,1", r"messages\[1\]\['time'\] = nan"),
+    (b"1e400,1,1,10,100,1", r"messages\[1\]\['time'\] = inf"),
+    (b"34200.1,1,1,-10,100,1", r"messages\[1\]\['size'\] = -10"),
+    (b"34200.1,1,1,10,9007199254740992,1", r"messages\[1\]\['price'\]"),
+])
+def test_damaged_message_files_are_data_errors_naming_the_file(tmp_path, line, fragment):
+    path = tmp_path / "bad_message_1.csv"
+    path.write_bytes(b"34200.0,5,0,1,100,1\n" + line + b"\n")
+    with pytest.raises(DataError, match=r"bad_message_1\.csv: .*" + fragment):
+        read_messages(path)
+
+
+@pytest.mark.parametrize("line, fragment", [
+    (b"101,9007199254740992,100,5", "ask level 1: price 101, size 9007199254740992"),
+    (b"101,5,100,-5", "bid level 1: price 100, size -5"),
+    (b"101,5,0,5", "bid level 1: price 0, size 5"),
+    (b"101,5,100", "the number of columns changed from 4 to 3 at row 2"),
+])
+def test_damaged_orderbook_rows_are_data_errors_naming_the_file_and_row(tmp_path, line,
+                                                                       fragment):
+    path = tmp_path / "bad_orderbook_1.csv"
+    path.write_bytes(b"101,5,100,5\n" + line + b"\n")
+    with pytest.raises(DataError, match=r"bad_orderbook_1\.csv: .*" + re.escape(fragment)):
+        read_orderbook(path)
+
+
+def test_crlf_line_ends_and_blank_lines_read_like_plain_lines(tmp_path):
+    text = AAPL.read_text().splitlines()[:5]
+    path = tmp_path / "dos_message_10.csv"
+    path.write_bytes(("\r\n\r\n".join(text) + "\r\n").encode())
+    assert read_messages(path).tolist() == read_messages(AAPL, nrows=5).tolist()
+
+
+def test_files_of_different_lengths_are_a_data_error_naming_both(tmp_path):
+    msg = _pair(tmp_path, "34200.0,5,0,1,100,1\n34200.1,5,0,1,100,1\n", "101,5,100,5\n")
+    with pytest.raises(DataError, match=r"X_message_1\.csv: 2 messages but 1 orderbook rows "
+                                        r"in .*X_orderbook_1\.csv"):
+        replay_files(msg)
+
+
+def test_a_resubmitted_live_id_names_the_message_file(tmp_path):
+    row = "101,5,100,10\n"
+    msg = _pair(tmp_path, "34200.0,1,4,5,100,1\n34200.1,1,4,5,100,1\n", row * 2)
+    with pytest.raises(DataError, match=r"X_message_1\.csv: messages\[1\] \(submission of "
+                                        r"order 4\)"):
+        replay_files(msg)
+
+
+def test_a_directory_is_an_os_error(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        read_messages(tmp_path)
 
 
 def test_orderbook_levels_must_run_best_first():

@@ -14,6 +14,7 @@ from time import perf_counter
 import numpy as np
 
 from ..events import EventKind, Side
+from .errors import DataError
 
 #: Price of an empty ask level in a LOBSTER orderbook file (its size is 0).
 DUMMY_ASK_PRICE = 9_999_999_999
@@ -129,7 +130,8 @@ class Replayer:
                 try:
                     events = limit(oid, side, prices[i], qty)
                 except ValueError as exc:  # e.g. the id is already resting
-                    raise ValueError(f"messages[{i}] (submission of order {oid}): {exc}") from None
+                    raise DataError(f"messages[{i}] (submission of order {oid}): {exc}", row=i,
+                                    field="order_id") from None
                 if len(events) > 1:  # it traded: possible only in a hybrid or broken replay
                     self._on_events(events, i, side, prices[i])
             elif _CANCELLATION <= kind <= _EXECUTION:
@@ -292,7 +294,16 @@ class Replayer:
         inner = prices[-2] if self.levels > 1 else None
         window_entering = entering and (
             inner is None or all(not at_or_better(side, p, inner) for p in diffs))
-        changed = sum(self._set_level(side, p, expected.get(p, 0)) for p in diffs)
+        changed = 0
+        if not hybrid and expected:
+            # A level the file puts across our other side (rows out of order, a row from
+            # another day) would trade with it when topped up. The file's row is not crossed,
+            # so that part of our other side is wrong anyway: empty it first, as a resync.
+            best = max(expected) if side == Side.BUY else min(expected)
+            crossing = self._prices_through(-side, best)
+            changed += sum(self._set_level(-side, p, 0) for p in crossing)
+            window_entering = window_entering and not crossing
+        changed += sum(self._set_level(side, p, expected.get(p, 0)) for p in diffs)
         if window_entering:
             self.n_resync_entering += changed
         else:

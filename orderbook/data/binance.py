@@ -33,23 +33,26 @@ Decimal strings are converted exactly (string arithmetic, never floats).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 
 import numpy as np
 
-from ..events import Side
+from ..events import INT64_MAX, Side
 from ..scenario import ExplicitBook
+from .errors import DataError, DataTypeError
 from .l2 import L2Book
 
 __all__ = [
     "DIFF_DTYPE", "LEVEL_DTYPE", "BOOK_TICKER_DTYPE", "TRADE_DTYPE", "STATE_DTYPE", "GAP_DTYPE",
     "DISAGREEMENT_DTYPE", "StateKind", "GapKind", "Snapshot", "Capture", "L2Book", "Replay",
-    "TickerCheck",
+    "TickerCheck", "DataError", "DataTypeError",
     "DecimalGrid", "read_capture", "parse_lines", "replay",
 ]
 
@@ -130,18 +133,25 @@ class DecimalGrid:
         What the grid measures ("price", "qty"), used in error messages.
     """
 
-    def __init__(self, step, name: str):
+    def __init__(self, step, name: str, *, positive: bool = False):
         try:
             value = Decimal(str(step))
         except InvalidOperation:
             raise ValueError(f"{name} step must be a decimal number, got {step!r}") from None
         if not value.is_finite() or value <= 0:
             raise ValueError(f"{name} step must be a finite number > 0, got {step!r}")
+        # step = units * 10**-places, with units an integer
+        places = max(0, -value.normalize().as_tuple().exponent)
+        if places > _MAX_PLACES or value.adjusted() > _MAX_PLACES:
+            # Finer or coarser than that, no real price or size is a whole int64 of steps (and
+            # a step of 1e-999999 would make every parse build a million-digit integer).
+            raise ValueError(f"{name} step must be between 1e-{_MAX_PLACES} and "
+                             f"1e{_MAX_PLACES}, got {step!r}")
         self.step = value
         self.name = name
-        # step = units * 10**-places, with units an integer
-        self.places = max(0, -value.normalize().as_tuple().exponent)
-        self.units = int(value.scaleb(self.places))
+        self.positive = positive
+        self.places = places
+        self.units = int(value.scaleb(places))
 
     def __call__(self, text) -> int:
         """Return ``text`` (a non-negative decimal string) in steps; ValueError if off-grid."""
@@ -156,10 +166,23 @@ class DecimalGrid:
             if frac[self.places:].strip("0"):
                 raise ValueError(f"{self.name} {text!r} is not on the {self.step} grid")
             frac = frac[:self.places]
+        if len(whole.lstrip("0")) > _MAX_DIGITS:
+            raise ValueError(f"{self.name} {text:.40}... has more than {_MAX_DIGITS} digits")
         count, rest = divmod(int(whole + frac.ljust(self.places, "0")), self.units)
         if rest:
             raise ValueError(f"{self.name} {text!r} is not on the {self.step} grid")
+        if count > INT64_MAX:
+            raise ValueError(f"{self.name} {text!r} is {count} steps of {self.step}, more than "
+                             f"an int64 holds")
+        if self.positive and not count:
+            raise ValueError(f"{self.name} must be > 0, got {text!r}")
         return count
+
+
+# A step needs at most 18 decimal places (and at most 18 digits before the point): int64 counts
+# 9.2e18 steps, so anything finer leaves no room for a real price.
+_MAX_PLACES = 18
+_MAX_DIGITS = 40  # digits of a decimal string's whole part; more cannot fit an int64 of steps
 
 
 # ---------------------------------------------------------------------------------- capture
@@ -197,6 +220,8 @@ class Capture:
     trades : ndarray of TRADE_DTYPE
     other : int
         Lines of other event types (kept out of the book; counted so nothing vanishes silently).
+    source : str or None
+        The file read (:func:`read_capture`), named in errors about the capture.
     """
 
     tick_size: Decimal
@@ -209,6 +234,7 @@ class Capture:
     book_tickers: np.ndarray
     trades: np.ndarray
     other: int
+    source: str | None = None
 
 
 def read_capture(path, *, tick_size="0.1", lot_size="0.001") -> Capture:
@@ -224,6 +250,14 @@ def read_capture(path, *, tick_size="0.1", lot_size="0.001") -> Capture:
     -------
     Capture
 
+    Raises
+    ------
+    DataError
+        A damaged file: a truncated or corrupted gzip stream, bytes that are not UTF-8, or any
+        line :func:`parse_lines` refuses; the message names the file and the line.
+    OSError
+        The file cannot be opened (missing, a directory, no permission).
+
     Examples
     --------
     >>> capture = read_capture("usdm_btcusdt_20240808.gz")            # doctest: +SKIP
@@ -231,14 +265,26 @@ def read_capture(path, *, tick_size="0.1", lot_size="0.001") -> Capture:
     (6551, 66089)
     """
     path = os.fspath(path)
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
     # One read and one split: the whole capture (28 MB for ~6 minutes of BTCUSDT) is parsed in
     # memory faster than line-by-line file iteration.
-    opener = gzip.open if gzipped else open
-    with opener(path, "rb") as handle:
-        text = handle.read().decode()
-    return parse_lines(text.splitlines(), tick_size=tick_size, lot_size=lot_size)
+    with open(path, "rb") as handle:
+        body = handle.read()
+    if body[:2] == b"\x1f\x8b":
+        try:
+            body = gzip.decompress(body)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(f"damaged gzip stream: {exc}", path=path) from exc
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"byte {body[exc.start:exc.start + 1]!r} is not UTF-8", path=path,
+                        line=line) from None
+    try:
+        capture = parse_lines(text.split("\n"), tick_size=tick_size, lot_size=lot_size)
+    except DataError as exc:
+        raise exc.in_file(path) from exc.__cause__
+    return dataclasses.replace(capture, source=path)
 
 
 def parse_lines(lines, *, tick_size="0.1", lot_size="0.001") -> Capture:
@@ -249,28 +295,33 @@ def parse_lines(lines, *, tick_size="0.1", lot_size="0.001") -> Capture:
 
     Raises
     ------
+    DataError
+        A line without a timestamp, bytes that are not UTF-8, bad JSON, a missing field, an id
+        or time that is not an integer in [0, 2**63), a price that is not > 0, a price or
+        quantity off the grid or too large for an int64 of steps, or messages of two symbols;
+        the message names the line (1-based) and the field. :class:`DataTypeError` (also a
+        TypeError) when a field has the wrong JSON type (a number for a decimal string, ...).
     ValueError
-        A line without a timestamp, bad JSON, a missing field, a price or quantity off the grid,
-        or messages of two symbols; the message names the line (1-based).
-    TypeError
-        A price or quantity that is not a string.
+        ``tick_size`` or ``lot_size`` is not a usable step.
     """
-    price, qty = DecimalGrid(tick_size, "price"), DecimalGrid(lot_size, "qty")
+    price = DecimalGrid(tick_size, "price", positive=True)
+    qty = DecimalGrid(lot_size, "qty")
     diffs, bid_counts, tickers, trades, snapshots = [], [], [], [], []
     level_price, level_qty = [], []
     symbol, count, other = None, 0, 0
     for number, raw in enumerate(lines, start=1):
-        if isinstance(raw, bytes):
-            raw = raw.decode()
-        raw = raw.strip()
-        if not raw:
-            continue
-        count += 1
-        stamp, _, body = raw.partition(" ")
         try:
-            local_ns = int(stamp)
-            message, end = _decode(body.lstrip())
-            if end != len(body.lstrip()):
+            if isinstance(raw, bytes):
+                raw = raw.decode()
+            raw = raw.strip()
+            if not raw:
+                continue
+            count += 1
+            stamp, _, body = raw.partition(" ")
+            local_ns = _timestamp(stamp)
+            body = body.lstrip()
+            message, end = _decode(body)
+            if end != len(body):
                 raise ValueError(f"extra data after the JSON object at column {end}")
             if not isinstance(message, dict):
                 raise ValueError(f"expected a JSON object, got {type(message).__name__}")
@@ -281,10 +332,12 @@ def parse_lines(lines, *, tick_size="0.1", lot_size="0.001") -> Capture:
             if event is None and "lastUpdateId" in data:
                 snapshots.append(_snapshot(number, local_ns, data, price, qty))
                 continue
-            if event not in _EVENTS:
+            if not isinstance(event, str) or event not in _EVENTS:
                 other += 1
                 continue
             if symbol != data["s"]:
+                if not isinstance(data["s"], str):
+                    raise DataTypeError(f"field 's' must be a string, got {data['s']!r:.60}")
                 if symbol is not None:
                     raise ValueError(f"symbol {data['s']!r} differs from {symbol!r} of earlier "
                                      f"lines")
@@ -293,26 +346,33 @@ def parse_lines(lines, *, tick_size="0.1", lot_size="0.001") -> Capture:
                 start = len(level_price)
                 bids, asks = data["b"], data["a"]
                 for key, pairs in (("b", bids), ("a", asks)):
+                    _check_pairs(key, pairs)
                     if pairs:
-                        _check_pairs(key, pairs)
                         prices, qtys = zip(*pairs)
                         level_price += prices
                         level_qty += qtys
                 bid_counts.append(len(bids))
-                diffs.append((number, local_ns, data["E"], data["T"], data["U"], data["u"],
-                              data["pu"], start, len(level_price)))
+                diffs.append((number, local_ns, *_ints(data, "E", "T", "U", "u", "pu"), start,
+                              len(level_price)))
             elif event == "bookTicker":
-                tickers.append((number, local_ns, data["E"], data["T"], data["u"], data["b"],
+                tickers.append((number, local_ns, *_ints(data, "E", "T", "u"), data["b"],
                                 data["B"], data["a"], data["A"]))
             else:
-                trades.append((number, local_ns, data["E"], data["T"], data["t"], data["p"],
+                if not isinstance(data["m"], bool):
+                    raise DataTypeError(f"field 'm' must be true or false, got "
+                                        f"{data['m']!r:.60}")
+                trades.append((number, local_ns, *_ints(data, "E", "T", "t"), data["p"],
                                data["q"], Side.SELL if data["m"] else Side.BUY))
+        except DataError as exc:
+            raise type(exc)(exc.problem, line=number, field=exc.field) from exc
         except KeyError as exc:
-            raise ValueError(f"line {number}: missing field {exc}") from exc
-        except ValueError as exc:  # bad timestamp, bad JSON, a malformed level
-            raise ValueError(f"line {number}: {exc}") from exc
+            raise DataError(f"missing field {exc}", line=number, field=str(exc.args[0])) from exc
         except TypeError as exc:
-            raise TypeError(f"line {number}: {exc}") from exc
+            raise DataTypeError(str(exc), line=number) from exc
+        except ValueError as exc:  # bad timestamp, bad JSON, a malformed level, not UTF-8
+            raise DataError(str(exc), line=number) from exc
+        except RecursionError:
+            raise DataError("JSON nested too deeply", line=number) from None
 
     diff_array = np.array(diffs, dtype=DIFF_DTYPE)
 
@@ -341,8 +401,29 @@ _DECIMALS = {"bid_price": "price", "ask_price": "price", "price": "price", "bid_
 
 
 def _check_pairs(key: str, pairs) -> None:
-    if not isinstance(pairs, list) or set(map(_length, pairs)) != {2}:
+    if not isinstance(pairs, list) or pairs and set(map(_length, pairs)) != {2}:
         raise ValueError(f"field {key!r} must be a list of [price, qty] pairs, got {pairs!r:.80}")
+
+
+def _timestamp(stamp: str) -> int:
+    """The local receive time (ns) that starts a line: ASCII digits, within int64."""
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 19 or int(stamp) > INT64_MAX:
+        raise DataError(f"the line must start with a local time in ns (digits, < 2**63), got "
+                        f"{stamp[:40]!r}", field="local_ns")
+    return int(stamp)
+
+
+def _ints(data: dict, *keys: str) -> list[int]:
+    """Integer fields (ids, exchange times in ms) of a message, each in [0, 2**63)."""
+    out = []
+    for key in keys:
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DataTypeError(f"field {key!r} must be an integer, got {value!r:.60}", field=key)
+        if not 0 <= value <= INT64_MAX:
+            raise DataError(f"field {key!r} = {value!r:.60} is outside [0, 2**63)", field=key)
+        out.append(value)
+    return out
 
 
 def _length(item) -> int:
@@ -355,14 +436,23 @@ def _column(texts: list, grid: DecimalGrid, line_of=None) -> np.ndarray:
     ``line_of(i)`` names the line of element i in error messages.
     """
     memo = {}
-    for text in dict.fromkeys(texts):  # first-seen order, so the first bad value is reported
-        try:
-            memo[text] = grid(text)
-        except (TypeError, ValueError) as exc:
-            if line_of is None:
-                raise
-            raise type(exc)(f"line {line_of(texts.index(text))}: {exc}") from None
+    # First-seen order, so the first bad value is reported. A value of the wrong type is not
+    # hashable if it is a list or an object: those are found one by one.
+    for k, text in enumerate(texts):
+        if not isinstance(text, str):
+            _grid_value(grid, text, line_of(k) if line_of else None)
+    for text in dict.fromkeys(texts):
+        memo[text] = _grid_value(grid, text, line_of(texts.index(text)) if line_of else None)
     return np.fromiter(map(memo.__getitem__, texts), dtype=np.int64, count=len(texts))
+
+
+def _grid_value(grid: DecimalGrid, text, line: int | None) -> int:
+    try:
+        return grid(text)
+    except TypeError as exc:
+        raise DataTypeError(str(exc), line=line, field=grid.name) from None
+    except ValueError as exc:
+        raise DataError(str(exc), line=line, field=grid.name) from None
 
 
 def _table(rows: list, dtype: np.dtype, price: DecimalGrid, qty: DecimalGrid) -> np.ndarray:
@@ -385,15 +475,17 @@ def _snapshot(number: int, local_ns: int, data: dict, price: DecimalGrid,
     sides = []
     for key in ("bids", "asks"):
         pairs = data[key]
+        _check_pairs(key, pairs)
         out = np.zeros((len(pairs), 2), dtype=np.int64)
         if pairs:
-            _check_pairs(key, pairs)
             prices, qtys = zip(*pairs)
             out[:, 0] = _column(list(prices), price)
             out[:, 1] = _column(list(qtys), qty)
         sides.append(out)
-    return Snapshot(number, local_ns, int(data.get("E", 0)), int(data.get("T", 0)),
-                    int(data["lastUpdateId"]), sides[0], sides[1])
+    times = {"E": 0, "T": 0, **{k: data[k] for k in ("E", "T") if k in data}}
+    event_ms, transact_ms, last_update_id = _ints({**times, "lastUpdateId": data["lastUpdateId"]},
+                                                  "E", "T", "lastUpdateId")
+    return Snapshot(number, local_ns, event_ms, transact_ms, last_update_id, sides[0], sides[1])
 
 
 # -------------------------------------------------------------------------------------- replay
@@ -629,7 +721,8 @@ class Replay:
 
         Give at most one of ``local_ns`` (local receive time, ns: what a trader on that machine
         knew), ``event_ms`` (exchange event time E, ms) or ``update_id`` (Binance update id);
-        none means the end of the capture. ValueError if no book is valid there.
+        none means the end of the capture. :class:`DataError` (a ValueError) if no book is
+        valid there.
         """
         given = [(n, v) for n, v in (("local_ns", local_ns), ("event_ms", event_ms),
                                      ("update_id", update_id)) if v is not None]
@@ -637,7 +730,7 @@ class Replay:
             raise TypeError(f"give at most one of local_ns, event_ms, update_id; got "
                             f"{', '.join(n for n, _ in given)}")
         if not len(self.states):
-            raise ValueError("no book: the capture has no usable snapshot")
+            raise self._error("no book: the capture has no usable snapshot")
         if given:
             name, value = given[0]
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -646,20 +739,24 @@ class Replay:
                 self._require_sorted_ids()
             k = int(np.searchsorted(self.states[name], value, side="right")) - 1
             if k < 0:
-                raise ValueError(f"no book at {name}={value}: the first book is at "
-                                 f"{name}={int(self.states[name][0])}")
+                raise self._error(f"no book at {name}={value}: the first book is at "
+                                  f"{name}={int(self.states[name][0])}")
         else:
             name, value, k = "end", "", len(self.states) - 1
         if self.states["kind"][k] == StateKind.GAP:
-            raise ValueError(f"no valid book at {name}{'=' if given else ''}{value}: sequence gap "
-                             f"at line {int(self.states['line'][k])} and no snapshot after it")
+            raise self._error(f"no valid book at {name}{'=' if given else ''}{value}: sequence "
+                              f"gap at line {int(self.states['line'][k])} and no snapshot after "
+                              f"it")
         return k
+
+    def _error(self, problem: str) -> DataError:
+        return DataError(problem, path=self.capture.source)
 
     def _require_sorted_ids(self) -> None:
         ids = self.states["update_id"]
         if not (ids[1:] >= ids[:-1]).all():
-            raise ValueError("the book's update ids go backwards (a snapshot older than the book "
-                             "it replaced?): update-id queries are undefined")
+            raise self._error("the book's update ids go backwards (a snapshot older than the "
+                              "book it replaced?): update-id queries are undefined")
 
     def book_at(self, local_ns: int | None = None, *, event_ms: int | None = None,
                 update_id: int | None = None) -> L2Book:
@@ -695,6 +792,8 @@ class Replay:
         if when == "end":
             return self.book_at()
         if when == "snapshot":
+            if not len(self.states):
+                raise self._error("no book: the capture has no usable snapshot")
             return self.book_at(local_ns=int(self.states["local_ns"][0]))
         if isinstance(when, str) and when.isdigit():
             when = int(when)
@@ -753,7 +852,8 @@ class Replay:
             out[mine] = (t if mine == theirs else s)[theirs][bad]
         # State-centric: each valid state against the latest bookTicker with u <= its id, when
         # that bookTicker lies inside the same valid stretch.
-        vs = np.nonzero(valid)[0]
+        # (With no bookTicker at all, no state has one to compare with.)
+        vs = np.nonzero(valid)[0] if len(bt) else np.zeros(0, dtype=np.intp)
         j = np.searchsorted(bt["update_id"], ids[vs], side="right") - 1
         ok = j >= 0
         jj = np.maximum(j, 0)

@@ -52,6 +52,8 @@ book (price and size, empty levels as dummies) are compared with row ``i``:
 Resyncs work price by price through the deepest published price: levels the replay has there
 but the file does not (stale ones) are emptied, levels of the wrong size are cut (synthetic
 orders first, then real ones from the back of the queue) or topped up with a synthetic order.
+When the file's row lies across the replayed other side (rows out of order), the crossing part
+of the other side is emptied first, so a resync never trades.
 ``match_rate`` = (exact + entering rows) / rows; ``n_exact`` counts exact rows alone. Row 0
 matches by construction of the seed.
 
@@ -94,10 +96,11 @@ import numpy as np
 
 from ..events import INT64_MAX, Side
 from ._lobster_replay import DUMMY_ASK_PRICE, DUMMY_BID_PRICE, EventType, Replayer
+from .errors import DataError
 
 __all__ = [
     "EventType", "LOBSTER_MESSAGE_DTYPE", "FILL_DTYPE", "DUMMY_ASK_PRICE", "DUMMY_BID_PRICE",
-    "LobsterBook", "Injection", "InjectionReport", "Divergence", "ReplayResult",
+    "LobsterBook", "Injection", "InjectionReport", "Divergence", "ReplayResult", "DataError",
     "read_messages", "read_orderbook", "orderbook_path_for", "replay", "replay_files",
 ]
 
@@ -151,13 +154,24 @@ def read_messages(path, *, nrows: int | None = None) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        :data:`LOBSTER_MESSAGE_DTYPE` array. Raises ``ValueError`` naming the row and field of
-        the first malformed value. O(rows).
+        :data:`LOBSTER_MESSAGE_DTYPE` array. O(rows).
+
+    Raises
+    ------
+    DataError
+        A damaged file (not UTF-8, a missing or extra column, a value that is not a number or
+        does not fit, a value out of range, times going backwards), naming the file, the row
+        and the field of the first problem.
+    OSError
+        The file cannot be opened (missing, a directory, no permission).
     """
     path = Path(path)
     raw_dtype = [("time", "<f8")] + [(name, "<i8") for name in LOBSTER_MESSAGE_DTYPE.names[1:]]
     raw = _loadtxt(path, raw_dtype, nrows, "message")
-    _check_messages(raw)
+    try:
+        _check_messages(raw)
+    except DataError as exc:
+        raise exc.in_file(path) from None
     return raw.astype(LOBSTER_MESSAGE_DTYPE)
 
 
@@ -175,30 +189,45 @@ def read_orderbook(path, *, nrows: int | None = None) -> LobsterBook:
     -------
     LobsterBook
         ``(ask_price, ask_size, bid_price, bid_size)``, each ``(rows, N)`` int64. O(rows x N).
+
+    Raises
+    ------
+    DataError, OSError
+        As :func:`read_messages`; also rows that are crossed or whose levels do not run best
+        first.
     """
     path = Path(path)
     data = _loadtxt(path, np.int64, nrows, "orderbook")
     if data.ndim == 1:
         data = data.reshape(1, -1)
     if data.shape[1] % 4:
-        raise ValueError(f"{path}: an orderbook file has 4 columns per level, got "
-                         f"{data.shape[1]} columns")
+        raise DataError(f"an orderbook file has 4 columns per level, got {data.shape[1]} "
+                        f"columns", path=path)
     book = LobsterBook(*(np.ascontiguousarray(data[:, k::4]) for k in range(4)))
-    _check_orderbook(book)
+    try:
+        _check_orderbook(book)
+    except DataError as exc:
+        raise exc.in_file(path) from None
     return book
 
 
 def _loadtxt(path: Path, dtype, nrows, what: str) -> np.ndarray:
-    if nrows is not None and (not _is_int(nrows) or nrows < 1):
-        raise ValueError(f"nrows must be a positive integer, got {nrows!r}")
+    if nrows is not None and (not _is_int(nrows) or not 1 <= nrows <= INT64_MAX):
+        raise ValueError(f"nrows must be a positive integer (at most 2**63 - 1), got {nrows!r}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # an empty file: reported below
-            data = np.loadtxt(path, delimiter=",", dtype=dtype, ndmin=1, max_rows=nrows)
+            data = np.loadtxt(path, delimiter=",", dtype=dtype, ndmin=1,
+                              max_rows=None if nrows is None else int(nrows), encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not a LOBSTER {what} file: byte {exc.object[exc.start:exc.start + 1]!r}"
+                        f" is not UTF-8", path=path) from None
     except ValueError as exc:
-        raise ValueError(f"{path}: not a LOBSTER {what} file: {exc}") from None
+        # numpy's advice to pass usecols is for callers of loadtxt, not for a damaged file
+        problem = str(exc).split("; use `usecols`")[0]
+        raise DataError(f"not a LOBSTER {what} file: {problem}", path=path) from None
     if data.size == 0:
-        raise ValueError(f"{path}: the {what} file is empty")
+        raise DataError(f"the {what} file is empty", path=path)
     return data
 
 
@@ -238,12 +267,14 @@ def _check_messages(msgs: np.ndarray) -> None:
     for name, mask, expected in checks:
         row = _first_bad(mask)
         if row is not None:
-            raise ValueError(f"messages[{row}]['{name}'] = {msgs[name][row]!r}; "
-                             f"expected {expected}")
+            raise DataError(f"messages[{row}]['{name}'] = {msgs[name][row].item()!r}; "
+                            f"expected {expected}", row=row, field=name)
     row = _first_bad(np.diff(msgs["time"]) < 0)
     if row is not None:
-        raise ValueError(f"messages[{row + 1}]['time'] = {msgs['time'][row + 1]!r} is earlier "
-                         f"than the message before it ({msgs['time'][row]!r})")
+        raise DataError(f"messages[{row + 1}]['time'] = {msgs['time'][row + 1].item()!r} is "
+                        f"earlier than the message before it ({msgs['time'][row].item()!r})",
+                        row=row + 1,
+                        field="time")
 
 
 def _check_orderbook(book: LobsterBook) -> None:
@@ -253,25 +284,31 @@ def _check_orderbook(book: LobsterBook) -> None:
     for name, price, size, dummy in (("ask", book.ask_price, book.ask_size, DUMMY_ASK_PRICE),
                                      ("bid", book.bid_price, book.bid_size, DUMMY_BID_PRICE)):
         empty = price == dummy
-        bad = np.argwhere((empty & (size != 0)) | (~empty & ((price < 1) | (size < 1))))
+        # Below 2**53, like message sizes and prices: the replay sums a level's orders and
+        # compares with these, and the sums must stay far from int64's end.
+        bad = np.argwhere((empty & (size != 0)) | (~empty & (
+            (price < 1) | (price >= _EXACT_FLOAT) | (size < 1) | (size >= _EXACT_FLOAT))))
         if len(bad):
             row, level = (int(x) for x in bad[0])
-            raise ValueError(f"orderbook row {row}, {name} level {level + 1}: price "
-                             f"{int(price[row, level])}, size {int(size[row, level])}; expected "
-                             f"price >= 1 and size >= 1, or the dummy price {dummy} and size 0")
+            raise DataError(f"orderbook row {row}, {name} level {level + 1}: price "
+                            f"{int(price[row, level])}, size {int(size[row, level])}; expected "
+                            f"price and size in [1, 2**53), or the dummy price {dummy} and "
+                            f"size 0", row=row, field=f"{name} level {level + 1}")
         # Levels run best first: asks strictly up, bids strictly down, empty levels last.
         step = np.diff(price, axis=1) * (1 if name == "ask" else -1)
         bad = np.argwhere((~empty[:, 1:] & (empty[:, :-1] | (step <= 0))))
         if len(bad):
             row, level = int(bad[0][0]), int(bad[0][1]) + 1
-            raise ValueError(f"orderbook row {row}, {name} level {level + 1}: price "
-                             f"{int(price[row, level])} does not come after level {level} "
-                             f"({int(price[row, level - 1])}); levels must run best first")
+            raise DataError(f"orderbook row {row}, {name} level {level + 1}: price "
+                            f"{int(price[row, level])} does not come after level {level} "
+                            f"({int(price[row, level - 1])}); levels must run best first",
+                            row=row, field=f"{name} level {level + 1}")
     both = (book.ask_size[:, 0] > 0) & (book.bid_size[:, 0] > 0)
     row = _first_bad(both & (book.ask_price[:, 0] <= book.bid_price[:, 0]))
     if row is not None:
-        raise ValueError(f"orderbook row {row} is crossed: best ask {int(book.ask_price[row, 0])}"
-                         f" <= best bid {int(book.bid_price[row, 0])}")
+        raise DataError(f"orderbook row {row} is crossed: best ask {int(book.ask_price[row, 0])}"
+                        f" <= best bid {int(book.bid_price[row, 0])}", row=row,
+                        field="ask level 1")
 
 
 # --------------------------------------------------------------------------- injections
@@ -331,7 +368,7 @@ class Injection:
         if not _is_int(self.qty):
             raise TypeError(f"Injection.qty = {self.qty!r}; expected an integer number of lots")
         if not 1 <= self.qty <= INT64_MAX:
-            raise ValueError(f"Injection.qty = {self.qty!r}; expected >= 1 lot")
+            raise ValueError(f"Injection.qty = {self.qty!r}; expected 1 to 2**63 - 1 lots")
         if self.kind not in ("market", "limit"):
             raise ValueError(f"Injection.kind = {self.kind!r}; expected 'market' or 'limit'")
         if self.kind == "limit":
@@ -339,7 +376,8 @@ class Injection:
                 raise TypeError(f"Injection.price = {self.price!r}; a limit order needs an "
                                 f"integer price in ticks")
             if not 1 <= self.price <= INT64_MAX:
-                raise ValueError(f"Injection.price = {self.price!r}; expected >= 1 tick")
+                raise ValueError(f"Injection.price = {self.price!r}; expected 1 to 2**63 - 1 "
+                                 f"ticks")
         elif self.price is not None:
             raise ValueError(f"Injection.price = {self.price!r}; a market order has no price")
         if (self.at is None) == (self.time is None):
@@ -589,8 +627,16 @@ def replay_files(message_path, orderbook_path=None, *, nrows: int | None = None,
     """
     if orderbook_path is None:
         orderbook_path = orderbook_path_for(message_path)
-    return replay(read_messages(message_path, nrows=nrows),
-                  read_orderbook(orderbook_path, nrows=nrows), inject=inject, book_cls=book_cls)
+    messages = read_messages(message_path, nrows=nrows)
+    book = read_orderbook(orderbook_path, nrows=nrows)
+    if book.ask_price.shape[0] != len(messages):
+        raise DataError(f"{len(messages)} messages but {book.ask_price.shape[0]} orderbook rows "
+                        f"in {orderbook_path}; the files must have one row per message",
+                        path=message_path)
+    try:
+        return replay(messages, book, inject=inject, book_cls=book_cls)
+    except DataError as exc:  # a message the book refuses (a live id resubmitted, ...)
+        raise (exc if exc.path is not None else exc.in_file(message_path)) from None
 
 
 def _check_inputs(messages, orderbook) -> tuple[np.ndarray, LobsterBook]:
