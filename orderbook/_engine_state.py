@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from . import _validation as check
 from .events import (
-    EVENT_DTYPE, INSURANCE_FUND, INT64_MAX, Deficit, ForcedKind, LimitRule, MarkRule, Side, Sizing,
+    EVENT_DTYPE, INSURANCE_FUND, INT64_MAX, AmendRule, Deficit, ForcedKind, LimitRule, MarkRule,
+    SelfTradePrevention, Side, Sizing,
 )
 from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
 
@@ -35,6 +36,12 @@ def enum_arg(name: str, enum, value):
     except ValueError:
         choices = ", ".join(f"{m.name} ({int(m)})" for m in enum)
         raise ValueError(f"{name} must be one of {choices}, got {number}") from None
+
+
+def book_rules(stp, amend_rule) -> tuple:
+    """The book's self-trade prevention mode and amend rule, checked naming the argument."""
+    return (enum_arg("stp", SelfTradePrevention, stp),
+            enum_arg("amend_rule", AmendRule, amend_rule))
 
 
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,

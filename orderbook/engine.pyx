@@ -33,7 +33,7 @@ from orderbook.book cimport OrderBook
 
 from . import _validation as check
 from ._bookview import BookView
-from ._engine_state import STATE_VERSION, check_state, constructor_args, settings
+from ._engine_state import STATE_VERSION, book_rules, check_state, constructor_args, settings
 from .events import (
     EVENT_DTYPE, FORCED_DTYPE, AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule,
     SelfTradePrevention, Sizing,
@@ -173,6 +173,8 @@ cdef class Engine:
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
                  max_position=None):
+        # The book's own refusals of these two do not name them; the engine's do.
+        stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
         # Checked (in Python integers) before anything lands in an int64 attribute.
         given = settings(book.tick_size, book.lot_size, quote_unit, tiers=tiers,

@@ -20,7 +20,9 @@ from .events import (
     events_to_array,
 )
 from ._bookview import BookView
-from ._engine_state import RATES, STATE_VERSION, check_state, constructor_args, settings
+from ._engine_state import (
+    RATES, STATE_VERSION, book_rules, check_state, constructor_args, settings,
+)
 from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, PPM, ceil_div
 from .reference import OrderBook
 
@@ -65,6 +67,8 @@ class Engine:
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
                  max_position=None):
+        # The book's own refusals of these two do not name them; the engine's do.
+        stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
         given = settings(book.tick_size, book.lot_size, quote_unit, tiers=tiers,
                          insurance_fund=insurance_fund, backstop=backstop, round_cap=round_cap,
