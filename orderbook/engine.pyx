@@ -993,7 +993,7 @@ cdef class Engine:
     cdef int _take_over(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
                         price_t price) except -1:
         cdef int direction = -side
-        cdef int32_t backstop, fund, other
+        cdef int32_t backstop, fund
         cdef qty_t room, qty
         cdef price_t bs_price
         self.mark()
