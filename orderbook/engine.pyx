@@ -86,11 +86,12 @@ cdef inline void mul_wide(uint128 a, uint128 b, uint128* hi, uint128* lo) noexce
 
 cdef bint adl_before(const AdlCand& x, const AdlCand& y) noexcept nogil:
     # Whether x ranks before y: the larger profit x notional / (cost x equity) first, ties by the
-    # smaller owner id (the reference's Fraction sort). Cross-multiplied, exactly: a candidate
-    # is a non-fund account, so |position| <= max_position, and the mark is <= max_price, so
-    # notional <= max_price * max_position * k <= 2**61; profit <= max(notional, cost) < 2**63
-    # and cost < 2**63 (int64), equity = collateral + profit < 2**64. So num < 2**126 and
-    # den < 2**127 fit 128 bits and their cross products (< 2**253) fit the 256 of mul_wide.
+    # smaller owner id (the reference's Fraction sort). Cross-multiplied, exactly: the mark is
+    # <= max_price and every position's value there fits int64 (a live engine's non-fund
+    # positions stay within 3 max_position, 3 * 2**61 < 2**63; check_state bounds a loaded
+    # one), so notional < 2**63; profit <= max(notional, cost) < 2**63 with cost < 2**63
+    # (int64), and equity = collateral + profit < 2**64. So num < 2**126 and den < 2**127 fit
+    # 128 bits, and their cross products (< 2**253) fit the 256 of mul_wide.
     cdef uint128 lhi, llo, rhi, rlo
     mul_wide(x.num, y.den, &lhi, &llo)
     mul_wide(y.num, x.den, &rhi, &rlo)

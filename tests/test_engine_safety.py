@@ -175,7 +175,7 @@ def _victim(state):
 
 
 DAMAGES = {
-    "a position past max_position": lambda s: set_account(_victim(s), "position", 2**40)(s),
+    "a position worth past int64": lambda s: set_account(_victim(s), "position", 2**40)(s),
     "an int64-overflowing position": lambda s: set_account(_victim(s), "position", 2**64)(s),
     "positions not summing to zero": lambda s: set_account(_victim(s), "position", 9)(s),
     "a float collateral": lambda s: set_account(_victim(s), "collateral", 100.0)(s),
@@ -215,6 +215,20 @@ def test_a_damaged_pickle_is_refused_naming_the_field(engine_cls, damage):
     eng = busy_engine(engine_cls)
     with pytest.raises(ValueError, match="corrupt Engine state"):
         damaged(eng, DAMAGES[damage])()
+
+
+def test_a_position_past_max_position_from_resting_fills_pickles(engine_cls):
+    # seed_position ignores resting orders, so their fills can carry a live position past
+    # max_position: a valid engine, which a pickle must carry as it is.
+    eng = engine_cls(tiers=TIERS, max_position=10)
+    eng.add_account(LP, 10_000_000, exempt=True)
+    eng.add_account(1, 100_000)
+    eng.add_account(2, 100_000)
+    eng.limit(1, B, 100, 10, 1)
+    eng.seed_position(1, LP, 100, 10)
+    eng.market(2, S, 10, 2)
+    assert eng.account(1).position == 20
+    assert observe(pickle.loads(pickle.dumps(eng))) == observe(eng)
 
 
 def test_an_emptied_liquidation_index_cannot_be_pickled_in(engine_cls):
