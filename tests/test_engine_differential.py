@@ -16,7 +16,7 @@ round trip) whose state must equal its original's, bit for bit, before the run g
 After every operation the two engines must agree exactly on:
 
 * the value each call returns (events of an order call, records of ``liquidate()``, the flag of
-  ``liquidation_round()``, the sum of ``total_equity()``, None otherwise) or the type of the
+  ``liquidation_round()``, ``account()``, ``total_equity()``, None otherwise) or the type of the
   exception it raises;
 * ``owners()``, ``account(owner)`` of every owner (the insurance fund's included), ``queue()``,
   ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
@@ -462,6 +462,8 @@ class Pair:
             _compare_events(where, left, right)
         elif method == "liquidate":
             _compare_array(where, left, right, FORCED_DTYPE, self.bitwise)
+        elif method == "account":
+            _compare_account(where, left, right)
         elif method == "total_equity":
             if type(left) is not int or left != right:
                 raise Mismatch(f"{where}: returned {left!r} vs {right!r}")
