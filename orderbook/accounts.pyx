@@ -59,6 +59,10 @@ cdef class Ledger:
         for deduction in tiers.initial_deduction:
             self.im_deduction.push_back(from_python(deduction))
 
+    def __reduce__(self):
+        # No automatic pickling of raw slots and indexes: the Engine pickles checked state.
+        raise TypeError("a Ledger cannot be pickled on its own; pickle its Engine")
+
     cdef int32_t slot(self, owner_t owner) noexcept nogil:
         it = self.slot_of.find(owner)
         if it == self.slot_of.end():

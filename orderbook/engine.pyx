@@ -4,6 +4,10 @@ Same semantics as ``orderbook.reference_engine.Engine``, record for record. The 
 ``OrderBook``; forced orders go through the book's ``cdef`` core like any other message, and every
 trade settles to the ``Ledger`` (accounts.pyx). Finding the accounts a mark move crosses walks the
 two ordered liquidation-price indexes: O(log n + k).
+
+Bounds on user-supplied numbers are checked in Python integers (``_engine_state.settings``,
+``_check_exposure``) before anything is stored in int64; what is stored then keeps every product
+the engine forms inside int128 (see ``adl_before`` for the one comparison that needs 256 bits).
 """
 
 from fractions import Fraction
@@ -12,7 +16,7 @@ cimport cython
 from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy
-from libcpp.algorithm cimport sort
+from libcpp.algorithm cimport make_heap, pop_heap, sort
 from libcpp.set cimport set as cset
 from libcpp.vector cimport vector
 
@@ -29,11 +33,15 @@ from orderbook.book cimport OrderBook
 
 from . import _validation as check
 from ._bookview import BookView
+from ._engine_state import STATE_VERSION, book_rules, check_state, constructor_args, settings
 from .events import (
     EVENT_DTYPE, FORCED_DTYPE, AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule,
     SelfTradePrevention, Sizing,
 )
-from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
+from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MarginTiers
+
+cdef extern from *:
+    ctypedef unsigned long long uint128 "unsigned __int128"
 
 cdef enum:
     SERVED_QUEUED = 0
@@ -56,6 +64,47 @@ cdef inline money_t negative_part(money_t value) noexcept nogil:
 cdef struct Episode:
     owner_t owner
     int64_t generation
+
+
+cdef struct AdlCand:
+    # An ADL candidate's ranking key profit x notional / (cost x equity) as its numerator and
+    # denominator, both positive (see adl_before for their bounds).
+    uint128 num
+    uint128 den
+    owner_t owner
+
+
+cdef inline void mul_wide(uint128 a, uint128 b, uint128* hi, uint128* lo) noexcept nogil:
+    # The full 256-bit product of two 128-bit numbers, in 64-bit limbs.
+    cdef uint128 mask = <uint128>0xFFFFFFFFFFFFFFFF
+    cdef uint128 a0 = a & mask, a1 = a >> 64, b0 = b & mask, b1 = b >> 64
+    cdef uint128 p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1
+    cdef uint128 mid = (p00 >> 64) + (p01 & mask) + (p10 & mask)
+    lo[0] = (p00 & mask) | (mid << 64)
+    hi[0] = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64)
+
+
+cdef bint adl_before(const AdlCand& x, const AdlCand& y) noexcept nogil:
+    # Whether x ranks before y: the larger profit x notional / (cost x equity) first, ties by the
+    # smaller owner id (the reference's Fraction sort). Cross-multiplied, exactly: the mark is
+    # <= max_price and every position's value there fits int64 (a live engine's non-fund
+    # positions stay within 3 max_position, 3 * 2**61 < 2**63; check_state bounds a loaded
+    # one), so notional < 2**63; profit <= max(notional, cost) < 2**63 with cost < 2**63
+    # (int64), and equity = collateral + profit < 2**64. So num < 2**126 and den < 2**127 fit
+    # 128 bits, and their cross products (< 2**253) fit the 256 of mul_wide.
+    cdef uint128 lhi, llo, rhi, rlo
+    mul_wide(x.num, y.den, &lhi, &llo)
+    mul_wide(y.num, x.den, &rhi, &rlo)
+    if lhi != rhi:
+        return lhi > rhi
+    if llo != rlo:
+        return llo > rlo
+    return x.owner < y.owner
+
+
+cdef bint adl_after(const AdlCand& x, const AdlCand& y) noexcept nogil:
+    # The heap's "less than": the best-ranked candidate sits at the top.
+    return adl_before(y, x)
 
 
 cdef struct ForcedRec:
@@ -81,6 +130,16 @@ cdef class Engine:
     """Margin accounts, mark price and liquidator around an order book (compiled).
 
     Parameters are those of ``orderbook.reference_engine.Engine``; see docs/liquidation.md.
+
+    Copies and pickles: ``copy()``, ``copy.copy``, ``copy.deepcopy`` and ``pickle`` all give an
+    independent engine with the same state and the same future behaviour, record for record. A
+    pickle holds the constructor's settings and the primary state (book, accounts, queue,
+    records, trades, fund history, counters); loading checks every field and rebuilds what is
+    derived (liquidation indexes, open quantities), raising ValueError on a damaged pickle.
+
+    Threads: an Engine is not for concurrent use. A call that touches its accounts or book while
+    another thread is inside such a call raises ``RuntimeError("this Engine is busy in another
+    thread")`` instead of racing with it; calls from one thread at a time are always safe.
     """
 
     cdef OrderBook _book
@@ -106,6 +165,7 @@ cdef class Engine:
     cdef vector[EventRec] trade_log
     cdef vector[int64_t] fund_rounds
     cdef vector[money_t] fund_balances
+    cdef bint _busy               # a public call is running (see _enter)
 
     def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
@@ -114,34 +174,34 @@ cdef class Engine:
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
                  max_position=None):
+        # The book's own refusals of these two do not name them; the engine's do.
+        stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
-        self.quote_unit, k = unit_value(book.tick_size, book.lot_size, quote_unit)
-        self.k = k
-        self.tiers = MarginTiers(tiers)
-        self.taker_fee_ppm = rate_ppm("taker_fee_ppm", taker_fee_ppm)
-        self.maker_fee_ppm = rate_ppm("maker_fee_ppm", maker_fee_ppm)
-        self.liquidation_fee_ppm = rate_ppm("liquidation_fee_ppm", liquidation_fee_ppm)
-        self.fraction_ppm = rate_ppm("fraction_ppm", fraction_ppm)
-        self.band_ppm = rate_ppm("band_ppm", band_ppm)
-        self.backstop_discount_ppm = rate_ppm("backstop_discount_ppm", backstop_discount_ppm)
-        self._mark_rule = MarkRule(check.as_int64("mark_rule", mark_rule))
-        self._sizing = Sizing(check.as_int64("sizing", sizing))
-        self._limit_rule = LimitRule(check.as_int64("limit", limit))
-        self._deficit = Deficit(check.as_int64("deficit", deficit))
-        self.has_round_cap = round_cap is not None
-        self._round_cap = check.as_positive("round_cap", round_cap) if self.has_round_cap else 0
-        self.max_price = check.as_positive("max_price", max_price)
-        if max_position is None:
-            max_position = MONEY_BOUND // (self.max_price * self.k)
-        self.max_position = check.as_positive("max_position", max_position)
-        if self.max_price * self.max_position * self.k > MONEY_BOUND:
-            raise ValueError(f"max_price * max_position * k = "
-                             f"{self.max_price * self.max_position * self.k} exceeds 2**61")
-        fund = check.as_int64("insurance_fund", insurance_fund)
-        if not 0 <= fund <= DEPOSIT_BOUND:
-            raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
-        self.has_backstop = backstop is not None
-        self._backstop = check.as_int64("backstop", backstop) if self.has_backstop else 0
+        # Checked (in Python integers) before anything lands in an int64 attribute.
+        given = settings(book.tick_size, book.lot_size, quote_unit, tiers=tiers,
+                         insurance_fund=insurance_fund, backstop=backstop, round_cap=round_cap,
+                         max_price=max_price, max_position=max_position,
+                         taker_fee_ppm=taker_fee_ppm, maker_fee_ppm=maker_fee_ppm,
+                         liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
+                         band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
+                         mark_rule=mark_rule, sizing=sizing, limit=limit, deficit=deficit)
+        self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
+        self.taker_fee_ppm = given["taker_fee_ppm"]
+        self.maker_fee_ppm = given["maker_fee_ppm"]
+        self.liquidation_fee_ppm = given["liquidation_fee_ppm"]
+        self.fraction_ppm = given["fraction_ppm"]
+        self.band_ppm = given["band_ppm"]
+        self.backstop_discount_ppm = given["backstop_discount_ppm"]
+        self._mark_rule = given["mark_rule"]
+        self._sizing = given["sizing"]
+        self._limit_rule = given["limit"]
+        self._deficit = given["deficit"]
+        self.has_round_cap = given["round_cap"] is not None
+        self._round_cap = given["round_cap"] if self.has_round_cap else 0
+        self.max_price, self.max_position = given["max_price"], given["max_position"]
+        fund = given["insurance_fund"]
+        self.has_backstop = given["backstop"] is not None
+        self._backstop = given["backstop"] if self.has_backstop else 0
         self._book = book
         self.book = BookView(book)
         self.ledger = Ledger(self.k, self.max_price, self.max_position, self.tiers)
@@ -181,6 +241,22 @@ cdef class Engine:
         """Owner id of the backstop account, or None."""
         return self._backstop if self.has_backstop else None
 
+    # ------------------------------------------------------------------ the busy guard
+    cdef int _enter(self) except -1:
+        # Check and set with no Python call in between, so the pair is atomic under the GIL.
+        # Every public method that touches the C containers takes the flag and drops it in a
+        # finally: another thread's call (say one growing ``ledger.accounts`` while this one
+        # holds an Account*) raises instead of corrupting state or using freed memory.
+        if self._busy:
+            raise RuntimeError("this Engine is busy in another thread")
+        self._busy = True
+        return 0
+
+    @property
+    def busy(self):
+        """True while a call is running (a call from another thread then raises RuntimeError)."""
+        return self._busy
+
     # ------------------------------------------------------------------ accounts
     cdef int32_t _open(self, owner_t owner, money_t collateral, bint exempt, bint isolated=False,
                        money_t reserve=0):
@@ -201,11 +277,11 @@ cdef class Engine:
         self.ledger.accounts.push_back(a)
         return <int32_t>self.ledger.accounts.size() - 1
 
-    cdef int32_t _slot(self, owner) except -1:
-        cdef owner_t oid = check.as_int64("owner", owner)
+    cdef int32_t _slot(self, owner, str name="owner") except -1:
+        cdef owner_t oid = check.as_int64(name, owner)
         cdef int32_t slot = self.ledger.slot(oid)
         if slot < 0:
-            raise KeyError(f"owner {oid} has no account")
+            raise KeyError(f"{name} {oid} has no account")
         return slot
 
     def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None):
@@ -214,93 +290,121 @@ cdef class Engine:
         With ``isolated_margin`` the account is isolated: only that much of its collateral backs
         the position (and can be lost); the rest is its reserve.
         """
-        cdef owner_t oid = check.as_int64("owner", owner)
-        if oid < 0:
-            raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {oid}")
-        if self.ledger.slot(oid) >= 0:
-            raise ValueError(f"owner {oid} already has an account")
-        amount = check.as_int64("collateral", collateral)
-        if amount < 0:
-            raise ValueError(f"collateral must be >= 0 quote units, got {amount}")
-        margin = amount
-        if isolated_margin is not None:
-            margin = check.as_int64("isolated_margin", isolated_margin)
-            if not 0 <= margin <= amount:
-                raise ValueError(f"isolated_margin must be in [0, collateral={amount}], "
-                                 f"got {margin}")
-        self._check_deposit(amount)
-        self._open(oid, margin, bool(exempt), isolated_margin is not None, amount - margin)
-        self.total_deposits += amount
+        self._enter()
+        try:
+            oid = check.as_int64("owner", owner)
+            if oid < 0:
+                raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {oid}")
+            if self.ledger.slot(oid) >= 0:
+                raise ValueError(f"owner {oid} already has an account")
+            amount = check.as_int64("collateral", collateral)
+            if amount < 0:
+                raise ValueError(f"collateral must be >= 0 quote units, got {amount}")
+            margin = amount
+            if isolated_margin is not None:
+                margin = check.as_int64("isolated_margin", isolated_margin)
+                if not 0 <= margin <= amount:
+                    raise ValueError(f"isolated_margin must be in [0, collateral={amount}], "
+                                     f"got {margin}")
+            self._check_deposit(amount)
+            self._open(oid, margin, bool(exempt), isolated_margin is not None, amount - margin)
+            self.total_deposits += <money_t>amount
+        finally:
+            self._busy = False
 
     def deposit(self, owner, amount):
         """Add ``amount`` quote units (>= 1) to the collateral (an isolated account's: reserve)."""
-        cdef int32_t slot = self._slot(owner)
-        value = check.as_positive("amount", amount)
-        self._check_deposit(value)
-        if self.acct(slot).isolated:
-            self.acct(slot).reserve += <money_t>value
-        else:
-            self.acct(slot).collateral += <money_t>value
-        self.total_deposits += <money_t>value
-        self.ledger.reindex(slot)
+        self._enter()
+        try:
+            slot = self._slot(owner)
+            value = check.as_positive("amount", amount)
+            self._check_deposit(value)
+            if self.acct(slot).isolated:
+                self.acct(slot).reserve += <money_t>value
+            else:
+                self.acct(slot).collateral += <money_t>value
+            self.total_deposits += <money_t>value
+            self.ledger.reindex(slot)
+        finally:
+            self._busy = False
 
     def add_margin(self, owner, amount):
         """Move ``amount`` quote units of an isolated account's reserve into its margin."""
-        cdef int32_t slot = self._slot(owner)
-        value = check.as_positive("amount", amount)
-        cdef Account* a = self.acct(slot)
-        if not a.isolated:
-            raise ValueError(f"owner {a.owner} is a cross-margin account; add_margin is "
-                             f"for isolated accounts")
-        if value > a.reserve:
-            raise ValueError(f"amount {value} exceeds owner {a.owner}'s reserve {a.reserve}")
-        a.reserve -= <money_t>value
-        a.collateral += <money_t>value
-        self.ledger.reindex(slot)
+        self._enter()
+        try:
+            slot = self._slot(owner)
+            value = check.as_positive("amount", amount)
+            # The Account* is taken after the last Python call that could run other code.
+            a = self.acct(slot)
+            if not a.isolated:
+                raise ValueError(f"owner {a.owner} is a cross-margin account; add_margin is "
+                                 f"for isolated accounts")
+            if value > a.reserve:
+                raise ValueError(f"amount {value} exceeds owner {a.owner}'s reserve {a.reserve}")
+            a.reserve -= <money_t>value
+            a.collateral += <money_t>value
+            self.ledger.reindex(slot)
+        finally:
+            self._busy = False
 
-    def _check_deposit(self, amount):
+    cdef int _check_deposit(self, amount) except -1:
         if self.total_deposits + amount > DEPOSIT_BOUND:
             raise ValueError(f"total deposits would reach {self.total_deposits + amount}, "
                              f"past 2**62 quote units")
+        return 0
 
     def seed_position(self, long_owner, short_owner, price, qty):
         """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
-        cdef int32_t buyer = self._slot(long_owner), seller = self._slot(short_owner)
-        if buyer == seller:
-            raise ValueError("seed_position needs two different accounts")
-        if (self.acct(buyer).owner == C_FUND
-                or self.acct(seller).owner == C_FUND):
-            raise ValueError("the insurance fund cannot be seeded with a position")
-        cdef price_t p = self._price("price", price)
-        cdef qty_t q = check.as_positive("qty", qty)
-        for slot, sign in ((buyer, 1), (seller, -1)):
-            position = self.acct(slot).position
-            if abs(position + sign * q) > self.max_position:
-                raise ValueError(f"qty {q} would take owner {self.acct(slot).owner}'s "
-                                 f"position past max_position {self.max_position}")
-        self.ledger.settle(buyer, q, p)
-        self.ledger.settle(seller, -q, p)
+        self._enter()
+        try:
+            buyer = self._slot(long_owner, "long_owner")
+            seller = self._slot(short_owner, "short_owner")
+            if buyer == seller:
+                raise ValueError("seed_position needs two different accounts")
+            if self.acct(buyer).owner == C_FUND or self.acct(seller).owner == C_FUND:
+                raise ValueError("the insurance fund cannot be seeded with a position")
+            p = self._price("price", price)
+            q = check.as_positive("qty", qty)
+            for slot, sign in ((buyer, 1), (seller, -1)):
+                # Python integers: position + qty can pass int64 before the bound refuses it.
+                position = <object>self.acct(slot).position
+                if abs(position + sign * q) > self.max_position:
+                    raise ValueError(f"qty {q} would take owner {self.acct(slot).owner}'s "
+                                     f"position past max_position {self.max_position}")
+            self.ledger.settle(buyer, q, p)
+            self.ledger.settle(seller, -q, p)
+        finally:
+            self._busy = False
 
     def account(self, owner):
         """An account's state evaluated at the current mark (AccountInfo)."""
-        cdef int32_t slot = self._slot(owner)
+        self._enter()
+        try:
+            return self._account_info(self._slot(owner))
+        finally:
+            self._busy = False
+
+    cdef object _account_info(self, int32_t slot):
         self.mark()
-        cdef Account* a = &self.ledger.accounts[slot]
+        cdef const Account* a = &self.ledger.accounts[slot]
         cdef qty_t size = a.position if a.position > 0 else -a.position
         cdef int128 notional = self.ledger.value(self.mark_value if self.has_mark else 0, size)
-        equity = to_python(self.ledger.equity(a, self.mark_value, self.has_mark))
-        mm = to_python(self.ledger.requirement(notional, False))
+        cdef price_t liq = 0, bankrupt = 0
+        cdef bint has_liq = self.ledger.liquidation_price(a, &liq)
+        cdef bint has_bankrupt = self.ledger.bankruptcy_price(a, &bankrupt)
+        cdef int128 equity_c = self.ledger.equity(a, self.mark_value, self.has_mark)
+        cdef int128 mm_c = self.ledger.requirement(notional, False)
+        cdef int128 im_c = self.ledger.requirement(notional, True)
+        fields = (a.owner, a.collateral, a.position, a.cost, bool(a.exempt), bool(a.isolated),
+                  a.reserve)
+        equity, mm = to_python(equity_c), to_python(mm_c)
         if equity > 0:
             ratio = mm / equity
         else:
             ratio = float("inf") if mm > 0 else 0.0
-        cdef price_t liq = 0, bankrupt = 0
-        has_liq = self.ledger.liquidation_price(a, &liq)
-        has_bankrupt = self.ledger.bankruptcy_price(a, &bankrupt)
-        return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
-                           to_python(self.ledger.requirement(notional, True)), ratio,
-                           liq if has_liq else None, bankrupt if has_bankrupt else None,
-                           bool(a.exempt), bool(a.isolated), a.reserve)
+        return AccountInfo(fields[0], fields[1], fields[2], fields[3], equity, mm,
+                           to_python(im_c), ratio, liq if has_liq else None,
+                           bankrupt if has_bankrupt else None, fields[4], fields[5], fields[6])
 
     @property
     def insurance_fund(self):
@@ -309,41 +413,72 @@ cdef class Engine:
 
     def trades(self):
         """Every trade the engine has settled, forced ones included (EVENT_DTYPE rows)."""
-        out = np.empty(self.trade_log.size(), dtype=EVENT_DTYPE)
-        cdef unsigned char[::1] raw
-        if self.trade_log.size():
-            raw = out.view(np.uint8)
-            memcpy(&raw[0], self.trade_log.data(), self.trade_log.size() * sizeof(EventRec))
-        return out
+        self._enter()
+        try:
+            out = np.empty(self.trade_log.size(), dtype=EVENT_DTYPE)
+            if self.trade_log.size():
+                self._copy_trades(out)
+            return out
+        finally:
+            self._busy = False
+
+    cdef int _copy_trades(self, object out) except -1:
+        cdef unsigned char[::1] raw = out.view(np.uint8)
+        memcpy(&raw[0], self.trade_log.data(), self.trade_log.size() * sizeof(EventRec))
+        return 0
 
     def open_interest(self):
         """Lots held long across all accounts (equal to the lots held short). O(accounts)."""
-        cdef int64_t total = 0
+        cdef int128 total = 0   # many accounts at max_position can pass int64 together
         cdef size_t i
         for i in range(self.ledger.accounts.size()):
             if self.ledger.accounts[i].position > 0:
                 total += self.ledger.accounts[i].position
-        return total
+        return to_python(total)
 
     def owners(self):
         """Owner ids of every account (the insurance fund's included), ascending."""
-        return sorted(a.owner for a in self.ledger.accounts)
+        cdef size_t i
+        out = []
+        self._enter()
+        try:
+            for i in range(self.ledger.accounts.size()):
+                out.append(self.ledger.accounts[i].owner)
+        finally:
+            self._busy = False
+        out.sort()
+        return out
 
     def total_equity(self, mark=None):
-        """Sum of every account's equity and reserve (the fund's included) at ``mark``."""
-        cdef price_t m
-        cdef bint has = True
-        if mark is None:
-            self.mark()
-            m, has = self.mark_value, self.has_mark
-        else:
-            m = check.as_int64("mark", mark)
-        cdef int128 total = 0
+        """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,
+        >= 0; default the current mark). O(accounts)."""
+        self._enter()
+        try:
+            if mark is None:
+                self.mark()
+                return self._total_equity(self.mark_value if self.has_mark else 0,
+                                          self.has_mark)
+            value = check.as_int64("mark", mark)
+            if value < 0:
+                raise ValueError(f"mark must be >= 0 ticks, got {value}")
+            return self._total_equity(value, True)
+        finally:
+            self._busy = False
+
+    cdef object _total_equity(self, price_t m, bint has_mark):
+        # Sum of collateral + reserve + unrealised, regrouped so nothing can overflow: costs and
+        # balances are int64 (their sum over < 2**31 accounts fits int128), and the mark enters
+        # once, times the net position, in Python integers.
+        cdef int128 balances = 0, net = 0
         cdef size_t i
+        cdef const Account* a
         for i in range(self.ledger.accounts.size()):
-            total += self.ledger.equity(&self.ledger.accounts[i], m, has)
-            total += self.ledger.accounts[i].reserve
-        return to_python(total)
+            a = &self.ledger.accounts[i]
+            balances += <int128>a.collateral + a.reserve
+            if has_mark and a.position:
+                balances += -a.cost if a.position > 0 else a.cost
+                net += a.position
+        return to_python(balances) + to_python(net) * m * self.k
 
     # ------------------------------------------------------------------ settlement
     cdef inline Account* acct(self, int32_t slot) noexcept nogil:
@@ -411,10 +546,12 @@ cdef class Engine:
                              f"got {value}")
         return value
 
-    cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
-        cdef Account* a = &self.ledger.accounts[slot]
-        cdef qty_t open_qty = a.open_buy if side == BUY else a.open_sell
-        worst = abs(a.position + side * (open_qty + qty))
+    cdef int _check_exposure(self, int32_t slot, int side, qty) except -1:
+        # Python integers: position + side * (open + qty) passes int64 for a large qty, and the
+        # refusal must show the true number.
+        cdef const Account* a = &self.ledger.accounts[slot]
+        open_qty = <object>(a.open_buy if side == BUY else a.open_sell)
+        worst = abs(<object>a.position + side * (open_qty + qty))
         if worst > self.max_position:
             raise ValueError(f"qty {qty} could take owner {a.owner}'s position to {worst} lots, "
                              f"past max_position {self.max_position}")
@@ -422,6 +559,13 @@ cdef class Engine:
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
         """Send one message to the book for an account; settle its trades; return its events."""
+        self._enter()
+        try:
+            return self._submit(kind, order_id, side, price, qty, owner, stop_price)
+        finally:
+            self._busy = False
+
+    cdef list _submit(self, kind, order_id, side, price, qty, owner, stop_price):
         cdef int64_t k = check.as_int64("kind", kind)
         cdef oid_t oid = check.as_int64("order_id", order_id)
         cdef int32_t slot
@@ -438,7 +582,7 @@ cdef class Engine:
             events = self._book.submit(k, oid, side, price, qty, owner, stop_price)
             if events and events[0].kind == t.EV_AMENDED:
                 # The old quantity leaves the open total; the AMENDED event adds the new one.
-                self.track_open(self.ledger.slot(info.owner), info.side, -info.qty)
+                self.track_open(self.ledger.slot(info.owner), info.side, -<qty_t>info.qty)
             self.settle_events(oid, True)
             self.mark()
             return events
@@ -497,13 +641,19 @@ cdef class Engine:
     # ------------------------------------------------------------------ the mark
     def set_index(self, price):
         """Set the external index price (ticks) used by the INDEX and INDEX_CLAMPED rules."""
-        self.index_price = self._price("price", price)
-        self.has_index = True
-        self.mark()
+        self._enter()
+        try:
+            self.index_price = self._price("price", price)
+            self.has_index = True
+            self.mark()
+        finally:
+            self._busy = False
 
     def mark_price(self):
         """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
+        self._enter()
         self.mark()
+        self._busy = False
         return self.mark_value if self.has_mark else None
 
     cdef void mark(self) noexcept nogil:
@@ -532,31 +682,56 @@ cdef class Engine:
     # ------------------------------------------------------------------ liquidator
     def queue(self):
         """Owners waiting in the liquidation queue, front first."""
-        return [e.owner for e in self.queue_]
+        cdef size_t i
+        out = []
+        self._enter()
+        try:
+            for i in range(self.queue_.size()):
+                out.append(self.queue_[i].owner)
+        finally:
+            self._busy = False
+        return out
 
     def liquidate(self, max_rounds=10_000):
         """Run rounds until one makes no progress (or ``max_rounds``); return their records."""
         cdef int64_t limit = check.as_count("max_rounds", max_rounds), _
-        cdef size_t first = self.records.size()
-        for _ in range(limit):
-            if not self._round():
-                break
-        return self._records_array(first)
+        self._enter()
+        try:
+            first = self.records.size()
+            for _ in range(limit):
+                if not self._round():
+                    break
+            return self._records_array(first)
+        finally:
+            self._busy = False
 
     def liquidation_round(self):
         """Run one round (docs/liquidation.md); return whether it made progress."""
-        return self._round()
+        self._enter()
+        try:
+            return self._round()
+        finally:
+            self._busy = False
 
     def forced_orders(self):
         """Every liquidation record so far (FORCED_DTYPE)."""
-        return self._records_array(0)
+        self._enter()
+        try:
+            return self._records_array(0)
+        finally:
+            self._busy = False
 
     def fund_history(self):
         """The insurance fund's balance after every round that made progress: (round, balance)."""
-        out = np.empty(self.fund_rounds.size(), dtype=[("round", "<i8"), ("balance", "<i8")])
-        for i in range(self.fund_rounds.size()):
-            out[i] = (self.fund_rounds[i], self.fund_balances[i])
-        return out
+        cdef size_t i
+        self._enter()
+        try:
+            out = np.empty(self.fund_rounds.size(), dtype=[("round", "<i8"), ("balance", "<i8")])
+            for i in range(self.fund_rounds.size()):
+                out[i] = (self.fund_rounds[i], self.fund_balances[i])
+            return out
+        finally:
+            self._busy = False
 
     cdef object _records_array(self, size_t first):
         out = np.empty(self.records.size() - first, dtype=FORCED_DTYPE)
@@ -565,7 +740,7 @@ cdef class Engine:
         for i in range(first, self.records.size()):
             r = &self.records[i]
             if r.filled:
-                avg = Fraction(r.fill_value, r.filled * self.k)
+                avg = Fraction(r.fill_value, <object>r.filled * self.k)
                 slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
                 avg_f, slip_f = float(avg), float(slip)
             else:
@@ -819,7 +994,7 @@ cdef class Engine:
     cdef int _take_over(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
                         price_t price) except -1:
         cdef int direction = -side
-        cdef int32_t backstop, fund, other
+        cdef int32_t backstop, fund
         cdef qty_t room, qty
         cdef price_t bs_price
         self.mark()
@@ -849,17 +1024,61 @@ cdef class Engine:
                         <money_t>self.ledger.value(price, remainder), mark, 0, 0, 0, 0, C_FUND)
             remainder = 0
         if remainder and self._deficit == 1:
-            for owner in self._adl_ranking(slot, mark):
-                other = self.ledger.slot(owner)
-                held = self.acct(other).position
-                qty = min(remainder, abs(held))
-                self.move(slot, other, direction, price, qty)
-                self.record(episode, 4, side, qty, qty, <money_t>self.ledger.value(price, qty),
-                            mark, 0, 0, 0, 0, owner)
-                remainder -= qty
-                if remainder == 0:
-                    break
+            self._deleverage(episode, slot, side, remainder, price, mark)
         return 0
+
+    cdef void _deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                          price_t price, price_t mark) noexcept nogil:
+        # ADL: the remainder goes to the best-ranked opposing accounts. The keys are built in one
+        # O(n) pass, then a heap yields them best first until the remainder is covered, so only
+        # the d accounts deleveraged are ordered: O(n + d log n). Moving lots to one candidate
+        # changes no other candidate's key (nor the mark), so this is the full sort's order.
+        cdef vector[AdlCand] cands
+        cdef AdlCand* first
+        cdef size_t n
+        cdef int32_t other
+        cdef qty_t held, qty
+        self._adl_candidates(slot, mark, &cands)
+        n = cands.size()
+        if n == 0:
+            return
+        first = cands.data()
+        make_heap(first, first + n, adl_after)
+        while remainder and n:
+            pop_heap(first, first + n, adl_after)
+            n -= 1
+            other = self.ledger.slot(cands[n].owner)
+            held = self.acct(other).position
+            held = held if held > 0 else -held
+            qty = remainder if remainder < held else held
+            self.move(slot, other, -side, price, qty)
+            self.record(episode, 4, side, qty, qty, <money_t>self.ledger.value(price, qty),
+                        mark, 0, 0, 0, 0, cands[n].owner)
+            remainder -= qty
+
+    cdef void _adl_candidates(self, int32_t slot, price_t mark,
+                              vector[AdlCand]* out) noexcept nogil:
+        # Opposing, profitable accounts with positive equity and cost (the reference's filter).
+        cdef const Account* a = &self.ledger.accounts[slot]
+        cdef const Account* other
+        cdef int128 profit, equity
+        cdef AdlCand cand
+        cdef size_t i
+        for i in range(self.ledger.accounts.size()):
+            other = &self.ledger.accounts[i]
+            if <int32_t>i == slot or other.owner == C_FUND or other.position == 0:
+                continue
+            if (other.position > 0) == (a.position > 0):
+                continue
+            profit = self.ledger.unrealised(other, mark, True)
+            equity = self.ledger.equity(other, mark, True)
+            if profit <= 0 or equity <= 0 or other.cost == 0:
+                continue
+            cand.num = <uint128>profit * <uint128>self.ledger.value(
+                mark, other.position if other.position > 0 else -other.position)
+            cand.den = <uint128>other.cost * <uint128>equity
+            cand.owner = other.owner
+            out.push_back(cand)
 
     cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
                             price_t mark) noexcept nogil:
@@ -870,27 +1089,6 @@ cdef class Engine:
         held = trial.position if trial.position > 0 else -trial.position
         return self.ledger.equity(&trial, mark, True) >= self.ledger.requirement(
             self.ledger.value(mark, held), False)
-
-    cdef list _adl_ranking(self, int32_t slot, price_t mark):
-        # Rare path (the fund could not take a remainder): exact ranking with Python integers.
-        cdef const Account* a = &self.ledger.accounts[slot]
-        cdef const Account* other
-        cdef size_t i
-        ranked = []
-        for i in range(self.ledger.accounts.size()):
-            other = &self.ledger.accounts[i]
-            if <int32_t>i == slot or other.owner == C_FUND or other.position == 0:
-                continue
-            if (other.position > 0) == (a.position > 0):
-                continue
-            profit = to_python(self.ledger.unrealised(other, mark, True))
-            equity = to_python(self.ledger.equity(other, mark, True))
-            if profit <= 0 or equity <= 0 or other.cost == 0:
-                continue
-            notional = to_python(self.ledger.value(mark, abs(other.position)))
-            ranked.append((-Fraction(profit * notional, other.cost * equity), other.owner))
-        ranked.sort()
-        return [owner for _, owner in ranked]
 
     cdef int _cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1:
         cdef int32_t fund = self.ledger.slot(C_FUND)
@@ -946,7 +1144,177 @@ cdef class Engine:
             charged += charge
         return charged
 
+    # ------------------------------------------------------------------ copies
+    def copy(self):
+        """An independent engine with the same state and the same future behaviour. O(state)."""
+        self._enter()
+        try:
+            return self._copy()
+        finally:
+            self._busy = False
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    cdef Engine _copy(self):
+        cdef Engine other = Engine.__new__(Engine)
+        cdef Ledger ledger = Ledger.__new__(Ledger)
+        ledger.accounts = self.ledger.accounts
+        ledger.slot_of = self.ledger.slot_of
+        ledger.longs = self.ledger.longs
+        ledger.shorts = self.ledger.shorts
+        ledger.k = self.ledger.k
+        ledger.max_price = self.ledger.max_price
+        ledger.max_position = self.ledger.max_position
+        ledger.caps = self.ledger.caps
+        ledger.mm_ppm = self.ledger.mm_ppm
+        ledger.im_ppm = self.ledger.im_ppm
+        ledger.mm_deduction = self.ledger.mm_deduction
+        ledger.im_deduction = self.ledger.im_deduction
+        other.ledger = ledger
+        other._book = self._book.copy()
+        other.book = BookView(other._book)
+        other.quote_unit = self.quote_unit
+        other.tiers = MarginTiers(self.tiers.rows())
+        other.k = self.k
+        other.taker_fee_ppm = self.taker_fee_ppm
+        other.maker_fee_ppm = self.maker_fee_ppm
+        other.liquidation_fee_ppm = self.liquidation_fee_ppm
+        other.fraction_ppm = self.fraction_ppm
+        other.band_ppm = self.band_ppm
+        other.backstop_discount_ppm = self.backstop_discount_ppm
+        other.max_price = self.max_price
+        other.max_position = self.max_position
+        other.fees_collected = self.fees_collected
+        other.total_deposits = self.total_deposits
+        other._mark_rule = self._mark_rule
+        other._sizing = self._sizing
+        other._limit_rule = self._limit_rule
+        other._deficit = self._deficit
+        other.has_round_cap = self.has_round_cap
+        other.has_backstop = self.has_backstop
+        other.has_index = self.has_index
+        other.has_mark = self.has_mark
+        other._round_cap = self._round_cap
+        other._backstop = self._backstop
+        other.index_price = self.index_price
+        other.mark_value = self.mark_value
+        other.queue_ = self.queue_
+        other.round_ = self.round_
+        other.rounds_run = self.rounds_run
+        other.next_forced_id = self.next_forced_id
+        other.progress = self.progress
+        other.bad_debt_noted = self.bad_debt_noted
+        other.records = self.records
+        other.trade_log = self.trade_log
+        other.fund_rounds = self.fund_rounds
+        other.fund_balances = self.fund_balances
+        other._busy = False
+        return other
+
+    def __reduce__(self):
+        # The constructor's settings and the primary state as plain values; _restore checks
+        # every field and rebuilds what is derived (indexes, open quantities) instead of
+        # trusting raw C structs.
+        self._enter()
+        try:
+            args, kwargs = constructor_args(self)
+            return (_restore, (args, kwargs, self._state()))
+        finally:
+            self._busy = False
+
+    cdef dict _state(self):
+        cdef size_t i
+        cdef const Account* a
+        cdef const ForcedRec* r
+        accounts, records, history = [], [], []
+        for i in range(self.ledger.accounts.size()):
+            a = &self.ledger.accounts[i]
+            accounts.append((a.owner, a.collateral, a.position, a.cost, a.reserve,
+                             bool(a.exempt), bool(a.isolated)))
+        for i in range(self.records.size()):
+            r = &self.records[i]
+            records.append((r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
+                            r.fill_value, r.mark_before, r.mark_after, r.fee, r.fund_cover,
+                            r.socialized, r.bad_debt, r.side, r.kind))
+        for i in range(self.fund_rounds.size()):
+            history.append((self.fund_rounds[i], self.fund_balances[i]))
+        trades = np.empty(self.trade_log.size(), dtype=EVENT_DTYPE)
+        if self.trade_log.size():
+            self._copy_trades(trades)
+        return {
+            "version": STATE_VERSION, "book": self._book,
+            "accounts": accounts, "queue": [(e.owner, e.generation) for e in self.queue_],
+            "records": records, "trades": trades, "fund_history": history,
+            "fees_collected": self.fees_collected, "total_deposits": self.total_deposits,
+            "round": self.round_, "rounds_run": self.rounds_run,
+            "next_forced_id": self.next_forced_id,
+            "index_price": self.index_price if self.has_index else None,
+            "mark": self.mark_value if self.has_mark else None,
+        }
+
+    cdef int _load(self, dict state) except -1:
+        # ``state`` has passed check_state; this engine is fresh (built from the same settings).
+        cdef int32_t slot
+        cdef Account* a
+        cdef ForcedRec rec
+        cdef Episode episode
+        cdef const unsigned char[::1] raw
+        open_qty = state["open"]
+        self._book = state["book"]
+        self.book = BookView(self._book)
+        self.ledger = Ledger(self.k, self.max_price, self.max_position, self.tiers)
+        for owner, collateral, position, cost, reserve, exempt, isolated in state["accounts"]:
+            slot = self._open(owner, collateral, exempt, isolated, reserve)
+            a = self.acct(slot)
+            a.position = position
+            a.cost = cost
+            a.open_buy = open_qty.get((owner, BUY), 0)
+            a.open_sell = open_qty.get((owner, SELL), 0)
+        for slot in range(<int32_t>self.ledger.accounts.size()):
+            self.ledger.reindex(slot)
+        for owner, generation in state["queue"]:
+            episode.owner = owner
+            episode.generation = generation
+            self.queue_.push_back(episode)
+            self.acct(self.ledger.slot(owner)).queued = True
+        for row in state["records"]:
+            (rec.round, rec.generation, rec.owner, rec.counterparty, rec.qty, rec.filled,
+             rec.fill_value, rec.mark_before, rec.mark_after, rec.fee, rec.fund_cover,
+             rec.socialized, rec.bad_debt, rec.side, rec.kind) = row
+            self.records.push_back(rec)
+        trades = np.ascontiguousarray(state["trades"])
+        if len(trades):
+            self.trade_log.resize(len(trades))
+            raw = trades.view(np.uint8)
+            memcpy(self.trade_log.data(), &raw[0], self.trade_log.size() * sizeof(EventRec))
+        for round_, balance in state["fund_history"]:
+            self.fund_rounds.push_back(round_)
+            self.fund_balances.push_back(balance)
+        self.fees_collected = state["fees_collected"]
+        self.total_deposits = state["total_deposits"]
+        self.round_ = state["round"]
+        self.rounds_run = state["rounds_run"]
+        self.next_forced_id = state["next_forced_id"]
+        self.has_index = state["index_price"] is not None
+        self.index_price = state["index_price"] if self.has_index else 0
+        self.has_mark = state["mark"] is not None
+        self.mark_value = state["mark"] if self.has_mark else 0
+        return 0
+
     def __repr__(self):
+        # Plain C reads, no guard: repr must work while another thread holds the engine.
+        cdef int32_t fund = self.ledger.slot(C_FUND)
         return (f"Engine(accounts={self.ledger.accounts.size() - 1}, "
-                f"mark={self.mark_value if self.has_mark else None}, fund={self.insurance_fund}, "
-                f"queue={self.queue_.size()})")
+                f"mark={self.mark_value if self.has_mark else None}, "
+                f"fund={self.ledger.accounts[fund].collateral}, queue={self.queue_.size()})")
+
+
+def _restore(args, kwargs, state):
+    """Rebuild a pickled Engine from its settings and a checked state."""
+    cdef Engine engine = Engine(*args, **kwargs)
+    engine._load(check_state(engine, state, OrderBook))
+    return engine

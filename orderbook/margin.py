@@ -55,6 +55,26 @@ class Tier(NamedTuple):
     initial_ppm: int
 
 
+def _rows(tiers) -> list[Tier]:
+    """The rows of a tier table, each checked to be three values; errors name the row."""
+    if isinstance(tiers, MarginTiers):
+        return tiers.rows()
+    if isinstance(tiers, (str, bytes)) or not hasattr(tiers, "__iter__"):
+        raise TypeError(f"tiers must be a sequence of (max_notional, maintenance_ppm, "
+                        f"initial_ppm) rows, got {tiers!r} ({type(tiers).__name__})")
+    rows = []
+    for i, row in enumerate(tiers):
+        if isinstance(row, (str, bytes, dict)) or not hasattr(row, "__iter__"):
+            raise TypeError(f"tiers[{i}] must be a (max_notional, maintenance_ppm, initial_ppm) "
+                            f"row, got {row!r} ({type(row).__name__})")
+        values = tuple(row)
+        if len(values) != 3:
+            raise ValueError(f"tiers[{i}] must have 3 values (max_notional, maintenance_ppm, "
+                             f"initial_ppm), got {len(values)}: {row!r}")
+        rows.append(Tier(*values))
+    return rows
+
+
 class MarginTiers:
     """A validated bracket table with its derived deductions (quote units × ppm).
 
@@ -66,15 +86,16 @@ class MarginTiers:
     """
 
     def __init__(self, tiers):
-        rows = [Tier(*row) for row in tiers]
+        rows = _rows(tiers)
         if not rows:
-            raise ValueError("tiers must have at least one tier")
+            raise ValueError(f"tiers must have at least one tier, got {tiers!r}")
         caps, mm, im = [], [], []
         for i, row in enumerate(rows):
             cap = row.max_notional
             if cap is None:
                 if i != len(rows) - 1:
-                    raise ValueError(f"tiers[{i}].max_notional is None but it is not the last tier")
+                    raise ValueError(f"tiers[{i}].max_notional is None but it is not the last "
+                                     f"tier (of {len(rows)})")
             else:
                 cap = check.as_positive(f"tiers[{i}].max_notional", cap)
                 if caps and cap <= caps[-1]:
@@ -90,7 +111,8 @@ class MarginTiers:
                 raise ValueError(f"tiers[{i}].maintenance_ppm {rates[0]} exceeds initial_ppm "
                                  f"{rates[1]}")
             if mm and (rates[0] < mm[-1] or rates[1] < im[-1]):
-                raise ValueError(f"tiers[{i}] rates must not decrease from the previous tier")
+                raise ValueError(f"tiers[{i}] rates must not decrease from the previous tier's "
+                                 f"({mm[-1]}, {im[-1]}) ppm, got ({rates[0]}, {rates[1]})")
             caps.append(cap)
             mm.append(rates[0])
             im.append(rates[1])

@@ -15,13 +15,15 @@ from sortedcontainers import SortedList
 
 from . import _validation as check
 from .events import (
-    FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, EventKind, ForcedKind, Kind,
-    LimitRule, MarkRule, SelfTradePrevention, Side, Sizing, events_to_array,
+    FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, EventKind,
+    ForcedKind, Kind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing, array_to_events,
+    events_to_array,
 )
 from ._bookview import BookView
-from .margin import (
-    DEFAULT_TIERS, DEPOSIT_BOUND, MONEY_BOUND, PPM, MarginTiers, ceil_div, rate_ppm, unit_value,
+from ._engine_state import (
+    RATES, STATE_VERSION, book_rules, check_state, constructor_args, settings,
 )
+from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, PPM, ceil_div
 from .reference import OrderBook
 
 __all__ = ["Engine"]
@@ -65,36 +67,30 @@ class Engine:
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
                  max_position=None):
+        # The book's own refusals of these two do not name them; the engine's do.
+        stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
-        self.quote_unit, self.k = unit_value(book.tick_size, book.lot_size, quote_unit)
-        self.tiers = MarginTiers(tiers)
-        self.taker_fee_ppm = rate_ppm("taker_fee_ppm", taker_fee_ppm)
-        self.maker_fee_ppm = rate_ppm("maker_fee_ppm", maker_fee_ppm)
-        self.liquidation_fee_ppm = rate_ppm("liquidation_fee_ppm", liquidation_fee_ppm)
-        self.fraction_ppm = rate_ppm("fraction_ppm", fraction_ppm)
-        self.band_ppm = rate_ppm("band_ppm", band_ppm)
-        self.backstop_discount_ppm = rate_ppm("backstop_discount_ppm", backstop_discount_ppm)
-        self.mark_rule = MarkRule(check.as_int64("mark_rule", mark_rule))
-        self.sizing = Sizing(check.as_int64("sizing", sizing))
-        self.limit_rule = LimitRule(check.as_int64("limit", limit))
-        self.deficit = Deficit(check.as_int64("deficit", deficit))
-        self.round_cap = None if round_cap is None else check.as_positive("round_cap", round_cap)
-        self.max_price = check.as_positive("max_price", max_price)
-        if max_position is None:
-            max_position = MONEY_BOUND // (self.max_price * self.k)
-        self.max_position = check.as_positive("max_position", max_position)
-        if self.max_price * self.max_position * self.k > MONEY_BOUND:
-            raise ValueError(f"max_price * max_position * k = "
-                             f"{self.max_price * self.max_position * self.k} exceeds 2**61")
-        fund = check.as_int64("insurance_fund", insurance_fund)
-        if not 0 <= fund <= DEPOSIT_BOUND:
-            raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
+        given = settings(book.tick_size, book.lot_size, quote_unit, tiers=tiers,
+                         insurance_fund=insurance_fund, backstop=backstop, round_cap=round_cap,
+                         max_price=max_price, max_position=max_position,
+                         taker_fee_ppm=taker_fee_ppm, maker_fee_ppm=maker_fee_ppm,
+                         liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
+                         band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
+                         mark_rule=mark_rule, sizing=sizing, limit=limit, deficit=deficit)
+        self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
+        for name in RATES:
+            setattr(self, name, given[name])
+        self.mark_rule, self.sizing = given["mark_rule"], given["sizing"]
+        self.limit_rule, self.deficit = given["limit"], given["deficit"]
+        self.round_cap = given["round_cap"]
+        self.max_price, self.max_position = given["max_price"], given["max_position"]
+        fund = given["insurance_fund"]
         self._book = book
         self.book = BookView(book)
         self._accounts: dict[int, _Account] = {INSURANCE_FUND: _Account(INSURANCE_FUND, fund, True)}
         self.total_deposits = fund
         self.fees_collected = 0
-        self.backstop = None if backstop is None else check.as_int64("backstop", backstop)
+        self.backstop = given["backstop"]
         self._longs = SortedList()   # (liquidation price, owner) of long positions
         self._shorts = SortedList()  # (liquidation price, owner) of short positions
         self._indexed: dict[int, tuple[SortedList, tuple[int, int]]] = {}
@@ -167,16 +163,17 @@ class Engine:
             raise ValueError(f"total deposits would reach {self.total_deposits + amount}, "
                              f"past 2**62 quote units")
 
-    def _account(self, owner) -> _Account:
-        owner = check.as_int64("owner", owner)
+    def _account(self, owner, name: str = "owner") -> _Account:
+        owner = check.as_int64(name, owner)
         try:
             return self._accounts[owner]
         except KeyError:
-            raise KeyError(f"owner {owner} has no account") from None
+            raise KeyError(f"{name} {owner} has no account") from None
 
     def seed_position(self, long_owner, short_owner, price, qty) -> None:
         """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
-        buyer, seller = self._account(long_owner), self._account(short_owner)
+        buyer = self._account(long_owner, "long_owner")
+        seller = self._account(short_owner, "short_owner")
         if buyer is seller:
             raise ValueError("seed_position needs two different accounts")
         if buyer.owner == INSURANCE_FUND or seller.owner == INSURANCE_FUND:
@@ -203,6 +200,11 @@ class Engine:
         return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
                            self.tiers.initial(notional), ratio, self._liquidation_price(a),
                            self._bankruptcy_price(a), a.exempt, a.isolated, a.reserve)
+
+    @property
+    def busy(self) -> bool:
+        """Always False: the reference has no busy guard (use it from one thread at a time)."""
+        return False
 
     @property
     def insurance_fund(self) -> int:
@@ -612,17 +614,25 @@ class Engine:
     def _record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
                 fund_cover=0, socialized=0, bad_debt=0, counterparty=NO_COUNTERPARTY):
         self._progress += qty + 1
-        mark_after = self.mark_price()
-        if avg_price is None:
-            avg, slippage = float("nan"), float("nan")
-        else:
+        notional = 0 if avg_price is None else int(avg_price * filled * self.k)
+        self._records.append(self._record_row(
+            self._round, episode.generation, episode.owner, counterparty, qty, filled, notional,
+            mark_before, self.mark_price(), fee, fund_cover, socialized, bad_debt, int(side),
+            int(kind)))
+
+    def _record_row(self, round_, generation, owner, counterparty, qty, filled, notional,
+                    mark_before, mark_after, fee, fund_cover, socialized, bad_debt, side, kind):
+        """A FORCED_DTYPE row: avg_price = notional / (filled k) and the slippage against the
+        mark before, each rounded once from its exact value (NaN when nothing filled)."""
+        if filled:
+            avg_price = Fraction(notional, filled * self.k)
             avg = float(avg_price)
             slippage = float((mark_before - avg_price) if side == Side.SELL
                              else (avg_price - mark_before))
-        notional = 0 if avg_price is None else int(avg_price * filled * self.k)
-        self._records.append((self._round, episode.generation, episode.owner, counterparty, qty,
-                              filled, notional, avg, mark_before, mark_after, slippage, fee,
-                              fund_cover, socialized, bad_debt, int(side), int(kind)))
+        else:
+            avg, slippage = float("nan"), float("nan")
+        return (round_, generation, owner, counterparty, qty, filled, notional, avg, mark_before,
+                mark_after, slippage, fee, fund_cover, socialized, bad_debt, side, kind)
 
     def _take_over(self, episode, a: _Account, side: int, remainder: int, price: int) -> None:
         """Rule 2: move an unfilled remainder off the book (backstop, fund, then ADL)."""
@@ -738,12 +748,74 @@ class Engine:
 
     # --------------------------------------------------------------------- invariants
     def total_equity(self, mark=None) -> int:
-        """Sum of every account's equity and reserve (the fund's included) at ``mark``."""
+        """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,
+        >= 0; default the current mark). O(accounts)."""
         if mark is None:
             mark = self.mark_price()
+        else:
+            mark = check.as_int64("mark", mark)
+            if mark < 0:
+                raise ValueError(f"mark must be >= 0 ticks, got {mark}")
         return sum(self._equity(a, mark) + a.reserve for a in self._accounts.values())
+
+    # -------------------------------------------------------------------------- copies
+    def copy(self) -> "Engine":
+        """An independent engine with the same state and the same future behaviour. O(state)."""
+        args, kwargs = constructor_args(self)
+        return _restore(args, kwargs, self._state(self._book.copy()))
+
+    def __copy__(self) -> "Engine":
+        return self.copy()
+
+    def __deepcopy__(self, memo) -> "Engine":
+        return self.copy()
+
+    def __reduce__(self):
+        # The constructor's settings and the primary state as plain values; everything derived
+        # (liquidation indexes, open quantities) is rebuilt and every field checked on load.
+        args, kwargs = constructor_args(self)
+        return (_restore, (args, kwargs, self._state(self._book)))
+
+    def _state(self, book) -> dict:
+        records = [tuple(row[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 16))
+                   for row in self._records]
+        return {
+            "version": STATE_VERSION, "book": book,
+            "accounts": [(a.owner, a.collateral, a.position, a.cost, a.reserve, a.exempt,
+                          a.isolated) for a in self._accounts.values()],
+            "queue": [(e.owner, e.generation) for e in self._queue],
+            "records": records, "trades": events_to_array(self._trades),
+            "fund_history": list(self._fund_history), "fees_collected": self.fees_collected,
+            "total_deposits": self.total_deposits, "round": self._round,
+            "rounds_run": self._rounds_run, "next_forced_id": self._next_forced_id,
+            "index_price": self._index_price, "mark": self._mark,
+        }
 
     def __repr__(self) -> str:
         return (f"reference_engine.Engine(accounts={len(self._accounts) - 1}, "
                 f"mark={self._mark}, fund={self.insurance_fund}, queue={len(self._queue)})")
 
+
+
+def _restore(args, kwargs, state) -> Engine:
+    """Rebuild a pickled or copied reference Engine from checked settings and state."""
+    engine = Engine(*args, **kwargs)
+    state = check_state(engine, state, OrderBook)
+    engine._book = state["book"]
+    engine.book = BookView(engine._book)
+    engine._accounts = {}
+    for owner, collateral, position, cost, reserve, exempt, isolated in state["accounts"]:
+        account = _Account(owner, collateral, exempt, isolated, reserve)
+        account.position, account.cost = position, cost
+        engine._accounts[owner] = account
+    for account in engine._accounts.values():
+        engine._reindex(account)
+    engine._queue = [_Episode(owner, generation) for owner, generation in state["queue"]]
+    engine._records = [engine._record_row(*row) for row in state["records"]]
+    engine._trades = array_to_events(state["trades"])
+    engine._fund_history = list(state["fund_history"])
+    engine.fees_collected, engine.total_deposits = state["fees_collected"], state["total_deposits"]
+    engine._round, engine._rounds_run = state["round"], state["rounds_run"]
+    engine._next_forced_id = state["next_forced_id"]
+    engine._index_price, engine._mark = state["index_price"], state["mark"]
+    return engine

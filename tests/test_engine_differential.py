@@ -7,10 +7,17 @@ exempt LP, maybe an exempt backstop, 1-8 leveraged users, some isolated, seeded 
 each other), the same book (LP depth, user orders and stops), then the same random shock (market
 orders, index moves, refills, user orders, cancels, amends, deposits, add_margin, stops)
 interleaved with ``liquidate()`` / ``liquidation_round()``, and finally drains the queue with
-refills near the mark. After every operation the two engines must agree exactly on:
+refills near the mark. One example in ten puts ``max_price * max_position * k`` at (or one lot
+under) the 2**61 bound, and the shock also sends prices and quantities at their limits (max_price,
+max_position, 2**63 - 1 lots), calls with one hostile argument (None, floats, bools, strings,
+numpy integers, values past int64) that both engines must refuse with the same exception type, and
+replaces both engines by a copy (``copy.copy``, ``copy.deepcopy``, ``Engine.copy()`` or a pickle
+round trip) whose state must equal its original's, bit for bit, before the run goes on with it.
+After every operation the two engines must agree exactly on:
 
 * the value each call returns (events of an order call, records of ``liquidate()``, the flag of
-  ``liquidation_round()``, None otherwise) or the type of the exception it raises;
+  ``liquidation_round()``, ``account()``, ``total_equity()``, None otherwise) or the type of the
+  exception it raises;
 * ``owners()``, ``account(owner)`` of every owner (the insurance fund's included), ``queue()``,
   ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
   ``total_deposits``, ``open_interest()``, ``book.l3()``, ``book.stops()``, ``forced_orders()``,
@@ -46,7 +53,9 @@ A failing example prints (``note``) a replay script of the engine calls; hypothe
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 from fractions import Fraction
 
 import numpy as np
@@ -58,7 +67,7 @@ from orderbook.events import (
     EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, L3_DTYPE, NO_COUNTERPARTY, STOP_DTYPE, AccountInfo,
     AmendRule, Deficit, Event, ForcedKind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
 )
-from orderbook.margin import MarginTiers
+from orderbook.margin import MONEY_BOUND, MarginTiers
 from orderbook.strategies import tiers as tier_tables
 
 PPM = 1_000_000
@@ -422,7 +431,7 @@ class Pair:
                 outcomes.append((None, exc))
         (left, lexc), (right, rexc) = outcomes
         note(f"{where}" + (f"  # raises {_fmt_exc(rexc)}" if rexc else ""))
-        if rexc is not None and not isinstance(rexc, (ValueError, KeyError)):
+        if rexc is not None and not isinstance(rexc, (ValueError, KeyError, TypeError)):
             raise AssertionError(f"{where}: the reference raised {_fmt_exc(rexc)}")
         if (lexc is None) != (rexc is None) or (lexc is not None and type(lexc) is not type(rexc)):
             raise Mismatch(f"{where}: outcomes differ: left {_fmt_exc(lexc) or 'returned'}, "
@@ -453,6 +462,11 @@ class Pair:
             _compare_events(where, left, right)
         elif method == "liquidate":
             _compare_array(where, left, right, FORCED_DTYPE, self.bitwise)
+        elif method == "account":
+            _compare_account(where, left, right)
+        elif method == "total_equity":
+            if type(left) is not int or left != right:
+                raise Mismatch(f"{where}: returned {left!r} vs {right!r}")
         elif method == "liquidation_round":
             if bool(left) != bool(right) or not isinstance(left, (bool, np.bool_)):
                 raise Mismatch(f"{where}: returned {left!r} vs {right!r}")
@@ -483,6 +497,31 @@ class Pair:
 
     def sync_records(self):
         self.n_records = len(self.snap["forced"])
+
+    def round_trip(self, how):
+        """Replace both engines by copies (``how``); each copy must show its original's state."""
+        self.step += 1
+        where = f"step {self.step}: eng = {how}(eng)"
+        note(where)
+        copies = []
+        for eng in self.engines:
+            before = _snapshot(eng)
+            other = ROUND_TRIPS[how](eng)
+            if type(other) is not type(eng):
+                raise Mismatch(f"{where}: a {type(other).__name__} from a {type(eng).__name__}")
+            _compare_snapshots(f"{where} ({type(eng).__module__})", _snapshot(other), before,
+                               bitwise=True)
+            copies.append(other)
+        self.engines = copies
+        self.check(where)
+
+
+ROUND_TRIPS = {
+    "copy.copy": copy.copy,
+    "copy.deepcopy": copy.deepcopy,
+    "Engine.copy": lambda eng: eng.copy(),
+    "pickle": lambda eng: pickle.loads(pickle.dumps(eng)),
+}
 
 
 # --------------------------------------------------------------------------- strategies
@@ -521,6 +560,13 @@ def _settings(draw):
         kw["max_position"] = draw(st.integers(60, 400), label="max_position")
     if draw(st.integers(0, 9), label="small_max_price") == 9:
         kw["max_price"] = draw(st.integers(110, 160), label="max_price")
+    elif draw(st.integers(0, 9), label="extreme_bounds") == 9:
+        # max_price and max_position at the 2**61 bound: max_price * max_position * k is
+        # exactly (or just under) MONEY_BOUND, where an int64 product would wrap
+        kw["max_price"] = draw(st.sampled_from([2**20, 2**31 - 1, 2**32, 2**40]),
+                               label="max_price")
+        kw["max_position"] = MONEY_BOUND // (kw["max_price"] * k) - draw(
+            st.integers(0, 1), label="below_bound")
     # plain ints, so the replay script in the notes is readable
     for name in ("mark_rule", "sizing", "limit", "deficit", "stp", "amend_rule"):
         kw[name] = int(kw[name])
@@ -604,7 +650,47 @@ def _stop(draw, pair, users):
 
 OPS = ["market", "market", "market", "set_index", "set_index", "liquidate", "liquidate",
        "round", "refill", "refill", "user_order", "cancel", "amend", "deposit", "add_margin",
-       "stop"]
+       "stop", "extreme", "hostile", "round_trip"]
+
+#: values no public method should take silently; both engines must refuse them alike
+HOSTILE = [None, 1.5, True, "7", np.int64(3), 2**63, -(2**63) - 1, -1, 0, 2**63 - 1]
+
+
+def _extreme(draw, pair, users):
+    """Prices and quantities at their limits: both engines refuse or accept them alike."""
+    u = draw(st.sampled_from(users), label="owner")
+    max_price, max_position = pair.max_price, pair.engines[1].max_position
+    choice = draw(st.integers(0, 4), label="extreme")
+    qty = draw(st.sampled_from([max_position, max_position + 1, 2**62, 2**63 - 1]),
+               label="extreme_qty")
+    if choice == 0:
+        pair.call("limit", pair.order_id(), SELL, max_price, draw(st.integers(1, 5)), LP)
+    elif choice == 1:
+        pair.call("market", pair.order_id(), draw(st.sampled_from([BUY, SELL]), label="side"),
+                  qty, u)
+    elif choice == 2:
+        pair.call("limit", pair.order_id(), draw(st.sampled_from([BUY, SELL]), label="side"),
+                  draw(st.sampled_from([1, max_price]), label="px"), qty, u)
+    elif choice == 3:
+        pair.call("seed_position", *draw(st.permutations([u, LP]), label="sides"),
+                  draw(st.sampled_from([1, max_price, max_price + 1]), label="px"),
+                  draw(st.sampled_from([1, max_position, max_position + 1]), label="qty"))
+    else:
+        pair.call("total_equity", draw(st.sampled_from([0, max_price, 2**63 - 1]), label="m"))
+
+
+def _hostile(draw, pair, users):
+    """One public call with one argument replaced by a hostile value."""
+    u = draw(st.sampled_from(users), label="owner")
+    calls = [("add_account", [10_000 + pair.step, 100]), ("deposit", [u, 10]),
+             ("add_margin", [u, 1]), ("seed_position", [u, LP, 100, 1]), ("account", [u]),
+             ("total_equity", [100]), ("limit", [pair.order_id(), BUY, 90, 1, u]),
+             ("market", [pair.order_id(), SELL, 1, u]), ("cancel", [1]), ("amend", [1, 95, 2]),
+             ("set_index", [100]), ("liquidate", [1])]
+    method, args = draw(st.sampled_from(calls), label="hostile_method")
+    i = draw(st.integers(0, len(args) - 1), label="hostile_arg")
+    args[i] = draw(st.sampled_from(HOSTILE), label="hostile_value")
+    pair.call(method, *args)
 
 
 def _shock(draw, pair, users, mark_rule):
@@ -663,6 +749,12 @@ def _shock(draw, pair, users, mark_rule):
                       draw(st.integers(1, 300), label="amount") * pair.k)
         elif op == "stop":
             _stop(draw, pair, users)
+        elif op == "extreme":
+            _extreme(draw, pair, users)
+        elif op == "hostile":
+            _hostile(draw, pair, users)
+        elif op == "round_trip":
+            pair.round_trip(draw(st.sampled_from(sorted(ROUND_TRIPS)), label="round_trip"))
     pair.call("liquidate")
 
 

@@ -1,0 +1,256 @@
+"""Engine settings and saved state: one place for their checks, used by both engines.
+
+``settings`` validates the constructor arguments the compiled ``orderbook.Engine`` and the
+reference ``orderbook.reference_engine.Engine`` share, so both refuse the same values with the
+same message. ``check_state`` validates a pickled engine state before either engine rebuilds
+itself from it: a pickle is untrusted input, and the compiled engine keeps it in C structs where a
+wrong value would be undefined behaviour instead of an exception (docs/liquidation.md, "Copies
+and pickles").
+"""
+
+from __future__ import annotations
+
+from . import _validation as check
+from .events import (
+    EVENT_DTYPE, INSURANCE_FUND, INT64_MAX, AmendRule, Deficit, ForcedKind, LimitRule, MarkRule,
+    SelfTradePrevention, Side, Sizing,
+)
+from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
+
+STATE_VERSION = 1
+RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
+         "backstop_discount_ppm")
+RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit", LimitRule), ("deficit", Deficit))
+#: Fields of one liquidation record in a saved state: FORCED_DTYPE's integers in this order
+#: (avg_price and slippage are derived from them).
+RECORD_FIELDS = ("round", "generation", "owner", "counterparty", "qty", "filled", "notional",
+                 "mark_before", "mark_after", "fee", "fund_cover", "socialized", "bad_debt",
+                 "side", "kind")
+
+
+def enum_arg(name: str, enum, value):
+    """``value`` as a member of ``enum``; TypeError/ValueError naming ``name`` otherwise."""
+    number = check.as_int64(name, value)
+    try:
+        return enum(number)
+    except ValueError:
+        choices = ", ".join(f"{m.name} ({int(m)})" for m in enum)
+        raise ValueError(f"{name} must be one of {choices}, got {number}") from None
+
+
+def book_rules(stp, amend_rule) -> tuple:
+    """The book's self-trade prevention mode and amend rule, checked naming the argument."""
+    return (enum_arg("stp", SelfTradePrevention, stp),
+            enum_arg("amend_rule", AmendRule, amend_rule))
+
+
+def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
+             max_price, max_position, **rest) -> dict:
+    """The constructor arguments both engines share, checked, as plain Python values.
+
+    ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
+    ppm (``RATES``) and the rules (``RULES``). Bounds are taken in Python integers, so nothing
+    wraps: ``max_price * max_position * k <= 2**61`` keeps every notional far inside int64.
+    """
+    out = {}
+    out["quote_unit"], k = unit_value(tick_size, lot_size, quote_unit)
+    out["k"] = k
+    out["tiers"] = MarginTiers(tiers)
+    for name in RATES:
+        out[name] = rate_ppm(name, rest[name])
+    for name, enum in RULES:
+        out[name] = enum_arg(name, enum, rest[name])
+    out["round_cap"] = None if round_cap is None else check.as_positive("round_cap", round_cap)
+    max_price = check.as_positive("max_price", max_price)
+    if max_price * k > MONEY_BOUND:
+        raise ValueError(f"max_price * k = {max_price} * {k} = {max_price * k} exceeds 2**61 "
+                         f"quote units (k = quote units per tick x lot)")
+    if max_position is None:
+        max_position = MONEY_BOUND // (max_price * k)
+    max_position = check.as_positive("max_position", max_position)
+    if max_price * max_position * k > MONEY_BOUND:
+        raise ValueError(f"max_price * max_position * k = {max_price * max_position * k} "
+                         f"exceeds 2**61")
+    out["max_price"], out["max_position"] = max_price, max_position
+    fund = check.as_int64("insurance_fund", insurance_fund)
+    if not 0 <= fund <= DEPOSIT_BOUND:
+        raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
+    out["insurance_fund"] = fund
+    if backstop is not None:
+        backstop = check.as_int64("backstop", backstop)
+        if backstop < 0:
+            raise ValueError(f"backstop must be an owner id >= 0 (negative ids are the "
+                             f"engine's), got {backstop}")
+    out["backstop"] = backstop
+    return out
+
+
+def constructor_args(engine) -> tuple[tuple, dict]:
+    """Arguments that rebuild an engine's settings (its insurance fund starts empty)."""
+    book = engine.book
+    args = (str(book.tick_size), str(book.lot_size), str(engine.quote_unit))
+    kwargs = {name: int(getattr(engine, name)) for name in RATES}
+    kwargs.update(tiers=[tuple(row) for row in engine.tiers.rows()],
+                  mark_rule=int(engine.mark_rule), sizing=int(engine.sizing),
+                  limit=int(engine.limit_rule), deficit=int(engine.deficit),
+                  round_cap=engine.round_cap, backstop=engine.backstop, insurance_fund=0,
+                  stp=int(book.stp), amend_rule=int(book.amend_rule),
+                  max_price=int(engine.max_price), max_position=int(engine.max_position))
+    return args, kwargs
+
+
+# ------------------------------------------------------------------------------ saved state
+
+
+def _fail(field: str, rule: str, value) -> ValueError:
+    return ValueError(f"corrupt Engine state: {field} {rule}, got {value!r}")
+
+
+def _int(field: str, value, lo: int = -(2**63), hi: int = INT64_MAX) -> int:
+    if type(value) is not int:
+        raise _fail(field, "must be an int", value)
+    if not lo <= value <= hi:
+        raise _fail(field, f"must be in [{lo}, {hi}]", value)
+    return value
+
+
+def _bool(field: str, value) -> bool:
+    if type(value) is not bool:
+        raise _fail(field, "must be a bool", value)
+    return value
+
+
+def _rows(field: str, value, width: int) -> list:
+    if type(value) is not list:
+        raise _fail(field, "must be a list", type(value).__name__)
+    for i, row in enumerate(value):
+        if type(row) is not tuple or len(row) != width:
+            raise _fail(f"{field}[{i}]", f"must be a tuple of {width} values", row)
+    return value
+
+
+def check_state(engine, state, book_type) -> dict:
+    """Validate a saved state against a freshly built ``engine`` with the saved settings.
+
+    Returns the state with derived values added: ``open`` maps (owner, side) to the lots of that
+    owner's live orders on that side (resting and armed stops), what the exposure check counts.
+    Raises ValueError naming the field and the value on anything a live engine could not be in.
+    """
+    if type(state) is not dict:
+        raise _fail("state", "must be a dict", type(state).__name__)
+    expected = {"version", "book", "accounts", "queue", "records", "trades", "fund_history",
+                "fees_collected", "total_deposits", "round", "rounds_run", "next_forced_id",
+                "index_price", "mark"}
+    if set(state) != expected:
+        raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
+    if state["version"] != STATE_VERSION:
+        raise _fail("version", f"must be {STATE_VERSION}", state["version"])
+    max_price, max_position, k = engine.max_price, engine.max_position, engine.k
+
+    # accounts: (owner, collateral, position, cost, reserve, exempt, isolated)
+    owners = {}
+    net = money = 0
+    for i, row in enumerate(_rows("accounts", state["accounts"], 7)):
+        field = f"accounts[{i}]"
+        owner = _int(f"{field}.owner", row[0], INSURANCE_FUND)
+        if owner in owners:
+            raise _fail(f"{field}.owner", "must be unique", owner)
+        collateral = _int(f"{field}.collateral", row[1])
+        # Not max_position: seed_position and backstop takeovers ignore resting orders, whose
+        # fills can then carry a live position past it (and the fund has no bound at all). The
+        # bound that matters is that every notional fits int64, which the engine's 128-bit
+        # arithmetic (and the ADL comparison's proof) relies on.
+        bound = INT64_MAX // (max_price * k)
+        position = _int(f"{field}.position", row[2], -bound, bound)
+        cost = _int(f"{field}.cost", row[3], abs(position) * k, INT64_MAX if position else 0)
+        reserve = _int(f"{field}.reserve", row[4], 0, DEPOSIT_BOUND)
+        exempt, isolated = _bool(f"{field}.exempt", row[5]), _bool(f"{field}.isolated", row[6])
+        if reserve and not isolated:
+            raise _fail(f"{field}.reserve", "must be 0 for a cross-margin account", reserve)
+        if owner == INSURANCE_FUND and (not exempt or isolated):
+            raise _fail(f"{field}", "(the insurance fund) must be exempt and not isolated", row)
+        owners[owner] = position
+        net += position
+        money += collateral + reserve + (cost if position < 0 else -cost)
+    if INSURANCE_FUND not in owners:
+        raise _fail("accounts", "must hold the insurance fund (owner -1)", sorted(owners))
+    if net != 0:
+        raise _fail("accounts", "positions must sum to 0", net)
+
+    fees = _int("fees_collected", state["fees_collected"], 0)
+    deposits = _int("total_deposits", state["total_deposits"], 0, DEPOSIT_BOUND)
+    # Money is conserved: the sum of equities at any mark (the mark cancels, positions summing
+    # to 0) plus the fees taken out equals what was deposited.
+    if money + fees != deposits:
+        raise _fail("accounts", f"must conserve money: collateral + reserve + unrealised + fees "
+                    f"= {money + fees} != total_deposits", deposits)
+
+    round_ = _int("round", state["round"], 0)
+    queue, seen = [], set()
+    for i, row in enumerate(_rows("queue", state["queue"], 2)):
+        owner = _int(f"queue[{i}].owner", row[0], INSURANCE_FUND)
+        if owner not in owners or owner in seen:
+            raise _fail(f"queue[{i}].owner", "must be an account queued once", owner)
+        seen.add(owner)
+        queue.append((owner, _int(f"queue[{i}].generation", row[1], 0, round_)))
+
+    history = _rows("fund_history", state["fund_history"], 2)
+    for i, (r, balance) in enumerate(history):
+        _int(f"fund_history[{i}].round", r, i, i)
+        _int(f"fund_history[{i}].balance", balance)
+    _int("rounds_run", state["rounds_run"], len(history), len(history))
+    _int("next_forced_id", state["next_forced_id"], hi=-1)
+    for name in ("index_price", "mark"):
+        if state[name] is not None:
+            _int(name, state[name], 1, max_price)
+
+    for i, row in enumerate(_rows("records", state["records"], len(RECORD_FIELDS))):
+        values = dict(zip(RECORD_FIELDS, row))
+        for name, value in values.items():
+            _int(f"records[{i}].{name}", value)
+        _int(f"records[{i}].filled", values["filled"], 0, min(values["qty"], INT64_MAX // k))
+        _int(f"records[{i}].side", values["side"], -1, 1)
+        if values["side"] == 0:
+            raise _fail(f"records[{i}].side", "must be Side.BUY or Side.SELL", 0)
+        if values["kind"] not in set(ForcedKind):
+            raise _fail(f"records[{i}].kind", "must be a ForcedKind", values["kind"])
+
+    trades = state["trades"]
+    if getattr(trades, "dtype", None) != EVENT_DTYPE or trades.ndim != 1:
+        raise _fail("trades", "must be a one-dimensional EVENT_DTYPE array", type(trades))
+
+    book = state["book"]
+    if type(book) is not book_type:
+        raise _fail("book", f"must be a {book_type.__module__}.{book_type.__name__}",
+                    type(book).__name__)
+    for name in ("tick_size", "lot_size", "stp", "amend_rule"):
+        if getattr(book, name) != getattr(engine.book, name):
+            raise _fail(f"book.{name}", f"must match the engine's {getattr(engine.book, name)}",
+                        getattr(book, name))
+    if book.last_price is not None:
+        _int("book.last_price", int(book.last_price), 1, max_price)
+    open_qty = {}
+    for what, rows in (("l3", book.l3()), ("stops", book.stops())):
+        for r in rows:
+            order, owner = int(r["order_id"]), int(r["owner"])
+            field = f"book.{what}() order {order}"
+            if order < 0:
+                raise _fail(f"{field}", "must have an id >= 0 (forced orders never rest)", order)
+            if owner not in owners or owner == INSURANCE_FUND:
+                raise _fail(f"{field}.owner", "must be an account other than the fund", owner)
+            for name in ("price", "stop_price"):
+                if name in r.dtype.names and (what == "l3" or int(r[name]) != 0):
+                    _int(f"{field}.{name}", int(r[name]), 1, max_price)
+            key = (owner, int(r["side"]))
+            open_qty[key] = open_qty.get(key, 0) + int(r["qty"])
+    # The exposure check admits at most max_position + |position| <= 2 max_position lots per
+    # side when an order is sent, and open quantity only shrinks until the next check.
+    for (owner, side), qty in open_qty.items():
+        if qty > 2 * max_position:
+            raise _fail(f"book orders of owner {owner} on side {Side(side).name}",
+                        f"must total at most 2 * max_position = {2 * max_position} lots", qty)
+    out = dict(state)
+    out["queue"] = queue
+    out["open"] = open_qty
+    return out
+
