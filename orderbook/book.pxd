@@ -90,6 +90,7 @@ cdef class OrderBook:
     cdef object _l3(self)
     cdef object _stops(self)
     cdef object _impact(self, int s, qty_t wanted)
+    cdef object _order_info(self, oid_t oid)
     cdef OrderBook _copy(self)
     cdef tuple _state(self)
     cdef int _restore_state(self, list resting, list armed) except -1

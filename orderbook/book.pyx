@@ -959,6 +959,9 @@ cdef class OrderBook:
         """The live order (resting or armed stop) with this id as OrderInfo; KeyError if none."""
         cdef oid_t oid = as_i64(order_id, "order_id")
         self._idle()
+        return self._order_info(oid)
+
+    cdef object _order_info(self, oid_t oid):
         cdef slot_t slot = self.find_id(oid)
         if slot == NO_SLOT:
             raise KeyError(f"order_id {oid} is not a live order")

@@ -247,10 +247,18 @@ cdef class Engine:
         # Every public method that touches the C containers takes the flag and drops it in a
         # finally: another thread's call (say one growing ``ledger.accounts`` while this one
         # holds an Account*) raises instead of corrupting state or using freed memory.
-        if self._busy:
+        # The engine drives its book through the book's cdef core, so it holds the book's flag
+        # as well: a query through ``engine.book`` from another thread is refused meanwhile
+        # instead of walking containers this call is changing (and vice versa).
+        if self._busy or self._book.busy:
             raise RuntimeError("this Engine is busy in another thread")
         self._busy = True
+        self._book.busy = True
         return 0
+
+    cdef inline void _leave(self) noexcept:
+        self._busy = False
+        self._book.busy = False
 
     @property
     def busy(self):
@@ -310,7 +318,7 @@ cdef class Engine:
             self._open(oid, margin, bool(exempt), isolated_margin is not None, amount - margin)
             self.total_deposits += <money_t>amount
         finally:
-            self._busy = False
+            self._leave()
 
     def deposit(self, owner, amount):
         """Add ``amount`` quote units (>= 1) to the collateral (an isolated account's: reserve)."""
@@ -326,7 +334,7 @@ cdef class Engine:
             self.total_deposits += <money_t>value
             self.ledger.reindex(slot)
         finally:
-            self._busy = False
+            self._leave()
 
     def add_margin(self, owner, amount):
         """Move ``amount`` quote units of an isolated account's reserve into its margin."""
@@ -345,7 +353,7 @@ cdef class Engine:
             a.collateral += <money_t>value
             self.ledger.reindex(slot)
         finally:
-            self._busy = False
+            self._leave()
 
     cdef int _check_deposit(self, amount) except -1:
         if self.total_deposits + amount > DEPOSIT_BOUND:
@@ -374,7 +382,7 @@ cdef class Engine:
             self.ledger.settle(buyer, q, p)
             self.ledger.settle(seller, -q, p)
         finally:
-            self._busy = False
+            self._leave()
 
     def account(self, owner):
         """An account's state evaluated at the current mark (AccountInfo)."""
@@ -382,7 +390,7 @@ cdef class Engine:
         try:
             return self._account_info(self._slot(owner))
         finally:
-            self._busy = False
+            self._leave()
 
     cdef object _account_info(self, int32_t slot):
         self.mark()
@@ -420,7 +428,7 @@ cdef class Engine:
                 self._copy_trades(out)
             return out
         finally:
-            self._busy = False
+            self._leave()
 
     cdef int _copy_trades(self, object out) except -1:
         cdef unsigned char[::1] raw = out.view(np.uint8)
@@ -445,7 +453,7 @@ cdef class Engine:
             for i in range(self.ledger.accounts.size()):
                 out.append(self.ledger.accounts[i].owner)
         finally:
-            self._busy = False
+            self._leave()
         out.sort()
         return out
 
@@ -463,7 +471,7 @@ cdef class Engine:
                 raise ValueError(f"mark must be >= 0 ticks, got {value}")
             return self._total_equity(value, True)
         finally:
-            self._busy = False
+            self._leave()
 
     cdef object _total_equity(self, price_t m, bint has_mark):
         # Sum of collateral + reserve + unrealised, regrouped so nothing can overflow: costs and
@@ -563,7 +571,7 @@ cdef class Engine:
         try:
             return self._submit(kind, order_id, side, price, qty, owner, stop_price)
         finally:
-            self._busy = False
+            self._leave()
 
     cdef list _submit(self, kind, order_id, side, price, qty, owner, stop_price):
         cdef int64_t k = check.as_int64("kind", kind)
@@ -574,12 +582,12 @@ cdef class Engine:
             raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
                              f"got {oid}")
         if k == t.K_AMEND:
-            info = self._book.order(oid)
+            info = self._book._order_info(oid)
             self._price("price", price)
             extra = check.as_int64("qty", qty) - info.qty
             if extra > 0:
                 self._check_exposure(self.ledger.slot(info.owner), info.side, extra)
-            events = self._book.submit(k, oid, side, price, qty, owner, stop_price)
+            events = self._book._submit_one(k, oid, side, price, qty, owner, stop_price)
             if events and events[0].kind == t.EV_AMENDED:
                 # The old quantity leaves the open total; the AMENDED event adds the new one.
                 self.track_open(self.ledger.slot(info.owner), info.side, -<qty_t>info.qty)
@@ -596,7 +604,7 @@ cdef class Engine:
             if k == t.K_STOP_MARKET or k == t.K_STOP_LIMIT:
                 self._price("stop_price", stop_price)
             self._check_exposure(slot, side_value, check.as_int64("qty", qty))
-        events = self._book.submit(k, oid, side, price, qty, owner, stop_price)
+        events = self._book._submit_one(k, oid, side, price, qty, owner, stop_price)
         self.settle_events(oid, k == t.K_LIMIT or k == t.K_POST_ONLY or k == t.K_STOP_MARKET
                            or k == t.K_STOP_LIMIT or k == t.K_CANCEL)
         self.mark()  # the mark follows every message, whether or not anyone looks at it
@@ -647,13 +655,13 @@ cdef class Engine:
             self.has_index = True
             self.mark()
         finally:
-            self._busy = False
+            self._leave()
 
     def mark_price(self):
         """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
         self._enter()
         self.mark()
-        self._busy = False
+        self._leave()
         return self.mark_value if self.has_mark else None
 
     cdef void mark(self) noexcept nogil:
@@ -689,7 +697,7 @@ cdef class Engine:
             for i in range(self.queue_.size()):
                 out.append(self.queue_[i].owner)
         finally:
-            self._busy = False
+            self._leave()
         return out
 
     def liquidate(self, max_rounds=10_000):
@@ -703,7 +711,7 @@ cdef class Engine:
                     break
             return self._records_array(first)
         finally:
-            self._busy = False
+            self._leave()
 
     def liquidation_round(self):
         """Run one round (docs/liquidation.md); return whether it made progress."""
@@ -711,7 +719,7 @@ cdef class Engine:
         try:
             return self._round()
         finally:
-            self._busy = False
+            self._leave()
 
     def forced_orders(self):
         """Every liquidation record so far (FORCED_DTYPE)."""
@@ -719,7 +727,7 @@ cdef class Engine:
         try:
             return self._records_array(0)
         finally:
-            self._busy = False
+            self._leave()
 
     def fund_history(self):
         """The insurance fund's balance after every round that made progress: (round, balance)."""
@@ -731,7 +739,7 @@ cdef class Engine:
                 out[i] = (self.fund_rounds[i], self.fund_balances[i])
             return out
         finally:
-            self._busy = False
+            self._leave()
 
     cdef object _records_array(self, size_t first):
         out = np.empty(self.records.size() - first, dtype=FORCED_DTYPE)
@@ -1151,7 +1159,7 @@ cdef class Engine:
         try:
             return self._copy()
         finally:
-            self._busy = False
+            self._leave()
 
     def __copy__(self):
         return self.copy()
@@ -1175,7 +1183,7 @@ cdef class Engine:
         ledger.mm_deduction = self.ledger.mm_deduction
         ledger.im_deduction = self.ledger.im_deduction
         other.ledger = ledger
-        other._book = self._book.copy()
+        other._book = self._book._copy()
         other.book = BookView(other._book)
         other.quote_unit = self.quote_unit
         other.tiers = MarginTiers(self.tiers.rows())
@@ -1224,7 +1232,7 @@ cdef class Engine:
             args, kwargs = constructor_args(self)
             return (_restore, (args, kwargs, self._state()))
         finally:
-            self._busy = False
+            self._leave()
 
     cdef dict _state(self):
         cdef size_t i
