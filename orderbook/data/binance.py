@@ -435,14 +435,15 @@ def _column(texts: list, grid: DecimalGrid, line_of=None) -> np.ndarray:
 
     ``line_of(i)`` names the line of element i in error messages.
     """
-    memo = {}
     # First-seen order, so the first bad value is reported. A value of the wrong type is not
-    # hashable if it is a list or an object: those are found one by one.
+    # hashable if it is a list or an object: those are checked (and refused) where they stand.
+    first = {}
     for k, text in enumerate(texts):
         if not isinstance(text, str):
             _grid_value(grid, text, line_of(k) if line_of else None)
-    for text in dict.fromkeys(texts):
-        memo[text] = _grid_value(grid, text, line_of(texts.index(text)) if line_of else None)
+        first.setdefault(text, k)
+    memo = {text: _grid_value(grid, text, line_of(k) if line_of else None)
+            for text, k in first.items()}
     return np.fromiter(map(memo.__getitem__, texts), dtype=np.int64, count=len(texts))
 
 
