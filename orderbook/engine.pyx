@@ -742,7 +742,7 @@ cdef class Engine:
             self._leave()
 
     cdef object _records_array(self, size_t first):
-        out = np.empty(self.records.size() - first, dtype=FORCED_DTYPE)
+        out = np.zeros(self.records.size() - first, dtype=FORCED_DTYPE)  # padding zeroed too
         cdef size_t i
         cdef const ForcedRec* r
         for i in range(first, self.records.size()):

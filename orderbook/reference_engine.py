@@ -460,11 +460,11 @@ class Engine:
         for _ in range(limit):
             if not self.liquidation_round():
                 break
-        return np.array(self._records[first:], dtype=FORCED_DTYPE)
+        return _record_array(self._records[first:])
 
     def forced_orders(self) -> np.ndarray:
         """Every liquidation record so far (FORCED_DTYPE)."""
-        return np.array(self._records, dtype=FORCED_DTYPE)
+        return _record_array(self._records)
 
     def fund_history(self) -> np.ndarray:
         """The insurance fund's balance after every round that did something: (round, balance)."""
@@ -819,3 +819,12 @@ def _restore(args, kwargs, state) -> Engine:
     engine._next_forced_id = state["next_forced_id"]
     engine._index_price, engine._mark = state["index_price"], state["mark"]
     return engine
+
+
+def _record_array(rows: list) -> np.ndarray:
+    """FORCED_DTYPE rows, padding bytes zeroed (field by field into zeros: np.array would copy
+    whatever its temporary buffer held into the padding)."""
+    out = np.zeros(len(rows), dtype=FORCED_DTYPE)
+    for i, row in enumerate(rows):
+        out[i] = row
+    return out

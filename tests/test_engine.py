@@ -1287,3 +1287,24 @@ def test_a_cancel_that_moves_a_mid_mark_is_followed_by_another_look(engine_cls):
     # B realises 1000 - 1040 = -40: collateral 5 - 40 = -35, which the empty fund cannot cover
     assert sum(r["bad_debt"] for r in of_kind(records, "SHORTFALL")) == 35
     assert list(eng.queue()) == [] and eng.account(3).position == 0
+
+
+def test_forced_order_records_have_zeroed_padding_so_equal_runs_are_byte_equal(engine_cls):
+    outputs = []
+    for _ in range(2):
+        eng = make(engine_cls)
+        _setup_lp(eng)
+        victim_a(eng, owner=1)
+        victim_a(eng, owner=2, collateral=120)
+        _three_level_book(eng, [(94, 4), (93, 3), (92, 5), (91, 2), (90, 20)])
+        eng.liquidate()
+        outputs.append((eng.forced_orders(), eng.trades()))
+    for first, second in zip(*outputs):
+        used = set()
+        for name in first.dtype.names:
+            field, offset = first.dtype.fields[name][:2]
+            used.update(range(offset, offset + field.itemsize))
+        pad = sorted(set(range(first.dtype.itemsize)) - used)
+        raw = first.view(np.uint8).reshape(len(first), first.dtype.itemsize)
+        assert len(first) and not raw[:, pad].any()
+        assert first.tobytes() == second.tobytes()
