@@ -445,7 +445,9 @@ class Pair:
         else:
             note("    # (state not queried after this step)")
         if method == "liquidate" and rexc is None:
-            self._check_liquidate(where, right, kwargs)
+            # max_rounds may come positionally (the hostile-argument step passes it so)
+            self._check_liquidate(where, right, {**kwargs, **(
+                {"max_rounds": args[0]} if args else {})})
         return right, rexc
 
     def _track_reserve(self, method, args, kwargs):
