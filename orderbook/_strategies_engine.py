@@ -18,17 +18,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import _validation as check
-from .events import Deficit, Kind, LimitRule, MarkRule, Side, Sizing
-from .margin import PPM, unit_value
+from .events import (
+    BACKSTOP_OWNER, LP_OWNER, PPM, Deficit, Kind, LimitRule, MarkRule, Side, Sizing,
+)
+from .margin import unit_value
 from .testing import Message, ReferenceEngine
 
 __all__ = ["LP_OWNER", "BACKSTOP_OWNER", "AccountPopulation", "tiers", "engine_rules",
            "scenario_rules", "account_populations", "engines"]
 
-#: Owner id of the exempt liquidity provider of :func:`account_populations`.
-LP_OWNER = 100
-#: Owner id of the backstop account when :func:`engine_rules` names one.
-BACKSTOP_OWNER = 50
 
 # Shared with orderbook.strategies (which imports them from here, the lower module).
 SIDES = st.sampled_from([Side.BUY, Side.SELL])

@@ -1,7 +1,8 @@
 # Typedefs, enum values and C record layouts shared by the compiled modules.
 #
-# The numbers below are the ones of orderbook/events.py (the Python-facing IntEnums and dtypes);
-# book.pyx checks at import time that both agree, value by value and byte by byte.
+# The numbers below are the ones of orderbook/events.py (the Python-facing IntEnums, constants,
+# kind sets and dtypes); book.pyx and engine.pyx check at import time that both agree: every enum
+# member, every field offset, and every kind predicate below over all 256 kind values.
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
@@ -55,6 +56,35 @@ cdef enum:
     R_STOP_WOULD_TRIGGER = 19
     R_NOT_AMENDABLE = 20
 
+# The kind classifications, as events.NEW_ORDER_KINDS, STOP_KINDS, PRICED_KINDS, RESTING_KINDS,
+# IMMEDIATE_KINDS and CALLER_ERRORS.
+cdef inline bint is_new_order(int kind) noexcept nogil:
+    return K_LIMIT <= kind <= K_STOP_LIMIT
+
+
+cdef inline bint is_stop(int kind) noexcept nogil:
+    return kind == K_STOP_MARKET or kind == K_STOP_LIMIT
+
+
+cdef inline bint is_priced(int kind) noexcept nogil:
+    # The message's price must be a valid limit price (AMEND carries the new one).
+    return (kind == K_LIMIT or kind == K_IOC or kind == K_FOK or kind == K_POST_ONLY
+            or kind == K_STOP_LIMIT or kind == K_AMEND)
+
+
+cdef inline bint rests(int kind) noexcept nogil:
+    return kind == K_LIMIT or kind == K_POST_ONLY
+
+
+cdef inline bint is_immediate(int kind) noexcept nogil:
+    # New orders that never rest: what they do not fill is cancelled at once.
+    return kind == K_MARKET or kind == K_IOC or kind == K_FOK
+
+
+cdef inline bint is_caller_error(int reason) noexcept nogil:
+    return R_INVALID_KIND <= reason <= R_QTY_OVERFLOW
+
+
 cdef enum:
     STP_NONE = 0
     STP_CANCEL_TAKER = 1
@@ -64,6 +94,43 @@ cdef enum:
 cdef enum:
     AMEND_REDUCE_KEEPS_PRIORITY = 0
     AMEND_ALWAYS_REQUEUE = 1
+
+# ------------------------------------------------------------------------------ margin engine
+
+cdef enum:
+    PPM = 1000000          # parts per million: rates are integers in [0, PPM]
+    INSURANCE_FUND = -1    # owner id of the insurance fund's account
+    NO_COUNTERPARTY = -2   # counterparty of a liquidation record that has none
+
+cdef enum:   # MarkRule
+    MARK_LAST = 0
+    MARK_MID = 1
+    MARK_INDEX = 2
+    MARK_INDEX_CLAMPED = 3
+
+cdef enum:   # Sizing
+    SIZING_FULL = 0
+    SIZING_FRACTION = 1
+    SIZING_RESTORE = 2
+
+cdef enum:   # LimitRule
+    LIMIT_MARKET = 0
+    LIMIT_BAND = 1
+    LIMIT_BANKRUPTCY = 2
+
+cdef enum:   # Deficit
+    DEFICIT_NONE = 0
+    DEFICIT_ADL = 1
+    DEFICIT_SOCIALIZE = 2
+
+cdef enum:   # ForcedKind
+    FK_ORDER = 1
+    FK_BACKSTOP = 2
+    FK_FUND_TAKEOVER = 3
+    FK_ADL = 4
+    FK_SHORTFALL = 5
+
+# ----------------------------------------------------------------------------------- records
 
 # One row of MESSAGE_DTYPE.
 cdef struct Message:

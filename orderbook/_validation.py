@@ -15,7 +15,9 @@ from decimal import (
 
 import numpy as np
 
-from .events import INT64_MAX, INT64_MIN, MESSAGE_DTYPE, Kind, Reason
+from .events import (
+    INT64_MAX, INT64_MIN, MESSAGE_DTYPE, RESTING_KINDS, STOP_KINDS, Kind, Reason,
+)
 
 _SIDE_NAMES = {"buy": 1, "bid": 1, "sell": -1, "ask": -1}
 
@@ -219,7 +221,7 @@ def book_state(state) -> tuple[list[dict], list[dict], int | None, int, int]:
         name = f"resting[{i}]"
         o = _record(name, entry, _RESTING_FIELDS)
         o["stop_price"] = 0
-        if o["kind"] not in (Kind.LIMIT, Kind.POST_ONLY):
+        if o["kind"] not in RESTING_KINDS:
             raise _state_error(f"{name}.kind", "LIMIT (1) or POST_ONLY (5)", o["kind"])
         if o["price"] < 1:
             raise _state_error(f"{name}.price", "in [1, 2**63-1] ticks", o["price"])
@@ -267,7 +269,7 @@ def error_for(reason: int, kind: int, order_id: int, side: int, price: int, stop
               qty: int) -> Exception:
     """The exception the per-call API raises for a message that failed validation."""
     template = _MESSAGES[Reason(reason)]
-    if reason == Reason.QTY_OVERFLOW and kind in (Kind.STOP_MARKET, Kind.STOP_LIMIT):
+    if reason == Reason.QTY_OVERFLOW and kind in STOP_KINDS:
         template = "qty {qty} would take the stop level at stop_price {stop_price} past {max} lots"
     text = template.format(
         kinds=[k.name for k in Kind], kind=kind, side=side, price=price, stop_price=stop_price,

@@ -10,10 +10,7 @@ from cython.operator cimport dereference as deref
 from libc.stdint cimport INT64_MAX, int32_t, int64_t
 
 from orderbook.accounts cimport Account, IndexKey, int128, money_t
-from orderbook._types cimport owner_t, price_t, qty_t
-
-cdef enum:
-    PPM = 1000000
+from orderbook._types cimport PPM, owner_t, price_t, qty_t
 
 
 cdef int128 floor_div(int128 a, int128 b) noexcept nogil:

@@ -20,11 +20,11 @@ import numpy as np
 
 from orderbook cimport _types as t
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, L3Rec, Level, Message, Order, StopRec, oid_t, owner_t,
-    price_t, qty_t, slot_t,
+    BUY, NO_SLOT, SELL, EventRec, L3Rec, Level, Message, Order, StopRec, is_caller_error,
+    is_new_order, is_priced, is_stop, oid_t, owner_t, price_t, qty_t, rests, slot_t,
 )
 
-from . import _validation as check
+from . import _layout, _validation as check
 from .events import (
     EVENT_DTYPE, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind, Impact,
     Kind, OrderInfo, Reason, SelfTradePrevention, Side,
@@ -41,27 +41,6 @@ BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or
 cdef inline price_t level_key(int side, price_t price) noexcept nogil:
     # Bids are stored under -price so that begin() is the best level on both sides.
     return -price if side == BUY else price
-
-
-cdef inline bint is_new_order(int kind) noexcept nogil:
-    return t.K_LIMIT <= kind <= t.K_STOP_LIMIT
-
-
-cdef inline bint is_stop(int kind) noexcept nogil:
-    return kind == t.K_STOP_MARKET or kind == t.K_STOP_LIMIT
-
-
-cdef inline bint is_priced(int kind) noexcept nogil:
-    return (kind == t.K_LIMIT or kind == t.K_IOC or kind == t.K_FOK or kind == t.K_POST_ONLY
-            or kind == t.K_STOP_LIMIT or kind == t.K_AMEND)
-
-
-cdef inline bint rests(int kind) noexcept nogil:
-    return kind == t.K_LIMIT or kind == t.K_POST_ONLY
-
-
-cdef inline bint is_caller_error(int reason) noexcept nogil:
-    return t.R_INVALID_KIND <= reason <= t.R_QTY_OVERFLOW
 
 
 cdef inline size_t id_home(oid_t order_id, int shift) noexcept nogil:
@@ -1140,46 +1119,88 @@ def _restore(tick_size, lot_size, stp, amend_rule, state):
 
 # ------------------------------------------------------------------------ import-time checks
 
-def _check_layouts():
-    # The C structs and the numpy dtypes are declared separately (C needs the struct, Python the
-    # dtype); a mismatch would silently corrupt batches, so refuse to import instead.
-    for dtype, size in ((MESSAGE_DTYPE, sizeof(Message)), (EVENT_DTYPE, sizeof(EventRec)),
-                        (L3_DTYPE, sizeof(L3Rec)), (STOP_DTYPE, sizeof(StopRec))):
-        if dtype.itemsize != size:
-            raise ImportError(f"dtype {dtype} has itemsize {dtype.itemsize}, C struct {size}")
-    cdef Message m
-    m.order_id, m.owner, m.price, m.stop_price, m.qty, m.kind, m.side = 1, 2, 3, 4, 5, 6, -7
-    probe = np.zeros(1, dtype=MESSAGE_DTYPE)
-    cdef uint8_t[::1] raw = probe.view(np.uint8)
-    memcpy(&raw[0], &m, sizeof(Message))
-    if probe[0].tolist() != (1, 2, 3, 4, 5, 6, -7):
-        raise ImportError("MESSAGE_DTYPE field offsets do not match the C struct Message")
-    cdef EventRec e
-    (e.seq, e.msg, e.order_id, e.owner, e.maker_id, e.maker_owner, e.price, e.stop_price, e.qty,
-     e.kind, e.reason, e.side) = range(1, 13)
-    probe = np.zeros(1, dtype=EVENT_DTYPE)
-    raw = probe.view(np.uint8)
-    memcpy(&raw[0], &e, sizeof(EventRec))
-    if probe[0].tolist() != tuple(range(1, 13)):
-        raise ImportError("EVENT_DTYPE field offsets do not match the C struct EventRec")
-    expected = {
-        Kind.LIMIT: t.K_LIMIT, Kind.MARKET: t.K_MARKET, Kind.IOC: t.K_IOC, Kind.FOK: t.K_FOK,
-        Kind.POST_ONLY: t.K_POST_ONLY, Kind.STOP_MARKET: t.K_STOP_MARKET,
-        Kind.STOP_LIMIT: t.K_STOP_LIMIT, Kind.CANCEL: t.K_CANCEL, Kind.AMEND: t.K_AMEND,
-        EventKind.ACCEPTED: t.EV_ACCEPTED, EventKind.TRADE: t.EV_TRADE,
-        EventKind.CANCELLED: t.EV_CANCELLED, EventKind.AMENDED: t.EV_AMENDED,
-        EventKind.REJECTED: t.EV_REJECTED, EventKind.STOP_TRIGGERED: t.EV_STOP_TRIGGERED,
-        Reason.USER: t.R_USER, Reason.IOC_RESIDUAL: t.R_IOC_RESIDUAL,
-        Reason.FOK_UNFILLABLE: t.R_FOK_UNFILLABLE, Reason.SELF_TRADE: t.R_SELF_TRADE,
-        Reason.KEPT_PRIORITY: t.R_KEPT_PRIORITY, Reason.REQUEUED: t.R_REQUEUED,
-        Reason.INVALID_KIND: t.R_INVALID_KIND, Reason.QTY_OVERFLOW: t.R_QTY_OVERFLOW,
-        Reason.NOT_AMENDABLE: t.R_NOT_AMENDABLE, Side.BUY: BUY, Side.SELL: SELL,
-        SelfTradePrevention.CANCEL_BOTH: t.STP_CANCEL_BOTH,
-        AmendRule.ALWAYS_REQUEUE: t.AMEND_ALWAYS_REQUEUE,
+cdef inline Py_ssize_t offset(const void* field, const void* record) noexcept:
+    return <Py_ssize_t>(<const char*>field - <const char*>record)
+
+
+def _c_layout():
+    """The C side's enums, constants, struct layouts and kind predicates, for _layout.check."""
+    values = {
+        "Side.BUY": BUY, "Side.SELL": SELL,
+        "Kind.LIMIT": t.K_LIMIT, "Kind.MARKET": t.K_MARKET, "Kind.IOC": t.K_IOC,
+        "Kind.FOK": t.K_FOK, "Kind.POST_ONLY": t.K_POST_ONLY,
+        "Kind.STOP_MARKET": t.K_STOP_MARKET, "Kind.STOP_LIMIT": t.K_STOP_LIMIT,
+        "Kind.CANCEL": t.K_CANCEL, "Kind.AMEND": t.K_AMEND,
+        "EventKind.ACCEPTED": t.EV_ACCEPTED, "EventKind.TRADE": t.EV_TRADE,
+        "EventKind.CANCELLED": t.EV_CANCELLED, "EventKind.AMENDED": t.EV_AMENDED,
+        "EventKind.REJECTED": t.EV_REJECTED, "EventKind.STOP_TRIGGERED": t.EV_STOP_TRIGGERED,
+        "Reason.NONE": t.R_NONE, "Reason.USER": t.R_USER,
+        "Reason.IOC_RESIDUAL": t.R_IOC_RESIDUAL, "Reason.FOK_UNFILLABLE": t.R_FOK_UNFILLABLE,
+        "Reason.SELF_TRADE": t.R_SELF_TRADE, "Reason.KEPT_PRIORITY": t.R_KEPT_PRIORITY,
+        "Reason.REQUEUED": t.R_REQUEUED, "Reason.INVALID_KIND": t.R_INVALID_KIND,
+        "Reason.INVALID_SIDE": t.R_INVALID_SIDE, "Reason.INVALID_PRICE": t.R_INVALID_PRICE,
+        "Reason.INVALID_STOP_PRICE": t.R_INVALID_STOP_PRICE,
+        "Reason.INVALID_QTY": t.R_INVALID_QTY, "Reason.DUPLICATE_ID": t.R_DUPLICATE_ID,
+        "Reason.UNKNOWN_ORDER": t.R_UNKNOWN_ORDER, "Reason.QTY_OVERFLOW": t.R_QTY_OVERFLOW,
+        "Reason.POST_ONLY_WOULD_TAKE": t.R_POST_ONLY_WOULD_TAKE,
+        "Reason.STOP_WOULD_TRIGGER": t.R_STOP_WOULD_TRIGGER,
+        "Reason.NOT_AMENDABLE": t.R_NOT_AMENDABLE,
+        "SelfTradePrevention.NONE": t.STP_NONE,
+        "SelfTradePrevention.CANCEL_TAKER": t.STP_CANCEL_TAKER,
+        "SelfTradePrevention.CANCEL_MAKER": t.STP_CANCEL_MAKER,
+        "SelfTradePrevention.CANCEL_BOTH": t.STP_CANCEL_BOTH,
+        "AmendRule.REDUCE_KEEPS_PRIORITY": t.AMEND_REDUCE_KEEPS_PRIORITY,
+        "AmendRule.ALWAYS_REQUEUE": t.AMEND_ALWAYS_REQUEUE,
+        "MarkRule.LAST": t.MARK_LAST, "MarkRule.MID": t.MARK_MID, "MarkRule.INDEX": t.MARK_INDEX,
+        "MarkRule.INDEX_CLAMPED": t.MARK_INDEX_CLAMPED,
+        "Sizing.FULL": t.SIZING_FULL, "Sizing.FRACTION": t.SIZING_FRACTION,
+        "Sizing.RESTORE": t.SIZING_RESTORE,
+        "LimitRule.MARKET": t.LIMIT_MARKET, "LimitRule.BAND": t.LIMIT_BAND,
+        "LimitRule.BANKRUPTCY": t.LIMIT_BANKRUPTCY,
+        "Deficit.NONE": t.DEFICIT_NONE, "Deficit.ADL": t.DEFICIT_ADL,
+        "Deficit.SOCIALIZE": t.DEFICIT_SOCIALIZE,
+        "ForcedKind.ORDER": t.FK_ORDER, "ForcedKind.BACKSTOP": t.FK_BACKSTOP,
+        "ForcedKind.FUND_TAKEOVER": t.FK_FUND_TAKEOVER, "ForcedKind.ADL": t.FK_ADL,
+        "ForcedKind.SHORTFALL": t.FK_SHORTFALL,
+        "PPM": t.PPM, "INSURANCE_FUND": t.INSURANCE_FUND, "NO_COUNTERPARTY": t.NO_COUNTERPARTY,
     }
-    for member, value in expected.items():
-        if int(member) != value:
-            raise ImportError(f"{member!r} is {int(member)} in events.py but {value} in _types.pxd")
+    cdef Message m
+    cdef EventRec e
+    cdef L3Rec l3
+    cdef StopRec s
+    layouts = {
+        "MESSAGE_DTYPE": (sizeof(Message), {
+            "order_id": offset(&m.order_id, &m), "owner": offset(&m.owner, &m),
+            "price": offset(&m.price, &m), "stop_price": offset(&m.stop_price, &m),
+            "qty": offset(&m.qty, &m), "kind": offset(&m.kind, &m),
+            "side": offset(&m.side, &m)}),
+        "EVENT_DTYPE": (sizeof(EventRec), {
+            "seq": offset(&e.seq, &e), "msg": offset(&e.msg, &e),
+            "order_id": offset(&e.order_id, &e), "owner": offset(&e.owner, &e),
+            "maker_id": offset(&e.maker_id, &e), "maker_owner": offset(&e.maker_owner, &e),
+            "price": offset(&e.price, &e), "stop_price": offset(&e.stop_price, &e),
+            "qty": offset(&e.qty, &e), "kind": offset(&e.kind, &e),
+            "reason": offset(&e.reason, &e), "side": offset(&e.side, &e)}),
+        "L3_DTYPE": (sizeof(L3Rec), {
+            "order_id": offset(&l3.order_id, &l3), "owner": offset(&l3.owner, &l3),
+            "price": offset(&l3.price, &l3), "qty": offset(&l3.qty, &l3),
+            "side": offset(&l3.side, &l3)}),
+        "STOP_DTYPE": (sizeof(StopRec), {
+            "order_id": offset(&s.order_id, &s), "owner": offset(&s.owner, &s),
+            "stop_price": offset(&s.stop_price, &s), "price": offset(&s.price, &s),
+            "qty": offset(&s.qty, &s), "kind": offset(&s.kind, &s),
+            "side": offset(&s.side, &s)}),
+    }
+    cdef int v
+    predicates = {
+        "NEW_ORDER_KINDS": [is_new_order(v) for v in range(256)],
+        "STOP_KINDS": [is_stop(v) for v in range(256)],
+        "PRICED_KINDS": [is_priced(v) for v in range(256)],
+        "RESTING_KINDS": [rests(v) for v in range(256)],
+        "IMMEDIATE_KINDS": [t.is_immediate(v) for v in range(256)],
+        "CALLER_ERRORS": [is_caller_error(v) for v in range(256)],
+    }
+    return values, layouts, predicates
 
 
-_check_layouts()
+_layout.check(*_c_layout())

@@ -66,7 +66,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from . import _validation as check
-from .events import Deficit, LimitRule, MarkRule, Side, Sizing
+from .events import INT64_MAX, PPM, Deficit, LimitRule, MarkRule, Side, Sizing
 from .margin import MarginTiers, unit_value
 from .scenario import (
     DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
@@ -79,8 +79,6 @@ __all__ = [
     "rules_from_dict", "coerce_param", "parse_values", "scale_scenario", "dumps_toml",
 ]
 
-INT64_MAX = 2**63 - 1
-PPM = 1_000_000
 
 
 # ---------------------------------------------------------------------------------- errors

@@ -35,7 +35,7 @@ from . import _validation as check
 from ._bookview import BookView
 from ._engine_state import STATE_VERSION, book_rules, check_state, constructor_args, settings
 from .events import (
-    EVENT_DTYPE, FORCED_DTYPE, AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule,
+    EVENT_DTYPE, FORCED_DTYPE, FUND_HISTORY_DTYPE, AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule,
     SelfTradePrevention, Sizing,
 )
 from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MarginTiers
@@ -47,12 +47,6 @@ cdef enum:
     SERVED_QUEUED = 0
     SERVED_DONE = 1
     SERVE_STOP = 2
-
-cdef enum:
-    C_PPM = 1000000
-    C_FUND = -1
-    C_NO_COUNTERPARTY = -2
-
 
 ctypedef cset[IndexKey].iterator cset_iter
 
@@ -205,7 +199,7 @@ cdef class Engine:
         self._book = book
         self.book = BookView(book)
         self.ledger = Ledger(self.k, self.max_price, self.max_position, self.tiers)
-        self._open(C_FUND, fund, True)
+        self._open(t.INSURANCE_FUND, fund, True)
         self.total_deposits = fund
         self.fees_collected = 0
         self.next_forced_id = -1
@@ -369,7 +363,7 @@ cdef class Engine:
             seller = self._slot(short_owner, "short_owner")
             if buyer == seller:
                 raise ValueError("seed_position needs two different accounts")
-            if self.acct(buyer).owner == C_FUND or self.acct(seller).owner == C_FUND:
+            if self.acct(buyer).owner == t.INSURANCE_FUND or self.acct(seller).owner == t.INSURANCE_FUND:
                 raise ValueError("the insurance fund cannot be seeded with a position")
             p = self._price("price", price)
             q = check.as_positive("qty", qty)
@@ -417,7 +411,7 @@ cdef class Engine:
     @property
     def insurance_fund(self):
         """The insurance fund's balance (collateral of its account), quote units."""
-        return self.acct(self.ledger.slot(C_FUND)).collateral
+        return self.acct(self.ledger.slot(t.INSURANCE_FUND)).collateral
 
     def trades(self):
         """Every trade the engine has settled, forced ones included (EVENT_DTYPE rows)."""
@@ -495,7 +489,7 @@ cdef class Engine:
     cdef void charge(self, int32_t slot, money_t amount, bint to_fund) noexcept nogil:
         self.acct(slot).collateral -= amount
         if to_fund:
-            self.acct(self.ledger.slot(C_FUND)).collateral += amount
+            self.acct(self.ledger.slot(t.INSURANCE_FUND)).collateral += amount
         else:
             self.fees_collected += amount
         self.ledger.reindex(slot)
@@ -517,8 +511,8 @@ cdef class Engine:
                 self.ledger.settle(maker, -e.side * e.qty, e.price)
                 value = self.ledger.value(e.price, e.qty)
                 if e.order_id >= 0:
-                    self.charge(taker, <money_t>ceil_div(value * self.taker_fee_ppm, C_PPM), False)
-                self.charge(maker, <money_t>ceil_div(value * self.maker_fee_ppm, C_PPM), False)
+                    self.charge(taker, <money_t>ceil_div(value * self.taker_fee_ppm, t.PPM), False)
+                self.charge(maker, <money_t>ceil_div(value * self.maker_fee_ppm, t.PPM), False)
                 self.track_open(maker, -e.side, -e.qty)
                 if self.counted(e.order_id, message_id, message_rests):
                     self.track_open(taker, e.side, -e.qty)
@@ -596,17 +590,16 @@ cdef class Engine:
             return events
         if k != t.K_CANCEL:
             slot = self._slot(owner)
-            if self.acct(slot).owner == C_FUND:
+            if self.acct(slot).owner == t.INSURANCE_FUND:
                 raise ValueError("orders cannot be sent for the insurance fund")
             side_value = check.as_side(side)
-            if k in (t.K_LIMIT, t.K_IOC, t.K_FOK, t.K_POST_ONLY, t.K_STOP_LIMIT):
+            if t.is_priced(k):
                 self._price("price", price)
-            if k == t.K_STOP_MARKET or k == t.K_STOP_LIMIT:
+            if t.is_stop(k):
                 self._price("stop_price", stop_price)
             self._check_exposure(slot, side_value, check.as_int64("qty", qty))
         events = self._book._submit_one(k, oid, side, price, qty, owner, stop_price)
-        self.settle_events(oid, k == t.K_LIMIT or k == t.K_POST_ONLY or k == t.K_STOP_MARKET
-                           or k == t.K_STOP_LIMIT or k == t.K_CANCEL)
+        self.settle_events(oid, not t.is_immediate(k))
         self.mark()  # the mark follows every message, whether or not anyone looks at it
         return events
 
@@ -669,13 +662,13 @@ cdef class Engine:
         cdef price_t bid = -deref(self._book.bids.begin()).first if has_bid else 0
         cdef price_t ask = deref(self._book.asks.begin()).first if has_ask else 0
         cdef price_t lo, hi
-        if self._mark_rule == 0:
+        if self._mark_rule == t.MARK_LAST:
             if self._book.has_last:
                 self.mark_value, self.has_mark = self._book.last, True
-        elif self._mark_rule == 1:
+        elif self._mark_rule == t.MARK_MID:
             if has_bid and has_ask:
                 self.mark_value, self.has_mark = (bid + ask) // 2, True
-        elif self._mark_rule == 2:
+        elif self._mark_rule == t.MARK_INDEX:
             if self.has_index:
                 self.mark_value, self.has_mark = self.index_price, True
         elif self.has_index:
@@ -734,7 +727,7 @@ cdef class Engine:
         cdef size_t i
         self._enter()
         try:
-            out = np.empty(self.fund_rounds.size(), dtype=[("round", "<i8"), ("balance", "<i8")])
+            out = np.empty(self.fund_rounds.size(), dtype=FUND_HISTORY_DTYPE)
             for i in range(self.fund_rounds.size()):
                 out[i] = (self.fund_rounds[i], self.fund_balances[i])
             return out
@@ -794,7 +787,7 @@ cdef class Engine:
         if not self.progress:
             return False
         self.fund_rounds.push_back(self.rounds_run)
-        self.fund_balances.push_back(self.acct(self.ledger.slot(C_FUND)).collateral)
+        self.fund_balances.push_back(self.acct(self.ledger.slot(t.INSURANCE_FUND)).collateral)
         self.rounds_run += 1
         self.round_ += 1
         return True
@@ -816,8 +809,8 @@ cdef class Engine:
                 break
             crossed.push_back(deref(it).second)
             inc(it)
-        if self.acct(self.ledger.slot(C_FUND)).position != 0:
-            crossed.push_back(C_FUND)
+        if self.acct(self.ledger.slot(t.INSURANCE_FUND)).position != 0:
+            crossed.push_back(t.INSURANCE_FUND)
         sort(crossed.begin(), crossed.end())
         for i in range(crossed.size()):
             a = self.acct(self.ledger.slot(crossed[i]))
@@ -831,7 +824,7 @@ cdef class Engine:
         # the notional at the mark this entry took from the cap.
         cdef int32_t slot = self.ledger.slot(episode.owner)
         cdef Account* a = &self.ledger.accounts[slot]
-        cdef bint is_fund = a.owner == C_FUND
+        cdef bint is_fund = a.owner == t.INSURANCE_FUND
         cdef price_t mark, limit = 0, bankruptcy = 0
         cdef qty_t size, filled = 0, remainder
         cdef int side, limit_rule = self._limit_rule
@@ -853,26 +846,26 @@ cdef class Engine:
             size = cap_left // (mark * self.k)
         if size == 0:
             return SERVE_STOP
-        fund = self.ledger.slot(C_FUND)
+        fund = self.ledger.slot(t.INSURANCE_FUND)
         fund_before = self.acct(fund).collateral
         self.bad_debt_noted = 0
-        if is_fund and limit_rule == 2:
+        if is_fund and limit_rule == t.LIMIT_BANKRUPTCY:
             limit_rule = 1 if self.band_ppm else 0
         side = SELL if a.position > 0 else BUY
         self.ledger.bankruptcy_price(a, &bankruptcy)
-        if limit_rule == 1:
+        if limit_rule == t.LIMIT_BAND:
             if side == SELL:
-                limit = <price_t>ceil_div(<int128>mark * (C_PPM - self.band_ppm), C_PPM)
+                limit = <price_t>ceil_div(<int128>mark * (t.PPM - self.band_ppm), t.PPM)
                 limit = limit if limit > 1 else 1
             else:
-                limit = <price_t>floor_div(<int128>mark * (C_PPM + self.band_ppm), C_PPM)
-        elif limit_rule == 2:
+                limit = <price_t>floor_div(<int128>mark * (t.PPM + self.band_ppm), t.PPM)
+        elif limit_rule == t.LIMIT_BANKRUPTCY:
             limit = bankruptcy if bankruptcy > 1 else 1
         m.order_id = self.next_forced_id
         self.next_forced_id -= 1
         m.owner = a.owner
         m.side = side
-        m.kind = t.K_MARKET if limit_rule == 0 else t.K_IOC
+        m.kind = t.K_MARKET if limit_rule == t.LIMIT_MARKET else t.K_IOC
         m.price = limit
         m.stop_price = 0
         m.qty = size
@@ -887,7 +880,7 @@ cdef class Engine:
         a = &self.ledger.accounts[slot]
         if not is_fund and self.liquidation_fee_ppm and value:
             self.mark()
-            fee = <money_t>ceil_div(value * self.liquidation_fee_ppm, C_PPM)
+            fee = <money_t>ceil_div(value * self.liquidation_fee_ppm, t.PPM)
             equity_after = self.ledger.equity(a, self.mark_value, True)
             if equity_after < fee:
                 fee = <money_t>(equity_after if equity_after > 0 else 0)
@@ -895,10 +888,10 @@ cdef class Engine:
                 self.charge(slot, fee, True)
         self.progress += filled
         if filled:
-            self.record(episode, 1, side, size, filled, <money_t>value, mark, fee, 0, 0, 0,
-                        C_NO_COUNTERPARTY)
+            self.record(episode, t.FK_ORDER, side, size, filled, <money_t>value, mark, fee, 0, 0,
+                        0, t.NO_COUNTERPARTY)
         remainder = size - filled
-        if remainder and limit_rule == 2:
+        if remainder and limit_rule == t.LIMIT_BANKRUPTCY:
             self._take_over(episode, slot, side, remainder, bankruptcy if bankruptcy > 1 else 1)
         a = &self.ledger.accounts[slot]
         if a.position == 0 and a.collateral < 0 and not is_fund:
@@ -908,11 +901,11 @@ cdef class Engine:
         deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
                   - self.bad_debt_noted)
         if deeper > 0:
-            fund_episode.owner = C_FUND
+            fund_episode.owner = t.INSURANCE_FUND
             fund_episode.generation = episode.generation
             self.mark()
-            self.record(&fund_episode, 5, side, 0, 0, 0, self.mark_value, 0, 0, 0, deeper,
-                        C_NO_COUNTERPARTY)
+            self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark_value, 0, 0, 0,
+                        deeper, t.NO_COUNTERPARTY)
         a = &self.ledger.accounts[slot]
         used[0] = <int64_t>self.ledger.value(mark, size)
         self.mark()
@@ -949,10 +942,10 @@ cdef class Engine:
         cdef qty_t q = a.position if a.position > 0 else -a.position
         cdef qty_t lo, hi, mid, fraction
         cdef int128 equity
-        if self._sizing == 0:
+        if self._sizing == t.SIZING_FULL:
             return q
-        if self._sizing == 1:
-            fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, C_PPM)
+        if self._sizing == t.SIZING_FRACTION:
+            fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, t.PPM)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
         equity = self.ledger.equity(a, mark, True)
@@ -1015,23 +1008,23 @@ cdef class Engine:
                 if qty:
                     if direction > 0:
                         bs_price = <price_t>floor_div(
-                            <int128>price * (C_PPM - self.backstop_discount_ppm), C_PPM)
+                            <int128>price * (t.PPM - self.backstop_discount_ppm), t.PPM)
                         bs_price = bs_price if bs_price > 1 else 1
                     else:
                         bs_price = <price_t>ceil_div(
-                            <int128>price * (C_PPM + self.backstop_discount_ppm), C_PPM)
+                            <int128>price * (t.PPM + self.backstop_discount_ppm), t.PPM)
                     self.move(slot, backstop, direction, bs_price, qty)
-                    self.record(episode, 2, side, qty, qty,
+                    self.record(episode, t.FK_BACKSTOP, side, qty, qty,
                                 <money_t>self.ledger.value(bs_price, qty), mark, 0, 0, 0, 0,
                                 self._backstop)
                     remainder -= qty
-        fund = self.ledger.slot(C_FUND)
+        fund = self.ledger.slot(t.INSURANCE_FUND)
         if remainder and self.fund_can_take(fund, direction, price, remainder, mark):
             self.move(slot, fund, direction, price, remainder)
-            self.record(episode, 3, side, remainder, remainder,
-                        <money_t>self.ledger.value(price, remainder), mark, 0, 0, 0, 0, C_FUND)
+            self.record(episode, t.FK_FUND_TAKEOVER, side, remainder, remainder,
+                        <money_t>self.ledger.value(price, remainder), mark, 0, 0, 0, 0, t.INSURANCE_FUND)
             remainder = 0
-        if remainder and self._deficit == 1:
+        if remainder and self._deficit == t.DEFICIT_ADL:
             self._deleverage(episode, slot, side, remainder, price, mark)
         return 0
 
@@ -1060,7 +1053,7 @@ cdef class Engine:
             held = held if held > 0 else -held
             qty = remainder if remainder < held else held
             self.move(slot, other, -side, price, qty)
-            self.record(episode, 4, side, qty, qty, <money_t>self.ledger.value(price, qty),
+            self.record(episode, t.FK_ADL, side, qty, qty, <money_t>self.ledger.value(price, qty),
                         mark, 0, 0, 0, 0, cands[n].owner)
             remainder -= qty
 
@@ -1074,7 +1067,7 @@ cdef class Engine:
         cdef size_t i
         for i in range(self.ledger.accounts.size()):
             other = &self.ledger.accounts[i]
-            if <int32_t>i == slot or other.owner == C_FUND or other.position == 0:
+            if <int32_t>i == slot or other.owner == t.INSURANCE_FUND or other.position == 0:
                 continue
             if (other.position > 0) == (a.position > 0):
                 continue
@@ -1099,14 +1092,14 @@ cdef class Engine:
             self.ledger.value(mark, held), False)
 
     cdef int _cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1:
-        cdef int32_t fund = self.ledger.slot(C_FUND)
+        cdef int32_t fund = self.ledger.slot(t.INSURANCE_FUND)
         cdef money_t shortfall = -self.acct(slot).collateral
         cdef money_t balance = self.acct(fund).collateral
         cdef money_t cover = shortfall if shortfall < balance else (balance if balance > 0 else 0)
         cdef money_t rest, socialized = 0
         self.acct(fund).collateral -= cover
         rest = shortfall - cover
-        if rest and self._deficit == 2:
+        if rest and self._deficit == t.DEFICIT_SOCIALIZE:
             socialized = self._socialize(slot, rest)
             rest -= socialized
         self.acct(fund).collateral -= rest
@@ -1114,8 +1107,8 @@ cdef class Engine:
         self.acct(slot).collateral = 0
         self.ledger.reindex(slot)
         self.mark()
-        self.record(episode, 5, side, 0, 0, 0, self.mark_value, 0, cover, socialized, rest,
-                    C_NO_COUNTERPARTY)
+        self.record(episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark_value, 0, cover, socialized,
+                    rest, t.NO_COUNTERPARTY)
         return 0
 
     cdef money_t _socialize(self, int32_t bankrupt, money_t amount) except? -1:
@@ -1127,7 +1120,7 @@ cdef class Engine:
         profits = []
         for i in range(self.ledger.accounts.size()):
             other = &self.ledger.accounts[i]
-            if <int32_t>i == bankrupt or other.owner == C_FUND:
+            if <int32_t>i == bankrupt or other.owner == t.INSURANCE_FUND:
                 continue
             profit = to_python(self.ledger.unrealised(other, mark, True))
             if profit > 0:
@@ -1315,7 +1308,7 @@ cdef class Engine:
 
     def __repr__(self):
         # Plain C reads, no guard: repr must work while another thread holds the engine.
-        cdef int32_t fund = self.ledger.slot(C_FUND)
+        cdef int32_t fund = self.ledger.slot(t.INSURANCE_FUND)
         return (f"Engine(accounts={self.ledger.accounts.size() - 1}, "
                 f"mark={self.mark_value if self.has_mark else None}, "
                 f"fund={self.ledger.accounts[fund].collateral}, queue={self.queue_.size()})")

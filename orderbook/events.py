@@ -1,8 +1,10 @@
 """Public enums, record layouts and the Event type shared by the engine and the reference.
 
-Every number that means something (a side, an order kind, an event kind, a reason code) is
-defined here once, as an ``IntEnum``; the C layouts in ``_types.pxd`` use the same values and
-``book.pyx`` checks at import time that the numpy dtypes below match the C structs byte for byte.
+Every number that means something (a side, an order kind, an event kind, a reason code, a margin
+rule, a reserved owner id) is defined here once, as an ``IntEnum`` or a constant, and so is every
+set of kinds the engines classify by; the C layouts and predicates in ``_types.pxd`` use the same
+values, and the compiled modules check at import time that both agree member by member, field
+offset by field offset and predicate by predicate.
 
 Units: prices in integer ticks, quantities in integer lots, ids are caller-chosen int64.
 """
@@ -20,7 +22,8 @@ __all__ = [
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind", "FORCED_DTYPE",
-    "AccountInfo",
+    "AccountInfo", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS", "STOP_KINDS", "PRICED_KINDS",
+    "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -87,6 +90,24 @@ class Reason(IntEnum):
     POST_ONLY_WOULD_TAKE = 18
     STOP_WOULD_TRIGGER = 19   #: the last trade price already satisfies the stop
     NOT_AMENDABLE = 20        #: armed stops cannot be amended (cancel and resubmit)
+
+
+#: Kinds that submit a new order (they carry a side and a quantity).
+NEW_ORDER_KINDS = frozenset({Kind.LIMIT, Kind.MARKET, Kind.IOC, Kind.FOK, Kind.POST_ONLY,
+                             Kind.STOP_MARKET, Kind.STOP_LIMIT})
+#: Kinds armed until the last trade price reaches their ``stop_price``.
+STOP_KINDS = frozenset({Kind.STOP_MARKET, Kind.STOP_LIMIT})
+#: Kinds whose ``price`` must be a valid limit price, >= 1 tick (AMEND carries the new price).
+PRICED_KINDS = frozenset({Kind.LIMIT, Kind.IOC, Kind.FOK, Kind.POST_ONLY, Kind.STOP_LIMIT,
+                          Kind.AMEND})
+#: Kinds whose unfilled rest rests in the book.
+RESTING_KINDS = frozenset({Kind.LIMIT, Kind.POST_ONLY})
+#: New orders that never rest: what they do not fill at once is cancelled.
+IMMEDIATE_KINDS = frozenset({Kind.MARKET, Kind.IOC, Kind.FOK})
+#: Reasons for malformed or impossible messages: the per-call API raises, the batch rejects.
+CALLER_ERRORS = frozenset({Reason.INVALID_KIND, Reason.INVALID_SIDE, Reason.INVALID_PRICE,
+                           Reason.INVALID_STOP_PRICE, Reason.INVALID_QTY, Reason.DUPLICATE_ID,
+                           Reason.UNKNOWN_ORDER, Reason.QTY_OVERFLOW})
 
 
 class SelfTradePrevention(IntEnum):
@@ -255,6 +276,9 @@ def messages(rows) -> np.ndarray:
 
 # --------------------------------------------------------------------------- margin engine
 
+#: Parts per million: every rate (fees, margin, band, fraction, discount) is an integer in
+#: [0, PPM].
+PPM = 1_000_000
 #: Owner id of the insurance fund's own account (it holds positions it takes over).
 INSURANCE_FUND = -1
 #: ``counterparty`` of a liquidation record that has none (forced orders, shortfalls).
@@ -318,6 +342,10 @@ FORCED_DTYPE = _aligned([
 ])
 
 
+#: The insurance fund's balance (quote units) after each liquidation round (Engine.fund_history).
+FUND_HISTORY_DTYPE = np.dtype([("round", "<i8"), ("balance", "<i8")])
+
+
 class AccountInfo(NamedTuple):
     """An account evaluated at the current mark. Money in quote units, prices in ticks.
 
@@ -338,3 +366,26 @@ class AccountInfo(NamedTuple):
     exempt: bool
     isolated: bool
     reserve: int  #: an isolated account's balance outside the position's margin (never at risk)
+
+
+# ------------------------------------------------------------------------------ reserved ids
+# Ids the library's own code uses for its accounts and orders, in one place so that they never
+# collide with each other or with the ids a caller is told to use (owners and order ids >= 0).
+# The margin engines number forced orders -1, -2, ... (negative order ids are the liquidator's).
+
+#: Owner ids of a scenario's own accounts; its population takes 0 .. count - 1.
+SCENARIO_HOUSE = 10**12          #: the counterparty of every seeded position (exempt)
+SCENARIO_MAKER = 10**12 + 1      #: the liquidity provider that lays out and refills the book
+SCENARIO_SHOCKER = 10**12 + 2    #: the account that sends the shock (and the first print)
+SCENARIO_BACKSTOP = 10**12 + 3   #: the backstop liquidity provider, when the rules name one
+SCENARIO_VALUE = 10**12 + 4      #: the value trader that buys back towards the start mid
+#: Order id and owner of the probing order of ``orderbook.slippage``: far above ids a seeded
+#: book would use.
+PROBE_ID = 2**62 - 1
+#: A LOBSTER replay's injected order k gets id INJECTED_ID_BASE - k; its synthetic orders get
+#: -1, -2, ...; LOBSTER's own ids are >= 0, so the three never collide.
+INJECTED_ID_BASE = -(2**62)
+#: Owner id of the exempt liquidity provider of ``orderbook.strategies.account_populations``.
+LP_OWNER = 100
+#: Owner id of the backstop account when ``orderbook.strategies.engine_rules`` names one.
+BACKSTOP_OWNER = 50

@@ -11,8 +11,7 @@ from decimal import Decimal, localcontext
 from typing import NamedTuple
 
 from . import _validation as check
-
-PPM = 1_000_000
+from .events import PPM
 #: max_price * max_position * k may not pass this, so every notional fits int64 with room.
 MONEY_BOUND = 2**61
 #: Total deposits may not pass this (quote units).

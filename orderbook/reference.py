@@ -29,22 +29,14 @@ from sortedcontainers import SortedDict
 
 from . import _validation as check
 from .events import (
-    INT64_MAX, L3_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind,
-    Impact, Kind, OrderInfo, Reason, SelfTradePrevention, Side, events_to_array,
+    CALLER_ERRORS, INT64_MAX, L3_DTYPE, NEW_ORDER_KINDS, PRICED_KINDS, RESTING_KINDS, STOP_DTYPE,
+    STOP_KINDS, L2, AmendRule, Event, EventKind, Impact, Kind, OrderInfo, Reason,
+    SelfTradePrevention, Side, events_to_array,
 )
 
 __all__ = ["OrderBook"]
 
-_NEW_ORDER_KINDS = frozenset({Kind.LIMIT, Kind.MARKET, Kind.IOC, Kind.FOK, Kind.POST_ONLY,
-                              Kind.STOP_MARKET, Kind.STOP_LIMIT})
-_PRICED_KINDS = frozenset({Kind.LIMIT, Kind.IOC, Kind.FOK, Kind.POST_ONLY, Kind.STOP_LIMIT,
-                           Kind.AMEND})
 _KINDS = frozenset(int(k) for k in Kind)
-_STOP_KINDS = frozenset({Kind.STOP_MARKET, Kind.STOP_LIMIT})
-_RESTING_KINDS = frozenset({Kind.LIMIT, Kind.POST_ONLY})
-_CALLER_ERRORS = frozenset({Reason.INVALID_KIND, Reason.INVALID_SIDE, Reason.INVALID_PRICE,
-                            Reason.INVALID_STOP_PRICE, Reason.INVALID_QTY, Reason.DUPLICATE_ID,
-                            Reason.UNKNOWN_ORDER, Reason.QTY_OVERFLOW})
 
 
 class _Order:
@@ -64,7 +56,7 @@ class _Order:
 
     @property
     def armed(self) -> bool:
-        return self.kind in _STOP_KINDS
+        return self.kind in STOP_KINDS
 
 
 class _Level:
@@ -165,13 +157,13 @@ class OrderBook:
         """Process one message of any kind; raise for malformed ones, leaving the book unchanged."""
         kind = check.as_int64("kind", kind)
         order_id = check.as_int64("order_id", order_id)
-        side = check.as_side(side) if kind in _NEW_ORDER_KINDS else 0  # CANCEL/AMEND ignore it
+        side = check.as_side(side) if kind in NEW_ORDER_KINDS else 0  # CANCEL/AMEND ignore it
         price = check.as_int64("price", price)
         qty = check.as_int64("qty", qty)
         owner = check.as_int64("owner", owner)
         stop_price = check.as_int64("stop_price", stop_price)
         reason = self._validate(kind, order_id, side, price, stop_price, qty)
-        if reason in _CALLER_ERRORS:
+        if reason in CALLER_ERRORS:
             raise check.error_for(reason, kind, order_id, side, price, stop_price, qty)
         return self._execute(kind, order_id, side, price, stop_price, qty, owner, reason)
 
@@ -192,21 +184,21 @@ class OrderBook:
         """The first reason this message is malformed or impossible, or Reason.NONE."""
         if kind not in _KINDS:
             return Reason.INVALID_KIND
-        if kind in _NEW_ORDER_KINDS and side not in (Side.BUY, Side.SELL):
+        if kind in NEW_ORDER_KINDS and side not in (Side.BUY, Side.SELL):
             return Reason.INVALID_SIDE
-        if kind in _PRICED_KINDS and price < 1:
+        if kind in PRICED_KINDS and price < 1:
             return Reason.INVALID_PRICE
-        if kind in _STOP_KINDS and stop_price < 1:
+        if kind in STOP_KINDS and stop_price < 1:
             return Reason.INVALID_STOP_PRICE
         if kind != Kind.CANCEL and qty < 1:
             return Reason.INVALID_QTY
-        if kind in _NEW_ORDER_KINDS and order_id in self._live:
+        if kind in NEW_ORDER_KINDS and order_id in self._live:
             return Reason.DUPLICATE_ID
         if kind in (Kind.CANCEL, Kind.AMEND) and order_id not in self._live:
             return Reason.UNKNOWN_ORDER
-        if kind in _RESTING_KINDS and self.quantity_at(side, price) + qty > INT64_MAX:
+        if kind in RESTING_KINDS and self.quantity_at(side, price) + qty > INT64_MAX:
             return Reason.QTY_OVERFLOW
-        if kind in _STOP_KINDS and self._stop_level_total(side, stop_price) + qty > INT64_MAX:
+        if kind in STOP_KINDS and self._stop_level_total(side, stop_price) + qty > INT64_MAX:
             return Reason.QTY_OVERFLOW
         if kind == Kind.AMEND:
             order = self._live[order_id]
@@ -244,7 +236,7 @@ class OrderBook:
     def _new_order(self, order: _Order) -> None:
         if order.kind == Kind.MARKET or order.kind == Kind.STOP_MARKET:
             order.price = 0
-        if order.kind not in _STOP_KINDS:
+        if order.kind not in STOP_KINDS:
             order.stop_price = 0
         if order.kind == Kind.POST_ONLY and self._would_cross(order.side, order.price):
             self._emit(EventKind.REJECTED, Reason.POST_ONLY_WOULD_TAKE, order.side, order.order_id,
@@ -303,7 +295,7 @@ class OrderBook:
             self._emit(EventKind.CANCELLED, Reason.SELF_TRADE, order.side, order.order_id,
                        order.owner, price=order.price, qty=order.qty)
         elif order.qty > 0:
-            if order.kind in _RESTING_KINDS:
+            if order.kind in RESTING_KINDS:
                 self._rest(order)
             else:
                 self._emit(EventKind.CANCELLED, Reason.IOC_RESIDUAL, order.side, order.order_id,

@@ -15,7 +15,8 @@ from sortedcontainers import SortedList
 
 from . import _validation as check
 from .events import (
-    FORCED_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, AccountInfo, AmendRule, Deficit, EventKind,
+    FORCED_DTYPE, FUND_HISTORY_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, PPM, PRICED_KINDS,
+    STOP_KINDS, AccountInfo, AmendRule, Deficit, EventKind,
     ForcedKind, Kind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing, array_to_events,
     events_to_array,
 )
@@ -23,7 +24,7 @@ from ._bookview import BookView
 from ._engine_state import (
     RATES, STATE_VERSION, book_rules, check_state, constructor_args, settings,
 )
-from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, PPM, ceil_div
+from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, ceil_div
 from .reference import OrderBook
 
 __all__ = ["Engine"]
@@ -314,9 +315,9 @@ class Engine:
             if account.owner == INSURANCE_FUND:
                 raise ValueError("orders cannot be sent for the insurance fund")
             side = check.as_side(side)
-            if kind in (Kind.LIMIT, Kind.IOC, Kind.FOK, Kind.POST_ONLY, Kind.STOP_LIMIT):
+            if kind in PRICED_KINDS:
                 self._price("price", price)
-            if kind in (Kind.STOP_MARKET, Kind.STOP_LIMIT):
+            if kind in STOP_KINDS:
                 self._price("stop_price", stop_price)
             self._check_exposure(account.owner, side, check.as_int64("qty", qty))
         events = self._book.submit(kind, order_id, side, price, qty, owner, stop_price)
@@ -468,7 +469,7 @@ class Engine:
 
     def fund_history(self) -> np.ndarray:
         """The insurance fund's balance after every round that did something: (round, balance)."""
-        return np.array(self._fund_history, dtype=[("round", "<i8"), ("balance", "<i8")])
+        return np.array(self._fund_history, dtype=FUND_HISTORY_DTYPE)
 
     def liquidation_round(self) -> bool:
         """Run one round (docs/liquidation.md); return whether it made progress.

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .events import (
-    INSURANCE_FUND, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
+    INSURANCE_FUND, SCENARIO_BACKSTOP, SCENARIO_HOUSE, SCENARIO_MAKER, SCENARIO_SHOCKER,
+    SCENARIO_VALUE, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
 )
 
 __all__ = [
@@ -41,8 +42,8 @@ SERIES_DTYPE = np.dtype([
 ])
 
 # Owner ids of the scenario's own accounts; the population takes 0 .. count - 1.
-HOUSE, MAKER, SHOCKER, BACKSTOP, VALUE = (10**12, 10**12 + 1, 10**12 + 2, 10**12 + 3,
-                                          10**12 + 4)
+HOUSE, MAKER, SHOCKER, BACKSTOP, VALUE = (SCENARIO_HOUSE, SCENARIO_MAKER, SCENARIO_SHOCKER,
+                                          SCENARIO_BACKSTOP, SCENARIO_VALUE)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 from ._validation import as_int64, as_side
-from .events import EventKind
+from .events import PROBE_ID, EventKind
 
 __all__ = ["Slippage", "slippage"]
 
-#: Order id and owner of the probing order: far above ids a seeded book would use.
-PROBE_ID = 2**62 - 1
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ from ._strategies_engine import (
     BACKSTOP_OWNER, LP_OWNER, SIDES, AccountPopulation, account_populations, engine_rules, engines,
     implementation, record, scenario_rules, tiers,
 )
+from . import events
 from .events import (
-    INT64_MAX, INT64_MIN, AmendRule, EventKind, Kind, Reason, SelfTradePrevention, Side,
+    INT64_MAX, INT64_MIN, PRICED_KINDS, STOP_KINDS, AmendRule, EventKind, Kind, Reason,
+    SelfTradePrevention, Side,
 )
 from .testing import InvalidOrder, Message, ReferenceOrderBook, message_array
 
@@ -54,17 +56,15 @@ __all__ = [
     "tiers", "engine_rules", "scenario_rules", "account_populations", "engines",
 ]
 
-#: The kinds that open a new order (everything but CANCEL and AMEND).
-NEW_ORDER_KINDS = (Kind.LIMIT, Kind.MARKET, Kind.IOC, Kind.FOK, Kind.POST_ONLY,
-                   Kind.STOP_MARKET, Kind.STOP_LIMIT)
+#: The kinds that open a new order (everything but CANCEL and AMEND), in Kind order: the sets of
+#: ``orderbook.events`` as tuples, which hypothesis draws from in a stable order.
+NEW_ORDER_KINDS = tuple(sorted(events.NEW_ORDER_KINDS))
 #: Reasons of malformed or impossible messages: the per-call API raises, a batch rejects.
-INVALID_REASONS = (Reason.INVALID_KIND, Reason.INVALID_SIDE, Reason.INVALID_PRICE,
-                   Reason.INVALID_STOP_PRICE, Reason.INVALID_QTY, Reason.DUPLICATE_ID,
-                   Reason.UNKNOWN_ORDER, Reason.QTY_OVERFLOW)
+INVALID_REASONS = tuple(sorted(events.CALLER_ERRORS))
 #: Reasons the market refuses a well-formed message for; both paths give one REJECTED event.
 REFUSAL_REASONS = (Reason.POST_ONLY_WOULD_TAKE, Reason.STOP_WOULD_TRIGGER, Reason.NOT_AMENDABLE)
-_PRICED = frozenset({Kind.LIMIT, Kind.IOC, Kind.FOK, Kind.POST_ONLY, Kind.STOP_LIMIT})
-_STOPS = frozenset({Kind.STOP_MARKET, Kind.STOP_LIMIT})
+# New orders that carry a limit price (AMEND is priced too, but is not a new order).
+_NEW_PRICED = PRICED_KINDS & events.NEW_ORDER_KINDS
 
 
 def _kinds(kinds) -> tuple[Kind, ...]:
@@ -98,8 +98,8 @@ def _message(draw, kind: Kind, order_id: int, prices, qtys, owners) -> Message:
     if kind == Kind.AMEND:
         return Message(Kind.AMEND, order_id, price=draw(prices), qty=draw(qtys))
     side = draw(SIDES)
-    price = draw(prices) if kind in _PRICED else 0
-    stop = draw(prices) if kind in _STOPS else 0
+    price = draw(prices) if kind in _NEW_PRICED else 0
+    stop = draw(prices) if kind in STOP_KINDS else 0
     return Message(kind, order_id, side, price, draw(qtys), draw(owners), stop)
 
 
@@ -148,12 +148,12 @@ def _refused(book, m: Message, post_only: set[int]) -> bool:
     kind = m.kind
     if kind == Kind.POST_ONLY:
         return _crosses(book, m.side, m.price)
-    if kind in _STOPS and book.last_price is not None:
+    if kind in STOP_KINDS and book.last_price is not None:
         last = book.last_price
         return last >= m.stop_price if m.side == Side.BUY else last <= m.stop_price
     if kind == Kind.AMEND:
         info = book.order(m.order_id)
-        if info.kind in _STOPS:
+        if info.kind in STOP_KINDS:
             return True
         return m.order_id in post_only and _crosses(book, info.side, m.price)
     return False
@@ -240,7 +240,7 @@ def message_sequences(*, min_size: int = 0, max_size: int = 30, kinds=None, max_
             m = _message(draw, kind, oid, prices, qtys, who)
             if kind == Kind.AMEND:
                 info = book.order(oid)
-                if info.kind not in _STOPS and draw(st.booleans(), label="keep price"):
+                if info.kind not in STOP_KINDS and draw(st.booleans(), label="keep price"):
                     qty = draw(st.integers(1, info.qty), label="reduced qty")
                     m = Message(Kind.AMEND, oid, price=info.price, qty=qty)
             if not refusals and _refused(book, m, post_only):
@@ -384,7 +384,7 @@ def _invalid_case(draw, reason, prices, qtys, owners, ids):
                 side=draw(st.sampled_from(_BAD_SIDE), label="bad side"))
         return InvalidOrder((), m, reason, ValueError)
     if reason in (Reason.INVALID_PRICE, Reason.INVALID_QTY):
-        kinds = sorted(_PRICED) if reason == Reason.INVALID_PRICE else list(NEW_ORDER_KINDS)
+        kinds = sorted(_NEW_PRICED) if reason == Reason.INVALID_PRICE else list(NEW_ORDER_KINDS)
         kind = draw(st.sampled_from(kinds + [Kind.AMEND]), label="kind")
         field = "price" if reason == Reason.INVALID_PRICE else "qty"
         bad = draw(st.sampled_from(_BAD_PRICE if field == "price" else _BAD_QTY), label="bad")
@@ -394,7 +394,7 @@ def _invalid_case(draw, reason, prices, qtys, owners, ids):
             return InvalidOrder(setup, replace(m, **{field: bad}), reason, ValueError)
         return InvalidOrder((), new(kind, **{field: bad}), reason, ValueError)
     if reason == Reason.INVALID_STOP_PRICE:
-        m = new(draw(st.sampled_from(sorted(_STOPS))),
+        m = new(draw(st.sampled_from(sorted(STOP_KINDS))),
                 stop_price=draw(st.sampled_from(_BAD_PRICE), label="bad stop"))
         return InvalidOrder((), m, reason, ValueError)
     if reason == Reason.DUPLICATE_ID:
@@ -460,10 +460,10 @@ def _invalid_case(draw, reason, prices, qtys, owners, ids):
         side = draw(SIDES, label="side")
         past = draw(st.integers(0, 3), label="ticks past")
         stop = max(1, price - past) if side == Side.BUY else price + past
-        m = new(draw(st.sampled_from(sorted(_STOPS)), label="kind"), side=side, stop_price=stop)
+        m = new(draw(st.sampled_from(sorted(STOP_KINDS)), label="kind"), side=side, stop_price=stop)
         return InvalidOrder(trade, m, reason, None)
     if reason == Reason.NOT_AMENDABLE:
-        stop = new(draw(st.sampled_from(sorted(_STOPS)), label="kind"))
+        stop = new(draw(st.sampled_from(sorted(STOP_KINDS)), label="kind"))
         m = Message(Kind.AMEND, a, price=draw(prices), qty=draw(qtys))
         return InvalidOrder((stop,), m, reason, None)
     # reason "type" or "range": a value the per-call API cannot take at all

@@ -28,7 +28,7 @@ import numpy as np
 
 from .book import OrderBook
 from .events import (
-    INSURANCE_FUND, INT64_MAX, INT64_MIN, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE,
+    INSURANCE_FUND, INT64_MAX, INT64_MIN, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, STOP_KINDS,
     AmendRule, Event, EventKind, Kind, Reason, SelfTradePrevention, Side, array_to_events,
     messages,
 )
@@ -46,7 +46,6 @@ _FIELD_RANGE = {
     "owner": (INT64_MIN, INT64_MAX), "price": (INT64_MIN, INT64_MAX),
     "stop_price": (INT64_MIN, INT64_MAX), "qty": (INT64_MIN, INT64_MAX),
 }
-_STOP_KINDS = (int(Kind.STOP_MARKET), int(Kind.STOP_LIMIT))
 
 
 class InvariantError(AssertionError):
@@ -304,7 +303,7 @@ def check_book(book, events=None) -> None:
     last = book.last_price
     prev = None
     for i, (oid, _owner, stop_price, price, qty, kind, side) in enumerate(stop_rows):
-        _require(kind in _STOP_KINDS, "stop kind",
+        _require(kind in STOP_KINDS, "stop kind",
                  f"stops()[{i}] order {oid} has kind {kind}, not STOP_MARKET/STOP_LIMIT")
         _require(side in (Side.BUY, Side.SELL), "stop side",
                  f"stops()[{i}] order {oid} has side {side}")

@@ -13,16 +13,13 @@ from time import perf_counter
 
 import numpy as np
 
-from ..events import EventKind, Side
+from ..events import INJECTED_ID_BASE, EventKind, Side
 from .errors import DataError
 
 #: Price of an empty ask level in a LOBSTER orderbook file (its size is 0).
 DUMMY_ASK_PRICE = 9_999_999_999
 #: Price of an empty bid level in a LOBSTER orderbook file (its size is 0).
 DUMMY_BID_PRICE = -9_999_999_999
-#: Injected order k gets id INJECTED_ID_BASE - k; synthetic orders get -1, -2, ...; LOBSTER
-#: ids are >= 0, so the three never collide.
-INJECTED_ID_BASE = -(2**62)
 
 
 class EventType(IntEnum):
