@@ -385,7 +385,12 @@ class _Market:
 # ------------------------------------------------------------------------------ results
 @dataclass
 class Result:
-    """What one run produced: per-step series, liquidation records, trades and a summary."""
+    """What one run produced: per-step series, liquidation records, trades and a summary.
+
+    ``record_step`` (int64, one per row of ``forced_orders``) is the step whose liquidation
+    round made the record; a record's ``round`` is its round within a cascade, which restarts
+    at 0 when the queue empties, so it is not the step.
+    """
 
     scenario: Scenario
     series: np.ndarray
@@ -393,6 +398,7 @@ class Result:
     trades: np.ndarray
     summary: dict
     accounts: int
+    record_step: np.ndarray
 
     def to_pandas(self):
         """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
@@ -492,20 +498,26 @@ def _summary(market: _Market, series, records, start_mid: float, counterfactual)
 
 
 def _simulate(market: _Market, steps: int, liquidator: bool):
+    """Step ``market``; return (series, the run's forced-order records, the step of each)."""
     series = np.zeros(steps, dtype=SERIES_DTYPE)
-    records_before = len(market.engine.forced_orders())
+    eng = market.engine
+    first = len(eng.forced_orders())
+    made = np.zeros(steps, dtype=np.int64)  # records made in each step
     for step in range(steps):
         market.shock_at(step)
         liquidated = 0
         if liquidator:
-            first = len(market.engine.forced_orders())
-            market.engine.liquidation_round()
-            new = market.engine.forced_orders()[first:]
+            # One round that returns only its own records: building the whole log each step
+            # would make a run quadratic in its records.
+            new = eng.liquidate(max_rounds=1)
+            made[step] = len(new)
             liquidated = int(new["notional"].sum()) if len(new) else 0
         market.recover(step)
         market.refill()
         series[step] = market.snapshot(step, liquidated)
-    return series, market.engine.forced_orders()[records_before:]
+    # The log is read once, here, so its bytes are those of forced_orders() (padding included).
+    records = eng.forced_orders()[first:]
+    return series, records, np.repeat(np.arange(steps, dtype=np.int64), made)
 
 
 def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
@@ -518,11 +530,12 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
     cf_drawdown = None
     if counterfactual and scenario.rules.liquidator:
         off = _Market(scenario)
-        cf_series, _ = _simulate(off, scenario.steps, liquidator=False)
+        cf_series, _, _ = _simulate(off, scenario.steps, liquidator=False)
         cf_drawdown, _ = _drawdown(cf_series, start)
-    series, records = _simulate(market, scenario.steps, scenario.rules.liquidator)
+    series, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
     summary = _summary(market, series, records, start, cf_drawdown)
-    return Result(scenario, series, records, market.engine.trades(), summary, market.population)
+    return Result(scenario, series, records, market.engine.trades(), summary, market.population,
+                  steps)
 
 
 # ------------------------------------------------------------------------ compare, sweep

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from orderbook import (
-    Deficit, ExplicitBook, LimitRule, Rules, Scenario, Shock, Sizing, compare, default_scenario,
-    run, sweep,
+    Deficit, ExplicitBook, ExplicitPopulation, LimitRule, Liquidity, Rules, Scenario, Shock, Side,
+    Sizing, compare, default_scenario, run, sweep,
 )
 from orderbook.scenario import SERIES_DTYPE, SerialExecutor, with_params
 
@@ -77,6 +77,68 @@ def test_liquidator_off_liquidates_nothing():
     assert result.summary["liquidated_accounts"] == 0
     assert len(result.forced_orders) == 0
     assert result.summary["amplification"] is None
+
+
+def tiny_cascade() -> Scenario:
+    """Three longs of 10 lots entered at 100 (tick 1, lot 1, maintenance 5 %, no fees, no
+    refill): collateral 100, 120 and 300 put their liquidation prices at 94, 92 and 73."""
+    return Scenario(
+        tick_size="1", lot_size="1",
+        book=ExplicitBook(bids=((96, 2), (94, 3), (93, 5), (92, 20), (70, 1000)),
+                          asks=((101, 1000),)),
+        population=ExplicitPopulation(side=(1, 1, 1), size=(10, 10, 10), entry=(100, 100, 100),
+                                      collateral=(100, 120, 300)),
+        liquidity=Liquidity(rate=0, half_life=0.0),
+        rules=Rules(tiers=((None, 50_000, 100_000),), taker_fee_ppm=0, maker_fee_ppm=0,
+                    liquidation_fee_ppm=0),
+        shock=Shock(sell=5, orders=((5, Side.SELL, 11),)), steps=8)
+
+
+def test_record_step_is_the_step_whose_round_made_the_record():
+    # Step 0: the shock sells 2@96, 3@94; account 0 is crossed at 94 and sells 5@93, 5@92
+    # (925). Step 1: that print at 92 crosses account 1, which sells 10@92 (920). Step 5: a
+    # second shock sells 10@92, 1@70; account 2 is crossed and sells 10@70 (700), in a new
+    # cascade whose round number starts again at 0.
+    result = run(tiny_cascade(), counterfactual=False)
+    records = result.forced_orders
+    assert records["owner"].tolist() == [0, 1, 2]
+    assert records["notional"].tolist() == [925, 920, 700]
+    assert records["round"].tolist() == [0, 1, 0]
+    assert result.record_step.dtype == np.int64
+    assert result.record_step.tolist() == [0, 1, 5]
+    assert result.series["liquidated_notional"].tolist() == [925, 920, 0, 0, 0, 700, 0, 0]
+
+
+def _steps_by_hand(scenario):
+    """Run the scenario step by step as scenario.run does, noting each record's step."""
+    from orderbook.scenario import _Market
+
+    market = _Market(scenario)
+    before = len(market.engine.forced_orders())
+    steps = []
+    for step in range(scenario.steps):
+        market.shock_at(step)
+        first = len(market.engine.forced_orders())
+        market.engine.liquidation_round()
+        steps += [step] * (len(market.engine.forced_orders()) - first)
+        market.recover(step)
+        market.refill()
+    assert len(market.engine.forced_orders()) - before == len(steps)
+    return np.array(steps, dtype=np.int64)
+
+
+@pytest.mark.parametrize("rules", [Rules(), Rules(sizing=Sizing.FRACTION)])
+def test_record_step_matches_a_run_stepped_by_hand(rules):
+    # Two cascades: the shock at step 0, and a second sell at step 40 after the first has ended
+    # (the cascade round number restarts at 0 there, so `round` alone is not the step).
+    base = default_scenario(SMALL)
+    scenario = replace(
+        base, rules=rules, liquidity=replace(base.liquidity, recovery_half_life=0.0),
+        shock=Shock(sell=1500, orders=((40, Side.SELL, 1200),)))
+    result = run(scenario, counterfactual=False)
+    truth = _steps_by_hand(scenario)
+    np.testing.assert_array_equal(result.record_step, truth)
+    assert len(np.unique(truth)) > len(np.unique(result.forced_orders["round"]))
 
 
 def test_compare_runs_each_rule_set_from_the_same_start():
