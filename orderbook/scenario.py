@@ -22,6 +22,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ._settings import (
+    INT64_MAX, boolean, choice, decimal_text, enum_name, int_list, integer, number, optional, pair,
+    ppm, price_levels, setting, shock_orders, sides, tier_table,
+)
 from .events import (
     INSURANCE_FUND, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
 )
@@ -53,13 +57,13 @@ class DepthProfile:
     of sigma ``noise`` (drawn from the scenario's seed), at least one lot.
     """
 
-    mid: int = 1_000_000
-    spread: int = 2
-    levels: int = 400
-    step: int = 1
-    touch_qty: int = 40
-    growth: float = 0.03
-    noise: float = 0.3
+    mid: int = setting(1_000_000, integer(1, 2**32 - 1))
+    spread: int = setting(2, integer(1, 2**32 - 1))
+    levels: int = setting(400, integer(1, 10**7))
+    step: int = setting(1, integer(1, 2**32 - 1))
+    touch_qty: int = setting(40, integer(1, 2**40))
+    growth: float = setting(0.03, number())
+    noise: float = setting(0.3, number(0.0))
 
     def sides(self, rng: np.random.Generator):
         """(bid prices, bid lots, ask prices, ask lots), best first."""
@@ -78,8 +82,8 @@ class DepthProfile:
 class ExplicitBook:
     """A book given level by level: ``bids`` and ``asks`` as ((price ticks, lots), ...)."""
 
-    bids: tuple = ()
-    asks: tuple = ()
+    bids: tuple = setting((), price_levels)
+    asks: tuple = setting((), price_levels)
 
     def sides(self, rng: np.random.Generator):
         """(bid prices, bid lots, ask prices, ask lots) as given."""
@@ -106,21 +110,21 @@ class Population:
     would already be liquidatable at the starting mark are dropped (they would be gone already).
     """
 
-    count: int = 20_000
-    long_fraction: float = 0.65
-    leverage: tuple = (3.0, 60.0)
-    entry_dispersion: float = 0.01
-    size: tuple = (1, 400)
+    count: int = setting(20_000, integer(0, 10**8))
+    long_fraction: float = setting(0.65, number(0.0, 1.0))
+    leverage: tuple = setting((3.0, 60.0), pair(number(0.0, lo_open=True)))
+    entry_dispersion: float = setting(0.01, number(0.0))
+    size: tuple = setting((1, 400), pair(integer(1, 2**40)))
 
 
 @dataclass(frozen=True)
 class ExplicitPopulation:
     """Accounts given one by one: sides (+1/-1), sizes (lots), entries (ticks), collateral."""
 
-    side: tuple = ()
-    size: tuple = ()
-    entry: tuple = ()
-    collateral: tuple = ()
+    side: tuple = setting((), sides)
+    size: tuple = setting((), int_list(1, INT64_MAX))
+    entry: tuple = setting((), int_list(1, INT64_MAX))
+    collateral: tuple = setting((), int_list(0, INT64_MAX))
 
 
 @dataclass(frozen=True)
@@ -139,11 +143,11 @@ class Liquidity:
     ``recovery_half_life=0`` switches it off, and the price then stays where the cascade left it.
     """
 
-    rate: int = 20_000
-    half_life: float = 5.0
-    recovery_rate: int = 0
-    recovery_half_life: float = 0.0
-    recovery_delay: int = 0
+    rate: int = setting(20_000, integer(0, INT64_MAX))
+    half_life: float = setting(5.0, number(0.0))
+    recovery_rate: int = setting(0, integer(0, INT64_MAX))
+    recovery_half_life: float = setting(0.0, number(0.0))
+    recovery_delay: int = setting(0, integer(0, INT64_MAX))
 
 
 @dataclass(frozen=True)
@@ -151,49 +155,49 @@ class Shock:
     """What hits the market: market orders of ``sell``/``buy`` lots at step 0, an index path
     (ticks per step, for index mark rules), and ``orders`` as ((step, side, lots), ...)."""
 
-    sell: int = 0
-    buy: int = 0
-    index_path: tuple = ()
-    orders: tuple = ()
+    sell: int = setting(0, integer(0, INT64_MAX))
+    buy: int = setting(0, integer(0, INT64_MAX))
+    index_path: tuple = setting((), int_list(1, INT64_MAX))
+    orders: tuple = setting((), shock_orders)
 
 
 @dataclass(frozen=True)
 class Rules:
     """The liquidation rule set and margin settings (see docs/liquidation.md)."""
 
-    tiers: tuple = ((2_000_000_000, 4_000, 8_000), (20_000_000_000, 10_000, 20_000),
-                    (None, 25_000, 50_000))
-    mark_rule: MarkRule = MarkRule.LAST
-    sizing: Sizing = Sizing.FULL
-    fraction_ppm: int = 250_000
-    limit: LimitRule = LimitRule.MARKET
-    band_ppm: int = 0
-    round_cap: int | None = None
-    liquidation_fee_ppm: int = 5_000
-    insurance_fund: int = 10**11
-    backstop_collateral: int = 0
-    backstop_discount_ppm: int = 0
-    deficit: Deficit = Deficit.ADL
-    taker_fee_ppm: int = 500
-    maker_fee_ppm: int = 200
-    liquidator: bool = True
+    tiers: tuple = setting(((2_000_000_000, 4_000, 8_000), (20_000_000_000, 10_000, 20_000),
+                            (None, 25_000, 50_000)), tier_table)
+    mark_rule: MarkRule = setting(MarkRule.LAST, enum_name(MarkRule))
+    sizing: Sizing = setting(Sizing.FULL, enum_name(Sizing))
+    fraction_ppm: int = setting(250_000, ppm)
+    limit: LimitRule = setting(LimitRule.MARKET, enum_name(LimitRule))
+    band_ppm: int = setting(0, ppm)
+    round_cap: int | None = setting(None, optional(integer(1, INT64_MAX)))
+    liquidation_fee_ppm: int = setting(5_000, ppm)
+    insurance_fund: int = setting(10**11, integer(0, 2**62))
+    backstop_collateral: int = setting(0, integer(0, 2**62))
+    backstop_discount_ppm: int = setting(0, ppm)
+    deficit: Deficit = setting(Deficit.ADL, enum_name(Deficit))
+    taker_fee_ppm: int = setting(500, ppm)
+    maker_fee_ppm: int = setting(200, ppm)
+    liquidator: bool = setting(True, boolean)
 
 
 @dataclass(frozen=True)
 class Scenario:
     """Everything a run needs; frozen and picklable. Units: ticks, lots, quote units, steps."""
 
-    tick_size: str = "0.1"
-    lot_size: str = "0.001"
-    quote_unit: str | None = None
+    tick_size: str = setting("0.1", decimal_text)
+    lot_size: str = setting("0.001", decimal_text)
+    quote_unit: str | None = setting(None, optional(decimal_text))
     book: DepthProfile | ExplicitBook = field(default_factory=DepthProfile)
     population: Population | ExplicitPopulation = field(default_factory=Population)
     liquidity: Liquidity = field(default_factory=Liquidity)
     rules: Rules = field(default_factory=Rules)
     shock: Shock = field(default_factory=lambda: Shock(sell=30_000))
-    steps: int = 120
-    seed: int = 7
-    engine: str = "compiled"
+    steps: int = setting(120, integer(1, 10**9))
+    seed: int = setting(7, integer(0, INT64_MAX))
+    engine: str = setting("compiled", choice("compiled", "reference"))
 
 
 def default_scenario(scale: float = 1.0) -> Scenario:
