@@ -33,8 +33,8 @@ from .config import (
 from .events import INSURANCE_FUND, ForcedKind, LimitRule, Sizing
 from .margin import unit_value
 from .scenario import (
-    Rules, Scenario, SerialExecutor, compare, default_scenario, run, sweep, usable_cpus,
-    worker_count,
+    Rules, Scenario, SerialExecutor, compare, default_scenario, quote_unit, run, sweep,
+    usable_cpus, worker_count,
 )
 
 __all__ = ["main", "builtin_rule_sets", "liquidations_by_generation",
@@ -92,11 +92,6 @@ class _Progress:
 
 
 # ------------------------------------------------------------------------------ formatting
-def _quote_unit(s: Scenario) -> Decimal:
-    unit, _ = unit_value(Decimal(s.tick_size), Decimal(s.lot_size), s.quote_unit)
-    return unit
-
-
 def _money(units, unit: Decimal) -> str:
     """Quote units as an amount of quote currency, thousands separated, to the cent (exact
     amounts are in the JSON output)."""
@@ -193,7 +188,7 @@ def dynamics(result) -> dict:
 
 def _summary_json(result, source: str) -> dict:
     s = result.scenario
-    unit = _quote_unit(s)
+    unit = quote_unit(s)
     summary = dict(result.summary)
     return {
         "scenario": source,
@@ -218,16 +213,16 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
              + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else ""),
              f"limit {r.limit.name}" + (f" {r.band_ppm / 1e4:g}%" if r.limit == LimitRule.BAND
                                         else ""),
-             f"round cap {_money(r.round_cap, _quote_unit(s)) if r.round_cap else 'none'}",
+             f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",
              f"deficit {r.deficit.name}"]
     return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
-            f"lot {s.lot_size}, quote unit {_quote_unit(s)}\n"
+            f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
             f"{rules_label}: {', '.join(rules)}")
 
 
 def _format_run(result, source: str) -> str:
     s, sm = result.scenario, result.summary
-    unit, tick = _quote_unit(s), Decimal(s.tick_size)
+    unit, tick = quote_unit(s), Decimal(s.tick_size)
     fund0 = s.rules.insurance_fund
     amp = sm["amplification"]
     half = sm["steps_to_half_recovery"]
@@ -427,7 +422,7 @@ def cmd_compare(args) -> int:
                       "liquidations_by_generation": liquidations_by_generation(res)}
                      for row, res in zip(comparison.table, comparison.results.values())])
     else:
-        unit = _quote_unit(scenario)
+        unit = quote_unit(scenario)
         rows = []
         for name, res in comparison.results.items():
             cells = _metric_cells(res.summary, unit)
@@ -503,7 +498,7 @@ def cmd_sweep(args) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    unit = _quote_unit(scenario)
+    unit = quote_unit(scenario)
     names = list(grid)
     table = [[_param_text(row[n]) for n in names] + _metric_cells(row, unit) for row in rows]
     print(_describe(scenario, source))

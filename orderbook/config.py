@@ -61,7 +61,6 @@ import json
 import math
 import tomllib
 from dataclasses import replace
-from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
 
@@ -69,10 +68,9 @@ from ._settings import (
     Bad, ConfigError, ConfigTypeError, UnknownKeyError, convert, integer, schema, show, type_name,
 )
 from .events import Side
-from .margin import unit_value
 from .scenario import (
     DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
-    default_scenario,
+    default_scenario, quote_unit,
 )
 
 __all__ = [
@@ -268,7 +266,7 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
 
 def _check_units(s: Scenario) -> None:
     try:
-        unit_value(Decimal(s.tick_size), Decimal(s.lot_size), s.quote_unit)
+        quote_unit(s)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"top-level tick_size = {s.tick_size!r}, lot_size = {s.lot_size!r}, "
                           f"quote_unit = {s.quote_unit!r} do not fit: {exc}") from None

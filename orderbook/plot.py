@@ -17,12 +17,13 @@ carry no price and are not placed.
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import SimpleNamespace
 
 import numpy as np
 
 from .events import EventKind, Side
+from .scenario import quote_unit
 
 __all__ = ["plot_result", "plot_comparison", "plot_replay"]
 
@@ -46,27 +47,14 @@ def _matplotlib():
 class _Units:
     """Conversion factors of a scenario: quote currency per tick, base per lot, quote per unit."""
 
+    price_label = money_label = "quote ccy"
+
     def __init__(self, scenario):
-        tick = _decimal(getattr(scenario, "tick_size", None))
-        lot = _decimal(getattr(scenario, "lot_size", None))
-        unit = _decimal(getattr(scenario, "quote_unit", None))
-        if unit is None:
-            unit = tick * lot if tick is not None and lot is not None else None
-        self.tick = float(tick) if tick is not None else 1.0
-        self.lot = float(lot) if lot is not None else 1.0
-        self.money = float(unit) if unit is not None else 1.0
-        self.lot_text = f"{lot.normalize():f}" if lot is not None else "1"
-        self.price_label = "quote ccy" if tick is not None else "ticks"
-        self.money_label = "quote ccy" if unit is not None else "quote units"
-
-
-def _decimal(value) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
+        lot = Decimal(scenario.lot_size)
+        self.tick = float(Decimal(scenario.tick_size))
+        self.lot = float(lot)
+        self.money = float(quote_unit(scenario))
+        self.lot_text = f"{lot.normalize():f}"
 
 
 def _spread(steps: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import os
 import warnings
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import numpy as np
 
@@ -29,11 +30,13 @@ from ._settings import (
 from .events import (
     INSURANCE_FUND, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
 )
+from .margin import unit_value
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
+    "quote_unit",
 ]
 
 #: One row per step of a run.
@@ -219,6 +222,15 @@ def default_scenario(scale: float = 1.0) -> Scenario:
         shock=Shock(sell=max(1, round(30_000 * scale))),
         steps=120,
     )
+
+
+def quote_unit(scenario: Scenario) -> Decimal:
+    """The quote currency one quote unit of ``scenario`` is worth: its ``quote_unit`` setting,
+    or ``tick_size * lot_size`` when that is None (exact). ValueError if they do not fit (one
+    lot must be worth a whole number of quote units per tick)."""
+    unit, _ = unit_value(Decimal(scenario.tick_size), Decimal(scenario.lot_size),
+                         scenario.quote_unit)
+    return unit
 
 
 # ------------------------------------------------------------------------------ building
