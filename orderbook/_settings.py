@@ -125,7 +125,7 @@ def decimal_text(value):
 
 def optional(convert):
     def optional(value):
-        if isinstance(value, str) and value.lower() == "none":
+        if value is None or isinstance(value, str) and value.lower() == "none":
             return None
         try:
             return convert(value)

@@ -27,14 +27,13 @@ import numpy as np
 
 from ._cli_data import add_commands as add_data_commands
 from .config import (
-    ConfigError, coerce_param, load_rules, load_scenario, parse_values, scale_scenario,
-    scenario_to_toml,
+    ConfigError, load_rules, load_scenario, parse_values, scale_scenario, scenario_to_toml,
 )
 from .events import INSURANCE_FUND, ForcedKind, LimitRule, Sizing
 from .margin import unit_value
 from .scenario import (
-    Rules, Scenario, SerialExecutor, compare, default_scenario, quote_unit, run, sweep,
-    usable_cpus, worker_count,
+    Rules, Scenario, SerialExecutor, coerce_param, compare, default_scenario, quote_unit, run,
+    sweep, usable_cpus, worker_count,
 )
 
 __all__ = ["main", "builtin_rule_sets", "liquidations_by_generation",

@@ -70,7 +70,7 @@ from ._settings import (
 from .events import Side
 from .scenario import (
     DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
-    default_scenario, quote_unit,
+    TABLES, coerce_param, default_scenario, quote_unit,
 )
 
 __all__ = [
@@ -94,7 +94,7 @@ _EXPLICIT_POPULATION = schema(ExplicitPopulation)
 _LIQUIDITY = schema(Liquidity)
 _SHOCK = schema(Shock)
 _RULES = schema(Rules)
-_TABLES = ("book", "population", "liquidity", "shock", "rules")  # in the order files list them
+_TABLES = TABLES
 
 
 def _fields(table: str | None, d, keys: dict) -> dict:
@@ -419,24 +419,6 @@ def save_scenario(s: Scenario, path) -> None:
 
 
 # ------------------------------------------------------------------- parameters, scaling
-def coerce_param(scenario: Scenario, name: str, value):
-    """Validate and convert one value of a dotted parameter (``rules.sizing``, ``steps``, ...)
-    the way a scenario file's value would be: ``"FRACTION"`` becomes ``Sizing.FRACTION``,
-    ``[2, 50]`` becomes ``(2.0, 50.0)``, ``"none"`` becomes None."""
-    parts = name.split(".")
-    if len(parts) == 1:
-        if parts[0] in _TABLES:
-            first = next(iter(schema(type(getattr(scenario, name)))))
-            raise UnknownKeyError(f"parameter {name!r} is a table; name one of its keys, "
-                                  f"e.g. {name}.{first}")
-        return convert(None, parts[0], value, _TOP)
-    if len(parts) != 2 or parts[0] not in _TABLES:
-        raise UnknownKeyError(f"unknown parameter {name!r} (a top-level key such as steps, or "
-                              f"table.key with table one of {', '.join(_TABLES)})")
-    table, key = parts
-    return convert(table, key, value, schema(type(getattr(scenario, table))))
-
-
 def _split_top(text: str) -> list[str]:
     """Split on commas outside brackets and quotes."""
     items, depth, quote, start = [], 0, None, 0

@@ -12,7 +12,6 @@ Units: prices in ticks, sizes in lots, money in quote units, rates in ppm, time 
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
@@ -24,8 +23,9 @@ from decimal import Decimal
 import numpy as np
 
 from ._settings import (
-    INT64_MAX, boolean, choice, decimal_text, enum_name, int_list, integer, number, optional, pair,
-    ppm, price_levels, setting, shock_orders, sides, tier_table,
+    INT64_MAX, UnknownKeyError, boolean, choice, convert, decimal_text, enum_name, int_list,
+    integer, number, optional, pair, ppm, price_levels, schema, setting, shock_orders, sides,
+    tier_table,
 )
 from .events import (
     INSURANCE_FUND, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
@@ -36,7 +36,7 @@ __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
-    "quote_unit",
+    "quote_unit", "coerce_param", "TABLES",
 ]
 
 #: One row per step of a run.
@@ -201,6 +201,13 @@ class Scenario:
     steps: int = setting(120, integer(1, 10**9))
     seed: int = setting(7, integer(0, INT64_MAX))
     engine: str = setting("compiled", choice("compiled", "reference"))
+
+
+#: The tables of a Scenario (in the order a scenario file lists them) and the classes each holds.
+_TABLE_CLASSES = {"book": (DepthProfile, ExplicitBook),
+                  "population": (Population, ExplicitPopulation),
+                  "liquidity": (Liquidity,), "shock": (Shock,), "rules": (Rules,)}
+TABLES = tuple(_TABLE_CLASSES)
 
 
 def default_scenario(scale: float = 1.0) -> Scenario:
@@ -587,27 +594,48 @@ def compare(rule_sets: dict, scenario: Scenario | None = None, *,
     for name, rules in rule_sets.items():
         if not isinstance(rules, Rules):
             raise TypeError(f"rule_sets[{name!r}] must be a Rules, got {type(rules).__name__}")
-        results[name] = run(replace(scenario, rules=rules), counterfactual=counterfactual)
+        results[name] = run(with_params(scenario, {"rules": rules}),
+                            counterfactual=counterfactual)
     return Comparison(results)
 
 
+# ------------------------------------------------------------------------ dotted parameters
+def coerce_param(scenario: Scenario, name: str, value):
+    """Check and convert one value of the dotted parameter ``name`` of ``scenario``
+    (``rules.sizing``, ``steps``, ...) the way a scenario file's value is: ``"FRACTION"``
+    becomes ``Sizing.FRACTION``, ``[2, 50]`` becomes ``(2.0, 50.0)``, ``"none"`` (or None)
+    becomes None. A table name takes a whole table of its class (``"rules"``: a Rules), as is.
+
+    Raises orderbook.config's ConfigError (a ValueError) naming the parameter and the value:
+    UnknownKeyError (also a KeyError) for an unknown name, ConfigTypeError (also a TypeError)
+    for a value of the wrong type.
+    """
+    parts = name.split(".")
+    if len(parts) == 1:
+        if parts[0] in TABLES:
+            if isinstance(value, _TABLE_CLASSES[name]):
+                return value
+            first = next(iter(schema(type(getattr(scenario, name)))))
+            raise UnknownKeyError(f"parameter {name!r} is a table; name one of its keys, "
+                                  f"e.g. {name}.{first}")
+        return convert(None, parts[0], value, schema(Scenario))
+    if len(parts) != 2 or parts[0] not in TABLES:
+        raise UnknownKeyError(f"unknown parameter {name!r} (a top-level key such as steps, or "
+                              f"table.key with table one of {', '.join(TABLES)})")
+    table, key = parts
+    return convert(table, key, value, schema(type(getattr(scenario, table))))
+
+
 def with_params(scenario: Scenario, params: dict) -> Scenario:
-    """A copy of ``scenario`` with dotted parameters set, e.g. {"rules.band_ppm": 20_000}."""
+    """A copy of ``scenario`` with dotted parameters set, e.g. ``{"rules.band_ppm": 20_000}``;
+    each value is checked and converted by :func:`coerce_param` (ConfigError if bad)."""
     for name, value in params.items():
-        scenario = _set(scenario, name.split("."), value, name)
+        value = coerce_param(scenario, name, value)
+        table, _, key = name.rpartition(".")
+        if table:
+            value = replace(getattr(scenario, table), **{key: value})
+        scenario = replace(scenario, **{table or key: value})
     return scenario
-
-
-def _set(obj, path, value, full):
-    if not dataclasses.is_dataclass(obj):
-        raise KeyError(f"parameter {full!r}: {type(obj).__name__} has no fields")
-    names = {f.name for f in dataclasses.fields(obj)}
-    if path[0] not in names:
-        raise KeyError(f"parameter {full!r}: unknown field {path[0]!r} of "
-                       f"{type(obj).__name__}; fields are {sorted(names)}")
-    if len(path) == 1:
-        return replace(obj, **{path[0]: value})
-    return replace(obj, **{path[0]: _set(getattr(obj, path[0]), path[1:], value, full)})
 
 
 class SerialExecutor(Executor):
@@ -670,7 +698,8 @@ def worker_count(requested: int | None, tasks: int) -> int:
 
 def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | None = None,
           counterfactual: bool = True, progress=None, workers: int | None = None) -> list[dict]:
-    """Run every combination of ``grid`` ({dotted parameter: [values]}); one summary row each.
+    """Run every combination of ``grid`` ({dotted parameter: [values]}); one summary row each,
+    which starts with the parameters' values as :func:`coerce_param` converts them.
 
     Runs go through ``executor`` (any ``concurrent.futures.Executor``: a process pool by default,
     or ``dask.distributed.Client(...).get_executor()`` for a cluster); rows come back in grid
@@ -682,10 +711,11 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
     if executor is not None and workers is not None:
         raise TypeError("give executor or workers, not both (size your executor yourself)")
     scenario = scenario or default_scenario()
+    # Checked here, in this process, so a bad name or value fails before any run starts.
+    grid = {name: [coerce_param(scenario, name, v) for v in values]
+            for name, values in grid.items()}
     names = list(grid)
     points = [dict(zip(names, values)) for values in itertools.product(*grid.values())]
-    for point in points:  # fail fast, in this process, on a bad parameter name
-        with_params(scenario, point)
     tasks = [(scenario, point, counterfactual) for point in points]
     own = executor is None
     if own:

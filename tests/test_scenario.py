@@ -183,7 +183,7 @@ def test_sweep_reports_progress():
 def test_bad_parameters_are_refused():
     with pytest.raises(KeyError, match="band"):
         with_params(default_scenario(SMALL), {"rules.band": 1})
-    with pytest.raises(KeyError, match="unknown field 'nope'"):
+    with pytest.raises(KeyError, match="unknown parameter 'nope.x'"):
         sweep({"nope.x": [1]}, default_scenario(SMALL), executor=SerialExecutor())
     with pytest.raises(ValueError, match="steps"):
         run(replace(default_scenario(SMALL), steps=0))
@@ -193,6 +193,60 @@ def test_bad_parameters_are_refused():
         default_scenario(0)
     with pytest.raises(ValueError, match="engine"):
         run(replace(default_scenario(SMALL), engine="fast"))
+
+
+def test_with_params_converts_values_as_a_scenario_file_does():
+    scenario = with_params(default_scenario(SMALL), {
+        "rules.sizing": "fraction", "rules.round_cap": None, "population.leverage": [2, 50],
+        "steps": np.int64(30), "rules.band_ppm": 10_000})
+    assert scenario.rules.sizing is Sizing.FRACTION
+    assert scenario.rules.round_cap is None
+    assert scenario.population.leverage == (2.0, 50.0)
+    assert scenario.steps == 30 and type(scenario.steps) is int
+    assert scenario.rules.band_ppm == 10_000
+
+
+@pytest.mark.parametrize("params, error, message", [
+    ({"rules.band_ppm": -1}, ValueError, "[rules] band_ppm = -1 must be in [0, 1000000]"),
+    ({"rules.sizing": "HALF"}, ValueError, "[rules] sizing = 'HALF' is not one of FULL"),
+    ({"steps": "ten"}, TypeError, "top-level steps = 'ten' must be an integer"),
+    ({"rules.band": 1}, KeyError, "[rules] unknown key 'band'"),
+    ({"rules": 1}, KeyError, "parameter 'rules' is a table; name one of its keys"),
+    ({"nope.x": 1}, KeyError, "unknown parameter 'nope.x'"),
+], ids=["out-of-range", "bad-enum", "wrong-type", "unknown-key", "table", "unknown-table"])
+def test_with_params_refuses_a_bad_name_or_value_naming_it(params, error, message):
+    from orderbook.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        with_params(default_scenario(SMALL), params)
+    assert isinstance(info.value, error)
+    assert message in str(info.value)
+
+
+def test_sweep_checks_every_value_before_running_any():
+    ran = []
+
+    class Recording(SerialExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            ran.append(args)
+            return super().submit(fn, *args, **kwargs)
+
+    from orderbook.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[rules\] band_ppm = 2000000 must be in"):
+        sweep({"rules.band_ppm": [0, 2_000_000]}, default_scenario(SMALL), executor=Recording())
+    assert ran == []
+
+
+def test_sweep_rows_carry_the_converted_values():
+    rows = sweep({"rules.sizing": ["full", "FRACTION"], "steps": [3]}, default_scenario(SMALL),
+                 executor=SerialExecutor(), counterfactual=False)
+    assert [row["rules.sizing"] for row in rows] == [Sizing.FULL, Sizing.FRACTION]
+
+
+def test_a_whole_table_is_a_parameter_of_its_own_class():
+    rules = Rules(sizing=Sizing.RESTORE)
+    assert with_params(default_scenario(SMALL), {"rules": rules}).rules is rules
 
 
 def test_index_path_shock_moves_an_index_mark():
