@@ -26,14 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_data import add_commands as add_data_commands
-from .config import (
-    ConfigError, load_rules, load_scenario, parse_values, scale_scenario, scenario_to_toml,
-)
+from .config import ConfigError, load_rules, load_scenario, parse_values, scenario_to_toml
 from .events import INSURANCE_FUND, ForcedKind, LimitRule, Sizing
 from .margin import unit_value
 from .scenario import (
     Rules, Scenario, SerialExecutor, coerce_param, compare, default_scenario, quote_unit, run,
-    sweep, usable_cpus, worker_count,
+    scale_rules, scale_scenario, sweep, usable_cpus, worker_count,
 )
 
 __all__ = ["main", "builtin_rule_sets", "liquidations_by_generation",
@@ -329,24 +327,11 @@ def _workers(text: str) -> int:
 def _load(args) -> tuple[Scenario, Scenario, str]:
     """(unscaled scenario, scenario to run, description of its source)."""
     if args.scenario is None:
-        unscaled = default_scenario()
-        # default_scenario(scale) sets no limits of its own; scaling the unscaled one checks
-        # each scaled value against what a scenario file may hold (a ConfigError, not an
-        # OverflowError, for --scale 1e308).
-        scale_scenario(unscaled, args.scale)
-        scenario = default_scenario(args.scale)
-        source = "built-in scenario" + (f" at scale {args.scale:g}" if args.scale != 1 else "")
+        unscaled, source = default_scenario(), "built-in scenario"
     else:
-        unscaled = load_scenario(args.scenario)
-        scenario = scale_scenario(unscaled, args.scale)
-        source = str(args.scenario) + (f" at scale {args.scale:g}" if args.scale != 1 else "")
-    return unscaled, scenario, source
-
-
-def _scaled_rules(rules: Rules, scale: float) -> Rules:
-    if scale == 1 or rules.round_cap is None:
-        return rules
-    return replace(rules, round_cap=max(1, round(rules.round_cap * scale)))
+        unscaled, source = load_scenario(args.scenario), str(args.scenario)
+    scenario = scale_scenario(unscaled, args.scale)
+    return unscaled, scenario, source + (f" at scale {args.scale:g}" if args.scale != 1 else "")
 
 
 def builtin_rule_sets(scenario: Scenario) -> dict[str, Rules]:
@@ -410,10 +395,9 @@ def cmd_compare(args) -> int:
                 raise CLIError(f"--rules {spec!r}: expected NAME=RULES.toml")
             if name in rule_sets:
                 raise CLIError(f"--rules: the name {name!r} is given twice")
-            rule_sets[name] = _scaled_rules(load_rules(path, unscaled.rules),
-                                            args.scale)
+            rule_sets[name] = scale_rules(load_rules(path, unscaled.rules), args.scale)
     else:
-        rule_sets = {name: _scaled_rules(r, args.scale)
+        rule_sets = {name: scale_rules(r, args.scale)
                      for name, r in builtin_rule_sets(unscaled).items()}
     comparison = compare(rule_sets, scenario, counterfactual=not args.no_counterfactual)
     if args.json:

@@ -65,12 +65,12 @@ from enum import IntEnum
 from pathlib import Path
 
 from ._settings import (
-    Bad, ConfigError, ConfigTypeError, UnknownKeyError, convert, integer, schema, show, type_name,
+    ConfigError, ConfigTypeError, UnknownKeyError, convert, schema, show, type_name,
 )
 from .events import Side
 from .scenario import (
     DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
-    TABLES, coerce_param, default_scenario, quote_unit,
+    TABLES, coerce_param, default_scenario, quote_unit, scale_scenario,
 )
 
 __all__ = [
@@ -454,56 +454,3 @@ def parse_values(text: str) -> list:
             else:
                 raise ConfigError(f"cannot read {item!r} as a TOML value") from None
     return values
-
-
-def scale_scenario(s: Scenario, scale: float) -> Scenario:
-    """Shrink (or grow) a synthetic scenario the way ``default_scenario(scale)`` does: accounts,
-    book depth, refill and recovery rates, shock sizes and the per-round cap times ``scale``
-    (each at least 1). Money (insurance fund, backstop collateral) is not scaled, as in
-    ``default_scenario``. An explicit book or population cannot be scaled: ValueError unless
-    ``scale == 1``. A scale that takes a value past what a scenario file may hold (20,000
-    accounts times 1e308) is a :class:`ConfigError` naming the value, not an overflow."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 \
-            or not math.isfinite(scale):
-        raise ConfigError(f"scale must be a positive number, got {scale!r}")
-    if scale == 1:
-        return s
-    if isinstance(s.book, ExplicitBook) or isinstance(s.population, ExplicitPopulation):
-        raise ConfigError("--scale needs a synthetic book and population; this scenario gives "
-                          "an explicit one")
-
-    def sc(table: str, key: str, n: int) -> int:
-        if not n:
-            return 0
-        scaled = n * scale
-        if not scaled < 2**63:  # also inf
-            raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
-                              f"{scaled:g}, more than an int64 holds")
-        value = max(1, round(scaled))
-        check = _SHOCK_LOTS if key == "orders" else schema(type(getattr(s, table)))[key]
-        try:
-            check(value)
-        except Bad as bad:
-            raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
-                              f"{value:,}, which {bad.problem}") from None
-        return value
-
-    rules = s.rules
-    if rules.round_cap is not None:
-        rules = replace(rules, round_cap=sc("rules", "round_cap", rules.round_cap))
-    return replace(
-        s,
-        book=replace(s.book, touch_qty=sc("book", "touch_qty", s.book.touch_qty)),
-        population=replace(s.population, count=sc("population", "count", s.population.count)),
-        liquidity=replace(s.liquidity, rate=sc("liquidity", "rate", s.liquidity.rate),
-                          recovery_rate=sc("liquidity", "recovery_rate",
-                                           s.liquidity.recovery_rate)),
-        shock=replace(s.shock, sell=sc("shock", "sell", s.shock.sell),
-                      buy=sc("shock", "buy", s.shock.buy),
-                      orders=tuple((w, side, sc("shock", "orders", q))
-                                   for w, side, q in s.shock.orders)),
-        rules=rules,
-    )
-
-
-_SHOCK_LOTS = integer(1, INT64_MAX)  # the lots of one [shock] order

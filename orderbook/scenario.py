@@ -23,9 +23,9 @@ from decimal import Decimal
 import numpy as np
 
 from ._settings import (
-    INT64_MAX, UnknownKeyError, boolean, choice, convert, decimal_text, enum_name, int_list,
-    integer, number, optional, pair, ppm, price_levels, schema, setting, shock_orders, sides,
-    tier_table,
+    INT64_MAX, Bad, ConfigError, UnknownKeyError, boolean, choice, convert, decimal_text,
+    enum_name, int_list, integer, number, optional, pair, ppm, price_levels, schema, setting,
+    shock_orders, sides, tier_table,
 )
 from .events import (
     INSURANCE_FUND, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
@@ -36,7 +36,7 @@ __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
-    "quote_unit", "coerce_param", "TABLES",
+    "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
 ]
 
 #: One row per step of a run.
@@ -214,21 +214,98 @@ def default_scenario(scale: float = 1.0) -> Scenario:
     """The built-in perpetual market: a BTC-like book (tick 0.1, lot 0.001, mid 100,000.0) with
     depth over 5 % each side, 20,000 leveraged accounts (2-75x, 65 % long), a market sell of
     30 BTC, and value traders pulling the price back from step 15 on. ``scale`` shrinks accounts,
-    depth, shock, refill and recovery together, so a small scale keeps the same dynamics (the
-    tests run it at 0.05)."""
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
-    return Scenario(
-        book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50,
-                          touch_qty=max(1, round(60 * scale)), growth=0.01, noise=0.3),
-        population=Population(count=max(10, round(20_000 * scale)), long_fraction=0.65,
-                              leverage=(2.0, 75.0), entry_dispersion=0.005, size=(1, 100)),
-        liquidity=Liquidity(rate=max(1, round(2_000 * scale)), half_life=10.0,
-                            recovery_rate=max(1, round(1_000 * scale)), recovery_half_life=15.0,
-                            recovery_delay=15),
-        shock=Shock(sell=max(1, round(30_000 * scale))),
+    depth, shock, refill and recovery together (:func:`scale_scenario`), so a small scale keeps
+    the same dynamics (the tests run it at 0.05)."""
+    return scale_scenario(Scenario(
+        book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50, touch_qty=60,
+                          growth=0.01, noise=0.3),
+        population=Population(count=20_000, long_fraction=0.65, leverage=(2.0, 75.0),
+                              entry_dispersion=0.005, size=(1, 100)),
+        liquidity=Liquidity(rate=2_000, half_life=10.0, recovery_rate=1_000,
+                            recovery_half_life=15.0, recovery_delay=15),
+        shock=Shock(sell=30_000),
         steps=120,
+    ), scale)
+
+
+# ------------------------------------------------------------------------------- scaling
+def scale_scenario(s: Scenario, scale: float) -> Scenario:
+    """Shrink (or grow) a synthetic scenario: accounts, book depth (``touch_qty``), refill and
+    recovery rates, shock sizes and the per-round cap times ``scale``. Money (insurance fund,
+    backstop collateral), prices and rates are not scaled.
+
+    Each count becomes ``max(1, round(n * scale))``: the nearest integer (ties to even, as
+    Python's ``round`` of the float product), and at least 1, so that a setting that is on
+    stays on; 0 (off) stays 0. There is no other floor: one above 1 would grow a small count
+    when shrinking it, and a scenario file would then scale differently from the same scenario
+    built in Python. ``default_scenario(scale)`` is this applied to ``default_scenario()``.
+
+    An explicit book or population cannot be scaled (ConfigError unless ``scale == 1``). A
+    scale that takes a value past what a scenario file may hold (20,000 accounts times 1e308)
+    is a ConfigError naming the value, not an overflow.
+    """
+    _check_scale(scale)
+    if scale == 1:
+        return s
+    if isinstance(s.book, ExplicitBook) or isinstance(s.population, ExplicitPopulation):
+        raise ConfigError("--scale needs a synthetic book and population; this scenario gives "
+                          "an explicit one")
+    book, population, liquidity, shock = s.book, s.population, s.liquidity, s.shock
+
+    def sc(table: str, key: str, n: int) -> int:
+        return _scaled(table, key, n, scale, schema(type(getattr(s, table)))[key])
+
+    return replace(
+        s,
+        book=replace(book, touch_qty=sc("book", "touch_qty", book.touch_qty)),
+        population=replace(population, count=sc("population", "count", population.count)),
+        liquidity=replace(liquidity, rate=sc("liquidity", "rate", liquidity.rate),
+                          recovery_rate=sc("liquidity", "recovery_rate",
+                                           liquidity.recovery_rate)),
+        shock=replace(shock, sell=sc("shock", "sell", shock.sell),
+                      buy=sc("shock", "buy", shock.buy),
+                      orders=tuple((when, side, _scaled("shock", "orders", lots, scale,
+                                                        _ORDER_LOTS))
+                                   for when, side, lots in shock.orders)),
+        rules=scale_rules(s.rules, scale),
     )
+
+
+def scale_rules(rules: Rules, scale: float) -> Rules:
+    """``rules`` with the per-round cap (quote units) scaled as :func:`scale_scenario` scales
+    it; the other rules are rates or money, which do not scale."""
+    _check_scale(scale)
+    if scale == 1 or rules.round_cap is None:
+        return rules
+    return replace(rules, round_cap=_scaled("rules", "round_cap", rules.round_cap, scale,
+                                            schema(Rules)["round_cap"]))
+
+
+_ORDER_LOTS = integer(1, INT64_MAX)  # the lots of one [shock] order
+
+
+def _check_scale(scale) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 \
+            or not math.isfinite(scale):
+        raise ConfigError(f"scale must be a positive number, got {scale!r}")
+
+
+def _scaled(table: str, key: str, n: int, scale: float, check) -> int:
+    """``max(1, round(n * scale))``, 0 for 0; ConfigError if ``check`` (the setting's
+    converter) refuses it."""
+    if not n:
+        return 0
+    scaled = n * scale
+    if not scaled < 2**63:  # also inf
+        raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
+                          f"{scaled:g}, more than an int64 holds")
+    value = max(1, round(scaled))
+    try:
+        check(value)
+    except Bad as bad:
+        raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
+                          f"{value:,}, which {bad.problem}") from None
+    return value
 
 
 def quote_unit(scenario: Scenario) -> Decimal:

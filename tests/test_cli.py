@@ -157,6 +157,19 @@ def test_compare_rules_files(capsys):
     assert [line.split()[0] for line in body] == ["full", "partial", "rules_restore"]
 
 
+@pytest.mark.parametrize("scale", ["0.0001", "0.0003", "0.05", "2"])
+def test_scale_gives_the_same_scenario_for_the_builtin_and_its_file(capsys, tmp_path, scale):
+    code, builtin, err = _run(capsys, "show")
+    assert code == 0, err
+    path = tmp_path / "builtin.toml"
+    path.write_text(builtin)
+    code, scaled_builtin, err = _run(capsys, "show", "--scale", scale)
+    assert code == 0, err
+    code, scaled_file, err = _run(capsys, "show", str(path), "--scale", scale)
+    assert code == 0, err
+    assert scaled_file == scaled_builtin
+
+
 # ---------------------------------------------------------------------------------- sweep
 def test_sweep_workers_agree(capsys):
     argv = ["sweep", "--scale", "0.05", "--param", "rules.band_ppm=0,20000", "--json"]

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from orderbook import (
-    Deficit, ExplicitBook, ExplicitPopulation, LimitRule, Liquidity, Rules, Scenario, Shock, Side,
-    Sizing, compare, default_scenario, run, sweep,
+    DepthProfile, Deficit, ExplicitBook, ExplicitPopulation, LimitRule, Liquidity, Population,
+    Rules, Scenario, Shock, Side, Sizing, compare, default_scenario, run, sweep,
 )
-from orderbook.scenario import SERIES_DTYPE, SerialExecutor, with_params
+from orderbook.scenario import (
+    SERIES_DTYPE, SerialExecutor, scale_rules, scale_scenario, with_params,
+)
 
 SMALL = 0.05
 
@@ -247,6 +249,38 @@ def test_sweep_rows_carry_the_converted_values():
 def test_a_whole_table_is_a_parameter_of_its_own_class():
     rules = Rules(sizing=Sizing.RESTORE)
     assert with_params(default_scenario(SMALL), {"rules": rules}).rules is rules
+
+
+def test_the_default_scenario_at_scale_1_is_unchanged():
+    assert default_scenario() == default_scenario(1.0) == Scenario(
+        book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50, touch_qty=60,
+                          growth=0.01, noise=0.3),
+        population=Population(count=20_000, long_fraction=0.65, leverage=(2.0, 75.0),
+                              entry_dispersion=0.005, size=(1, 100)),
+        liquidity=Liquidity(rate=2_000, half_life=10.0, recovery_rate=1_000,
+                            recovery_half_life=15.0, recovery_delay=15),
+        shock=Shock(sell=30_000), steps=120)
+
+
+@pytest.mark.parametrize("scale", [0.0001, 0.0003, 0.001, 0.02, 0.05, 0.5, 2.0])
+def test_the_builtin_scenario_and_the_same_scenario_from_a_file_scale_alike(scale):
+    from orderbook.config import loads_scenario, scenario_to_toml
+
+    from_file = loads_scenario(scenario_to_toml(default_scenario()))
+    assert scale_scenario(from_file, scale) == default_scenario(scale)
+
+
+def test_scaling_rounds_each_count_to_the_nearest_and_keeps_it_at_least_one():
+    # 20,000 accounts x 0.0001 = 2; touch 60 x 0.0001 = 0.006 -> 1; 30,000 lots x 0.0001 = 3.
+    tiny = default_scenario(0.0001)
+    assert tiny.population.count == 2
+    assert tiny.book.touch_qty == 1
+    assert tiny.shock.sell == 3
+    assert (tiny.liquidity.rate, tiny.liquidity.recovery_rate) == (1, 1)
+    assert default_scenario(0.0001).shock.buy == 0               # off stays off
+    capped = replace(default_scenario(), rules=Rules(round_cap=1_001))
+    assert scale_scenario(capped, 0.5).rules.round_cap == 500   # 500.5: ties to even
+    assert scale_rules(Rules(round_cap=3), 0.1).round_cap == 1
 
 
 def test_index_path_shock_moves_an_index_mark():
