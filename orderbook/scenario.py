@@ -16,27 +16,30 @@ import itertools
 import math
 import os
 import warnings
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
 
+from ._executors import SerialExecutor
+from ._export import write_csv, write_parquet
 from ._settings import (
     INT64_MAX, Bad, ConfigError, UnknownKeyError, boolean, choice, convert, decimal_text,
     enum_name, int_list, integer, number, optional, pair, ppm, price_levels, schema, setting,
     shock_orders, sides, tier_table,
 )
 from .events import (
-    INSURANCE_FUND, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
+    Deficit, EventKind, LimitRule, MarkRule, Side, Sizing,
 )
 from .margin import unit_value
+from .metrics import drawdown, summarize
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
-    "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
+    "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
 ]
 
 #: One row per step of a run.
@@ -228,6 +231,26 @@ def default_scenario(scale: float = 1.0) -> Scenario:
     ), scale)
 
 
+def builtin_rule_sets(scenario: Scenario) -> dict[str, Rules]:
+    """The rule sets ``orderbook compare`` runs without ``--rules``, each a change of
+    ``scenario``'s rules: full market closes; 25 % partial closes; IOC at the bankruptcy price
+    with the rest taken over by the insurance fund; a 1 % band around the mark plus a per-round
+    cap (quote units) of one sixth of the shock's notional at the starting mid."""
+    base = scenario.rules
+    shock = scenario.shock
+    lots = max(shock.sell, shock.buy, sum(q for _, _, q in shock.orders), 1)
+    _, k = _units(scenario)
+    cap = max(1, int(scenario.book.mid) * k * lots // 6)
+    return {
+        "full market": replace(base, sizing=Sizing.FULL, limit=LimitRule.MARKET),
+        "partial 25%": replace(base, sizing=Sizing.FRACTION, fraction_ppm=250_000,
+                               limit=LimitRule.MARKET),
+        "bankruptcy IOC + fund": replace(base, sizing=Sizing.FULL, limit=LimitRule.BANKRUPTCY),
+        "band 1% + cap": replace(base, sizing=Sizing.FULL, limit=LimitRule.BAND, band_ppm=10_000,
+                                 round_cap=cap),
+    }
+
+
 # ------------------------------------------------------------------------------- scaling
 def scale_scenario(s: Scenario, scale: float) -> Scenario:
     """Shrink (or grow) a synthetic scenario: accounts, book depth (``touch_qty``), refill and
@@ -312,9 +335,14 @@ def quote_unit(scenario: Scenario) -> Decimal:
     """The quote currency one quote unit of ``scenario`` is worth: its ``quote_unit`` setting,
     or ``tick_size * lot_size`` when that is None (exact). ValueError if they do not fit (one
     lot must be worth a whole number of quote units per tick)."""
-    unit, _ = unit_value(Decimal(scenario.tick_size), Decimal(scenario.lot_size),
-                         scenario.quote_unit)
+    unit, _ = _units(scenario)
     return unit
+
+
+def _units(scenario: Scenario) -> tuple[Decimal, int]:
+    """(quote unit, k: the quote units one lot is worth per tick)."""
+    return unit_value(Decimal(scenario.tick_size), Decimal(scenario.lot_size),
+                      scenario.quote_unit)
 
 
 # ------------------------------------------------------------------------------ building
@@ -509,92 +537,21 @@ class Result:
 
     def to_csv(self, directory) -> list:
         """Write series.csv, forced_orders.csv, trades.csv and summary.csv; return the paths."""
-        from pathlib import Path
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, table in (("series", self.series), ("forced_orders", self.forced_orders),
-                            ("trades", self.trades)):
-            path = out / f"{name}.csv"
-            np.savetxt(path, table, delimiter=",", header=",".join(table.dtype.names),
-                       comments="", fmt=[_fmt(table.dtype[n]) for n in table.dtype.names])
-            paths.append(path)
-        path = out / "summary.csv"
-        path.write_text("key,value\n" + "".join(f"{k},{v}\n" for k, v in self.summary.items()))
-        paths.append(path)
-        return paths
+        return write_csv(directory, self._tables(), self.summary)
 
     def to_parquet(self, directory) -> list:
         """Write the three tables as Parquet files (needs pyarrow); return the paths."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        from pathlib import Path
+        return write_parquet(directory, self._tables())
 
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, table in (("series", self.series), ("forced_orders", self.forced_orders),
-                            ("trades", self.trades)):
-            path = out / f"{name}.parquet"
-            pq.write_table(pa.table({n: table[n] for n in table.dtype.names}), path)
-            paths.append(path)
-        return paths
+    def _tables(self) -> dict:
+        return {"series": self.series, "forced_orders": self.forced_orders,
+                "trades": self.trades}
 
     def plot(self, path) -> None:
         """Draw the run on one figure and save it to ``path`` (needs matplotlib)."""
         from .plot import plot_result
 
         plot_result(self, path)
-
-
-def _fmt(dtype) -> str:
-    return "%.10g" if dtype.kind == "f" else "%d"
-
-
-def _drawdown(series: np.ndarray, start: float) -> tuple[float, int]:
-    mids = series["mid"]
-    if len(mids) == 0:
-        return 0.0, 0
-    trough = int(np.argmin(mids))
-    return max(0.0, start - float(mids[trough])), trough
-
-
-def _summary(market: _Market, series, records, start_mid: float, counterfactual) -> dict:
-    eng = market.engine
-    orders = records[records["kind"] == ForcedKind.ORDER]
-    liquidated = records[np.isin(records["kind"], [ForcedKind.ORDER, ForcedKind.BACKSTOP,
-                                                   ForcedKind.FUND_TAKEOVER, ForcedKind.ADL])]
-    owners = set(liquidated["owner"].tolist()) - {INSURANCE_FUND}
-    drawdown, trough = _drawdown(series, start_mid)
-    half_recovery = None
-    if drawdown > 0:
-        target = float(series["mid"][trough]) + drawdown / 2
-        after = np.nonzero(series["mid"][trough:] >= target)[0]
-        if len(after):
-            half_recovery = int(after[0])
-    summary = {
-        "accounts": market.population,
-        "liquidated_accounts": len(owners),
-        "forced_orders": int(len(orders)),
-        "liquidated_notional": int(liquidated["notional"].sum()) if len(liquidated) else 0,
-        "generations": int(records["generation"].max()) + 1 if len(records) else 0,
-        "start_mid": start_mid,
-        "max_drawdown_ticks": drawdown,
-        "max_drawdown_pct": 100.0 * drawdown / start_mid if start_mid else 0.0,
-        "amplification": None,
-        "bad_debt": int(records["bad_debt"].sum()) if len(records) else 0,
-        "socialized": int(records["socialized"].sum()) if len(records) else 0,
-        "adl_count": int((records["kind"] == ForcedKind.ADL).sum()),
-        "insurance_fund_end": int(eng.insurance_fund),
-        "steps_to_half_recovery": half_recovery,
-        "queue_left": len(eng.queue()),
-    }
-    if counterfactual is not None:
-        summary["counterfactual_drawdown_ticks"] = counterfactual
-        summary["amplification"] = (drawdown / counterfactual if counterfactual > 0
-                                    else (math.inf if drawdown > 0 else 1.0))
-    return summary
 
 
 def _simulate(market: _Market, steps: int, liquidator: bool):
@@ -631,9 +588,12 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
     if counterfactual and scenario.rules.liquidator:
         off = _Market(scenario)
         cf_series, _, _ = _simulate(off, scenario.steps, liquidator=False)
-        cf_drawdown, _ = _drawdown(cf_series, start)
+        cf_drawdown, _ = drawdown(cf_series, start)
     series, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
-    summary = _summary(market, series, records, start, cf_drawdown)
+    eng = market.engine
+    summary = summarize(series, records, accounts=market.population, start_mid=start,
+                        insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
+                        quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown)
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
                   steps)
 
@@ -713,37 +673,6 @@ def with_params(scenario: Scenario, params: dict) -> Scenario:
             value = replace(getattr(scenario, table), **{key: value})
         scenario = replace(scenario, **{table or key: value})
     return scenario
-
-
-class SerialExecutor(Executor):
-    """A ``concurrent.futures.Executor`` that runs each task in this process when it is submitted
-    (``--workers 1``): no pickling, no processes, same results as a pool.
-
-    ``on_done``, if given, is called after each task (the sweep's progress line uses it, since the
-    futures are all done before ``sweep`` starts collecting them).
-    """
-
-    def __init__(self, on_done=None):
-        self._shutdown = False
-        self._on_done = on_done
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        future = Future()
-        future.set_running_or_notify_cancel()
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:  # the future carries it, as in a pool (Ctrl-C propagates)
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-        if self._on_done is not None:
-            self._on_done()
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._shutdown = True
 
 
 def _run_point(args):

@@ -62,6 +62,17 @@ def test_run_json(capsys):
     assert summary["trough_step"] >= 0 and summary["peak_step_liquidated"] > 0
 
 
+def test_run_json_prints_the_library_summary(capsys):
+    import orderbook
+    from orderbook.cli import _jsonable
+
+    printed = _json(capsys, "run", "--scale", "0.05", "--json", "--no-counterfactual")
+    result = orderbook.run(default_scenario(0.05), counterfactual=False)
+    assert printed.pop("scenario") == "built-in scenario at scale 0.05"
+    assert (printed.pop("tick_size"), printed.pop("lot_size")) == ("0.1", "0.001")
+    assert printed == _jsonable(result.summary)
+
+
 def test_run_table(capsys):
     code, out, err = _run(capsys, "run", "--scale", "0.05")
     assert code == 0, err

@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -109,6 +110,27 @@ def test_record_step_is_the_step_whose_round_made_the_record():
     assert result.record_step.dtype == np.int64
     assert result.record_step.tolist() == [0, 1, 5]
     assert result.series["liquidated_notional"].tolist() == [925, 920, 0, 0, 0, 700, 0, 0]
+
+
+def test_summary_holds_the_cascade_dynamics_and_generations():
+    # The mid is 98.5 before the shock, (92 + 101) / 2 = 96.5 after step 0 and
+    # (70 + 101) / 2 = 85.5 from step 5 on. Generation 0: accounts 0 and 2 (two cascades);
+    # generation 1: account 1. Tick 1 x lot 1: one quote unit is 1 of quote currency.
+    summary = run(tiny_cascade(), counterfactual=False).summary
+    assert summary["trough_step"] == 5
+    assert summary["peak_step_liquidated"] == 925
+    assert summary["liquidations_by_generation"] == [2, 1]
+    assert summary["liquidated_accounts_pct"] == 100.0
+    assert summary["max_drawdown_ticks"] == 13.0
+    assert summary["quote_unit"] == Decimal(1)
+    assert summary["liquidated_notional_quote"] == Decimal(925 + 920 + 700)
+    assert summary["insurance_fund_end_quote"] == Decimal(summary["insurance_fund_end"])
+
+
+def test_summary_gives_the_drawdown_without_liquidations_in_percent(small_result):
+    summary = small_result.summary
+    assert summary["counterfactual_drawdown_pct"] == pytest.approx(
+        100 * summary["counterfactual_drawdown_ticks"] / summary["start_mid"])
 
 
 def _steps_by_hand(scenario):
