@@ -143,8 +143,8 @@ def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
                           f"{len(state.bids)} bid and {len(state.asks)} ask levels; a scenario "
                           f"needs both sides")
     mid = (state.best_bid()[0] + state.best_ask()[0]) // 2
-    book = state.to_explicit_book(
-        price_range=(mid - mid * within // 1_000_000, mid + mid * within // 1_000_000),
+    book = ExplicitBook.from_l2(
+        state, price_range=(mid - mid * within // 1_000_000, mid + mid * within // 1_000_000),
         covered_only=covered)
     try:
         _check_explicit_book(book)

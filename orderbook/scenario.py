@@ -97,6 +97,19 @@ class ExplicitBook:
         asks = np.array(self.asks, dtype=np.int64).reshape(-1, 2)
         return bids[:, 0], bids[:, 1], asks[:, 0], asks[:, 1]
 
+    @classmethod
+    def from_l2(cls, book, levels: int | None = None, *, price_range=None,
+                covered_only: bool = True) -> ExplicitBook:
+        """The levels of an aggregated book (an :class:`orderbook.data.l2.L2Book`, or anything
+        with its ``levels`` method), best first: at most ``levels`` a side, prices within
+        ``price_range`` (low, high ticks), and with ``covered_only`` only inside the snapshot's
+        window, where the depth is known to be complete."""
+        def side(s):
+            return tuple(book.levels(s, levels, price_range=price_range,
+                                     covered_only=covered_only))
+
+        return cls(bids=side(Side.BUY), asks=side(Side.SELL))
+
     @property
     def mid(self) -> int:
         """Midpoint of the best bid and ask, in ticks (rounded down)."""
