@@ -94,7 +94,6 @@ _EXPLICIT_POPULATION = schema(ExplicitPopulation)
 _LIQUIDITY = schema(Liquidity)
 _SHOCK = schema(Shock)
 _RULES = schema(Rules)
-_TABLES = TABLES
 
 
 def _fields(table: str | None, d, keys: dict) -> dict:
@@ -237,11 +236,11 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
         raise ConfigTypeError(f"a scenario must be a table, got {type_name(d)}")
     changes = {}
     for key, value in d.items():
-        if key in _TABLES:
+        if key in TABLES:
             continue
         if key not in _TOP:
             raise UnknownKeyError(f"unknown top-level key {key!r} (known: "
-                                  f"{', '.join(list(_TOP) + [f'[{t}]' for t in _TABLES])})")
+                                  f"{', '.join(list(_TOP) + [f'[{t}]' for t in TABLES])})")
         changes[key] = convert(None, key, value, _TOP)
     if "book" in d:
         changes["book"] = _book(d["book"], base.book,
@@ -372,8 +371,8 @@ def scenario_to_dict(s: Scenario) -> dict:
     """The scenario as a dict in the file layout, every field present (TOML-ready: enums by name,
     None as ``"none"``). ``scenario_from_dict(scenario_to_dict(s)) == s``."""
     out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
-           if f.name not in _TABLES}
-    for table in _TABLES:
+           if f.name not in TABLES}
+    for table in TABLES:
         obj = getattr(s, table)
         out[table] = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     shock = out["shock"]

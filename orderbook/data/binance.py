@@ -804,11 +804,9 @@ class Replay:
     def explicit_book(self, local_ns: int | None = None, *, levels: int | None = None,
                       price_range=None, covered_only: bool = True, event_ms: int | None = None,
                       update_id: int | None = None):
-        """:meth:`book_at` as an :class:`~orderbook.scenario.ExplicitBook`: the same as
-        ``ExplicitBook.from_l2(self.book_at(...), levels, ...)``, which new code should call."""
-        # Kept because the README named it; the data layer otherwise never imports the
-        # simulation, and this call does so only when it is made.
-        from ..scenario import ExplicitBook
+        """:meth:`book_at` as an :class:`~orderbook.scenario.ExplicitBook`; new code calls
+        ``ExplicitBook.from_l2(self.book_at(...), levels, ...)``."""
+        from ..scenario import ExplicitBook  # a documented alias: the only import upwards
 
         book = self.book_at(local_ns, event_ms=event_ms, update_id=update_id)
         return ExplicitBook.from_l2(book, levels, price_range=price_range,
