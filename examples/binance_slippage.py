@@ -93,8 +93,8 @@ def main(argv=None) -> int:
     # A cascade on the real book: known levels within 2 % of the mid (far-away stale quotes are
     # left out), 2,000 accounts at 20-100x with entries close to the mid, a 500 BTC market sell.
     mid = (bid[0] + ask[0]) // 2
-    seed: ExplicitBook = book.to_explicit_book(
-        price_range=(mid * 98 // 100, mid * 102 // 100), covered_only=False)
+    seed = ExplicitBook.from_l2(book, price_range=(mid * 98 // 100, mid * 102 // 100),
+                                covered_only=False)
     scenario = Scenario(
         tick_size=str(tick), lot_size=str(lot), book=seed,
         population=Population(count=2_000, size=(100, 20_000), leverage=(20.0, 100.0),

@@ -18,7 +18,6 @@ import math
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
@@ -26,27 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_data import add_commands as add_data_commands
-from .config import (
-    ConfigError, coerce_param, load_rules, load_scenario, parse_values, scale_scenario,
-    scenario_to_toml,
-)
-from .events import INSURANCE_FUND, ForcedKind, LimitRule, Sizing
-from .margin import unit_value
+from .config import ConfigError, load_rules, load_scenario, parse_values, scenario_to_toml
+from .events import LimitRule, Sizing
 from .scenario import (
-    Rules, Scenario, SerialExecutor, compare, default_scenario, run, sweep, usable_cpus,
-    worker_count,
+    Scenario, SerialExecutor, builtin_rule_sets, coerce_param, compare, default_scenario,
+    quote_unit, run, scale_rules, scale_scenario, sweep, usable_cpus, worker_count,
 )
 
-__all__ = ["main", "builtin_rule_sets", "liquidations_by_generation",
-           "dynamics"]
+__all__ = ["main", "builtin_rule_sets"]
 
 PROG = "orderbook"
 
 
 class CLIError(Exception):
     """A bad argument; reported on one line with exit status 2."""
-
-
 
 
 class _Progress:
@@ -92,11 +84,6 @@ class _Progress:
 
 
 # ------------------------------------------------------------------------------ formatting
-def _quote_unit(s: Scenario) -> Decimal:
-    unit, _ = unit_value(Decimal(s.tick_size), Decimal(s.lot_size), s.quote_unit)
-    return unit
-
-
 def _money(units, unit: Decimal) -> str:
     """Quote units as an amount of quote currency, thousands separated, to the cent (exact
     amounts are in the JSON output)."""
@@ -165,48 +152,13 @@ def _print_json(obj) -> None:
 
 
 # --------------------------------------------------------------------------------- summaries
-_LIQUIDATION_KINDS = [ForcedKind.ORDER, ForcedKind.BACKSTOP, ForcedKind.FUND_TAKEOVER,
-                      ForcedKind.ADL]
-
-
-def liquidations_by_generation(result) -> list[int]:
-    """Accounts liquidated (forced order, takeover or ADL close) in each cascade generation;
-    an account counts once per generation, the insurance fund's own unwinding not at all."""
-    records = result.forced_orders
-    mask = np.isin(records["kind"], _LIQUIDATION_KINDS) & (records["owner"] != INSURANCE_FUND)
-    if not mask.any():
-        return []
-    pairs = np.unique(np.stack([records["generation"][mask], records["owner"][mask]], axis=1),
-                      axis=0)
-    return np.bincount(pairs[:, 0]).tolist()
-
-
-def dynamics(result) -> dict:
-    """How fast the cascade ran, from the per-step series: the step of the lowest mid and the
-    largest notional liquidated in one step (quote units)."""
-    series = result.series
-    if len(series) == 0:
-        return {"trough_step": None, "peak_step_liquidated": 0}
-    return {"trough_step": int(np.argmin(series["mid"])),
-            "peak_step_liquidated": int(series["liquidated_notional"].max())}
-
-
 def _summary_json(result, source: str) -> dict:
-    s = result.scenario
-    unit = _quote_unit(s)
-    summary = dict(result.summary)
-    return {
-        "scenario": source,
-        **summary,
-        **dynamics(result),
-        "liquidations_by_generation": liquidations_by_generation(result),
-        "tick_size": s.tick_size,
-        "lot_size": s.lot_size,
-        "quote_unit": str(unit),
-        "liquidated_notional_quote": str(Decimal(summary["liquidated_notional"]) * unit),
-        "bad_debt_quote": str(Decimal(summary["bad_debt"]) * unit),
-        "insurance_fund_end_quote": str(Decimal(summary["insurance_fund_end"]) * unit),
-    }
+    out = {"scenario": source}
+    for key, value in result.summary.items():
+        if key == "quote_unit":  # the scenario's own sizes, beside the unit they make
+            out["tick_size"], out["lot_size"] = result.scenario.tick_size, result.scenario.lot_size
+        out[key] = value
+    return out
 
 
 def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
@@ -218,24 +170,23 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
              + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else ""),
              f"limit {r.limit.name}" + (f" {r.band_ppm / 1e4:g}%" if r.limit == LimitRule.BAND
                                         else ""),
-             f"round cap {_money(r.round_cap, _quote_unit(s)) if r.round_cap else 'none'}",
+             f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",
              f"deficit {r.deficit.name}"]
     return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
-            f"lot {s.lot_size}, quote unit {_quote_unit(s)}\n"
+            f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
             f"{rules_label}: {', '.join(rules)}")
 
 
 def _format_run(result, source: str) -> str:
     s, sm = result.scenario, result.summary
-    unit, tick = _quote_unit(s), Decimal(s.tick_size)
+    unit, tick = quote_unit(s), Decimal(s.tick_size)
     fund0 = s.rules.insurance_fund
     amp = sm["amplification"]
     half = sm["steps_to_half_recovery"]
-    liq_share = (100.0 * sm["liquidated_accounts"] / sm["accounts"]) if sm["accounts"] else 0.0
     rows = [
         ["accounts", f"{sm['accounts']:,}", "", "seeded, not liquidatable at the start"],
         ["liquidated accounts", f"{sm['liquidated_accounts']:,}", "",
-         f"{liq_share:.1f} % of accounts"],
+         f"{sm['liquidated_accounts_pct']:.1f} % of accounts"],
         ["forced orders", f"{sm['forced_orders']:,}", "", ""],
         ["liquidated notional", _money(sm["liquidated_notional"], unit), "quote",
          f"{sm['liquidated_notional']:,} quote units of {unit}"],
@@ -243,17 +194,15 @@ def _format_run(result, source: str) -> str:
          f"{sm['max_drawdown_ticks']:,.0f} ticks = {_price(sm['max_drawdown_ticks'], tick)} "
          f"in price, from mid {_price(sm['start_mid'], tick)}"],
     ]
-    dyn = dynamics(result)
     rows += [
-        ["trough at step", "-" if dyn["trough_step"] is None else f"{dyn['trough_step']:,}",
+        ["trough at step", "-" if sm["trough_step"] is None else f"{sm['trough_step']:,}",
          "", "step of the lowest mid"],
-        ["peak liquidated / step", _money(dyn["peak_step_liquidated"], unit), "quote",
+        ["peak liquidated / step", _money(sm["peak_step_liquidated"], unit), "quote",
          "largest notional liquidated in one step"],
     ]
     if "counterfactual_drawdown_ticks" in sm:
-        cf = sm["counterfactual_drawdown_ticks"]
-        pct = 100.0 * cf / sm["start_mid"] if sm["start_mid"] else 0.0
-        rows.append(["drawdown w/o liquidations", f"{pct:.2f}", "%", f"{cf:,.0f} ticks"])
+        rows.append(["drawdown w/o liquidations", f"{sm['counterfactual_drawdown_pct']:.2f}", "%",
+                     f"{sm['counterfactual_drawdown_ticks']:,.0f} ticks"])
     rows += [
         ["amplification", "n/a" if amp is None else _num(amp, ".2f"), "x",
          "drawdown / drawdown without liquidations" if amp is not None
@@ -270,7 +219,7 @@ def _format_run(result, source: str) -> str:
         ["queue left", f"{sm['queue_left']:,}", "", "accounts still queued at the end"],
     ]
     out = [_describe(s, source), "", _table(["metric", "value", "unit", "note"], rows, right={1})]
-    gens = liquidations_by_generation(result)
+    gens = sm["liquidations_by_generation"]
     if gens:
         top = max(gens)
         grows = [[f"{g}", f"{n:,}", "#" * max(1 if n else 0, round(40 * n / top))]
@@ -335,45 +284,11 @@ def _workers(text: str) -> int:
 def _load(args) -> tuple[Scenario, Scenario, str]:
     """(unscaled scenario, scenario to run, description of its source)."""
     if args.scenario is None:
-        unscaled = default_scenario()
-        # default_scenario(scale) sets no limits of its own; scaling the unscaled one checks
-        # each scaled value against what a scenario file may hold (a ConfigError, not an
-        # OverflowError, for --scale 1e308).
-        scale_scenario(unscaled, args.scale)
-        scenario = default_scenario(args.scale)
-        source = "built-in scenario" + (f" at scale {args.scale:g}" if args.scale != 1 else "")
+        unscaled, source = default_scenario(), "built-in scenario"
     else:
-        unscaled = load_scenario(args.scenario)
-        scenario = scale_scenario(unscaled, args.scale)
-        source = str(args.scenario) + (f" at scale {args.scale:g}" if args.scale != 1 else "")
-    return unscaled, scenario, source
-
-
-def _scaled_rules(rules: Rules, scale: float) -> Rules:
-    if scale == 1 or rules.round_cap is None:
-        return rules
-    return replace(rules, round_cap=max(1, round(rules.round_cap * scale)))
-
-
-def builtin_rule_sets(scenario: Scenario) -> dict[str, Rules]:
-    """The comparison ``orderbook compare`` runs without ``--rules``, on ``scenario``'s rules:
-    full market closes; 25 % partial closes; IOC at the bankruptcy price with the rest taken over
-    by the insurance fund; a 1 % band around the mark plus a per-round cap of one sixth of the
-    shock's notional at the starting mid."""
-    base = scenario.rules
-    shock = scenario.shock
-    lots = max(shock.sell, shock.buy, sum(q for _, _, q in shock.orders), 1)
-    _, k = unit_value(Decimal(scenario.tick_size), Decimal(scenario.lot_size),
-                      scenario.quote_unit)
-    cap = max(1, int(scenario.book.mid) * k * lots // 6)
-    return {
-        "full market": replace(base, sizing=Sizing.FULL, limit=LimitRule.MARKET),
-        "partial 25%": replace(base, sizing=Sizing.FRACTION, fraction_ppm=250_000,
-                               limit=LimitRule.MARKET),
-        "bankruptcy IOC + fund": replace(base, sizing=Sizing.FULL, limit=LimitRule.BANKRUPTCY),
-        "band 1% + cap": replace(base, sizing=Sizing.FULL, limit=LimitRule.BAND, band_ppm=10_000,
-                                 round_cap=cap),
-    }
+        unscaled, source = load_scenario(args.scenario), str(args.scenario)
+    scenario = scale_scenario(unscaled, args.scale)
+    return unscaled, scenario, source + (f" at scale {args.scale:g}" if args.scale != 1 else "")
 
 
 # --------------------------------------------------------------------------------- commands
@@ -416,24 +331,21 @@ def cmd_compare(args) -> int:
                 raise CLIError(f"--rules {spec!r}: expected NAME=RULES.toml")
             if name in rule_sets:
                 raise CLIError(f"--rules: the name {name!r} is given twice")
-            rule_sets[name] = _scaled_rules(load_rules(path, unscaled.rules),
-                                            args.scale)
+            rule_sets[name] = scale_rules(load_rules(path, unscaled.rules), args.scale)
     else:
-        rule_sets = {name: _scaled_rules(r, args.scale)
+        rule_sets = {name: scale_rules(r, args.scale)
                      for name, r in builtin_rule_sets(unscaled).items()}
     comparison = compare(rule_sets, scenario, counterfactual=not args.no_counterfactual)
     if args.json:
-        _print_json([{**row, **dynamics(res),
-                      "liquidations_by_generation": liquidations_by_generation(res)}
-                     for row, res in zip(comparison.table, comparison.results.values())])
+        _print_json(comparison.table)
     else:
-        unit = _quote_unit(scenario)
+        unit = quote_unit(scenario)
         rows = []
         for name, res in comparison.results.items():
-            cells = _metric_cells(res.summary, unit)
-            dyn = dynamics(res)
-            rows.append([name, *cells[:4], f"{dyn['trough_step']}",
-                         _money(dyn["peak_step_liquidated"], unit), *cells[4:]])
+            sm = res.summary
+            cells = _metric_cells(sm, unit)
+            rows.append([name, *cells[:4], f"{sm['trough_step']}",
+                         _money(sm["peak_step_liquidated"], unit), *cells[4:]])
         headers = ["rules", *_METRIC_HEADERS[:4], *_DYNAMICS_HEADERS, *_METRIC_HEADERS[4:]]
         print(_describe(scenario, source, "scenario rules (each row changes them)"))
         print()
@@ -503,7 +415,7 @@ def cmd_sweep(args) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    unit = _quote_unit(scenario)
+    unit = quote_unit(scenario)
     names = list(grid)
     table = [[_param_text(row[n]) for n in names] + _metric_cells(row, unit) for row in rows]
     print(_describe(scenario, source))

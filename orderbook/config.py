@@ -61,16 +61,33 @@ import json
 import math
 import tomllib
 from dataclasses import replace
-from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
 
-from . import _validation as check
-from .events import INT64_MAX, PPM, Deficit, LimitRule, MarkRule, Side, Sizing
-from .margin import MarginTiers, unit_value
+from ._settings import (
+    ConfigError,
+    ConfigTypeError,
+    UnknownKeyError,
+    convert,
+    schema,
+    show,
+    type_name,
+)
+from .events import Side
 from .scenario import (
-    DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
+    TABLES,
+    DepthProfile,
+    ExplicitBook,
+    ExplicitPopulation,
+    Liquidity,
+    Population,
+    Rules,
+    Scenario,
+    Shock,
+    coerce_param,
     default_scenario,
+    quote_unit,
+    scale_scenario,
 )
 
 __all__ = [
@@ -81,321 +98,23 @@ __all__ = [
 
 
 
-# ---------------------------------------------------------------------------------- errors
-class ConfigError(ValueError):
-    """A scenario or rules file (or a parameter) that cannot be used; the message says why."""
-
-
-class UnknownKeyError(ConfigError, KeyError):
-    """A table or key the scenario layout does not have."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class ConfigTypeError(ConfigError, TypeError):
-    """A value of the wrong type (a string where an integer belongs, ...)."""
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _where(table: str | None) -> str:
-    return f"[{table}]" if table else "top-level"
-
-
-class _Bad(Exception):
-    """Raised by converters; turned into a ConfigError naming table, key and value."""
-
-    def __init__(self, problem: str, kind: type = ConfigError):
-        super().__init__(problem)
-        self.problem = problem
-        self.kind = kind
-
-
-# ------------------------------------------------------------------------------ converters
-def _type_name(value) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _int(lo: int | None = None, hi: int | None = None):
-    def convert(value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                raise _Bad(f"must be an integer (write it without a decimal point or exponent), "
-                           f"got {_type_name(value)}", ConfigTypeError)
-            raise _Bad(f"must be an integer, got {_type_name(value)}", ConfigTypeError)
-        if lo is not None and value < lo or hi is not None and value > hi:
-            raise _Bad(f"must be in [{lo if lo is not None else '-inf'}, "
-                       f"{hi if hi is not None else 'inf'}]")
-        return value
-    return convert
-
-
-def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
-    def convert(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Bad(f"must be a number, got {_type_name(value)}", ConfigTypeError)
-        try:
-            value = float(value)
-        except OverflowError:  # an integer beyond the float range
-            raise _Bad("must be a finite number, got an integer too large for a float") from None
-        if not math.isfinite(value):
-            # No field gives inf a meaning (a very long half-life is written as a large one).
-            raise _Bad(f"must be a finite number, got {value}")
-        if lo is not None and (value <= lo if lo_open else value < lo) or \
-                hi is not None and value > hi:
-            raise _Bad(f"must be in {'(' if lo_open else '['}"
-                       f"{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
-        return value
-    return convert
-
-
-def _bool(value):
-    if not isinstance(value, bool):
-        raise _Bad(f"must be true or false, got {_type_name(value)}", ConfigTypeError)
-    return value
-
-
-def _decimal_str(value):
-    """tick_size, lot_size: kept as the decimal string the engine parses."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _Bad(f"must be a decimal string such as \"0.1\", got {_type_name(value)}",
-                   ConfigTypeError)
-    text = repr(value) if isinstance(value, float) else str(value)
-    try:
-        check.unit_size("size", text)
-    except (TypeError, ValueError):
-        raise _Bad("must be a positive decimal number such as \"0.1\"") from None
-    return text
-
-
-def _optional(convert):
-    def optional(value):
-        if isinstance(value, str) and value.lower() == "none":
-            return None
-        try:
-            return convert(value)
-        except _Bad as bad:
-            raise _Bad(bad.problem + ' (or "none")', bad.kind) from None
-    return optional
-
-
-def _enum(enum: type[IntEnum]):
-    names = ", ".join(member.name for member in enum)
-
-    def convert(value):
-        if isinstance(value, enum):
-            return value
-        if not isinstance(value, str):
-            raise _Bad(f"must be a name, one of {names}; got {_type_name(value)}",
-                       ConfigTypeError)
-        try:
-            return enum[value.upper()]
-        except KeyError:
-            raise _Bad(f"is not one of {names}") from None
-    return convert
-
-
-def _choice(*options: str):
-    def convert(value):
-        if not isinstance(value, str):
-            raise _Bad(f"must be one of {', '.join(options)}; got {_type_name(value)}",
-                       ConfigTypeError)
-        if value not in options:
-            raise _Bad(f"is not one of {', '.join(options)}")
-        return value
-    return convert
-
-
-def _array(value, length: int | None = None) -> list:
-    if not isinstance(value, (list, tuple)):
-        raise _Bad(f"must be an array, got {_type_name(value)}", ConfigTypeError)
-    if length is not None and len(value) != length:
-        raise _Bad(f"must be an array of {length} values, got {len(value)}")
-    return list(value)
-
-
-def _each(convert, what: str):
-    """Apply ``convert`` to one element, saying which one failed."""
-    def at(i, value):
-        try:
-            return convert(value)
-        except _Bad as bad:
-            raise _Bad(f"{what}[{i}] = {_show(value)} {bad.problem}", bad.kind) from None
-    return at
-
-
-def _pair(convert):
-    """[low, high] with low <= high."""
-    def pair(value):
-        items = _array(value, 2)
-        at = _each(convert, "element ")
-        lo, hi = at(0, items[0]), at(1, items[1])
-        if lo > hi:
-            raise _Bad("must be [low, high] with low <= high")
-        return (lo, hi)
-    return pair
-
-
-def _int_list(lo: int | None = None, hi: int | None = None):
-    def convert(value):
-        at = _each(_int(lo, hi), "element ")
-        return tuple(at(i, v) for i, v in enumerate(_array(value)))
-    return convert
-
-
-def _side(value):
-    if isinstance(value, str):
-        try:
-            return Side(check.as_side(value))
-        except ValueError:
-            raise _Bad('must be "BUY" or "SELL" (or 1 / -1)') from None
-    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, -1):
-        raise _Bad('must be "BUY" or "SELL" (or 1 / -1)',
-                   ConfigTypeError if not isinstance(value, int) else ConfigError)
-    return Side(value)
-
-
-def _sides(value):
-    at = _each(_side, "element ")
-    return tuple(int(at(i, v)) for i, v in enumerate(_array(value)))
-
-
-def _levels(value):
-    """[[price ticks, lots], ...] of an explicit book."""
-    rows = []
-    for i, row in enumerate(_array(value)):
-        try:
-            price, lots = _array(row, 2)
-            price = _int(1, INT64_MAX)(price)
-            lots = _int(1, INT64_MAX)(lots)
-        except _Bad as bad:
-            raise _Bad(f"level [{i}] = {_show(row)} must be [price ticks >= 1, lots >= 1]: "
-                       f"{bad.problem}", bad.kind) from None
-        rows.append((price, lots))
-    return tuple(rows)
-
-
-def _orders(value):
-    """[[step, side, lots], ...] of a shock."""
-    rows = []
-    for i, row in enumerate(_array(value)):
-        try:
-            step, side, lots = _array(row, 3)
-            rows.append((_int(0, INT64_MAX)(step), int(_side(side)), _int(1, INT64_MAX)(lots)))
-        except _Bad as bad:
-            raise _Bad(f"order [{i}] = {_show(row)} must be [step >= 0, \"BUY\" or \"SELL\", "
-                       f"lots >= 1]: {bad.problem}", bad.kind) from None
-    return tuple(rows)
-
-
-def _tiers(value):
-    """[[max_notional or "none", maintenance ppm, initial ppm], ...], validated by MarginTiers."""
-    rows = []
-    for i, row in enumerate(_array(value)):
-        try:
-            cap, mm, im = _array(row, 3)
-            rows.append((_optional(_int(1, INT64_MAX))(cap), _int(0, PPM)(mm), _int(0, PPM)(im)))
-        except _Bad as bad:
-            raise _Bad(f"tier [{i}] = {_show(row)} must be [max_notional or \"none\", "
-                       f"maintenance_ppm, initial_ppm]: {bad.problem}", bad.kind) from None
-    try:
-        MarginTiers(rows)
-    except (TypeError, ValueError) as exc:
-        raise _Bad(f"is not a valid tier table: {exc}") from None
-    return tuple(rows)
-
-
 # ----------------------------------------------------------------------------------- schema
-_PPM = _int(0, PPM)
-
-#: table -> {key: converter}; the top level is the table None.
-_TOP = {
-    "tick_size": _decimal_str,
-    "lot_size": _decimal_str,
-    "quote_unit": _optional(_decimal_str),
-    "steps": _int(1, 10**9),
-    "seed": _int(0, INT64_MAX),
-    "engine": _choice("compiled", "reference"),
-}
-_DEPTH = {
-    "mid": _int(1, 2**32 - 1),
-    "spread": _int(1, 2**32 - 1),
-    "levels": _int(1, 10**7),
-    "step": _int(1, 2**32 - 1),
-    "touch_qty": _int(1, 2**40),
-    "growth": _float(),
-    "noise": _float(0.0),
-}
-_EXPLICIT_BOOK = {"bids": _levels, "asks": _levels}
+# Each key's converter is declared once, on its dataclass field in orderbook.scenario.
+_TOP = schema(Scenario)
+_DEPTH = schema(DepthProfile)
+_EXPLICIT_BOOK = schema(ExplicitBook)
 _BINANCE_BOOK = ("binance", "at", "within_ppm", "covered_only")
-_POPULATION = {
-    "count": _int(0, 10**8),
-    "long_fraction": _float(0.0, 1.0),
-    "leverage": _pair(_float(0.0, lo_open=True)),
-    "entry_dispersion": _float(0.0),
-    "size": _pair(_int(1, 2**40)),
-}
-_EXPLICIT_POPULATION = {
-    "side": _sides,
-    "size": _int_list(1, INT64_MAX),
-    "entry": _int_list(1, INT64_MAX),
-    "collateral": _int_list(0, INT64_MAX),
-}
-_LIQUIDITY = {"rate": _int(0, INT64_MAX), "half_life": _float(0.0),
-              "recovery_rate": _int(0, INT64_MAX),
-              "recovery_half_life": _float(0.0), "recovery_delay": _int(0, INT64_MAX)}
-_SHOCK = {
-    "sell": _int(0, INT64_MAX),
-    "buy": _int(0, INT64_MAX),
-    "index_path": _int_list(1, INT64_MAX),
-    "orders": _orders,
-}
-_RULES = {
-    "tiers": _tiers,
-    "mark_rule": _enum(MarkRule),
-    "sizing": _enum(Sizing),
-    "fraction_ppm": _PPM,
-    "limit": _enum(LimitRule),
-    "band_ppm": _PPM,
-    "round_cap": _optional(_int(1, INT64_MAX)),
-    "liquidation_fee_ppm": _PPM,
-    "insurance_fund": _int(0, 2**62),
-    "backstop_collateral": _int(0, 2**62),
-    "backstop_discount_ppm": _PPM,
-    "deficit": _enum(Deficit),
-    "taker_fee_ppm": _PPM,
-    "maker_fee_ppm": _PPM,
-    "liquidator": _bool,
-}
-_TABLES = ("book", "population", "liquidity", "shock", "rules")
-
-# Every dataclass field has a converter (checked at import, so the schema cannot drift).
-for _cls, _schema in ((DepthProfile, _DEPTH), (ExplicitBook, _EXPLICIT_BOOK),
-                      (Population, _POPULATION), (ExplicitPopulation, _EXPLICIT_POPULATION),
-                      (Liquidity, _LIQUIDITY), (Shock, _SHOCK), (Rules, _RULES)):
-    assert {f.name for f in dataclasses.fields(_cls)} == set(_schema), _cls
-assert {f.name for f in dataclasses.fields(Scenario)} == set(_TOP) | set(_TABLES)
+_POPULATION = schema(Population)
+_EXPLICIT_POPULATION = schema(ExplicitPopulation)
+_LIQUIDITY = schema(Liquidity)
+_SHOCK = schema(Shock)
+_RULES = schema(Rules)
 
 
-def _convert(table: str | None, key: str, value, schema: dict):
-    if key not in schema:
-        raise UnknownKeyError(f"{_where(table)} unknown key {key!r} (known: "
-                              f"{', '.join(schema)})")
-    try:
-        return schema[key](value)
-    except _Bad as bad:
-        raise bad.kind(f"{_where(table)} {key} = {_show(value)} {bad.problem}") from None
-
-
-def _fields(table: str | None, d, schema: dict) -> dict:
+def _fields(table: str | None, d, keys: dict) -> dict:
     if not isinstance(d, dict):
-        raise ConfigTypeError(f"[{table}] must be a table, got {_type_name(d)} {_show(d)}")
-    return {key: _convert(table, key, value, schema) for key, value in d.items()}
+        raise ConfigTypeError(f"[{table}] must be a table, got {type_name(d)} {show(d)}")
+    return {key: convert(table, key, value, keys) for key, value in d.items()}
 
 
 def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
@@ -409,42 +128,42 @@ def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
                               f"(known: {', '.join(_BINANCE_BOOK)})")
     path = d["binance"]
     if not isinstance(path, str):
-        raise ConfigTypeError(f"[book] binance must be a file path string, got {_show(path)}")
+        raise ConfigTypeError(f"[book] binance must be a file path string, got {show(path)}")
     at = d.get("at", "end")
     if isinstance(at, bool) or not (at in ("end", "snapshot") or isinstance(at, int)):
         # checked before the capture is read, so a typo does not cost a parse
         raise ConfigError(f"[book] at must be \"end\", \"snapshot\" or a local time in ns, "
-                          f"got {_show(at)}")
+                          f"got {show(at)}")
     within = d.get("within_ppm", 20_000)
     if isinstance(within, bool) or not isinstance(within, int) or not 0 < within < 1_000_000:
         raise ConfigError(f"[book] within_ppm must be an integer in (0, 1000000), got "
-                          f"{_show(within)}")
+                          f"{show(within)}")
     covered = d.get("covered_only", True)
     if not isinstance(covered, bool):
-        raise ConfigTypeError(f"[book] covered_only must be true or false, got {_show(covered)}")
+        raise ConfigTypeError(f"[book] covered_only must be true or false, got {show(covered)}")
     if "\0" in path or not path:
-        raise ConfigError(f"[book] binance must be a file path, got {_show(path)}")
+        raise ConfigError(f"[book] binance must be a file path, got {show(path)}")
     full = Path(path) if Path(path).is_absolute() else Path(root) / path
     try:
         rebuilt = replay(read_capture(full, tick_size=tick_size, lot_size=lot_size))
         state = rebuilt.book_when(at, name="[book] at")
     except OSError as exc:
-        raise ConfigError(f"[book] binance = {_show(path)}: cannot read {full}: "
+        raise ConfigError(f"[book] binance = {show(path)}: cannot read {full}: "
                           f"{exc.strerror or exc}") from None
     except ValueError as exc:  # DataError (a damaged capture), or steps it cannot use
-        raise ConfigError(f"[book] binance = {_show(path)}: {exc}") from None
+        raise ConfigError(f"[book] binance = {show(path)}: {exc}") from None
     if state.best_bid() is None or state.best_ask() is None:
-        raise ConfigError(f"[book] binance = {_show(path)}: the book at {_show(at)} has "
+        raise ConfigError(f"[book] binance = {show(path)}: the book at {show(at)} has "
                           f"{len(state.bids)} bid and {len(state.asks)} ask levels; a scenario "
                           f"needs both sides")
     mid = (state.best_bid()[0] + state.best_ask()[0]) // 2
-    book = state.to_explicit_book(
-        price_range=(mid - mid * within // 1_000_000, mid + mid * within // 1_000_000),
+    book = ExplicitBook.from_l2(
+        state, price_range=(mid - mid * within // 1_000_000, mid + mid * within // 1_000_000),
         covered_only=covered)
     try:
         _check_explicit_book(book)
     except ConfigError as exc:
-        raise ConfigError(f"[book] binance = {_show(path)} at {_show(at)} within_ppm = "
+        raise ConfigError(f"[book] binance = {show(path)} at {show(at)} within_ppm = "
                           f"{within}: {str(exc).removeprefix('[book] ')}") from None
     return book
 
@@ -461,7 +180,7 @@ def _check_explicit_book(book: ExplicitBook) -> None:
 
 def _book(d, base, tick_size="0.1", lot_size="0.001", root=".") -> DepthProfile | ExplicitBook:
     if not isinstance(d, dict):
-        raise ConfigTypeError(f"[book] must be a table, got {_type_name(d)} {_show(d)}")
+        raise ConfigTypeError(f"[book] must be a table, got {type_name(d)} {show(d)}")
     if "binance" in d:
         return _binance_book(d, tick_size, lot_size, root)
     if set(d) & set(_EXPLICIT_BOOK):
@@ -484,7 +203,7 @@ def _book(d, base, tick_size="0.1", lot_size="0.001", root=".") -> DepthProfile 
 
 def _population(d, base) -> Population | ExplicitPopulation:
     if not isinstance(d, dict):
-        raise ConfigTypeError(f"[population] must be a table, got {_type_name(d)} {_show(d)}")
+        raise ConfigTypeError(f"[population] must be a table, got {type_name(d)} {show(d)}")
     explicit_only = set(_EXPLICIT_POPULATION) - set(_POPULATION)  # side, entry, collateral
     if set(d) & explicit_only:
         extra = set(d) - set(_EXPLICIT_POPULATION)
@@ -529,15 +248,15 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
     """
     base = default_scenario() if base is None else base
     if not isinstance(d, dict):
-        raise ConfigTypeError(f"a scenario must be a table, got {_type_name(d)}")
+        raise ConfigTypeError(f"a scenario must be a table, got {type_name(d)}")
     changes = {}
     for key, value in d.items():
-        if key in _TABLES:
+        if key in TABLES:
             continue
         if key not in _TOP:
             raise UnknownKeyError(f"unknown top-level key {key!r} (known: "
-                                  f"{', '.join(list(_TOP) + [f'[{t}]' for t in _TABLES])})")
-        changes[key] = _convert(None, key, value, _TOP)
+                                  f"{', '.join(list(_TOP) + [f'[{t}]' for t in TABLES])})")
+        changes[key] = convert(None, key, value, _TOP)
     if "book" in d:
         changes["book"] = _book(d["book"], base.book,
                                 changes.get("tick_size", base.tick_size),
@@ -551,8 +270,8 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
         changes["shock"] = replace(base.shock, **_fields("shock", d["shock"], _SHOCK))
     if "rules" in d:
         if not isinstance(d["rules"], dict):
-            raise ConfigTypeError(f"[rules] must be a table, got {_type_name(d['rules'])} "
-                                  f"{_show(d['rules'])}")
+            raise ConfigTypeError(f"[rules] must be a table, got {type_name(d['rules'])} "
+                                  f"{show(d['rules'])}")
         changes["rules"] = rules_from_dict(d["rules"], base.rules)
     scenario = replace(base, **changes)
     _check_units(scenario)
@@ -561,7 +280,7 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
 
 def _check_units(s: Scenario) -> None:
     try:
-        unit_value(Decimal(s.tick_size), Decimal(s.lot_size), s.quote_unit)
+        quote_unit(s)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"top-level tick_size = {s.tick_size!r}, lot_size = {s.lot_size!r}, "
                           f"quote_unit = {s.quote_unit!r} do not fit: {exc}") from None
@@ -667,8 +386,8 @@ def scenario_to_dict(s: Scenario) -> dict:
     """The scenario as a dict in the file layout, every field present (TOML-ready: enums by name,
     None as ``"none"``). ``scenario_from_dict(scenario_to_dict(s)) == s``."""
     out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
-           if f.name not in _TABLES}
-    for table in _TABLES:
+           if f.name not in TABLES}
+    for table in TABLES:
         obj = getattr(s, table)
         out[table] = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     shock = out["shock"]
@@ -714,29 +433,6 @@ def save_scenario(s: Scenario, path) -> None:
 
 
 # ------------------------------------------------------------------- parameters, scaling
-_SCHEMAS = {DepthProfile: _DEPTH, ExplicitBook: _EXPLICIT_BOOK, Population: _POPULATION,
-            ExplicitPopulation: _EXPLICIT_POPULATION, Liquidity: _LIQUIDITY, Shock: _SHOCK,
-            Rules: _RULES}
-
-
-def coerce_param(scenario: Scenario, name: str, value):
-    """Validate and convert one value of a dotted parameter (``rules.sizing``, ``steps``, ...)
-    the way a scenario file's value would be: ``"FRACTION"`` becomes ``Sizing.FRACTION``,
-    ``[2, 50]`` becomes ``(2.0, 50.0)``, ``"none"`` becomes None."""
-    parts = name.split(".")
-    if len(parts) == 1:
-        if parts[0] in _TABLES:
-            first = next(iter(_SCHEMAS[type(getattr(scenario, name))]))
-            raise UnknownKeyError(f"parameter {name!r} is a table; name one of its keys, "
-                                  f"e.g. {name}.{first}")
-        return _convert(None, parts[0], value, _TOP)
-    if len(parts) != 2 or parts[0] not in _TABLES:
-        raise UnknownKeyError(f"unknown parameter {name!r} (a top-level key such as steps, or "
-                              f"table.key with table one of {', '.join(_TABLES)})")
-    table, key = parts
-    return _convert(table, key, value, _SCHEMAS[type(getattr(scenario, table))])
-
-
 def _split_top(text: str) -> list[str]:
     """Split on commas outside brackets and quotes."""
     items, depth, quote, start = [], 0, None, 0
@@ -772,58 +468,3 @@ def parse_values(text: str) -> list:
             else:
                 raise ConfigError(f"cannot read {item!r} as a TOML value") from None
     return values
-
-
-def scale_scenario(s: Scenario, scale: float) -> Scenario:
-    """Shrink (or grow) a synthetic scenario the way ``default_scenario(scale)`` does: accounts,
-    book depth, refill and recovery rates, shock sizes and the per-round cap times ``scale``
-    (each at least 1). Money (insurance fund, backstop collateral) is not scaled, as in
-    ``default_scenario``. An explicit book or population cannot be scaled: ValueError unless
-    ``scale == 1``. A scale that takes a value past what a scenario file may hold (20,000
-    accounts times 1e308) is a :class:`ConfigError` naming the value, not an overflow."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 \
-            or not math.isfinite(scale):
-        raise ConfigError(f"scale must be a positive number, got {scale!r}")
-    if scale == 1:
-        return s
-    if isinstance(s.book, ExplicitBook) or isinstance(s.population, ExplicitPopulation):
-        raise ConfigError("--scale needs a synthetic book and population; this scenario gives "
-                          "an explicit one")
-
-    def sc(table: str, key: str, n: int) -> int:
-        if not n:
-            return 0
-        scaled = n * scale
-        if not scaled < 2**63:  # also inf
-            raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
-                              f"{scaled:g}, more than an int64 holds")
-        value = max(1, round(scaled))
-        check = _SHOCK_LOTS if key == "orders" else _SCHEMAS_BY_TABLE[table][key]
-        try:
-            check(value)
-        except _Bad as bad:
-            raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
-                              f"{value:,}, which {bad.problem}") from None
-        return value
-
-    rules = s.rules
-    if rules.round_cap is not None:
-        rules = replace(rules, round_cap=sc("rules", "round_cap", rules.round_cap))
-    return replace(
-        s,
-        book=replace(s.book, touch_qty=sc("book", "touch_qty", s.book.touch_qty)),
-        population=replace(s.population, count=sc("population", "count", s.population.count)),
-        liquidity=replace(s.liquidity, rate=sc("liquidity", "rate", s.liquidity.rate),
-                          recovery_rate=sc("liquidity", "recovery_rate",
-                                           s.liquidity.recovery_rate)),
-        shock=replace(s.shock, sell=sc("shock", "sell", s.shock.sell),
-                      buy=sc("shock", "buy", s.shock.buy),
-                      orders=tuple((w, side, sc("shock", "orders", q))
-                                   for w, side, q in s.shock.orders)),
-        rules=rules,
-    )
-
-
-_SCHEMAS_BY_TABLE = {"book": _DEPTH, "population": _POPULATION, "liquidity": _LIQUIDITY,
-                     "shock": _SHOCK, "rules": _RULES}
-_SHOCK_LOTS = _int(1, INT64_MAX)  # the lots of one [shock] order

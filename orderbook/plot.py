@@ -9,34 +9,23 @@ Units on the axes: prices in quote currency (ticks × ``scenario.tick_size``), s
 (the lot size is given in the label), money in quote currency (quote units × the quote unit,
 which defaults to ``tick_size * lot_size``), time in steps.
 
-Which step a liquidation record belongs to
-------------------------------------------
-:class:`~orderbook.scenario.Result` does not store the step of a record: ``round`` is the round
-*within a cascade* (it restarts at 0 when the queue empties), not the step. But the run calls one
-liquidation round per step and stores that round's notional in ``series['liquidated_notional']``,
-and the records come in order. So the records' running notional total passes each step's running
-total exactly at the step's last record, and :func:`record_steps` cuts the record list there:
-record ``i`` (with ``notional > 0``) belongs to the first step, among those with
-``liquidated_notional > 0``, whose running total reaches the running total of records 0..i. The
-cut is checked (totals agree, every step ends on a record boundary, one ``round`` value per step);
-if a check fails the mapping is reported as unavailable and the figure falls back to placing
-records at ``first liquidation step + index of their round`` and to an unsplit notional series.
-Records without notional (shortfall covers) carry no price and are not placed.
+A liquidation record is drawn at the step whose liquidation round made it
+(:attr:`~orderbook.scenario.Result.record_step`); records without notional (shortfall covers)
+carry no price and are not placed.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from decimal import Decimal, InvalidOperation
-from itertools import accumulate
+from decimal import Decimal
 from types import SimpleNamespace
 
 import numpy as np
 
 from .events import EventKind, Side
+from .scenario import quote_unit
 
-__all__ = ["plot_result", "plot_comparison", "plot_replay", "record_steps"]
+__all__ = ["plot_result", "plot_comparison", "plot_replay"]
 
 _INSTALL_HINT = ('plotting needs matplotlib, which is not installed: '
                  'pip install "orderbook[plot]"  (or: pip install matplotlib)')
@@ -58,69 +47,14 @@ def _matplotlib():
 class _Units:
     """Conversion factors of a scenario: quote currency per tick, base per lot, quote per unit."""
 
+    price_label = money_label = "quote ccy"
+
     def __init__(self, scenario):
-        tick = _decimal(getattr(scenario, "tick_size", None))
-        lot = _decimal(getattr(scenario, "lot_size", None))
-        unit = _decimal(getattr(scenario, "quote_unit", None))
-        if unit is None:
-            unit = tick * lot if tick is not None and lot is not None else None
-        self.tick = float(tick) if tick is not None else 1.0
-        self.lot = float(lot) if lot is not None else 1.0
-        self.money = float(unit) if unit is not None else 1.0
-        self.lot_text = f"{lot.normalize():f}" if lot is not None else "1"
-        self.price_label = "quote ccy" if tick is not None else "ticks"
-        self.money_label = "quote ccy" if unit is not None else "quote units"
-
-
-def _decimal(value) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def record_steps(result) -> np.ndarray | None:
-    """The step of each liquidation record of ``result`` (see the module notes), or None.
-
-    Records without notional get -1. None means the records cannot be matched to the series
-    (for instance a Result assembled by hand), and callers should not split by step.
-    """
-    records = result.forced_orders
-    liquidated = np.asarray(result.series["liquidated_notional"])
-    out = np.full(len(records), -1, dtype=np.int64)
-    if len(records) == 0:
-        return out if not (liquidated > 0).any() else None
-    notional = [int(x) for x in records["notional"]]
-    if min(notional) < 0 or (liquidated < 0).any():
-        return None
-    steps = np.flatnonzero(liquidated > 0)
-    step_totals = list(accumulate(int(x) for x in liquidated[steps]))
-    record_totals = list(accumulate(notional))
-    if not step_totals or step_totals[-1] != record_totals[-1]:
-        return None
-    if not set(step_totals) <= set(record_totals):
-        return None  # some step's notional does not end on a record boundary
-    for i, (n, total) in enumerate(zip(notional, record_totals)):
-        if n > 0:
-            out[i] = steps[bisect_left(step_totals, total)]
-    placed = out >= 0
-    rounds, where = records["round"][placed], out[placed]
-    same = where[1:] == where[:-1]
-    if (rounds[1:][same] != rounds[:-1][same]).any():
-        return None  # one step is one liquidation round: it cannot hold two round numbers
-    return out
-
-
-def _fallback_x(result) -> np.ndarray:
-    """x of each record when the step mapping fails: first liquidation step + round index."""
-    records = result.forced_orders
-    hits = np.flatnonzero(np.asarray(result.series["liquidated_notional"]) > 0)
-    first = int(hits[0]) if len(hits) else 0
-    rounds = records["round"]
-    index = np.concatenate([[0], np.cumsum(rounds[1:] != rounds[:-1])]) if len(rounds) else rounds
-    return first + index.astype(float)
+        lot = Decimal(scenario.lot_size)
+        self.tick = float(Decimal(scenario.tick_size))
+        self.lot = float(lot)
+        self.money = float(quote_unit(scenario))
+        self.lot_text = f"{lot.normalize():f}"
 
 
 def _spread(steps: np.ndarray) -> np.ndarray:
@@ -231,23 +165,18 @@ def plot_result(result, path) -> None:
     if start:
         ax_price.axhline(start * units.tick, color="grey", lw=0.8, ls=":",
                          label="mid before the shock")
-    mapped = record_steps(result)
+    record_step = result.record_step
     priced = records["notional"] > 0
-    if mapped is not None:
-        x_rec = np.full(len(records), np.nan)
-        x_rec[priced] = _spread(mapped[priced])
-        where = "fill step"
-    else:
-        x_rec = _fallback_x(result)
-        where = "first liquidation step + round (step unknown)"
+    x_rec = np.full(len(records), np.nan)
+    x_rec[priced] = _spread(record_step[priced])
     if priced.any():
         sizes = records["notional"][priced].astype(float)
         area = 10 + 110 * np.sqrt(sizes / sizes.max())
         ax_price.scatter(x_rec[priced], records["avg_price"][priced] * units.tick, s=area,
                          c=records["generation"][priced], cmap=cmap, norm=norm, alpha=0.8,
                          edgecolors="black", linewidths=0.3, zorder=3,
-                         label=f"forced fill, avg price (colour = generation,\n"
-                               f"area ∝ notional; x = {where})")
+                         label="forced fill, avg price (colour = generation,\n"
+                               "area ∝ notional; x = fill step)")
     ax_price.set_ylabel(f"price [{units.price_label}]")
     ax_price.yaxis.set_major_formatter(price_fmt)
     ax_price.set_title("price", loc="left", fontsize=10, fontweight="bold")
@@ -300,7 +229,7 @@ def plot_result(result, path) -> None:
     ax_depth.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, framealpha=0.9)
 
     # (3) liquidated notional per step by generation ---------------------------------------
-    if mapped is not None and priced.any():
+    if priced.any():
         bottom = np.zeros(len(steps))
         index = {int(s): i for i, s in enumerate(steps)}
         for gen in range(n_gen):
@@ -308,7 +237,7 @@ def plot_result(result, path) -> None:
             if not pick.any():
                 continue
             per_step = np.zeros(len(steps))
-            for step, value in zip(mapped[pick], records["notional"][pick]):
+            for step, value in zip(record_step[pick], records["notional"][pick]):
                 per_step[index[int(step)]] += float(value)
             nz = per_step > 0
             ax_notional.bar(steps[nz], per_step[nz] * units.money, bottom=bottom[nz],
@@ -321,10 +250,6 @@ def plot_result(result, path) -> None:
         bar.ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True, nbins=8))
         bar.ax.tick_params(labelsize=8)
         bar.ax.minorticks_off()
-    elif (series["liquidated_notional"] > 0).any():
-        ax_notional.bar(steps, series["liquidated_notional"] * units.money, width=0.85,
-                        color="tab:red", label="all generations (split unavailable)")
-        ax_notional.legend(loc="upper right", fontsize=8)
     else:
         ax_notional.text(0.5, 0.5, "no liquidations", ha="center", va="center",
                          transform=ax_notional.transAxes, color="grey")

@@ -12,25 +12,62 @@ Units: prices in ticks, sizes in lots, money in quote units, rates in ppm, time 
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import os
 import warnings
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import numpy as np
 
-from .events import (
-    INSURANCE_FUND, SCENARIO_BACKSTOP, SCENARIO_HOUSE, SCENARIO_MAKER, SCENARIO_SHOCKER,
-    SCENARIO_VALUE, Deficit, EventKind, ForcedKind, LimitRule, MarkRule, Side, Sizing,
+from ._executors import SerialExecutor
+from ._export import write_csv, write_parquet
+from ._settings import (
+    Bad,
+    ConfigError,
+    UnknownKeyError,
+    boolean,
+    choice,
+    convert,
+    decimal_text,
+    enum_name,
+    int_list,
+    integer,
+    number,
+    optional,
+    pair,
+    ppm,
+    price_levels,
+    schema,
+    setting,
+    shock_orders,
+    sides,
+    tier_table,
 )
+from .events import (
+    INT64_MAX,
+    SCENARIO_BACKSTOP,
+    SCENARIO_HOUSE,
+    SCENARIO_MAKER,
+    SCENARIO_SHOCKER,
+    SCENARIO_VALUE,
+    Deficit,
+    EventKind,
+    LimitRule,
+    MarkRule,
+    Side,
+    Sizing,
+)
+from .margin import unit_value
+from .metrics import drawdown, summarize
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
+    "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
 ]
 
 #: One row per step of a run.
@@ -54,13 +91,13 @@ class DepthProfile:
     of sigma ``noise`` (drawn from the scenario's seed), at least one lot.
     """
 
-    mid: int = 1_000_000
-    spread: int = 2
-    levels: int = 400
-    step: int = 1
-    touch_qty: int = 40
-    growth: float = 0.03
-    noise: float = 0.3
+    mid: int = setting(1_000_000, integer(1, 2**32 - 1))
+    spread: int = setting(2, integer(1, 2**32 - 1))
+    levels: int = setting(400, integer(1, 10**7))
+    step: int = setting(1, integer(1, 2**32 - 1))
+    touch_qty: int = setting(40, integer(1, 2**40))
+    growth: float = setting(0.03, number())
+    noise: float = setting(0.3, number(0.0))
 
     def sides(self, rng: np.random.Generator):
         """(bid prices, bid lots, ask prices, ask lots), best first."""
@@ -79,14 +116,27 @@ class DepthProfile:
 class ExplicitBook:
     """A book given level by level: ``bids`` and ``asks`` as ((price ticks, lots), ...)."""
 
-    bids: tuple = ()
-    asks: tuple = ()
+    bids: tuple = setting((), price_levels)
+    asks: tuple = setting((), price_levels)
 
     def sides(self, rng: np.random.Generator):
         """(bid prices, bid lots, ask prices, ask lots) as given."""
         bids = np.array(self.bids, dtype=np.int64).reshape(-1, 2)
         asks = np.array(self.asks, dtype=np.int64).reshape(-1, 2)
         return bids[:, 0], bids[:, 1], asks[:, 0], asks[:, 1]
+
+    @classmethod
+    def from_l2(cls, book, levels: int | None = None, *, price_range=None,
+                covered_only: bool = True) -> ExplicitBook:
+        """The levels of an aggregated book (an :class:`orderbook.data.l2.L2Book`, or anything
+        with its ``levels`` method), best first: at most ``levels`` a side, prices within
+        ``price_range`` (low, high ticks), and with ``covered_only`` only inside the snapshot's
+        window, where the depth is known to be complete."""
+        def side(s):
+            return tuple(book.levels(s, levels, price_range=price_range,
+                                     covered_only=covered_only))
+
+        return cls(bids=side(Side.BUY), asks=side(Side.SELL))
 
     @property
     def mid(self) -> int:
@@ -107,21 +157,21 @@ class Population:
     would already be liquidatable at the starting mark are dropped (they would be gone already).
     """
 
-    count: int = 20_000
-    long_fraction: float = 0.65
-    leverage: tuple = (3.0, 60.0)
-    entry_dispersion: float = 0.01
-    size: tuple = (1, 400)
+    count: int = setting(20_000, integer(0, 10**8))
+    long_fraction: float = setting(0.65, number(0.0, 1.0))
+    leverage: tuple = setting((3.0, 60.0), pair(number(0.0, lo_open=True)))
+    entry_dispersion: float = setting(0.01, number(0.0))
+    size: tuple = setting((1, 400), pair(integer(1, 2**40)))
 
 
 @dataclass(frozen=True)
 class ExplicitPopulation:
     """Accounts given one by one: sides (+1/-1), sizes (lots), entries (ticks), collateral."""
 
-    side: tuple = ()
-    size: tuple = ()
-    entry: tuple = ()
-    collateral: tuple = ()
+    side: tuple = setting((), sides)
+    size: tuple = setting((), int_list(1, INT64_MAX))
+    entry: tuple = setting((), int_list(1, INT64_MAX))
+    collateral: tuple = setting((), int_list(0, INT64_MAX))
 
 
 @dataclass(frozen=True)
@@ -140,11 +190,11 @@ class Liquidity:
     ``recovery_half_life=0`` switches it off, and the price then stays where the cascade left it.
     """
 
-    rate: int = 20_000
-    half_life: float = 5.0
-    recovery_rate: int = 0
-    recovery_half_life: float = 0.0
-    recovery_delay: int = 0
+    rate: int = setting(20_000, integer(0, INT64_MAX))
+    half_life: float = setting(5.0, number(0.0))
+    recovery_rate: int = setting(0, integer(0, INT64_MAX))
+    recovery_half_life: float = setting(0.0, number(0.0))
+    recovery_delay: int = setting(0, integer(0, INT64_MAX))
 
 
 @dataclass(frozen=True)
@@ -152,70 +202,188 @@ class Shock:
     """What hits the market: market orders of ``sell``/``buy`` lots at step 0, an index path
     (ticks per step, for index mark rules), and ``orders`` as ((step, side, lots), ...)."""
 
-    sell: int = 0
-    buy: int = 0
-    index_path: tuple = ()
-    orders: tuple = ()
+    sell: int = setting(0, integer(0, INT64_MAX))
+    buy: int = setting(0, integer(0, INT64_MAX))
+    index_path: tuple = setting((), int_list(1, INT64_MAX))
+    orders: tuple = setting((), shock_orders)
 
 
 @dataclass(frozen=True)
 class Rules:
     """The liquidation rule set and margin settings (see docs/liquidation.md)."""
 
-    tiers: tuple = ((2_000_000_000, 4_000, 8_000), (20_000_000_000, 10_000, 20_000),
-                    (None, 25_000, 50_000))
-    mark_rule: MarkRule = MarkRule.LAST
-    sizing: Sizing = Sizing.FULL
-    fraction_ppm: int = 250_000
-    limit: LimitRule = LimitRule.MARKET
-    band_ppm: int = 0
-    round_cap: int | None = None
-    liquidation_fee_ppm: int = 5_000
-    insurance_fund: int = 10**11
-    backstop_collateral: int = 0
-    backstop_discount_ppm: int = 0
-    deficit: Deficit = Deficit.ADL
-    taker_fee_ppm: int = 500
-    maker_fee_ppm: int = 200
-    liquidator: bool = True
+    tiers: tuple = setting(((2_000_000_000, 4_000, 8_000), (20_000_000_000, 10_000, 20_000),
+                            (None, 25_000, 50_000)), tier_table)
+    mark_rule: MarkRule = setting(MarkRule.LAST, enum_name(MarkRule))
+    sizing: Sizing = setting(Sizing.FULL, enum_name(Sizing))
+    fraction_ppm: int = setting(250_000, ppm)
+    limit: LimitRule = setting(LimitRule.MARKET, enum_name(LimitRule))
+    band_ppm: int = setting(0, ppm)
+    round_cap: int | None = setting(None, optional(integer(1, INT64_MAX)))
+    liquidation_fee_ppm: int = setting(5_000, ppm)
+    insurance_fund: int = setting(10**11, integer(0, 2**62))
+    backstop_collateral: int = setting(0, integer(0, 2**62))
+    backstop_discount_ppm: int = setting(0, ppm)
+    deficit: Deficit = setting(Deficit.ADL, enum_name(Deficit))
+    taker_fee_ppm: int = setting(500, ppm)
+    maker_fee_ppm: int = setting(200, ppm)
+    liquidator: bool = setting(True, boolean)
 
 
 @dataclass(frozen=True)
 class Scenario:
     """Everything a run needs; frozen and picklable. Units: ticks, lots, quote units, steps."""
 
-    tick_size: str = "0.1"
-    lot_size: str = "0.001"
-    quote_unit: str | None = None
+    tick_size: str = setting("0.1", decimal_text)
+    lot_size: str = setting("0.001", decimal_text)
+    quote_unit: str | None = setting(None, optional(decimal_text))
     book: DepthProfile | ExplicitBook = field(default_factory=DepthProfile)
     population: Population | ExplicitPopulation = field(default_factory=Population)
     liquidity: Liquidity = field(default_factory=Liquidity)
     rules: Rules = field(default_factory=Rules)
     shock: Shock = field(default_factory=lambda: Shock(sell=30_000))
-    steps: int = 120
-    seed: int = 7
-    engine: str = "compiled"
+    steps: int = setting(120, integer(1, 10**9))
+    seed: int = setting(7, integer(0, INT64_MAX))
+    engine: str = setting("compiled", choice("compiled", "reference"))
+
+
+#: The tables of a Scenario (in the order a scenario file lists them) and the classes each holds.
+_TABLE_CLASSES = {"book": (DepthProfile, ExplicitBook),
+                  "population": (Population, ExplicitPopulation),
+                  "liquidity": (Liquidity,), "shock": (Shock,), "rules": (Rules,)}
+TABLES = tuple(_TABLE_CLASSES)
 
 
 def default_scenario(scale: float = 1.0) -> Scenario:
     """The built-in perpetual market: a BTC-like book (tick 0.1, lot 0.001, mid 100,000.0) with
     depth over 5 % each side, 20,000 leveraged accounts (2-75x, 65 % long), a market sell of
     30 BTC, and value traders pulling the price back from step 15 on. ``scale`` shrinks accounts,
-    depth, shock, refill and recovery together, so a small scale keeps the same dynamics (the
-    tests run it at 0.05)."""
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
-    return Scenario(
-        book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50,
-                          touch_qty=max(1, round(60 * scale)), growth=0.01, noise=0.3),
-        population=Population(count=max(10, round(20_000 * scale)), long_fraction=0.65,
-                              leverage=(2.0, 75.0), entry_dispersion=0.005, size=(1, 100)),
-        liquidity=Liquidity(rate=max(1, round(2_000 * scale)), half_life=10.0,
-                            recovery_rate=max(1, round(1_000 * scale)), recovery_half_life=15.0,
-                            recovery_delay=15),
-        shock=Shock(sell=max(1, round(30_000 * scale))),
+    depth, shock, refill and recovery together (:func:`scale_scenario`), so a small scale keeps
+    the same dynamics (the tests run it at 0.05)."""
+    return scale_scenario(Scenario(
+        book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50, touch_qty=60,
+                          growth=0.01, noise=0.3),
+        population=Population(count=20_000, long_fraction=0.65, leverage=(2.0, 75.0),
+                              entry_dispersion=0.005, size=(1, 100)),
+        liquidity=Liquidity(rate=2_000, half_life=10.0, recovery_rate=1_000,
+                            recovery_half_life=15.0, recovery_delay=15),
+        shock=Shock(sell=30_000),
         steps=120,
+    ), scale)
+
+
+def builtin_rule_sets(scenario: Scenario) -> dict[str, Rules]:
+    """The rule sets ``orderbook compare`` runs without ``--rules``, each a change of
+    ``scenario``'s rules: full market closes; 25 % partial closes; IOC at the bankruptcy price
+    with the rest taken over by the insurance fund; a 1 % band around the mark plus a per-round
+    cap (quote units) of one sixth of the shock's notional at the starting mid."""
+    base = scenario.rules
+    shock = scenario.shock
+    lots = max(shock.sell, shock.buy, sum(q for _, _, q in shock.orders), 1)
+    _, k = _units(scenario)
+    cap = max(1, int(scenario.book.mid) * k * lots // 6)
+    return {
+        "full market": replace(base, sizing=Sizing.FULL, limit=LimitRule.MARKET),
+        "partial 25%": replace(base, sizing=Sizing.FRACTION, fraction_ppm=250_000,
+                               limit=LimitRule.MARKET),
+        "bankruptcy IOC + fund": replace(base, sizing=Sizing.FULL, limit=LimitRule.BANKRUPTCY),
+        "band 1% + cap": replace(base, sizing=Sizing.FULL, limit=LimitRule.BAND, band_ppm=10_000,
+                                 round_cap=cap),
+    }
+
+
+# ------------------------------------------------------------------------------- scaling
+def scale_scenario(s: Scenario, scale: float) -> Scenario:
+    """Shrink (or grow) a synthetic scenario: accounts, book depth (``touch_qty``), refill and
+    recovery rates, shock sizes and the per-round cap times ``scale``. Money (insurance fund,
+    backstop collateral), prices and rates are not scaled.
+
+    Each count becomes ``max(1, round(n * scale))``: the nearest integer (ties to even, as
+    Python's ``round`` of the float product), and at least 1, so that a setting that is on
+    stays on; 0 (off) stays 0. There is no other floor: one above 1 would grow a small count
+    when shrinking it, and a scenario file would then scale differently from the same scenario
+    built in Python. ``default_scenario(scale)`` is this applied to ``default_scenario()``.
+
+    An explicit book or population cannot be scaled (ConfigError unless ``scale == 1``). A
+    scale that takes a value past what a scenario file may hold (20,000 accounts times 1e308)
+    is a ConfigError naming the value, not an overflow.
+    """
+    _check_scale(scale)
+    if scale == 1:
+        return s
+    if isinstance(s.book, ExplicitBook) or isinstance(s.population, ExplicitPopulation):
+        raise ConfigError("--scale needs a synthetic book and population; this scenario gives "
+                          "an explicit one")
+    book, population, liquidity, shock = s.book, s.population, s.liquidity, s.shock
+
+    def sc(table: str, key: str, n: int) -> int:
+        return _scaled(table, key, n, scale, schema(type(getattr(s, table)))[key])
+
+    return replace(
+        s,
+        book=replace(book, touch_qty=sc("book", "touch_qty", book.touch_qty)),
+        population=replace(population, count=sc("population", "count", population.count)),
+        liquidity=replace(liquidity, rate=sc("liquidity", "rate", liquidity.rate),
+                          recovery_rate=sc("liquidity", "recovery_rate",
+                                           liquidity.recovery_rate)),
+        shock=replace(shock, sell=sc("shock", "sell", shock.sell),
+                      buy=sc("shock", "buy", shock.buy),
+                      orders=tuple((when, side, _scaled("shock", "orders", lots, scale,
+                                                        _ORDER_LOTS))
+                                   for when, side, lots in shock.orders)),
+        rules=scale_rules(s.rules, scale),
     )
+
+
+def scale_rules(rules: Rules, scale: float) -> Rules:
+    """``rules`` with the per-round cap (quote units) scaled as :func:`scale_scenario` scales
+    it; the other rules are rates or money, which do not scale."""
+    _check_scale(scale)
+    if scale == 1 or rules.round_cap is None:
+        return rules
+    return replace(rules, round_cap=_scaled("rules", "round_cap", rules.round_cap, scale,
+                                            schema(Rules)["round_cap"]))
+
+
+_ORDER_LOTS = integer(1, INT64_MAX)  # the lots of one [shock] order
+
+
+def _check_scale(scale) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 \
+            or not math.isfinite(scale):
+        raise ConfigError(f"scale must be a positive number, got {scale!r}")
+
+
+def _scaled(table: str, key: str, n: int, scale: float, check) -> int:
+    """``max(1, round(n * scale))``, 0 for 0; ConfigError if ``check`` (the setting's
+    converter) refuses it."""
+    if not n:
+        return 0
+    scaled = n * scale
+    if not scaled < 2**63:  # also inf
+        raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
+                          f"{scaled:g}, more than an int64 holds")
+    value = max(1, round(scaled))
+    try:
+        check(value)
+    except Bad as bad:
+        raise ConfigError(f"scale {scale:g} makes [{table}] {key} {n:,} x {scale:g} = "
+                          f"{value:,}, which {bad.problem}") from None
+    return value
+
+
+def quote_unit(scenario: Scenario) -> Decimal:
+    """The quote currency one quote unit of ``scenario`` is worth: its ``quote_unit`` setting,
+    or ``tick_size * lot_size`` when that is None (exact). ValueError if they do not fit (one
+    lot must be worth a whole number of quote units per tick)."""
+    unit, _ = _units(scenario)
+    return unit
+
+
+def _units(scenario: Scenario) -> tuple[Decimal, int]:
+    """(quote unit, k: the quote units one lot is worth per tick)."""
+    return unit_value(Decimal(scenario.tick_size), Decimal(scenario.lot_size),
+                      scenario.quote_unit)
 
 
 # ------------------------------------------------------------------------------ building
@@ -386,7 +554,12 @@ class _Market:
 # ------------------------------------------------------------------------------ results
 @dataclass
 class Result:
-    """What one run produced: per-step series, liquidation records, trades and a summary."""
+    """What one run produced: per-step series, liquidation records, trades and a summary.
+
+    ``record_step`` (int64, one per row of ``forced_orders``) is the step whose liquidation
+    round made the record; a record's ``round`` is its round within a cascade, which restarts
+    at 0 when the queue empties, so it is not the step.
+    """
 
     scenario: Scenario
     series: np.ndarray
@@ -394,6 +567,7 @@ class Result:
     trades: np.ndarray
     summary: dict
     accounts: int
+    record_step: np.ndarray
 
     def to_pandas(self):
         """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
@@ -404,37 +578,15 @@ class Result:
 
     def to_csv(self, directory) -> list:
         """Write series.csv, forced_orders.csv, trades.csv and summary.csv; return the paths."""
-        from pathlib import Path
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, table in (("series", self.series), ("forced_orders", self.forced_orders),
-                            ("trades", self.trades)):
-            path = out / f"{name}.csv"
-            np.savetxt(path, table, delimiter=",", header=",".join(table.dtype.names),
-                       comments="", fmt=[_fmt(table.dtype[n]) for n in table.dtype.names])
-            paths.append(path)
-        path = out / "summary.csv"
-        path.write_text("key,value\n" + "".join(f"{k},{v}\n" for k, v in self.summary.items()))
-        paths.append(path)
-        return paths
+        return write_csv(directory, self._tables(), self.summary)
 
     def to_parquet(self, directory) -> list:
         """Write the three tables as Parquet files (needs pyarrow); return the paths."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        from pathlib import Path
+        return write_parquet(directory, self._tables())
 
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, table in (("series", self.series), ("forced_orders", self.forced_orders),
-                            ("trades", self.trades)):
-            path = out / f"{name}.parquet"
-            pq.write_table(pa.table({n: table[n] for n in table.dtype.names}), path)
-            paths.append(path)
-        return paths
+    def _tables(self) -> dict:
+        return {"series": self.series, "forced_orders": self.forced_orders,
+                "trades": self.trades}
 
     def plot(self, path) -> None:
         """Draw the run on one figure and save it to ``path`` (needs matplotlib)."""
@@ -443,70 +595,27 @@ class Result:
         plot_result(self, path)
 
 
-def _fmt(dtype) -> str:
-    return "%.10g" if dtype.kind == "f" else "%d"
-
-
-def _drawdown(series: np.ndarray, start: float) -> tuple[float, int]:
-    mids = series["mid"]
-    if len(mids) == 0:
-        return 0.0, 0
-    trough = int(np.argmin(mids))
-    return max(0.0, start - float(mids[trough])), trough
-
-
-def _summary(market: _Market, series, records, start_mid: float, counterfactual) -> dict:
-    eng = market.engine
-    orders = records[records["kind"] == ForcedKind.ORDER]
-    liquidated = records[np.isin(records["kind"], [ForcedKind.ORDER, ForcedKind.BACKSTOP,
-                                                   ForcedKind.FUND_TAKEOVER, ForcedKind.ADL])]
-    owners = set(liquidated["owner"].tolist()) - {INSURANCE_FUND}
-    drawdown, trough = _drawdown(series, start_mid)
-    half_recovery = None
-    if drawdown > 0:
-        target = float(series["mid"][trough]) + drawdown / 2
-        after = np.nonzero(series["mid"][trough:] >= target)[0]
-        if len(after):
-            half_recovery = int(after[0])
-    summary = {
-        "accounts": market.population,
-        "liquidated_accounts": len(owners),
-        "forced_orders": int(len(orders)),
-        "liquidated_notional": int(liquidated["notional"].sum()) if len(liquidated) else 0,
-        "generations": int(records["generation"].max()) + 1 if len(records) else 0,
-        "start_mid": start_mid,
-        "max_drawdown_ticks": drawdown,
-        "max_drawdown_pct": 100.0 * drawdown / start_mid if start_mid else 0.0,
-        "amplification": None,
-        "bad_debt": int(records["bad_debt"].sum()) if len(records) else 0,
-        "socialized": int(records["socialized"].sum()) if len(records) else 0,
-        "adl_count": int((records["kind"] == ForcedKind.ADL).sum()),
-        "insurance_fund_end": int(eng.insurance_fund),
-        "steps_to_half_recovery": half_recovery,
-        "queue_left": len(eng.queue()),
-    }
-    if counterfactual is not None:
-        summary["counterfactual_drawdown_ticks"] = counterfactual
-        summary["amplification"] = (drawdown / counterfactual if counterfactual > 0
-                                    else (math.inf if drawdown > 0 else 1.0))
-    return summary
-
-
 def _simulate(market: _Market, steps: int, liquidator: bool):
+    """Step ``market``; return (series, the run's forced-order records, the step of each)."""
     series = np.zeros(steps, dtype=SERIES_DTYPE)
-    records_before = len(market.engine.forced_orders())
+    eng = market.engine
+    first = len(eng.forced_orders())
+    made = np.zeros(steps, dtype=np.int64)  # records made in each step
     for step in range(steps):
         market.shock_at(step)
         liquidated = 0
         if liquidator:
-            first = len(market.engine.forced_orders())
-            market.engine.liquidation_round()
-            new = market.engine.forced_orders()[first:]
+            # One round that returns only its own records: building the whole log each step
+            # would make a run quadratic in its records.
+            new = eng.liquidate(max_rounds=1)
+            made[step] = len(new)
             liquidated = int(new["notional"].sum()) if len(new) else 0
         market.recover(step)
         market.refill()
         series[step] = market.snapshot(step, liquidated)
-    return series, market.engine.forced_orders()[records_before:]
+    # The log is read once, here, so its bytes are those of forced_orders() (padding included).
+    records = eng.forced_orders()[first:]
+    return series, records, np.repeat(np.arange(steps, dtype=np.int64), made)
 
 
 def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
@@ -519,11 +628,15 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
     cf_drawdown = None
     if counterfactual and scenario.rules.liquidator:
         off = _Market(scenario)
-        cf_series, _ = _simulate(off, scenario.steps, liquidator=False)
-        cf_drawdown, _ = _drawdown(cf_series, start)
-    series, records = _simulate(market, scenario.steps, scenario.rules.liquidator)
-    summary = _summary(market, series, records, start, cf_drawdown)
-    return Result(scenario, series, records, market.engine.trades(), summary, market.population)
+        cf_series, _, _ = _simulate(off, scenario.steps, liquidator=False)
+        cf_drawdown, _ = drawdown(cf_series, start)
+    series, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
+    eng = market.engine
+    summary = summarize(series, records, accounts=market.population, start_mid=start,
+                        insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
+                        quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown)
+    return Result(scenario, series, records, market.engine.trades(), summary, market.population,
+                  steps)
 
 
 # ------------------------------------------------------------------------ compare, sweep
@@ -559,58 +672,48 @@ def compare(rule_sets: dict, scenario: Scenario | None = None, *,
     for name, rules in rule_sets.items():
         if not isinstance(rules, Rules):
             raise TypeError(f"rule_sets[{name!r}] must be a Rules, got {type(rules).__name__}")
-        results[name] = run(replace(scenario, rules=rules), counterfactual=counterfactual)
+        results[name] = run(with_params(scenario, {"rules": rules}),
+                            counterfactual=counterfactual)
     return Comparison(results)
 
 
-def with_params(scenario: Scenario, params: dict) -> Scenario:
-    """A copy of ``scenario`` with dotted parameters set, e.g. {"rules.band_ppm": 20_000}."""
-    for name, value in params.items():
-        scenario = _set(scenario, name.split("."), value, name)
-    return scenario
+# ------------------------------------------------------------------------ dotted parameters
+def coerce_param(scenario: Scenario, name: str, value):
+    """Check and convert one value of the dotted parameter ``name`` of ``scenario``
+    (``rules.sizing``, ``steps``, ...) the way a scenario file's value is: ``"FRACTION"``
+    becomes ``Sizing.FRACTION``, ``[2, 50]`` becomes ``(2.0, 50.0)``, ``"none"`` (or None)
+    becomes None. A table name takes a whole table of its class (``"rules"``: a Rules), as is.
 
-
-def _set(obj, path, value, full):
-    if not dataclasses.is_dataclass(obj):
-        raise KeyError(f"parameter {full!r}: {type(obj).__name__} has no fields")
-    names = {f.name for f in dataclasses.fields(obj)}
-    if path[0] not in names:
-        raise KeyError(f"parameter {full!r}: unknown field {path[0]!r} of "
-                       f"{type(obj).__name__}; fields are {sorted(names)}")
-    if len(path) == 1:
-        return replace(obj, **{path[0]: value})
-    return replace(obj, **{path[0]: _set(getattr(obj, path[0]), path[1:], value, full)})
-
-
-class SerialExecutor(Executor):
-    """A ``concurrent.futures.Executor`` that runs each task in this process when it is submitted
-    (``--workers 1``): no pickling, no processes, same results as a pool.
-
-    ``on_done``, if given, is called after each task (the sweep's progress line uses it, since the
-    futures are all done before ``sweep`` starts collecting them).
+    Raises orderbook.config's ConfigError (a ValueError) naming the parameter and the value:
+    UnknownKeyError (also a KeyError) for an unknown name, ConfigTypeError (also a TypeError)
+    for a value of the wrong type.
     """
+    parts = name.split(".")
+    if len(parts) == 1:
+        if parts[0] in TABLES:
+            if isinstance(value, _TABLE_CLASSES[name]):
+                return value
+            first = next(iter(schema(type(getattr(scenario, name)))))
+            raise UnknownKeyError(f"parameter {name!r} is a table; name one of its keys, "
+                                  f"e.g. {name}.{first}")
+        return convert(None, parts[0], value, schema(Scenario))
+    if len(parts) != 2 or parts[0] not in TABLES:
+        raise UnknownKeyError(f"unknown parameter {name!r} (a top-level key such as steps, or "
+                              f"table.key with table one of {', '.join(TABLES)})")
+    table, key = parts
+    return convert(table, key, value, schema(type(getattr(scenario, table))))
 
-    def __init__(self, on_done=None):
-        self._shutdown = False
-        self._on_done = on_done
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        future = Future()
-        future.set_running_or_notify_cancel()
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:  # the future carries it, as in a pool (Ctrl-C propagates)
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-        if self._on_done is not None:
-            self._on_done()
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._shutdown = True
+def with_params(scenario: Scenario, params: dict) -> Scenario:
+    """A copy of ``scenario`` with dotted parameters set, e.g. ``{"rules.band_ppm": 20_000}``;
+    each value is checked and converted by :func:`coerce_param` (ConfigError if bad)."""
+    for name, value in params.items():
+        value = coerce_param(scenario, name, value)
+        table, _, key = name.rpartition(".")
+        if table:
+            value = replace(getattr(scenario, table), **{key: value})
+        scenario = replace(scenario, **{table or key: value})
+    return scenario
 
 
 def _run_point(args):
@@ -642,7 +745,8 @@ def worker_count(requested: int | None, tasks: int) -> int:
 
 def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | None = None,
           counterfactual: bool = True, progress=None, workers: int | None = None) -> list[dict]:
-    """Run every combination of ``grid`` ({dotted parameter: [values]}); one summary row each.
+    """Run every combination of ``grid`` ({dotted parameter: [values]}); one summary row each,
+    which starts with the parameters' values as :func:`coerce_param` converts them.
 
     Runs go through ``executor`` (any ``concurrent.futures.Executor``: a process pool by default,
     or ``dask.distributed.Client(...).get_executor()`` for a cluster); rows come back in grid
@@ -654,10 +758,11 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
     if executor is not None and workers is not None:
         raise TypeError("give executor or workers, not both (size your executor yourself)")
     scenario = scenario or default_scenario()
+    # Checked here, in this process, so a bad name or value fails before any run starts.
+    grid = {name: [coerce_param(scenario, name, v) for v in values]
+            for name, values in grid.items()}
     names = list(grid)
     points = [dict(zip(names, values)) for values in itertools.product(*grid.values())]
-    for point in points:  # fail fast, in this process, on a bad parameter name
-        with_params(scenario, point)
     tasks = [(scenario, point, counterfactual) for point in points]
     own = executor is None
     if own:

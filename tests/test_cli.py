@@ -62,6 +62,17 @@ def test_run_json(capsys):
     assert summary["trough_step"] >= 0 and summary["peak_step_liquidated"] > 0
 
 
+def test_run_json_prints_the_library_summary(capsys):
+    import orderbook
+    from orderbook.cli import _jsonable
+
+    printed = _json(capsys, "run", "--scale", "0.05", "--json", "--no-counterfactual")
+    result = orderbook.run(default_scenario(0.05), counterfactual=False)
+    assert printed.pop("scenario") == "built-in scenario at scale 0.05"
+    assert (printed.pop("tick_size"), printed.pop("lot_size")) == ("0.1", "0.001")
+    assert printed == _jsonable(result.summary)
+
+
 def test_run_table(capsys):
     code, out, err = _run(capsys, "run", "--scale", "0.05")
     assert code == 0, err
@@ -155,6 +166,19 @@ def test_compare_rules_files(capsys):
     assert code == 0, err
     body = out.splitlines()[5:]
     assert [line.split()[0] for line in body] == ["full", "partial", "rules_restore"]
+
+
+@pytest.mark.parametrize("scale", ["0.0001", "0.0003", "0.05", "2"])
+def test_scale_gives_the_same_scenario_for_the_builtin_and_its_file(capsys, tmp_path, scale):
+    code, builtin, err = _run(capsys, "show")
+    assert code == 0, err
+    path = tmp_path / "builtin.toml"
+    path.write_text(builtin)
+    code, scaled_builtin, err = _run(capsys, "show", "--scale", scale)
+    assert code == 0, err
+    code, scaled_file, err = _run(capsys, "show", str(path), "--scale", scale)
+    assert code == 0, err
+    assert scaled_file == scaled_builtin
 
 
 # ---------------------------------------------------------------------------------- sweep

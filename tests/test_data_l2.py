@@ -17,31 +17,31 @@ def small_book():
 
 
 def test_explicit_book_keeps_the_complete_window_best_first():
-    assert small_book().to_explicit_book() == ExplicitBook(
+    assert ExplicitBook.from_l2(small_book()) == ExplicitBook(
         bids=((1000, 1000), (999, 2000), (995, 3000)),
         asks=((1001, 1500), (1002, 500), (1009, 4000)))
 
 
 def test_explicit_book_levels_range_and_known_levels():
     book = small_book()
-    assert book.to_explicit_book(2) == ExplicitBook(bids=((1000, 1000), (999, 2000)),
+    assert ExplicitBook.from_l2(book, 2) == ExplicitBook(bids=((1000, 1000), (999, 2000)),
                                                     asks=((1001, 1500), (1002, 500)))
-    assert book.to_explicit_book(price_range=(999, 1001)) == ExplicitBook(
+    assert ExplicitBook.from_l2(book, price_range=(999, 1001)) == ExplicitBook(
         bids=((1000, 1000), (999, 2000)), asks=((1001, 1500),))
-    assert book.to_explicit_book(covered_only=False).bids[-1] == (900, 7)
-    assert book.to_explicit_book(covered_only=False).asks[-1] == (1100, 9)
+    assert ExplicitBook.from_l2(book, covered_only=False).bids[-1] == (900, 7)
+    assert ExplicitBook.from_l2(book, covered_only=False).asks[-1] == (1100, 9)
 
 
 @pytest.mark.parametrize("bad, error", [((5, 1), ValueError), ((1.0, 2), TypeError),
                                         (7, TypeError)])
 def test_bad_price_range_is_rejected(bad, error):
     with pytest.raises(error, match="price_range"):
-        small_book().to_explicit_book(price_range=bad)
+        ExplicitBook.from_l2(small_book(), price_range=bad)
 
 
 def test_bad_level_count_is_rejected():
     with pytest.raises(ValueError, match="levels must be >= 0, got -1"):
-        small_book().to_explicit_book(-1)
+        ExplicitBook.from_l2(small_book(), -1)
 
 
 def test_order_book_holds_one_order_per_level():
@@ -79,7 +79,7 @@ def test_book_without_a_snapshot_window_is_complete_everywhere():
     book = L2Book()
     book.set_level(Side.BUY, 10, 1)
     book.set_level(Side.SELL, 12, 1)
-    assert book.to_explicit_book() == ExplicitBook(bids=((10, 1),), asks=((12, 1),))
+    assert ExplicitBook.from_l2(book) == ExplicitBook(bids=((10, 1),), asks=((12, 1),))
 
 
 def test_copy_is_independent():
@@ -92,3 +92,26 @@ def test_copy_is_independent():
 def test_bad_side_is_rejected():
     with pytest.raises(ValueError, match="side"):
         small_book().levels(0)
+
+
+def test_the_data_layer_does_not_import_the_simulation():
+    # Imports point down: the readers give levels; the scenario side makes its book of them.
+    # binance.explicit_book, a documented alias, imports ExplicitBook only when called.
+    import ast
+    from pathlib import Path
+
+    import orderbook.data
+
+    above = {"scenario", "config", "plot", "cli", "metrics"}
+    for path in Path(orderbook.data.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        nodes = ast.walk(tree) if path.name == "l2.py" else tree.body
+        for node in nodes:
+            if isinstance(node, ast.ImportFrom):
+                names = {node.module or ""} | {alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                names = {alias.name for alias in node.names}
+            else:
+                continue
+            parts = {part for name in names for part in name.split(".")}
+            assert not parts & above, f"{path.name}:{node.lineno} imports {names}"

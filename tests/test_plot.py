@@ -1,14 +1,13 @@
-"""orderbook.plot: the figures render to sane PNGs, and records are placed on the right steps."""
+"""orderbook.plot: the figures render to sane PNGs."""
 
 import dataclasses
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import orderbook
-from orderbook import Rules, Side, Sizing, default_scenario
+from orderbook import Rules, Sizing, default_scenario
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -69,50 +68,6 @@ def test_plot_without_liquidations(plot, tmp_path):
     assert len(quiet.forced_orders) == 0
     plot.plot_result(quiet, tmp_path / "quiet.png")
     assert_sane_png(tmp_path / "quiet.png")
-
-
-def test_plot_falls_back_when_records_do_not_match_the_series(plot, result, tmp_path):
-    broken = dataclasses.replace(result, series=result.series.copy())
-    broken.series["liquidated_notional"][0] += 1
-    assert plot.record_steps(broken) is None
-    plot.plot_result(broken, tmp_path / "fallback.png")
-    assert_sane_png(tmp_path / "fallback.png")
-
-
-def _steps_by_hand(scenario):
-    """Run the scenario step by step as scenario.run does, noting each record's step."""
-    from orderbook.scenario import _Market
-
-    market = _Market(scenario)
-    before = len(market.engine.forced_orders())
-    steps = []
-    for step in range(scenario.steps):
-        market.shock_at(step)
-        first = len(market.engine.forced_orders())
-        market.engine.liquidation_round()
-        steps += [step] * (len(market.engine.forced_orders()) - first)
-        market.recover(step)
-        market.refill()
-    assert len(market.engine.forced_orders()) - before == len(steps)
-    return np.array(steps, dtype=np.int64)
-
-
-@pytest.mark.parametrize("rules", [Rules(), Rules(sizing=Sizing.FRACTION)])
-def test_record_steps_match_the_run(plot, rules):
-    # Two cascades: the shock at step 0, and a second sell at step 40 after the first has ended
-    # (the cascade round number restarts at 0 there, so `round` alone is not the step).
-    base = default_scenario(0.05)
-    scenario = dataclasses.replace(
-        base, rules=rules, liquidity=dataclasses.replace(base.liquidity, recovery_half_life=0.0),
-        shock=orderbook.Shock(sell=1500, orders=((40, Side.SELL, 1200),)))
-    result = orderbook.run(scenario, counterfactual=False)
-    truth = _steps_by_hand(scenario)
-    mapped = plot.record_steps(result)
-    assert mapped is not None
-    priced = result.forced_orders["notional"] > 0
-    assert (mapped[~priced] == -1).all()
-    np.testing.assert_array_equal(mapped[priced], truth[priced])
-    assert len(np.unique(truth[priced])) > len(np.unique(result.forced_orders["round"]))
 
 
 def test_import_does_not_need_matplotlib():

@@ -2,15 +2,18 @@
 
 import math
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import pytest
 
 from orderbook import (
-    Deficit, ExplicitBook, LimitRule, Rules, Scenario, Shock, Sizing, compare, default_scenario,
-    run, sweep,
+    DepthProfile, Deficit, ExplicitBook, ExplicitPopulation, LimitRule, Liquidity, Population,
+    Rules, Scenario, Shock, Side, Sizing, compare, default_scenario, run, sweep,
 )
-from orderbook.scenario import SERIES_DTYPE, SerialExecutor, with_params
+from orderbook.scenario import (
+    SERIES_DTYPE, SerialExecutor, scale_rules, scale_scenario, with_params,
+)
 
 SMALL = 0.05
 
@@ -79,6 +82,89 @@ def test_liquidator_off_liquidates_nothing():
     assert result.summary["amplification"] is None
 
 
+def tiny_cascade() -> Scenario:
+    """Three longs of 10 lots entered at 100 (tick 1, lot 1, maintenance 5 %, no fees, no
+    refill): collateral 100, 120 and 300 put their liquidation prices at 94, 92 and 73."""
+    return Scenario(
+        tick_size="1", lot_size="1",
+        book=ExplicitBook(bids=((96, 2), (94, 3), (93, 5), (92, 20), (70, 1000)),
+                          asks=((101, 1000),)),
+        population=ExplicitPopulation(side=(1, 1, 1), size=(10, 10, 10), entry=(100, 100, 100),
+                                      collateral=(100, 120, 300)),
+        liquidity=Liquidity(rate=0, half_life=0.0),
+        rules=Rules(tiers=((None, 50_000, 100_000),), taker_fee_ppm=0, maker_fee_ppm=0,
+                    liquidation_fee_ppm=0),
+        shock=Shock(sell=5, orders=((5, Side.SELL, 11),)), steps=8)
+
+
+def test_record_step_is_the_step_whose_round_made_the_record():
+    # Step 0: the shock sells 2@96, 3@94; account 0 is crossed at 94 and sells 5@93, 5@92
+    # (925). Step 1: that print at 92 crosses account 1, which sells 10@92 (920). Step 5: a
+    # second shock sells 10@92, 1@70; account 2 is crossed and sells 10@70 (700), in a new
+    # cascade whose round number starts again at 0.
+    result = run(tiny_cascade(), counterfactual=False)
+    records = result.forced_orders
+    assert records["owner"].tolist() == [0, 1, 2]
+    assert records["notional"].tolist() == [925, 920, 700]
+    assert records["round"].tolist() == [0, 1, 0]
+    assert result.record_step.dtype == np.int64
+    assert result.record_step.tolist() == [0, 1, 5]
+    assert result.series["liquidated_notional"].tolist() == [925, 920, 0, 0, 0, 700, 0, 0]
+
+
+def test_summary_holds_the_cascade_dynamics_and_generations():
+    # The mid is 98.5 before the shock, (92 + 101) / 2 = 96.5 after step 0 and
+    # (70 + 101) / 2 = 85.5 from step 5 on. Generation 0: accounts 0 and 2 (two cascades);
+    # generation 1: account 1. Tick 1 x lot 1: one quote unit is 1 of quote currency.
+    summary = run(tiny_cascade(), counterfactual=False).summary
+    assert summary["trough_step"] == 5
+    assert summary["peak_step_liquidated"] == 925
+    assert summary["liquidations_by_generation"] == [2, 1]
+    assert summary["liquidated_accounts_pct"] == 100.0
+    assert summary["max_drawdown_ticks"] == 13.0
+    assert summary["quote_unit"] == Decimal(1)
+    assert summary["liquidated_notional_quote"] == Decimal(925 + 920 + 700)
+    assert summary["insurance_fund_end_quote"] == Decimal(summary["insurance_fund_end"])
+
+
+def test_summary_gives_the_drawdown_without_liquidations_in_percent(small_result):
+    summary = small_result.summary
+    assert summary["counterfactual_drawdown_pct"] == pytest.approx(
+        100 * summary["counterfactual_drawdown_ticks"] / summary["start_mid"])
+
+
+def _steps_by_hand(scenario):
+    """Run the scenario step by step as scenario.run does, noting each record's step."""
+    from orderbook.scenario import _Market
+
+    market = _Market(scenario)
+    before = len(market.engine.forced_orders())
+    steps = []
+    for step in range(scenario.steps):
+        market.shock_at(step)
+        first = len(market.engine.forced_orders())
+        market.engine.liquidation_round()
+        steps += [step] * (len(market.engine.forced_orders()) - first)
+        market.recover(step)
+        market.refill()
+    assert len(market.engine.forced_orders()) - before == len(steps)
+    return np.array(steps, dtype=np.int64)
+
+
+@pytest.mark.parametrize("rules", [Rules(), Rules(sizing=Sizing.FRACTION)])
+def test_record_step_matches_a_run_stepped_by_hand(rules):
+    # Two cascades: the shock at step 0, and a second sell at step 40 after the first has ended
+    # (the cascade round number restarts at 0 there, so `round` alone is not the step).
+    base = default_scenario(SMALL)
+    scenario = replace(
+        base, rules=rules, liquidity=replace(base.liquidity, recovery_half_life=0.0),
+        shock=Shock(sell=1500, orders=((40, Side.SELL, 1200),)))
+    result = run(scenario, counterfactual=False)
+    truth = _steps_by_hand(scenario)
+    np.testing.assert_array_equal(result.record_step, truth)
+    assert len(np.unique(truth)) > len(np.unique(result.forced_orders["round"]))
+
+
 def test_compare_runs_each_rule_set_from_the_same_start():
     scenario = default_scenario(SMALL)
     rules = {"full": Rules(), "partial": Rules(sizing=Sizing.FRACTION, fraction_ppm=250_000),
@@ -121,7 +207,7 @@ def test_sweep_reports_progress():
 def test_bad_parameters_are_refused():
     with pytest.raises(KeyError, match="band"):
         with_params(default_scenario(SMALL), {"rules.band": 1})
-    with pytest.raises(KeyError, match="unknown field 'nope'"):
+    with pytest.raises(KeyError, match="unknown parameter 'nope.x'"):
         sweep({"nope.x": [1]}, default_scenario(SMALL), executor=SerialExecutor())
     with pytest.raises(ValueError, match="steps"):
         run(replace(default_scenario(SMALL), steps=0))
@@ -131,6 +217,92 @@ def test_bad_parameters_are_refused():
         default_scenario(0)
     with pytest.raises(ValueError, match="engine"):
         run(replace(default_scenario(SMALL), engine="fast"))
+
+
+def test_with_params_converts_values_as_a_scenario_file_does():
+    scenario = with_params(default_scenario(SMALL), {
+        "rules.sizing": "fraction", "rules.round_cap": None, "population.leverage": [2, 50],
+        "steps": np.int64(30), "rules.band_ppm": 10_000})
+    assert scenario.rules.sizing is Sizing.FRACTION
+    assert scenario.rules.round_cap is None
+    assert scenario.population.leverage == (2.0, 50.0)
+    assert scenario.steps == 30 and type(scenario.steps) is int
+    assert scenario.rules.band_ppm == 10_000
+
+
+@pytest.mark.parametrize("params, error, message", [
+    ({"rules.band_ppm": -1}, ValueError, "[rules] band_ppm = -1 must be in [0, 1000000]"),
+    ({"rules.sizing": "HALF"}, ValueError, "[rules] sizing = 'HALF' is not one of FULL"),
+    ({"steps": "ten"}, TypeError, "top-level steps = 'ten' must be an integer"),
+    ({"rules.band": 1}, KeyError, "[rules] unknown key 'band'"),
+    ({"rules": 1}, KeyError, "parameter 'rules' is a table; name one of its keys"),
+    ({"nope.x": 1}, KeyError, "unknown parameter 'nope.x'"),
+], ids=["out-of-range", "bad-enum", "wrong-type", "unknown-key", "table", "unknown-table"])
+def test_with_params_refuses_a_bad_name_or_value_naming_it(params, error, message):
+    from orderbook.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        with_params(default_scenario(SMALL), params)
+    assert isinstance(info.value, error)
+    assert message in str(info.value)
+
+
+def test_sweep_checks_every_value_before_running_any():
+    ran = []
+
+    class Recording(SerialExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            ran.append(args)
+            return super().submit(fn, *args, **kwargs)
+
+    from orderbook.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[rules\] band_ppm = 2000000 must be in"):
+        sweep({"rules.band_ppm": [0, 2_000_000]}, default_scenario(SMALL), executor=Recording())
+    assert ran == []
+
+
+def test_sweep_rows_carry_the_converted_values():
+    rows = sweep({"rules.sizing": ["full", "FRACTION"], "steps": [3]}, default_scenario(SMALL),
+                 executor=SerialExecutor(), counterfactual=False)
+    assert [row["rules.sizing"] for row in rows] == [Sizing.FULL, Sizing.FRACTION]
+
+
+def test_a_whole_table_is_a_parameter_of_its_own_class():
+    rules = Rules(sizing=Sizing.RESTORE)
+    assert with_params(default_scenario(SMALL), {"rules": rules}).rules is rules
+
+
+def test_the_default_scenario_at_scale_1_is_unchanged():
+    assert default_scenario() == default_scenario(1.0) == Scenario(
+        book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50, touch_qty=60,
+                          growth=0.01, noise=0.3),
+        population=Population(count=20_000, long_fraction=0.65, leverage=(2.0, 75.0),
+                              entry_dispersion=0.005, size=(1, 100)),
+        liquidity=Liquidity(rate=2_000, half_life=10.0, recovery_rate=1_000,
+                            recovery_half_life=15.0, recovery_delay=15),
+        shock=Shock(sell=30_000), steps=120)
+
+
+@pytest.mark.parametrize("scale", [0.0001, 0.0003, 0.001, 0.02, 0.05, 0.5, 2.0])
+def test_the_builtin_scenario_and_the_same_scenario_from_a_file_scale_alike(scale):
+    from orderbook.config import loads_scenario, scenario_to_toml
+
+    from_file = loads_scenario(scenario_to_toml(default_scenario()))
+    assert scale_scenario(from_file, scale) == default_scenario(scale)
+
+
+def test_scaling_rounds_each_count_to_the_nearest_and_keeps_it_at_least_one():
+    # 20,000 accounts x 0.0001 = 2; touch 60 x 0.0001 = 0.006 -> 1; 30,000 lots x 0.0001 = 3.
+    tiny = default_scenario(0.0001)
+    assert tiny.population.count == 2
+    assert tiny.book.touch_qty == 1
+    assert tiny.shock.sell == 3
+    assert (tiny.liquidity.rate, tiny.liquidity.recovery_rate) == (1, 1)
+    assert default_scenario(0.0001).shock.buy == 0               # off stays off
+    capped = replace(default_scenario(), rules=Rules(round_cap=1_001))
+    assert scale_scenario(capped, 0.5).rules.round_cap == 500   # 500.5: ties to even
+    assert scale_rules(Rules(round_cap=3), 0.1).round_cap == 1
 
 
 def test_index_path_shock_moves_an_index_mark():

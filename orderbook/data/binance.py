@@ -45,7 +45,6 @@ from enum import IntEnum
 import numpy as np
 
 from ..events import INT64_MAX, Side
-from ..scenario import ExplicitBook
 from .errors import DataError, DataTypeError
 from .l2 import L2Book
 
@@ -804,10 +803,14 @@ class Replay:
 
     def explicit_book(self, local_ns: int | None = None, *, levels: int | None = None,
                       price_range=None, covered_only: bool = True, event_ms: int | None = None,
-                      update_id: int | None = None) -> ExplicitBook:
-        """:meth:`book_at` as an :class:`~orderbook.scenario.ExplicitBook`."""
+                      update_id: int | None = None):
+        """:meth:`book_at` as an :class:`~orderbook.scenario.ExplicitBook`; new code calls
+        ``ExplicitBook.from_l2(self.book_at(...), levels, ...)``."""
+        from ..scenario import ExplicitBook  # a documented alias: the only import upwards
+
         book = self.book_at(local_ns, event_ms=event_ms, update_id=update_id)
-        return book.to_explicit_book(levels, price_range=price_range, covered_only=covered_only)
+        return ExplicitBook.from_l2(book, levels, price_range=price_range,
+                                    covered_only=covered_only)
 
     def order_book(self, local_ns: int | None = None, *, levels: int | None = None,
                    price_range=None, covered_only: bool = True, event_ms: int | None = None,

@@ -1,6 +1,8 @@
-"""An aggregated (L2) book rebuilt from exchange data, and its conversions to the engine's types.
+"""An aggregated (L2) book rebuilt from exchange data, and its conversion to an order book.
 
-Units: prices in integer ticks, quantities in integer lots.
+Units: prices in integer ticks, quantities in integer lots. A scenario takes an L2 book as its
+starting book through :meth:`orderbook.scenario.ExplicitBook.from_l2` (the data layer does not
+import the simulation).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from sortedcontainers import SortedDict
 from .._validation import as_side
 from ..book import OrderBook
 from ..events import Side
-from ..scenario import ExplicitBook
 
 __all__ = ["L2Book"]
 
@@ -127,30 +128,18 @@ class L2Book:
         rows = self.levels(side, covered_only=covered_only)
         return len(rows), sum(q for _, q in rows), rows[-1][0] if rows else 0
 
-    def to_explicit_book(self, levels: int | None = None, *, price_range=None,
-                         covered_only: bool = True) -> ExplicitBook:
-        """The book as an :class:`~orderbook.scenario.ExplicitBook` ((price ticks, lots), ...).
-
-        ``levels`` caps each side; ``price_range`` and ``covered_only`` as in :meth:`levels`.
-        """
-        return ExplicitBook(
-            bids=tuple(self.levels(Side.BUY, levels, price_range=price_range,
-                                   covered_only=covered_only)),
-            asks=tuple(self.levels(Side.SELL, levels, price_range=price_range,
-                                   covered_only=covered_only)))
-
     def to_order_book(self, levels: int | None = None, *, price_range=None,
                       covered_only: bool = True, owner: int = 0):
         """A compiled :class:`~orderbook.OrderBook` with one resting limit order per level.
 
-        Order ids are 1, 2, ... (bids best first, then asks best first); arguments as in
-        :meth:`to_explicit_book`.
+        Order ids are 1, 2, ... (bids best first, then asks best first); ``levels`` caps each
+        side, ``price_range`` and ``covered_only`` as in :meth:`levels`.
         """
         book = OrderBook(str(self.tick_size), str(self.lot_size))
-        seed = self.to_explicit_book(levels, price_range=price_range, covered_only=covered_only)
         order_id = 0
-        for side, rows in ((Side.BUY, seed.bids), (Side.SELL, seed.asks)):
-            for price, lots in rows:
+        for side in (Side.BUY, Side.SELL):
+            for price, lots in self.levels(side, levels, price_range=price_range,
+                                           covered_only=covered_only):
                 order_id += 1
                 book.limit(order_id, side, price, lots, owner)
         return book

@@ -20,6 +20,7 @@ import zlib
 
 from orderbook.data.binance import DataError, read_capture, replay
 from orderbook.events import Side
+from orderbook.scenario import ExplicitBook
 from orderbook.slippage import slippage
 
 MAX_INPUT = 64 * 1024  # bytes of one input; larger ones are skipped
@@ -67,7 +68,7 @@ def test_one_input(data: bytes) -> None:
             book = rebuilt.book_when(when)
         except DataError:
             continue
-        book.to_explicit_book()
+        ExplicitBook.from_l2(book)
         if book.best_bid() is not None:
             order_book = book.to_order_book(covered_only=False)
             if order_book.best_bid() is not None:

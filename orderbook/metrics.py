@@ -1,0 +1,105 @@
+"""What a scenario run measures: the figures of :attr:`orderbook.scenario.Result.summary`.
+
+Plain functions of a run's per-step series (``SERIES_DTYPE``) and its forced-order records
+(``FORCED_DTYPE``). Units: prices in ticks, money in quote units (exact integers; the ``*_quote``
+figures are the same amounts in quote currency, exact Decimals), time in steps.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import numpy as np
+
+from .events import INSURANCE_FUND, ForcedKind
+
+__all__ = ["LIQUIDATION_KINDS", "liquidations_by_generation", "dynamics", "drawdown",
+           "summarize"]
+
+#: Records that liquidate (part of) an account: a forced order, a backstop or insurance-fund
+#: takeover, an auto-deleveraging close.
+LIQUIDATION_KINDS = (ForcedKind.ORDER, ForcedKind.BACKSTOP, ForcedKind.FUND_TAKEOVER,
+                     ForcedKind.ADL)
+
+
+def liquidations_by_generation(records: np.ndarray) -> list[int]:
+    """Accounts liquidated in each cascade generation (index = generation); an account counts
+    once per generation, the insurance fund's own unwinding not at all. O(n log n)."""
+    mask = np.isin(records["kind"], LIQUIDATION_KINDS) & (records["owner"] != INSURANCE_FUND)
+    if not mask.any():
+        return []
+    pairs = np.unique(np.stack([records["generation"][mask], records["owner"][mask]], axis=1),
+                      axis=0)
+    return np.bincount(pairs[:, 0]).tolist()
+
+
+def dynamics(series: np.ndarray) -> dict:
+    """How fast the cascade ran: ``trough_step``, the step of the lowest mid (None for an empty
+    series), and ``peak_step_liquidated``, the largest notional liquidated in one step (quote
+    units)."""
+    if len(series) == 0:
+        return {"trough_step": None, "peak_step_liquidated": 0}
+    return {"trough_step": int(np.argmin(series["mid"])),
+            "peak_step_liquidated": int(series["liquidated_notional"].max())}
+
+
+def drawdown(series: np.ndarray, start_mid: float) -> tuple[float, int]:
+    """(largest fall of the mid below ``start_mid``, in ticks and at least 0; the step of the
+    lowest mid). (0.0, 0) for an empty series."""
+    mids = series["mid"]
+    if len(mids) == 0:
+        return 0.0, 0
+    trough = int(np.argmin(mids))
+    return max(0.0, start_mid - float(mids[trough])), trough
+
+
+def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_mid: float,
+              insurance_fund: int, queue_left: int, quote_unit: Decimal,
+              counterfactual_drawdown: float | None = None) -> dict:
+    """The summary of a run, one flat dict of figures.
+
+    ``accounts`` seeded (liquidatable ones dropped), ``start_mid`` (ticks) before the shock,
+    ``insurance_fund`` and ``queue_left`` at the end, the ``quote_unit`` (quote currency per
+    quote unit) and the drawdown of the same run without liquidations (ticks; None: not run).
+    """
+    orders = records[records["kind"] == ForcedKind.ORDER]
+    liquidated = records[np.isin(records["kind"], LIQUIDATION_KINDS)]
+    owners = set(liquidated["owner"].tolist()) - {INSURANCE_FUND}
+    fall, trough = drawdown(series, start_mid)
+    half_recovery = None
+    if fall > 0:
+        target = float(series["mid"][trough]) + fall / 2
+        after = np.nonzero(series["mid"][trough:] >= target)[0]
+        if len(after):
+            half_recovery = int(after[0])
+    summary = {
+        "accounts": accounts,
+        "liquidated_accounts": len(owners),
+        "forced_orders": int(len(orders)),
+        "liquidated_notional": int(liquidated["notional"].sum()) if len(liquidated) else 0,
+        "generations": int(records["generation"].max()) + 1 if len(records) else 0,
+        "start_mid": start_mid,
+        "max_drawdown_ticks": fall,
+        "max_drawdown_pct": 100.0 * fall / start_mid if start_mid else 0.0,
+        "amplification": None,
+        "bad_debt": int(records["bad_debt"].sum()) if len(records) else 0,
+        "socialized": int(records["socialized"].sum()) if len(records) else 0,
+        "adl_count": int((records["kind"] == ForcedKind.ADL).sum()),
+        "insurance_fund_end": int(insurance_fund),
+        "steps_to_half_recovery": half_recovery,
+        "queue_left": queue_left,
+    }
+    if counterfactual_drawdown is not None:
+        cf = counterfactual_drawdown
+        summary["counterfactual_drawdown_ticks"] = cf
+        summary["counterfactual_drawdown_pct"] = 100.0 * cf / start_mid if start_mid else 0.0
+        summary["amplification"] = (fall / cf if cf > 0 else (math.inf if fall > 0 else 1.0))
+    summary["liquidated_accounts_pct"] = (100.0 * summary["liquidated_accounts"] / accounts
+                                          if accounts else 0.0)
+    summary.update(dynamics(series))
+    summary["liquidations_by_generation"] = liquidations_by_generation(records)
+    summary["quote_unit"] = quote_unit
+    for key in ("liquidated_notional", "bad_debt", "insurance_fund_end"):
+        summary[f"{key}_quote"] = Decimal(summary[key]) * quote_unit
+    return summary
