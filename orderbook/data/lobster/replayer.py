@@ -1,4 +1,4 @@
-"""The replay loop behind :func:`orderbook.data.lobster.replay` (private).
+"""replay() and replay_files(), and the Replayer loop that carries them out.
 
 :mod:`orderbook.data.lobster` documents the rules (seeding, unknown orders, window-entering
 resyncs, hybrid book-keeping); this module carries them out. Prices in ticks ($ x 10^4), sizes
@@ -8,31 +8,202 @@ per-row comparison uses Python lists of ints (cheaper than numpy for rows of 4N 
 
 from __future__ import annotations
 
-from enum import IntEnum
+import math
 from time import perf_counter
 
 import numpy as np
 
-from ..events import INJECTED_ID_BASE, EventKind, Side
-from .errors import DataError
+from ...events import INJECTED_ID_BASE, EventKind, Side
+from ..errors import DataError
+from .files import (
+    DUMMY_ASK_PRICE, DUMMY_BID_PRICE, LOBSTER_MESSAGE_DTYPE, EventType, LobsterBook,
+    _check_messages, _check_orderbook, orderbook_path_for, read_messages, read_orderbook,
+)
+from .injection import Injection
+from .results import FILL_DTYPE, Divergence, InjectionReport, ReplayResult
 
-#: Price of an empty ask level in a LOBSTER orderbook file (its size is 0).
-DUMMY_ASK_PRICE = 9_999_999_999
-#: Price of an empty bid level in a LOBSTER orderbook file (its size is 0).
-DUMMY_BID_PRICE = -9_999_999_999
+
+def replay(messages: np.ndarray, orderbook, *, inject=(), book_cls=None) -> ReplayResult:
+    """Replay LOBSTER messages into an order book and compare it with the orderbook file.
+
+    Parameters
+    ----------
+    messages : numpy.ndarray
+        :data:`LOBSTER_MESSAGE_DTYPE` (or any array with its field names), as from
+        :func:`read_messages`.
+    orderbook : LobsterBook or 4-tuple of arrays
+        ``(ask_price, ask_size, bid_price, bid_size)``, each ``(len(messages), N)``.
+    inject : iterable of Injection
+        User orders to put into the book (hybrid replay; see :mod:`orderbook.data.lobster`).
+    book_cls : class, optional
+        Order book class with the :class:`orderbook.OrderBook` API; default the compiled one
+        (``orderbook.reference.OrderBook`` gives the same result, slower).
+
+    Returns
+    -------
+    ReplayResult
+        O(messages x N) plus O(book) per correction.
+
+    Examples
+    --------
+    Row 0 shows 15 shares bid at 100 after order 7 added 5, so the seed holds the other 10:
+
+    >>> import numpy as np
+    >>> from orderbook.data.lobster import LOBSTER_MESSAGE_DTYPE, LobsterBook, replay
+    >>> msgs = np.array([(34200.0, 1, 7, 5, 100, 1)], dtype=LOBSTER_MESSAGE_DTYPE)
+    >>> book = LobsterBook(*(np.array([[x]]) for x in (101, 10, 100, 15)))
+    >>> result = replay(msgs, book)
+    >>> result.n_exact, result.spread.tolist(), result.bid_depth.tolist()
+    (1, [1], [15])
+    """
+    messages, book = _check_inputs(messages, orderbook)
+    inject = tuple(inject) if not isinstance(inject, Injection) else (inject,)
+    for k, inj in enumerate(inject):
+        if not isinstance(inj, Injection):
+            raise TypeError(f"inject[{k}] = {inj!r}; expected an Injection")
+    if book_cls is None:
+        from ...book import OrderBook as book_cls
+    engine = Replayer(messages, book, inject, book_cls)
+    seconds = engine.run()
+    return _result(engine, inject, seconds)
 
 
-class EventType(IntEnum):
-    """LOBSTER message type (column 2 of the message file)."""
+def replay_files(message_path, orderbook_path=None, *, nrows: int | None = None, inject=(),
+                 book_cls=None) -> ReplayResult:
+    """:func:`replay` of a LOBSTER file pair.
 
-    SUBMISSION = 1        #: new limit order
-    CANCELLATION = 2      #: partial deletion of a limit order
-    DELETION = 3          #: total deletion of a limit order
-    EXECUTION = 4         #: execution of a visible limit order
-    HIDDEN_EXECUTION = 5  #: execution of a hidden limit order (no visible change)
-    CROSS_TRADE = 6       #: auction (cross) trade (no visible change)
-    HALT = 7              #: trading halt, quoting or resumption (no visible change)
+    Parameters
+    ----------
+    message_path : str or Path
+        The message file.
+    orderbook_path : str or Path, optional
+        The orderbook file; by default the one :func:`orderbook_path_for` names.
+    nrows : int, optional
+        Replay only the first ``nrows`` messages.
+    inject, book_cls
+        As for :func:`replay`.
 
+    Examples
+    --------
+    A forced market sell of 5,000 shares at 10:00 into the AMZN sample day:
+
+    >>> from orderbook.data.lobster import Injection, replay_files
+    >>> day = "AMZN_2012-06-21_34200000_57600000_message_1.csv"
+    >>> plain = replay_files(day)  # doctest: +SKIP
+    >>> plain.match_rate  # doctest: +SKIP
+    1.0
+    >>> forced = Injection(side="sell", qty=5_000, time=10 * 3600)
+    >>> print(replay_files(day, inject=[forced]).summary())  # doctest: +SKIP
+    """
+    if orderbook_path is None:
+        orderbook_path = orderbook_path_for(message_path)
+    messages = read_messages(message_path, nrows=nrows)
+    book = read_orderbook(orderbook_path, nrows=nrows)
+    if book.ask_price.shape[0] != len(messages):
+        raise DataError(f"{len(messages)} messages but {book.ask_price.shape[0]} orderbook rows "
+                        f"in {orderbook_path}; the files must have one row per message",
+                        path=message_path)
+    try:
+        return replay(messages, book, inject=inject, book_cls=book_cls)
+    except DataError as exc:  # a message the book refuses (a live id resubmitted, ...)
+        raise (exc if exc.path is not None else exc.in_file(message_path)) from None
+
+
+def _check_inputs(messages, orderbook) -> tuple[np.ndarray, LobsterBook]:
+    if not isinstance(messages, np.ndarray) or messages.dtype.names is None:
+        raise TypeError(f"messages must be a structured numpy array (read_messages), got "
+                        f"{type(messages).__name__}")
+    missing = [f for f in LOBSTER_MESSAGE_DTYPE.names if f not in messages.dtype.names]
+    if missing:
+        raise TypeError(f"messages lack the field(s) {missing}; expected {LOBSTER_MESSAGE_DTYPE}")
+    if messages.ndim != 1 or len(messages) == 0:
+        raise ValueError(f"messages must be a non-empty 1-D array, got shape {messages.shape}")
+    for name in LOBSTER_MESSAGE_DTYPE.names[1:]:
+        if messages.dtype[name].kind not in "iu":
+            raise TypeError(f"messages['{name}'] must be integers, got {messages.dtype[name]}")
+    _check_messages(messages)
+    messages = messages.astype(LOBSTER_MESSAGE_DTYPE)
+    if not isinstance(orderbook, tuple) or len(orderbook) != 4:
+        raise TypeError("orderbook must be a LobsterBook or a tuple (ask_price, ask_size, "
+                        "bid_price, bid_size)")
+    arrays = []
+    for name, a in zip(LobsterBook._fields, orderbook):
+        a = np.asarray(a)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"orderbook.{name} must be integers, got {a.dtype}")
+        arrays.append(a.astype(np.int64))
+    book = LobsterBook(*arrays)
+    _check_orderbook(book)
+    if book.ask_price.shape[0] != len(messages) or book.levels < 1:
+        raise ValueError(f"orderbook has shape {book.ask_price.shape}; expected one row per "
+                         f"message ({len(messages)}) and at least one level")
+    return messages, book
+
+
+def _result(engine: Replayer, inject, seconds: float) -> ReplayResult:
+    ours, n = engine.ours, engine.n
+    ours[engine.exact] = engine.file[engine.exact]  # exact rows were not stored by the loop
+    ask_px, ask_sz = ours[:, 0::4], ours[:, 1::4]
+    bid_px, bid_sz = ours[:, 2::4], ours[:, 3::4]
+    best_ask = np.where(ask_sz[:, 0] > 0, ask_px[:, 0], 0)
+    best_bid = np.where(bid_sz[:, 0] > 0, bid_px[:, 0], 0)
+    spread = np.where((best_ask > 0) & (best_bid > 0), best_ask - best_bid, 0)
+    n_matched = int(engine.matched.sum())
+    return ReplayResult(
+        levels=engine.levels, n_rows=n, n_matched=n_matched, n_exact=int(engine.exact.sum()),
+        n_entering=int(engine.n_entering), match_rate=n_matched / n,
+        mismatches=tuple(engine.mismatches), n_unknown=engine.n_unknown,
+        n_resync=engine.n_resync_entering + engine.n_resync_inside,
+        n_resync_entering=engine.n_resync_entering, n_resync_inside=engine.n_resync_inside,
+        n_reattributed=int(engine.n_reattributed), n_dropped=int(engine.n_dropped),
+        n_reconciled=int(engine.n_reconciled), n_crossed=int(engine.n_crossed),
+        messages_per_second=n / seconds if seconds > 0 else math.inf, seconds=seconds,
+        time=engine.msgs["time"].copy(), best_bid=best_bid, best_ask=best_ask, spread=spread,
+        bid_depth=bid_sz.sum(axis=1), ask_depth=ask_sz.sum(axis=1),
+        matched=engine.matched, exact=engine.exact,
+        ask_price=np.ascontiguousarray(ask_px), ask_size=np.ascontiguousarray(ask_sz),
+        bid_price=np.ascontiguousarray(bid_px), bid_size=np.ascontiguousarray(bid_sz),
+        injections=tuple(_report(engine, k) for k in range(len(inject))),
+        divergence=_divergence(engine, best_bid, best_ask),
+    )
+
+
+def _report(engine: Replayer, k: int) -> InjectionReport:
+    inj, arrival = engine.inject[k], engine.arrival[k]
+    fills = np.array(engine.fills[k], dtype=FILL_DTYPE).reshape(-1)
+    filled = int(fills["qty"].sum())
+    notional = sum(int(p) * int(q) for p, q in zip(fills["price"], fills["qty"]))  # exact
+    avg = notional / filled if filled else math.nan
+    touch = arrival["touch"]
+    slippage = (touch - avg if inj.side == Side.SELL else avg - touch) if touch else math.nan
+    oid = arrival["order_id"]
+    resting = engine.book.order(oid).qty if oid in engine.book else 0
+    return InjectionReport(
+        injection=inj, order_id=oid, row=arrival["row"], touch_before=touch, filled=filled,
+        notional=notional, avg_price=avg, slippage=slippage, levels=arrival["levels"],
+        beyond_window=arrival["beyond"], resting=int(resting), fills=fills)
+
+
+def _divergence(engine: Replayer, best_bid, best_ask) -> Divergence | None:
+    if engine.first_injection is None:
+        return None
+    r0 = engine.first_injection
+    file = engine.file[r0:]
+    stats = []
+    for ours, px, sz in ((best_bid[r0:], file[:, 2], file[:, 3]),
+                         (best_ask[r0:], file[:, 0], file[:, 1])):
+        both = (ours > 0) & (sz > 0)
+        d = np.abs(ours[both] - px[both])
+        stats.append((float(d.mean()) if len(d) else 0.0, int(d.max()) if len(d) else 0,
+                      int(((ours == 0) & (sz > 0)).sum())))
+    return Divergence(first_row=r0, rows=engine.n - r0, matched=int(engine.matched[r0:].sum()),
+                      inconsistent=len(engine.inconsistent),
+                      mean_abs_bid_diff=stats[0][0], mean_abs_ask_diff=stats[1][0],
+                      max_abs_bid_diff=stats[0][1], max_abs_ask_diff=stats[1][1],
+                      empty_bid_rows=stats[0][2], empty_ask_rows=stats[1][2])
+
+
+# --------------------------------------------------------------------------- the loop
 
 # Module-level ints for the loop: no enum attribute look-up per message.
 _SUBMISSION, _CANCELLATION, _DELETION, _EXECUTION, _HIDDEN = (
@@ -242,7 +413,7 @@ class Replayer:
             self.ours[i, k::4] = ours[k]
 
     def _entering(self, i: int, px: int, side: int) -> bool:
-        """Is slot N of ``side`` in row i window-entering (see the module notes)?"""
+        """Is slot N of ``side`` in row i window-entering (:mod:`orderbook.data.lobster`)?"""
         price = self.file_rows[i][px + 4 * (self.levels - 1)]
         if price in self.file_rows[i - 1][px::4]:
             return False

@@ -1,44 +1,25 @@
-"""Hypothesis strategies for the margin engine: tier tables, liquidation rule sets, account
-populations and engines. Public through :mod:`orderbook.strategies`, which documents them; kept
-apart so each module holds one concept (book messages there, margin accounts here).
-"""
+"""Strategies for the margin engine: tier tables, rule sets, account populations, engines."""
 
 from __future__ import annotations
-
-try:
-    from hypothesis import note
-    from hypothesis import strategies as st
-    from hypothesis.errors import InvalidArgument
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(
-        "orderbook.strategies needs hypothesis, an optional dependency; install it with "
-        "`pip install orderbook[testing]`") from exc
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import _validation as check
-from .events import (
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from .. import _validation as check
+from ..events import (
     BACKSTOP_OWNER, LP_OWNER, PPM, Deficit, Kind, LimitRule, MarkRule, Side, Sizing,
 )
-from .margin import unit_value
-from .testing import Message, ReferenceEngine
+from ..margin import unit_value
+from ..testing import Message, ReferenceEngine
+from ._common import SIDES, implementation, record
 
 __all__ = ["LP_OWNER", "BACKSTOP_OWNER", "AccountPopulation", "tiers", "engine_rules",
            "scenario_rules", "account_populations", "engines"]
 
-
-# Shared with orderbook.strategies (which imports them from here, the lower module).
-SIDES = st.sampled_from([Side.BUY, Side.SELL])
 _UNIT_K1 = ("1", "1", None)
-
-
-def record(text: str) -> None:
-    """``hypothesis.note`` that is a no-op outside a running test (``.example()``, plain draws)."""
-    try:
-        note(text)
-    except InvalidArgument:
-        pass
 
 
 # ------------------------------------------------------------------------- engine rules
@@ -146,7 +127,7 @@ def scenario_rules(*, notional: int = 10**8):
     -------
     SearchStrategy of orderbook.Rules
     """
-    from .scenario import Rules
+    from ..scenario import Rules
 
     return st.builds(
         lambda table, fields, fund, backstop, liquidator: Rules(
@@ -314,20 +295,8 @@ def _cached(factory, *args, **kwargs):
     return factory(*args, **kwargs)
 
 
-def implementation(name: str, value, compiled, reference):
-    """The class ``value`` names: None or "compiled" gives ``compiled()`` (a loader, so the
-    extension is imported only when used), "reference" gives ``reference``, a class itself."""
-    if value is None or value == "compiled":
-        return compiled()
-    if value == "reference":
-        return reference
-    if isinstance(value, str):
-        raise InvalidArgument(f"{name} must be 'compiled', 'reference' or a class, got {value!r}")
-    return value
-
-
 def _compiled_engine():
-    from .engine import Engine
+    from ..engine import Engine
 
     return Engine
 

@@ -1,60 +1,21 @@
-"""Hypothesis strategies for testing code that uses orderbook (``pip install orderbook[testing]``).
-
-What they draw, and the contract of each:
-
-- :func:`orders`: one well-formed :class:`~orderbook.testing.Message` of any kind, every field
-  in range; whether its id is usable depends on the book (new orders need an id that is not live,
-  CANCEL/AMEND one that is).
-- :func:`message_sequences` / :func:`message_arrays`: sequences that are valid from an empty book,
-  message after message (ids are tracked by running them through the reference book while
-  drawing); :func:`message_arrays` can also draw loose ``MESSAGE_DTYPE`` rows for the batch path.
-- :func:`books`: an ``OrderBook`` (compiled or reference) in a state reached by a drawn valid
-  sequence, so every state it gives is reachable by construction.
-- :func:`invalid_orders`: an :class:`~orderbook.testing.InvalidOrder`: a scene (valid setup
-  messages) and one message the book must refuse, with the ``Reason`` of the batch path and the
-  exception of the per-call API; check it with :func:`orderbook.testing.assert_rejected`.
-- :func:`tiers`, :func:`engine_rules`, :func:`scenario_rules`: valid margin tier tables and
-  liquidation rule sets, as ``Engine`` keyword arguments or as :class:`orderbook.Rules`.
-- :func:`account_populations` / :func:`engines`: accounts with deposits, positions (seeded and
-  through trades), resting depth and stops, applied to a compiled or reference ``Engine``.
-
-Every strategy takes small ranges by default (prices 95..105 ticks, 1..10 lots, owners 0..3,
-ids 0..63), so that orders meet, trade and shrink to short examples. Units: prices in ticks,
-quantities in lots, money in quote units, rates in ppm.
-"""
+"""Strategies for the order book: messages, valid sequences and arrays, books, invalid orders."""
 
 from __future__ import annotations
-
-try:
-    from hypothesis import strategies as st
-    from hypothesis.errors import InvalidArgument
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(
-        "orderbook.strategies needs hypothesis, an optional dependency; install it with "
-        "`pip install orderbook[testing]`") from exc
 
 from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
-from ._strategies_engine import (
-    BACKSTOP_OWNER, LP_OWNER, SIDES, AccountPopulation, account_populations, engine_rules, engines,
-    implementation, record, scenario_rules, tiers,
-)
-from . import events
-from .events import (
+from .. import events
+from ..events import (
     INT64_MAX, INT64_MIN, PRICED_KINDS, STOP_KINDS, AmendRule, EventKind, Kind, Reason,
     SelfTradePrevention, Side,
 )
-from .testing import InvalidOrder, Message, ReferenceOrderBook, message_array
-
-__all__ = [
-    "Message", "InvalidOrder", "AccountPopulation", "NEW_ORDER_KINDS", "INVALID_REASONS",
-    "REFUSAL_REASONS", "LP_OWNER", "BACKSTOP_OWNER",
-    "orders", "message_sequences", "message_arrays", "books", "invalid_orders",
-    "tiers", "engine_rules", "scenario_rules", "account_populations", "engines",
-]
+from ..testing import InvalidOrder, Message, ReferenceOrderBook, message_array
+from ._common import SIDES, implementation, record
 
 #: The kinds that open a new order (everything but CANCEL and AMEND), in Kind order: the sets of
 #: ``orderbook.events`` as tuples, which hypothesis draws from in a stable order.
@@ -299,7 +260,7 @@ def message_arrays(*, min_size: int = 0, max_size: int = 30, loose: bool = False
 
 
 def _compiled_book():
-    from .book import OrderBook
+    from ..book import OrderBook
 
     return OrderBook
 
