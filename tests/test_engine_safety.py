@@ -258,6 +258,16 @@ def test_the_ledger_refuses_to_pickle_on_its_own():
         pickle.dumps(ledger)
 
 
+def test_the_liquidator_refuses_to_pickle_on_its_own():
+    from orderbook.accounts import Ledger
+    from orderbook.liquidator import Liquidator
+
+    ledger = Ledger(1, 100, 100, MarginTiers(TIERS))
+    liquidator = Liquidator(orderbook.OrderBook(), ledger, 1, 100, 0, 0, 0, 0, 0, 0, 0, None, None)
+    with pytest.raises(TypeError, match="pickle its Engine"):
+        pickle.dumps(liquidator)
+
+
 # --------------------------------------------------------------------------- bounds (5, 11, 13)
 
 
