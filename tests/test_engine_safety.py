@@ -2,7 +2,7 @@
 
 Every test runs against the reference ``orderbook.reference_engine.Engine`` and the compiled
 ``orderbook.Engine`` through the ``engine_cls`` fixture, except those about the compiled engine's
-own machinery (its busy guard, its Ledger). Conventions as in tests/test_engine.py: k = 1, one
+own machinery (its busy guard, its Ledger). Conventions as in tests/engine_helpers.py: k = 1, one
 tier (MM 5 %, IM 10 %), exempt LP 100, victim 1 long 10 lots at 100 with collateral 100.
 """
 
