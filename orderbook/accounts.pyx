@@ -243,7 +243,8 @@ cdef class Ledger:
         # Settle the trades the book just reported for message ``message_id``, with their fees,
         # and keep each account's open order quantity (what the exposure check adds to the
         # position) in step with the events. ``own_order_counts``: the message's own order
-        # counts toward open quantity (it can rest: not a market, IOC or FOK order).
+        # counts toward open quantity (false for a market, IOC or FOK order and a forced one,
+        # which never rest).
         cdef size_t i
         cdef const EventRec* e
         cdef int32_t taker, maker

@@ -28,6 +28,7 @@ from .events import (
 )
 from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MarginTiers
 
+
 cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
     # The Liquidator's view of the mark (liquidator.MarkFn): ``engine`` is its owner.
     (<Engine>engine).mark()
