@@ -48,7 +48,7 @@ extensions = [
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
-    for name in ("book", "accounts", "engine")
+    for name in ("book", "accounts", "liquidator", "engine")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))

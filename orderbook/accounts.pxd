@@ -1,5 +1,6 @@
-# Margin accounts: exact settlement, tiered margin, liquidation and bankruptcy prices, and the
-# two liquidation-price indexes. The Engine (engine.pyx) drives it; see docs/liquidation.md.
+# Margin accounts: exact settlement (trades, fees, off-book transfers), tiered margin, liquidation
+# and bankruptcy prices, and the two liquidation-price indexes. The Engine (engine.pyx) and its
+# Liquidator (liquidator.pyx) drive it; see docs/liquidation.md.
 
 cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
@@ -8,7 +9,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
-from orderbook._types cimport owner_t, price_t, qty_t
+from orderbook._types cimport EventRec, oid_t, owner_t, price_t, qty_t
 
 cdef extern from *:
     # 128-bit intermediates: notional x rate and equity sums pass int64 before they are reduced.
@@ -46,7 +47,13 @@ cdef class Ledger:
     cdef vector[int64_t] im_ppm
     cdef vector[int128] mm_deduction
     cdef vector[int128] im_deduction
+    cdef int64_t taker_fee_ppm    # of a trade's value, paid by its taker (forced takers pay none)
+    cdef int64_t maker_fee_ppm    # of a trade's value, paid by its maker
+    cdef money_t fees_collected   # quote units the trading fees took out of the accounts
+    cdef vector[EventRec] trade_log   # every trade settled, forced ones included
 
+    cdef int32_t open_account(self, owner_t owner, money_t collateral, bint exempt, bint isolated,
+                              money_t reserve) except -1
     cdef int32_t slot(self, owner_t owner) noexcept nogil
     cdef int128 value(self, price_t price, qty_t qty) noexcept nogil
     cdef int128 unrealised(self, const Account* a, price_t mark, bint has_mark) noexcept nogil
@@ -58,6 +65,19 @@ cdef class Ledger:
     cdef void reindex(self, int32_t slot) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
     cdef void apply_fill(self, Account* a, qty_t delta, price_t price) noexcept nogil
+    cdef void charge(self, int32_t slot, money_t amount, bint to_fund) noexcept nogil
+    cdef void transfer(self, int32_t buyer, int32_t seller, price_t price, qty_t qty) noexcept nogil
+    cdef void move(self, int32_t slot, int32_t taker, int direction, price_t price,
+                   qty_t qty) noexcept nogil
+    cdef void settle_events(self, const vector[EventRec]& events, oid_t message_id,
+                            bint own_order_counts) noexcept nogil
+    cdef bint counted(self, oid_t order_id, oid_t message_id, bint own_order_counts) noexcept nogil
+    cdef void track_open(self, int32_t slot, int side, qty_t qty) noexcept nogil
+    cdef Ledger copy(self)
+    cdef list account_rows(self)
+    cdef int load_accounts(self, list rows, dict open_qty) except -1
+    cdef object trades_array(self)
+    cdef int load_trades(self, object trades) except -1
 
 
 cdef int128 floor_div(int128 a, int128 b) noexcept nogil

@@ -1,34 +1,34 @@
 """Pure-Python reference margin engine and liquidator: the executable spec of docs/liquidation.md.
 
-An ``Engine`` owns a reference ``OrderBook``, the margin accounts and the liquidator. Every order,
-forced ones included, goes through the book; every trade settles to the accounts of its taker and
-maker. Written to be read next to docs/liquidation.md, rule by rule; plain data structures
-(dicts, ``sortedcontainers.SortedList`` for the liquidation-price indexes), no tricks.
+Three classes, one per compiled module they specify: ``_Ledger`` here (accounts, money, margin,
+settlement: accounts.pyx), ``_Liquidator`` in ``_reference_liquidator`` (queue, rounds, forced
+orders, take-over, shortfall, ADL, socialised loss: liquidator.pyx) and ``Engine`` here (public
+API, routing of messages to the book, the mark: engine.pyx), composed of the other two. Every
+order, forced ones included, goes through a reference ``OrderBook``; every trade settles to the
+accounts of its taker and maker. Written to be read next to docs/liquidation.md, rule by rule;
+plain data structures (dicts, ``sortedcontainers.SortedList`` for the liquidation-price indexes),
+no tricks.
 """
 
 from __future__ import annotations
-
-from fractions import Fraction
 
 import numpy as np
 from sortedcontainers import SortedList
 
 from . import _validation as check
 from .events import (
-    FORCED_DTYPE, FUND_HISTORY_DTYPE, INSURANCE_FUND, NO_COUNTERPARTY, PPM, PRICED_KINDS,
-    STOP_KINDS, AccountInfo, AmendRule, Deficit, EventKind,
-    ForcedKind, Kind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing, array_to_events,
-    events_to_array,
+    INSURANCE_FUND, PPM, PRICED_KINDS, STOP_KINDS, AccountInfo, AmendRule, Deficit, EventKind,
+    Kind, LimitRule, MarkRule, SelfTradePrevention, Sizing, array_to_events, events_to_array,
 )
 from ._bookview import BookView
 from ._engine_state import (
     RATES, STATE_VERSION, book_rules, check_state, constructor_args, settings,
 )
+from ._reference_liquidator import _Liquidator
 from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, ceil_div
 from .reference import OrderBook
 
 __all__ = ["Engine"]
-
 
 
 class _Account:
@@ -44,14 +44,173 @@ class _Account:
         self.reserve = reserve        # an isolated account's balance outside its margin
 
 
-class _Episode:
-    """An account's stay in the liquidation queue."""
+# ==================================================================================== ledger
 
-    __slots__ = ("owner", "generation")
 
-    def __init__(self, owner: int, generation: int):
-        self.owner = owner
-        self.generation = generation
+class _Ledger:
+    """The accounts of one Engine: money, margin, the liquidation-price indexes, settlement.
+
+    ``k`` is quote units per tick x lot; fees are in ppm of a trade's value.
+    """
+
+    def __init__(self, k: int, tiers, max_price: int, taker_fee_ppm: int, maker_fee_ppm: int):
+        self.k, self.tiers, self.max_price = k, tiers, max_price
+        self.taker_fee_ppm, self.maker_fee_ppm = taker_fee_ppm, maker_fee_ppm
+        self.accounts: dict[int, _Account] = {}
+        self.longs = SortedList()   # (liquidation price, owner) of long positions
+        self.shorts = SortedList()  # (liquidation price, owner) of short positions
+        self.indexed: dict[int, tuple[SortedList, tuple[int, int]]] = {}
+        self.fees_collected = 0     # quote units the trading fees took out of the accounts
+        self.trades: list = []      # every trade settled, forced ones included
+
+    # -------------------------------------------------------------------------- money
+    def value(self, price: int, qty: int) -> int:
+        """V(price, qty): quote units of ``qty`` lots at ``price`` ticks. O(1)."""
+        return price * qty * self.k
+
+    def unrealised(self, a: _Account, mark: int | None) -> int:
+        if a.position == 0 or mark is None:
+            return 0
+        if a.position > 0:
+            return self.value(mark, a.position) - a.cost
+        return a.cost - self.value(mark, -a.position)
+
+    def equity(self, a: _Account, mark: int | None) -> int:
+        return a.collateral + self.unrealised(a, mark)
+
+    # ------------------------------------------------------------------------- margin
+    def liquidatable_at(self, a: _Account, price: int) -> bool:
+        if a.exempt or a.position == 0:
+            return False
+        notional = self.value(price, abs(a.position))
+        return self.equity(a, price) < self.tiers.maintenance(notional)
+
+    def liquidation_price(self, a: _Account) -> int | None:
+        """Long: the largest liquidatable price; short: the smallest (binary search, monotone):
+        O(log max_price)."""
+        if a.exempt or a.position == 0:
+            return None
+        if a.position > 0:
+            if not self.liquidatable_at(a, 0):
+                return None
+            lo, hi = 0, self.max_price + 1  # liquidatable at lo, not at hi
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self.liquidatable_at(a, mid):
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        if not self.liquidatable_at(a, self.max_price):
+            return None
+        lo, hi = -1, self.max_price  # not liquidatable at lo, liquidatable at hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.liquidatable_at(a, mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def bankruptcy_price(self, a: _Account) -> int | None:
+        q = a.position
+        if q == 0:
+            return None
+        if q > 0:
+            return max(0, ceil_div(a.cost - a.collateral, q * self.k))
+        return max(0, (a.cost + a.collateral) // (-q * self.k))
+
+    # -------------------------------------------------------------------- the indexes
+    def reindex(self, a: _Account) -> None:
+        """Put the account under its current liquidation price. O(log n + log max_price)."""
+        old = self.indexed.pop(a.owner, None)
+        if old is not None:
+            old[0].remove(old[1])
+        price = self.liquidation_price(a)
+        if price is not None:
+            index = self.longs if a.position > 0 else self.shorts
+            key = (price, a.owner)
+            index.add(key)
+            self.indexed[a.owner] = (index, key)
+
+    # --------------------------------------------------------------------- settlement
+    def settle(self, a: _Account, delta: int, price: int) -> None:
+        """Apply a fill of ``delta`` lots (signed) at ``price`` to an account (no fees)."""
+        self.apply_fill(a, delta, price)
+        self.reindex(a)
+
+    def apply_fill(self, a: _Account, delta: int, price: int) -> None:
+        """The settlement arithmetic of docs/liquidation.md, on any account object."""
+        q = a.position
+        if q == 0 or (q > 0) == (delta > 0):
+            a.position = q + delta
+            a.cost += self.value(price, abs(delta))
+        else:
+            closed = min(abs(delta), abs(q))
+            released = a.cost * closed // abs(q)
+            value = self.value(price, closed)
+            a.collateral += value - released if q > 0 else released - value
+            a.cost -= released
+            a.position = q + (closed if delta > 0 else -closed)
+            rest = abs(delta) - closed
+            if rest:
+                a.position = rest if delta > 0 else -rest
+                a.cost = self.value(price, rest)
+
+    def charge(self, a: _Account, amount: int, to_fund: bool) -> None:
+        """A fee: to the insurance fund (a liquidation fee) or out of the accounts (trading)."""
+        a.collateral -= amount
+        if to_fund:
+            self.accounts[INSURANCE_FUND].collateral += amount
+        else:
+            self.fees_collected += amount
+        self.reindex(a)
+
+    def transfer(self, buyer: _Account, seller: _Account, price: int, qty: int) -> None:
+        """An off-book trade of ``qty`` lots at ``price``, without fees."""
+        self.settle(buyer, qty, price)
+        self.settle(seller, -qty, price)
+
+    def move(self, a: _Account, taker: _Account, direction: int, price: int, qty: int) -> None:
+        """A liquidated account's lots to the taker of its remainder; ``direction`` +1: the
+        taker buys (the account was long)."""
+        if direction > 0:
+            self.transfer(taker, a, price, qty)
+        else:
+            self.transfer(a, taker, price, qty)
+
+    def settle_events(self, events) -> None:
+        """Settle the trades among a message's events, with their fees. O(events). (The compiled
+        ledger also keeps open order quantities here; the reference counts the book's orders.)"""
+        for ev in events:
+            if ev.kind != EventKind.TRADE:
+                continue
+            self.trades.append(ev)
+            taker, maker = self.accounts[ev.owner], self.accounts[ev.maker_owner]
+            self.settle(taker, ev.side * ev.qty, ev.price)
+            self.settle(maker, -ev.side * ev.qty, ev.price)
+            value = self.value(ev.price, ev.qty)
+            if ev.order_id >= 0:  # forced orders (negative ids) pay no taker fee
+                self.charge(taker, ceil_div(value * self.taker_fee_ppm, PPM), to_fund=False)
+            self.charge(maker, ceil_div(value * self.maker_fee_ppm, PPM), to_fund=False)
+
+    # ------------------------------------------------------------------ saved state
+    def account_rows(self) -> list[tuple]:
+        """(owner, collateral, position, cost, reserve, exempt, isolated) per account."""
+        return [(a.owner, a.collateral, a.position, a.cost, a.reserve, a.exempt, a.isolated)
+                for a in self.accounts.values()]
+
+    def load_accounts(self, rows) -> None:
+        """Checked rows into an empty ledger; the indexes are rebuilt."""
+        for owner, collateral, position, cost, reserve, exempt, isolated in rows:
+            account = _Account(owner, collateral, exempt, isolated, reserve)
+            account.position, account.cost = position, cost
+            self.accounts[owner] = account
+        for account in self.accounts.values():
+            self.reindex(account)
+
+
+# ==================================================================================== engine
 
 
 class Engine:
@@ -88,24 +247,26 @@ class Engine:
         fund = given["insurance_fund"]
         self._book = book
         self.book = BookView(book)
-        self._accounts: dict[int, _Account] = {INSURANCE_FUND: _Account(INSURANCE_FUND, fund, True)}
-        self.total_deposits = fund
-        self.fees_collected = 0
         self.backstop = given["backstop"]
-        self._longs = SortedList()   # (liquidation price, owner) of long positions
-        self._shorts = SortedList()  # (liquidation price, owner) of short positions
-        self._indexed: dict[int, tuple[SortedList, tuple[int, int]]] = {}
         self._index_price: int | None = None
         self._mark: int | None = None
-        self._queue: list[_Episode] = []
-        self._round = 0          # round number within the current cascade
-        self._rounds_run = 0     # rounds that did something, over the engine's life
-        self._next_forced_id = -1
-        self._progress = 0
-        self._bad_debt_noted = 0  # bad debt recorded by the entry being served
-        self._records: list[tuple] = []
-        self._trades: list = []
-        self._fund_history: list[tuple[int, int]] = []
+        self._assemble()
+        self._accounts[INSURANCE_FUND] = _Account(INSURANCE_FUND, fund, True)
+        self.total_deposits = fund
+
+    def _assemble(self) -> None:
+        """The parts the settings configure: the ledger, and the liquidator over this engine's
+        book, ledger and mark. Called again when a pickle replaces the book."""
+        self._ledger = _Ledger(self.k, self.tiers, self.max_price, self.taker_fee_ppm,
+                               self.maker_fee_ppm)
+        self._accounts = self._ledger.accounts  # one dict: the account methods use this name
+        self._liquidator = _Liquidator(
+            self._book, self._ledger, self.mark_price, k=self.k, max_position=self.max_position,
+            sizing=self.sizing, limit_rule=self.limit_rule, deficit=self.deficit,
+            fraction_ppm=self.fraction_ppm, band_ppm=self.band_ppm,
+            liquidation_fee_ppm=self.liquidation_fee_ppm,
+            backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,
+            backstop=self.backstop)
 
     # ------------------------------------------------------------------------ accounts
     def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None) -> None:
@@ -191,16 +352,22 @@ class Engine:
         """An account's state evaluated at the current mark."""
         a = self._account(owner)
         mark = self.mark_price()
-        equity = self._equity(a, mark)
-        notional = self._value(mark or 0, abs(a.position))
+        equity = self._ledger.equity(a, mark)
+        notional = self._ledger.value(mark or 0, abs(a.position))
         mm = self.tiers.maintenance(notional)
         if equity > 0:
             ratio = mm / equity
         else:
             ratio = float("inf") if mm > 0 else 0.0
         return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
-                           self.tiers.initial(notional), ratio, self._liquidation_price(a),
-                           self._bankruptcy_price(a), a.exempt, a.isolated, a.reserve)
+                           self.tiers.initial(notional), ratio, self._ledger.liquidation_price(a),
+                           self._ledger.bankruptcy_price(a), a.exempt, a.isolated, a.reserve)
+
+    def _reindex(self, a: _Account) -> None:
+        self._ledger.reindex(a)
+
+    def _transfer(self, buyer: _Account, seller: _Account, price: int, qty: int) -> None:
+        self._ledger.transfer(buyer, seller, price, qty)
 
     @property
     def busy(self) -> bool:
@@ -212,9 +379,19 @@ class Engine:
         """The insurance fund's balance (collateral of its account), quote units."""
         return self._accounts[INSURANCE_FUND].collateral
 
+    @property
+    def fees_collected(self) -> int:
+        """Trading fees taken out of the accounts so far, quote units."""
+        return self._ledger.fees_collected
+
+    @fees_collected.setter
+    def fees_collected(self, value: int) -> None:
+        # Writable, as the plain attribute it was (tests plant inconsistencies through it).
+        self._ledger.fees_collected = value
+
     def trades(self) -> np.ndarray:
         """Every trade the engine has settled, forced ones included (EVENT_DTYPE rows)."""
-        return events_to_array(self._trades)
+        return events_to_array(self._ledger.trades)
 
     def open_interest(self) -> int:
         """Lots held long across all accounts (equal to the lots held short). O(accounts)."""
@@ -224,67 +401,16 @@ class Engine:
         """Owner ids of every account (the insurance fund's included), ascending."""
         return sorted(self._accounts)
 
-    # -------------------------------------------------------------------------- money
-    def _value(self, price: int, qty: int) -> int:
-        return price * qty * self.k
-
-    def _unrealised(self, a: _Account, mark: int | None) -> int:
-        if a.position == 0 or mark is None:
-            return 0
-        if a.position > 0:
-            return self._value(mark, a.position) - a.cost
-        return a.cost - self._value(mark, -a.position)
-
-    def _equity(self, a: _Account, mark: int | None) -> int:
-        return a.collateral + self._unrealised(a, mark)
-
-    def _settle(self, a: _Account, delta: int, price: int) -> None:
-        """Apply a fill of ``delta`` lots (signed) at ``price`` to an account (no fees)."""
-        self._apply_fill(a, delta, price)
-        self._reindex(a)
-
-    def _apply_fill(self, a: _Account, delta: int, price: int) -> None:
-        """The settlement arithmetic of docs/liquidation.md, on any account object."""
-        q = a.position
-        if q == 0 or (q > 0) == (delta > 0):
-            a.position = q + delta
-            a.cost += self._value(price, abs(delta))
+    def total_equity(self, mark=None) -> int:
+        """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,
+        >= 0; default the current mark). O(accounts)."""
+        if mark is None:
+            mark = self.mark_price()
         else:
-            closed = min(abs(delta), abs(q))
-            released = a.cost * closed // abs(q)
-            value = self._value(price, closed)
-            a.collateral += value - released if q > 0 else released - value
-            a.cost -= released
-            a.position = q + (closed if delta > 0 else -closed)
-            rest = abs(delta) - closed
-            if rest:
-                a.position = rest if delta > 0 else -rest
-                a.cost = self._value(price, rest)
-
-    def _charge(self, a: _Account, amount: int, to_fund: bool) -> None:
-        a.collateral -= amount
-        if to_fund:
-            self._accounts[INSURANCE_FUND].collateral += amount
-        else:
-            self.fees_collected += amount
-        self._reindex(a)
-
-    def _transfer(self, buyer: _Account, seller: _Account, price: int, qty: int) -> None:
-        self._settle(buyer, qty, price)
-        self._settle(seller, -qty, price)
-
-    def _settle_events(self, events) -> None:
-        for ev in events:
-            if ev.kind != EventKind.TRADE:
-                continue
-            self._trades.append(ev)
-            taker, maker = self._accounts[ev.owner], self._accounts[ev.maker_owner]
-            self._settle(taker, ev.side * ev.qty, ev.price)
-            self._settle(maker, -ev.side * ev.qty, ev.price)
-            value = self._value(ev.price, ev.qty)
-            if ev.order_id >= 0:  # forced orders (negative ids) pay no taker fee
-                self._charge(taker, ceil_div(value * self.taker_fee_ppm, PPM), to_fund=False)
-            self._charge(maker, ceil_div(value * self.maker_fee_ppm, PPM), to_fund=False)
+            mark = check.as_int64("mark", mark)
+            if mark < 0:
+                raise ValueError(f"mark must be >= 0 ticks, got {mark}")
+        return sum(self._ledger.equity(a, mark) + a.reserve for a in self._accounts.values())
 
     # ------------------------------------------------------------------------- orders
     def _price(self, name: str, price) -> int:
@@ -321,7 +447,7 @@ class Engine:
                 self._price("stop_price", stop_price)
             self._check_exposure(account.owner, side, check.as_int64("qty", qty))
         events = self._book.submit(kind, order_id, side, price, qty, owner, stop_price)
-        self._settle_events(events)
+        self._ledger.settle_events(events)
         self.mark_price()  # the mark follows every message, whether or not anyone looks at it
         return events
 
@@ -393,62 +519,10 @@ class Engine:
             self._mark = value
         return self._mark
 
-    # ------------------------------------------------------------------------- margin
-    def _liquidatable_at(self, a: _Account, price: int) -> bool:
-        if a.exempt or a.position == 0:
-            return False
-        notional = self._value(price, abs(a.position))
-        return self._equity(a, price) < self.tiers.maintenance(notional)
-
-    def _liquidation_price(self, a: _Account) -> int | None:
-        """Long: the largest liquidatable price; short: the smallest (binary search, monotone)."""
-        if a.exempt or a.position == 0:
-            return None
-        if a.position > 0:
-            if not self._liquidatable_at(a, 0):
-                return None
-            lo, hi = 0, self.max_price + 1  # liquidatable at lo, not at hi
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if self._liquidatable_at(a, mid):
-                    lo = mid
-                else:
-                    hi = mid
-            return lo
-        if not self._liquidatable_at(a, self.max_price):
-            return None
-        lo, hi = -1, self.max_price  # not liquidatable at lo, liquidatable at hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self._liquidatable_at(a, mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
-
-    def _bankruptcy_price(self, a: _Account) -> int | None:
-        q = a.position
-        if q == 0:
-            return None
-        if q > 0:
-            return max(0, ceil_div(a.cost - a.collateral, q * self.k))
-        return max(0, (a.cost + a.collateral) // (-q * self.k))
-
-    def _reindex(self, a: _Account) -> None:
-        old = self._indexed.pop(a.owner, None)
-        if old is not None:
-            old[0].remove(old[1])
-        price = self._liquidation_price(a)
-        if price is not None:
-            index = self._longs if a.position > 0 else self._shorts
-            key = (price, a.owner)
-            index.add(key)
-            self._indexed[a.owner] = (index, key)
-
     # ---------------------------------------------------------------------- liquidator
     def queue(self) -> list[int]:
         """Owners waiting in the liquidation queue, front first."""
-        return [episode.owner for episode in self._queue]
+        return [episode.owner for episode in self._liquidator.queue]
 
     def liquidate(self, max_rounds=10_000) -> np.ndarray:
         """Run rounds until one makes no progress (or ``max_rounds``); return their records.
@@ -457,307 +531,23 @@ class Engine:
         queue as it is, so a scenario can refill the book and call again.
         """
         limit = check.as_count("max_rounds", max_rounds)
-        first = len(self._records)
+        first = len(self._liquidator.records)
         for _ in range(limit):
-            if not self.liquidation_round():
+            if not self._liquidator.run_round():
                 break
-        return _record_array(self._records[first:])
+        return self._liquidator.records_array(first)
+
+    def liquidation_round(self) -> bool:
+        """Run one round (docs/liquidation.md); return whether it made progress."""
+        return self._liquidator.run_round()
 
     def forced_orders(self) -> np.ndarray:
         """Every liquidation record so far (FORCED_DTYPE)."""
-        return _record_array(self._records)
+        return self._liquidator.records_array(0)
 
     def fund_history(self) -> np.ndarray:
         """The insurance fund's balance after every round that did something: (round, balance)."""
-        return np.array(self._fund_history, dtype=FUND_HISTORY_DTYPE)
-
-    def liquidation_round(self) -> bool:
-        """Run one round (docs/liquidation.md); return whether it made progress.
-
-        Progress is any lot filled or taken over, any shortfall covered, or any open order of an
-        account entering liquidation cancelled. A round without
-        progress is not counted: it leaves no records and keeps the cascade's round number.
-        """
-        self._progress = 0
-        mark = self.mark_price()
-        if mark is not None:
-            self._enqueue_crossed(mark)
-        if not self._queue:
-            self._round = 0
-            return False
-        cap_left = self.round_cap
-        for episode in list(self._queue):
-            if episode not in self._queue:
-                continue
-            served = self._serve(episode, cap_left)
-            if served is None:
-                break
-            if cap_left is not None:
-                cap_left -= served
-        if not self._progress:
-            return False
-        self._fund_history.append((self._rounds_run, self.insurance_fund))
-        self._rounds_run += 1
-        self._round += 1
-        return True
-
-    def _enqueue_crossed(self, mark: int) -> None:
-        queued = {episode.owner for episode in self._queue}
-        crossed = []
-        for key in reversed(self._longs):
-            if key[0] < mark:
-                break
-            crossed.append(key[1])
-        for key in self._shorts:
-            if key[0] > mark:
-                break
-            crossed.append(key[1])
-        fund = self._accounts[INSURANCE_FUND]
-        if fund.position != 0:
-            crossed.append(INSURANCE_FUND)
-        for owner in sorted(set(crossed) - queued):
-            self._queue.append(_Episode(owner, self._round))
-            self._cancel_orders_of(owner)
-
-    def _cancel_orders_of(self, owner: int) -> None:
-        """An account entering liquidation loses its resting orders and armed stops (id order)."""
-        for order_id in sorted(o.order_id for o in self._book._live.values() if o.owner == owner):
-            self._book.cancel(order_id)
-            # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
-            # that looks at the accounts the new mark crosses.
-            self._progress += 1
-
-    def _serve(self, episode: _Episode, cap_left: int | None) -> int | None:
-        """Serve one queue entry; return the notional used, or None to end the round's service."""
-        a = self._accounts[episode.owner]
-        is_fund = a.owner == INSURANCE_FUND
-        mark = self.mark_price()
-        if a.position == 0 or (not is_fund and not self._liquidatable_at(a, mark)):
-            self._queue.remove(episode)
-            return 0
-        size = abs(a.position) if is_fund else self._size(a, mark)
-        if cap_left is not None and self._value(mark, size) > cap_left:
-            size = cap_left // (mark * self.k)
-        if size == 0:
-            return None
-        fund = self._accounts[INSURANCE_FUND]
-        fund_before, self._bad_debt_noted = fund.collateral, 0
-        limit_rule = self.limit_rule
-        if is_fund and limit_rule == LimitRule.BANKRUPTCY:
-            limit_rule = LimitRule.BAND if self.band_ppm else LimitRule.MARKET
-        side = Side.SELL if a.position > 0 else Side.BUY
-        bankruptcy = self._bankruptcy_price(a)
-        if limit_rule == LimitRule.MARKET:
-            limit = None
-        elif limit_rule == LimitRule.BAND:
-            if side == Side.SELL:
-                limit = max(1, ceil_div(mark * (PPM - self.band_ppm), PPM))
-            else:
-                limit = mark * (PPM + self.band_ppm) // PPM
-        else:
-            limit = max(1, bankruptcy)
-        order_id = self._next_forced_id
-        self._next_forced_id -= 1
-        if limit is None:
-            events = self._book.market(order_id, side, size, a.owner)
-        else:
-            events = self._book.ioc(order_id, side, limit, size, a.owner)
-        self._settle_events(events)
-        fills = [(ev.price, ev.qty) for ev in events
-                 if ev.kind == EventKind.TRADE and ev.order_id == order_id]
-        filled = sum(q for _, q in fills)
-        value = sum(self._value(p, q) for p, q in fills)
-        fee = 0
-        if not is_fund and self.liquidation_fee_ppm and value:
-            after = self.mark_price()
-            fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM),
-                      max(0, self._equity(a, after)))
-            if fee:
-                self._charge(a, fee, to_fund=True)
-        notional_price = Fraction(value, filled * self.k) if filled else None
-        self._progress += filled
-        if filled:
-            self._record(episode, ForcedKind.ORDER, side, size, filled, notional_price, mark,
-                         fee=fee)
-        remainder = size - filled
-        if remainder and limit_rule == LimitRule.BANKRUPTCY:
-            self._take_over(episode, a, side, remainder, max(1, bankruptcy))
-        if a.position == 0 and a.collateral < 0 and not is_fund:
-            self._cover_shortfall(episode, a, side)
-        # The fund can also lose by trading the positions it took over; when that takes it
-        # (further) below zero, say so in a SHORTFALL record of its own.
-        deeper = max(0, -fund.collateral) - max(0, -fund_before) - self._bad_debt_noted
-        if deeper > 0:
-            self._record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
-                         0, 0, None, self.mark_price(), bad_debt=deeper)
-        if a.position == 0 or (not is_fund and not self._liquidatable_at(a, self.mark_price())):
-            self._queue.remove(episode)
-        return self._value(mark, size)
-
-    def _size(self, a: _Account, mark: int) -> int:
-        q = abs(a.position)
-        if self.sizing == Sizing.FULL:
-            return q
-        if self.sizing == Sizing.FRACTION:
-            return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
-        equity = self._equity(a, mark)
-        if equity <= 0:
-            return q
-        lo, hi = 0, q  # MM(V(mark, lo)) <= equity; find the largest such kept size
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.tiers.maintenance(self._value(mark, mid)) <= equity:
-                lo = mid
-            else:
-                hi = mid - 1
-        return q - lo
-
-    def _record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
-                fund_cover=0, socialized=0, bad_debt=0, counterparty=NO_COUNTERPARTY):
-        self._progress += qty + 1
-        notional = 0 if avg_price is None else int(avg_price * filled * self.k)
-        self._records.append(self._record_row(
-            self._round, episode.generation, episode.owner, counterparty, qty, filled, notional,
-            mark_before, self.mark_price(), fee, fund_cover, socialized, bad_debt, int(side),
-            int(kind)))
-
-    def _record_row(self, round_, generation, owner, counterparty, qty, filled, notional,
-                    mark_before, mark_after, fee, fund_cover, socialized, bad_debt, side, kind):
-        """A FORCED_DTYPE row: avg_price = notional / (filled k) and the slippage against the
-        mark before, each rounded once from its exact value (NaN when nothing filled)."""
-        if filled:
-            avg_price = Fraction(notional, filled * self.k)
-            avg = float(avg_price)
-            slippage = float((mark_before - avg_price) if side == Side.SELL
-                             else (avg_price - mark_before))
-        else:
-            avg, slippage = float("nan"), float("nan")
-        return (round_, generation, owner, counterparty, qty, filled, notional, avg, mark_before,
-                mark_after, slippage, fee, fund_cover, socialized, bad_debt, side, kind)
-
-    def _take_over(self, episode, a: _Account, side: int, remainder: int, price: int) -> None:
-        """Rule 2: move an unfilled remainder off the book (backstop, fund, then ADL)."""
-        mark = self.mark_price()
-        direction = -side  # +1: the taker of the remainder buys (the account was long)
-        if self.backstop is not None and self.backstop in self._accounts and remainder:
-            backstop = self._accounts[self.backstop]
-            room = self.max_position - backstop.position * direction
-            qty = min(remainder, max(0, room))
-            if qty:
-                if direction > 0:
-                    bs_price = max(1, price * (PPM - self.backstop_discount_ppm) // PPM)
-                else:
-                    bs_price = ceil_div(price * (PPM + self.backstop_discount_ppm), PPM)
-                self._move(a, backstop, direction, bs_price, qty)
-                self._record(episode, ForcedKind.BACKSTOP, side, qty, qty, Fraction(bs_price),
-                             mark, counterparty=backstop.owner)
-                remainder -= qty
-        fund = self._accounts[INSURANCE_FUND]
-        if remainder and self._fund_can_take(fund, direction, price, remainder, mark):
-            self._move(a, fund, direction, price, remainder)
-            self._record(episode, ForcedKind.FUND_TAKEOVER, side, remainder, remainder,
-                         Fraction(price), mark, counterparty=INSURANCE_FUND)
-            remainder = 0
-        if remainder and self.deficit == Deficit.ADL:
-            for other in self._adl_ranking(a, mark):
-                qty = min(remainder, abs(other.position))
-                self._move(a, other, direction, price, qty)
-                self._record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
-                             counterparty=other.owner)
-                remainder -= qty
-                if remainder == 0:
-                    break
-
-    def _move(self, a: _Account, taker: _Account, direction: int, price: int, qty: int) -> None:
-        if direction > 0:
-            self._transfer(taker, a, price, qty)
-        else:
-            self._transfer(a, taker, price, qty)
-
-    def _fund_can_take(self, fund, direction, price, qty, mark) -> bool:
-        """Whether the fund, after taking ``qty`` lots at ``price``, has equity for their MM."""
-        trial = _Account(fund.owner, fund.collateral, True)
-        trial.position, trial.cost = fund.position, fund.cost
-        self._apply_fill(trial, direction * qty, price)
-        notional = self._value(mark, abs(trial.position))
-        return self._equity(trial, mark) >= self.tiers.maintenance(notional)
-
-    def _adl_ranking(self, a: _Account, mark: int) -> list[_Account]:
-        """Opposing profitable accounts, best ranked first: profit ratio × effective leverage."""
-        ranked = []
-        for other in self._accounts.values():
-            if other is a or other.owner == INSURANCE_FUND or other.position == 0:
-                continue
-            if (other.position > 0) == (a.position > 0):
-                continue
-            profit = self._unrealised(other, mark)
-            equity = self._equity(other, mark)
-            if profit <= 0 or equity <= 0 or other.cost == 0:
-                continue
-            notional = self._value(mark, abs(other.position))
-            ranked.append((-Fraction(profit * notional, other.cost * equity), other.owner, other))
-        ranked.sort(key=lambda row: (row[0], row[1]))
-        return [row[2] for row in ranked]
-
-    def _cover_shortfall(self, episode, a: _Account, side: int) -> None:
-        """A flat account with negative collateral: the fund, then the deficit rule, cover it."""
-        fund = self._accounts[INSURANCE_FUND]
-        shortfall = -a.collateral
-        cover = min(shortfall, max(0, fund.collateral))
-        fund.collateral -= cover
-        rest = shortfall - cover
-        socialized = 0
-        if rest and self.deficit == Deficit.SOCIALIZE:
-            socialized = self._socialize(a, rest)
-            rest -= socialized
-        fund.collateral -= rest  # bad debt: the fund goes negative by what nobody covered
-        self._bad_debt_noted += rest
-        a.collateral = 0
-        self._reindex(a)
-        self._record(episode, ForcedKind.SHORTFALL, side, 0, 0, None, self.mark_price(),
-                     fund_cover=cover, socialized=socialized, bad_debt=rest)
-
-    def _socialize(self, bankrupt: _Account, amount: int) -> int:
-        """Charge ``amount`` pro rata to unrealised profits (largest remainder); return charged."""
-        mark = self.mark_price()
-        profits = []
-        for other in sorted(self._accounts.values(), key=lambda acc: acc.owner):
-            if other is bankrupt or other.owner == INSURANCE_FUND:
-                continue
-            profit = self._unrealised(other, mark)
-            if profit > 0:
-                profits.append((other, profit))
-        total = sum(p for _, p in profits)
-        if total == 0:
-            return 0
-        if total <= amount:
-            charges = [(other, profit) for other, profit in profits]
-        else:
-            base = [(other, amount * profit // total, amount * profit % total)
-                    for other, profit in profits]
-            left = amount - sum(b for _, b, _ in base)
-            order = sorted(range(len(base)), key=lambda i: (-base[i][2], base[i][0].owner))
-            bonus = set(order[:left])
-            charges = [(other, b + (1 if i in bonus else 0)) for i, (other, b, _) in
-                       enumerate(base)]
-        charged = 0
-        for other, charge in charges:
-            other.collateral -= charge
-            self._reindex(other)
-            charged += charge
-        return charged
-
-    # --------------------------------------------------------------------- invariants
-    def total_equity(self, mark=None) -> int:
-        """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,
-        >= 0; default the current mark). O(accounts)."""
-        if mark is None:
-            mark = self.mark_price()
-        else:
-            mark = check.as_int64("mark", mark)
-            if mark < 0:
-                raise ValueError(f"mark must be >= 0 ticks, got {mark}")
-        return sum(self._equity(a, mark) + a.reserve for a in self._accounts.values())
+        return self._liquidator.fund_history_array()
 
     # -------------------------------------------------------------------------- copies
     def copy(self) -> "Engine":
@@ -778,24 +568,22 @@ class Engine:
         return (_restore, (args, kwargs, self._state(self._book)))
 
     def _state(self, book) -> dict:
-        records = [tuple(row[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 16))
-                   for row in self._records]
+        # The format of _engine_state.check_state (STATE_VERSION), keys in this order.
+        liquidator = self._liquidator
         return {
-            "version": STATE_VERSION, "book": book,
-            "accounts": [(a.owner, a.collateral, a.position, a.cost, a.reserve, a.exempt,
-                          a.isolated) for a in self._accounts.values()],
-            "queue": [(e.owner, e.generation) for e in self._queue],
-            "records": records, "trades": events_to_array(self._trades),
-            "fund_history": list(self._fund_history), "fees_collected": self.fees_collected,
-            "total_deposits": self.total_deposits, "round": self._round,
-            "rounds_run": self._rounds_run, "next_forced_id": self._next_forced_id,
+            "version": STATE_VERSION, "book": book, "accounts": self._ledger.account_rows(),
+            "queue": liquidator.queue_rows(), "records": liquidator.record_rows(),
+            "trades": events_to_array(self._ledger.trades),
+            "fund_history": liquidator.fund_rows(),
+            "fees_collected": self._ledger.fees_collected, "total_deposits": self.total_deposits,
+            "round": liquidator.round_number, "rounds_run": liquidator.rounds_run,
+            "next_forced_id": liquidator.next_forced_id,
             "index_price": self._index_price, "mark": self._mark,
         }
 
     def __repr__(self) -> str:
-        return (f"reference_engine.Engine(accounts={len(self._accounts) - 1}, "
-                f"mark={self._mark}, fund={self.insurance_fund}, queue={len(self._queue)})")
-
+        return (f"reference_engine.Engine(accounts={len(self._accounts) - 1}, mark={self._mark}, "
+                f"fund={self.insurance_fund}, queue={len(self._liquidator.queue)})")
 
 
 def _restore(args, kwargs, state) -> Engine:
@@ -804,28 +592,11 @@ def _restore(args, kwargs, state) -> Engine:
     state = check_state(engine, state, OrderBook)
     engine._book = state["book"]
     engine.book = BookView(engine._book)
-    engine._accounts = {}
-    for owner, collateral, position, cost, reserve, exempt, isolated in state["accounts"]:
-        account = _Account(owner, collateral, exempt, isolated, reserve)
-        account.position, account.cost = position, cost
-        engine._accounts[owner] = account
-    for account in engine._accounts.values():
-        engine._reindex(account)
-    engine._queue = [_Episode(owner, generation) for owner, generation in state["queue"]]
-    engine._records = [engine._record_row(*row) for row in state["records"]]
-    engine._trades = array_to_events(state["trades"])
-    engine._fund_history = list(state["fund_history"])
-    engine.fees_collected, engine.total_deposits = state["fees_collected"], state["total_deposits"]
-    engine._round, engine._rounds_run = state["round"], state["rounds_run"]
-    engine._next_forced_id = state["next_forced_id"]
+    engine._assemble()
+    engine._ledger.load_accounts(state["accounts"])
+    engine._ledger.trades = array_to_events(state["trades"])
+    engine._ledger.fees_collected = state["fees_collected"]
+    engine._liquidator.load(state)
+    engine.total_deposits = state["total_deposits"]
     engine._index_price, engine._mark = state["index_price"], state["mark"]
     return engine
-
-
-def _record_array(rows: list) -> np.ndarray:
-    """FORCED_DTYPE rows, padding bytes zeroed (field by field into zeros: np.array would copy
-    whatever its temporary buffer held into the padding)."""
-    out = np.zeros(len(rows), dtype=FORCED_DTYPE)
-    for i, row in enumerate(rows):
-        out[i] = row
-    return out

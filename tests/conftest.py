@@ -41,3 +41,32 @@ def book_cls(request):
 def book(book_cls):
     """An empty book with unit tick and lot sizes and default settings."""
     return book_cls()
+
+
+# ----------------------------------------------------------------------------------- engines
+
+
+def _reference_engine_cls():
+    from orderbook.reference_engine import Engine
+
+    return Engine
+
+
+def _compiled_engine_cls():
+    try:
+        import orderbook
+    except ImportError:  # pragma: no cover - the package itself always imports
+        return None
+    return getattr(orderbook, "Engine", None)
+
+
+@pytest.fixture(params=[
+    "reference",
+    pytest.param("compiled", marks=pytest.mark.skipif(
+        _compiled_engine_cls() is None,
+        reason="orderbook.Engine (the compiled engine) does not exist yet; only the reference "
+               "orderbook.reference_engine.Engine is tested")),
+])
+def engine_cls(request):
+    """The Engine class under test: the pure-Python reference or the compiled engine."""
+    return _reference_engine_cls() if request.param == "reference" else _compiled_engine_cls()

@@ -2,7 +2,7 @@
 
 Every test runs against the reference ``orderbook.reference_engine.Engine`` and the compiled
 ``orderbook.Engine`` through the ``engine_cls`` fixture, except those about the compiled engine's
-own machinery (its busy guard, its Ledger). Conventions as in tests/test_engine.py: k = 1, one
+own machinery (its busy guard, its Ledger). Conventions as in tests/engine_helpers.py: k = 1, one
 tier (MM 5 %, IM 10 %), exempt LP 100, victim 1 long 10 lots at 100 with collateral 100.
 """
 
@@ -256,6 +256,16 @@ def test_the_ledger_refuses_to_pickle_on_its_own():
     ledger = Ledger(1, 100, 100, MarginTiers(TIERS))
     with pytest.raises(TypeError, match="pickle its Engine"):
         pickle.dumps(ledger)
+
+
+def test_the_liquidator_refuses_to_pickle_on_its_own():
+    from orderbook.accounts import Ledger
+    from orderbook.liquidator import Liquidator
+
+    ledger = Ledger(1, 100, 100, MarginTiers(TIERS))
+    liquidator = Liquidator(orderbook.OrderBook(), ledger, 1, 100, 0, 0, 0, 0, 0, 0, 0, None, None)
+    with pytest.raises(TypeError, match="pickle its Engine"):
+        pickle.dumps(liquidator)
 
 
 # --------------------------------------------------------------------------- bounds (5, 11, 13)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 import orderbook
-from orderbook import accounts, book, engine, reference, reference_engine
+from orderbook import accounts, book, engine, liquidator, reference, reference_engine
 
-COMPILED = [(book, "OrderBook"), (engine, "Engine"), (accounts, "Ledger")]
+COMPILED = [(book, "OrderBook"), (engine, "Engine"), (accounts, "Ledger"),
+            (liquidator, "Liquidator")]
 DUNDERS = ("__init__", "__contains__", "__copy__", "__deepcopy__")
 
 

@@ -1,0 +1,402 @@
+"""The reference liquidator: queue, rounds, forced orders, take-over, shortfall, ADL, socialising.
+
+The liquidator half of the executable specification in ``orderbook.reference_engine`` (which
+holds the ``Engine`` that owns one, and the ``_Ledger`` it settles to); the compiled twin is
+orderbook/liquidator.pyx. Read it next to docs/liquidation.md, rule by rule.
+"""
+
+from __future__ import annotations
+
+from copy import copy
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .events import (
+    FORCED_DTYPE,
+    FUND_HISTORY_DTYPE,
+    INSURANCE_FUND,
+    NO_COUNTERPARTY,
+    PPM,
+    Deficit,
+    EventKind,
+    ForcedKind,
+    LimitRule,
+    Side,
+    Sizing,
+)
+from .margin import ceil_div
+
+if TYPE_CHECKING:
+    from .reference import OrderBook
+    from .reference_engine import _Account, _Ledger
+
+
+class _Episode:
+    """An account's stay in the liquidation queue."""
+
+    __slots__ = ("owner", "generation")
+
+    def __init__(self, owner: int, generation: int):
+        self.owner = owner
+        self.generation = generation  # the round number at which it entered the queue
+
+
+class _Liquidator:
+    """The liquidator of one Engine: queue, rounds, forced orders, take-over, ADL, shortfall.
+
+    Works on the Engine's ``book`` and ``ledger``; ``mark_price`` is the Engine's (a callable
+    that looks at the mark after the book changed). The keyword arguments are the Engine's
+    settings of the same names.
+    """
+
+    def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
+                 limit_rule, deficit, fraction_ppm, band_ppm, liquidation_fee_ppm,
+                 backstop_discount_ppm, round_cap, backstop):
+        self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
+        self.k, self.max_position = k, max_position
+        self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
+        self.fraction_ppm, self.band_ppm = fraction_ppm, band_ppm
+        self.liquidation_fee_ppm = liquidation_fee_ppm
+        self.backstop_discount_ppm = backstop_discount_ppm
+        self.round_cap, self.backstop = round_cap, backstop
+        self.queue: list[_Episode] = []
+        self.round_number = 0    # the cascade's round, shown in records; 0 once the queue empties
+        self.rounds_run = 0      # rounds that made progress, over the engine's life
+        self.next_forced_id = -1  # forced orders take ids -1, -2, ...: never a user's
+        self.progress = 0        # what the running round did (lots, records, cancels)
+        self.bad_debt_noted = 0  # bad debt recorded by the entry being served
+        self.records: list[tuple] = []
+        self.fund_history: list[tuple[int, int]] = []  # (rounds_run, fund balance after it)
+
+    def mark(self) -> int | None:
+        """The Engine's mark, looked at after whatever just changed the book."""
+        return self.refresh_mark()
+
+    # ------------------------------------------------------------------------- rounds
+    def run_round(self) -> bool:
+        """Run one round (docs/liquidation.md); return whether it made progress.
+
+        Progress is any lot filled or taken over, any shortfall covered, or any open order of an
+        account entering liquidation cancelled. A round without progress is not counted: it
+        leaves no records and keeps the cascade's round number.
+        """
+        self.progress = 0
+        mark = self.mark()
+        if mark is not None:
+            self.enqueue_crossed(mark)
+        if not self.queue:
+            self.round_number = 0
+            return False
+        cap_left = self.round_cap
+        for episode in list(self.queue):
+            if episode not in self.queue:
+                continue
+            served = self.serve(episode, cap_left)
+            if served is None:
+                break
+            if cap_left is not None:
+                cap_left -= served
+        if not self.progress:
+            return False
+        self.fund_history.append((self.rounds_run, self.ledger.accounts[INSURANCE_FUND].collateral))
+        self.rounds_run += 1
+        self.round_number += 1
+        return True
+
+    def enqueue_crossed(self, mark: int) -> None:
+        """Accounts whose liquidation price the mark reached, and the fund if it holds a
+        position, join the back of the queue in ascending owner id. O(q + k log k) for q queued
+        and k crossed."""
+        queued = {episode.owner for episode in self.queue}
+        crossed = []
+        for key in reversed(self.ledger.longs):
+            if key[0] < mark:
+                break
+            crossed.append(key[1])
+        for key in self.ledger.shorts:
+            if key[0] > mark:
+                break
+            crossed.append(key[1])
+        fund = self.ledger.accounts[INSURANCE_FUND]
+        if fund.position != 0:
+            crossed.append(INSURANCE_FUND)
+        for owner in sorted(set(crossed) - queued):
+            self.queue.append(_Episode(owner, self.round_number))
+            self.cancel_orders_of(owner)
+
+    def serve(self, episode: _Episode, cap_left: int | None) -> int | None:
+        """Serve one queue entry; return the notional used, or None to end the round's service."""
+        ledger = self.ledger
+        a = ledger.accounts[episode.owner]
+        is_fund = a.owner == INSURANCE_FUND
+        mark = self.mark()
+        if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, mark)):
+            self.queue.remove(episode)
+            return 0
+        size = abs(a.position) if is_fund else self.size(a, mark)
+        if cap_left is not None and ledger.value(mark, size) > cap_left:
+            size = cap_left // (mark * self.k)
+        if size == 0:
+            return None
+        fund = ledger.accounts[INSURANCE_FUND]
+        fund_before, self.bad_debt_noted = fund.collateral, 0
+        limit_rule = self.limit_rule
+        if is_fund and limit_rule == LimitRule.BANKRUPTCY:
+            limit_rule = LimitRule.BAND if self.band_ppm else LimitRule.MARKET
+        side = Side.SELL if a.position > 0 else Side.BUY
+        bankruptcy = ledger.bankruptcy_price(a)
+        if limit_rule == LimitRule.MARKET:
+            limit = None
+        elif limit_rule == LimitRule.BAND:
+            if side == Side.SELL:
+                limit = max(1, ceil_div(mark * (PPM - self.band_ppm), PPM))
+            else:
+                limit = mark * (PPM + self.band_ppm) // PPM
+        else:
+            limit = max(1, bankruptcy)
+        order_id = self.next_forced_id
+        self.next_forced_id -= 1
+        if limit is None:
+            events = self.book.market(order_id, side, size, a.owner)
+        else:
+            events = self.book.ioc(order_id, side, limit, size, a.owner)
+        ledger.settle_events(events)
+        fills = [(ev.price, ev.qty) for ev in events
+                 if ev.kind == EventKind.TRADE and ev.order_id == order_id]
+        filled = sum(q for _, q in fills)
+        value = sum(ledger.value(p, q) for p, q in fills)
+        fee = 0
+        if not is_fund and self.liquidation_fee_ppm and value:
+            after = self.mark()
+            fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM),
+                      max(0, ledger.equity(a, after)))
+            if fee:
+                ledger.charge(a, fee, to_fund=True)
+        notional_price = Fraction(value, filled * self.k) if filled else None
+        self.progress += filled
+        if filled:
+            self.record(episode, ForcedKind.ORDER, side, size, filled, notional_price, mark,
+                        fee=fee)
+        remainder = size - filled
+        if remainder and limit_rule == LimitRule.BANKRUPTCY:
+            self.take_over(episode, a, side, remainder, max(1, bankruptcy))
+        if a.position == 0 and a.collateral < 0 and not is_fund:
+            self.cover_shortfall(episode, a, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = max(0, -fund.collateral) - max(0, -fund_before) - self.bad_debt_noted
+        if deeper > 0:
+            self.record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
+                        0, 0, None, self.mark(), bad_debt=deeper)
+        if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, self.mark())):
+            self.queue.remove(episode)
+        return ledger.value(mark, size)
+
+    def cancel_orders_of(self, owner: int) -> None:
+        """An account entering liquidation loses its resting orders and armed stops (id order)."""
+        for order_id in sorted(self.orders_of(owner)):
+            self.book.cancel(order_id)
+            # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
+            # that looks at the accounts the new mark crosses.
+            self.progress += 1
+
+    def orders_of(self, owner: int) -> list[int]:
+        """Ids of the owner's resting orders and armed stops, in no particular order."""
+        return [o.order_id for o in self.book._live.values() if o.owner == owner]
+
+    def size(self, a: _Account, mark: int) -> int:
+        """Lots of a forced order under the sizing rule."""
+        q = abs(a.position)
+        if self.sizing == Sizing.FULL:
+            return q
+        if self.sizing == Sizing.FRACTION:
+            return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
+        equity = self.ledger.equity(a, mark)
+        if equity <= 0:
+            return q
+        lo, hi = 0, q  # MM(V(mark, lo)) <= equity; find the largest such kept size
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.ledger.tiers.maintenance(self.ledger.value(mark, mid)) <= equity:
+                lo = mid
+            else:
+                hi = mid - 1
+        return q - lo
+
+    # ------------------------------------------------------------------------ records
+    def record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
+               fund_cover=0, socialized=0, bad_debt=0, counterparty=NO_COUNTERPARTY):
+        self.progress += qty + 1
+        notional = 0 if avg_price is None else int(avg_price * filled * self.k)
+        self.records.append(self.record_row(
+            self.round_number, episode.generation, episode.owner, counterparty, qty, filled,
+            notional, mark_before, self.mark(), fee, fund_cover, socialized, bad_debt, int(side),
+            int(kind)))
+
+    def record_row(self, round_number, generation, owner, counterparty, qty, filled, notional,
+                   mark_before, mark_after, fee, fund_cover, socialized, bad_debt, side, kind):
+        """A FORCED_DTYPE row: avg_price = notional / (filled k) and the slippage against the
+        mark before, each rounded once from its exact value (NaN when nothing filled)."""
+        if filled:
+            avg_price = Fraction(notional, filled * self.k)
+            avg = float(avg_price)
+            slippage = float((mark_before - avg_price) if side == Side.SELL
+                             else (avg_price - mark_before))
+        else:
+            avg, slippage = float("nan"), float("nan")
+        return (round_number, generation, owner, counterparty, qty, filled, notional, avg,
+                mark_before, mark_after, slippage, fee, fund_cover, socialized, bad_debt, side,
+                kind)
+
+    def records_array(self, first: int) -> np.ndarray:
+        """The records from ``first`` on, FORCED_DTYPE rows, padding bytes zeroed (field by
+        field into zeros: np.array would copy whatever its temporary buffer held into the
+        padding)."""
+        rows = self.records[first:]
+        out = np.zeros(len(rows), dtype=FORCED_DTYPE)
+        for i, row in enumerate(rows):
+            out[i] = row
+        return out
+
+    def fund_history_array(self) -> np.ndarray:
+        """The fund history as FUND_HISTORY_DTYPE rows (round, balance)."""
+        return np.array(self.fund_history, dtype=FUND_HISTORY_DTYPE)
+
+    # ---------------------------------------------------------------------- take-over
+    def take_over(self, episode, a: _Account, side: int, remainder: int, price: int) -> None:
+        """Rule 2: move an unfilled remainder off the book (backstop, fund, then ADL)."""
+        ledger = self.ledger
+        mark = self.mark()
+        direction = -side  # +1: the taker of the remainder buys (the account was long)
+        if self.backstop is not None and self.backstop in ledger.accounts and remainder:
+            backstop = ledger.accounts[self.backstop]
+            room = self.max_position - backstop.position * direction
+            qty = min(remainder, max(0, room))
+            if qty:
+                if direction > 0:
+                    bs_price = max(1, price * (PPM - self.backstop_discount_ppm) // PPM)
+                else:
+                    bs_price = ceil_div(price * (PPM + self.backstop_discount_ppm), PPM)
+                ledger.move(a, backstop, direction, bs_price, qty)
+                self.record(episode, ForcedKind.BACKSTOP, side, qty, qty, Fraction(bs_price),
+                            mark, counterparty=backstop.owner)
+                remainder -= qty
+        fund = ledger.accounts[INSURANCE_FUND]
+        if remainder and self.fund_can_take(fund, direction, price, remainder, mark):
+            ledger.move(a, fund, direction, price, remainder)
+            self.record(episode, ForcedKind.FUND_TAKEOVER, side, remainder, remainder,
+                        Fraction(price), mark, counterparty=INSURANCE_FUND)
+            remainder = 0
+        if remainder and self.deficit == Deficit.ADL:
+            self.deleverage(episode, a, side, remainder, price, mark)
+
+    def fund_can_take(self, fund, direction, price, qty, mark) -> bool:
+        """Whether the fund, after taking ``qty`` lots at ``price``, has equity for their MM."""
+        trial = copy(fund)
+        self.ledger.apply_fill(trial, direction * qty, price)
+        notional = self.ledger.value(mark, abs(trial.position))
+        return self.ledger.equity(trial, mark) >= self.ledger.tiers.maintenance(notional)
+
+    # ---------------------------------------------------------------------------- ADL
+    def deleverage(self, episode, a: _Account, side: int, remainder: int, price: int,
+                   mark: int) -> None:
+        """ADL: the remainder goes to the best-ranked opposing accounts at ``price``."""
+        for other in self.adl_ranking(a, mark):
+            qty = min(remainder, abs(other.position))
+            self.ledger.move(a, other, -side, price, qty)
+            self.record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
+                        counterparty=other.owner)
+            remainder -= qty
+            if remainder == 0:
+                break
+
+    def adl_ranking(self, a: _Account, mark: int) -> list[_Account]:
+        """Opposing profitable accounts, best ranked first: profit ratio × effective leverage.
+        O(n log n)."""
+        ranked = []
+        for other in self.ledger.accounts.values():
+            if other is a or other.owner == INSURANCE_FUND or other.position == 0:
+                continue
+            if (other.position > 0) == (a.position > 0):
+                continue
+            profit = self.ledger.unrealised(other, mark)
+            equity = self.ledger.equity(other, mark)
+            if profit <= 0 or equity <= 0 or other.cost == 0:
+                continue
+            notional = self.ledger.value(mark, abs(other.position))
+            ranked.append((-Fraction(profit * notional, other.cost * equity), other.owner, other))
+        ranked.sort(key=lambda row: (row[0], row[1]))
+        return [row[2] for row in ranked]
+
+    # ---------------------------------------------------------------------- shortfall
+    def cover_shortfall(self, episode, a: _Account, side: int) -> None:
+        """A flat account with negative collateral: the fund, then the deficit rule, cover it."""
+        fund = self.ledger.accounts[INSURANCE_FUND]
+        shortfall = -a.collateral
+        cover = min(shortfall, max(0, fund.collateral))
+        fund.collateral -= cover
+        rest = shortfall - cover
+        socialized = 0
+        if rest and self.deficit == Deficit.SOCIALIZE:
+            socialized = self.socialize(a, rest)
+            rest -= socialized
+        fund.collateral -= rest  # bad debt: the fund goes negative by what nobody covered
+        self.bad_debt_noted += rest
+        a.collateral = 0
+        self.ledger.reindex(a)
+        self.record(episode, ForcedKind.SHORTFALL, side, 0, 0, None, self.mark(),
+                    fund_cover=cover, socialized=socialized, bad_debt=rest)
+
+    def socialize(self, bankrupt: _Account, amount: int) -> int:
+        """Charge ``amount`` pro rata to unrealised profits (largest remainder); return charged."""
+        mark = self.mark()
+        profits = []
+        for other in sorted(self.ledger.accounts.values(), key=lambda acc: acc.owner):
+            if other is bankrupt or other.owner == INSURANCE_FUND:
+                continue
+            profit = self.ledger.unrealised(other, mark)
+            if profit > 0:
+                profits.append((other, profit))
+        total = sum(p for _, p in profits)
+        if total == 0:
+            return 0
+        if total <= amount:
+            charges = [(other, profit) for other, profit in profits]
+        else:
+            base = [(other, amount * profit // total, amount * profit % total)
+                    for other, profit in profits]
+            left = amount - sum(b for _, b, _ in base)
+            order = sorted(range(len(base)), key=lambda i: (-base[i][2], base[i][0].owner))
+            bonus = set(order[:left])
+            charges = [(other, b + (1 if i in bonus else 0)) for i, (other, b, _) in
+                       enumerate(base)]
+        charged = 0
+        for other, charge in charges:
+            other.collateral -= charge
+            self.ledger.reindex(other)
+            charged += charge
+        return charged
+
+    # ------------------------------------------------------------------ saved state
+    def queue_rows(self) -> list[tuple[int, int]]:
+        """(owner, generation) per queued account, front first."""
+        return [(e.owner, e.generation) for e in self.queue]
+
+    def record_rows(self) -> list[tuple]:
+        """The records without their derived avg_price and slippage (RECORD_FIELDS)."""
+        return [tuple(row[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 16))
+                for row in self.records]
+
+    def fund_rows(self) -> list[tuple[int, int]]:
+        """(round, balance) per round that made progress."""
+        return list(self.fund_history)
+
+    def load(self, state: dict) -> None:
+        """A checked state into a fresh liquidator."""
+        self.queue = [_Episode(owner, generation) for owner, generation in state["queue"]]
+        self.records = [self.record_row(*row) for row in state["records"]]
+        self.fund_history = list(state["fund_history"])
+        self.round_number, self.rounds_run = state["round"], state["rounds_run"]
+        self.next_forced_id = state["next_forced_id"]

@@ -1,0 +1,112 @@
+# The liquidator: the queue, rounds and episodes, forced orders, take-over (backstop, insurance
+# fund, ADL), shortfall and socialised loss, its records and the fund history. The Engine
+# (engine.pyx) owns one and drives it; it reaches the book and the ledger through typed C
+# attributes. See docs/liquidation.md.
+
+cimport cython
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libcpp.vector cimport vector
+
+from orderbook._types cimport Message, oid_t, owner_t, price_t, qty_t
+from orderbook.accounts cimport Account, Ledger, money_t
+from orderbook.book cimport OrderBook
+
+cdef extern from *:
+    ctypedef unsigned long long uint128 "unsigned __int128"
+
+# The Engine's mark price as the liquidator sees it (numpy's bitgen_t habit: a state pointer and a
+# C function over it): recompute it after the book changed, write it to ``mark`` and return
+# whether there is one. The mark rule stays the Engine's.
+ctypedef bint (*MarkFn)(void* engine, price_t* mark) noexcept nogil
+
+
+# An account's stay in the liquidation queue.
+cdef struct Episode:
+    owner_t owner
+    int64_t generation    # the round number at which it entered the queue
+
+
+# An ADL candidate: its ranking key profit x notional / (cost x equity) as its numerator and
+# denominator, both positive (see adl_before for their bounds).
+cdef struct AdlCand:
+    uint128 num
+    uint128 den
+    owner_t owner
+
+
+# One liquidation record: FORCED_DTYPE's integer fields (avg_price and slippage are derived).
+cdef struct ForcedRec:
+    int64_t round
+    int64_t generation
+    owner_t owner
+    owner_t counterparty
+    qty_t qty
+    qty_t filled
+    money_t fill_value    # quote units; avg price = fill_value / (filled * k)
+    price_t mark_before
+    price_t mark_after
+    money_t fee
+    money_t fund_cover
+    money_t socialized
+    money_t bad_debt
+    int8_t side
+    uint8_t kind
+
+
+cdef bint adl_before(const AdlCand& x, const AdlCand& y) noexcept nogil
+
+
+@cython.final
+cdef class Liquidator:
+    cdef OrderBook book
+    cdef Ledger ledger
+    cdef void* engine           # borrowed: the Engine that owns this liquidator, for refresh_mark
+    cdef MarkFn refresh_mark
+    # Settings (the Engine's, fixed at construction).
+    cdef int64_t k                # quote units per tick x lot
+    cdef qty_t max_position       # lots: the backstop takes no more than this
+    cdef int sizing, limit_rule, deficit
+    cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
+    cdef bint has_round_cap, has_backstop
+    cdef int64_t round_cap        # notional (quote units at the mark) per round
+    cdef owner_t backstop
+    # State.
+    cdef vector[Episode] queue
+    cdef int64_t round_number     # the cascade's round, shown in records; 0 once the queue empties
+    cdef int64_t rounds_run       # rounds that made progress, over the engine's life
+    cdef oid_t next_forced_id     # forced orders take ids -1, -2, ...: never a user's
+    cdef int64_t progress         # what the running round did (lots, records, cancels)
+    cdef money_t bad_debt_noted   # bad debt recorded by the entry being served
+    cdef vector[ForcedRec] records
+    cdef vector[int64_t] fund_rounds      # the fund history: rounds_run at each row ...
+    cdef vector[money_t] fund_balances    # ... and the fund's balance after that round
+
+    cdef Account* acct(self, int32_t slot) noexcept nogil
+    cdef price_t mark(self) noexcept nogil
+    cdef bint run_round(self) except -1
+    cdef void enqueue_crossed(self, price_t mark) noexcept nogil
+    cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
+    cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
+    cdef void orders_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil
+    cdef void run(self, const Message* m) noexcept nogil
+    cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
+    cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
+                     money_t fill_value, price_t mark_before, money_t fee, money_t fund_cover,
+                     money_t socialized, money_t bad_debt, owner_t counterparty) noexcept nogil
+    cdef void take_over(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                        price_t price) noexcept nogil
+    cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
+                            price_t mark) noexcept nogil
+    cdef void deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                         price_t price, price_t mark) noexcept nogil
+    cdef void adl_candidates(self, int32_t slot, price_t mark,
+                             vector[AdlCand]* out) noexcept nogil
+    cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1
+    cdef money_t socialize(self, int32_t bankrupt, money_t amount) except? -1
+    cdef object records_array(self, size_t first)
+    cdef object fund_history_array(self)
+    cdef Liquidator copy(self, OrderBook book, Ledger ledger, void* engine)
+    cdef list queue_rows(self)
+    cdef list record_rows(self)
+    cdef list fund_rows(self)
+    cdef int load(self, dict state) except -1

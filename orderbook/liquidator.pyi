@@ -1,0 +1,22 @@
+from .accounts import Ledger
+from .book import OrderBook
+
+class Liquidator:
+    """The liquidator of one Engine, in C structs (internal: use Engine)."""
+
+    def __init__(
+        self,
+        book: OrderBook,
+        ledger: Ledger,
+        k: int,
+        max_position: int,
+        sizing: int,
+        limit_rule: int,
+        deficit: int,
+        fraction_ppm: int,
+        band_ppm: int,
+        liquidation_fee_ppm: int,
+        backstop_discount_ppm: int,
+        round_cap: int | None,
+        backstop: int | None,
+    ) -> None: ...

@@ -1,0 +1,623 @@
+"""The compiled liquidator (docs/liquidation.md): queue, rounds, forced orders, take-over, ADL.
+
+Mirrors ``orderbook.reference_engine._Liquidator``, record for record. The ``Engine`` owns one:
+forced orders and cancels go through the book's ``cdef`` core like any other message, their
+trades settle to the ``Ledger`` (accounts.pyx), and the mark is the Engine's (``MarkFn``).
+Finding the accounts a mark move crosses walks the two ordered liquidation-price indexes:
+O(log n + k).
+"""
+
+from fractions import Fraction
+
+cimport cython
+from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
+from libc.stdint cimport int32_t, int64_t
+from libcpp.algorithm cimport make_heap, pop_heap, sort
+from libcpp.set cimport set as cset
+from libcpp.vector cimport vector
+
+import numpy as np
+
+from orderbook cimport _types as t
+from orderbook._types cimport (
+    BUY, NO_SLOT, SELL, EventRec, Message, oid_t, owner_t, price_t, qty_t, slot_t,
+)
+from orderbook.accounts cimport (
+    Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
+)
+from orderbook.book cimport OrderBook
+from orderbook.liquidator cimport AdlCand, Episode, ForcedRec, uint128
+
+from .events import FORCED_DTYPE, FUND_HISTORY_DTYPE
+
+cdef enum:
+    SERVED_QUEUED = 0
+    SERVED_DONE = 1
+    SERVE_STOP = 2
+
+ctypedef cset[IndexKey].iterator cset_iter
+
+
+cdef inline money_t negative_part(money_t value) noexcept nogil:
+    return -value if value < 0 else 0
+
+
+cdef inline void mul_wide(uint128 a, uint128 b, uint128* hi, uint128* lo) noexcept nogil:
+    # The full 256-bit product of two 128-bit numbers, in 64-bit limbs.
+    cdef uint128 mask = <uint128>0xFFFFFFFFFFFFFFFF
+    cdef uint128 a0 = a & mask, a1 = a >> 64, b0 = b & mask, b1 = b >> 64
+    cdef uint128 p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1
+    cdef uint128 mid = (p00 >> 64) + (p01 & mask) + (p10 & mask)
+    lo[0] = (p00 & mask) | (mid << 64)
+    hi[0] = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64)
+
+
+cdef bint adl_before(const AdlCand& x, const AdlCand& y) noexcept nogil:
+    # Whether x ranks before y: the larger profit x notional / (cost x equity) first, ties by the
+    # smaller owner id (the reference's Fraction sort). Cross-multiplied, exactly: the mark is
+    # <= max_price and every position's value there fits int64 (a live engine's non-fund
+    # positions stay within 3 max_position, 3 * 2**61 < 2**63; check_state bounds a loaded
+    # one), so notional < 2**63; profit <= max(notional, cost) < 2**63 with cost < 2**63
+    # (int64), and equity = collateral + profit < 2**64. So num < 2**126 and den < 2**127 fit
+    # 128 bits, and their cross products (< 2**253) fit the 256 of mul_wide.
+    cdef uint128 lhi, llo, rhi, rlo
+    mul_wide(x.num, y.den, &lhi, &llo)
+    mul_wide(y.num, x.den, &rhi, &rlo)
+    if lhi != rhi:
+        return lhi > rhi
+    if llo != rlo:
+        return llo > rlo
+    return x.owner < y.owner
+
+
+cdef bint adl_after(const AdlCand& x, const AdlCand& y) noexcept nogil:
+    # The heap's "less than": the best-ranked candidate sits at the top.
+    return adl_before(y, x)
+
+
+@cython.final
+cdef class Liquidator:
+    """The liquidator of one Engine (internal; the Engine is the public face).
+
+    Parameters are the Engine's settings of the same names, as plain integers (``round_cap`` and
+    ``backstop`` may be None); the Engine then attaches itself as the source of the mark.
+    """
+
+    def __init__(self, OrderBook book, Ledger ledger, int64_t k, qty_t max_position, int sizing,
+                 int limit_rule, int deficit, int64_t fraction_ppm, int64_t band_ppm,
+                 int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm, round_cap,
+                 backstop):
+        self.book = book
+        self.ledger = ledger
+        self.k = k
+        self.max_position = max_position
+        self.sizing = sizing
+        self.limit_rule = limit_rule
+        self.deficit = deficit
+        self.fraction_ppm = fraction_ppm
+        self.band_ppm = band_ppm
+        self.liquidation_fee_ppm = liquidation_fee_ppm
+        self.backstop_discount_ppm = backstop_discount_ppm
+        self.has_round_cap = round_cap is not None
+        self.round_cap = round_cap if self.has_round_cap else 0
+        self.has_backstop = backstop is not None
+        self.backstop = backstop if self.has_backstop else 0
+        self.next_forced_id = -1
+
+    def __reduce__(self):
+        # It points into its Engine's book, ledger and mark: the Engine pickles checked state.
+        raise TypeError("a Liquidator cannot be pickled on its own; pickle its Engine")
+
+    cdef Account* acct(self, int32_t slot) noexcept nogil:
+        return &self.ledger.accounts[slot]
+
+    cdef price_t mark(self) noexcept nogil:
+        # The Engine's mark after whatever just changed the book (the last one if none now).
+        cdef price_t value = 0
+        self.refresh_mark(self.engine, &value)
+        return value
+
+    # ------------------------------------------------------------------ rounds
+    cdef bint run_round(self) except -1:
+        """Run one round (docs/liquidation.md); return whether it made progress."""
+        cdef vector[Episode] snapshot
+        cdef vector[Episode] kept
+        cdef size_t i
+        cdef int64_t cap_left = self.round_cap
+        cdef int64_t used = 0
+        cdef int status
+        cdef bint stopped = False
+        cdef size_t queued_before = self.queue.size()
+        cdef price_t mark = 0
+        self.progress = 0
+        if self.refresh_mark(self.engine, &mark):
+            self.enqueue_crossed(mark)
+        for i in range(queued_before, self.queue.size()):
+            self.cancel_orders_of(self.queue[i].owner)
+        if self.queue.empty():
+            self.round_number = 0
+            return False
+        snapshot = self.queue
+        for i in range(snapshot.size()):
+            if stopped:
+                kept.push_back(snapshot[i])
+                continue
+            status = self.serve(&snapshot[i], cap_left, &used)
+            if status != SERVED_DONE:
+                kept.push_back(snapshot[i])
+            else:
+                self.acct(self.ledger.slot(snapshot[i].owner)).queued = False
+            if status == SERVE_STOP:
+                stopped = True
+            elif self.has_round_cap:
+                cap_left -= used
+        self.queue = kept
+        if not self.progress:
+            return False
+        self.fund_rounds.push_back(self.rounds_run)
+        self.fund_balances.push_back(self.acct(self.ledger.slot(t.INSURANCE_FUND)).collateral)
+        self.rounds_run += 1
+        self.round_number += 1
+        return True
+
+    cdef void enqueue_crossed(self, price_t mark) noexcept nogil:
+        # Accounts whose liquidation price the mark reached, and the fund if it holds a position,
+        # join the back of the queue in ascending owner id. O(log n + k log k) for k crossed.
+        cdef vector[owner_t] crossed
+        cdef cset_iter it
+        cdef size_t i
+        cdef Account* a
+        it = self.ledger.longs.end()
+        while it != self.ledger.longs.begin():
+            dec(it)
+            if deref(it).first < mark:
+                break
+            crossed.push_back(deref(it).second)
+        it = self.ledger.shorts.begin()
+        while it != self.ledger.shorts.end():
+            if deref(it).first > mark:
+                break
+            crossed.push_back(deref(it).second)
+            inc(it)
+        if self.acct(self.ledger.slot(t.INSURANCE_FUND)).position != 0:
+            crossed.push_back(t.INSURANCE_FUND)
+        sort(crossed.begin(), crossed.end())
+        for i in range(crossed.size()):
+            a = self.acct(self.ledger.slot(crossed[i]))
+            if not a.queued:
+                a.queued = True
+                self.queue.push_back(Episode(crossed[i], self.round_number))
+
+    cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1:
+        # Serve one queue entry: SERVED_QUEUED (it stays), SERVED_DONE (it leaves the queue) or
+        # SERVE_STOP (the round's cap is spent: it and everything behind it wait). ``used`` gets
+        # the notional at the mark this entry took from the cap.
+        cdef int32_t slot = self.ledger.slot(episode.owner)
+        cdef Account* a = self.acct(slot)
+        cdef bint is_fund = a.owner == t.INSURANCE_FUND
+        cdef price_t mark, limit = 0, bankruptcy = 0
+        cdef qty_t size, filled = 0, remainder
+        cdef int side, limit_rule = self.limit_rule
+        cdef int128 value = 0, equity_after
+        cdef money_t fee = 0
+        cdef Message m
+        cdef size_t i
+        cdef const EventRec* e
+        cdef Episode fund_episode
+        cdef int32_t fund
+        cdef money_t fund_before, deeper
+        mark = self.mark()
+        used[0] = 0
+        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
+            return SERVED_DONE
+        size = (a.position if a.position > 0 else -a.position) if is_fund else self.size(a, mark)
+        if self.has_round_cap and self.ledger.value(mark, size) > cap_left:
+            size = cap_left // (mark * self.k)
+        if size == 0:
+            return SERVE_STOP
+        fund = self.ledger.slot(t.INSURANCE_FUND)
+        fund_before = self.acct(fund).collateral
+        self.bad_debt_noted = 0
+        if is_fund and limit_rule == t.LIMIT_BANKRUPTCY:
+            limit_rule = t.LIMIT_BAND if self.band_ppm else t.LIMIT_MARKET
+        side = SELL if a.position > 0 else BUY
+        self.ledger.bankruptcy_price(a, &bankruptcy)
+        if limit_rule == t.LIMIT_BAND:
+            if side == SELL:
+                limit = <price_t>ceil_div(<int128>mark * (t.PPM - self.band_ppm), t.PPM)
+                limit = limit if limit > 1 else 1
+            else:
+                limit = <price_t>floor_div(<int128>mark * (t.PPM + self.band_ppm), t.PPM)
+        elif limit_rule == t.LIMIT_BANKRUPTCY:
+            limit = bankruptcy if bankruptcy > 1 else 1
+        m.order_id = self.next_forced_id
+        self.next_forced_id -= 1
+        m.owner = a.owner
+        m.side = side
+        m.kind = t.K_MARKET if limit_rule == t.LIMIT_MARKET else t.K_IOC
+        m.price = limit
+        m.stop_price = 0
+        m.qty = size
+        self.run(&m)
+        self.ledger.settle_events(self.book.events, m.order_id, False)
+        for i in range(self.book.events.size()):
+            e = &self.book.events[i]
+            if e.kind == t.EV_TRADE and e.order_id == m.order_id:
+                filled += e.qty
+                value += self.ledger.value(e.price, e.qty)
+        a = self.acct(slot)
+        if not is_fund and self.liquidation_fee_ppm and value:
+            fee = <money_t>ceil_div(value * self.liquidation_fee_ppm, t.PPM)
+            equity_after = self.ledger.equity(a, self.mark(), True)
+            if equity_after < fee:
+                fee = <money_t>(equity_after if equity_after > 0 else 0)
+            if fee:
+                self.ledger.charge(slot, fee, True)
+        self.progress += filled
+        if filled:
+            self.record(episode, t.FK_ORDER, side, size, filled, <money_t>value, mark, fee, 0, 0,
+                        0, t.NO_COUNTERPARTY)
+        remainder = size - filled
+        if remainder and limit_rule == t.LIMIT_BANKRUPTCY:
+            self.take_over(episode, slot, side, remainder, bankruptcy if bankruptcy > 1 else 1)
+        a = self.acct(slot)
+        if a.position == 0 and a.collateral < 0 and not is_fund:
+            self.cover_shortfall(episode, slot, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
+                  - self.bad_debt_noted)
+        if deeper > 0:
+            fund_episode.owner = t.INSURANCE_FUND
+            fund_episode.generation = episode.generation
+            self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
+                        deeper, t.NO_COUNTERPARTY)
+        a = self.acct(slot)
+        used[0] = <int64_t>self.ledger.value(mark, size)
+        # Looked at after every change to the book: a MID mark with a side empty keeps its last
+        # value, so a skipped look could change a later one.
+        mark = self.mark()
+        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
+            return SERVED_DONE
+        return SERVED_QUEUED
+
+    cdef void cancel_orders_of(self, owner_t owner) noexcept nogil:
+        # An account entering liquidation loses its resting orders and armed stops (id order).
+        cdef const Account* a = self.acct(self.ledger.slot(owner))
+        cdef vector[oid_t] ids
+        cdef Message m
+        cdef size_t i
+        if a.open_buy == 0 and a.open_sell == 0:
+            return
+        self.orders_of(owner, &ids)
+        sort(ids.begin(), ids.end())
+        for i in range(ids.size()):
+            m.kind = t.K_CANCEL
+            m.order_id = ids[i]
+            m.owner = owner
+            m.side = 0
+            m.price = m.stop_price = m.qty = 0
+            self.run(&m)
+            self.ledger.settle_events(self.book.events, ids[i], True)
+            # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
+            # that looks at the accounts the new mark crosses.
+            self.progress += 1
+
+    cdef void orders_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil:
+        # The ids of the owner's resting orders and armed stops, in no particular order: a walk
+        # of the book's id table, O(table size).
+        cdef slot_t slot
+        for slot in self.book.id_buckets:
+            if slot != NO_SLOT and self.book.pool[slot].owner == owner:
+                out.push_back(self.book.pool[slot].order_id)
+
+    cdef void run(self, const Message* m) noexcept nogil:
+        # One message through the book's core, leaving its events (only) in book.events.
+        self.book.events.clear()
+        self.book.execute(m, self.book.validate(m))
+
+    cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil:
+        # Lots of a forced order under the sizing rule.
+        cdef qty_t q = a.position if a.position > 0 else -a.position
+        cdef qty_t lo, hi, mid, fraction
+        cdef int128 equity
+        if self.sizing == t.SIZING_FULL:
+            return q
+        if self.sizing == t.SIZING_FRACTION:
+            fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, t.PPM)
+            fraction = fraction if fraction > 1 else 1
+            return fraction if fraction < q else q
+        equity = self.ledger.equity(a, mark, True)
+        if equity <= 0:
+            return q
+        lo, hi = 0, q
+        while lo < hi:
+            mid = lo + (hi - lo + 1) // 2
+            if self.ledger.requirement(self.ledger.value(mark, mid), False) <= equity:
+                lo = mid
+            else:
+                hi = mid - 1
+        return q - lo
+
+    # ------------------------------------------------------------------ records
+    cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
+                     money_t fill_value, price_t mark_before, money_t fee, money_t fund_cover,
+                     money_t socialized, money_t bad_debt, owner_t counterparty) noexcept nogil:
+        cdef ForcedRec r
+        self.progress += qty + 1
+        r.round = self.round_number
+        r.generation = episode.generation
+        r.owner = episode.owner
+        r.counterparty = counterparty
+        r.qty = qty
+        r.filled = filled
+        r.fill_value = fill_value
+        r.mark_before = mark_before
+        r.mark_after = self.mark()
+        r.fee = fee
+        r.fund_cover = fund_cover
+        r.socialized = socialized
+        r.bad_debt = bad_debt
+        r.side = side
+        r.kind = kind
+        self.records.push_back(r)
+
+    cdef object records_array(self, size_t first):
+        """The records from ``first`` on as FORCED_DTYPE rows (padding zeroed). O(records)."""
+        out = np.zeros(self.records.size() - first, dtype=FORCED_DTYPE)
+        cdef size_t i
+        cdef const ForcedRec* r
+        for i in range(first, self.records.size()):
+            r = &self.records[i]
+            if r.filled:
+                avg = Fraction(r.fill_value, <object>r.filled * self.k)
+                slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
+                avg_f, slip_f = float(avg), float(slip)
+            else:
+                avg_f = slip_f = float("nan")
+            out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
+                              r.fill_value, avg_f, r.mark_before, r.mark_after, slip_f, r.fee,
+                              r.fund_cover, r.socialized, r.bad_debt, r.side, r.kind)
+        return out
+
+    cdef object fund_history_array(self):
+        """The fund history as FUND_HISTORY_DTYPE rows (round, balance). O(rounds)."""
+        cdef size_t i
+        out = np.empty(self.fund_rounds.size(), dtype=FUND_HISTORY_DTYPE)
+        for i in range(self.fund_rounds.size()):
+            out[i] = (self.fund_rounds[i], self.fund_balances[i])
+        return out
+
+    # ------------------------------------------------------------------ take-over
+    cdef void take_over(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                        price_t price) noexcept nogil:
+        # Rule 2: move an unfilled remainder off the book (backstop, fund, then ADL).
+        cdef int direction = -side
+        cdef int32_t backstop, fund
+        cdef qty_t room, qty
+        cdef price_t bs_price
+        cdef price_t mark = self.mark()
+        if self.has_backstop and remainder:
+            backstop = self.ledger.slot(self.backstop)
+            if backstop >= 0:
+                room = self.max_position - self.acct(backstop).position * direction
+                qty = remainder if remainder < room else (room if room > 0 else 0)
+                if qty:
+                    if direction > 0:
+                        bs_price = <price_t>floor_div(
+                            <int128>price * (t.PPM - self.backstop_discount_ppm), t.PPM)
+                        bs_price = bs_price if bs_price > 1 else 1
+                    else:
+                        bs_price = <price_t>ceil_div(
+                            <int128>price * (t.PPM + self.backstop_discount_ppm), t.PPM)
+                    self.ledger.move(slot, backstop, direction, bs_price, qty)
+                    self.record(episode, t.FK_BACKSTOP, side, qty, qty,
+                                <money_t>self.ledger.value(bs_price, qty), mark, 0, 0, 0, 0,
+                                self.backstop)
+                    remainder -= qty
+        fund = self.ledger.slot(t.INSURANCE_FUND)
+        if remainder and self.fund_can_take(fund, direction, price, remainder, mark):
+            self.ledger.move(slot, fund, direction, price, remainder)
+            self.record(episode, t.FK_FUND_TAKEOVER, side, remainder, remainder,
+                        <money_t>self.ledger.value(price, remainder), mark, 0, 0, 0, 0,
+                        t.INSURANCE_FUND)
+            remainder = 0
+        if remainder and self.deficit == t.DEFICIT_ADL:
+            self.deleverage(episode, slot, side, remainder, price, mark)
+
+    cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
+                            price_t mark) noexcept nogil:
+        # Whether the fund, after taking qty lots at price, has equity for their maintenance.
+        cdef Account trial = self.ledger.accounts[fund]
+        cdef qty_t held
+        self.ledger.apply_fill(&trial, direction * qty, price)
+        held = trial.position if trial.position > 0 else -trial.position
+        return self.ledger.equity(&trial, mark, True) >= self.ledger.requirement(
+            self.ledger.value(mark, held), False)
+
+    # ------------------------------------------------------------------ ADL
+    cdef void deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                         price_t price, price_t mark) noexcept nogil:
+        # ADL: the remainder goes to the best-ranked opposing accounts. The keys are built in one
+        # O(n) pass, then a heap yields them best first until the remainder is covered, so only
+        # the d accounts deleveraged are ordered: O(n + d log n). Moving lots to one candidate
+        # changes no other candidate's key (nor the mark), so this is the full sort's order.
+        cdef vector[AdlCand] cands
+        cdef AdlCand* first
+        cdef size_t n
+        cdef int32_t other
+        cdef qty_t held, qty
+        self.adl_candidates(slot, mark, &cands)
+        n = cands.size()
+        if n == 0:
+            return
+        first = cands.data()
+        make_heap(first, first + n, adl_after)
+        while remainder and n:
+            pop_heap(first, first + n, adl_after)
+            n -= 1
+            other = self.ledger.slot(cands[n].owner)
+            held = self.acct(other).position
+            held = held if held > 0 else -held
+            qty = remainder if remainder < held else held
+            self.ledger.move(slot, other, -side, price, qty)
+            self.record(episode, t.FK_ADL, side, qty, qty, <money_t>self.ledger.value(price, qty),
+                        mark, 0, 0, 0, 0, cands[n].owner)
+            remainder -= qty
+
+    cdef void adl_candidates(self, int32_t slot, price_t mark,
+                             vector[AdlCand]* out) noexcept nogil:
+        # Opposing, profitable accounts with positive equity and cost (the reference's filter).
+        cdef const Account* a = self.acct(slot)
+        cdef const Account* other
+        cdef int128 profit, equity
+        cdef AdlCand cand
+        cdef size_t i
+        for i in range(self.ledger.accounts.size()):
+            other = &self.ledger.accounts[i]
+            if <int32_t>i == slot or other.owner == t.INSURANCE_FUND or other.position == 0:
+                continue
+            if (other.position > 0) == (a.position > 0):
+                continue
+            profit = self.ledger.unrealised(other, mark, True)
+            equity = self.ledger.equity(other, mark, True)
+            if profit <= 0 or equity <= 0 or other.cost == 0:
+                continue
+            cand.num = <uint128>profit * <uint128>self.ledger.value(
+                mark, other.position if other.position > 0 else -other.position)
+            cand.den = <uint128>other.cost * <uint128>equity
+            cand.owner = other.owner
+            out.push_back(cand)
+
+    # ------------------------------------------------------------------ shortfall
+    cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1:
+        # A flat account with negative collateral: the fund, then the deficit rule, cover it.
+        cdef int32_t fund = self.ledger.slot(t.INSURANCE_FUND)
+        cdef money_t shortfall = -self.acct(slot).collateral
+        cdef money_t balance = self.acct(fund).collateral
+        cdef money_t cover = shortfall if shortfall < balance else (balance if balance > 0 else 0)
+        cdef money_t rest, socialized = 0
+        self.acct(fund).collateral -= cover
+        rest = shortfall - cover
+        if rest and self.deficit == t.DEFICIT_SOCIALIZE:
+            socialized = self.socialize(slot, rest)
+            rest -= socialized
+        self.acct(fund).collateral -= rest   # bad debt: the fund goes negative by what is left
+        self.bad_debt_noted += rest
+        self.acct(slot).collateral = 0
+        self.ledger.reindex(slot)
+        self.record(episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, cover, socialized,
+                    rest, t.NO_COUNTERPARTY)
+        return 0
+
+    cdef money_t socialize(self, int32_t bankrupt, money_t amount) except? -1:
+        # Rare path: largest-remainder pro-rata split with Python integers.
+        cdef price_t mark = self.mark()
+        cdef size_t i
+        cdef const Account* other
+        profits = []
+        for i in range(self.ledger.accounts.size()):
+            other = &self.ledger.accounts[i]
+            if <int32_t>i == bankrupt or other.owner == t.INSURANCE_FUND:
+                continue
+            profit = to_python(self.ledger.unrealised(other, mark, True))
+            if profit > 0:
+                profits.append((other.owner, <int32_t>i, profit))
+        profits.sort()
+        total = sum(p for _, _, p in profits)
+        if total == 0:
+            return 0
+        if total <= amount:
+            charges = [(s, p) for _, s, p in profits]
+        else:
+            base = [(s, amount * p // total, amount * p % total, owner)
+                    for owner, s, p in profits]
+            left = amount - sum(b for _, b, _, _ in base)
+            order = sorted(range(len(base)), key=lambda j: (-base[j][2], base[j][3]))
+            bonus = set(order[:left])
+            charges = [(s, b + (1 if j in bonus else 0)) for j, (s, b, _, _) in enumerate(base)]
+        charged = 0
+        for s, charge in charges:
+            self.acct(<int32_t>s).collateral -= <money_t>charge
+            self.ledger.reindex(<int32_t>s)
+            charged += charge
+        return charged
+
+    # ------------------------------------------------------------------ copies and saved state
+    cdef Liquidator copy(self, OrderBook book, Ledger ledger, void* engine):
+        """An independent liquidator with the same settings and state, over the given book,
+        ledger and Engine (copies of this one's). O(state)."""
+        cdef Liquidator other = Liquidator.__new__(Liquidator)
+        other.book = book
+        other.ledger = ledger
+        other.engine = engine
+        other.refresh_mark = self.refresh_mark
+        other.k = self.k
+        other.max_position = self.max_position
+        other.sizing = self.sizing
+        other.limit_rule = self.limit_rule
+        other.deficit = self.deficit
+        other.fraction_ppm = self.fraction_ppm
+        other.band_ppm = self.band_ppm
+        other.liquidation_fee_ppm = self.liquidation_fee_ppm
+        other.backstop_discount_ppm = self.backstop_discount_ppm
+        other.has_round_cap = self.has_round_cap
+        other.has_backstop = self.has_backstop
+        other.round_cap = self.round_cap
+        other.backstop = self.backstop
+        other.queue = self.queue
+        other.round_number = self.round_number
+        other.rounds_run = self.rounds_run
+        other.next_forced_id = self.next_forced_id
+        other.progress = self.progress
+        other.bad_debt_noted = self.bad_debt_noted
+        other.records = self.records
+        other.fund_rounds = self.fund_rounds
+        other.fund_balances = self.fund_balances
+        return other
+
+    cdef list queue_rows(self):
+        """The saved state's queue: (owner, generation), front first."""
+        return [(e.owner, e.generation) for e in self.queue]
+
+    cdef list record_rows(self):
+        """The saved state's records: FORCED_DTYPE's integers in _engine_state.RECORD_FIELDS
+        order."""
+        cdef size_t i
+        cdef const ForcedRec* r
+        rows = []
+        for i in range(self.records.size()):
+            r = &self.records[i]
+            rows.append((r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
+                         r.fill_value, r.mark_before, r.mark_after, r.fee, r.fund_cover,
+                         r.socialized, r.bad_debt, r.side, r.kind))
+        return rows
+
+    cdef list fund_rows(self):
+        """The saved state's fund history: (round, balance)."""
+        cdef size_t i
+        return [(self.fund_rounds[i], self.fund_balances[i])
+                for i in range(self.fund_rounds.size())]
+
+    cdef int load(self, dict state) except -1:
+        # A state that passed check_state, into a fresh liquidator whose ledger holds the saved
+        # accounts already (a queued account is marked so).
+        cdef ForcedRec rec
+        cdef Episode episode
+        for owner, generation in state["queue"]:
+            episode.owner = owner
+            episode.generation = generation
+            self.queue.push_back(episode)
+            self.acct(self.ledger.slot(owner)).queued = True
+        for row in state["records"]:
+            (rec.round, rec.generation, rec.owner, rec.counterparty, rec.qty, rec.filled,
+             rec.fill_value, rec.mark_before, rec.mark_after, rec.fee, rec.fund_cover,
+             rec.socialized, rec.bad_debt, rec.side, rec.kind) = row
+            self.records.push_back(rec)
+        for round_number, balance in state["fund_history"]:
+            self.fund_rounds.push_back(round_number)
+            self.fund_balances.push_back(balance)
+        self.round_number = state["round"]
+        self.rounds_run = state["rounds_run"]
+        self.next_forced_id = state["next_forced_id"]
+        return 0

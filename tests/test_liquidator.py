@@ -1,0 +1,575 @@
+"""Specification tests of the liquidator (docs/liquidation.md): the worked examples, rounds and
+the queue, sizing, limit rules, round cap, fees, backstop, insurance fund, ADL, socialised loss,
+shortfall and the liquidation records.
+
+Expected numbers are computed by hand; the conventions (k = 1, one 5 % / 10 % tier, the victim
+"A") are in tests/engine_helpers.py. Every test runs on both engines (``engine_cls``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from engine_helpers import (
+    B,
+    S,
+    _index_engine,
+    assert_conserved,
+    fund_balances,
+    kind,
+    make,
+    of_kind,
+    rows,
+    victim_a,
+)
+
+from orderbook.events import NO_COUNTERPARTY, Deficit, LimitRule, MarkRule, Sizing
+
+# =========================================================================== worked examples
+
+
+def _three_level_book(eng, levels):
+    """LP 101 bids at the given (price, qty) levels; LP 102 then sells 1 lot into the top bid,
+    which sets the LAST mark to that price."""
+    for i, (price, qty) in enumerate(levels):
+        eng.limit(1000 + i, B, price, qty, 101)
+    eng.market(2000, S, 1, 102)
+
+
+def _setup_lp(eng):
+    eng.add_account(100, 100_000, exempt=True)   # seed counterparty
+    eng.add_account(101, 100_000, exempt=True)   # bids
+    eng.add_account(102, 100_000, exempt=True)   # shock seller
+
+
+def test_example1_liquidation_through_three_levels(engine_cls):
+    eng = make(engine_cls, liquidation_fee_ppm=10_000, insurance_fund=1000)
+    _setup_lp(eng)
+    victim_a(eng)
+    # bids 94 x 4, 93 x 3, 92 x 5; the shock sells 1 @ 94 -> mark 94, bids 94 x 3, 93 x 3, 92 x 5
+    _three_level_book(eng, [(94, 4), (93, 3), (92, 5)])
+    assert eng.mark_price() == 94
+    assert eng.account(1).liquidation_price == 94
+    records = rows(eng.liquidate())
+    # round 0: A crossed (94 <= 94), FULL market sell of 10:
+    #   3 @ 94: R = floor(1000 * 3/10) = 300, PnL = 282 - 300 = -18 (C 700, q 7)
+    #   3 @ 93: R = floor(700 * 3/7)   = 300, PnL = 279 - 300 = -21 (C 400, q 4)
+    #   4 @ 92: R = 400,                      PnL = 368 - 400 = -32 (flat)
+    #   realised -71; collateral 100 - 71 = 29
+    #   liquidation fee ceil(929 * 1%) = ceil(9.29) = 10 <= equity 29 -> collateral 19, fund 1010
+    assert len(records) == 1
+    r = records[0]
+    assert kind(r) == "ORDER"
+    assert (r["round"], r["generation"], r["owner"], r["side"]) == (0, 0, 1, -1)
+    assert (r["qty"], r["filled"]) == (10, 10)
+    assert r["avg_price"] == pytest.approx(92.9)          # 929 / 10
+    assert (r["mark_before"], r["mark_after"]) == (94, 92)
+    assert r["slippage"] == pytest.approx(1.1)           # sell: 94 - 92.9, worse for A
+    assert r["fee"] == 10
+    assert r["fund_cover"] == 0
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 19)
+    assert eng.insurance_fund == 1010
+    balances = fund_balances(eng)
+    assert balances[0] == 1010 and balances[-1] == 1010
+    # the book: the three levels are consumed exactly as computed, 92 x 1 left
+    l3 = eng.book.l3()
+    assert [(int(o["price"]), int(o["qty"])) for o in l3] == [(92, 1)]
+    # LP 101 bought 1 + 10 lots
+    assert eng.account(101).position == 11
+    assert list(eng.queue()) == []
+    assert_conserved(eng, [1, 100, 101, 102])
+    # forced_orders() keeps the same row
+    assert len(rows(eng.forced_orders())) == 1
+
+
+def test_order_record_has_no_counterparty(engine_cls):
+    # docs/liquidation.md, Records: a forced order through the book has no counterparty, so the
+    # field is NO_COUNTERPARTY (0 is a valid owner id and -1 is the insurance fund).
+    eng = make(engine_cls)
+    _setup_lp(eng)
+    victim_a(eng)
+    _three_level_book(eng, [(94, 4), (93, 3), (92, 5)])
+    records = rows(eng.liquidate())
+    assert [kind(r) for r in records] == ["ORDER"]
+    assert records[0]["counterparty"] == NO_COUNTERPARTY
+
+
+def test_example2_two_generation_cascade(engine_cls):
+    eng = make(engine_cls)
+    _setup_lp(eng)
+    victim_a(eng, owner=1)                          # L = 94
+    # B: long 10 @ 100, coll 120: E = 10m - 880; m = 93: E = 50 >= ceil(46.5) = 47 (safe);
+    #    m = 92: E = 40 < 46 -> L = 92; bankruptcy ceil(880 / 10) = 88
+    victim_a(eng, owner=2, collateral=120)
+    _three_level_book(eng, [(94, 4), (93, 3), (92, 5), (91, 2), (90, 20)])
+    assert eng.account(2).liquidation_price == 92
+    records = rows(eng.liquidate())
+    assert [(r["round"], r["generation"], r["owner"]) for r in records] == [(0, 0, 1), (1, 1, 2)]
+    ra, rb = records
+    # round 0 at mark 94: only A crossed (B's 92 < 94). A sells 3 @ 94, 3 @ 93, 4 @ 92 -> last 92
+    assert (ra["qty"], ra["filled"], ra["mark_before"], ra["mark_after"]) == (10, 10, 94, 92)
+    assert ra["avg_price"] == pytest.approx(92.9)
+    # round 1 at mark 92 crosses B (generation 1). B sells 1 @ 92, 2 @ 91, 7 @ 90 = 904:
+    #   1 @ 92: R = 100, PnL -8 (C 900, q 9); 2 @ 91: R = floor(900*2/9) = 200, PnL -18 (C 700);
+    #   7 @ 90: R = 700, PnL -70 -> realised -96, collateral 120 - 96 = 24
+    assert (rb["qty"], rb["filled"], rb["mark_before"], rb["mark_after"]) == (10, 10, 92, 90)
+    assert rb["avg_price"] == pytest.approx(90.4)        # 904 / 10
+    assert rb["slippage"] == pytest.approx(1.6)          # 92 - 90.4
+    assert eng.account(1).collateral == 29
+    assert eng.account(2).collateral == 24
+    assert eng.account(2).position == 0
+    assert eng.mark_price() == 90
+    assert [(int(o["price"]), int(o["qty"])) for o in eng.book.l3()] == [(90, 13)]
+    assert_conserved(eng, [1, 2, 100, 101, 102])
+
+
+def test_example3_bankruptcy_covered_by_insurance_fund(engine_cls):
+    eng = make(engine_cls, liquidation_fee_ppm=10_000, insurance_fund=1000)
+    _setup_lp(eng)
+    victim_a(eng)                                    # bankruptcy price 90
+    # bids 94 x 2, 85 x 20; the shock takes 1 @ 94 -> mark 94, bids 94 x 1, 85 x 20
+    _three_level_book(eng, [(94, 2), (85, 20)])
+    records = rows(eng.liquidate())
+    # A sells 1 @ 94 (R 100, PnL -6) and 9 @ 85 (below the bankruptcy price 90; R 900, PnL -135):
+    #   collateral 100 - 141 = -41. Liquidation fee ceil(859 * 1%) = 9 but capped at the equity
+    #   after the fills, max(0, -41) = 0. Shortfall 41 paid by the fund: 1000 -> 959, A -> 0.
+    orders = of_kind(records, "ORDER", owner=1)
+    assert len(orders) == 1
+    r = orders[0]
+    assert (r["qty"], r["filled"], r["fee"]) == (10, 10, 0)
+    assert r["avg_price"] == pytest.approx(85.9)         # 859 / 10
+    assert r["slippage"] == pytest.approx(8.1)           # 94 - 85.9
+    assert sum(x["fund_cover"] for x in records if x["owner"] == 1) == 41
+    assert sum(x["socialized"] + x["bad_debt"] for x in records) == 0
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 0)
+    assert eng.insurance_fund == 959
+    assert fund_balances(eng)[0] == 959
+    assert_conserved(eng, [1, 100, 101, 102])
+
+
+def test_shortfall_beyond_fund_under_none_leaves_fund_negative(engine_cls):
+    eng = make(engine_cls, insurance_fund=30, deficit=Deficit.NONE)
+    _setup_lp(eng)
+    victim_a(eng)
+    _three_level_book(eng, [(94, 2), (85, 20)])
+    records = rows(eng.liquidate())
+    # as in example 3, collateral -41; the fund pays min(41, 30) = 30 and the remaining 11
+    # stays with the fund, which goes to 30 - 30 - 11 = -11; A ends at 0
+    assert eng.account(1).collateral == 0
+    assert eng.insurance_fund == -11
+    assert sum(x["fund_cover"] for x in records) == 30
+    assert sum(x["bad_debt"] for x in records) == 11     # "the record says so"
+    assert_conserved(eng, [1, 100, 101, 102])
+
+
+def test_example4_bankruptcy_exhausts_fund_then_adl_by_ranking(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY,
+               deficit=Deficit.ADL, insurance_fund=10)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 100)
+    eng.add_account(2, 440)      # S1: short 5 @ 104 (C 520)
+    eng.add_account(3, 60)       # S2: short 5 @ 96  (C 480)
+    eng.seed_position(1, 2, 104, 5)
+    eng.seed_position(1, 3, 96, 5)
+    # A: long 10, C = 520 + 480 = 1000, collateral 100 -> bankruptcy ceil(900 / 10) = 90
+    eng.limit(1, B, 90, 4, 101)
+    eng.limit(2, B, 80, 50, 101)
+    eng.set_index(92)            # A: E = 920 - 900 = 20 < MM 46
+    assert eng.account(1).bankruptcy_price == 90
+    records = rows(eng.liquidate())
+    # IOC sell 10 @ 90 fills 4 @ 90: R = 400, PnL -40 -> coll 60, C 600, q 6 (bankruptcy stays 90)
+    # remainder 6: no backstop; fund 10 < MM of 6 lots at mark 92 = ceil(552 * 5%) = 28 -> ADL.
+    # ranking at 92, (U / C) * (N / E):
+    #   S1: U = 520 - 460 = 60, E = 440 + 60 = 500: (60/520) * (460/500) = 0.106
+    #   S2: U = 480 - 460 = 20, E =  60 + 20 =  80: (20/480) * (460/80)  = 0.240  -> first
+    # S2 closes its whole 5 @ 90, then S1 closes 1 @ 90.
+    order = of_kind(records, "ORDER", owner=1)
+    assert len(order) == 1
+    assert (order[0]["qty"], order[0]["filled"]) == (10, 4)
+    assert order[0]["avg_price"] == pytest.approx(90.0)
+    adl = of_kind(records, "ADL", owner=1)
+    assert [(r["counterparty"], r["filled"]) for r in adl] == [(3, 5), (2, 1)]
+    assert all(r["avg_price"] == pytest.approx(90.0) for r in adl)
+    assert not of_kind(records, "FUND_TAKEOVER")
+    a, s1, s2 = eng.account(1), eng.account(2), eng.account(3)
+    # A sells 6 @ 90 against C 600: PnL -60 -> collateral 0, flat (no shortfall)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 0)
+    # S2: R = 480, short PnL = 480 - 450 = +30 -> 90, flat
+    assert (s2.position, s2.cost, s2.collateral) == (0, 0, 90)
+    # S1: R = floor(520 * 1 / 5) = 104, PnL = 104 - 90 = +14 -> 454; q -4, C 416
+    assert (s1.position, s1.cost, s1.collateral) == (-4, 416, 454)
+    assert eng.account(101).position == 4
+    assert eng.insurance_fund == 10
+    assert [(int(o["price"]), int(o["qty"])) for o in eng.book.l3()] == [(80, 50)]
+    assert_conserved(eng, [1, 2, 3, 101])
+
+
+def test_example5_restore_stops_after_one_step(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.RESTORE)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 50, 101)
+    eng.set_index(94)
+    # E = 40, MM(10 lots) = 47. RESTORE: fewest x with MM(V(94, 10 - x)) <= 40:
+    #   x = 1: ceil(846 * 5%) = ceil(42.3) = 43 > 40; x = 2: ceil(752 * 5%) = ceil(37.6) = 38 <= 40
+    records = rows(eng.liquidate())
+    assert len(records) == 1
+    r = records[0]
+    assert (r["round"], r["generation"], r["owner"], r["qty"], r["filled"]) == (0, 0, 1, 2, 2)
+    # sells 2 @ 94: R = 200, PnL = 188 - 200 = -12 -> coll 88, C 800, q 8
+    # at 94: E = 88 + 752 - 800 = 40 >= MM 38 -> no longer liquidatable, leaves the queue
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (8, 800, 88)
+    assert (a.equity, a.maintenance_margin) == (40, 38)
+    assert list(eng.queue()) == []
+    # new liquidation price: E = 8m - 712 vs ceil(0.4 m): 94 -> 40 >= 38; 93 -> 32 < 38
+    assert a.liquidation_price == 93
+    assert_conserved(eng, [1, 100, 101])
+
+
+def test_fraction_stops_after_one_step(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
+               fraction_ppm=250_000)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 50, 101)
+    eng.set_index(94)
+    records = rows(eng.liquidate())
+    # x = max(1, ceil(10 * 25%)) = ceil(2.5) = 3; sells 3 @ 94: R = 300, PnL = 282 - 300 = -18
+    # -> coll 82, C 700, q 7; E = 82 + 658 - 700 = 40 >= MM ceil(32.9) = 33: done
+    assert [(r["round"], r["qty"], r["filled"]) for r in records] == [(0, 3, 3)]
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (7, 700, 82)
+    assert list(eng.queue()) == []
+
+
+def test_fraction_steps_again_next_round(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
+               fraction_ppm=100_000)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 50, 101)
+    eng.set_index(94)
+    eng.liquidation_round()
+    # round 0: x = max(1, ceil(10 * 10%)) = 1; sells 1 @ 94: R = 100, PnL -6 -> coll 94, C 900,
+    # q 9; E = 94 + 846 - 900 = 40 < MM ceil(42.3) = 43 -> still liquidatable, stays queued
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (9, 900, 94)
+    assert list(eng.queue()) == [1]
+    eng.liquidate()
+    # round 1: x = max(1, ceil(9 * 10%)) = ceil(0.9) = 1; sells 1 @ 94 -> coll 88, C 800, q 8;
+    # E = 40 >= MM 38 -> done
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (8, 800, 88)
+    assert list(eng.queue()) == []
+    records = rows(eng.forced_orders())
+    assert [(r["round"], r["generation"], r["qty"], r["filled"]) for r in records] == [
+        (0, 0, 1, 1), (1, 0, 1, 1)]
+
+
+# =========================================================================== round cap, limits
+
+
+def test_round_cap_queues_until_next_round(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, round_cap=1000)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    # owner 2 is added first and is the worse off (coll 90: E = 10m - 910; m = 96: 50 >= 48,
+    # m = 95: 40 < 48 -> L = 95 > A's 94), yet the queue is in ascending owner id.
+    victim_a(eng, owner=2, collateral=90)
+    victim_a(eng, owner=1)
+    assert eng.account(2).liquidation_price == 95
+    eng.limit(1, B, 94, 100, 101)
+    eng.set_index(94)
+    eng.liquidation_round()
+    # round 0: queue [1, 2]. A: V(94, 10) = 940 <= 1000 -> sells 10, 60 left.
+    # B: V(94, 10) = 940 > 60 -> x shrinks to floor(60 / 94) = 0 -> B waits.
+    assert eng.account(1).position == 0
+    assert eng.account(1).collateral == 40     # PnL 940 - 1000 = -60
+    assert eng.account(2).position == 10
+    assert list(eng.queue()) == [2]
+    eng.liquidation_round()
+    # round 1: the cap is fresh; B sells 10 @ 94 -> collateral 90 - 60 = 30
+    assert eng.account(2).position == 0
+    assert eng.account(2).collateral == 30
+    assert list(eng.queue()) == []
+    records = rows(eng.forced_orders())
+    assert [(r["round"], r["generation"], r["owner"], r["filled"]) for r in records] == [
+        (0, 0, 1, 10), (1, 0, 2, 10)]
+    assert_conserved(eng, [1, 2, 100, 101])
+
+
+def test_band_limit_leaves_remainder_queued(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BAND, band_ppm=20_000)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 93, 1, 101)
+    eng.limit(2, B, 90, 50, 101)
+    eng.set_index(94)
+    eng.liquidation_round()
+    # sell limit = ceil(94 * 980_000 / 1e6) = ceil(92.12) = 93: fills 1 @ 93, 90 is out of band.
+    # 1 @ 93: R = 100, PnL -7 -> coll 93, C 900, q 9; E(94) = 93 + 846 - 900 = 39 < MM 43
+    recs = rows(eng.forced_orders())
+    assert [(r["round"], r["side"], r["qty"], r["filled"]) for r in recs] == [(0, -1, 10, 1)]
+    assert recs[0]["avg_price"] == pytest.approx(93.0)
+    assert recs[0]["slippage"] == pytest.approx(1.0)
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (9, 900, 93)
+    assert list(eng.queue()) == [1]
+    assert eng.book.quantity_at(B, 90) == 50
+    # more liquidity inside the band; round 1 sells the remaining 9 @ 93:
+    # R = 900, PnL = 837 - 900 = -63 -> collateral 30
+    eng.limit(3, B, 93, 20, 101)
+    eng.liquidation_round()
+    recs = rows(eng.forced_orders())
+    assert [(r["round"], r["generation"], r["qty"], r["filled"]) for r in recs] == [
+        (0, 0, 10, 1), (1, 0, 9, 9)]
+    a = eng.account(1)
+    assert (a.position, a.collateral) == (0, 30)
+    assert list(eng.queue()) == []
+    assert_conserved(eng, [1, 100, 101])
+
+
+def test_band_limit_for_a_short_is_floor(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BAND, band_ppm=20_000)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 100)
+    eng.seed_position(100, 1, 100, 10)       # short 10 @ 100, coll 100: L = 105
+    eng.limit(1, S, 107, 1, 101)
+    eng.limit(2, S, 109, 50, 101)
+    eng.set_index(106)                       # E = 1100 - 1060 = 40 < MM ceil(53) = 53
+    eng.liquidation_round()
+    # buy limit = floor(106 * 1_020_000 / 1e6) = floor(108.12) = 108: fills 1 @ 107 only.
+    # R = 100, short PnL = 100 - 107 = -7 -> coll 93, C 900, q -9;
+    # E(106) = 93 + 900 - 954 = 39 < MM ceil(47.7) = 48 -> still queued
+    recs = rows(eng.forced_orders())
+    assert [(r["side"], r["qty"], r["filled"]) for r in recs] == [(1, 10, 1)]
+    assert recs[0]["avg_price"] == pytest.approx(107.0)
+    assert recs[0]["slippage"] == pytest.approx(1.0)   # buy: 107 - 106, worse for the short
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (-9, 900, 93)
+    assert list(eng.queue()) == [1]
+    assert eng.book.quantity_at(S, 109) == 50
+
+
+def test_liquidation_fee_capped_by_remaining_equity(engine_cls):
+    eng = make(engine_cls, liquidation_fee_ppm=50_000, insurance_fund=1000)
+    _setup_lp(eng)
+    victim_a(eng)
+    _three_level_book(eng, [(94, 4), (93, 3), (92, 5)])
+    records = rows(eng.liquidate())
+    # fills as in example 1: collateral 29 after the fills, flat (equity 29 at any mark);
+    # fee ceil(929 * 5%) = ceil(46.45) = 47 > 29 -> fee 29, collateral 0, fund 1029
+    assert [r["fee"] for r in records] == [29]
+    assert eng.account(1).collateral == 0
+    assert eng.insurance_fund == 1029
+    assert sum(r["fund_cover"] for r in records) == 0
+    assert_conserved(eng, [1, 100, 101, 102])
+
+
+def test_exempt_accounts_never_liquidated(engine_cls):
+    eng = _index_engine(engine_cls)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 10_000)
+    eng.add_account(3, 0, exempt=True)
+    eng.seed_position(3, 1, 100, 10)         # exempt long 10 @ 100 with no collateral
+    eng.limit(1, B, 50, 100, 101)
+    eng.set_index(50)                        # E = 500 - 1000 = -500 < MM 25, but exempt
+    assert len(rows(eng.liquidate())) == 0
+    assert list(eng.queue()) == []
+    assert eng.account(3).position == 10
+    assert eng.account(3).collateral == 0
+    assert eng.book.quantity_at(B, 50) == 100
+
+
+def test_backstop_takeover_at_discount(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY, backstop=50,
+               backstop_discount_ppm=100_000, insurance_fund=1000)
+    eng.add_account(50, 100_000, exempt=True)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)                            # bankruptcy 90
+    eng.limit(1, B, 90, 4, 101)
+    eng.set_index(92)
+    eng.liquidation_round()
+    records = rows(eng.forced_orders())
+    # IOC sell 10 @ 90: 4 @ 90 -> coll 60, C 600, q 6 (bankruptcy price stays 90)
+    # backstop takes 6 at 90 moved 10% in its favour (it buys): 90 * 0.9 = 81
+    # A: PnL = 6 * 81 - 600 = -114 -> coll -54; the fund covers 54: 1000 -> 946, A -> 0
+    order = of_kind(records, "ORDER", owner=1)
+    assert [(r["qty"], r["filled"]) for r in order] == [(10, 4)]
+    back = of_kind(records, "BACKSTOP", owner=1)
+    assert [(r["counterparty"], r["filled"]) for r in back] == [(50, 6)]
+    assert back[0]["avg_price"] == pytest.approx(81.0)
+    assert sum(r["fund_cover"] for r in records) == 54
+    a, bs = eng.account(1), eng.account(50)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 0)
+    assert (bs.position, bs.cost, bs.collateral) == (6, 486, 100_000)
+    assert eng.insurance_fund == 946
+    assert_conserved(eng, [1, 50, 100, 101])
+
+
+def test_fund_takeover_at_bankruptcy_price(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY,
+               insurance_fund=1000)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 90, 4, 101)
+    eng.set_index(92)
+    eng.liquidation_round()
+    records = rows(eng.forced_orders())
+    # 4 @ 90 through the book, then the fund (1000 >= MM of 6 lots at 92 = 28) takes 6 @ 90:
+    # A: PnL = 540 - 600 = -60 -> collateral 60 - 60 = 0, flat, no shortfall
+    order = of_kind(records, "ORDER", owner=1)
+    assert [(r["qty"], r["filled"]) for r in order] == [(10, 4)]
+    take = of_kind(records, "FUND_TAKEOVER", owner=1)
+    assert [r["filled"] for r in take] == [6]
+    assert take[0]["avg_price"] == pytest.approx(90.0)
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 0)
+
+
+def test_socialised_loss_pro_rata_largest_remainder(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, deficit=Deficit.SOCIALIZE, insurance_fund=8)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 100)
+    for owner in (2, 3, 4):
+        eng.add_account(owner, 100)
+    eng.seed_position(1, 2, 100, 4)          # S1 short 4 @ 100
+    eng.seed_position(1, 3, 100, 3)          # S2 short 3 @ 100
+    eng.seed_position(1, 4, 100, 3)          # S3 short 3 @ 100 (A: long 10, C 1000)
+    eng.limit(1, B, 85, 20, 101)
+    eng.set_index(85)
+    records = rows(eng.liquidate())
+    # A sells 10 @ 85: PnL = 850 - 1000 = -150 -> collateral -50. Fund pays min(50, 8) = 8 -> 0.
+    # 42 left, shared over positive unrealised PnL at 85 (LP 101 bought at 85: U = 0, excluded):
+    #   S1: U = 400 - 340 = 60 -> 42 * 60/150 = 16.8; S2, S3: U = 45 -> 12.6 each
+    #   floors 16 + 12 + 12 = 40; 2 left by largest remainder: S1 (.8), then S2/S3 tie (.6)
+    #   broken by owner id -> S2. Charges 17, 13, 12.
+    assert eng.insurance_fund == 0
+    assert eng.account(1).collateral == 0
+    assert [eng.account(o).collateral for o in (2, 3, 4)] == [100 - 17, 100 - 13, 100 - 12]
+    assert sum(r["fund_cover"] for r in records) == 8
+    assert sum(r["socialized"] for r in records) == 42
+    assert sum(r["bad_debt"] for r in records) == 0
+    assert_conserved(eng, [1, 2, 3, 4, 101])
+
+
+def test_forced_order_triggers_stops_in_the_same_call(engine_cls):
+    eng = make(engine_cls)
+    _setup_lp(eng)
+    victim_a(eng)
+    eng.add_account(3, 1000)
+    eng.seed_position(3, 100, 100, 2)        # C: long 2 @ 100, never liquidatable
+    # bids 94 x 4, 93 x 3, 92 x 5, 91 x 10; shock 1 @ 94
+    _three_level_book(eng, [(94, 4), (93, 3), (92, 5), (91, 10)])
+    eng.stop_market(77, S, 93, 2, 3)         # armed: last 94 > 93
+    eng.liquidate()
+    # A's forced sell: 3 @ 94, 3 @ 93 (triggers C's stop), 4 @ 92; then the stop sells
+    # 1 @ 92 (R 100, PnL -8) and 1 @ 91 (R 100, PnL -9) -> C collateral 983, flat
+    rec = of_kind(eng.forced_orders(), "ORDER", owner=1)
+    assert [(r["qty"], r["filled"]) for r in rec] == [(10, 10)]
+    assert rec[0]["avg_price"] == pytest.approx(92.9)
+    assert eng.book.n_stops == 0
+    c = eng.account(3)
+    assert (c.position, c.collateral) == (0, 983)
+    assert eng.account(1).collateral == 29
+    assert eng.book.quantity_at(B, 91) == 9
+    assert_conserved(eng, [1, 3, 100, 101, 102])
+
+
+# =========================================================================== isolated margin
+
+
+def test_isolated_shortfall_is_covered_by_the_fund_not_the_reserve(engine_cls):
+    # The isolated long is closed at 80 (bids only there): realised 10 * 80 - 1000 = -200,
+    # margin 100 - 200 = -100; the fund (500) pays 100; the reserve of 900 stays.
+    eng = make(engine_cls, insurance_fund=500)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(1, 1000, isolated_margin=100)
+    eng.seed_position(1, 100, 100, 10)
+    eng.limit(1, B, 80, 10, 100)
+    eng.limit(2, S, 81, 1, 100)
+    eng.market(3, S, 1, 100)     # last = 80: mark 80, below the liquidation price 94
+    eng.limit(4, B, 80, 1, 100)  # restore the 10 lots of bids at 80
+    eng.liquidate()
+    iso = eng.account(1)
+    assert (iso.position, iso.collateral, iso.reserve) == (0, 0, 900)
+    assert eng.insurance_fund == 400
+    assert eng.total_equity() + eng.fees_collected == eng.total_deposits
+
+
+# =========================================================================== queue, records
+
+
+def test_entering_liquidation_cancels_the_accounts_own_orders(engine_cls):
+    # With CANCEL_TAKER, A's own bid at 94 would cancel every forced sell forever; entering the
+    # queue cancels it (and A's armed stop), so the forced sell fills 10 @ 93 against the LP.
+    from orderbook import SelfTradePrevention
+
+    eng = make(engine_cls, stp=SelfTradePrevention.CANCEL_TAKER, mark_rule=MarkRule.INDEX)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 1, 1)             # A's own bid
+    eng.stop_market(2, S, 80, 1, 1)       # A's own armed stop
+    eng.limit(3, B, 93, 100, 101)
+    eng.set_index(94)
+    records = rows(eng.liquidate())
+    assert 1 not in eng.book and 2 not in eng.book
+    assert [(r["owner"], r["filled"], r["avg_price"]) for r in records] == [(1, 10, 93.0)]
+    assert eng.account(1).position == 0
+
+
+def test_a_cancel_that_moves_a_mid_mark_is_followed_by_another_look(engine_cls):
+    # MID mark. Bids 90 (LP), asks: A's own 98, the LP's 104 -> mid (90 + 98) // 2 = 94, so A
+    # (long 10 @ 100, collateral 100, liquidation price 94) enters the queue and loses its ask.
+    # The mid is now (90 + 104) // 2 = 97: A is safe again (E 70 >= MM 49), but B, short 10 @ 100
+    # with collateral 5 (E = 1005 - 10m < ceil(m / 2) from m = 96), is crossed. The run must not
+    # stop there: the next round liquidates B (generation 1), buying 10 @ 104.
+    eng = make(engine_cls, mark_rule=MarkRule.MID)
+    eng.add_account(100, 100_000, exempt=True)
+    victim_a(eng)
+    eng.add_account(3, 5)
+    eng.seed_position(100, 3, 100, 10)
+    assert eng.account(3).liquidation_price == 96
+    eng.limit(1, B, 90, 50, 100)
+    eng.limit(2, S, 104, 50, 100)
+    eng.limit(3, S, 98, 1, 1)
+    assert eng.mark_price() == 94
+    records = rows(eng.liquidate())
+    assert 3 not in eng.book
+    assert [(r["owner"], r["generation"], r["filled"], r["avg_price"])
+            for r in of_kind(records, "ORDER")] == [(3, 1, 10, 104.0)]
+    # B realises 1000 - 1040 = -40: collateral 5 - 40 = -35, which the empty fund cannot cover
+    assert sum(r["bad_debt"] for r in of_kind(records, "SHORTFALL")) == 35
+    assert list(eng.queue()) == [] and eng.account(3).position == 0
+
+
+def test_forced_order_records_have_zeroed_padding_so_equal_runs_are_byte_equal(engine_cls):
+    outputs = []
+    for _ in range(2):
+        eng = make(engine_cls)
+        _setup_lp(eng)
+        victim_a(eng, owner=1)
+        victim_a(eng, owner=2, collateral=120)
+        _three_level_book(eng, [(94, 4), (93, 3), (92, 5), (91, 2), (90, 20)])
+        eng.liquidate()
+        outputs.append((eng.forced_orders(), eng.trades()))
+    for first, second in zip(*outputs):
+        used = set()
+        for name in first.dtype.names:
+            field, offset = first.dtype.fields[name][:2]
+            used.update(range(offset, offset + field.itemsize))
+        pad = sorted(set(range(first.dtype.itemsize)) - used)
+        raw = first.view(np.uint8).reshape(len(first), first.dtype.itemsize)
+        assert len(first) and not raw[:, pad].any()
+        assert first.tobytes() == second.tobytes()
