@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import orderbook.cli as cli
+import orderbook.cli.scenarios as cli_scenarios
 import orderbook.scenario as scenario_module
 from orderbook.cli import main
 from orderbook.scenario import SerialExecutor, default_scenario, sweep, worker_count
@@ -161,8 +161,8 @@ class _RecordingPool(SerialExecutor):
 def recording_pool(monkeypatch):
     _RecordingPool.created = []
     monkeypatch.setattr(scenario_module, "usable_cpus", lambda: 4)
-    monkeypatch.setattr(cli, "usable_cpus", lambda: 4)
-    monkeypatch.setattr(cli, "ProcessPoolExecutor", _RecordingPool)
+    monkeypatch.setattr(cli_scenarios, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(cli_scenarios, "ProcessPoolExecutor", _RecordingPool)
     monkeypatch.setattr(scenario_module, "ProcessPoolExecutor", _RecordingPool)
     return _RecordingPool.created
 

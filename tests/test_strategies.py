@@ -1,9 +1,9 @@
-"""The public hypothesis strategies (orderbook/strategies.py) draw what their docstrings promise.
+"""The public hypothesis strategies (orderbook/strategies/) draw what their docstrings promise.
 
 Each strategy is checked against both implementations (the compiled book/engine and the
 reference): valid messages are never refused for a malformed field, invalid ones are refused
 exactly as their case says, built books and engines satisfy the invariant checkers of
-orderbook/testing.py, and drawn rule sets build engines and scenarios.
+orderbook/testing/, and drawn rule sets build engines and scenarios.
 
 Strategies are built once, at import: building a composite strategy costs milliseconds, so a
 test that built one per example would spend its time there.

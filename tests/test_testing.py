@@ -1,4 +1,4 @@
-"""The checkers and the differential harness of orderbook/testing.py.
+"""The checkers and the differential harness of orderbook/testing/.
 
 Each checker must pass on valid states (the compiled and the reference implementations) and
 must catch a broken one: the broken states are made by corrupting a reference book's or

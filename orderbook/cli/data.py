@@ -1,6 +1,4 @@
-"""Command line for real market data: ``orderbook replay`` (LOBSTER) and ``orderbook depth``
-(Binance USD-M captures). Registered by :mod:`orderbook.cli`, which owns errors and exit codes.
-"""
+"""The market-data commands: ``orderbook replay`` (LOBSTER) and ``depth`` (Binance USD-M)."""
 
 from __future__ import annotations
 
@@ -11,8 +9,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from .events import INT64_MAX, Side
-from .slippage import slippage
+from ..events import INT64_MAX, Side
+from ..slippage import slippage
 
 __all__ = ["add_commands", "cmd_depth", "cmd_replay", "parse_injection"]
 
@@ -47,7 +45,7 @@ def _nrows(text: str) -> int:
 
 def _step(text: str) -> str:
     """--tick-size / --lot-size: a decimal step the capture reader accepts."""
-    from .data.binance import DecimalGrid
+    from ..data.binance import DecimalGrid
 
     try:
         DecimalGrid(text, "step")
@@ -58,7 +56,7 @@ def _step(text: str) -> str:
 
 def cmd_depth(args) -> int:
     """Rebuild a Binance depth capture, check it against bookTicker, price forced sells."""
-    from .data.binance import DataError, read_capture, replay
+    from ..data.binance import DataError, read_capture, replay
 
     started = time.perf_counter()
     capture = read_capture(args.capture, tick_size=args.tick_size, lot_size=args.lot_size)
@@ -126,7 +124,7 @@ def _clock(text: str) -> float:
 def parse_injection(text: str):
     """``"SIDE QTY [limit=PRICE] (row=N | time=HH:MM:SS) [position=front|back|N]"`` as an
     :class:`~orderbook.data.lobster.Injection` (QTY in shares, PRICE in LOBSTER ticks)."""
-    from .data.lobster import Injection
+    from ..data.lobster import Injection
 
     tokens = text.split()
     if len(tokens) < 3:
@@ -157,11 +155,11 @@ def parse_injection(text: str):
 
 def cmd_replay(args) -> int:
     """Replay a LOBSTER message/orderbook pair, optionally with injected orders."""
-    from .data.lobster import replay_files
+    from ..data.lobster import replay_files
 
     book_cls = None
     if args.reference:
-        from .reference import OrderBook as book_cls
+        from ..reference import OrderBook as book_cls
     inject = [parse_injection(text) for text in args.inject or ()]
     result = replay_files(args.messages, args.orderbook, nrows=args.nrows, inject=inject,
                           book_cls=book_cls)
@@ -186,7 +184,7 @@ def cmd_replay(args) -> int:
     else:
         print(result.summary())
     if args.plot:
-        from .plot import plot_replay
+        from ..plot import plot_replay
 
         plot_replay(result, path=args.plot)
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)

@@ -1,0 +1,151 @@
+"""Command line: ``orderbook run | compare | sweep | show | replay | depth`` (also
+``python -m orderbook``). ``replay`` and ``depth`` read real market data (see
+:mod:`orderbook.cli.data`).
+
+Each command takes an optional scenario TOML file (see :mod:`orderbook.config`); without one it
+uses the built-in :func:`~orderbook.scenario.default_scenario`. ``--scale`` shrinks or grows the
+scenario (accounts, depth, refill, shock, per-round cap) the way ``default_scenario(scale)`` does.
+
+Errors in files or arguments end the command with exit status 2 and one line on stderr
+(``ORDERBOOK_TRACEBACK=1`` shows the traceback instead).
+
+The parts: this module holds the parser, :func:`main` and the one-line error handling;
+:mod:`~orderbook.cli.scenarios` runs ``run``, ``compare``, ``sweep`` and ``show``,
+:mod:`~orderbook.cli.data` ``replay`` and ``depth``, and :mod:`~orderbook.cli.output` formats
+what they print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+from ..scenario import builtin_rule_sets
+from .data import add_commands as add_data_commands
+from .output import PROG, CLIError
+from .output import _jsonable as _jsonable  # tests/test_cli.py imports it from here
+from .scenarios import cmd_compare, cmd_run, cmd_show, cmd_sweep
+
+__all__ = ["main", "builtin_rule_sets"]
+
+
+# ----------------------------------------------------------------------------------- parser
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Liquidation-cascade simulator: run a scenario, compare liquidation rule "
+                    "sets, sweep parameters. Scenario files are TOML (see examples/); without "
+                    "one the built-in scenario runs.",
+        epilog="Units: prices in ticks, sizes in lots, money in quote units (shown in quote "
+               "currency), rates in ppm. Set ORDERBOOK_TRACEBACK=1 to see tracebacks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(p, counterfactual=True):
+        p.add_argument("scenario", nargs="?", metavar="SCENARIO.toml",
+                       help="scenario file (default: the built-in scenario)")
+        p.add_argument("--scale", type=_scale, default=1.0, metavar="S",
+                       help="scale accounts, depth, refill, shock and per-round cap by S "
+                            "(default 1)")
+        if counterfactual:
+            p.add_argument("--no-counterfactual", action="store_true",
+                           help="skip the run without liquidations (no amplification figure)")
+
+    p = sub.add_parser("run", help="run one scenario and print its summary",
+                       description="Run one scenario and print its summary.")
+    common(p)
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the run (needs matplotlib)")
+    p.add_argument("--csv", metavar="DIR", help="write series, forced orders, trades and "
+                                                "summary as CSV files into DIR")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="run one scenario under several rule sets",
+                       description="Run one scenario under several rule sets from the same "
+                                   "starting state. Without --rules: full market closes, 25%% "
+                                   "partial closes, bankruptcy-price IOC with fund takeover, "
+                                   "1%% band with a per-round cap.")
+    common(p)
+    p.add_argument("--rules", action="append", metavar="NAME=RULES.toml",
+                   help="a rule set: a TOML file with a [rules] table whose keys override the "
+                        "scenario's rules (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the price paths (needs matplotlib)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sweep", help="run a grid of parameters",
+                       description="Run every combination of the --param values (in parallel).")
+    common(p)
+    p.add_argument("--param", action="append", metavar="NAME=V1,V2,...",
+                   help="a dotted parameter and its values as TOML values, e.g. "
+                        "rules.band_ppm=0,10000,20000 or population.leverage=[2,50],[2,100] or "
+                        "rules.sizing=FULL,FRACTION (repeatable)")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help="worker processes (default: one per CPU; at most one per CPU and one "
+                        "per run; 1 runs in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a dask.distributed cluster at ADDRESS (needs orderbook[dask])")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("show", help="print the effective scenario as TOML",
+                       description="Print the scenario with every value filled in, as TOML.")
+    common(p, counterfactual=False)
+    p.set_defaults(func=cmd_show)
+
+    add_data_commands(sub)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"  # not "[Errno 21] Is a directory: 'x'"
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(text.split())
+    return text or type(exc).__name__
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``orderbook`` command; returns the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already reported
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        return args.func(args)
+    except (CLIError, ValueError, KeyError, TypeError, OSError, ImportError) as exc:
+        if os.environ.get("ORDERBOOK_TRACEBACK"):
+            raise
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

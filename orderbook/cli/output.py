@@ -1,0 +1,241 @@
+"""What the command line prints: tables, money and prices, JSON, progress, and its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from decimal import Decimal
+from enum import IntEnum
+
+import numpy as np
+
+from ..events import LimitRule, Sizing
+from ..scenario import Scenario, quote_unit
+
+__all__ = ["PROG", "CLIError"]
+
+PROG = "orderbook"
+
+
+class CLIError(Exception):
+    """A bad argument; reported on one line with exit status 2."""
+
+
+class _Progress:
+    """A progress bar on stderr: tqdm when installed, else a one-line counter."""
+
+    def __init__(self, total: int, label: str = "sweep", stream=None):
+        self.total, self.label, self.done = total, label, 0
+        self.stream = stream if stream is not None else sys.stderr
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self.bar = None
+        else:
+            self.bar = tqdm(total=total, desc=label, unit="run", file=self.stream, leave=False)
+        self._draw()
+
+    def advance(self) -> None:
+        self.update(self.done + 1)
+
+    def __call__(self, done: int, total: int | None = None) -> None:  # sweep's progress hook
+        self.update(done)
+
+    def update(self, done: int) -> None:
+        done = min(max(done, self.done), self.total)
+        if done == self.done:
+            return
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        self.done = done
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.bar is None:
+            self.stream.write(f"\r{self.label}: {self.done}/{self.total} runs")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ------------------------------------------------------------------------------ formatting
+def _money(units, unit: Decimal) -> str:
+    """Quote units as an amount of quote currency, thousands separated, to the cent (exact
+    amounts are in the JSON output)."""
+    if units is None:
+        return "-"
+    value = Decimal(int(units)) * unit
+    places = 0 if unit == unit.to_integral_value() else 2
+    return f"{value:,.{places}f}"
+
+
+def _price(ticks, tick: Decimal) -> str:
+    value = Decimal(repr(float(ticks))) * tick if not float(ticks).is_integer() else \
+        Decimal(int(ticks)) * tick
+    return f"{value.normalize():,f}"
+
+
+def _num(value, fmt: str = ",") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return format(value, fmt)
+
+
+def _param_text(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, IntEnum):
+        return value.name
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_param_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, IntEnum):
+        return value.name
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(_jsonable(obj), allow_nan=False))
+
+
+# --------------------------------------------------------------------------------- summaries
+def _summary_json(result, source: str) -> dict:
+    out = {"scenario": source}
+    for key, value in result.summary.items():
+        if key == "quote_unit":  # the scenario's own sizes, beside the unit they make
+            out["tick_size"], out["lot_size"] = result.scenario.tick_size, result.scenario.lot_size
+        out[key] = value
+    return out
+
+
+def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
+    pop = s.population
+    accounts = f"{pop.count:,} accounts" if hasattr(pop, "count") else \
+        f"{len(pop.side):,} explicit accounts"
+    r = s.rules
+    rules = [f"mark {r.mark_rule.name}", f"sizing {r.sizing.name}"
+             + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else ""),
+             f"limit {r.limit.name}" + (f" {r.band_ppm / 1e4:g}%" if r.limit == LimitRule.BAND
+                                        else ""),
+             f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",
+             f"deficit {r.deficit.name}"]
+    return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
+            f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
+            f"{rules_label}: {', '.join(rules)}")
+
+
+def _format_run(result, source: str) -> str:
+    s, sm = result.scenario, result.summary
+    unit, tick = quote_unit(s), Decimal(s.tick_size)
+    fund0 = s.rules.insurance_fund
+    amp = sm["amplification"]
+    half = sm["steps_to_half_recovery"]
+    rows = [
+        ["accounts", f"{sm['accounts']:,}", "", "seeded, not liquidatable at the start"],
+        ["liquidated accounts", f"{sm['liquidated_accounts']:,}", "",
+         f"{sm['liquidated_accounts_pct']:.1f} % of accounts"],
+        ["forced orders", f"{sm['forced_orders']:,}", "", ""],
+        ["liquidated notional", _money(sm["liquidated_notional"], unit), "quote",
+         f"{sm['liquidated_notional']:,} quote units of {unit}"],
+        ["max drawdown", f"{sm['max_drawdown_pct']:.2f}", "%",
+         f"{sm['max_drawdown_ticks']:,.0f} ticks = {_price(sm['max_drawdown_ticks'], tick)} "
+         f"in price, from mid {_price(sm['start_mid'], tick)}"],
+    ]
+    rows += [
+        ["trough at step", "-" if sm["trough_step"] is None else f"{sm['trough_step']:,}",
+         "", "step of the lowest mid"],
+        ["peak liquidated / step", _money(sm["peak_step_liquidated"], unit), "quote",
+         "largest notional liquidated in one step"],
+    ]
+    if "counterfactual_drawdown_ticks" in sm:
+        rows.append(["drawdown w/o liquidations", f"{sm['counterfactual_drawdown_pct']:.2f}", "%",
+                     f"{sm['counterfactual_drawdown_ticks']:,.0f} ticks"])
+    rows += [
+        ["amplification", "n/a" if amp is None else _num(amp, ".2f"), "x",
+         "drawdown / drawdown without liquidations" if amp is not None
+         else "no counterfactual run"],
+        ["generations", f"{sm['generations']:,}", "", "cascade depth (rounds that liquidated)"],
+        ["bad debt", _money(sm["bad_debt"], unit), "quote", ""],
+        ["socialized loss", _money(sm["socialized"], unit), "quote", ""],
+        ["ADL count", f"{sm['adl_count']:,}", "", "positions closed by auto-deleveraging"],
+        ["insurance fund", _money(sm["insurance_fund_end"], unit), "quote",
+         f"start {_money(fund0, unit)}, change {'+' if sm['insurance_fund_end'] >= fund0 else '-'}"
+         f"{_money(abs(sm['insurance_fund_end'] - fund0), unit)}"],
+        ["steps to half recovery", "-" if half is None else f"{half:,}", "steps",
+         f"not within {s.steps} steps" if half is None else "from the trough"],
+        ["queue left", f"{sm['queue_left']:,}", "", "accounts still queued at the end"],
+    ]
+    out = [_describe(s, source), "", _table(["metric", "value", "unit", "note"], rows, right={1})]
+    gens = sm["liquidations_by_generation"]
+    if gens:
+        top = max(gens)
+        grows = [[f"{g}", f"{n:,}", "#" * max(1 if n else 0, round(40 * n / top))]
+                 for g, n in enumerate(gens)]
+        out += ["", "liquidations by generation",
+                _table(["generation", "accounts", ""], grows, right={0, 1})]
+    else:
+        out += ["", "no liquidations"]
+    return "\n".join(out)
+
+
+def _table(headers, rows, right: set) -> str:
+    """Aligned columns: those in ``right`` right-aligned, the others left-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+
+    def line(cells):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths)]
+                     + [line(r) for r in rows])
+
+
+_DYNAMICS_HEADERS = ["trough step", "peak/step (quote)"]
+_METRIC_HEADERS = ["liq. accts", "liq. notional (quote)", "drawdown %", "ticks", "amp. x",
+                   "gens", "bad debt (quote)", "ADL", "fund end (quote)", "half rec. (steps)",
+                   "queue left"]
+
+
+def _metric_cells(summary: dict, unit: Decimal) -> list[str]:
+    amp = summary["amplification"]
+    half = summary["steps_to_half_recovery"]
+    return [f"{summary['liquidated_accounts']:,}", _money(summary["liquidated_notional"], unit),
+            f"{summary['max_drawdown_pct']:.2f}", f"{summary['max_drawdown_ticks']:,.0f}",
+            "n/a" if amp is None else _num(amp, ".2f"), f"{summary['generations']:,}",
+            _money(summary["bad_debt"], unit), f"{summary['adl_count']:,}",
+            _money(summary["insurance_fund_end"], unit), "-" if half is None else f"{half:,}",
+            f"{summary['queue_left']:,}"]

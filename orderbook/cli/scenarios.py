@@ -1,0 +1,192 @@
+"""The simulation commands: ``orderbook run``, ``compare``, ``sweep`` and ``show``."""
+
+from __future__ import annotations
+
+import math
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from ..config import ConfigError, load_rules, load_scenario, parse_values, scenario_to_toml
+from ..scenario import (
+    Scenario,
+    SerialExecutor,
+    builtin_rule_sets,
+    coerce_param,
+    compare,
+    default_scenario,
+    quote_unit,
+    run,
+    scale_rules,
+    scale_scenario,
+    sweep,
+    usable_cpus,
+    worker_count,
+)
+from .output import (
+    _DYNAMICS_HEADERS,
+    _METRIC_HEADERS,
+    PROG,
+    CLIError,
+    _describe,
+    _format_run,
+    _metric_cells,
+    _money,
+    _param_text,
+    _print_json,
+    _Progress,
+    _summary_json,
+    _table,
+)
+
+__all__ = ["cmd_compare", "cmd_run", "cmd_show", "cmd_sweep"]
+
+
+def _load(args) -> tuple[Scenario, Scenario, str]:
+    """(unscaled scenario, scenario to run, description of its source)."""
+    if args.scenario is None:
+        unscaled, source = default_scenario(), "built-in scenario"
+    else:
+        unscaled, source = load_scenario(args.scenario), str(args.scenario)
+    scenario = scale_scenario(unscaled, args.scale)
+    return unscaled, scenario, source + (f" at scale {args.scale:g}" if args.scale != 1 else "")
+
+
+def cmd_run(args) -> int:
+    _, scenario, source = _load(args)
+    result = run(scenario, counterfactual=not args.no_counterfactual)
+    if args.json:
+        _print_json(_summary_json(result, source))
+    else:
+        print(_format_run(result, source))
+    notes = sys.stderr if args.json else sys.stdout
+    if args.csv:
+        paths = result.to_csv(args.csv)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=notes)
+    if args.plot:
+        _plot(result, args.plot)
+        print(f"wrote {args.plot}", file=notes)
+    return 0
+
+
+def _plot(obj, path) -> None:
+    try:
+        obj.plot(path)
+    except ImportError as exc:
+        if "matplotlib" in str(exc):
+            raise CLIError("--plot needs matplotlib: pip install 'orderbook[plot]'") from None
+        raise
+
+
+def cmd_compare(args) -> int:
+    unscaled, scenario, source = _load(args)
+    if args.rules:
+        rule_sets = {}
+        for spec in args.rules:
+            name, sep, path = spec.partition("=")
+            if not sep:
+                name, path = Path(spec).stem, spec
+            name = name.strip()
+            if not name or not path:
+                raise CLIError(f"--rules {spec!r}: expected NAME=RULES.toml")
+            if name in rule_sets:
+                raise CLIError(f"--rules: the name {name!r} is given twice")
+            rule_sets[name] = scale_rules(load_rules(path, unscaled.rules), args.scale)
+    else:
+        rule_sets = {name: scale_rules(r, args.scale)
+                     for name, r in builtin_rule_sets(unscaled).items()}
+    comparison = compare(rule_sets, scenario, counterfactual=not args.no_counterfactual)
+    if args.json:
+        _print_json(comparison.table)
+    else:
+        unit = quote_unit(scenario)
+        rows = []
+        for name, res in comparison.results.items():
+            sm = res.summary
+            cells = _metric_cells(sm, unit)
+            rows.append([name, *cells[:4], f"{sm['trough_step']}",
+                         _money(sm["peak_step_liquidated"], unit), *cells[4:]])
+        headers = ["rules", *_METRIC_HEADERS[:4], *_DYNAMICS_HEADERS, *_METRIC_HEADERS[4:]]
+        print(_describe(scenario, source, "scenario rules (each row changes them)"))
+        print()
+        print(_table(headers, rows, right=set(range(1, len(headers)))))
+    if args.plot:
+        _plot(comparison, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _grid(scenario: Scenario, specs: list[str]) -> dict:
+    grid = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not text.strip():
+            raise CLIError(f"--param {spec!r}: expected NAME=VALUE[,VALUE...], e.g. "
+                           f"rules.band_ppm=0,10000,20000")
+        if name in grid:
+            raise CLIError(f"--param {name!r} is given twice")
+        try:
+            values = parse_values(text)
+        except ConfigError as exc:
+            raise CLIError(f"--param {name}: {exc}") from None
+        grid[name] = [coerce_param(scenario, name, v) for v in values]
+    return grid
+
+
+def cmd_sweep(args) -> int:
+    _, scenario, source = _load(args)
+    if not args.param:
+        raise CLIError("sweep needs at least one --param NAME=VALUES")
+    grid = _grid(scenario, args.param)
+    total = math.prod(len(v) for v in grid.values())
+    client = None
+    if args.scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CLIError("--scheduler needs dask.distributed: pip install "
+                           "'orderbook[dask]'") from None
+        try:
+            client = Client(args.scheduler)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise CLIError(f"--scheduler {args.scheduler}: cannot connect: {exc}") from None
+    workers = worker_count(args.workers, total)
+    if client is None and args.workers is not None and workers < args.workers:
+        print(f"{PROG}: note: --workers {args.workers} capped at {workers} ({total} runs, "
+              f"{usable_cpus()} usable CPUs)", file=sys.stderr)
+    progress = _Progress(total) if not args.quiet else None
+    if client is not None:
+        executor = client.get_executor()
+    elif workers == 1:
+        executor = SerialExecutor(on_done=progress.advance if progress else None)
+    else:
+        executor = ProcessPoolExecutor(max_workers=workers)
+    try:
+        rows = sweep(grid, scenario, executor=executor,
+                     counterfactual=not args.no_counterfactual, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+        if client is not None:
+            client.close()
+        else:
+            executor.shutdown()
+    if args.json:
+        _print_json(rows)
+        return 0
+    unit = quote_unit(scenario)
+    names = list(grid)
+    table = [[_param_text(row[n]) for n in names] + _metric_cells(row, unit) for row in rows]
+    print(_describe(scenario, source))
+    print(f"sweep: {total} runs over {', '.join(names)}")
+    print()
+    print(_table(names + _METRIC_HEADERS, table,
+                 right=set(range(len(names) + len(_METRIC_HEADERS)))))
+    return 0
+
+
+def cmd_show(args) -> int:
+    _, scenario, _ = _load(args)
+    sys.stdout.write(scenario_to_toml(scenario))
+    return 0
