@@ -1,13 +1,15 @@
 """Build the compiled modules from .pyx (generated C++ is never committed).
 
 Compiler directives live here and only here. Two environment switches, for checked builds the
-tests run against (.ci/run does both):
+tests run against (.ci/run does both), and one for reading the generated code:
 
 - ORDERBOOK_DEBUG=1: bounds checks, no optimisation, debug symbols.
 - ORDERBOOK_SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer, aborting on the first
   report. CPython itself is not instrumented, so the runtime must be preloaded:
   ``LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"``
   with ``ASAN_OPTIONS=detect_leaks=0`` (the interpreter keeps its own objects until exit).
+- ORDERBOOK_ANNOTATE=1: write ``cython -a``'s HTML beside each .pyx (orderbook/book.html, ...):
+  lines that touch Python are yellow; the inner loops should stay white.
 """
 
 import os
@@ -18,6 +20,7 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("ORDERBOOK_DEBUG") == "1"
 SANITIZE = os.environ.get("ORDERBOOK_SANITIZE") == "1"
+ANNOTATE = os.environ.get("ORDERBOOK_ANNOTATE") == "1"
 
 directives = {
     "language_level": 3,
@@ -51,4 +54,6 @@ extensions = [
     for name in ("book", "accounts", "liquidator", "engine")
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=False))
+# force: the HTML is written only when a module is cythonized, so asking for it re-cythonizes.
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=ANNOTATE,
+                            force=ANNOTATE))
