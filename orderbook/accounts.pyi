@@ -1,5 +1,10 @@
+from typing import final
+
 from .margin import MarginTiers
 
+__all__ = ["Ledger"]
+
+@final
 class Ledger:
     """The accounts of one Engine, in C structs (internal: use Engine)."""
 

@@ -19,6 +19,8 @@ from orderbook._types cimport BUY, PPM, SELL, EventRec, oid_t, owner_t, price_t,
 
 from .events import EVENT_DTYPE
 
+__all__ = ["Ledger"]
+
 
 cdef int128 floor_div(int128 a, int128 b) noexcept nogil:
     # Python's // for b > 0, spelled out: C division truncates toward zero.

@@ -1,6 +1,11 @@
+from typing import final
+
 from .accounts import Ledger
 from .book import OrderBook
 
+__all__ = ["Liquidator"]
+
+@final
 class Liquidator:
     """The liquidator of one Engine, in C structs (internal: use Engine)."""
 

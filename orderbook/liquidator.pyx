@@ -30,6 +30,8 @@ from orderbook.liquidator cimport AdlCand, Episode, ForcedRec, uint128
 
 from .events import FORCED_DTYPE, FUND_HISTORY_DTYPE
 
+__all__ = ["Liquidator"]
+
 cdef enum:
     SERVED_QUEUED = 0
     SERVED_DONE = 1
