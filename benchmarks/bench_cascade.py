@@ -17,11 +17,12 @@ Setup (deterministic from ``--seed``; prices in ticks, k = 1 quote unit per tick
     so exactly the K at-risk accounts are liquidated (generation 0), whatever N is.
 
 Timed: ``liquidate()`` only (gc disabled, best of ``--repeats`` fresh engines, since a cascade
-can run only once per engine; the seeding time shown is that of the best run). Seeding (add_account + seed_position,
-a Python loop of 2 calls per account) is timed separately. Per N: time per cascade, per forced
-order, per distinct price level walked (distinct prices of the forced trades: engine.trades()
-rows with order_id < 0), and the cascade time over the N = 10^4 cascade time. The issue's
-target: from 10^4 to 10^6 accounts, K fixed, a cascade costs at most 2x.
+can run only once per engine; the seeding time shown is that of the best run). Seeding
+(add_account + seed_position, a Python loop of 2 calls per account) is timed separately.
+Per N: time per cascade, per forced order, per distinct price level walked (distinct prices
+of the forced trades: engine.trades() rows with order_id < 0), and the cascade time over the
+N = 10^4 cascade time. The issue's target: from 10^4 to 10^6 accounts, K fixed, a cascade
+costs at most 2x.
 
 A second series keeps N fixed (``--k-series-n``, default 10^5) and grows K (100, 1,000, 10,000)
 to show that the cost follows the number liquidated.
@@ -129,7 +130,7 @@ def cascade(eng: Engine) -> dict:
 def measure(n, k, args):
     repeats = args.repeats
     best = None
-    for r in range(repeats):
+    for _ in range(repeats):
         eng, seeding, booking, lots = build(n, k, args.seed, args.lots_per_level)
         res = cascade(eng)
         res.update(seeding=seeding, booking=booking, lots_at_risk=lots)

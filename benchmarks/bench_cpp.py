@@ -57,7 +57,8 @@ def engine_stats(msgs: np.ndarray, repeats: int) -> tuple[float, dict]:
         events = book.process(msgs)
         best = min(best, time.perf_counter() - t0)
     tr = events[events["kind"] == TRADE]
-    checksum = sum(int(p) * int(q) for p, q in zip(tr["price"].tolist(), tr["qty"].tolist()))
+    checksum = sum(int(p) * int(q)
+                   for p, q in zip(tr["price"].tolist(), tr["qty"].tolist(), strict=True))
     return best, dict(trades=len(tr), traded_qty=int(tr["qty"].sum()), checksum=checksum % 2**64,
                       rejected=int((events["kind"] == REJECTED).sum()))
 
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
                     benchmark="bench_cpp", regime=regime, messages=n,
                     cpp_seconds=round(cpp["seconds"], 6),
                     cpp_msgs_per_sec=round(n / cpp["seconds"], 1),
-                    engine_batch_seconds=round(eng_s, 6), engine_batch_msgs_per_sec=round(n / eng_s, 1),
+                    engine_batch_seconds=round(eng_s, 6),
+                    engine_batch_msgs_per_sec=round(n / eng_s, 1),
                     ratio_engine_time_over_cpp=round(ratio, 3), within_target=ratio <= TARGET,
                     results_match=not bad, trades=eng["trades"], compiler=cxx_version,
                     python=platform.python_version(), machine=platform.machine())), flush=True)

@@ -1,4 +1,5 @@
-"""Memory benchmark: bytes per resting order, bytes per account, flat RSS under churn (issue #5 item 4).
+"""Memory benchmark: bytes per resting order, bytes per account, flat RSS under churn
+(issue #5 item 4).
 
 Each measurement runs in a fresh child process (this script with ``--part NAME``), so its
 baseline is a small interpreter and its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)

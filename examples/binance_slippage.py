@@ -23,7 +23,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from orderbook import (
-    ExplicitBook, Liquidity, Population, Rules, Scenario, Shock, Side, Sizing, compare, slippage,
+    ExplicitBook,
+    Liquidity,
+    Population,
+    Rules,
+    Scenario,
+    Shock,
+    Side,
+    Sizing,
+    compare,
+    slippage,
 )
 from orderbook.data.binance import read_capture, replay
 

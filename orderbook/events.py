@@ -21,7 +21,8 @@ __all__ = [
     "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE",
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
-    "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind", "FORCED_DTYPE",
+    "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind",
+    "FORCED_DTYPE",
     "AccountInfo", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS", "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
 ]
@@ -31,7 +32,7 @@ INT64_MIN = -(2**63)
 
 
 class Side(IntEnum):
-    """Side of an order: +1 buys (bid), -1 sells (ask). The sign is the sign of the position change."""
+    """Side of an order: +1 buys (bid), -1 sells (ask); the sign of the position change."""
 
     BUY = 1
     SELL = -1
@@ -328,8 +329,9 @@ class ForcedKind(IntEnum):
     SHORTFALL = 5      #: a flat account's negative collateral covered (fund, socialised, bad debt)
 
 
-#: One liquidation record (Engine.forced_orders). Prices and marks in ticks, money in quote units;
-#: ``notional`` is the exact value of the fills (or transfer), ``avg_price`` = notional / (filled k).
+#: One liquidation record (Engine.forced_orders). Prices and marks in ticks, money in quote
+#: units; ``notional`` is the exact value of the fills (or transfer), ``avg_price`` =
+#: notional / (filled k).
 #: ``slippage`` is the average fill price's distance from ``mark_before`` in ticks, positive when
 #: worse for the liquidated account. ``counterparty`` is the backstop, fund or ADL account of a
 #: takeover, and NO_COUNTERPARTY otherwise.

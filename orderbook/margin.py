@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from . import _validation as check
 from .events import PPM
+
 #: max_price * max_position * k may not pass this, so every notional fits int64 with room.
 MONEY_BOUND = 2**61
 #: Total deposits may not pass this (quote units).
@@ -148,7 +149,8 @@ class MarginTiers:
 
     def rows(self) -> list[Tier]:
         """The table as given (validated)."""
-        return [Tier(c, m, i) for c, m, i in zip(self.caps, self.maintenance_ppm, self.initial_ppm)]
+        return [Tier(c, m, i) for c, m, i in
+                zip(self.caps, self.maintenance_ppm, self.initial_ppm, strict=True)]
 
     def __repr__(self) -> str:
         return f"MarginTiers({self.rows()})"

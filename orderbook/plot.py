@@ -237,7 +237,7 @@ def plot_result(result, path) -> None:
             if not pick.any():
                 continue
             per_step = np.zeros(len(steps))
-            for step, value in zip(record_step[pick], records["notional"][pick]):
+            for step, value in zip(record_step[pick], records["notional"][pick], strict=True):
                 per_step[index[int(step)]] += float(value)
             nz = per_step > 0
             ax_notional.bar(steps[nz], per_step[nz] * units.money, bottom=bottom[nz],

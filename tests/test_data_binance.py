@@ -17,8 +17,18 @@ import pytest
 
 from orderbook import Population, Scenario, Shock, Side, run, slippage
 from orderbook.data.binance import (
-    BOOK_TICKER_DTYPE, DIFF_DTYPE, TRADE_DTYPE, DataError, DataTypeError, DecimalGrid, GapKind,
-    L2Book, StateKind, parse_lines, read_capture, replay,
+    BOOK_TICKER_DTYPE,
+    DIFF_DTYPE,
+    TRADE_DTYPE,
+    DataError,
+    DataTypeError,
+    DecimalGrid,
+    GapKind,
+    L2Book,
+    StateKind,
+    parse_lines,
+    read_capture,
+    replay,
 )
 
 FIXTURE = Path(__file__).parent / "data" / "binance_btcusdt_small.gz"

@@ -12,8 +12,17 @@ import pytest
 
 from orderbook.data import lobster
 from orderbook.data.lobster import (
-    DUMMY_ASK_PRICE, DUMMY_BID_PRICE, LOBSTER_MESSAGE_DTYPE, DataError, Injection, LobsterBook,
-    orderbook_path_for, read_messages, read_orderbook, replay, replay_files,
+    DUMMY_ASK_PRICE,
+    DUMMY_BID_PRICE,
+    LOBSTER_MESSAGE_DTYPE,
+    DataError,
+    Injection,
+    LobsterBook,
+    orderbook_path_for,
+    read_messages,
+    read_orderbook,
+    replay,
+    replay_files,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -556,7 +565,7 @@ def test_compiled_and_reference_books_give_identical_replays():
     for name in ("n_matched", "n_exact", "n_entering", "n_unknown", "n_resync", "n_reconciled",
                  "n_reattributed", "n_dropped", "n_crossed", "mismatches", "divergence"):
         assert getattr(a, name) == getattr(b, name), name
-    for x, y in zip(a.injections, b.injections):
+    for x, y in zip(a.injections, b.injections, strict=True):
         assert x.fills.tolist() == y.fills.tolist()
 
 

@@ -1,4 +1,5 @@
-"""Thread safety of the compiled book: the batch path releases the GIL, so users run books on threads.
+"""Thread safety of the compiled book: the batch path releases the GIL, so users run books on
+threads.
 
 One book serves one thread at a time: a call from another thread while a batch (or any other call)
 is inside the book raises RuntimeError and changes nothing. Separate books run in parallel and give
@@ -10,7 +11,6 @@ import pickle
 import threading
 
 import numpy as np
-import pytest
 
 from orderbook import OrderBook
 from orderbook.events import MESSAGE_DTYPE, Kind, Side

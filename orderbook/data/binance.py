@@ -347,7 +347,7 @@ def parse_lines(lines, *, tick_size="0.1", lot_size="0.001") -> Capture:
                 for key, pairs in (("b", bids), ("a", asks)):
                     _check_pairs(key, pairs)
                     if pairs:
-                        prices, qtys = zip(*pairs)
+                        prices, qtys = zip(*pairs, strict=True)
                         level_price += prices
                         level_qty += qtys
                 bid_counts.append(len(bids))
@@ -460,7 +460,7 @@ def _table(rows: list, dtype: np.dtype, price: DecimalGrid, qty: DecimalGrid) ->
     if not rows:
         return out
     lines = [row[0] for row in rows]
-    for name, column in zip(dtype.names, zip(*rows)):
+    for name, column in zip(dtype.names, zip(*rows, strict=True), strict=True):
         if name in _DECIMALS:
             grid = price if _DECIMALS[name] == "price" else qty
             out[name] = _column(list(column), grid, lines.__getitem__)
@@ -478,7 +478,7 @@ def _snapshot(number: int, local_ns: int, data: dict, price: DecimalGrid,
         _check_pairs(key, pairs)
         out = np.zeros((len(pairs), 2), dtype=np.int64)
         if pairs:
-            prices, qtys = zip(*pairs)
+            prices, qtys = zip(*pairs, strict=True)
             out[:, 0] = _column(list(prices), price)
             out[:, 1] = _column(list(qtys), qty)
         sides.append(out)

@@ -73,7 +73,7 @@ class L2Book:
         capture (440,000 times for six minutes of BTCUSDT).
         """
         bids, asks, absent = self.bids, self.asks, 0
-        for side, price, qty in zip(sides, prices, lots):
+        for side, price, qty in zip(sides, prices, lots, strict=True):
             levels = bids if side > 0 else asks
             if qty:
                 levels[price] = qty

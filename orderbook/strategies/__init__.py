@@ -35,12 +35,24 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from ..testing import InvalidOrder, Message
 from .book import (
-    INVALID_REASONS, NEW_ORDER_KINDS, REFUSAL_REASONS, books, invalid_orders, message_arrays,
-    message_sequences, orders,
+    INVALID_REASONS,
+    NEW_ORDER_KINDS,
+    REFUSAL_REASONS,
+    books,
+    invalid_orders,
+    message_arrays,
+    message_sequences,
+    orders,
 )
 from .engine import (
-    BACKSTOP_OWNER, LP_OWNER, AccountPopulation, account_populations, engine_rules, engines,
-    scenario_rules, tiers,
+    BACKSTOP_OWNER,
+    LP_OWNER,
+    AccountPopulation,
+    account_populations,
+    engine_rules,
+    engines,
+    scenario_rules,
+    tiers,
 )
 
 __all__ = [

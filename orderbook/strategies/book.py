@@ -11,8 +11,16 @@ from hypothesis.errors import InvalidArgument
 
 from .. import events
 from ..events import (
-    INT64_MAX, INT64_MIN, PRICED_KINDS, STOP_KINDS, AmendRule, EventKind, Kind, Reason,
-    SelfTradePrevention, Side,
+    INT64_MAX,
+    INT64_MIN,
+    PRICED_KINDS,
+    STOP_KINDS,
+    AmendRule,
+    EventKind,
+    Kind,
+    Reason,
+    SelfTradePrevention,
+    Side,
 )
 from ..testing import InvalidOrder, Message, ReferenceOrderBook, message_array
 from ._common import SIDES, implementation, record

@@ -92,8 +92,14 @@ carries out the rules above); import from here.
 
 from ..errors import DataError
 from .files import (
-    DUMMY_ASK_PRICE, DUMMY_BID_PRICE, LOBSTER_MESSAGE_DTYPE, EventType, LobsterBook,
-    orderbook_path_for, read_messages, read_orderbook,
+    DUMMY_ASK_PRICE,
+    DUMMY_BID_PRICE,
+    LOBSTER_MESSAGE_DTYPE,
+    EventType,
+    LobsterBook,
+    orderbook_path_for,
+    read_messages,
+    read_orderbook,
 )
 from .injection import Injection
 from .replayer import replay, replay_files

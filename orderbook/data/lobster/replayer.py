@@ -16,8 +16,16 @@ import numpy as np
 from ...events import INJECTED_ID_BASE, EventKind, Side
 from ..errors import DataError
 from .files import (
-    DUMMY_ASK_PRICE, DUMMY_BID_PRICE, LOBSTER_MESSAGE_DTYPE, EventType, LobsterBook,
-    _check_messages, _check_orderbook, orderbook_path_for, read_messages, read_orderbook,
+    DUMMY_ASK_PRICE,
+    DUMMY_BID_PRICE,
+    LOBSTER_MESSAGE_DTYPE,
+    EventType,
+    LobsterBook,
+    _check_messages,
+    _check_orderbook,
+    orderbook_path_for,
+    read_messages,
+    read_orderbook,
 )
 from .injection import Injection
 from .results import FILL_DTYPE, Divergence, InjectionReport, ReplayResult
@@ -127,7 +135,7 @@ def _check_inputs(messages, orderbook) -> tuple[np.ndarray, LobsterBook]:
         raise TypeError("orderbook must be a LobsterBook or a tuple (ask_price, ask_size, "
                         "bid_price, bid_size)")
     arrays = []
-    for name, a in zip(LobsterBook._fields, orderbook):
+    for name, a in zip(LobsterBook._fields, orderbook, strict=True):
         a = np.asarray(a)
         if a.dtype.kind not in "iu":
             raise TypeError(f"orderbook.{name} must be integers, got {a.dtype}")
@@ -172,7 +180,8 @@ def _report(engine: Replayer, k: int) -> InjectionReport:
     inj, arrival = engine.inject[k], engine.arrival[k]
     fills = np.array(engine.fills[k], dtype=FILL_DTYPE).reshape(-1)
     filled = int(fills["qty"].sum())
-    notional = sum(int(p) * int(q) for p, q in zip(fills["price"], fills["qty"]))  # exact
+    # exact: Python integers
+    notional = sum(int(p) * int(q) for p, q in zip(fills["price"], fills["qty"], strict=True))
     avg = notional / filled if filled else math.nan
     touch = arrival["touch"]
     slippage = (touch - avg if inj.side == Side.SELL else avg - touch) if touch else math.nan
@@ -345,7 +354,8 @@ class Replayer:
         """Synthetic orders for the book before message 0: row 0 with message 0 undone."""
         row = self.file[0]
         for off, s in ((0, Side.SELL), (2, Side.BUY)):
-            levels = {int(p): int(q) for p, q in zip(row[off::4], row[off + 1::4]) if q > 0}
+            levels = {int(p): int(q) for p, q in zip(row[off::4], row[off + 1::4], strict=True)
+                      if q > 0}
             if side == s and kind == _SUBMISSION:
                 levels[price] = levels.get(price, 0) - size
             elif side == s and _CANCELLATION <= kind <= _EXECUTION:
@@ -440,7 +450,7 @@ class Replayer:
         lie beyond the file's level N-1 and slot N is entering, inside the window otherwise.
         Returns False when ``delta`` changed any of those prices (the side is not history's)."""
         book, hybrid = self.book, self.hybrid
-        expected = {p: q for p, q in zip(prices, sizes) if q > 0}
+        expected = {p: q for p, q in zip(prices, sizes, strict=True) if q > 0}
         full = len(expected) == self.levels
         worst = prices[-1] if full else None
         untouched = True
