@@ -216,6 +216,7 @@ cdef class OrderBook:
     cdef list _submit_one(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
         cdef Message m
         cdef int reason
+        cdef slot_t found
         m.kind = <uint8_t>kind if 0 <= kind <= 255 else 0
         m.order_id = as_i64(order_id, "order_id")
         m.side = as_side(side) if is_new_order(kind) else 0
@@ -226,11 +227,13 @@ cdef class OrderBook:
         if not is_new_order(kind) and kind != t.K_CANCEL and kind != t.K_AMEND:
             raise check.error_for(Reason.INVALID_KIND, kind, m.order_id, m.side, m.price,
                                   m.stop_price, m.qty)
-        reason = self.validate(&m)
+        # Not run(): a caller error raises before anything changes (no REJECTED event, no
+        # sequence number), so the check sits between validation and execution.
+        reason = self.validate(&m, &found)
         if is_caller_error(reason):
             raise check.error_for(reason, kind, m.order_id, m.side, m.price, m.stop_price, m.qty)
         self.events.clear()
-        self.execute(&m, reason)
+        self.execute(&m, reason, found)
         return self._event_list()
 
     cdef list _event_list(self):
@@ -265,6 +268,8 @@ cdef class OrderBook:
         cdef const uint8_t[::1] raw
         cdef const uint8_t* rows = NULL
         cdef Message m
+        cdef slot_t found
+        cdef int reason
         if n:
             raw = np.ascontiguousarray(messages).view(np.uint8)
             rows = &raw[0]
@@ -276,9 +281,12 @@ cdef class OrderBook:
             for i in range(n):
                 # A copy per message: the input may be unaligned (np.frombuffer at an odd
                 # offset), and the message that is validated is the one that is executed even
-                # if another thread writes to the caller's array meanwhile.
+                # if another thread writes to the caller's array meanwhile. Not run(): the
+                # batch's events accumulate in the buffer. Two statements: C++ may evaluate
+                # execute()'s arguments in any order, found before validate() writes it.
                 memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
-                self.execute(&m, self.validate(&m))
+                reason = self.validate(&m, &found)
+                self.execute(&m, reason, found)
         return self._event_array()
 
     cdef int _enter(self) except -1:
@@ -316,11 +324,19 @@ cdef class OrderBook:
         return np.frombuffer(log, dtype=EVENT_DTYPE)
 
     # ------------------------------------------------------------------------------ core
-    cdef int validate(self, const Message* m) noexcept nogil:
-        cdef int kind = m.kind
+    cdef int run(self, const Message* m) noexcept nogil:
         cdef slot_t found
+        cdef int reason = self.validate(m, &found)
+        self.events.clear()
+        self.execute(m, reason, found)
+        return reason
+
+    cdef int validate(self, const Message* m, slot_t* found) noexcept nogil:
+        cdef int kind = m.kind
+        cdef slot_t slot
         cdef const Order* o
         cdef qty_t others
+        found[0] = NO_SLOT
         if not (t.K_LIMIT <= kind <= t.K_AMEND):
             return t.R_INVALID_KIND
         if is_new_order(kind) and m.side != BUY and m.side != SELL:
@@ -331,9 +347,10 @@ cdef class OrderBook:
             return t.R_INVALID_STOP_PRICE
         if kind != t.K_CANCEL and m.qty < 1:
             return t.R_INVALID_QTY
-        found = self.find_id(m.order_id)
+        slot = self.find_id(m.order_id)
+        found[0] = slot
         if is_new_order(kind):
-            if found != NO_SLOT:
+            if slot != NO_SLOT:
                 return t.R_DUPLICATE_ID
             # level_peak bounds every level's total, so the exact (tree walk) check is only
             # needed when the bound itself is near the int64 limit.
@@ -345,11 +362,10 @@ cdef class OrderBook:
                     and self.stop_level_total(m.side, m.stop_price) > INT64_MAX - m.qty):
                 return t.R_QTY_OVERFLOW
             return t.R_NONE
-        if found == NO_SLOT:
+        if slot == NO_SLOT:
             return t.R_UNKNOWN_ORDER
-        self.validated_slot = found
         if kind == t.K_AMEND:
-            o = &self.pool[found]
+            o = &self.pool[slot]
             if not is_stop(o.kind):
                 others = self.level_total(o.side, m.price)
                 if m.price == o.price:
@@ -358,15 +374,15 @@ cdef class OrderBook:
                     return t.R_QTY_OVERFLOW
         return t.R_NONE
 
-    cdef void execute(self, const Message* m, int reason) noexcept nogil:
+    cdef void execute(self, const Message* m, int reason, slot_t found) noexcept nogil:
         cdef Order o
         if reason != t.R_NONE:
             self.emit(t.EV_REJECTED, reason, m.side, m.order_id, m.owner, 0, 0, m.price,
                       m.stop_price, m.qty)
         elif m.kind == t.K_CANCEL:
-            self.cancel_order(self.validated_slot)
+            self.cancel_order(found)
         elif m.kind == t.K_AMEND:
-            self.amend_order(self.validated_slot, m)
+            self.amend_order(found, m)
         else:
             o.order_id = m.order_id
             o.owner = m.owner
@@ -1071,6 +1087,7 @@ cdef class OrderBook:
         # not cross, so a damaged pickle raises instead of corrupting the containers.
         cdef Order o
         cdef Message m
+        cdef slot_t found
         cdef int i
         o.prev = NO_SLOT
         o.next = NO_SLOT
@@ -1081,7 +1098,7 @@ cdef class OrderBook:
             o.price, o.qty = entry["price"], entry["qty"]
             m.order_id, m.owner, m.side, m.kind = o.order_id, o.owner, o.side, o.kind
             m.price, m.stop_price, m.qty = o.price, entry["stop_price"], o.qty
-            reason = self.validate(&m)
+            reason = self.validate(&m, &found)
             if reason != t.R_NONE:
                 raise ValueError(f"corrupt OrderBook state: {name} {entry} cannot be restored "
                                  f"({Reason(reason).name})")

@@ -870,7 +870,7 @@ cdef class Engine:
         m.stop_price = 0
         m.qty = size
         self._book.events.clear()
-        self._book.execute(&m, self._book.validate(&m))
+        self._book.run(&m)
         self.settle_events(m.order_id, False)
         for i in range(self._book.events.size()):
             e = &self._book.events[i]
@@ -931,7 +931,7 @@ cdef class Engine:
             m.side = 0
             m.price = m.stop_price = m.qty = 0
             self._book.events.clear()
-            self._book.execute(&m, self._book.validate(&m))
+            self._book.run(&m)
             self.settle_events(order_id, True)
             # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
             # that looks at the accounts the new mark crosses.
