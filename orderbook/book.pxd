@@ -78,6 +78,9 @@ cdef class OrderBook:
     cdef void run_triggered(self) noexcept nogil
     cdef void cancel_order(self, slot_t slot) noexcept nogil
     cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil
+    # Replaces out's contents with the ids of owner's live orders (resting and armed stops),
+    # ascending; O(n + L + k log k) for n live orders on L levels, k of them owner's.
+    cdef void ids_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil
 
     # Python-facing plumbing. Public methods take the busy flag (_enter, released in finally)
     # or check it (_idle, for reads that call no Python while they touch the containers), and

@@ -13,6 +13,7 @@ from cpython.long cimport PyLong_Check
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
+from libcpp.algorithm cimport sort
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
@@ -759,6 +760,33 @@ cdef class OrderBook:
         self.take(&o)
         self.run_triggered()
 
+    cdef void ids_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil:
+        # Walks the levels rather than the id table: the table keeps the size of the most
+        # orders ever live, the levels hold only the live ones.
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef slot_t slot
+        cdef int pass_
+        out.clear()
+        for pass_ in range(4):
+            if pass_ == 0:
+                levels = &self.bids
+            elif pass_ == 1:
+                levels = &self.asks
+            elif pass_ == 2:
+                levels = &self.sell_stops
+            else:
+                levels = &self.buy_stops
+            it = levels.begin()
+            while it != levels.end():
+                slot = deref(it).second.head
+                while slot != NO_SLOT:
+                    if self.pool[slot].owner == owner:
+                        out.push_back(self.pool[slot].order_id)
+                    slot = self.pool[slot].next
+                inc(it)
+        sort(out.begin(), out.end())
+
     # --------------------------------------------------------------------------- queries
     def best_bid(self):
         """Highest bid price in ticks, or None. O(1)."""
@@ -974,6 +1002,17 @@ cdef class OrderBook:
             return False
         self._idle()
         return self.find_id(oid) != NO_SLOT
+
+    def orders_of(self, owner):
+        """Ids of ``owner``'s live orders (resting and armed stops) as a sorted list of ints.
+
+        O(n + L + k log k) for n live orders on L price and stop levels, k of them ``owner``'s.
+        """
+        cdef owner_t who = as_i64(owner, "owner")
+        cdef vector[oid_t] ids
+        self._idle()
+        self.ids_of(who, &ids)
+        return [oid for oid in ids]
 
     def impact(self, side, qty):
         """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""

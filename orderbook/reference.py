@@ -527,6 +527,14 @@ class OrderBook:
             raise KeyError(f"order_id {order_id} is not a live order") from None
         return OrderInfo(o.order_id, o.owner, o.side, int(o.kind), o.price, o.stop_price, o.qty)
 
+    def orders_of(self, owner) -> list[int]:
+        """Ids of ``owner``'s live orders (resting and armed stops), ascending.
+
+        O(n + k log k) for n live orders, k of them ``owner``'s.
+        """
+        owner = check.as_int64("owner", owner)
+        return sorted(o.order_id for o in self._live.values() if o.owner == owner)
+
     def __contains__(self, order_id) -> bool:
         """Whether ``order_id`` is a live order (resting or armed); False for non-integer ids."""
         try:

@@ -827,6 +827,36 @@ def test_order_lookup_and_membership(book):
     assert (book.n_orders, book.n_stops) == (5, 1)
 
 
+def test_orders_of_lists_an_owners_resting_orders_and_armed_stops_by_id(book):
+    rest(book, (9, B, 100, 5, 7), (2, S, 103, 1, 7), (4, B, 99, 2, 8), (5, S, 104, 3, 7))
+    book.stop_market(3, S, 90, 2, owner=7)
+    book.stop_limit(1, B, 110, 111, 1, owner=8)
+    assert book.orders_of(7) == [2, 3, 5, 9]
+    assert book.orders_of(8) == [1, 4]
+    assert book.orders_of(np.int64(8)) == [1, 4]
+    assert book.orders_of(0) == []
+
+
+def test_orders_of_forgets_filled_cancelled_and_triggered_orders(book):
+    rest(book, (1, S, 100, 2, 7), (2, S, 101, 5, 7), (3, B, 95, 1, 7))
+    book.stop_market(4, S, 99, 1, owner=7)
+    book.stop_limit(5, B, 100, 90, 1, owner=7)
+    book.cancel(3)
+    book.market(10, B, 2, owner=8)  # fills 1 at 100: buy stop 5 triggers and rests at 90
+    assert book.orders_of(7) == [2, 4, 5]
+    assert book.order(5).kind == Kind.LIMIT
+    book.market(11, S, 1, owner=8)  # fills 5 at 90: sell stop 4 triggers, finds no bid
+    assert book.orders_of(7) == [2]
+    assert book.orders_of(8) == []
+
+
+def test_orders_of_refuses_an_owner_that_is_not_an_int64(book):
+    with pytest.raises(TypeError, match="^owner "):
+        book.orders_of(1.5)
+    with pytest.raises(ValueError, match="^owner "):
+        book.orders_of(2**63)
+
+
 @pytest.mark.parametrize("side, qty, expected", [
     (B, 5, (5, 2 * 102 + 3 * 103, 102.6, 103, 2)),
     (B, 100, (8, 2 * 102 + 6 * 103, 822 / 8, 103, 2)),

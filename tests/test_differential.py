@@ -27,7 +27,8 @@ Besides comparing the two books, every message is checked against a small model 
 * after every step the invariant compares both books with each other and with the model: exact
   ``l3()`` and ``stops()``, FIFO within a level by the seq of the event that last queued each order
   (ACCEPTED, AMENDED(REQUEUED) or STOP_TRIGGERED), best bid/ask, last price, counters, an
-  uncrossed book, and no armed stop that the last price already satisfies.
+  uncrossed book, no armed stop that the last price already satisfies, and ``orders_of(owner)``
+  of every owner.
 
 Copies (``copy()`` and pickle) replace one or both books now and then; replacing one side only
 makes the other book check that the copy behaves exactly like the original.
@@ -1302,6 +1303,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         want_rows, want_stops = m.l3_rows(), m.stop_rows()
         assert rows == want_rows, f"l3 {rows}\n!= expected {want_rows}"
         assert stops == want_stops, f"stops {stops}\n!= expected {want_stops}"
+        # each owner's live orders (resting and armed), ascending ids, and none for an owner
+        # with no order
+        for owner in sorted({o.owner for o in m.orders.values()} | {0, 1, 2, -1}):
+            want_ids = sorted(o.oid for o in m.orders.values() if o.owner == owner)
+            for idx, book in enumerate(self.books):
+                got_ids = book.orders_of(owner)
+                assert type(got_ids) is list and all(type(i) is int for i in got_ids), got_ids
+                assert got_ids == want_ids, (f"{('left', 'right')[idx]} orders_of({owner}) "
+                                             f"{got_ids} != {want_ids}")
 
 
 class EngineVsReference(DifferentialMachine):
