@@ -7,7 +7,11 @@ from .events import L2, AmendRule, Event, Impact, OrderInfo, SelfTradePrevention
 _Side = int | str
 
 class OrderBook:
-    """Limit order book with price-time priority, compiled (see docs/semantics.md)."""
+    """Limit order book with price-time priority, compiled (see docs/semantics.md).
+
+    Per-call refusals raise ``orderbook.errors.OrderError`` (a ValueError) with the batch's
+    ``reason``, ``UnknownOrderError`` (also a KeyError) for an id that is not live.
+    """
 
     @property
     def tick_size(self) -> Decimal: ...

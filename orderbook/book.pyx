@@ -80,6 +80,13 @@ cdef inline int as_side(object value) except 0:
     return check.as_side(value)
 
 
+cdef inline int order_side(object value) except 0:
+    # A new order's side: a bad one is refused as the batch would (OrderError, INVALID_SIDE).
+    if PyLong_Check(value) and (value == 1 or value == -1) and not isinstance(value, bool):
+        return <int>value
+    return check.order_side(value)
+
+
 @cython.final
 cdef class _EventLog:
     """Owns one batch's event records; the EVENT_DTYPE array ``process`` returns views them."""
@@ -196,7 +203,7 @@ cdef class OrderBook:
         return self._submit(t.K_STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
 
     def cancel(self, order_id):
-        """Cancel a resting order or an armed stop; KeyError if ``order_id`` is not live."""
+        """Cancel a resting order or an armed stop; UnknownOrderError if the id is not live."""
         return self._submit(t.K_CANCEL, order_id, 0, 0, 0, 0, 0)
 
     def amend(self, order_id, price, qty):
@@ -204,7 +211,12 @@ cdef class OrderBook:
         return self._submit(t.K_AMEND, order_id, 0, price, qty, 0, 0)
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
-        """Process one message of any kind; raise for malformed ones, leaving the book unchanged."""
+        """Process one message of any kind; return its events.
+
+        A message the batch would reject for a caller error raises OrderError carrying that
+        reason (UnknownOrderError for UNKNOWN_ORDER) and changes nothing; a value that is not
+        an integer raises TypeError, one outside int64 ValueError.
+        """
         return self._submit(as_i64(kind, "kind"), order_id, side, price, qty, owner, stop_price)
 
     cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
@@ -220,7 +232,7 @@ cdef class OrderBook:
         cdef slot_t found
         m.kind = <uint8_t>kind if 0 <= kind <= 255 else 0
         m.order_id = as_i64(order_id, "order_id")
-        m.side = as_side(side) if is_new_order(kind) else 0
+        m.side = order_side(side) if is_new_order(kind) else 0
         m.price = as_i64(price, "price")
         m.qty = as_i64(qty, "qty")
         m.owner = as_i64(owner, "owner")
@@ -979,7 +991,10 @@ cdef class OrderBook:
         return out
 
     def order(self, order_id):
-        """The live order (resting or armed stop) with this id as OrderInfo; KeyError if none."""
+        """The live order (resting or armed stop) with this id as OrderInfo.
+
+        Raises UnknownOrderError (a KeyError) if the id is not live. O(1) expected.
+        """
         cdef oid_t oid = as_i64(order_id, "order_id")
         self._idle()
         return self._order_info(oid)
@@ -987,7 +1002,7 @@ cdef class OrderBook:
     cdef object _order_info(self, oid_t oid):
         cdef slot_t slot = self.find_id(oid)
         if slot == NO_SLOT:
-            raise KeyError(f"order_id {oid} is not a live order")
+            raise check.unknown_order(oid)
         # Copied out before any Python object is built: building one may let another thread in.
         cdef Order o = self.pool[slot]
         cdef price_t stop_price = self.stop_price_of(slot)
