@@ -7,6 +7,7 @@ code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.m
 
 from .book import OrderBook
 from .engine import Engine
+from .errors import OrderError, UnknownOrderError
 from .events import (
     EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, L3_DTYPE, MESSAGE_DTYPE, NO_COUNTERPARTY,
     STOP_DTYPE, L2, AccountInfo, AmendRule, Deficit, Event, EventKind, ForcedKind, Impact, Kind,
@@ -30,5 +31,5 @@ __all__ = [
     "Sizing", "LimitRule", "Deficit", "ForcedKind", "MarginTiers", "Tier",
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
-    "Slippage", "slippage",
+    "Slippage", "slippage", "OrderError", "UnknownOrderError",
 ]

@@ -196,15 +196,11 @@ class _Liquidator:
 
     def cancel_orders_of(self, owner: int) -> None:
         """An account entering liquidation loses its resting orders and armed stops (id order)."""
-        for order_id in sorted(self.orders_of(owner)):
+        for order_id in self.book.orders_of(owner):
             self.book.cancel(order_id)
             # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
             # that looks at the accounts the new mark crosses.
             self.progress += 1
-
-    def orders_of(self, owner: int) -> list[int]:
-        """Ids of the owner's resting orders and armed stops, in no particular order."""
-        return [o.order_id for o in self.book._live.values() if o.owner == owner]
 
     def size(self, a: _Account, mark: int) -> int:
         """Lots of a forced order under the sizing rule."""

@@ -2,6 +2,9 @@
 
 The engine checks the common case (a plain ``int`` in range) inline and calls into this module
 only when a value needs converting or is wrong, so the messages users see come from one place.
+A message refused for a reason a batch would report raises an ``errors.OrderError`` carrying
+that reason; a value that cannot be a ``MESSAGE_DTYPE`` field at all (not an integer, outside
+int64) raises a plain TypeError or ValueError.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from decimal import (
 
 import numpy as np
 
+from .errors import OrderError, UnknownOrderError
 from .events import (
     INT64_MAX, INT64_MIN, MESSAGE_DTYPE, RESTING_KINDS, STOP_KINDS, Kind, Reason,
 )
@@ -42,17 +46,30 @@ def as_int64(name: str, value) -> int:
     return number
 
 
-def as_side(value) -> int:
-    """Return a side as +1/-1 from a Side, an int or 'buy'/'sell'; ValueError otherwise."""
+def as_side(value, error=ValueError) -> int:
+    """Return a side as +1/-1 from a Side, an int or 'buy'/'sell'; ``error`` otherwise.
+
+    ``error`` is called with the message; a value that is not an integer raises TypeError and
+    one outside int64 ValueError whatever ``error`` is.
+    """
     if isinstance(value, str):
         try:
             return _SIDE_NAMES[value.lower()]
         except KeyError:
-            raise ValueError(f"side must be 'buy' or 'sell', got {value!r}") from None
+            raise error(f"side must be 'buy' or 'sell', got {value!r}") from None
     side = as_int64("side", value)
     if side not in (1, -1):
-        raise ValueError(f"side must be Side.BUY (1) or Side.SELL (-1), got {side}")
+        raise error(f"side must be Side.BUY (1) or Side.SELL (-1), got {side}")
     return side
+
+
+def _invalid_side(text: str) -> OrderError:
+    return OrderError(text, Reason.INVALID_SIDE)
+
+
+def order_side(value) -> int:
+    """The side of a new order: as :func:`as_side`, refusing a bad one with OrderError."""
+    return as_side(value, _invalid_side)
 
 
 def as_enum(name: str, value, enum):
@@ -266,8 +283,11 @@ _MESSAGES = {
 
 
 def error_for(reason: int, kind: int, order_id: int, side: int, price: int, stop_price: int,
-              qty: int) -> Exception:
-    """The exception the per-call API raises for a message that failed validation."""
+              qty: int) -> OrderError:
+    """The exception the per-call API raises for a message that failed validation.
+
+    An OrderError whose ``reason`` is ``reason``, an UnknownOrderError for UNKNOWN_ORDER.
+    """
     template = _MESSAGES[Reason(reason)]
     if reason == Reason.QTY_OVERFLOW and kind in STOP_KINDS:
         template = "qty {qty} would take the stop level at stop_price {stop_price} past {max} lots"
@@ -275,5 +295,10 @@ def error_for(reason: int, kind: int, order_id: int, side: int, price: int, stop
         kinds=[k.name for k in Kind], kind=kind, side=side, price=price, stop_price=stop_price,
         qty=qty, order_id=order_id, max=INT64_MAX)
     if reason == Reason.UNKNOWN_ORDER:
-        return KeyError(text)
-    return ValueError(text)
+        return UnknownOrderError(text)
+    return OrderError(text, reason)
+
+
+def unknown_order(order_id: int) -> UnknownOrderError:
+    """The exception a lookup (``order()``) of an id that is not live raises."""
+    return UnknownOrderError(_MESSAGES[Reason.UNKNOWN_ORDER].format(order_id=order_id))

@@ -38,7 +38,6 @@ cdef class OrderBook:
     cdef int64_t msg              # number of messages processed
     cdef int64_t stop_count       # armed stops (id_count - stop_count rest in the book)
     cdef qty_t level_peak         # upper bound on every level's total (lots): the largest seen
-    cdef slot_t validated_slot    # slot of the order a cancel/amend names, set by validate()
     cdef price_t last             # last trade price, valid when has_last
     cdef cbool has_last
     cdef cbool busy               # a batch is running without the GIL
@@ -48,10 +47,15 @@ cdef class OrderBook:
     cdef readonly object lot_size
 
     # The core: one message, validated then executed; the per-call and batch paths share it.
-    # validate() returns a Reason code (R_NONE when the message may run) and changes nothing
-    # visible; execute() must follow it with the same message (it reuses the slot found).
-    cdef int validate(self, const Message* m) noexcept nogil
-    cdef void execute(self, const Message* m, int reason) noexcept nogil
+    # validate() returns a Reason code (R_NONE when the message may run), writes the pool slot
+    # of the live order with m.order_id (NO_SLOT if none) to found, and changes nothing.
+    # execute() runs the message with the reason and slot validate() gave for it, appending
+    # its events (a REJECTED one when reason is not R_NONE) to the event buffer.
+    # run() is both for one message on its own: it clears the event buffer first, so the
+    # buffer then holds exactly that message's events; it returns the reason.
+    cdef int validate(self, const Message* m, slot_t* found) noexcept nogil
+    cdef void execute(self, const Message* m, int reason, slot_t found) noexcept nogil
+    cdef int run(self, const Message* m) noexcept nogil
     cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,
                    oid_t maker_id, owner_t maker_owner, price_t price, price_t stop_price,
                    qty_t qty) noexcept nogil
@@ -74,6 +78,9 @@ cdef class OrderBook:
     cdef void run_triggered(self) noexcept nogil
     cdef void cancel_order(self, slot_t slot) noexcept nogil
     cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil
+    # Replaces out's contents with the ids of owner's live orders (resting and armed stops),
+    # ascending; O(n + L + k log k) for n live orders on L levels, k of them owner's.
+    cdef void ids_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil
 
     # Python-facing plumbing. Public methods take the busy flag (_enter, released in finally)
     # or check it (_idle, for reads that call no Python while they touch the containers), and

@@ -13,6 +13,7 @@ from cpython.long cimport PyLong_Check
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
+from libcpp.algorithm cimport sort
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
@@ -77,6 +78,13 @@ cdef inline int as_side(object value) except 0:
     if PyLong_Check(value) and (value == 1 or value == -1) and not isinstance(value, bool):
         return <int>value
     return check.as_side(value)
+
+
+cdef inline int order_side(object value) except 0:
+    # A new order's side: a bad one is refused as the batch would (OrderError, INVALID_SIDE).
+    if PyLong_Check(value) and (value == 1 or value == -1) and not isinstance(value, bool):
+        return <int>value
+    return check.order_side(value)
 
 
 @cython.final
@@ -195,7 +203,7 @@ cdef class OrderBook:
         return self._submit(t.K_STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
 
     def cancel(self, order_id):
-        """Cancel a resting order or an armed stop; KeyError if ``order_id`` is not live."""
+        """Cancel a resting order or an armed stop; UnknownOrderError if the id is not live."""
         return self._submit(t.K_CANCEL, order_id, 0, 0, 0, 0, 0)
 
     def amend(self, order_id, price, qty):
@@ -203,7 +211,12 @@ cdef class OrderBook:
         return self._submit(t.K_AMEND, order_id, 0, price, qty, 0, 0)
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
-        """Process one message of any kind; raise for malformed ones, leaving the book unchanged."""
+        """Process one message of any kind; return its events.
+
+        A message the batch would reject for a caller error raises OrderError carrying that
+        reason (UnknownOrderError for UNKNOWN_ORDER) and changes nothing; a value that is not
+        an integer raises TypeError, one outside int64 ValueError.
+        """
         return self._submit(as_i64(kind, "kind"), order_id, side, price, qty, owner, stop_price)
 
     cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
@@ -216,9 +229,10 @@ cdef class OrderBook:
     cdef list _submit_one(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
         cdef Message m
         cdef int reason
+        cdef slot_t found
         m.kind = <uint8_t>kind if 0 <= kind <= 255 else 0
         m.order_id = as_i64(order_id, "order_id")
-        m.side = as_side(side) if is_new_order(kind) else 0
+        m.side = order_side(side) if is_new_order(kind) else 0
         m.price = as_i64(price, "price")
         m.qty = as_i64(qty, "qty")
         m.owner = as_i64(owner, "owner")
@@ -226,11 +240,13 @@ cdef class OrderBook:
         if not is_new_order(kind) and kind != t.K_CANCEL and kind != t.K_AMEND:
             raise check.error_for(Reason.INVALID_KIND, kind, m.order_id, m.side, m.price,
                                   m.stop_price, m.qty)
-        reason = self.validate(&m)
+        # Not run(): a caller error raises before anything changes (no REJECTED event, no
+        # sequence number), so the check sits between validation and execution.
+        reason = self.validate(&m, &found)
         if is_caller_error(reason):
             raise check.error_for(reason, kind, m.order_id, m.side, m.price, m.stop_price, m.qty)
         self.events.clear()
-        self.execute(&m, reason)
+        self.execute(&m, reason, found)
         return self._event_list()
 
     cdef list _event_list(self):
@@ -265,6 +281,8 @@ cdef class OrderBook:
         cdef const uint8_t[::1] raw
         cdef const uint8_t* rows = NULL
         cdef Message m
+        cdef slot_t found
+        cdef int reason
         if n:
             raw = np.ascontiguousarray(messages).view(np.uint8)
             rows = &raw[0]
@@ -276,9 +294,12 @@ cdef class OrderBook:
             for i in range(n):
                 # A copy per message: the input may be unaligned (np.frombuffer at an odd
                 # offset), and the message that is validated is the one that is executed even
-                # if another thread writes to the caller's array meanwhile.
+                # if another thread writes to the caller's array meanwhile. Not run(): the
+                # batch's events accumulate in the buffer. Two statements: C++ may evaluate
+                # execute()'s arguments in any order, found before validate() writes it.
                 memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
-                self.execute(&m, self.validate(&m))
+                reason = self.validate(&m, &found)
+                self.execute(&m, reason, found)
         return self._event_array()
 
     cdef int _enter(self) except -1:
@@ -316,11 +337,19 @@ cdef class OrderBook:
         return np.frombuffer(log, dtype=EVENT_DTYPE)
 
     # ------------------------------------------------------------------------------ core
-    cdef int validate(self, const Message* m) noexcept nogil:
-        cdef int kind = m.kind
+    cdef int run(self, const Message* m) noexcept nogil:
         cdef slot_t found
+        cdef int reason = self.validate(m, &found)
+        self.events.clear()
+        self.execute(m, reason, found)
+        return reason
+
+    cdef int validate(self, const Message* m, slot_t* found) noexcept nogil:
+        cdef int kind = m.kind
+        cdef slot_t slot
         cdef const Order* o
         cdef qty_t others
+        found[0] = NO_SLOT
         if not (t.K_LIMIT <= kind <= t.K_AMEND):
             return t.R_INVALID_KIND
         if is_new_order(kind) and m.side != BUY and m.side != SELL:
@@ -331,9 +360,10 @@ cdef class OrderBook:
             return t.R_INVALID_STOP_PRICE
         if kind != t.K_CANCEL and m.qty < 1:
             return t.R_INVALID_QTY
-        found = self.find_id(m.order_id)
+        slot = self.find_id(m.order_id)
+        found[0] = slot
         if is_new_order(kind):
-            if found != NO_SLOT:
+            if slot != NO_SLOT:
                 return t.R_DUPLICATE_ID
             # level_peak bounds every level's total, so the exact (tree walk) check is only
             # needed when the bound itself is near the int64 limit.
@@ -345,11 +375,10 @@ cdef class OrderBook:
                     and self.stop_level_total(m.side, m.stop_price) > INT64_MAX - m.qty):
                 return t.R_QTY_OVERFLOW
             return t.R_NONE
-        if found == NO_SLOT:
+        if slot == NO_SLOT:
             return t.R_UNKNOWN_ORDER
-        self.validated_slot = found
         if kind == t.K_AMEND:
-            o = &self.pool[found]
+            o = &self.pool[slot]
             if not is_stop(o.kind):
                 others = self.level_total(o.side, m.price)
                 if m.price == o.price:
@@ -358,15 +387,15 @@ cdef class OrderBook:
                     return t.R_QTY_OVERFLOW
         return t.R_NONE
 
-    cdef void execute(self, const Message* m, int reason) noexcept nogil:
+    cdef void execute(self, const Message* m, int reason, slot_t found) noexcept nogil:
         cdef Order o
         if reason != t.R_NONE:
             self.emit(t.EV_REJECTED, reason, m.side, m.order_id, m.owner, 0, 0, m.price,
                       m.stop_price, m.qty)
         elif m.kind == t.K_CANCEL:
-            self.cancel_order(self.validated_slot)
+            self.cancel_order(found)
         elif m.kind == t.K_AMEND:
-            self.amend_order(self.validated_slot, m)
+            self.amend_order(found, m)
         else:
             o.order_id = m.order_id
             o.owner = m.owner
@@ -743,6 +772,33 @@ cdef class OrderBook:
         self.take(&o)
         self.run_triggered()
 
+    cdef void ids_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil:
+        # Walks the levels rather than the id table: the table keeps the size of the most
+        # orders ever live, the levels hold only the live ones.
+        cdef LevelMap* levels
+        cdef LevelMap.iterator it
+        cdef slot_t slot
+        cdef int pass_
+        out.clear()
+        for pass_ in range(4):
+            if pass_ == 0:
+                levels = &self.bids
+            elif pass_ == 1:
+                levels = &self.asks
+            elif pass_ == 2:
+                levels = &self.sell_stops
+            else:
+                levels = &self.buy_stops
+            it = levels.begin()
+            while it != levels.end():
+                slot = deref(it).second.head
+                while slot != NO_SLOT:
+                    if self.pool[slot].owner == owner:
+                        out.push_back(self.pool[slot].order_id)
+                    slot = self.pool[slot].next
+                inc(it)
+        sort(out.begin(), out.end())
+
     # --------------------------------------------------------------------------- queries
     def best_bid(self):
         """Highest bid price in ticks, or None. O(1)."""
@@ -935,7 +991,10 @@ cdef class OrderBook:
         return out
 
     def order(self, order_id):
-        """The live order (resting or armed stop) with this id as OrderInfo; KeyError if none."""
+        """The live order (resting or armed stop) with this id as OrderInfo.
+
+        Raises UnknownOrderError (a KeyError) if the id is not live. O(1) expected.
+        """
         cdef oid_t oid = as_i64(order_id, "order_id")
         self._idle()
         return self._order_info(oid)
@@ -943,7 +1002,7 @@ cdef class OrderBook:
     cdef object _order_info(self, oid_t oid):
         cdef slot_t slot = self.find_id(oid)
         if slot == NO_SLOT:
-            raise KeyError(f"order_id {oid} is not a live order")
+            raise check.unknown_order(oid)
         # Copied out before any Python object is built: building one may let another thread in.
         cdef Order o = self.pool[slot]
         cdef price_t stop_price = self.stop_price_of(slot)
@@ -958,6 +1017,17 @@ cdef class OrderBook:
             return False
         self._idle()
         return self.find_id(oid) != NO_SLOT
+
+    def orders_of(self, owner):
+        """Ids of ``owner``'s live orders (resting and armed stops) as a sorted list of ints.
+
+        O(n + L + k log k) for n live orders on L price and stop levels, k of them ``owner``'s.
+        """
+        cdef owner_t who = as_i64(owner, "owner")
+        cdef vector[oid_t] ids
+        self._idle()
+        self.ids_of(who, &ids)
+        return [oid for oid in ids]
 
     def impact(self, side, qty):
         """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""
@@ -1071,6 +1141,7 @@ cdef class OrderBook:
         # not cross, so a damaged pickle raises instead of corrupting the containers.
         cdef Order o
         cdef Message m
+        cdef slot_t found
         cdef int i
         o.prev = NO_SLOT
         o.next = NO_SLOT
@@ -1081,7 +1152,7 @@ cdef class OrderBook:
             o.price, o.qty = entry["price"], entry["qty"]
             m.order_id, m.owner, m.side, m.kind = o.order_id, o.owner, o.side, o.kind
             m.price, m.stop_price, m.qty = o.price, entry["stop_price"], o.qty
-            reason = self.validate(&m)
+            reason = self.validate(&m, &found)
             if reason != t.R_NONE:
                 raise ValueError(f"corrupt OrderBook state: {name} {entry} cannot be restored "
                                  f"({Reason(reason).name})")

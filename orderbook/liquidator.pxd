@@ -87,8 +87,6 @@ cdef class Liquidator:
     cdef void enqueue_crossed(self, price_t mark) noexcept nogil
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
-    cdef void orders_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil
-    cdef void run(self, const Message* m) noexcept nogil
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
                      money_t fill_value, price_t mark_before, money_t fee, money_t fund_cover,

@@ -20,7 +20,7 @@ import numpy as np
 
 from orderbook cimport _types as t
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, Message, oid_t, owner_t, price_t, qty_t, slot_t,
+    BUY, SELL, EventRec, Message, oid_t, owner_t, price_t, qty_t,
 )
 from orderbook.accounts cimport (
     Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
@@ -240,7 +240,7 @@ cdef class Liquidator:
         m.price = limit
         m.stop_price = 0
         m.qty = size
-        self.run(&m)
+        self.book.run(&m)   # leaves its events (only) in book.events
         self.ledger.settle_events(self.book.events, m.order_id, False)
         for i in range(self.book.events.size()):
             e = &self.book.events[i]
@@ -291,32 +291,18 @@ cdef class Liquidator:
         cdef size_t i
         if a.open_buy == 0 and a.open_sell == 0:
             return
-        self.orders_of(owner, &ids)
-        sort(ids.begin(), ids.end())
+        self.book.ids_of(owner, &ids)   # ascending
         for i in range(ids.size()):
             m.kind = t.K_CANCEL
             m.order_id = ids[i]
             m.owner = owner
             m.side = 0
             m.price = m.stop_price = m.qty = 0
-            self.run(&m)
+            self.book.run(&m)
             self.ledger.settle_events(self.book.events, ids[i], True)
             # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
             # that looks at the accounts the new mark crosses.
             self.progress += 1
-
-    cdef void orders_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil:
-        # The ids of the owner's resting orders and armed stops, in no particular order: a walk
-        # of the book's id table, O(table size).
-        cdef slot_t slot
-        for slot in self.book.id_buckets:
-            if slot != NO_SLOT and self.book.pool[slot].owner == owner:
-                out.push_back(self.book.pool[slot].order_id)
-
-    cdef void run(self, const Message* m) noexcept nogil:
-        # One message through the book's core, leaving its events (only) in book.events.
-        self.book.events.clear()
-        self.book.execute(m, self.book.validate(m))
 
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil:
         # Lots of a forced order under the sizing rule.

@@ -146,7 +146,7 @@ class OrderBook:
         return self.submit(Kind.STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
 
     def cancel(self, order_id) -> list[Event]:
-        """Cancel a resting order or an armed stop; KeyError if ``order_id`` is not live."""
+        """Cancel a resting order or an armed stop; UnknownOrderError if the id is not live."""
         return self.submit(Kind.CANCEL, order_id)
 
     def amend(self, order_id, price, qty) -> list[Event]:
@@ -154,10 +154,15 @@ class OrderBook:
         return self.submit(Kind.AMEND, order_id, 0, price, qty)
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0) -> list[Event]:
-        """Process one message of any kind; raise for malformed ones, leaving the book unchanged."""
+        """Process one message of any kind; return its events.
+
+        A message the batch would reject for a caller error raises OrderError carrying that
+        reason (UnknownOrderError for UNKNOWN_ORDER) and changes nothing; a value that is not
+        an integer raises TypeError, one outside int64 ValueError.
+        """
         kind = check.as_int64("kind", kind)
         order_id = check.as_int64("order_id", order_id)
-        side = check.as_side(side) if kind in NEW_ORDER_KINDS else 0  # CANCEL/AMEND ignore it
+        side = check.order_side(side) if kind in NEW_ORDER_KINDS else 0  # CANCEL/AMEND ignore it
         price = check.as_int64("price", price)
         qty = check.as_int64("qty", qty)
         owner = check.as_int64("owner", owner)
@@ -519,13 +524,21 @@ class OrderBook:
         return np.array(rows, dtype=STOP_DTYPE)
 
     def order(self, order_id) -> OrderInfo:
-        """The live order (resting or armed stop) with this id; KeyError if none."""
+        """The live order (resting or armed stop) with this id; UnknownOrderError if none. O(1)."""
         order_id = check.as_int64("order_id", order_id)
         try:
             o = self._live[order_id]
         except KeyError:
-            raise KeyError(f"order_id {order_id} is not a live order") from None
+            raise check.unknown_order(order_id) from None
         return OrderInfo(o.order_id, o.owner, o.side, int(o.kind), o.price, o.stop_price, o.qty)
+
+    def orders_of(self, owner) -> list[int]:
+        """Ids of ``owner``'s live orders (resting and armed stops), ascending.
+
+        O(n + k log k) for n live orders, k of them ``owner``'s.
+        """
+        owner = check.as_int64("owner", owner)
+        return sorted(o.order_id for o in self._live.values() if o.owner == owner)
 
     def __contains__(self, order_id) -> bool:
         """Whether ``order_id`` is a live order (resting or armed); False for non-integer ids."""

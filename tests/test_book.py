@@ -1,6 +1,7 @@
 """Behavioural specification of the order book, checked against the engine and the reference.
 
-Every test takes the ``book`` or ``book_cls`` fixture, so it runs once per implementation.
+Every test takes the ``book`` or ``book_cls`` fixture (a hypothesis test loops over both
+classes), so it runs once per implementation.
 Expected events are computed by hand from docs/semantics.md and compared field by field.
 """
 
@@ -13,11 +14,17 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given
 
+from orderbook import OrderBook
+from orderbook import strategies as obst
+from orderbook.errors import OrderError, UnknownOrderError
 from orderbook.events import (
     EVENT_DTYPE, INT64_MAX, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, AmendRule, EventKind, Kind,
     OrderInfo, Reason, SelfTradePrevention, Side, array_to_events, messages,
 )
+from orderbook.reference import OrderBook as ReferenceOrderBook
+from orderbook.testing import message_array
 
 B, S = Side.BUY, Side.SELL
 
@@ -718,6 +725,88 @@ def test_batch_with_a_bad_message_rejects_it_and_processes_the_rest(book_cls, ba
     assert batch_book.l3().tolist() == call_book.l3().tolist()
 
 
+# --------------------------------------------------------------------------- refusal reasons
+
+
+@pytest.mark.parametrize("bad, reason", [c[1:] for c in BAD_MESSAGES],
+                         ids=[c[0] for c in BAD_MESSAGES])
+def test_a_per_call_refusal_carries_the_reason_the_batch_reports(book_cls, bad, reason):
+    call_book, batch_book = book_cls(), book_cls()
+    for book in (call_book, batch_book):
+        book.limit(1, S, 100, 5)
+    before = state(call_book)
+    with pytest.raises(OrderError) as info:
+        call_book.submit(**bad)
+    [event] = array_to_events(batch_book.process(messages([bad])))
+    assert info.value.reason is Reason[reason] == Reason(event.reason)
+    assert isinstance(info.value, UnknownOrderError) == (reason == "UNKNOWN_ORDER")
+    assert state(call_book) == before
+
+
+@given(case=obst.invalid_orders(reasons=obst.INVALID_REASONS))
+def test_every_caller_error_per_call_carries_the_reason_a_batch_reports(case):
+    for book_cls in (OrderBook, ReferenceOrderBook):
+        call_book, batch_book = book_cls(), book_cls()
+        for m in case.setup:
+            m.submit(call_book)
+            m.submit(batch_book)
+        with pytest.raises(OrderError) as info:
+            case.message.submit(call_book)
+        [event] = array_to_events(batch_book.process(message_array([case.message])))
+        assert event.kind == EventKind.REJECTED
+        assert info.value.reason is case.reason == Reason(event.reason)
+        assert isinstance(info.value, case.error)
+        assert isinstance(info.value, UnknownOrderError) == (case.reason == Reason.UNKNOWN_ORDER)
+
+
+def test_an_id_that_is_not_live_is_an_unknown_order_error_with_an_unquoted_message(book):
+    book.limit(1, B, 100, 5)
+    for call in (lambda: book.cancel(7), lambda: book.amend(7, 100, 1), lambda: book.order(7)):
+        with pytest.raises(UnknownOrderError) as info:
+            call()
+        exc = info.value
+        assert isinstance(exc, OrderError) and isinstance(exc, KeyError)
+        assert isinstance(exc, ValueError)
+        assert exc.reason is Reason.UNKNOWN_ORDER
+        assert str(exc) == "order_id 7 is not a live order"
+
+
+@pytest.mark.parametrize("side", [0, 2, -2, 127, 5000, "sideways"])
+def test_a_bad_side_of_a_new_order_is_an_order_error_invalid_side(book, side):
+    with pytest.raises(OrderError, match="^side must be ") as info:
+        book.limit(1, side, 100, 5)
+    assert info.value.reason is Reason.INVALID_SIDE
+
+
+@pytest.mark.parametrize("exc, call", [
+    (TypeError, lambda b: b.limit(1, B, 100.0, 5)),
+    (TypeError, lambda b: b.limit(1, 1.0, 100, 5)),
+    (ValueError, lambda b: b.limit(1, 2**63, 100, 5)),
+    (ValueError, lambda b: b.limit(2**63, B, 100, 5)),
+    (ValueError, lambda b: b.amend(1, -(2**63) - 1, 5)),
+    (ValueError, lambda b: b.quantity_at(2, 100)),
+])
+def test_a_value_no_message_field_can_hold_or_a_bad_query_is_not_an_order_error(book, exc, call):
+    with pytest.raises(exc) as info:
+        call(book)
+    assert not isinstance(info.value, OrderError)
+
+
+def test_order_errors_pickle_with_their_reason():
+    for exc in (OrderError("qty must be in [1, 5] lots, got 0", Reason.INVALID_QTY),
+                UnknownOrderError("order_id 3 is not a live order")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and back.reason is exc.reason and str(back) == str(exc)
+
+
+def test_order_errors_are_public():
+    import orderbook
+
+    assert {"OrderError", "UnknownOrderError"} <= set(orderbook.__all__)
+    assert orderbook.OrderError is OrderError and orderbook.UnknownOrderError is UnknownOrderError
+    assert issubclass(OrderError, ValueError) and issubclass(UnknownOrderError, KeyError)
+
+
 SCRIPT = [
     msg(Kind.LIMIT, 1, S, 101, 5, owner=1), msg(Kind.LIMIT, 2, S, 102, 5, owner=2),
     msg(Kind.LIMIT, 3, B, 99, 4, owner=1), msg(Kind.POST_ONLY, 4, B, 98, 6, owner=3),
@@ -825,6 +914,36 @@ def test_order_lookup_and_membership(book):
     with pytest.raises(KeyError):
         book.order(99)
     assert (book.n_orders, book.n_stops) == (5, 1)
+
+
+def test_orders_of_lists_an_owners_resting_orders_and_armed_stops_by_id(book):
+    rest(book, (9, B, 100, 5, 7), (2, S, 103, 1, 7), (4, B, 99, 2, 8), (5, S, 104, 3, 7))
+    book.stop_market(3, S, 90, 2, owner=7)
+    book.stop_limit(1, B, 110, 111, 1, owner=8)
+    assert book.orders_of(7) == [2, 3, 5, 9]
+    assert book.orders_of(8) == [1, 4]
+    assert book.orders_of(np.int64(8)) == [1, 4]
+    assert book.orders_of(0) == []
+
+
+def test_orders_of_forgets_filled_cancelled_and_triggered_orders(book):
+    rest(book, (1, S, 100, 2, 7), (2, S, 101, 5, 7), (3, B, 95, 1, 7))
+    book.stop_market(4, S, 99, 1, owner=7)
+    book.stop_limit(5, B, 100, 90, 1, owner=7)
+    book.cancel(3)
+    book.market(10, B, 2, owner=8)  # fills 1 at 100: buy stop 5 triggers and rests at 90
+    assert book.orders_of(7) == [2, 4, 5]
+    assert book.order(5).kind == Kind.LIMIT
+    book.market(11, S, 1, owner=8)  # fills 5 at 90: sell stop 4 triggers, finds no bid
+    assert book.orders_of(7) == [2]
+    assert book.orders_of(8) == []
+
+
+def test_orders_of_refuses_an_owner_that_is_not_an_int64(book):
+    with pytest.raises(TypeError, match="^owner "):
+        book.orders_of(1.5)
+    with pytest.raises(ValueError, match="^owner "):
+        book.orders_of(2**63)
 
 
 @pytest.mark.parametrize("side, qty, expected", [

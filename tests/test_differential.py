@@ -27,7 +27,11 @@ Besides comparing the two books, every message is checked against a small model 
 * after every step the invariant compares both books with each other and with the model: exact
   ``l3()`` and ``stops()``, FIFO within a level by the seq of the event that last queued each order
   (ACCEPTED, AMENDED(REQUEUED) or STOP_TRIGGERED), best bid/ask, last price, counters, an
-  uncrossed book, and no armed stop that the last price already satisfies.
+  uncrossed book, no armed stop that the last price already satisfies, and ``orders_of(owner)``
+  of every owner.
+
+A refusal by exception must be an ``OrderError`` (``UnknownOrderError`` for UNKNOWN_ORDER) whose
+``reason`` is the one the model predicts and the batch path reports.
 
 Copies (``copy()`` and pickle) replace one or both books now and then; replacing one side only
 makes the other book check that the copy behaves exactly like the original.
@@ -52,6 +56,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from orderbook.errors import OrderError, UnknownOrderError
 from orderbook.events import (
     EVENT_DTYPE,
     INT64_MAX,
@@ -562,15 +567,15 @@ class Model:
             if outcome[0] != "raise":
                 _fail(f"{op}: cannot be a message (bad type or out of range) but did not raise:"
                       f" {_fmt(outcome)}")
-            if op.expect is not None and outcome[1] is not op.expect:
+            if op.expect is not None and not issubclass(outcome[1], op.expect):
                 _fail(f"{op}: expected {op.expect.__name__}, {_fmt(outcome)}")
             return
         what, reason = self.predict(r)
         if what == "raise":
-            want = KeyError if reason == Reason.UNKNOWN_ORDER else ValueError
-            if op.expect is not None and op.expect is not want:
+            want = UnknownOrderError if reason == Reason.UNKNOWN_ORDER else OrderError
+            if op.expect is not None and not issubclass(want, op.expect):
                 _fail(f"test bug: {op} expected {op.expect.__name__}, model says {reason!r}")
-            if outcome[0] != "raise" or outcome[1] is not want:
+            if outcome[0] != "raise" or outcome[1] is not want or outcome[4] != reason:
                 _fail(f"{op}: the spec says {want.__name__} ({Reason(reason).name}), "
                       f"got {_fmt(outcome)}")
             raw = outcome[2]
@@ -852,7 +857,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             if got != want:
                 _fail(f"{op} raised {exc!r} but changed the {('left', 'right')[idx]} book:\n"
                       f"  book  {got}\n  model {want}")
-            return ("raise", type(exc), None, repr(exc))
+            return ("raise", type(exc), None, repr(exc), getattr(exc, "reason", None))
         if not isinstance(result, list) or not all(isinstance(e, Event) for e in result):
             _fail(f"{op} returned {type(result)}, not a list of Event")
         so, mo = self.off[idx]
@@ -888,8 +893,9 @@ class DifferentialMachine(RuleBasedStateMachine):
             g0 = group[0]
             if len(group) == 1 and g0.kind == EventKind.REJECTED \
                     and g0.reason in VALIDATION_REASONS:
-                exc = KeyError if g0.reason == Reason.UNKNOWN_ORDER else ValueError
-                outs.append(("raise", exc, _norm(g0, so, mo), Reason(g0.reason).name))
+                exc = UnknownOrderError if g0.reason == Reason.UNKNOWN_ORDER else OrderError
+                outs.append(("raise", exc, _norm(g0, so, mo), Reason(g0.reason).name,
+                             Reason(g0.reason)))
                 self.off[idx] = [so + 1, mo + 1]
             else:
                 outs.append(("ok", [_norm(e, so, mo) for e in group]))
@@ -920,7 +926,8 @@ class DifferentialMachine(RuleBasedStateMachine):
             a, b = outs
             same = a[0] == b[0] and (
                 a[1] == b[1] if a[0] == "ok"
-                else a[1] is b[1] and (a[2] is None or b[2] is None or a[2] == b[2]))
+                else a[1] is b[1] and a[4] == b[4]
+                and (a[2] is None or b[2] is None or a[2] == b[2]))
             if not same:
                 _fail(f"{op}: books differ ({paths})\n  left:  {_fmt(a)}\n  right: {_fmt(b)}")
             self.model.check(op, b if b[0] == "ok" or b[2] is not None else a)
@@ -1302,6 +1309,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         want_rows, want_stops = m.l3_rows(), m.stop_rows()
         assert rows == want_rows, f"l3 {rows}\n!= expected {want_rows}"
         assert stops == want_stops, f"stops {stops}\n!= expected {want_stops}"
+        # each owner's live orders (resting and armed), ascending ids, and none for an owner
+        # with no order
+        for owner in sorted({o.owner for o in m.orders.values()} | {0, 1, 2, -1}):
+            want_ids = sorted(o.oid for o in m.orders.values() if o.owner == owner)
+            for idx, book in enumerate(self.books):
+                got_ids = book.orders_of(owner)
+                assert type(got_ids) is list and all(type(i) is int for i in got_ids), got_ids
+                assert got_ids == want_ids, (f"{('left', 'right')[idx]} orders_of({owner}) "
+                                             f"{got_ids} != {want_ids}")
 
 
 class EngineVsReference(DifferentialMachine):

@@ -113,6 +113,7 @@ CALLS = {
     "l3": lambda b: b.l3(),
     "stops": lambda b: b.stops(),
     "order": lambda b: b.order(0),
+    "orders_of": lambda b: b.orders_of(0),
     "__contains__": lambda b: 12345 in b,
     "impact": lambda b: b.impact(S, 10),
     "copy": lambda b: b.copy(),

@@ -58,11 +58,19 @@ def assert_same_events(a, b, *, names: tuple[str, str] = ("left", "right")) -> N
                      f"{_event_repr((ta + tb)[min(len(ta), len(tb))])}")
 
 
+def _refusal(exc: Exception) -> tuple[type, str]:
+    # A refusal as its built-in class and text: orderbook's OrderError counts as the ValueError it
+    # is and UnknownOrderError as the KeyError, so a book raising the built-ins compares equal.
+    kind = next(c for c in (KeyError, TypeError, ValueError) if isinstance(exc, c))
+    return kind, str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
 def _outcome(book, message: Message):
     try:
         return "events", _event_tuples(message.submit(book))
     except (TypeError, ValueError, KeyError) as exc:
-        return type(exc).__name__, str(exc)
+        kind, text = _refusal(exc)
+        return kind.__name__, text
 
 
 def compare_with_reference(msgs, *, book_cls=None, path: str = "call",
@@ -71,7 +79,8 @@ def compare_with_reference(msgs, *, book_cls=None, path: str = "call",
     """Run messages through a book and :class:`ReferenceOrderBook`; assert identical results.
 
     Both books start empty with the same settings. Per call, each message must give the same
-    events or raise the same exception type with the same text; in a batch, ``process`` must
+    events or raise the same exception type with the same text (TypeError, ValueError or
+    KeyError: an ``OrderError`` counts as the built-in it is); in a batch, ``process`` must
     return the same events. Then both must be in the same state (``l3``, ``stops``, last price,
     best prices, counts and counters), and :func:`check_book`, with the event log, must pass on
     both.
@@ -146,7 +155,9 @@ def assert_rejected(book, case: InvalidOrder, *, path: str = "call") -> None:
     message number used), or, for a market refusal, exactly one REJECTED event with
     ``case.reason`` is returned and only the counters move. In a batch (``path="batch"``, the
     message alone through ``process``): exactly one REJECTED event with ``case.reason``, and the
-    orders and stops do not change. :func:`check_book` must pass afterwards.
+    orders and stops do not change. :func:`check_book` must pass afterwards. An ``OrderError``
+    counts as the ValueError it is, an ``UnknownOrderError`` as the KeyError, and its ``reason``
+    must be ``case.reason``.
 
     Parameters
     ----------
@@ -170,9 +181,16 @@ def assert_rejected(book, case: InvalidOrder, *, path: str = "call") -> None:
             try:
                 got = case.message.submit(book)
             except Exception as exc:  # noqa: BLE001 - the type is what is being checked
-                _require(type(exc) is case.error, "rejection by exception",
-                         f"{case.message!r} raised {type(exc).__name__}({exc}), expected "
+                kind, text = (_refusal(exc) if isinstance(exc, (TypeError, ValueError, KeyError))
+                              else (type(exc), str(exc)))
+                _require(kind is case.error, "rejection by exception",
+                         f"{case.message!r} raised {kind.__name__}({text}), expected "
                          f"{case.error.__name__} ({label})")
+                # orderbook's own books say why in a code too (OrderError.reason)
+                _require(getattr(exc, "reason", case.reason) == case.reason,
+                         "rejection by exception",
+                         f"{case.message!r} raised {type(exc).__name__} with reason "
+                         f"{getattr(exc, 'reason', None)!r}, expected {label}")
             else:
                 raise InvariantError("rejection by exception",
                                      f"{case.message!r} returned {got}, expected "

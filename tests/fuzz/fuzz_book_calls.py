@@ -30,8 +30,8 @@ METHODS = {
     "limit": 5, "market": 4, "ioc": 5, "fok": 5, "post_only": 5, "stop_market": 5,
     "stop_limit": 6, "cancel": 1, "amend": 3, "submit": 7, "best_bid": 0, "best_ask": 0,
     "spread": 0, "mid": 0, "quantity_at": 2, "resting_qty": 2, "l2": 1, "l3": 0, "stops": 0,
-    "order": 1, "impact": 2, "to_ticks": 1, "to_lots": 1, "to_price": 1, "to_qty": 1,
-    "contains": 1,
+    "order": 1, "orders_of": 1, "impact": 2, "to_ticks": 1, "to_lots": 1, "to_price": 1,
+    "to_qty": 1, "contains": 1,
 }
 NAMES = sorted(METHODS)
 ALLOWED = (TypeError, ValueError, KeyError)
