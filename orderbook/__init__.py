@@ -9,17 +9,50 @@ from .book import OrderBook
 from .engine import Engine
 from .errors import OrderError, UnknownOrderError
 from .events import (
-    EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, L3_DTYPE, MESSAGE_DTYPE, NO_COUNTERPARTY,
-    STOP_DTYPE, L2, AccountInfo, AmendRule, Deficit, Event, EventKind, ForcedKind, Impact, Kind,
-    LimitRule, MarkRule, OrderInfo, Reason, SelfTradePrevention, Side, Sizing, array_to_events,
-    events_to_array, messages,
+    EVENT_DTYPE,
+    FORCED_DTYPE,
+    INSURANCE_FUND,
+    L2,
+    L3_DTYPE,
+    MESSAGE_DTYPE,
+    NO_COUNTERPARTY,
+    STOP_DTYPE,
+    AccountInfo,
+    AmendRule,
+    Deficit,
+    Event,
+    EventKind,
+    ForcedKind,
+    Impact,
+    Kind,
+    LimitRule,
+    MarkRule,
+    OrderInfo,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    Sizing,
+    array_to_events,
+    events_to_array,
+    messages,
 )
 from .margin import MarginTiers, Tier
-from .slippage import Slippage, slippage
 from .scenario import (
-    DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Result, Rules,
-    Scenario, Shock, compare, default_scenario, run, sweep,
+    DepthProfile,
+    ExplicitBook,
+    ExplicitPopulation,
+    Liquidity,
+    Population,
+    Result,
+    Rules,
+    Scenario,
+    Shock,
+    compare,
+    default_scenario,
+    run,
+    sweep,
 )
+from .slippage import Slippage, slippage
 
 __version__ = "0.1.0"
 

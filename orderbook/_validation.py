@@ -12,7 +12,14 @@ from __future__ import annotations
 import math
 import operator
 from decimal import (
-    MAX_EMAX, MIN_EMIN, Clamped, Context, Decimal, Inexact, InvalidOperation, Rounded,
+    MAX_EMAX,
+    MIN_EMIN,
+    Clamped,
+    Context,
+    Decimal,
+    Inexact,
+    InvalidOperation,
+    Rounded,
     localcontext,
 )
 
@@ -20,7 +27,13 @@ import numpy as np
 
 from .errors import OrderError, UnknownOrderError
 from .events import (
-    INT64_MAX, INT64_MIN, MESSAGE_DTYPE, RESTING_KINDS, STOP_KINDS, Kind, Reason,
+    INT64_MAX,
+    INT64_MIN,
+    MESSAGE_DTYPE,
+    RESTING_KINDS,
+    STOP_KINDS,
+    Kind,
+    Reason,
 )
 
 _SIDE_NAMES = {"buy": 1, "bid": 1, "sell": -1, "ask": -1}
@@ -73,7 +86,7 @@ def order_side(value) -> int:
 
 
 def as_enum(name: str, value, enum):
-    """Return ``value`` as a member of the IntEnum ``enum``; TypeError/ValueError naming ``name``."""
+    """``value`` as a member of the IntEnum ``enum``; TypeError/ValueError naming ``name``."""
     number = as_int64(name, value)
     try:
         return enum(number)
@@ -195,7 +208,8 @@ def _record(name: str, entry, fields: tuple[str, ...]) -> dict:
         raise ValueError(f"corrupt OrderBook state: {name} must be a tuple of {len(fields)} "
                          f"integers {fields}, got {entry!r}")
     try:
-        return {field: as_int64(f"{name}.{field}", value) for field, value in zip(fields, entry)}
+        return {field: as_int64(f"{name}.{field}", value) for field, value in
+                zip(fields, entry, strict=True)}
     except TypeError as exc:
         raise ValueError(f"corrupt OrderBook state: {exc}") from None
 

@@ -29,9 +29,25 @@ from sortedcontainers import SortedDict
 
 from . import _validation as check
 from .events import (
-    CALLER_ERRORS, INT64_MAX, L3_DTYPE, NEW_ORDER_KINDS, PRICED_KINDS, RESTING_KINDS, STOP_DTYPE,
-    STOP_KINDS, L2, AmendRule, Event, EventKind, Impact, Kind, OrderInfo, Reason,
-    SelfTradePrevention, Side, events_to_array,
+    CALLER_ERRORS,
+    INT64_MAX,
+    L2,
+    L3_DTYPE,
+    NEW_ORDER_KINDS,
+    PRICED_KINDS,
+    RESTING_KINDS,
+    STOP_DTYPE,
+    STOP_KINDS,
+    AmendRule,
+    Event,
+    EventKind,
+    Impact,
+    Kind,
+    OrderInfo,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    events_to_array,
 )
 
 __all__ = ["OrderBook"]
@@ -548,7 +564,7 @@ class OrderBook:
             return False
 
     def impact(self, side, qty) -> Impact:
-        """What a market order of ``side`` for ``qty`` lots would fill now; the book is unchanged."""
+        """What a market order of ``side`` for ``qty`` lots would fill now (the book unchanged)."""
         side = check.as_side(side)
         wanted = check.as_positive("qty", qty)
         opposite = self._asks if side == Side.BUY else self._bids
@@ -592,7 +608,7 @@ def _restore(tick_size, lot_size, stp, amend_rule, state) -> OrderBook:
     resting, armed, last_price, seq, msg = check.book_state(state)
     names = [f"resting[{i}]" for i in range(len(resting))] + [
         f"armed[{i}]" for i in range(len(armed))]
-    for name, o in zip(names, resting + armed):
+    for name, o in zip(names, resting + armed, strict=True):
         reason = book._validate(o["kind"], o["order_id"], o["side"], o["price"], o["stop_price"],
                                 o["qty"])
         if reason != Reason.NONE:

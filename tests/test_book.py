@@ -20,8 +20,20 @@ from orderbook import OrderBook
 from orderbook import strategies as obst
 from orderbook.errors import OrderError, UnknownOrderError
 from orderbook.events import (
-    EVENT_DTYPE, INT64_MAX, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, AmendRule, EventKind, Kind,
-    OrderInfo, Reason, SelfTradePrevention, Side, array_to_events, messages,
+    EVENT_DTYPE,
+    INT64_MAX,
+    L3_DTYPE,
+    MESSAGE_DTYPE,
+    STOP_DTYPE,
+    AmendRule,
+    EventKind,
+    Kind,
+    OrderInfo,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    array_to_events,
+    messages,
 )
 from orderbook.reference import OrderBook as ReferenceOrderBook
 from orderbook.testing import message_array
@@ -1228,7 +1240,7 @@ def test_result_arrays_have_zeroed_padding_so_equal_runs_are_byte_equal():
     for _ in range(2):
         book = OrderBook()
         runs.append((book.process(batch), book.l3(), book.stops()))
-    for first, second in zip(*runs):
+    for first, second in zip(*runs, strict=True):
         pad = _padding_bytes(first.dtype)
         assert pad, first.dtype                  # the dtypes are aligned, so padding exists
         raw = first.view(np.uint8).reshape(len(first), first.dtype.itemsize)

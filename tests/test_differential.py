@@ -921,7 +921,8 @@ class DifferentialMachine(RuleBasedStateMachine):
                     j = i
                     while j < len(ops) and rows[j] is not None:
                         j += 1
-                    done[idx].update(zip(range(i, j), self._exec_process(idx, rows[i:j])))
+                    done[idx].update(zip(range(i, j), self._exec_process(idx, rows[i:j]),
+                                             strict=True))
                 outs.append(done[idx].pop(i))
             a, b = outs
             same = a[0] == b[0] and (
@@ -1172,7 +1173,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             assert book.resting_qty(side, price) == better, (book.resting_qty(side, price), better)
             assert (oid in book) == (oid in m.live_ids())
         la, lb = a.l2(n), b.l2(n)
-        for name, xa, xb in zip(la._fields, la, lb):
+        for name, xa, xb in zip(la._fields, la, lb, strict=True):
             assert xa.dtype == np.int64 and xb.dtype == np.int64, name
             assert np.array_equal(xa, xb), (name, xa, xb)
         for s, prefix in ((BUY, "bid"), (SELL, "ask")):
@@ -1299,7 +1300,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             levels[side, price] = levels.get((side, price), 0) + qty
         assert len(seen) == len(resting), f"l3 {sorted(seen)} != resting {resting}"
         assert all(v <= INT64_MAX for v in levels.values()), f"a level passed INT64_MAX: {levels}"
-        for oid, owner, stop, price, qty, kind, side in stops:
+        for oid, _owner, stop, _price, qty, _kind, side in stops:
             o = m.orders.get(oid)
             assert o is not None and o.state == ARMED and o.rem == qty, (stops, o)
             assert o.submitted - o.filled - o.cancelled == qty, o

@@ -564,7 +564,7 @@ def test_forced_order_records_have_zeroed_padding_so_equal_runs_are_byte_equal(e
         _three_level_book(eng, [(94, 4), (93, 3), (92, 5), (91, 2), (90, 20)])
         eng.liquidate()
         outputs.append((eng.forced_orders(), eng.trades()))
-    for first, second in zip(*outputs):
+    for first, second in zip(*outputs, strict=True):
         used = set()
         for name in first.dtype.names:
             field, offset = first.dtype.fields[name][:2]

@@ -24,14 +24,28 @@ from hypothesis.errors import InvalidArgument
 from orderbook import Engine, OrderBook, Rules, run
 from orderbook import strategies as obst
 from orderbook.events import (
-    INSURANCE_FUND, MESSAGE_DTYPE, AmendRule, EventKind, Kind, Reason, SelfTradePrevention, Side,
+    INSURANCE_FUND,
+    MESSAGE_DTYPE,
+    AmendRule,
+    EventKind,
+    Kind,
+    Reason,
+    SelfTradePrevention,
+    Side,
     array_to_events,
 )
 from orderbook.margin import MarginTiers
 from orderbook.scenario import default_scenario
 from orderbook.testing import (
-    InvalidOrder, Message, ReferenceEngine, ReferenceOrderBook, assert_rejected, check_accounts,
-    check_book, compare_with_reference, message_array,
+    InvalidOrder,
+    Message,
+    ReferenceEngine,
+    ReferenceOrderBook,
+    assert_rejected,
+    check_accounts,
+    check_book,
+    compare_with_reference,
+    message_array,
 )
 
 BOOK_CLASSES = (OrderBook, ReferenceOrderBook)

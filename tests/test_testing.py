@@ -17,12 +17,27 @@ from hypothesis import settings
 
 from orderbook import Engine, OrderBook
 from orderbook.events import (
-    INSURANCE_FUND, MESSAGE_DTYPE, STOP_DTYPE, EventKind, Kind, OrderInfo, Reason, Side,
+    INSURANCE_FUND,
+    MESSAGE_DTYPE,
+    STOP_DTYPE,
+    EventKind,
+    Kind,
+    OrderInfo,
+    Reason,
+    Side,
     events_to_array,
 )
 from orderbook.testing import (
-    InvalidOrder, InvariantError, Message, ReferenceEngine, ReferenceOrderBook,
-    assert_rejected, assert_same_events, check_accounts, check_book, compare_with_reference,
+    InvalidOrder,
+    InvariantError,
+    Message,
+    ReferenceEngine,
+    ReferenceOrderBook,
+    assert_rejected,
+    assert_same_events,
+    check_accounts,
+    check_book,
+    compare_with_reference,
     message_array,
 )
 

@@ -6,7 +6,13 @@ import numpy as np
 
 from ..book import OrderBook
 from ..events import (
-    MESSAGE_DTYPE, AmendRule, Event, EventKind, Reason, SelfTradePrevention, array_to_events,
+    MESSAGE_DTYPE,
+    AmendRule,
+    Event,
+    EventKind,
+    Reason,
+    SelfTradePrevention,
+    array_to_events,
 )
 from ..reference import OrderBook as ReferenceOrderBook
 from .invariants import InvariantError, _as_events, _require, check_book
@@ -49,10 +55,11 @@ def assert_same_events(a, b, *, names: tuple[str, str] = ("left", "right")) -> N
         Naming the first event that differs (index and both events) or the lengths.
     """
     ta, tb = _event_tuples(a), _event_tuples(b)
-    for i, (x, y) in enumerate(zip(ta, tb)):
+    # Only the common prefix here; a length difference is reported next.
+    for i, (x, y) in enumerate(zip(ta, tb, strict=False)):
         _require(x == y, "same events",
-                 lambda: f"event {i} differs:\n  {names[0]}: {_event_repr(x)}\n  "
-                         f"{names[1]}: {_event_repr(y)}")
+                 lambda i=i, x=x, y=y: f"event {i} differs:\n  {names[0]}: {_event_repr(x)}\n  "
+                                       f"{names[1]}: {_event_repr(y)}")
     _require(len(ta) == len(tb), "same events",
              lambda: f"{names[0]} has {len(ta)} events, {names[1]} {len(tb)}; the first extra: "
                      f"{_event_repr((ta + tb)[min(len(ta), len(tb))])}")
@@ -126,15 +133,16 @@ def compare_with_reference(msgs, *, book_cls=None, path: str = "call",
         for i, m in enumerate(msgs):
             got, want = _outcome(book, m), _outcome(reference, m)
             _require(got == want, "same outcome as the reference",
-                     lambda: f"message {i} {m!r}:\n  book:      {_fmt_outcome(got)}\n  "
-                             f"reference: {_fmt_outcome(want)}")
+                     lambda i=i, m=m, got=got, want=want:
+                         f"message {i} {m!r}:\n  book:      {_fmt_outcome(got)}\n  "
+                         f"reference: {_fmt_outcome(want)}")
             if got[0] == "events":
                 events += [Event(*t) for t in got[1]]
                 ref_events += [Event(*t) for t in want[1]]
     else:
         raise ValueError(f"path must be 'call' or 'batch', got {path!r}")
     a, b = _snapshot(book), _snapshot(reference)
-    for name, x, y in zip(_SNAPSHOT_NAMES, a, b):
+    for name, x, y in zip(_SNAPSHOT_NAMES, a, b, strict=True):
         _require(x == y, "same state as the reference",
                  f"after {len(msgs)} messages {name} is {x} in the book, {y} in the reference")
     check_book(book, events)

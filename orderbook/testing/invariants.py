@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..events import (
-    INSURANCE_FUND, INT64_MAX, L3_DTYPE, STOP_DTYPE, STOP_KINDS, Event, EventKind, Kind, Reason,
-    Side, array_to_events,
+    INSURANCE_FUND,
+    INT64_MAX,
+    L3_DTYPE,
+    STOP_DTYPE,
+    STOP_KINDS,
+    Event,
+    EventKind,
+    Kind,
+    Reason,
+    Side,
+    array_to_events,
 )
 from .messages import _enum_repr
+
 
 class InvariantError(AssertionError):
     """An invariant of the book or the accounts does not hold.
@@ -133,7 +143,7 @@ def check_book(book, events=None) -> None:
         want = (list(levels), [v[0] for v in levels.values()], [v[1] for v in levels.values()])
         got = tuple(getattr(l2, f"{prefix}_{name}").tolist() for name in ("price", "qty",
                                                                           "orders"))
-        for name, g, w in zip(("prices", "quantities", "order counts"), got, want):
+        for name, g, w in zip(("prices", "quantities", "order counts"), got, want, strict=True):
             _require(g == w, f"{prefix} level {name}",
                      f"l2() gives {g}, the orders in l3() give {w}")
         for price, (total, _) in levels.items():
@@ -313,7 +323,7 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     """
     owners = [int(o) for o in engine.owners()]
     accounts = [engine.account(o) for o in owners]
-    by_owner = dict(zip(owners, accounts))
+    by_owner = dict(zip(owners, accounts, strict=True))
     mark = engine.mark_price()
     k = int(engine.k)
     tiers = engine.tiers
@@ -371,7 +381,7 @@ def check_accounts(engine, *, settled: bool = False) -> None:
                  f"queue() {queue} holds {owner}: {a}")
 
     l3 = engine.book.l3()
-    for oid, owner in zip(l3["order_id"].tolist(), l3["owner"].tolist()):
+    for oid, owner in zip(l3["order_id"].tolist(), l3["owner"].tolist(), strict=True):
         _require(oid >= 0, "liquidator orders never rest", f"order {oid} of {owner} rests")
         _require(owner in by_owner, "resting orders have accounts",
                  f"order {oid} rests for owner {owner}, who has no account")
