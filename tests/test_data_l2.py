@@ -103,7 +103,7 @@ def test_the_data_layer_does_not_import_the_simulation():
     import orderbook.data
 
     above = {"scenario", "config", "plot", "cli", "metrics"}
-    for path in Path(orderbook.data.__file__).parent.glob("*.py"):
+    for path in Path(orderbook.data.__file__).parent.rglob("*.py"):
         tree = ast.parse(path.read_text())
         nodes = ast.walk(tree) if path.name == "l2.py" else tree.body
         for node in nodes:
