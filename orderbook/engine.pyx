@@ -4,10 +4,9 @@ Same semantics as ``orderbook.reference_engine.Engine``, record for record. The 
 ``OrderBook``, the ``Ledger`` of its accounts (accounts.pyx), to which every trade settles, and a
 ``Liquidator`` (liquidator.pyx) that works on both and reads the mark kept here.
 
-Bounds on user-supplied numbers are checked in Python integers (``_engine_state.settings``,
-``_check_exposure``) before anything is stored in int64; what is stored then keeps every product
-the engine forms inside int128 (see ``liquidator.adl_before`` for the one comparison that needs
-256 bits).
+Bounds on user-supplied numbers are checked in Python integers (``_engine_args``, shared with the
+reference) before anything is stored in int64; what is stored then keeps every product the engine
+forms inside int128 (see ``liquidator.adl_before`` for the one comparison that needs 256 bits).
 """
 
 cimport cython
@@ -22,11 +21,15 @@ from orderbook.liquidator cimport Liquidator
 
 from . import _validation as check
 from ._bookview import BookView
-from ._engine_state import STATE_VERSION, book_rules, check_state, constructor_args, settings
+from ._engine_args import (
+    book_rules, deposit_amount, equity_mark, exposure, limit_price, margin_amount, new_account,
+    no_account, order_owner, seeded_position, settings, user_order_id,
+)
+from ._engine_state import STATE_VERSION, check_state, constructor_args
 from .events import (
     AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule, SelfTradePrevention, Sizing,
 )
-from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MarginTiers
+from .margin import DEFAULT_TIERS, MarginTiers
 
 
 cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
@@ -194,7 +197,7 @@ cdef class Engine:
         cdef owner_t oid = check.as_int64(name, owner)
         cdef int32_t slot = self.ledger.slot(oid)
         if slot < 0:
-            raise KeyError(f"{name} {oid} has no account")
+            raise no_account(name, oid)
         return slot
 
     def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None):
@@ -205,21 +208,9 @@ cdef class Engine:
         """
         self._enter()
         try:
-            oid = check.as_int64("owner", owner)
-            if oid < 0:
-                raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {oid}")
-            if self.ledger.slot(oid) >= 0:
-                raise ValueError(f"owner {oid} already has an account")
-            amount = check.as_int64("collateral", collateral)
-            if amount < 0:
-                raise ValueError(f"collateral must be >= 0 quote units, got {amount}")
-            margin = amount
-            if isolated_margin is not None:
-                margin = check.as_int64("isolated_margin", isolated_margin)
-                if not 0 <= margin <= amount:
-                    raise ValueError(f"isolated_margin must be in [0, collateral={amount}], "
-                                     f"got {margin}")
-            self._check_deposit(amount)
+            oid, amount, margin = new_account(owner, collateral, isolated_margin,
+                                              self.total_deposits,
+                                              lambda taken: self.ledger.slot(taken) >= 0)
             self._open(oid, margin, bool(exempt), isolated_margin is not None, amount - margin)
             self.total_deposits += <money_t>amount
         finally:
@@ -230,8 +221,7 @@ cdef class Engine:
         self._enter()
         try:
             slot = self._slot(owner)
-            value = check.as_positive("amount", amount)
-            self._check_deposit(value)
+            value = deposit_amount(amount, self.total_deposits)
             if self.acct(slot).isolated:
                 self.acct(slot).reserve += <money_t>value
             else:
@@ -246,25 +236,15 @@ cdef class Engine:
         self._enter()
         try:
             slot = self._slot(owner)
-            value = check.as_positive("amount", amount)
+            value = margin_amount(self.acct(slot).owner, amount, self.acct(slot).isolated,
+                                  self.acct(slot).reserve)
             # The Account* is taken after the last Python call that could run other code.
             a = self.acct(slot)
-            if not a.isolated:
-                raise ValueError(f"owner {a.owner} is a cross-margin account; add_margin is "
-                                 f"for isolated accounts")
-            if value > a.reserve:
-                raise ValueError(f"amount {value} exceeds owner {a.owner}'s reserve {a.reserve}")
             a.reserve -= <money_t>value
             a.collateral += <money_t>value
             self.ledger.reindex(slot)
         finally:
             self._leave()
-
-    cdef int _check_deposit(self, amount) except -1:
-        if self.total_deposits + amount > DEPOSIT_BOUND:
-            raise ValueError(f"total deposits would reach {self.total_deposits + amount}, "
-                             f"past 2**62 quote units")
-        return 0
 
     def seed_position(self, long_owner, short_owner, price, qty):
         """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
@@ -272,18 +252,9 @@ cdef class Engine:
         try:
             buyer = self._slot(long_owner, "long_owner")
             seller = self._slot(short_owner, "short_owner")
-            if buyer == seller:
-                raise ValueError("seed_position needs two different accounts")
-            if self.acct(buyer).owner == t.INSURANCE_FUND or self.acct(seller).owner == t.INSURANCE_FUND:
-                raise ValueError("the insurance fund cannot be seeded with a position")
-            p = self._price("price", price)
-            q = check.as_positive("qty", qty)
-            for slot, sign in ((buyer, 1), (seller, -1)):
-                # Python integers: position + qty can pass int64 before the bound refuses it.
-                position = <object>self.acct(slot).position
-                if abs(position + sign * q) > self.max_position:
-                    raise ValueError(f"qty {q} would take owner {self.acct(slot).owner}'s "
-                                     f"position past max_position {self.max_position}")
+            p, q = seeded_position(self.acct(buyer).owner, self.acct(seller).owner,
+                                   self.acct(buyer).position, self.acct(seller).position,
+                                   price, qty, self.max_price, self.max_position)
             self.ledger.settle(buyer, q, p)
             self.ledger.settle(seller, -q, p)
         finally:
@@ -368,10 +339,7 @@ cdef class Engine:
                 self.mark()
                 return self._total_equity(self.mark_value if self.has_mark else 0,
                                           self.has_mark)
-            value = check.as_int64("mark", mark)
-            if value < 0:
-                raise ValueError(f"mark must be >= 0 ticks, got {value}")
-            return self._total_equity(value, True)
+            return self._total_equity(equity_mark(mark), True)
         finally:
             self._leave()
 
@@ -393,20 +361,19 @@ cdef class Engine:
     # ------------------------------------------------------------------ orders
     cdef price_t _price(self, str name, price) except -1:
         cdef int64_t value = check.as_int64(name, price)
-        if not 1 <= value <= self.max_price:
-            raise ValueError(f"{name} must be in [1, max_price={self.max_price}] ticks, "
-                             f"got {value}")
-        return value
+        if 1 <= value <= self.max_price:
+            return value
+        return limit_price(name, value, self.max_price)  # raises, with the shared message
 
     cdef int _check_exposure(self, int32_t slot, int side, qty) except -1:
-        # Python integers: position + side * (open + qty) passes int64 for a large qty, and the
-        # refusal must show the true number.
+        # The common case in C: in int128 none of the three int64 terms can wrap. Past the
+        # bound, the shared check (in Python integers) raises with the true numbers.
         cdef const Account* a = &self.ledger.accounts[slot]
-        open_qty = <object>(a.open_buy if side == BUY else a.open_sell)
-        worst = abs(<object>a.position + side * (open_qty + qty))
-        if worst > self.max_position:
-            raise ValueError(f"qty {qty} could take owner {a.owner}'s position to {worst} lots, "
-                             f"past max_position {self.max_position}")
+        cdef qty_t open_qty = a.open_buy if side == BUY else a.open_sell
+        cdef int128 worst = a.position + side * (<int128>open_qty + <int64_t>qty)
+        if -self.max_position <= worst <= self.max_position:
+            return 0
+        exposure(a.owner, a.position, open_qty, side, qty, self.max_position)
         return 0
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
@@ -423,8 +390,7 @@ cdef class Engine:
         cdef int32_t slot
         cdef int side_value
         if oid < 0:
-            raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
-                             f"got {oid}")
+            user_order_id(oid)  # raises, with the shared message
         if k == t.K_AMEND:
             info = self._book._order_info(oid)
             self._price("price", price)
@@ -441,7 +407,7 @@ cdef class Engine:
         if k != t.K_CANCEL:
             slot = self._slot(owner)
             if self.acct(slot).owner == t.INSURANCE_FUND:
-                raise ValueError("orders cannot be sent for the insurance fund")
+                order_owner(t.INSURANCE_FUND)  # raises, with the shared message
             side_value = check.as_side(side)
             if t.is_priced(k):
                 self._price("price", price)
