@@ -6,9 +6,16 @@ both accept the same values and refuse the same ones with the same exception and
 are compared in Python integers, so nothing wraps before it is refused. On its per-call path the
 compiled engine tests the common case in C and calls in here only when that test fails, to raise
 (the habit of ``_validation``).
+
+The constructor's keywords are documented once, with units, in the ``Parameters`` section of
+``orderbook.Engine``'s docstring; :func:`parameters_section` hands that text to the reference
+engine's docstring.
 """
 
 from __future__ import annotations
+
+import inspect
+import re
 
 from . import _validation as check
 from .events import (
@@ -87,6 +94,21 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
                              f"engine's), got {backstop}")
     out["backstop"] = backstop
     return out
+
+
+def parameters_section() -> str:
+    """The ``Parameters`` section of ``orderbook.Engine``'s docstring (numpydoc), dedented.
+
+    The compiled class's docstring holds the one copy of this text: Cython keeps a class
+    docstring as a C string fixed when the module is compiled (with ``embedsignature`` a class
+    without one still gets a generated one), so the text cannot be built from Python there.
+    """
+    from .engine import Engine  # compiled; imported here because it imports this module
+
+    doc = inspect.cleandoc(Engine.__doc__)
+    start = doc.index("Parameters\n----------\n")
+    after = re.search(r"\n\n[^\n]+\n-+\n", doc[start + 1:])  # the next section's header
+    return doc[start:start + 1 + after.start() if after else len(doc)]
 
 
 # ------------------------------------------------------------------------------- accounts

@@ -43,8 +43,63 @@ cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
 cdef class Engine:
     """Margin accounts, mark price and liquidator around an order book (compiled).
 
-    Parameters are those of ``orderbook.reference_engine.Engine``; see docs/liquidation.md.
+    Same semantics as ``orderbook.reference_engine.Engine``, record for record; the rules are in
+    docs/liquidation.md (its sections are named below). Prices in ticks, sizes in lots, money in
+    quote units, rates in ppm (parts per million of the value, 0 to 10**6). A bad argument is a
+    TypeError or ValueError naming it.
 
+    Parameters
+    ----------
+    tick_size, lot_size : str, int, Decimal or float, default "1"
+        Size of one tick (quote currency) and one lot (base asset), as for ``OrderBook``.
+    quote_unit : str, int, Decimal, float or None, default None
+        The money unit (quote currency). ``k = tick_size * lot_size / quote_unit``, the quote
+        units one lot is worth per tick, must be a whole number; None: ``tick_size * lot_size``
+        (k = 1). See "Units and bounds".
+    tiers : sequence of (max_notional, maintenance_ppm, initial_ppm), default DEFAULT_TIERS
+        Margin tiers (``MarginTiers``): notional caps in quote units, increasing, the last None
+        (no cap); margin rates in ppm. The default is one tier, 0.5 % maintenance, 1 % initial.
+        See "Margin".
+    taker_fee_ppm, maker_fee_ppm : int, default 0
+        Trading fees, ppm of a trade's value, rounded up to a quote unit; forced orders pay no
+        taker fee.
+    mark_rule : MarkRule or int, default MarkRule.LAST
+        Where the mark price comes from. See "Mark price".
+    sizing : Sizing or int, default Sizing.FULL
+        How many lots a forced order closes. See "Liquidation rounds", step 2.2.
+    fraction_ppm : int, default 500_000
+        Share of the position a ``Sizing.FRACTION`` order closes, ppm (at least one lot).
+    limit : LimitRule or int, default LimitRule.MARKET
+        Price limit of a forced order. See "Liquidation rounds", step 2.4.
+    band_ppm : int, default 0
+        Distance of a ``LimitRule.BAND`` limit from the mark, ppm of the mark.
+    round_cap : int or None, default None
+        Notional liquidated per round at most, quote units at the mark; None: no cap.
+    liquidation_fee_ppm : int, default 0
+        Fee on a forced order's fills, ppm of their value, paid into the insurance fund.
+    insurance_fund : int, default 0
+        The insurance fund's opening balance, quote units in [0, 2**62].
+    backstop : int or None, default None
+        Owner id (>= 0) of the account that takes over a ``LimitRule.BANKRUPTCY`` remainder
+        first; None: no backstop. See "Takeover".
+    backstop_discount_ppm : int, default 0
+        Price discount of a backstop takeover, in the backstop's favour, ppm of the bankruptcy
+        price.
+    deficit : Deficit or int, default Deficit.NONE
+        What covers a loss the insurance fund cannot. See "Takeover" and "Shortfall".
+    stp : SelfTradePrevention or int, default SelfTradePrevention.NONE
+        The book's self-trade prevention (docs/semantics.md).
+    amend_rule : AmendRule or int, default AmendRule.REDUCE_KEEPS_PRIORITY
+        The book's amend rule: when an amend keeps queue priority (docs/semantics.md).
+    max_price : int, default 2**32 - 1
+        Highest price, ticks, that an order, a seed or the index may carry; ``max_price * k``
+        at most 2**61. See "Units and bounds".
+    max_position : int or None, default None
+        Largest position, lots, that an order may lead to (counting the account's other orders
+        on that side); None: the largest with ``max_price * max_position * k <= 2**61``.
+
+    Notes
+    -----
     Copies and pickles: ``copy()``, ``copy.copy``, ``copy.deepcopy`` and ``pickle`` all give an
     independent engine with the same state and the same future behaviour, record for record. A
     pickle holds the constructor's settings and the primary state (book, accounts, queue,

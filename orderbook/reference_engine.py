@@ -23,7 +23,8 @@ from .events import (
 from ._bookview import BookView
 from ._engine_args import (
     RATES, book_rules, deposit_amount, equity_mark, exposure, limit_price, margin_amount,
-    new_account, no_account, order_owner, seeded_position, settings, user_order_id,
+    new_account, no_account, order_owner, parameters_section, seeded_position, settings,
+    user_order_id,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args
 from ._reference_liquidator import _Liquidator
@@ -216,11 +217,12 @@ class _Ledger:
 
 
 class Engine:
-    """Margin accounts, mark price and liquidator around an order book (reference).
-
-    See docs/liquidation.md for every rule. Money in quote units, prices in ticks, sizes in lots,
-    rates in ppm.
-    """
+    # The keywords are described once, in orderbook.Engine's docstring; this one quotes them.
+    __doc__ = "\n\n".join([
+        "Margin accounts, mark price and liquidator around an order book (reference).",
+        "See docs/liquidation.md for every rule. Money in quote units, prices in ticks, sizes in "
+        "lots, rates in ppm.",
+        parameters_section()])
 
     def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
