@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 
 from . import _validation as check
 from .events import (
@@ -33,7 +34,8 @@ from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_valu
 RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
          "backstop_discount_ppm")
 #: The constructor's liquidation rules and their enums.
-RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit", LimitRule), ("deficit", Deficit))
+RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit_rule", LimitRule),
+         ("deficit", Deficit))
 
 
 # ------------------------------------------------------------------------------- settings
@@ -53,6 +55,23 @@ def book_rules(stp, amend_rule) -> tuple:
     """The book's self-trade prevention mode and amend rule, checked naming the argument."""
     return (enum_arg("stp", SelfTradePrevention, stp),
             enum_arg("amend_rule", AmendRule, amend_rule))
+
+
+def limit_rule_arg(limit_rule, limit, stacklevel: int):
+    """``limit_rule``, or the value given under its deprecated older name ``limit``.
+
+    None for both means ``LimitRule.MARKET``. ``limit`` warns (DeprecationWarning, attributed
+    ``stacklevel`` frames up: the caller of the constructor) and is checked under its own name;
+    giving both is a TypeError, as for any argument given twice.
+    """
+    if limit is None:
+        return LimitRule.MARKET if limit_rule is None else limit_rule
+    if limit_rule is not None:
+        raise TypeError("Engine() got both limit_rule and limit, its deprecated older name; "
+                        "give limit_rule only")
+    warnings.warn("Engine(limit=...) is deprecated: the keyword is limit_rule (Engine.limit is "
+                  "the limit-order method)", DeprecationWarning, stacklevel=stacklevel + 1)
+    return enum_arg("limit", LimitRule, limit)
 
 
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,

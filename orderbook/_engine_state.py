@@ -27,11 +27,21 @@ def constructor_args(engine) -> tuple[tuple, dict]:
     kwargs = {name: int(getattr(engine, name)) for name in RATES}
     kwargs.update(tiers=[tuple(row) for row in engine.tiers.rows()],
                   mark_rule=int(engine.mark_rule), sizing=int(engine.sizing),
-                  limit=int(engine.limit_rule), deficit=int(engine.deficit),
+                  limit_rule=int(engine.limit_rule), deficit=int(engine.deficit),
                   round_cap=engine.round_cap, backstop=engine.backstop, insurance_fund=0,
                   stp=int(book.stp), amend_rule=int(book.amend_rule),
                   max_price=int(engine.max_price), max_position=int(engine.max_position))
     return args, kwargs
+
+
+def saved_kwargs(kwargs):
+    """Saved constructor keywords as the constructor takes them today: a pickle made before
+    ``limit_rule`` was named so carries ``limit``, its deprecated older name (loading such a
+    pickle does not warn). Anything else goes to the constructor as it is, to be checked there."""
+    if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
+        kwargs = dict(kwargs)
+        kwargs["limit_rule"] = kwargs.pop("limit")
+    return kwargs
 
 
 # ------------------------------------------------------------------------------ saved state

@@ -22,10 +22,10 @@ from orderbook.liquidator cimport Liquidator
 from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
-    book_rules, deposit_amount, equity_mark, exposure, limit_price, margin_amount, new_account,
-    no_account, order_owner, seeded_position, settings, user_order_id,
+    book_rules, deposit_amount, equity_mark, exposure, limit_price, limit_rule_arg, margin_amount,
+    new_account, no_account, order_owner, seeded_position, settings, user_order_id,
 )
-from ._engine_state import STATE_VERSION, check_state, constructor_args
+from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
     AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule, SelfTradePrevention, Sizing,
 )
@@ -69,8 +69,9 @@ cdef class Engine:
         How many lots a forced order closes. See "Liquidation rounds", step 2.2.
     fraction_ppm : int, default 500_000
         Share of the position a ``Sizing.FRACTION`` order closes, ppm (at least one lot).
-    limit : LimitRule or int, default LimitRule.MARKET
-        Price limit of a forced order. See "Liquidation rounds", step 2.4.
+    limit_rule : LimitRule or int or None, default None
+        Price limit of a forced order; None is ``LimitRule.MARKET``. See "Liquidation rounds",
+        step 2.4.
     band_ppm : int, default 0
         Distance of a ``LimitRule.BAND`` limit from the mark, ppm of the mark.
     round_cap : int or None, default None
@@ -97,6 +98,8 @@ cdef class Engine:
     max_position : int or None, default None
         Largest position, lots, that an order may lead to (counting the account's other orders
         on that side); None: the largest with ``max_price * max_position * k <= 2**61``.
+    limit : LimitRule or int or None, default None
+        Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
 
     Notes
     -----
@@ -132,11 +135,13 @@ cdef class Engine:
 
     def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
-                 fraction_ppm=500_000, limit=LimitRule.MARKET, band_ppm=0, round_cap=None,
+                 fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
-                 max_position=None):
+                 max_position=None, limit=None):
+        # No Python frame of its own: the warning's stack level 1 is the caller.
+        limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
         stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
@@ -147,7 +152,8 @@ cdef class Engine:
                          taker_fee_ppm=taker_fee_ppm, maker_fee_ppm=maker_fee_ppm,
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
-                         mark_rule=mark_rule, sizing=sizing, limit=limit, deficit=deficit)
+                         mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
+                         deficit=deficit)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
         self.maker_fee_ppm = given["maker_fee_ppm"]
@@ -157,7 +163,7 @@ cdef class Engine:
         self.backstop_discount_ppm = given["backstop_discount_ppm"]
         self._mark_rule = given["mark_rule"]
         self._sizing = given["sizing"]
-        self._limit_rule = given["limit"]
+        self._limit_rule = given["limit_rule"]
         self._deficit = given["deficit"]
         self.has_round_cap = given["round_cap"] is not None
         self._round_cap = given["round_cap"] if self.has_round_cap else 0
@@ -702,6 +708,6 @@ cdef class Engine:
 
 def _restore(args, kwargs, state):
     """Rebuild a pickled Engine from its settings and a checked state."""
-    cdef Engine engine = Engine(*args, **kwargs)
+    cdef Engine engine = Engine(*args, **saved_kwargs(kwargs))
     engine._load(check_state(engine, state, OrderBook))
     return engine

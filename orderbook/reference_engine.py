@@ -18,15 +18,15 @@ from sortedcontainers import SortedList
 from . import _validation as check
 from .events import (
     INSURANCE_FUND, PPM, PRICED_KINDS, STOP_KINDS, AccountInfo, AmendRule, Deficit, EventKind,
-    Kind, LimitRule, MarkRule, SelfTradePrevention, Sizing, array_to_events, events_to_array,
+    Kind, MarkRule, SelfTradePrevention, Sizing, array_to_events, events_to_array,
 )
 from ._bookview import BookView
 from ._engine_args import (
-    RATES, book_rules, deposit_amount, equity_mark, exposure, limit_price, margin_amount,
-    new_account, no_account, order_owner, parameters_section, seeded_position, settings,
-    user_order_id,
+    RATES, book_rules, deposit_amount, equity_mark, exposure, limit_price, limit_rule_arg,
+    margin_amount, new_account, no_account, order_owner, parameters_section, seeded_position,
+    settings, user_order_id,
 )
-from ._engine_state import STATE_VERSION, check_state, constructor_args
+from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from ._reference_liquidator import _Liquidator
 from .margin import DEFAULT_TIERS, ceil_div
 from .reference import OrderBook
@@ -226,11 +226,13 @@ class Engine:
 
     def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
-                 fraction_ppm=500_000, limit=LimitRule.MARKET, band_ppm=0, round_cap=None,
+                 fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
-                 max_position=None):
+                 max_position=None, limit=None):
+        # The warning's stack level 2 is the caller of the constructor.
+        limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
         stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
@@ -240,12 +242,13 @@ class Engine:
                          taker_fee_ppm=taker_fee_ppm, maker_fee_ppm=maker_fee_ppm,
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
-                         mark_rule=mark_rule, sizing=sizing, limit=limit, deficit=deficit)
+                         mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
+                         deficit=deficit)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         for name in RATES:
             setattr(self, name, given[name])
         self.mark_rule, self.sizing = given["mark_rule"], given["sizing"]
-        self.limit_rule, self.deficit = given["limit"], given["deficit"]
+        self.limit_rule, self.deficit = given["limit_rule"], given["deficit"]
         self.round_cap = given["round_cap"]
         self.max_price, self.max_position = given["max_price"], given["max_position"]
         fund = given["insurance_fund"]
@@ -545,7 +548,7 @@ class Engine:
 
 def _restore(args, kwargs, state) -> Engine:
     """Rebuild a pickled or copied reference Engine from checked settings and state."""
-    engine = Engine(*args, **kwargs)
+    engine = Engine(*args, **saved_kwargs(kwargs))
     state = check_state(engine, state, OrderBook)
     engine._book = state["book"]
     engine.book = BookView(engine._book)

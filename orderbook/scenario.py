@@ -409,7 +409,7 @@ class _Market:
             scenario.tick_size, scenario.lot_size, scenario.quote_unit, tiers=rules.tiers,
             taker_fee_ppm=rules.taker_fee_ppm, maker_fee_ppm=rules.maker_fee_ppm,
             mark_rule=rules.mark_rule, sizing=rules.sizing, fraction_ppm=rules.fraction_ppm,
-            limit=rules.limit, band_ppm=rules.band_ppm, round_cap=rules.round_cap,
+            limit_rule=rules.limit, band_ppm=rules.band_ppm, round_cap=rules.round_cap,
             liquidation_fee_ppm=rules.liquidation_fee_ppm, insurance_fund=rules.insurance_fund,
             backstop=BACKSTOP if rules.backstop_collateral else None,
             backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit)
