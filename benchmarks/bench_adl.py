@@ -1,6 +1,6 @@
 """ADL benchmark: cost of one auto-deleveraging take-over as the population grows (issue 10/12).
 
-Setup (deterministic; prices in ticks, k = 1): ``Engine(mark_rule=INDEX, limit=BANKRUPTCY,
+Setup (deterministic; prices in ticks, k = 1): ``Engine(mark_rule=INDEX, limit_rule=BANKRUPTCY,
 deficit=ADL)`` with the default tiers and an empty insurance fund. N profitable shorts (owners
 0 .. N-1, 1 .. 20 lots each, entered at P0 with 2x .. 10x leverage) face an exempt house long.
 V victims (50x longs of 5 lots at P0) fall through the shock ``set_index(0.97 P0)``; the book has
@@ -37,7 +37,7 @@ BIG = 10**15
 def build(n: int, victims: int, seed: int) -> Engine:
     """An engine with n profitable-to-be shorts and ``victims`` 50x longs, before the shock."""
     rng = random.Random(seed)
-    eng = Engine(mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY, deficit=Deficit.ADL,
+    eng = Engine(mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BANKRUPTCY, deficit=Deficit.ADL,
                  max_price=2 * P0)
     eng.set_index(P0)
     eng.add_account(HOUSE, BIG, exempt=True)

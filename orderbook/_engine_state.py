@@ -1,88 +1,23 @@
-"""Engine settings and saved state: one place for their checks, used by both engines.
+"""Engine saved state: one place for its checks, used by both engines.
 
-``settings`` validates the constructor arguments the compiled ``orderbook.Engine`` and the
-reference ``orderbook.reference_engine.Engine`` share, so both refuse the same values with the
-same message. ``check_state`` validates a pickled engine state before either engine rebuilds
-itself from it: a pickle is untrusted input, and the compiled engine keeps it in C structs where a
-wrong value would be undefined behaviour instead of an exception (docs/liquidation.md, "Copies
-and pickles").
+``check_state`` validates a pickled engine state before either engine rebuilds itself from it: a
+pickle is untrusted input, and the compiled engine keeps it in C structs where a wrong value would
+be undefined behaviour instead of an exception (docs/liquidation.md, "Copies and pickles"). The
+constructor's arguments are checked by ``_engine_args``.
 """
 
 from __future__ import annotations
 
-from . import _validation as check
-from .events import (
-    EVENT_DTYPE, INSURANCE_FUND, INT64_MAX, AmendRule, Deficit, ForcedKind, LimitRule, MarkRule,
-    SelfTradePrevention, Side, Sizing,
-)
-from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
+from ._engine_args import RATES
+from .events import EVENT_DTYPE, INSURANCE_FUND, INT64_MAX, ForcedKind, Side
+from .margin import DEPOSIT_BOUND
 
 STATE_VERSION = 1
-RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
-         "backstop_discount_ppm")
-RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit", LimitRule), ("deficit", Deficit))
 #: Fields of one liquidation record in a saved state: FORCED_DTYPE's integers in this order
 #: (avg_price and slippage are derived from them).
 RECORD_FIELDS = ("round", "generation", "owner", "counterparty", "qty", "filled", "notional",
                  "mark_before", "mark_after", "fee", "fund_cover", "socialized", "bad_debt",
                  "side", "kind")
-
-
-def enum_arg(name: str, enum, value):
-    """``value`` as a member of ``enum``; TypeError/ValueError naming ``name`` otherwise."""
-    number = check.as_int64(name, value)
-    try:
-        return enum(number)
-    except ValueError:
-        choices = ", ".join(f"{m.name} ({int(m)})" for m in enum)
-        raise ValueError(f"{name} must be one of {choices}, got {number}") from None
-
-
-def book_rules(stp, amend_rule) -> tuple:
-    """The book's self-trade prevention mode and amend rule, checked naming the argument."""
-    return (enum_arg("stp", SelfTradePrevention, stp),
-            enum_arg("amend_rule", AmendRule, amend_rule))
-
-
-def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
-             max_price, max_position, **rest) -> dict:
-    """The constructor arguments both engines share, checked, as plain Python values.
-
-    ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
-    ppm (``RATES``) and the rules (``RULES``). Bounds are taken in Python integers, so nothing
-    wraps: ``max_price * max_position * k <= 2**61`` keeps every notional far inside int64.
-    """
-    out = {}
-    out["quote_unit"], k = unit_value(tick_size, lot_size, quote_unit)
-    out["k"] = k
-    out["tiers"] = MarginTiers(tiers)
-    for name in RATES:
-        out[name] = rate_ppm(name, rest[name])
-    for name, enum in RULES:
-        out[name] = enum_arg(name, enum, rest[name])
-    out["round_cap"] = None if round_cap is None else check.as_positive("round_cap", round_cap)
-    max_price = check.as_positive("max_price", max_price)
-    if max_price * k > MONEY_BOUND:
-        raise ValueError(f"max_price * k = {max_price} * {k} = {max_price * k} exceeds 2**61 "
-                         f"quote units (k = quote units per tick x lot)")
-    if max_position is None:
-        max_position = MONEY_BOUND // (max_price * k)
-    max_position = check.as_positive("max_position", max_position)
-    if max_price * max_position * k > MONEY_BOUND:
-        raise ValueError(f"max_price * max_position * k = {max_price * max_position * k} "
-                         f"exceeds 2**61")
-    out["max_price"], out["max_position"] = max_price, max_position
-    fund = check.as_int64("insurance_fund", insurance_fund)
-    if not 0 <= fund <= DEPOSIT_BOUND:
-        raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
-    out["insurance_fund"] = fund
-    if backstop is not None:
-        backstop = check.as_int64("backstop", backstop)
-        if backstop < 0:
-            raise ValueError(f"backstop must be an owner id >= 0 (negative ids are the "
-                             f"engine's), got {backstop}")
-    out["backstop"] = backstop
-    return out
 
 
 def constructor_args(engine) -> tuple[tuple, dict]:
@@ -92,11 +27,21 @@ def constructor_args(engine) -> tuple[tuple, dict]:
     kwargs = {name: int(getattr(engine, name)) for name in RATES}
     kwargs.update(tiers=[tuple(row) for row in engine.tiers.rows()],
                   mark_rule=int(engine.mark_rule), sizing=int(engine.sizing),
-                  limit=int(engine.limit_rule), deficit=int(engine.deficit),
+                  limit_rule=int(engine.limit_rule), deficit=int(engine.deficit),
                   round_cap=engine.round_cap, backstop=engine.backstop, insurance_fund=0,
                   stp=int(book.stp), amend_rule=int(book.amend_rule),
                   max_price=int(engine.max_price), max_position=int(engine.max_position))
     return args, kwargs
+
+
+def saved_kwargs(kwargs):
+    """Saved constructor keywords as the constructor takes them today: a pickle made before
+    ``limit_rule`` was named so carries ``limit``, its deprecated older name (loading such a
+    pickle does not warn). Anything else goes to the constructor as it is, to be checked there."""
+    if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
+        kwargs = dict(kwargs)
+        kwargs["limit_rule"] = kwargs.pop("limit")
+    return kwargs
 
 
 # ------------------------------------------------------------------------------ saved state

@@ -21,7 +21,7 @@ from .events import INT64_MAX, PPM, Side
 from .margin import MarginTiers
 
 __all__ = ["ConfigError", "UnknownKeyError", "ConfigTypeError", "Bad", "setting", "schema",
-           "convert"]
+           "renamed", "convert"]
 
 
 # ---------------------------------------------------------------------------------- errors
@@ -265,9 +265,13 @@ def tier_table(value):
 
 
 # ----------------------------------------------------------------------------------- schema
-def setting(default, convert):
-    """A dataclass field holding a setting: ``default``, checked and converted by ``convert``."""
-    return dataclasses.field(default=default, metadata={"convert": convert})
+def setting(default, convert, *, old_names: tuple[str, ...] = ()):
+    """A dataclass field holding a setting: ``default``, checked and converted by ``convert``.
+
+    ``old_names`` are earlier names of the key that files and parameters may still use.
+    """
+    return dataclasses.field(default=default, metadata={"convert": convert,
+                                                        "old_names": old_names})
 
 
 def schema(cls) -> dict:
@@ -276,13 +280,21 @@ def schema(cls) -> dict:
             if "convert" in f.metadata}
 
 
-def convert(table: str | None, key: str, value, keys: dict):
+def renamed(cls) -> dict:
+    """{old name: key} of a settings dataclass: the older key names it still accepts."""
+    return {old: f.name for f in dataclasses.fields(cls)
+            for old in f.metadata.get("old_names", ())}
+
+
+def convert(table: str | None, key: str, value, keys: dict, old_names: dict | None = None):
     """``value`` converted by ``keys[key]``; a ConfigError naming the table, key and value if
-    the key is unknown or the value bad. ``table`` None is the top level."""
-    if key not in keys:
+    the key is unknown or the value bad. ``table`` None is the top level. A key in
+    ``old_names`` ({old name: key}) is converted as the key it names, and named as written."""
+    name = old_names.get(key, key) if old_names else key
+    if name not in keys:
         raise UnknownKeyError(f"{where(table)} unknown key {key!r} (known: "
                               f"{', '.join(keys)})")
     try:
-        return keys[key](value)
+        return keys[name](value)
     except Bad as bad:
         raise bad.kind(f"{where(table)} {key} = {show(value)} {bad.problem}") from None

@@ -43,7 +43,7 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     [rules]
     mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit
     sizing = "FRACTION"
-    limit = "BAND"
+    limit_rule = "BAND"             # (formerly limit, still accepted)
     deficit = "ADL"
     round_cap = "none"              # optional values take "none"
     tiers = [[2_000_000_000, 4_000, 8_000], ["none", 25_000, 50_000]]
@@ -69,6 +69,7 @@ from ._settings import (
     ConfigTypeError,
     UnknownKeyError,
     convert,
+    renamed,
     schema,
     show,
     type_name,
@@ -109,12 +110,20 @@ _EXPLICIT_POPULATION = schema(ExplicitPopulation)
 _LIQUIDITY = schema(Liquidity)
 _SHOCK = schema(Shock)
 _RULES = schema(Rules)
+_RULES_RENAMED = renamed(Rules)
 
 
-def _fields(table: str | None, d, keys: dict) -> dict:
+def _fields(table: str | None, d, keys: dict, old_names: dict | None = None) -> dict:
+    """A table's values converted, by key; an older key name ({old: key}) counts as its key."""
     if not isinstance(d, dict):
         raise ConfigTypeError(f"[{table}] must be a table, got {type_name(d)} {show(d)}")
-    return {key: convert(table, key, value, keys) for key, value in d.items()}
+    out = {}
+    for key, value in d.items():
+        name = old_names.get(key, key) if old_names else key
+        if name != key and name in d:
+            raise ConfigError(f"[{table}] {key} is the older name of {name}; give {name} only")
+        out[name] = convert(table, key, value, keys, old_names)
+    return out
 
 
 def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
@@ -234,7 +243,7 @@ def rules_from_dict(d: dict, base: Rules | None = None, *, table: str = "rules")
     """Rules from a ``[rules]`` table's contents, unset keys taken from ``base`` (default: the
     built-in scenario's rules)."""
     base = default_scenario().rules if base is None else base
-    return replace(base, **_fields(table, d, _RULES))
+    return replace(base, **_fields(table, d, _RULES, _RULES_RENAMED))
 
 
 def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Scenario:

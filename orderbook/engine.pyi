@@ -26,7 +26,7 @@ class Engine:
         mark_rule: MarkRule | int = ...,
         sizing: Sizing | int = ...,
         fraction_ppm: int = 500_000,
-        limit: LimitRule | int = ...,
+        limit_rule: LimitRule | int | None = None,
         band_ppm: int = 0,
         round_cap: int | None = None,
         liquidation_fee_ppm: int = 0,
@@ -38,6 +38,7 @@ class Engine:
         amend_rule: AmendRule | int = ...,
         max_price: int = ...,
         max_position: int | None = None,
+        limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
     ) -> None: ...
     @property
     def book(self) -> BookView: ...

@@ -4,10 +4,9 @@ Same semantics as ``orderbook.reference_engine.Engine``, record for record. The 
 ``OrderBook``, the ``Ledger`` of its accounts (accounts.pyx), to which every trade settles, and a
 ``Liquidator`` (liquidator.pyx) that works on both and reads the mark kept here.
 
-Bounds on user-supplied numbers are checked in Python integers (``_engine_state.settings``,
-``_check_exposure``) before anything is stored in int64; what is stored then keeps every product
-the engine forms inside int128 (see ``liquidator.adl_before`` for the one comparison that needs
-256 bits).
+Bounds on user-supplied numbers are checked in Python integers (``_engine_args``, shared with the
+reference) before anything is stored in int64; what is stored then keeps every product the engine
+forms inside int128 (see ``liquidator.adl_before`` for the one comparison that needs 256 bits).
 """
 
 cimport cython
@@ -22,11 +21,15 @@ from orderbook.liquidator cimport Liquidator
 
 from . import _validation as check
 from ._bookview import BookView
-from ._engine_state import STATE_VERSION, book_rules, check_state, constructor_args, settings
+from ._engine_args import (
+    book_rules, deposit_amount, equity_mark, exposure, limit_price, limit_rule_arg, margin_amount,
+    new_account, no_account, order_owner, seeded_position, settings, user_order_id,
+)
+from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
     AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule, SelfTradePrevention, Sizing,
 )
-from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, MarginTiers
+from .margin import DEFAULT_TIERS, MarginTiers
 
 
 cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
@@ -40,8 +43,66 @@ cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
 cdef class Engine:
     """Margin accounts, mark price and liquidator around an order book (compiled).
 
-    Parameters are those of ``orderbook.reference_engine.Engine``; see docs/liquidation.md.
+    Same semantics as ``orderbook.reference_engine.Engine``, record for record; the rules are in
+    docs/liquidation.md (its sections are named below). Prices in ticks, sizes in lots, money in
+    quote units, rates in ppm (parts per million of the value, 0 to 10**6). A bad argument is a
+    TypeError or ValueError naming it.
 
+    Parameters
+    ----------
+    tick_size, lot_size : str, int, Decimal or float, default "1"
+        Size of one tick (quote currency) and one lot (base asset), as for ``OrderBook``.
+    quote_unit : str, int, Decimal, float or None, default None
+        The money unit (quote currency). ``k = tick_size * lot_size / quote_unit``, the quote
+        units one lot is worth per tick, must be a whole number; None: ``tick_size * lot_size``
+        (k = 1). See "Units and bounds".
+    tiers : sequence of (max_notional, maintenance_ppm, initial_ppm), default DEFAULT_TIERS
+        Margin tiers (``MarginTiers``): notional caps in quote units, increasing, the last None
+        (no cap); margin rates in ppm. The default is one tier, 0.5 % maintenance, 1 % initial.
+        See "Margin".
+    taker_fee_ppm, maker_fee_ppm : int, default 0
+        Trading fees, ppm of a trade's value, rounded up to a quote unit; forced orders pay no
+        taker fee.
+    mark_rule : MarkRule or int, default MarkRule.LAST
+        Where the mark price comes from. See "Mark price".
+    sizing : Sizing or int, default Sizing.FULL
+        How many lots a forced order closes. See "Liquidation rounds", step 2.2.
+    fraction_ppm : int, default 500_000
+        Share of the position a ``Sizing.FRACTION`` order closes, ppm (at least one lot).
+    limit_rule : LimitRule or int or None, default None
+        Price limit of a forced order; None is ``LimitRule.MARKET``. See "Liquidation rounds",
+        step 2.4.
+    band_ppm : int, default 0
+        Distance of a ``LimitRule.BAND`` limit from the mark, ppm of the mark.
+    round_cap : int or None, default None
+        Notional liquidated per round at most, quote units at the mark; None: no cap.
+    liquidation_fee_ppm : int, default 0
+        Fee on a forced order's fills, ppm of their value, paid into the insurance fund.
+    insurance_fund : int, default 0
+        The insurance fund's opening balance, quote units in [0, 2**62].
+    backstop : int or None, default None
+        Owner id (>= 0) of the account that takes over a ``LimitRule.BANKRUPTCY`` remainder
+        first; None: no backstop. See "Takeover".
+    backstop_discount_ppm : int, default 0
+        Price discount of a backstop takeover, in the backstop's favour, ppm of the bankruptcy
+        price.
+    deficit : Deficit or int, default Deficit.NONE
+        What covers a loss the insurance fund cannot. See "Takeover" and "Shortfall".
+    stp : SelfTradePrevention or int, default SelfTradePrevention.NONE
+        The book's self-trade prevention (docs/semantics.md).
+    amend_rule : AmendRule or int, default AmendRule.REDUCE_KEEPS_PRIORITY
+        The book's amend rule: when an amend keeps queue priority (docs/semantics.md).
+    max_price : int, default 2**32 - 1
+        Highest price, ticks, that an order, a seed or the index may carry; ``max_price * k``
+        at most 2**61. See "Units and bounds".
+    max_position : int or None, default None
+        Largest position, lots, that an order may lead to (counting the account's other orders
+        on that side); None: the largest with ``max_price * max_position * k <= 2**61``.
+    limit : LimitRule or int or None, default None
+        Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
+
+    Notes
+    -----
     Copies and pickles: ``copy()``, ``copy.copy``, ``copy.deepcopy`` and ``pickle`` all give an
     independent engine with the same state and the same future behaviour, record for record. A
     pickle holds the constructor's settings and the primary state (book, accounts, queue,
@@ -74,11 +135,13 @@ cdef class Engine:
 
     def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
-                 fraction_ppm=500_000, limit=LimitRule.MARKET, band_ppm=0, round_cap=None,
+                 fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
-                 max_position=None):
+                 max_position=None, limit=None):
+        # No Python frame of its own: the warning's stack level 1 is the caller.
+        limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
         stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
@@ -89,7 +152,8 @@ cdef class Engine:
                          taker_fee_ppm=taker_fee_ppm, maker_fee_ppm=maker_fee_ppm,
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
-                         mark_rule=mark_rule, sizing=sizing, limit=limit, deficit=deficit)
+                         mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
+                         deficit=deficit)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
         self.maker_fee_ppm = given["maker_fee_ppm"]
@@ -99,7 +163,7 @@ cdef class Engine:
         self.backstop_discount_ppm = given["backstop_discount_ppm"]
         self._mark_rule = given["mark_rule"]
         self._sizing = given["sizing"]
-        self._limit_rule = given["limit"]
+        self._limit_rule = given["limit_rule"]
         self._deficit = given["deficit"]
         self.has_round_cap = given["round_cap"] is not None
         self._round_cap = given["round_cap"] if self.has_round_cap else 0
@@ -194,7 +258,7 @@ cdef class Engine:
         cdef owner_t oid = check.as_int64(name, owner)
         cdef int32_t slot = self.ledger.slot(oid)
         if slot < 0:
-            raise KeyError(f"{name} {oid} has no account")
+            raise no_account(name, oid)
         return slot
 
     def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None):
@@ -205,21 +269,9 @@ cdef class Engine:
         """
         self._enter()
         try:
-            oid = check.as_int64("owner", owner)
-            if oid < 0:
-                raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {oid}")
-            if self.ledger.slot(oid) >= 0:
-                raise ValueError(f"owner {oid} already has an account")
-            amount = check.as_int64("collateral", collateral)
-            if amount < 0:
-                raise ValueError(f"collateral must be >= 0 quote units, got {amount}")
-            margin = amount
-            if isolated_margin is not None:
-                margin = check.as_int64("isolated_margin", isolated_margin)
-                if not 0 <= margin <= amount:
-                    raise ValueError(f"isolated_margin must be in [0, collateral={amount}], "
-                                     f"got {margin}")
-            self._check_deposit(amount)
+            oid, amount, margin = new_account(owner, collateral, isolated_margin,
+                                              self.total_deposits,
+                                              lambda taken: self.ledger.slot(taken) >= 0)
             self._open(oid, margin, bool(exempt), isolated_margin is not None, amount - margin)
             self.total_deposits += <money_t>amount
         finally:
@@ -230,8 +282,7 @@ cdef class Engine:
         self._enter()
         try:
             slot = self._slot(owner)
-            value = check.as_positive("amount", amount)
-            self._check_deposit(value)
+            value = deposit_amount(amount, self.total_deposits)
             if self.acct(slot).isolated:
                 self.acct(slot).reserve += <money_t>value
             else:
@@ -246,25 +297,15 @@ cdef class Engine:
         self._enter()
         try:
             slot = self._slot(owner)
-            value = check.as_positive("amount", amount)
+            value = margin_amount(self.acct(slot).owner, amount, self.acct(slot).isolated,
+                                  self.acct(slot).reserve)
             # The Account* is taken after the last Python call that could run other code.
             a = self.acct(slot)
-            if not a.isolated:
-                raise ValueError(f"owner {a.owner} is a cross-margin account; add_margin is "
-                                 f"for isolated accounts")
-            if value > a.reserve:
-                raise ValueError(f"amount {value} exceeds owner {a.owner}'s reserve {a.reserve}")
             a.reserve -= <money_t>value
             a.collateral += <money_t>value
             self.ledger.reindex(slot)
         finally:
             self._leave()
-
-    cdef int _check_deposit(self, amount) except -1:
-        if self.total_deposits + amount > DEPOSIT_BOUND:
-            raise ValueError(f"total deposits would reach {self.total_deposits + amount}, "
-                             f"past 2**62 quote units")
-        return 0
 
     def seed_position(self, long_owner, short_owner, price, qty):
         """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
@@ -272,18 +313,9 @@ cdef class Engine:
         try:
             buyer = self._slot(long_owner, "long_owner")
             seller = self._slot(short_owner, "short_owner")
-            if buyer == seller:
-                raise ValueError("seed_position needs two different accounts")
-            if self.acct(buyer).owner == t.INSURANCE_FUND or self.acct(seller).owner == t.INSURANCE_FUND:
-                raise ValueError("the insurance fund cannot be seeded with a position")
-            p = self._price("price", price)
-            q = check.as_positive("qty", qty)
-            for slot, sign in ((buyer, 1), (seller, -1)):
-                # Python integers: position + qty can pass int64 before the bound refuses it.
-                position = <object>self.acct(slot).position
-                if abs(position + sign * q) > self.max_position:
-                    raise ValueError(f"qty {q} would take owner {self.acct(slot).owner}'s "
-                                     f"position past max_position {self.max_position}")
+            p, q = seeded_position(self.acct(buyer).owner, self.acct(seller).owner,
+                                   self.acct(buyer).position, self.acct(seller).position,
+                                   price, qty, self.max_price, self.max_position)
             self.ledger.settle(buyer, q, p)
             self.ledger.settle(seller, -q, p)
         finally:
@@ -368,10 +400,7 @@ cdef class Engine:
                 self.mark()
                 return self._total_equity(self.mark_value if self.has_mark else 0,
                                           self.has_mark)
-            value = check.as_int64("mark", mark)
-            if value < 0:
-                raise ValueError(f"mark must be >= 0 ticks, got {value}")
-            return self._total_equity(value, True)
+            return self._total_equity(equity_mark(mark), True)
         finally:
             self._leave()
 
@@ -393,20 +422,19 @@ cdef class Engine:
     # ------------------------------------------------------------------ orders
     cdef price_t _price(self, str name, price) except -1:
         cdef int64_t value = check.as_int64(name, price)
-        if not 1 <= value <= self.max_price:
-            raise ValueError(f"{name} must be in [1, max_price={self.max_price}] ticks, "
-                             f"got {value}")
-        return value
+        if 1 <= value <= self.max_price:
+            return value
+        return limit_price(name, value, self.max_price)  # raises, with the shared message
 
     cdef int _check_exposure(self, int32_t slot, int side, qty) except -1:
-        # Python integers: position + side * (open + qty) passes int64 for a large qty, and the
-        # refusal must show the true number.
+        # The common case in C: in int128 none of the three int64 terms can wrap. Past the
+        # bound, the shared check (in Python integers) raises with the true numbers.
         cdef const Account* a = &self.ledger.accounts[slot]
-        open_qty = <object>(a.open_buy if side == BUY else a.open_sell)
-        worst = abs(<object>a.position + side * (open_qty + qty))
-        if worst > self.max_position:
-            raise ValueError(f"qty {qty} could take owner {a.owner}'s position to {worst} lots, "
-                             f"past max_position {self.max_position}")
+        cdef qty_t open_qty = a.open_buy if side == BUY else a.open_sell
+        cdef int128 worst = a.position + side * (<int128>open_qty + <int64_t>qty)
+        if -self.max_position <= worst <= self.max_position:
+            return 0
+        exposure(a.owner, a.position, open_qty, side, qty, self.max_position)
         return 0
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
@@ -423,8 +451,7 @@ cdef class Engine:
         cdef int32_t slot
         cdef int side_value
         if oid < 0:
-            raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
-                             f"got {oid}")
+            user_order_id(oid)  # raises, with the shared message
         if k == t.K_AMEND:
             info = self._book._order_info(oid)
             self._price("price", price)
@@ -441,7 +468,7 @@ cdef class Engine:
         if k != t.K_CANCEL:
             slot = self._slot(owner)
             if self.acct(slot).owner == t.INSURANCE_FUND:
-                raise ValueError("orders cannot be sent for the insurance fund")
+                order_owner(t.INSURANCE_FUND)  # raises, with the shared message
             side_value = check.as_side(side)
             if t.is_priced(k):
                 self._price("price", price)
@@ -681,6 +708,6 @@ cdef class Engine:
 
 def _restore(args, kwargs, state):
     """Rebuild a pickled Engine from its settings and a checked state."""
-    cdef Engine engine = Engine(*args, **kwargs)
+    cdef Engine engine = Engine(*args, **saved_kwargs(kwargs))
     engine._load(check_state(engine, state, OrderBook))
     return engine

@@ -18,14 +18,17 @@ from sortedcontainers import SortedList
 from . import _validation as check
 from .events import (
     INSURANCE_FUND, PPM, PRICED_KINDS, STOP_KINDS, AccountInfo, AmendRule, Deficit, EventKind,
-    Kind, LimitRule, MarkRule, SelfTradePrevention, Sizing, array_to_events, events_to_array,
+    Kind, MarkRule, SelfTradePrevention, Sizing, array_to_events, events_to_array,
 )
 from ._bookview import BookView
-from ._engine_state import (
-    RATES, STATE_VERSION, book_rules, check_state, constructor_args, settings,
+from ._engine_args import (
+    RATES, book_rules, deposit_amount, equity_mark, exposure, limit_price, limit_rule_arg,
+    margin_amount, new_account, no_account, order_owner, parameters_section, seeded_position,
+    settings, user_order_id,
 )
+from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from ._reference_liquidator import _Liquidator
-from .margin import DEFAULT_TIERS, DEPOSIT_BOUND, ceil_div
+from .margin import DEFAULT_TIERS, ceil_div
 from .reference import OrderBook
 
 __all__ = ["Engine"]
@@ -214,19 +217,22 @@ class _Ledger:
 
 
 class Engine:
-    """Margin accounts, mark price and liquidator around an order book (reference).
-
-    See docs/liquidation.md for every rule. Money in quote units, prices in ticks, sizes in lots,
-    rates in ppm.
-    """
+    # The keywords are described once, in orderbook.Engine's docstring; this one quotes them.
+    __doc__ = "\n\n".join([
+        "Margin accounts, mark price and liquidator around an order book (reference).",
+        "See docs/liquidation.md for every rule. Money in quote units, prices in ticks, sizes in "
+        "lots, rates in ppm.",
+        parameters_section()])
 
     def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
-                 fraction_ppm=500_000, limit=LimitRule.MARKET, band_ppm=0, round_cap=None,
+                 fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
                  deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
-                 max_position=None):
+                 max_position=None, limit=None):
+        # The warning's stack level 2 is the caller of the constructor.
+        limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
         stp, amend_rule = book_rules(stp, amend_rule)
         book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
@@ -236,12 +242,13 @@ class Engine:
                          taker_fee_ppm=taker_fee_ppm, maker_fee_ppm=maker_fee_ppm,
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
-                         mark_rule=mark_rule, sizing=sizing, limit=limit, deficit=deficit)
+                         mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
+                         deficit=deficit)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         for name in RATES:
             setattr(self, name, given[name])
         self.mark_rule, self.sizing = given["mark_rule"], given["sizing"]
-        self.limit_rule, self.deficit = given["limit"], given["deficit"]
+        self.limit_rule, self.deficit = given["limit_rule"], given["deficit"]
         self.round_cap = given["round_cap"]
         self.max_price, self.max_position = given["max_price"], given["max_position"]
         fund = given["insurance_fund"]
@@ -275,21 +282,8 @@ class Engine:
         With ``isolated_margin`` the account is isolated: only that much of its collateral backs
         the position (and can be lost); the rest is its reserve.
         """
-        owner = check.as_int64("owner", owner)
-        if owner < 0:
-            raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {owner}")
-        if owner in self._accounts:
-            raise ValueError(f"owner {owner} already has an account")
-        collateral = check.as_int64("collateral", collateral)
-        if collateral < 0:
-            raise ValueError(f"collateral must be >= 0 quote units, got {collateral}")
-        margin = collateral
-        if isolated_margin is not None:
-            margin = check.as_int64("isolated_margin", isolated_margin)
-            if not 0 <= margin <= collateral:
-                raise ValueError(f"isolated_margin must be in [0, collateral={collateral}], "
-                                 f"got {margin}")
-        self._check_deposit(collateral)
+        owner, collateral, margin = new_account(owner, collateral, isolated_margin,
+                                                self.total_deposits, self._accounts.__contains__)
         self._accounts[owner] = _Account(owner, margin, bool(exempt), isolated_margin is not None,
                                          collateral - margin)
         self.total_deposits += collateral
@@ -297,8 +291,7 @@ class Engine:
     def deposit(self, owner, amount) -> None:
         """Add ``amount`` quote units (>= 1): to the collateral, or an isolated account's reserve."""
         account = self._account(owner)
-        amount = check.as_positive("amount", amount)
-        self._check_deposit(amount)
+        amount = deposit_amount(amount, self.total_deposits)
         if account.isolated:
             account.reserve += amount
         else:
@@ -309,43 +302,24 @@ class Engine:
     def add_margin(self, owner, amount) -> None:
         """Move ``amount`` quote units of an isolated account's reserve into its margin."""
         account = self._account(owner)
-        amount = check.as_positive("amount", amount)
-        if not account.isolated:
-            raise ValueError(f"owner {account.owner} is a cross-margin account; add_margin is "
-                             f"for isolated accounts")
-        if amount > account.reserve:
-            raise ValueError(f"amount {amount} exceeds owner {account.owner}'s reserve "
-                             f"{account.reserve}")
+        amount = margin_amount(account.owner, amount, account.isolated, account.reserve)
         account.reserve -= amount
         account.collateral += amount
         self._reindex(account)
-
-    def _check_deposit(self, amount: int) -> None:
-        if self.total_deposits + amount > DEPOSIT_BOUND:
-            raise ValueError(f"total deposits would reach {self.total_deposits + amount}, "
-                             f"past 2**62 quote units")
 
     def _account(self, owner, name: str = "owner") -> _Account:
         owner = check.as_int64(name, owner)
         try:
             return self._accounts[owner]
         except KeyError:
-            raise KeyError(f"{name} {owner} has no account") from None
+            raise no_account(name, owner) from None
 
     def seed_position(self, long_owner, short_owner, price, qty) -> None:
         """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
         buyer = self._account(long_owner, "long_owner")
         seller = self._account(short_owner, "short_owner")
-        if buyer is seller:
-            raise ValueError("seed_position needs two different accounts")
-        if buyer.owner == INSURANCE_FUND or seller.owner == INSURANCE_FUND:
-            raise ValueError("the insurance fund cannot be seeded with a position")
-        price = self._price("price", price)
-        qty = check.as_positive("qty", qty)
-        for account, sign in ((buyer, 1), (seller, -1)):
-            if abs(account.position + sign * qty) > self.max_position:
-                raise ValueError(f"qty {qty} would take owner {account.owner}'s position past "
-                                 f"max_position {self.max_position}")
+        price, qty = seeded_position(buyer.owner, seller.owner, buyer.position, seller.position,
+                                     price, qty, self.max_price, self.max_position)
         self._transfer(buyer, seller, price, qty)
 
     def account(self, owner) -> AccountInfo:
@@ -404,20 +378,12 @@ class Engine:
     def total_equity(self, mark=None) -> int:
         """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,
         >= 0; default the current mark). O(accounts)."""
-        if mark is None:
-            mark = self.mark_price()
-        else:
-            mark = check.as_int64("mark", mark)
-            if mark < 0:
-                raise ValueError(f"mark must be >= 0 ticks, got {mark}")
+        mark = self.mark_price() if mark is None else equity_mark(mark)
         return sum(self._ledger.equity(a, mark) + a.reserve for a in self._accounts.values())
 
     # ------------------------------------------------------------------------- orders
     def _price(self, name: str, price) -> int:
-        price = check.as_int64(name, price)
-        if not 1 <= price <= self.max_price:
-            raise ValueError(f"{name} must be in [1, max_price={self.max_price}] ticks, got {price}")
-        return price
+        return limit_price(name, price, self.max_price)
 
     def _open_qty(self, owner: int, side: int) -> int:
         return sum(o.qty for o in self._book._live.values()
@@ -426,10 +392,7 @@ class Engine:
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
         """Send one message to the book for an account; settle its trades; return its events."""
         kind = check.as_int64("kind", kind)
-        order_id = check.as_int64("order_id", order_id)
-        if order_id < 0:
-            raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
-                             f"got {order_id}")
+        order_id = user_order_id(order_id)
         if kind == Kind.AMEND:
             info = self._book.order(order_id)
             self._price("price", price)
@@ -438,8 +401,7 @@ class Engine:
                 self._check_exposure(info.owner, info.side, extra)
         elif kind != Kind.CANCEL:
             account = self._account(owner)
-            if account.owner == INSURANCE_FUND:
-                raise ValueError("orders cannot be sent for the insurance fund")
+            order_owner(account.owner)
             side = check.as_side(side)
             if kind in PRICED_KINDS:
                 self._price("price", price)
@@ -452,10 +414,8 @@ class Engine:
         return events
 
     def _check_exposure(self, owner: int, side: int, qty: int) -> None:
-        worst = abs(self._accounts[owner].position + side * (self._open_qty(owner, side) + qty))
-        if worst > self.max_position:
-            raise ValueError(f"qty {qty} could take owner {owner}'s position to {worst} lots, "
-                             f"past max_position {self.max_position}")
+        exposure(owner, self._accounts[owner].position, self._open_qty(owner, side), side, qty,
+                 self.max_position)
 
     def limit(self, order_id, side, price, qty, owner):
         """Limit order for an account (see OrderBook.limit)."""
@@ -588,7 +548,7 @@ class Engine:
 
 def _restore(args, kwargs, state) -> Engine:
     """Rebuild a pickled or copied reference Engine from checked settings and state."""
-    engine = Engine(*args, **kwargs)
+    engine = Engine(*args, **saved_kwargs(kwargs))
     state = check_state(engine, state, OrderBook)
     engine._book = state["book"]
     engine.book = BookView(engine._book)

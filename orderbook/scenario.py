@@ -40,6 +40,7 @@ from ._settings import (
     pair,
     ppm,
     price_levels,
+    renamed,
     schema,
     setting,
     shock_orders,
@@ -217,7 +218,7 @@ class Rules:
     mark_rule: MarkRule = setting(MarkRule.LAST, enum_name(MarkRule))
     sizing: Sizing = setting(Sizing.FULL, enum_name(Sizing))
     fraction_ppm: int = setting(250_000, ppm)
-    limit: LimitRule = setting(LimitRule.MARKET, enum_name(LimitRule))
+    limit_rule: LimitRule = setting(LimitRule.MARKET, enum_name(LimitRule), old_names=("limit",))
     band_ppm: int = setting(0, ppm)
     round_cap: int | None = setting(None, optional(integer(1, INT64_MAX)))
     liquidation_fee_ppm: int = setting(5_000, ppm)
@@ -283,12 +284,13 @@ def builtin_rule_sets(scenario: Scenario) -> dict[str, Rules]:
     _, k = _units(scenario)
     cap = max(1, int(scenario.book.mid) * k * lots // 6)
     return {
-        "full market": replace(base, sizing=Sizing.FULL, limit=LimitRule.MARKET),
+        "full market": replace(base, sizing=Sizing.FULL, limit_rule=LimitRule.MARKET),
         "partial 25%": replace(base, sizing=Sizing.FRACTION, fraction_ppm=250_000,
-                               limit=LimitRule.MARKET),
-        "bankruptcy IOC + fund": replace(base, sizing=Sizing.FULL, limit=LimitRule.BANKRUPTCY),
-        "band 1% + cap": replace(base, sizing=Sizing.FULL, limit=LimitRule.BAND, band_ppm=10_000,
-                                 round_cap=cap),
+                               limit_rule=LimitRule.MARKET),
+        "bankruptcy IOC + fund": replace(base, sizing=Sizing.FULL,
+                                         limit_rule=LimitRule.BANKRUPTCY),
+        "band 1% + cap": replace(base, sizing=Sizing.FULL, limit_rule=LimitRule.BAND,
+                                 band_ppm=10_000, round_cap=cap),
     }
 
 
@@ -409,7 +411,7 @@ class _Market:
             scenario.tick_size, scenario.lot_size, scenario.quote_unit, tiers=rules.tiers,
             taker_fee_ppm=rules.taker_fee_ppm, maker_fee_ppm=rules.maker_fee_ppm,
             mark_rule=rules.mark_rule, sizing=rules.sizing, fraction_ppm=rules.fraction_ppm,
-            limit=rules.limit, band_ppm=rules.band_ppm, round_cap=rules.round_cap,
+            limit_rule=rules.limit_rule, band_ppm=rules.band_ppm, round_cap=rules.round_cap,
             liquidation_fee_ppm=rules.liquidation_fee_ppm, insurance_fund=rules.insurance_fund,
             backstop=BACKSTOP if rules.backstop_collateral else None,
             backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit)
@@ -704,6 +706,7 @@ def coerce_param(scenario: Scenario, name: str, value):
     (``rules.sizing``, ``steps``, ...) the way a scenario file's value is: ``"FRACTION"``
     becomes ``Sizing.FRACTION``, ``[2, 50]`` becomes ``(2.0, 50.0)``, ``"none"`` (or None)
     becomes None. A table name takes a whole table of its class (``"rules"``: a Rules), as is.
+    An older name of a key (``rules.limit`` for ``rules.limit_rule``) is accepted too.
 
     Raises orderbook.config's ConfigError (a ValueError) naming the parameter and the value:
     UnknownKeyError (also a KeyError) for an unknown name, ConfigTypeError (also a TypeError)
@@ -722,7 +725,8 @@ def coerce_param(scenario: Scenario, name: str, value):
         raise UnknownKeyError(f"unknown parameter {name!r} (a top-level key such as steps, or "
                               f"table.key with table one of {', '.join(TABLES)})")
     table, key = parts
-    return convert(table, key, value, schema(type(getattr(scenario, table))))
+    cls = type(getattr(scenario, table))
+    return convert(table, key, value, schema(cls), renamed(cls))
 
 
 def with_params(scenario: Scenario, params: dict) -> Scenario:
@@ -732,6 +736,7 @@ def with_params(scenario: Scenario, params: dict) -> Scenario:
         value = coerce_param(scenario, name, value)
         table, _, key = name.rpartition(".")
         if table:
+            key = renamed(type(getattr(scenario, table))).get(key, key)
             value = replace(getattr(scenario, table), **{key: value})
         scenario = replace(scenario, **{table or key: value})
     return scenario

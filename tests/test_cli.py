@@ -151,9 +151,9 @@ def test_builtin_rule_sets():
     sets = builtin_rule_sets(default_scenario())
     assert sets["partial 25%"].sizing == Sizing.FRACTION
     assert sets["partial 25%"].fraction_ppm == 250_000
-    assert sets["bankruptcy IOC + fund"].limit == LimitRule.BANKRUPTCY
+    assert sets["bankruptcy IOC + fund"].limit_rule == LimitRule.BANKRUPTCY
     band = sets["band 1% + cap"]
-    assert band.limit == LimitRule.BAND and band.band_ppm == 10_000
+    assert band.limit_rule == LimitRule.BAND and band.band_ppm == 10_000
     assert band.round_cap == 1_000_000 * 30_000 // 6        # a sixth of the shock's notional
 
 

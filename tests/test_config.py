@@ -35,7 +35,7 @@ def _custom() -> Scenario:
         liquidity=Liquidity(rate=0, half_life=0.0),
         rules=Rules(tiers=((1_000, 5_000, 10_000), (None, 10_000, 20_000)),
                     mark_rule=MarkRule.INDEX_CLAMPED, sizing=Sizing.RESTORE,
-                    fraction_ppm=123_456, limit=LimitRule.BANKRUPTCY, band_ppm=7_000,
+                    fraction_ppm=123_456, limit_rule=LimitRule.BANKRUPTCY, band_ppm=7_000,
                     round_cap=10**9, liquidation_fee_ppm=0, insurance_fund=0,
                     backstop_collateral=10**6, backstop_discount_ppm=1_000,
                     deficit=Deficit.SOCIALIZE, taker_fee_ppm=0, maker_fee_ppm=0,
@@ -279,8 +279,8 @@ def test_file_errors_name_the_file(tmp_path):
 def test_load_rules(tmp_path):
     base = Rules(insurance_fund=5)
     path = tmp_path / "r.toml"
-    path.write_text("[rules]\nlimit = 'BAND'\nband_ppm = 10_000\n")
-    assert load_rules(path, base) == replace(base, limit=LimitRule.BAND, band_ppm=10_000)
+    path.write_text("[rules]\nlimit_rule = 'BAND'\nband_ppm = 10_000\n")
+    assert load_rules(path, base) == replace(base, limit_rule=LimitRule.BAND, band_ppm=10_000)
     path.write_text("sizing = 'FRACTION'\n")              # keys at the top level work too
     assert load_rules(path, base) == replace(base, sizing=Sizing.FRACTION)
     assert load_rules(path).insurance_fund == default_scenario().rules.insurance_fund
@@ -318,6 +318,34 @@ def test_coerce_param():
         coerce_param(s, "market.band", 1)
     with pytest.raises(KeyError, match="is a table"):
         coerce_param(s, "rules", 1)
+
+
+def test_the_older_key_limit_is_read_as_limit_rule(tmp_path):
+    # Files and parameters written before the key was renamed keep working; what is written back
+    # uses the new name.
+    base = Rules(insurance_fund=5)
+    path = tmp_path / "r.toml"
+    path.write_text("[rules]\nlimit = 'BAND'\nband_ppm = 10_000\n")
+    assert load_rules(path, base) == replace(base, limit_rule=LimitRule.BAND, band_ppm=10_000)
+    scenario = loads_scenario("[rules]\nlimit = 'BANKRUPTCY'\n")
+    assert scenario.rules.limit_rule is LimitRule.BANKRUPTCY
+    assert scenario_to_dict(scenario)["rules"]["limit_rule"] == "BANKRUPTCY"
+    assert "limit" not in scenario_to_dict(scenario)["rules"]
+    assert "limit_rule = \"BANKRUPTCY\"" in scenario_to_toml(scenario)
+    assert coerce_param(default_scenario(), "rules.limit", "band") is LimitRule.BAND
+    assert coerce_param(default_scenario(), "rules.limit_rule", "band") is LimitRule.BAND
+
+
+def test_an_older_key_is_named_as_written_in_errors():
+    with pytest.raises(ValueError, match=r"\[rules\] limit = 'STOP' is not one of MARKET"):
+        loads_scenario("[rules]\nlimit = 'STOP'\n")
+    with pytest.raises(ValueError, match=r"\[rules\] limit = 'STOP' is not one of MARKET"):
+        coerce_param(default_scenario(), "rules.limit", "STOP")
+
+
+def test_a_key_and_its_older_name_together_are_refused():
+    with pytest.raises(ConfigError, match=r"\[rules\] limit is the older name of limit_rule"):
+        loads_scenario("[rules]\nlimit = 'BAND'\nlimit_rule = 'BAND'\n")
 
 
 def test_scale_matches_default_scenario():

@@ -544,7 +544,7 @@ def _settings(draw):
         "sizing": draw(st.sampled_from(list(Sizing)), label="sizing"),
         "fraction_ppm": draw(st.one_of(st.integers(0, PPM), st.sampled_from([1, 250_000, PPM])),
                              label="fraction_ppm"),
-        "limit": draw(st.sampled_from(list(LimitRule)), label="limit"),
+        "limit_rule": draw(st.sampled_from(list(LimitRule)), label="limit_rule"),
         "band_ppm": draw(st.one_of(st.just(0), st.integers(1, 100_000)), label="band_ppm"),
         "round_cap": draw(st.one_of(st.none(), st.integers(50, 3_000).map(lambda c: c * k)),
                           label="round_cap"),
@@ -570,7 +570,7 @@ def _settings(draw):
         kw["max_position"] = MONEY_BOUND // (kw["max_price"] * k) - draw(
             st.integers(0, 1), label="below_bound")
     # plain ints, so the replay script in the notes is readable
-    for name in ("mark_rule", "sizing", "limit", "deficit", "stp", "amend_rule"):
+    for name in ("mark_rule", "sizing", "limit_rule", "deficit", "stp", "amend_rule"):
         kw[name] = int(kw[name])
     args = (tick, lot) if quote is None else (tick, lot, quote)
     return args, kw, k

@@ -8,10 +8,13 @@ tier (MM 5 %, IM 10 %), exempt LP 100, victim 1 long 10 lots at 100 with collate
 
 from __future__ import annotations
 
+import base64
 import copy
 import pickle
 import sys
 import threading
+import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -115,7 +118,7 @@ def test_the_compiled_copy_matches_the_reference_copy():
 def test_a_copy_keeps_the_settings(engine_cls, how):
     eng = busy_engine(engine_cls, tick_size="0.5", lot_size="2", quote_unit="0.1",
                       tiers=[(10_000, 10_000, 20_000), (None, 20_000, 40_000)],
-                      mark_rule=MarkRule.MID, limit=LimitRule.BANKRUPTCY, deficit=Deficit.ADL,
+                      mark_rule=MarkRule.MID, limit_rule=LimitRule.BANKRUPTCY, deficit=Deficit.ADL,
                       round_cap=5_000, backstop=2, backstop_discount_ppm=1_000, max_price=1_000,
                       max_position=500, band_ppm=7, fraction_ppm=3, liquidation_fee_ppm=11)
     other = COPIES[how](eng)
@@ -250,6 +253,78 @@ def test_a_book_order_of_an_unknown_owner_is_refused(engine_cls):
         damaged(eng, lambda s: s.update(book=book))()
 
 
+# Pickles made before the ``limit`` keyword became ``limit_rule`` (commit 2cb51f0), by
+# ``pickle.dumps(old_pickle_story(cls, limit=LimitRule.BAND), protocol=4)``, zlib-compressed and
+# base64-encoded. Their saved constructor keywords carry ``limit``.
+OLD_PICKLES = {
+    "compiled": (
+        "eNqFU0tvEzEQ3m2SJn2qEqLimOOeopYLPXCoVB7tmixVJbhVK2c96VrJPmJ7oUEg9ULbIB+QaqBH+C38GX4BVxh7W1"
+        "ohJFZaffbn8cz4m5mT5qdR03OfXisEAzEoilEP8iOeg9GdWIBUhQBzYbS/+ec/M+9MoFcUHYGIhwBxWWaGeHol+5u5"
+        "M+aTijOqeJHf5peHgiaOtETY/db2dGdAc+b2/W6k7w5oMsLgZcy4TIoqV9d3W4qDkObQRP397+HXU987M1QvZFSMYl"
+        "GNwRBfz0v+hudHznzMM64s2WYw5Ilde3pBoEsWJ7Q0kY1cx8L1Ks9lJWieQDxEC2vbkKq0uEgzwDt1DM9GPI5LwRMw"
+        "H1q/8MNnOaqQ3D7NhChrt7JStV9hxpbCLJpWYqNXb+R2ROpfoOGVwMQjXnBogoD4hOHvk5g0lQnIHGGhDYUMJw1lAF"
+        "VAck4ZZQ6wYDRxUll1gqC2vG+dEe98Zu+z8OTzpRf+xIP+j8Y1a4Msuv0M96BbkwoqQB+6LSDBRK0/Pa8EZSCNXs+r"
+        "rJz2YjyBXlaNFadC0KnRy7E1z6USVaJsz7ScJbrJWW1ygU97b3b8AfbQgYuM2/SBbjE1LV2bNV5ubZjZeX3c0P5bEw"
+        "VYAZjgUSaP8I1OuJgzdF+8zkEgVfedpZbq5dVBqy6PXnSNdLVpTBSm1BxxrK6eF0AlFkY3JWeAKmK50sfptp7jW7fT"
+        "eGiiKHKC1qp6ygyId2rSJ+kL0kF8iriGuIt4D3EPsYsYIgaIBHED8RniFmIfcRsxsrGqzZtY6aN/RNpFy+dpQvYQ91"
+        "12/7sRnpqK7JMO+Yi72Y6HTxvg2NmmT7kd6qmt6SrOpMRCjseQKHDdvqoKRccxA9fH0oTrXy5xity8uClwK4ljkDvz"
+        "HI5VPCxEAsxWwKWgl1BcuJ6OSDftcBrCKptx7zc9BchB"
+    ),
+    "reference": (
+        "eNqFU0tvEzEQ3m2SJn0KqaJCnHrcU9RyoQcOlcqjXZOlqgS3auWsJ10r2UdsLzQVSL3QNsgHpBroEX4Lf4ZfwBXG3h"
+        "YqVImVVp/9eTwz/mbmpPnpuOm5T98vBAPRL4phV8AABOQJxJAf8hyM7sQCpCoEmAuj/Y0//5l5ZwK9pOgQRDwAiMsy"
+        "M8TTS9m/zMqIjyvOqOJFfpNfHAiaONIS4dq3tqc7fZozt++tRfpunyZDDF7GjMukqHJ1fbelOAhpDkzU2/sefj31vT"
+        "ND9VxGxTAW1QgM8fWs5Mc8P3TmI55xZck2gwFP7NrTcwJdsjihpYls5DoWrpd5LitBrQwDtLC2DalKi/M0A7xTx/Bs"
+        "xKO4FDwB86H1Cz98lqMKye3TTIgCr1VWqvZrzNhSmEXTim30yi3Cm9S/QOsrlYlHvODABAHxCcPfJzFpKhOQGcJCGw"
+        "8ZThrKAEqB5Iwyyuxj1Wji9LISBUFt+cA6I9751N5n4cnnSy/8iQe9H41r1gaZd/sp7kG3xhVUgD50W0CC2Vp/elYJ"
+        "ykAavZpXWTnpxngC3awaKU6FoBOjF2NrnkslqkTZxmk5S3STs9rkAp/23mz7fWykfRcZt+lD3WJqUrpea7zaXDfT8/"
+        "q4of23JgqwDDDGo0we4hudejFn6L54k4NAqm4+Sy3Uy6uDVl0jPe+66WrTGCtMqTnkWGI9K4BKrI5uSs4AVcSapU/S"
+        "LT3DN2+m8chEUeQErVX1lOkT79SkT9OXpIP4DPEO4g7iPcRdxDXEEDFAJIjriM8RNxF7iFuIkY1VbfyNlT6+JdIOWr"
+        "5IE7KLuOey+9+N8NRUZI90yEfcTbc9fFofZ892fsrtZE9sTZdxMCUWcjSCRIFr+WVVKDqKGbhmliZc/XKJo+SGxo2C"
+        "W0mchdyZ53Ck4kEhEmC2Ai4FvYDiwvWIRLppJ9QQVtmMu78BtMXOcQ=="
+    ),
+}
+
+
+def old_pickle_story(engine_cls, **kw):
+    """The engine the pickles in OLD_PICKLES hold: a BAND limit rule, a seed, a resting book."""
+    eng = engine_cls(tiers=TIERS, mark_rule=MarkRule.MID, band_ppm=20_000, insurance_fund=50,
+                     **kw)
+    eng.add_account(LP, 10_000_000, exempt=True)
+    eng.add_account(1, 100)
+    eng.seed_position(1, LP, 100, 10)
+    eng.limit(1, B, 95, 4, LP)
+    eng.limit(2, S, 105, 3, LP)
+    return eng
+
+
+def continue_old_pickle_story(eng):
+    """Mid 92 crosses the victim's liquidation price 94; its forced sell's BAND limit is
+    ceil(92 * 0.98) = 91, where the LP bids."""
+    out = [eng.cancel(1), eng.limit(3, B, 91, 20, LP), eng.limit(4, S, 93, 3, LP),
+           eng.liquidate().tolist()]
+    return repr(out) + observe(eng)
+
+
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2,
+                    reason="the stored pickles name numpy 2's numpy._core module")
+def test_a_pickle_saved_with_the_old_limit_keyword_still_loads(engine_cls):
+    kind = "compiled" if engine_cls is orderbook.Engine else "reference"
+    data = zlib.decompress(base64.b64decode("".join(OLD_PICKLES[kind])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # loading an old pickle does not warn
+        old = pickle.loads(data)
+    assert type(old) is engine_cls
+    assert old.limit_rule is LimitRule.BAND
+    new = old_pickle_story(engine_cls, limit_rule=LimitRule.BAND)
+    assert observe(old) == observe(new)
+    assert saved(old)[2] == saved(new)[2]  # and it pickles again under the new name
+    assert "limit" not in saved(new)[2] and saved(new)[2]["limit_rule"] == LimitRule.BAND
+    story = continue_old_pickle_story(old)
+    assert story == continue_old_pickle_story(new)
+    assert "91" in story and len(old.forced_orders()) == 1
+
+
 def test_the_ledger_refuses_to_pickle_on_its_own():
     from orderbook.accounts import Ledger
 
@@ -328,7 +403,8 @@ def test_a_bad_tier_table_is_refused_naming_the_row(engine_cls, tiers, error, me
         engine_cls(tiers=tiers)
 
 
-@pytest.mark.parametrize("name", ["mark_rule", "sizing", "limit", "deficit", "stp", "amend_rule"])
+@pytest.mark.parametrize("name", ["mark_rule", "sizing", "limit_rule", "deficit", "stp",
+                                  "amend_rule"])
 @pytest.mark.parametrize("value", [7, -1, 2**63 - 1])
 def test_an_unknown_rule_is_refused_naming_the_argument(engine_cls, name, value):
     with pytest.raises(ValueError, match=f"{name} must be one of .* got {value}"):
@@ -375,7 +451,7 @@ def test_total_equity_at_an_extreme_mark_is_exact(engine_cls):
 
 def adl_engine(engine_cls, shorts):
     """A long victim (owner 1) deleveraged against ``shorts``: (owner, collateral, lots, price)."""
-    eng = engine_cls(tiers=TIERS, mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY,
+    eng = engine_cls(tiers=TIERS, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BANKRUPTCY,
                      deficit=Deficit.ADL, max_price=1_000)
     eng.set_index(100)
     eng.add_account(LP, 10**9, exempt=True)

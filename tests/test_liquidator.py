@@ -165,7 +165,7 @@ def test_shortfall_beyond_fund_under_none_leaves_fund_negative(engine_cls):
 
 
 def test_example4_bankruptcy_exhausts_fund_then_adl_by_ranking(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY,
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BANKRUPTCY,
                deficit=Deficit.ADL, insurance_fund=10)
     eng.add_account(101, 100_000, exempt=True)
     eng.add_account(1, 100)
@@ -305,7 +305,7 @@ def test_round_cap_queues_until_next_round(engine_cls):
 
 
 def test_band_limit_leaves_remainder_queued(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BAND, band_ppm=20_000)
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BAND, band_ppm=20_000)
     eng.add_account(100, 100_000, exempt=True)
     eng.add_account(101, 100_000, exempt=True)
     victim_a(eng)
@@ -337,7 +337,7 @@ def test_band_limit_leaves_remainder_queued(engine_cls):
 
 
 def test_band_limit_for_a_short_is_floor(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BAND, band_ppm=20_000)
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BAND, band_ppm=20_000)
     eng.add_account(100, 100_000, exempt=True)
     eng.add_account(101, 100_000, exempt=True)
     eng.add_account(1, 100)
@@ -390,7 +390,7 @@ def test_exempt_accounts_never_liquidated(engine_cls):
 
 
 def test_backstop_takeover_at_discount(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY, backstop=50,
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BANKRUPTCY, backstop=50,
                backstop_discount_ppm=100_000, insurance_fund=1000)
     eng.add_account(50, 100_000, exempt=True)
     eng.add_account(100, 100_000, exempt=True)
@@ -417,7 +417,7 @@ def test_backstop_takeover_at_discount(engine_cls):
 
 
 def test_fund_takeover_at_bankruptcy_price(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit=LimitRule.BANKRUPTCY,
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BANKRUPTCY,
                insurance_fund=1000)
     eng.add_account(100, 100_000, exempt=True)
     eng.add_account(101, 100_000, exempt=True)

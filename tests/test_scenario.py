@@ -168,7 +168,7 @@ def test_record_step_matches_a_run_stepped_by_hand(rules):
 def test_compare_runs_each_rule_set_from_the_same_start():
     scenario = default_scenario(SMALL)
     rules = {"full": Rules(), "partial": Rules(sizing=Sizing.FRACTION, fraction_ppm=250_000),
-             "bankruptcy": Rules(limit=LimitRule.BANKRUPTCY, deficit=Deficit.ADL)}
+             "bankruptcy": Rules(limit_rule=LimitRule.BANKRUPTCY, deficit=Deficit.ADL)}
     comparison = compare(rules, scenario, counterfactual=False)
     assert [row["rules"] for row in comparison.table] == list(rules)
     alone = run(replace(scenario, rules=rules["partial"]), counterfactual=False)
@@ -177,12 +177,13 @@ def test_compare_runs_each_rule_set_from_the_same_start():
 
 
 def test_sweep_gives_the_same_rows_serially_and_in_processes():
-    grid = {"rules.band_ppm": [0, 20_000], "rules.limit": [LimitRule.MARKET, LimitRule.BAND]}
+    grid = {"rules.band_ppm": [0, 20_000],
+            "rules.limit_rule": [LimitRule.MARKET, LimitRule.BAND]}
     scenario = replace(default_scenario(SMALL), steps=40)
     serial = sweep(grid, scenario, executor=SerialExecutor(), counterfactual=False)
     parallel = sweep(grid, scenario, counterfactual=False)  # a process pool
     assert serial == parallel
-    assert [(row["rules.band_ppm"], row["rules.limit"]) for row in serial] == [
+    assert [(row["rules.band_ppm"], row["rules.limit_rule"]) for row in serial] == [
         (0, LimitRule.MARKET), (0, LimitRule.BAND), (20_000, LimitRule.MARKET),
         (20_000, LimitRule.BAND)]
 
@@ -228,6 +229,15 @@ def test_with_params_converts_values_as_a_scenario_file_does():
     assert scenario.population.leverage == (2.0, 50.0)
     assert scenario.steps == 30 and type(scenario.steps) is int
     assert scenario.rules.band_ppm == 10_000
+
+
+def test_rules_limit_is_still_accepted_as_the_older_name_of_rules_limit_rule():
+    scenario = with_params(default_scenario(SMALL), {"rules.limit": "band"})
+    assert scenario.rules.limit_rule is LimitRule.BAND
+    assert scenario == with_params(default_scenario(SMALL), {"rules.limit_rule": "BAND"})
+    rows = sweep({"rules.limit": [LimitRule.BANKRUPTCY]}, replace(default_scenario(SMALL),
+                 steps=5), executor=SerialExecutor(), counterfactual=False)
+    assert rows[0]["rules.limit"] is LimitRule.BANKRUPTCY  # rows name the parameter as given
 
 
 @pytest.mark.parametrize("params, error, message", [

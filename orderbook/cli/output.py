@@ -149,8 +149,8 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
     r = s.rules
     rules = [f"mark {r.mark_rule.name}", f"sizing {r.sizing.name}"
              + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else ""),
-             f"limit {r.limit.name}" + (f" {r.band_ppm / 1e4:g}%" if r.limit == LimitRule.BAND
-                                        else ""),
+             f"limit {r.limit_rule.name}"
+             + (f" {r.band_ppm / 1e4:g}%" if r.limit_rule == LimitRule.BAND else ""),
              f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",
              f"deficit {r.deficit.name}"]
     return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "

@@ -1,0 +1,254 @@
+"""Engine arguments: the one check of each value a caller gives an engine, and its message.
+
+The compiled ``orderbook.Engine`` and the reference ``orderbook.reference_engine.Engine`` both call
+these functions with the plain values they hold (owner ids, positions, totals as Python ints), so
+both accept the same values and refuse the same ones with the same exception and message. Bounds
+are compared in Python integers, so nothing wraps before it is refused. On its per-call path the
+compiled engine tests the common case in C and calls in here only when that test fails, to raise
+(the habit of ``_validation``).
+
+The constructor's keywords are documented once, with units, in the ``Parameters`` section of
+``orderbook.Engine``'s docstring; :func:`parameters_section` hands that text to the reference
+engine's docstring.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+
+from . import _validation as check
+from .events import (
+    INSURANCE_FUND,
+    AmendRule,
+    Deficit,
+    LimitRule,
+    MarkRule,
+    SelfTradePrevention,
+    Sizing,
+)
+from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
+
+#: The constructor's rates, ppm in [0, 10**6].
+RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
+         "backstop_discount_ppm")
+#: The constructor's liquidation rules and their enums.
+RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit_rule", LimitRule),
+         ("deficit", Deficit))
+
+
+# ------------------------------------------------------------------------------- settings
+
+
+def enum_arg(name: str, enum, value):
+    """``value`` as a member of ``enum``; TypeError/ValueError naming ``name`` otherwise."""
+    number = check.as_int64(name, value)
+    try:
+        return enum(number)
+    except ValueError:
+        choices = ", ".join(f"{m.name} ({int(m)})" for m in enum)
+        raise ValueError(f"{name} must be one of {choices}, got {number}") from None
+
+
+def book_rules(stp, amend_rule) -> tuple:
+    """The book's self-trade prevention mode and amend rule, checked naming the argument."""
+    return (enum_arg("stp", SelfTradePrevention, stp),
+            enum_arg("amend_rule", AmendRule, amend_rule))
+
+
+def limit_rule_arg(limit_rule, limit, stacklevel: int):
+    """``limit_rule``, or the value given under its deprecated older name ``limit``.
+
+    None for both means ``LimitRule.MARKET``. ``limit`` warns (DeprecationWarning, attributed
+    ``stacklevel`` frames up: the caller of the constructor) and is checked under its own name;
+    giving both is a TypeError, as for any argument given twice.
+    """
+    if limit is None:
+        return LimitRule.MARKET if limit_rule is None else limit_rule
+    if limit_rule is not None:
+        raise TypeError("Engine() got both limit_rule and limit, its deprecated older name; "
+                        "give limit_rule only")
+    warnings.warn("Engine(limit=...) is deprecated: the keyword is limit_rule (Engine.limit is "
+                  "the limit-order method)", DeprecationWarning, stacklevel=stacklevel + 1)
+    return enum_arg("limit", LimitRule, limit)
+
+
+def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
+             max_price, max_position, **rest) -> dict:
+    """The constructor arguments both engines share, checked, as plain Python values.
+
+    ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
+    ppm (``RATES``) and the rules (``RULES``). Bounds are taken in Python integers, so nothing
+    wraps: ``max_price * max_position * k <= 2**61`` keeps every notional far inside int64.
+    """
+    out = {}
+    out["quote_unit"], k = unit_value(tick_size, lot_size, quote_unit)
+    out["k"] = k
+    out["tiers"] = MarginTiers(tiers)
+    for name in RATES:
+        out[name] = rate_ppm(name, rest[name])
+    for name, enum in RULES:
+        out[name] = enum_arg(name, enum, rest[name])
+    out["round_cap"] = None if round_cap is None else check.as_positive("round_cap", round_cap)
+    max_price = check.as_positive("max_price", max_price)
+    if max_price * k > MONEY_BOUND:
+        raise ValueError(f"max_price * k = {max_price} * {k} = {max_price * k} exceeds 2**61 "
+                         f"quote units (k = quote units per tick x lot)")
+    if max_position is None:
+        max_position = MONEY_BOUND // (max_price * k)
+    max_position = check.as_positive("max_position", max_position)
+    if max_price * max_position * k > MONEY_BOUND:
+        raise ValueError(f"max_price * max_position * k = {max_price * max_position * k} "
+                         f"exceeds 2**61")
+    out["max_price"], out["max_position"] = max_price, max_position
+    fund = check.as_int64("insurance_fund", insurance_fund)
+    if not 0 <= fund <= DEPOSIT_BOUND:
+        raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
+    out["insurance_fund"] = fund
+    if backstop is not None:
+        backstop = check.as_int64("backstop", backstop)
+        if backstop < 0:
+            raise ValueError(f"backstop must be an owner id >= 0 (negative ids are the "
+                             f"engine's), got {backstop}")
+    out["backstop"] = backstop
+    return out
+
+
+def parameters_section() -> str:
+    """The ``Parameters`` section of ``orderbook.Engine``'s docstring (numpydoc), dedented.
+
+    The compiled class's docstring holds the one copy of this text: Cython keeps a class
+    docstring as a C string fixed when the module is compiled (with ``embedsignature`` a class
+    without one still gets a generated one), so the text cannot be built from Python there.
+    """
+    from .engine import Engine  # compiled; imported here because it imports this module
+
+    doc = inspect.cleandoc(Engine.__doc__)
+    start = doc.index("Parameters\n----------\n")
+    after = re.search(r"\n\n[^\n]+\n-+\n", doc[start + 1:])  # the next section's header
+    return doc[start:start + 1 + after.start() if after else len(doc)]
+
+
+# ------------------------------------------------------------------------------- accounts
+
+
+def no_account(name: str, owner: int) -> KeyError:
+    """The error for an owner id (argument ``name``) that has no account."""
+    return KeyError(f"{name} {owner} has no account")
+
+
+def _deposit(amount: int, total_deposits: int) -> None:
+    if total_deposits + amount > DEPOSIT_BOUND:
+        raise ValueError(f"total deposits would reach {total_deposits + amount}, "
+                         f"past 2**62 quote units")
+
+
+def new_account(owner, collateral, isolated_margin, total_deposits: int,
+                has_account) -> tuple[int, int, int]:
+    """Check ``add_account``'s arguments; return (owner, collateral, margin) as ints.
+
+    ``has_account(owner)`` says whether the id is taken; ``margin`` is the collateral that backs
+    the position: all of it, or ``isolated_margin`` (the rest is the account's reserve).
+    """
+    owner = check.as_int64("owner", owner)
+    if owner < 0:
+        raise ValueError(f"owner must be >= 0 (negative ids are the engine's), got {owner}")
+    if has_account(owner):
+        raise ValueError(f"owner {owner} already has an account")
+    collateral = check.as_int64("collateral", collateral)
+    if collateral < 0:
+        raise ValueError(f"collateral must be >= 0 quote units, got {collateral}")
+    margin = collateral
+    if isolated_margin is not None:
+        margin = check.as_int64("isolated_margin", isolated_margin)
+        if not 0 <= margin <= collateral:
+            raise ValueError(f"isolated_margin must be in [0, collateral={collateral}], "
+                             f"got {margin}")
+    _deposit(collateral, total_deposits)
+    return owner, collateral, margin
+
+
+def deposit_amount(amount, total_deposits: int) -> int:
+    """``deposit``'s amount: quote units >= 1 that keep total deposits within 2**62."""
+    amount = check.as_positive("amount", amount)
+    _deposit(amount, total_deposits)
+    return amount
+
+
+def margin_amount(owner: int, amount, isolated: bool, reserve: int) -> int:
+    """``add_margin``'s amount: quote units >= 1 of an isolated account's ``reserve``."""
+    amount = check.as_positive("amount", amount)
+    if not isolated:
+        raise ValueError(f"owner {owner} is a cross-margin account; add_margin is "
+                         f"for isolated accounts")
+    if amount > reserve:
+        raise ValueError(f"amount {amount} exceeds owner {owner}'s reserve {reserve}")
+    return amount
+
+
+def seeded_position(long_owner: int, short_owner: int, long_position: int, short_position: int,
+                    price, qty, max_price: int, max_position: int) -> tuple[int, int]:
+    """Check ``seed_position`` between two accounts (owner ids, positions in lots); return
+    (price ticks, qty lots) as ints."""
+    if long_owner == short_owner:
+        raise ValueError("seed_position needs two different accounts")
+    if INSURANCE_FUND in (long_owner, short_owner):
+        raise ValueError("the insurance fund cannot be seeded with a position")
+    price = limit_price("price", price, max_price)
+    qty = check.as_positive("qty", qty)
+    for owner, position, sign in ((long_owner, long_position, 1),
+                                  (short_owner, short_position, -1)):
+        if abs(position + sign * qty) > max_position:
+            raise ValueError(f"qty {qty} would take owner {owner}'s position past "
+                             f"max_position {max_position}")
+    return price, qty
+
+
+def equity_mark(mark) -> int:
+    """``total_equity``'s mark: ticks >= 0 (any int64 price, not only up to max_price)."""
+    mark = check.as_int64("mark", mark)
+    if mark < 0:
+        raise ValueError(f"mark must be >= 0 ticks, got {mark}")
+    return mark
+
+
+# --------------------------------------------------------------------------------- orders
+
+
+def limit_price(name: str, price, max_price: int) -> int:
+    """A price argument (``price``, ``stop_price``, an index): ticks in [1, max_price]."""
+    price = check.as_int64(name, price)
+    if not 1 <= price <= max_price:
+        raise ValueError(f"{name} must be in [1, max_price={max_price}] ticks, got {price}")
+    return price
+
+
+def user_order_id(value) -> int:
+    """A user order id: int64 >= 0 (negative ids are the liquidator's forced orders)."""
+    value = check.as_int64("order_id", value)
+    if value < 0:
+        raise ValueError(f"order_id must be >= 0 (negative ids are the liquidator's), "
+                         f"got {value}")
+    return value
+
+
+def order_owner(owner: int) -> int:
+    """The account a new order is sent for: any but the insurance fund's."""
+    if owner == INSURANCE_FUND:
+        raise ValueError("orders cannot be sent for the insurance fund")
+    return owner
+
+
+def exposure(owner: int, position: int, open_qty: int, side: int, qty: int,
+             max_position: int) -> None:
+    """Refuse an order of ``qty`` lots on ``side`` that, with the owner's open orders on that
+    side (``open_qty`` lots), could take its ``position`` past ``max_position`` lots.
+
+    In Python integers: ``position + side * (open + qty)`` passes int64 for a large ``qty``, and
+    the refusal shows the true number.
+    """
+    worst = abs(position + side * (open_qty + qty))
+    if worst > max_position:
+        raise ValueError(f"qty {qty} could take owner {owner}'s position to {worst} lots, "
+                         f"past max_position {max_position}")
