@@ -386,8 +386,8 @@ class Engine:
         return limit_price(name, price, self.max_price)
 
     def _open_qty(self, owner: int, side: int) -> int:
-        return sum(o.qty for o in self._book._live.values()
-                   if o.owner == owner and o.side == side)
+        orders = (self._book.order(order_id) for order_id in self._book.orders_of(owner))
+        return sum(o.qty for o in orders if o.side == side)
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
         """Send one message to the book for an account; settle its trades; return its events."""
