@@ -1,16 +1,34 @@
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import final
 
 import numpy as np
+import numpy.typing as npt
 
 from ._bookview import BookView
 from .events import (
-    AccountInfo, AmendRule, Deficit, Event, LimitRule, MarkRule, SelfTradePrevention, Sizing,
+    AccountInfo,
+    AmendRule,
+    Deficit,
+    Event,
+    LimitRule,
+    MarkRule,
+    SelfTradePrevention,
+    Sizing,
 )
 from .margin import MarginTiers
 
+__all__ = ["Engine"]
+
 _Side = int | str
 _Num = str | int | float | Decimal
+#: One tier: (notional cap in quote units or None for the last, maintenance ppm, initial ppm).
+_Tier = tuple[int | None, int, int]
+#: A structured array; the method's docstring names its dtype (EVENT_DTYPE, FORCED_DTYPE,
+#: FUND_HISTORY_DTYPE).
+_Records = npt.NDArray[np.void]
 
+@final
 class Engine:
     """Margin accounts, mark price and liquidator around an order book (docs/liquidation.md)."""
 
@@ -20,7 +38,7 @@ class Engine:
         lot_size: _Num = "1",
         quote_unit: _Num | None = None,
         *,
-        tiers: object = ...,
+        tiers: Sequence[_Tier] | MarginTiers = ...,
         taker_fee_ppm: int = 0,
         maker_fee_ppm: int = 0,
         mark_rule: MarkRule | int = ...,
@@ -85,13 +103,18 @@ class Engine:
     @property
     def busy(self) -> bool: ...
     def add_account(
-        self, owner: int, collateral: int, *, exempt: bool = False, isolated_margin: int | None = None
+        self,
+        owner: int,
+        collateral: int,
+        *,
+        exempt: bool = False,
+        isolated_margin: int | None = None,
     ) -> None: ...
     def deposit(self, owner: int, amount: int) -> None: ...
     def add_margin(self, owner: int, amount: int) -> None: ...
     def seed_position(self, long_owner: int, short_owner: int, price: int, qty: int) -> None: ...
     def account(self, owner: int) -> AccountInfo: ...
-    def trades(self) -> np.ndarray: ...
+    def trades(self) -> _Records: ...  # EVENT_DTYPE: every trade, in order
     def open_interest(self) -> int: ...
     def owners(self) -> list[int]: ...
     def total_equity(self, mark: int | None = None) -> int: ...
@@ -105,11 +128,15 @@ class Engine:
         owner: int = 0,
         stop_price: int = 0,
     ) -> list[Event]: ...
-    def limit(self, order_id: int, side: _Side, price: int, qty: int, owner: int) -> list[Event]: ...
+    def limit(
+        self, order_id: int, side: _Side, price: int, qty: int, owner: int
+    ) -> list[Event]: ...
     def market(self, order_id: int, side: _Side, qty: int, owner: int) -> list[Event]: ...
     def ioc(self, order_id: int, side: _Side, price: int, qty: int, owner: int) -> list[Event]: ...
     def fok(self, order_id: int, side: _Side, price: int, qty: int, owner: int) -> list[Event]: ...
-    def post_only(self, order_id: int, side: _Side, price: int, qty: int, owner: int) -> list[Event]: ...
+    def post_only(
+        self, order_id: int, side: _Side, price: int, qty: int, owner: int
+    ) -> list[Event]: ...
     def stop_market(
         self, order_id: int, side: _Side, stop_price: int, qty: int, owner: int
     ) -> list[Event]: ...
@@ -121,10 +148,10 @@ class Engine:
     def set_index(self, price: int) -> None: ...
     def mark_price(self) -> int | None: ...
     def queue(self) -> list[int]: ...
-    def liquidate(self, max_rounds: int = 10_000) -> np.ndarray: ...
+    def liquidate(self, max_rounds: int = 10_000) -> _Records: ...  # FORCED_DTYPE: this run's
     def liquidation_round(self) -> bool: ...
-    def forced_orders(self) -> np.ndarray: ...
-    def fund_history(self) -> np.ndarray: ...
+    def forced_orders(self) -> _Records: ...  # FORCED_DTYPE: every record
+    def fund_history(self) -> _Records: ...  # FUND_HISTORY_DTYPE
     def copy(self) -> Engine: ...
     def __copy__(self) -> Engine: ...
     def __deepcopy__(self, memo: object) -> Engine: ...

@@ -31,6 +31,8 @@ from .events import (
 )
 from .margin import DEFAULT_TIERS, MarginTiers
 
+__all__ = ["Engine"]
+
 
 cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
     # The Liquidator's view of the mark (liquidator.MarkFn): ``engine`` is its owner.
@@ -100,6 +102,25 @@ cdef class Engine:
         on that side); None: the largest with ``max_price * max_position * k <= 2**61``.
     limit : LimitRule or int or None, default None
         Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
+
+    Examples
+    --------
+    A long account crossed by a trade below its liquidation price, liquidated into the bid:
+
+    >>> from orderbook import Engine, Side
+    >>> eng = Engine(tiers=[(None, 50_000, 100_000)])  # one tier: 5 % maintenance, 10 % initial
+    >>> eng.add_account(1, 1_000)                      # collateral, quote units
+    >>> eng.add_account(2, 10**9, exempt=True)         # a market maker, never liquidated
+    >>> eng.add_account(3, 10**6)
+    >>> eng.seed_position(1, 2, 10_000, 1)             # 1 is long 1 lot from 2 at 10,000 ticks
+    >>> eng.account(1).liquidation_price
+    9473
+    >>> _ = eng.limit(1, Side.BUY, 9_400, 5, 2)
+    >>> _ = eng.market(2, Side.SELL, 1, 3)             # the last price, the mark, is now 9,400
+    >>> eng.liquidate()[["owner", "filled", "avg_price"]].tolist()
+    [(1, 1, 9400.0)]
+    >>> eng.account(1).position, eng.account(1).collateral
+    (0, 400)
 
     Notes
     -----
