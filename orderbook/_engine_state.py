@@ -150,7 +150,7 @@ def check_state(engine, state, book_type) -> dict:
             _int(name, state[name], 1, max_price)
 
     for i, row in enumerate(_rows("records", state["records"], len(RECORD_FIELDS))):
-        values = dict(zip(RECORD_FIELDS, row))
+        values = dict(zip(RECORD_FIELDS, row, strict=True))
         for name, value in values.items():
             _int(f"records[{i}].{name}", value)
         _int(f"records[{i}].filled", values["filled"], 0, min(values["qty"], INT64_MAX // k))

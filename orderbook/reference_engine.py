@@ -16,18 +16,42 @@ import numpy as np
 from sortedcontainers import SortedList
 
 from . import _validation as check
-from .events import (
-    INSURANCE_FUND, PPM, PRICED_KINDS, STOP_KINDS, AccountInfo, AmendRule, Deficit, EventKind,
-    Kind, MarkRule, SelfTradePrevention, Sizing, array_to_events, events_to_array,
-)
 from ._bookview import BookView
 from ._engine_args import (
-    RATES, book_rules, deposit_amount, equity_mark, exposure, limit_price, limit_rule_arg,
-    margin_amount, new_account, no_account, order_owner, parameters_section, seeded_position,
-    settings, user_order_id,
+    RATES,
+    book_rules,
+    deposit_amount,
+    equity_mark,
+    exposure,
+    limit_price,
+    limit_rule_arg,
+    margin_amount,
+    new_account,
+    no_account,
+    order_owner,
+    parameters_section,
+    seeded_position,
+    settings,
+    user_order_id,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from ._reference_liquidator import _Liquidator
+from .events import (
+    INSURANCE_FUND,
+    PPM,
+    PRICED_KINDS,
+    STOP_KINDS,
+    AccountInfo,
+    AmendRule,
+    Deficit,
+    EventKind,
+    Kind,
+    MarkRule,
+    SelfTradePrevention,
+    Sizing,
+    array_to_events,
+    events_to_array,
+)
 from .margin import DEFAULT_TIERS, ceil_div
 from .reference import OrderBook
 
@@ -289,7 +313,7 @@ class Engine:
         self.total_deposits += collateral
 
     def deposit(self, owner, amount) -> None:
-        """Add ``amount`` quote units (>= 1): to the collateral, or an isolated account's reserve."""
+        """Add ``amount`` quote units (>= 1) to the collateral, or to an isolated reserve."""
         account = self._account(owner)
         amount = deposit_amount(amount, self.total_deposits)
         if account.isolated:

@@ -428,9 +428,9 @@ class _Market:
         self.mid0 = int(scenario.book.mid)
         self.profile_bid = (self.mid0 - bid_px, bid_q)  # offsets below the mid, lots
         self.profile_ask = (ask_px - self.mid0, ask_q)
-        for px, q in zip(bid_px.tolist(), bid_q.tolist()):
+        for px, q in zip(bid_px.tolist(), bid_q.tolist(), strict=True):
             eng.limit(self._id(), Side.BUY, px, q, MAKER)
-        for px, q in zip(ask_px.tolist(), ask_q.tolist()):
+        for px, q in zip(ask_px.tolist(), ask_q.tolist(), strict=True):
             eng.limit(self._id(), Side.SELL, px, q, MAKER)
         if rules.mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED):
             eng.set_index(self.mid0)
@@ -460,7 +460,7 @@ class _Market:
             entry = np.rint(self.mid0 * (1 + pop.entry_dispersion * rng.standard_normal(n)))
             entry = np.maximum(entry, 1).astype(np.int64)
             collateral = np.array([math.ceil(int(e) * int(s) * eng.k / lev) for e, s, lev in
-                                   zip(entry, size, leverage)], dtype=np.int64)
+                                   zip(entry, size, leverage, strict=True)], dtype=np.int64)
         mark = eng.mark_price()
         kept = 0
         for i in range(len(side)):
@@ -495,7 +495,7 @@ class _Market:
         share = 1 - 2 ** (-1 / liquidity.half_life)
         for side, (offsets, lots) in ((Side.BUY, self.profile_bid), (Side.SELL, self.profile_ask)):
             budget = liquidity.rate
-            for off, target in zip(offsets.tolist(), lots.tolist()):
+            for off, target in zip(offsets.tolist(), lots.tolist(), strict=True):
                 if budget <= 0:
                     break
                 price = mid - off if side == Side.BUY else mid + off
@@ -799,7 +799,7 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
     grid = {name: [coerce_param(scenario, name, v) for v in values]
             for name, values in grid.items()}
     names = list(grid)
-    points = [dict(zip(names, values)) for values in itertools.product(*grid.values())]
+    points = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
     tasks = [(scenario, point, counterfactual) for point in points]
     own = executor is None
     if own:

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from orderbook.cli import builtin_rule_sets, main
-from orderbook.scenario import SerialExecutor
 from orderbook.config import loads_scenario
 from orderbook.events import LimitRule, Sizing
-from orderbook.scenario import default_scenario
+from orderbook.scenario import SerialExecutor, default_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -133,7 +132,7 @@ def test_compare_builtin(capsys):
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("rules "))
     body = lines[header + 2:]
-    assert [line[:len(name)] for line, name in zip(body, names)] == names
+    assert [line[:len(name)] for line, name in zip(body, names, strict=False)] == names
     assert len(body) == 4
     for column in ("liq. notional (quote)", "drawdown %", "gens", "ADL", "fund end (quote)"):
         assert column in lines[header]

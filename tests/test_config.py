@@ -10,14 +10,33 @@ from pathlib import Path
 import pytest
 
 from orderbook.config import (
-    ConfigError, ConfigTypeError, UnknownKeyError, coerce_param, load_rules, load_scenario,
-    loads_scenario, parse_values, save_scenario, scale_scenario, scenario_from_dict,
-    scenario_to_dict, scenario_to_toml,
+    ConfigError,
+    ConfigTypeError,
+    UnknownKeyError,
+    coerce_param,
+    load_rules,
+    load_scenario,
+    loads_scenario,
+    parse_values,
+    save_scenario,
+    scale_scenario,
+    scenario_from_dict,
+    scenario_to_dict,
+    scenario_to_toml,
 )
 from orderbook.events import Deficit, LimitRule, MarkRule, Side, Sizing
 from orderbook.scenario import (
-    DepthProfile, ExplicitBook, ExplicitPopulation, Liquidity, Population, Rules, Scenario, Shock,
-    default_scenario, run, with_params,
+    DepthProfile,
+    ExplicitBook,
+    ExplicitPopulation,
+    Liquidity,
+    Population,
+    Rules,
+    Scenario,
+    Shock,
+    default_scenario,
+    run,
+    with_params,
 )
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -64,8 +64,22 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from orderbook.events import (
-    EVENT_DTYPE, FORCED_DTYPE, INSURANCE_FUND, L3_DTYPE, NO_COUNTERPARTY, STOP_DTYPE, AccountInfo,
-    AmendRule, Deficit, Event, ForcedKind, LimitRule, MarkRule, SelfTradePrevention, Side, Sizing,
+    EVENT_DTYPE,
+    FORCED_DTYPE,
+    INSURANCE_FUND,
+    L3_DTYPE,
+    NO_COUNTERPARTY,
+    STOP_DTYPE,
+    AccountInfo,
+    AmendRule,
+    Deficit,
+    Event,
+    ForcedKind,
+    LimitRule,
+    MarkRule,
+    SelfTradePrevention,
+    Side,
+    Sizing,
 )
 from orderbook.margin import MONEY_BOUND, MarginTiers
 from orderbook.strategies import tiers as tier_tables
@@ -149,7 +163,7 @@ def _compare_events(where, left, right):
     lt = [tuple(int(x) for x in ev) for ev in left]
     rt = [tuple(int(x) for x in ev) for ev in right]
     if lt != rt:
-        for i, (a, b) in enumerate(zip(lt, rt)):
+        for i, (a, b) in enumerate(zip(lt, rt, strict=False)):
             if a != b:
                 raise Mismatch(f"{where}: event {i} differs:\n  left  {Event(*a)!r}\n"
                                f"  right {Event(*b)!r}")
@@ -194,7 +208,7 @@ def _rows(arr):
 def _compare_account(where, left, right):
     if not isinstance(left, tuple) or len(left) != len(AccountInfo._fields):
         raise Mismatch(f"{where}: left returned {left!r}, not an AccountInfo")
-    for name, a, b in zip(AccountInfo._fields, left, right):
+    for name, a, b in zip(AccountInfo._fields, left, right, strict=True):
         if name == "margin_ratio":
             ok = _same_float(a, b, bitwise=False)
         elif name in ("exempt", "isolated"):
@@ -235,7 +249,7 @@ def _compare_snapshots(where, left, right, bitwise):
                 "total_deposits", "open_interest", "total_equity_common"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
-    for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"]):
+    for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
         _compare_account(f"{where}: account({owner})", a, b)
     _compare_array(f"{where}: book.l3()", left["l3"], right["l3"], L3_DTYPE, bitwise)
     _compare_array(f"{where}: book.stops()", left["stops"], right["stops"], STOP_DTYPE, bitwise)
@@ -266,7 +280,7 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
     accounts = snap["accounts"]
     mark = snap["mark"]
     fees, deposits = snap["fees_collected"], snap["total_deposits"]
-    by_owner = dict(zip(snap["owners"], accounts))
+    by_owner = dict(zip(snap["owners"], accounts, strict=True))
     assert INSURANCE_FUND in by_owner, f"{where}: owners() lacks the insurance fund"
     assert by_owner[INSURANCE_FUND].collateral == snap["insurance_fund"], where
 
@@ -282,7 +296,7 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
             f"{reserves.get(int(a.owner), 0)} from add_account/deposit/add_margin")
         assert bool(a.isolated) == (int(a.owner) in reserves), f"{where}: account({a.owner})"
     # conservation at common marks (engine's total_equity and recomputed from account())
-    for m, total in zip(COMMON_MARKS, snap["total_equity_common"]):
+    for m, total in zip(COMMON_MARKS, snap["total_equity_common"], strict=True):
         assert total + fees == deposits, (
             f"{where}: total_equity({m}) + fees_collected = {total + fees} != total_deposits "
             f"{deposits}")
@@ -478,7 +492,7 @@ class Pair:
     def check(self, where):
         snaps = [_snapshot(eng) for eng in self.engines]
         _compare_snapshots(where, snaps[0], snaps[1], self.bitwise)
-        for eng, snap in zip(self.engines, snaps):
+        for eng, snap in zip(self.engines, snaps, strict=True):
             _check_contract(where, eng, snap, self.k, self.backstop, self.tiers,
                             self.max_price, self.reserves)
         self.snap = snaps[1]
@@ -767,7 +781,7 @@ def _drain(draw, pair):
         if not queue:
             return
         mark = pair.snap["mark"] or 100
-        by_owner = dict(zip(pair.snap["owners"], pair.snap["accounts"]))
+        by_owner = dict(zip(pair.snap["owners"], pair.snap["accounts"], strict=True))
         sides = {1 if by_owner[o].position > 0 else -1 for o in queue if by_owner[o].position}
         if 1 in sides or not sides:      # queued longs sell into bids
             pair.call("limit", pair.order_id(), BUY, max(1, mark - draw(st.integers(0, 3))),

@@ -8,11 +8,29 @@ import numpy as np
 import pytest
 
 from orderbook import (
-    DepthProfile, Deficit, ExplicitBook, ExplicitPopulation, LimitRule, Liquidity, Population,
-    Rules, Scenario, Shock, Side, Sizing, compare, default_scenario, run, sweep,
+    Deficit,
+    DepthProfile,
+    ExplicitBook,
+    ExplicitPopulation,
+    LimitRule,
+    Liquidity,
+    Population,
+    Rules,
+    Scenario,
+    Shock,
+    Side,
+    Sizing,
+    compare,
+    default_scenario,
+    run,
+    sweep,
 )
 from orderbook.scenario import (
-    SERIES_DTYPE, SerialExecutor, scale_rules, scale_scenario, with_params,
+    SERIES_DTYPE,
+    SerialExecutor,
+    scale_rules,
+    scale_scenario,
+    with_params,
 )
 
 SMALL = 0.05
@@ -378,4 +396,4 @@ def test_the_fund_never_goes_negative_without_a_record_saying_why():
                                                  (((99, 1),), (), "0 asks")])
 def test_explicit_book_without_a_side_names_the_empty_side(bids, asks, missing):
     with pytest.raises(ValueError, match=missing):
-        ExplicitBook(bids=bids, asks=asks).mid
+        _ = ExplicitBook(bids=bids, asks=asks).mid

@@ -10,7 +10,15 @@ from hypothesis.errors import InvalidArgument
 
 from .. import _validation as check
 from ..events import (
-    BACKSTOP_OWNER, LP_OWNER, PPM, Deficit, Kind, LimitRule, MarkRule, Side, Sizing,
+    BACKSTOP_OWNER,
+    LP_OWNER,
+    PPM,
+    Deficit,
+    Kind,
+    LimitRule,
+    MarkRule,
+    Side,
+    Sizing,
 )
 from ..margin import unit_value
 from ..testing import Message, ReferenceEngine
@@ -56,7 +64,7 @@ def tiers(k: int = 1, *, max_tiers: int = 3) -> st.SearchStrategy[list[tuple]]:
         mm = sorted(draw(st.lists(st.integers(5_000, 150_000), min_size=n, max_size=n),
                          label="maintenance_ppm"))
         rows, im_prev = [], 0
-        for c, m in zip(caps, mm):
+        for c, m in zip(caps, mm, strict=True):
             im = max(im_prev, m + draw(st.integers(0, 100_000), label="initial extra"))
             rows.append((c, m, im))
             im_prev = im
