@@ -2,16 +2,15 @@
 
 Same semantics as ``orderbook.reference.OrderBook`` (see docs/semantics.md), on C++ containers:
 ``std::map`` price levels holding an intrusive FIFO of slots in a preallocated order pool, an
-open-addressing table from order id to slot (4 bytes per bucket; it beat ``std::unordered_map``
-on speed and memory in benchmarks/bench_memory.py and bench_book.py), and an event log of C
-structs exposed as a numpy structured array. The per-call methods and the batch method
-``process`` run the same ``cdef`` core; the batch runs without the GIL.
+open-addressing table from order id to slot (``_idtable.pxd``), and an event log of C structs
+exposed as a numpy structured array. The per-call methods and the batch method ``process`` run
+the same ``cdef`` core; the batch runs without the GIL.
 """
 
 cimport cython
 from cpython.long cimport PyLong_Check
 from cython.operator cimport dereference as deref, preincrement as inc
-from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 from libcpp.algorithm cimport sort
 from libcpp.utility cimport pair
@@ -20,6 +19,7 @@ from libcpp.vector cimport vector
 import numpy as np
 
 from orderbook cimport _types as t
+from orderbook._idtable cimport id_erase, id_find, id_insert
 from orderbook._types cimport (
     BUY, NO_SLOT, SELL, EventRec, L3Rec, Level, Message, Order, StopRec, is_caller_error,
     is_new_order, is_priced, is_stop, oid_t, owner_t, price_t, qty_t, rests, slot_t,
@@ -42,19 +42,6 @@ BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or
 cdef inline price_t level_key(int side, price_t price) noexcept nogil:
     # Bids are stored under -price so that begin() is the best level on both sides.
     return -price if side == BUY else price
-
-
-cdef inline size_t id_home(oid_t order_id, int shift) noexcept nogil:
-    # Fibonacci hashing: the top bits of id * 2^64/phi.
-    return <size_t>((<uint64_t>order_id * <uint64_t>0x9E3779B97F4A7C15ULL) >> shift)
-
-
-cdef inline int bit_length(size_t x) noexcept nogil:
-    cdef int n = 0
-    while x:
-        n += 1
-        x >>= 1
-    return n
 
 
 cdef inline bint stop_triggers(int side, price_t stop_price, price_t trade_price) noexcept nogil:
@@ -360,7 +347,7 @@ cdef class OrderBook:
             return t.R_INVALID_STOP_PRICE
         if kind != t.K_CANCEL and m.qty < 1:
             return t.R_INVALID_QTY
-        slot = self.find_id(m.order_id)
+        slot = id_find(&self.ids, self.pool.data(), m.order_id)
         found[0] = slot
         if is_new_order(kind):
             if slot != NO_SLOT:
@@ -545,7 +532,7 @@ cdef class OrderBook:
         level.total += o.qty
         if level.total > self.level_peak:
             self.level_peak = level.total
-        self.insert_id(slot)
+        id_insert(&self.ids, self.pool.data(), slot)
         return slot
 
     cdef price_t stop_price_of(self, slot_t slot) noexcept nogil:
@@ -567,7 +554,7 @@ cdef class OrderBook:
             self.pool[o.next].prev = o.prev
         level.count -= 1
         level.total -= o.qty
-        self.erase_id(slot)
+        id_erase(&self.ids, self.pool.data(), slot)
         self.free_slots.push_back(slot)
 
     cdef void remove(self, slot_t slot) noexcept nogil:
@@ -633,68 +620,6 @@ cdef class OrderBook:
             return 0
         return deref(it).second.total
 
-    # ----------------------------------------------------------------------- the id table
-    cdef slot_t find_id(self, oid_t order_id) noexcept nogil:
-        # Expected O(1): the table is at most 3/4 full and Fibonacci hashing spreads even
-        # sequential ids over it.
-        if self.id_count == 0:
-            return NO_SLOT
-        cdef size_t mask = self.id_buckets.size() - 1
-        cdef size_t i = id_home(order_id, self.id_shift)
-        cdef slot_t slot
-        while True:
-            slot = self.id_buckets[i]
-            if slot == NO_SLOT or self.pool[slot].order_id == order_id:
-                return slot
-            i = (i + 1) & mask
-
-    cdef void insert_id(self, slot_t slot) noexcept nogil:
-        # The caller has checked that pool[slot].order_id is not in the table.
-        if (self.id_count + 1) * 4 > <int64_t>self.id_buckets.size() * 3:
-            self.grow_ids()
-        cdef size_t mask = self.id_buckets.size() - 1
-        cdef size_t i = id_home(self.pool[slot].order_id, self.id_shift)
-        while self.id_buckets[i] != NO_SLOT:
-            i = (i + 1) & mask
-        self.id_buckets[i] = slot
-        self.id_count += 1
-
-    cdef void erase_id(self, slot_t slot) noexcept nogil:
-        # Backward-shift deletion (no tombstones): entries after the hole that may move into
-        # it do, so every probe sequence stays unbroken and the table never degrades.
-        cdef size_t mask = self.id_buckets.size() - 1
-        cdef size_t hole = id_home(self.pool[slot].order_id, self.id_shift)
-        while self.id_buckets[hole] != slot:
-            hole = (hole + 1) & mask
-        cdef size_t j = hole, home
-        while True:
-            j = (j + 1) & mask
-            if self.id_buckets[j] == NO_SLOT:
-                break
-            home = id_home(self.pool[self.id_buckets[j]].order_id, self.id_shift)
-            # the entry at j stays unless its home lies cyclically outside (hole, j]
-            if ((hole < home <= j) if hole <= j else (hole < home or home <= j)):
-                continue
-            self.id_buckets[hole] = self.id_buckets[j]
-            hole = j
-        self.id_buckets[hole] = NO_SLOT
-        self.id_count -= 1
-
-    cdef void grow_ids(self) noexcept nogil:
-        cdef vector[slot_t] old
-        old.swap(self.id_buckets)
-        cdef size_t size = 16 if old.empty() else 2 * old.size()
-        self.id_buckets.assign(size, NO_SLOT)
-        self.id_shift = 64 - bit_length(size - 1)
-        cdef size_t mask = size - 1, i
-        cdef slot_t slot
-        for slot in old:
-            if slot != NO_SLOT:
-                i = id_home(self.pool[slot].order_id, self.id_shift)
-                while self.id_buckets[i] != NO_SLOT:
-                    i = (i + 1) & mask
-                self.id_buckets[i] = slot
-
     cdef void trigger_stops(self, price_t trade_price) noexcept nogil:
         # Record the trade price and queue every stop it triggers: sell stops first (highest
         # stop first), then buy stops (lowest first), FIFO within a stop price.
@@ -723,7 +648,7 @@ cdef class OrderBook:
                     self.emit(t.EV_STOP_TRIGGERED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0,
                               o.price, stop_price, o.qty)
                     self.stop_prices.erase(slot)
-                    self.erase_id(slot)
+                    id_erase(&self.ids, self.pool.data(), slot)
                     self.free_slots.push_back(slot)
                     self.stop_count -= 1
                     slot = o.next
@@ -834,7 +759,7 @@ cdef class OrderBook:
     def n_orders(self):
         """Number of resting orders."""
         self._idle()
-        return self.id_count - self.stop_count
+        return self.ids.count - self.stop_count
 
     @property
     def n_stops(self):
@@ -923,7 +848,7 @@ cdef class OrderBook:
 
     cdef object _l3(self):
         # zeros, not empty: the dtype's padding bytes are part of the result's bytes (hashes)
-        out = np.zeros(self.id_count - self.stop_count, dtype=L3_DTYPE)
+        out = np.zeros(self.ids.count - self.stop_count, dtype=L3_DTYPE)
         cdef uint8_t[::1] raw
         if len(out) == 0:
             return out
@@ -1000,7 +925,7 @@ cdef class OrderBook:
         return self._order_info(oid)
 
     cdef object _order_info(self, oid_t oid):
-        cdef slot_t slot = self.find_id(oid)
+        cdef slot_t slot = id_find(&self.ids, self.pool.data(), oid)
         if slot == NO_SLOT:
             raise check.unknown_order(oid)
         # Copied out before any Python object is built: building one may let another thread in.
@@ -1016,7 +941,7 @@ cdef class OrderBook:
         except (TypeError, ValueError):
             return False
         self._idle()
-        return self.find_id(oid) != NO_SLOT
+        return id_find(&self.ids, self.pool.data(), oid) != NO_SLOT
 
     def orders_of(self, owner):
         """Ids of ``owner``'s live orders (resting and armed stops) as a sorted list of ints.
@@ -1024,10 +949,10 @@ cdef class OrderBook:
         O(n + L + k log k) for n live orders on L price and stop levels, k of them ``owner``'s.
         """
         cdef owner_t who = as_i64(owner, "owner")
-        cdef vector[oid_t] ids
+        cdef vector[oid_t] owned
         self._idle()
-        self.ids_of(who, &ids)
-        return [oid for oid in ids]
+        self.ids_of(who, &owned)
+        return [oid for oid in owned]
 
     def impact(self, side, qty):
         """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""
@@ -1072,9 +997,7 @@ cdef class OrderBook:
         other.pool = self.pool
         other.stop_prices = self.stop_prices
         other.free_slots = self.free_slots
-        other.id_buckets = self.id_buckets
-        other.id_count = self.id_count
-        other.id_shift = self.id_shift
+        other.ids = self.ids
         other.seq = self.seq
         other.msg = self.msg
         other.stop_count = self.stop_count
