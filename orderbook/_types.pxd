@@ -1,8 +1,9 @@
 # Typedefs, enum values and C record layouts shared by the compiled modules.
 #
 # The numbers below are the ones of orderbook/events.py (the Python-facing IntEnums, constants,
-# kind sets and dtypes); book.pyx and engine.pyx check at import time that both agree: every enum
-# member, every field offset, and every kind predicate below over all 256 kind values.
+# kind sets and dtypes); book.pyx checks at import time that both agree (_layout.py, with the
+# facts _layout_facts.pyx reports): every enum member, every field offset, and every kind
+# predicate below over all 256 kind values.
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
