@@ -4,18 +4,13 @@ cimport cython
 from libc.stdint cimport int64_t
 from libcpp cimport bool as cbool
 from libcpp.deque cimport deque
-from libcpp.map cimport map as cmap
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 from orderbook._idtable cimport IdTable
 from orderbook._types cimport (
-    EventRec, Level, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+    EventRec, Level, LevelMap, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
-
-# Price levels keyed so that begin() is the best level: bids by -price, asks by +price; sell
-# stops by -stop_price and buy stops by +stop_price, so begin() is the next stop to trigger.
-ctypedef cmap[price_t, Level] LevelMap
 
 
 @cython.final
@@ -84,12 +79,6 @@ cdef class OrderBook:
     cdef object _process(self, messages)
     cdef list _event_list(self)
     cdef object _event_array(self)
-    cdef object _resting_qty(self, int s, price_t limit)
-    cdef object _l2(self, int64_t depth)
-    cdef object _l3(self)
-    cdef object _stops(self)
-    cdef object _impact(self, int s, qty_t wanted)
     cdef object _order_info(self, oid_t oid)
     cdef OrderBook _copy(self)
-    cdef tuple _state(self)
     cdef int _restore_state(self, list resting, list armed) except -1

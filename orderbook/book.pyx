@@ -4,8 +4,10 @@ Same semantics as ``orderbook.reference.OrderBook`` (see docs/semantics.md), on 
 ``std::map`` price levels holding an intrusive FIFO of slots in a preallocated order pool, an
 open-addressing table from order id to slot (``_idtable.pxd``), and an event log of C structs
 exposed as a numpy structured array. The per-call methods and the batch method ``process`` run
-the same ``cdef`` core; the batch runs without the GIL. The C side's facts for the import-time
-layout check are in ``_layout_facts.pyx``.
+the same ``cdef`` core; the batch runs without the GIL. This module holds the book's rules and
+its entry points; the walks behind its whole-book reads (L2, L3, stops, impact, the pickle's
+order lists) are in ``_depth.pyx``, and the C side's facts for the import-time layout check in
+``_layout_facts.pyx``.
 """
 
 cimport cython
@@ -13,25 +15,24 @@ from cpython.long cimport PyLong_Check
 from cython.operator cimport dereference as deref, preincrement as inc
 from libc.stdint cimport INT64_MAX, int64_t, uint8_t
 from libc.string cimport memcpy, memset
-from libcpp.algorithm cimport sort
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 import numpy as np
 
 from orderbook cimport _types as t
+from orderbook._depth cimport (
+    impact_on, l2_columns, l3_rows, order_lists, owner_ids, resting_total, stop_rows,
+)
 from orderbook._idtable cimport id_erase, id_find, id_insert
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, L3Rec, Level, Message, Order, StopRec, is_caller_error,
-    is_new_order, is_priced, is_stop, oid_t, owner_t, price_t, qty_t, rests, slot_t,
+    BUY, NO_SLOT, SELL, EventRec, Level, Message, Order, is_caller_error, is_new_order,
+    is_priced, is_stop, level_key, oid_t, owner_t, price_t, qty_t, rests, slot_t,
 )
 
 from . import _layout, _validation as check
 from ._layout_facts import c_layout
-from .events import (
-    EVENT_DTYPE, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind, Impact,
-    Kind, OrderInfo, Reason, SelfTradePrevention, Side,
-)
+from .events import EVENT_DTYPE, AmendRule, Event, OrderInfo, Reason, SelfTradePrevention
 
 _tuple_new = tuple.__new__
 
@@ -40,11 +41,6 @@ BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-cdef inline price_t level_key(int side, price_t price) noexcept nogil:
-    # Bids are stored under -price so that begin() is the best level on both sides.
-    return -price if side == BUY else price
-
 
 cdef inline bint stop_triggers(int side, price_t stop_price, price_t trade_price) noexcept nogil:
     if side == BUY:
@@ -700,31 +696,8 @@ cdef class OrderBook:
         self.run_triggered()
 
     cdef void ids_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil:
-        # Walks the levels rather than the id table: the table keeps the size of the most
-        # orders ever live, the levels hold only the live ones.
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef int pass_
-        out.clear()
-        for pass_ in range(4):
-            if pass_ == 0:
-                levels = &self.bids
-            elif pass_ == 1:
-                levels = &self.asks
-            elif pass_ == 2:
-                levels = &self.sell_stops
-            else:
-                levels = &self.buy_stops
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    if self.pool[slot].owner == owner:
-                        out.push_back(self.pool[slot].order_id)
-                    slot = self.pool[slot].next
-                inc(it)
-        sort(out.begin(), out.end())
+        owner_ids(&self.bids, &self.asks, &self.sell_stops, &self.buy_stops, self.pool.data(),
+                  owner, out)
 
     # --------------------------------------------------------------------------- queries
     def best_bid(self):
@@ -790,132 +763,40 @@ cdef class OrderBook:
 
     def resting_qty(self, side, price):
         """Lots resting on ``side`` at ``price`` or better (bids >= price, asks <= price)."""
+        cdef int s
         self._enter()
         try:
-            return self._resting_qty(as_side(side), as_i64(price, "price"))
+            s = as_side(side)
+            return resting_total(&self.bids if s == BUY else &self.asks, s,
+                                 as_i64(price, "price"))
         finally:
             self.busy = False
-
-    cdef object _resting_qty(self, int s, price_t limit):
-        cdef LevelMap* levels = &self.bids if s == BUY else &self.asks
-        cdef LevelMap.iterator it = levels.begin()
-        cdef price_t level_price
-        total = 0  # a Python int: a side's total may pass int64
-        while it != levels.end():
-            level_price = -deref(it).first if s == BUY else deref(it).first
-            if level_price < limit if s == BUY else level_price > limit:
-                break
-            total += deref(it).second.total
-            inc(it)
-        return total
 
     def l2(self, n=10):
         """Top ``n`` levels per side, best first: prices (ticks), lots, order counts (L2)."""
         self._enter()
         try:
-            return self._l2(check.as_count("n", n))
+            return l2_columns(&self.bids, &self.asks, check.as_count("n", n))
         finally:
             self.busy = False
-
-    cdef object _l2(self, int64_t depth):
-        columns = []
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef int64_t i, count
-        cdef int pass_
-        cdef int64_t[::1] price, qty, orders
-        for pass_ in range(2):
-            levels = &self.bids if pass_ == 0 else &self.asks
-            count = min(depth, <int64_t>levels.size())
-            prices_arr = np.empty(count, dtype=np.int64)
-            qty_arr = np.empty(count, dtype=np.int64)
-            orders_arr = np.empty(count, dtype=np.int64)
-            price, qty, orders = prices_arr, qty_arr, orders_arr
-            it = levels.begin()
-            for i in range(count):
-                price[i] = -deref(it).first if levels == &self.bids else deref(it).first
-                qty[i] = deref(it).second.total
-                orders[i] = deref(it).second.count
-                inc(it)
-            columns += [prices_arr, qty_arr, orders_arr]
-        return L2(*columns)
 
     def l3(self):
         """Every resting order (L3_DTYPE): bids best first, then asks best first, FIFO."""
         self._enter()
         try:
-            return self._l3()
+            return l3_rows(&self.bids, &self.asks, self.pool.data(),
+                           self.ids.count - self.stop_count)
         finally:
             self.busy = False
-
-    cdef object _l3(self):
-        # zeros, not empty: the dtype's padding bytes are part of the result's bytes (hashes)
-        out = np.zeros(self.ids.count - self.stop_count, dtype=L3_DTYPE)
-        cdef uint8_t[::1] raw
-        if len(out) == 0:
-            return out
-        raw = out.view(np.uint8)
-        cdef L3Rec* row = <L3Rec*>&raw[0]
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef const Order* o
-        cdef int pass_
-        for pass_ in range(2):
-            levels = &self.bids if pass_ == 0 else &self.asks
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    o = &self.pool[slot]
-                    row.order_id = o.order_id
-                    row.owner = o.owner
-                    row.price = o.price
-                    row.qty = o.qty
-                    row.side = o.side
-                    row += 1
-                    slot = o.next
-                inc(it)
-        return out
 
     def stops(self):
         """Every armed stop (STOP_DTYPE) in trigger order: sell stops, then buy stops."""
         self._enter()
         try:
-            return self._stops()
+            return stop_rows(&self.sell_stops, &self.buy_stops, self.pool.data(),
+                             &self.stop_prices, self.stop_count)
         finally:
             self.busy = False
-
-    cdef object _stops(self):
-        out = np.zeros(self.stop_count, dtype=STOP_DTYPE)
-        cdef uint8_t[::1] raw
-        if len(out) == 0:
-            return out
-        raw = out.view(np.uint8)
-        cdef StopRec* row = <StopRec*>&raw[0]
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef const Order* o
-        cdef int pass_
-        for pass_ in range(2):
-            levels = &self.sell_stops if pass_ == 0 else &self.buy_stops
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    o = &self.pool[slot]
-                    row.order_id = o.order_id
-                    row.owner = o.owner
-                    row.stop_price = self.stop_price_of(slot)
-                    row.price = o.price
-                    row.qty = o.qty
-                    row.kind = o.kind
-                    row.side = o.side
-                    row += 1
-                    slot = o.next
-                inc(it)
-        return out
 
     def order(self, order_id):
         """The live order (resting or armed stop) with this id as OrderInfo.
@@ -958,28 +839,14 @@ cdef class OrderBook:
 
     def impact(self, side, qty):
         """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""
+        cdef int s
         self._enter()
         try:
-            return self._impact(as_side(side), check.as_positive("qty", qty))
+            s = as_side(side)
+            return impact_on(&self.asks if s == BUY else &self.bids, s,
+                             check.as_positive("qty", qty))
         finally:
             self.busy = False
-
-    cdef object _impact(self, int s, qty_t wanted):
-        cdef LevelMap* opposite = &self.asks if s == BUY else &self.bids
-        cdef LevelMap.iterator it = opposite.begin()
-        cdef qty_t filled = 0, take
-        cdef price_t price = 0
-        cdef int64_t levels = 0
-        notional = 0  # a Python int: price x lots passes int64 near the limits
-        while it != opposite.end() and filled < wanted:
-            price = deref(it).first if s == BUY else -deref(it).first
-            take = min(wanted - filled, deref(it).second.total)
-            filled += take
-            notional += <object>take * price
-            levels += 1
-            inc(it)
-        average = notional / filled if filled else float("nan")
-        return Impact(filled, notional, average, price if levels else 0, levels)
 
     # ---------------------------------------------------------------------------- copies
     def copy(self):
@@ -1022,43 +889,13 @@ cdef class OrderBook:
         """Pickle the book's public state; unpickling rebuilds it through checked paths."""
         self._enter()
         try:
-            state = self._state()
+            resting, armed = order_lists(&self.bids, &self.asks, &self.sell_stops,
+                                         &self.buy_stops, self.pool.data(), &self.stop_prices)
+            state = (resting, armed, self.last if self.has_last else None, self.seq, self.msg)
         finally:
             self.busy = False
         return (_restore, (str(self.tick_size), str(self.lot_size), int(self.stp),
                            int(self.amend_rule), state))
-
-    cdef tuple _state(self):
-        # Resting orders in priority order with their kind (post-only matters for amends),
-        # then armed stops in trigger order: reinserting them in that order rebuilds every FIFO.
-        cdef list resting = [], armed = []
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef Order o
-        cdef int pass_
-        for pass_ in range(4):
-            if pass_ == 0:
-                levels = &self.bids
-            elif pass_ == 1:
-                levels = &self.asks
-            elif pass_ == 2:
-                levels = &self.sell_stops
-            else:
-                levels = &self.buy_stops
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    o = self.pool[slot]
-                    if pass_ < 2:
-                        resting.append((o.order_id, o.owner, o.side, o.kind, o.price, o.qty))
-                    else:
-                        armed.append((o.order_id, o.owner, o.side, o.kind, o.price,
-                                      self.stop_price_of(slot), o.qty))
-                    slot = o.next
-                inc(it)
-        return (resting, armed, self.last if self.has_last else None, self.seq, self.msg)
 
     cdef int _restore_state(self, list resting, list armed) except -1:
         # Each entry has passed check.book_state; here each must also be a message the book
