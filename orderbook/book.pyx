@@ -34,6 +34,8 @@ from . import _layout, _validation as check
 from ._layout_facts import c_layout
 from .events import EVENT_DTYPE, AmendRule, Event, OrderInfo, Reason, SelfTradePrevention
 
+__all__ = ["OrderBook"]
+
 _tuple_new = tuple.__new__
 
 BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or another "
