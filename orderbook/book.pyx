@@ -117,6 +117,21 @@ cdef class OrderBook:
     Prices are int64 ticks in [1, 2**63-1], quantities int64 lots in [1, 2**63-1]. Adding an
     order costs O(log L) for L price levels (O(1) amortised at an existing level after the
     lookup), a cancel O(1) plus the level lookup, a match O(1) per maker filled.
+
+    Examples
+    --------
+    A bid of 5 lots at 100 ticks rests; a market sell of 3 lots fills against it:
+
+    >>> from orderbook import OrderBook, Side
+    >>> book = OrderBook()
+    >>> book.limit(1, Side.BUY, 100, 5, owner=7)
+    [Event(#0 ACCEPTED BUY id=1 owner=7 price=100 qty=5 msg=0)]
+    >>> for event in book.market(2, Side.SELL, 3, owner=8):
+    ...     print(event)
+    Event(#1 ACCEPTED SELL id=2 owner=8 price=0 qty=3 msg=1)
+    Event(#2 TRADE SELL id=2 owner=8 maker=1 maker_owner=7 price=100 qty=3 msg=1)
+    >>> book.best_bid(), book.quantity_at(Side.BUY, 100)
+    (100, 2)
     """
 
     def __cinit__(self):
