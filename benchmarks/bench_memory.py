@@ -106,7 +106,7 @@ def _chunk(n: int) -> int:
 
 def id_table_bytes(count: int) -> int:
     """Bytes of the book's order id table holding ``count`` ids: 4 B buckets, a power of two
-    from 16 up, doubled whenever it would pass 3/4 full (orderbook/book.pyx, grow_ids)."""
+    from 16 up, doubled whenever it would pass 3/4 full (orderbook/_idtable.pxd, id_grow)."""
     size = 16
     while count * 4 > size * 3:
         size *= 2

@@ -3,8 +3,8 @@
 The C side (``_types.pxd``) and the Python side (``events.py``) declare the same enums, constants,
 kind sets and record layouts separately, because C needs the enum and the struct and Python the
 ``IntEnum`` and the dtype. A disagreement would silently misread batches or misclassify orders,
-so ``book.pyx`` hands the C side's facts to :func:`check` when it is imported, and the import
-fails on the first disagreement instead.
+so ``book.pyx`` hands the C side's facts (``_layout_facts.c_layout()``) to :func:`check` when it
+is imported, and the import fails on the first disagreement instead.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 # Typedefs, enum values and C record layouts shared by the compiled modules.
 #
 # The numbers below are the ones of orderbook/events.py (the Python-facing IntEnums, constants,
-# kind sets and dtypes); book.pyx and engine.pyx check at import time that both agree: every enum
-# member, every field offset, and every kind predicate below over all 256 kind values.
+# kind sets and dtypes); book.pyx checks at import time that both agree (_layout.py, with the
+# facts _layout_facts.pyx reports): every enum member, every field offset, and every kind
+# predicate below over all 256 kind values.
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libcpp.map cimport map as cmap
 
 ctypedef int64_t price_t   # ticks
 ctypedef int64_t qty_t     # lots
@@ -195,3 +197,13 @@ cdef struct Level:
     slot_t head
     slot_t tail
     int32_t count
+
+# The levels of one side of the book, or of one side's armed stops, keyed so that begin() is the
+# best level (for stops, the next to trigger): bids by -price and asks by +price, sell stops by
+# -stop_price and buy stops by +stop_price.
+ctypedef cmap[price_t, Level] LevelMap
+
+
+cdef inline price_t level_key(int side, price_t price) noexcept nogil:
+    # The key of a price on ``side``'s levels (stops: pass -side), and the price of a key.
+    return -price if side == BUY else price

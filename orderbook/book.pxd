@@ -4,17 +4,13 @@ cimport cython
 from libc.stdint cimport int64_t
 from libcpp cimport bool as cbool
 from libcpp.deque cimport deque
-from libcpp.map cimport map as cmap
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
+from orderbook._idtable cimport IdTable
 from orderbook._types cimport (
-    EventRec, Level, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+    EventRec, Level, LevelMap, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
-
-# Price levels keyed so that begin() is the best level: bids by -price, asks by +price; sell
-# stops by -stop_price and buy stops by +stop_price, so begin() is the next stop to trigger.
-ctypedef cmap[price_t, Level] LevelMap
 
 
 @cython.final
@@ -26,17 +22,12 @@ cdef class OrderBook:
     cdef vector[Order] pool
     cdef unordered_map[slot_t, price_t] stop_prices   # stop price (ticks) of each armed stop
     cdef vector[slot_t] free_slots
-    # Live order ids (resting orders and armed stops), open addressing with linear probing:
-    # a bucket holds a pool slot (NO_SLOT when empty) and its key is pool[slot].order_id, so
-    # an id costs 4 bytes / load factor instead of an unordered_map node and bucket pointer.
-    cdef vector[slot_t] id_buckets
-    cdef int64_t id_count
-    cdef int id_shift             # 64 - log2(len(id_buckets)): Fibonacci hashing's shift
+    cdef IdTable ids              # live order id -> pool slot (_idtable.pxd)
     cdef deque[Order] triggered
     cdef vector[EventRec] events
     cdef int64_t seq              # next event sequence number
     cdef int64_t msg              # number of messages processed
-    cdef int64_t stop_count       # armed stops (id_count - stop_count rest in the book)
+    cdef int64_t stop_count       # armed stops (ids.count - stop_count rest in the book)
     cdef qty_t level_peak         # upper bound on every level's total (lots): the largest seen
     cdef price_t last             # last trade price, valid when has_last
     cdef cbool has_last
@@ -70,10 +61,6 @@ cdef class OrderBook:
     cdef bint would_cross(self, int side, price_t price) noexcept nogil
     cdef qty_t level_total(self, int side, price_t price) noexcept nogil
     cdef qty_t stop_level_total(self, int side, price_t stop_price) noexcept nogil
-    cdef slot_t find_id(self, oid_t order_id) noexcept nogil
-    cdef void insert_id(self, slot_t slot) noexcept nogil
-    cdef void erase_id(self, slot_t slot) noexcept nogil
-    cdef void grow_ids(self) noexcept nogil
     cdef void trigger_stops(self, price_t trade_price) noexcept nogil
     cdef void run_triggered(self) noexcept nogil
     cdef void cancel_order(self, slot_t slot) noexcept nogil
@@ -92,12 +79,6 @@ cdef class OrderBook:
     cdef object _process(self, messages)
     cdef list _event_list(self)
     cdef object _event_array(self)
-    cdef object _resting_qty(self, int s, price_t limit)
-    cdef object _l2(self, int64_t depth)
-    cdef object _l3(self)
-    cdef object _stops(self)
-    cdef object _impact(self, int s, qty_t wanted)
     cdef object _order_info(self, oid_t oid)
     cdef OrderBook _copy(self)
-    cdef tuple _state(self)
     cdef int _restore_state(self, list resting, list armed) except -1

@@ -2,34 +2,39 @@
 
 Same semantics as ``orderbook.reference.OrderBook`` (see docs/semantics.md), on C++ containers:
 ``std::map`` price levels holding an intrusive FIFO of slots in a preallocated order pool, an
-open-addressing table from order id to slot (4 bytes per bucket; it beat ``std::unordered_map``
-on speed and memory in benchmarks/bench_memory.py and bench_book.py), and an event log of C
-structs exposed as a numpy structured array. The per-call methods and the batch method
-``process`` run the same ``cdef`` core; the batch runs without the GIL.
+open-addressing table from order id to slot (``_idtable.pxd``), and an event log of C structs
+exposed as a numpy structured array. The per-call methods and the batch method ``process`` run
+the same ``cdef`` core; the batch runs without the GIL. This module holds the book's rules and
+its entry points; the walks behind its whole-book reads (L2, L3, stops, impact, the pickle's
+order lists) are in ``_depth.pyx``, and the C side's facts for the import-time layout check in
+``_layout_facts.pyx``.
 """
 
 cimport cython
 from cpython.long cimport PyLong_Check
 from cython.operator cimport dereference as deref, preincrement as inc
-from libc.stdint cimport INT64_MAX, int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t
 from libc.string cimport memcpy, memset
-from libcpp.algorithm cimport sort
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 import numpy as np
 
 from orderbook cimport _types as t
+from orderbook._depth cimport (
+    impact_on, l2_columns, l3_rows, order_lists, owner_ids, resting_total, stop_rows,
+)
+from orderbook._idtable cimport id_erase, id_find, id_insert
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, L3Rec, Level, Message, Order, StopRec, is_caller_error,
-    is_new_order, is_priced, is_stop, oid_t, owner_t, price_t, qty_t, rests, slot_t,
+    BUY, NO_SLOT, SELL, EventRec, Level, Message, Order, is_caller_error, is_new_order,
+    is_priced, is_stop, level_key, oid_t, owner_t, price_t, qty_t, rests, slot_t,
 )
 
 from . import _layout, _validation as check
-from .events import (
-    EVENT_DTYPE, L3_DTYPE, MESSAGE_DTYPE, STOP_DTYPE, L2, AmendRule, Event, EventKind, Impact,
-    Kind, OrderInfo, Reason, SelfTradePrevention, Side,
-)
+from ._layout_facts import c_layout
+from .events import EVENT_DTYPE, AmendRule, Event, OrderInfo, Reason, SelfTradePrevention
+
+__all__ = ["OrderBook"]
 
 _tuple_new = tuple.__new__
 
@@ -38,24 +43,6 @@ BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-cdef inline price_t level_key(int side, price_t price) noexcept nogil:
-    # Bids are stored under -price so that begin() is the best level on both sides.
-    return -price if side == BUY else price
-
-
-cdef inline size_t id_home(oid_t order_id, int shift) noexcept nogil:
-    # Fibonacci hashing: the top bits of id * 2^64/phi.
-    return <size_t>((<uint64_t>order_id * <uint64_t>0x9E3779B97F4A7C15ULL) >> shift)
-
-
-cdef inline int bit_length(size_t x) noexcept nogil:
-    cdef int n = 0
-    while x:
-        n += 1
-        x >>= 1
-    return n
-
 
 cdef inline bint stop_triggers(int side, price_t stop_price, price_t trade_price) noexcept nogil:
     if side == BUY:
@@ -130,6 +117,21 @@ cdef class OrderBook:
     Prices are int64 ticks in [1, 2**63-1], quantities int64 lots in [1, 2**63-1]. Adding an
     order costs O(log L) for L price levels (O(1) amortised at an existing level after the
     lookup), a cancel O(1) plus the level lookup, a match O(1) per maker filled.
+
+    Examples
+    --------
+    A bid of 5 lots at 100 ticks rests; a market sell of 3 lots fills against it:
+
+    >>> from orderbook import OrderBook, Side
+    >>> book = OrderBook()
+    >>> book.limit(1, Side.BUY, 100, 5, owner=7)
+    [Event(#0 ACCEPTED BUY id=1 owner=7 price=100 qty=5 msg=0)]
+    >>> for event in book.market(2, Side.SELL, 3, owner=8):
+    ...     print(event)
+    Event(#1 ACCEPTED SELL id=2 owner=8 price=0 qty=3 msg=1)
+    Event(#2 TRADE SELL id=2 owner=8 maker=1 maker_owner=7 price=100 qty=3 msg=1)
+    >>> book.best_bid(), book.quantity_at(Side.BUY, 100)
+    (100, 2)
     """
 
     def __cinit__(self):
@@ -360,7 +362,7 @@ cdef class OrderBook:
             return t.R_INVALID_STOP_PRICE
         if kind != t.K_CANCEL and m.qty < 1:
             return t.R_INVALID_QTY
-        slot = self.find_id(m.order_id)
+        slot = id_find(&self.ids, self.pool.data(), m.order_id)
         found[0] = slot
         if is_new_order(kind):
             if slot != NO_SLOT:
@@ -545,7 +547,7 @@ cdef class OrderBook:
         level.total += o.qty
         if level.total > self.level_peak:
             self.level_peak = level.total
-        self.insert_id(slot)
+        id_insert(&self.ids, self.pool.data(), slot)
         return slot
 
     cdef price_t stop_price_of(self, slot_t slot) noexcept nogil:
@@ -567,7 +569,7 @@ cdef class OrderBook:
             self.pool[o.next].prev = o.prev
         level.count -= 1
         level.total -= o.qty
-        self.erase_id(slot)
+        id_erase(&self.ids, self.pool.data(), slot)
         self.free_slots.push_back(slot)
 
     cdef void remove(self, slot_t slot) noexcept nogil:
@@ -633,68 +635,6 @@ cdef class OrderBook:
             return 0
         return deref(it).second.total
 
-    # ----------------------------------------------------------------------- the id table
-    cdef slot_t find_id(self, oid_t order_id) noexcept nogil:
-        # Expected O(1): the table is at most 3/4 full and Fibonacci hashing spreads even
-        # sequential ids over it.
-        if self.id_count == 0:
-            return NO_SLOT
-        cdef size_t mask = self.id_buckets.size() - 1
-        cdef size_t i = id_home(order_id, self.id_shift)
-        cdef slot_t slot
-        while True:
-            slot = self.id_buckets[i]
-            if slot == NO_SLOT or self.pool[slot].order_id == order_id:
-                return slot
-            i = (i + 1) & mask
-
-    cdef void insert_id(self, slot_t slot) noexcept nogil:
-        # The caller has checked that pool[slot].order_id is not in the table.
-        if (self.id_count + 1) * 4 > <int64_t>self.id_buckets.size() * 3:
-            self.grow_ids()
-        cdef size_t mask = self.id_buckets.size() - 1
-        cdef size_t i = id_home(self.pool[slot].order_id, self.id_shift)
-        while self.id_buckets[i] != NO_SLOT:
-            i = (i + 1) & mask
-        self.id_buckets[i] = slot
-        self.id_count += 1
-
-    cdef void erase_id(self, slot_t slot) noexcept nogil:
-        # Backward-shift deletion (no tombstones): entries after the hole that may move into
-        # it do, so every probe sequence stays unbroken and the table never degrades.
-        cdef size_t mask = self.id_buckets.size() - 1
-        cdef size_t hole = id_home(self.pool[slot].order_id, self.id_shift)
-        while self.id_buckets[hole] != slot:
-            hole = (hole + 1) & mask
-        cdef size_t j = hole, home
-        while True:
-            j = (j + 1) & mask
-            if self.id_buckets[j] == NO_SLOT:
-                break
-            home = id_home(self.pool[self.id_buckets[j]].order_id, self.id_shift)
-            # the entry at j stays unless its home lies cyclically outside (hole, j]
-            if ((hole < home <= j) if hole <= j else (hole < home or home <= j)):
-                continue
-            self.id_buckets[hole] = self.id_buckets[j]
-            hole = j
-        self.id_buckets[hole] = NO_SLOT
-        self.id_count -= 1
-
-    cdef void grow_ids(self) noexcept nogil:
-        cdef vector[slot_t] old
-        old.swap(self.id_buckets)
-        cdef size_t size = 16 if old.empty() else 2 * old.size()
-        self.id_buckets.assign(size, NO_SLOT)
-        self.id_shift = 64 - bit_length(size - 1)
-        cdef size_t mask = size - 1, i
-        cdef slot_t slot
-        for slot in old:
-            if slot != NO_SLOT:
-                i = id_home(self.pool[slot].order_id, self.id_shift)
-                while self.id_buckets[i] != NO_SLOT:
-                    i = (i + 1) & mask
-                self.id_buckets[i] = slot
-
     cdef void trigger_stops(self, price_t trade_price) noexcept nogil:
         # Record the trade price and queue every stop it triggers: sell stops first (highest
         # stop first), then buy stops (lowest first), FIFO within a stop price.
@@ -723,7 +663,7 @@ cdef class OrderBook:
                     self.emit(t.EV_STOP_TRIGGERED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0,
                               o.price, stop_price, o.qty)
                     self.stop_prices.erase(slot)
-                    self.erase_id(slot)
+                    id_erase(&self.ids, self.pool.data(), slot)
                     self.free_slots.push_back(slot)
                     self.stop_count -= 1
                     slot = o.next
@@ -773,31 +713,8 @@ cdef class OrderBook:
         self.run_triggered()
 
     cdef void ids_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil:
-        # Walks the levels rather than the id table: the table keeps the size of the most
-        # orders ever live, the levels hold only the live ones.
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef int pass_
-        out.clear()
-        for pass_ in range(4):
-            if pass_ == 0:
-                levels = &self.bids
-            elif pass_ == 1:
-                levels = &self.asks
-            elif pass_ == 2:
-                levels = &self.sell_stops
-            else:
-                levels = &self.buy_stops
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    if self.pool[slot].owner == owner:
-                        out.push_back(self.pool[slot].order_id)
-                    slot = self.pool[slot].next
-                inc(it)
-        sort(out.begin(), out.end())
+        owner_ids(&self.bids, &self.asks, &self.sell_stops, &self.buy_stops, self.pool.data(),
+                  owner, out)
 
     # --------------------------------------------------------------------------- queries
     def best_bid(self):
@@ -834,7 +751,7 @@ cdef class OrderBook:
     def n_orders(self):
         """Number of resting orders."""
         self._idle()
-        return self.id_count - self.stop_count
+        return self.ids.count - self.stop_count
 
     @property
     def n_stops(self):
@@ -863,132 +780,40 @@ cdef class OrderBook:
 
     def resting_qty(self, side, price):
         """Lots resting on ``side`` at ``price`` or better (bids >= price, asks <= price)."""
+        cdef int s
         self._enter()
         try:
-            return self._resting_qty(as_side(side), as_i64(price, "price"))
+            s = as_side(side)
+            return resting_total(&self.bids if s == BUY else &self.asks, s,
+                                 as_i64(price, "price"))
         finally:
             self.busy = False
-
-    cdef object _resting_qty(self, int s, price_t limit):
-        cdef LevelMap* levels = &self.bids if s == BUY else &self.asks
-        cdef LevelMap.iterator it = levels.begin()
-        cdef price_t level_price
-        total = 0  # a Python int: a side's total may pass int64
-        while it != levels.end():
-            level_price = -deref(it).first if s == BUY else deref(it).first
-            if level_price < limit if s == BUY else level_price > limit:
-                break
-            total += deref(it).second.total
-            inc(it)
-        return total
 
     def l2(self, n=10):
         """Top ``n`` levels per side, best first: prices (ticks), lots, order counts (L2)."""
         self._enter()
         try:
-            return self._l2(check.as_count("n", n))
+            return l2_columns(&self.bids, &self.asks, check.as_count("n", n))
         finally:
             self.busy = False
-
-    cdef object _l2(self, int64_t depth):
-        columns = []
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef int64_t i, count
-        cdef int pass_
-        cdef int64_t[::1] price, qty, orders
-        for pass_ in range(2):
-            levels = &self.bids if pass_ == 0 else &self.asks
-            count = min(depth, <int64_t>levels.size())
-            prices_arr = np.empty(count, dtype=np.int64)
-            qty_arr = np.empty(count, dtype=np.int64)
-            orders_arr = np.empty(count, dtype=np.int64)
-            price, qty, orders = prices_arr, qty_arr, orders_arr
-            it = levels.begin()
-            for i in range(count):
-                price[i] = -deref(it).first if levels == &self.bids else deref(it).first
-                qty[i] = deref(it).second.total
-                orders[i] = deref(it).second.count
-                inc(it)
-            columns += [prices_arr, qty_arr, orders_arr]
-        return L2(*columns)
 
     def l3(self):
         """Every resting order (L3_DTYPE): bids best first, then asks best first, FIFO."""
         self._enter()
         try:
-            return self._l3()
+            return l3_rows(&self.bids, &self.asks, self.pool.data(),
+                           self.ids.count - self.stop_count)
         finally:
             self.busy = False
-
-    cdef object _l3(self):
-        # zeros, not empty: the dtype's padding bytes are part of the result's bytes (hashes)
-        out = np.zeros(self.id_count - self.stop_count, dtype=L3_DTYPE)
-        cdef uint8_t[::1] raw
-        if len(out) == 0:
-            return out
-        raw = out.view(np.uint8)
-        cdef L3Rec* row = <L3Rec*>&raw[0]
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef const Order* o
-        cdef int pass_
-        for pass_ in range(2):
-            levels = &self.bids if pass_ == 0 else &self.asks
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    o = &self.pool[slot]
-                    row.order_id = o.order_id
-                    row.owner = o.owner
-                    row.price = o.price
-                    row.qty = o.qty
-                    row.side = o.side
-                    row += 1
-                    slot = o.next
-                inc(it)
-        return out
 
     def stops(self):
         """Every armed stop (STOP_DTYPE) in trigger order: sell stops, then buy stops."""
         self._enter()
         try:
-            return self._stops()
+            return stop_rows(&self.sell_stops, &self.buy_stops, self.pool.data(),
+                             &self.stop_prices, self.stop_count)
         finally:
             self.busy = False
-
-    cdef object _stops(self):
-        out = np.zeros(self.stop_count, dtype=STOP_DTYPE)
-        cdef uint8_t[::1] raw
-        if len(out) == 0:
-            return out
-        raw = out.view(np.uint8)
-        cdef StopRec* row = <StopRec*>&raw[0]
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef const Order* o
-        cdef int pass_
-        for pass_ in range(2):
-            levels = &self.sell_stops if pass_ == 0 else &self.buy_stops
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    o = &self.pool[slot]
-                    row.order_id = o.order_id
-                    row.owner = o.owner
-                    row.stop_price = self.stop_price_of(slot)
-                    row.price = o.price
-                    row.qty = o.qty
-                    row.kind = o.kind
-                    row.side = o.side
-                    row += 1
-                    slot = o.next
-                inc(it)
-        return out
 
     def order(self, order_id):
         """The live order (resting or armed stop) with this id as OrderInfo.
@@ -1000,7 +825,7 @@ cdef class OrderBook:
         return self._order_info(oid)
 
     cdef object _order_info(self, oid_t oid):
-        cdef slot_t slot = self.find_id(oid)
+        cdef slot_t slot = id_find(&self.ids, self.pool.data(), oid)
         if slot == NO_SLOT:
             raise check.unknown_order(oid)
         # Copied out before any Python object is built: building one may let another thread in.
@@ -1016,7 +841,7 @@ cdef class OrderBook:
         except (TypeError, ValueError):
             return False
         self._idle()
-        return self.find_id(oid) != NO_SLOT
+        return id_find(&self.ids, self.pool.data(), oid) != NO_SLOT
 
     def orders_of(self, owner):
         """Ids of ``owner``'s live orders (resting and armed stops) as a sorted list of ints.
@@ -1024,35 +849,21 @@ cdef class OrderBook:
         O(n + L + k log k) for n live orders on L price and stop levels, k of them ``owner``'s.
         """
         cdef owner_t who = as_i64(owner, "owner")
-        cdef vector[oid_t] ids
+        cdef vector[oid_t] owned
         self._idle()
-        self.ids_of(who, &ids)
-        return [oid for oid in ids]
+        self.ids_of(who, &owned)
+        return [oid for oid in owned]
 
     def impact(self, side, qty):
         """What a market order of ``side`` for ``qty`` lots would fill now (Impact); no change."""
+        cdef int s
         self._enter()
         try:
-            return self._impact(as_side(side), check.as_positive("qty", qty))
+            s = as_side(side)
+            return impact_on(&self.asks if s == BUY else &self.bids, s,
+                             check.as_positive("qty", qty))
         finally:
             self.busy = False
-
-    cdef object _impact(self, int s, qty_t wanted):
-        cdef LevelMap* opposite = &self.asks if s == BUY else &self.bids
-        cdef LevelMap.iterator it = opposite.begin()
-        cdef qty_t filled = 0, take
-        cdef price_t price = 0
-        cdef int64_t levels = 0
-        notional = 0  # a Python int: price x lots passes int64 near the limits
-        while it != opposite.end() and filled < wanted:
-            price = deref(it).first if s == BUY else -deref(it).first
-            take = min(wanted - filled, deref(it).second.total)
-            filled += take
-            notional += <object>take * price
-            levels += 1
-            inc(it)
-        average = notional / filled if filled else float("nan")
-        return Impact(filled, notional, average, price if levels else 0, levels)
 
     # ---------------------------------------------------------------------------- copies
     def copy(self):
@@ -1072,9 +883,7 @@ cdef class OrderBook:
         other.pool = self.pool
         other.stop_prices = self.stop_prices
         other.free_slots = self.free_slots
-        other.id_buckets = self.id_buckets
-        other.id_count = self.id_count
-        other.id_shift = self.id_shift
+        other.ids = self.ids
         other.seq = self.seq
         other.msg = self.msg
         other.stop_count = self.stop_count
@@ -1097,43 +906,13 @@ cdef class OrderBook:
         """Pickle the book's public state; unpickling rebuilds it through checked paths."""
         self._enter()
         try:
-            state = self._state()
+            resting, armed = order_lists(&self.bids, &self.asks, &self.sell_stops,
+                                         &self.buy_stops, self.pool.data(), &self.stop_prices)
+            state = (resting, armed, self.last if self.has_last else None, self.seq, self.msg)
         finally:
             self.busy = False
         return (_restore, (str(self.tick_size), str(self.lot_size), int(self.stp),
                            int(self.amend_rule), state))
-
-    cdef tuple _state(self):
-        # Resting orders in priority order with their kind (post-only matters for amends),
-        # then armed stops in trigger order: reinserting them in that order rebuilds every FIFO.
-        cdef list resting = [], armed = []
-        cdef LevelMap* levels
-        cdef LevelMap.iterator it
-        cdef slot_t slot
-        cdef Order o
-        cdef int pass_
-        for pass_ in range(4):
-            if pass_ == 0:
-                levels = &self.bids
-            elif pass_ == 1:
-                levels = &self.asks
-            elif pass_ == 2:
-                levels = &self.sell_stops
-            else:
-                levels = &self.buy_stops
-            it = levels.begin()
-            while it != levels.end():
-                slot = deref(it).second.head
-                while slot != NO_SLOT:
-                    o = self.pool[slot]
-                    if pass_ < 2:
-                        resting.append((o.order_id, o.owner, o.side, o.kind, o.price, o.qty))
-                    else:
-                        armed.append((o.order_id, o.owner, o.side, o.kind, o.price,
-                                      self.stop_price_of(slot), o.qty))
-                    slot = o.next
-                inc(it)
-        return (resting, armed, self.last if self.has_last else None, self.seq, self.msg)
 
     cdef int _restore_state(self, list resting, list armed) except -1:
         # Each entry has passed check.book_state; here each must also be a message the book
@@ -1188,90 +967,7 @@ def _restore(tick_size, lot_size, stp, amend_rule, state):
     return book
 
 
-# ------------------------------------------------------------------------ import-time checks
+# ------------------------------------------------------------------------ import-time check
 
-cdef inline Py_ssize_t offset(const void* field, const void* record) noexcept:
-    return <Py_ssize_t>(<const char*>field - <const char*>record)
-
-
-def _c_layout():
-    """The C side's enums, constants, struct layouts and kind predicates, for _layout.check."""
-    values = {
-        "Side.BUY": BUY, "Side.SELL": SELL,
-        "Kind.LIMIT": t.K_LIMIT, "Kind.MARKET": t.K_MARKET, "Kind.IOC": t.K_IOC,
-        "Kind.FOK": t.K_FOK, "Kind.POST_ONLY": t.K_POST_ONLY,
-        "Kind.STOP_MARKET": t.K_STOP_MARKET, "Kind.STOP_LIMIT": t.K_STOP_LIMIT,
-        "Kind.CANCEL": t.K_CANCEL, "Kind.AMEND": t.K_AMEND,
-        "EventKind.ACCEPTED": t.EV_ACCEPTED, "EventKind.TRADE": t.EV_TRADE,
-        "EventKind.CANCELLED": t.EV_CANCELLED, "EventKind.AMENDED": t.EV_AMENDED,
-        "EventKind.REJECTED": t.EV_REJECTED, "EventKind.STOP_TRIGGERED": t.EV_STOP_TRIGGERED,
-        "Reason.NONE": t.R_NONE, "Reason.USER": t.R_USER,
-        "Reason.IOC_RESIDUAL": t.R_IOC_RESIDUAL, "Reason.FOK_UNFILLABLE": t.R_FOK_UNFILLABLE,
-        "Reason.SELF_TRADE": t.R_SELF_TRADE, "Reason.KEPT_PRIORITY": t.R_KEPT_PRIORITY,
-        "Reason.REQUEUED": t.R_REQUEUED, "Reason.INVALID_KIND": t.R_INVALID_KIND,
-        "Reason.INVALID_SIDE": t.R_INVALID_SIDE, "Reason.INVALID_PRICE": t.R_INVALID_PRICE,
-        "Reason.INVALID_STOP_PRICE": t.R_INVALID_STOP_PRICE,
-        "Reason.INVALID_QTY": t.R_INVALID_QTY, "Reason.DUPLICATE_ID": t.R_DUPLICATE_ID,
-        "Reason.UNKNOWN_ORDER": t.R_UNKNOWN_ORDER, "Reason.QTY_OVERFLOW": t.R_QTY_OVERFLOW,
-        "Reason.POST_ONLY_WOULD_TAKE": t.R_POST_ONLY_WOULD_TAKE,
-        "Reason.STOP_WOULD_TRIGGER": t.R_STOP_WOULD_TRIGGER,
-        "Reason.NOT_AMENDABLE": t.R_NOT_AMENDABLE,
-        "SelfTradePrevention.NONE": t.STP_NONE,
-        "SelfTradePrevention.CANCEL_TAKER": t.STP_CANCEL_TAKER,
-        "SelfTradePrevention.CANCEL_MAKER": t.STP_CANCEL_MAKER,
-        "SelfTradePrevention.CANCEL_BOTH": t.STP_CANCEL_BOTH,
-        "AmendRule.REDUCE_KEEPS_PRIORITY": t.AMEND_REDUCE_KEEPS_PRIORITY,
-        "AmendRule.ALWAYS_REQUEUE": t.AMEND_ALWAYS_REQUEUE,
-        "MarkRule.LAST": t.MARK_LAST, "MarkRule.MID": t.MARK_MID, "MarkRule.INDEX": t.MARK_INDEX,
-        "MarkRule.INDEX_CLAMPED": t.MARK_INDEX_CLAMPED,
-        "Sizing.FULL": t.SIZING_FULL, "Sizing.FRACTION": t.SIZING_FRACTION,
-        "Sizing.RESTORE": t.SIZING_RESTORE,
-        "LimitRule.MARKET": t.LIMIT_MARKET, "LimitRule.BAND": t.LIMIT_BAND,
-        "LimitRule.BANKRUPTCY": t.LIMIT_BANKRUPTCY,
-        "Deficit.NONE": t.DEFICIT_NONE, "Deficit.ADL": t.DEFICIT_ADL,
-        "Deficit.SOCIALIZE": t.DEFICIT_SOCIALIZE,
-        "ForcedKind.ORDER": t.FK_ORDER, "ForcedKind.BACKSTOP": t.FK_BACKSTOP,
-        "ForcedKind.FUND_TAKEOVER": t.FK_FUND_TAKEOVER, "ForcedKind.ADL": t.FK_ADL,
-        "ForcedKind.SHORTFALL": t.FK_SHORTFALL,
-        "PPM": t.PPM, "INSURANCE_FUND": t.INSURANCE_FUND, "NO_COUNTERPARTY": t.NO_COUNTERPARTY,
-    }
-    cdef Message m
-    cdef EventRec e
-    cdef L3Rec l3
-    cdef StopRec s
-    layouts = {
-        "MESSAGE_DTYPE": (sizeof(Message), {
-            "order_id": offset(&m.order_id, &m), "owner": offset(&m.owner, &m),
-            "price": offset(&m.price, &m), "stop_price": offset(&m.stop_price, &m),
-            "qty": offset(&m.qty, &m), "kind": offset(&m.kind, &m),
-            "side": offset(&m.side, &m)}),
-        "EVENT_DTYPE": (sizeof(EventRec), {
-            "seq": offset(&e.seq, &e), "msg": offset(&e.msg, &e),
-            "order_id": offset(&e.order_id, &e), "owner": offset(&e.owner, &e),
-            "maker_id": offset(&e.maker_id, &e), "maker_owner": offset(&e.maker_owner, &e),
-            "price": offset(&e.price, &e), "stop_price": offset(&e.stop_price, &e),
-            "qty": offset(&e.qty, &e), "kind": offset(&e.kind, &e),
-            "reason": offset(&e.reason, &e), "side": offset(&e.side, &e)}),
-        "L3_DTYPE": (sizeof(L3Rec), {
-            "order_id": offset(&l3.order_id, &l3), "owner": offset(&l3.owner, &l3),
-            "price": offset(&l3.price, &l3), "qty": offset(&l3.qty, &l3),
-            "side": offset(&l3.side, &l3)}),
-        "STOP_DTYPE": (sizeof(StopRec), {
-            "order_id": offset(&s.order_id, &s), "owner": offset(&s.owner, &s),
-            "stop_price": offset(&s.stop_price, &s), "price": offset(&s.price, &s),
-            "qty": offset(&s.qty, &s), "kind": offset(&s.kind, &s),
-            "side": offset(&s.side, &s)}),
-    }
-    cdef int v
-    predicates = {
-        "NEW_ORDER_KINDS": [is_new_order(v) for v in range(256)],
-        "STOP_KINDS": [is_stop(v) for v in range(256)],
-        "PRICED_KINDS": [is_priced(v) for v in range(256)],
-        "RESTING_KINDS": [rests(v) for v in range(256)],
-        "IMMEDIATE_KINDS": [t.is_immediate(v) for v in range(256)],
-        "CALLER_ERRORS": [is_caller_error(v) for v in range(256)],
-    }
-    return values, layouts, predicates
-
-
-_layout.check(*_c_layout())
+# Before any batch can run: a disagreement between _types.pxd and events.py fails the import.
+_layout.check(*c_layout())
