@@ -153,9 +153,9 @@ def test_summary_gives_the_drawdown_without_liquidations_in_percent(small_result
 
 def _steps_by_hand(scenario):
     """Run the scenario step by step as scenario.run does, noting each record's step."""
-    from orderbook.scenario import _Market
+    from orderbook._market import Market
 
-    market = _Market(scenario)
+    market = Market(scenario)
     before = len(market.engine.forced_orders())
     steps = []
     for step in range(scenario.steps):
