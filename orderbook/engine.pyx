@@ -195,7 +195,7 @@ cdef class Engine:
         self._book = book
         self.book = BookView(book)
         self.ledger = Ledger(self.k, self.max_price, self.max_position, self.tiers)
-        self._open(t.INSURANCE_FUND, fund, True)
+        self.ledger.open_account(t.INSURANCE_FUND, fund, True, False, 0)
         self.total_deposits = fund
         self._assemble()
 
@@ -268,10 +268,6 @@ cdef class Engine:
         return self._busy
 
     # ------------------------------------------------------------------ accounts
-    cdef int32_t _open(self, owner_t owner, money_t collateral, bint exempt, bint isolated=False,
-                       money_t reserve=0) except -1:
-        return self.ledger.open_account(owner, collateral, exempt, isolated, reserve)
-
     cdef inline Account* acct(self, int32_t slot) noexcept nogil:
         return &self.ledger.accounts[slot]
 
@@ -293,7 +289,8 @@ cdef class Engine:
             oid, amount, margin = new_account(owner, collateral, isolated_margin,
                                               self.total_deposits,
                                               lambda taken: self.ledger.slot(taken) >= 0)
-            self._open(oid, margin, bool(exempt), isolated_margin is not None, amount - margin)
+            self.ledger.open_account(oid, margin, bool(exempt), isolated_margin is not None,
+                                     amount - margin)
             self.total_deposits += <money_t>amount
         finally:
             self._leave()

@@ -321,7 +321,7 @@ class Engine:
         else:
             account.collateral += amount
         self.total_deposits += amount
-        self._reindex(account)
+        self._ledger.reindex(account)
 
     def add_margin(self, owner, amount) -> None:
         """Move ``amount`` quote units of an isolated account's reserve into its margin."""
@@ -329,7 +329,7 @@ class Engine:
         amount = margin_amount(account.owner, amount, account.isolated, account.reserve)
         account.reserve -= amount
         account.collateral += amount
-        self._reindex(account)
+        self._ledger.reindex(account)
 
     def _account(self, owner, name: str = "owner") -> _Account:
         owner = check.as_int64(name, owner)
@@ -344,7 +344,7 @@ class Engine:
         seller = self._account(short_owner, "short_owner")
         price, qty = seeded_position(buyer.owner, seller.owner, buyer.position, seller.position,
                                      price, qty, self.max_price, self.max_position)
-        self._transfer(buyer, seller, price, qty)
+        self._ledger.transfer(buyer, seller, price, qty)
 
     def account(self, owner) -> AccountInfo:
         """An account's state evaluated at the current mark."""
@@ -360,12 +360,6 @@ class Engine:
         return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
                            self.tiers.initial(notional), ratio, self._ledger.liquidation_price(a),
                            self._ledger.bankruptcy_price(a), a.exempt, a.isolated, a.reserve)
-
-    def _reindex(self, a: _Account) -> None:
-        self._ledger.reindex(a)
-
-    def _transfer(self, buyer: _Account, seller: _Account, price: int, qty: int) -> None:
-        self._ledger.transfer(buyer, seller, price, qty)
 
     @property
     def busy(self) -> bool:
