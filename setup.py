@@ -51,7 +51,7 @@ extensions = [
         extra_link_args=link_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
-    for name in ("book", "accounts", "liquidator", "engine", "_layout_facts", "_depth")
+    for name in ("book", "_matching", "accounts", "liquidator", "engine", "_layout_facts", "_depth")
 ]
 
 # force: the HTML is written only when a module is cythonized, so asking for it re-cythonizes.

@@ -1,9 +1,9 @@
-# C-level API of _depth.pyx, for book.pyx: reads that walk an order book's price levels.
+# C-level API of _depth.pyx, for book.pyx and _matching.pyx: reads that walk a book's levels.
 #
-# The functions take the book's containers (book.pxd) as arguments rather than the OrderBook, so
-# this module sits below book.pyx and imports still point down. ``pool`` is the order pool's
-# first record (OrderBook.pool.data()); ``stop_prices`` maps an armed stop's slot to its stop
-# price in ticks. None of them changes anything; the caller holds the book's busy flag.
+# The functions take the book's containers (_matching.pxd) as arguments rather than the book,
+# so this module sits below _matching.pyx and book.pyx and imports still point down. ``pool``
+# is the order pool's first record (pool.data()); ``stop_prices`` maps an armed stop's slot to
+# its stop price in ticks. None of them changes anything; the caller holds the book's busy flag.
 
 from libc.stdint cimport int64_t
 from libcpp.unordered_map cimport unordered_map

@@ -1,10 +1,10 @@
 """Reads of an order book's depth: walks over its price levels, off the matching path.
 
 They copy the levels out (the L2 columns, the L3 and armed-stop arrays, the order lists a pickle
-carries, one owner's ids) or add them up (resting quantity, market impact). The matching core in
-book.pyx never calls them, and each runs in O(levels + orders walked); they live here so that
-book.pyx holds the book's rules and its entry points. The C-level API is declared in _depth.pxd;
-the book hands its containers in, so this module does not import the book.
+carries, one owner's ids) or add them up (resting quantity, market impact). No message of the
+matching core (_matching.pyx) calls them; each runs in O(levels + orders walked), so they live
+apart from the book's rules (_matching.pyx) and entry points (book.pyx). The C-level API is
+declared in _depth.pxd; the book hands its containers in, so this module does not import it.
 """
 
 from cython.operator cimport dereference as deref, preincrement as inc

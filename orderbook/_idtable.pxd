@@ -1,7 +1,8 @@
 # The order id table: live order id -> pool slot, by open addressing with linear probing.
 #
 # A data structure of its own, with its own invariants (a power-of-two bucket array at most 3/4
-# full; every probe sequence unbroken), so it is kept apart from the matching rules in book.pyx.
+# full; every probe sequence unbroken), so it is kept apart from the matching rules
+# (_matching.pyx).
 # Header-only, numpy.random's _common.pxd habit: the functions are cdef inline and compiled into
 # the module that cimports them, so the book's hot path calls them as before, with no call
 # across modules. A bucket holds a pool slot (NO_SLOT when empty) and its key is

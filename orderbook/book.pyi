@@ -4,6 +4,7 @@ from typing import Any, SupportsIndex, final
 import numpy as np
 from numpy.typing import NDArray
 
+from ._matching import MatchingCore
 from .events import L2, AmendRule, Event, Impact, OrderInfo, SelfTradePrevention
 
 __all__ = ["OrderBook"]
@@ -16,7 +17,7 @@ _Side = _Int | str
 _Real = str | Decimal | float | SupportsIndex
 
 @final
-class OrderBook:
+class OrderBook(MatchingCore):
     """Limit order book with price-time priority, compiled (see docs/semantics.md).
 
     Per-call refusals raise ``orderbook.errors.OrderError`` (a ValueError) with the batch's

@@ -4,30 +4,29 @@ Same semantics as ``orderbook.reference.OrderBook`` (see docs/semantics.md), on 
 ``std::map`` price levels holding an intrusive FIFO of slots in a preallocated order pool, an
 open-addressing table from order id to slot (``_idtable.pxd``), and an event log of C structs
 exposed as a numpy structured array. The per-call methods and the batch method ``process`` run
-the same ``cdef`` core; the batch runs without the GIL. This module holds the book's rules and
-its entry points; the walks behind its whole-book reads (L2, L3, stops, impact, the pickle's
-order lists) are in ``_depth.pyx``, and the C side's facts for the import-time layout check in
+the same ``cdef`` core; the batch runs without the GIL. This module holds the book's entry
+points: arguments checked and converted, refusals raised, events returned, reads, copies and
+pickles. The containers and the matching rules are in ``_matching.pyx`` (``MatchingCore``, the
+base of ``OrderBook``), the walks behind whole-book reads (L2, L3, stops, impact, the pickle's
+order lists) in ``_depth.pyx``, and the C side's facts for the import-time layout check in
 ``_layout_facts.pyx``.
 """
 
 cimport cython
 from cpython.long cimport PyLong_Check
-from cython.operator cimport dereference as deref, preincrement as inc
-from libc.stdint cimport INT64_MAX, int64_t, uint8_t
-from libc.string cimport memcpy, memset
-from libcpp.utility cimport pair
+from cython.operator cimport dereference as deref
+from libc.stdint cimport int64_t, uint8_t
 from libcpp.vector cimport vector
 
 import numpy as np
 
 from orderbook cimport _types as t
-from orderbook._depth cimport (
-    impact_on, l2_columns, l3_rows, order_lists, owner_ids, resting_total, stop_rows,
-)
-from orderbook._idtable cimport id_erase, id_find, id_insert
+from orderbook._depth cimport impact_on, l2_columns, l3_rows, order_lists, resting_total, stop_rows
+from orderbook._idtable cimport id_find
+from orderbook._matching cimport MatchingCore
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, Level, Message, Order, is_caller_error, is_new_order,
-    is_priced, is_stop, level_key, oid_t, owner_t, price_t, qty_t, rests, slot_t,
+    BUY, NO_SLOT, EventRec, Message, Order, is_caller_error, is_new_order, is_stop, level_key,
+    oid_t, owner_t, price_t, slot_t,
 )
 
 from . import _layout, _validation as check
@@ -43,12 +42,6 @@ BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-cdef inline bint stop_triggers(int side, price_t stop_price, price_t trade_price) noexcept nogil:
-    if side == BUY:
-        return trade_price >= stop_price
-    return trade_price <= stop_price
-
 
 cdef inline int64_t as_i64(object value, str name) except? -1:
     # Fast path for plain ints in range; everything else goes to the shared checks, which
@@ -100,7 +93,7 @@ cdef class _EventLog:
 
 # ---------------------------------------------------------------------------------- the book
 
-cdef class OrderBook:
+cdef class OrderBook(MatchingCore):
     """Limit order book with price-time priority, compiled.
 
     Parameters
@@ -136,10 +129,6 @@ cdef class OrderBook:
 
     def __cinit__(self):
         self.busy = False
-        self.has_last = False
-        self.seq = 0
-        self.msg = 0
-        self.stop_count = 0
 
     def __init__(self, tick_size="1", lot_size="1", *, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY):
@@ -279,12 +268,9 @@ cdef class OrderBook:
             self.busy = False
 
     cdef object _process(self, messages):
-        cdef Py_ssize_t n = messages.shape[0], i
+        cdef Py_ssize_t n = messages.shape[0]
         cdef const uint8_t[::1] raw
         cdef const uint8_t* rows = NULL
-        cdef Message m
-        cdef slot_t found
-        cdef int reason
         if n:
             raw = np.ascontiguousarray(messages).view(np.uint8)
             rows = &raw[0]
@@ -293,15 +279,7 @@ cdef class OrderBook:
         # reallocation copies (perf showed them, with the page faults, as a quarter of the run).
         self.events.reserve(n)
         with nogil:
-            for i in range(n):
-                # A copy per message: the input may be unaligned (np.frombuffer at an odd
-                # offset), and the message that is validated is the one that is executed even
-                # if another thread writes to the caller's array meanwhile. Not run(): the
-                # batch's events accumulate in the buffer. Two statements: C++ may evaluate
-                # execute()'s arguments in any order, found before validate() writes it.
-                memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
-                reason = self.validate(&m, &found)
-                self.execute(&m, reason, found)
+            self.run_batch(rows, n)
         return self._event_array()
 
     cdef int _enter(self) except -1:
@@ -337,384 +315,6 @@ cdef class OrderBook:
         log.nbytes = <Py_ssize_t>(log.records.size() * sizeof(EventRec))
         log.itemsize = 1
         return np.frombuffer(log, dtype=EVENT_DTYPE)
-
-    # ------------------------------------------------------------------------------ core
-    cdef int run(self, const Message* m) noexcept nogil:
-        cdef slot_t found
-        cdef int reason = self.validate(m, &found)
-        self.events.clear()
-        self.execute(m, reason, found)
-        return reason
-
-    cdef int validate(self, const Message* m, slot_t* found) noexcept nogil:
-        cdef int kind = m.kind
-        cdef slot_t slot
-        cdef const Order* o
-        cdef qty_t others
-        found[0] = NO_SLOT
-        if not (t.K_LIMIT <= kind <= t.K_AMEND):
-            return t.R_INVALID_KIND
-        if is_new_order(kind) and m.side != BUY and m.side != SELL:
-            return t.R_INVALID_SIDE
-        if is_priced(kind) and m.price < 1:
-            return t.R_INVALID_PRICE
-        if is_stop(kind) and m.stop_price < 1:
-            return t.R_INVALID_STOP_PRICE
-        if kind != t.K_CANCEL and m.qty < 1:
-            return t.R_INVALID_QTY
-        slot = id_find(&self.ids, self.pool.data(), m.order_id)
-        found[0] = slot
-        if is_new_order(kind):
-            if slot != NO_SLOT:
-                return t.R_DUPLICATE_ID
-            # level_peak bounds every level's total, so the exact (tree walk) check is only
-            # needed when the bound itself is near the int64 limit.
-            if (rests(kind) and self.level_peak > INT64_MAX - m.qty
-                    and self.level_total(m.side, m.price) > INT64_MAX - m.qty):
-                return t.R_QTY_OVERFLOW
-            # Stop levels keep totals as well (link/unlink), under the same bound.
-            if (is_stop(kind) and self.level_peak > INT64_MAX - m.qty
-                    and self.stop_level_total(m.side, m.stop_price) > INT64_MAX - m.qty):
-                return t.R_QTY_OVERFLOW
-            return t.R_NONE
-        if slot == NO_SLOT:
-            return t.R_UNKNOWN_ORDER
-        if kind == t.K_AMEND:
-            o = &self.pool[slot]
-            if not is_stop(o.kind):
-                others = self.level_total(o.side, m.price)
-                if m.price == o.price:
-                    others -= o.qty
-                if others > INT64_MAX - m.qty:
-                    return t.R_QTY_OVERFLOW
-        return t.R_NONE
-
-    cdef void execute(self, const Message* m, int reason, slot_t found) noexcept nogil:
-        cdef Order o
-        if reason != t.R_NONE:
-            self.emit(t.EV_REJECTED, reason, m.side, m.order_id, m.owner, 0, 0, m.price,
-                      m.stop_price, m.qty)
-        elif m.kind == t.K_CANCEL:
-            self.cancel_order(found)
-        elif m.kind == t.K_AMEND:
-            self.amend_order(found, m)
-        else:
-            o.order_id = m.order_id
-            o.owner = m.owner
-            o.side = m.side
-            o.kind = m.kind
-            o.price = 0 if (m.kind == t.K_MARKET or m.kind == t.K_STOP_MARKET) else m.price
-            o.qty = m.qty
-            o.prev = NO_SLOT
-            o.next = NO_SLOT
-            self.new_order(&o, m.stop_price if is_stop(m.kind) else 0)
-        self.msg += 1
-
-    cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,
-                   oid_t maker_id, owner_t maker_owner, price_t price, price_t stop_price,
-                   qty_t qty) noexcept nogil:
-        cdef EventRec e
-        # Zero the padding too, so equal runs give byte-equal event arrays (hashable results).
-        memset(&e, 0, sizeof(EventRec))
-        e.seq = self.seq
-        e.msg = self.msg
-        e.kind = kind
-        e.reason = reason
-        e.side = side
-        e.order_id = order_id
-        e.owner = owner
-        e.maker_id = maker_id
-        e.maker_owner = maker_owner
-        e.price = price
-        e.stop_price = stop_price
-        e.qty = qty
-        self.events.push_back(e)
-        self.seq += 1
-
-    cdef void new_order(self, Order* o, price_t stop_price) noexcept nogil:
-        if o.kind == t.K_POST_ONLY and self.would_cross(o.side, o.price):
-            self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, o.side, o.order_id, o.owner, 0, 0,
-                      o.price, 0, o.qty)
-            return
-        if is_stop(o.kind) and self.has_last and stop_triggers(o.side, stop_price, self.last):
-            self.emit(t.EV_REJECTED, t.R_STOP_WOULD_TRIGGER, o.side, o.order_id, o.owner, 0, 0,
-                      o.price, stop_price, o.qty)
-            return
-        self.emit(t.EV_ACCEPTED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0, o.price,
-                  stop_price, o.qty)
-        if is_stop(o.kind):
-            self.stop_prices[self.link(&self.buy_stops if o.side == BUY else &self.sell_stops,
-                                       level_key(-o.side, stop_price), o)] = stop_price
-            self.stop_count += 1
-            return
-        if o.kind == t.K_FOK and not self.can_fill(o):
-            self.emit(t.EV_CANCELLED, t.R_FOK_UNFILLABLE, o.side, o.order_id, o.owner, 0, 0,
-                      o.price, 0, o.qty)
-            return
-        self.take(o)
-        self.run_triggered()
-
-    cdef void take(self, Order* taker) noexcept nogil:
-        # The one matching loop (spec steps 3-4): walk the opposite side best level first,
-        # FIFO within a level, then rest or cancel what is left of the taker.
-        cdef LevelMap* opposite = &self.asks if taker.side == BUY else &self.bids
-        cdef LevelMap.iterator it
-        cdef Level* level
-        cdef Order* maker
-        cdef slot_t slot, next_slot
-        cdef price_t level_price
-        cdef qty_t fill
-        cdef bint stopped_by_stp = False
-        while taker.qty > 0 and not opposite.empty() and not stopped_by_stp:
-            it = opposite.begin()
-            level_price = deref(it).first if taker.side == BUY else -deref(it).first
-            if taker.price != 0 and (level_price > taker.price if taker.side == BUY
-                                     else level_price < taker.price):
-                break
-            level = &deref(it).second
-            slot = level.head
-            while slot != NO_SLOT and taker.qty > 0:
-                maker = &self.pool[slot]
-                next_slot = maker.next
-                if self.stp != t.STP_NONE and maker.owner == taker.owner:
-                    if self.stp == t.STP_CANCEL_MAKER or self.stp == t.STP_CANCEL_BOTH:
-                        self.emit(t.EV_CANCELLED, t.R_SELF_TRADE, maker.side, maker.order_id,
-                                  maker.owner, 0, 0, maker.price, 0, maker.qty)
-                        self.unlink(level, slot)
-                    if self.stp == t.STP_CANCEL_TAKER or self.stp == t.STP_CANCEL_BOTH:
-                        stopped_by_stp = True
-                        break
-                    slot = next_slot
-                    continue
-                fill = taker.qty if taker.qty < maker.qty else maker.qty
-                self.emit(t.EV_TRADE, t.R_NONE, taker.side, taker.order_id, taker.owner,
-                          maker.order_id, maker.owner, level_price, 0, fill)
-                taker.qty -= fill
-                maker.qty -= fill
-                level.total -= fill
-                if maker.qty == 0:
-                    self.unlink(level, slot)
-                self.trigger_stops(level_price)
-                slot = next_slot
-            if level.count == 0:
-                opposite.erase(it)
-        if stopped_by_stp:
-            self.emit(t.EV_CANCELLED, t.R_SELF_TRADE, taker.side, taker.order_id, taker.owner,
-                      0, 0, taker.price, 0, taker.qty)
-        elif taker.qty > 0:
-            if rests(taker.kind):
-                self.rest(taker)
-            else:
-                self.emit(t.EV_CANCELLED, t.R_IOC_RESIDUAL, taker.side, taker.order_id,
-                          taker.owner, 0, 0, taker.price, 0, taker.qty)
-
-    cdef void rest(self, Order* o) noexcept nogil:
-        if (self.level_peak > INT64_MAX - o.qty
-                and self.level_total(o.side, o.price) > INT64_MAX - o.qty):
-            # Only a triggered stop-limit can get here: new orders were checked on entry.
-            self.emit(t.EV_CANCELLED, t.R_QTY_OVERFLOW, o.side, o.order_id, o.owner, 0, 0,
-                      o.price, 0, o.qty)
-            return
-        self.link(&self.bids if o.side == BUY else &self.asks, level_key(o.side, o.price), o)
-
-    cdef slot_t link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil:
-        # Copy ``o`` into a pool slot at the back of the level under ``key``; return the slot.
-        cdef slot_t slot
-        cdef Level fresh
-        cdef Level* level
-        fresh.total = 0
-        fresh.head = NO_SLOT
-        fresh.tail = NO_SLOT
-        fresh.count = 0
-        # One descent: insert() adds the empty level or returns the one already there.
-        cdef LevelMap.iterator it = levels.insert(pair[price_t, Level](key, fresh)).first
-        level = &deref(it).second
-        if self.free_slots.empty():
-            slot = <slot_t>self.pool.size()
-            self.pool.push_back(o[0])
-        else:
-            slot = self.free_slots.back()
-            self.free_slots.pop_back()
-            self.pool[slot] = o[0]
-        self.pool[slot].prev = level.tail
-        self.pool[slot].next = NO_SLOT
-        if level.tail == NO_SLOT:
-            level.head = slot
-        else:
-            self.pool[level.tail].next = slot
-        level.tail = slot
-        level.count += 1
-        level.total += o.qty
-        if level.total > self.level_peak:
-            self.level_peak = level.total
-        id_insert(&self.ids, self.pool.data(), slot)
-        return slot
-
-    cdef price_t stop_price_of(self, slot_t slot) noexcept nogil:
-        # Stop price of the order in ``slot``: 0 unless it is an armed stop.
-        cdef unordered_map[slot_t, price_t].iterator it = self.stop_prices.find(slot)
-        return 0 if it == self.stop_prices.end() else deref(it).second
-
-    cdef void unlink(self, Level* level, slot_t slot) noexcept nogil:
-        # Take the order in ``slot`` out of its level's FIFO and free its slot and id. The caller
-        # erases the level from its map when its count reaches 0.
-        cdef Order* o = &self.pool[slot]
-        if o.prev == NO_SLOT:
-            level.head = o.next
-        else:
-            self.pool[o.prev].next = o.next
-        if o.next == NO_SLOT:
-            level.tail = o.prev
-        else:
-            self.pool[o.next].prev = o.prev
-        level.count -= 1
-        level.total -= o.qty
-        id_erase(&self.ids, self.pool.data(), slot)
-        self.free_slots.push_back(slot)
-
-    cdef void remove(self, slot_t slot) noexcept nogil:
-        # Remove a resting order or an armed stop, wherever it stands.
-        cdef Order* o = &self.pool[slot]
-        cdef LevelMap* levels
-        cdef price_t key
-        if is_stop(o.kind):
-            levels = &self.buy_stops if o.side == BUY else &self.sell_stops
-            key = level_key(-o.side, self.stop_price_of(slot))
-            self.stop_prices.erase(slot)
-            self.stop_count -= 1
-        else:
-            levels = &self.bids if o.side == BUY else &self.asks
-            key = level_key(o.side, o.price)
-        cdef LevelMap.iterator it = levels.find(key)
-        self.unlink(&deref(it).second, slot)
-        if deref(it).second.count == 0:
-            levels.erase(it)
-
-    cdef bint can_fill(self, const Order* o) noexcept nogil:
-        # FOK pre-check (spec step 2): counts down what is still needed, so no sum can overflow.
-        cdef LevelMap* opposite = &self.asks if o.side == BUY else &self.bids
-        cdef LevelMap.iterator it = opposite.begin()
-        cdef price_t level_price
-        cdef slot_t slot
-        cdef const Order* maker
-        cdef qty_t needed = o.qty
-        while it != opposite.end():
-            level_price = deref(it).first if o.side == BUY else -deref(it).first
-            if level_price > o.price if o.side == BUY else level_price < o.price:
-                return False
-            slot = deref(it).second.head
-            while slot != NO_SLOT:
-                maker = &self.pool[slot]
-                slot = maker.next
-                if self.stp != t.STP_NONE and maker.owner == o.owner:
-                    if self.stp == t.STP_CANCEL_MAKER:
-                        continue
-                    return False
-                if maker.qty >= needed:
-                    return True
-                needed -= maker.qty
-            inc(it)
-        return False
-
-    cdef bint would_cross(self, int side, price_t price) noexcept nogil:
-        if side == BUY:
-            return not self.asks.empty() and deref(self.asks.begin()).first <= price
-        return not self.bids.empty() and -deref(self.bids.begin()).first >= price
-
-    cdef qty_t level_total(self, int side, price_t price) noexcept nogil:
-        cdef LevelMap* levels = &self.bids if side == BUY else &self.asks
-        cdef LevelMap.iterator it = levels.find(level_key(side, price))
-        if it == levels.end():
-            return 0
-        return deref(it).second.total
-
-    cdef qty_t stop_level_total(self, int side, price_t stop_price) noexcept nogil:
-        cdef LevelMap* levels = &self.buy_stops if side == BUY else &self.sell_stops
-        cdef LevelMap.iterator it = levels.find(level_key(-side, stop_price))
-        if it == levels.end():
-            return 0
-        return deref(it).second.total
-
-    cdef void trigger_stops(self, price_t trade_price) noexcept nogil:
-        # Record the trade price and queue every stop it triggers: sell stops first (highest
-        # stop first), then buy stops (lowest first), FIFO within a stop price.
-        cdef LevelMap* stops
-        cdef LevelMap.iterator it
-        cdef Level* level
-        cdef slot_t slot
-        cdef Order* o
-        cdef int pass_, side
-        cdef price_t stop_price
-        self.last = trade_price
-        self.has_last = True
-        for pass_ in range(2):
-            stops = &self.sell_stops if pass_ == 0 else &self.buy_stops
-            side = SELL if pass_ == 0 else BUY
-            while not stops.empty():
-                it = stops.begin()
-                level = &deref(it).second
-                stop_price = level_key(-side, deref(it).first)  # the key is +-stop price
-                if not stop_triggers(side, stop_price, trade_price):
-                    break
-                slot = level.head
-                while slot != NO_SLOT:
-                    o = &self.pool[slot]
-                    self.triggered.push_back(o[0])
-                    self.emit(t.EV_STOP_TRIGGERED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0,
-                              o.price, stop_price, o.qty)
-                    self.stop_prices.erase(slot)
-                    id_erase(&self.ids, self.pool.data(), slot)
-                    self.free_slots.push_back(slot)
-                    self.stop_count -= 1
-                    slot = o.next
-                stops.erase(it)
-
-    cdef void run_triggered(self) noexcept nogil:
-        cdef Order o
-        while not self.triggered.empty():
-            o = self.triggered.front()
-            self.triggered.pop_front()
-            o.kind = t.K_MARKET if o.kind == t.K_STOP_MARKET else t.K_LIMIT
-            self.take(&o)
-
-    cdef void cancel_order(self, slot_t slot) noexcept nogil:
-        cdef Order o = self.pool[slot]
-        cdef price_t stop_price = self.stop_price_of(slot)
-        self.remove(slot)
-        self.emit(t.EV_CANCELLED, t.R_USER, o.side, o.order_id, o.owner, 0, 0, o.price,
-                  stop_price, o.qty)
-
-    cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil:
-        cdef Order o = self.pool[slot]
-        cdef bint keeps_priority
-        cdef Level* level
-        if is_stop(o.kind):
-            self.emit(t.EV_REJECTED, t.R_NOT_AMENDABLE, o.side, o.order_id, o.owner, 0, 0,
-                      m.price, 0, m.qty)
-            return
-        keeps_priority = (self.amend_rule == t.AMEND_REDUCE_KEEPS_PRIORITY
-                          and m.price == o.price and m.qty <= o.qty)
-        if not keeps_priority and o.kind == t.K_POST_ONLY and self.would_cross(o.side, m.price):
-            self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, o.side, o.order_id, o.owner, 0, 0,
-                      m.price, 0, m.qty)
-            return
-        self.emit(t.EV_AMENDED, t.R_KEPT_PRIORITY if keeps_priority else t.R_REQUEUED, o.side,
-                  o.order_id, o.owner, 0, 0, m.price, 0, m.qty)
-        if keeps_priority:
-            level = &deref((&self.bids if o.side == BUY else &self.asks).find(
-                level_key(o.side, o.price))).second
-            level.total -= o.qty - m.qty
-            self.pool[slot].qty = m.qty
-            return
-        self.remove(slot)
-        o.price = m.price
-        o.qty = m.qty
-        self.take(&o)
-        self.run_triggered()
-
-    cdef void ids_of(self, owner_t owner, vector[oid_t]* out) noexcept nogil:
-        owner_ids(&self.bids, &self.asks, &self.sell_stops, &self.buy_stops, self.pool.data(),
-                  owner, out)
 
     # --------------------------------------------------------------------------- queries
     def best_bid(self):
@@ -876,22 +476,7 @@ cdef class OrderBook:
 
     cdef OrderBook _copy(self):
         cdef OrderBook other = OrderBook.__new__(OrderBook)
-        other.bids = self.bids
-        other.asks = self.asks
-        other.sell_stops = self.sell_stops
-        other.buy_stops = self.buy_stops
-        other.pool = self.pool
-        other.stop_prices = self.stop_prices
-        other.free_slots = self.free_slots
-        other.ids = self.ids
-        other.seq = self.seq
-        other.msg = self.msg
-        other.stop_count = self.stop_count
-        other.level_peak = self.level_peak
-        other.last = self.last
-        other.has_last = self.has_last
-        other.stp = self.stp
-        other.amend_rule = self.amend_rule
+        self.copy_into(other)
         other.tick_size = self.tick_size
         other.lot_size = self.lot_size
         return other

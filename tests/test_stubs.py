@@ -17,8 +17,9 @@ from orderbook import reference, reference_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Every compiled module (setup.py's extension list).
-STUBTESTED = ("orderbook.book", "orderbook.accounts", "orderbook.liquidator", "orderbook.engine",
-              "orderbook._depth", "orderbook._layout_facts")
+STUBTESTED = ("orderbook.book", "orderbook._matching", "orderbook.accounts",
+              "orderbook.liquidator", "orderbook.engine", "orderbook._depth",
+              "orderbook._layout_facts")
 
 
 def test_every_compiled_module_is_stubtested():
