@@ -13,15 +13,10 @@ max_position, 2**63 - 1 lots), calls with one hostile argument (None, floats, bo
 numpy integers, values past int64) that both engines must refuse with the same exception type, and
 replaces both engines by a copy (``copy.copy``, ``copy.deepcopy``, ``Engine.copy()`` or a pickle
 round trip) whose state must equal its original's, bit for bit, before the run goes on with it.
-After every operation the two engines must agree exactly on:
-
-* the value each call returns (events of an order call, records of ``liquidate()``, the flag of
-  ``liquidation_round()``, ``account()``, ``total_equity()``, None otherwise) or the type of the
-  exception it raises;
-* ``owners()``, ``account(owner)`` of every owner (the insurance fund's included), ``queue()``,
-  ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
-  ``total_deposits``, ``open_interest()``, ``book.l3()``, ``book.stops()``, ``forced_orders()``,
-  ``fund_history()``, ``trades()``, ``total_equity(m)`` at fixed common marks.
+After every operation the two engines must agree exactly on what each call returns (or the type
+of the exception it raises) and on everything they show, and every state they show is checked
+against docs/liquidation.md directly: ``Pair`` (tests/engine_pair.py) drives them and lists what
+it compares and checks.
 
 In one example in four, some steps of the shock leave the state unqueried (only the call's return
 value is compared): ``account()`` and ``mark_price()`` are queries and must not change what the
@@ -34,63 +29,35 @@ Pairs compared:
 * ``compiled-vs-reference``: ``orderbook.Engine`` (left) against the reference (right), float
   fields compared with NaN-aware equality; skipped only while ``orderbook.Engine`` does not exist.
 
-Every observed state of both engines is also checked against docs/liquidation.md directly:
-positions sum to 0, ``open_interest()`` is the sum of the longs; conservation
-``total_equity(m) + fees_collected == total_deposits`` at common marks and at the mark, recomputed
-from the ``account()`` fields (equity + reserve); reserves move only by add_account, deposit and
-add_margin; MM/IM at the mark equal the tier table's; the liquidation price is exact
-(liquidatable there, not one tick better) and agrees with ``equity < MM`` at the mark; the
-bankruptcy price follows its formula; ``margin_ratio`` is MM / E (inf, 0.0); records are sane
-(kinds, sides, counterparties, ``filled <= qty``, ``generation <= round``, ``avg_price`` =
-``notional / (filled k)`` correctly rounded, NaN exactly when nothing filled, fund records only
-fee-free orders or bad-debt shortfalls) and a negative fund is covered by recorded bad debt; the
-records ``liquidate()`` returns are the tail of ``forced_orders()``; and after a ``liquidate()``
-that ran to its end with an empty queue, no non-exempt account is liquidatable at the mark.
-
 A failing example prints (``note``) a replay script of the engine calls; hypothesis statistics
 (``--hypothesis-show-statistics``) show which record kinds and cascade depths the examples reach.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import pickle
-from fractions import Fraction
-
 import numpy as np
 import pytest
-from hypothesis import event, given, note
+from engine_pair import BUY, ROUND_TRIPS, SELL, Pair
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from orderbook.events import (
-    EVENT_DTYPE,
-    FORCED_DTYPE,
     INSURANCE_FUND,
-    L3_DTYPE,
-    NO_COUNTERPARTY,
-    STOP_DTYPE,
-    AccountInfo,
     AmendRule,
     Deficit,
-    Event,
     ForcedKind,
     LimitRule,
     MarkRule,
     SelfTradePrevention,
-    Side,
     Sizing,
 )
-from orderbook.margin import MONEY_BOUND, MarginTiers
+from orderbook.margin import MONEY_BOUND
 from orderbook.strategies import tiers as tier_tables
 
 PPM = 1_000_000
-BUY, SELL = int(Side.BUY), int(Side.SELL)
-FUND_HISTORY_DTYPE = np.dtype([("round", "<i8"), ("balance", "<i8")])
 
 LP = 100          # the exempt liquidity provider
 BACKSTOP = 50     # the backstop account, when the settings name one
-COMMON_MARKS = (1, 97, 1_000)
 
 # --------------------------------------------------------------------------- implementations
 
@@ -132,412 +99,6 @@ def _classes(pair):
     return out
 
 
-# --------------------------------------------------------------------------- comparisons
-
-
-class Mismatch(AssertionError):
-    pass
-
-
-def _fmt_exc(exc):
-    return None if exc is None else f"{type(exc).__name__}: {exc}"
-
-
-def _same_float(x, y, bitwise):
-    x, y = float(x), float(y)
-    if bitwise:
-        return np.float64(x).tobytes() == np.float64(y).tobytes()
-    return x == y or (math.isnan(x) and math.isnan(y))
-
-
-def _as_int_or_none(v):
-    return None if v is None else int(v)
-
-
-def _compare_events(where, left, right):
-    if not isinstance(left, list):
-        raise Mismatch(f"{where}: left returned {type(left).__name__}, not a list of Event")
-    for ev in left:
-        if not isinstance(ev, Event):
-            raise Mismatch(f"{where}: left returned {type(ev).__name__} items, not Event")
-    lt = [tuple(int(x) for x in ev) for ev in left]
-    rt = [tuple(int(x) for x in ev) for ev in right]
-    if lt != rt:
-        for i, (a, b) in enumerate(zip(lt, rt, strict=False)):
-            if a != b:
-                raise Mismatch(f"{where}: event {i} differs:\n  left  {Event(*a)!r}\n"
-                               f"  right {Event(*b)!r}")
-        raise Mismatch(f"{where}: {len(lt)} events on the left, {len(rt)} on the right:\n"
-                       f"  left  {left!r}\n  right {right!r}")
-
-
-def _compare_array(where, left, right, dtype, bitwise):
-    """Structured arrays field by field; float fields NaN-aware (or by their bits)."""
-    if not isinstance(left, np.ndarray) or left.dtype != dtype:
-        raise Mismatch(f"{where}: left is {type(left).__name__} "
-                       f"{getattr(left, 'dtype', None)}, expected dtype {dtype}")
-    assert right.dtype == dtype, f"{where}: right (reference) dtype {right.dtype} != {dtype}"
-    if left.shape != right.shape:
-        raise Mismatch(f"{where}: {left.shape[0]} rows on the left, {right.shape[0]} on the right"
-                       f"\n  left  {_rows(left)}\n  right {_rows(right)}")
-    for name in dtype.names:
-        a, b = left[name], right[name]
-        if a.dtype.kind == "f":
-            same = (a.view(np.uint64) == b.view(np.uint64)) if bitwise else (
-                (a == b) | (np.isnan(a) & np.isnan(b)))
-        else:
-            same = a == b
-        if not np.all(same):
-            i = int(np.flatnonzero(~same)[0])
-            extra = ""
-            if a.dtype.kind == "f":
-                extra = (f" ({a[i]!r} vs {b[i]!r}; the reference rounds the exact rational "
-                         f"value once, float(Fraction))")
-            raise Mismatch(f"{where}: field {name!r} differs at row {i}{extra}\n"
-                           f"  left  {_row(left[i])}\n  right {_row(right[i])}")
-
-
-def _row(r):
-    return {name: r[name].item() for name in r.dtype.names}
-
-
-def _rows(arr):
-    return [_row(r) for r in arr]
-
-
-def _compare_account(where, left, right):
-    if not isinstance(left, tuple) or len(left) != len(AccountInfo._fields):
-        raise Mismatch(f"{where}: left returned {left!r}, not an AccountInfo")
-    for name, a, b in zip(AccountInfo._fields, left, right, strict=True):
-        if name == "margin_ratio":
-            ok = _same_float(a, b, bitwise=False)
-        elif name in ("exempt", "isolated"):
-            ok = bool(a) == bool(b) and isinstance(a, (bool, np.bool_))
-        elif name in ("liquidation_price", "bankruptcy_price"):
-            ok = (a is None) == (b is None) and _as_int_or_none(a) == _as_int_or_none(b)
-        else:
-            ok = int(a) == int(b)
-        if not ok:
-            raise Mismatch(f"{where}: field {name!r} differs: {a!r} vs {b!r}\n"
-                           f"  left  {left!r}\n  right {right!r}")
-
-
-def _snapshot(eng):
-    """Everything observable, queried in a fixed order (mark_price() may cache the mark)."""
-    owners = [int(o) for o in eng.owners()]
-    return {
-        "owners": owners,
-        "accounts": [eng.account(o) for o in owners],
-        "mark": _as_int_or_none(eng.mark_price()),
-        "last": _as_int_or_none(eng.book.last_price),
-        "queue": [int(o) for o in eng.queue()],
-        "insurance_fund": int(eng.insurance_fund),
-        "fees_collected": int(eng.fees_collected),
-        "total_deposits": int(eng.total_deposits),
-        "l3": eng.book.l3(),
-        "stops": eng.book.stops(),
-        "forced": eng.forced_orders(),
-        "fund_history": eng.fund_history(),
-        "trades": eng.trades(),
-        "open_interest": int(eng.open_interest()),
-        "total_equity_common": [int(eng.total_equity(m)) for m in COMMON_MARKS],
-    }
-
-
-def _compare_snapshots(where, left, right, bitwise):
-    for key in ("owners", "mark", "last", "queue", "insurance_fund", "fees_collected",
-                "total_deposits", "open_interest", "total_equity_common"):
-        if left[key] != right[key]:
-            raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
-    for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
-        _compare_account(f"{where}: account({owner})", a, b)
-    _compare_array(f"{where}: book.l3()", left["l3"], right["l3"], L3_DTYPE, bitwise)
-    _compare_array(f"{where}: book.stops()", left["stops"], right["stops"], STOP_DTYPE, bitwise)
-    _compare_array(f"{where}: forced_orders()", left["forced"], right["forced"], FORCED_DTYPE,
-                   bitwise)
-    _compare_array(f"{where}: fund_history()", left["fund_history"], right["fund_history"],
-                   FUND_HISTORY_DTYPE, bitwise)
-    _compare_array(f"{where}: trades()", left["trades"], right["trades"], EVENT_DTYPE, bitwise)
-
-
-# --------------------------------------------------------------------------- contract checks
-
-
-def _equity_at(acc, m, k):
-    q, c = int(acc.position), int(acc.cost)
-    if q > 0:
-        return int(acc.collateral) + q * m * k - c
-    if q < 0:
-        return int(acc.collateral) + c + q * m * k
-    return int(acc.collateral)
-
-
-def _ceil_div(a, b):
-    return -((-a) // b)
-
-
-def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
-    accounts = snap["accounts"]
-    mark = snap["mark"]
-    fees, deposits = snap["fees_collected"], snap["total_deposits"]
-    by_owner = dict(zip(snap["owners"], accounts, strict=True))
-    assert INSURANCE_FUND in by_owner, f"{where}: owners() lacks the insurance fund"
-    assert by_owner[INSURANCE_FUND].collateral == snap["insurance_fund"], where
-
-    # zero-sum positions
-    assert sum(int(a.position) for a in accounts) == 0, f"{where}: positions do not sum to 0"
-    assert snap["open_interest"] == sum(max(0, int(a.position)) for a in accounts), (
-        f"{where}: open_interest() is not the sum of long positions")
-    # the reserve only moves by deposit and add_margin (docs: trading, fees, liquidation and
-    # shortfalls never touch it)
-    for a in accounts:
-        assert int(a.reserve) == reserves.get(int(a.owner), 0), (
-            f"{where}: account({a.owner}).reserve is {a.reserve}, expected "
-            f"{reserves.get(int(a.owner), 0)} from add_account/deposit/add_margin")
-        assert bool(a.isolated) == (int(a.owner) in reserves), f"{where}: account({a.owner})"
-    # conservation at common marks (engine's total_equity and recomputed from account())
-    for m, total in zip(COMMON_MARKS, snap["total_equity_common"], strict=True):
-        assert total + fees == deposits, (
-            f"{where}: total_equity({m}) + fees_collected = {total + fees} != total_deposits "
-            f"{deposits}")
-        assert sum(_equity_at(a, m, k) + int(a.reserve) for a in accounts) == total, (
-            f"{where}: total_equity({m}) != sum of equities and reserves from account()")
-    if mark is not None:
-        total = sum(int(a.equity) + int(a.reserve) for a in accounts)
-        assert total + fees == deposits, (
-            f"{where}: sum(account().equity + reserve) + fees = {total + fees} != deposits "
-            f"{deposits} at mark {mark}")
-        assert int(eng.total_equity()) == total, f"{where}: total_equity() at the mark"
-
-    for a in accounts:
-        q, c, coll = int(a.position), int(a.cost), int(a.collateral)
-        tag = f"{where}: account({a.owner})"
-        if q == 0:
-            assert c == 0, f"{tag}: flat with cost {c}"
-            assert a.bankruptcy_price is None and a.liquidation_price is None, tag
-        else:
-            assert c >= 0, f"{tag}: negative cost"
-            bp = (_ceil_div(c - coll, q * k) if q > 0 else (c + coll) // (-q * k))
-            assert a.bankruptcy_price == max(0, bp), (
-                f"{tag}: bankruptcy price {a.bankruptcy_price}, docs formula gives {bp}")
-        if a.exempt or q == 0:
-            assert a.liquidation_price is None, f"{tag}: exempt/flat with a liquidation price"
-        if not a.exempt and q != 0:
-            # the liquidation price is exact: liquidatable there, not one tick better
-            liq = a.liquidation_price
-            def liquidatable_at(p, a=a):
-                return _equity_at(a, p, k) < tiers.maintenance(p * abs(int(a.position)) * k)
-            if liq is None:
-                assert not liquidatable_at(0 if q > 0 else max_price), (
-                    f"{tag}: no liquidation price, yet liquidatable at the extreme price")
-            else:
-                assert 0 <= liq <= max_price and liquidatable_at(liq), (
-                    f"{tag}: not liquidatable at its liquidation price {liq}")
-                better = liq + 1 if q > 0 else liq - 1
-                assert not 0 <= better <= max_price or not liquidatable_at(better), (
-                    f"{tag}: still liquidatable one tick past its liquidation price {liq}")
-        if mark is not None:
-            assert int(a.equity) == _equity_at(a, mark, k), f"{tag}: equity at mark {mark}"
-            mm = int(a.maintenance_margin)
-            notional = mark * abs(q) * k
-            assert (mm, int(a.initial_margin)) == (
-                tiers.maintenance(notional), tiers.initial(notional)), (
-                f"{tag}: MM/IM at mark {mark} differ from the tier table")
-            if not a.exempt and q != 0:
-                liquidatable = int(a.equity) < mm
-                liq = a.liquidation_price
-                crossed = liq is not None and (mark <= liq if q > 0 else mark >= liq)
-                assert liquidatable == crossed, (
-                    f"{tag}: liquidatable at mark {mark} is {liquidatable} but the liquidation "
-                    f"price is {liq}: {a!r}")
-            # margin ratio as documented
-            e = int(a.equity)
-            expected = mm / e if e > 0 else (math.inf if mm > 0 else 0.0)
-            assert _same_float(a.margin_ratio, expected, bitwise=False), (
-                f"{tag}: margin_ratio {a.margin_ratio!r}, expected {expected!r}")
-
-    # records
-    recs = snap["forced"]
-    for i, r in enumerate(recs):
-        tag = f"{where}: forced_orders()[{i}] {_row(r)}"
-        kind = ForcedKind(int(r["kind"]))
-        assert int(r["side"]) in (BUY, SELL), tag
-        assert 0 <= int(r["generation"]) <= int(r["round"]), tag
-        assert 0 <= int(r["filled"]) <= int(r["qty"]), tag
-        assert int(r["fee"]) >= 0, tag
-        assert (int(r["filled"]) == 0) == math.isnan(float(r["avg_price"])), tag
-        if int(r["filled"]):
-            exact = Fraction(int(r["notional"]), int(r["filled"]) * k)
-            assert float(r["avg_price"]) == float(exact), (
-                f"{tag}: avg_price is not notional / (filled k) = {exact} correctly rounded")
-        else:
-            assert int(r["notional"]) == 0, tag
-        assert math.isnan(float(r["avg_price"])) == math.isnan(float(r["slippage"])), tag
-        if kind == ForcedKind.ORDER:
-            assert int(r["counterparty"]) == NO_COUNTERPARTY and int(r["filled"]) > 0, tag
-        elif kind == ForcedKind.SHORTFALL:
-            assert int(r["counterparty"]) == NO_COUNTERPARTY and int(r["qty"]) == 0, tag
-            assert min(int(r["fund_cover"]), int(r["socialized"]), int(r["bad_debt"])) >= 0, tag
-            assert int(r["fund_cover"]) + int(r["socialized"]) + int(r["bad_debt"]) > 0, tag
-        else:
-            assert int(r["filled"]) == int(r["qty"]) > 0, tag
-            assert int(r["fee"]) == 0, tag
-            if kind == ForcedKind.BACKSTOP:
-                assert int(r["counterparty"]) == backstop, tag
-            elif kind == ForcedKind.FUND_TAKEOVER:
-                assert int(r["counterparty"]) == INSURANCE_FUND, tag
-            else:
-                assert int(r["counterparty"]) not in (NO_COUNTERPARTY, INSURANCE_FUND), tag
-        if int(r["owner"]) == INSURANCE_FUND:
-            # the fund unwinds with fee-free forced orders; its own losses below zero are
-            # SHORTFALL records carrying them as bad debt
-            assert kind in (ForcedKind.ORDER, ForcedKind.SHORTFALL) and int(r["fee"]) == 0, tag
-            if kind == ForcedKind.SHORTFALL:
-                assert int(r["bad_debt"]) > 0 and int(r["fund_cover"]) == 0, tag
-                assert int(r["socialized"]) == 0, tag
-    # "the fund is never below zero without records whose bad_debt add up to at least that much"
-    if snap["insurance_fund"] < 0:
-        assert int(recs["bad_debt"].sum()) >= -snap["insurance_fund"], (
-            f"{where}: insurance fund {snap['insurance_fund']} but the records' bad_debt add up "
-            f"to {int(recs['bad_debt'].sum())}")
-    hist = snap["fund_history"]
-    assert np.array_equal(hist["round"], np.arange(len(hist))), f"{where}: fund_history rounds"
-
-
-# --------------------------------------------------------------------------- the driver
-
-
-class Pair:
-    """Two engines driven in lockstep; every call's outcome and the state after it compared."""
-
-    def __init__(self, classes, args, kwargs, k, bitwise):
-        self.k = k
-        self.bitwise = bitwise
-        self.backstop = kwargs.get("backstop")
-        self.tiers = MarginTiers(kwargs["tiers"])  # the tier table, for independent checks
-        self.max_price = kwargs.get("max_price", 2**32 - 1)
-        self.step = 0
-        self.next_id = 1
-        self.ids = []
-        self.n_records = 0
-        self.reserves = {}  # owner -> expected reserve of each isolated account
-        self.observe_all = True
-        self.draw = None
-        note(f"eng = Engine({', '.join(map(repr, args))}, **{kwargs!r})")
-        self.engines = [cls(*args, **kwargs) for cls in classes]
-        self.check("Engine(...)")
-
-    def order_id(self):
-        oid = self.next_id
-        self.next_id += 1
-        self.ids.append(oid)
-        return oid
-
-    def call(self, method, *args, **kwargs):
-        self.step += 1
-        shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-        where = f"step {self.step}: eng.{method}({shown})"
-        outcomes = []
-        for eng in self.engines:
-            try:
-                outcomes.append((getattr(eng, method)(*args, **kwargs), None))
-            except (ValueError, KeyError, TypeError) as exc:
-                outcomes.append((None, exc))
-        (left, lexc), (right, rexc) = outcomes
-        note(f"{where}" + (f"  # raises {_fmt_exc(rexc)}" if rexc else ""))
-        if rexc is not None and not isinstance(rexc, (ValueError, KeyError, TypeError)):
-            raise AssertionError(f"{where}: the reference raised {_fmt_exc(rexc)}")
-        if (lexc is None) != (rexc is None) or (lexc is not None and type(lexc) is not type(rexc)):
-            raise Mismatch(f"{where}: outcomes differ: left {_fmt_exc(lexc) or 'returned'}, "
-                           f"right {_fmt_exc(rexc) or 'returned'}")
-        if rexc is None:
-            self._compare_result(where, method, left, right)
-            self._track_reserve(method, args, kwargs)
-        if (method in ("liquidate", "liquidation_round") or self.observe_all
-                or self.draw(st.booleans(), label="observe")):
-            self.check(where)
-        else:
-            note("    # (state not queried after this step)")
-        if method == "liquidate" and rexc is None:
-            # max_rounds may come positionally (the hostile-argument step passes it so)
-            self._check_liquidate(where, right, {**kwargs, **(
-                {"max_rounds": args[0]} if args else {})})
-        return right, rexc
-
-    def _track_reserve(self, method, args, kwargs):
-        if method == "add_account" and kwargs.get("isolated_margin") is not None:
-            self.reserves[args[0]] = args[1] - kwargs["isolated_margin"]
-        elif method == "deposit" and args[0] in self.reserves:
-            self.reserves[args[0]] += args[1]
-        elif method == "add_margin":
-            self.reserves[args[0]] -= args[1]
-
-    def _compare_result(self, where, method, left, right):
-        if method in ("limit", "market", "ioc", "fok", "post_only", "stop_market", "stop_limit",
-                      "cancel", "amend"):
-            _compare_events(where, left, right)
-        elif method == "liquidate":
-            _compare_array(where, left, right, FORCED_DTYPE, self.bitwise)
-        elif method == "account":
-            _compare_account(where, left, right)
-        elif method == "total_equity":
-            if type(left) is not int or left != right:
-                raise Mismatch(f"{where}: returned {left!r} vs {right!r}")
-        elif method == "liquidation_round":
-            if bool(left) != bool(right) or not isinstance(left, (bool, np.bool_)):
-                raise Mismatch(f"{where}: returned {left!r} vs {right!r}")
-        elif left is not None or right is not None:
-            raise Mismatch(f"{where}: returned {left!r} vs {right!r} (expected None)")
-
-    def check(self, where):
-        snaps = [_snapshot(eng) for eng in self.engines]
-        _compare_snapshots(where, snaps[0], snaps[1], self.bitwise)
-        for eng, snap in zip(self.engines, snaps, strict=True):
-            _check_contract(where, eng, snap, self.k, self.backstop, self.tiers,
-                            self.max_price, self.reserves)
-        self.snap = snaps[1]
-
-    def _check_liquidate(self, where, records, kwargs):
-        forced = self.snap["forced"]
-        tail = forced[self.n_records:]
-        _compare_array(f"{where}: returned records vs forced_orders() tail", records, tail,
-                       FORCED_DTYPE, bitwise=True)
-        self.n_records = len(forced)
-        if "max_rounds" in kwargs or self.snap["queue"] or self.snap["mark"] is None:
-            return  # stopped by max_rounds, or stalled with a queue, or no mark at all
-        for a in self.snap["accounts"]:
-            if not a.exempt and a.position != 0:
-                assert a.equity >= a.maintenance_margin, (
-                    f"{where}: liquidate() ended with an empty queue but account {a.owner} is "
-                    f"liquidatable at mark {self.snap['mark']}: {a!r}")
-
-    def sync_records(self):
-        self.n_records = len(self.snap["forced"])
-
-    def round_trip(self, how):
-        """Replace both engines by copies (``how``); each copy must show its original's state."""
-        self.step += 1
-        where = f"step {self.step}: eng = {how}(eng)"
-        note(where)
-        copies = []
-        for eng in self.engines:
-            before = _snapshot(eng)
-            other = ROUND_TRIPS[how](eng)
-            if type(other) is not type(eng):
-                raise Mismatch(f"{where}: a {type(other).__name__} from a {type(eng).__name__}")
-            _compare_snapshots(f"{where} ({type(eng).__module__})", _snapshot(other), before,
-                               bitwise=True)
-            copies.append(other)
-        self.engines = copies
-        self.check(where)
-
-
-ROUND_TRIPS = {
-    "copy.copy": copy.copy,
-    "copy.deepcopy": copy.deepcopy,
-    "Engine.copy": lambda eng: eng.copy(),
-    "pickle": lambda eng: pickle.loads(pickle.dumps(eng)),
-}
 
 
 # --------------------------------------------------------------------------- strategies
