@@ -97,7 +97,12 @@ def test_liquidator_off_liquidates_nothing():
     result = run(with_params(default_scenario(SMALL), {"rules.liquidator": False}))
     assert result.summary["liquidated_accounts"] == 0
     assert len(result.forced_orders) == 0
-    assert result.summary["amplification"] is None
+    # The run is its own counterfactual: amplification 1 by definition, not "not computed".
+    assert result.summary["amplification"] == 1.0
+    assert result.summary["counterfactual_drawdown_ticks"] == result.summary["max_drawdown_ticks"]
+    again = run(with_params(default_scenario(SMALL), {"rules.liquidator": False}),
+                counterfactual=False)
+    assert again.summary["amplification"] == 1.0
 
 
 def tiny_cascade() -> Scenario:
