@@ -19,6 +19,7 @@ import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,6 +50,7 @@ from ._settings import (
     tier_table,
 )
 from .events import (
+    INSURANCE_FUND,
     INT64_MAX,
     Deficit,
     LimitRule,
@@ -57,7 +59,7 @@ from .events import (
     Sizing,
 )
 from .margin import unit_value
-from .metrics import drawdown, summarize
+from .metrics import drawdown, summarize, unresolved_note
 
 if TYPE_CHECKING:
     from ._market import Market
@@ -67,7 +69,17 @@ __all__ = [
     "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
+    "UnresolvedAccountsWarning",
 ]
+
+class UnresolvedAccountsWarning(RuntimeWarning):
+    """A run ended with accounts at negative equity or still queued for liquidation.
+
+    Their loss is in the run's summary (``unresolved_accounts``, ``unresolved_lots``,
+    ``unresolved_equity``, ``queue_left``), not in ``bad_debt`` or ``socialized``. One per run;
+    filter it like any warning: ``warnings.simplefilter("ignore", UnresolvedAccountsWarning)``.
+    """
+
 
 #: One row per step of a run.
 SERIES_DTYPE = np.dtype([
@@ -484,9 +496,16 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
         # definition, at no cost (no second run), whatever ``counterfactual`` says.
         cf_drawdown, _ = drawdown(series, start)
     eng = market.engine
+    # Every account at the final mark, so that a loss still open (negative equity, no record
+    # yet) shows in the summary; the fund's own balance is insurance_fund_end.
+    end_accounts = [eng.account(owner) for owner in eng.owners() if owner != INSURANCE_FUND]
     summary = summarize(series, records, accounts=market.population, start_mid=start,
                         insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
-                        quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown)
+                        quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
+                        end_accounts=end_accounts)
+    note = unresolved_note(summary)
+    if note is not None:
+        warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
                   steps)
 
@@ -582,7 +601,12 @@ def with_params(scenario: Scenario, params: dict) -> Scenario:
 
 def _run_point(args):
     scenario, params, counterfactual = args
-    return {**params, **run(with_params(scenario, params), counterfactual=counterfactual).summary}
+    # A worker's warnings would be lost (or printed by another process): sweep warns for each
+    # row in the caller's process instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)
+        summary = run(with_params(scenario, params), counterfactual=counterfactual).summary
+    return {**params, **summary}
 
 
 def usable_cpus() -> int:
@@ -614,7 +638,9 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
 
     Runs go through ``executor`` (any ``concurrent.futures.Executor``: a process pool by default,
     or ``dask.distributed.Client(...).get_executor()`` for a cluster); rows come back in grid
-    order whatever the executor. ``progress`` is called with (done, total) after each run.
+    order whatever the executor. ``progress`` is called with (done, total) after each run. A
+    run that ends with accounts unresolved warns (UnresolvedAccountsWarning) here, in the
+    caller's process, whichever process ran it.
     ``workers`` sizes the default pool (default one per usable CPU); it is capped by
     :func:`worker_count` at the grid size and the CPU count, with a RuntimeWarning when the
     request was larger. Give ``executor`` or ``workers``, not both.
@@ -652,6 +678,12 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
         rows = []
         for i, future in enumerate(futures):
             rows.append(future.result())
+            note = unresolved_note(rows[-1])
+            if note is not None:
+                point = ", ".join(f"{name}={v.name if isinstance(v, IntEnum) else repr(v)}"
+                                  for name, v in points[i].items())
+                warnings.warn(f"sweep run {point} ended unresolved: {note}",
+                              UnresolvedAccountsWarning, stacklevel=2)
             if progress is not None:
                 progress(i + 1, len(futures))
         return rows

@@ -1,6 +1,7 @@
 """Scenario API: the default cascade, determinism, engines agree, compare, sweep, exports."""
 
 import math
+import warnings
 from dataclasses import replace
 from decimal import Decimal
 
@@ -28,6 +29,7 @@ from orderbook import (
 from orderbook.scenario import (
     SERIES_DTYPE,
     SerialExecutor,
+    UnresolvedAccountsWarning,
     scale_rules,
     scale_scenario,
     with_params,
@@ -148,6 +150,84 @@ def test_summary_holds_the_cascade_dynamics_and_generations():
     assert summary["quote_unit"] == Decimal(1)
     assert summary["liquidated_notional_quote"] == Decimal(925 + 920 + 700)
     assert summary["insurance_fund_end_quote"] == Decimal(summary["insurance_fund_end"])
+
+
+def stuck_in_the_queue(deficit: Deficit, engine: str = "compiled") -> Scenario:
+    """Two longs the bankruptcy rule cannot close and nobody takes over (issue #12, defect 2).
+
+    Tick 0.5, lot 0.01, so one quote unit is 0.005 of quote currency (k = 1); maintenance 5 %,
+    no fees, no refill, an empty fund. Longs entered at 100: 10 lots on 100 of collateral
+    (bankruptcy price 90), 5 lots on 60 (88), 1 lot on 100. The first print buys 1 at 101; the
+    shock sells 6: 5 @ 99, 1 @ 80, so the mark (last) is 80, below both bankruptcy prices.
+    """
+    return Scenario(
+        tick_size="0.5", lot_size="0.01", engine=engine,
+        book=ExplicitBook(bids=((99, 5), (80, 1000)), asks=((101, 1000),)),
+        population=ExplicitPopulation(side=(1, 1, 1), size=(10, 5, 1), entry=(100, 100, 100),
+                                      collateral=(100, 60, 100)),
+        liquidity=Liquidity(rate=0, half_life=0.0),
+        rules=Rules(tiers=((None, 50_000, 100_000),), limit_rule=LimitRule.BANKRUPTCY,
+                    insurance_fund=0, deficit=deficit, liquidation_fee_ppm=0, taker_fee_ppm=0,
+                    maker_fee_ppm=0),
+        shock=Shock(sell=6), steps=3)
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+@pytest.mark.parametrize("deficit", [Deficit.SOCIALIZE, Deficit.NONE])
+def test_accounts_left_bankrupt_in_the_queue_show_in_the_summary(deficit, engine):
+    # At mark 80 each IOC sell at the bankruptcy price (90, 88) finds no bid; the fund (0)
+    # cannot hold 10 lots bought at 90 (equity 0 - 100 < MM 40), and SOCIALIZE / NONE leave
+    # the lots queued. Equity at 80: 100 + 800 - 1000 = -100 on 10 lots and
+    # 60 + 400 - 500 = -40 on 5 lots; the third long has 100 + 80 - 100 = 80 >= MM 4.
+    with pytest.warns(UnresolvedAccountsWarning) as caught:
+        summary = run(stuck_in_the_queue(deficit, engine)).summary
+    assert (summary["bad_debt"], summary["socialized"], summary["forced_orders"]) == (0, 0, 0)
+    assert summary["queue_left"] == 2
+    assert summary["unresolved_accounts"] == 2
+    assert summary["unresolved_lots"] == 15
+    assert summary["unresolved_equity"] == -140
+    assert summary["unresolved_equity_quote"] == Decimal("-0.7")     # -140 x 0.5 x 0.01
+    ours = [w for w in caught if issubclass(w.category, UnresolvedAccountsWarning)]
+    assert len(ours) == 1                                              # one per run
+    message = str(ours[0].message)
+    assert "2 accounts ended with negative equity (-140 quote units = -0.700" in message
+    assert "15 open lots" in message and "2 accounts still queued" in message
+
+
+def test_a_run_that_resolves_every_account_warns_nothing():
+    # tiny_cascade closes all three longs above their bankruptcy prices: nothing is left open.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnresolvedAccountsWarning)
+        summary = run(tiny_cascade(), counterfactual=False).summary
+    assert (summary["unresolved_accounts"], summary["unresolved_lots"],
+            summary["unresolved_equity"], summary["queue_left"]) == (0, 0, 0, 0)
+
+
+def test_compare_shows_the_accounts_a_rule_set_leaves_unresolved():
+    # Same market, two deficit rules: ADL closes both longs at their bankruptcy prices against
+    # the house (the only short), SOCIALIZE leaves them queued at -140.
+    with pytest.warns(UnresolvedAccountsWarning):
+        table = compare({"adl": stuck_in_the_queue(Deficit.ADL).rules,
+                         "socialize": stuck_in_the_queue(Deficit.SOCIALIZE).rules},
+                        stuck_in_the_queue(Deficit.ADL)).table
+    rows = {row["rules"]: row for row in table}
+    assert (rows["adl"]["unresolved_accounts"], rows["adl"]["queue_left"]) == (0, 0)
+    assert (rows["socialize"]["unresolved_accounts"], rows["socialize"]["unresolved_lots"],
+            rows["socialize"]["unresolved_equity"]) == (2, 15, -140)
+
+
+@pytest.mark.parametrize("executor", [None, SerialExecutor()], ids=["processes", "serial"])
+def test_sweep_warns_once_per_unresolved_run_in_the_callers_process(executor):
+    grid = {"rules.deficit": ["ADL", "SOCIALIZE", "NONE"]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = sweep(grid, stuck_in_the_queue(Deficit.ADL), executor=executor,
+                     workers=None if executor else 1, counterfactual=False)
+    ours = [str(w.message) for w in caught if w.category is UnresolvedAccountsWarning]
+    assert [row["unresolved_equity"] for row in rows] == [0, -140, -140]
+    assert len(ours) == 2
+    assert ours[0].startswith("sweep run rules.deficit=SOCIALIZE ended unresolved: 2 accounts")
+    assert ours[1].startswith("sweep run rules.deficit=NONE ended unresolved: 2 accounts")
 
 
 def test_summary_gives_the_drawdown_without_liquidations_in_percent(small_result):
