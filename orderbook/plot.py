@@ -414,8 +414,12 @@ def plot_comparison(comparison, path) -> None:
     summaries = [result.summary for result in results.values()]
     cells = [[str(name)] + [_cell(sm, key, fmt) for _, key, fmt in columns]
              for name, sm in zip(results, summaries, strict=True)]
+    # The rule set's name gets the room its longest name needs (relative to a figure column).
+    name_width = min(2.5, max(1.0, max(len(str(name)) for name in results) / 14))
+    widths = np.array([name_width] + [1.0] * len(columns))
     table = ax_table.table(cellText=cells, colLabels=["rule set"] + [h for h, _, _ in columns],
-                           cellLoc="center", bbox=[0.0, 0.0, 1.22, 1.0])
+                           colWidths=list(widths / widths.sum()), cellLoc="center",
+                           bbox=[0.0, 0.0, 1.22, 1.0])
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     keys = [None] + [key for _, key, _ in columns]
@@ -423,7 +427,7 @@ def plot_comparison(comparison, path) -> None:
         cell.set_height(2.0 if row == 0 else 1.0)  # rescaled to the bbox; headers get 2 lines
         if row == 0:
             cell.set_facecolor("#e8e8e8")
-            cell.set_text_props(fontweight="bold")
+            cell.set_text_props(fontweight="bold", fontsize=7.5)
         if col == 0 and row > 0:
             cell.set_text_props(fontweight="bold")
         if row > 0 and keys[col] in _UNRESOLVED_KEYS and summaries[row - 1].get(keys[col]):
