@@ -286,8 +286,11 @@ def default_scenario(scale: float = 1.0) -> Scenario:
     """The built-in perpetual market: a BTC-like book (tick 0.1, lot 0.001, mid 100,000.0) with
     depth over 5 % each side, 20,000 leveraged accounts (2-75x, 65 % long), a market sell of
     30 BTC, and value traders pulling the price back from step 15 on. ``scale`` shrinks accounts,
-    depth, shock, refill and recovery together (:func:`scale_scenario`), so a small scale keeps
-    the same dynamics (the tests run it at 0.05)."""
+    depth, shock, refill and recovery together (:func:`scale_scenario`; the depth curve exactly,
+    within a lot per level), so a small scale keeps the same dynamics: from 0.01 to 1 the share
+    of accounts liquidated, averaged over seeds 0-9, stays within 1.5 points of scale 1's 9.5 %
+    (one seed's cascade varies more, the more so the fewer its accounts). The tests run it at
+    0.05."""
     return scale_scenario(Scenario(
         book=DepthProfile(mid=1_000_000, spread=1, levels=1000, step=50, touch_qty=60,
                           growth=0.01, noise=0.3),
