@@ -47,6 +47,7 @@ from .scenario import (
     Rules,
     Scenario,
     Shock,
+    UnresolvedAccountsWarning,
     compare,
     default_scenario,
     run,
@@ -64,5 +65,5 @@ __all__ = [
     "Sizing", "LimitRule", "Deficit", "ForcedKind", "MarginTiers", "Tier",
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
-    "Slippage", "slippage", "OrderError", "UnknownOrderError",
+    "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
 ]

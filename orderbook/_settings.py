@@ -85,6 +85,24 @@ def integer(lo: int | None = None, hi: int | None = None):
     return convert
 
 
+def lot_amount(hi: int):
+    """A positive number of lots that may have a fraction (an average, such as a depth
+    profile's touch): an integer, or a whole float, is kept as an int; any other finite float
+    in (0, hi] as a float."""
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise Bad(f"must be a positive number of lots, got {type_name(value)}",
+                      ConfigTypeError)
+        if not isinstance(value, Integral):
+            value = float(value)
+            if not math.isfinite(value):
+                raise Bad(f"must be a finite number, got {value}")
+        if not 0 < value <= hi:
+            raise Bad(f"must be in (0, {hi}]")
+        return int(value) if isinstance(value, Integral) or value.is_integer() else value
+    return convert
+
+
 def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
     def convert(value):
         if isinstance(value, bool) or not isinstance(value, Real):

@@ -19,7 +19,7 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     mid = 1_000_000
     levels = 1000
     step = 50
-    touch_qty = 60
+    touch_qty = 60             # lots at the touch on average; may have a fraction (1.2)
     # ... or an ExplicitBook instead: bids = [[price, lots], ...], asks = [[price, lots], ...]
     # ... or real depth from a Binance USD-M capture, read when the file is loaded:
     # binance = "capture.gz"   (relative to the scenario file), at = "end" | "snapshot" | local

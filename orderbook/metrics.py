@@ -15,7 +15,7 @@ import numpy as np
 from .events import INSURANCE_FUND, ForcedKind
 
 __all__ = ["LIQUIDATION_KINDS", "liquidations_by_generation", "dynamics", "drawdown",
-           "summarize"]
+           "unresolved", "unresolved_note", "summarize"]
 
 #: Records that liquidate (part of) an account: a forced order, a backstop or insurance-fund
 #: takeover, an auto-deleveraging close.
@@ -54,14 +54,54 @@ def drawdown(series: np.ndarray, start_mid: float) -> tuple[float, int]:
     return max(0.0, start_mid - float(mids[trough])), trough
 
 
+def unresolved(accounts) -> dict:
+    """The accounts a run leaves with negative equity, a loss that no bad-debt, socialised or
+    fund figure records while the account is still open (a bankruptcy-price order that cannot
+    fill, say, with no fund or ADL to take it over).
+
+    ``accounts``: AccountInfo of every account at the end of the run, evaluated at the final
+    mark (the insurance fund left out: its balance is ``insurance_fund_end``). Returns
+    ``unresolved_accounts`` (how many have equity < 0), ``unresolved_lots`` (their open lots,
+    summed without sign) and ``unresolved_equity`` (their equity summed, quote units, <= 0).
+    O(accounts).
+    """
+    count = lots = equity = 0
+    for info in accounts:
+        if info.equity < 0:
+            count += 1
+            lots += abs(info.position)
+            equity += info.equity
+    return {"unresolved_accounts": count, "unresolved_lots": lots, "unresolved_equity": equity}
+
+
+def unresolved_note(summary: dict) -> str | None:
+    """One line saying what a run left unresolved (accounts with negative equity, accounts
+    still queued), or None when it left nothing."""
+    count, queued = summary["unresolved_accounts"], summary["queue_left"]
+    if not count and not queued:
+        return None
+    parts = []
+    if count:
+        parts.append(f"{count:,} account{'s' if count != 1 else ''} ended with negative equity "
+                     f"({summary['unresolved_equity']:,} quote units = "
+                     f"{summary['unresolved_equity_quote']:,} in quote currency, on "
+                     f"{summary['unresolved_lots']:,} open lots), which bad_debt and socialized "
+                     f"do not include")
+    if queued:
+        parts.append(f"{queued:,} account{'s' if queued != 1 else ''} still queued for "
+                     f"liquidation")
+    return "; ".join(parts)
+
+
 def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_mid: float,
               insurance_fund: int, queue_left: int, quote_unit: Decimal,
-              counterfactual_drawdown: float | None = None) -> dict:
+              counterfactual_drawdown: float | None = None, end_accounts=()) -> dict:
     """The summary of a run, one flat dict of figures.
 
     ``accounts`` seeded (liquidatable ones dropped), ``start_mid`` (ticks) before the shock,
     ``insurance_fund`` and ``queue_left`` at the end, the ``quote_unit`` (quote currency per
-    quote unit) and the drawdown of the same run without liquidations (ticks; None: not run).
+    quote unit), the drawdown of the same run without liquidations (ticks; None: not run) and
+    ``end_accounts``, the AccountInfo of every account at the end (for :func:`unresolved`).
     """
     orders = records[records["kind"] == ForcedKind.ORDER]
     liquidated = records[np.isin(records["kind"], LIQUIDATION_KINDS)]
@@ -89,6 +129,7 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
         "insurance_fund_end": int(insurance_fund),
         "steps_to_half_recovery": half_recovery,
         "queue_left": queue_left,
+        **unresolved(end_accounts),
     }
     if counterfactual_drawdown is not None:
         cf = counterfactual_drawdown
@@ -100,6 +141,6 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
     summary.update(dynamics(series))
     summary["liquidations_by_generation"] = liquidations_by_generation(records)
     summary["quote_unit"] = quote_unit
-    for key in ("liquidated_notional", "bad_debt", "insurance_fund_end"):
+    for key in ("liquidated_notional", "bad_debt", "insurance_fund_end", "unresolved_equity"):
         summary[f"{key}_quote"] = Decimal(summary[key]) * quote_unit
     return summary

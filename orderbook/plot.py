@@ -283,6 +283,10 @@ def plot_result(result, path) -> None:
     ax_fund.set_xlabel(f"step (one liquidation round and one liquidity refill per step{note})")
 
     fig.suptitle(_title(summary, units), fontsize=12.5, y=0.985, va="top")
+    left = _unresolved_text(summary, units)
+    if left is not None:
+        fig.text(0.5, 0.922, f"⚠ {left} (not in bad debt)", ha="center", va="center",
+                 fontsize=11, fontweight="bold", color=_UNRESOLVED_COLOUR)
     fig.savefig(path, format="png")
 
 
@@ -299,9 +303,36 @@ def _title(summary: dict, units: _Units) -> str:
     return f"{line1}\n{line2}"
 
 
+def _money_text(amount: float) -> str:
+    """An amount of quote currency for a table cell: whole units from 100 up, cents below (so
+    that a small loss does not round to 0)."""
+    if amount == 0:
+        return "0"
+    return f"{amount:,.0f}" if abs(amount) >= 100 else f"{amount:,.2f}"
+
+
+def _unresolved_text(summary: dict, units: _Units) -> str | None:
+    """What a run left unresolved, in a few words for a figure, or None."""
+    count, queued = summary.get("unresolved_accounts", 0), summary.get("queue_left", 0)
+    if not count and not queued:
+        return None
+    parts = []
+    if count:
+        equity = _money_text(summary["unresolved_equity"] * units.money)
+        parts.append(f"{count:,} account{'s' if count != 1 else ''} at negative equity "
+                     f"({equity} {units.money_label} on {summary['unresolved_lots']:,} lots)")
+    if queued:
+        parts.append(f"{queued:,} still queued")
+    return "unresolved at the end: " + ", ".join(parts)
+
+
+#: The colour of what a run left unresolved, on every figure.
+_UNRESOLVED_COLOUR = "#c0392b"
+
+
 #: Columns of the comparison table: (header, summary key, formatter).
 def _columns(units: _Units):
-    money = lambda v: f"{v * units.money:,.0f}"  # noqa: E731
+    money = lambda v: _money_text(v * units.money)  # noqa: E731
     return (
         ("liquidated\naccounts", "liquidated_accounts", lambda v: f"{v:,}"),
         ("forced\norders", "forced_orders", lambda v: f"{v:,}"),
@@ -311,7 +342,23 @@ def _columns(units: _Units):
         ("amplification", "amplification", _fmt_amplification),
         (f"bad debt\n[{units.money_label}]", "bad_debt", money),
         ("ADL\nrecords", "adl_count", lambda v: f"{v:,}"),
+        ("unresolved\naccts (lots)", "unresolved_accounts", None),
+        (f"unresolved eq.\n[{units.money_label}]", "unresolved_equity", money),
+        ("queued\nat end", "queue_left", lambda v: f"{v:,}"),
     )
+
+
+#: Columns whose non-zero value marks a loss the other columns do not show.
+_UNRESOLVED_KEYS = ("unresolved_accounts", "unresolved_equity", "queue_left")
+
+
+def _cell(summary: dict, key: str, fmt) -> str:
+    value = summary.get(key)
+    if key == "unresolved_accounts":
+        return f"{value:,} ({summary['unresolved_lots']:,})" if value else "0"
+    if value is None and key != "amplification":
+        return "n/a"
+    return fmt(value)
 
 
 def plot_comparison(comparison, path) -> None:
@@ -325,17 +372,27 @@ def plot_comparison(comparison, path) -> None:
     units = _Units(next(iter(results.values())).scenario)
     n = len(results)
     table_height = 0.55 + 0.3 * n
-    fig = mpl.Figure(figsize=(12, 6.2 + table_height), dpi=100)
+    fig = mpl.Figure(figsize=(14, 6.2 + table_height), dpi=100)
     mpl.FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, 1, height_ratios=[6.2, table_height], hspace=0.3, left=0.09,
-                            right=0.82, top=0.93, bottom=0.02)
+                            right=0.80, top=0.93, bottom=0.02)
     ax = fig.add_subplot(grid[0])
     start = None
     for name, result in results.items():
         u = _Units(result.scenario)
         series = result.series
-        ax.plot(series["step"], _masked(series["last"]) * u.tick, lw=1.5,
-                drawstyle="steps-post", label=str(name))
+        sm = result.summary
+        left = _unresolved_text(sm, u)
+        short = ", ".join(text for count, text in (
+            (sm.get("unresolved_accounts", 0), f"{sm.get('unresolved_accounts', 0):,} unresolved"),
+            (sm.get("queue_left", 0), f"{sm.get('queue_left', 0):,} queued")) if count)
+        ax.plot(series["step"], _masked(series["last"]) * u.tick, lw=1.5, drawstyle="steps-post",
+                label=str(name) if left is None else f"{name}\n⚠ {short}")
+        if left is not None and len(series):
+            # A cross at the end of the path: this rule set ends with losses left open.
+            ax.plot(series["step"][-1], series["last"][-1] * u.tick, marker="X", ms=11,
+                    color=_UNRESOLVED_COLOUR, mec="white", mew=0.8, zorder=4, ls="none",
+                    label="_unresolved")
         start = start or result.summary.get("start_mid")
     if start:
         ax.axhline(start * units.tick, color="grey", lw=0.8, ls=":", label="mid before the shock")
@@ -354,20 +411,28 @@ def plot_comparison(comparison, path) -> None:
     ax_table = fig.add_subplot(grid[1])
     ax_table.axis("off")
     columns = _columns(units)
-    cells = [[str(name)] + [fmt(result.summary.get(key)) if result.summary.get(key) is not None
-                            or key == "amplification" else "n/a" for _, key, fmt in columns]
-             for name, result in results.items()]
+    summaries = [result.summary for result in results.values()]
+    cells = [[str(name)] + [_cell(sm, key, fmt) for _, key, fmt in columns]
+             for name, sm in zip(results, summaries, strict=True)]
+    # The rule set's name gets the room its longest name needs (relative to a figure column).
+    name_width = min(2.5, max(1.0, max(len(str(name)) for name in results) / 14))
+    widths = np.array([name_width] + [1.0] * len(columns))
     table = ax_table.table(cellText=cells, colLabels=["rule set"] + [h for h, _, _ in columns],
-                           cellLoc="center", bbox=[0.0, 0.0, 1.22, 1.0])
+                           colWidths=list(widths / widths.sum()), cellLoc="center",
+                           bbox=[0.0, 0.0, 1.22, 1.0])
     table.auto_set_font_size(False)
-    table.set_fontsize(9)
+    table.set_fontsize(8)
+    keys = [None] + [key for _, key, _ in columns]
     for (row, col), cell in table.get_celld().items():
         cell.set_height(2.0 if row == 0 else 1.0)  # rescaled to the bbox; headers get 2 lines
         if row == 0:
             cell.set_facecolor("#e8e8e8")
-            cell.set_text_props(fontweight="bold")
+            cell.set_text_props(fontweight="bold", fontsize=7.5)
         if col == 0 and row > 0:
             cell.set_text_props(fontweight="bold")
+        if row > 0 and keys[col] in _UNRESOLVED_KEYS and summaries[row - 1].get(keys[col]):
+            cell.set_facecolor("#f6d5d1")
+            cell.set_text_props(color=_UNRESOLVED_COLOUR, fontweight="bold")
     fig.savefig(path, format="png")
 
 

@@ -123,6 +123,71 @@ def test_run_plot(capsys, tmp_path):
     assert path.stat().st_size > 0 and f"wrote {path}" in err
 
 
+def _stuck_file(tmp_path, deficit="SOCIALIZE") -> str:
+    """tests/test_scenario.py's stuck_in_the_queue as a scenario file: two longs end queued
+    at -140 quote units (-0.70 of quote currency) on 15 lots."""
+    from test_scenario import stuck_in_the_queue
+
+    from orderbook.config import scenario_to_toml
+    from orderbook.events import Deficit
+
+    path = tmp_path / "stuck.toml"
+    path.write_text(scenario_to_toml(stuck_in_the_queue(Deficit[deficit])))
+    return str(path)
+
+
+UNRESOLVED_LINE = ("orderbook: warning: {}2 accounts ended with negative equity (-140 quote "
+                   "units = -0.700 in quote currency, on 15 open lots), which bad_debt and "
+                   "socialized do not include; 2 accounts still queued for liquidation")
+
+
+def test_run_prints_the_accounts_it_leaves_unresolved(capsys, tmp_path):
+    code, out, err = _run(capsys, "run", _stuck_file(tmp_path))
+    assert code == 0, err
+    rows = {line[:26].strip(): line[26:].split() for line in out.splitlines()}
+    assert rows["unresolved accounts"][0] == "2"
+    assert rows["unresolved lots"][:2] == ["15", "lots"]
+    assert rows["unresolved equity"][:3] == ["-0.70", "quote", "-140"]
+    assert rows["queue left"][0] == "2"
+    assert err.splitlines() == [UNRESOLVED_LINE.format("")]   # once, not also as a Python warning
+
+
+def test_run_json_carries_the_unresolved_figures(capsys, tmp_path):
+    code, out, err = _run(capsys, "run", _stuck_file(tmp_path), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["unresolved_accounts"], summary["unresolved_lots"],
+            summary["unresolved_equity"], summary["unresolved_equity_quote"]) == (
+        2, 15, -140, "-0.700")
+    assert err.splitlines() == [UNRESOLVED_LINE.format("")]
+
+
+def test_a_resolved_run_prints_no_warning(capsys):
+    code, out, err = _run(capsys, "run", "--scale", "0.05", "--no-counterfactual")
+    assert code == 0 and err == ""
+
+
+def test_compare_and_sweep_print_the_accounts_each_run_leaves_unresolved(capsys, tmp_path):
+    path = _stuck_file(tmp_path, "ADL")
+    (tmp_path / "adl.toml").write_text('[rules]\ndeficit = "ADL"\n')
+    (tmp_path / "none.toml").write_text('[rules]\ndeficit = "NONE"\n')
+    code, out, err = _run(capsys, "compare", path, "--rules", f"adl={tmp_path / 'adl.toml'}",
+                          "--rules", f"none={tmp_path / 'none.toml'}")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("rules "))
+    assert lines[header].split("  ")[-3:] == ["unresolved", "unres. lots",
+                                              "unres. equity (quote)"]
+    assert lines[header + 2].split()[-3:] == ["0", "0", "0.00"]        # adl
+    assert lines[header + 3].split()[-3:] == ["2", "15", "-0.70"]      # none
+    assert err.splitlines() == [UNRESOLVED_LINE.format("rules 'none': ")]
+    code, out, err = _run(capsys, "sweep", path, "--param", "rules.deficit=ADL,NONE",
+                          "--workers", "1", "--quiet")
+    assert code == 0, err
+    assert out.splitlines()[-1].split()[-3:] == ["2", "15", "-0.70"]
+    assert err.splitlines() == [UNRESOLVED_LINE.format("rules.deficit=NONE: ")]
+
+
 # -------------------------------------------------------------------------------- compare
 def test_compare_builtin(capsys):
     code, out, err = _run(capsys, "compare", "--scale", "0.05", "--no-counterfactual")

@@ -126,3 +126,33 @@ def test_plot_replay_needs_matplotlib(lobster_replay, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "orderbook\[plot\]"'):
         plot.plot_replay(lobster_replay)
+
+
+def test_comparison_figure_shows_the_accounts_a_rule_set_leaves_unresolved(plot, tmp_path):
+    import warnings
+
+    from test_scenario import stuck_in_the_queue
+
+    from orderbook import Deficit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", orderbook.UnresolvedAccountsWarning)
+        comparison = orderbook.compare(
+            {"adl": stuck_in_the_queue(Deficit.ADL).rules,
+             "none": stuck_in_the_queue(Deficit.NONE).rules},
+            stuck_in_the_queue(Deficit.ADL), counterfactual=False)
+    units = plot._Units(comparison.results["none"].scenario)
+    cells = {key: plot._cell(comparison.results["none"].summary, key, fmt)
+             for _, key, fmt in plot._columns(units)}
+    # 2 accounts on 15 lots at -140 quote units x 0.005 = -0.70 of quote currency; 2 queued.
+    assert (cells["unresolved_accounts"], cells["unresolved_equity"], cells["queue_left"]) == (
+        "2 (15)", "-0.70", "2")
+    assert plot._unresolved_text(comparison.results["none"].summary, units) == (
+        "unresolved at the end: 2 accounts at negative equity (-0.70 quote ccy on 15 lots), "
+        "2 still queued")
+    assert plot._unresolved_text(comparison.results["adl"].summary, units) is None
+    path = tmp_path / "unresolved.png"
+    comparison.plot(path)
+    assert_sane_png(path)
+    comparison.results["none"].plot(tmp_path / "run.png")
+    assert_sane_png(tmp_path / "run.png")

@@ -11,6 +11,7 @@ from enum import IntEnum
 import numpy as np
 
 from ..events import LimitRule, Sizing
+from ..metrics import unresolved_note
 from ..scenario import Scenario, quote_unit
 
 __all__ = ["PROG", "CLIError"]
@@ -198,6 +199,11 @@ def _format_run(result, source: str) -> str:
         ["steps to half recovery", "-" if half is None else f"{half:,}", "steps",
          f"not within {s.steps} steps" if half is None else "from the trough"],
         ["queue left", f"{sm['queue_left']:,}", "", "accounts still queued at the end"],
+        ["unresolved accounts", f"{sm['unresolved_accounts']:,}", "",
+         "negative equity at the end; not in bad debt or socialized loss"],
+        ["unresolved lots", f"{sm['unresolved_lots']:,}", "lots", "their open positions"],
+        ["unresolved equity", _money(sm["unresolved_equity"], unit), "quote",
+         f"{sm['unresolved_equity']:,} quote units: their equity at the final mark"],
     ]
     out = [_describe(s, source), "", _table(["metric", "value", "unit", "note"], rows, right={1})]
     gens = sm["liquidations_by_generation"]
@@ -227,7 +233,7 @@ def _table(headers, rows, right: set) -> str:
 _DYNAMICS_HEADERS = ["trough step", "peak/step (quote)"]
 _METRIC_HEADERS = ["liq. accts", "liq. notional (quote)", "drawdown %", "ticks", "amp. x",
                    "gens", "bad debt (quote)", "ADL", "fund end (quote)", "half rec. (steps)",
-                   "queue left"]
+                   "queue left", "unresolved", "unres. lots", "unres. equity (quote)"]
 
 
 def _metric_cells(summary: dict, unit: Decimal) -> list[str]:
@@ -238,4 +244,13 @@ def _metric_cells(summary: dict, unit: Decimal) -> list[str]:
             "n/a" if amp is None else _num(amp, ".2f"), f"{summary['generations']:,}",
             _money(summary["bad_debt"], unit), f"{summary['adl_count']:,}",
             _money(summary["insurance_fund_end"], unit), "-" if half is None else f"{half:,}",
-            f"{summary['queue_left']:,}"]
+            f"{summary['queue_left']:,}", f"{summary['unresolved_accounts']:,}",
+            f"{summary['unresolved_lots']:,}", _money(summary["unresolved_equity"], unit)]
+
+
+def _warn_unresolved(summary: dict, label: str = "") -> None:
+    """The CLI's line on stderr for a run that ended with accounts unresolved (the library's
+    UnresolvedAccountsWarning, which the commands silence so it is said once, here)."""
+    note = unresolved_note(summary)
+    if note is not None:
+        print(f"{PROG}: warning: {label}{note}", file=sys.stderr)

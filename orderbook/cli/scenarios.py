@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ..config import ConfigError, load_rules, load_scenario, parse_values, scena
 from ..scenario import (
     Scenario,
     SerialExecutor,
+    UnresolvedAccountsWarning,
     builtin_rule_sets,
     coerce_param,
     compare,
@@ -37,6 +39,7 @@ from .output import (
     _Progress,
     _summary_json,
     _table,
+    _warn_unresolved,
 )
 
 __all__ = ["cmd_compare", "cmd_run", "cmd_show", "cmd_sweep"]
@@ -54,7 +57,10 @@ def _load(args) -> tuple[Scenario, Scenario, str]:
 
 def cmd_run(args) -> int:
     _, scenario, source = _load(args)
-    result = run(scenario, counterfactual=not args.no_counterfactual)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
+        result = run(scenario, counterfactual=not args.no_counterfactual)
+    _warn_unresolved(result.summary)
     if args.json:
         _print_json(_summary_json(result, source))
     else:
@@ -95,7 +101,11 @@ def cmd_compare(args) -> int:
     else:
         rule_sets = {name: scale_rules(r, args.scale)
                      for name, r in builtin_rule_sets(unscaled).items()}
-    comparison = compare(rule_sets, scenario, counterfactual=not args.no_counterfactual)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
+        comparison = compare(rule_sets, scenario, counterfactual=not args.no_counterfactual)
+    for name, res in comparison.results.items():
+        _warn_unresolved(res.summary, f"rules {name!r}: ")
     if args.json:
         _print_json(comparison.table)
     else:
@@ -163,8 +173,10 @@ def cmd_sweep(args) -> int:
     else:
         executor = ProcessPoolExecutor(max_workers=workers)
     try:
-        rows = sweep(grid, scenario, executor=executor,
-                     counterfactual=not args.no_counterfactual, progress=progress)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said below
+            rows = sweep(grid, scenario, executor=executor,
+                         counterfactual=not args.no_counterfactual, progress=progress)
     finally:
         if progress is not None:
             progress.close()
@@ -172,11 +184,13 @@ def cmd_sweep(args) -> int:
             client.close()
         else:
             executor.shutdown()
+    names = list(grid)
+    for row in rows:
+        _warn_unresolved(row, ", ".join(f"{n}={_param_text(row[n])}" for n in names) + ": ")
     if args.json:
         _print_json(rows)
         return 0
     unit = quote_unit(scenario)
-    names = list(grid)
     table = [[_param_text(row[n]) for n in names] + _metric_cells(row, unit) for row in rows]
     print(_describe(scenario, source))
     print(f"sweep: {total} runs over {', '.join(names)}")
