@@ -19,6 +19,7 @@ from .events import (
     INSURANCE_FUND,
     NO_COUNTERPARTY,
     PPM,
+    AdlRanking,
     Deficit,
     EventKind,
     ForcedKind,
@@ -52,11 +53,12 @@ class _Liquidator:
     """
 
     def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
-                 limit_rule, deficit, fraction_ppm, band_ppm, liquidation_fee_ppm,
+                 limit_rule, deficit, adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
                  backstop_discount_ppm, round_cap, backstop):
         self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
         self.k, self.max_position = k, max_position
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
+        self.adl_ranking = adl_ranking
         self.fraction_ppm, self.band_ppm = fraction_ppm, band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
@@ -156,6 +158,13 @@ class _Liquidator:
                 limit = mark * (PPM + self.band_ppm) // PPM
         else:
             limit = max(1, bankruptcy)
+        rule_limit = limit
+        # Fund first, then ADL (step 2.4): under MARKET and BAND with Deficit.ADL the order may
+        # not fill where its loss beyond the bankruptcy price would pass what the fund can pay.
+        fund_bound = (self.deficit == Deficit.ADL and not is_fund
+                      and limit_rule != LimitRule.BANKRUPTCY)
+        if fund_bound:
+            limit = self.fund_covered_limit(a, side, size, bankruptcy, limit)
         order_id = self.next_forced_id
         self.next_forced_id -= 1
         if limit is None:
@@ -182,6 +191,10 @@ class _Liquidator:
         remainder = size - filled
         if remainder and limit_rule == LimitRule.BANKRUPTCY:
             self.take_over(episode, a, side, remainder, max(1, bankruptcy))
+        elif remainder and fund_bound and limit != rule_limit:
+            blocked = self.blocked_depth(side, rule_limit, limit, remainder)
+            if blocked:
+                self.deleverage(episode, a, side, blocked, max(1, bankruptcy), self.mark())
         if a.position == 0 and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, a, side)
         # The fund can also lose by trading the positions it took over; when that takes it
@@ -193,6 +206,30 @@ class _Liquidator:
         if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, self.mark())):
             self.queue.remove(episode)
         return ledger.value(mark, size)
+
+    def fund_covered_limit(self, a: _Account, side: int, size: int, bankruptcy: int,
+                           limit: int | None) -> int:
+        """The forced order's limit under MARKET/BAND with Deficit.ADL: the tighter of the
+        rule's ``limit`` and the worst price at which ``size`` lots lose no more beyond the
+        bankruptcy price than the fund's balance and the account's equity there can pay."""
+        fund = self.ledger.accounts[INSURANCE_FUND]
+        budget = max(0, fund.collateral) + max(0, self.ledger.equity(a, bankruptcy))
+        step = budget // (size * self.k)
+        if side == Side.SELL:
+            covered = max(1, bankruptcy - step)
+            return covered if limit is None else max(limit, covered)
+        covered = max(1, min(bankruptcy + step, self.ledger.max_price))
+        return covered if limit is None else min(limit, covered)
+
+    def blocked_depth(self, side: int, rule_limit: int | None, limit: int, wanted: int) -> int:
+        """Lots (at most ``wanted``) resting against a forced order of ``side`` that the rule's
+        own limit would take and the fund-covered ``limit`` did not."""
+        opposite = -side
+        if rule_limit is None:
+            rule_limit = 1 if side == Side.SELL else self.ledger.max_price
+        within_rule = self.book.resting_qty(opposite, rule_limit)
+        within_limit = self.book.resting_qty(opposite, limit)
+        return min(wanted, within_rule - within_limit)
 
     def cancel_orders_of(self, owner: int) -> None:
         """An account entering liquidation loses its resting orders and armed stops (id order)."""
@@ -297,34 +334,72 @@ class _Liquidator:
 
     # ---------------------------------------------------------------------------- ADL
     def deleverage(self, episode, a: _Account, side: int, remainder: int, price: int,
-                   mark: int) -> None:
-        """ADL: the remainder goes to the best-ranked opposing accounts at ``price``."""
-        for other in self.adl_ranking(a, mark):
+                   mark: int) -> int:
+        """ADL: the remainder goes to the ranked opposing accounts at the bankruptcy ``price``;
+        return the lots left. A candidate that would close worse than its cap (``adl_price``)
+        is passed over while others remain, then closes at its cap, best ranked first."""
+        direction = -side  # +1: the counterparty buys (the account was long)
+        capped = []
+        for other in self.ranked(a, mark):
             qty = min(remainder, abs(other.position))
-            self.ledger.move(a, other, -side, price, qty)
-            self.record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
-                        counterparty=other.owner)
-            remainder -= qty
+            if self.adl_price(other, direction, qty, price, mark) != price:
+                capped.append(other)
+                continue
+            remainder = self.adl_close(episode, a, other, side, qty, price, mark, remainder)
+            if remainder == 0:
+                return 0
+        for other in capped:
+            qty = min(remainder, abs(other.position))
+            at = self.adl_price(other, direction, qty, price, mark)
+            remainder = self.adl_close(episode, a, other, side, qty, at, mark, remainder)
             if remainder == 0:
                 break
+        return remainder
 
-    def adl_ranking(self, a: _Account, mark: int) -> list[_Account]:
-        """Opposing profitable accounts, best ranked first: profit ratio × effective leverage.
-        O(n log n)."""
+    def adl_close(self, episode, a, other, side, qty, price, mark, remainder) -> int:
+        self.ledger.move(a, other, -side, price, qty)
+        self.record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
+                    counterparty=other.owner)
+        return remainder - qty
+
+    def adl_price(self, other: _Account, direction: int, qty: int, price: int,
+                  mark: int) -> int:
+        """Where ``other`` closes ``qty`` lots against the bankruptcy ``price``: never worse
+        for it than its cap, the better of the mark and the price that realises no loss on
+        those lots (its released cost / (qty k), floor for a buy, ceil for a sell)."""
+        released = other.cost * qty // abs(other.position)
+        if direction > 0:   # other is short and buys back
+            return min(price, max(mark, released // (qty * self.k)))
+        return max(price, min(mark, ceil_div(released, qty * self.k)))
+
+    def ranked(self, a: _Account, mark: int) -> list[_Account]:
+        """Opposing accounts with positive equity, best ranked first (``adl_ranking``), ties by
+        owner id. O(n log n)."""
         ranked = []
         for other in self.ledger.accounts.values():
             if other is a or other.owner == INSURANCE_FUND or other.position == 0:
                 continue
             if (other.position > 0) == (a.position > 0):
                 continue
-            profit = self.ledger.unrealised(other, mark)
             equity = self.ledger.equity(other, mark)
-            if profit <= 0 or equity <= 0 or other.cost == 0:
+            if equity <= 0 or other.cost == 0:
                 continue
-            notional = self.ledger.value(mark, abs(other.position))
-            ranked.append((-Fraction(profit * notional, other.cost * equity), other.owner, other))
+            ranked.append((-self.adl_key(other, equity, mark), other.owner, other))
         ranked.sort(key=lambda row: (row[0], row[1]))
         return [row[2] for row in ranked]
+
+    def adl_key(self, other: _Account, equity: int, mark: int) -> Fraction:
+        """The ranking key of an opposing account with positive equity (docs/liquidation.md)."""
+        profit = self.ledger.unrealised(other, mark)
+        if self.adl_ranking == AdlRanking.PNL_RATIO:
+            return Fraction(profit, other.cost)
+        notional = self.ledger.value(mark, abs(other.position))
+        if self.adl_ranking == AdlRanking.BINANCE:
+            margin = self.ledger.tiers.maintenance(notional)
+            return Fraction(max(0, profit) * margin, max(1, other.collateral) * equity)
+        if profit >= 0:
+            return Fraction(profit * notional, other.cost * equity)
+        return Fraction(profit * equity, other.cost * notional)
 
     # ---------------------------------------------------------------------- shortfall
     def cover_shortfall(self, episode, a: _Account, side: int) -> None:

@@ -21,7 +21,8 @@ __all__ = [
     "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE",
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
-    "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind",
+    "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
+    "AdlRanking", "ForcedKind",
     "FORCED_DTYPE",
     "AccountInfo", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS", "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
@@ -315,8 +316,21 @@ class Deficit(IntEnum):
     """What happens when the insurance fund cannot cover a liquidation."""
 
     NONE = 0       #: the fund goes negative (recorded as bad debt)
-    ADL = 1        #: auto-deleveraging of opposing profitable positions at the bankruptcy price
+    ADL = 1        #: after the fund, opposing positions closed at the bankruptcy price (capped)
     SOCIALIZE = 2  #: the shortfall is charged pro rata to unrealised profits
+
+
+class AdlRanking(IntEnum):
+    """The order in which ADL closes opposing positions (docs/liquidation.md, "ADL ranking").
+
+    Every ranking puts the larger key first, ties by the smaller owner id; U is the unrealised
+    PnL at the mark, C the entry value, N the notional at the mark, E the equity, MM the
+    maintenance margin, W the collateral.
+    """
+
+    BITMEX = 0      #: U/C x N/E when U > 0, U/C / (N/E) when U < 0 (0 when U = 0)
+    PNL_RATIO = 1   #: U/C
+    BINANCE = 2     #: max(0, U) / max(1, W) x MM/E
 
 
 class ForcedKind(IntEnum):

@@ -26,12 +26,13 @@ cdef struct Episode:
     int64_t generation    # the round number at which it entered the queue
 
 
-# An ADL candidate: its ranking key profit x notional / (cost x equity) as its numerator and
-# denominator, both positive (see adl_before for their bounds).
+# An ADL candidate: its ranking key (docs/liquidation.md, "ADL ranking") as a sign and the
+# numerator and denominator of its magnitude, both positive (see adl_before for their bounds).
 cdef struct AdlCand:
     uint128 num
     uint128 den
     owner_t owner
+    int8_t sign           # +1, 0 or -1: the key's sign (num/den is meaningless when 0)
 
 
 # One liquidation record: FORCED_DTYPE's integer fields (avg_price and slippage are derived).
@@ -65,7 +66,7 @@ cdef class Liquidator:
     # Settings (the Engine's, fixed at construction).
     cdef int64_t k                # quote units per tick x lot
     cdef qty_t max_position       # lots: the backstop takes no more than this
-    cdef int sizing, limit_rule, deficit
+    cdef int sizing, limit_rule, deficit, adl_ranking
     cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
     cdef bint has_round_cap, has_backstop
     cdef int64_t round_cap        # notional (quote units at the mark) per round
@@ -95,8 +96,15 @@ cdef class Liquidator:
                         price_t price) noexcept nogil
     cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
                             price_t mark) noexcept nogil
-    cdef void deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
-                         price_t price, price_t mark) noexcept nogil
+    cdef price_t fund_covered_limit(self, const Account* a, int side, qty_t size,
+                                    price_t bankruptcy, bint has_limit,
+                                    price_t limit) noexcept nogil
+    cdef qty_t blocked_depth(self, int side, price_t rule_limit, price_t limit,
+                             qty_t wanted) noexcept nogil
+    cdef qty_t deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                          price_t price, price_t mark) noexcept nogil
+    cdef price_t adl_price(self, const Account* other, int direction, qty_t qty, price_t price,
+                           price_t mark) noexcept nogil
     cdef void adl_candidates(self, int32_t slot, price_t mark,
                              vector[AdlCand]* out) noexcept nogil
     cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1
