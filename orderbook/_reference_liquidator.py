@@ -149,16 +149,7 @@ class _Liquidator:
             limit_rule = LimitRule.BAND if self.band_ppm else LimitRule.MARKET
         side = Side.SELL if a.position > 0 else Side.BUY
         bankruptcy = ledger.bankruptcy_price(a)
-        if limit_rule == LimitRule.MARKET:
-            limit = None
-        elif limit_rule == LimitRule.BAND:
-            if side == Side.SELL:
-                limit = max(1, ceil_div(mark * (PPM - self.band_ppm), PPM))
-            else:
-                limit = mark * (PPM + self.band_ppm) // PPM
-        else:
-            limit = max(1, bankruptcy)
-        rule_limit = limit
+        limit = rule_limit = self.order_limit(limit_rule, side, mark, bankruptcy)
         # Fund first, then ADL (step 2.4): under MARKET and BAND with Deficit.ADL the order may
         # not fill where its loss beyond the bankruptcy price would pass what the fund can pay.
         fund_bound = (self.deficit == Deficit.ADL and not is_fund
@@ -207,6 +198,16 @@ class _Liquidator:
             self.queue.remove(episode)
         return ledger.value(mark, size)
 
+    def order_limit(self, limit_rule: int, side: int, mark: int, bankruptcy: int) -> int | None:
+        """The limit price of a forced order under ``limit_rule`` (step 2.4); None: MARKET."""
+        if limit_rule == LimitRule.MARKET:
+            return None
+        if limit_rule == LimitRule.BAND:
+            if side == Side.SELL:
+                return max(1, ceil_div(mark * (PPM - self.band_ppm), PPM))
+            return mark * (PPM + self.band_ppm) // PPM
+        return max(1, bankruptcy)
+
     def fund_covered_limit(self, a: _Account, side: int, size: int, bankruptcy: int,
                            limit: int | None) -> int:
         """The forced order's limit under MARKET/BAND with Deficit.ADL: the tighter of the
@@ -246,17 +247,41 @@ class _Liquidator:
             return q
         if self.sizing == Sizing.FRACTION:
             return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
+        return self.restore_size(a, mark)
+
+    def restore_size(self, a: _Account, mark: int) -> int:
+        """RESTORE: the fewest lots x < |q| that ``restores`` says leave the account out of
+        the queue, walking the resting book within the order's limit; all |q| if none. O(|q|)
+        (the compiled twin skips the lots that cannot restore)."""
+        q = abs(a.position)
+        side = Side.SELL if a.position > 0 else Side.BUY
+        limit = self.order_limit(self.limit_rule, side, mark, self.ledger.bankruptcy_price(a))
         equity = self.ledger.equity(a, mark)
-        if equity <= 0:
-            return q
-        lo, hi = 0, q  # MM(V(mark, lo)) <= equity; find the largest such kept size
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.ledger.tiers.maintenance(self.ledger.value(mark, mid)) <= equity:
-                lo = mid
-            else:
-                hi = mid - 1
-        return q - lo
+        prices, depths = self.book.l2(2**62)[3:5] if side == Side.BUY else self.book.l2(
+            2**62)[0:2]
+        done = value = 0  # lots and value of the levels passed
+        for price, depth in zip(prices.tolist(), depths.tolist(), strict=True):
+            if limit is not None and (price < limit if side == Side.SELL else price > limit):
+                break
+            for x in range(done + 1, min(done + depth, q - 1) + 1):
+                if self.restores(side, q, x, value + self.ledger.value(price, x - done),
+                                 equity, mark):
+                    return x
+            done += depth
+            value += self.ledger.value(price, depth)
+            if done >= q - 1:
+                break
+        return q
+
+    def restores(self, side: int, q: int, x: int, value: int, equity: int, mark: int) -> bool:
+        """Whether selling (``side``) x of q lots for ``value`` quote units leaves the equity at
+        ``mark``, less the liquidation fee on them (capped at that equity, at least 0), at least
+        the maintenance margin of the q - x lots left."""
+        cost = self.ledger.value(mark, x) - value if side == Side.SELL else (
+            value - self.ledger.value(mark, x))
+        after = equity - cost
+        fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM), max(0, after))
+        return after - fee >= self.ledger.tiers.maintenance(self.ledger.value(mark, q - x))
 
     # ------------------------------------------------------------------------ records
     def record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,

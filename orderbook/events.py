@@ -301,7 +301,8 @@ class Sizing(IntEnum):
 
     FULL = 0       #: all of it
     FRACTION = 1   #: ceil(|position| * fraction_ppm / 10**6), at least one lot
-    RESTORE = 2    #: the fewest lots that bring maintenance margin back under equity at the mark
+    RESTORE = 2    #: the fewest lots whose fills from the book now, less the liquidation fee,
+    #: leave equity >= maintenance margin at the mark (all of it when none do)
 
 
 class LimitRule(IntEnum):

@@ -8,7 +8,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libcpp.vector cimport vector
 
 from orderbook._types cimport Message, oid_t, owner_t, price_t, qty_t
-from orderbook.accounts cimport Account, Ledger, money_t
+from orderbook.accounts cimport Account, Ledger, int128, money_t
 from orderbook.book cimport OrderBook
 
 cdef extern from *:
@@ -89,6 +89,15 @@ cdef class Liquidator:
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
+    cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil
+    cdef size_t tier_of(self, int128 notional) noexcept nogil
+    cdef qty_t piece_first(self, int side, qty_t q, qty_t lo, qty_t hi, qty_t done,
+                           int128 value, price_t price, int128 equity, price_t mark,
+                           size_t tier) noexcept nogil
+    cdef bint restores(self, int side, qty_t q, qty_t x, int128 value, int128 equity,
+                       price_t mark) noexcept nogil
+    cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
+                             price_t bankruptcy) noexcept nogil
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
                      money_t fill_value, price_t mark_before, money_t fee, money_t fund_cover,
                      money_t socialized, money_t bad_debt, owner_t counterparty) noexcept nogil

@@ -231,14 +231,7 @@ cdef class Liquidator:
             limit_rule = t.LIMIT_BAND if self.band_ppm else t.LIMIT_MARKET
         side = SELL if a.position > 0 else BUY
         self.ledger.bankruptcy_price(a, &bankruptcy)
-        if limit_rule == t.LIMIT_BAND:
-            if side == SELL:
-                limit = <price_t>ceil_div(<int128>mark * (t.PPM - self.band_ppm), t.PPM)
-                limit = limit if limit > 1 else 1
-            else:
-                limit = <price_t>floor_div(<int128>mark * (t.PPM + self.band_ppm), t.PPM)
-        elif limit_rule == t.LIMIT_BANKRUPTCY:
-            limit = bankruptcy if bankruptcy > 1 else 1
+        limit = self.order_limit(limit_rule, side, mark, bankruptcy)
         rule_limit = limit
         # Fund first, then ADL (step 2.4): under MARKET and BAND with Deficit.ADL the order may
         # not fill where its loss beyond the bankruptcy price would pass what the fund can pay.
@@ -305,6 +298,20 @@ cdef class Liquidator:
             return SERVED_DONE
         return SERVED_QUEUED
 
+    cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
+                             price_t bankruptcy) noexcept nogil:
+        # The limit price of a forced order under limit_rule (step 2.4); 0 for MARKET (none).
+        cdef price_t limit = 0
+        if limit_rule == t.LIMIT_BAND:
+            if side == SELL:
+                limit = <price_t>ceil_div(<int128>mark * (t.PPM - self.band_ppm), t.PPM)
+                limit = limit if limit > 1 else 1
+            else:
+                limit = <price_t>floor_div(<int128>mark * (t.PPM + self.band_ppm), t.PPM)
+        elif limit_rule == t.LIMIT_BANKRUPTCY:
+            limit = bankruptcy if bankruptcy > 1 else 1
+        return limit
+
     cdef price_t fund_covered_limit(self, const Account* a, int side, qty_t size,
                                     price_t bankruptcy, bint has_limit,
                                     price_t limit) noexcept nogil:
@@ -369,25 +376,144 @@ cdef class Liquidator:
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil:
         # Lots of a forced order under the sizing rule.
         cdef qty_t q = a.position if a.position > 0 else -a.position
-        cdef qty_t lo, hi, mid, fraction
-        cdef int128 equity
+        cdef qty_t fraction
         if self.sizing == t.SIZING_FULL:
             return q
         if self.sizing == t.SIZING_FRACTION:
             fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, t.PPM)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
-        equity = self.ledger.equity(a, mark, True)
-        if equity <= 0:
-            return q
-        lo, hi = 0, q
-        while lo < hi:
-            mid = lo + (hi - lo + 1) // 2
-            if self.ledger.requirement(self.ledger.value(mark, mid), False) <= equity:
-                lo = mid
+        return self.restore_size(a, mark)
+
+    cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil:
+        # RESTORE (the reference's restore_size): the fewest lots x < q that restores() accepts,
+        # walking the resting book within the order's limit; q if none. Each level is cut where
+        # the maintenance tier of the q - x lots left changes; on such a piece the fills' value,
+        # the equity after them and the tier's margin are linear in x, and so is
+        # Phi(x) = P (E'(x) - fee rate x W(x) / P - (N(x) r - D) / P) (see piece_first), which
+        # restores() needs >= 0 where the margin is positive and which makes it true once
+        # >= 2P: only the lots with Phi in [0, 2P) are checked one by one.
+        # O(levels + tiers + lots checked).
+        cdef qty_t q = a.position if a.position > 0 else -a.position
+        cdef int side = SELL if a.position > 0 else BUY
+        cdef price_t bankruptcy = 0, limit, price
+        cdef LevelMap* levels = &self.book.bids if side == SELL else &self.book.asks
+        cdef LevelMap.iterator it = levels.begin()
+        cdef int128 equity = self.ledger.equity(a, mark, True)
+        cdef int128 value = 0
+        cdef qty_t done = 0, depth, lo, hi, end, found
+        cdef size_t tier
+        self.ledger.bankruptcy_price(a, &bankruptcy)
+        limit = self.order_limit(self.limit_rule, side, mark, bankruptcy)
+        while it != levels.end() and done < q - 1:
+            price = level_key(-side, deref(it).first)
+            if limit and ((price < limit) if side == SELL else (price > limit)):
+                break
+            depth = deref(it).second.total
+            lo = done + 1
+            hi = done + depth if depth < q - 1 - done else q - 1
+            while lo <= hi:
+                # the piece of [lo, hi] in the tier of the lots left at lo
+                tier = self.tier_of(self.ledger.value(mark, q - lo))
+                end = hi
+                if tier > 0:
+                    end = q - <qty_t>floor_div(self.ledger.caps[tier - 1],
+                                               <int128>mark * self.k) - 1
+                    end = end if end < hi else hi
+                found = self.piece_first(side, q, lo, end, done, value, price, equity, mark,
+                                         tier)
+                if found:
+                    return found
+                lo = end + 1
+            done += depth
+            value += self.ledger.value(price, depth)
+            inc(it)
+        return q
+
+    cdef size_t tier_of(self, int128 notional) noexcept nogil:
+        # The margin tier of a notional: the first whose cap it does not pass (requirement's).
+        cdef size_t i = 0
+        cdef size_t last = self.ledger.caps.size() - 1
+        while i < last and notional > self.ledger.caps[i]:
+            i += 1
+        return i
+
+    cdef qty_t piece_first(self, int side, qty_t q, qty_t lo, qty_t hi, qty_t done,
+                           int128 value, price_t price, int128 equity, price_t mark,
+                           size_t tier) noexcept nogil:
+        # The first x in [lo, hi] that restores() accepts (0 if none), where the x-th lot fills
+        # at ``price`` after ``done`` lots worth ``value`` and the q - x lots left are in
+        # ``tier``. With E'(x) the equity after the fills, W(x) their value, f the fee rate and
+        # N(x) = V(mark, q - x): Phi(x) = P E'(x) - f W(x) - (r N(x) - D), linear in x.
+        # Where r N - D > 0 (margin > 0), restores() needs Phi >= 0 and holds once Phi >= 2P;
+        # where r N - D <= 0 (margin 0) it holds exactly when E'(x) >= 0.
+        cdef int128 P = t.PPM
+        cdef int128 k = self.k
+        cdef int128 rate = self.ledger.mm_ppm[tier]
+        cdef int128 deduction = self.ledger.mm_deduction[tier]
+        cdef int128 unit = (<int128>price - mark) * k if side == SELL else (
+            (<int128>mark - price) * k)   # E'(x + 1) - E'(x)
+        cdef int128 gain = value - self.ledger.value(mark, done)   # the done lots' fills vs mark
+        cdef int128 e_lo = equity + (gain if side == SELL else -gain) + unit * (lo - done)
+        cdef int128 w_lo = value + <int128>price * k * (lo - done)
+        cdef int128 phi_lo = P * e_lo - self.liquidation_fee_ppm * w_lo - (
+            rate * mark * k * (q - lo) - deduction)
+        cdef int128 slope = P * unit - self.liquidation_fee_ppm * price * k + rate * mark * k
+        cdef qty_t zero_from = hi + 1   # the first x of the piece whose margin is 0
+        cdef qty_t x, last
+        cdef int128 first, sure, e_from, at
+        if rate > 0:
+            x = q - <qty_t>floor_div(deduction, rate * mark * k)   # r N(x) - D <= 0 from here
+            zero_from = x if x > lo else lo
+        elif deduction >= 0:
+            zero_from = lo
+        # the part where the margin is positive: [lo, min(hi, zero_from - 1)]
+        last = hi if hi < zero_from - 1 else zero_from - 1
+        if lo <= last:
+            if slope > 0:
+                first = lo if phi_lo >= 0 else lo + ceil_div(-phi_lo, slope)
+                sure = lo if phi_lo >= 2 * P else lo + ceil_div(2 * P - phi_lo, slope)
+            elif phi_lo >= 0:
+                first = lo
+                sure = lo if phi_lo >= 2 * P else last + 1
+                if slope < 0:
+                    at = lo + floor_div(phi_lo, -slope)   # the last x with Phi >= 0
+                    last = <qty_t>at if at < last else last
             else:
-                hi = mid - 1
-        return q - lo
+                first = last + 1
+                sure = last + 1
+            x = <qty_t>first if first <= last else last + 1
+            while x <= last and x < sure:
+                if self.restores(side, q, x, w_lo + <int128>price * k * (x - lo),
+                                 equity, mark):
+                    return x
+                x += 1
+            if sure <= last:
+                return <qty_t>sure
+        # the part where the margin is 0: the first x with E'(x) >= 0
+        if zero_from <= hi:
+            x = zero_from if zero_from > lo else lo
+            e_from = e_lo + unit * (x - lo)
+            if e_from >= 0:
+                return x
+            if unit > 0:
+                at = x + ceil_div(-e_from, unit)
+                if at <= hi:
+                    return <qty_t>at
+        return 0
+
+    cdef bint restores(self, int side, qty_t q, qty_t x, int128 value, int128 equity,
+                       price_t mark) noexcept nogil:
+        # Whether selling (side) x of q lots for value quote units leaves the equity at mark,
+        # less the liquidation fee on them (capped at that equity, at least 0), at least the
+        # maintenance margin of the q - x lots left (the reference's restores).
+        cdef int128 cost = self.ledger.value(mark, x) - value if side == SELL else (
+            value - self.ledger.value(mark, x))
+        cdef int128 after = equity - cost
+        cdef int128 fee = ceil_div(value * self.liquidation_fee_ppm, t.PPM)
+        cdef int128 cap = after if after > 0 else 0
+        fee = fee if fee < cap else cap
+        return after - fee >= self.ledger.requirement(self.ledger.value(mark, q - x), False)
 
     # ------------------------------------------------------------------ records
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,

@@ -744,3 +744,80 @@ def test_adl_covers_what_the_fund_cannot_under_market_and_band(engine_cls, limit
     assert (eng.account(1).position, eng.account(1).collateral) == (0, 0)
     assert eng.book.quantity_at(B, 60) == 50
     assert_conserved(eng, [1, 2, 101])
+
+
+# =========================================================================== RESTORE (issue #12)
+
+
+def _restore_case(engine_cls, fee_ppm, collateral, bids):
+    # Owner 1: long 4 @ 100 (cost 400) with ``collateral``; index mark 100, so E = collateral and
+    # MM(4 lots) = ceil(400 x 5 %) = 20, MM(3) = 15, MM(2) = 10, MM(1) = 5. LP 101 bids.
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.RESTORE,
+               liquidation_fee_ppm=fee_ppm)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, collateral)
+    eng.seed_position(1, 100, 100, 4)
+    for i, (price, qty) in enumerate(bids):
+        eng.limit(10 + i, B, price, qty, 101)
+    eng.set_index(100)
+    return eng
+
+
+def test_restore_with_a_fee_at_the_maintenance_rate_closes_in_one_order(engine_cls):
+    # Defect 1 (issue #12): MM 5 %, fee 5 %, E = 19. Selling x lots at the mark costs nothing
+    # but the fee 5 x: x = 1: 19 - 5 = 14 < MM(3) 15; x = 2: 19 - 10 = 9 < 10; x = 3: 4 < 5. No
+    # x < 4 restores, so one order closes all 4: fee min(20, 19) = 19, collateral 0. (Sized
+    # without the fee, it took four 1-lot orders, fees 5, 5, 5, 4, to the same end.)
+    eng = _restore_case(engine_cls, 50_000, 19, [(100, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["fee"]) for r in records] == [(4, 4, 19)]
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 0)
+    assert eng.insurance_fund == 19
+    assert_conserved(eng, [1, 100, 101])
+
+
+def test_restore_with_a_small_fee_restores_in_one_step(engine_cls):
+    # Fee 1 %: x = 1 leaves 19 - 1 = 18 >= MM(3) 15: one lot, then the account leaves the queue.
+    eng = _restore_case(engine_cls, 10_000, 19, [(100, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["fee"]) for r in records] == [(1, 1, 1)]
+    a = eng.account(1)
+    assert (a.position, a.collateral, a.equity, a.maintenance_margin) == (3, 18, 18, 15)
+    assert list(eng.queue()) == []
+
+
+def test_restore_sizes_with_the_fee(engine_cls):
+    # Fee 2 %, E = 16: x = 1 leaves 16 - 2 = 14 < 15 (sized without the fee, x = 1 and a second
+    # step); x = 2 leaves 16 - 4 = 12 >= MM(2) 10: one order of 2 lots.
+    eng = _restore_case(engine_cls, 20_000, 16, [(100, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["fee"]) for r in records] == [(2, 2, 4)]
+    a = eng.account(1)
+    assert (a.position, a.collateral, a.equity, a.maintenance_margin) == (2, 12, 12, 10)
+    assert list(eng.queue()) == []
+
+
+def test_restore_sizes_with_the_books_execution_cost(engine_cls):
+    # No fee, E = 15, bids only at 99: x = 1 fills 1 @ 99, 1 below the mark: 15 - 1 = 14 < 15
+    # (sized at the mark, x = 1 and a second step); x = 2: 15 - 2 = 13 >= MM(2) 10. Selling
+    # 2 @ 99: R = 200, 198 - 200 = -2 -> collateral 13, 2 lots, E = 13 at 100.
+    eng = _restore_case(engine_cls, 0, 15, [(99, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["avg_price"]) for r in records] == [(2, 2, 99.0)]
+    a = eng.account(1)
+    assert (a.position, a.collateral, a.equity) == (2, 13, 13)
+    assert list(eng.queue()) == []
+
+
+def test_restore_closes_everything_when_the_book_cannot_restore(engine_cls):
+    # No fee, E = 15, 1 lot bid at 100 then 5 at 90: x = 1 fills at 100 (15 >= 15 restores).
+    # With only the 90s: x = 1: 15 - 10 = 5 < 15; x = 2: -5; x = 3: -15: none, so all 4
+    # lots go in one order: 4 @ 90, R = 400, 360 - 400 = -40 -> collateral -25 -> shortfall.
+    eng = _restore_case(engine_cls, 0, 15, [(100, 1), (90, 5)])
+    assert [(r["qty"], r["filled"]) for r in rows(eng.liquidate())] == [(1, 1)]
+    eng = _restore_case(engine_cls, 0, 15, [(90, 5)])
+    records = rows(eng.liquidate())
+    assert [(kind(r), r["qty"], r["filled"]) for r in records] == [
+        ("ORDER", 4, 4), ("SHORTFALL", 0, 0)]
+    assert records[1]["bad_debt"] == 25
