@@ -92,7 +92,7 @@ cdef class Engine:
     deficit : Deficit or int, default Deficit.NONE
         What covers a loss the insurance fund cannot. See "Takeover" and "Shortfall".
     adl_ranking : AdlRanking or int, default AdlRanking.BITMEX
-        The order in which ``Deficit.ADL`` closes opposing positions. See "ADL ranking".
+        The order in which ``Deficit.ADL`` closes opposing positions. See "ADL".
     stp : SelfTradePrevention or int, default SelfTradePrevention.NONE
         The book's self-trade prevention (docs/semantics.md).
     amend_rule : AmendRule or int, default AmendRule.REDUCE_KEEPS_PRIORITY

@@ -322,7 +322,7 @@ class Deficit(IntEnum):
 
 
 class AdlRanking(IntEnum):
-    """The order in which ADL closes opposing positions (docs/liquidation.md, "ADL ranking").
+    """The order in which ADL closes opposing positions (docs/liquidation.md, "ADL").
 
     Every ranking puts the larger key first, ties by the smaller owner id; U is the unrealised
     PnL at the mark, C the entry value, N the notional at the mark, E the equity, MM the
