@@ -21,6 +21,7 @@ import warnings
 from . import _validation as check
 from .events import (
     INSURANCE_FUND,
+    AdlRanking,
     AmendRule,
     Deficit,
     LimitRule,
@@ -35,7 +36,7 @@ RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm"
          "backstop_discount_ppm")
 #: The constructor's liquidation rules and their enums.
 RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit_rule", LimitRule),
-         ("deficit", Deficit))
+         ("deficit", Deficit), ("adl_ranking", AdlRanking))
 
 
 # ------------------------------------------------------------------------------- settings

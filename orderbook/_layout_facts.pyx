@@ -59,6 +59,8 @@ def c_layout():
         "LimitRule.BANKRUPTCY": t.LIMIT_BANKRUPTCY,
         "Deficit.NONE": t.DEFICIT_NONE, "Deficit.ADL": t.DEFICIT_ADL,
         "Deficit.SOCIALIZE": t.DEFICIT_SOCIALIZE,
+        "AdlRanking.BITMEX": t.ADL_RANK_BITMEX, "AdlRanking.PNL_RATIO": t.ADL_RANK_PNL_RATIO,
+        "AdlRanking.BINANCE": t.ADL_RANK_BINANCE,
         "ForcedKind.ORDER": t.FK_ORDER, "ForcedKind.BACKSTOP": t.FK_BACKSTOP,
         "ForcedKind.FUND_TAKEOVER": t.FK_FUND_TAKEOVER, "ForcedKind.ADL": t.FK_ADL,
         "ForcedKind.SHORTFALL": t.FK_SHORTFALL,

@@ -19,6 +19,7 @@ from .events import (
     INSURANCE_FUND,
     NO_COUNTERPARTY,
     PPM,
+    AdlRanking,
     Deficit,
     EventKind,
     ForcedKind,
@@ -52,11 +53,12 @@ class _Liquidator:
     """
 
     def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
-                 limit_rule, deficit, fraction_ppm, band_ppm, liquidation_fee_ppm,
+                 limit_rule, deficit, adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
                  backstop_discount_ppm, round_cap, backstop):
         self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
         self.k, self.max_position = k, max_position
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
+        self.adl_ranking = adl_ranking
         self.fraction_ppm, self.band_ppm = fraction_ppm, band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
@@ -147,15 +149,13 @@ class _Liquidator:
             limit_rule = LimitRule.BAND if self.band_ppm else LimitRule.MARKET
         side = Side.SELL if a.position > 0 else Side.BUY
         bankruptcy = ledger.bankruptcy_price(a)
-        if limit_rule == LimitRule.MARKET:
-            limit = None
-        elif limit_rule == LimitRule.BAND:
-            if side == Side.SELL:
-                limit = max(1, ceil_div(mark * (PPM - self.band_ppm), PPM))
-            else:
-                limit = mark * (PPM + self.band_ppm) // PPM
-        else:
-            limit = max(1, bankruptcy)
+        limit = rule_limit = self.order_limit(limit_rule, side, mark, bankruptcy)
+        # Fund first, then ADL (step 2.4): under MARKET and BAND with Deficit.ADL the order may
+        # not fill where its loss beyond the bankruptcy price would pass what the fund can pay.
+        fund_bound = (self.deficit == Deficit.ADL and not is_fund
+                      and limit_rule != LimitRule.BANKRUPTCY)
+        if fund_bound:
+            limit = self.fund_covered_limit(a, side, size, bankruptcy, limit)
         order_id = self.next_forced_id
         self.next_forced_id -= 1
         if limit is None:
@@ -182,6 +182,10 @@ class _Liquidator:
         remainder = size - filled
         if remainder and limit_rule == LimitRule.BANKRUPTCY:
             self.take_over(episode, a, side, remainder, max(1, bankruptcy))
+        elif remainder and fund_bound and limit != rule_limit:
+            blocked = self.blocked_depth(side, rule_limit, limit, remainder)
+            if blocked:
+                self.deleverage(episode, a, side, blocked, max(1, bankruptcy), self.mark())
         if a.position == 0 and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, a, side)
         # The fund can also lose by trading the positions it took over; when that takes it
@@ -193,6 +197,40 @@ class _Liquidator:
         if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, self.mark())):
             self.queue.remove(episode)
         return ledger.value(mark, size)
+
+    def order_limit(self, limit_rule: int, side: int, mark: int, bankruptcy: int) -> int | None:
+        """The limit price of a forced order under ``limit_rule`` (step 2.4); None: MARKET."""
+        if limit_rule == LimitRule.MARKET:
+            return None
+        if limit_rule == LimitRule.BAND:
+            if side == Side.SELL:
+                return max(1, ceil_div(mark * (PPM - self.band_ppm), PPM))
+            return mark * (PPM + self.band_ppm) // PPM
+        return max(1, bankruptcy)
+
+    def fund_covered_limit(self, a: _Account, side: int, size: int, bankruptcy: int,
+                           limit: int | None) -> int:
+        """The forced order's limit under MARKET/BAND with Deficit.ADL: the tighter of the
+        rule's ``limit`` and the worst price at which ``size`` lots lose no more beyond the
+        bankruptcy price than the fund's balance and the account's equity there can pay."""
+        fund = self.ledger.accounts[INSURANCE_FUND]
+        budget = max(0, fund.collateral) + max(0, self.ledger.equity(a, bankruptcy))
+        step = budget // (size * self.k)
+        if side == Side.SELL:
+            covered = max(1, bankruptcy - step)
+            return covered if limit is None else max(limit, covered)
+        covered = max(1, min(bankruptcy + step, self.ledger.max_price))
+        return covered if limit is None else min(limit, covered)
+
+    def blocked_depth(self, side: int, rule_limit: int | None, limit: int, wanted: int) -> int:
+        """Lots (at most ``wanted``) resting against a forced order of ``side`` that the rule's
+        own limit would take and the fund-covered ``limit`` did not."""
+        opposite = -side
+        if rule_limit is None:
+            rule_limit = 1 if side == Side.SELL else self.ledger.max_price
+        within_rule = self.book.resting_qty(opposite, rule_limit)
+        within_limit = self.book.resting_qty(opposite, limit)
+        return min(wanted, within_rule - within_limit)
 
     def cancel_orders_of(self, owner: int) -> None:
         """An account entering liquidation loses its resting orders and armed stops (id order)."""
@@ -209,17 +247,41 @@ class _Liquidator:
             return q
         if self.sizing == Sizing.FRACTION:
             return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
+        return self.restore_size(a, mark)
+
+    def restore_size(self, a: _Account, mark: int) -> int:
+        """RESTORE: the fewest lots x < |q| that ``restores`` says leave the account out of
+        the queue, walking the resting book within the order's limit; all |q| if none. O(|q|)
+        (the compiled twin skips the lots that cannot restore)."""
+        q = abs(a.position)
+        side = Side.SELL if a.position > 0 else Side.BUY
+        limit = self.order_limit(self.limit_rule, side, mark, self.ledger.bankruptcy_price(a))
         equity = self.ledger.equity(a, mark)
-        if equity <= 0:
-            return q
-        lo, hi = 0, q  # MM(V(mark, lo)) <= equity; find the largest such kept size
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.ledger.tiers.maintenance(self.ledger.value(mark, mid)) <= equity:
-                lo = mid
-            else:
-                hi = mid - 1
-        return q - lo
+        prices, depths = self.book.l2(2**62)[3:5] if side == Side.BUY else self.book.l2(
+            2**62)[0:2]
+        done = value = 0  # lots and value of the levels passed
+        for price, depth in zip(prices.tolist(), depths.tolist(), strict=True):
+            if limit is not None and (price < limit if side == Side.SELL else price > limit):
+                break
+            for x in range(done + 1, min(done + depth, q - 1) + 1):
+                if self.restores(side, q, x, value + self.ledger.value(price, x - done),
+                                 equity, mark):
+                    return x
+            done += depth
+            value += self.ledger.value(price, depth)
+            if done >= q - 1:
+                break
+        return q
+
+    def restores(self, side: int, q: int, x: int, value: int, equity: int, mark: int) -> bool:
+        """Whether selling (``side``) x of q lots for ``value`` quote units leaves the equity at
+        ``mark``, less the liquidation fee on them (capped at that equity, at least 0), at least
+        the maintenance margin of the q - x lots left."""
+        cost = self.ledger.value(mark, x) - value if side == Side.SELL else (
+            value - self.ledger.value(mark, x))
+        after = equity - cost
+        fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM), max(0, after))
+        return after - fee >= self.ledger.tiers.maintenance(self.ledger.value(mark, q - x))
 
     # ------------------------------------------------------------------------ records
     def record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
@@ -297,34 +359,72 @@ class _Liquidator:
 
     # ---------------------------------------------------------------------------- ADL
     def deleverage(self, episode, a: _Account, side: int, remainder: int, price: int,
-                   mark: int) -> None:
-        """ADL: the remainder goes to the best-ranked opposing accounts at ``price``."""
-        for other in self.adl_ranking(a, mark):
+                   mark: int) -> int:
+        """ADL: the remainder goes to the ranked opposing accounts at the bankruptcy ``price``;
+        return the lots left. A candidate that would close worse than its cap (``adl_price``)
+        is passed over while others remain, then closes at its cap, best ranked first."""
+        direction = -side  # +1: the counterparty buys (the account was long)
+        capped = []
+        for other in self.ranked(a, mark):
             qty = min(remainder, abs(other.position))
-            self.ledger.move(a, other, -side, price, qty)
-            self.record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
-                        counterparty=other.owner)
-            remainder -= qty
+            if self.adl_price(other, direction, qty, price, mark) != price:
+                capped.append(other)
+                continue
+            remainder = self.adl_close(episode, a, other, side, qty, price, mark, remainder)
+            if remainder == 0:
+                return 0
+        for other in capped:
+            qty = min(remainder, abs(other.position))
+            at = self.adl_price(other, direction, qty, price, mark)
+            remainder = self.adl_close(episode, a, other, side, qty, at, mark, remainder)
             if remainder == 0:
                 break
+        return remainder
 
-    def adl_ranking(self, a: _Account, mark: int) -> list[_Account]:
-        """Opposing profitable accounts, best ranked first: profit ratio × effective leverage.
-        O(n log n)."""
+    def adl_close(self, episode, a, other, side, qty, price, mark, remainder) -> int:
+        self.ledger.move(a, other, -side, price, qty)
+        self.record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
+                    counterparty=other.owner)
+        return remainder - qty
+
+    def adl_price(self, other: _Account, direction: int, qty: int, price: int,
+                  mark: int) -> int:
+        """Where ``other`` closes ``qty`` lots against the bankruptcy ``price``: never worse
+        for it than its cap, the better of the mark and the price that realises no loss on
+        those lots (its released cost / (qty k), floor for a buy, ceil for a sell)."""
+        released = other.cost * qty // abs(other.position)
+        if direction > 0:   # other is short and buys back
+            return min(price, max(mark, released // (qty * self.k)))
+        return max(price, min(mark, ceil_div(released, qty * self.k)))
+
+    def ranked(self, a: _Account, mark: int) -> list[_Account]:
+        """Opposing accounts with positive equity, best ranked first (``adl_ranking``), ties by
+        owner id. O(n log n)."""
         ranked = []
         for other in self.ledger.accounts.values():
             if other is a or other.owner == INSURANCE_FUND or other.position == 0:
                 continue
             if (other.position > 0) == (a.position > 0):
                 continue
-            profit = self.ledger.unrealised(other, mark)
             equity = self.ledger.equity(other, mark)
-            if profit <= 0 or equity <= 0 or other.cost == 0:
+            if equity <= 0 or other.cost == 0:
                 continue
-            notional = self.ledger.value(mark, abs(other.position))
-            ranked.append((-Fraction(profit * notional, other.cost * equity), other.owner, other))
+            ranked.append((-self.adl_key(other, equity, mark), other.owner, other))
         ranked.sort(key=lambda row: (row[0], row[1]))
         return [row[2] for row in ranked]
+
+    def adl_key(self, other: _Account, equity: int, mark: int) -> Fraction:
+        """The ranking key of an opposing account with positive equity (docs/liquidation.md)."""
+        profit = self.ledger.unrealised(other, mark)
+        if self.adl_ranking == AdlRanking.PNL_RATIO:
+            return Fraction(profit, other.cost)
+        notional = self.ledger.value(mark, abs(other.position))
+        if self.adl_ranking == AdlRanking.BINANCE:
+            margin = self.ledger.tiers.maintenance(notional)
+            return Fraction(max(0, profit) * margin, max(1, other.collateral) * equity)
+        if profit >= 0:
+            return Fraction(profit * notional, other.cost * equity)
+        return Fraction(profit * equity, other.cost * notional)
 
     # ---------------------------------------------------------------------- shortfall
     def cover_shortfall(self, episode, a: _Account, side: int) -> None:

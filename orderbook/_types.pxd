@@ -125,6 +125,11 @@ cdef enum:   # Deficit
     DEFICIT_ADL = 1
     DEFICIT_SOCIALIZE = 2
 
+cdef enum:   # AdlRanking
+    ADL_RANK_BITMEX = 0
+    ADL_RANK_PNL_RATIO = 1
+    ADL_RANK_BINANCE = 2
+
 cdef enum:   # ForcedKind
     FK_ORDER = 1
     FK_BACKSTOP = 2

@@ -8,6 +8,7 @@ import numpy.typing as npt
 from ._bookview import BookView
 from .events import (
     AccountInfo,
+    AdlRanking,
     AmendRule,
     Deficit,
     Event,
@@ -52,6 +53,7 @@ class Engine:
         backstop: int | None = None,
         backstop_discount_ppm: int = 0,
         deficit: Deficit | int = ...,
+        adl_ranking: AdlRanking | int = ...,
         stp: SelfTradePrevention | int = ...,
         amend_rule: AmendRule | int = ...,
         max_price: int = ...,
@@ -94,6 +96,8 @@ class Engine:
     def limit_rule(self) -> LimitRule: ...
     @property
     def deficit(self) -> Deficit: ...
+    @property
+    def adl_ranking(self) -> AdlRanking: ...
     @property
     def round_cap(self) -> int | None: ...
     @property

@@ -27,7 +27,8 @@ from ._engine_args import (
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    AccountInfo, AmendRule, Deficit, Kind, LimitRule, MarkRule, SelfTradePrevention, Sizing,
+    AccountInfo, AdlRanking, AmendRule, Deficit, Kind, LimitRule, MarkRule, SelfTradePrevention,
+    Sizing,
 )
 from .margin import DEFAULT_TIERS, MarginTiers
 
@@ -90,6 +91,8 @@ cdef class Engine:
         price.
     deficit : Deficit or int, default Deficit.NONE
         What covers a loss the insurance fund cannot. See "Takeover" and "Shortfall".
+    adl_ranking : AdlRanking or int, default AdlRanking.BITMEX
+        The order in which ``Deficit.ADL`` closes opposing positions. See "ADL".
     stp : SelfTradePrevention or int, default SelfTradePrevention.NONE
         The book's self-trade prevention (docs/semantics.md).
     amend_rule : AmendRule or int, default AmendRule.REDUCE_KEEPS_PRIORITY
@@ -146,7 +149,7 @@ cdef class Engine:
     cdef readonly price_t max_price
     cdef readonly qty_t max_position
     cdef readonly money_t total_deposits
-    cdef int _mark_rule, _sizing, _limit_rule, _deficit
+    cdef int _mark_rule, _sizing, _limit_rule, _deficit, _adl_ranking
     cdef bint has_round_cap, has_backstop, has_index, has_mark
     cdef int64_t _round_cap
     cdef owner_t _backstop
@@ -158,9 +161,9 @@ cdef class Engine:
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
                  fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
-                 deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
-                 amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
-                 max_position=None, limit=None):
+                 deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
+                 stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
+                 max_price=2**32 - 1, max_position=None, limit=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -174,7 +177,7 @@ cdef class Engine:
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
-                         deficit=deficit)
+                         deficit=deficit, adl_ranking=adl_ranking)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
         self.maker_fee_ppm = given["maker_fee_ppm"]
@@ -186,6 +189,7 @@ cdef class Engine:
         self._sizing = given["sizing"]
         self._limit_rule = given["limit_rule"]
         self._deficit = given["deficit"]
+        self._adl_ranking = given["adl_ranking"]
         self.has_round_cap = given["round_cap"] is not None
         self._round_cap = given["round_cap"] if self.has_round_cap else 0
         self.max_price, self.max_position = given["max_price"], given["max_position"]
@@ -206,8 +210,8 @@ cdef class Engine:
         self.ledger.maker_fee_ppm = self.maker_fee_ppm
         self.liquidator = Liquidator(
             self._book, self.ledger, self.k, self.max_position, self._sizing, self._limit_rule,
-            self._deficit, self.fraction_ppm, self.band_ppm, self.liquidation_fee_ppm,
-            self.backstop_discount_ppm, self.round_cap, self.backstop)
+            self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
+            self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
         return 0
@@ -232,6 +236,11 @@ cdef class Engine:
     def deficit(self):
         """What covers a loss the insurance fund cannot (Deficit)."""
         return Deficit(self._deficit)
+
+    @property
+    def adl_ranking(self):
+        """The order in which ADL closes opposing positions (AdlRanking)."""
+        return AdlRanking(self._adl_ranking)
 
     @property
     def round_cap(self):
@@ -661,6 +670,7 @@ cdef class Engine:
         other._sizing = self._sizing
         other._limit_rule = self._limit_rule
         other._deficit = self._deficit
+        other._adl_ranking = self._adl_ranking
         other.has_round_cap = self.has_round_cap
         other.has_backstop = self.has_backstop
         other.has_index = self.has_index

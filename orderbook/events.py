@@ -21,7 +21,8 @@ __all__ = [
     "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE",
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
-    "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit", "ForcedKind",
+    "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
+    "AdlRanking", "ForcedKind",
     "FORCED_DTYPE",
     "AccountInfo", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS", "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
@@ -300,7 +301,8 @@ class Sizing(IntEnum):
 
     FULL = 0       #: all of it
     FRACTION = 1   #: ceil(|position| * fraction_ppm / 10**6), at least one lot
-    RESTORE = 2    #: the fewest lots that bring maintenance margin back under equity at the mark
+    RESTORE = 2    #: the fewest lots whose fills from the book now, less the liquidation fee,
+    #: leave equity >= maintenance margin at the mark (all of it when none do)
 
 
 class LimitRule(IntEnum):
@@ -315,8 +317,21 @@ class Deficit(IntEnum):
     """What happens when the insurance fund cannot cover a liquidation."""
 
     NONE = 0       #: the fund goes negative (recorded as bad debt)
-    ADL = 1        #: auto-deleveraging of opposing profitable positions at the bankruptcy price
+    ADL = 1        #: after the fund, opposing positions closed at the bankruptcy price (capped)
     SOCIALIZE = 2  #: the shortfall is charged pro rata to unrealised profits
+
+
+class AdlRanking(IntEnum):
+    """The order in which ADL closes opposing positions (docs/liquidation.md, "ADL").
+
+    Every ranking puts the larger key first, ties by the smaller owner id; U is the unrealised
+    PnL at the mark, C the entry value, N the notional at the mark, E the equity, MM the
+    maintenance margin, W the collateral.
+    """
+
+    BITMEX = 0      #: U/C x N/E when U > 0, U/C / (N/E) when U < 0 (0 when U = 0)
+    PNL_RATIO = 1   #: U/C
+    BINANCE = 2     #: max(0, U) / max(1, W) x MM/E
 
 
 class ForcedKind(IntEnum):

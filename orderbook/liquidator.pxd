@@ -8,7 +8,7 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libcpp.vector cimport vector
 
 from orderbook._types cimport Message, oid_t, owner_t, price_t, qty_t
-from orderbook.accounts cimport Account, Ledger, money_t
+from orderbook.accounts cimport Account, Ledger, int128, money_t
 from orderbook.book cimport OrderBook
 
 cdef extern from *:
@@ -26,12 +26,13 @@ cdef struct Episode:
     int64_t generation    # the round number at which it entered the queue
 
 
-# An ADL candidate: its ranking key profit x notional / (cost x equity) as its numerator and
-# denominator, both positive (see adl_before for their bounds).
+# An ADL candidate: its ranking key (docs/liquidation.md, "ADL ranking") as a sign and the
+# numerator and denominator of its magnitude, both positive (see adl_before for their bounds).
 cdef struct AdlCand:
     uint128 num
     uint128 den
     owner_t owner
+    int8_t sign           # +1, 0 or -1: the key's sign (num/den is meaningless when 0)
 
 
 # One liquidation record: FORCED_DTYPE's integer fields (avg_price and slippage are derived).
@@ -65,7 +66,7 @@ cdef class Liquidator:
     # Settings (the Engine's, fixed at construction).
     cdef int64_t k                # quote units per tick x lot
     cdef qty_t max_position       # lots: the backstop takes no more than this
-    cdef int sizing, limit_rule, deficit
+    cdef int sizing, limit_rule, deficit, adl_ranking
     cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
     cdef bint has_round_cap, has_backstop
     cdef int64_t round_cap        # notional (quote units at the mark) per round
@@ -88,6 +89,15 @@ cdef class Liquidator:
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
+    cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil
+    cdef size_t tier_of(self, int128 notional) noexcept nogil
+    cdef qty_t piece_first(self, int side, qty_t q, qty_t lo, qty_t hi, qty_t done,
+                           int128 value, price_t price, int128 equity, price_t mark,
+                           size_t tier) noexcept nogil
+    cdef bint restores(self, int side, qty_t q, qty_t x, int128 value, int128 equity,
+                       price_t mark) noexcept nogil
+    cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
+                             price_t bankruptcy) noexcept nogil
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
                      money_t fill_value, price_t mark_before, money_t fee, money_t fund_cover,
                      money_t socialized, money_t bad_debt, owner_t counterparty) noexcept nogil
@@ -95,8 +105,15 @@ cdef class Liquidator:
                         price_t price) noexcept nogil
     cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
                             price_t mark) noexcept nogil
-    cdef void deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
-                         price_t price, price_t mark) noexcept nogil
+    cdef price_t fund_covered_limit(self, const Account* a, int side, qty_t size,
+                                    price_t bankruptcy, bint has_limit,
+                                    price_t limit) noexcept nogil
+    cdef qty_t blocked_depth(self, int side, price_t rule_limit, price_t limit,
+                             qty_t wanted) noexcept nogil
+    cdef qty_t deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                          price_t price, price_t mark) noexcept nogil
+    cdef price_t adl_price(self, const Account* other, int direction, qty_t qty, price_t price,
+                           price_t mark) noexcept nogil
     cdef void adl_candidates(self, int32_t slot, price_t mark,
                              vector[AdlCand]* out) noexcept nogil
     cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1

@@ -18,6 +18,7 @@ class Liquidator:
         sizing: int,
         limit_rule: int,
         deficit: int,
+        adl_ranking: int,
         fraction_ppm: int,
         band_ppm: int,
         liquidation_fee_ppm: int,

@@ -20,7 +20,7 @@ import numpy as np
 
 from orderbook cimport _types as t
 from orderbook._types cimport (
-    BUY, SELL, EventRec, Message, oid_t, owner_t, price_t, qty_t,
+    BUY, SELL, EventRec, LevelMap, Message, level_key, oid_t, owner_t, price_t, qty_t,
 )
 from orderbook.accounts cimport (
     Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
@@ -55,20 +55,25 @@ cdef inline void mul_wide(uint128 a, uint128 b, uint128* hi, uint128* lo) noexce
 
 
 cdef bint adl_before(const AdlCand& x, const AdlCand& y) noexcept nogil:
-    # Whether x ranks before y: the larger profit x notional / (cost x equity) first, ties by the
-    # smaller owner id (the reference's Fraction sort). Cross-multiplied, exactly: the mark is
-    # <= max_price and every position's value there fits int64 (a live engine's non-fund
-    # positions stay within 3 max_position, 3 * 2**61 < 2**63; check_state bounds a loaded
-    # one), so notional < 2**63; profit <= max(notional, cost) < 2**63 with cost < 2**63
-    # (int64), and equity = collateral + profit < 2**64. So num < 2**126 and den < 2**127 fit
-    # 128 bits, and their cross products (< 2**253) fit the 256 of mul_wide.
+    # Whether x ranks before y: the larger key first, ties by the smaller owner id (the
+    # reference's Fraction sort). Keys of different signs order by sign; keys of one sign by
+    # their magnitudes num / den, cross-multiplied, exactly (a negative key ranks higher the
+    # smaller its magnitude). The mark is <= max_price and every position's value there fits
+    # int64 (a live engine's non-fund positions stay within 3 max_position, 3 * 2**61 < 2**63;
+    # check_state bounds a loaded one), so notional and maintenance margin are < 2**63; |profit|
+    # <= max(notional, cost) < 2**63 with cost and collateral < 2**63 (int64), and equity =
+    # collateral + profit < 2**64. Every factor pair of adl_candidates is then < 2**127 and
+    # their cross products (< 2**254) fit the 256 bits of mul_wide.
     cdef uint128 lhi, llo, rhi, rlo
-    mul_wide(x.num, y.den, &lhi, &llo)
-    mul_wide(y.num, x.den, &rhi, &rlo)
-    if lhi != rhi:
-        return lhi > rhi
-    if llo != rlo:
-        return llo > rlo
+    if x.sign != y.sign:
+        return x.sign > y.sign
+    if x.sign != 0:
+        mul_wide(x.num, y.den, &lhi, &llo)
+        mul_wide(y.num, x.den, &rhi, &rlo)
+        if lhi != rhi:
+            return (lhi > rhi) == (x.sign > 0)
+        if llo != rlo:
+            return (llo > rlo) == (x.sign > 0)
     return x.owner < y.owner
 
 
@@ -86,9 +91,9 @@ cdef class Liquidator:
     """
 
     def __init__(self, OrderBook book, Ledger ledger, int64_t k, qty_t max_position, int sizing,
-                 int limit_rule, int deficit, int64_t fraction_ppm, int64_t band_ppm,
-                 int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm, round_cap,
-                 backstop):
+                 int limit_rule, int deficit, int adl_ranking, int64_t fraction_ppm,
+                 int64_t band_ppm, int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm,
+                 round_cap, backstop):
         self.book = book
         self.ledger = ledger
         self.k = k
@@ -96,6 +101,7 @@ cdef class Liquidator:
         self.sizing = sizing
         self.limit_rule = limit_rule
         self.deficit = deficit
+        self.adl_ranking = adl_ranking
         self.fraction_ppm = fraction_ppm
         self.band_ppm = band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
@@ -197,8 +203,9 @@ cdef class Liquidator:
         cdef int32_t slot = self.ledger.slot(episode.owner)
         cdef Account* a = self.acct(slot)
         cdef bint is_fund = a.owner == t.INSURANCE_FUND
-        cdef price_t mark, limit = 0, bankruptcy = 0
-        cdef qty_t size, filled = 0, remainder
+        cdef price_t mark, limit = 0, rule_limit, bankruptcy = 0
+        cdef qty_t size, filled = 0, remainder, blocked
+        cdef bint fund_bound
         cdef int side, limit_rule = self.limit_rule
         cdef int128 value = 0, equity_after
         cdef money_t fee = 0
@@ -224,19 +231,20 @@ cdef class Liquidator:
             limit_rule = t.LIMIT_BAND if self.band_ppm else t.LIMIT_MARKET
         side = SELL if a.position > 0 else BUY
         self.ledger.bankruptcy_price(a, &bankruptcy)
-        if limit_rule == t.LIMIT_BAND:
-            if side == SELL:
-                limit = <price_t>ceil_div(<int128>mark * (t.PPM - self.band_ppm), t.PPM)
-                limit = limit if limit > 1 else 1
-            else:
-                limit = <price_t>floor_div(<int128>mark * (t.PPM + self.band_ppm), t.PPM)
-        elif limit_rule == t.LIMIT_BANKRUPTCY:
-            limit = bankruptcy if bankruptcy > 1 else 1
+        limit = self.order_limit(limit_rule, side, mark, bankruptcy)
+        rule_limit = limit
+        # Fund first, then ADL (step 2.4): under MARKET and BAND with Deficit.ADL the order may
+        # not fill where its loss beyond the bankruptcy price would pass what the fund can pay.
+        fund_bound = (self.deficit == t.DEFICIT_ADL and not is_fund
+                      and limit_rule != t.LIMIT_BANKRUPTCY)
+        if fund_bound:
+            limit = self.fund_covered_limit(a, side, size, bankruptcy,
+                                            limit_rule != t.LIMIT_MARKET, limit)
         m.order_id = self.next_forced_id
         self.next_forced_id -= 1
         m.owner = a.owner
         m.side = side
-        m.kind = t.K_MARKET if limit_rule == t.LIMIT_MARKET else t.K_IOC
+        m.kind = t.K_MARKET if limit_rule == t.LIMIT_MARKET and not fund_bound else t.K_IOC
         m.price = limit
         m.stop_price = 0
         m.qty = size
@@ -262,6 +270,13 @@ cdef class Liquidator:
         remainder = size - filled
         if remainder and limit_rule == t.LIMIT_BANKRUPTCY:
             self.take_over(episode, slot, side, remainder, bankruptcy if bankruptcy > 1 else 1)
+        elif remainder and fund_bound and (limit_rule == t.LIMIT_MARKET or limit != rule_limit):
+            if limit_rule == t.LIMIT_MARKET:
+                rule_limit = 1 if side == SELL else self.ledger.max_price
+            blocked = self.blocked_depth(side, rule_limit, limit, remainder)
+            if blocked:
+                self.deleverage(episode, slot, side, blocked, bankruptcy if bankruptcy > 1 else 1,
+                                self.mark())
         a = self.acct(slot)
         if a.position == 0 and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, slot, side)
@@ -282,6 +297,60 @@ cdef class Liquidator:
         if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
             return SERVED_DONE
         return SERVED_QUEUED
+
+    cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
+                             price_t bankruptcy) noexcept nogil:
+        # The limit price of a forced order under limit_rule (step 2.4); 0 for MARKET (none).
+        cdef price_t limit = 0
+        if limit_rule == t.LIMIT_BAND:
+            if side == SELL:
+                limit = <price_t>ceil_div(<int128>mark * (t.PPM - self.band_ppm), t.PPM)
+                limit = limit if limit > 1 else 1
+            else:
+                limit = <price_t>floor_div(<int128>mark * (t.PPM + self.band_ppm), t.PPM)
+        elif limit_rule == t.LIMIT_BANKRUPTCY:
+            limit = bankruptcy if bankruptcy > 1 else 1
+        return limit
+
+    cdef price_t fund_covered_limit(self, const Account* a, int side, qty_t size,
+                                    price_t bankruptcy, bint has_limit,
+                                    price_t limit) noexcept nogil:
+        # The forced order's limit under MARKET/BAND with Deficit.ADL: the tighter of the rule's
+        # limit and the worst price at which size lots lose no more beyond the bankruptcy price
+        # than the fund's balance and the account's equity there can pay.
+        cdef money_t balance = self.acct(self.ledger.slot(t.INSURANCE_FUND)).collateral
+        cdef int128 equity = self.ledger.equity(a, bankruptcy, True)
+        cdef int128 budget = (<int128>balance if balance > 0 else 0) + (
+            equity if equity > 0 else 0)
+        cdef int128 step = floor_div(budget, <int128>size * self.k)
+        cdef int128 covered
+        if side == SELL:
+            covered = bankruptcy - step
+            covered = covered if covered > 1 else 1
+            return limit if has_limit and limit > covered else <price_t>covered
+        covered = bankruptcy + step
+        covered = covered if covered < self.ledger.max_price else self.ledger.max_price
+        covered = covered if covered > 1 else 1
+        return limit if has_limit and limit < covered else <price_t>covered
+
+    cdef qty_t blocked_depth(self, int side, price_t rule_limit, price_t limit,
+                             qty_t wanted) noexcept nogil:
+        # Lots (at most wanted) resting against a forced order of ``side`` that the rule's own
+        # limit would take and the fund-covered limit did not: bids in [rule_limit, limit) for
+        # a sell, asks in (limit, rule_limit] for a buy. O(levels walked).
+        cdef LevelMap* levels = &self.book.bids if side == SELL else &self.book.asks
+        cdef LevelMap.iterator it = levels.begin()
+        cdef price_t price
+        cdef qty_t total = 0, level
+        while it != levels.end() and total < wanted:
+            price = level_key(-side, deref(it).first)
+            if (price < rule_limit) if side == SELL else (price > rule_limit):
+                break
+            if (price < limit) if side == SELL else (price > limit):
+                level = deref(it).second.total
+                total += level if level < wanted - total else wanted - total
+            inc(it)
+        return total
 
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil:
         # An account entering liquidation loses its resting orders and armed stops (id order).
@@ -307,25 +376,144 @@ cdef class Liquidator:
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil:
         # Lots of a forced order under the sizing rule.
         cdef qty_t q = a.position if a.position > 0 else -a.position
-        cdef qty_t lo, hi, mid, fraction
-        cdef int128 equity
+        cdef qty_t fraction
         if self.sizing == t.SIZING_FULL:
             return q
         if self.sizing == t.SIZING_FRACTION:
             fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, t.PPM)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
-        equity = self.ledger.equity(a, mark, True)
-        if equity <= 0:
-            return q
-        lo, hi = 0, q
-        while lo < hi:
-            mid = lo + (hi - lo + 1) // 2
-            if self.ledger.requirement(self.ledger.value(mark, mid), False) <= equity:
-                lo = mid
+        return self.restore_size(a, mark)
+
+    cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil:
+        # RESTORE (the reference's restore_size): the fewest lots x < q that restores() accepts,
+        # walking the resting book within the order's limit; q if none. Each level is cut where
+        # the maintenance tier of the q - x lots left changes; on such a piece the fills' value,
+        # the equity after them and the tier's margin are linear in x, and so is
+        # Phi(x) = P (E'(x) - fee rate x W(x) / P - (N(x) r - D) / P) (see piece_first), which
+        # restores() needs >= 0 where the margin is positive and which makes it true once
+        # >= 2P: only the lots with Phi in [0, 2P) are checked one by one.
+        # O(levels + tiers + lots checked).
+        cdef qty_t q = a.position if a.position > 0 else -a.position
+        cdef int side = SELL if a.position > 0 else BUY
+        cdef price_t bankruptcy = 0, limit, price
+        cdef LevelMap* levels = &self.book.bids if side == SELL else &self.book.asks
+        cdef LevelMap.iterator it = levels.begin()
+        cdef int128 equity = self.ledger.equity(a, mark, True)
+        cdef int128 value = 0
+        cdef qty_t done = 0, depth, lo, hi, end, found
+        cdef size_t tier
+        self.ledger.bankruptcy_price(a, &bankruptcy)
+        limit = self.order_limit(self.limit_rule, side, mark, bankruptcy)
+        while it != levels.end() and done < q - 1:
+            price = level_key(-side, deref(it).first)
+            if limit and ((price < limit) if side == SELL else (price > limit)):
+                break
+            depth = deref(it).second.total
+            lo = done + 1
+            hi = done + depth if depth < q - 1 - done else q - 1
+            while lo <= hi:
+                # the piece of [lo, hi] in the tier of the lots left at lo
+                tier = self.tier_of(self.ledger.value(mark, q - lo))
+                end = hi
+                if tier > 0:
+                    end = q - <qty_t>floor_div(self.ledger.caps[tier - 1],
+                                               <int128>mark * self.k) - 1
+                    end = end if end < hi else hi
+                found = self.piece_first(side, q, lo, end, done, value, price, equity, mark,
+                                         tier)
+                if found:
+                    return found
+                lo = end + 1
+            done += depth
+            value += self.ledger.value(price, depth)
+            inc(it)
+        return q
+
+    cdef size_t tier_of(self, int128 notional) noexcept nogil:
+        # The margin tier of a notional: the first whose cap it does not pass (requirement's).
+        cdef size_t i = 0
+        cdef size_t last = self.ledger.caps.size() - 1
+        while i < last and notional > self.ledger.caps[i]:
+            i += 1
+        return i
+
+    cdef qty_t piece_first(self, int side, qty_t q, qty_t lo, qty_t hi, qty_t done,
+                           int128 value, price_t price, int128 equity, price_t mark,
+                           size_t tier) noexcept nogil:
+        # The first x in [lo, hi] that restores() accepts (0 if none), where the x-th lot fills
+        # at ``price`` after ``done`` lots worth ``value`` and the q - x lots left are in
+        # ``tier``. With E'(x) the equity after the fills, W(x) their value, f the fee rate and
+        # N(x) = V(mark, q - x): Phi(x) = P E'(x) - f W(x) - (r N(x) - D), linear in x.
+        # Where r N - D > 0 (margin > 0), restores() needs Phi >= 0 and holds once Phi >= 2P;
+        # where r N - D <= 0 (margin 0) it holds exactly when E'(x) >= 0.
+        cdef int128 P = t.PPM
+        cdef int128 k = self.k
+        cdef int128 rate = self.ledger.mm_ppm[tier]
+        cdef int128 deduction = self.ledger.mm_deduction[tier]
+        cdef int128 unit = (<int128>price - mark) * k if side == SELL else (
+            (<int128>mark - price) * k)   # E'(x + 1) - E'(x)
+        cdef int128 gain = value - self.ledger.value(mark, done)   # the done lots' fills vs mark
+        cdef int128 e_lo = equity + (gain if side == SELL else -gain) + unit * (lo - done)
+        cdef int128 w_lo = value + <int128>price * k * (lo - done)
+        cdef int128 phi_lo = P * e_lo - self.liquidation_fee_ppm * w_lo - (
+            rate * mark * k * (q - lo) - deduction)
+        cdef int128 slope = P * unit - self.liquidation_fee_ppm * price * k + rate * mark * k
+        cdef qty_t zero_from = hi + 1   # the first x of the piece whose margin is 0
+        cdef qty_t x, last
+        cdef int128 first, sure, e_from, at
+        if rate > 0:
+            x = q - <qty_t>floor_div(deduction, rate * mark * k)   # r N(x) - D <= 0 from here
+            zero_from = x if x > lo else lo
+        elif deduction >= 0:
+            zero_from = lo
+        # the part where the margin is positive: [lo, min(hi, zero_from - 1)]
+        last = hi if hi < zero_from - 1 else zero_from - 1
+        if lo <= last:
+            if slope > 0:
+                first = lo if phi_lo >= 0 else lo + ceil_div(-phi_lo, slope)
+                sure = lo if phi_lo >= 2 * P else lo + ceil_div(2 * P - phi_lo, slope)
+            elif phi_lo >= 0:
+                first = lo
+                sure = lo if phi_lo >= 2 * P else last + 1
+                if slope < 0:
+                    at = lo + floor_div(phi_lo, -slope)   # the last x with Phi >= 0
+                    last = <qty_t>at if at < last else last
             else:
-                hi = mid - 1
-        return q - lo
+                first = last + 1
+                sure = last + 1
+            x = <qty_t>first if first <= last else last + 1
+            while x <= last and x < sure:
+                if self.restores(side, q, x, w_lo + <int128>price * k * (x - lo),
+                                 equity, mark):
+                    return x
+                x += 1
+            if sure <= last:
+                return <qty_t>sure
+        # the part where the margin is 0: the first x with E'(x) >= 0
+        if zero_from <= hi:
+            x = zero_from if zero_from > lo else lo
+            e_from = e_lo + unit * (x - lo)
+            if e_from >= 0:
+                return x
+            if unit > 0:
+                at = x + ceil_div(-e_from, unit)
+                if at <= hi:
+                    return <qty_t>at
+        return 0
+
+    cdef bint restores(self, int side, qty_t q, qty_t x, int128 value, int128 equity,
+                       price_t mark) noexcept nogil:
+        # Whether selling (side) x of q lots for value quote units leaves the equity at mark,
+        # less the liquidation fee on them (capped at that equity, at least 0), at least the
+        # maintenance margin of the q - x lots left (the reference's restores).
+        cdef int128 cost = self.ledger.value(mark, x) - value if side == SELL else (
+            value - self.ledger.value(mark, x))
+        cdef int128 after = equity - cost
+        cdef int128 fee = ceil_div(value * self.liquidation_fee_ppm, t.PPM)
+        cdef int128 cap = after if after > 0 else 0
+        fee = fee if fee < cap else cap
+        return after - fee >= self.ledger.requirement(self.ledger.value(mark, q - x), False)
 
     # ------------------------------------------------------------------ records
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
@@ -424,21 +612,27 @@ cdef class Liquidator:
             self.ledger.value(mark, held), False)
 
     # ------------------------------------------------------------------ ADL
-    cdef void deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
-                         price_t price, price_t mark) noexcept nogil:
-        # ADL: the remainder goes to the best-ranked opposing accounts. The keys are built in one
-        # O(n) pass, then a heap yields them best first until the remainder is covered, so only
-        # the d accounts deleveraged are ordered: O(n + d log n). Moving lots to one candidate
-        # changes no other candidate's key (nor the mark), so this is the full sort's order.
+    cdef qty_t deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
+                          price_t price, price_t mark) noexcept nogil:
+        # ADL: the remainder goes to the ranked opposing accounts at the bankruptcy price; returns
+        # the lots left. The keys are built in one O(n) pass, then a heap yields them best first
+        # until the remainder is covered, so only the d accounts drawn are ordered:
+        # O(n + d log n). Moving lots to one candidate changes no other candidate's key (nor the
+        # mark), so this is the full sort's order. A candidate that would close worse than its
+        # cap (adl_price) is passed over while others remain, then closes at its cap, best
+        # ranked first.
         cdef vector[AdlCand] cands
+        cdef vector[owner_t] capped
         cdef AdlCand* first
-        cdef size_t n
+        cdef size_t n, i
         cdef int32_t other
         cdef qty_t held, qty
+        cdef price_t at
+        cdef int direction = -side
         self.adl_candidates(slot, mark, &cands)
         n = cands.size()
         if n == 0:
-            return
+            return remainder
         first = cands.data()
         make_heap(first, first + n, adl_after)
         while remainder and n:
@@ -448,17 +642,50 @@ cdef class Liquidator:
             held = self.acct(other).position
             held = held if held > 0 else -held
             qty = remainder if remainder < held else held
-            self.ledger.move(slot, other, -side, price, qty)
+            if self.adl_price(self.acct(other), direction, qty, price, mark) != price:
+                capped.push_back(cands[n].owner)
+                continue
+            self.ledger.move(slot, other, direction, price, qty)
             self.record(episode, t.FK_ADL, side, qty, qty, <money_t>self.ledger.value(price, qty),
                         mark, 0, 0, 0, 0, cands[n].owner)
             remainder -= qty
+        i = 0
+        while remainder and i < capped.size():
+            other = self.ledger.slot(capped[i])
+            held = self.acct(other).position
+            held = held if held > 0 else -held
+            qty = remainder if remainder < held else held
+            at = self.adl_price(self.acct(other), direction, qty, price, mark)
+            self.ledger.move(slot, other, direction, at, qty)
+            self.record(episode, t.FK_ADL, side, qty, qty, <money_t>self.ledger.value(at, qty),
+                        mark, 0, 0, 0, 0, capped[i])
+            remainder -= qty
+            i += 1
+        return remainder
+
+    cdef price_t adl_price(self, const Account* other, int direction, qty_t qty, price_t price,
+                           price_t mark) noexcept nogil:
+        # Where ``other`` closes qty lots against the bankruptcy price: never worse for it than
+        # its cap, the better of the mark and the price that realises no loss on those lots
+        # (its released cost / (qty k), floor for a buy, ceil for a sell).
+        cdef qty_t held = other.position if other.position > 0 else -other.position
+        cdef int128 released = floor_div(<int128>other.cost * qty, held)
+        cdef int128 cap
+        if direction > 0:   # other is short and buys back
+            cap = floor_div(released, <int128>qty * self.k)
+            cap = cap if cap > mark else mark
+            return price if price < cap else <price_t>cap
+        cap = ceil_div(released, <int128>qty * self.k)
+        cap = cap if cap < mark else mark
+        return price if price > cap else <price_t>cap
 
     cdef void adl_candidates(self, int32_t slot, price_t mark,
                              vector[AdlCand]* out) noexcept nogil:
-        # Opposing, profitable accounts with positive equity and cost (the reference's filter).
+        # Opposing accounts with positive equity and cost (the reference's filter), each with
+        # its key under the ADL ranking (the reference's adl_key).
         cdef const Account* a = self.acct(slot)
         cdef const Account* other
-        cdef int128 profit, equity
+        cdef int128 profit, equity, notional, size, margin
         cdef AdlCand cand
         cdef size_t i
         for i in range(self.ledger.accounts.size()):
@@ -467,14 +694,34 @@ cdef class Liquidator:
                 continue
             if (other.position > 0) == (a.position > 0):
                 continue
-            profit = self.ledger.unrealised(other, mark, True)
             equity = self.ledger.equity(other, mark, True)
-            if profit <= 0 or equity <= 0 or other.cost == 0:
+            if equity <= 0 or other.cost == 0:
                 continue
-            cand.num = <uint128>profit * <uint128>self.ledger.value(
-                mark, other.position if other.position > 0 else -other.position)
-            cand.den = <uint128>other.cost * <uint128>equity
+            profit = self.ledger.unrealised(other, mark, True)
+            size = other.position if other.position > 0 else -other.position
+            notional = self.ledger.value(mark, <qty_t>size)
             cand.owner = other.owner
+            cand.sign = 1 if profit > 0 else (-1 if profit < 0 else 0)
+            if profit < 0:
+                profit = -profit
+            cand.num = 0
+            cand.den = 1
+            if self.adl_ranking == t.ADL_RANK_PNL_RATIO:
+                cand.num = <uint128>profit
+                cand.den = <uint128>other.cost
+            elif self.adl_ranking == t.ADL_RANK_BINANCE:
+                margin = self.ledger.requirement(notional, False)
+                if cand.sign < 0 or margin == 0:
+                    cand.sign = 0
+                cand.num = <uint128>profit * <uint128>margin
+                cand.den = <uint128>(other.collateral if other.collateral > 1 else 1) * \
+                    <uint128>equity
+            elif cand.sign > 0:
+                cand.num = <uint128>profit * <uint128>notional
+                cand.den = <uint128>other.cost * <uint128>equity
+            else:
+                cand.num = <uint128>profit * <uint128>equity
+                cand.den = <uint128>other.cost * <uint128>notional
             out.push_back(cand)
 
     # ------------------------------------------------------------------ shortfall
@@ -545,6 +792,7 @@ cdef class Liquidator:
         other.sizing = self.sizing
         other.limit_rule = self.limit_rule
         other.deficit = self.deficit
+        other.adl_ranking = self.adl_ranking
         other.fraction_ppm = self.fraction_ppm
         other.band_ppm = self.band_ppm
         other.liquidation_fee_ppm = self.liquidation_fee_ppm

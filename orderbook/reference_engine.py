@@ -42,6 +42,7 @@ from .events import (
     PRICED_KINDS,
     STOP_KINDS,
     AccountInfo,
+    AdlRanking,
     AmendRule,
     Deficit,
     EventKind,
@@ -252,9 +253,9 @@ class Engine:
                  taker_fee_ppm=0, maker_fee_ppm=0, mark_rule=MarkRule.LAST, sizing=Sizing.FULL,
                  fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
-                 deficit=Deficit.NONE, stp=SelfTradePrevention.NONE,
-                 amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY, max_price=2**32 - 1,
-                 max_position=None, limit=None):
+                 deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
+                 stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
+                 max_price=2**32 - 1, max_position=None, limit=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -267,12 +268,13 @@ class Engine:
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
-                         deficit=deficit)
+                         deficit=deficit, adl_ranking=adl_ranking)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         for name in RATES:
             setattr(self, name, given[name])
         self.mark_rule, self.sizing = given["mark_rule"], given["sizing"]
         self.limit_rule, self.deficit = given["limit_rule"], given["deficit"]
+        self.adl_ranking = given["adl_ranking"]
         self.round_cap = given["round_cap"]
         self.max_price, self.max_position = given["max_price"], given["max_position"]
         fund = given["insurance_fund"]
@@ -294,6 +296,7 @@ class Engine:
         self._liquidator = _Liquidator(
             self._book, self._ledger, self.mark_price, k=self.k, max_position=self.max_position,
             sizing=self.sizing, limit_rule=self.limit_rule, deficit=self.deficit,
+            adl_ranking=self.adl_ranking,
             fraction_ppm=self.fraction_ppm, band_ppm=self.band_ppm,
             liquidation_fee_ppm=self.liquidation_fee_ppm,
             backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,

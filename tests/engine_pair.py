@@ -27,7 +27,9 @@ bankruptcy price follows its formula; ``margin_ratio`` is MM / E (inf, 0.0); rec
 (kinds, sides, counterparties, ``filled <= qty``, ``generation <= round``, ``avg_price`` =
 ``notional / (filled k)`` correctly rounded, NaN exactly when nothing filled, fund records only
 fee-free orders or bad-debt shortfalls) and a negative fund is covered by recorded bad debt; the
-records ``liquidate()`` returns are the tail of ``forced_orders()``; and after a ``liquidate()``
+records ``liquidate()`` returns are the tail of ``forced_orders()``; ADL never takes a
+counterparty's collateral below min(what it was, 0) (checked on the counterparties that did
+nothing else in the call); and after a ``liquidate()``
 that ran to its end with an empty queue, no non-exempt account is liquidatable at the mark.
 """
 
@@ -334,6 +336,29 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
     assert np.array_equal(hist["round"], np.arange(len(hist))), f"{where}: fund_history rounds"
 
 
+def _adl_view(eng):
+    """What _check_adl_keeps_capital compares: the records and trades so far, collaterals."""
+    return (len(eng.forced_orders()), len(eng.trades()),
+            {o: int(eng.account(o).collateral) for o in eng.owners()})
+
+
+def _check_adl_keeps_capital(where, eng, before):
+    """docs/liquidation.md, ADL: an ADL counterparty never closes worse than its cap, so ADL
+    never takes its collateral below min(what it was, 0). Checked on the counterparties of the
+    call's ADL records that did nothing else in the call (no record of their own, no trade)."""
+    n_records, n_trades, collateral = before
+    records = eng.forced_orders()[n_records:]
+    trades = eng.trades()[n_trades:]
+    busy = set(records["owner"].tolist()) | set(trades["owner"].tolist()) | set(
+        trades["maker_owner"].tolist())
+    adl = records[records["kind"] == int(ForcedKind.ADL)]
+    for owner in set(adl["counterparty"].tolist()) - busy:
+        after = int(eng.account(owner).collateral)
+        assert after >= min(collateral[owner], 0), (
+            f"{where}: ADL took account {owner}'s collateral from {collateral[owner]} to "
+            f"{after} ({type(eng).__module__})")
+
+
 # --------------------------------------------------------------------------- the driver
 
 
@@ -368,6 +393,8 @@ class Pair:
         shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
         where = f"step {self.step}: eng.{method}({shown})"
         outcomes = []
+        before = [_adl_view(eng) for eng in self.engines] if method in (
+            "liquidate", "liquidation_round") else None
         for eng in self.engines:
             try:
                 outcomes.append((getattr(eng, method)(*args, **kwargs), None))
@@ -383,6 +410,9 @@ class Pair:
         if rexc is None:
             self._compare_result(where, method, left, right)
             self._track_reserve(method, args, kwargs)
+            if before is not None:
+                for eng, seen in zip(self.engines, before, strict=True):
+                    _check_adl_keeps_capital(where, eng, seen)
         if (method in ("liquidate", "liquidation_round") or self.observe_all
                 or self.draw(st.booleans(), label="observe")):
             self.check(where)

@@ -338,7 +338,8 @@ def test_the_liquidator_refuses_to_pickle_on_its_own():
     from orderbook.liquidator import Liquidator
 
     ledger = Ledger(1, 100, 100, MarginTiers(TIERS))
-    liquidator = Liquidator(orderbook.OrderBook(), ledger, 1, 100, 0, 0, 0, 0, 0, 0, 0, None, None)
+    liquidator = Liquidator(orderbook.OrderBook(), ledger, 1, 100, 0, 0, 0, 0, 0, 0, 0, 0, None,
+                            None)
     with pytest.raises(TypeError, match="pickle its Engine"):
         pickle.dumps(liquidator)
 

@@ -573,3 +573,251 @@ def test_forced_order_records_have_zeroed_padding_so_equal_runs_are_byte_equal(e
         raw = first.view(np.uint8).reshape(len(first), first.dtype.itemsize)
         assert len(first) and not raw[:, pad].any()
         assert first.tobytes() == second.tobytes()
+
+
+# =========================================================================== ADL (issue #12)
+
+
+def _adl_hand_case(engine_cls, with_profitable_shorts=True):
+    """Issue #12, defect 8: fund 0, BANKRUPTCY + ADL, one tier MM 0.5 % / IM 1 %. Owner 1 is
+    long 10 @ 100 with 50 of collateral (bankruptcy price ceil(950 / 10) = 95); owner 4, with 40,
+    is short 10 @ 50. With ``with_profitable_shorts`` owner 1's shorts are 5 lots of owner 2
+    (collateral 100) and 5 of the exempt owner 3 (collateral 0); without, the exempt LP 100
+    sells them and buys owner 4's 10 lots back, so owner 4 is the only opposing account."""
+    eng = engine_cls(tiers=[(None, 5_000, 10_000)], limit_rule=LimitRule.BANKRUPTCY,
+                     deficit=Deficit.ADL, insurance_fund=0)
+    eng.add_account(1, 50)
+    eng.add_account(4, 40)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(102, 100_000, exempt=True)
+    if with_profitable_shorts:
+        eng.add_account(2, 100)
+        eng.add_account(3, 0, exempt=True)
+        eng.seed_position(1, 2, 100, 5)
+        eng.seed_position(1, 3, 100, 5)
+        eng.seed_position(101, 4, 50, 10)
+    else:
+        eng.seed_position(1, 100, 100, 10)
+        eng.seed_position(100, 4, 50, 10)    # the LP closes its short at 50: flat
+    eng.limit(1, B, 40, 20, 101)             # bids only at 40
+    eng.market(2, S, 1, 102)                 # a print at 40: the LAST mark is 40
+    assert eng.mark_price() == 40 and eng.account(1).bankruptcy_price == 95
+    return eng
+
+
+def test_adl_never_takes_more_than_the_counterpartys_profit(engine_cls):
+    # Defect 8 (issue #12). At 40 owner 1's IOC sell of 10 @ 95 finds no bid, the empty fund
+    # cannot take the 10 lots, so they go to ADL, ranked (U/C) x (N/E) at 40:
+    #   owner 4: U = 500 - 400 = 100, E = 140: (100/500) x (400/140) = 0.571  (first)
+    #   owner 3: U = 500 - 200 = 300, E = 300: (300/500) x (200/300) = 0.4
+    #   owner 2: U = 300, E = 400:             (300/500) x (200/400) = 0.3
+    #   (the print's seller 102 is short 1 @ 40: U = 0, key 0, last)
+    # Closing owner 4 at 95 would realise 500 - 950 = -450 (collateral 40 -> -410): its cap is
+    # the better of the mark and its no-loss price floor(500 / 10) = 50, below 95, so it is
+    # passed over. Owners 3 and 2 close 5 each at 95 (their no-loss price is 100):
+    #   each realises 500 - 475 = +25: owner 3 -> 25, owner 2 -> 125; owner 1 sells 10 @ 95:
+    #   950 - 1000 = -50 -> collateral 0, flat, no shortfall.
+    eng = _adl_hand_case(engine_cls)
+    records = rows(eng.liquidate())
+    assert [(kind(r), r["counterparty"], r["filled"], r["avg_price"]) for r in records] == [
+        ("ADL", 3, 5, 95.0), ("ADL", 2, 5, 95.0)]
+    assert [eng.account(o).collateral for o in (1, 2, 3, 4)] == [0, 125, 25, 40]
+    assert [eng.account(o).position for o in (1, 2, 3, 4)] == [0, 0, 0, -10]
+    assert eng.insurance_fund == 0
+    assert_conserved(eng, [1, 2, 3, 4, 100, 101, 102])
+
+
+def test_adl_counterparty_left_alone_closes_at_its_cap_and_the_rest_is_bad_debt(engine_cls):
+    # Defect 8 (issue #12), no other candidate: owner 4 (short 10 @ 50) and the print's seller
+    # 102 (short 1 @ 40, U = 0) are both capped below 95, so the second pass closes them best
+    # ranked first: owner 4 buys 10 at its cap min(95, max(40, floor(500 / 10))) = 50, realising
+    # 0 (collateral stays 40). Owner 1 sells 10 @ 50: 500 - 1000 = -500 -> collateral -450, flat:
+    # the empty fund pays 0 and the 450 is bad debt (Deficit.ADL), the fund -450.
+    eng = _adl_hand_case(engine_cls, with_profitable_shorts=False)
+    records = rows(eng.liquidate())
+    assert [(kind(r), r["counterparty"], r["filled"], r["avg_price"]) for r in records
+            if kind(r) == "ADL"] == [("ADL", 4, 10, 50.0)]
+    short = of_kind(records, "SHORTFALL", owner=1)
+    assert [(r["fund_cover"], r["socialized"], r["bad_debt"]) for r in short] == [(0, 0, 450)]
+    assert (eng.account(4).position, eng.account(4).collateral) == (0, 40)
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 0)
+    assert eng.insurance_fund == -450
+    assert_conserved(eng, [1, 4, 100, 101, 102])
+
+
+def _losing_shorts(engine_cls, ranking):
+    # Owner 1 long 10 (C 920, collateral 20: bankruptcy ceil(900 / 10) = 90) against owner 2
+    # short 2 @ 100 (collateral 100), owners 3 and 4 short 4 @ 90 each (collateral 100 and 50).
+    from orderbook import AdlRanking
+
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BANKRUPTCY,
+               deficit=Deficit.ADL, adl_ranking=AdlRanking[ranking])
+    eng.add_account(101, 100_000, exempt=True)
+    for owner, collateral in ((1, 20), (2, 100), (3, 100), (4, 50)):
+        eng.add_account(owner, collateral)
+    eng.seed_position(1, 2, 100, 2)
+    eng.seed_position(1, 3, 90, 4)
+    eng.seed_position(1, 4, 90, 4)
+    eng.limit(1, B, 80, 5, 101)
+    eng.set_index(92)            # owner 1: E = 20 + 920 - 920 = 20 < MM ceil(46) = 46
+    return eng
+
+
+@pytest.mark.parametrize(("ranking", "order"), [
+    # at 92, owner 2: U = 200 - 184 = 16, E 116, N 184; owners 3, 4: U = 360 - 368 = -8,
+    # E 92 and 42, N 368.
+    # BITMEX: 2: (16/200) x (184/116) > 0; 3: (-8/360) / (368/92), 4: (-8/360) / (368/42),
+    #   the smaller loss key magnitude (owner 4's) ranks first among the losers.
+    ("BITMEX", [(2, 2), (4, 4), (3, 4)]),
+    # PNL_RATIO: 2: 16/200; 3 and 4: -8/360, a tie broken by owner id.
+    ("PNL_RATIO", [(2, 2), (3, 4), (4, 4)]),
+    # BINANCE: 2: 16 x MM(184) / (100 x 116) = 16 x 10 / 11600 > 0; 3 and 4: 0, by owner id.
+    ("BINANCE", [(2, 2), (3, 4), (4, 4)]),
+])
+def test_adl_ranks_losing_opposing_positions_after_profitable_ones(engine_cls, ranking, order):
+    # Defect 4 (issue #12): once the one profitable short is used up, the losing shorts take
+    # the rest. IOC sell 10 @ 90 fills nothing (bid 80), the empty fund cannot take the 10
+    # lots, ADL closes all of them at 90 (below the mark 92, so no cap binds):
+    #   owner 2: 200 - 180 = +20 -> 120; owners 3 and 4: 360 - 360 = 0; owner 1: 900 - 920 = -20
+    #   -> collateral 0, flat.
+    eng = _losing_shorts(engine_cls, ranking)
+    records = rows(eng.liquidate())
+    assert [(r["counterparty"], r["filled"]) for r in of_kind(records, "ADL")] == order
+    assert all(r["avg_price"] == 90.0 for r in of_kind(records, "ADL"))
+    assert [eng.account(o).collateral for o in (1, 2, 3, 4)] == [0, 120, 100, 50]
+    assert all(eng.account(o).position == 0 for o in (1, 2, 3, 4))
+    assert_conserved(eng, [1, 2, 3, 4, 101])
+
+
+def test_adl_ranking_is_a_setting_kept_by_copies_and_pickles(engine_cls):
+    import pickle
+
+    from orderbook import AdlRanking
+
+    eng = make(engine_cls)
+    assert eng.adl_ranking is AdlRanking.BITMEX
+    eng = make(engine_cls, adl_ranking=2)
+    assert eng.adl_ranking is AdlRanking.BINANCE
+    assert pickle.loads(pickle.dumps(eng)).adl_ranking is AdlRanking.BINANCE
+    assert eng.copy().adl_ranking is AdlRanking.BINANCE
+    with pytest.raises(ValueError, match="adl_ranking must be one of .* got 3"):
+        make(engine_cls, adl_ranking=3)
+    with pytest.raises(TypeError, match="adl_ranking"):
+        make(engine_cls, adl_ranking="BITMEX")
+    # a pickle made before the setting existed has no adl_ranking: today's default
+    restore, (args, kwargs, state) = make(engine_cls, adl_ranking=1).__reduce__()
+    del kwargs["adl_ranking"]
+    assert restore(args, kwargs, state).adl_ranking is AdlRanking.BITMEX
+
+
+@pytest.mark.parametrize("limit_rule", [LimitRule.MARKET, LimitRule.BAND])
+def test_adl_covers_what_the_fund_cannot_under_market_and_band(engine_cls, limit_rule):
+    # Defect 3 (issue #12): fund first, then ADL, whatever the limit rule. Owner 1 (A: long
+    # 10 @ 100, collateral 100, bankruptcy 90) against owner 2 short 10 @ 100 (collateral
+    # 1000); fund 10; bids 89 x 2 and 60 x 50; index 92 (A: E 20 < MM 46).
+    # The fund-covered limit: budget = fund 10 + A's equity at 90 (100 + 900 - 1000 = 0) = 10,
+    # 10 // (10 lots x k 1) = 1 tick below 90: 89 (tighter than BAND 40 %'s ceil(55.2) = 56).
+    # IOC sell 10 @ 89 fills 2: R = 200, 178 - 200 = -22 -> collateral 78, C 800, q 8.
+    # The 8 lots the rule would sell at 60 are ADL'd at 90 against owner 2 (U = 1000 - 920 > 0;
+    # its cap max(92, 800 / 8 = 100) is above 90): owner 2 realises 800 - 720 = +80 -> 1080,
+    # short 2 (C 200); A realises 720 - 800 = -80 -> collateral -2, flat: the fund pays 2 -> 8.
+    # Before: the market order sold 8 @ 60, A's collateral -242, the fund -232 in bad debt
+    # while owner 2 kept its profit.
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=limit_rule, band_ppm=400_000,
+               deficit=Deficit.ADL, insurance_fund=10)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 100)
+    eng.add_account(2, 1000)
+    eng.seed_position(1, 2, 100, 10)
+    eng.limit(1, B, 89, 2, 101)
+    eng.limit(2, B, 60, 50, 101)
+    eng.set_index(92)
+    records = rows(eng.liquidate())
+    assert [(kind(r), r["filled"], r["avg_price"], r["counterparty"]) for r in records
+            if kind(r) != "SHORTFALL"] == [("ORDER", 2, 89.0, NO_COUNTERPARTY),
+                                           ("ADL", 8, 90.0, 2)]
+    assert [(r["fund_cover"], r["bad_debt"]) for r in of_kind(records, "SHORTFALL")] == [(2, 0)]
+    assert eng.insurance_fund == 8
+    assert (eng.account(2).position, eng.account(2).cost, eng.account(2).collateral) == (
+        -2, 200, 1080)
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 0)
+    assert eng.book.quantity_at(B, 60) == 50
+    assert_conserved(eng, [1, 2, 101])
+
+
+# =========================================================================== RESTORE (issue #12)
+
+
+def _restore_case(engine_cls, fee_ppm, collateral, bids):
+    # Owner 1: long 4 @ 100 (cost 400) with ``collateral``; index mark 100, so E = collateral and
+    # MM(4 lots) = ceil(400 x 5 %) = 20, MM(3) = 15, MM(2) = 10, MM(1) = 5. LP 101 bids.
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.RESTORE,
+               liquidation_fee_ppm=fee_ppm)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, collateral)
+    eng.seed_position(1, 100, 100, 4)
+    for i, (price, qty) in enumerate(bids):
+        eng.limit(10 + i, B, price, qty, 101)
+    eng.set_index(100)
+    return eng
+
+
+def test_restore_with_a_fee_at_the_maintenance_rate_closes_in_one_order(engine_cls):
+    # Defect 1 (issue #12): MM 5 %, fee 5 %, E = 19. Selling x lots at the mark costs nothing
+    # but the fee 5 x: x = 1: 19 - 5 = 14 < MM(3) 15; x = 2: 19 - 10 = 9 < 10; x = 3: 4 < 5. No
+    # x < 4 restores, so one order closes all 4: fee min(20, 19) = 19, collateral 0. (Sized
+    # without the fee, it took four 1-lot orders, fees 5, 5, 5, 4, to the same end.)
+    eng = _restore_case(engine_cls, 50_000, 19, [(100, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["fee"]) for r in records] == [(4, 4, 19)]
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 0)
+    assert eng.insurance_fund == 19
+    assert_conserved(eng, [1, 100, 101])
+
+
+def test_restore_with_a_small_fee_restores_in_one_step(engine_cls):
+    # Fee 1 %: x = 1 leaves 19 - 1 = 18 >= MM(3) 15: one lot, then the account leaves the queue.
+    eng = _restore_case(engine_cls, 10_000, 19, [(100, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["fee"]) for r in records] == [(1, 1, 1)]
+    a = eng.account(1)
+    assert (a.position, a.collateral, a.equity, a.maintenance_margin) == (3, 18, 18, 15)
+    assert list(eng.queue()) == []
+
+
+def test_restore_sizes_with_the_fee(engine_cls):
+    # Fee 2 %, E = 16: x = 1 leaves 16 - 2 = 14 < 15 (sized without the fee, x = 1 and a second
+    # step); x = 2 leaves 16 - 4 = 12 >= MM(2) 10: one order of 2 lots.
+    eng = _restore_case(engine_cls, 20_000, 16, [(100, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["fee"]) for r in records] == [(2, 2, 4)]
+    a = eng.account(1)
+    assert (a.position, a.collateral, a.equity, a.maintenance_margin) == (2, 12, 12, 10)
+    assert list(eng.queue()) == []
+
+
+def test_restore_sizes_with_the_books_execution_cost(engine_cls):
+    # No fee, E = 15, bids only at 99: x = 1 fills 1 @ 99, 1 below the mark: 15 - 1 = 14 < 15
+    # (sized at the mark, x = 1 and a second step); x = 2: 15 - 2 = 13 >= MM(2) 10. Selling
+    # 2 @ 99: R = 200, 198 - 200 = -2 -> collateral 13, 2 lots, E = 13 at 100.
+    eng = _restore_case(engine_cls, 0, 15, [(99, 50)])
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"], r["avg_price"]) for r in records] == [(2, 2, 99.0)]
+    a = eng.account(1)
+    assert (a.position, a.collateral, a.equity) == (2, 13, 13)
+    assert list(eng.queue()) == []
+
+
+def test_restore_closes_everything_when_the_book_cannot_restore(engine_cls):
+    # No fee, E = 15, 1 lot bid at 100 then 5 at 90: x = 1 fills at 100 (15 >= 15 restores).
+    # With only the 90s: x = 1: 15 - 10 = 5 < 15; x = 2: -5; x = 3: -15: none, so all 4
+    # lots go in one order: 4 @ 90, R = 400, 360 - 400 = -40 -> collateral -25 -> shortfall.
+    eng = _restore_case(engine_cls, 0, 15, [(100, 1), (90, 5)])
+    assert [(r["qty"], r["filled"]) for r in rows(eng.liquidate())] == [(1, 1)]
+    eng = _restore_case(engine_cls, 0, 15, [(90, 5)])
+    records = rows(eng.liquidate())
+    assert [(kind(r), r["qty"], r["filled"]) for r in records] == [
+        ("ORDER", 4, 4), ("SHORTFALL", 0, 0)]
+    assert records[1]["bad_debt"] == 25

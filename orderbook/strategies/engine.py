@@ -13,6 +13,7 @@ from ..events import (
     BACKSTOP_OWNER,
     LP_OWNER,
     PPM,
+    AdlRanking,
     Deficit,
     Kind,
     LimitRule,
@@ -98,7 +99,8 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
     ``sizing``, ``limit_rule`` and ``deficit``, ``fraction_ppm``, ``band_ppm`` (0 or up to 10 %),
     ``round_cap`` (None or 50..3,000 quote units times ``k``), ``liquidation_fee_ppm`` (0..5 %),
     ``insurance_fund`` (0..5,000 times ``k``), ``backstop`` (None or the given owner) and its
-    discount (0..20 %). Book settings (``stp``, ``amend_rule``) and bounds are left out.
+    discount (0..20 %), every ``adl_ranking``. Book settings (``stp``, ``amend_rule``) and
+    bounds are left out.
 
     Parameters
     ----------
@@ -117,6 +119,7 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
         "tiers": tiers(k),
         "insurance_fund": (st.just(0) | st.integers(0, 5_000)).map(lambda f: f * k),
         "backstop": st.sampled_from([None] if backstop is None else [None, backstop]),
+        "adl_ranking": st.sampled_from(list(AdlRanking)),
     })
     return st.tuples(own, _rule_fields(k)).map(lambda parts: {**parts[0], **parts[1]})
 
