@@ -60,7 +60,8 @@ class Market:
             limit_rule=rules.limit_rule, band_ppm=rules.band_ppm, round_cap=rules.round_cap,
             liquidation_fee_ppm=rules.liquidation_fee_ppm, insurance_fund=rules.insurance_fund,
             backstop=BACKSTOP if rules.backstop_collateral else None,
-            backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit)
+            backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit,
+            adl_ranking=rules.adl_ranking)
         eng = self.engine
         big = 10**17
         eng.add_account(HOUSE, big, exempt=True)

@@ -41,10 +41,11 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     orders = [[5, "SELL", 1_000]]   # [step, side, lots]
 
     [rules]
-    mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit
+    mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit, ...
     sizing = "FRACTION"
     limit_rule = "BAND"             # (formerly limit, still accepted)
     deficit = "ADL"
+    adl_ranking = "BITMEX"          # AdlRanking: BITMEX, PNL_RATIO, BINANCE
     round_cap = "none"              # optional values take "none"
     tiers = [[2_000_000_000, 4_000, 8_000], ["none", 25_000, 50_000]]
 

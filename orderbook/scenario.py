@@ -53,6 +53,7 @@ from ._settings import (
 from .events import (
     INSURANCE_FUND,
     INT64_MAX,
+    AdlRanking,
     Deficit,
     LimitRule,
     MarkRule,
@@ -253,6 +254,7 @@ class Rules:
     backstop_collateral: int = setting(0, integer(0, 2**62))
     backstop_discount_ppm: int = setting(0, ppm)
     deficit: Deficit = setting(Deficit.ADL, enum_name(Deficit))
+    adl_ranking: AdlRanking = setting(AdlRanking.BITMEX, enum_name(AdlRanking))
     taker_fee_ppm: int = setting(500, ppm)
     maker_fee_ppm: int = setting(200, ppm)
     liquidator: bool = setting(True, boolean)

@@ -24,7 +24,7 @@ from orderbook.config import (
     scenario_to_dict,
     scenario_to_toml,
 )
-from orderbook.events import Deficit, LimitRule, MarkRule, Side, Sizing
+from orderbook.events import AdlRanking, Deficit, LimitRule, MarkRule, Side, Sizing
 from orderbook.scenario import (
     DepthProfile,
     ExplicitBook,
@@ -308,6 +308,24 @@ def test_load_rules(tmp_path):
         load_rules(path)
     path.write_text("[rules]\nsizing = 'HALF'\n")
     with pytest.raises(ValueError, match=r"r\.toml: \[rules\] sizing = 'HALF'"):
+        load_rules(path)
+
+
+
+def test_the_adl_ranking_is_a_rule_setting_that_reaches_the_engine(tmp_path):
+    from orderbook._market import Market
+
+    path = tmp_path / "r.toml"
+    path.write_text("[rules]\nadl_ranking = 'PNL_RATIO'\n")
+    rules = load_rules(path)
+    assert rules.adl_ranking is AdlRanking.PNL_RATIO
+    assert Rules().adl_ranking is AdlRanking.BITMEX
+    assert coerce_param(default_scenario(), "rules.adl_ranking", "binance") is AdlRanking.BINANCE
+    for engine in ("compiled", "reference"):
+        scenario = replace(default_scenario(0.001), rules=rules, engine=engine)
+        assert Market(scenario).engine.adl_ranking == AdlRanking.PNL_RATIO
+    path.write_text("[rules]\nadl_ranking = 'LOUDEST'\n")
+    with pytest.raises(ValueError, match="adl_ranking = 'LOUDEST' is not one of BITMEX"):
         load_rules(path)
 
 

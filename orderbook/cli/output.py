@@ -10,7 +10,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ..events import LimitRule, Sizing
+from ..events import Deficit, LimitRule, Sizing
 from ..metrics import unresolved_note
 from ..scenario import Scenario, quote_unit
 
@@ -153,7 +153,8 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
              f"limit {r.limit_rule.name}"
              + (f" {r.band_ppm / 1e4:g}%" if r.limit_rule == LimitRule.BAND else ""),
              f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",
-             f"deficit {r.deficit.name}"]
+             f"deficit {r.deficit.name}"
+             + (f" ranked {r.adl_ranking.name}" if r.deficit == Deficit.ADL else "")]
     return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
             f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
             f"{rules_label}: {', '.join(rules)}")

@@ -88,6 +88,7 @@ def _rule_fields(quote_units: int) -> st.SearchStrategy[dict]:
         "liquidation_fee_ppm": st.just(0) | st.integers(0, 50_000),
         "backstop_discount_ppm": st.integers(0, 200_000),
         "deficit": st.sampled_from(list(Deficit)),
+        "adl_ranking": st.sampled_from(list(AdlRanking)),
     })
 
 
@@ -119,7 +120,6 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
         "tiers": tiers(k),
         "insurance_fund": (st.just(0) | st.integers(0, 5_000)).map(lambda f: f * k),
         "backstop": st.sampled_from([None] if backstop is None else [None, backstop]),
-        "adl_ranking": st.sampled_from(list(AdlRanking)),
     })
     return st.tuples(own, _rule_fields(k)).map(lambda parts: {**parts[0], **parts[1]})
 
