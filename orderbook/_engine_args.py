@@ -25,9 +25,11 @@ from .events import (
     AmendRule,
     Deficit,
     LimitRule,
+    MarginBasis,
     MarkRule,
     SelfTradePrevention,
     Sizing,
+    Trigger,
 )
 from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
 
@@ -36,7 +38,9 @@ RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm"
          "backstop_discount_ppm")
 #: The constructor's liquidation rules and their enums.
 RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit_rule", LimitRule),
-         ("deficit", Deficit), ("adl_ranking", AdlRanking))
+         ("deficit", Deficit), ("adl_ranking", AdlRanking),
+         # the margin conventions venues differ on (issue #12)
+         ("trigger", Trigger), ("mm_basis", MarginBasis))
 
 
 # ------------------------------------------------------------------------------- settings

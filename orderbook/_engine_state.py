@@ -29,6 +29,7 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   mark_rule=int(engine.mark_rule), sizing=int(engine.sizing),
                   limit_rule=int(engine.limit_rule), deficit=int(engine.deficit),
                   adl_ranking=int(engine.adl_ranking),
+                  trigger=int(engine.trigger), mm_basis=int(engine.mm_basis),
                   round_cap=engine.round_cap, backstop=engine.backstop, insurance_fund=0,
                   stp=int(book.stp), amend_rule=int(book.amend_rule),
                   max_price=int(engine.max_price), max_position=int(engine.max_position))
@@ -38,9 +39,10 @@ def constructor_args(engine) -> tuple[tuple, dict]:
 def saved_kwargs(kwargs):
     """Saved constructor keywords as the constructor takes them today: a pickle made before
     ``limit_rule`` was named so carries ``limit``, its deprecated older name (loading such a
-    pickle does not warn); one made before ``adl_ranking`` existed lacks it and loads with the
-    constructor's default (``AdlRanking.BITMEX``). Anything else goes to the constructor as it
-    is, to be checked there."""
+    pickle does not warn); one made before ``adl_ranking`` (``trigger``, ``mm_basis``) existed
+    lacks it and loads with the constructor's default (``AdlRanking.BITMEX``, ``Trigger.BELOW``,
+    ``MarginBasis.MARK``: the behaviour it was saved with). Anything else goes to the
+    constructor as it is, to be checked there."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")

@@ -61,6 +61,8 @@ def c_layout():
         "Deficit.SOCIALIZE": t.DEFICIT_SOCIALIZE,
         "AdlRanking.BITMEX": t.ADL_RANK_BITMEX, "AdlRanking.PNL_RATIO": t.ADL_RANK_PNL_RATIO,
         "AdlRanking.BINANCE": t.ADL_RANK_BINANCE,
+        "Trigger.BELOW": t.TRIGGER_BELOW, "Trigger.AT_OR_BELOW": t.TRIGGER_AT_OR_BELOW,
+        "MarginBasis.MARK": t.BASIS_MARK, "MarginBasis.ENTRY": t.BASIS_ENTRY,
         "ForcedKind.ORDER": t.FK_ORDER, "ForcedKind.BACKSTOP": t.FK_BACKSTOP,
         "ForcedKind.FUND_TAKEOVER": t.FK_FUND_TAKEOVER, "ForcedKind.ADL": t.FK_ADL,
         "ForcedKind.SHORTFALL": t.FK_SHORTFALL,

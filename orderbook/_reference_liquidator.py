@@ -264,8 +264,8 @@ class _Liquidator:
             if limit is not None and (price < limit if side == Side.SELL else price > limit):
                 break
             for x in range(done + 1, min(done + depth, q - 1) + 1):
-                if self.restores(side, q, x, value + self.ledger.value(price, x - done),
-                                 equity, mark):
+                if self.restores(a, x, value + self.ledger.value(price, x - done), equity,
+                                 mark):
                     return x
             done += depth
             value += self.ledger.value(price, depth)
@@ -273,15 +273,20 @@ class _Liquidator:
                 break
         return q
 
-    def restores(self, side: int, q: int, x: int, value: int, equity: int, mark: int) -> bool:
-        """Whether selling (``side``) x of q lots for ``value`` quote units leaves the equity at
-        ``mark``, less the liquidation fee on them (capped at that equity, at least 0), at least
-        the maintenance margin of the q - x lots left."""
-        cost = self.ledger.value(mark, x) - value if side == Side.SELL else (
+    def restores(self, a: _Account, x: int, value: int, equity: int, mark: int) -> bool:
+        """Whether closing x of a's q lots for ``value`` quote units leaves the equity at
+        ``mark``, less the liquidation fee on them (capped at that equity, at least 0), not
+        short (``trigger``) of the maintenance margin of the q - x lots left (``mm_basis``: on
+        their notional at the mark, or on the cost they keep, C - floor(C x / q))."""
+        q = abs(a.position)
+        cost = self.ledger.value(mark, x) - value if a.position > 0 else (
             value - self.ledger.value(mark, x))
         after = equity - cost
         fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM), max(0, after))
-        return after - fee >= self.ledger.tiers.maintenance(self.ledger.value(mark, q - x))
+        left = copy(a)
+        left.position = a.position - x if a.position > 0 else a.position + x
+        left.cost = a.cost - a.cost * x // q
+        return not self.ledger.short_of(after - fee, self.ledger.maintenance(left, mark))
 
     # ------------------------------------------------------------------------ records
     def record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
@@ -351,11 +356,11 @@ class _Liquidator:
             self.deleverage(episode, a, side, remainder, price, mark)
 
     def fund_can_take(self, fund, direction, price, qty, mark) -> bool:
-        """Whether the fund, after taking ``qty`` lots at ``price``, has equity for their MM."""
+        """Whether the fund, after taking ``qty`` lots at ``price``, has equity for their MM
+        (on ``mm_basis``; ``>=`` whatever the trigger: the fund is never liquidated)."""
         trial = copy(fund)
         self.ledger.apply_fill(trial, direction * qty, price)
-        notional = self.ledger.value(mark, abs(trial.position))
-        return self.ledger.equity(trial, mark) >= self.ledger.tiers.maintenance(notional)
+        return self.ledger.equity(trial, mark) >= self.ledger.maintenance(trial, mark)
 
     # ---------------------------------------------------------------------------- ADL
     def deleverage(self, episode, a: _Account, side: int, remainder: int, price: int,
@@ -420,7 +425,7 @@ class _Liquidator:
             return Fraction(profit, other.cost)
         notional = self.ledger.value(mark, abs(other.position))
         if self.adl_ranking == AdlRanking.BINANCE:
-            margin = self.ledger.tiers.maintenance(notional)
+            margin = self.ledger.maintenance(other, mark)
             return Fraction(max(0, profit) * margin, max(1, other.collateral) * equity)
         if profit >= 0:
             return Fraction(profit * notional, other.cost * equity)

@@ -130,6 +130,14 @@ cdef enum:   # AdlRanking
     ADL_RANK_PNL_RATIO = 1
     ADL_RANK_BINANCE = 2
 
+cdef enum:   # Trigger
+    TRIGGER_BELOW = 0
+    TRIGGER_AT_OR_BELOW = 1
+
+cdef enum:   # MarginBasis
+    BASIS_MARK = 0
+    BASIS_ENTRY = 1
+
 cdef enum:   # ForcedKind
     FK_ORDER = 1
     FK_BACKSTOP = 2

@@ -50,6 +50,8 @@ cdef class Ledger:
     cdef int64_t taker_fee_ppm    # of a trade's value, paid by its taker (forced takers pay none)
     cdef int64_t maker_fee_ppm    # of a trade's value, paid by its maker
     cdef money_t fees_collected   # quote units the trading fees took out of the accounts
+    cdef int trigger              # Trigger: E < MM or E <= MM makes an account liquidatable
+    cdef int mm_basis             # MarginBasis: MM on the mark notional or on the entry value
     cdef vector[EventRec] trade_log   # every trade settled, forced ones included
 
     cdef int32_t open_account(self, owner_t owner, money_t collateral, bint exempt, bint isolated,
@@ -59,8 +61,11 @@ cdef class Ledger:
     cdef int128 unrealised(self, const Account* a, price_t mark, bint has_mark) noexcept nogil
     cdef int128 equity(self, const Account* a, price_t mark, bint has_mark) noexcept nogil
     cdef int128 requirement(self, int128 notional, bint initial) noexcept nogil
+    cdef int128 maintenance(self, const Account* a, price_t mark, bint has_mark) noexcept nogil
+    cdef bint short_of(self, int128 equity, int128 margin) noexcept nogil
     cdef bint liquidatable_at(self, const Account* a, price_t price) noexcept nogil
     cdef bint liquidation_price(self, const Account* a, price_t* out) noexcept nogil
+    cdef bint entry_liquidation_price(self, const Account* a, price_t* out) noexcept nogil
     cdef bint bankruptcy_price(self, const Account* a, price_t* out) noexcept nogil
     cdef void reindex(self, int32_t slot) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil

@@ -119,17 +119,33 @@ cdef class Ledger:
         cdef int128 margin = ceil_div(notional * rate - deduction, PPM)
         return margin if margin > 0 else 0
 
+    cdef int128 maintenance(self, const Account* a, price_t mark, bint has_mark) noexcept nogil:
+        # The maintenance margin of a's position on the ledger's basis: its notional at the
+        # mark (0 without one), or its entry value, which needs no mark.
+        cdef qty_t size = a.position if a.position > 0 else -a.position
+        if self.mm_basis == t.BASIS_ENTRY:
+            return self.requirement(a.cost, False)
+        return self.requirement(self.value(mark if has_mark else 0, size), False)
+
+    cdef bint short_of(self, int128 equity, int128 margin) noexcept nogil:
+        # The trigger: equity below the margin, or at or below it.
+        if self.trigger == t.TRIGGER_AT_OR_BELOW:
+            return equity <= margin
+        return equity < margin
+
     cdef bint liquidatable_at(self, const Account* a, price_t price) noexcept nogil:
         if a.exempt or a.position == 0:
             return False
-        cdef qty_t size = a.position if a.position > 0 else -a.position
-        return self.equity(a, price, True) < self.requirement(self.value(price, size), False)
+        return self.short_of(self.equity(a, price, True), self.maintenance(a, price, True))
 
     cdef bint liquidation_price(self, const Account* a, price_t* out) noexcept nogil:
-        # Liquidatable-ness is monotone in the price, so a binary search finds the boundary.
+        # Liquidatable-ness is monotone in the price, so a binary search finds the boundary;
+        # on the entry basis MM does not move with the price and the boundary is solved for.
         cdef price_t lo, hi, mid
         if a.exempt or a.position == 0:
             return False
+        if self.mm_basis == t.BASIS_ENTRY:
+            return self.entry_liquidation_price(a, out)
         if a.position > 0:
             if not self.liquidatable_at(a, 0):
                 return False
@@ -152,6 +168,31 @@ cdef class Ledger:
             else:
                 lo = mid
         out[0] = hi
+        return True
+
+    cdef bint entry_liquidation_price(self, const Account* a, price_t* out) noexcept nogil:
+        # MM fixed at M = MM(C): a long is liquidatable at P when W + P|q|k - C < M (or <=),
+        # i.e. P|q|k < M + C - W: the largest such P is ceil((M + C - W) / (|q|k)) - 1 (or
+        # floor(...) for <=); a short when W + C - P|q|k < M (or <=), i.e. P|q|k > W + C - M:
+        # the smallest is floor((W + C - M) / (|q|k)) + 1 (or ceil(...)). Clamped to
+        # [0, max_price], None where that leaves no price.
+        cdef int128 margin = self.requirement(a.cost, False)
+        cdef bint at = self.trigger == t.TRIGGER_AT_OR_BELOW
+        cdef int128 size = a.position if a.position > 0 else -a.position
+        cdef int128 step = size * self.k   # quote units the equity moves per tick
+        cdef int128 price
+        if a.position > 0:
+            price = floor_div(margin + a.cost - a.collateral, step) if at else (
+                ceil_div(margin + a.cost - a.collateral, step) - 1)
+            if price < 0:
+                return False
+            out[0] = <price_t>(price if price < self.max_price else self.max_price)
+            return True
+        price = ceil_div(<int128>a.collateral + a.cost - margin, step) if at else (
+            floor_div(<int128>a.collateral + a.cost - margin, step) + 1)
+        if price > self.max_price:
+            return False
+        out[0] = <price_t>(price if price > 0 else 0)
         return True
 
     cdef bint bankruptcy_price(self, const Account* a, price_t* out) noexcept nogil:
@@ -309,6 +350,8 @@ cdef class Ledger:
         other.taker_fee_ppm = self.taker_fee_ppm
         other.maker_fee_ppm = self.maker_fee_ppm
         other.fees_collected = self.fees_collected
+        other.trigger = self.trigger
+        other.mm_basis = self.mm_basis
         other.trade_log = self.trade_log
         return other
 

@@ -13,9 +13,11 @@ from .events import (
     Deficit,
     Event,
     LimitRule,
+    MarginBasis,
     MarkRule,
     SelfTradePrevention,
     Sizing,
+    Trigger,
 )
 from .margin import MarginTiers
 
@@ -54,6 +56,8 @@ class Engine:
         backstop_discount_ppm: int = 0,
         deficit: Deficit | int = ...,
         adl_ranking: AdlRanking | int = ...,
+        trigger: Trigger | int = ...,
+        mm_basis: MarginBasis | int = ...,
         stp: SelfTradePrevention | int = ...,
         amend_rule: AmendRule | int = ...,
         max_price: int = ...,
@@ -98,6 +102,10 @@ class Engine:
     def deficit(self) -> Deficit: ...
     @property
     def adl_ranking(self) -> AdlRanking: ...
+    @property
+    def trigger(self) -> Trigger: ...
+    @property
+    def mm_basis(self) -> MarginBasis: ...
     @property
     def round_cap(self) -> int | None: ...
     @property

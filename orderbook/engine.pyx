@@ -27,8 +27,8 @@ from ._engine_args import (
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    AccountInfo, AdlRanking, AmendRule, Deficit, Kind, LimitRule, MarkRule, SelfTradePrevention,
-    Sizing,
+    AccountInfo, AdlRanking, AmendRule, Deficit, Kind, LimitRule, MarginBasis, MarkRule,
+    SelfTradePrevention, Sizing, Trigger,
 )
 from .margin import DEFAULT_TIERS, MarginTiers
 
@@ -93,6 +93,12 @@ cdef class Engine:
         What covers a loss the insurance fund cannot. See "Takeover" and "Shortfall".
     adl_ranking : AdlRanking or int, default AdlRanking.BITMEX
         The order in which ``Deficit.ADL`` closes opposing positions. See "ADL".
+    trigger : Trigger or int, default Trigger.BELOW
+        When an account is liquidatable: equity below its maintenance margin (``BELOW``,
+        ``E < MM``) or at or below it (``AT_OR_BELOW``, ``E <= MM``). See "Margin".
+    mm_basis : MarginBasis or int, default MarginBasis.MARK
+        What maintenance margin is taken on: the position's notional at the mark (``MARK``) or
+        its entry value, the cost (``ENTRY``). See "Margin".
     stp : SelfTradePrevention or int, default SelfTradePrevention.NONE
         The book's self-trade prevention (docs/semantics.md).
     amend_rule : AmendRule or int, default AmendRule.REDUCE_KEEPS_PRIORITY
@@ -150,6 +156,7 @@ cdef class Engine:
     cdef readonly qty_t max_position
     cdef readonly money_t total_deposits
     cdef int _mark_rule, _sizing, _limit_rule, _deficit, _adl_ranking
+    cdef int _trigger, _mm_basis
     cdef bint has_round_cap, has_backstop, has_index, has_mark
     cdef int64_t _round_cap
     cdef owner_t _backstop
@@ -162,6 +169,7 @@ cdef class Engine:
                  fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
                  deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
+                 trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, limit=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
@@ -177,7 +185,8 @@ cdef class Engine:
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
-                         deficit=deficit, adl_ranking=adl_ranking)
+                         deficit=deficit, adl_ranking=adl_ranking,
+                         trigger=trigger, mm_basis=mm_basis)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
         self.maker_fee_ppm = given["maker_fee_ppm"]
@@ -190,6 +199,8 @@ cdef class Engine:
         self._limit_rule = given["limit_rule"]
         self._deficit = given["deficit"]
         self._adl_ranking = given["adl_ranking"]
+        self._trigger = given["trigger"]
+        self._mm_basis = given["mm_basis"]
         self.has_round_cap = given["round_cap"] is not None
         self._round_cap = given["round_cap"] if self.has_round_cap else 0
         self.max_price, self.max_position = given["max_price"], given["max_position"]
@@ -208,6 +219,8 @@ cdef class Engine:
         # engine's book, ledger and mark. Called again when a pickle replaces book and ledger.
         self.ledger.taker_fee_ppm = self.taker_fee_ppm
         self.ledger.maker_fee_ppm = self.maker_fee_ppm
+        self.ledger.trigger = self._trigger
+        self.ledger.mm_basis = self._mm_basis
         self.liquidator = Liquidator(
             self._book, self.ledger, self.k, self.max_position, self._sizing, self._limit_rule,
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
@@ -241,6 +254,16 @@ cdef class Engine:
     def adl_ranking(self):
         """The order in which ADL closes opposing positions (AdlRanking)."""
         return AdlRanking(self._adl_ranking)
+
+    @property
+    def trigger(self):
+        """When an account is liquidatable: E < MM or E <= MM (Trigger)."""
+        return Trigger(self._trigger)
+
+    @property
+    def mm_basis(self):
+        """What maintenance margin is taken on: mark notional or entry value (MarginBasis)."""
+        return MarginBasis(self._mm_basis)
 
     @property
     def round_cap(self):
@@ -365,7 +388,8 @@ cdef class Engine:
         cdef bint has_liq = self.ledger.liquidation_price(a, &liq)
         cdef bint has_bankrupt = self.ledger.bankruptcy_price(a, &bankrupt)
         cdef int128 equity_c = self.ledger.equity(a, self.mark_value, self.has_mark)
-        cdef int128 mm_c = self.ledger.requirement(notional, False)
+        # MM on the basis the trigger uses (the entry value needs no mark); IM on the notional.
+        cdef int128 mm_c = self.ledger.maintenance(a, self.mark_value, self.has_mark)
         cdef int128 im_c = self.ledger.requirement(notional, True)
         fields = (a.owner, a.collateral, a.position, a.cost, bool(a.exempt), bool(a.isolated),
                   a.reserve)
@@ -671,6 +695,8 @@ cdef class Engine:
         other._limit_rule = self._limit_rule
         other._deficit = self._deficit
         other._adl_ranking = self._adl_ranking
+        other._trigger = self._trigger
+        other._mm_basis = self._mm_basis
         other.has_round_cap = self.has_round_cap
         other.has_backstop = self.has_backstop
         other.has_index = self.has_index

@@ -22,7 +22,7 @@ __all__ = [
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
-    "AdlRanking", "ForcedKind",
+    "AdlRanking", "Trigger", "MarginBasis", "ForcedKind",
     "FORCED_DTYPE",
     "AccountInfo", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS", "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
@@ -332,6 +332,21 @@ class AdlRanking(IntEnum):
     BITMEX = 0      #: U/C x N/E when U > 0, U/C / (N/E) when U < 0 (0 when U = 0)
     PNL_RATIO = 1   #: U/C
     BINANCE = 2     #: max(0, U) / max(1, W) x MM/E
+
+
+class Trigger(IntEnum):
+    """When an account is liquidatable: equity E against maintenance margin MM, at the mark
+    (docs/liquidation.md, "Margin")."""
+
+    BELOW = 0        #: E < MM (Hyperliquid, dYdX, Deribit)
+    AT_OR_BELOW = 1  #: E <= MM, "margin ratio reaches 100 %" (Binance, Bybit, OKX)
+
+
+class MarginBasis(IntEnum):
+    """The notional maintenance margin is taken on (docs/liquidation.md, "Margin")."""
+
+    MARK = 0   #: the position's value at the mark, V(m, |q|) (Binance, OKX, Hyperliquid)
+    ENTRY = 1  #: the position's entry value, its cost C (BitMEX's, Bybit's older examples)
 
 
 class ForcedKind(IntEnum):

@@ -91,10 +91,10 @@ cdef class Liquidator:
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
     cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil
     cdef size_t tier_of(self, int128 notional) noexcept nogil
-    cdef qty_t piece_first(self, int side, qty_t q, qty_t lo, qty_t hi, qty_t done,
-                           int128 value, price_t price, int128 equity, price_t mark,
+    cdef qty_t piece_first(self, const Account* a, int side, qty_t q, qty_t lo, qty_t hi,
+                           qty_t done, int128 value, price_t price, int128 equity, price_t mark,
                            size_t tier) noexcept nogil
-    cdef bint restores(self, int side, qty_t q, qty_t x, int128 value, int128 equity,
+    cdef bint restores(self, const Account* a, qty_t x, int128 value, int128 equity,
                        price_t mark) noexcept nogil
     cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
                              price_t bankruptcy) noexcept nogil

@@ -393,7 +393,8 @@ cdef class Liquidator:
         # Phi(x) = P (E'(x) - fee rate x W(x) / P - (N(x) r - D) / P) (see piece_first), which
         # restores() needs >= 0 where the margin is positive and which makes it true once
         # >= 2P: only the lots with Phi in [0, 2P) are checked one by one.
-        # O(levels + tiers + lots checked).
+        # O(levels + tiers + lots checked). On the entry basis the margin left follows the cost
+        # kept, not the mark: every lot is checked in turn, as the reference does. O(levels + q).
         cdef qty_t q = a.position if a.position > 0 else -a.position
         cdef int side = SELL if a.position > 0 else BUY
         cdef price_t bankruptcy = 0, limit, price
@@ -412,6 +413,11 @@ cdef class Liquidator:
             depth = deref(it).second.total
             lo = done + 1
             hi = done + depth if depth < q - 1 - done else q - 1
+            while lo <= hi and self.ledger.mm_basis == t.BASIS_ENTRY:
+                if self.restores(a, lo, value + self.ledger.value(price, lo - done), equity,
+                                 mark):
+                    return lo
+                lo += 1
             while lo <= hi:
                 # the piece of [lo, hi] in the tier of the lots left at lo
                 tier = self.tier_of(self.ledger.value(mark, q - lo))
@@ -420,7 +426,7 @@ cdef class Liquidator:
                     end = q - <qty_t>floor_div(self.ledger.caps[tier - 1],
                                                <int128>mark * self.k) - 1
                     end = end if end < hi else hi
-                found = self.piece_first(side, q, lo, end, done, value, price, equity, mark,
+                found = self.piece_first(a, side, q, lo, end, done, value, price, equity, mark,
                                          tier)
                 if found:
                     return found
@@ -438,15 +444,18 @@ cdef class Liquidator:
             i += 1
         return i
 
-    cdef qty_t piece_first(self, int side, qty_t q, qty_t lo, qty_t hi, qty_t done,
-                           int128 value, price_t price, int128 equity, price_t mark,
+    cdef qty_t piece_first(self, const Account* a, int side, qty_t q, qty_t lo, qty_t hi,
+                           qty_t done, int128 value, price_t price, int128 equity, price_t mark,
                            size_t tier) noexcept nogil:
         # The first x in [lo, hi] that restores() accepts (0 if none), where the x-th lot fills
         # at ``price`` after ``done`` lots worth ``value`` and the q - x lots left are in
         # ``tier``. With E'(x) the equity after the fills, W(x) their value, f the fee rate and
         # N(x) = V(mark, q - x): Phi(x) = P E'(x) - f W(x) - (r N(x) - D), linear in x.
-        # Where r N - D > 0 (margin > 0), restores() needs Phi >= 0 and holds once Phi >= 2P;
-        # where r N - D <= 0 (margin 0) it holds exactly when E'(x) >= 0.
+        # Where r N - D > 0 (margin > 0), restores() needs Phi >= 0 and holds once Phi >= 2P
+        # (then E' - fee - MM > Phi / P - 2 >= 0, so under either trigger); where r N - D <= 0
+        # (margin 0) it holds exactly when E'(x) >= 0 for E < MM, and for E <= MM exactly when
+        # E'(x) - fee >= 1, i.e. Psi(x) = P (E'(x) - 1) - f W(x) >= 0 (the fee is then below E'
+        # and not capped), also linear in x.
         cdef int128 P = t.PPM
         cdef int128 k = self.k
         cdef int128 rate = self.ledger.mm_ppm[tier]
@@ -461,7 +470,7 @@ cdef class Liquidator:
         cdef int128 slope = P * unit - self.liquidation_fee_ppm * price * k + rate * mark * k
         cdef qty_t zero_from = hi + 1   # the first x of the piece whose margin is 0
         cdef qty_t x, last
-        cdef int128 first, sure, e_from, at
+        cdef int128 first, sure, e_from, at, e_slope = unit
         if rate > 0:
             x = q - <qty_t>floor_div(deduction, rate * mark * k)   # r N(x) - D <= 0 from here
             zero_from = x if x > lo else lo
@@ -484,36 +493,44 @@ cdef class Liquidator:
                 sure = last + 1
             x = <qty_t>first if first <= last else last + 1
             while x <= last and x < sure:
-                if self.restores(side, q, x, w_lo + <int128>price * k * (x - lo),
-                                 equity, mark):
+                if self.restores(a, x, w_lo + <int128>price * k * (x - lo), equity, mark):
                     return x
                 x += 1
             if sure <= last:
                 return <qty_t>sure
-        # the part where the margin is 0: the first x with E'(x) >= 0
+        # the part where the margin is 0: the first x with E'(x) >= 0 (or Psi(x) >= 0)
         if zero_from <= hi:
             x = zero_from if zero_from > lo else lo
             e_from = e_lo + unit * (x - lo)
+            if self.ledger.trigger == t.TRIGGER_AT_OR_BELOW:
+                e_from = P * (e_from - 1) - self.liquidation_fee_ppm * (
+                    w_lo + <int128>price * k * (x - lo))
+                e_slope = P * unit - self.liquidation_fee_ppm * price * k
             if e_from >= 0:
                 return x
-            if unit > 0:
-                at = x + ceil_div(-e_from, unit)
+            if e_slope > 0:
+                at = x + ceil_div(-e_from, e_slope)
                 if at <= hi:
                     return <qty_t>at
         return 0
 
-    cdef bint restores(self, int side, qty_t q, qty_t x, int128 value, int128 equity,
+    cdef bint restores(self, const Account* a, qty_t x, int128 value, int128 equity,
                        price_t mark) noexcept nogil:
-        # Whether selling (side) x of q lots for value quote units leaves the equity at mark,
-        # less the liquidation fee on them (capped at that equity, at least 0), at least the
-        # maintenance margin of the q - x lots left (the reference's restores).
-        cdef int128 cost = self.ledger.value(mark, x) - value if side == SELL else (
+        # Whether closing x of a's q lots for value quote units leaves the equity at mark, less
+        # the liquidation fee on them (capped at that equity, at least 0), not short (trigger)
+        # of the maintenance margin of the q - x lots left, on the ledger's basis: their
+        # notional at the mark or the cost they keep (the reference's restores).
+        cdef qty_t q = a.position if a.position > 0 else -a.position
+        cdef int128 cost = self.ledger.value(mark, x) - value if a.position > 0 else (
             value - self.ledger.value(mark, x))
         cdef int128 after = equity - cost
         cdef int128 fee = ceil_div(value * self.liquidation_fee_ppm, t.PPM)
         cdef int128 cap = after if after > 0 else 0
+        cdef Account left = a[0]
         fee = fee if fee < cap else cap
-        return after - fee >= self.ledger.requirement(self.ledger.value(mark, q - x), False)
+        left.position = a.position - x if a.position > 0 else a.position + x
+        left.cost = a.cost - <money_t>floor_div(<int128>a.cost * x, q)
+        return not self.ledger.short_of(after - fee, self.ledger.maintenance(&left, mark, True))
 
     # ------------------------------------------------------------------ records
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
@@ -603,13 +620,12 @@ cdef class Liquidator:
 
     cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
                             price_t mark) noexcept nogil:
-        # Whether the fund, after taking qty lots at price, has equity for their maintenance.
+        # Whether the fund, after taking qty lots at price, has equity for their maintenance
+        # (on the ledger's basis; >= whatever the trigger: the fund is never liquidated).
         cdef Account trial = self.ledger.accounts[fund]
-        cdef qty_t held
         self.ledger.apply_fill(&trial, direction * qty, price)
-        held = trial.position if trial.position > 0 else -trial.position
-        return self.ledger.equity(&trial, mark, True) >= self.ledger.requirement(
-            self.ledger.value(mark, held), False)
+        return self.ledger.equity(&trial, mark, True) >= self.ledger.maintenance(&trial, mark,
+                                                                                 True)
 
     # ------------------------------------------------------------------ ADL
     cdef qty_t deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
@@ -710,7 +726,7 @@ cdef class Liquidator:
                 cand.num = <uint128>profit
                 cand.den = <uint128>other.cost
             elif self.adl_ranking == t.ADL_RANK_BINANCE:
-                margin = self.ledger.requirement(notional, False)
+                margin = self.ledger.maintenance(other, mark, True)
                 if cand.sign < 0 or margin == 0:
                     cand.sign = 0
                 cand.num = <uint128>profit * <uint128>margin

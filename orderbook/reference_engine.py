@@ -47,9 +47,11 @@ from .events import (
     Deficit,
     EventKind,
     Kind,
+    MarginBasis,
     MarkRule,
     SelfTradePrevention,
     Sizing,
+    Trigger,
     array_to_events,
     events_to_array,
 )
@@ -81,8 +83,10 @@ class _Ledger:
     ``k`` is quote units per tick x lot; fees are in ppm of a trade's value.
     """
 
-    def __init__(self, k: int, tiers, max_price: int, taker_fee_ppm: int, maker_fee_ppm: int):
+    def __init__(self, k: int, tiers, max_price: int, taker_fee_ppm: int, maker_fee_ppm: int,
+                 trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK):
         self.k, self.tiers, self.max_price = k, tiers, max_price
+        self.trigger, self.mm_basis = trigger, mm_basis
         self.taker_fee_ppm, self.maker_fee_ppm = taker_fee_ppm, maker_fee_ppm
         self.accounts: dict[int, _Account] = {}
         self.longs = SortedList()   # (liquidation price, owner) of long positions
@@ -107,17 +111,31 @@ class _Ledger:
         return a.collateral + self.unrealised(a, mark)
 
     # ------------------------------------------------------------------------- margin
+    def maintenance(self, a: _Account, mark: int | None) -> int:
+        """MM of the position on ``mm_basis``: on its notional at the mark (0 without one), or
+        on its entry value (the cost, which needs no mark). O(tiers)."""
+        if self.mm_basis == MarginBasis.ENTRY:
+            return self.tiers.maintenance(a.cost)
+        return self.tiers.maintenance(self.value(mark or 0, abs(a.position)))
+
+    def short_of(self, equity: int, margin: int) -> bool:
+        """The trigger: ``equity < margin`` (BELOW) or ``equity <= margin`` (AT_OR_BELOW)."""
+        if self.trigger == Trigger.AT_OR_BELOW:
+            return equity <= margin
+        return equity < margin
+
     def liquidatable_at(self, a: _Account, price: int) -> bool:
         if a.exempt or a.position == 0:
             return False
-        notional = self.value(price, abs(a.position))
-        return self.equity(a, price) < self.tiers.maintenance(notional)
+        return self.short_of(self.equity(a, price), self.maintenance(a, price))
 
     def liquidation_price(self, a: _Account) -> int | None:
         """Long: the largest liquidatable price; short: the smallest (binary search, monotone):
-        O(log max_price)."""
+        O(log max_price); on the entry basis solved for: O(tiers)."""
         if a.exempt or a.position == 0:
             return None
+        if self.mm_basis == MarginBasis.ENTRY:
+            return self.entry_liquidation_price(a)
         if a.position > 0:
             if not self.liquidatable_at(a, 0):
                 return None
@@ -139,6 +157,22 @@ class _Ledger:
             else:
                 lo = mid
         return hi
+
+    def entry_liquidation_price(self, a: _Account) -> int | None:
+        """The liquidation price with MM fixed at M = MM(C) (docs/liquidation.md, "Margin"):
+        the equity is linear in the price, so the boundary is solved for exactly."""
+        margin = self.tiers.maintenance(a.cost)
+        at = self.trigger == Trigger.AT_OR_BELOW
+        step = abs(a.position) * self.k  # quote units the equity moves per tick
+        if a.position > 0:
+            # liquidatable at P when collateral + P step - C < M (<= M for AT_OR_BELOW)
+            need = margin + a.cost - a.collateral
+            price = need // step if at else ceil_div(need, step) - 1
+            return None if price < 0 else min(price, self.max_price)
+        # liquidatable at P when collateral + C - P step < M (<= M)
+        room = a.collateral + a.cost - margin
+        price = ceil_div(room, step) if at else room // step + 1
+        return None if price > self.max_price else max(price, 0)
 
     def bankruptcy_price(self, a: _Account) -> int | None:
         q = a.position
@@ -254,6 +288,7 @@ class Engine:
                  fraction_ppm=500_000, limit_rule=None, band_ppm=0, round_cap=None,
                  liquidation_fee_ppm=0, insurance_fund=0, backstop=None, backstop_discount_ppm=0,
                  deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
+                 trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, limit=None):
         # The warning's stack level 2 is the caller of the constructor.
@@ -268,13 +303,15 @@ class Engine:
                          liquidation_fee_ppm=liquidation_fee_ppm, fraction_ppm=fraction_ppm,
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
-                         deficit=deficit, adl_ranking=adl_ranking)
+                         deficit=deficit, adl_ranking=adl_ranking,
+                         trigger=trigger, mm_basis=mm_basis)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         for name in RATES:
             setattr(self, name, given[name])
         self.mark_rule, self.sizing = given["mark_rule"], given["sizing"]
         self.limit_rule, self.deficit = given["limit_rule"], given["deficit"]
         self.adl_ranking = given["adl_ranking"]
+        self.trigger, self.mm_basis = given["trigger"], given["mm_basis"]
         self.round_cap = given["round_cap"]
         self.max_price, self.max_position = given["max_price"], given["max_position"]
         fund = given["insurance_fund"]
@@ -291,7 +328,7 @@ class Engine:
         """The parts the settings configure: the ledger, and the liquidator over this engine's
         book, ledger and mark. Called again when a pickle replaces the book."""
         self._ledger = _Ledger(self.k, self.tiers, self.max_price, self.taker_fee_ppm,
-                               self.maker_fee_ppm)
+                               self.maker_fee_ppm, self.trigger, self.mm_basis)
         self._accounts = self._ledger.accounts  # one dict: the account methods use this name
         self._liquidator = _Liquidator(
             self._book, self._ledger, self.mark_price, k=self.k, max_position=self.max_position,
@@ -355,7 +392,8 @@ class Engine:
         mark = self.mark_price()
         equity = self._ledger.equity(a, mark)
         notional = self._ledger.value(mark or 0, abs(a.position))
-        mm = self.tiers.maintenance(notional)
+        # MM on the basis the trigger uses (the entry value needs no mark); IM on the notional.
+        mm = self._ledger.maintenance(a, mark)
         if equity > 0:
             ratio = mm / equity
         else:

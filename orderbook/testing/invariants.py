@@ -13,8 +13,10 @@ from ..events import (
     Event,
     EventKind,
     Kind,
+    MarginBasis,
     Reason,
     Side,
+    Trigger,
     array_to_events,
 )
 from .messages import _enum_repr
@@ -299,8 +301,9 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     - every account: ``cost >= 0``, 0 exactly when flat; ``reserve >= 0``, non-zero only for an
       isolated account; no user account past ``max_position`` lots.
     - every account's fields at the mark: equity = collateral + unrealised PnL; maintenance and
-      initial margin from ``engine.tiers``; the bankruptcy price by its formula; the
-      liquidation price exact (liquidatable there, not one tick better) and crossed by the mark
+      initial margin from ``engine.tiers`` (maintenance on ``engine.mm_basis``: the notional at
+      the mark or the cost); the bankruptcy price by its formula; the liquidation price exact
+      (liquidatable by ``engine.trigger`` there, not one tick better) and crossed by the mark
       exactly when the account is liquidatable.
     - the queue holds distinct, non-exempt accounts (or the fund); no order of the liquidator
       (negative id) rests, and every resting order's owner has an account.
@@ -389,10 +392,26 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     if settled and not queue and mark is not None:
         for a in accounts:
             if not a.exempt and a.position != 0:
-                _require(int(a.equity) >= int(a.maintenance_margin),
+                _require(not _short_of(engine, int(a.equity), int(a.maintenance_margin)),
                          "no liquidatable account after liquidate()",
-                         f"account {a.owner} has equity {a.equity} < maintenance margin "
+                         f"account {a.owner} has equity {a.equity} "
+                         f"{'<=' if engine.trigger == Trigger.AT_OR_BELOW else '<'} "
+                         f"maintenance margin "
                          f"{a.maintenance_margin} at mark {mark} with an empty queue: {a}")
+
+
+def _short_of(engine, equity: int, margin: int) -> bool:
+    """The engine's trigger: E < MM (BELOW) or E <= MM (AT_OR_BELOW)."""
+    if engine.trigger == Trigger.AT_OR_BELOW:
+        return equity <= margin
+    return equity < margin
+
+
+def _maintenance(engine, cost: int, notional: int) -> int:
+    """MM on the engine's basis: on the notional at the mark, or on the entry value (cost)."""
+    if engine.mm_basis == MarginBasis.ENTRY:
+        return engine.tiers.maintenance(cost)
+    return engine.tiers.maintenance(notional)
 
 
 def _check_account(engine, a, mark, k, tiers) -> None:
@@ -410,7 +429,7 @@ def _check_account(engine, a, mark, k, tiers) -> None:
         _require(int(a.equity) == want, "equity at the mark",
                  f"{tag} has equity {a.equity}, collateral + unrealised PnL at {mark} is {want}")
         notional = int(mark) * abs(q) * k
-        mm, im = tiers.maintenance(notional), tiers.initial(notional)
+        mm, im = _maintenance(engine, cost, notional), tiers.initial(notional)
         _require((int(a.maintenance_margin), int(a.initial_margin)) == (mm, im),
                  "margin from the tiers",
                  f"{tag} has MM {a.maintenance_margin}, IM {a.initial_margin}; the tiers give "
@@ -430,7 +449,8 @@ def _check_account(engine, a, mark, k, tiers) -> None:
     max_price = int(engine.max_price)
 
     def liquidatable(p: int) -> bool:
-        return coll + _unrealised(q, cost, p, k) < tiers.maintenance(p * abs(q) * k)
+        return _short_of(engine, coll + _unrealised(q, cost, p, k),
+                         _maintenance(engine, cost, p * abs(q) * k))
 
     liq = a.liquidation_price
     if liq is None:
@@ -445,7 +465,7 @@ def _check_account(engine, a, mark, k, tiers) -> None:
                                       f"last price at which it is liquidatable")
     if mark is not None:
         crossed = liq is not None and (mark <= liq if q > 0 else mark >= liq)
-        _require(crossed == (int(a.equity) < int(a.maintenance_margin)),
+        _require(crossed == _short_of(engine, int(a.equity), int(a.maintenance_margin)),
                  "liquidatable exactly past the liquidation price",
                  f"{tag} at mark {mark}: equity {a.equity}, MM {a.maintenance_margin}, "
                  f"liquidation price {liq}")
