@@ -21,8 +21,9 @@ Every observed state of both engines is also checked against docs/liquidation.md
 positions sum to 0, ``open_interest()`` is the sum of the longs; conservation
 ``total_equity(m) + fees_collected == total_deposits`` at common marks and at the mark, recomputed
 from the ``account()`` fields (equity + reserve); reserves move only by add_account, deposit and
-add_margin; MM/IM at the mark equal the tier table's; the liquidation price is exact
-(liquidatable there, not one tick better) and agrees with ``equity < MM`` at the mark; the
+add_margin; MM/IM at the mark equal the tier table's (MM on the ``mm_basis``); the liquidation
+price is exact (liquidatable there, not one tick better) and agrees with the ``trigger``
+(``equity < MM`` or ``equity <= MM``) at the mark; the
 bankruptcy price follows its formula; ``margin_ratio`` is MM / E (inf, 0.0); records are sane
 (kinds, sides, counterparties, ``filled <= qty``, ``generation <= round``, ``avg_price`` =
 ``notional / (filled k)`` correctly rounded, NaN exactly when nothing filled, fund records only
@@ -54,9 +55,23 @@ from orderbook.events import (
     AccountInfo,
     Event,
     ForcedKind,
+    MarginBasis,
     Side,
+    Trigger,
 )
 from orderbook.margin import MarginTiers
+
+
+def _short_of(rules, equity: int, mm: int) -> bool:
+    """The trigger of ``rules`` = (trigger, mm_basis): E < MM, or E <= MM."""
+    return equity <= mm if rules[0] == Trigger.AT_OR_BELOW else equity < mm
+
+
+def _mm_at(rules, tiers, a, p: int, k: int) -> int:
+    """MM of account ``a`` at price ``p`` on the basis of ``rules``: the notional or the cost."""
+    if rules[1] == MarginBasis.ENTRY:
+        return tiers.maintenance(int(a.cost))
+    return tiers.maintenance(p * abs(int(a.position)) * k)
 
 BUY, SELL = int(Side.BUY), int(Side.SELL)
 FUND_HISTORY_DTYPE = np.dtype([("round", "<i8"), ("balance", "<i8")])
@@ -208,7 +223,8 @@ def _ceil_div(a, b):
     return -((-a) // b)
 
 
-def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
+def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves, rules):
+    assert (int(eng.trigger), int(eng.mm_basis)) == rules, f"{where}: trigger and mm_basis"
     accounts = snap["accounts"]
     mark = snap["mark"]
     fees, deposits = snap["fees_collected"], snap["total_deposits"]
@@ -258,7 +274,7 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
             # the liquidation price is exact: liquidatable there, not one tick better
             liq = a.liquidation_price
             def liquidatable_at(p, a=a):
-                return _equity_at(a, p, k) < tiers.maintenance(p * abs(int(a.position)) * k)
+                return _short_of(rules, _equity_at(a, p, k), _mm_at(rules, tiers, a, p, k))
             if liq is None:
                 assert not liquidatable_at(0 if q > 0 else max_price), (
                     f"{tag}: no liquidation price, yet liquidatable at the extreme price")
@@ -273,10 +289,10 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves):
             mm = int(a.maintenance_margin)
             notional = mark * abs(q) * k
             assert (mm, int(a.initial_margin)) == (
-                tiers.maintenance(notional), tiers.initial(notional)), (
+                _mm_at(rules, tiers, a, mark, k), tiers.initial(notional)), (
                 f"{tag}: MM/IM at mark {mark} differ from the tier table")
             if not a.exempt and q != 0:
-                liquidatable = int(a.equity) < mm
+                liquidatable = _short_of(rules, int(a.equity), mm)
                 liq = a.liquidation_price
                 crossed = liq is not None and (mark <= liq if q > 0 else mark >= liq)
                 assert liquidatable == crossed, (
@@ -370,6 +386,7 @@ class Pair:
         self.bitwise = bitwise
         self.backstop = kwargs.get("backstop")
         self.tiers = MarginTiers(kwargs["tiers"])  # the tier table, for independent checks
+        self.rules = (kwargs.get("trigger", 0), kwargs.get("mm_basis", 0))
         self.max_price = kwargs.get("max_price", 2**32 - 1)
         self.step = 0
         self.next_id = 1
@@ -454,7 +471,7 @@ class Pair:
         _compare_snapshots(where, snaps[0], snaps[1], self.bitwise)
         for eng, snap in zip(self.engines, snaps, strict=True):
             _check_contract(where, eng, snap, self.k, self.backstop, self.tiers,
-                            self.max_price, self.reserves)
+                            self.max_price, self.reserves, self.rules)
         self.snap = snaps[1]
 
     def _check_liquidate(self, where, records, kwargs):
@@ -467,7 +484,7 @@ class Pair:
             return  # stopped by max_rounds, or stalled with a queue, or no mark at all
         for a in self.snap["accounts"]:
             if not a.exempt and a.position != 0:
-                assert a.equity >= a.maintenance_margin, (
+                assert not _short_of(self.rules, a.equity, a.maintenance_margin), (
                     f"{where}: liquidate() ended with an empty queue but account {a.owner} is "
                     f"liquidatable at mark {self.snap['mark']}: {a!r}")
 

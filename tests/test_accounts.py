@@ -7,12 +7,14 @@ Expected numbers are computed by hand; the conventions (k = 1, one 5 % / 10 % ti
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import pytest
-from engine_helpers import B, S, _index_engine, assert_conserved, make, victim_a
+from engine_helpers import TIERS, B, S, _index_engine, assert_conserved, make, victim_a
 
-from orderbook.events import MarkRule
+from orderbook.events import MarginBasis, MarkRule, Trigger
 
 # =========================================================================== settlement
 
@@ -444,3 +446,225 @@ def test_trade_log_and_open_interest(engine_cls):
     assert [(int(r["order_id"]), int(r["maker_id"]), int(r["price"]), int(r["qty"]))
             for r in trades] == [(2, 1, 100, 3)]
     assert eng.open_interest() == 3
+
+
+# ================================================= trigger and MM basis (issue #12 settings)
+
+
+def _long_and_short(engine_cls, collateral, qty, tiers=TIERS, **kw):
+    # Owner 1: long qty @ 100, owner 2: short qty @ 100, each with ``collateral``; LP 100.
+    eng = _index_engine(engine_cls, tiers=tiers, **kw)
+    eng.add_account(1, collateral)
+    eng.add_account(2, collateral)
+    eng.seed_position(1, 100, 100, qty)
+    eng.seed_position(100, 2, 100, qty)
+    eng.set_index(100)
+    return eng
+
+
+def test_settings_default_to_below_and_mark(engine_cls):
+    eng = make(engine_cls)
+    assert (eng.trigger, eng.mm_basis) == (Trigger.BELOW, MarginBasis.MARK)
+    assert isinstance(eng.trigger, Trigger) and isinstance(eng.mm_basis, MarginBasis)
+
+
+@pytest.mark.parametrize("name", ["trigger", "mm_basis"])
+def test_settings_are_checked(engine_cls, name):
+    with pytest.raises(ValueError, match=f"{name} must be one of .* got 2"):
+        make(engine_cls, **{name: 2})
+    with pytest.raises(TypeError, match=name):
+        make(engine_cls, **{name: "1"})
+
+
+def test_trigger_at_or_below_moves_the_boundary_one_tick(engine_cls):
+    # long 3 @ 100 coll 50: E = 3m - 250, MM = ceil(0.15 m). At 88 E = 14 = MM: not
+    # liquidatable under BELOW (L = 87), liquidatable under AT_OR_BELOW; at 89 E = 17 > MM 14
+    # -> L = 88. Short 3 @ 100 coll 50: E = 350 - 3m; at 111 E = 17 = MM = ceil(16.65): L = 111
+    # under AT_OR_BELOW (112 under BELOW); at 110 E = 20 > 17.
+    below = _long_and_short(engine_cls, 50, 3)
+    at = _long_and_short(engine_cls, 50, 3, trigger=Trigger.AT_OR_BELOW)
+    assert [below.account(o).liquidation_price for o in (1, 2)] == [87, 112]
+    assert [at.account(o).liquidation_price for o in (1, 2)] == [88, 111]
+    at.set_index(88)
+    a = at.account(1)
+    assert (a.equity, a.maintenance_margin, a.margin_ratio) == (14, 14, 1.0)
+    # the queue takes the account at its liquidation price, not one tick better
+    at.set_index(89)
+    at.liquidate()
+    assert list(at.queue()) == []
+    at.set_index(88)
+    at.liquidate()
+    assert list(at.queue()) == [1]
+
+
+def test_trigger_at_or_below_with_no_margin_takes_positions_with_no_equity(engine_cls):
+    # MM = 0 at every size. Long 10 @ 100 coll 0: E = 10m - 1000. BELOW: E < 0 below 100 (L =
+    # 99); AT_OR_BELOW: E <= 0 up to 100 (L = 100). Coll 1000: E = 10m, 0 only at m = 0:
+    # AT_OR_BELOW gives L = 0 (a price no mark reaches), BELOW none. A flat account, even
+    # with no collateral (E = 0 = MM), is never liquidatable.
+    tiers = [(None, 0, 100_000)]
+    for trigger, liq in ((Trigger.BELOW, (99, None)), (Trigger.AT_OR_BELOW, (100, 0))):
+        eng = _index_engine(engine_cls, tiers=tiers, trigger=trigger)
+        for owner, collateral in ((1, 0), (2, 1000), (3, 0)):
+            eng.add_account(owner, collateral)
+        eng.seed_position(1, 100, 100, 10)
+        eng.seed_position(2, 100, 100, 10)
+        eng.set_index(100)
+        assert (eng.account(1).liquidation_price, eng.account(2).liquidation_price) == liq
+        assert eng.account(3).liquidation_price is None
+        eng.liquidate()
+        assert list(eng.queue()) == ([1] if trigger == Trigger.AT_OR_BELOW else [])
+
+
+def test_entry_basis_fixes_mm_at_the_cost(engine_cls):
+    # MM 20 % (tiers (None, 20 %, 50 %)), 10 lots @ 100, coll 300, cost 1000. ENTRY: MM =
+    # 200 at every mark. Long: E = 10m - 700 < 200 below 90 -> L = 89 (BELOW), 90
+    # (AT_OR_BELOW). Short: E = 1300 - 10m < 200 above 110 -> L = 111 (BELOW), 110. MARK: MM =
+    # ceil(2m), long 8m < 700 -> L = 87, short 12m > 1300 -> L = 109 (BELOW).
+    tiers = [(None, 200_000, 500_000)]
+    cases = {(Trigger.BELOW, MarginBasis.MARK): [87, 109],
+             (Trigger.BELOW, MarginBasis.ENTRY): [89, 111],
+             (Trigger.AT_OR_BELOW, MarginBasis.ENTRY): [90, 110]}
+    for (trigger, basis), liq in cases.items():
+        eng = _long_and_short(engine_cls, 300, 10, tiers, trigger=trigger, mm_basis=basis)
+        assert [eng.account(o).liquidation_price for o in (1, 2)] == liq, (trigger, basis)
+    eng = _long_and_short(engine_cls, 300, 10, tiers, mm_basis=MarginBasis.ENTRY)
+    for mark in (50, 89, 100, 150):
+        eng.set_index(mark)
+        a = eng.account(1)
+        # MM stays on the entry value; IM is on the mark notional; the ratio is MM / E
+        assert (a.maintenance_margin, a.initial_margin) == (200, 5 * mark)
+        assert a.margin_ratio == (200 / a.equity if a.equity > 0 else math.inf)
+
+
+def test_entry_basis_index_follows_the_cost(engine_cls):
+    # Long 10 @ 100, coll 300, ENTRY, MM 20 %: L = 89. Owner 1 sells 5 @ 100 off the book
+    # (no PnL): q = 5, C = 500, MM = 100, E = 5m - 200 < 100 below 60 -> L = 59. Buying 5 @ 80
+    # back: q = 10, C = 900, MM = 180, E = 300 + 10m - 900 < 180 below 78 -> L = 77.
+    eng = _long_and_short(engine_cls, 300, 10, [(None, 200_000, 500_000)],
+                          mm_basis=MarginBasis.ENTRY)
+    assert eng.account(1).liquidation_price == 89
+    eng.seed_position(100, 1, 100, 5)
+    a = eng.account(1)
+    assert (a.position, a.cost, a.maintenance_margin, a.liquidation_price) == (5, 500, 100, 59)
+    eng.set_index(60)
+    eng.liquidate()
+    assert 1 not in list(eng.queue())
+    eng.seed_position(1, 100, 80, 5)
+    a = eng.account(1)
+    assert (a.position, a.cost, a.maintenance_margin, a.liquidation_price) == (10, 900, 180, 77)
+    eng.set_index(78)
+    eng.liquidate()
+    assert 1 not in list(eng.queue())
+    eng.set_index(77)
+    eng.liquidate()
+    assert 1 in list(eng.queue())
+
+
+@pytest.mark.parametrize("trigger", list(Trigger))
+@pytest.mark.parametrize("basis", list(MarginBasis))
+def test_liquidation_price_is_the_last_liquidatable_price(engine_cls, trigger, basis):
+    # Under every setting, over many collaterals and sizes: liquidatable at L (by the reported
+    # E and MM at the mark L), not one tick better; none when not even the extreme price is.
+    for collateral in (0, 7, 50, 113, 400, 1000, 1500):
+        for qty in (1, 3, 10):
+            eng = _long_and_short(engine_cls, collateral, qty, [(300, 50_000, 100_000),
+                                                                (None, 150_000, 200_000)],
+                                  trigger=trigger, mm_basis=basis)
+            for owner, better in ((1, +1), (2, -1)):
+                liq = eng.account(owner).liquidation_price
+                short = (lambda a: a.equity <= a.maintenance_margin) if (
+                    trigger == Trigger.AT_OR_BELOW) else (
+                    lambda a: a.equity < a.maintenance_margin)
+                if liq is not None and liq >= 1:
+                    eng.set_index(liq)
+                    assert short(eng.account(owner)), (collateral, qty, owner, liq)
+                nxt = (liq + better) if liq is not None else (1 if better > 0 else 2**32 - 1)
+                if 1 <= nxt <= 2**32 - 1:
+                    eng.set_index(nxt)
+                    assert not short(eng.account(owner)), (collateral, qty, owner, liq)
+
+
+# Worked examples of docs/venues.md, in units that make them exact: tick 0.01 USDT, lot 1 (ETH
+# or BTC), quote unit 0.01 USDT, so k = 1 and a price of 1,000 USDT is 100,000 ticks.
+def _usdt_engine(engine_cls, tiers, **kw):
+    eng = engine_cls("0.01", "1", "0.01", tiers=tiers, mark_rule=MarkRule.INDEX, **kw)
+    eng.add_account(100, 10**12, exempt=True)
+    return eng
+
+
+@pytest.mark.parametrize("trigger,basis,liq", [
+    (Trigger.AT_OR_BELOW, MarginBasis.ENTRY, 51_000),   # 510.00: BitMEX's published figure
+    (Trigger.BELOW, MarginBasis.ENTRY, 50_999),         # one tick short of it
+    (Trigger.AT_OR_BELOW, MarginBasis.MARK, 50_505),    # 505.05 on the mark notional
+])
+def test_bitmex_bm1_liquidation_510_bankruptcy_500(engine_cls, trigger, basis, liq):
+    # BM-1: wallet 10,000 USDT (1,000,000 units), long 20 ETHUSDT @ 1,000 (100,000 ticks), cross;
+    # one tier, MM 1 %, IM 2 % (50x). Cost 2,000,000; ENTRY: MM = 20,000 (200 USDT), E = 20P -
+    # 1,000,000 <= 20,000 up to P = 51,000. MARK: 20P - 1,000,000 <= ceil(0.2P) up to 50,505
+    # (E 10,100, MM 10,101; at 50,506 E 10,120 > MM 10,102). Bankruptcy: ceil(1,000,000 / 20)
+    # = 50,000 (500 USDT).
+    eng = _usdt_engine(engine_cls, [(None, 10_000, 20_000)], trigger=trigger, mm_basis=basis)
+    eng.add_account(1, 1_000_000)
+    eng.seed_position(1, 100, 100_000, 20)
+    eng.set_index(100_000)
+    a = eng.account(1)
+    assert (a.liquidation_price, a.bankruptcy_price) == (liq, 50_000)
+    assert a.initial_margin == 40_000   # 400 USDT
+    if basis == MarginBasis.ENTRY:
+        assert a.maintenance_margin == 20_000   # 200 USDT
+        eng.set_index(51_000)
+        assert (eng.account(1).equity, eng.account(1).maintenance_margin) == (20_000, 20_000)
+
+
+@pytest.mark.parametrize("basis,long_liq,short_liq", [
+    (MarginBasis.ENTRY, 985_000, 816_000),   # 9,850 and 8,160 USDT: Bybit's published figures
+    (MarginBasis.MARK, 984_925, 815_920),    # 9,849.25 and 8,159.20 on the mark notional
+])
+def test_bybit_by1_isolated_liquidation_prices(engine_cls, basis, long_liq, short_liq):
+    # BY-1, isolated, trigger E <= MM: long 1 BTC @ 10,000 (1,000,000 ticks), 50x: margin 2 % =
+    # 200 USDT (20,000 units), MM 0.5 %. ENTRY: MM = 5,000; E = 20,000 + P - 1,000,000 <= 5,000
+    # up to P = 985,000. MARK: E <= ceil(0.005 P) up to 984,925 (E 4,925, MM 4,925). Short 1
+    # BTC @ 8,000, 40x: margin 2.5 % = 20,000, ENTRY MM = 4,000: E = 820,000 - P <= 4,000 from
+    # 816,000; MARK: at 815,920 E = 4,080 = MM = ceil(4,079.6); at 815,919 E = 4,081 > 4,080.
+    # BY-2: the long's bankruptcy price ceil(1,000,000 - 20,000) = 980,000 (9,800 USDT).
+    for side, entry, imr, liq in ((+1, 1_000_000, 20_000, long_liq),
+                                  (-1, 800_000, 25_000, short_liq)):
+        eng = _usdt_engine(engine_cls, [(None, 5_000, imr)], trigger=Trigger.AT_OR_BELOW,
+                           mm_basis=basis)
+        eng.add_account(1, 20_000, isolated_margin=20_000)
+        if side > 0:
+            eng.seed_position(1, 100, entry, 1)
+        else:
+            eng.seed_position(100, 1, entry, 1)
+        eng.set_index(entry)
+        a = eng.account(1)
+        assert a.liquidation_price == liq
+        if side > 0:
+            assert a.bankruptcy_price == 980_000
+        # the mark at the liquidation price queues the account; one tick better does not
+        eng.set_index(liq + side)
+        eng.liquidate()
+        assert list(eng.queue()) == []
+        eng.set_index(liq)
+        eng.liquidate()
+        assert list(eng.queue()) == [1]
+
+
+def test_settings_are_kept_by_copies_and_pickles(engine_cls):
+    # Long 10 @ 100 coll 300, MM 20 %: L = 90 under AT_OR_BELOW + ENTRY (see above); the
+    # rebuilt indexes use the settings. A pickle made before the settings existed lacks them and
+    # loads with today's behaviour: BELOW + MARK, L = 87.
+    eng = _long_and_short(engine_cls, 300, 10, [(None, 200_000, 500_000)],
+                          trigger=Trigger.AT_OR_BELOW, mm_basis=MarginBasis.ENTRY)
+    for other in (pickle.loads(pickle.dumps(eng)), eng.copy(), copy.deepcopy(eng)):
+        assert (other.trigger, other.mm_basis) == (Trigger.AT_OR_BELOW, MarginBasis.ENTRY)
+        assert other.account(1).liquidation_price == 90
+        other.set_index(90)
+        other.liquidate()
+        assert list(other.queue()) == [1]
+    restore, (args, kwargs, state) = eng.__reduce__()
+    del kwargs["trigger"], kwargs["mm_basis"]
+    old = restore(args, kwargs, state)
+    assert (old.trigger, old.mm_basis) == (Trigger.BELOW, MarginBasis.MARK)
+    assert old.account(1).liquidation_price == 87

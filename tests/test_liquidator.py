@@ -23,7 +23,15 @@ from engine_helpers import (
     victim_a,
 )
 
-from orderbook.events import NO_COUNTERPARTY, Deficit, LimitRule, MarkRule, Sizing
+from orderbook.events import (
+    NO_COUNTERPARTY,
+    Deficit,
+    LimitRule,
+    MarginBasis,
+    MarkRule,
+    Sizing,
+    Trigger,
+)
 
 # =========================================================================== worked examples
 
@@ -821,3 +829,79 @@ def test_restore_closes_everything_when_the_book_cannot_restore(engine_cls):
     assert [(kind(r), r["qty"], r["filled"]) for r in records] == [
         ("ORDER", 4, 4), ("SHORTFALL", 0, 0)]
     assert records[1]["bad_debt"] == 25
+
+
+# ================================================= trigger and MM basis (issue #12 settings)
+
+
+@pytest.mark.parametrize("trigger,basis,lots", [
+    (Trigger.BELOW, MarginBasis.MARK, 1),
+    (Trigger.AT_OR_BELOW, MarginBasis.MARK, 2),
+    (Trigger.BELOW, MarginBasis.ENTRY, 2),
+    (Trigger.AT_OR_BELOW, MarginBasis.ENTRY, 3),
+])
+def test_restore_uses_the_trigger_and_the_basis(engine_cls, trigger, basis, lots):
+    # MM 10 %; long 10 @ 100 (cost 1000), coll 200; index mark 88: E = 80, liquidatable under
+    # every setting (MARK: MM = 88; ENTRY: MM = 100). Bids at 88 (the mark): selling x lots
+    # leaves E' = 80. MARK: MM(10 - x) = ceil(8.8 (10 - x)): x = 1 -> 80 (E' >= MM, not
+    # E' > MM), x = 2 -> 71. ENTRY: the cost kept is 1000 - floor(1000 x / 10) = 1000 - 100 x,
+    # MM = 100 - 10 x: x = 2 -> 80 (>= only), x = 3 -> 70.
+    eng = make(engine_cls, tiers=[(None, 100_000, 200_000)], mark_rule=MarkRule.INDEX,
+               sizing=Sizing.RESTORE, trigger=trigger, mm_basis=basis)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 200)
+    eng.seed_position(1, 100, 100, 10)
+    eng.limit(1, B, 88, 50, 101)
+    eng.set_index(88)
+    records = rows(eng.liquidate())
+    assert [(r["owner"], r["qty"], r["filled"]) for r in records] == [(1, lots, lots)]
+    a = eng.account(1)
+    assert (a.position, a.equity) == (10 - lots, 80)
+    assert list(eng.queue()) == []
+    assert_conserved(eng, [1, 100, 101])
+
+
+@pytest.mark.parametrize("trigger,lots", [(Trigger.BELOW, 5), (Trigger.AT_OR_BELOW, 6)])
+def test_restore_with_no_margin_needs_equity_above_zero_at_or_below(engine_cls, trigger, lots):
+    # MM 0: long 10 @ 100, coll 0, mark 99: E = -10 (liquidatable either way). Bids at 101: each
+    # lot sold adds 2 to the equity at 99, E'(x) = 2x - 10. BELOW needs E' >= 0: x = 5;
+    # AT_OR_BELOW needs E' > 0: x = 6.
+    eng = make(engine_cls, tiers=[(None, 0, 100_000)], mark_rule=MarkRule.INDEX,
+               sizing=Sizing.RESTORE, trigger=trigger)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 0)
+    eng.seed_position(1, 100, 100, 10)
+    eng.limit(1, B, 101, 50, 101)
+    eng.set_index(99)
+    records = rows(eng.liquidate())
+    assert [(r["qty"], r["filled"]) for r in records] == [(lots, lots)]
+    assert eng.account(1).equity == 2 * lots - 10
+    assert list(eng.queue()) == []
+    assert_conserved(eng, [1, 100, 101])
+
+
+@pytest.mark.parametrize("trigger", list(Trigger))
+@pytest.mark.parametrize("basis,fund,takes", [
+    (MarginBasis.ENTRY, 5, True), (MarginBasis.ENTRY, 4, False),
+    (MarginBasis.MARK, 5, False), (MarginBasis.MARK, 7, True),
+])
+def test_fund_takeover_needs_equity_at_least_mm_on_the_basis(engine_cls, trigger, basis, fund,
+                                                             takes):
+    # BANKRUPTCY limit, no bids: long 10 @ 100 coll 100 (bp ceil(900 / 10) = 90) at mark 94 is
+    # liquidatable under every setting (E = 40; MM 47 on the mark, 50 on the entry value). Its
+    # IOC at 90 fills nothing; the fund would hold long 10 @ 90 (cost 900) with equity
+    # fund + 940 - 900 at 94, against MM 45 on ENTRY, ceil(0.05 x 940) = 47 on MARK. It takes
+    # them when equity >= MM under either trigger (the fund is never liquidated, so the check
+    # is not the trigger): ENTRY 45 >= 45 takes, 44 does not; MARK 45 < 47 does not, 47 does.
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, limit_rule=LimitRule.BANKRUPTCY,
+               insurance_fund=fund, trigger=trigger, mm_basis=basis)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(1, 100)
+    eng.seed_position(1, 100, 100, 10)
+    eng.set_index(94)
+    records = rows(eng.liquidate())
+    took = of_kind(records, "FUND_TAKEOVER")
+    assert [(r["owner"], r["qty"]) for r in took] == ([(1, 10)] if takes else [])
+    assert eng.account(1).position == (0 if takes else 10)

@@ -17,9 +17,11 @@ from ..events import (
     Deficit,
     Kind,
     LimitRule,
+    MarginBasis,
     MarkRule,
     Side,
     Sizing,
+    Trigger,
 )
 from ..margin import unit_value
 from ..testing import Message, ReferenceEngine
@@ -100,8 +102,8 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
     ``sizing``, ``limit_rule`` and ``deficit``, ``fraction_ppm``, ``band_ppm`` (0 or up to 10 %),
     ``round_cap`` (None or 50..3,000 quote units times ``k``), ``liquidation_fee_ppm`` (0..5 %),
     ``insurance_fund`` (0..5,000 times ``k``), ``backstop`` (None or the given owner) and its
-    discount (0..20 %), every ``adl_ranking``. Book settings (``stp``, ``amend_rule``) and
-    bounds are left out.
+    discount (0..20 %), every ``adl_ranking``, ``trigger`` and ``mm_basis``. Book settings
+    (``stp``, ``amend_rule``) and bounds are left out.
 
     Parameters
     ----------
@@ -120,6 +122,9 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
         "tiers": tiers(k),
         "insurance_fund": (st.just(0) | st.integers(0, 5_000)).map(lambda f: f * k),
         "backstop": st.sampled_from([None] if backstop is None else [None, backstop]),
+        # Engine settings scenario Rules do not have yet, so not among _rule_fields
+        "trigger": st.sampled_from(list(Trigger)),
+        "mm_basis": st.sampled_from(list(MarginBasis)),
     })
     return st.tuples(own, _rule_fields(k)).map(lambda parts: {**parts[0], **parts[1]})
 
