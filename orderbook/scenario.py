@@ -56,9 +56,11 @@ from .events import (
     AdlRanking,
     Deficit,
     LimitRule,
+    MarginBasis,
     MarkRule,
     Side,
     Sizing,
+    Trigger,
 )
 from .margin import unit_value
 from .metrics import drawdown, summarize, unresolved_note
@@ -255,6 +257,8 @@ class Rules:
     backstop_discount_ppm: int = setting(0, ppm)
     deficit: Deficit = setting(Deficit.ADL, enum_name(Deficit))
     adl_ranking: AdlRanking = setting(AdlRanking.BITMEX, enum_name(AdlRanking))
+    trigger: Trigger = setting(Trigger.BELOW, enum_name(Trigger))
+    mm_basis: MarginBasis = setting(MarginBasis.MARK, enum_name(MarginBasis))
     taker_fee_ppm: int = setting(500, ppm)
     maker_fee_ppm: int = setting(200, ppm)
     liquidator: bool = setting(True, boolean)

@@ -24,7 +24,16 @@ from orderbook.config import (
     scenario_to_dict,
     scenario_to_toml,
 )
-from orderbook.events import AdlRanking, Deficit, LimitRule, MarkRule, Side, Sizing
+from orderbook.events import (
+    AdlRanking,
+    Deficit,
+    LimitRule,
+    MarginBasis,
+    MarkRule,
+    Side,
+    Sizing,
+    Trigger,
+)
 from orderbook.scenario import (
     DepthProfile,
     ExplicitBook,
@@ -312,20 +321,26 @@ def test_load_rules(tmp_path):
 
 
 
-def test_the_adl_ranking_is_a_rule_setting_that_reaches_the_engine(tmp_path):
+@pytest.mark.parametrize("key, default, chosen", [
+    ("adl_ranking", AdlRanking.BITMEX, AdlRanking.PNL_RATIO),
+    ("trigger", Trigger.BELOW, Trigger.AT_OR_BELOW),
+    ("mm_basis", MarginBasis.MARK, MarginBasis.ENTRY),
+])
+def test_a_venue_convention_is_a_rule_setting_that_reaches_the_engine(tmp_path, key, default,
+                                                                       chosen):
     from orderbook._market import Market
 
     path = tmp_path / "r.toml"
-    path.write_text("[rules]\nadl_ranking = 'PNL_RATIO'\n")
+    path.write_text(f"[rules]\n{key} = '{chosen.name}'\n")
     rules = load_rules(path)
-    assert rules.adl_ranking is AdlRanking.PNL_RATIO
-    assert Rules().adl_ranking is AdlRanking.BITMEX
-    assert coerce_param(default_scenario(), "rules.adl_ranking", "binance") is AdlRanking.BINANCE
+    assert getattr(rules, key) is chosen
+    assert getattr(Rules(), key) is default
+    assert coerce_param(default_scenario(), f"rules.{key}", chosen.name.lower()) is chosen
     for engine in ("compiled", "reference"):
         scenario = replace(default_scenario(0.001), rules=rules, engine=engine)
-        assert Market(scenario).engine.adl_ranking == AdlRanking.PNL_RATIO
-    path.write_text("[rules]\nadl_ranking = 'LOUDEST'\n")
-    with pytest.raises(ValueError, match="adl_ranking = 'LOUDEST' is not one of BITMEX"):
+        assert getattr(Market(scenario).engine, key) == chosen
+    path.write_text(f"[rules]\n{key} = 'LOUDEST'\n")
+    with pytest.raises(ValueError, match=f"{key} = 'LOUDEST' is not one of {default.name}"):
         load_rules(path)
 
 

@@ -10,7 +10,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ..events import Deficit, LimitRule, Sizing
+from ..events import Deficit, LimitRule, MarginBasis, Sizing, Trigger
 from ..metrics import unresolved_note
 from ..scenario import Scenario, quote_unit
 
@@ -155,6 +155,10 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
              f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",
              f"deficit {r.deficit.name}"
              + (f" ranked {r.adl_ranking.name}" if r.deficit == Deficit.ADL else "")]
+    if r.trigger != Trigger.BELOW:
+        rules.append("liquidated at equity <= MM")
+    if r.mm_basis != MarginBasis.MARK:
+        rules.append("MM on entry value")
     return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
             f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
             f"{rules_label}: {', '.join(rules)}")

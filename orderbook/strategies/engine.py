@@ -91,6 +91,8 @@ def _rule_fields(quote_units: int) -> st.SearchStrategy[dict]:
         "backstop_discount_ppm": st.integers(0, 200_000),
         "deficit": st.sampled_from(list(Deficit)),
         "adl_ranking": st.sampled_from(list(AdlRanking)),
+        "trigger": st.sampled_from(list(Trigger)),
+        "mm_basis": st.sampled_from(list(MarginBasis)),
     })
 
 
@@ -122,9 +124,6 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
         "tiers": tiers(k),
         "insurance_fund": (st.just(0) | st.integers(0, 5_000)).map(lambda f: f * k),
         "backstop": st.sampled_from([None] if backstop is None else [None, backstop]),
-        # Engine settings scenario Rules do not have yet, so not among _rule_fields
-        "trigger": st.sampled_from(list(Trigger)),
-        "mm_basis": st.sampled_from(list(MarginBasis)),
     })
     return st.tuples(own, _rule_fields(k)).map(lambda parts: {**parts[0], **parts[1]})
 
