@@ -58,6 +58,7 @@ class Engine:
         amend_rule: AmendRule | int = ...,
         max_price: int = ...,
         max_position: int | None = None,
+        check_initial_margin: bool = True,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
     ) -> None: ...
     @property
@@ -98,6 +99,8 @@ class Engine:
     def deficit(self) -> Deficit: ...
     @property
     def adl_ranking(self) -> AdlRanking: ...
+    @property
+    def check_initial_margin(self) -> bool: ...
     @property
     def round_cap(self) -> int | None: ...
     @property

@@ -2,21 +2,21 @@
 
 One hypothesis example builds two engines with the same random settings (tiers, fees, all mark,
 sizing, limit and deficit rules, ADL rankings, band, round cap, liquidation fee, fund, backstop,
-STP, amend rule, sometimes a small max_price/max_position, k = 1, 2 or 10), gives them the same
-population (an exempt LP, maybe an exempt backstop, 1-8 leveraged users, some isolated, seeded
-against the LP or each other), the same book (LP depth, user orders and stops), then the same
-random shock (market orders, index moves, refills, user orders, cancels, amends, deposits,
-add_margin, stops) interleaved with ``liquidate()`` / ``liquidation_round()``, and finally drains
-the queue with refills near the mark. One example in ten puts ``max_price * max_position * k`` at
-(or one lot under) the 2**61 bound, and the shock also sends prices and quantities at their limits
-(max_price, max_position, 2**63 - 1 lots), calls with one hostile argument (None, floats, bools,
-strings, numpy integers, values past int64) that both engines must refuse with the same exception
-type, and replaces both engines by a copy (``copy.copy``, ``copy.deepcopy``, ``Engine.copy()`` or a
-pickle round trip) whose state must equal its original's, bit for bit, before the run goes on with
-it. After every operation the two engines must agree exactly on what each call returns (or the type
-of the exception it raises) and on everything they show, and every state they show is checked
-against docs/liquidation.md directly: ``Pair`` (tests/engine_pair.py) drives them and lists what it
-compares and checks.
+STP, amend rule, the initial margin check on or off, sometimes a small max_price/max_position, k =
+1, 2 or 10), gives them the same population (an exempt LP, maybe an exempt backstop, 1-8 leveraged
+users, some isolated, seeded against the LP or each other), the same book (LP depth, user orders
+and stops), then the same random shock (market orders, index moves, refills, user orders, cancels,
+amends, deposits, add_margin, stops) interleaved with ``liquidate()`` / ``liquidation_round()``,
+and finally drains the queue with refills near the mark. One example in ten puts ``max_price *
+max_position * k`` at (or one lot under) the 2**61 bound, and the shock also sends prices and
+quantities at their limits (max_price, max_position, 2**63 - 1 lots), calls with one hostile
+argument (None, floats, bools, strings, numpy integers, values past int64) that both engines must
+refuse with the same exception type, and replaces both engines by a copy (``copy.copy``,
+``copy.deepcopy``, ``Engine.copy()`` or a pickle round trip) whose state must equal its original's,
+bit for bit, before the run goes on with it. After every operation the two engines must agree
+exactly on what each call returns (or the type of the exception it raises) and on everything they
+show, and every state they show is checked against docs/liquidation.md directly: ``Pair``
+(tests/engine_pair.py) drives them and lists what it compares and checks.
 
 In one example in four, some steps of the shock leave the state unqueried (only the call's return
 value is compared): ``account()`` and ``mark_price()`` are queries and must not change what the
@@ -132,6 +132,7 @@ def _settings(draw):
         "backstop_discount_ppm": draw(st.integers(0, 200_000), label="backstop_discount_ppm"),
         "deficit": draw(st.sampled_from(list(Deficit)), label="deficit"),
         "adl_ranking": draw(st.sampled_from(list(AdlRanking)), label="adl_ranking"),
+        "check_initial_margin": draw(st.booleans(), label="check_initial_margin"),
         "stp": draw(st.sampled_from(list(SelfTradePrevention)), label="stp"),
         "amend_rule": draw(st.sampled_from(list(AmendRule)), label="amend_rule"),
     }
