@@ -376,8 +376,8 @@ ORDER_METHODS = ("limit", "market", "ioc", "fok", "post_only", "stop_market", "s
 
 def _order_view(eng):
     """What an order call may change: accounts, book, trades, the mark (cheap to compare)."""
-    return ([tuple(eng.account(o)) for o in eng.owners()], eng.book.l3().tobytes(),
-            eng.book.stops().tobytes(), len(eng.trades()), eng.mark_price(),
+    return ([tuple(eng.account(o)) for o in eng.owners()], eng.book.l3().tolist(),
+            eng.book.stops().tolist(), len(eng.trades()), eng.mark_price(),
             eng.book.last_price, int(eng.fees_collected))
 
 

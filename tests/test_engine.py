@@ -251,8 +251,8 @@ def _im_engine(engine_cls, collateral, mark=100, **kw):
 
 def _state(eng):
     """What a refused order must not change."""
-    return ([tuple(eng.account(o)) for o in eng.owners()], eng.book.l3().tobytes(),
-            eng.book.stops().tobytes(), len(eng.trades()), eng.mark_price(), eng.fees_collected)
+    return ([tuple(eng.account(o)) for o in eng.owners()], eng.book.l3().tolist(),
+            eng.book.stops().tolist(), len(eng.trades()), eng.mark_price(), eng.fees_collected)
 
 
 def _refused(eng, method, *args, match=None):
