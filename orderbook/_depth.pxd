@@ -23,6 +23,9 @@ cdef object stop_rows(LevelMap* sell_stops, LevelMap* buy_stops, const Order* po
 cdef object resting_total(LevelMap* levels, int side, price_t limit)
 # Impact of a market order of ``side`` for ``wanted`` lots on ``opposite``, the other side.
 cdef object impact_on(LevelMap* opposite, int side, qty_t wanted)
+# The price (ticks) of the last level a market order of ``side`` for ``wanted`` lots would reach
+# on ``opposite``, the deepest when they hold fewer lots, 0 when empty: Impact.worst_price in C.
+cdef price_t reach_price(LevelMap* opposite, int side, qty_t wanted) noexcept nogil
 # The pickle's order lists (resting, armed), a tuple of each order's fields per entry, in the
 # order that rebuilds every FIFO when reinserted (OrderBook._restore_state).
 cdef tuple order_lists(LevelMap* bids, LevelMap* asks, LevelMap* sell_stops,

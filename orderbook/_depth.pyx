@@ -151,6 +151,19 @@ cdef object impact_on(LevelMap* opposite, int side, qty_t wanted):
     return Impact(filled, notional, average, price if levels else 0, levels)
 
 
+cdef price_t reach_price(LevelMap* opposite, int side, qty_t wanted) noexcept nogil:
+    # impact_on's walk without its Python totals, for the Engine's initial margin check.
+    cdef LevelMap.iterator it = opposite.begin()
+    cdef price_t price = 0
+    while it != opposite.end():
+        price = level_key(-side, deref(it).first)
+        if deref(it).second.total >= wanted:
+            break
+        wanted -= deref(it).second.total
+        inc(it)
+    return price
+
+
 cdef tuple order_lists(LevelMap* bids, LevelMap* asks, LevelMap* sell_stops,
                        LevelMap* buy_stops, const Order* pool,
                        unordered_map[slot_t, price_t]* stop_prices):

@@ -18,7 +18,10 @@ import inspect
 import re
 import warnings
 
+import numpy as np
+
 from . import _validation as check
+from .errors import OrderError
 from .events import (
     INSURANCE_FUND,
     AdlRanking,
@@ -27,6 +30,7 @@ from .events import (
     LimitRule,
     MarginBasis,
     MarkRule,
+    Reason,
     SelfTradePrevention,
     Sizing,
     Trigger,
@@ -79,15 +83,22 @@ def limit_rule_arg(limit_rule, limit, stacklevel: int):
     return enum_arg("limit", LimitRule, limit)
 
 
+def flag(name: str, value) -> bool:
+    """A switch: True or False (a numpy bool too); TypeError naming ``name`` otherwise."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+
+
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
-             max_price, max_position, **rest) -> dict:
+             max_price, max_position, check_initial_margin, **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
     ppm (``RATES``) and the rules (``RULES``). Bounds are taken in Python integers, so nothing
     wraps: ``max_price * max_position * k <= 2**61`` keeps every notional far inside int64.
     """
-    out = {}
+    out = {"check_initial_margin": flag("check_initial_margin", check_initial_margin)}
     out["quote_unit"], k = unit_value(tick_size, lot_size, quote_unit)
     out["k"] = k
     out["tiers"] = MarginTiers(tiers)
@@ -243,6 +254,14 @@ def order_owner(owner: int) -> int:
     if owner == INSURANCE_FUND:
         raise ValueError("orders cannot be sent for the insurance fund")
     return owner
+
+
+def insufficient_margin(owner: int, required: int, open_loss: int, equity: int) -> OrderError:
+    """The refusal of an order whose initial margin ``required`` plus ``open_loss`` (quote units)
+    would pass the account's ``equity`` (docs/liquidation.md, "Initial margin")."""
+    return OrderError(f"owner {owner}'s equity {equity} does not cover the order's initial "
+                      f"margin {required} plus open loss {open_loss} (quote units)",
+                      Reason.INSUFFICIENT_MARGIN)
 
 
 def exposure(owner: int, position: int, open_qty: int, side: int, qty: int,

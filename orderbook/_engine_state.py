@@ -32,7 +32,8 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   trigger=int(engine.trigger), mm_basis=int(engine.mm_basis),
                   round_cap=engine.round_cap, backstop=engine.backstop, insurance_fund=0,
                   stp=int(book.stp), amend_rule=int(book.amend_rule),
-                  max_price=int(engine.max_price), max_position=int(engine.max_position))
+                  max_price=int(engine.max_price), max_position=int(engine.max_position),
+                  check_initial_margin=bool(engine.check_initial_margin))
     return args, kwargs
 
 
@@ -41,8 +42,10 @@ def saved_kwargs(kwargs):
     ``limit_rule`` was named so carries ``limit``, its deprecated older name (loading such a
     pickle does not warn); one made before ``adl_ranking`` (``trigger``, ``mm_basis``) existed
     lacks it and loads with the constructor's default (``AdlRanking.BITMEX``, ``Trigger.BELOW``,
-    ``MarginBasis.MARK``: the behaviour it was saved with). Anything else goes to the
-    constructor as it is, to be checked there."""
+    ``MarginBasis.MARK``: the behaviour it was saved with); one made before
+    ``check_initial_margin`` existed lacks it and loads with the check on, the constructor's
+    default, although the engine that made it did not check (CHANGELOG). Anything else goes to
+    the constructor as it is, to be checked there."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")

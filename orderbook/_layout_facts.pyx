@@ -45,6 +45,7 @@ def c_layout():
         "Reason.POST_ONLY_WOULD_TAKE": t.R_POST_ONLY_WOULD_TAKE,
         "Reason.STOP_WOULD_TRIGGER": t.R_STOP_WOULD_TRIGGER,
         "Reason.NOT_AMENDABLE": t.R_NOT_AMENDABLE,
+        "Reason.INSUFFICIENT_MARGIN": t.R_INSUFFICIENT_MARGIN,
         "SelfTradePrevention.NONE": t.STP_NONE,
         "SelfTradePrevention.CANCEL_TAKER": t.STP_CANCEL_TAKER,
         "SelfTradePrevention.CANCEL_MAKER": t.STP_CANCEL_MAKER,

@@ -57,6 +57,7 @@ cdef enum:
     R_POST_ONLY_WOULD_TAKE = 18
     R_STOP_WOULD_TRIGGER = 19
     R_NOT_AMENDABLE = 20
+    R_INSUFFICIENT_MARGIN = 21   # the Engine's initial margin check; the book never emits it
 
 # The kind classifications, as events.NEW_ORDER_KINDS, STOP_KINDS, PRICED_KINDS, RESTING_KINDS,
 # IMMEDIATE_KINDS and CALLER_ERRORS.

@@ -62,6 +62,7 @@ class Engine:
         amend_rule: AmendRule | int = ...,
         max_price: int = ...,
         max_position: int | None = None,
+        check_initial_margin: bool = True,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
     ) -> None: ...
     @property
@@ -106,6 +107,8 @@ class Engine:
     def trigger(self) -> Trigger: ...
     @property
     def mm_basis(self) -> MarginBasis: ...
+    @property
+    def check_initial_margin(self) -> bool: ...
     @property
     def round_cap(self) -> int | None: ...
     @property

@@ -16,19 +16,21 @@ from libc.stdint cimport int32_t, int64_t
 from orderbook cimport _types as t
 from orderbook._types cimport BUY, oid_t, owner_t, price_t, qty_t
 from orderbook.accounts cimport Account, Ledger, int128, money_t, to_python
+from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport Liquidator
 
 from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
-    book_rules, deposit_amount, equity_mark, exposure, limit_price, limit_rule_arg, margin_amount,
-    new_account, no_account, order_owner, seeded_position, settings, user_order_id,
+    book_rules, deposit_amount, equity_mark, exposure, insufficient_margin, limit_price,
+    limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
+    user_order_id,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    AccountInfo, AdlRanking, AmendRule, Deficit, Kind, LimitRule, MarginBasis, MarkRule,
-    SelfTradePrevention, Sizing, Trigger,
+    STOP_KINDS, AccountInfo, AdlRanking, AmendRule, Deficit, Kind, LimitRule, MarginBasis,
+    MarkRule, SelfTradePrevention, Sizing, Trigger,
 )
 from .margin import DEFAULT_TIERS, MarginTiers
 
@@ -109,6 +111,11 @@ cdef class Engine:
     max_position : int or None, default None
         Largest position, lots, that an order may lead to (counting the account's other orders
         on that side); None: the largest with ``max_price * max_position * k <= 2**61``.
+    check_initial_margin : bool, default True
+        Refuse (``OrderError``, ``Reason.INSUFFICIENT_MARGIN``) an order or amend of a
+        non-exempt account whose worst-case position's initial margin plus the order's open
+        loss would pass its equity; reducing orders always pass. False: no such check (orders
+        are bounded by ``max_position`` alone). See "Initial margin".
     limit : LimitRule or int or None, default None
         Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
 
@@ -157,6 +164,7 @@ cdef class Engine:
     cdef readonly money_t total_deposits
     cdef int _mark_rule, _sizing, _limit_rule, _deficit, _adl_ranking
     cdef int _trigger, _mm_basis
+    cdef readonly bint check_initial_margin
     cdef bint has_round_cap, has_backstop, has_index, has_mark
     cdef int64_t _round_cap
     cdef owner_t _backstop
@@ -171,7 +179,8 @@ cdef class Engine:
                  deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
-                 max_price=2**32 - 1, max_position=None, limit=None):
+                 max_price=2**32 - 1, max_position=None, check_initial_margin=True,
+                 limit=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -186,8 +195,10 @@ cdef class Engine:
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
                          deficit=deficit, adl_ranking=adl_ranking,
-                         trigger=trigger, mm_basis=mm_basis)
+                         trigger=trigger, mm_basis=mm_basis,
+                         check_initial_margin=check_initial_margin)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
+        self.check_initial_margin = given["check_initial_margin"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
         self.maker_fee_ppm = given["maker_fee_ppm"]
         self.liquidation_fee_ppm = given["liquidation_fee_ppm"]
@@ -477,16 +488,57 @@ cdef class Engine:
             return value
         return limit_price(name, value, self.max_price)  # raises, with the shared message
 
-    cdef int _check_exposure(self, int32_t slot, int side, qty) except -1:
+    cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
         # The common case in C: in int128 none of the three int64 terms can wrap. Past the
         # bound, the shared check (in Python integers) raises with the true numbers.
         cdef const Account* a = &self.ledger.accounts[slot]
         cdef qty_t open_qty = a.open_buy if side == BUY else a.open_sell
-        cdef int128 worst = a.position + side * (<int128>open_qty + <int64_t>qty)
+        cdef int128 worst = a.position + side * (<int128>open_qty + qty)
         if -self.max_position <= worst <= self.max_position:
             return 0
         exposure(a.owner, a.position, open_qty, side, qty, self.max_position)
         return 0
+
+    cdef inline qty_t _open_on(self, int32_t slot, int side) noexcept nogil:
+        # Lots of the account's resting orders and armed stops on ``side``.
+        cdef const Account* a = &self.ledger.accounts[slot]
+        return a.open_buy if side == BUY else a.open_sell
+
+    cdef int _check_margin(self, int32_t slot, int side, int64_t kind, price_t price,
+                           price_t stop_price, qty_t qty, qty_t open_qty) except -1:
+        # docs/liquidation.md, "Initial margin": an order of ``qty`` lots on ``side`` (``kind``;
+        # ``price`` and ``stop_price`` checked, 0 where the kind has none) besides the
+        # account's ``open_qty`` other open lots on that side. In C (int128: no term can
+        # wrap); Python only to raise.
+        cdef const Account* a = &self.ledger.accounts[slot]
+        cdef int128 held = a.position, worst, size, loss = 0, required, equity
+        cdef price_t p, m
+        if not self.check_initial_margin or a.exempt or qty < 1:
+            return 0   # (qty < 1: the book refuses it as INVALID_QTY)
+        worst = held + side * (<int128>open_qty + qty)
+        size = worst if worst >= 0 else -worst
+        if size <= (held if held >= 0 else -held) and (worst == 0 or (worst > 0) == (held > 0)):
+            return 0   # reducing: always accepted
+        if t.is_priced(kind):
+            p = price
+        else:
+            p = reach_price(&self._book.asks if side == BUY else &self._book.bids, side, qty)
+        if t.is_stop(kind) and stop_price > p:
+            p = stop_price
+        self.mark()
+        if self.has_mark and self.mark_value > p:
+            p = self.mark_value
+        if p == 0:
+            return 0   # a market order, no mark, nothing on the other side: it cannot fill
+        m = self.mark_value if self.has_mark else p
+        if t.is_priced(kind) and side * (price - m) > 0:
+            loss = <int128>(side * (price - m)) * qty * self.k
+        required = self.ledger.requirement(<int128>p * size * self.k, True)
+        equity = self.ledger.equity(a, m, True)
+        if required + loss <= equity:
+            return 0
+        raise insufficient_margin(a.owner, to_python(required), to_python(loss),
+                                  to_python(equity))
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
         """Send one message to the book for an account; settle its trades; return its events."""
@@ -501,14 +553,22 @@ cdef class Engine:
         cdef oid_t oid = check.as_int64("order_id", order_id)
         cdef int32_t slot
         cdef int side_value
+        cdef price_t limit = 0, stop = 0
+        cdef qty_t lots
         if oid < 0:
             user_order_id(oid)  # raises, with the shared message
         if k == t.K_AMEND:
             info = self._book._order_info(oid)
-            self._price("price", price)
-            extra = check.as_int64("qty", qty) - info.qty
+            limit = self._price("price", price)
+            lots = check.as_int64("qty", qty)
+            extra = lots - info.qty
+            slot = self.ledger.slot(info.owner)
             if extra > 0:
-                self._check_exposure(self.ledger.slot(info.owner), info.side, extra)
+                self._check_exposure(slot, info.side, extra)
+            if (extra > 0 or limit != info.price) and info.kind not in STOP_KINDS:
+                # The amended order replaces the old: the other open lots on its side, plus it.
+                self._check_margin(slot, info.side, k, limit, 0, lots,
+                                   self._open_on(slot, info.side) - <qty_t>info.qty)
             events = self._book._submit_one(k, oid, side, price, qty, owner, stop_price)
             if events and events[0].kind == t.EV_AMENDED:
                 # The old quantity leaves the open total; the AMENDED event adds the new one.
@@ -522,10 +582,13 @@ cdef class Engine:
                 order_owner(t.INSURANCE_FUND)  # raises, with the shared message
             side_value = check.as_side(side)
             if t.is_priced(k):
-                self._price("price", price)
+                limit = self._price("price", price)
             if t.is_stop(k):
-                self._price("stop_price", stop_price)
-            self._check_exposure(slot, side_value, check.as_int64("qty", qty))
+                stop = self._price("stop_price", stop_price)
+            lots = check.as_int64("qty", qty)
+            self._check_exposure(slot, side_value, lots)
+            self._check_margin(slot, side_value, k, limit, stop, lots,
+                               self._open_on(slot, side_value))
         events = self._book._submit_one(k, oid, side, price, qty, owner, stop_price)
         self.ledger.settle_events(self._book.events, oid, not t.is_immediate(k))
         self.mark()  # the mark follows every message, whether or not anyone looks at it
@@ -697,6 +760,7 @@ cdef class Engine:
         other._adl_ranking = self._adl_ranking
         other._trigger = self._trigger
         other._mm_basis = self._mm_basis
+        other.check_initial_margin = self.check_initial_margin
         other.has_round_cap = self.has_round_cap
         other.has_backstop = self.has_backstop
         other.has_index = self.has_index

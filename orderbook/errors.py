@@ -14,7 +14,8 @@ __all__ = ["OrderError", "UnknownOrderError"]
 
 
 class OrderError(ValueError):
-    """A message the book refuses: ``reason`` is the Reason a batch reports for it.
+    """A message the book or the margin engine refuses: ``reason`` is the Reason a batch reports
+    for it.
 
     Parameters
     ----------
@@ -23,7 +24,8 @@ class OrderError(ValueError):
     reason : Reason
         One of the caller-error reasons (``events.CALLER_ERRORS``): INVALID_KIND, INVALID_SIDE,
         INVALID_PRICE, INVALID_STOP_PRICE, INVALID_QTY, DUPLICATE_ID, UNKNOWN_ORDER or
-        QTY_OVERFLOW.
+        QTY_OVERFLOW; or, from ``Engine``, INSUFFICIENT_MARGIN (docs/liquidation.md, "Initial
+        margin").
 
     Examples
     --------

@@ -71,7 +71,9 @@ class Reason(IntEnum):
     whose resting would take its level past INT64_MAX lots). Codes 10-17 are malformed or impossible
     messages: the per-call API raises for them (ValueError, KeyError for UNKNOWN_ORDER) and the
     batch path turns them into REJECTED events. Codes 18-20 are orders the market refuses; both
-    paths report them as REJECTED events.
+    paths report them as REJECTED events. Code 21 is the margin engine's refusal (the book never
+    emits it): ``Engine``'s per-call API raises ``OrderError`` with it and changes nothing; a batch
+    path of the engine (there is none yet) would report it as a REJECTED event.
     """
 
     NONE = 0
@@ -92,6 +94,7 @@ class Reason(IntEnum):
     POST_ONLY_WOULD_TAKE = 18
     STOP_WOULD_TRIGGER = 19   #: the last trade price already satisfies the stop
     NOT_AMENDABLE = 20        #: armed stops cannot be amended (cancel and resubmit)
+    INSUFFICIENT_MARGIN = 21  #: the account's equity would not cover its initial margin
 
 
 #: Kinds that submit a new order (they carry a side and a quantity).

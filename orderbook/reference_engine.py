@@ -23,6 +23,7 @@ from ._engine_args import (
     deposit_amount,
     equity_mark,
     exposure,
+    insufficient_margin,
     limit_price,
     limit_rule_arg,
     margin_amount,
@@ -290,7 +291,8 @@ class Engine:
                  deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
-                 max_price=2**32 - 1, max_position=None, limit=None):
+                 max_price=2**32 - 1, max_position=None, check_initial_margin=True,
+                 limit=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -304,8 +306,10 @@ class Engine:
                          band_ppm=band_ppm, backstop_discount_ppm=backstop_discount_ppm,
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
                          deficit=deficit, adl_ranking=adl_ranking,
-                         trigger=trigger, mm_basis=mm_basis)
+                         trigger=trigger, mm_basis=mm_basis,
+                         check_initial_margin=check_initial_margin)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
+        self.check_initial_margin = given["check_initial_margin"]
         for name in RATES:
             setattr(self, name, given[name])
         self.mark_rule, self.sizing = given["mark_rule"], given["sizing"]
@@ -454,19 +458,25 @@ class Engine:
         order_id = user_order_id(order_id)
         if kind == Kind.AMEND:
             info = self._book.order(order_id)
-            self._price("price", price)
-            extra = check.as_int64("qty", qty) - info.qty
+            limit = self._price("price", price)
+            lots = check.as_int64("qty", qty)
+            extra = lots - info.qty
             if extra > 0:
                 self._check_exposure(info.owner, info.side, extra)
+            if (extra > 0 or limit != info.price) and info.kind not in STOP_KINDS:
+                # The amended order replaces the old: the other open lots on its side, plus it.
+                self._check_margin(self._accounts[info.owner], info.side, kind, limit, 0, lots,
+                                   self._open_qty(info.owner, info.side) - info.qty)
         elif kind != Kind.CANCEL:
             account = self._account(owner)
             order_owner(account.owner)
             side = check.as_side(side)
-            if kind in PRICED_KINDS:
-                self._price("price", price)
-            if kind in STOP_KINDS:
-                self._price("stop_price", stop_price)
-            self._check_exposure(account.owner, side, check.as_int64("qty", qty))
+            limit = self._price("price", price) if kind in PRICED_KINDS else 0
+            stop = self._price("stop_price", stop_price) if kind in STOP_KINDS else 0
+            lots = check.as_int64("qty", qty)
+            self._check_exposure(account.owner, side, lots)
+            self._check_margin(account, side, kind, limit, stop, lots,
+                               self._open_qty(account.owner, side))
         events = self._book.submit(kind, order_id, side, price, qty, owner, stop_price)
         self._ledger.settle_events(events)
         self.mark_price()  # the mark follows every message, whether or not anyone looks at it
@@ -475,6 +485,38 @@ class Engine:
     def _check_exposure(self, owner: int, side: int, qty: int) -> None:
         exposure(owner, self._accounts[owner].position, self._open_qty(owner, side), side, qty,
                  self.max_position)
+
+    def _check_margin(self, a: _Account, side: int, kind: int, price: int, stop_price: int,
+                      qty: int, open_qty: int) -> None:
+        """docs/liquidation.md, "Initial margin": refuse (OrderError INSUFFICIENT_MARGIN) an
+        order of ``qty`` lots on ``side`` (``kind``; ``price`` and ``stop_price`` checked, 0
+        where the kind has none) besides the account's ``open_qty`` other open lots on that
+        side, unless it reduces the position. O(levels) for a market order, O(1) otherwise."""
+        if not self.check_initial_margin or a.exempt or qty < 1:
+            return  # (qty < 1: the book refuses it as INVALID_QTY)
+        held = a.position
+        worst = held + side * (open_qty + qty)
+        if abs(worst) <= abs(held) and (worst == 0 or (worst > 0) == (held > 0)):
+            return  # reducing: always accepted
+        if kind in PRICED_KINDS:
+            p = price
+        else:  # the last level the order would reach on the book now (0: none)
+            p = self._book.impact(side, qty).worst_price
+        if kind in STOP_KINDS:
+            p = max(p, stop_price)
+        mark = self.mark_price()
+        if mark is not None:
+            p = max(p, mark)
+        if p == 0:
+            return  # a market order, no mark, nothing on the other side: it cannot fill
+        m = p if mark is None else mark
+        loss = 0
+        if kind in PRICED_KINDS:
+            loss = self._ledger.value(max(0, side * (price - m)), qty)
+        required = self.tiers.initial(self._ledger.value(p, abs(worst)))
+        equity = self._ledger.equity(a, m)
+        if required + loss > equity:
+            raise insufficient_margin(a.owner, required, loss, equity)
 
     def limit(self, order_id, side, price, qty, owner):
         """Limit order for an account (see OrderBook.limit)."""

@@ -9,7 +9,11 @@ script), then demands that they agree exactly on:
 * ``owners()``, ``account(owner)`` of every owner (the insurance fund's included), ``queue()``,
   ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
   ``total_deposits``, ``open_interest()``, ``book.l3()``, ``book.stops()``, ``forced_orders()``,
-  ``fund_history()``, ``trades()``, ``total_equity(m)`` at fixed common marks.
+  ``fund_history()``, ``trades()``, ``total_equity(m)`` at fixed common marks, and the
+  ``check_initial_margin`` setting (which a copy keeps);
+* the ``reason`` of an ``OrderError`` both raise; an order or amend refused with
+  ``Reason.INSUFFICIENT_MARGIN`` must leave the accounts, the book, the trades and the mark as
+  they were (docs/liquidation.md, "Initial margin").
 
 The state is compared after every call, except that with ``observe_all`` off the test draws
 which steps leave it unqueried (never ``liquidate()`` or ``liquidation_round()``). Float fields are
@@ -42,9 +46,10 @@ import pickle
 from fractions import Fraction
 
 import numpy as np
-from hypothesis import note
+from hypothesis import event, note
 from hypothesis import strategies as st
 
+from orderbook.errors import OrderError
 from orderbook.events import (
     EVENT_DTYPE,
     FORCED_DTYPE,
@@ -56,6 +61,7 @@ from orderbook.events import (
     Event,
     ForcedKind,
     MarginBasis,
+    Reason,
     Side,
     Trigger,
 )
@@ -188,12 +194,14 @@ def _snapshot(eng):
         "trades": eng.trades(),
         "open_interest": int(eng.open_interest()),
         "total_equity_common": [int(eng.total_equity(m)) for m in COMMON_MARKS],
+        "check_initial_margin": bool(eng.check_initial_margin),
     }
 
 
 def _compare_snapshots(where, left, right, bitwise):
     for key in ("owners", "mark", "last", "queue", "insurance_fund", "fees_collected",
-                "total_deposits", "open_interest", "total_equity_common"):
+                "total_deposits", "open_interest", "total_equity_common",
+                "check_initial_margin"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
@@ -377,6 +385,18 @@ def _check_adl_keeps_capital(where, eng, before):
 
 # --------------------------------------------------------------------------- the driver
 
+#: The calls that send a message to the book.
+ORDER_METHODS = ("limit", "market", "ioc", "fok", "post_only", "stop_market", "stop_limit",
+                 "cancel", "amend")
+
+
+def _order_view(eng):
+    """What an order call may change: accounts, book, trades, the mark (cheap to compare)."""
+    return ([tuple(eng.account(o)) for o in eng.owners()], eng.book.l3().tolist(),
+            eng.book.stops().tolist(), len(eng.trades()), eng.mark_price(),
+            eng.book.last_price, int(eng.fees_collected))
+
+
 
 class Pair:
     """Two engines driven in lockstep; every call's outcome and the state after it compared."""
@@ -412,6 +432,7 @@ class Pair:
         outcomes = []
         before = [_adl_view(eng) for eng in self.engines] if method in (
             "liquidate", "liquidation_round") else None
+        orders = [_order_view(eng) for eng in self.engines] if method in ORDER_METHODS else None
         for eng in self.engines:
             try:
                 outcomes.append((getattr(eng, method)(*args, **kwargs), None))
@@ -424,6 +445,15 @@ class Pair:
         if (lexc is None) != (rexc is None) or (lexc is not None and type(lexc) is not type(rexc)):
             raise Mismatch(f"{where}: outcomes differ: left {_fmt_exc(lexc) or 'returned'}, "
                            f"right {_fmt_exc(rexc) or 'returned'}")
+        if isinstance(rexc, OrderError):
+            if not isinstance(lexc, OrderError) or lexc.reason != rexc.reason:
+                raise Mismatch(f"{where}: reasons differ: {_fmt_exc(lexc)} vs {_fmt_exc(rexc)}")
+            if rexc.reason == Reason.INSUFFICIENT_MARGIN:
+                event("an order refused for initial margin")
+                for eng, seen in zip(self.engines, orders, strict=True):
+                    if _order_view(eng) != seen:
+                        raise Mismatch(f"{where}: refused for initial margin but changed "
+                                       f"{type(eng).__module__}'s state")
         if rexc is None:
             self._compare_result(where, method, left, right)
             self._track_reserve(method, args, kwargs)
@@ -450,8 +480,7 @@ class Pair:
             self.reserves[args[0]] -= args[1]
 
     def _compare_result(self, where, method, left, right):
-        if method in ("limit", "market", "ioc", "fok", "post_only", "stop_market", "stop_limit",
-                      "cancel", "amend"):
+        if method in ORDER_METHODS:
             _compare_events(where, left, right)
         elif method == "liquidate":
             _compare_array(where, left, right, FORCED_DTYPE, self.bitwise)

@@ -226,3 +226,163 @@ def test_max_price_and_max_position(engine_cls):
     eng.limit(5, S, 200, 18, 1)              # 8 - 18 = -10: fine
     assert eng.book.n_orders == 2
     assert eng.account(1).position == 8
+
+
+# =========================================================================== initial margin
+# docs/liquidation.md, "Initial margin". One tier: IM = ceil(10 % of N) (at most 10x), k = 1.
+# W = q + s (O_s + x) is the worst-case position; an order passes when it reduces (|W| <= |q|,
+# W of q's sign or 0) or when IM(V(P, |W|)) + open loss <= equity at the mark.
+
+
+def _im_engine(engine_cls, collateral, mark=100, **kw):
+    """Trader 1 with ``collateral``; exempt LPs 100 (asks 110 x 100, bids 90 x 100) and 101;
+    with ``mark``, one trade between the LPs at it makes the (LAST) mark."""
+    eng = make(engine_cls, **kw)
+    eng.add_account(1, collateral)
+    eng.add_account(100, 10**6, exempt=True)
+    eng.add_account(101, 10**6, exempt=True)
+    if mark is not None:
+        eng.limit(900, S, mark, 1, 100)
+        eng.market(901, B, 1, 101)
+    eng.limit(902, S, 110, 100, 100)
+    eng.limit(903, B, 90, 100, 100)
+    return eng
+
+
+def _state(eng):
+    """What a refused order must not change."""
+    return ([tuple(eng.account(o)) for o in eng.owners()], eng.book.l3().tolist(),
+            eng.book.stops().tolist(), len(eng.trades()), eng.mark_price(), eng.fees_collected)
+
+
+def _refused(eng, method, *args, match=None):
+    from orderbook import OrderError, Reason
+
+    before = _state(eng)
+    with pytest.raises(OrderError, match=match) as info:
+        getattr(eng, method)(*args)
+    assert info.value.reason == Reason.INSUFFICIENT_MARGIN
+    assert _state(eng) == before
+
+
+def test_issue_case_market_buy_at_1000x_refused(engine_cls):
+    # Issue #12 defect 5: collateral 10, the tier's maximum 10x, market buy 100 lots at 100.
+    # W = 100; the book fills 100 lots at 100 (the last level), no mark: P = m = 100;
+    # IM = ceil(10 % x 100 x 100) = 1000 > equity 10.
+    eng = make(engine_cls)
+    eng.add_account(1, 10)
+    eng.add_account(100, 10**6, exempt=True)
+    eng.limit(900, S, 100, 100, 100)                     # event seq 0, message 0
+    _refused(eng, "market", 1, B, 100, 1,
+             match=r"owner 1's equity 10 does not cover the order's initial margin 1000 plus "
+                   r"open loss 0")
+    assert eng.book.n_orders == 1 and eng.account(1).position == 0
+    out = eng.limit(2, B, 50, 1, 1)                      # IM ceil(10 % x 50) = 5 <= 10
+    assert (out[0].seq, out[0].msg) == (1, 1)            # the refusal used no number
+
+
+def test_issue_case_accepted_with_the_check_off(engine_cls):
+    eng = make(engine_cls, check_initial_margin=False)
+    assert eng.check_initial_margin is False
+    eng.add_account(1, 10)
+    eng.add_account(100, 10**6, exempt=True)
+    eng.limit(900, S, 100, 100, 100)
+    eng.market(1, B, 100, 1)
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (100, 10_000, 10)
+    assert a.initial_margin == 1000                      # reported, not enforced
+
+
+def test_reducing_order_accepted_with_zero_equity(engine_cls):
+    # Long 10 @ 100 with collateral 0: equity 0 at the mark 100.
+    eng = _im_engine(engine_cls, 0)
+    eng.seed_position(1, 100, 100, 10)
+    assert eng.account(1).equity == 0
+    # Selling 11 flips to W = -1: not reducing. P = max(bids reached: 90, mark 100) = 100,
+    # IM = ceil(10 % x 100) = 10 > 0.
+    _refused(eng, "market", 1, S, 11, 1)
+    eng.market(2, S, 10, 1)                              # W = 0: reducing, fills 10 @ 90
+    a = eng.account(1)
+    assert (a.position, a.collateral) == (0, 900 - 1000)
+
+
+def test_resting_orders_count_toward_the_worst_position(engine_cls):
+    # Collateral 200, flat, mark 100. Buy 10 @ 100: W = 10, IM ceil(10 % x 1000) = 100.
+    # Buy 11 @ 99 alone: W = 11, P = max(99, 100) = 100, IM 110. Both: W = 21, IM 210 > 200.
+    eng = _im_engine(engine_cls, 200)
+    eng.limit(1, B, 100, 10, 1)
+    _refused(eng, "limit", 2, B, 99, 11, 1)
+    eng.cancel(1)
+    eng.limit(2, B, 99, 11, 1)
+    # A stop counts too: a buy stop-market of 9 lots at stop 95 with 11 resting: W = 20,
+    # P = max(asks reached: 110, stop 95, mark 100) = 110, IM ceil(10 % x 20 x 110) = 220.
+    _refused(eng, "stop_market", 3, B, 95, 9, 1)
+
+
+def test_stop_market_priced_at_its_stop(engine_cls):
+    # Collateral 100, mark 100, asks 110. Buy stop-market at 120: it fills only after a trade
+    # at 120, so P = max(110, 120, 100) = 120. 9 lots: IM ceil(10 % x 9 x 120) = 108 > 100;
+    # 8 lots: 96.
+    eng = _im_engine(engine_cls, 100)
+    _refused(eng, "stop_market", 1, B, 120, 9, 1)
+    eng.stop_market(1, B, 120, 8, 1)
+
+
+def test_open_loss_counts(engine_cls):
+    # Collateral 70, mark 100. Buy 5 @ 104 (rests below the asks at 110): P = 104,
+    # IM ceil(10 % x 520) = 52, open loss 5 x (104 - 100) = 20; 72 > 70.
+    eng = _im_engine(engine_cls, 70)
+    _refused(eng, "limit", 1, B, 104, 5, 1,
+             match="initial margin 52 plus open loss 20")
+    # Sell 5 @ 96 (rests above the bids at 90): P = max(96, 100) = 100, IM 50, open loss
+    # 5 x (100 - 96) = 20; 70 <= 70, accepted at the boundary.
+    eng.limit(2, S, 96, 5, 1)
+    assert 2 in eng.book
+
+
+def test_amend_that_raises_qty_refused(engine_cls):
+    # Collateral 100, mark 100. Buy 5 @ 100: IM 50. Amend to 11: the other open lots 5 - 5 = 0,
+    # W = 11, IM 110 > 100: refused, the order stays 5 @ 100. To 10: IM 100 <= 100.
+    eng = _im_engine(engine_cls, 100)
+    eng.limit(1, B, 100, 5, 1)
+    _refused(eng, "amend", 1, 100, 11)
+    assert eng.book.order(1).qty == 5
+    eng.amend(1, 100, 10)
+    # Moving the price is checked too: 10 @ 101 needs ceil(10 % x 1010) = 101 + loss 10 > 100.
+    _refused(eng, "amend", 1, 101, 10)
+    eng.amend(1, 100, 3)                                 # smaller, same price: no check needed
+    assert eng.book.order(1).qty == 3
+
+
+def test_exempt_seeded_and_forced_unaffected(engine_cls):
+    from orderbook.events import ForcedKind
+
+    eng = _im_engine(engine_cls, 10)
+    eng.seed_position(1, 100, 100, 10)                   # seeds are not orders: 10 lots on 10
+    assert eng.account(1).position == 10
+    eng.add_account(102, 0, exempt=True)
+    eng.market(1, S, 50, 102)                            # exempt: short 50 on no collateral
+    assert eng.account(102).position == -50              # 50 @ 90: the mark is 90
+    # Trader 1 (E = 10 - 100 < MM at 90) is liquidated by a forced sell into the other 50 lots
+    # bid at 90: the forced order is not checked (and would reduce anyway).
+    records = rows(eng.liquidate())
+    assert [(r["owner"], r["kind"], r["filled"]) for r in records][:1] == [
+        (1, ForcedKind.ORDER, 10)]
+    assert eng.account(1).position == 0
+
+
+def test_check_initial_margin_setting(engine_cls):
+    import copy
+    import pickle
+
+    eng = make(engine_cls, check_initial_margin=False)
+    for other in (eng.copy(), copy.deepcopy(eng), pickle.loads(pickle.dumps(eng))):
+        assert other.check_initial_margin is False
+    assert make(engine_cls).check_initial_margin is True
+    for bad in (1, None, "yes"):
+        with pytest.raises(TypeError, match="check_initial_margin"):
+            make(engine_cls, check_initial_margin=bad)
+    # A pickle made before the setting existed has no such keyword: it loads with the check on.
+    restore, (args, kwargs, state) = eng.__reduce__()
+    del kwargs["check_initial_margin"]
+    assert restore(args, kwargs, state).check_initial_margin is True

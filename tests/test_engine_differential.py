@@ -2,13 +2,14 @@
 
 One hypothesis example builds two engines with the same random settings (tiers, fees, all mark,
 sizing, limit and deficit rules, ADL rankings, triggers, MM bases, band, round cap, liquidation
-fee, fund, backstop, STP, amend rule, sometimes a small max_price/max_position, k = 1, 2 or 10),
-gives them the same population (an exempt LP, maybe an exempt backstop, 1-8 leveraged users, some
-isolated, seeded against the LP or each other), the same book (LP depth, user orders and stops),
-then the same random shock (market orders, index moves, refills, user orders, cancels, amends,
-deposits, add_margin, stops) interleaved with ``liquidate()`` / ``liquidation_round()``, and
-finally drains the queue with refills near the mark. One example in ten puts ``max_price *
-max_position * k`` at (or one lot under) the 2**61 bound, and the shock also sends prices and
+fee, fund, backstop, STP, amend rule, the initial margin check on or off, sometimes a small
+max_price/max_position, k = 1, 2 or 10), gives them the same population (an exempt LP, maybe an
+exempt backstop, 1-8 leveraged users, some isolated, seeded against the LP or each other), the
+same book (LP depth, user orders and stops), then the same random shock (market orders, index
+moves, refills, user orders, cancels, amends, deposits, add_margin, stops) interleaved with
+``liquidate()`` / ``liquidation_round()``, and finally drains the queue with refills near the
+mark. One example in ten puts ``max_price * max_position * k`` at (or one lot under) the 2**61
+bound, and the shock also sends prices and
 quantities at their limits (max_price, max_position, 2**63 - 1 lots), calls with one hostile
 argument (None, floats, bools, strings, numpy integers, values past int64) that both engines must
 refuse with the same exception type, and replaces both engines by a copy (``copy.copy``,
@@ -136,6 +137,7 @@ def _settings(draw):
         "adl_ranking": draw(st.sampled_from(list(AdlRanking)), label="adl_ranking"),
         "trigger": draw(st.sampled_from(list(Trigger)), label="trigger"),
         "mm_basis": draw(st.sampled_from(list(MarginBasis)), label="mm_basis"),
+        "check_initial_margin": draw(st.booleans(), label="check_initial_margin"),
         "stp": draw(st.sampled_from(list(SelfTradePrevention)), label="stp"),
         "amend_rule": draw(st.sampled_from(list(AmendRule)), label="amend_rule"),
     }

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from .. import _validation as check
+from ..errors import OrderError
 from ..events import (
     BACKSTOP_OWNER,
     LP_OWNER,
@@ -19,6 +20,7 @@ from ..events import (
     LimitRule,
     MarginBasis,
     MarkRule,
+    Reason,
     Side,
     Sizing,
     Trigger,
@@ -104,8 +106,9 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
     ``sizing``, ``limit_rule`` and ``deficit``, ``fraction_ppm``, ``band_ppm`` (0 or up to 10 %),
     ``round_cap`` (None or 50..3,000 quote units times ``k``), ``liquidation_fee_ppm`` (0..5 %),
     ``insurance_fund`` (0..5,000 times ``k``), ``backstop`` (None or the given owner) and its
-    discount (0..20 %), every ``adl_ranking``, ``trigger`` and ``mm_basis``. Book settings
-    (``stp``, ``amend_rule``) and bounds are left out.
+    discount (0..20 %), every ``adl_ranking``, ``trigger`` and ``mm_basis``, and
+    ``check_initial_margin`` (on or off). Book settings (``stp``, ``amend_rule``) and bounds are
+    left out.
 
     Parameters
     ----------
@@ -124,6 +127,7 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
         "tiers": tiers(k),
         "insurance_fund": (st.just(0) | st.integers(0, 5_000)).map(lambda f: f * k),
         "backstop": st.sampled_from([None] if backstop is None else [None, backstop]),
+        "check_initial_margin": st.booleans(),
     })
     return st.tuples(own, _rule_fields(k)).map(lambda parts: {**parts[0], **parts[1]})
 
@@ -164,7 +168,9 @@ class AccountPopulation:
     ``positions`` (long owner, short owner, price in ticks, lots), every message of ``orders``
     (the liquidity provider's depth, users' market orders that trade against it, users' resting
     orders and stops; order ids 0, 1, 2, ...), ``deposit`` for each of ``deposits``, and
-    ``set_index(index)`` when ``index`` is not None.
+    ``set_index(index)`` when ``index`` is not None. An order the engine refuses for initial
+    margin (``OrderError`` with ``Reason.INSUFFICIENT_MARGIN``, docs/liquidation.md) is left
+    out, as a venue would refuse it; both engines refuse the same orders.
     """
 
     accounts: tuple[tuple[int, int, bool, int | None], ...]
@@ -191,7 +197,11 @@ class AccountPopulation:
         for long_owner, short_owner, price, qty in self.positions:
             engine.seed_position(long_owner, short_owner, price, qty)
         for m in self.orders:
-            m.submit(engine)
+            try:
+                m.submit(engine)
+            except OrderError as exc:
+                if exc.reason != Reason.INSUFFICIENT_MARGIN:
+                    raise
         for owner, amount in self.deposits:
             engine.deposit(owner, amount)
         if self.index is not None:
