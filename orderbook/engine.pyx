@@ -488,21 +488,21 @@ cdef class Engine:
             return value
         return limit_price(name, value, self.max_price)  # raises, with the shared message
 
+    cdef inline qty_t _open_on(self, int32_t slot, int side) noexcept nogil:
+        # Lots of the account's resting orders and armed stops on ``side``.
+        cdef const Account* a = &self.ledger.accounts[slot]
+        return a.open_buy if side == BUY else a.open_sell
+
     cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
         # The common case in C: in int128 none of the three int64 terms can wrap. Past the
         # bound, the shared check (in Python integers) raises with the true numbers.
         cdef const Account* a = &self.ledger.accounts[slot]
-        cdef qty_t open_qty = a.open_buy if side == BUY else a.open_sell
+        cdef qty_t open_qty = self._open_on(slot, side)
         cdef int128 worst = a.position + side * (<int128>open_qty + qty)
         if -self.max_position <= worst <= self.max_position:
             return 0
         exposure(a.owner, a.position, open_qty, side, qty, self.max_position)
         return 0
-
-    cdef inline qty_t _open_on(self, int32_t slot, int side) noexcept nogil:
-        # Lots of the account's resting orders and armed stops on ``side``.
-        cdef const Account* a = &self.ledger.accounts[slot]
-        return a.open_buy if side == BUY else a.open_sell
 
     cdef int _check_margin(self, int32_t slot, int side, int64_t kind, price_t price,
                            price_t stop_price, qty_t qty, qty_t open_qty) except -1:

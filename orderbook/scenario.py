@@ -76,6 +76,7 @@ __all__ = [
     "UnresolvedAccountsWarning",
 ]
 
+
 class UnresolvedAccountsWarning(RuntimeWarning):
     """A run ended with accounts at negative equity or still queued for liquidation.
 
