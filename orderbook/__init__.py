@@ -1,10 +1,12 @@
 """orderbook: a Cython limit order book, matching engine and liquidation-cascade simulator.
 
 Prices are integer ticks, quantities integer lots, ids caller-chosen int64. See docs/semantics.md.
-Real market data readers are in :mod:`orderbook.data` (docs/data.md); tools for testing your own
+Venue presets of the liquidation rules are in :mod:`orderbook.venues` (docs/venues.md). Real
+market data readers are in :mod:`orderbook.data` (docs/data.md); tools for testing your own
 code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.md).
 """
 
+from . import venues
 from .book import OrderBook
 from .engine import Engine
 from .errors import OrderError, UnknownOrderError
@@ -70,4 +72,5 @@ __all__ = [
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
+    "venues",
 ]

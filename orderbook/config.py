@@ -242,10 +242,24 @@ def _population(d, base) -> Population | ExplicitPopulation:
     return replace(start, **_fields("population", d, _POPULATION))
 
 
-def rules_from_dict(d: dict, base: Rules | None = None, *, table: str = "rules") -> Rules:
+def rules_from_dict(d: dict, base: Rules | None = None, *, table: str = "rules",
+                    scenario: Scenario | None = None) -> Rules:
     """Rules from a ``[rules]`` table's contents, unset keys taken from ``base`` (default: the
-    built-in scenario's rules)."""
+    built-in scenario's rules). A ``venue`` key starts from that venue's preset instead
+    (:mod:`orderbook.venues`, in ``scenario``'s units; default the built-in scenario's), and
+    the table's other keys change it."""
     base = default_scenario().rules if base is None else base
+    if isinstance(d, dict) and "venue" in d:
+        from .venues import rules as venue_rules
+
+        d = dict(d)
+        name = d.pop("venue")
+        try:
+            base = venue_rules(name, replace(scenario or default_scenario(), rules=base))
+        except TypeError as exc:
+            raise ConfigTypeError(f"[{table}] venue = {show(name)}: {exc}") from None
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"[{table}] venue = {show(name)}: {exc.args[0]}") from None
     return replace(base, **_fields(table, d, _RULES, _RULES_RENAMED))
 
 
@@ -284,7 +298,8 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
         if not isinstance(d["rules"], dict):
             raise ConfigTypeError(f"[rules] must be a table, got {type_name(d['rules'])} "
                                   f"{show(d['rules'])}")
-        changes["rules"] = rules_from_dict(d["rules"], base.rules)
+        changes["rules"] = rules_from_dict(d["rules"], base.rules,
+                                           scenario=replace(base, **changes))
     scenario = replace(base, **changes)
     _check_units(scenario)
     return scenario
@@ -364,10 +379,11 @@ def load_scenario(path, base: Scenario | None = None) -> Scenario:
         raise _in_file(path, exc) from None
 
 
-def load_rules(path, base: Rules | None = None) -> Rules:
+def load_rules(path, base: Rules | None = None, scenario: Scenario | None = None) -> Rules:
     """Read a rules file: a ``[rules]`` table (or the same keys at the top level). Keys it leaves
-    out keep their values in ``base`` (default: the built-in scenario's rules). A file that sets
-    nothing is a :class:`ConfigError`."""
+    out keep their values in ``base`` (default: the built-in scenario's rules); a ``venue`` key
+    starts from that preset in ``scenario``'s units. A file that sets nothing is a
+    :class:`ConfigError`."""
     d = _read_toml(path)
     _require_settings(path, d, "rules")
     try:
@@ -376,8 +392,8 @@ def load_rules(path, base: Rules | None = None) -> Rules:
                 key = sorted(set(d) - {"rules"})[0]
                 raise UnknownKeyError(f"a rules file holds only a [rules] table (or its keys at "
                                       f"the top level), got {key!r} besides it")
-            return rules_from_dict(d["rules"], base)
-        return rules_from_dict(d, base)
+            return rules_from_dict(d["rules"], base, scenario=scenario)
+        return rules_from_dict(d, base, scenario=scenario)
     except ConfigError as exc:
         raise _in_file(path, exc) from None
 

@@ -23,6 +23,7 @@ import os
 import sys
 
 from ..scenario import builtin_rule_sets
+from ..venues import names as venue_names
 from .data import add_commands as add_data_commands
 from .output import PROG, CLIError
 from .output import _jsonable as _jsonable  # tests/test_cli.py imports it from here
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--scale", type=_scale, default=1.0, metavar="S",
                        help="scale accounts, depth, refill, shock and per-round cap by S "
                             "(default 1)")
+        p.add_argument("--venue", metavar="NAME",
+                       help="start from venue NAME's liquidation rules (one of "
+                            f"{', '.join(venue_names())}; docs/venues.md)")
         if counterfactual:
             p.add_argument("--no-counterfactual", action="store_true",
                            help="skip the run without liquidations (no amplification figure)")
@@ -95,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", action="append", metavar="NAME=RULES.toml",
                    help="a rule set: a TOML file with a [rules] table whose keys override the "
                         "scenario's rules (repeatable)")
+    p.add_argument("--venues", metavar="NAME,NAME,...|all",
+                   help="one rule set per venue preset (orderbook.venues), instead of --rules")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
     p.add_argument("--plot", metavar="FILE.png", help="draw the price paths (needs matplotlib)")
     p.set_defaults(func=cmd_compare)

@@ -6,6 +6,7 @@ import math
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import ConfigError, load_rules, load_scenario, parse_values, scenario_to_toml
@@ -25,6 +26,7 @@ from ..scenario import (
     usable_cpus,
     worker_count,
 )
+from ..venues import rule_sets as venue_rule_sets
 from .output import (
     _DYNAMICS_HEADERS,
     _METRIC_HEADERS,
@@ -51,8 +53,19 @@ def _load(args) -> tuple[Scenario, Scenario, str]:
         unscaled, source = default_scenario(), "built-in scenario"
     else:
         unscaled, source = load_scenario(args.scenario), str(args.scenario)
+    if args.venue is not None:
+        (name, rules), = _venue_rules("--venue", [args.venue], unscaled).items()
+        unscaled = replace(unscaled, rules=rules)
+        source += f" with {name}'s rules"
     scenario = scale_scenario(unscaled, args.scale)
     return unscaled, scenario, source + (f" at scale {args.scale:g}" if args.scale != 1 else "")
+
+
+def _venue_rules(option: str, chosen, scenario: Scenario) -> dict:
+    try:
+        return venue_rule_sets(chosen, scenario)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CLIError(f"{option}: {exc.args[0] if exc.args else exc}") from None
 
 
 def cmd_run(args) -> int:
@@ -86,7 +99,14 @@ def _plot(obj, path) -> None:
 
 def cmd_compare(args) -> int:
     unscaled, scenario, source = _load(args)
-    if args.rules:
+    if args.rules and args.venues:
+        raise CLIError("give --rules or --venues, not both")
+    if args.venues:
+        chosen = None if args.venues.strip().lower() == "all" else [
+            name for name in args.venues.split(",") if name.strip()]
+        rule_sets = {name: scale_rules(r, args.scale)
+                     for name, r in _venue_rules("--venues", chosen, unscaled).items()}
+    elif args.rules:
         rule_sets = {}
         for spec in args.rules:
             name, sep, path = spec.partition("=")
@@ -97,7 +117,8 @@ def cmd_compare(args) -> int:
                 raise CLIError(f"--rules {spec!r}: expected NAME=RULES.toml")
             if name in rule_sets:
                 raise CLIError(f"--rules: the name {name!r} is given twice")
-            rule_sets[name] = scale_rules(load_rules(path, unscaled.rules), args.scale)
+            rule_sets[name] = scale_rules(load_rules(path, unscaled.rules, unscaled),
+                                          args.scale)
     else:
         rule_sets = {name: scale_rules(r, args.scale)
                      for name, r in builtin_rule_sets(unscaled).items()}
