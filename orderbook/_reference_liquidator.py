@@ -247,7 +247,19 @@ class _Liquidator:
             return q
         if self.sizing == Sizing.FRACTION:
             return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
+        if self.sizing == Sizing.TIER_STEP:
+            return self.tier_step_size(q, mark)
         return self.restore_size(a, mark)
+
+    def tier_step_size(self, q: int, mark: int) -> int:
+        """TIER_STEP: the fewest lots x with V(mark, q - x) at most the cap of the tier below
+        that of V(mark, q) (the mark notional, whatever ``mm_basis``); all q in the lowest tier.
+        O(tiers)."""
+        tiers = self.ledger.tiers
+        tier = tiers.tier_of(self.ledger.value(mark, q))
+        if tier == 0:
+            return q
+        return q - tiers.caps[tier - 1] // (mark * self.k)
 
     def restore_size(self, a: _Account, mark: int) -> int:
         """RESTORE: the fewest lots x < |q| that ``restores`` says leave the account out of

@@ -115,6 +115,7 @@ cdef enum:   # Sizing
     SIZING_FULL = 0
     SIZING_FRACTION = 1
     SIZING_RESTORE = 2
+    SIZING_TIER_STEP = 3
 
 cdef enum:   # LimitRule
     LIMIT_MARKET = 0

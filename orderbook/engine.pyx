@@ -71,7 +71,9 @@ cdef class Engine:
     mark_rule : MarkRule or int, default MarkRule.LAST
         Where the mark price comes from. See "Mark price".
     sizing : Sizing or int, default Sizing.FULL
-        How many lots a forced order closes. See "Liquidation rounds", step 2.2.
+        How many lots a forced order closes: all, a fraction, enough to restore the account,
+        or enough to step down one maintenance tier (``TIER_STEP``). See "Liquidation rounds",
+        step 2.2.
     fraction_ppm : int, default 500_000
         Share of the position a ``Sizing.FRACTION`` order closes, ppm (at least one lot).
     limit_rule : LimitRule or int or None, default None

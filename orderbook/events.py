@@ -306,6 +306,8 @@ class Sizing(IntEnum):
     FRACTION = 1   #: ceil(|position| * fraction_ppm / 10**6), at least one lot
     RESTORE = 2    #: the fewest lots whose fills from the book now, less the liquidation fee,
     #: leave equity >= maintenance margin at the mark (all of it when none do)
+    TIER_STEP = 3  #: the fewest lots that take the mark notional left into the next lower
+    #: maintenance tier (all of it in the lowest); Binance, OKX, Bybit, BitMEX
 
 
 class LimitRule(IntEnum):

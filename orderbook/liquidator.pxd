@@ -89,6 +89,7 @@ cdef class Liquidator:
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
+    cdef qty_t tier_step_size(self, qty_t q, price_t mark) noexcept nogil
     cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil
     cdef size_t tier_of(self, int128 notional) noexcept nogil
     cdef qty_t piece_first(self, const Account* a, int side, qty_t q, qty_t lo, qty_t hi,

@@ -383,7 +383,19 @@ cdef class Liquidator:
             fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, t.PPM)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
+        if self.sizing == t.SIZING_TIER_STEP:
+            return self.tier_step_size(q, mark)
         return self.restore_size(a, mark)
+
+    cdef qty_t tier_step_size(self, qty_t q, price_t mark) noexcept nogil:
+        # TIER_STEP (the reference's tier_step_size): the fewest lots that leave the notional at
+        # the mark of the lots left at most the cap of the next lower tier, whatever mm_basis;
+        # all q in the lowest tier. q V > cap_{t-1} puts the floor below q, so at least 1 lot.
+        # O(tiers).
+        cdef size_t tier = self.tier_of(self.ledger.value(mark, q))
+        if tier == 0:
+            return q
+        return q - <qty_t>floor_div(self.ledger.caps[tier - 1], <int128>mark * self.k)
 
     cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil:
         # RESTORE (the reference's restore_size): the fewest lots x < q that restores() accepts,

@@ -325,6 +325,7 @@ def test_load_rules(tmp_path):
     ("adl_ranking", AdlRanking.BITMEX, AdlRanking.PNL_RATIO),
     ("trigger", Trigger.BELOW, Trigger.AT_OR_BELOW),
     ("mm_basis", MarginBasis.MARK, MarginBasis.ENTRY),
+    ("sizing", Sizing.FULL, Sizing.TIER_STEP),
 ])
 def test_a_venue_convention_is_a_rule_setting_that_reaches_the_engine(tmp_path, key, default,
                                                                        chosen):

@@ -280,6 +280,91 @@ def test_fraction_steps_again_next_round(engine_cls):
         (0, 0, 1, 1), (1, 0, 1, 1)]
 
 
+# =========================================================================== tier step-down
+
+#: Four tiers (caps 1,000 / 2,000 / 3,000 / none; MM 1 %, 2 %, 3 %, 5 %). Deductions:
+#: D = 0, 1,000 x 1 % = 10, 10 + 2,000 x 1 % = 30, 30 + 3,000 x 2 % = 90 (quote units), so
+#: MM(3,500) = 175 - 90 = 85, MM(3,000) = 90 - 30 = 60, MM(2,000) = 40 - 10 = 30,
+#: MM(1,000) = 10, MM(800) = 8.
+TIERS4 = [(1_000, 10_000, 20_000), (2_000, 20_000, 40_000), (3_000, 30_000, 60_000),
+          (None, 50_000, 100_000)]
+
+
+def _tier_step_engine(engine_cls, qty, collateral, mark=100, **kw):
+    """Owner 1 long ``qty`` @ 100 with ``collateral``, LP 101 bidding 100 lots at ``mark``, the
+    INDEX mark at ``mark``: the forced sells fill at the mark."""
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.TIER_STEP, tiers=TIERS4,
+               **kw)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, collateral)
+    eng.seed_position(1, 100, 100, qty)
+    eng.limit(1, B, mark, 100, 101)
+    eng.set_index(mark)
+    return eng
+
+
+def test_tier_step_steps_down_one_tier_a_round_then_closes(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 5)
+    # E = 5 at 100 throughout (fills at the mark realise 0). Round 0: V = 3,500 is in tier 3,
+    # x = 35 - floor(3,000 / 100) = 5 -> 30 lots (E 5 < MM 60: queued). Round 1: 3,000 is in
+    # tier 2 (not past its cap), x = 30 - floor(2,000 / 100) = 10 -> 20 (5 < 30). Round 2:
+    # tier 1, x = 20 - 10 = 10 -> 10 (5 < 10). Round 3: tier 0, the whole 10.
+    records = rows(eng.liquidate())
+    assert [(r["round"], r["qty"], r["filled"]) for r in records] == [
+        (0, 5, 5), (1, 10, 10), (2, 10, 10), (3, 10, 10)]
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 5)
+    assert list(eng.queue()) == []
+    assert_conserved(eng, [1, 100, 101])
+
+
+def test_tier_step_closes_a_lowest_tier_position_at_once(engine_cls):
+    eng = _tier_step_engine(engine_cls, 8, 5)
+    # V = 800 is in tier 0: E = 5 < MM 8, the whole 8 lots in one order
+    assert [(r["round"], r["qty"], r["filled"]) for r in rows(eng.liquidate())] == [(0, 8, 8)]
+    assert eng.account(1).position == 0
+
+
+def test_tier_step_that_restores_the_account_leaves_the_queue(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 70)
+    # E = 70 < MM(3,500) = 85; x = 5 -> 30 lots, E = 70 >= MM(3,000) = 60: out of the queue
+    assert [(r["round"], r["qty"]) for r in rows(eng.liquidate())] == [(0, 5)]
+    a = eng.account(1)
+    assert (a.position, a.equity, a.maintenance_margin) == (30, 70, 60)
+    assert list(eng.queue()) == []
+
+
+def test_tier_step_is_still_limited_by_the_round_cap(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 5, round_cap=300)
+    # round 0: x = 5, but V(100, 5) = 500 > 300 -> 300 // 100 = 3 lots -> 32
+    assert eng.liquidation_round()
+    assert (eng.account(1).position, list(eng.queue())) == (32, [1])
+    # round 1: V = 3,200, tier 3: x = 32 - 30 = 2 (200 <= 300) -> 30
+    assert eng.liquidation_round()
+    assert eng.account(1).position == 30
+    eng.liquidate()
+    # then 3 a round within a tier, the rest of a step when less: 30 -> 27 -> 24 -> 21 -> 20
+    # (tier 1) -> 17 -> 14 -> 11 -> 10 (tier 0: the whole 10, 3 a round) -> 7 -> 4, where
+    # E = 5 >= MM(400) = 4: out of the queue
+    qtys = [int(r["qty"]) for r in rows(eng.forced_orders())]
+    assert qtys == [3, 2, 3, 3, 3, 1, 3, 3, 3, 1, 3, 3]
+    assert (eng.account(1).position, list(eng.queue())) == (4, [])
+
+
+def test_tier_step_takes_the_tier_on_the_mark_notional_under_the_entry_basis(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 705, mark=80, mm_basis=MarginBasis.ENTRY)
+    # MM on the cost 3,500 is 85; E at 80 = 705 + 2,800 - 3,500 = 5 < 85. The step's tier is
+    # that of the mark notional 2,800 (tier 2), not of the cost (tier 3):
+    # x = 35 - floor(2,000 / 80) = 35 - 25 = 10. Sells 10 @ 80: R = 1,000, PnL -200 ->
+    # collateral 505, C 2,500, q 25; E = 505 + 2,000 - 2,500 = 5 < MM(2,500) = 75 - 30 = 45.
+    eng.liquidation_round()
+    assert [(r["qty"], r["filled"]) for r in rows(eng.forced_orders())] == [(10, 10)]
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral, a.maintenance_margin) == (25, 2_500, 505, 45)
+    assert list(eng.queue()) == [1]
+
+
 # =========================================================================== round cap, limits
 
 
