@@ -54,12 +54,13 @@ class _Liquidator:
 
     def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
                  limit_rule, deficit, adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
-                 backstop_discount_ppm, round_cap, backstop):
+                 backstop_discount_ppm, round_cap, backstop, fraction_above=0):
         self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
         self.k, self.max_position = k, max_position
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
         self.adl_ranking = adl_ranking
         self.fraction_ppm, self.band_ppm = fraction_ppm, band_ppm
+        self.fraction_above = fraction_above
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
         self.round_cap, self.backstop = round_cap, backstop
@@ -246,6 +247,8 @@ class _Liquidator:
         if self.sizing == Sizing.FULL:
             return q
         if self.sizing == Sizing.FRACTION:
+            if self.fraction_above and self.ledger.value(mark, q) <= self.fraction_above:
+                return q
             return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
         if self.sizing == Sizing.TIER_STEP:
             return self.tier_step_size(q, mark)

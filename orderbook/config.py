@@ -43,6 +43,7 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     [rules]
     mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit, ...
     sizing = "FRACTION"
+    fraction_above = 0              # quote units: FRACTION closes positions worth no more whole
     limit_rule = "BAND"             # (formerly limit, still accepted)
     deficit = "ADL"
     adl_ranking = "BITMEX"          # AdlRanking: BITMEX, PNL_RATIO, BINANCE

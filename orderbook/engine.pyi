@@ -63,6 +63,7 @@ class Engine:
         max_price: int = ...,
         max_position: int | None = None,
         check_initial_margin: bool = True,
+        fraction_above: int = 0,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
     ) -> None: ...
     @property
@@ -81,6 +82,8 @@ class Engine:
     def liquidation_fee_ppm(self) -> int: ...
     @property
     def fraction_ppm(self) -> int: ...
+    @property
+    def fraction_above(self) -> int: ...
     @property
     def band_ppm(self) -> int: ...
     @property

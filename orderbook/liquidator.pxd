@@ -68,6 +68,7 @@ cdef class Liquidator:
     cdef qty_t max_position       # lots: the backstop takes no more than this
     cdef int sizing, limit_rule, deficit, adl_ranking
     cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
+    cdef money_t fraction_above   # quote units: FRACTION closes a position worth no more whole
     cdef bint has_round_cap, has_backstop
     cdef int64_t round_cap        # notional (quote units at the mark) per round
     cdef owner_t backstop

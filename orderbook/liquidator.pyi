@@ -25,4 +25,5 @@ class Liquidator:
         backstop_discount_ppm: int,
         round_cap: int | None,
         backstop: int | None,
+        fraction_above: int = 0,
     ) -> None: ...

@@ -93,7 +93,7 @@ cdef class Liquidator:
     def __init__(self, OrderBook book, Ledger ledger, int64_t k, qty_t max_position, int sizing,
                  int limit_rule, int deficit, int adl_ranking, int64_t fraction_ppm,
                  int64_t band_ppm, int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm,
-                 round_cap, backstop):
+                 round_cap, backstop, money_t fraction_above=0):
         self.book = book
         self.ledger = ledger
         self.k = k
@@ -103,6 +103,7 @@ cdef class Liquidator:
         self.deficit = deficit
         self.adl_ranking = adl_ranking
         self.fraction_ppm = fraction_ppm
+        self.fraction_above = fraction_above
         self.band_ppm = band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
@@ -380,6 +381,8 @@ cdef class Liquidator:
         if self.sizing == t.SIZING_FULL:
             return q
         if self.sizing == t.SIZING_FRACTION:
+            if self.fraction_above and self.ledger.value(mark, q) <= self.fraction_above:
+                return q
             fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, t.PPM)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
@@ -822,6 +825,7 @@ cdef class Liquidator:
         other.deficit = self.deficit
         other.adl_ranking = self.adl_ranking
         other.fraction_ppm = self.fraction_ppm
+        other.fraction_above = self.fraction_above
         other.band_ppm = self.band_ppm
         other.liquidation_fee_ppm = self.liquidation_fee_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm

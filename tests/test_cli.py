@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,27 @@ def test_sweep_table(capsys):
     assert cells == [["FULL", "none"], ["FULL", "1,000,000,000"], ["FRACTION", "none"],
                      ["FRACTION", "1,000,000,000"]]
     assert "sweep: 4 runs" in out
+
+
+def test_sweep_takes_the_venue_liquidation_settings(capsys):
+    rows = _json(capsys, "sweep", "--scale", "0.01", "--no-counterfactual", "--workers", "1",
+                 "--param", "steps=5", "--param", "rules.sizing=TIER_STEP,FRACTION",
+                 "--param", "rules.fraction_above=0,100000000000", "--json")
+    assert [(row["rules.sizing"], row["rules.fraction_above"]) for row in rows] == [
+        ("TIER_STEP", 0), ("TIER_STEP", 10**11), ("FRACTION", 0), ("FRACTION", 10**11)]
+
+
+def test_the_run_header_names_the_venue_liquidation_settings():
+    from orderbook.cli.output import _describe
+    from orderbook.scenario import Rules
+
+    plain = _describe(default_scenario(), "default")
+    assert "over" not in plain
+    rules = Rules(sizing=Sizing.FRACTION, fraction_above=10**9)
+    text = _describe(replace(default_scenario(), rules=rules), "default")
+    assert "sizing FRACTION 25% over 100,000.00" in text
+    tiered = _describe(replace(default_scenario(), rules=Rules(sizing=Sizing.TIER_STEP)), "x")
+    assert "sizing TIER_STEP" in tiered
 
 
 def test_sweep_scheduler_without_distributed(capsys, monkeypatch):

@@ -386,3 +386,24 @@ def test_check_initial_margin_setting(engine_cls):
     restore, (args, kwargs, state) = eng.__reduce__()
     del kwargs["check_initial_margin"]
     assert restore(args, kwargs, state).check_initial_margin is True
+
+
+@pytest.mark.parametrize("name, value, bad", [
+    ("fraction_above", 100_000, [(-1, ValueError), (2**62 + 1, ValueError), (1.5, TypeError),
+                                 ("1", TypeError), (None, TypeError)]),
+])
+def test_venue_liquidation_settings_are_checked_copied_and_pickled(engine_cls, name, value, bad):
+    import copy
+    import pickle
+
+    eng = make(engine_cls, **{name: value})
+    assert getattr(eng, name) == value and getattr(make(engine_cls), name) == 0
+    for other in (eng.copy(), copy.deepcopy(eng), pickle.loads(pickle.dumps(eng))):
+        assert getattr(other, name) == value
+    for arg, error in bad:
+        with pytest.raises(error, match=name):
+            make(engine_cls, **{name: arg})
+    # A pickle made before the setting existed has no such keyword: it loads with 0 (off).
+    restore, (args, kwargs, state) = eng.__reduce__()
+    del kwargs[name]
+    assert getattr(restore(args, kwargs, state), name) == 0

@@ -123,6 +123,8 @@ def _settings(draw):
         "sizing": draw(st.sampled_from(list(Sizing)), label="sizing"),
         "fraction_ppm": draw(st.one_of(st.integers(0, PPM), st.sampled_from([1, 250_000, PPM])),
                              label="fraction_ppm"),
+        "fraction_above": draw(st.one_of(st.just(0), st.integers(1, 3_000).map(lambda c: c * k)),
+                               label="fraction_above"),
         "limit_rule": draw(st.sampled_from(list(LimitRule)), label="limit_rule"),
         "band_ppm": draw(st.one_of(st.just(0), st.integers(1, 100_000)), label="band_ppm"),
         "round_cap": draw(st.one_of(st.none(), st.integers(50, 3_000).map(lambda c: c * k)),

@@ -280,6 +280,24 @@ def test_fraction_steps_again_next_round(engine_cls):
         (0, 0, 1, 1), (1, 0, 1, 1)]
 
 
+@pytest.mark.parametrize("above, qty", [(940, 10), (939, 3)])
+def test_fraction_above_closes_a_position_worth_no_more_whole(engine_cls, above, qty):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
+               fraction_ppm=250_000, fraction_above=above)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 50, 101)
+    eng.set_index(94)
+    eng.liquidation_round()
+    # V(94, 10) = 940: at most fraction_above = 940 -> all 10 lots (sold @ 94: PnL -60 ->
+    # collateral 40, flat); one unit above 939 -> the fraction, ceil(10 x 25 %) = 3 lots
+    assert [(r["qty"], r["filled"]) for r in rows(eng.forced_orders())] == [(qty, qty)]
+    a = eng.account(1)
+    assert (a.position, a.collateral) == ((0, 40) if qty == 10 else (7, 82))
+    assert_conserved(eng, [1, 100, 101])
+
+
 # =========================================================================== tier step-down
 
 #: Four tiers (caps 1,000 / 2,000 / 3,000 / none; MM 1 %, 2 %, 3 %, 5 %). Deductions:
