@@ -39,7 +39,7 @@ from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_valu
 
 #: The constructor's rates, ppm in [0, 10**6].
 RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
-         "backstop_discount_ppm")
+         "backstop_discount_ppm", "takeover_below_ppm")
 #: The constructor's liquidation rules and their enums.
 RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit_rule", LimitRule),
          ("deficit", Deficit), ("adl_ranking", AdlRanking),

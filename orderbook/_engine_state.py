@@ -46,8 +46,9 @@ def saved_kwargs(kwargs):
     ``MarginBasis.MARK``: the behaviour it was saved with); one made before
     ``check_initial_margin`` existed lacks it and loads with the check on, the constructor's
     default, although the engine that made it did not check (CHANGELOG); one made before
-    ``fraction_above`` existed lacks it and loads with 0 (every position takes the fraction, as
-    it did). Anything else goes to the constructor as it is, to be checked there."""
+    ``fraction_above`` (``takeover_below_ppm``) existed lacks it and loads with 0 (every
+    position takes the fraction; no take-over below a share of MM: as it did). Anything else
+    goes to the constructor as it is, to be checked there."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")

@@ -26,4 +26,5 @@ class Liquidator:
         round_cap: int | None,
         backstop: int | None,
         fraction_above: int = 0,
+        takeover_below_ppm: int = 0,
     ) -> None: ...

@@ -257,6 +257,7 @@ class Rules:
     insurance_fund: int = setting(10**11, integer(0, 2**62))
     backstop_collateral: int = setting(0, integer(0, 2**62))
     backstop_discount_ppm: int = setting(0, ppm)
+    takeover_below_ppm: int = setting(0, ppm)   # of MM; 0: never (Hyperliquid: 666_667)
     deficit: Deficit = setting(Deficit.ADL, enum_name(Deficit))
     adl_ranking: AdlRanking = setting(AdlRanking.BITMEX, enum_name(AdlRanking))
     trigger: Trigger = setting(Trigger.BELOW, enum_name(Trigger))

@@ -276,9 +276,11 @@ def test_sweep_table(capsys):
 def test_sweep_takes_the_venue_liquidation_settings(capsys):
     rows = _json(capsys, "sweep", "--scale", "0.01", "--no-counterfactual", "--workers", "1",
                  "--param", "steps=5", "--param", "rules.sizing=TIER_STEP,FRACTION",
-                 "--param", "rules.fraction_above=0,100000000000", "--json")
-    assert [(row["rules.sizing"], row["rules.fraction_above"]) for row in rows] == [
-        ("TIER_STEP", 0), ("TIER_STEP", 10**11), ("FRACTION", 0), ("FRACTION", 10**11)]
+                 "--param", "rules.fraction_above=0,100000000000",
+                 "--param", "rules.takeover_below_ppm=666667", "--json")
+    assert [(row["rules.sizing"], row["rules.fraction_above"], row["rules.takeover_below_ppm"])
+            for row in rows] == [("TIER_STEP", 0, 666_667), ("TIER_STEP", 10**11, 666_667),
+                                 ("FRACTION", 0, 666_667), ("FRACTION", 10**11, 666_667)]
 
 
 def test_the_run_header_names_the_venue_liquidation_settings():
@@ -286,12 +288,14 @@ def test_the_run_header_names_the_venue_liquidation_settings():
     from orderbook.scenario import Rules
 
     plain = _describe(default_scenario(), "default")
-    assert "over" not in plain
+    assert "over" not in plain and "taken over" not in plain
     rules = Rules(sizing=Sizing.FRACTION, fraction_above=10**9)
     text = _describe(replace(default_scenario(), rules=rules), "default")
     assert "sizing FRACTION 25% over 100,000.00" in text
     tiered = _describe(replace(default_scenario(), rules=Rules(sizing=Sizing.TIER_STEP)), "x")
     assert "sizing TIER_STEP" in tiered
+    vault = _describe(replace(default_scenario(), rules=Rules(takeover_below_ppm=666_667)), "x")
+    assert "taken over below 66.6667% of MM" in vault
 
 
 def test_sweep_scheduler_without_distributed(capsys, monkeypatch):

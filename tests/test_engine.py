@@ -181,7 +181,8 @@ def test_negative_user_order_id_refused(engine_cls):
 
 
 @pytest.mark.parametrize("name", ["taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm",
-                                  "fraction_ppm", "band_ppm", "backstop_discount_ppm"])
+                                  "fraction_ppm", "band_ppm", "backstop_discount_ppm",
+                                  "takeover_below_ppm"])
 @pytest.mark.parametrize("value", [-1, 10**6 + 1])
 def test_rates_outside_ppm_range(engine_cls, name, value):
     with pytest.raises(ValueError, match=name):
@@ -391,6 +392,8 @@ def test_check_initial_margin_setting(engine_cls):
 @pytest.mark.parametrize("name, value, bad", [
     ("fraction_above", 100_000, [(-1, ValueError), (2**62 + 1, ValueError), (1.5, TypeError),
                                  ("1", TypeError), (None, TypeError)]),
+    ("takeover_below_ppm", 666_667, [(-1, ValueError), (10**6 + 1, ValueError),
+                                     (0.5, TypeError), (None, TypeError)]),
 ])
 def test_venue_liquidation_settings_are_checked_copied_and_pickled(engine_cls, name, value, bad):
     import copy

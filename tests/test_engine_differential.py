@@ -135,6 +135,8 @@ def _settings(draw):
                                label="insurance_fund"),
         "backstop": draw(st.sampled_from([None, BACKSTOP]), label="backstop"),
         "backstop_discount_ppm": draw(st.integers(0, 200_000), label="backstop_discount_ppm"),
+        "takeover_below_ppm": draw(st.one_of(st.just(0), st.sampled_from([666_667, PPM]),
+                                             st.integers(1, PPM)), label="takeover_below_ppm"),
         "deficit": draw(st.sampled_from(list(Deficit)), label="deficit"),
         "adl_ranking": draw(st.sampled_from(list(AdlRanking)), label="adl_ranking"),
         "trigger": draw(st.sampled_from(list(Trigger)), label="trigger"),

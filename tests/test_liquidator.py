@@ -24,6 +24,7 @@ from engine_helpers import (
 )
 
 from orderbook.events import (
+    INSURANCE_FUND,
     NO_COUNTERPARTY,
     Deficit,
     LimitRule,
@@ -32,6 +33,7 @@ from orderbook.events import (
     Sizing,
     Trigger,
 )
+from orderbook.testing import check_accounts
 
 # =========================================================================== worked examples
 
@@ -296,6 +298,83 @@ def test_fraction_above_closes_a_position_worth_no_more_whole(engine_cls, above,
     a = eng.account(1)
     assert (a.position, a.collateral) == ((0, 40) if qty == 10 else (7, 82))
     assert_conserved(eng, [1, 100, 101])
+
+
+# =========================================================================== take-over below MM
+
+#: Victim A at the INDEX mark 94: E = 40, MM = 47, bankruptcy price 90. 10**6 x 40 = 40,000,000
+#: against ppm x 47: 851,063 x 47 = 39,999,961 (not below: to the book), 851,064 x 47 =
+#: 40,000,008 (below: taken over).
+AT_THRESHOLD, BELOW_THRESHOLD = 851_063, 851_064
+
+
+def _takeover_engine(engine_cls, ppm, **kw):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, takeover_below_ppm=ppm, **kw)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    if kw.get("backstop") is not None:
+        eng.add_account(50, 10_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 50, 101)
+    eng.set_index(94)
+    return eng
+
+
+def test_an_account_at_the_takeover_threshold_goes_to_the_book(engine_cls):
+    eng = _takeover_engine(engine_cls, AT_THRESHOLD, backstop=50)
+    # 10**6 E = 40,000,000 >= 39,999,961: FULL market sell of 10 @ 94, PnL -60 -> collateral 40
+    recs = rows(eng.liquidate())
+    assert [(kind(r), r["qty"], r["filled"], r["counterparty"]) for r in recs] == [
+        ("ORDER", 10, 10, NO_COUNTERPARTY)]
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 40)
+    assert eng.account(50).position == 0
+    assert_conserved(eng, [1, 50, 100, 101])
+
+
+def test_an_account_below_the_takeover_threshold_goes_to_the_backstop_whole(engine_cls):
+    eng = _takeover_engine(engine_cls, BELOW_THRESHOLD, backstop=50, sizing=Sizing.FRACTION,
+                           round_cap=100)
+    # 10**6 E = 40,000,000 < 40,000,008: the whole 10 lots (not the fraction, not cut by the
+    # round cap) to the backstop at bp 90: R = 1,000, PnL 900 - 1,000 = -100 -> collateral 0
+    recs = rows(eng.liquidate())
+    assert [(kind(r), r["qty"], r["filled"], r["avg_price"], r["counterparty"])
+            for r in recs] == [("BACKSTOP", 10, 10, 90.0, 50)]
+    a, backstop = eng.account(1), eng.account(50)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 0)
+    assert (backstop.position, backstop.cost, backstop.collateral) == (10, 900, 10_000)
+    assert eng.book.quantity_at(B, 94) == 50          # nothing went to the book
+    assert list(eng.queue()) == [] and eng.insurance_fund == 0
+    assert_conserved(eng, [1, 50, 100, 101])
+    check_accounts(eng, settled=True)
+
+
+def test_an_account_below_the_takeover_threshold_goes_to_the_fund_without_a_backstop(
+        engine_cls):
+    eng = _takeover_engine(engine_cls, BELOW_THRESHOLD, insurance_fund=1_000)
+    # round 0: the fund takes 10 @ 90 (its equity at 94 after: 1,000 + 940 - 900 = 1,040 >=
+    # MM 47); A: PnL -100 -> collateral 0. Round 1: the fund unwinds its 10 lots with a
+    # MARKET sell @ 94: +40 -> 1,040.
+    recs = rows(eng.liquidate())
+    assert [(r["round"], kind(r), r["owner"], r["qty"], r["filled"], r["avg_price"],
+             r["counterparty"]) for r in recs] == [
+        (0, "FUND_TAKEOVER", 1, 10, 10, 90.0, INSURANCE_FUND),
+        (1, "ORDER", INSURANCE_FUND, 10, 10, 94.0, NO_COUNTERPARTY)]
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 0)
+    assert eng.insurance_fund == 1_040
+    assert_conserved(eng, [1, 100, 101])
+    check_accounts(eng, settled=True)
+
+
+def test_a_takeover_nobody_can_take_leaves_the_account_queued_off_the_book(engine_cls):
+    eng = _takeover_engine(engine_cls, BELOW_THRESHOLD, insurance_fund=0)
+    # the fund cannot take (0 + 940 - 900 = 40 < MM 47), no backstop, Deficit.NONE: nothing
+    # moves, as for a BANKRUPTCY remainder; the account waits in the queue
+    assert len(eng.liquidate()) == 0
+    assert (eng.account(1).position, eng.account(1).collateral) == (10, 100)
+    assert list(eng.queue()) == [1]
+    assert eng.book.quantity_at(B, 94) == 50
+    assert_conserved(eng, [1, 100, 101])
+    check_accounts(eng)
 
 
 # =========================================================================== tier step-down

@@ -161,6 +161,8 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
         rules.append("liquidated at equity <= MM")
     if r.mm_basis != MarginBasis.MARK:
         rules.append("MM on entry value")
+    if r.takeover_below_ppm:
+        rules.append(f"taken over below {r.takeover_below_ppm / 1e4:g}% of MM")
     return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
             f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
             f"{rules_label}: {', '.join(rules)}")
