@@ -110,6 +110,7 @@ cdef enum:   # MarkRule
     MARK_MID = 1
     MARK_INDEX = 2
     MARK_INDEX_CLAMPED = 3
+    MARK_LAST_CLAMPED = 4
 
 cdef enum:   # Sizing
     SIZING_FULL = 0

@@ -37,6 +37,17 @@ from .margin import DEFAULT_TIERS, MarginTiers
 __all__ = ["Engine"]
 
 
+cdef inline price_t clamped(price_t price, bint both_sides, price_t bid,
+                            price_t ask) noexcept nogil:
+    # The median of price, bid and ask (price clamped to the touch); price alone while a side
+    # is empty (the INDEX_CLAMPED and LAST_CLAMPED marks).
+    cdef price_t lo = bid if bid <= ask else ask
+    cdef price_t hi = ask if bid <= ask else bid
+    if not both_sides:
+        return price
+    return lo if price < lo else (hi if price > hi else price)
+
+
 cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
     # The Liquidator's view of the mark (liquidator.MarkFn): ``engine`` is its owner.
     (<Engine>engine).mark()
@@ -670,7 +681,6 @@ cdef class Engine:
         cdef bint has_bid = not self._book.bids.empty(), has_ask = not self._book.asks.empty()
         cdef price_t bid = -deref(self._book.bids.begin()).first if has_bid else 0
         cdef price_t ask = deref(self._book.asks.begin()).first if has_ask else 0
-        cdef price_t lo, hi
         if self._mark_rule == t.MARK_LAST:
             if self._book.has_last:
                 self.mark_value, self.has_mark = self._book.last, True
@@ -680,13 +690,12 @@ cdef class Engine:
         elif self._mark_rule == t.MARK_INDEX:
             if self.has_index:
                 self.mark_value, self.has_mark = self.index_price, True
-        elif self.has_index:
-            if has_bid and has_ask:
-                lo, hi = (bid, ask) if bid <= ask else (ask, bid)
-                self.mark_value = lo if self.index_price < lo else (
-                    hi if self.index_price > hi else self.index_price)
-            else:
-                self.mark_value = self.index_price
+        elif self._mark_rule == t.MARK_INDEX_CLAMPED:
+            if self.has_index:
+                self.mark_value = clamped(self.index_price, has_bid and has_ask, bid, ask)
+                self.has_mark = True
+        elif self._book.has_last:   # LAST_CLAMPED
+            self.mark_value = clamped(self._book.last, has_bid and has_ask, bid, ask)
             self.has_mark = True
 
     # ------------------------------------------------------------------ liquidator

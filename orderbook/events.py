@@ -297,6 +297,7 @@ class MarkRule(IntEnum):
     MID = 1            #: floor((best bid + best ask) / 2)
     INDEX = 2          #: the index set by Engine.set_index
     INDEX_CLAMPED = 3  #: median of index, best bid and best ask
+    LAST_CLAMPED = 4   #: median of last trade, best bid and best ask (Hyperliquid's book part)
 
 
 class Sizing(IntEnum):

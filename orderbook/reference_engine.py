@@ -575,11 +575,13 @@ class Engine:
                 value = (bid + ask) // 2
         elif self.mark_rule == MarkRule.INDEX:
             value = self._index_price
-        elif self._index_price is not None:
-            if bid is not None and ask is not None:
-                value = sorted((self._index_price, bid, ask))[1]
-            else:
-                value = self._index_price
+        else:
+            # INDEX_CLAMPED, LAST_CLAMPED: the median of the index (last trade), bid and ask;
+            # the index (last trade) alone while a side is empty
+            value = self._index_price if self.mark_rule == MarkRule.INDEX_CLAMPED else (
+                self._book.last_price)
+            if value is not None and bid is not None and ask is not None:
+                value = sorted((value, bid, ask))[1]
         if value is not None:
             self._mark = value
         return self._mark

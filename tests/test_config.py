@@ -345,6 +345,7 @@ def test_a_venue_liquidation_number_is_a_rule_setting_that_reaches_the_engine(tm
     ("trigger", Trigger.BELOW, Trigger.AT_OR_BELOW),
     ("mm_basis", MarginBasis.MARK, MarginBasis.ENTRY),
     ("sizing", Sizing.FULL, Sizing.TIER_STEP),
+    ("mark_rule", MarkRule.LAST, MarkRule.LAST_CLAMPED),
 ])
 def test_a_venue_convention_is_a_rule_setting_that_reaches_the_engine(tmp_path, key, default,
                                                                        chosen):
