@@ -39,7 +39,7 @@ from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_valu
 
 #: The constructor's rates, ppm in [0, 10**6].
 RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
-         "backstop_discount_ppm")
+         "backstop_discount_ppm", "takeover_below_ppm")
 #: The constructor's liquidation rules and their enums.
 RULES = (("mark_rule", MarkRule), ("sizing", Sizing), ("limit_rule", LimitRule),
          ("deficit", Deficit), ("adl_ranking", AdlRanking),
@@ -91,7 +91,7 @@ def flag(name: str, value) -> bool:
 
 
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
-             max_price, max_position, check_initial_margin, **rest) -> dict:
+             max_price, max_position, check_initial_margin, fraction_above, **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
@@ -122,6 +122,10 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
     if not 0 <= fund <= DEPOSIT_BOUND:
         raise ValueError(f"insurance_fund must be in [0, 2**62] quote units, got {fund}")
     out["insurance_fund"] = fund
+    above = check.as_int64("fraction_above", fraction_above)
+    if not 0 <= above <= DEPOSIT_BOUND:
+        raise ValueError(f"fraction_above must be in [0, 2**62] quote units, got {above}")
+    out["fraction_above"] = above
     if backstop is not None:
         backstop = check.as_int64("backstop", backstop)
         if backstop < 0:

@@ -33,7 +33,8 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   round_cap=engine.round_cap, backstop=engine.backstop, insurance_fund=0,
                   stp=int(book.stp), amend_rule=int(book.amend_rule),
                   max_price=int(engine.max_price), max_position=int(engine.max_position),
-                  check_initial_margin=bool(engine.check_initial_margin))
+                  check_initial_margin=bool(engine.check_initial_margin),
+                  fraction_above=int(engine.fraction_above))
     return args, kwargs
 
 
@@ -44,8 +45,10 @@ def saved_kwargs(kwargs):
     lacks it and loads with the constructor's default (``AdlRanking.BITMEX``, ``Trigger.BELOW``,
     ``MarginBasis.MARK``: the behaviour it was saved with); one made before
     ``check_initial_margin`` existed lacks it and loads with the check on, the constructor's
-    default, although the engine that made it did not check (CHANGELOG). Anything else goes to
-    the constructor as it is, to be checked there."""
+    default, although the engine that made it did not check (CHANGELOG); one made before
+    ``fraction_above`` (``takeover_below_ppm``) existed lacks it and loads with 0 (every
+    position takes the fraction; no take-over below a share of MM: as it did). Anything else
+    goes to the constructor as it is, to be checked there."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")

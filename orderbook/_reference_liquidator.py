@@ -54,12 +54,15 @@ class _Liquidator:
 
     def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
                  limit_rule, deficit, adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
-                 backstop_discount_ppm, round_cap, backstop):
+                 backstop_discount_ppm, round_cap, backstop, fraction_above=0,
+                 takeover_below_ppm=0):
         self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
         self.k, self.max_position = k, max_position
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
         self.adl_ranking = adl_ranking
         self.fraction_ppm, self.band_ppm = fraction_ppm, band_ppm
+        self.fraction_above = fraction_above
+        self.takeover_below_ppm = takeover_below_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
         self.round_cap, self.backstop = round_cap, backstop
@@ -137,18 +140,41 @@ class _Liquidator:
         if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, mark)):
             self.queue.remove(episode)
             return 0
-        size = abs(a.position) if is_fund else self.size(a, mark)
-        if cap_left is not None and ledger.value(mark, size) > cap_left:
+        # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
+        taken = not is_fund and self.takes_over(a, mark)
+        size = abs(a.position) if is_fund or taken else self.size(a, mark)
+        if not taken and cap_left is not None and ledger.value(mark, size) > cap_left:
             size = cap_left // (mark * self.k)
         if size == 0:
             return None
         fund = ledger.accounts[INSURANCE_FUND]
         fund_before, self.bad_debt_noted = fund.collateral, 0
+        side = Side.SELL if a.position > 0 else Side.BUY
+        bankruptcy = ledger.bankruptcy_price(a)
+        if taken:
+            self.take_over(episode, a, side, size, max(1, bankruptcy))
+        else:
+            self.send_order(episode, a, is_fund, side, size, mark, bankruptcy)
+        if a.position == 0 and a.collateral < 0 and not is_fund:
+            self.cover_shortfall(episode, a, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = max(0, -fund.collateral) - max(0, -fund_before) - self.bad_debt_noted
+        if deeper > 0:
+            self.record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
+                        0, 0, None, self.mark(), bad_debt=deeper)
+        if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, self.mark())):
+            self.queue.remove(episode)
+        return 0 if taken else ledger.value(mark, size)
+
+    def send_order(self, episode: _Episode, a: _Account, is_fund: bool, side: int, size: int,
+                   mark: int, bankruptcy: int) -> None:
+        """Steps 2.4-2.7: the forced order of ``size`` lots through the book, its fee, and what
+        becomes of the lots it did not fill (take-over under BANKRUPTCY, the fund-covered lots'
+        ADL under MARKET/BAND with Deficit.ADL)."""
         limit_rule = self.limit_rule
         if is_fund and limit_rule == LimitRule.BANKRUPTCY:
             limit_rule = LimitRule.BAND if self.band_ppm else LimitRule.MARKET
-        side = Side.SELL if a.position > 0 else Side.BUY
-        bankruptcy = ledger.bankruptcy_price(a)
         limit = rule_limit = self.order_limit(limit_rule, side, mark, bankruptcy)
         # Fund first, then ADL (step 2.4): under MARKET and BAND with Deficit.ADL the order may
         # not fill where its loss beyond the bankruptcy price would pass what the fund can pay.
@@ -162,18 +188,18 @@ class _Liquidator:
             events = self.book.market(order_id, side, size, a.owner)
         else:
             events = self.book.ioc(order_id, side, limit, size, a.owner)
-        ledger.settle_events(events)
+        self.ledger.settle_events(events)
         fills = [(ev.price, ev.qty) for ev in events
                  if ev.kind == EventKind.TRADE and ev.order_id == order_id]
         filled = sum(q for _, q in fills)
-        value = sum(ledger.value(p, q) for p, q in fills)
+        value = sum(self.ledger.value(p, q) for p, q in fills)
         fee = 0
         if not is_fund and self.liquidation_fee_ppm and value:
             after = self.mark()
             fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM),
-                      max(0, ledger.equity(a, after)))
+                      max(0, self.ledger.equity(a, after)))
             if fee:
-                ledger.charge(a, fee, to_fund=True)
+                self.ledger.charge(a, fee, to_fund=True)
         notional_price = Fraction(value, filled * self.k) if filled else None
         self.progress += filled
         if filled:
@@ -186,17 +212,14 @@ class _Liquidator:
             blocked = self.blocked_depth(side, rule_limit, limit, remainder)
             if blocked:
                 self.deleverage(episode, a, side, blocked, max(1, bankruptcy), self.mark())
-        if a.position == 0 and a.collateral < 0 and not is_fund:
-            self.cover_shortfall(episode, a, side)
-        # The fund can also lose by trading the positions it took over; when that takes it
-        # (further) below zero, say so in a SHORTFALL record of its own.
-        deeper = max(0, -fund.collateral) - max(0, -fund_before) - self.bad_debt_noted
-        if deeper > 0:
-            self.record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
-                        0, 0, None, self.mark(), bad_debt=deeper)
-        if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, self.mark())):
-            self.queue.remove(episode)
-        return ledger.value(mark, size)
+
+    def takes_over(self, a: _Account, mark: int) -> bool:
+        """Whether a served account is taken over whole instead of sent to the book: its equity
+        at the mark below ``takeover_below_ppm`` of its MM, ``10**6 E < ppm x MM`` exactly.
+        Never with the setting at 0."""
+        return self.takeover_below_ppm > 0 and (
+            PPM * self.ledger.equity(a, mark)
+            < self.takeover_below_ppm * self.ledger.maintenance(a, mark))
 
     def order_limit(self, limit_rule: int, side: int, mark: int, bankruptcy: int) -> int | None:
         """The limit price of a forced order under ``limit_rule`` (step 2.4); None: MARKET."""
@@ -246,8 +269,22 @@ class _Liquidator:
         if self.sizing == Sizing.FULL:
             return q
         if self.sizing == Sizing.FRACTION:
+            if self.fraction_above and self.ledger.value(mark, q) <= self.fraction_above:
+                return q
             return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
+        if self.sizing == Sizing.TIER_STEP:
+            return self.tier_step_size(q, mark)
         return self.restore_size(a, mark)
+
+    def tier_step_size(self, q: int, mark: int) -> int:
+        """TIER_STEP: the fewest lots x with V(mark, q - x) at most the cap of the tier below
+        that of V(mark, q) (the mark notional, whatever ``mm_basis``); all q in the lowest tier.
+        O(tiers)."""
+        tiers = self.ledger.tiers
+        tier = tiers.tier_of(self.ledger.value(mark, q))
+        if tier == 0:
+            return q
+        return q - tiers.caps[tier - 1] // (mark * self.k)
 
     def restore_size(self, a: _Account, mark: int) -> int:
         """RESTORE: the fewest lots x < |q| that ``restores`` says leave the account out of

@@ -110,11 +110,13 @@ cdef enum:   # MarkRule
     MARK_MID = 1
     MARK_INDEX = 2
     MARK_INDEX_CLAMPED = 3
+    MARK_LAST_CLAMPED = 4
 
 cdef enum:   # Sizing
     SIZING_FULL = 0
     SIZING_FRACTION = 1
     SIZING_RESTORE = 2
+    SIZING_TIER_STEP = 3
 
 cdef enum:   # LimitRule
     LIMIT_MARKET = 0

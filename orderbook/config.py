@@ -43,8 +43,10 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     [rules]
     mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit, ...
     sizing = "FRACTION"
+    fraction_above = 0              # quote units: FRACTION closes positions worth no more whole
     limit_rule = "BAND"             # (formerly limit, still accepted)
     deficit = "ADL"
+    takeover_below_ppm = 0          # ppm of MM: take over below it (Hyperliquid 666_667)
     adl_ranking = "BITMEX"          # AdlRanking: BITMEX, PNL_RATIO, BINANCE
     trigger = "BELOW"               # Trigger: BELOW (E < MM), AT_OR_BELOW (E <= MM)
     mm_basis = "MARK"               # MarginBasis: MARK (mark notional), ENTRY (entry value)

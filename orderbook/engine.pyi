@@ -63,6 +63,8 @@ class Engine:
         max_price: int = ...,
         max_position: int | None = None,
         check_initial_margin: bool = True,
+        fraction_above: int = 0,
+        takeover_below_ppm: int = 0,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
     ) -> None: ...
     @property
@@ -81,6 +83,10 @@ class Engine:
     def liquidation_fee_ppm(self) -> int: ...
     @property
     def fraction_ppm(self) -> int: ...
+    @property
+    def fraction_above(self) -> int: ...
+    @property
+    def takeover_below_ppm(self) -> int: ...
     @property
     def band_ppm(self) -> int: ...
     @property

@@ -37,6 +37,17 @@ from .margin import DEFAULT_TIERS, MarginTiers
 __all__ = ["Engine"]
 
 
+cdef inline price_t clamped(price_t price, bint both_sides, price_t bid,
+                            price_t ask) noexcept nogil:
+    # The median of price, bid and ask (price clamped to the touch); price alone while a side
+    # is empty (the INDEX_CLAMPED and LAST_CLAMPED marks).
+    cdef price_t lo = bid if bid <= ask else ask
+    cdef price_t hi = ask if bid <= ask else bid
+    if not both_sides:
+        return price
+    return lo if price < lo else (hi if price > hi else price)
+
+
 cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
     # The Liquidator's view of the mark (liquidator.MarkFn): ``engine`` is its owner.
     (<Engine>engine).mark()
@@ -71,7 +82,9 @@ cdef class Engine:
     mark_rule : MarkRule or int, default MarkRule.LAST
         Where the mark price comes from. See "Mark price".
     sizing : Sizing or int, default Sizing.FULL
-        How many lots a forced order closes. See "Liquidation rounds", step 2.2.
+        How many lots a forced order closes: all, a fraction, enough to restore the account,
+        or enough to step down one maintenance tier (``TIER_STEP``). See "Liquidation rounds",
+        step 2.2.
     fraction_ppm : int, default 500_000
         Share of the position a ``Sizing.FRACTION`` order closes, ppm (at least one lot).
     limit_rule : LimitRule or int or None, default None
@@ -116,6 +129,15 @@ cdef class Engine:
         non-exempt account whose worst-case position's initial margin plus the order's open
         loss would pass its equity; reducing orders always pass. False: no such check (orders
         are bounded by ``max_position`` alone). See "Initial margin".
+    fraction_above : int, default 0
+        Under ``Sizing.FRACTION``, a position whose notional at the mark is at most this many
+        quote units (in [0, 2**62]) is closed whole; 0: every position takes the fraction.
+        See "Liquidation rounds", step 2.2.
+    takeover_below_ppm : int, default 0
+        A served account whose equity at the mark is below this share of its maintenance
+        margin, ppm (``10**6 E < takeover_below_ppm x MM``), is not sent to the book: its whole
+        position is taken over at once at its bankruptcy price (backstop, fund, then the
+        deficit rule); 0: never. See "Liquidation rounds", step 2.2, and "Takeover".
     limit : LimitRule or int or None, default None
         Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
 
@@ -159,6 +181,8 @@ cdef class Engine:
     cdef readonly int64_t k
     cdef readonly int64_t taker_fee_ppm, maker_fee_ppm, liquidation_fee_ppm, fraction_ppm
     cdef readonly int64_t band_ppm, backstop_discount_ppm
+    cdef readonly money_t fraction_above
+    cdef readonly int64_t takeover_below_ppm
     cdef readonly price_t max_price
     cdef readonly qty_t max_position
     cdef readonly money_t total_deposits
@@ -180,7 +204,7 @@ cdef class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
-                 limit=None):
+                 fraction_above=0, takeover_below_ppm=0, limit=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -196,13 +220,17 @@ cdef class Engine:
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
                          deficit=deficit, adl_ranking=adl_ranking,
                          trigger=trigger, mm_basis=mm_basis,
-                         check_initial_margin=check_initial_margin)
+                         check_initial_margin=check_initial_margin,
+                         fraction_above=fraction_above,
+                         takeover_below_ppm=takeover_below_ppm)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
         self.maker_fee_ppm = given["maker_fee_ppm"]
         self.liquidation_fee_ppm = given["liquidation_fee_ppm"]
         self.fraction_ppm = given["fraction_ppm"]
+        self.fraction_above = given["fraction_above"]
+        self.takeover_below_ppm = given["takeover_below_ppm"]
         self.band_ppm = given["band_ppm"]
         self.backstop_discount_ppm = given["backstop_discount_ppm"]
         self._mark_rule = given["mark_rule"]
@@ -235,7 +263,8 @@ cdef class Engine:
         self.liquidator = Liquidator(
             self._book, self.ledger, self.k, self.max_position, self._sizing, self._limit_rule,
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
-            self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop)
+            self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop,
+            self.fraction_above, self.takeover_below_ppm)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
         return 0
@@ -652,7 +681,6 @@ cdef class Engine:
         cdef bint has_bid = not self._book.bids.empty(), has_ask = not self._book.asks.empty()
         cdef price_t bid = -deref(self._book.bids.begin()).first if has_bid else 0
         cdef price_t ask = deref(self._book.asks.begin()).first if has_ask else 0
-        cdef price_t lo, hi
         if self._mark_rule == t.MARK_LAST:
             if self._book.has_last:
                 self.mark_value, self.has_mark = self._book.last, True
@@ -662,13 +690,12 @@ cdef class Engine:
         elif self._mark_rule == t.MARK_INDEX:
             if self.has_index:
                 self.mark_value, self.has_mark = self.index_price, True
-        elif self.has_index:
-            if has_bid and has_ask:
-                lo, hi = (bid, ask) if bid <= ask else (ask, bid)
-                self.mark_value = lo if self.index_price < lo else (
-                    hi if self.index_price > hi else self.index_price)
-            else:
-                self.mark_value = self.index_price
+        elif self._mark_rule == t.MARK_INDEX_CLAMPED:
+            if self.has_index:
+                self.mark_value = clamped(self.index_price, has_bid and has_ask, bid, ask)
+                self.has_mark = True
+        elif self._book.has_last:   # LAST_CLAMPED
+            self.mark_value = clamped(self._book.last, has_bid and has_ask, bid, ask)
             self.has_mark = True
 
     # ------------------------------------------------------------------ liquidator
@@ -748,6 +775,8 @@ cdef class Engine:
         other.maker_fee_ppm = self.maker_fee_ppm
         other.liquidation_fee_ppm = self.liquidation_fee_ppm
         other.fraction_ppm = self.fraction_ppm
+        other.fraction_above = self.fraction_above
+        other.takeover_below_ppm = self.takeover_below_ppm
         other.band_ppm = self.band_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm
         other.max_price = self.max_price

@@ -297,6 +297,7 @@ class MarkRule(IntEnum):
     MID = 1            #: floor((best bid + best ask) / 2)
     INDEX = 2          #: the index set by Engine.set_index
     INDEX_CLAMPED = 3  #: median of index, best bid and best ask
+    LAST_CLAMPED = 4   #: median of last trade, best bid and best ask (Hyperliquid's book part)
 
 
 class Sizing(IntEnum):
@@ -306,6 +307,8 @@ class Sizing(IntEnum):
     FRACTION = 1   #: ceil(|position| * fraction_ppm / 10**6), at least one lot
     RESTORE = 2    #: the fewest lots whose fills from the book now, less the liquidation fee,
     #: leave equity >= maintenance margin at the mark (all of it when none do)
+    TIER_STEP = 3  #: the fewest lots that take the mark notional left into the next lower
+    #: maintenance tier (all of it in the lowest); Binance, OKX, Bybit, BitMEX
 
 
 class LimitRule(IntEnum):

@@ -68,6 +68,8 @@ cdef class Liquidator:
     cdef qty_t max_position       # lots: the backstop takes no more than this
     cdef int sizing, limit_rule, deficit, adl_ranking
     cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
+    cdef money_t fraction_above   # quote units: FRACTION closes a position worth no more whole
+    cdef int64_t takeover_below_ppm   # ppm of MM: below it a served account is taken over
     cdef bint has_round_cap, has_backstop
     cdef int64_t round_cap        # notional (quote units at the mark) per round
     cdef owner_t backstop
@@ -87,8 +89,12 @@ cdef class Liquidator:
     cdef bint run_round(self) except -1
     cdef void enqueue_crossed(self, price_t mark) noexcept nogil
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
+    cdef int send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
+                        qty_t size, price_t mark, price_t bankruptcy) except -1
+    cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
+    cdef qty_t tier_step_size(self, qty_t q, price_t mark) noexcept nogil
     cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil
     cdef size_t tier_of(self, int128 notional) noexcept nogil
     cdef qty_t piece_first(self, const Account* a, int side, qty_t q, qty_t lo, qty_t hi,

@@ -25,4 +25,6 @@ class Liquidator:
         backstop_discount_ppm: int,
         round_cap: int | None,
         backstop: int | None,
+        fraction_above: int = 0,
+        takeover_below_ppm: int = 0,
     ) -> None: ...

@@ -93,7 +93,8 @@ cdef class Liquidator:
     def __init__(self, OrderBook book, Ledger ledger, int64_t k, qty_t max_position, int sizing,
                  int limit_rule, int deficit, int adl_ranking, int64_t fraction_ppm,
                  int64_t band_ppm, int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm,
-                 round_cap, backstop):
+                 round_cap, backstop, money_t fraction_above=0,
+                 int64_t takeover_below_ppm=0):
         self.book = book
         self.ledger = ledger
         self.k = k
@@ -103,6 +104,8 @@ cdef class Liquidator:
         self.deficit = deficit
         self.adl_ranking = adl_ranking
         self.fraction_ppm = fraction_ppm
+        self.fraction_above = fraction_above
+        self.takeover_below_ppm = takeover_below_ppm
         self.band_ppm = band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
@@ -203,15 +206,10 @@ cdef class Liquidator:
         cdef int32_t slot = self.ledger.slot(episode.owner)
         cdef Account* a = self.acct(slot)
         cdef bint is_fund = a.owner == t.INSURANCE_FUND
-        cdef price_t mark, limit = 0, rule_limit, bankruptcy = 0
-        cdef qty_t size, filled = 0, remainder, blocked
-        cdef bint fund_bound
-        cdef int side, limit_rule = self.limit_rule
-        cdef int128 value = 0, equity_after
-        cdef money_t fee = 0
-        cdef Message m
-        cdef size_t i
-        cdef const EventRec* e
+        cdef bint taken
+        cdef price_t mark, bankruptcy = 0
+        cdef qty_t size
+        cdef int side
         cdef Episode fund_episode
         cdef int32_t fund
         cdef money_t fund_before, deeper
@@ -219,18 +217,61 @@ cdef class Liquidator:
         used[0] = 0
         if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
             return SERVED_DONE
-        size = (a.position if a.position > 0 else -a.position) if is_fund else self.size(a, mark)
-        if self.has_round_cap and self.ledger.value(mark, size) > cap_left:
+        # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
+        taken = not is_fund and self.takes_over(a, mark)
+        size = (a.position if a.position > 0 else -a.position) if is_fund or taken else (
+            self.size(a, mark))
+        if not taken and self.has_round_cap and self.ledger.value(mark, size) > cap_left:
             size = cap_left // (mark * self.k)
         if size == 0:
             return SERVE_STOP
         fund = self.ledger.slot(t.INSURANCE_FUND)
         fund_before = self.acct(fund).collateral
         self.bad_debt_noted = 0
-        if is_fund and limit_rule == t.LIMIT_BANKRUPTCY:
-            limit_rule = t.LIMIT_BAND if self.band_ppm else t.LIMIT_MARKET
         side = SELL if a.position > 0 else BUY
         self.ledger.bankruptcy_price(a, &bankruptcy)
+        if taken:
+            self.take_over(episode, slot, side, size, bankruptcy if bankruptcy > 1 else 1)
+        else:
+            self.send_order(episode, slot, is_fund, side, size, mark, bankruptcy)
+        a = self.acct(slot)
+        if a.position == 0 and a.collateral < 0 and not is_fund:
+            self.cover_shortfall(episode, slot, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
+                  - self.bad_debt_noted)
+        if deeper > 0:
+            fund_episode.owner = t.INSURANCE_FUND
+            fund_episode.generation = episode.generation
+            self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
+                        deeper, t.NO_COUNTERPARTY)
+        a = self.acct(slot)
+        used[0] = 0 if taken else <int64_t>self.ledger.value(mark, size)
+        # Looked at after every change to the book: a MID mark with a side empty keeps its last
+        # value, so a skipped look could change a later one.
+        mark = self.mark()
+        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
+            return SERVED_DONE
+        return SERVED_QUEUED
+
+    cdef int send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
+                        qty_t size, price_t mark, price_t bankruptcy) except -1:
+        # Steps 2.4-2.7: the forced order of size lots through the book, its fee, and what
+        # becomes of the lots it did not fill (take-over under BANKRUPTCY, the fund-covered
+        # lots' ADL under MARKET/BAND with Deficit.ADL).
+        cdef Account* a = self.acct(slot)
+        cdef price_t limit, rule_limit
+        cdef qty_t filled = 0, remainder, blocked
+        cdef bint fund_bound
+        cdef int limit_rule = self.limit_rule
+        cdef int128 value = 0, equity_after
+        cdef money_t fee = 0
+        cdef Message m
+        cdef size_t i
+        cdef const EventRec* e
+        if is_fund and limit_rule == t.LIMIT_BANKRUPTCY:
+            limit_rule = t.LIMIT_BAND if self.band_ppm else t.LIMIT_MARKET
         limit = self.order_limit(limit_rule, side, mark, bankruptcy)
         rule_limit = limit
         # Fund first, then ADL (step 2.4): under MARKET and BAND with Deficit.ADL the order may
@@ -277,26 +318,15 @@ cdef class Liquidator:
             if blocked:
                 self.deleverage(episode, slot, side, blocked, bankruptcy if bankruptcy > 1 else 1,
                                 self.mark())
-        a = self.acct(slot)
-        if a.position == 0 and a.collateral < 0 and not is_fund:
-            self.cover_shortfall(episode, slot, side)
-        # The fund can also lose by trading the positions it took over; when that takes it
-        # (further) below zero, say so in a SHORTFALL record of its own.
-        deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
-                  - self.bad_debt_noted)
-        if deeper > 0:
-            fund_episode.owner = t.INSURANCE_FUND
-            fund_episode.generation = episode.generation
-            self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
-                        deeper, t.NO_COUNTERPARTY)
-        a = self.acct(slot)
-        used[0] = <int64_t>self.ledger.value(mark, size)
-        # Looked at after every change to the book: a MID mark with a side empty keeps its last
-        # value, so a skipped look could change a later one.
-        mark = self.mark()
-        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
-            return SERVED_DONE
-        return SERVED_QUEUED
+        return 0
+
+    cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil:
+        # Whether a served account is taken over whole instead of sent to the book: its equity
+        # at the mark below takeover_below_ppm of its MM, 10**6 E < ppm x MM exactly (E and MM
+        # are below 2**63, so both products fit int128). Never with the setting at 0.
+        return self.takeover_below_ppm > 0 and (
+            <int128>t.PPM * self.ledger.equity(a, mark, True)
+            < <int128>self.takeover_below_ppm * self.ledger.maintenance(a, mark, True))
 
     cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
                              price_t bankruptcy) noexcept nogil:
@@ -380,10 +410,24 @@ cdef class Liquidator:
         if self.sizing == t.SIZING_FULL:
             return q
         if self.sizing == t.SIZING_FRACTION:
+            if self.fraction_above and self.ledger.value(mark, q) <= self.fraction_above:
+                return q
             fraction = <qty_t>ceil_div(<int128>q * self.fraction_ppm, t.PPM)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
+        if self.sizing == t.SIZING_TIER_STEP:
+            return self.tier_step_size(q, mark)
         return self.restore_size(a, mark)
+
+    cdef qty_t tier_step_size(self, qty_t q, price_t mark) noexcept nogil:
+        # TIER_STEP (the reference's tier_step_size): the fewest lots that leave the notional at
+        # the mark of the lots left at most the cap of the next lower tier, whatever mm_basis;
+        # all q in the lowest tier. q V > cap_{t-1} puts the floor below q, so at least 1 lot.
+        # O(tiers).
+        cdef size_t tier = self.tier_of(self.ledger.value(mark, q))
+        if tier == 0:
+            return q
+        return q - <qty_t>floor_div(self.ledger.caps[tier - 1], <int128>mark * self.k)
 
     cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil:
         # RESTORE (the reference's restore_size): the fewest lots x < q that restores() accepts,
@@ -810,6 +854,8 @@ cdef class Liquidator:
         other.deficit = self.deficit
         other.adl_ranking = self.adl_ranking
         other.fraction_ppm = self.fraction_ppm
+        other.fraction_above = self.fraction_above
+        other.takeover_below_ppm = self.takeover_below_ppm
         other.band_ppm = self.band_ppm
         other.liquidation_fee_ppm = self.liquidation_fee_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm

@@ -292,7 +292,7 @@ class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
-                 limit=None):
+                 fraction_above=0, takeover_below_ppm=0, limit=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -307,7 +307,9 @@ class Engine:
                          mark_rule=mark_rule, sizing=sizing, limit_rule=limit_rule,
                          deficit=deficit, adl_ranking=adl_ranking,
                          trigger=trigger, mm_basis=mm_basis,
-                         check_initial_margin=check_initial_margin)
+                         check_initial_margin=check_initial_margin,
+                         fraction_above=fraction_above,
+                         takeover_below_ppm=takeover_below_ppm)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
         for name in RATES:
@@ -317,6 +319,7 @@ class Engine:
         self.adl_ranking = given["adl_ranking"]
         self.trigger, self.mm_basis = given["trigger"], given["mm_basis"]
         self.round_cap = given["round_cap"]
+        self.fraction_above = given["fraction_above"]
         self.max_price, self.max_position = given["max_price"], given["max_position"]
         fund = given["insurance_fund"]
         self._book = book
@@ -341,7 +344,8 @@ class Engine:
             fraction_ppm=self.fraction_ppm, band_ppm=self.band_ppm,
             liquidation_fee_ppm=self.liquidation_fee_ppm,
             backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,
-            backstop=self.backstop)
+            backstop=self.backstop, fraction_above=self.fraction_above,
+            takeover_below_ppm=self.takeover_below_ppm)
 
     # ------------------------------------------------------------------------ accounts
     def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None) -> None:
@@ -571,11 +575,13 @@ class Engine:
                 value = (bid + ask) // 2
         elif self.mark_rule == MarkRule.INDEX:
             value = self._index_price
-        elif self._index_price is not None:
-            if bid is not None and ask is not None:
-                value = sorted((self._index_price, bid, ask))[1]
-            else:
-                value = self._index_price
+        else:
+            # INDEX_CLAMPED, LAST_CLAMPED: the median of the index (last trade), bid and ask;
+            # the index (last trade) alone while a side is empty
+            value = self._index_price if self.mark_rule == MarkRule.INDEX_CLAMPED else (
+                self._book.last_price)
+            if value is not None and bid is not None and ask is not None:
+                value = sorted((value, bid, ask))[1]
         if value is not None:
             self._mark = value
         return self._mark

@@ -249,6 +249,7 @@ class Rules:
     mark_rule: MarkRule = setting(MarkRule.LAST, enum_name(MarkRule))
     sizing: Sizing = setting(Sizing.FULL, enum_name(Sizing))
     fraction_ppm: int = setting(250_000, ppm)
+    fraction_above: int = setting(0, integer(0, 2**62))   # quote units; 0: always the fraction
     limit_rule: LimitRule = setting(LimitRule.MARKET, enum_name(LimitRule), old_names=("limit",))
     band_ppm: int = setting(0, ppm)
     round_cap: int | None = setting(None, optional(integer(1, INT64_MAX)))
@@ -256,6 +257,7 @@ class Rules:
     insurance_fund: int = setting(10**11, integer(0, 2**62))
     backstop_collateral: int = setting(0, integer(0, 2**62))
     backstop_discount_ppm: int = setting(0, ppm)
+    takeover_below_ppm: int = setting(0, ppm)   # of MM; 0: never (Hyperliquid: 666_667)
     deficit: Deficit = setting(Deficit.ADL, enum_name(Deficit))
     adl_ranking: AdlRanking = setting(AdlRanking.BITMEX, enum_name(AdlRanking))
     trigger: Trigger = setting(Trigger.BELOW, enum_name(Trigger))

@@ -9,13 +9,14 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from orderbook.cli import builtin_rule_sets, main
 from orderbook.config import loads_scenario
-from orderbook.events import LimitRule, Sizing
+from orderbook.events import LimitRule, MarkRule, Sizing
 from orderbook.scenario import SerialExecutor, default_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,6 +271,37 @@ def test_sweep_table(capsys):
     assert cells == [["FULL", "none"], ["FULL", "1,000,000,000"], ["FRACTION", "none"],
                      ["FRACTION", "1,000,000,000"]]
     assert "sweep: 4 runs" in out
+
+
+def test_sweep_takes_the_venue_liquidation_settings(capsys):
+    rows = _json(capsys, "sweep", "--scale", "0.01", "--no-counterfactual", "--workers", "1",
+                 "--param", "steps=5", "--param", "rules.sizing=TIER_STEP,FRACTION",
+                 "--param", "rules.fraction_above=0,100000000000",
+                 "--param", "rules.takeover_below_ppm=666667",
+                 "--param", "rules.mark_rule=LAST_CLAMPED", "--json")
+    assert [(row["rules.sizing"], row["rules.fraction_above"], row["rules.takeover_below_ppm"])
+            for row in rows] == [("TIER_STEP", 0, 666_667), ("TIER_STEP", 10**11, 666_667),
+                                 ("FRACTION", 0, 666_667), ("FRACTION", 10**11, 666_667)]
+    assert {row["rules.mark_rule"] for row in rows} == {"LAST_CLAMPED"}
+    assert all(row["accounts"] > 0 for row in rows)
+
+
+def test_the_run_header_names_the_venue_liquidation_settings():
+    from orderbook.cli.output import _describe
+    from orderbook.scenario import Rules
+
+    plain = _describe(default_scenario(), "default")
+    assert "over" not in plain and "taken over" not in plain
+    rules = Rules(sizing=Sizing.FRACTION, fraction_above=10**9)
+    text = _describe(replace(default_scenario(), rules=rules), "default")
+    assert "sizing FRACTION 25% over 100,000.00" in text
+    tiered = _describe(replace(default_scenario(), rules=Rules(sizing=Sizing.TIER_STEP)), "x")
+    assert "sizing TIER_STEP" in tiered
+    vault = _describe(replace(default_scenario(), rules=Rules(takeover_below_ppm=666_667)), "x")
+    assert "taken over below 66.6667% of MM" in vault
+    clamped = _describe(replace(default_scenario(), rules=Rules(mark_rule=MarkRule.LAST_CLAMPED)),
+                        "x")
+    assert "mark LAST_CLAMPED" in clamped
 
 
 def test_sweep_scheduler_without_distributed(capsys, monkeypatch):

@@ -321,10 +321,31 @@ def test_load_rules(tmp_path):
 
 
 
+@pytest.mark.parametrize("key, value", [("fraction_above", 100_000),
+                                        ("takeover_below_ppm", 666_667)])
+def test_a_venue_liquidation_number_is_a_rule_setting_that_reaches_the_engine(tmp_path, key,
+                                                                              value):
+    from orderbook._market import Market
+
+    path = tmp_path / "r.toml"
+    path.write_text(f"[rules]\n{key} = {value:_}\n")
+    rules = load_rules(path)
+    assert getattr(rules, key) == value and getattr(Rules(), key) == 0
+    assert coerce_param(default_scenario(), f"rules.{key}", value) == value
+    for engine in ("compiled", "reference"):
+        scenario = replace(default_scenario(0.001), rules=rules, engine=engine)
+        assert getattr(Market(scenario).engine, key) == value
+    path.write_text(f"[rules]\n{key} = -1\n")
+    with pytest.raises(ValueError, match=f"{key} = -1"):
+        load_rules(path)
+
+
 @pytest.mark.parametrize("key, default, chosen", [
     ("adl_ranking", AdlRanking.BITMEX, AdlRanking.PNL_RATIO),
     ("trigger", Trigger.BELOW, Trigger.AT_OR_BELOW),
     ("mm_basis", MarginBasis.MARK, MarginBasis.ENTRY),
+    ("sizing", Sizing.FULL, Sizing.TIER_STEP),
+    ("mark_rule", MarkRule.LAST, MarkRule.LAST_CLAMPED),
 ])
 def test_a_venue_convention_is_a_rule_setting_that_reaches_the_engine(tmp_path, key, default,
                                                                        chosen):

@@ -106,6 +106,52 @@ def test_mark_index_clamped(engine_cls):
     assert eng.mark_price() == 150           # ask side empty: the index alone
 
 
+def test_mark_last_clamped(engine_cls):
+    eng = _lp_engine(engine_cls, mark_rule=MarkRule.LAST_CLAMPED)
+    assert eng.mark_price() is None
+    eng.limit(1, B, 99, 5, 101)
+    eng.limit(2, S, 102, 5, 102)
+    assert eng.mark_price() is None          # no trade yet: the touch alone makes no mark
+    eng.market(3, B, 1, 101)                 # a trade at 102
+    assert eng.mark_price() == 102           # median(102, 99, 102)
+    eng.cancel(2)
+    eng.limit(4, B, 105, 5, 101)
+    assert eng.mark_price() == 102           # ask side empty: the last trade alone
+    eng.limit(5, S, 108, 5, 102)
+    assert eng.mark_price() == 105           # median(102, 105, 108): clamped up to the bid
+    eng.cancel(4)
+    assert eng.mark_price() == 102           # median(102, 99, 108)
+    eng.cancel(1)
+    assert eng.mark_price() == 102           # bid side empty: the last trade alone
+    eng.limit(6, B, 107, 1, 101)
+    eng.market(7, S, 1, 102)                 # a trade at 107 empties the bids again
+    assert eng.mark_price() == 107
+    eng.limit(8, S, 106, 1, 102)
+    eng.limit(9, B, 100, 1, 101)
+    assert eng.mark_price() == 106           # median(107, 100, 106): clamped down to the ask
+
+
+def test_a_last_clamped_mark_liquidates_at_the_touch(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.LAST_CLAMPED)
+    eng.add_account(100, 10**6, exempt=True)
+    eng.add_account(101, 10**6, exempt=True)
+    victim_a(eng)                            # liquidation price 94
+    eng.limit(1, B, 93, 50, 101)
+    eng.limit(2, S, 120, 50, 100)
+    eng.limit(3, B, 96, 1, 101)
+    eng.market(4, S, 1, 100)                 # a trade at 96 leaves bid 93, ask 120
+    assert eng.mark_price() == 96            # median(96, 93, 120): A is safe at 96
+    assert len(eng.liquidate()) == 0
+    eng.cancel(2)
+    eng.limit(5, S, 94, 1, 100)              # ask 94: median(96, 93, 94) = 94
+    assert eng.mark_price() == 94
+    records = rows(eng.liquidate())
+    # A crossed at 94: FULL market sell of 10 into the bids: 10 @ 93, PnL -70 -> collateral 30
+    assert [(r["owner"], r["filled"], r["avg_price"], r["mark_before"]) for r in records] == [
+        (1, 10, 93.0, 94)]
+    assert eng.account(1).collateral == 30
+
+
 def test_no_mark_nobody_liquidated(engine_cls):
     eng = _index_engine(engine_cls)
     eng.add_account(1, 0)                    # long 10 @ 100 with no collateral at all
@@ -181,7 +227,8 @@ def test_negative_user_order_id_refused(engine_cls):
 
 
 @pytest.mark.parametrize("name", ["taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm",
-                                  "fraction_ppm", "band_ppm", "backstop_discount_ppm"])
+                                  "fraction_ppm", "band_ppm", "backstop_discount_ppm",
+                                  "takeover_below_ppm"])
 @pytest.mark.parametrize("value", [-1, 10**6 + 1])
 def test_rates_outside_ppm_range(engine_cls, name, value):
     with pytest.raises(ValueError, match=name):
@@ -386,3 +433,26 @@ def test_check_initial_margin_setting(engine_cls):
     restore, (args, kwargs, state) = eng.__reduce__()
     del kwargs["check_initial_margin"]
     assert restore(args, kwargs, state).check_initial_margin is True
+
+
+@pytest.mark.parametrize("name, value, bad", [
+    ("fraction_above", 100_000, [(-1, ValueError), (2**62 + 1, ValueError), (1.5, TypeError),
+                                 ("1", TypeError), (None, TypeError)]),
+    ("takeover_below_ppm", 666_667, [(-1, ValueError), (10**6 + 1, ValueError),
+                                     (0.5, TypeError), (None, TypeError)]),
+])
+def test_venue_liquidation_settings_are_checked_copied_and_pickled(engine_cls, name, value, bad):
+    import copy
+    import pickle
+
+    eng = make(engine_cls, **{name: value})
+    assert getattr(eng, name) == value and getattr(make(engine_cls), name) == 0
+    for other in (eng.copy(), copy.deepcopy(eng), pickle.loads(pickle.dumps(eng))):
+        assert getattr(other, name) == value
+    for arg, error in bad:
+        with pytest.raises(error, match=name):
+            make(engine_cls, **{name: arg})
+    # A pickle made before the setting existed has no such keyword: it loads with 0 (off).
+    restore, (args, kwargs, state) = eng.__reduce__()
+    del kwargs[name]
+    assert getattr(restore(args, kwargs, state), name) == 0

@@ -24,6 +24,7 @@ from engine_helpers import (
 )
 
 from orderbook.events import (
+    INSURANCE_FUND,
     NO_COUNTERPARTY,
     Deficit,
     LimitRule,
@@ -32,6 +33,7 @@ from orderbook.events import (
     Sizing,
     Trigger,
 )
+from orderbook.testing import check_accounts
 
 # =========================================================================== worked examples
 
@@ -278,6 +280,186 @@ def test_fraction_steps_again_next_round(engine_cls):
     records = rows(eng.forced_orders())
     assert [(r["round"], r["generation"], r["qty"], r["filled"]) for r in records] == [
         (0, 0, 1, 1), (1, 0, 1, 1)]
+
+
+@pytest.mark.parametrize("above, qty", [(940, 10), (939, 3)])
+def test_fraction_above_closes_a_position_worth_no_more_whole(engine_cls, above, qty):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
+               fraction_ppm=250_000, fraction_above=above)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 50, 101)
+    eng.set_index(94)
+    eng.liquidation_round()
+    # V(94, 10) = 940: at most fraction_above = 940 -> all 10 lots (sold @ 94: PnL -60 ->
+    # collateral 40, flat); one unit above 939 -> the fraction, ceil(10 x 25 %) = 3 lots
+    assert [(r["qty"], r["filled"]) for r in rows(eng.forced_orders())] == [(qty, qty)]
+    a = eng.account(1)
+    assert (a.position, a.collateral) == ((0, 40) if qty == 10 else (7, 82))
+    assert_conserved(eng, [1, 100, 101])
+
+
+# =========================================================================== take-over below MM
+
+#: Victim A at the INDEX mark 94: E = 40, MM = 47, bankruptcy price 90. 10**6 x 40 = 40,000,000
+#: against ppm x 47: 851,063 x 47 = 39,999,961 (not below: to the book), 851,064 x 47 =
+#: 40,000,008 (below: taken over).
+AT_THRESHOLD, BELOW_THRESHOLD = 851_063, 851_064
+
+
+def _takeover_engine(engine_cls, ppm, **kw):
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, takeover_below_ppm=ppm, **kw)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    if kw.get("backstop") is not None:
+        eng.add_account(50, 10_000, exempt=True)
+    victim_a(eng)
+    eng.limit(1, B, 94, 50, 101)
+    eng.set_index(94)
+    return eng
+
+
+def test_an_account_at_the_takeover_threshold_goes_to_the_book(engine_cls):
+    eng = _takeover_engine(engine_cls, AT_THRESHOLD, backstop=50)
+    # 10**6 E = 40,000,000 >= 39,999,961: FULL market sell of 10 @ 94, PnL -60 -> collateral 40
+    recs = rows(eng.liquidate())
+    assert [(kind(r), r["qty"], r["filled"], r["counterparty"]) for r in recs] == [
+        ("ORDER", 10, 10, NO_COUNTERPARTY)]
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 40)
+    assert eng.account(50).position == 0
+    assert_conserved(eng, [1, 50, 100, 101])
+
+
+def test_an_account_below_the_takeover_threshold_goes_to_the_backstop_whole(engine_cls):
+    eng = _takeover_engine(engine_cls, BELOW_THRESHOLD, backstop=50, sizing=Sizing.FRACTION,
+                           round_cap=100)
+    # 10**6 E = 40,000,000 < 40,000,008: the whole 10 lots (not the fraction, not cut by the
+    # round cap) to the backstop at bp 90: R = 1,000, PnL 900 - 1,000 = -100 -> collateral 0
+    recs = rows(eng.liquidate())
+    assert [(kind(r), r["qty"], r["filled"], r["avg_price"], r["counterparty"])
+            for r in recs] == [("BACKSTOP", 10, 10, 90.0, 50)]
+    a, backstop = eng.account(1), eng.account(50)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 0)
+    assert (backstop.position, backstop.cost, backstop.collateral) == (10, 900, 10_000)
+    assert eng.book.quantity_at(B, 94) == 50          # nothing went to the book
+    assert list(eng.queue()) == [] and eng.insurance_fund == 0
+    assert_conserved(eng, [1, 50, 100, 101])
+    check_accounts(eng, settled=True)
+
+
+def test_an_account_below_the_takeover_threshold_goes_to_the_fund_without_a_backstop(
+        engine_cls):
+    eng = _takeover_engine(engine_cls, BELOW_THRESHOLD, insurance_fund=1_000)
+    # round 0: the fund takes 10 @ 90 (its equity at 94 after: 1,000 + 940 - 900 = 1,040 >=
+    # MM 47); A: PnL -100 -> collateral 0. Round 1: the fund unwinds its 10 lots with a
+    # MARKET sell @ 94: +40 -> 1,040.
+    recs = rows(eng.liquidate())
+    assert [(r["round"], kind(r), r["owner"], r["qty"], r["filled"], r["avg_price"],
+             r["counterparty"]) for r in recs] == [
+        (0, "FUND_TAKEOVER", 1, 10, 10, 90.0, INSURANCE_FUND),
+        (1, "ORDER", INSURANCE_FUND, 10, 10, 94.0, NO_COUNTERPARTY)]
+    assert (eng.account(1).position, eng.account(1).collateral) == (0, 0)
+    assert eng.insurance_fund == 1_040
+    assert_conserved(eng, [1, 100, 101])
+    check_accounts(eng, settled=True)
+
+
+def test_a_takeover_nobody_can_take_leaves_the_account_queued_off_the_book(engine_cls):
+    eng = _takeover_engine(engine_cls, BELOW_THRESHOLD, insurance_fund=0)
+    # the fund cannot take (0 + 940 - 900 = 40 < MM 47), no backstop, Deficit.NONE: nothing
+    # moves, as for a BANKRUPTCY remainder; the account waits in the queue
+    assert len(eng.liquidate()) == 0
+    assert (eng.account(1).position, eng.account(1).collateral) == (10, 100)
+    assert list(eng.queue()) == [1]
+    assert eng.book.quantity_at(B, 94) == 50
+    assert_conserved(eng, [1, 100, 101])
+    check_accounts(eng)
+
+
+# =========================================================================== tier step-down
+
+#: Four tiers (caps 1,000 / 2,000 / 3,000 / none; MM 1 %, 2 %, 3 %, 5 %). Deductions:
+#: D = 0, 1,000 x 1 % = 10, 10 + 2,000 x 1 % = 30, 30 + 3,000 x 2 % = 90 (quote units), so
+#: MM(3,500) = 175 - 90 = 85, MM(3,000) = 90 - 30 = 60, MM(2,000) = 40 - 10 = 30,
+#: MM(1,000) = 10, MM(800) = 8.
+TIERS4 = [(1_000, 10_000, 20_000), (2_000, 20_000, 40_000), (3_000, 30_000, 60_000),
+          (None, 50_000, 100_000)]
+
+
+def _tier_step_engine(engine_cls, qty, collateral, mark=100, **kw):
+    """Owner 1 long ``qty`` @ 100 with ``collateral``, LP 101 bidding 100 lots at ``mark``, the
+    INDEX mark at ``mark``: the forced sells fill at the mark."""
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.TIER_STEP, tiers=TIERS4,
+               **kw)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, collateral)
+    eng.seed_position(1, 100, 100, qty)
+    eng.limit(1, B, mark, 100, 101)
+    eng.set_index(mark)
+    return eng
+
+
+def test_tier_step_steps_down_one_tier_a_round_then_closes(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 5)
+    # E = 5 at 100 throughout (fills at the mark realise 0). Round 0: V = 3,500 is in tier 3,
+    # x = 35 - floor(3,000 / 100) = 5 -> 30 lots (E 5 < MM 60: queued). Round 1: 3,000 is in
+    # tier 2 (not past its cap), x = 30 - floor(2,000 / 100) = 10 -> 20 (5 < 30). Round 2:
+    # tier 1, x = 20 - 10 = 10 -> 10 (5 < 10). Round 3: tier 0, the whole 10.
+    records = rows(eng.liquidate())
+    assert [(r["round"], r["qty"], r["filled"]) for r in records] == [
+        (0, 5, 5), (1, 10, 10), (2, 10, 10), (3, 10, 10)]
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral) == (0, 0, 5)
+    assert list(eng.queue()) == []
+    assert_conserved(eng, [1, 100, 101])
+
+
+def test_tier_step_closes_a_lowest_tier_position_at_once(engine_cls):
+    eng = _tier_step_engine(engine_cls, 8, 5)
+    # V = 800 is in tier 0: E = 5 < MM 8, the whole 8 lots in one order
+    assert [(r["round"], r["qty"], r["filled"]) for r in rows(eng.liquidate())] == [(0, 8, 8)]
+    assert eng.account(1).position == 0
+
+
+def test_tier_step_that_restores_the_account_leaves_the_queue(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 70)
+    # E = 70 < MM(3,500) = 85; x = 5 -> 30 lots, E = 70 >= MM(3,000) = 60: out of the queue
+    assert [(r["round"], r["qty"]) for r in rows(eng.liquidate())] == [(0, 5)]
+    a = eng.account(1)
+    assert (a.position, a.equity, a.maintenance_margin) == (30, 70, 60)
+    assert list(eng.queue()) == []
+
+
+def test_tier_step_is_still_limited_by_the_round_cap(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 5, round_cap=300)
+    # round 0: x = 5, but V(100, 5) = 500 > 300 -> 300 // 100 = 3 lots -> 32
+    assert eng.liquidation_round()
+    assert (eng.account(1).position, list(eng.queue())) == (32, [1])
+    # round 1: V = 3,200, tier 3: x = 32 - 30 = 2 (200 <= 300) -> 30
+    assert eng.liquidation_round()
+    assert eng.account(1).position == 30
+    eng.liquidate()
+    # then 3 a round within a tier, the rest of a step when less: 30 -> 27 -> 24 -> 21 -> 20
+    # (tier 1) -> 17 -> 14 -> 11 -> 10 (tier 0: the whole 10, 3 a round) -> 7 -> 4, where
+    # E = 5 >= MM(400) = 4: out of the queue
+    qtys = [int(r["qty"]) for r in rows(eng.forced_orders())]
+    assert qtys == [3, 2, 3, 3, 3, 1, 3, 3, 3, 1, 3, 3]
+    assert (eng.account(1).position, list(eng.queue())) == (4, [])
+
+
+def test_tier_step_takes_the_tier_on_the_mark_notional_under_the_entry_basis(engine_cls):
+    eng = _tier_step_engine(engine_cls, 35, 705, mark=80, mm_basis=MarginBasis.ENTRY)
+    # MM on the cost 3,500 is 85; E at 80 = 705 + 2,800 - 3,500 = 5 < 85. The step's tier is
+    # that of the mark notional 2,800 (tier 2), not of the cost (tier 3):
+    # x = 35 - floor(2,000 / 80) = 35 - 25 = 10. Sells 10 @ 80: R = 1,000, PnL -200 ->
+    # collateral 505, C 2,500, q 25; E = 505 + 2,000 - 2,500 = 5 < MM(2,500) = 75 - 30 = 45.
+    eng.liquidation_round()
+    assert [(r["qty"], r["filled"]) for r in rows(eng.forced_orders())] == [(10, 10)]
+    a = eng.account(1)
+    assert (a.position, a.cost, a.collateral, a.maintenance_margin) == (25, 2_500, 505, 45)
+    assert list(eng.queue()) == [1]
 
 
 # =========================================================================== round cap, limits

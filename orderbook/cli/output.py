@@ -149,7 +149,9 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
         f"{len(pop.side):,} explicit accounts"
     r = s.rules
     rules = [f"mark {r.mark_rule.name}", f"sizing {r.sizing.name}"
-             + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else ""),
+             + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else "")
+             + (f" over {_money(r.fraction_above, quote_unit(s))}"
+                if r.sizing == Sizing.FRACTION and r.fraction_above else ""),
              f"limit {r.limit_rule.name}"
              + (f" {r.band_ppm / 1e4:g}%" if r.limit_rule == LimitRule.BAND else ""),
              f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",
@@ -159,6 +161,8 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
         rules.append("liquidated at equity <= MM")
     if r.mm_basis != MarginBasis.MARK:
         rules.append("MM on entry value")
+    if r.takeover_below_ppm:
+        rules.append(f"taken over below {r.takeover_below_ppm / 1e4:g}% of MM")
     return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
             f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
             f"{rules_label}: {', '.join(rules)}")
