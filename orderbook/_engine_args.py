@@ -91,7 +91,8 @@ def flag(name: str, value) -> bool:
 
 
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
-             max_price, max_position, check_initial_margin, fraction_above, **rest) -> dict:
+             max_price, max_position, check_initial_margin, fraction_above, cooldown_rounds,
+             **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
@@ -126,6 +127,10 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
     if not 0 <= above <= DEPOSIT_BOUND:
         raise ValueError(f"fraction_above must be in [0, 2**62] quote units, got {above}")
     out["fraction_above"] = above
+    cooldown = check.as_int64("cooldown_rounds", cooldown_rounds)
+    if cooldown < 0:
+        raise ValueError(f"cooldown_rounds must be >= 0 rounds, got {cooldown}")
+    out["cooldown_rounds"] = cooldown
     if backstop is not None:
         backstop = check.as_int64("backstop", backstop)
         if backstop < 0:

@@ -12,7 +12,9 @@ from ._engine_args import RATES
 from .events import EVENT_DTYPE, INSURANCE_FUND, INT64_MAX, ForcedKind, Side
 from .margin import DEPOSIT_BOUND
 
-STATE_VERSION = 1
+#: 2: queue rows carry FRACTION's cooldown, (owner, generation, cooldown_end); a version 1
+#: state (rows of two, from before cooldown_rounds) loads with no cooldown running.
+STATE_VERSION = 2
 #: Fields of one liquidation record in a saved state: FORCED_DTYPE's integers in this order
 #: (avg_price and slippage are derived from them).
 RECORD_FIELDS = ("round", "generation", "owner", "counterparty", "qty", "filled", "notional",
@@ -34,7 +36,8 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   stp=int(book.stp), amend_rule=int(book.amend_rule),
                   max_price=int(engine.max_price), max_position=int(engine.max_position),
                   check_initial_margin=bool(engine.check_initial_margin),
-                  fraction_above=int(engine.fraction_above))
+                  fraction_above=int(engine.fraction_above),
+                  cooldown_rounds=int(engine.cooldown_rounds))
     return args, kwargs
 
 
@@ -46,9 +49,9 @@ def saved_kwargs(kwargs):
     ``MarginBasis.MARK``: the behaviour it was saved with); one made before
     ``check_initial_margin`` existed lacks it and loads with the check on, the constructor's
     default, although the engine that made it did not check (CHANGELOG); one made before
-    ``fraction_above`` (``takeover_below_ppm``) existed lacks it and loads with 0 (every
-    position takes the fraction; no take-over below a share of MM: as it did). Anything else
-    goes to the constructor as it is, to be checked there."""
+    ``fraction_above`` (``takeover_below_ppm``, ``cooldown_rounds``) existed lacks it and loads
+    with 0 (every position takes the fraction; no take-over below a share of MM; no cooldown:
+    as it did). Anything else goes to the constructor as it is, to be checked there."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")
@@ -99,8 +102,9 @@ def check_state(engine, state, book_type) -> dict:
                 "index_price", "mark"}
     if set(state) != expected:
         raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
-    if state["version"] != STATE_VERSION:
-        raise _fail("version", f"must be {STATE_VERSION}", state["version"])
+    version = state["version"]
+    if version not in (1, STATE_VERSION) or type(version) is not int:
+        raise _fail("version", f"must be 1 or {STATE_VERSION}", version)
     max_price, max_position, k = engine.max_price, engine.max_position, engine.k
 
     # accounts: (owner, collateral, position, cost, reserve, exempt, isolated)
@@ -143,12 +147,13 @@ def check_state(engine, state, book_type) -> dict:
 
     round_ = _int("round", state["round"], 0)
     queue, seen = [], set()
-    for i, row in enumerate(_rows("queue", state["queue"], 2)):
+    for i, row in enumerate(_rows("queue", state["queue"], 2 if version == 1 else 3)):
         owner = _int(f"queue[{i}].owner", row[0], INSURANCE_FUND)
         if owner not in owners or owner in seen:
             raise _fail(f"queue[{i}].owner", "must be an account queued once", owner)
         seen.add(owner)
-        queue.append((owner, _int(f"queue[{i}].generation", row[1], 0, round_)))
+        cooldown_end = -1 if version == 1 else _int(f"queue[{i}].cooldown_end", row[2], -1)
+        queue.append((owner, _int(f"queue[{i}].generation", row[1], 0, round_), cooldown_end))
 
     history = _rows("fund_history", state["fund_history"], 2)
     for i, (r, balance) in enumerate(history):

@@ -62,7 +62,8 @@ class Market:
             backstop=BACKSTOP if rules.backstop_collateral else None,
             backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit,
             adl_ranking=rules.adl_ranking, trigger=rules.trigger, mm_basis=rules.mm_basis,
-            fraction_above=rules.fraction_above, takeover_below_ppm=rules.takeover_below_ppm)
+            fraction_above=rules.fraction_above, takeover_below_ppm=rules.takeover_below_ppm,
+            cooldown_rounds=rules.cooldown_rounds)
         eng = self.engine
         big = 10**17
         eng.add_account(HOUSE, big, exempt=True)

@@ -17,6 +17,7 @@ from .events import (
     FORCED_DTYPE,
     FUND_HISTORY_DTYPE,
     INSURANCE_FUND,
+    INT64_MAX,
     NO_COUNTERPARTY,
     PPM,
     AdlRanking,
@@ -37,11 +38,14 @@ if TYPE_CHECKING:
 class _Episode:
     """An account's stay in the liquidation queue."""
 
-    __slots__ = ("owner", "generation")
+    __slots__ = ("owner", "generation", "cooldown_end")
 
-    def __init__(self, owner: int, generation: int):
+    def __init__(self, owner: int, generation: int, cooldown_end: int = -1):
         self.owner = owner
         self.generation = generation  # the round number at which it entered the queue
+        # FRACTION's cooldown: the last rounds_run whose forced orders close the whole
+        # position (-1: none)
+        self.cooldown_end = cooldown_end
 
 
 class _Liquidator:
@@ -55,7 +59,7 @@ class _Liquidator:
     def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
                  limit_rule, deficit, adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
                  backstop_discount_ppm, round_cap, backstop, fraction_above=0,
-                 takeover_below_ppm=0):
+                 takeover_below_ppm=0, cooldown_rounds=0):
         self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
         self.k, self.max_position = k, max_position
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
@@ -63,6 +67,7 @@ class _Liquidator:
         self.fraction_ppm, self.band_ppm = fraction_ppm, band_ppm
         self.fraction_above = fraction_above
         self.takeover_below_ppm = takeover_below_ppm
+        self.cooldown_rounds = cooldown_rounds
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
         self.round_cap, self.backstop = round_cap, backstop
@@ -142,7 +147,10 @@ class _Liquidator:
             return 0
         # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
         taken = not is_fund and self.takes_over(a, mark)
-        size = abs(a.position) if is_fund or taken else self.size(a, mark)
+        held = abs(a.position)
+        # FRACTION's cooldown (step 2.2): whole orders for a while after a partial step.
+        size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
+            self.size(a, mark))
         if not taken and cap_left is not None and ledger.value(mark, size) > cap_left:
             size = cap_left // (mark * self.k)
         if size == 0:
@@ -151,10 +159,14 @@ class _Liquidator:
         fund_before, self.bad_debt_noted = fund.collateral, 0
         side = Side.SELL if a.position > 0 else Side.BUY
         bankruptcy = ledger.bankruptcy_price(a)
+        filled = 0
         if taken:
             self.take_over(episode, a, side, size, max(1, bankruptcy))
         else:
-            self.send_order(episode, a, is_fund, side, size, mark, bankruptcy)
+            filled = self.send_order(episode, a, is_fund, side, size, mark, bankruptcy)
+        if (filled and size < held and self.cooldown_rounds and not is_fund
+                and self.sizing == Sizing.FRACTION):
+            episode.cooldown_end = min(INT64_MAX, self.rounds_run + self.cooldown_rounds)
         if a.position == 0 and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, a, side)
         # The fund can also lose by trading the positions it took over; when that takes it
@@ -168,10 +180,10 @@ class _Liquidator:
         return 0 if taken else ledger.value(mark, size)
 
     def send_order(self, episode: _Episode, a: _Account, is_fund: bool, side: int, size: int,
-                   mark: int, bankruptcy: int) -> None:
+                   mark: int, bankruptcy: int) -> int:
         """Steps 2.4-2.7: the forced order of ``size`` lots through the book, its fee, and what
         becomes of the lots it did not fill (take-over under BANKRUPTCY, the fund-covered lots'
-        ADL under MARKET/BAND with Deficit.ADL)."""
+        ADL under MARKET/BAND with Deficit.ADL); return the lots it filled."""
         limit_rule = self.limit_rule
         if is_fund and limit_rule == LimitRule.BANKRUPTCY:
             limit_rule = LimitRule.BAND if self.band_ppm else LimitRule.MARKET
@@ -212,6 +224,7 @@ class _Liquidator:
             blocked = self.blocked_depth(side, rule_limit, limit, remainder)
             if blocked:
                 self.deleverage(episode, a, side, blocked, max(1, bankruptcy), self.mark())
+        return filled
 
     def takes_over(self, a: _Account, mark: int) -> bool:
         """Whether a served account is taken over whole instead of sent to the book: its equity
@@ -518,9 +531,9 @@ class _Liquidator:
         return charged
 
     # ------------------------------------------------------------------ saved state
-    def queue_rows(self) -> list[tuple[int, int]]:
-        """(owner, generation) per queued account, front first."""
-        return [(e.owner, e.generation) for e in self.queue]
+    def queue_rows(self) -> list[tuple[int, int, int]]:
+        """(owner, generation, cooldown_end) per queued account, front first."""
+        return [(e.owner, e.generation, e.cooldown_end) for e in self.queue]
 
     def record_rows(self) -> list[tuple]:
         """The records without their derived avg_price and slippage (RECORD_FIELDS)."""
@@ -533,7 +546,7 @@ class _Liquidator:
 
     def load(self, state: dict) -> None:
         """A checked state into a fresh liquidator."""
-        self.queue = [_Episode(owner, generation) for owner, generation in state["queue"]]
+        self.queue = [_Episode(*row) for row in state["queue"]]
         self.records = [self.record_row(*row) for row in state["records"]]
         self.fund_history = list(state["fund_history"])
         self.round_number, self.rounds_run = state["round"], state["rounds_run"]

@@ -44,6 +44,7 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit, ...
     sizing = "FRACTION"
     fraction_above = 0              # quote units: FRACTION closes positions worth no more whole
+    cooldown_rounds = 0             # rounds of whole orders after a partial FRACTION step
     limit_rule = "BAND"             # (formerly limit, still accepted)
     deficit = "ADL"
     takeover_below_ppm = 0          # ppm of MM: take over below it (Hyperliquid 666_667)

@@ -65,6 +65,7 @@ class Engine:
         check_initial_margin: bool = True,
         fraction_above: int = 0,
         takeover_below_ppm: int = 0,
+        cooldown_rounds: int = 0,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
     ) -> None: ...
     @property
@@ -87,6 +88,8 @@ class Engine:
     def fraction_above(self) -> int: ...
     @property
     def takeover_below_ppm(self) -> int: ...
+    @property
+    def cooldown_rounds(self) -> int: ...
     @property
     def band_ppm(self) -> int: ...
     @property

@@ -138,6 +138,10 @@ cdef class Engine:
         margin, ppm (``10**6 E < takeover_below_ppm x MM``), is not sent to the book: its whole
         position is taken over at once at its bankruptcy price (backstop, fund, then the
         deficit rule); 0: never. See "Liquidation rounds", step 2.2, and "Takeover".
+    cooldown_rounds : int, default 0
+        Under ``Sizing.FRACTION``, after a round in which an account's forced order closed part
+        of its position, its forced orders in the next ``cooldown_rounds`` rounds (>= 0) close
+        the whole position; 0: no cooldown. See "Liquidation rounds", step 2.2.
     limit : LimitRule or int or None, default None
         Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
 
@@ -182,7 +186,7 @@ cdef class Engine:
     cdef readonly int64_t taker_fee_ppm, maker_fee_ppm, liquidation_fee_ppm, fraction_ppm
     cdef readonly int64_t band_ppm, backstop_discount_ppm
     cdef readonly money_t fraction_above
-    cdef readonly int64_t takeover_below_ppm
+    cdef readonly int64_t takeover_below_ppm, cooldown_rounds
     cdef readonly price_t max_price
     cdef readonly qty_t max_position
     cdef readonly money_t total_deposits
@@ -204,7 +208,7 @@ cdef class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
-                 fraction_above=0, takeover_below_ppm=0, limit=None):
+                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, limit=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -222,7 +226,8 @@ cdef class Engine:
                          trigger=trigger, mm_basis=mm_basis,
                          check_initial_margin=check_initial_margin,
                          fraction_above=fraction_above,
-                         takeover_below_ppm=takeover_below_ppm)
+                         takeover_below_ppm=takeover_below_ppm,
+                         cooldown_rounds=cooldown_rounds)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
@@ -231,6 +236,7 @@ cdef class Engine:
         self.fraction_ppm = given["fraction_ppm"]
         self.fraction_above = given["fraction_above"]
         self.takeover_below_ppm = given["takeover_below_ppm"]
+        self.cooldown_rounds = given["cooldown_rounds"]
         self.band_ppm = given["band_ppm"]
         self.backstop_discount_ppm = given["backstop_discount_ppm"]
         self._mark_rule = given["mark_rule"]
@@ -264,7 +270,7 @@ cdef class Engine:
             self._book, self.ledger, self.k, self.max_position, self._sizing, self._limit_rule,
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
             self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop,
-            self.fraction_above, self.takeover_below_ppm)
+            self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
         return 0
@@ -777,6 +783,7 @@ cdef class Engine:
         other.fraction_ppm = self.fraction_ppm
         other.fraction_above = self.fraction_above
         other.takeover_below_ppm = self.takeover_below_ppm
+        other.cooldown_rounds = self.cooldown_rounds
         other.band_ppm = self.band_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm
         other.max_price = self.max_price

@@ -24,6 +24,9 @@ ctypedef bint (*MarkFn)(void* engine, price_t* mark) noexcept nogil
 cdef struct Episode:
     owner_t owner
     int64_t generation    # the round number at which it entered the queue
+    # FRACTION's cooldown: the last rounds_run whose forced orders close the whole position
+    # (-1: none)
+    int64_t cooldown_end
 
 
 # An ADL candidate: its ranking key (docs/liquidation.md, "ADL ranking") as a sign and the
@@ -70,6 +73,7 @@ cdef class Liquidator:
     cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
     cdef money_t fraction_above   # quote units: FRACTION closes a position worth no more whole
     cdef int64_t takeover_below_ppm   # ppm of MM: below it a served account is taken over
+    cdef int64_t cooldown_rounds  # rounds after a partial FRACTION step that close whole
     cdef bint has_round_cap, has_backstop
     cdef int64_t round_cap        # notional (quote units at the mark) per round
     cdef owner_t backstop
@@ -89,8 +93,8 @@ cdef class Liquidator:
     cdef bint run_round(self) except -1
     cdef void enqueue_crossed(self, price_t mark) noexcept nogil
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
-    cdef int send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
-                        qty_t size, price_t mark, price_t bankruptcy) except -1
+    cdef qty_t send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
+                          qty_t size, price_t mark, price_t bankruptcy) except -1
     cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil

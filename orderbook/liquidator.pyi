@@ -27,4 +27,5 @@ class Liquidator:
         backstop: int | None,
         fraction_above: int = 0,
         takeover_below_ppm: int = 0,
+        cooldown_rounds: int = 0,
     ) -> None: ...

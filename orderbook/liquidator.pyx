@@ -11,7 +11,7 @@ from fractions import Fraction
 
 cimport cython
 from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t
 from libcpp.algorithm cimport make_heap, pop_heap, sort
 from libcpp.set cimport set as cset
 from libcpp.vector cimport vector
@@ -94,7 +94,7 @@ cdef class Liquidator:
                  int limit_rule, int deficit, int adl_ranking, int64_t fraction_ppm,
                  int64_t band_ppm, int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm,
                  round_cap, backstop, money_t fraction_above=0,
-                 int64_t takeover_below_ppm=0):
+                 int64_t takeover_below_ppm=0, int64_t cooldown_rounds=0):
         self.book = book
         self.ledger = ledger
         self.k = k
@@ -106,6 +106,7 @@ cdef class Liquidator:
         self.fraction_ppm = fraction_ppm
         self.fraction_above = fraction_above
         self.takeover_below_ppm = takeover_below_ppm
+        self.cooldown_rounds = cooldown_rounds
         self.band_ppm = band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
@@ -197,7 +198,7 @@ cdef class Liquidator:
             a = self.acct(self.ledger.slot(crossed[i]))
             if not a.queued:
                 a.queued = True
-                self.queue.push_back(Episode(crossed[i], self.round_number))
+                self.queue.push_back(Episode(crossed[i], self.round_number, -1))
 
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1:
         # Serve one queue entry: SERVED_QUEUED (it stays), SERVED_DONE (it leaves the queue) or
@@ -208,7 +209,7 @@ cdef class Liquidator:
         cdef bint is_fund = a.owner == t.INSURANCE_FUND
         cdef bint taken
         cdef price_t mark, bankruptcy = 0
-        cdef qty_t size
+        cdef qty_t size, held, filled = 0
         cdef int side
         cdef Episode fund_episode
         cdef int32_t fund
@@ -219,7 +220,9 @@ cdef class Liquidator:
             return SERVED_DONE
         # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
         taken = not is_fund and self.takes_over(a, mark)
-        size = (a.position if a.position > 0 else -a.position) if is_fund or taken else (
+        held = a.position if a.position > 0 else -a.position
+        # FRACTION's cooldown (step 2.2): whole orders for a while after a partial step.
+        size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
             self.size(a, mark))
         if not taken and self.has_round_cap and self.ledger.value(mark, size) > cap_left:
             size = cap_left // (mark * self.k)
@@ -233,7 +236,11 @@ cdef class Liquidator:
         if taken:
             self.take_over(episode, slot, side, size, bankruptcy if bankruptcy > 1 else 1)
         else:
-            self.send_order(episode, slot, is_fund, side, size, mark, bankruptcy)
+            filled = self.send_order(episode, slot, is_fund, side, size, mark, bankruptcy)
+        if (filled and size < held and self.cooldown_rounds and not is_fund
+                and self.sizing == t.SIZING_FRACTION):
+            episode.cooldown_end = INT64_MAX if self.cooldown_rounds > INT64_MAX - self.rounds_run \
+                else self.rounds_run + self.cooldown_rounds
         a = self.acct(slot)
         if a.position == 0 and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, slot, side)
@@ -244,6 +251,7 @@ cdef class Liquidator:
         if deeper > 0:
             fund_episode.owner = t.INSURANCE_FUND
             fund_episode.generation = episode.generation
+            fund_episode.cooldown_end = -1
             self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
                         deeper, t.NO_COUNTERPARTY)
         a = self.acct(slot)
@@ -255,11 +263,11 @@ cdef class Liquidator:
             return SERVED_DONE
         return SERVED_QUEUED
 
-    cdef int send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
-                        qty_t size, price_t mark, price_t bankruptcy) except -1:
+    cdef qty_t send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
+                          qty_t size, price_t mark, price_t bankruptcy) except -1:
         # Steps 2.4-2.7: the forced order of size lots through the book, its fee, and what
         # becomes of the lots it did not fill (take-over under BANKRUPTCY, the fund-covered
-        # lots' ADL under MARKET/BAND with Deficit.ADL).
+        # lots' ADL under MARKET/BAND with Deficit.ADL); returns the lots it filled.
         cdef Account* a = self.acct(slot)
         cdef price_t limit, rule_limit
         cdef qty_t filled = 0, remainder, blocked
@@ -318,7 +326,7 @@ cdef class Liquidator:
             if blocked:
                 self.deleverage(episode, slot, side, blocked, bankruptcy if bankruptcy > 1 else 1,
                                 self.mark())
-        return 0
+        return filled
 
     cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil:
         # Whether a served account is taken over whole instead of sent to the book: its equity
@@ -856,6 +864,7 @@ cdef class Liquidator:
         other.fraction_ppm = self.fraction_ppm
         other.fraction_above = self.fraction_above
         other.takeover_below_ppm = self.takeover_below_ppm
+        other.cooldown_rounds = self.cooldown_rounds
         other.band_ppm = self.band_ppm
         other.liquidation_fee_ppm = self.liquidation_fee_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm
@@ -875,8 +884,8 @@ cdef class Liquidator:
         return other
 
     cdef list queue_rows(self):
-        """The saved state's queue: (owner, generation), front first."""
-        return [(e.owner, e.generation) for e in self.queue]
+        """The saved state's queue: (owner, generation, cooldown_end), front first."""
+        return [(e.owner, e.generation, e.cooldown_end) for e in self.queue]
 
     cdef list record_rows(self):
         """The saved state's records: FORCED_DTYPE's integers in _engine_state.RECORD_FIELDS
@@ -902,9 +911,10 @@ cdef class Liquidator:
         # accounts already (a queued account is marked so).
         cdef ForcedRec rec
         cdef Episode episode
-        for owner, generation in state["queue"]:
+        for owner, generation, cooldown_end in state["queue"]:
             episode.owner = owner
             episode.generation = generation
+            episode.cooldown_end = cooldown_end
             self.queue.push_back(episode)
             self.acct(self.ledger.slot(owner)).queued = True
         for row in state["records"]:

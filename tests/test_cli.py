@@ -278,11 +278,13 @@ def test_sweep_takes_the_venue_liquidation_settings(capsys):
                  "--param", "steps=5", "--param", "rules.sizing=TIER_STEP,FRACTION",
                  "--param", "rules.fraction_above=0,100000000000",
                  "--param", "rules.takeover_below_ppm=666667",
-                 "--param", "rules.mark_rule=LAST_CLAMPED", "--json")
+                 "--param", "rules.mark_rule=LAST_CLAMPED",
+                 "--param", "rules.cooldown_rounds=2", "--json")
     assert [(row["rules.sizing"], row["rules.fraction_above"], row["rules.takeover_below_ppm"])
             for row in rows] == [("TIER_STEP", 0, 666_667), ("TIER_STEP", 10**11, 666_667),
                                  ("FRACTION", 0, 666_667), ("FRACTION", 10**11, 666_667)]
     assert {row["rules.mark_rule"] for row in rows} == {"LAST_CLAMPED"}
+    assert {row["rules.cooldown_rounds"] for row in rows} == {2}
     assert all(row["accounts"] > 0 for row in rows)
 
 
@@ -292,9 +294,9 @@ def test_the_run_header_names_the_venue_liquidation_settings():
 
     plain = _describe(default_scenario(), "default")
     assert "over" not in plain and "taken over" not in plain
-    rules = Rules(sizing=Sizing.FRACTION, fraction_above=10**9)
+    rules = Rules(sizing=Sizing.FRACTION, fraction_above=10**9, cooldown_rounds=3)
     text = _describe(replace(default_scenario(), rules=rules), "default")
-    assert "sizing FRACTION 25% over 100,000.00" in text
+    assert "sizing FRACTION 25% over 100,000.00 then whole for 3 rounds" in text
     tiered = _describe(replace(default_scenario(), rules=Rules(sizing=Sizing.TIER_STEP)), "x")
     assert "sizing TIER_STEP" in tiered
     vault = _describe(replace(default_scenario(), rules=Rules(takeover_below_ppm=666_667)), "x")

@@ -322,7 +322,8 @@ def test_load_rules(tmp_path):
 
 
 @pytest.mark.parametrize("key, value", [("fraction_above", 100_000),
-                                        ("takeover_below_ppm", 666_667)])
+                                        ("takeover_below_ppm", 666_667),
+                                        ("cooldown_rounds", 2)])
 def test_a_venue_liquidation_number_is_a_rule_setting_that_reaches_the_engine(tmp_path, key,
                                                                               value):
     from orderbook._market import Market

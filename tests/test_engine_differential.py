@@ -125,6 +125,7 @@ def _settings(draw):
                              label="fraction_ppm"),
         "fraction_above": draw(st.one_of(st.just(0), st.integers(1, 3_000).map(lambda c: c * k)),
                                label="fraction_above"),
+        "cooldown_rounds": draw(st.one_of(st.just(0), st.integers(1, 3)), label="cooldown_rounds"),
         "limit_rule": draw(st.sampled_from(list(LimitRule)), label="limit_rule"),
         "band_ppm": draw(st.one_of(st.just(0), st.integers(1, 100_000)), label="band_ppm"),
         "round_cap": draw(st.one_of(st.none(), st.integers(50, 3_000).map(lambda c: c * k)),

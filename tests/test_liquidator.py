@@ -300,6 +300,72 @@ def test_fraction_above_closes_a_position_worth_no_more_whole(engine_cls, above,
     assert_conserved(eng, [1, 100, 101])
 
 
+# =========================================================================== FRACTION's cooldown
+
+
+def _cooldown_engine(engine_cls, cooldown_rounds):
+    """Owner 1 long 10 @ 100 with collateral 70 (E = 10 at the INDEX mark 94, MM 47), 10 %
+    steps, LP 101 bidding only 3 lots at 94."""
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
+               fraction_ppm=100_000, cooldown_rounds=cooldown_rounds)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng, collateral=70)
+    eng.limit(1, B, 94, 3, 101)
+    eng.set_index(94)
+    return eng
+
+
+def test_after_a_partial_step_the_cooldown_closes_the_whole_position(engine_cls):
+    eng = _cooldown_engine(engine_cls, 1)
+    eng.liquidate()
+    # Fills at the mark keep E = 10. Round 0: ceil(10 x 10 %) = 1 lot (9 left, E 10 < 43): a
+    # partial step, so round 1 (the next cooldown_rounds = 1 round) asks for the whole 9;
+    # the bids hold 2: 7 left (E 10 < 33), not a partial order (9 of 9 asked). Round 2 asks
+    # for the fraction again, ceil(0.7) = 1, and the empty book stops the run.
+    recs = rows(eng.forced_orders())
+    assert [(r["round"], r["qty"], r["filled"]) for r in recs] == [(0, 1, 1), (1, 9, 2)]
+    eng.limit(2, B, 94, 50, 101)
+    eng.liquidate()
+    # round 2: 1 lot (6 left, E 10 < 29), a partial step; round 3: the whole 6
+    recs = rows(eng.forced_orders())
+    assert [(r["round"], r["qty"], r["filled"]) for r in recs] == [
+        (0, 1, 1), (1, 9, 2), (2, 1, 1), (3, 6, 6)]
+    a = eng.account(1)
+    # collateral 70 - 6 - 12 - 6 - 36 = 10: every lot sold at 94 lost 6
+    assert (a.position, a.collateral) == (0, 10)
+    assert_conserved(eng, [1, 100, 101])
+
+
+def test_no_cooldown_keeps_stepping_by_the_fraction(engine_cls):
+    eng = _cooldown_engine(engine_cls, 0)
+    eng.liquidate()
+    # 1 lot a round until the 3 bid lots are gone: 9, 8, 7 left
+    assert [(r["round"], r["qty"], r["filled"]) for r in rows(eng.forced_orders())] == [
+        (0, 1, 1), (1, 1, 1), (2, 1, 1)]
+
+
+def test_a_running_cooldown_is_kept_by_copies_and_pickles(engine_cls):
+    import copy
+    import pickle
+
+    eng = _cooldown_engine(engine_cls, 1)
+    eng.liquidation_round()                      # the partial step: 9 lots left
+    for other in (eng.copy(), copy.deepcopy(eng), pickle.loads(pickle.dumps(eng))):
+        assert other.cooldown_rounds == 1
+        other.liquidation_round()
+        assert rows(other.forced_orders())[-1]["qty"] == 9
+    # A state saved before the cooldown existed (version 1, queue rows of two) has none
+    # running: the next order is the fraction again.
+    restore, (args, kwargs, state) = eng.__reduce__()
+    state = dict(state, version=1, queue=[row[:2] for row in state["queue"]])
+    del kwargs["cooldown_rounds"]
+    old = restore(args, kwargs, state)
+    assert old.cooldown_rounds == 0
+    old.liquidation_round()
+    assert rows(old.forced_orders())[-1]["qty"] == 1
+
+
 # =========================================================================== take-over below MM
 
 #: Victim A at the INDEX mark 94: E = 40, MM = 47, bankruptcy price 90. 10**6 x 40 = 40,000,000

@@ -151,7 +151,9 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
     rules = [f"mark {r.mark_rule.name}", f"sizing {r.sizing.name}"
              + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else "")
              + (f" over {_money(r.fraction_above, quote_unit(s))}"
-                if r.sizing == Sizing.FRACTION and r.fraction_above else ""),
+                if r.sizing == Sizing.FRACTION and r.fraction_above else "")
+             + (f" then whole for {r.cooldown_rounds:,} rounds"
+                if r.sizing == Sizing.FRACTION and r.cooldown_rounds else ""),
              f"limit {r.limit_rule.name}"
              + (f" {r.band_ppm / 1e4:g}%" if r.limit_rule == LimitRule.BAND else ""),
              f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",

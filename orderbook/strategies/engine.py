@@ -87,6 +87,7 @@ def _rule_fields(quote_units: int) -> st.SearchStrategy[dict]:
         "sizing": st.sampled_from(list(Sizing)),
         "fraction_ppm": st.sampled_from([500_000, 1, 250_000, PPM]) | st.integers(0, PPM),
         "fraction_above": st.just(0) | st.integers(1, 3_000).map(lambda c: c * quote_units),
+        "cooldown_rounds": st.just(0) | st.integers(1, 3),
         "limit_rule": st.sampled_from(list(LimitRule)),
         "band_ppm": st.just(0) | st.integers(1, 100_000),
         "round_cap": st.none() | st.integers(50, 3_000).map(lambda c: c * quote_units),
@@ -106,7 +107,8 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
 
     Draws ``tiers`` (:func:`tiers`), taker and maker fees (0..0.2 %), every ``mark_rule``,
     ``sizing``, ``limit_rule`` and ``deficit``, ``fraction_ppm``, ``fraction_above`` (0 or
-    1..3,000 quote units times ``k``), ``band_ppm`` (0 or up to 10 %),
+    1..3,000 quote units times ``k``), ``cooldown_rounds`` (0..3), ``band_ppm`` (0 or up to
+    10 %),
     ``round_cap`` (None or 50..3,000 quote units times ``k``), ``liquidation_fee_ppm`` (0..5 %),
     ``insurance_fund`` (0..5,000 times ``k``), ``backstop`` (None or the given owner) and its
     discount (0..20 %), ``takeover_below_ppm`` (0, 2/3, 1 or any share of MM), every
