@@ -46,6 +46,7 @@ from .scenario import (
     DepthProfile,
     ExplicitBook,
     ExplicitPopulation,
+    InertSettingWarning,
     Liquidity,
     Population,
     Result,
@@ -72,5 +73,5 @@ __all__ = [
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
-    "venues",
+    "InertSettingWarning", "venues",
 ]

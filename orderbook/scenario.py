@@ -74,6 +74,7 @@ __all__ = [
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
     "UnresolvedAccountsWarning",
+    "InertSettingWarning",
 ]
 
 
@@ -84,6 +85,29 @@ class UnresolvedAccountsWarning(RuntimeWarning):
     ``unresolved_equity``, ``queue_left``), not in ``bad_debt`` or ``socialized``. One per run;
     filter it like any warning: ``warnings.simplefilter("ignore", UnresolvedAccountsWarning)``.
     """
+
+
+class InertSettingWarning(UserWarning):
+    """A scenario setting cannot act under the others, so the run cannot show its effect.
+
+    Today: ``rules.mark_rule = INDEX`` with no ``shock.index_path``, where the mark stays at
+    the starting mid and no account can cross its liquidation price (the run's summary says
+    ``static_mark``). One per run.
+    """
+
+
+#: What a run whose mark cannot move says (InertSettingWarning, the CLI's warning line).
+STATIC_MARK_NOTE = ("rules.mark_rule = INDEX and the shock has no index_path: the mark stays at "
+                    "the starting mid, so no account can be liquidated (give shock.index_path, "
+                    "ticks per step, or a mark rule that follows the book)")
+
+
+def static_mark(scenario) -> bool:
+    """Whether ``scenario``'s mark cannot move: the liquidator is on, the mark is the INDEX and
+    the shock gives no index path (the summary's ``static_mark``)."""
+    rules = scenario.rules
+    return bool(rules.liquidator and rules.mark_rule == MarkRule.INDEX
+                and not scenario.shock.index_path)
 
 
 #: One row per step of a run.
@@ -558,6 +582,9 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
                         insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
                         quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
                         end_accounts=end_accounts)
+    summary["static_mark"] = static_mark(scenario)
+    if summary["static_mark"]:
+        warnings.warn(STATIC_MARK_NOTE, InertSettingWarning, stacklevel=2)
     note = unresolved_note(summary)
     if note is not None:
         warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
@@ -660,6 +687,7 @@ def _run_point(args):
     # row in the caller's process instead.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)
+        warnings.simplefilter("ignore", InertSettingWarning)
         summary = run(with_params(scenario, params), counterfactual=counterfactual).summary
     return {**params, **summary}
 
@@ -734,9 +762,12 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
         for i, future in enumerate(futures):
             rows.append(future.result())
             note = unresolved_note(rows[-1])
+            point = ", ".join(f"{name}={v.name if isinstance(v, IntEnum) else repr(v)}"
+                              for name, v in points[i].items())
+            if rows[-1].get("static_mark"):
+                warnings.warn(f"sweep run {point}: {STATIC_MARK_NOTE}", InertSettingWarning,
+                              stacklevel=2)
             if note is not None:
-                point = ", ".join(f"{name}={v.name if isinstance(v, IntEnum) else repr(v)}"
-                                  for name, v in points[i].items())
                 warnings.warn(f"sweep run {point} ended unresolved: {note}",
                               UnresolvedAccountsWarning, stacklevel=2)
             if progress is not None:

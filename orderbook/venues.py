@@ -229,15 +229,15 @@ VENUES: dict[str, Venue] = {v.name: v for v in (
     Venue(
         "okx", "BTC-USDT-SWAP (linear)", "8", (), "quote",
         {"trigger": Trigger.AT_OR_BELOW, "mm_basis": MarginBasis.MARK,
-         "sizing": Sizing.TIER_STEP, "limit_rule": LimitRule.BAND, "deficit": Deficit.ADL,
+         "sizing": Sizing.TIER_STEP, "limit_rule": LimitRule.MARKET, "deficit": Deficit.ADL,
          "maker_fee_ppm": 200, "taker_fee_ppm": 500},
-        kept=("tiers", "mark_rule", "band_ppm", "liquidation_fee_ppm", "adl_ranking",
-              "insurance_fund"),
+        kept=("tiers", "mark_rule", "liquidation_fee_ppm", "adl_ranking", "insurance_fund"),
         approximations=(
             "no BTC-USDT-SWAP tier table in the stored pages: the scenario's tiers",
             "trigger E <= MM without the liquidation fee added to MM",
             "one tier step per round (the old article steps down to tier 1 at once)",
-            "'slightly better than market' as a band around the mark",
+            "orders at 'a price slightly better than market price', retried each minute, as "
+            "market orders (the engine has no limit pegged to the touch)",
             "ADL at the bankruptcy price, not the mark",
             "fees from secondary sources")),
 )}

@@ -8,7 +8,8 @@ engines (the ``engine_cls`` fixture).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import warnings
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -16,6 +17,7 @@ from orderbook import (
     AdlRanking,
     Deficit,
     ForcedKind,
+    InertSettingWarning,
     LimitRule,
     MarginBasis,
     MarkRule,
@@ -25,9 +27,9 @@ from orderbook import (
     Trigger,
     compare,
     default_scenario,
+    run,
     venues,
 )
-from orderbook._market import engine_settings
 from orderbook.cli import main
 from orderbook.config import ConfigError, loads_scenario
 from orderbook.testing import check_accounts
@@ -49,6 +51,15 @@ def usdt_scenario(tick="0.01", lot="1", quote="0.01", mid=10_000_000) -> Scenari
     base = default_scenario()
     return replace(base, tick_size=tick, lot_size=lot, quote_unit=quote,
                    book=replace(base.book, mid=mid))
+
+
+def engine_settings(rules: Rules) -> dict:
+    """The Engine keywords of ``rules``: every field but the scenario's own (its backstop
+    account's collateral, the liquidator switch), as a scenario run passes them."""
+    settings = asdict(rules)
+    del settings["backstop_collateral"], settings["liquidator"]
+    settings["tiers"] = rules.tiers
+    return settings
 
 
 def engine(engine_cls, scenario, rules, **overrides):
@@ -268,7 +279,7 @@ def test_okx_steps_down_one_tier_per_round(engine_cls):
     eng = engine(engine_cls, scenario, rules)
     eng.add_account(1, 50_000)
     eng.seed_position(1, LP, 100_000, 30)
-    eng.limit(1, 1, 99_000, 100, LP)   # at the mark: the band of 0 lets it fill
+    eng.limit(1, 1, 99_000, 100, LP)
     eng.set_index(99_000)
     records = eng.liquidate(max_rounds=1)
     assert [int(r["qty"]) for r in records] == [10]
@@ -292,10 +303,32 @@ def test_compare_runs_the_presets_on_the_built_in_scenario():
                          scenario, counterfactual=False)
     rows = {row["rules"]: row for row in comparison.table}
     assert list(rows) == ["binance", "hyperliquid", "deribit"]
-    # Hyperliquid sends 20 % of the positions over 100k first, so some accounts take several
-    # orders; every row's money is conserved (the summary's own check).
-    assert rows["hyperliquid"]["forced_orders"] >= rows["hyperliquid"]["liquidated_accounts"]
-    assert all(row["liquidated_accounts"] > 0 for row in rows.values())
+    kinds = {name: {ForcedKind(k).name for k in result.forced_orders["kind"].tolist()}
+             for name, result in comparison.results.items()}
+    # Binance: bankruptcy-price IOCs, the rest taken over by the fund; Hyperliquid: market
+    # orders, and the vault (the fund here) below 2/3 of MM; Deribit: orders only, the loss
+    # beyond the fund socialised.
+    assert kinds["binance"] <= {"ORDER", "FUND_TAKEOVER", "ADL", "SHORTFALL"}
+    assert {"ORDER", "FUND_TAKEOVER"} <= kinds["hyperliquid"]
+    assert "FUND_TAKEOVER" not in kinds["deribit"] and "ORDER" in kinds["deribit"]
+    assert all(row["liquidated_accounts"] > 0 and not row["static_mark"]
+               for row in rows.values())
+
+
+def test_an_index_mark_that_cannot_move_is_flagged():
+    # dYdX marks at the oracle (INDEX); with no index path the shock moves only the book.
+    scenario = default_scenario(scale=0.02)
+    rules = venues.rules("dydx", scenario)
+    with pytest.warns(InertSettingWarning, match="the mark stays at the starting mid"):
+        result = run(replace(scenario, rules=rules), counterfactual=False)
+    assert result.summary["static_mark"] and result.summary["liquidated_accounts"] == 0
+    # an index path that falls 4 % moves it, and the flag is down
+    path = tuple(1_000_000 - 4_000 * min(step, 10) for step in range(scenario.steps))
+    moved = replace(scenario, rules=rules, shock=replace(scenario.shock, index_path=path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InertSettingWarning)
+        result = run(moved, counterfactual=False)
+    assert not result.summary["static_mark"] and result.summary["liquidated_accounts"] > 0
 
 
 def test_toml_venue_key_starts_from_the_preset():

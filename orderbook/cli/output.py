@@ -12,7 +12,7 @@ import numpy as np
 
 from ..events import Deficit, LimitRule, MarginBasis, Sizing, Trigger
 from ..metrics import unresolved_note
-from ..scenario import Scenario, quote_unit
+from ..scenario import STATIC_MARK_NOTE, Scenario, quote_unit
 
 __all__ = ["PROG", "CLIError"]
 
@@ -261,7 +261,10 @@ def _metric_cells(summary: dict, unit: Decimal) -> list[str]:
 
 def _warn_unresolved(summary: dict, label: str = "") -> None:
     """The CLI's line on stderr for a run that ended with accounts unresolved (the library's
-    UnresolvedAccountsWarning, which the commands silence so it is said once, here)."""
+    UnresolvedAccountsWarning, which the commands silence so it is said once, here), and for
+    one whose mark cannot move (InertSettingWarning, silenced the same way)."""
+    if summary.get("static_mark"):
+        print(f"{PROG}: warning: {label}{STATIC_MARK_NOTE}", file=sys.stderr)
     note = unresolved_note(summary)
     if note is not None:
         print(f"{PROG}: warning: {label}{note}", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import ConfigError, load_rules, load_scenario, parse_values, scenario_to_toml
 from ..scenario import (
+    InertSettingWarning,
     Scenario,
     SerialExecutor,
     UnresolvedAccountsWarning,
@@ -72,6 +73,7 @@ def cmd_run(args) -> int:
     _, scenario, source = _load(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
+        warnings.simplefilter("ignore", InertSettingWarning)
         result = run(scenario, counterfactual=not args.no_counterfactual)
     _warn_unresolved(result.summary)
     if args.json:
@@ -124,6 +126,7 @@ def cmd_compare(args) -> int:
                      for name, r in builtin_rule_sets(unscaled).items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
+        warnings.simplefilter("ignore", InertSettingWarning)
         comparison = compare(rule_sets, scenario, counterfactual=not args.no_counterfactual)
     for name, res in comparison.results.items():
         _warn_unresolved(res.summary, f"rules {name!r}: ")
@@ -196,6 +199,7 @@ def cmd_sweep(args) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said below
+            warnings.simplefilter("ignore", InertSettingWarning)
             rows = sweep(grid, scenario, executor=executor,
                          counterfactual=not args.no_counterfactual, progress=progress)
     finally:
