@@ -385,9 +385,10 @@ def plot_comparison(comparison, path) -> None:
         left = _unresolved_text(sm, u)
         short = ", ".join(text for count, text in (
             (sm.get("unresolved_accounts", 0), f"{sm.get('unresolved_accounts', 0):,} unresolved"),
-            (sm.get("queue_left", 0), f"{sm.get('queue_left', 0):,} queued")) if count)
+            (sm.get("queue_left", 0), f"{sm.get('queue_left', 0):,} queued"),
+            (sm.get("static_mark"), "mark fixed at the index")) if count)
         ax.plot(series["step"], _masked(series["last"]) * u.tick, lw=1.5, drawstyle="steps-post",
-                label=str(name) if left is None else f"{name}\n⚠ {short}")
+                label=f"{name}\n⚠ {short}" if short else str(name))
         if left is not None and len(series):
             # A cross at the end of the path: this rule set ends with losses left open.
             ax.plot(series["step"][-1], series["last"][-1] * u.tick, marker="X", ms=11,
@@ -412,10 +413,11 @@ def plot_comparison(comparison, path) -> None:
     ax_table.axis("off")
     columns = _columns(units)
     summaries = [result.summary for result in results.values()]
-    cells = [[str(name)] + [_cell(sm, key, fmt) for _, key, fmt in columns]
+    cells = [[f"{name} ⚠ mark fixed" if sm.get("static_mark") else str(name)]
+             + [_cell(sm, key, fmt) for _, key, fmt in columns]
              for name, sm in zip(results, summaries, strict=True)]
     # The rule set's name gets the room its longest name needs (relative to a figure column).
-    name_width = min(2.5, max(1.0, max(len(str(name)) for name in results) / 14))
+    name_width = min(2.5, max(1.0, max(len(cell[0]) for cell in cells) / 14))
     widths = np.array([name_width] + [1.0] * len(columns))
     table = ax_table.table(cellText=cells, colLabels=["rule set"] + [h for h, _, _ in columns],
                            colWidths=list(widths / widths.sum()), cellLoc="center",
@@ -430,6 +432,8 @@ def plot_comparison(comparison, path) -> None:
             cell.set_text_props(fontweight="bold", fontsize=7.5)
         if col == 0 and row > 0:
             cell.set_text_props(fontweight="bold")
+            if summaries[row - 1].get("static_mark"):
+                cell.set_text_props(color=_UNRESOLVED_COLOUR)
         if row > 0 and keys[col] in _UNRESOLVED_KEYS and summaries[row - 1].get(keys[col]):
             cell.set_facecolor("#f6d5d1")
             cell.set_text_props(color=_UNRESOLVED_COLOUR, fontweight="bold")

@@ -352,6 +352,12 @@ def test_cli_compare_venues(run_cli):
                              "--no-counterfactual", "--json")
     assert code == 0, err
     assert [row["rules"] for row in json.loads(out)] == ["binance", "okx"]
+    code, out, err = run_cli("compare", "--venues", "dydx,deribit", "--scale", "0.02",
+                             "--no-counterfactual")
+    assert code == 0, err
+    assert "  dydx: mark INDEX, sizing FULL, limit BAND 1.8%" in out
+    assert "dydx (mark fixed)" in out and "deribit (mark fixed)" not in out
+    assert "warning: rules 'dydx': rules.mark_rule = INDEX and the shock has no index_path" in err
     code, out, err = run_cli("compare", "--venues", "binance,ftx", "--scale", "0.02")
     assert code != 0 and "--venues: unknown venue 'ftx'" in err
     code, out, err = run_cli("compare", "--venues", "all", "--rules", "x.toml")

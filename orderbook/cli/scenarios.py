@@ -138,10 +138,19 @@ def cmd_compare(args) -> int:
         for name, res in comparison.results.items():
             sm = res.summary
             cells = _metric_cells(sm, unit)
-            rows.append([name, *cells[:4], f"{sm['trough_step']}",
+            label = f"{name} (mark fixed)" if sm.get("static_mark") else name
+            rows.append([label, *cells[:4], f"{sm['trough_step']}",
                          _money(sm["peak_step_liquidated"], unit), *cells[4:]])
         headers = ["rules", *_METRIC_HEADERS[:4], *_DYNAMICS_HEADERS, *_METRIC_HEADERS[4:]]
-        print(_describe(scenario, source, "scenario rules (each row changes them)"))
+        if args.venues:
+            # the scenario line once, then each preset's rules (they replace the scenario's)
+            print(_describe(scenario, source).splitlines()[0])
+            print("venue presets (orderbook.venues; sources and approximations in "
+                  "docs/venues.md):")
+            for name, res in comparison.results.items():
+                print(_describe(res.scenario, source, f"  {name}").splitlines()[1])
+        else:
+            print(_describe(scenario, source, "scenario rules (each row changes them)"))
         print()
         print(_table(headers, rows, right=set(range(1, len(headers)))))
     if args.plot:
