@@ -92,7 +92,7 @@ def flag(name: str, value) -> bool:
 
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
              max_price, max_position, check_initial_margin, fraction_above, cooldown_rounds,
-             **rest) -> dict:
+             increment, **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
@@ -131,6 +131,13 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
     if cooldown < 0:
         raise ValueError(f"cooldown_rounds must be >= 0 rounds, got {cooldown}")
     out["cooldown_rounds"] = cooldown
+    increment = check.as_int64("increment", increment)
+    if not 0 <= increment <= DEPOSIT_BOUND:
+        raise ValueError(f"increment must be in [0, 2**62] quote units, got {increment}")
+    if increment < 1 and out["sizing"] == Sizing.INCREMENTAL:
+        raise ValueError(f"increment must be >= 1 quote units under Sizing.INCREMENTAL, "
+                         f"got {increment}")
+    out["increment"] = increment
     if backstop is not None:
         backstop = check.as_int64("backstop", backstop)
         if backstop < 0:

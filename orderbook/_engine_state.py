@@ -37,7 +37,8 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   max_price=int(engine.max_price), max_position=int(engine.max_position),
                   check_initial_margin=bool(engine.check_initial_margin),
                   fraction_above=int(engine.fraction_above),
-                  cooldown_rounds=int(engine.cooldown_rounds))
+                  cooldown_rounds=int(engine.cooldown_rounds),
+                  increment=int(engine.increment))
     return args, kwargs
 
 
@@ -49,9 +50,10 @@ def saved_kwargs(kwargs):
     ``MarginBasis.MARK``: the behaviour it was saved with); one made before
     ``check_initial_margin`` existed lacks it and loads with the check on, the constructor's
     default, although the engine that made it did not check (CHANGELOG); one made before
-    ``fraction_above`` (``takeover_below_ppm``, ``cooldown_rounds``) existed lacks it and loads
-    with 0 (every position takes the fraction; no take-over below a share of MM; no cooldown:
-    as it did). Anything else goes to the constructor as it is, to be checked there."""
+    ``fraction_above`` (``takeover_below_ppm``, ``cooldown_rounds``, ``increment``) existed
+    lacks it and loads with 0 (every position takes the fraction; no take-over below a share of
+    MM; no cooldown; no INCREMENTAL sizing then, so no step size: as it did). Anything else
+    goes to the constructor as it is, to be checked there."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")

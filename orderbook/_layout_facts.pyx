@@ -57,6 +57,7 @@ def c_layout():
         "MarkRule.LAST_CLAMPED": t.MARK_LAST_CLAMPED,
         "Sizing.FULL": t.SIZING_FULL, "Sizing.FRACTION": t.SIZING_FRACTION,
         "Sizing.RESTORE": t.SIZING_RESTORE, "Sizing.TIER_STEP": t.SIZING_TIER_STEP,
+        "Sizing.INCREMENTAL": t.SIZING_INCREMENTAL,
         "LimitRule.MARKET": t.LIMIT_MARKET, "LimitRule.BAND": t.LIMIT_BAND,
         "LimitRule.BANKRUPTCY": t.LIMIT_BANKRUPTCY,
         "Deficit.NONE": t.DEFICIT_NONE, "Deficit.ADL": t.DEFICIT_ADL,

@@ -63,7 +63,7 @@ class Market:
             backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit,
             adl_ranking=rules.adl_ranking, trigger=rules.trigger, mm_basis=rules.mm_basis,
             fraction_above=rules.fraction_above, takeover_below_ppm=rules.takeover_below_ppm,
-            cooldown_rounds=rules.cooldown_rounds)
+            cooldown_rounds=rules.cooldown_rounds, increment=rules.increment)
         eng = self.engine
         big = 10**17
         eng.add_account(HOUSE, big, exempt=True)

@@ -59,7 +59,7 @@ class _Liquidator:
     def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
                  limit_rule, deficit, adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
                  backstop_discount_ppm, round_cap, backstop, fraction_above=0,
-                 takeover_below_ppm=0, cooldown_rounds=0):
+                 takeover_below_ppm=0, cooldown_rounds=0, increment=0):
         self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
         self.k, self.max_position = k, max_position
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
@@ -68,6 +68,7 @@ class _Liquidator:
         self.fraction_above = fraction_above
         self.takeover_below_ppm = takeover_below_ppm
         self.cooldown_rounds = cooldown_rounds
+        self.increment = increment
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
         self.round_cap, self.backstop = round_cap, backstop
@@ -159,11 +160,16 @@ class _Liquidator:
         fund_before, self.bad_debt_noted = fund.collateral, 0
         side = Side.SELL if a.position > 0 else Side.BUY
         bankruptcy = ledger.bankruptcy_price(a)
-        filled = 0
+        filled = steps_used = 0
         if taken:
             self.take_over(episode, a, side, size, max(1, bankruptcy))
         else:
             filled = self.send_order(episode, a, is_fund, side, size, mark, bankruptcy)
+            # INCREMENTAL (step 2.2): more steps, each at the mark the last one left.
+            if filled and not is_fund and self.sizing == Sizing.INCREMENTAL:
+                steps_used = self.incremental_steps(
+                    episode, a, side,
+                    None if cap_left is None else cap_left - ledger.value(mark, size))
         if (filled and size < held and self.cooldown_rounds and not is_fund
                 and self.sizing == Sizing.FRACTION):
             episode.cooldown_end = min(INT64_MAX, self.rounds_run + self.cooldown_rounds)
@@ -177,7 +183,7 @@ class _Liquidator:
                         0, 0, None, self.mark(), bad_debt=deeper)
         if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, self.mark())):
             self.queue.remove(episode)
-        return 0 if taken else ledger.value(mark, size)
+        return 0 if taken else ledger.value(mark, size) + steps_used
 
     def send_order(self, episode: _Episode, a: _Account, is_fund: bool, side: int, size: int,
                    mark: int, bankruptcy: int) -> int:
@@ -225,6 +231,29 @@ class _Liquidator:
             if blocked:
                 self.deleverage(episode, a, side, blocked, max(1, bankruptcy), self.mark())
         return filled
+
+    def incremental_steps(self, episode: _Episode, a: _Account, side: int,
+                          cap_left: int | None) -> int:
+        """INCREMENTAL's steps after the first (step 2.2): the mark looked at afresh, the account
+        checked at it, then an order of ``size`` lots cut to ``cap_left``, what is left of the
+        round's cap (None: none); until the account is no longer liquidatable, closed, a step
+        fills nothing or the cap is spent. Return the notional at their marks the steps took
+        from the cap (0 with no cap). A step that goes on filled a lot, so O(|q|) steps."""
+        used = 0
+        while True:
+            mark = self.mark()
+            if a.position == 0 or not self.ledger.liquidatable_at(a, mark):
+                return used
+            size = self.size(a, mark)
+            if cap_left is not None:
+                if self.ledger.value(mark, size) > cap_left - used:
+                    size = (cap_left - used) // (mark * self.k)
+                    if size == 0:
+                        return used
+                used += self.ledger.value(mark, size)
+            bankruptcy = self.ledger.bankruptcy_price(a)
+            if self.send_order(episode, a, False, side, size, mark, bankruptcy) == 0:
+                return used
 
     def takes_over(self, a: _Account, mark: int) -> bool:
         """Whether a served account is taken over whole instead of sent to the book: its equity
@@ -287,6 +316,9 @@ class _Liquidator:
             return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
         if self.sizing == Sizing.TIER_STEP:
             return self.tier_step_size(q, mark)
+        if self.sizing == Sizing.INCREMENTAL:
+            # One step: increment's worth at the mark, at least a lot, at most the position.
+            return min(q, max(1, self.increment // (mark * self.k)))
         return self.restore_size(a, mark)
 
     def tier_step_size(self, q: int, mark: int) -> int:

@@ -117,6 +117,7 @@ cdef enum:   # Sizing
     SIZING_FRACTION = 1
     SIZING_RESTORE = 2
     SIZING_TIER_STEP = 3
+    SIZING_INCREMENTAL = 4
 
 cdef enum:   # LimitRule
     LIMIT_MARKET = 0

@@ -66,6 +66,7 @@ class Engine:
         fraction_above: int = 0,
         takeover_below_ppm: int = 0,
         cooldown_rounds: int = 0,
+        increment: int = 0,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
     ) -> None: ...
     @property
@@ -90,6 +91,8 @@ class Engine:
     def takeover_below_ppm(self) -> int: ...
     @property
     def cooldown_rounds(self) -> int: ...
+    @property
+    def increment(self) -> int: ...
     @property
     def band_ppm(self) -> int: ...
     @property

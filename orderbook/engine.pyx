@@ -83,7 +83,8 @@ cdef class Engine:
         Where the mark price comes from. See "Mark price".
     sizing : Sizing or int, default Sizing.FULL
         How many lots a forced order closes: all, a fraction, enough to restore the account,
-        or enough to step down one maintenance tier (``TIER_STEP``). See "Liquidation rounds",
+        enough to step down one maintenance tier (``TIER_STEP``), or steps of ``increment``
+        until the account is out of liquidation (``INCREMENTAL``). See "Liquidation rounds",
         step 2.2.
     fraction_ppm : int, default 500_000
         Share of the position a ``Sizing.FRACTION`` order closes, ppm (at least one lot).
@@ -142,6 +143,12 @@ cdef class Engine:
         Under ``Sizing.FRACTION``, after a round in which an account's forced order closed part
         of its position, its forced orders in the next ``cooldown_rounds`` rounds (>= 0) close
         the whole position; 0: no cooldown. See "Liquidation rounds", step 2.2.
+    increment : int, default 0
+        Under ``Sizing.INCREMENTAL``, the notional at the mark of one step, quote units in
+        [0, 2**62]: an account is sent orders of ``max(1, floor(increment / (mark x k)))`` lots
+        one after another, the mark taken afresh before each, until it is no longer
+        liquidatable, closed, a step fills nothing or the round cap is spent. Must be >= 1
+        under ``INCREMENTAL`` (ValueError otherwise). See "Liquidation rounds", step 2.2.
     limit : LimitRule or int or None, default None
         Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
 
@@ -185,7 +192,7 @@ cdef class Engine:
     cdef readonly int64_t k
     cdef readonly int64_t taker_fee_ppm, maker_fee_ppm, liquidation_fee_ppm, fraction_ppm
     cdef readonly int64_t band_ppm, backstop_discount_ppm
-    cdef readonly money_t fraction_above
+    cdef readonly money_t fraction_above, increment
     cdef readonly int64_t takeover_below_ppm, cooldown_rounds
     cdef readonly price_t max_price
     cdef readonly qty_t max_position
@@ -208,7 +215,8 @@ cdef class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
-                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, limit=None):
+                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
+                 limit=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -227,7 +235,7 @@ cdef class Engine:
                          check_initial_margin=check_initial_margin,
                          fraction_above=fraction_above,
                          takeover_below_ppm=takeover_below_ppm,
-                         cooldown_rounds=cooldown_rounds)
+                         cooldown_rounds=cooldown_rounds, increment=increment)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
@@ -237,6 +245,7 @@ cdef class Engine:
         self.fraction_above = given["fraction_above"]
         self.takeover_below_ppm = given["takeover_below_ppm"]
         self.cooldown_rounds = given["cooldown_rounds"]
+        self.increment = given["increment"]
         self.band_ppm = given["band_ppm"]
         self.backstop_discount_ppm = given["backstop_discount_ppm"]
         self._mark_rule = given["mark_rule"]
@@ -270,7 +279,7 @@ cdef class Engine:
             self._book, self.ledger, self.k, self.max_position, self._sizing, self._limit_rule,
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
             self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop,
-            self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds)
+            self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds, self.increment)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
         return 0
@@ -784,6 +793,7 @@ cdef class Engine:
         other.fraction_above = self.fraction_above
         other.takeover_below_ppm = self.takeover_below_ppm
         other.cooldown_rounds = self.cooldown_rounds
+        other.increment = self.increment
         other.band_ppm = self.band_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm
         other.max_price = self.max_price

@@ -309,6 +309,8 @@ class Sizing(IntEnum):
     #: leave equity >= maintenance margin at the mark (all of it when none do)
     TIER_STEP = 3  #: the fewest lots that take the mark notional left into the next lower
     #: maintenance tier (all of it in the lowest); Binance, OKX, Bybit, BitMEX
+    INCREMENTAL = 4  #: orders of max(1, floor(increment / (mark x k))) lots one after another,
+    #: the mark taken afresh before each, until the account is out of liquidation; Deribit
 
 
 class LimitRule(IntEnum):

@@ -74,6 +74,7 @@ cdef class Liquidator:
     cdef money_t fraction_above   # quote units: FRACTION closes a position worth no more whole
     cdef int64_t takeover_below_ppm   # ppm of MM: below it a served account is taken over
     cdef int64_t cooldown_rounds  # rounds after a partial FRACTION step that close whole
+    cdef money_t increment        # quote units at the mark: one INCREMENTAL step's notional
     cdef bint has_round_cap, has_backstop
     cdef int64_t round_cap        # notional (quote units at the mark) per round
     cdef owner_t backstop
@@ -95,6 +96,8 @@ cdef class Liquidator:
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
     cdef qty_t send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
                           qty_t size, price_t mark, price_t bankruptcy) except -1
+    cdef int64_t incremental_steps(self, const Episode* episode, int32_t slot, int side,
+                                   int64_t cap_left) except -1
     cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil
     cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
     cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil

@@ -28,4 +28,5 @@ class Liquidator:
         fraction_above: int = 0,
         takeover_below_ppm: int = 0,
         cooldown_rounds: int = 0,
+        increment: int = 0,
     ) -> None: ...

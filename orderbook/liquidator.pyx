@@ -94,7 +94,8 @@ cdef class Liquidator:
                  int limit_rule, int deficit, int adl_ranking, int64_t fraction_ppm,
                  int64_t band_ppm, int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm,
                  round_cap, backstop, money_t fraction_above=0,
-                 int64_t takeover_below_ppm=0, int64_t cooldown_rounds=0):
+                 int64_t takeover_below_ppm=0, int64_t cooldown_rounds=0,
+                 money_t increment=0):
         self.book = book
         self.ledger = ledger
         self.k = k
@@ -107,6 +108,7 @@ cdef class Liquidator:
         self.fraction_above = fraction_above
         self.takeover_below_ppm = takeover_below_ppm
         self.cooldown_rounds = cooldown_rounds
+        self.increment = increment
         self.band_ppm = band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
@@ -214,6 +216,7 @@ cdef class Liquidator:
         cdef Episode fund_episode
         cdef int32_t fund
         cdef money_t fund_before, deeper
+        cdef int64_t steps_used = 0
         mark = self.mark()
         used[0] = 0
         if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
@@ -237,6 +240,11 @@ cdef class Liquidator:
             self.take_over(episode, slot, side, size, bankruptcy if bankruptcy > 1 else 1)
         else:
             filled = self.send_order(episode, slot, is_fund, side, size, mark, bankruptcy)
+            # INCREMENTAL (step 2.2): more steps, each at the mark the last one left.
+            if filled and not is_fund and self.sizing == t.SIZING_INCREMENTAL:
+                steps_used = self.incremental_steps(
+                    episode, slot, side,
+                    cap_left - <int64_t>self.ledger.value(mark, size) if self.has_round_cap else 0)
         if (filled and size < held and self.cooldown_rounds and not is_fund
                 and self.sizing == t.SIZING_FRACTION):
             episode.cooldown_end = INT64_MAX if self.cooldown_rounds > INT64_MAX - self.rounds_run \
@@ -255,7 +263,7 @@ cdef class Liquidator:
             self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
                         deeper, t.NO_COUNTERPARTY)
         a = self.acct(slot)
-        used[0] = 0 if taken else <int64_t>self.ledger.value(mark, size)
+        used[0] = 0 if taken else <int64_t>self.ledger.value(mark, size) + steps_used
         # Looked at after every change to the book: a MID mark with a side empty keeps its last
         # value, so a skipped look could change a later one.
         mark = self.mark()
@@ -327,6 +335,38 @@ cdef class Liquidator:
                 self.deleverage(episode, slot, side, blocked, bankruptcy if bankruptcy > 1 else 1,
                                 self.mark())
         return filled
+
+    cdef int64_t incremental_steps(self, const Episode* episode, int32_t slot, int side,
+                                   int64_t cap_left) except -1:
+        # INCREMENTAL's steps after the first (step 2.2; the reference's incremental_steps):
+        # the mark looked at afresh, the account checked at it, then an order of size() lots cut
+        # to cap_left, what is left of the round's cap; until the account is no longer
+        # liquidatable, closed, a step fills nothing or the cap is spent. Returns the notional
+        # at their marks the steps took from the cap (0 with no cap, which bounds the sum by
+        # cap_left). A step that goes on filled a lot, so O(|q|) steps.
+        cdef Account* a
+        cdef price_t mark, bankruptcy
+        cdef qty_t size
+        cdef int64_t used = 0
+        cdef int128 value
+        while True:
+            a = self.acct(slot)
+            mark = self.mark()
+            if a.position == 0 or not self.ledger.liquidatable_at(a, mark):
+                return used
+            size = self.size(a, mark)
+            if self.has_round_cap:
+                value = self.ledger.value(mark, size)
+                if value > cap_left - used:
+                    size = (cap_left - used) // (mark * self.k)
+                    if size == 0:
+                        return used
+                    value = self.ledger.value(mark, size)
+                used += <int64_t>value
+            bankruptcy = 0
+            self.ledger.bankruptcy_price(a, &bankruptcy)
+            if self.send_order(episode, slot, False, side, size, mark, bankruptcy) == 0:
+                return used
 
     cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil:
         # Whether a served account is taken over whole instead of sent to the book: its equity
@@ -425,6 +465,11 @@ cdef class Liquidator:
             return fraction if fraction < q else q
         if self.sizing == t.SIZING_TIER_STEP:
             return self.tier_step_size(q, mark)
+        if self.sizing == t.SIZING_INCREMENTAL:
+            # One step: increment's worth at the mark, at least a lot, at most the position.
+            fraction = <qty_t>floor_div(<int128>self.increment, <int128>mark * self.k)
+            fraction = fraction if fraction > 1 else 1
+            return fraction if fraction < q else q
         return self.restore_size(a, mark)
 
     cdef qty_t tier_step_size(self, qty_t q, price_t mark) noexcept nogil:
@@ -865,6 +910,7 @@ cdef class Liquidator:
         other.fraction_above = self.fraction_above
         other.takeover_below_ppm = self.takeover_below_ppm
         other.cooldown_rounds = self.cooldown_rounds
+        other.increment = self.increment
         other.band_ppm = self.band_ppm
         other.liquidation_fee_ppm = self.liquidation_fee_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm

@@ -292,7 +292,8 @@ class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
-                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, limit=None):
+                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
+                 limit=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -310,7 +311,7 @@ class Engine:
                          check_initial_margin=check_initial_margin,
                          fraction_above=fraction_above,
                          takeover_below_ppm=takeover_below_ppm,
-                         cooldown_rounds=cooldown_rounds)
+                         cooldown_rounds=cooldown_rounds, increment=increment)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
         for name in RATES:
@@ -322,6 +323,7 @@ class Engine:
         self.round_cap = given["round_cap"]
         self.fraction_above = given["fraction_above"]
         self.cooldown_rounds = given["cooldown_rounds"]
+        self.increment = given["increment"]
         self.max_price, self.max_position = given["max_price"], given["max_position"]
         fund = given["insurance_fund"]
         self._book = book
@@ -347,7 +349,8 @@ class Engine:
             liquidation_fee_ppm=self.liquidation_fee_ppm,
             backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,
             backstop=self.backstop, fraction_above=self.fraction_above,
-            takeover_below_ppm=self.takeover_below_ppm, cooldown_rounds=self.cooldown_rounds)
+            takeover_below_ppm=self.takeover_below_ppm, cooldown_rounds=self.cooldown_rounds,
+            increment=self.increment)
 
     # ------------------------------------------------------------------------ accounts
     def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None) -> None:

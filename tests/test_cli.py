@@ -279,12 +279,14 @@ def test_sweep_takes_the_venue_liquidation_settings(capsys):
                  "--param", "rules.fraction_above=0,100000000000",
                  "--param", "rules.takeover_below_ppm=666667",
                  "--param", "rules.mark_rule=LAST_CLAMPED",
-                 "--param", "rules.cooldown_rounds=2", "--json")
+                 "--param", "rules.cooldown_rounds=2", "--param", "rules.increment=200000",
+                 "--json")
     assert [(row["rules.sizing"], row["rules.fraction_above"], row["rules.takeover_below_ppm"])
             for row in rows] == [("TIER_STEP", 0, 666_667), ("TIER_STEP", 10**11, 666_667),
                                  ("FRACTION", 0, 666_667), ("FRACTION", 10**11, 666_667)]
     assert {row["rules.mark_rule"] for row in rows} == {"LAST_CLAMPED"}
     assert {row["rules.cooldown_rounds"] for row in rows} == {2}
+    assert {row["rules.increment"] for row in rows} == {200_000}
     assert all(row["accounts"] > 0 for row in rows)
 
 
@@ -299,6 +301,10 @@ def test_the_run_header_names_the_venue_liquidation_settings():
     assert "sizing FRACTION 25% over 100,000.00 then whole for 3 rounds" in text
     tiered = _describe(replace(default_scenario(), rules=Rules(sizing=Sizing.TIER_STEP)), "x")
     assert "sizing TIER_STEP" in tiered
+    # 200,000 quote units of 0.0001 (tick 0.1 x lot 0.001): 20.00 a step
+    stepped = Rules(sizing=Sizing.INCREMENTAL, increment=200_000)
+    assert "sizing INCREMENTAL of 20.00 a step" in _describe(
+        replace(default_scenario(), rules=stepped), "x")
     vault = _describe(replace(default_scenario(), rules=Rules(takeover_below_ppm=666_667)), "x")
     assert "taken over below 66.6667% of MM" in vault
     clamped = _describe(replace(default_scenario(), rules=Rules(mark_rule=MarkRule.LAST_CLAMPED)),

@@ -323,7 +323,8 @@ def test_load_rules(tmp_path):
 
 @pytest.mark.parametrize("key, value", [("fraction_above", 100_000),
                                         ("takeover_below_ppm", 666_667),
-                                        ("cooldown_rounds", 2)])
+                                        ("cooldown_rounds", 2),
+                                        ("increment", 2_000)])
 def test_a_venue_liquidation_number_is_a_rule_setting_that_reaches_the_engine(tmp_path, key,
                                                                               value):
     from orderbook._market import Market
@@ -364,6 +365,24 @@ def test_a_venue_convention_is_a_rule_setting_that_reaches_the_engine(tmp_path, 
     path.write_text(f"[rules]\n{key} = 'LOUDEST'\n")
     with pytest.raises(ValueError, match=f"{key} = 'LOUDEST' is not one of {default.name}"):
         load_rules(path)
+
+
+def test_incremental_without_an_increment_is_refused_when_the_scenario_is_built(tmp_path):
+    # sizing and increment are separate keys (a sweep or --param may set them in either
+    # order), so the pair is checked where the engine is built: its ValueError names it.
+    from orderbook._market import Market
+
+    path = tmp_path / "r.toml"
+    path.write_text("[rules]\nsizing = 'INCREMENTAL'\n")
+    from_file = replace(default_scenario(0.001), rules=load_rules(path))
+    from_param = with_params(default_scenario(0.001), {"rules.sizing": "INCREMENTAL"})
+    for scenario in (from_file, from_param):
+        for engine in ("compiled", "reference"):
+            with pytest.raises(ValueError, match="increment must be >= 1 quote units under "
+                                                 "Sizing.INCREMENTAL, got 0"):
+                Market(replace(scenario, engine=engine))
+    stepped = with_params(from_param, {"rules.increment": 2_000})
+    assert Market(stepped).engine.increment == 2_000
 
 
 # ------------------------------------------------------------------- parameters, scaling

@@ -126,6 +126,8 @@ def _settings(draw):
         "fraction_above": draw(st.one_of(st.just(0), st.integers(1, 3_000).map(lambda c: c * k)),
                                label="fraction_above"),
         "cooldown_rounds": draw(st.one_of(st.just(0), st.integers(1, 3)), label="cooldown_rounds"),
+        # INCREMENTAL refuses 0; steps of 1..3,000 quote units x k span a lot to whole positions
+        "increment": draw(st.integers(1, 3_000).map(lambda c: c * k), label="increment"),
         "limit_rule": draw(st.sampled_from(list(LimitRule)), label="limit_rule"),
         "band_ppm": draw(st.one_of(st.just(0), st.integers(1, 100_000)), label="band_ppm"),
         "round_cap": draw(st.one_of(st.none(), st.integers(50, 3_000).map(lambda c: c * k)),

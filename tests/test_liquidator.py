@@ -1157,3 +1157,118 @@ def test_fund_takeover_needs_equity_at_least_mm_on_the_basis(engine_cls, trigger
     took = of_kind(records, "FUND_TAKEOVER")
     assert [(r["owner"], r["qty"]) for r in took] == ([(1, 10)] if takes else [])
     assert eng.account(1).position == (0 if takes else 10)
+
+
+# =========================================================================== INCREMENTAL steps
+
+
+def _step_engine(engine_cls, increment, **kw):
+    """Owner 1 long 10 @ 100 with collateral 0 and MM 0 % at the INDEX mark 99: E = -10 < 0 =
+    MM. LP 101 bids 50 lots at 101, above the mark: each lot sold there realises +1 and drops
+    an unrealised -1, so x lots sold leave E(x) = 2x - 10 at 99 (docs/venues.md 7.4: Deribit
+    closes small parts in the market until MM is below equity again)."""
+    eng = make(engine_cls, tiers=[(None, 0, 100_000)], mark_rule=MarkRule.INDEX,
+               sizing=Sizing.INCREMENTAL, increment=increment, **kw)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, 0)
+    eng.seed_position(1, 100, 100, 10)
+    eng.limit(1, B, 101, 50, 101)
+    eng.set_index(99)
+    return eng
+
+
+@pytest.mark.parametrize("increment, trigger, steps", [
+    # floor(1 / 99) = 0 -> 1 lot a step. BELOW goes on while E(x) < 0: x = 5 leaves E = 0.
+    (1, Trigger.BELOW, [1, 1, 1, 1, 1]),
+    # AT_OR_BELOW goes on while E(x) <= 0: one more step, x = 6, E = 2.
+    (1, Trigger.AT_OR_BELOW, [1, 1, 1, 1, 1, 1]),
+    # floor(198 / 99) = 2 lots a step: E = -6, -2, then 2 >= 0 after the third.
+    (198, Trigger.BELOW, [2, 2, 2]),
+])
+def test_incremental_steps_stop_when_the_account_is_out_of_liquidation(engine_cls, increment,
+                                                                       trigger, steps):
+    eng = _step_engine(engine_cls, increment, trigger=trigger)
+    records = rows(eng.liquidate())
+    # every step its own ORDER record, all in round 0, each at the mark it saw (99)
+    assert [(kind(r), r["round"], r["qty"], r["filled"], r["mark_before"]) for r in records] == [
+        ("ORDER", 0, q, q, 99) for q in steps]
+    a = eng.account(1)
+    assert (a.position, a.equity) == (10 - sum(steps), 2 * sum(steps) - 10)
+    assert list(eng.queue()) == []
+    assert_conserved(eng, [1, 100, 101])
+    check_accounts(eng)
+
+
+def test_incremental_round_cap_stops_the_steps(engine_cls):
+    # 1-lot steps worth 99 each; a cap of 3 x 99 + 98 = 395 takes three (296, 197, 98 left) and
+    # cuts the fourth to floor(98 / 99) = 0: E = -4, still queued. Round 1 has the cap afresh:
+    # two steps take E to -2, then 0 >= 0.
+    eng = _step_engine(engine_cls, 1, round_cap=395)
+    records = rows(eng.liquidate())
+    assert [(r["round"], r["qty"], r["filled"]) for r in records] == [
+        (0, 1, 1), (0, 1, 1), (0, 1, 1), (1, 1, 1), (1, 1, 1)]
+    assert (eng.account(1).position, eng.account(1).equity) == (5, 0)
+    assert_conserved(eng, [1, 100, 101])
+    check_accounts(eng)
+
+
+def _falling_last_engine(engine_cls, sizing, **kw):
+    """Victim A (long 10 @ 100, collateral 100; MM 5 %) under the LAST mark with a 1 % fee.
+    LP 101 bids 94 x 2 and 92 x 8; LP 102 sells 1 into 94: mark 94, E = 40 < MM 47."""
+    eng = make(engine_cls, sizing=sizing, liquidation_fee_ppm=10_000, **kw)
+    _setup_lp(eng)
+    victim_a(eng)
+    _three_level_book(eng, [(94, 2), (92, 8)])
+    assert eng.mark_price() == 94
+    return eng
+
+
+def test_incremental_steps_follow_a_falling_last_mark_past_what_restore_sizes(engine_cls):
+    # RESTORE sizes once at the mark 94 from the book: x = 2 (1 @ 94, 1 @ 92, fee
+    # ceil(1.86) = 2) leaves C = 100 - 6 - 8 - 2 = 84 and E = 84 + 8 x 94 - 800 = 36 < MM 38;
+    # x = 3 (fee ceil(2.78) = 3) leaves C 75, E = 75 + 658 - 700 = 33 >= MM ceil(32.9) = 33.
+    # Its order of 3 moves the LAST mark to 92, where E = 75 + 644 - 700 = 19 < MM 33.
+    restore = _falling_last_engine(engine_cls, Sizing.RESTORE)
+    restore.liquidation_round()
+    assert [(r["qty"], r["filled"]) for r in rows(restore.forced_orders())] == [(3, 3)]
+    assert restore.mark_price() == 92 and list(restore.queue()) == [1]
+    # INCREMENTAL, increment 100: floor(100 / 94) = floor(100 / 92) = 1 lot a step, the mark
+    # looked at before each, fee ceil(0.94) = ceil(0.92) = 1 a step:
+    #   1 @ 94: C 93, q 9, E at 94 = 93 + 846 - 900 = 39 < MM 43
+    #   1 @ 92 (sized at the mark 94 the first step left): C 84, q 8, the mark now 92:
+    #     E = 84 + 736 - 800 = 20 < MM 37
+    #   1 @ 92: C 75, q 7, E 19 < 33;  C 66, q 6, E 18 < 28;  C 57, q 5, E 17 < 23;
+    #   C 48, q 4, E 16 < 19;  C 39, q 3, E = 39 + 276 - 300 = 15 >= MM ceil(13.8) = 14: done
+    eng = _falling_last_engine(engine_cls, Sizing.INCREMENTAL, increment=100)
+    eng.liquidation_round()
+    records = rows(eng.forced_orders())
+    assert [(r["round"], r["qty"], r["filled"], r["mark_before"], r["fee"]) for r in records] == [
+        (0, 1, 1, 94, 1)] * 2 + [(0, 1, 1, 92, 1)] * 5
+    a = eng.account(1)
+    assert (a.position, a.collateral, a.equity) == (3, 39, 15)
+    assert list(eng.queue()) == []
+    assert eng.insurance_fund == 7
+    assert_conserved(eng, [1, 100, 101, 102])
+    check_accounts(eng)
+
+
+def test_an_incremental_step_that_fills_nothing_stops_the_round(engine_cls):
+    # BAND 2 %: a sell's limit is ceil(94 x 0.98) = 93. The first step sells 1 @ 94 (C 93, E 39
+    # < MM 43); the second, at the mark 94, finds only bids at 92 below its limit and fills
+    # nothing: the steps stop and A stays queued with 9 lots. The next round's first step
+    # fills nothing either, so the run ends there.
+    eng = _falling_last_engine(engine_cls, Sizing.INCREMENTAL, increment=100,
+                               limit_rule=LimitRule.BAND, band_ppm=20_000)
+    records = rows(eng.liquidate())
+    assert [(r["round"], r["qty"], r["filled"]) for r in records] == [(0, 1, 1)]
+    assert eng.account(1).position == 9 and list(eng.queue()) == [1]
+    assert_conserved(eng, [1, 100, 101, 102])
+    check_accounts(eng)
+
+
+def test_incremental_needs_an_increment(engine_cls):
+    with pytest.raises(ValueError, match="increment must be >= 1 quote units under "
+                                         "Sizing.INCREMENTAL, got 0"):
+        make(engine_cls, sizing=Sizing.INCREMENTAL)
+    assert make(engine_cls, sizing=Sizing.INCREMENTAL, increment=1).increment == 1

@@ -153,7 +153,9 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
              + (f" over {_money(r.fraction_above, quote_unit(s))}"
                 if r.sizing == Sizing.FRACTION and r.fraction_above else "")
              + (f" then whole for {r.cooldown_rounds:,} rounds"
-                if r.sizing == Sizing.FRACTION and r.cooldown_rounds else ""),
+                if r.sizing == Sizing.FRACTION and r.cooldown_rounds else "")
+             + (f" of {_money(r.increment, quote_unit(s))} a step"
+                if r.sizing == Sizing.INCREMENTAL else ""),
              f"limit {r.limit_rule.name}"
              + (f" {r.band_ppm / 1e4:g}%" if r.limit_rule == LimitRule.BAND else ""),
              f"round cap {_money(r.round_cap, quote_unit(s)) if r.round_cap else 'none'}",

@@ -88,6 +88,7 @@ def _rule_fields(quote_units: int) -> st.SearchStrategy[dict]:
         "fraction_ppm": st.sampled_from([500_000, 1, 250_000, PPM]) | st.integers(0, PPM),
         "fraction_above": st.just(0) | st.integers(1, 3_000).map(lambda c: c * quote_units),
         "cooldown_rounds": st.just(0) | st.integers(1, 3),
+        "increment": st.just(0) | st.integers(1, 3_000).map(lambda c: c * quote_units),
         "limit_rule": st.sampled_from(list(LimitRule)),
         "band_ppm": st.just(0) | st.integers(1, 100_000),
         "round_cap": st.none() | st.integers(50, 3_000).map(lambda c: c * quote_units),
@@ -98,7 +99,15 @@ def _rule_fields(quote_units: int) -> st.SearchStrategy[dict]:
         "adl_ranking": st.sampled_from(list(AdlRanking)),
         "trigger": st.sampled_from(list(Trigger)),
         "mm_basis": st.sampled_from(list(MarginBasis)),
-    })
+    }).map(lambda fields: _with_a_step(fields, quote_units))
+
+
+def _with_a_step(fields: dict, quote_units: int) -> dict:
+    """``fields`` with an ``increment`` of at least ``quote_units`` under Sizing.INCREMENTAL,
+    which refuses 0; drawn as it is under the other sizings (where it does nothing)."""
+    if fields["sizing"] == Sizing.INCREMENTAL and fields["increment"] == 0:
+        return {**fields, "increment": quote_units}
+    return fields
 
 
 def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
@@ -107,8 +116,9 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
 
     Draws ``tiers`` (:func:`tiers`), taker and maker fees (0..0.2 %), every ``mark_rule``,
     ``sizing``, ``limit_rule`` and ``deficit``, ``fraction_ppm``, ``fraction_above`` (0 or
-    1..3,000 quote units times ``k``), ``cooldown_rounds`` (0..3), ``band_ppm`` (0 or up to
-    10 %),
+    1..3,000 quote units times ``k``), ``cooldown_rounds`` (0..3), ``increment`` (0 or
+    1..3,000 quote units times ``k``; at least ``k`` under ``INCREMENTAL``), ``band_ppm`` (0 or
+    up to 10 %),
     ``round_cap`` (None or 50..3,000 quote units times ``k``), ``liquidation_fee_ppm`` (0..5 %),
     ``insurance_fund`` (0..5,000 times ``k``), ``backstop`` (None or the given owner) and its
     discount (0..20 %), ``takeover_below_ppm`` (0, 2/3, 1 or any share of MM), every
