@@ -92,8 +92,8 @@ class InertSettingWarning(UserWarning):
     """A scenario setting cannot act under the others, so the run cannot show its effect.
 
     Today: ``rules.mark_rule = INDEX`` (or ``FAIR``) with no ``shock.index_path`` (nor, for
-    FAIR, ``shock.funding_basis_path``), where the mark stays at the starting mid and no account can cross its liquidation price (the run's summary says
-    ``static_mark``). One per run.
+    FAIR, ``shock.funding_basis_path``), where the mark stays where it starts and no account
+    can cross its liquidation price (the run's summary says ``static_mark``). One per run.
     """
 
 
