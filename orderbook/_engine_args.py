@@ -23,6 +23,7 @@ import numpy as np
 from . import _validation as check
 from .errors import OrderError
 from .events import (
+    FUNDING_BASIS_BOUND,
     INSURANCE_FUND,
     AdlRanking,
     AmendRule,
@@ -34,6 +35,7 @@ from .events import (
     SelfTradePrevention,
     Sizing,
     Trigger,
+    fair_price,
 )
 from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
 
@@ -145,6 +147,24 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
                              f"engine's), got {backstop}")
     out["backstop"] = backstop
     return out
+
+
+def funding_basis_arg(basis_ppm) -> int:
+    """``set_funding_basis``'s value: an int in [-FUNDING_BASIS_BOUND, FUNDING_BASIS_BOUND] ppm;
+    TypeError/ValueError naming ``basis_ppm`` otherwise."""
+    basis = check.as_int64("basis_ppm", basis_ppm)
+    if not -FUNDING_BASIS_BOUND <= basis <= FUNDING_BASIS_BOUND:
+        raise ValueError(f"basis_ppm must be in [-{FUNDING_BASIS_BOUND:,}, "
+                         f"{FUNDING_BASIS_BOUND:,}] ppm, got {basis}")
+    return basis
+
+
+def fair_mark_fits(mark_rule: int, index: int, basis_ppm: int, max_price: int) -> None:
+    """Under ``MarkRule.FAIR``, ValueError when the fair price of ``index`` and ``basis_ppm``
+    would pass ``max_price`` (ticks); nothing under the other rules."""
+    if mark_rule == MarkRule.FAIR and fair_price(index, basis_ppm) > max_price:
+        raise ValueError(f"the fair price of index {index} and funding basis {basis_ppm} ppm, "
+                         f"{fair_price(index, basis_ppm)} ticks, exceeds max_price {max_price}")
 
 
 def parameters_section() -> str:

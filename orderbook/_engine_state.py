@@ -8,8 +8,8 @@ constructor's arguments are checked by ``_engine_args``.
 
 from __future__ import annotations
 
-from ._engine_args import RATES
-from .events import EVENT_DTYPE, INSURANCE_FUND, INT64_MAX, ForcedKind, Side
+from ._engine_args import RATES, fair_mark_fits
+from .events import EVENT_DTYPE, FUNDING_BASIS_BOUND, INSURANCE_FUND, INT64_MAX, ForcedKind, Side
 from .margin import DEPOSIT_BOUND
 
 #: 2: queue rows carry FRACTION's cooldown, (owner, generation, cooldown_end); a version 1
@@ -102,8 +102,10 @@ def check_state(engine, state, book_type) -> dict:
     expected = {"version", "book", "accounts", "queue", "records", "trades", "fund_history",
                 "fees_collected", "total_deposits", "round", "rounds_run", "next_forced_id",
                 "index_price", "mark"}
-    if set(state) != expected:
-        raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
+    # funding_basis_ppm came with MarkRule.FAIR; a state saved before it loads with 0.
+    if set(state) - {"funding_basis_ppm"} != expected:
+        raise _fail("state keys", f"must be {sorted(expected)} (and funding_basis_ppm)",
+                    sorted(state, key=str))
     version = state["version"]
     if version not in (1, STATE_VERSION) or type(version) is not int:
         raise _fail("version", f"must be 1 or {STATE_VERSION}", version)
@@ -166,6 +168,13 @@ def check_state(engine, state, book_type) -> dict:
     for name in ("index_price", "mark"):
         if state[name] is not None:
             _int(name, state[name], 1, max_price)
+    basis = _int("funding_basis_ppm", state.get("funding_basis_ppm", 0), -FUNDING_BASIS_BOUND,
+                 FUNDING_BASIS_BOUND)
+    if state["index_price"] is not None:
+        try:
+            fair_mark_fits(engine.mark_rule, state["index_price"], basis, max_price)
+        except ValueError as exc:
+            raise _fail("funding_basis_ppm", str(exc), basis) from None
 
     for i, row in enumerate(_rows("records", state["records"], len(RECORD_FIELDS))):
         values = dict(zip(RECORD_FIELDS, row, strict=True))
@@ -215,5 +224,6 @@ def check_state(engine, state, book_type) -> dict:
     out = dict(state)
     out["queue"] = queue
     out["open"] = open_qty
+    out["funding_basis_ppm"] = basis
     return out
 

@@ -54,7 +54,7 @@ def c_layout():
         "AmendRule.ALWAYS_REQUEUE": t.AMEND_ALWAYS_REQUEUE,
         "MarkRule.LAST": t.MARK_LAST, "MarkRule.MID": t.MARK_MID, "MarkRule.INDEX": t.MARK_INDEX,
         "MarkRule.INDEX_CLAMPED": t.MARK_INDEX_CLAMPED,
-        "MarkRule.LAST_CLAMPED": t.MARK_LAST_CLAMPED,
+        "MarkRule.LAST_CLAMPED": t.MARK_LAST_CLAMPED, "MarkRule.FAIR": t.MARK_FAIR,
         "Sizing.FULL": t.SIZING_FULL, "Sizing.FRACTION": t.SIZING_FRACTION,
         "Sizing.RESTORE": t.SIZING_RESTORE, "Sizing.TIER_STEP": t.SIZING_TIER_STEP,
         "Sizing.INCREMENTAL": t.SIZING_INCREMENTAL,

@@ -81,7 +81,7 @@ class Market:
             eng.limit(self._id(), Side.BUY, px, q, MAKER)
         for px, q in zip(ask_px.tolist(), ask_q.tolist(), strict=True):
             eng.limit(self._id(), Side.SELL, px, q, MAKER)
-        if rules.mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED):
+        if rules.mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED, MarkRule.FAIR):
             eng.set_index(self.mid0)
         # A first print at the touch gives LAST a mark before the shock.
         eng.market(self._id(), Side.BUY, 1, SHOCKER)
@@ -198,5 +198,7 @@ class Market:
         for when, side, qty in shock.orders:
             if when == step:
                 eng.market(self._id(), side, qty, SHOCKER)
+        if step < len(shock.funding_basis_path):
+            eng.set_funding_basis(int(shock.funding_basis_path[step]))
         if step < len(shock.index_path):
             eng.set_index(int(shock.index_path[step]))

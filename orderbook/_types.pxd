@@ -111,6 +111,7 @@ cdef enum:   # MarkRule
     MARK_INDEX = 2
     MARK_INDEX_CLAMPED = 3
     MARK_LAST_CLAMPED = 4
+    MARK_FAIR = 5
 
 cdef enum:   # Sizing
     SIZING_FULL = 0

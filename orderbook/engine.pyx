@@ -23,7 +23,8 @@ from orderbook.liquidator cimport Liquidator
 from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
-    book_rules, deposit_amount, equity_mark, exposure, insufficient_margin, limit_price,
+    book_rules, deposit_amount, equity_mark, exposure, fair_mark_fits, funding_basis_arg,
+    insufficient_margin, limit_price,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     user_order_id,
 )
@@ -46,6 +47,12 @@ cdef inline price_t clamped(price_t price, bint both_sides, price_t bid,
     if not both_sides:
         return price
     return lo if price < lo else (hi if price > hi else price)
+
+
+cdef inline price_t fair_price(price_t index, int64_t basis_ppm) noexcept nogil:
+    # events.fair_price: index x (1 + basis / 10**6) to the nearest tick, halves up. The
+    # setters keep it in [1, max_price]; int128 because 2 x index x 1.5 x 10**6 passes int64.
+    return <price_t>((2 * <int128>index * (t.PPM + basis_ppm) + t.PPM) // (2 * <int128>t.PPM))
 
 
 cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
@@ -204,6 +211,7 @@ cdef class Engine:
     cdef int64_t _round_cap
     cdef owner_t _backstop
     cdef price_t index_price, mark_value
+    cdef int64_t _funding_basis_ppm
     cdef Liquidator liquidator
     cdef bint _busy               # a public call is running (see _enter)
 
@@ -676,14 +684,41 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ the mark
     def set_index(self, price):
-        """Set the external index price (ticks) used by the INDEX and INDEX_CLAMPED rules."""
+        """Set the external index price (ticks) used by the INDEX, INDEX_CLAMPED and FAIR rules.
+
+        ValueError under FAIR when the fair price would pass ``max_price`` (nothing changes).
+        """
         self._enter()
         try:
-            self.index_price = self._price("price", price)
+            index = self._price("price", price)
+            fair_mark_fits(self._mark_rule, index, self._funding_basis_ppm, self.max_price)
+            self.index_price = index
             self.has_index = True
             self.mark()
         finally:
             self._leave()
+
+    def set_funding_basis(self, basis_ppm):
+        """Set the funding basis (ppm, signed: funding rate x time to the next funding / the
+        funding interval) that the FAIR rule adds to the index; within +-FUNDING_BASIS_BOUND.
+
+        ValueError when out of bounds or, under FAIR, when the fair price would pass
+        ``max_price`` (nothing changes).
+        """
+        self._enter()
+        try:
+            basis = funding_basis_arg(basis_ppm)
+            if self.has_index:
+                fair_mark_fits(self._mark_rule, self.index_price, basis, self.max_price)
+            self._funding_basis_ppm = basis
+            self.mark()
+        finally:
+            self._leave()
+
+    @property
+    def funding_basis_ppm(self):
+        """The funding basis of the FAIR mark, ppm (0 until set_funding_basis)."""
+        return self._funding_basis_ppm
 
     def mark_price(self):
         """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
@@ -708,6 +743,10 @@ cdef class Engine:
         elif self._mark_rule == t.MARK_INDEX_CLAMPED:
             if self.has_index:
                 self.mark_value = clamped(self.index_price, has_bid and has_ask, bid, ask)
+                self.has_mark = True
+        elif self._mark_rule == t.MARK_FAIR:
+            if self.has_index:
+                self.mark_value = fair_price(self.index_price, self._funding_basis_ppm)
                 self.has_mark = True
         elif self._book.has_last:   # LAST_CLAMPED
             self.mark_value = clamped(self._book.last, has_bid and has_ask, bid, ask)
@@ -814,6 +853,7 @@ cdef class Engine:
         other._round_cap = self._round_cap
         other._backstop = self._backstop
         other.index_price = self.index_price
+        other._funding_basis_ppm = self._funding_basis_ppm
         other.mark_value = self.mark_value
         other.liquidator = self.liquidator.copy(other._book, other.ledger, <void*>other)
         other._busy = False
@@ -842,6 +882,7 @@ cdef class Engine:
             "next_forced_id": self.liquidator.next_forced_id,
             "index_price": self.index_price if self.has_index else None,
             "mark": self.mark_value if self.has_mark else None,
+            "funding_basis_ppm": self._funding_basis_ppm,
         }
 
     cdef int _load(self, dict state) except -1:
@@ -859,6 +900,7 @@ cdef class Engine:
         self.index_price = state["index_price"] if self.has_index else 0
         self.has_mark = state["mark"] is not None
         self.mark_value = state["mark"] if self.has_mark else 0
+        self._funding_basis_ppm = state["funding_basis_ppm"]
         return 0
 
     def __repr__(self):

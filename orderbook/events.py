@@ -22,7 +22,7 @@ __all__ = [
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
-    "AdlRanking", "Trigger", "MarginBasis", "ForcedKind",
+    "AdlRanking", "Trigger", "MarginBasis", "ForcedKind", "FUNDING_BASIS_BOUND", "fair_price",
     "FORCED_DTYPE",
     "AccountInfo", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS", "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
@@ -298,6 +298,18 @@ class MarkRule(IntEnum):
     INDEX = 2          #: the index set by Engine.set_index
     INDEX_CLAMPED = 3  #: median of index, best bid and best ask
     LAST_CLAMPED = 4   #: median of last trade, best bid and best ask (Hyperliquid's book part)
+    FAIR = 5           #: index x (1 + funding basis of Engine.set_funding_basis): BitMEX's
+
+
+#: The bound of Engine.set_funding_basis, ppm either way: a fair price stays within 0.5x-1.5x of
+#: its index (a funding basis is a fraction of a funding rate, far inside it).
+FUNDING_BASIS_BOUND = 500_000
+
+
+def fair_price(index: int, basis_ppm: int) -> int:
+    """BitMEX's fair price in ticks: index x (1 + basis_ppm / 10**6), to the nearest tick,
+    halves up. At least 1 for an index >= 1 and a basis within FUNDING_BASIS_BOUND."""
+    return (2 * index * (10**6 + basis_ppm) + 10**6) // (2 * 10**6)
 
 
 class Sizing(IntEnum):

@@ -23,6 +23,8 @@ from ._engine_args import (
     deposit_amount,
     equity_mark,
     exposure,
+    fair_mark_fits,
+    funding_basis_arg,
     insufficient_margin,
     limit_price,
     limit_rule_arg,
@@ -55,6 +57,7 @@ from .events import (
     Trigger,
     array_to_events,
     events_to_array,
+    fair_price,
 )
 from .margin import DEFAULT_TIERS, ceil_div
 from .reference import OrderBook
@@ -330,6 +333,7 @@ class Engine:
         self.book = BookView(book)
         self.backstop = given["backstop"]
         self._index_price: int | None = None
+        self._funding_basis_ppm = 0
         self._mark: int | None = None
         self._assemble()
         self._accounts[INSURANCE_FUND] = _Account(INSURANCE_FUND, fund, True)
@@ -565,9 +569,32 @@ class Engine:
 
     # ----------------------------------------------------------------------- the mark
     def set_index(self, price) -> None:
-        """Set the external index price (ticks) used by the INDEX and INDEX_CLAMPED rules."""
-        self._index_price = self._price("price", price)
+        """Set the external index price (ticks) used by the INDEX, INDEX_CLAMPED and FAIR rules.
+
+        ValueError under FAIR when the fair price would pass ``max_price`` (nothing changes).
+        """
+        index = self._price("price", price)
+        fair_mark_fits(self.mark_rule, index, self._funding_basis_ppm, self.max_price)
+        self._index_price = index
         self.mark_price()
+
+    def set_funding_basis(self, basis_ppm) -> None:
+        """Set the funding basis (ppm, signed: funding rate x time to the next funding / the
+        funding interval) that the FAIR rule adds to the index; within +-FUNDING_BASIS_BOUND.
+
+        ValueError when out of bounds or, under FAIR, when the fair price would pass
+        ``max_price`` (nothing changes).
+        """
+        basis = funding_basis_arg(basis_ppm)
+        if self._index_price is not None:
+            fair_mark_fits(self.mark_rule, self._index_price, basis, self.max_price)
+        self._funding_basis_ppm = basis
+        self.mark_price()
+
+    @property
+    def funding_basis_ppm(self) -> int:
+        """The funding basis of the FAIR mark, ppm (0 until set_funding_basis)."""
+        return self._funding_basis_ppm
 
     def mark_price(self) -> int | None:
         """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
@@ -580,6 +607,9 @@ class Engine:
                 value = (bid + ask) // 2
         elif self.mark_rule == MarkRule.INDEX:
             value = self._index_price
+        elif self.mark_rule == MarkRule.FAIR:
+            if self._index_price is not None:
+                value = fair_price(self._index_price, self._funding_basis_ppm)
         else:
             # INDEX_CLAMPED, LAST_CLAMPED: the median of the index (last trade), bid and ask;
             # the index (last trade) alone while a side is empty
@@ -651,6 +681,7 @@ class Engine:
             "round": liquidator.round_number, "rounds_run": liquidator.rounds_run,
             "next_forced_id": liquidator.next_forced_id,
             "index_price": self._index_price, "mark": self._mark,
+            "funding_basis_ppm": self._funding_basis_ppm,
         }
 
     def __repr__(self) -> str:
@@ -671,4 +702,5 @@ def _restore(args, kwargs, state) -> Engine:
     engine._liquidator.load(state)
     engine.total_deposits = state["total_deposits"]
     engine._index_price, engine._mark = state["index_price"], state["mark"]
+    engine._funding_basis_ppm = state["funding_basis_ppm"]
     return engine

@@ -51,6 +51,7 @@ from ._settings import (
     tier_table,
 )
 from .events import (
+    FUNDING_BASIS_BOUND,
     INSURANCE_FUND,
     INT64_MAX,
     AdlRanking,
@@ -90,24 +91,27 @@ class UnresolvedAccountsWarning(RuntimeWarning):
 class InertSettingWarning(UserWarning):
     """A scenario setting cannot act under the others, so the run cannot show its effect.
 
-    Today: ``rules.mark_rule = INDEX`` with no ``shock.index_path``, where the mark stays at
-    the starting mid and no account can cross its liquidation price (the run's summary says
-    ``static_mark``). One per run.
+    Today: ``rules.mark_rule = INDEX`` (or ``FAIR``) with no ``shock.index_path`` (nor, for
+    FAIR, ``shock.funding_basis_path``), where the mark stays where it starts and no account
+    can cross its liquidation price (the run's summary says ``static_mark``). One per run.
     """
 
 
 #: What a run whose mark cannot move says (InertSettingWarning, the CLI's warning line).
-STATIC_MARK_NOTE = ("rules.mark_rule = INDEX and the shock has no index_path: the mark stays at "
-                    "the starting mid, so no account can be liquidated (give shock.index_path, "
-                    "ticks per step, or a mark rule that follows the book)")
+STATIC_MARK_NOTE = ("rules.mark_rule follows the index alone and the shock has no index_path: the "
+                    "mark stays where it starts, so no account can be liquidated (give "
+                    "shock.index_path, ticks per step, or a mark rule that follows the book)")
 
 
 def static_mark(scenario) -> bool:
-    """Whether ``scenario``'s mark cannot move: the liquidator is on, the mark is the INDEX and
-    the shock gives no index path (the summary's ``static_mark``)."""
+    """Whether ``scenario``'s mark cannot move: the liquidator is on, the mark is the INDEX (or
+    FAIR with a funding basis path of zeros) and the shock gives no index path (the summary's
+    ``static_mark``)."""
     rules = scenario.rules
-    return bool(rules.liquidator and rules.mark_rule == MarkRule.INDEX
-                and not scenario.shock.index_path)
+    shock = scenario.shock
+    return bool(rules.liquidator and not shock.index_path and (
+        rules.mark_rule == MarkRule.INDEX
+        or rules.mark_rule == MarkRule.FAIR and not any(shock.funding_basis_path)))
 
 
 #: One row per step of a run.
@@ -256,11 +260,14 @@ class Liquidity:
 @dataclass(frozen=True)
 class Shock:
     """What hits the market: market orders of ``sell``/``buy`` lots at step 0, an index path
-    (ticks per step, for index mark rules), and ``orders`` as ((step, side, lots), ...)."""
+    (ticks per step, for index mark rules), a funding-basis path (ppm per step, for the FAIR
+    mark; see Engine.set_funding_basis), and ``orders`` as ((step, side, lots), ...). A path
+    shorter than the run keeps its last value."""
 
     sell: int = setting(0, integer(0, INT64_MAX))
     buy: int = setting(0, integer(0, INT64_MAX))
     index_path: tuple = setting((), int_list(1, INT64_MAX))
+    funding_basis_path: tuple = setting((), int_list(-FUNDING_BASIS_BOUND, FUNDING_BASIS_BOUND))
     orders: tuple = setting((), shock_orders)
 
 

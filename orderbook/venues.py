@@ -155,7 +155,7 @@ VENUES: dict[str, Venue] = {v.name: v for v in (
     Venue(
         "bitmex", "XBTUSD risk limits, as a linear contract", "3", _bitmex_tiers(), "base",
         {"trigger": Trigger.AT_OR_BELOW, "mm_basis": MarginBasis.ENTRY,
-         "mark_rule": MarkRule.INDEX,
+         "mark_rule": MarkRule.FAIR,
          "sizing": Sizing.TIER_STEP, **_BOOK_ADL, "adl_ranking": AdlRanking.BITMEX,
          "liquidation_fee_ppm": 1_000_000, "maker_fee_ppm": 200, "taker_fee_ppm": 750},
         kept=("insurance_fund",),
@@ -165,7 +165,8 @@ VENUES: dict[str, Venue] = {v.name: v for v in (
             "starting mid",
             "trigger boundary not published; E <= MM, with which BM-1's liquidation price 510 "
             "reproduces (E < MM gives 509.99)",
-            "fair price = index x (1 + funding basis): the index alone (no funding)",
+            "fair price = index x (1 + funding basis) exactly, the basis an input "
+            "(shock.funding_basis_path) until the engine has funding of its own",
             "the surplus over the bankruptcy price goes to the fund: a liquidation fee of "
             "100 % of equity, exact for full closes only")),
     Venue(

@@ -8,6 +8,8 @@ pickles, bounds and threads are in test_engine_safety.py.
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from engine_helpers import B, S, _index_engine, assert_conserved, make, rows, victim_a
 
@@ -150,6 +152,79 @@ def test_a_last_clamped_mark_liquidates_at_the_touch(engine_cls):
     assert [(r["owner"], r["filled"], r["avg_price"], r["mark_before"]) for r in records] == [
         (1, 10, 93.0, 94)]
     assert eng.account(1).collateral == 30
+
+
+def test_mark_fair(engine_cls):
+    # BitMEX's fair price: index x (1 + funding basis), to the nearest tick, halves up.
+    eng = _lp_engine(engine_cls, mark_rule=MarkRule.FAIR, max_price=1_000)
+    assert eng.mark_price() is None and eng.funding_basis_ppm == 0
+    eng.set_funding_basis(10_000)            # no index yet: no mark
+    assert eng.mark_price() is None
+    eng.set_index(150)
+    assert eng.mark_price() == 152           # 150 x 1.01 = 151.5, half up
+    eng.set_funding_basis(-10_000)
+    assert eng.mark_price() == 149           # 148.5, half up
+    eng.set_funding_basis(-3_334)
+    assert eng.mark_price() == 149           # 149.4999: down
+    eng.set_funding_basis(-3_333)
+    assert eng.mark_price() == 150           # 149.50005: up
+    eng.set_index(1)
+    eng.set_funding_basis(-500_000)
+    assert eng.mark_price() == 1             # 0.5, half up: never below a tick
+    eng.limit(1, B, 99, 5, 101)
+    eng.market(2, S, 1, 102)                 # trades and quotes do not move it
+    assert eng.mark_price() == 1
+    eng.set_index(400)
+    for other in (pickle.loads(pickle.dumps(eng)), eng.copy()):
+        assert (other.funding_basis_ppm, other.mark_price()) == (-500_000, 200)
+        other.set_index(300)
+        assert other.mark_price() == 150
+    # a state saved before the funding basis existed loads with 0
+    restore, (args, kwargs, state) = eng.__reduce__()
+    del state["funding_basis_ppm"]
+    assert restore(args, kwargs, state).funding_basis_ppm == 0
+    state["funding_basis_ppm"] = 500_001
+    with pytest.raises(ValueError, match="corrupt Engine state: funding_basis_ppm"):
+        restore(args, kwargs, state)
+
+
+def test_fair_mark_refusals_change_nothing(engine_cls):
+    eng = _lp_engine(engine_cls, mark_rule=MarkRule.FAIR, max_price=1_000)
+    eng.set_index(800)
+    eng.set_funding_basis(250_000)
+    assert eng.mark_price() == 1_000         # exactly max_price
+    with pytest.raises(ValueError, match="basis_ppm must be in"):
+        eng.set_funding_basis(500_001)
+    with pytest.raises(TypeError, match="basis_ppm"):
+        eng.set_funding_basis(0.5)
+    eng.set_funding_basis(250_624)           # 1000.4992: still 1000
+    with pytest.raises(ValueError, match="fair price of index 800 and funding basis 250626 ppm"):
+        eng.set_funding_basis(250_626)       # 1000.5008: 1001
+    eng.set_funding_basis(250_000)
+    assert (eng.funding_basis_ppm, eng.mark_price()) == (250_000, 1_000)
+    with pytest.raises(ValueError, match="exceeds max_price 1000"):
+        eng.set_index(801)                   # 1001.25
+    assert eng.mark_price() == 1_000
+    # under another rule the basis is kept but cannot refuse an index
+    other = _lp_engine(engine_cls, mark_rule=MarkRule.INDEX, max_price=1_000)
+    other.set_funding_basis(500_000)
+    other.set_index(1_000)
+    assert other.mark_price() == 1_000
+
+
+def test_a_funding_basis_move_liquidates_under_fair(engine_cls):
+    eng = make(engine_cls, mark_rule=MarkRule.FAIR)
+    eng.add_account(100, 10**6, exempt=True)
+    eng.add_account(101, 10**6, exempt=True)
+    victim_a(eng)                            # liquidation price 94
+    eng.limit(1, B, 93, 50, 101)
+    eng.set_index(100)
+    assert eng.mark_price() == 100 and len(eng.liquidate()) == 0
+    eng.set_funding_basis(-50_000)           # 100 x 0.95 = 95: still safe
+    assert eng.mark_price() == 95 and len(eng.liquidate()) == 0
+    eng.set_funding_basis(-60_000)           # 94: A crosses, sold into the bids at 93
+    assert [(r["owner"], r["filled"], r["mark_before"]) for r in rows(eng.liquidate())] == [
+        (1, 10, 94)]
 
 
 def test_no_mark_nobody_liquidated(engine_cls):

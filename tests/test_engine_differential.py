@@ -220,7 +220,7 @@ def _setup(draw, pair, kw):
                       draw(st.integers(1, 10)), u)
     for _ in range(draw(st.integers(0, 3), label="n_stops")):
         _stop(draw, pair, users)
-    if kw["mark_rule"] in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED) and draw(
+    if kw["mark_rule"] in INDEX_MARKS and draw(
             st.integers(0, 4), label="initial_index") != 4:
         pair.call("set_index", draw(st.integers(95, 105), label="index"))
     return users
@@ -243,7 +243,9 @@ def _stop(draw, pair, users):
 
 OPS = ["market", "market", "market", "set_index", "set_index", "liquidate", "liquidate",
        "round", "refill", "refill", "user_order", "cancel", "amend", "deposit", "add_margin",
-       "stop", "extreme", "hostile", "round_trip"]
+       "stop", "extreme", "hostile", "round_trip", "funding_basis"]
+#: The mark rules that read the index.
+INDEX_MARKS = (MarkRule.INDEX, MarkRule.INDEX_CLAMPED, MarkRule.FAIR)
 
 #: values no public method should take silently; both engines must refuse them alike
 HOSTILE = [None, 1.5, True, "7", np.int64(3), 2**63, -(2**63) - 1, -1, 0, 2**63 - 1]
@@ -279,7 +281,7 @@ def _hostile(draw, pair, users):
              ("add_margin", [u, 1]), ("seed_position", [u, LP, 100, 1]), ("account", [u]),
              ("total_equity", [100]), ("limit", [pair.order_id(), BUY, 90, 1, u]),
              ("market", [pair.order_id(), SELL, 1, u]), ("cancel", [1]), ("amend", [1, 95, 2]),
-             ("set_index", [100]), ("liquidate", [1])]
+             ("set_index", [100]), ("liquidate", [1]), ("set_funding_basis", [0])]
     method, args = draw(st.sampled_from(calls), label="hostile_method")
     i = draw(st.integers(0, len(args) - 1), label="hostile_arg")
     args[i] = draw(st.sampled_from(HOSTILE), label="hostile_value")
@@ -293,7 +295,7 @@ def _shock(draw, pair, users, mark_rule):
     pair.draw = draw
     pair.observe_all = draw(st.integers(0, 3), label="observe_all") != 3
     # the primary shock: a market order (it trades unless STP stops it) or an index move
-    if mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED) and draw(
+    if mark_rule in INDEX_MARKS and draw(
             st.integers(0, 3), label="index_shock") != 3:
         pair.call("set_index", draw(st.integers(60, 140), label="index"))
     else:
@@ -309,6 +311,11 @@ def _shock(draw, pair, users, mark_rule):
                       owner)
         elif op == "set_index":
             pair.call("set_index", draw(st.integers(60, 140), label="index"))
+        elif op == "funding_basis":
+            # within the bound, at it, past it; under FAIR also past max_price at a high index
+            pair.call("set_funding_basis", draw(st.sampled_from(
+                [-500_001, -500_000, -30_000, -1, 0, 1, 30_000, 500_000, 500_001])
+                | st.integers(-100_000, 100_000), label="basis"))
         elif op == "liquidate":
             if draw(st.integers(0, 3), label="bounded") != 3:
                 pair.call("liquidate")

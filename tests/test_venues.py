@@ -319,7 +319,7 @@ def test_an_index_mark_that_cannot_move_is_flagged():
     # dYdX marks at the oracle (INDEX); with no index path the shock moves only the book.
     scenario = default_scenario(scale=0.02)
     rules = venues.rules("dydx", scenario)
-    with pytest.warns(InertSettingWarning, match="the mark stays at the starting mid"):
+    with pytest.warns(InertSettingWarning, match="the mark stays where it starts"):
         result = run(replace(scenario, rules=rules), counterfactual=False)
     assert result.summary["static_mark"] and result.summary["liquidated_accounts"] == 0
     # an index path that falls 4 % moves it, and the flag is down
@@ -357,7 +357,7 @@ def test_cli_compare_venues(run_cli):
     assert code == 0, err
     assert "  dydx: mark INDEX, sizing FULL, limit BAND 1.8%" in out
     assert "dydx (mark fixed)" in out and "deribit (mark fixed)" not in out
-    assert "warning: rules 'dydx': rules.mark_rule = INDEX and the shock has no index_path" in err
+    assert "warning: rules 'dydx': rules.mark_rule follows the index alone" in err
     code, out, err = run_cli("compare", "--venues", "binance,ftx", "--scale", "0.02")
     assert code != 0 and "--venues: unknown venue 'ftx'" in err
     code, out, err = run_cli("compare", "--venues", "all", "--rules", "x.toml")
@@ -368,3 +368,29 @@ def test_cli_run_venue(run_cli):
     code, out, err = run_cli("run", "--venue", "bybit", "--scale", "0.02", "--no-counterfactual")
     assert code == 0, err
     assert "with bybit's rules" in out
+
+
+def test_bitmex_fair_price_follows_the_funding_basis_path():
+    # BitMEX marks at index x (1 + funding basis): with neither path the mark cannot move;
+    # a basis falling to -3 % over ten steps moves it (the index stays at the starting mid).
+    scenario = default_scenario(scale=0.02)
+    rules = venues.rules("bitmex", scenario)
+    assert rules.mark_rule == MarkRule.FAIR
+    with pytest.warns(InertSettingWarning):
+        still = run(replace(scenario, rules=rules), counterfactual=False)
+    assert still.summary["static_mark"] and still.summary["liquidated_accounts"] == 0
+    path = tuple(-3_000 * min(step, 10) for step in range(12))
+    moved = replace(scenario, rules=rules,
+                    shock=replace(scenario.shock, funding_basis_path=path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InertSettingWarning)
+        result = run(moved, counterfactual=False)
+    assert result.series["mark"][-1] == 970_000      # 1,000,000 x (1 - 3 %)
+    assert not result.summary["static_mark"] and result.summary["liquidated_accounts"] > 0
+
+
+def test_toml_funding_basis_path():
+    scenario = loads_scenario('[shock]\nfunding_basis_path = [0, -10_000, -20_000]\n')
+    assert scenario.shock.funding_basis_path == (0, -10_000, -20_000)
+    with pytest.raises(ConfigError, match=r"funding_basis_path.*600000"):
+        loads_scenario('[shock]\nfunding_basis_path = [600_000]\n')
