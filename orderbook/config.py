@@ -38,13 +38,16 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     [shock]
     sell = 30_000
     index_path = []            # ticks, one per step (index mark rules)
+    funding_basis_path = []    # ppm, one per step (the FAIR mark: index x (1 + basis))
     orders = [[5, "SELL", 1_000]]   # [step, side, lots]
 
     [rules]
+    venue = "binance"               # optional: start from a venue's preset (orderbook.venues)
     mark_rule = "INDEX_CLAMPED"     # enums by name: MarkRule, Sizing, LimitRule, Deficit, ...
     sizing = "FRACTION"
     fraction_above = 0              # quote units: FRACTION closes positions worth no more whole
     cooldown_rounds = 0             # rounds of whole orders after a partial FRACTION step
+    increment = 0                   # quote units of notional per INCREMENTAL step (>= 1 there)
     limit_rule = "BAND"             # (formerly limit, still accepted)
     deficit = "ADL"
     takeover_below_ppm = 0          # ppm of MM: take over below it (Hyperliquid 666_667)

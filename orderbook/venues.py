@@ -35,12 +35,13 @@ __all__ = ["VENUES", "Venue", "names", "rule_sets", "rules"]
 
 #: The settings a preset may set whose values are money in the quote currency (converted to the
 #: scenario's quote units); every other value is a rate in ppm, an enum, a count or a flag.
-_MONEY = ("fraction_above",)
+_MONEY = ("fraction_above", "increment")
 
 #: What a preset sets when its venue does not use the mechanism at all (no per-round cap, no
 #: backstop account, no band, no threshold or cooldown), unless it lists the field as kept.
 _UNUSED = {"round_cap": None, "backstop_collateral": 0, "backstop_discount_ppm": 0,
            "band_ppm": 0, "fraction_above": 0, "cooldown_rounds": 0, "takeover_below_ppm": 0,
+           "increment": 0,
            "liquidator": True}
 
 
@@ -216,15 +217,16 @@ VENUES: dict[str, Venue] = {v.name: v for v in (
         "deribit", "BTC_USDC-PERPETUAL (linear), standard margin", "7", _deribit_tiers(),
         "base",
         {"trigger": Trigger.BELOW, "mm_basis": MarginBasis.MARK,
-         "mark_rule": MarkRule.LAST_CLAMPED, "sizing": Sizing.RESTORE,
+         "mark_rule": MarkRule.LAST_CLAMPED, "sizing": Sizing.INCREMENTAL, "increment": "2000",
          "limit_rule": LimitRule.MARKET, "deficit": Deficit.SOCIALIZE,
          "liquidation_fee_ppm": 7_500, "maker_fee_ppm": 0, "taker_fee_ppm": 500},
         kept=("insurance_fund",),
         approximations=(
             "MM rate 1 % + 0.005 % per BTC as tax brackets exact at 25, 50, 100, 200, 350, "
             "500, 1000 and 2000 BTC (at the starting mid), linear between",
-            "incremental liquidation (small steps many times a second until E >= MM) as one "
-            "RESTORE order per round, the limit of those steps at one book",
+            "incremental liquidation: steps of 2,000 of notional (200 contracts of $10), one "
+            "after another within a round until E >= MM; the venue's 20-25 steps a second "
+            "have no clock here",
             "mark: index + EMA of (last clamped to the touch - index) without the EMA",
             "socialised loss charged to current unrealised profits, not 'the day's winners'")),
     Venue(

@@ -86,7 +86,7 @@ def test_each_preset_is_valid_rules_in_any_units(name):
         for field in venue.kept:       # unsourced: the scenario's own value
             assert getattr(rules, field) == getattr(scenario.rules, field), field
         for field, value in venue.settings.items():
-            if field not in ("fraction_above",):
+            if field not in ("fraction_above", "increment"):   # money: converted
                 assert getattr(rules, field) == value, field
 
 
@@ -198,9 +198,9 @@ def test_hyperliquid_sends_20_percent_above_100k_then_the_whole_position(engine_
     # 200 lots = 200,000 USDC at entry (over the 100k threshold). At the mark 99,000 the value
     # is 19,800,000 units (198,000 USDC), MM = ceil(1.25 % of it) = 247,500; with collateral
     # 400,000 E = 400,000 - 200,000 = 200,000 < MM and >= 2/3 MM = 165,000: the book, 20 % =
-    # 40 lots, sold at 98,900 (loss 44,000, taker fee ceil(450 ppm of 3,956,000) = 1,781).
-    # Then E = 354,219 - 160,000 = 194,219 < MM = ceil(1.25 % of 15,840,000) = 198,000 and
-    # above 2/3 of it: in its cooldown the next order is the whole rest, 160 lots.
+    # 40 lots, sold at 98,900 (loss 44,000; forced orders pay no taker fee, the preset no
+    # liquidation fee). Then E = 356,000 - 160,000 = 196,000 < MM = ceil(1.25 % of 15,840,000)
+    # = 198,000 and above 2/3 of it: in its cooldown the next order is the whole rest, 160 lots.
     eng = _hyperliquid_victim(engine_cls, 400_000, 200)
     eng.set_index(99_000)
     records = eng.liquidate(max_rounds=1)
@@ -261,6 +261,28 @@ def test_deribit_dr2_margins_at_100k(engine_cls):
     assert eng.account(1).maintenance_margin == 281_250_000
     assert eng.account(1).initial_margin == 531_250_000
     assert eng.account(2).initial_margin == 13_125_000_000
+
+
+def test_deribit_liquidates_in_steps_of_2000_until_safe(engine_cls):
+    # Steps of 2,000 USDC of notional [DR4]; units: tick 1 USDC, lot 0.01 BTC, quote unit 0.01
+    # USDC (k = 1), so 200,000 units, floor(200,000 / 99,000) = 2 lots a step at the mark
+    # 99,000. Long 100 lots at 100,000 with 205,000: value 9,900,000, MM at 1.125 % (the first
+    # bracket) = 111,375, E = 105,000 < MM. Each step sells 2 lots at the mark (bids there)
+    # and pays the 0.75 % fee, 1,485: after n steps E = 105,000 - 1,485 n and MM =
+    # ceil(111,375 - 2,227.5 n). n = 8: 93,120 < 93,555; n = 9: 91,635 >= 91,328: 9 steps.
+    scenario = usdt_scenario("1", "0.01", "0.01", mid=100_000)
+    rules = venues.rules("deribit", scenario)
+    assert (rules.sizing, rules.increment) == (Sizing.INCREMENTAL, 200_000)
+    eng = engine(engine_cls, scenario, rules)
+    eng.add_account(1, 205_000)
+    eng.seed_position(1, LP, 100_000, 100)
+    eng.limit(1, 1, 99_000, 1_000, LP)
+    eng.set_index(99_000)
+    records = eng.liquidate(max_rounds=1)
+    assert [(int(r["qty"]), int(r["filled"]), int(r["fee"])) for r in records] == [
+        (2, 2, 1_485)] * 9
+    assert eng.account(1).position == 82 and eng.queue() == []
+    check_accounts(eng)
 
 
 def test_okx_steps_down_one_tier_per_round(engine_cls):
