@@ -321,25 +321,32 @@ def test_load_rules(tmp_path):
 
 
 
+def _reaches_the_engine(tmp_path, key, text, value, param, bad_text, bad_message):
+    # [rules] key = text in a rules file and --param rules.key=param give value, which both
+    # engines of a built scenario hold; key = bad_text is refused with bad_message.
+    from orderbook._market import Market
+
+    path = tmp_path / "r.toml"
+    path.write_text(f"[rules]\n{key} = {text}\n")
+    rules = load_rules(path)
+    assert getattr(rules, key) == value
+    assert coerce_param(default_scenario(), f"rules.{key}", param) == value
+    for engine in ("compiled", "reference"):
+        scenario = replace(default_scenario(0.001), rules=rules, engine=engine)
+        assert getattr(Market(scenario).engine, key) == value
+    path.write_text(f"[rules]\n{key} = {bad_text}\n")
+    with pytest.raises(ValueError, match=bad_message):
+        load_rules(path)
+
+
 @pytest.mark.parametrize("key, value", [("fraction_above", 100_000),
                                         ("takeover_below_ppm", 666_667),
                                         ("cooldown_rounds", 2),
                                         ("increment", 2_000)])
 def test_a_venue_liquidation_number_is_a_rule_setting_that_reaches_the_engine(tmp_path, key,
                                                                               value):
-    from orderbook._market import Market
-
-    path = tmp_path / "r.toml"
-    path.write_text(f"[rules]\n{key} = {value:_}\n")
-    rules = load_rules(path)
-    assert getattr(rules, key) == value and getattr(Rules(), key) == 0
-    assert coerce_param(default_scenario(), f"rules.{key}", value) == value
-    for engine in ("compiled", "reference"):
-        scenario = replace(default_scenario(0.001), rules=rules, engine=engine)
-        assert getattr(Market(scenario).engine, key) == value
-    path.write_text(f"[rules]\n{key} = -1\n")
-    with pytest.raises(ValueError, match=f"{key} = -1"):
-        load_rules(path)
+    assert getattr(Rules(), key) == 0
+    _reaches_the_engine(tmp_path, key, f"{value:_}", value, value, "-1", f"{key} = -1")
 
 
 @pytest.mark.parametrize("key, default, chosen", [
@@ -351,20 +358,9 @@ def test_a_venue_liquidation_number_is_a_rule_setting_that_reaches_the_engine(tm
 ])
 def test_a_venue_convention_is_a_rule_setting_that_reaches_the_engine(tmp_path, key, default,
                                                                        chosen):
-    from orderbook._market import Market
-
-    path = tmp_path / "r.toml"
-    path.write_text(f"[rules]\n{key} = '{chosen.name}'\n")
-    rules = load_rules(path)
-    assert getattr(rules, key) is chosen
     assert getattr(Rules(), key) is default
-    assert coerce_param(default_scenario(), f"rules.{key}", chosen.name.lower()) is chosen
-    for engine in ("compiled", "reference"):
-        scenario = replace(default_scenario(0.001), rules=rules, engine=engine)
-        assert getattr(Market(scenario).engine, key) == chosen
-    path.write_text(f"[rules]\n{key} = 'LOUDEST'\n")
-    with pytest.raises(ValueError, match=f"{key} = 'LOUDEST' is not one of {default.name}"):
-        load_rules(path)
+    _reaches_the_engine(tmp_path, key, f"'{chosen.name}'", chosen, chosen.name.lower(),
+                        "'LOUDEST'", f"{key} = 'LOUDEST' is not one of {default.name}")
 
 
 def test_incremental_without_an_increment_is_refused_when_the_scenario_is_built(tmp_path):

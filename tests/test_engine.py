@@ -133,12 +133,17 @@ def test_mark_last_clamped(engine_cls):
     assert eng.mark_price() == 106           # median(107, 100, 106): clamped down to the ask
 
 
-def test_a_last_clamped_mark_liquidates_at_the_touch(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.LAST_CLAMPED)
+def _a_over_bids_at_93(engine_cls, mark_rule):
+    eng = make(engine_cls, mark_rule=mark_rule)
     eng.add_account(100, 10**6, exempt=True)
     eng.add_account(101, 10**6, exempt=True)
     victim_a(eng)                            # liquidation price 94
     eng.limit(1, B, 93, 50, 101)
+    return eng
+
+
+def test_a_last_clamped_mark_liquidates_at_the_touch(engine_cls):
+    eng = _a_over_bids_at_93(engine_cls, MarkRule.LAST_CLAMPED)
     eng.limit(2, S, 120, 50, 100)
     eng.limit(3, B, 96, 1, 101)
     eng.market(4, S, 1, 100)                 # a trade at 96 leaves bid 93, ask 120
@@ -213,11 +218,7 @@ def test_fair_mark_refusals_change_nothing(engine_cls):
 
 
 def test_a_funding_basis_move_liquidates_under_fair(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.FAIR)
-    eng.add_account(100, 10**6, exempt=True)
-    eng.add_account(101, 10**6, exempt=True)
-    victim_a(eng)                            # liquidation price 94
-    eng.limit(1, B, 93, 50, 101)
+    eng = _a_over_bids_at_93(engine_cls, MarkRule.FAIR)
     eng.set_index(100)
     assert eng.mark_price() == 100 and len(eng.liquidate()) == 0
     eng.set_funding_basis(-50_000)           # 100 x 0.95 = 95: still safe

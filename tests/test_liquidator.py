@@ -216,13 +216,19 @@ def test_example4_bankruptcy_exhausts_fund_then_adl_by_ranking(engine_cls):
     assert_conserved(eng, [1, 2, 3, 101])
 
 
-def test_example5_restore_stops_after_one_step(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.RESTORE)
+def _a_at_94(engine_cls, **kw):
+    # Victim A (liquidation price 94) on an INDEX mark at 94, with 50 lots bid at 94.
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, **kw)
     eng.add_account(100, 100_000, exempt=True)
     eng.add_account(101, 100_000, exempt=True)
     victim_a(eng)
     eng.limit(1, B, 94, 50, 101)
     eng.set_index(94)
+    return eng
+
+
+def test_example5_restore_stops_after_one_step(engine_cls):
+    eng = _a_at_94(engine_cls, sizing=Sizing.RESTORE)
     # E = 40, MM(10 lots) = 47. RESTORE: fewest x with MM(V(94, 10 - x)) <= 40:
     #   x = 1: ceil(846 * 5%) = ceil(42.3) = 43 > 40; x = 2: ceil(752 * 5%) = ceil(37.6) = 38 <= 40
     records = rows(eng.liquidate())
@@ -241,13 +247,8 @@ def test_example5_restore_stops_after_one_step(engine_cls):
 
 
 def test_fraction_stops_after_one_step(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
-               fraction_ppm=250_000)
-    eng.add_account(100, 100_000, exempt=True)
-    eng.add_account(101, 100_000, exempt=True)
-    victim_a(eng)
-    eng.limit(1, B, 94, 50, 101)
-    eng.set_index(94)
+    eng = _a_at_94(engine_cls, sizing=Sizing.FRACTION,
+                   fraction_ppm=250_000)
     records = rows(eng.liquidate())
     # x = max(1, ceil(10 * 25%)) = ceil(2.5) = 3; sells 3 @ 94: R = 300, PnL = 282 - 300 = -18
     # -> coll 82, C 700, q 7; E = 82 + 658 - 700 = 40 >= MM ceil(32.9) = 33: done
@@ -258,13 +259,8 @@ def test_fraction_stops_after_one_step(engine_cls):
 
 
 def test_fraction_steps_again_next_round(engine_cls):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
-               fraction_ppm=100_000)
-    eng.add_account(100, 100_000, exempt=True)
-    eng.add_account(101, 100_000, exempt=True)
-    victim_a(eng)
-    eng.limit(1, B, 94, 50, 101)
-    eng.set_index(94)
+    eng = _a_at_94(engine_cls, sizing=Sizing.FRACTION,
+                   fraction_ppm=100_000)
     eng.liquidation_round()
     # round 0: x = max(1, ceil(10 * 10%)) = 1; sells 1 @ 94: R = 100, PnL -6 -> coll 94, C 900,
     # q 9; E = 94 + 846 - 900 = 40 < MM ceil(42.3) = 43 -> still liquidatable, stays queued
@@ -284,13 +280,8 @@ def test_fraction_steps_again_next_round(engine_cls):
 
 @pytest.mark.parametrize("above, qty", [(940, 10), (939, 3)])
 def test_fraction_above_closes_a_position_worth_no_more_whole(engine_cls, above, qty):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
-               fraction_ppm=250_000, fraction_above=above)
-    eng.add_account(100, 100_000, exempt=True)
-    eng.add_account(101, 100_000, exempt=True)
-    victim_a(eng)
-    eng.limit(1, B, 94, 50, 101)
-    eng.set_index(94)
+    eng = _a_at_94(engine_cls, sizing=Sizing.FRACTION,
+                   fraction_ppm=250_000, fraction_above=above)
     eng.liquidation_round()
     # V(94, 10) = 940: at most fraction_above = 940 -> all 10 lots (sold @ 94: PnL -60 ->
     # collateral 40, flat); one unit above 939 -> the fraction, ceil(10 x 25 %) = 3 lots
@@ -375,14 +366,9 @@ AT_THRESHOLD, BELOW_THRESHOLD = 851_063, 851_064
 
 
 def _takeover_engine(engine_cls, ppm, **kw):
-    eng = make(engine_cls, mark_rule=MarkRule.INDEX, takeover_below_ppm=ppm, **kw)
-    eng.add_account(100, 100_000, exempt=True)
-    eng.add_account(101, 100_000, exempt=True)
+    eng = _a_at_94(engine_cls, takeover_below_ppm=ppm, **kw)
     if kw.get("backstop") is not None:
         eng.add_account(50, 10_000, exempt=True)
-    victim_a(eng)
-    eng.limit(1, B, 94, 50, 101)
-    eng.set_index(94)
     return eng
 
 
@@ -1086,6 +1072,18 @@ def test_restore_closes_everything_when_the_book_cannot_restore(engine_cls):
 # ================================================= trigger and MM basis (issue #12 settings)
 
 
+def _long_10_at_100(engine_cls, collateral, bid, mark, **kw):
+    # Owner 1 long 10 @ 100 with ``collateral`` against LP 100, LP 101 bidding 50 lots at
+    # ``bid``, an INDEX mark at ``mark``.
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, **kw)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    eng.add_account(1, collateral)
+    eng.seed_position(1, 100, 100, 10)
+    eng.limit(1, B, bid, 50, 101)
+    eng.set_index(mark)
+    return eng
+
 @pytest.mark.parametrize("trigger,basis,lots", [
     (Trigger.BELOW, MarginBasis.MARK, 1),
     (Trigger.AT_OR_BELOW, MarginBasis.MARK, 2),
@@ -1098,14 +1096,8 @@ def test_restore_uses_the_trigger_and_the_basis(engine_cls, trigger, basis, lots
     # leaves E' = 80. MARK: MM(10 - x) = ceil(8.8 (10 - x)): x = 1 -> 80 (E' >= MM, not
     # E' > MM), x = 2 -> 71. ENTRY: the cost kept is 1000 - floor(1000 x / 10) = 1000 - 100 x,
     # MM = 100 - 10 x: x = 2 -> 80 (>= only), x = 3 -> 70.
-    eng = make(engine_cls, tiers=[(None, 100_000, 200_000)], mark_rule=MarkRule.INDEX,
-               sizing=Sizing.RESTORE, trigger=trigger, mm_basis=basis)
-    eng.add_account(100, 100_000, exempt=True)
-    eng.add_account(101, 100_000, exempt=True)
-    eng.add_account(1, 200)
-    eng.seed_position(1, 100, 100, 10)
-    eng.limit(1, B, 88, 50, 101)
-    eng.set_index(88)
+    eng = _long_10_at_100(engine_cls, 200, 88, 88, tiers=[(None, 100_000, 200_000)],
+                          sizing=Sizing.RESTORE, trigger=trigger, mm_basis=basis)
     records = rows(eng.liquidate())
     assert [(r["owner"], r["qty"], r["filled"]) for r in records] == [(1, lots, lots)]
     a = eng.account(1)
@@ -1167,15 +1159,8 @@ def _step_engine(engine_cls, increment, **kw):
     MM. LP 101 bids 50 lots at 101, above the mark: each lot sold there realises +1 and drops
     an unrealised -1, so x lots sold leave E(x) = 2x - 10 at 99 (docs/venues.md 7.4: Deribit
     closes small parts in the market until MM is below equity again)."""
-    eng = make(engine_cls, tiers=[(None, 0, 100_000)], mark_rule=MarkRule.INDEX,
-               sizing=Sizing.INCREMENTAL, increment=increment, **kw)
-    eng.add_account(100, 100_000, exempt=True)
-    eng.add_account(101, 100_000, exempt=True)
-    eng.add_account(1, 0)
-    eng.seed_position(1, 100, 100, 10)
-    eng.limit(1, B, 101, 50, 101)
-    eng.set_index(99)
-    return eng
+    return _long_10_at_100(engine_cls, 0, 101, 99, tiers=[(None, 0, 100_000)],
+                           sizing=Sizing.INCREMENTAL, increment=increment, **kw)
 
 
 @pytest.mark.parametrize("increment, trigger, steps", [

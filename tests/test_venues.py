@@ -71,6 +71,16 @@ def engine(engine_cls, scenario, rules, **overrides):
     return eng
 
 
+def long_over_bids(eng, collateral, lots, bid_lots, entry=100_000, mark=99_000):
+    """Account 1 long ``lots`` at ``entry`` with ``collateral``, ``bid_lots`` bid at ``mark``
+    by the liquidity provider, and the index (the mark) at ``mark``."""
+    eng.add_account(1, collateral)
+    eng.seed_position(1, LP, entry, lots)
+    eng.limit(1, 1, mark, bid_lots, LP)   # side 1 = buy
+    eng.set_index(mark)
+    return eng
+
+
 # ----------------------------------------------------------------------------- the presets
 def test_names_are_the_documented_venues():
     assert venues.names() == ("binance", "bitmex", "bybit", "hyperliquid", "dydx", "deribit",
@@ -273,11 +283,7 @@ def test_deribit_liquidates_in_steps_of_2000_until_safe(engine_cls):
     scenario = usdt_scenario("1", "0.01", "0.01", mid=100_000)
     rules = venues.rules("deribit", scenario)
     assert (rules.sizing, rules.increment) == (Sizing.INCREMENTAL, 200_000)
-    eng = engine(engine_cls, scenario, rules)
-    eng.add_account(1, 205_000)
-    eng.seed_position(1, LP, 100_000, 100)
-    eng.limit(1, 1, 99_000, 1_000, LP)
-    eng.set_index(99_000)
+    eng = long_over_bids(engine(engine_cls, scenario, rules), 205_000, 100, 1_000)
     records = eng.liquidate(max_rounds=1)
     assert [(int(r["qty"]), int(r["filled"]), int(r["fee"])) for r in records] == [
         (2, 2, 1_485)] * 9
@@ -298,11 +304,7 @@ def test_okx_steps_down_one_tier_per_round(engine_cls):
     assert rules.tiers == scenario.rules.tiers and rules.sizing == Sizing.TIER_STEP
     rules = replace(rules, tiers=((200_000, 4_000, 8_000), (2_000_000, 10_000, 20_000),
                                   (None, 25_000, 50_000)))
-    eng = engine(engine_cls, scenario, rules)
-    eng.add_account(1, 50_000)
-    eng.seed_position(1, LP, 100_000, 30)
-    eng.limit(1, 1, 99_000, 100, LP)
-    eng.set_index(99_000)
+    eng = long_over_bids(engine(engine_cls, scenario, rules), 50_000, 30, 100)
     records = eng.liquidate(max_rounds=1)
     assert [int(r["qty"]) for r in records] == [10]
 
