@@ -8,6 +8,7 @@ module is the simulation's machinery, the scenario module its settings and resul
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,7 +28,11 @@ from .scenario import ExplicitPopulation
 if TYPE_CHECKING:
     from .scenario import Scenario
 
-__all__ = ["Market", "engine_class"]
+__all__ = ["Market", "engine_class", "engine_settings"]
+
+#: Rules fields that are the scenario's, not the engine's: the backstop account's collateral
+#: (the scenario opens that account) and the switch that runs the liquidator at all.
+_SCENARIO_ONLY = ("backstop_collateral", "liquidator")
 
 # Owner ids of the scenario's own accounts; the population takes 0 .. count - 1.
 HOUSE, MAKER, SHOCKER, BACKSTOP, VALUE = (SCENARIO_HOUSE, SCENARIO_MAKER, SCENARIO_SHOCKER,
@@ -45,6 +50,13 @@ def engine_class(name: str):
     return Engine
 
 
+def engine_settings(rules) -> dict:
+    """The Engine keywords of ``rules``: every Rules field under its own name but the
+    scenario's own (``_SCENARIO_ONLY``); the backstop account is the caller's to name."""
+    return {f.name: getattr(rules, f.name) for f in fields(rules)
+            if f.name not in _SCENARIO_ONLY}
+
+
 class Market:
     """A built scenario: the engine plus the bookkeeping of its liquidity providers."""
 
@@ -54,16 +66,8 @@ class Market:
         rules = scenario.rules
         engine_cls = engine_class(scenario.engine)
         self.engine = engine_cls(
-            scenario.tick_size, scenario.lot_size, scenario.quote_unit, tiers=rules.tiers,
-            taker_fee_ppm=rules.taker_fee_ppm, maker_fee_ppm=rules.maker_fee_ppm,
-            mark_rule=rules.mark_rule, sizing=rules.sizing, fraction_ppm=rules.fraction_ppm,
-            limit_rule=rules.limit_rule, band_ppm=rules.band_ppm, round_cap=rules.round_cap,
-            liquidation_fee_ppm=rules.liquidation_fee_ppm, insurance_fund=rules.insurance_fund,
-            backstop=BACKSTOP if rules.backstop_collateral else None,
-            backstop_discount_ppm=rules.backstop_discount_ppm, deficit=rules.deficit,
-            adl_ranking=rules.adl_ranking, trigger=rules.trigger, mm_basis=rules.mm_basis,
-            fraction_above=rules.fraction_above, takeover_below_ppm=rules.takeover_below_ppm,
-            cooldown_rounds=rules.cooldown_rounds, increment=rules.increment)
+            scenario.tick_size, scenario.lot_size, scenario.quote_unit, **engine_settings(rules),
+            backstop=BACKSTOP if rules.backstop_collateral else None)
         eng = self.engine
         big = 10**17
         eng.add_account(HOUSE, big, exempt=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 
@@ -30,6 +30,7 @@ from orderbook import (
     run,
     venues,
 )
+from orderbook._market import engine_settings
 from orderbook.cli import main
 from orderbook.config import ConfigError, loads_scenario
 from orderbook.testing import check_accounts
@@ -51,15 +52,6 @@ def usdt_scenario(tick="0.01", lot="1", quote="0.01", mid=10_000_000) -> Scenari
     base = default_scenario()
     return replace(base, tick_size=tick, lot_size=lot, quote_unit=quote,
                    book=replace(base.book, mid=mid))
-
-
-def engine_settings(rules: Rules) -> dict:
-    """The Engine keywords of ``rules``: every field but the scenario's own (its backstop
-    account's collateral, the liquidator switch), as a scenario run passes them."""
-    settings = asdict(rules)
-    del settings["backstop_collateral"], settings["liquidator"]
-    settings["tiers"] = rules.tiers
-    return settings
 
 
 def engine(engine_cls, scenario, rules, **overrides):
@@ -96,7 +88,7 @@ def test_each_preset_is_valid_rules_in_any_units(name):
         for field in venue.kept:       # unsourced: the scenario's own value
             assert getattr(rules, field) == getattr(scenario.rules, field), field
         for field, value in venue.settings.items():
-            if field not in ("fraction_above", "increment"):   # money: converted
+            if field not in venues._MONEY:   # money: converted to quote units
                 assert getattr(rules, field) == value, field
 
 

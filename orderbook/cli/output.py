@@ -144,9 +144,19 @@ def _summary_json(result, source: str) -> dict:
 
 
 def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
+    """Two lines: the scenario (source, accounts, steps, units), then ``rules_label: `` and its
+    rules (:func:`_rules_text`)."""
     pop = s.population
     accounts = f"{pop.count:,} accounts" if hasattr(pop, "count") else \
         f"{len(pop.side):,} explicit accounts"
+    return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
+            f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
+            f"{rules_label}: {_rules_text(s)}")
+
+
+def _rules_text(s: Scenario) -> str:
+    """``s``'s liquidation rules in a few words: the main settings, then those not at their
+    defaults."""
     r = s.rules
     rules = [f"mark {r.mark_rule.name}", f"sizing {r.sizing.name}"
              + (f" {r.fraction_ppm / 1e4:g}%" if r.sizing == Sizing.FRACTION else "")
@@ -167,9 +177,7 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
         rules.append("MM on entry value")
     if r.takeover_below_ppm:
         rules.append(f"taken over below {r.takeover_below_ppm / 1e4:g}% of MM")
-    return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
-            f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
-            f"{rules_label}: {', '.join(rules)}")
+    return ", ".join(rules)
 
 
 def _format_run(result, source: str) -> str:

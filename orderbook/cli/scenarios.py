@@ -40,6 +40,7 @@ from .output import (
     _param_text,
     _print_json,
     _Progress,
+    _rules_text,
     _summary_json,
     _table,
     _warn_unresolved,
@@ -148,7 +149,7 @@ def cmd_compare(args) -> int:
             print("venue presets (orderbook.venues; sources and approximations in "
                   "docs/venues.md):")
             for name, res in comparison.results.items():
-                print(_describe(res.scenario, source, f"  {name}").splitlines()[1])
+                print(f"  {name}: {_rules_text(res.scenario)}")
         else:
             print(_describe(scenario, source, "scenario rules (each row changes them)"))
         print()
