@@ -28,6 +28,7 @@ from .events import (
     AdlRanking,
     AmendRule,
     Deficit,
+    Instrument,
     LimitRule,
     MarginBasis,
     MarkRule,
@@ -312,3 +313,91 @@ def exposure(owner: int, position: int, open_qty: int, side: int, qty: int,
     if worst > max_position:
         raise ValueError(f"qty {qty} could take owner {owner}'s position to {worst} lots, "
                          f"past max_position {max_position}")
+
+
+# ---------------------------------------------------------------------------- instruments
+
+
+def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, max_price,
+                      max_position, mark_rule, book_type, book_kwargs) -> tuple[list, list]:
+    """The venue's instruments, checked, and a fresh book for each.
+
+    ``instruments`` None: one instrument named "main" from ``tick_size``/``lot_size`` and the
+    venue keywords. Otherwise a non-empty sequence of ``Instrument``; a None field takes the
+    venue keyword of its name. Every instrument is checked as the one-instrument engine checks
+    its settings (``settings``), naming ``instruments[i].field``; with ``quote_unit`` None the
+    quote unit is instrument 0's tick x lot and every other instrument's k must be whole.
+    Returns (resolved ``Instrument`` list, per instrument dict of name, k, tiers (MarginTiers),
+    max_price, max_position, mark_rule, book).
+    """
+    if instruments is None:
+        given = [Instrument("main", tick_size, lot_size)]
+    else:
+        if str(tick_size) != "1" or str(lot_size) != "1":
+            raise TypeError("give tick_size and lot_size per instrument (Instrument), not to an "
+                            "Engine with instruments")
+        if isinstance(instruments, (str, bytes, Instrument)):
+            raise TypeError(f"instruments must be a sequence of Instrument, got "
+                            f"{type(instruments).__name__}")
+        try:
+            given = list(instruments)
+        except TypeError:
+            raise TypeError(f"instruments must be a sequence of Instrument, got "
+                            f"{type(instruments).__name__}") from None
+        if not given:
+            raise ValueError("instruments must hold at least one Instrument (a venue without "
+                             "instruments)")
+    resolved, parts, names = [], [], set()
+    for i, spec in enumerate(given):
+        field = f"instruments[{i}]"
+        if not isinstance(spec, Instrument):
+            raise TypeError(f"{field} must be an Instrument, got {type(spec).__name__}")
+        if not isinstance(spec.name, str) or not spec.name:
+            raise ValueError(f"{field}.name must be a non-empty str, got {spec.name!r}")
+        if spec.name in names:
+            raise ValueError(f"{field}.name {spec.name!r} is given twice")
+        names.add(spec.name)
+        try:
+            book = book_type(spec.tick_size, spec.lot_size, **book_kwargs)
+            unit = quote_unit if quote_unit is not None or i == 0 else resolved[0][1]
+            out = settings(book.tick_size, book.lot_size, unit,
+                           tiers=tiers if spec.tiers is None else spec.tiers,
+                           insurance_fund=0, backstop=None, round_cap=None,
+                           max_price=max_price if spec.max_price is None else spec.max_price,
+                           max_position=(max_position if spec.max_position is None
+                                         else spec.max_position),
+                           check_initial_margin=True, fraction_above=0, cooldown_rounds=0,
+                           increment=0, sizing=Sizing.FULL,
+                           mark_rule=mark_rule if spec.mark_rule is None else spec.mark_rule,
+                           **{name: 0 for name in RATES},
+                           **{name: 0 for name, _ in RULES if name not in ("mark_rule",
+                                                                          "sizing")})
+        except (TypeError, ValueError) as exc:
+            if instruments is None:
+                raise
+            raise type(exc)(f"{field}: {exc}") from None
+        resolved.append((spec.name, out["quote_unit"]))
+        parts.append({"name": spec.name, "k": out["k"], "tiers": out["tiers"],
+                      "max_price": out["max_price"], "max_position": out["max_position"],
+                      "mark_rule": out["mark_rule"], "book": book})
+    specs = [Instrument(p["name"], str(p["book"].tick_size), str(p["book"].lot_size),
+                        tiers=p["tiers"], max_price=p["max_price"],
+                        max_position=p["max_position"], mark_rule=p["mark_rule"])
+             for p in parts]
+    return specs, parts
+
+
+def instrument_arg(value, names) -> int:
+    """An instrument given by index (int) or name (str) as its index in ``names``; KeyError
+    naming ``instrument`` when there is none such, TypeError for another type."""
+    if isinstance(value, str):
+        try:
+            return list(names).index(value)
+        except ValueError:
+            raise KeyError(f"instrument {value!r} is not one of the venue's "
+                           f"{list(names)}") from None
+    index = check.as_int64("instrument", value)
+    if not 0 <= index < len(names):
+        raise KeyError(f"instrument {index} is not one of the venue's {len(names)} "
+                       f"(0 .. {len(names) - 1})")
+    return index

@@ -393,7 +393,7 @@ class _Liquidator:
             avg, slippage = float("nan"), float("nan")
         return (round_number, generation, owner, counterparty, qty, filled, notional, avg,
                 mark_before, mark_after, slippage, fee, fund_cover, socialized, bad_debt, side,
-                kind)
+                kind, 0)
 
     def records_array(self, first: int) -> np.ndarray:
         """The records from ``first`` on, FORCED_DTYPE rows, padding bytes zeroed (field by

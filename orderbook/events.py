@@ -11,8 +11,9 @@ Units: prices in integer ticks, quantities in integer lots, ids are caller-chose
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -24,7 +25,8 @@ __all__ = [
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
     "AdlRanking", "Trigger", "MarginBasis", "ForcedKind", "FUNDING_BASIS_BOUND", "fair_price",
     "FORCED_DTYPE",
-    "AccountInfo", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS", "STOP_KINDS", "PRICED_KINDS",
+    "AccountInfo", "PositionInfo", "Instrument", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
+    "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
 ]
 
@@ -391,6 +393,8 @@ FORCED_DTYPE = _aligned([
     ("mark_before", "<i8"),
     ("mark_after", "<i8"), ("slippage", "<f8"), ("fee", "<i8"), ("fund_cover", "<i8"),
     ("socialized", "<i8"), ("bad_debt", "<i8"), ("side", "i1"), ("kind", "u1"),
+    # the position's instrument (an index into Engine.instruments), in the tail's padding
+    ("instrument", "<i4"),
 ])
 
 
@@ -418,6 +422,44 @@ class AccountInfo(NamedTuple):
     exempt: bool
     isolated: bool
     reserve: int  #: an isolated account's balance outside the position's margin (never at risk)
+    #: one PositionInfo per instrument the account holds a position in, ascending instrument;
+    #: ``position``, ``cost``, ``liquidation_price`` and ``bankruptcy_price`` above are
+    #: instrument 0's
+    positions: tuple = ()
+
+
+class PositionInfo(NamedTuple):
+    """One position of an account, evaluated at its instrument's mark, the other positions held
+    at theirs. Money in quote units, prices in ticks of the instrument, sizes in its lots."""
+
+    instrument: int
+    position: int
+    cost: int
+    notional: int
+    unrealised: int
+    maintenance_margin: int
+    initial_margin: int
+    liquidation_price: int | None
+    bankruptcy_price: int | None
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One contract of a venue (``Engine(instruments=[...])``): its own order book and margin.
+
+    ``tick_size`` (price units per tick) and ``lot_size`` (base units per lot) as for an
+    ``OrderBook``; ``tiers``, ``max_price`` (ticks), ``max_position`` (lots) and ``mark_rule``
+    as the Engine keywords of the same names, whose values a None here takes. Linear: profit and
+    margin in the venue's quote currency.
+    """
+
+    name: str
+    tick_size: Any = "1"
+    lot_size: Any = "1"
+    tiers: Any = None
+    max_price: Any = None
+    max_position: Any = None
+    mark_rule: Any = None
 
 
 # ------------------------------------------------------------------------------ reserved ids

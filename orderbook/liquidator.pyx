@@ -667,7 +667,7 @@ cdef class Liquidator:
                 avg_f = slip_f = float("nan")
             out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
                               r.fill_value, avg_f, r.mark_before, r.mark_after, slip_f, r.fee,
-                              r.fund_cover, r.socialized, r.bad_debt, r.side, r.kind)
+                              r.fund_cover, r.socialized, r.bad_debt, r.side, r.kind, 0)
         return out
 
     cdef object fund_history_array(self):

@@ -168,6 +168,10 @@ def _compare_account(where, left, right):
             ok = bool(a) == bool(b) and isinstance(a, (bool, np.bool_))
         elif name in ("liquidation_price", "bankruptcy_price"):
             ok = (a is None) == (b is None) and _as_int_or_none(a) == _as_int_or_none(b)
+        elif name == "positions":
+            ok = len(a) == len(b) and all(
+                tuple(map(_as_int_or_none, x)) == tuple(map(_as_int_or_none, y))
+                for x, y in zip(a, b, strict=True))
         else:
             ok = int(a) == int(b)
         if not ok:
