@@ -913,10 +913,19 @@ cdef class Liquidator:
             other = &self.ledger.accounts[i]
             if <int32_t>i == slot or other.owner == t.INSURANCE_FUND:
                 continue
-            op = self.ledger.find(other, self.instrument)
-            if op == NULL or op.position == 0 or (op.position > 0) == (a.position > 0):
+            if other.pos.next < 0:   # instrument 0's position only (nearly every account)
+                if self.instrument != 0:
+                    continue
+                op = &other.pos
+                ou = 0
+            else:
+                op = self.ledger.find(other, self.instrument)
+                if op == NULL:
+                    continue
+            if op.position == 0 or (op.position > 0) == (a.position > 0):
                 continue
-            self.ledger.others(other, self.instrument, &ou, &om, NULL)
+            if other.pos.next >= 0:
+                self.ledger.others(other, self.instrument, &ou, &om, NULL)
             equity = self.ledger.equity(other, op, mark, True) + ou
             if equity <= 0 or op.cost == 0:
                 continue
