@@ -136,8 +136,9 @@ class _Liquidator:
 
     def enqueue_crossed(self) -> None:
         """Accounts the marks made liquidatable (``_Ledger.crossed``), and the fund if it holds
-        a position (in marked instruments), join the back of the queue in ascending owner id and lose their open
-        orders. O(q + k log k) for q queued and k crossed, plus the multi-position accounts."""
+        a position (in marked instruments), join the back of the queue in ascending owner id
+        and lose their open orders. O(q + k log k) for q queued and k crossed, plus the
+        multi-position accounts."""
         queued = {episode.owner for episode in self.queue}
         crossed = self.ledger.crossed()
         held = self.ledger.accounts[INSURANCE_FUND].held()
