@@ -401,3 +401,26 @@ def instrument_arg(value, names) -> int:
         raise KeyError(f"instrument {index} is not one of the venue's {len(names)} "
                        f"(0 .. {len(names) - 1})")
     return index
+
+
+def equity_marks(mark, count: int) -> list[int] | None:
+    """``total_equity``'s ``mark`` for a venue of ``count`` instruments: None (the current
+    marks), an int (one instrument only) or a sequence of ``count`` marks, each ticks >= 0."""
+    if mark is None:
+        return None
+    if isinstance(mark, (str, bytes)) or not hasattr(mark, "__len__"):
+        if count != 1:
+            raise ValueError(f"mark must be a sequence of {count} marks (one per instrument) "
+                             f"for a venue of {count} instruments, got {mark!r}")
+        return [equity_mark(mark)]
+    marks = list(mark)
+    if len(marks) != count:
+        raise ValueError(f"mark must hold {count} marks (one per instrument), got {len(marks)}")
+    return [equity_mark(m) for m in marks]
+
+
+def isolated_venue(count: int) -> None:
+    """Refuse an isolated account in a venue of several instruments (step 1 of issue #13)."""
+    if count != 1:
+        raise ValueError(f"isolated_margin needs a one-instrument venue (this one has {count} "
+                         f"instruments); isolated positions in several instruments come later")

@@ -8,24 +8,41 @@ constructor's arguments are checked by ``_engine_args``.
 
 from __future__ import annotations
 
-from ._engine_args import RATES, fair_mark_fits
-from .events import EVENT_DTYPE, FUNDING_BASIS_BOUND, INSURANCE_FUND, INT64_MAX, ForcedKind, Side
-from .margin import DEPOSIT_BOUND
+from decimal import Decimal
 
-#: 2: queue rows carry FRACTION's cooldown, (owner, generation, cooldown_end); a version 1
-#: state (rows of two, from before cooldown_rounds) loads with no cooldown running.
-STATE_VERSION = 2
+from ._engine_args import RATES, fair_mark_fits
+from .events import (
+    EVENT_DTYPE,
+    FUNDING_BASIS_BOUND,
+    INSURANCE_FUND,
+    INT64_MAX,
+    ForcedKind,
+    Instrument,
+    Side,
+)
+from .margin import DEPOSIT_BOUND, unit_value
+
+#: 3: several instruments (issue #13): a list of books, account rows with a positions tuple,
+#: records naming their instrument, a trade log and index/mark/basis per instrument; 2: queue
+#: rows carry FRACTION's cooldown, (owner, generation, cooldown_end). Versions 1 and 2 (one
+#: instrument) load as the one-instrument case of 3, a version 1 state with no cooldown running.
+STATE_VERSION = 3
 #: Fields of one liquidation record in a saved state: FORCED_DTYPE's integers in this order
-#: (avg_price and slippage are derived from them).
+#: (avg_price and slippage are derived from them); a version 1 or 2 state's rows lack the last.
 RECORD_FIELDS = ("round", "generation", "owner", "counterparty", "qty", "filled", "notional",
                  "mark_before", "mark_after", "fee", "fund_cover", "socialized", "bad_debt",
-                 "side", "kind")
+                 "side", "kind", "instrument")
+#: The name of the one instrument of an Engine built without ``instruments``.
+DEFAULT_INSTRUMENT = "main"
 
 
 def constructor_args(engine) -> tuple[tuple, dict]:
     """Arguments that rebuild an engine's settings (its insurance fund starts empty)."""
     book = engine.book
-    args = (str(book.tick_size), str(book.lot_size), str(engine.quote_unit))
+    specs = engine.instruments
+    several = len(specs) > 1 or specs[0].name != DEFAULT_INSTRUMENT
+    args = ("1", "1") if several else (str(book.tick_size), str(book.lot_size))
+    args += (str(engine.quote_unit),)
     kwargs = {name: int(getattr(engine, name)) for name in RATES}
     kwargs.update(tiers=[tuple(row) for row in engine.tiers.rows()],
                   mark_rule=int(engine.mark_rule), sizing=int(engine.sizing),
@@ -39,6 +56,11 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   fraction_above=int(engine.fraction_above),
                   cooldown_rounds=int(engine.cooldown_rounds),
                   increment=int(engine.increment))
+    if several:
+        kwargs["instruments"] = [
+            (spec.name, str(spec.tick_size), str(spec.lot_size),
+             [tuple(row) for row in spec.tiers.rows()], int(spec.max_price),
+             int(spec.max_position), int(spec.mark_rule)) for spec in specs]
     return args, kwargs
 
 
@@ -53,10 +75,21 @@ def saved_kwargs(kwargs):
     ``fraction_above`` (``takeover_below_ppm``, ``cooldown_rounds``, ``increment``) existed
     lacks it and loads with 0 (every position takes the fraction; no take-over below a share of
     MM; no cooldown; no INCREMENTAL sizing then, so no step size: as it did). Anything else
-    goes to the constructor as it is, to be checked there."""
+    goes to the constructor as it is, to be checked there; saved ``instruments`` rows become
+    ``Instrument``s (ValueError for a row that is not one)."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")
+    if type(kwargs) is dict and type(kwargs.get("instruments")) is list:
+        kwargs = dict(kwargs)
+        specs = []
+        for i, row in enumerate(kwargs["instruments"]):
+            if type(row) is not tuple or len(row) != 7:
+                raise _fail(f"instruments[{i}]", "must be a tuple of 7 values", row)
+            name, tick, lot, tiers, max_price, max_position, mark_rule = row
+            specs.append(Instrument(name, tick, lot, tiers=tiers, max_price=max_price,
+                                    max_position=max_position, mark_rule=mark_rule))
+        kwargs["instruments"] = specs
     return kwargs
 
 
@@ -90,61 +123,124 @@ def _rows(field: str, value, width: int) -> list:
     return value
 
 
+def _upgrade(state: dict) -> dict:
+    """A version 1 or 2 state (one instrument) in the form of version 3."""
+    out = dict(state)
+    out["books"] = [out.pop("book")]
+    accounts = _rows("accounts", state["accounts"], 7)
+    out["accounts"] = []
+    for i, (owner, collateral, position, cost, reserve, exempt, isolated) in enumerate(accounts):
+        if position == 0:
+            _int(f"accounts[{i}].cost", cost, 0, 0)  # a flat position has no cost
+        out["accounts"].append((owner, collateral, reserve, exempt, isolated,
+                                ((0, position, cost),) if position != 0 else ()))
+    out["records"] = [row + (0,) for row in _rows("records", state["records"],
+                                                  len(RECORD_FIELDS) - 1)]
+    out["trades"] = [state["trades"]]
+    for name in ("index_price", "mark"):
+        out[name] = [state[name]]
+    out["funding_basis_ppm"] = [state.get("funding_basis_ppm", 0)]
+    return out
+
+
 def check_state(engine, state, book_type) -> dict:
     """Validate a saved state against a freshly built ``engine`` with the saved settings.
 
-    Returns the state with derived values added: ``open`` maps (owner, side) to the lots of that
-    owner's live orders on that side (resting and armed stops), what the exposure check counts.
-    Raises ValueError naming the field and the value on anything a live engine could not be in.
+    Returns the state in the form of STATE_VERSION (an older one upgraded), with derived
+    values added: ``open`` maps (instrument, owner, side) to the lots of that owner's live
+    orders on that side of that instrument's book (resting and armed stops), what the exposure
+    check counts. Raises ValueError naming the field and the value on anything a live engine
+    could not be in.
     """
     if type(state) is not dict:
         raise _fail("state", "must be a dict", type(state).__name__)
-    expected = {"version", "book", "accounts", "queue", "records", "trades", "fund_history",
+    version = state.get("version")
+    if version not in (1, 2, STATE_VERSION) or type(version) is not int:
+        raise _fail("version", f"must be 1, 2 or {STATE_VERSION}", version)
+    if version < 3:
+        expected = {"version", "book", "accounts", "queue", "records", "trades", "fund_history",
+                    "fees_collected", "total_deposits", "round", "rounds_run", "next_forced_id",
+                    "index_price", "mark"}
+        # funding_basis_ppm came with MarkRule.FAIR; a state saved before it loads with 0.
+        if set(state) - {"funding_basis_ppm"} != expected:
+            raise _fail("state keys", f"must be {sorted(expected)} (and funding_basis_ppm)",
+                        sorted(state, key=str))
+        if len(engine.instruments) != 1:
+            raise _fail("version", f"{version} holds one instrument, the engine "
+                        f"{len(engine.instruments)}", version)
+        state = _upgrade(state)
+    expected = {"version", "books", "accounts", "queue", "records", "trades", "fund_history",
                 "fees_collected", "total_deposits", "round", "rounds_run", "next_forced_id",
-                "index_price", "mark"}
-    # funding_basis_ppm came with MarkRule.FAIR; a state saved before it loads with 0.
-    if set(state) - {"funding_basis_ppm"} != expected:
-        raise _fail("state keys", f"must be {sorted(expected)} (and funding_basis_ppm)",
-                    sorted(state, key=str))
-    version = state["version"]
-    if version not in (1, STATE_VERSION) or type(version) is not int:
-        raise _fail("version", f"must be 1 or {STATE_VERSION}", version)
-    max_price, max_position, k = engine.max_price, engine.max_position, engine.k
+                "index_price", "mark", "funding_basis_ppm"}
+    if set(state) != expected:
+        raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
+    specs = engine.instruments
+    count = len(specs)
+    for name in ("books", "trades", "index_price", "mark", "funding_basis_ppm"):
+        if type(state[name]) is not list or len(state[name]) != count:
+            raise _fail(name, f"must be a list of {count} (one per instrument)",
+                        type(state[name]).__name__)
+    ks = [unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), engine.quote_unit)[1]
+          for spec in specs]
 
-    # accounts: (owner, collateral, position, cost, reserve, exempt, isolated)
+    # accounts: (owner, collateral, reserve, exempt, isolated, positions)
     owners = {}
-    net = money = 0
-    for i, row in enumerate(_rows("accounts", state["accounts"], 7)):
+    net = [0] * count
+    money = 0
+    for i, row in enumerate(_rows("accounts", state["accounts"], 6)):
         field = f"accounts[{i}]"
         owner = _int(f"{field}.owner", row[0], INSURANCE_FUND)
         if owner in owners:
             raise _fail(f"{field}.owner", "must be unique", owner)
         collateral = _int(f"{field}.collateral", row[1])
-        # Not max_position: seed_position and backstop takeovers ignore resting orders, whose
-        # fills can then carry a live position past it (and the fund has no bound at all). The
-        # bound that matters is that every notional fits int64, which the engine's 128-bit
-        # arithmetic (and the ADL comparison's proof) relies on.
-        bound = INT64_MAX // (max_price * k)
-        position = _int(f"{field}.position", row[2], -bound, bound)
-        cost = _int(f"{field}.cost", row[3], abs(position) * k, INT64_MAX if position else 0)
-        reserve = _int(f"{field}.reserve", row[4], 0, DEPOSIT_BOUND)
-        exempt, isolated = _bool(f"{field}.exempt", row[5]), _bool(f"{field}.isolated", row[6])
+        reserve = _int(f"{field}.reserve", row[2], 0, DEPOSIT_BOUND)
+        exempt, isolated = _bool(f"{field}.exempt", row[3]), _bool(f"{field}.isolated", row[4])
         if reserve and not isolated:
             raise _fail(f"{field}.reserve", "must be 0 for a cross-margin account", reserve)
         if owner == INSURANCE_FUND and (not exempt or isolated):
             raise _fail(f"{field}", "(the insurance fund) must be exempt and not isolated", row)
-        owners[owner] = position
-        net += position
-        money += collateral + reserve + (cost if position < 0 else -cost)
+        if isolated and count != 1:
+            raise _fail(f"{field}.isolated", "must be False in a venue of several instruments",
+                        isolated)
+        positions = row[5]
+        if type(positions) is not tuple:
+            raise _fail(f"{field}.positions", "must be a tuple", type(positions).__name__)
+        last = -1
+        held = {}
+        for j, entry in enumerate(positions):
+            where = f"{field}.positions[{j}]"
+            if type(entry) is not tuple or len(entry) != 3:
+                raise _fail(where, "must be a tuple of (instrument, position, cost)", entry)
+            instrument = _int(f"{where}.instrument", entry[0], 0, count - 1)
+            if instrument <= last:
+                raise _fail(f"{where}.instrument", "must ascend", instrument)
+            last = instrument
+            k, max_price = ks[instrument], int(specs[instrument].max_price)
+            # Not max_position: seed_position and backstop takeovers ignore resting orders,
+            # whose fills can then carry a live position past it (and the fund has no bound at
+            # all). The bound that matters is that every notional fits int64, which the
+            # engine's 128-bit arithmetic (and the ADL comparison's proof) relies on.
+            bound = INT64_MAX // (max_price * k)
+            position = _int(f"{where}.position", entry[1], -bound, bound)
+            if position == 0:
+                raise _fail(f"{where}.position", "must not be 0 (flat positions are left out)",
+                            0)
+            cost = _int(f"{where}.cost", entry[2], abs(position) * k, INT64_MAX)
+            held[instrument] = position
+            net[instrument] += position
+            money += cost if position < 0 else -cost
+        owners[owner] = held
+        money += collateral + reserve
     if INSURANCE_FUND not in owners:
         raise _fail("accounts", "must hold the insurance fund (owner -1)", sorted(owners))
-    if net != 0:
-        raise _fail("accounts", "positions must sum to 0", net)
+    for instrument, total in enumerate(net):
+        if total != 0:
+            raise _fail("accounts", f"positions in instrument {instrument} must sum to 0", total)
 
     fees = _int("fees_collected", state["fees_collected"], 0)
     deposits = _int("total_deposits", state["total_deposits"], 0, DEPOSIT_BOUND)
-    # Money is conserved: the sum of equities at any mark (the mark cancels, positions summing
-    # to 0) plus the fees taken out equals what was deposited.
+    # Money is conserved: the sum of equities at any marks (each mark cancels, positions
+    # summing to 0 per instrument) plus the fees taken out equals what was deposited.
     if money + fees != deposits:
         raise _fail("accounts", f"must conserve money: collateral + reserve + unrealised + fees "
                     f"= {money + fees} != total_deposits", deposits)
@@ -165,65 +261,79 @@ def check_state(engine, state, book_type) -> dict:
         _int(f"fund_history[{i}].balance", balance)
     _int("rounds_run", state["rounds_run"], len(history), len(history))
     _int("next_forced_id", state["next_forced_id"], hi=-1)
-    for name in ("index_price", "mark"):
-        if state[name] is not None:
-            _int(name, state[name], 1, max_price)
-    basis = _int("funding_basis_ppm", state.get("funding_basis_ppm", 0), -FUNDING_BASIS_BOUND,
-                 FUNDING_BASIS_BOUND)
-    if state["index_price"] is not None:
-        try:
-            fair_mark_fits(engine.mark_rule, state["index_price"], basis, max_price)
-        except ValueError as exc:
-            raise _fail("funding_basis_ppm", str(exc), basis) from None
+    bases = []
+    for instrument, spec in enumerate(specs):
+        at = "" if count == 1 else f"[{instrument}]"
+        max_price = int(spec.max_price)
+        for name in ("index_price", "mark"):
+            if state[name][instrument] is not None:
+                _int(f"{name}{at}", state[name][instrument], 1, max_price)
+        basis = _int(f"funding_basis_ppm{at}", state["funding_basis_ppm"][instrument],
+                     -FUNDING_BASIS_BOUND, FUNDING_BASIS_BOUND)
+        bases.append(basis)
+        if state["index_price"][instrument] is not None:
+            try:
+                fair_mark_fits(spec.mark_rule, state["index_price"][instrument], basis,
+                               max_price)
+            except ValueError as exc:
+                raise _fail(f"funding_basis_ppm{at}", str(exc), basis) from None
 
     for i, row in enumerate(_rows("records", state["records"], len(RECORD_FIELDS))):
         values = dict(zip(RECORD_FIELDS, row, strict=True))
         for name, value in values.items():
             _int(f"records[{i}].{name}", value)
-        _int(f"records[{i}].filled", values["filled"], 0, min(values["qty"], INT64_MAX // k))
+        instrument = _int(f"records[{i}].instrument", values["instrument"], 0, count - 1)
+        _int(f"records[{i}].filled", values["filled"], 0,
+             min(values["qty"], INT64_MAX // ks[instrument]))
         _int(f"records[{i}].side", values["side"], -1, 1)
         if values["side"] == 0:
             raise _fail(f"records[{i}].side", "must be Side.BUY or Side.SELL", 0)
         if values["kind"] not in set(ForcedKind):
             raise _fail(f"records[{i}].kind", "must be a ForcedKind", values["kind"])
 
-    trades = state["trades"]
-    if getattr(trades, "dtype", None) != EVENT_DTYPE or trades.ndim != 1:
-        raise _fail("trades", "must be a one-dimensional EVENT_DTYPE array", type(trades))
+    for trades in state["trades"]:
+        if getattr(trades, "dtype", None) != EVENT_DTYPE or trades.ndim != 1:
+            raise _fail("trades", "must hold one-dimensional EVENT_DTYPE arrays", type(trades))
 
-    book = state["book"]
-    if type(book) is not book_type:
-        raise _fail("book", f"must be a {book_type.__module__}.{book_type.__name__}",
-                    type(book).__name__)
-    for name in ("tick_size", "lot_size", "stp", "amend_rule"):
-        if getattr(book, name) != getattr(engine.book, name):
-            raise _fail(f"book.{name}", f"must match the engine's {getattr(engine.book, name)}",
-                        getattr(book, name))
-    if book.last_price is not None:
-        _int("book.last_price", int(book.last_price), 1, max_price)
     open_qty = {}
-    for what, rows in (("l3", book.l3()), ("stops", book.stops())):
-        for r in rows:
-            order, owner = int(r["order_id"]), int(r["owner"])
-            field = f"book.{what}() order {order}"
-            if order < 0:
-                raise _fail(f"{field}", "must have an id >= 0 (forced orders never rest)", order)
-            if owner not in owners or owner == INSURANCE_FUND:
-                raise _fail(f"{field}.owner", "must be an account other than the fund", owner)
-            for name in ("price", "stop_price"):
-                if name in r.dtype.names and (what == "l3" or int(r[name]) != 0):
-                    _int(f"{field}.{name}", int(r[name]), 1, max_price)
-            key = (owner, int(r["side"]))
-            open_qty[key] = open_qty.get(key, 0) + int(r["qty"])
-    # The exposure check admits at most max_position + |position| <= 2 max_position lots per
-    # side when an order is sent, and open quantity only shrinks until the next check.
-    for (owner, side), qty in open_qty.items():
-        if qty > 2 * max_position:
-            raise _fail(f"book orders of owner {owner} on side {Side(side).name}",
-                        f"must total at most 2 * max_position = {2 * max_position} lots", qty)
+    for instrument, (book, spec) in enumerate(zip(state["books"], specs, strict=True)):
+        at = "book" if count == 1 else f"books[{instrument}]"
+        if type(book) is not book_type:
+            raise _fail(at, f"must be a {book_type.__module__}.{book_type.__name__}",
+                        type(book).__name__)
+        reference = engine.books[instrument]
+        for name in ("tick_size", "lot_size", "stp", "amend_rule"):
+            if getattr(book, name) != getattr(reference, name):
+                raise _fail(f"{at}.{name}", f"must match the engine's "
+                            f"{getattr(reference, name)}", getattr(book, name))
+        max_price, max_position = int(spec.max_price), int(spec.max_position)
+        if book.last_price is not None:
+            _int(f"{at}.last_price", int(book.last_price), 1, max_price)
+        for what, rows in (("l3", book.l3()), ("stops", book.stops())):
+            for r in rows:
+                order, owner = int(r["order_id"]), int(r["owner"])
+                field = f"{at}.{what}() order {order}"
+                if order < 0:
+                    raise _fail(f"{field}", "must have an id >= 0 (forced orders never rest)",
+                                order)
+                if owner not in owners or owner == INSURANCE_FUND:
+                    raise _fail(f"{field}.owner", "must be an account other than the fund",
+                                owner)
+                for name in ("price", "stop_price"):
+                    if name in r.dtype.names and (what == "l3" or int(r[name]) != 0):
+                        _int(f"{field}.{name}", int(r[name]), 1, max_price)
+                key = (instrument, owner, int(r["side"]))
+                open_qty[key] = open_qty.get(key, 0) + int(r["qty"])
+        # The exposure check admits at most max_position + |position| <= 2 max_position lots
+        # per side when an order is sent, and open quantity only shrinks until the next check.
+        for (where, owner, side), qty in open_qty.items():
+            if where == instrument and qty > 2 * max_position:
+                raise _fail(f"{at} orders of owner {owner} on side {Side(side).name}",
+                            f"must total at most 2 * max_position = {2 * max_position} lots",
+                            qty)
     out = dict(state)
+    out["version"] = STATE_VERSION
     out["queue"] = queue
     out["open"] = open_qty
-    out["funding_basis_ppm"] = basis
+    out["funding_basis_ppm"] = bases
     return out
-

@@ -32,7 +32,7 @@ from .margin import ceil_div
 
 if TYPE_CHECKING:
     from .reference import OrderBook
-    from .reference_engine import _Account, _Ledger
+    from .reference_engine import _Account, _Instrument, _Ledger
 
 
 class _Episode:
@@ -51,17 +51,18 @@ class _Episode:
 class _Liquidator:
     """The liquidator of one Engine: queue, rounds, forced orders, take-over, ADL, shortfall.
 
-    Works on the Engine's ``book`` and ``ledger``; ``mark_price`` is the Engine's (a callable
-    that looks at the mark after the book changed). The keyword arguments are the Engine's
-    settings of the same names.
+    Works on the Engine's ``ledger`` (which holds the instruments and their books);
+    ``refresh_marks`` is the Engine's (a callable that recomputes every instrument's mark after
+    a book changed). The keyword arguments are the Engine's settings of the same names. An
+    account is served position by position (docs/market_wide.md, step 1): while one is served,
+    ``i`` names its instrument, whose book, k, tiers and mark the per-position rules use.
     """
 
-    def __init__(self, book: OrderBook, ledger: _Ledger, mark_price, *, k, max_position, sizing,
-                 limit_rule, deficit, adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
+    def __init__(self, ledger: _Ledger, refresh_marks, *, sizing, limit_rule, deficit,
+                 adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
                  backstop_discount_ppm, round_cap, backstop, fraction_above=0,
                  takeover_below_ppm=0, cooldown_rounds=0, increment=0):
-        self.book, self.ledger, self.refresh_mark = book, ledger, mark_price
-        self.k, self.max_position = k, max_position
+        self.ledger, self.refresh_marks = ledger, refresh_marks
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
         self.adl_ranking = adl_ranking
         self.fraction_ppm, self.band_ppm = fraction_ppm, band_ppm
@@ -80,10 +81,28 @@ class _Liquidator:
         self.bad_debt_noted = 0  # bad debt recorded by the entry being served
         self.records: list[tuple] = []
         self.fund_history: list[tuple[int, int]] = []  # (rounds_run, fund balance after it)
+        self.i = 0               # the instrument of the position being served
+
+    @property
+    def instr(self) -> _Instrument:
+        return self.ledger.instruments[self.i]
+
+    @property
+    def book(self) -> OrderBook:
+        return self.instr.book
+
+    @property
+    def k(self) -> int:
+        return self.instr.k
 
     def mark(self) -> int | None:
-        """The Engine's mark, looked at after whatever just changed the book."""
-        return self.refresh_mark()
+        """The mark of the instrument being served, every mark looked at afresh after whatever
+        just changed a book."""
+        self.refresh_marks()
+        return self.instr.mark
+
+    def value(self, price: int, qty: int) -> int:
+        return self.ledger.value(self.i, price, qty)
 
     # ------------------------------------------------------------------------- rounds
     def run_round(self) -> bool:
@@ -94,9 +113,8 @@ class _Liquidator:
         leaves no records and keeps the cascade's round number.
         """
         self.progress = 0
-        mark = self.mark()
-        if mark is not None:
-            self.enqueue_crossed(mark)
+        self.refresh_marks()
+        self.enqueue_crossed()
         if not self.queue:
             self.round_number = 0
             return False
@@ -116,50 +134,80 @@ class _Liquidator:
         self.round_number += 1
         return True
 
-    def enqueue_crossed(self, mark: int) -> None:
-        """Accounts whose liquidation price the mark reached, and the fund if it holds a
-        position, join the back of the queue in ascending owner id. O(q + k log k) for q queued
-        and k crossed."""
+    def enqueue_crossed(self) -> None:
+        """Accounts the marks made liquidatable (``_Ledger.crossed``), and the fund if it holds
+        a position (in marked instruments), join the back of the queue in ascending owner id
+        and lose their open orders. O(q + k log k) for q queued and k crossed, plus the
+        multi-position accounts."""
         queued = {episode.owner for episode in self.queue}
-        crossed = []
-        for key in reversed(self.ledger.longs):
-            if key[0] < mark:
-                break
-            crossed.append(key[1])
-        for key in self.ledger.shorts:
-            if key[0] > mark:
-                break
-            crossed.append(key[1])
-        fund = self.ledger.accounts[INSURANCE_FUND]
-        if fund.position != 0:
+        crossed = self.ledger.crossed()
+        held = self.ledger.accounts[INSURANCE_FUND].held()
+        if held and all(self.ledger.instruments[j].mark is not None for j in held):
             crossed.append(INSURANCE_FUND)
         for owner in sorted(set(crossed) - queued):
             self.queue.append(_Episode(owner, self.round_number))
             self.cancel_orders_of(owner)
 
     def serve(self, episode: _Episode, cap_left: int | None) -> int | None:
-        """Serve one queue entry; return the notional used, or None to end the round's service."""
+        """Serve one queue entry, position by position (close order ALL: one forced order per
+        instrument, ascending); return the notional used, or None to end the round's service."""
         ledger = self.ledger
         a = ledger.accounts[episode.owner]
         is_fund = a.owner == INSURANCE_FUND
-        mark = self.mark()
-        if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, mark)):
+        self.refresh_marks()
+        if not a.held() or (not is_fund and not ledger.liquidatable(a)):
             self.queue.remove(episode)
             return 0
+        fund = ledger.accounts[INSURANCE_FUND]
+        fund_before, self.bad_debt_noted = fund.collateral, 0
+        used = 0
+        side = Side.SELL
+        served = False
+        for i in a.held():
+            if (served and not is_fund and self.sizing != Sizing.FULL
+                    and not ledger.liquidatable(a)):
+                break
+            if a.positions[i].position == 0:
+                continue
+            self.i = i
+            side = Side.SELL if a.positions[i].position > 0 else Side.BUY
+            step = self.serve_position(episode, a, is_fund, side,
+                                       None if cap_left is None else cap_left - used)
+            if step is None:
+                return None
+            used += step
+            served = True
+        if not a.held() and a.collateral < 0 and not is_fund:
+            self.cover_shortfall(episode, a, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = max(0, -fund.collateral) - max(0, -fund_before) - self.bad_debt_noted
+        if deeper > 0:
+            self.record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
+                        0, 0, None, self.mark(), bad_debt=deeper)
+        self.refresh_marks()
+        if not a.held() or (not is_fund and not ledger.liquidatable(a)):
+            self.queue.remove(episode)
+        return used
+
+    def serve_position(self, episode: _Episode, a: _Account, is_fund: bool, side: int,
+                       cap_left: int | None) -> int | None:
+        """One position's forced order (instrument ``self.i``): steps 2.2-2.7; return the
+        notional used, or None when the round's cap leaves it no lot."""
+        ledger = self.ledger
+        i = self.i
+        mark = self.mark()
         # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
-        taken = not is_fund and self.takes_over(a, mark)
-        held = abs(a.position)
+        taken = not is_fund and self.takes_over(a)
+        held = abs(a.positions[i].position)
         # FRACTION's cooldown (step 2.2): whole orders for a while after a partial step.
         size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
             self.size(a, mark))
-        if not taken and cap_left is not None and ledger.value(mark, size) > cap_left:
+        if not taken and cap_left is not None and self.value(mark, size) > cap_left:
             size = cap_left // (mark * self.k)
         if size == 0:
             return None
-        fund = ledger.accounts[INSURANCE_FUND]
-        fund_before, self.bad_debt_noted = fund.collateral, 0
-        side = Side.SELL if a.position > 0 else Side.BUY
-        bankruptcy = ledger.bankruptcy_price(a)
+        bankruptcy = ledger.bankruptcy_price(a, i)
         filled = steps_used = 0
         if taken:
             self.take_over(episode, a, side, size, max(1, bankruptcy))
@@ -169,21 +217,11 @@ class _Liquidator:
             if filled and not is_fund and self.sizing == Sizing.INCREMENTAL:
                 steps_used = self.incremental_steps(
                     episode, a, side,
-                    None if cap_left is None else cap_left - ledger.value(mark, size))
+                    None if cap_left is None else cap_left - self.value(mark, size))
         if (filled and size < held and self.cooldown_rounds and not is_fund
                 and self.sizing == Sizing.FRACTION):
             episode.cooldown_end = min(INT64_MAX, self.rounds_run + self.cooldown_rounds)
-        if a.position == 0 and a.collateral < 0 and not is_fund:
-            self.cover_shortfall(episode, a, side)
-        # The fund can also lose by trading the positions it took over; when that takes it
-        # (further) below zero, say so in a SHORTFALL record of its own.
-        deeper = max(0, -fund.collateral) - max(0, -fund_before) - self.bad_debt_noted
-        if deeper > 0:
-            self.record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
-                        0, 0, None, self.mark(), bad_debt=deeper)
-        if a.position == 0 or (not is_fund and not ledger.liquidatable_at(a, self.mark())):
-            self.queue.remove(episode)
-        return 0 if taken else ledger.value(mark, size) + steps_used
+        return 0 if taken else self.value(mark, size) + steps_used
 
     def send_order(self, episode: _Episode, a: _Account, is_fund: bool, side: int, size: int,
                    mark: int, bankruptcy: int) -> int:
@@ -206,16 +244,16 @@ class _Liquidator:
             events = self.book.market(order_id, side, size, a.owner)
         else:
             events = self.book.ioc(order_id, side, limit, size, a.owner)
-        self.ledger.settle_events(events)
+        self.ledger.settle_events(self.i, events)
         fills = [(ev.price, ev.qty) for ev in events
                  if ev.kind == EventKind.TRADE and ev.order_id == order_id]
         filled = sum(q for _, q in fills)
-        value = sum(self.ledger.value(p, q) for p, q in fills)
+        value = sum(self.value(p, q) for p, q in fills)
         fee = 0
         if not is_fund and self.liquidation_fee_ppm and value:
             after = self.mark()
             fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM),
-                      max(0, self.ledger.equity(a, after)))
+                      max(0, self.ledger.equity_at(a, self.i, after)))
             if fee:
                 self.ledger.charge(a, fee, to_fund=True)
         notional_price = Fraction(value, filled * self.k) if filled else None
@@ -236,32 +274,32 @@ class _Liquidator:
                           cap_left: int | None) -> int:
         """INCREMENTAL's steps after the first (step 2.2): the mark looked at afresh, the account
         checked at it, then an order of ``size`` lots cut to ``cap_left``, what is left of the
-        round's cap (None: none); until the account is no longer liquidatable, closed, a step
-        fills nothing or the cap is spent. Return the notional at their marks the steps took
-        from the cap (0 with no cap). A step that goes on filled a lot, so O(|q|) steps."""
+        round's cap (None: none); until the account is no longer liquidatable, the position is
+        closed, a step fills nothing or the cap is spent. Return the notional at their marks the
+        steps took from the cap (0 with no cap). A step that goes on filled a lot, so O(|q|)
+        steps."""
         used = 0
         while True:
             mark = self.mark()
-            if a.position == 0 or not self.ledger.liquidatable_at(a, mark):
+            if a.positions[self.i].position == 0 or not self.ledger.liquidatable(a):
                 return used
             size = self.size(a, mark)
             if cap_left is not None:
-                if self.ledger.value(mark, size) > cap_left - used:
+                if self.value(mark, size) > cap_left - used:
                     size = (cap_left - used) // (mark * self.k)
                     if size == 0:
                         return used
-                used += self.ledger.value(mark, size)
-            bankruptcy = self.ledger.bankruptcy_price(a)
+                used += self.value(mark, size)
+            bankruptcy = self.ledger.bankruptcy_price(a, self.i)
             if self.send_order(episode, a, False, side, size, mark, bankruptcy) == 0:
                 return used
 
-    def takes_over(self, a: _Account, mark: int) -> bool:
+    def takes_over(self, a: _Account) -> bool:
         """Whether a served account is taken over whole instead of sent to the book: its equity
-        at the mark below ``takeover_below_ppm`` of its MM, ``10**6 E < ppm x MM`` exactly.
+        at the marks below ``takeover_below_ppm`` of its MM, ``10**6 E < ppm x MM`` exactly.
         Never with the setting at 0."""
         return self.takeover_below_ppm > 0 and (
-            PPM * self.ledger.equity(a, mark)
-            < self.takeover_below_ppm * self.ledger.maintenance(a, mark))
+            PPM * self.ledger.equity(a) < self.takeover_below_ppm * self.ledger.maintenance(a))
 
     def order_limit(self, limit_rule: int, side: int, mark: int, bankruptcy: int) -> int | None:
         """The limit price of a forced order under ``limit_rule`` (step 2.4); None: MARKET."""
@@ -279,12 +317,12 @@ class _Liquidator:
         rule's ``limit`` and the worst price at which ``size`` lots lose no more beyond the
         bankruptcy price than the fund's balance and the account's equity there can pay."""
         fund = self.ledger.accounts[INSURANCE_FUND]
-        budget = max(0, fund.collateral) + max(0, self.ledger.equity(a, bankruptcy))
+        budget = max(0, fund.collateral) + max(0, self.ledger.equity_at(a, self.i, bankruptcy))
         step = budget // (size * self.k)
         if side == Side.SELL:
             covered = max(1, bankruptcy - step)
             return covered if limit is None else max(limit, covered)
-        covered = max(1, min(bankruptcy + step, self.ledger.max_price))
+        covered = max(1, min(bankruptcy + step, self.instr.max_price))
         return covered if limit is None else min(limit, covered)
 
     def blocked_depth(self, side: int, rule_limit: int | None, limit: int, wanted: int) -> int:
@@ -292,26 +330,28 @@ class _Liquidator:
         own limit would take and the fund-covered ``limit`` did not."""
         opposite = -side
         if rule_limit is None:
-            rule_limit = 1 if side == Side.SELL else self.ledger.max_price
+            rule_limit = 1 if side == Side.SELL else self.instr.max_price
         within_rule = self.book.resting_qty(opposite, rule_limit)
         within_limit = self.book.resting_qty(opposite, limit)
         return min(wanted, within_rule - within_limit)
 
     def cancel_orders_of(self, owner: int) -> None:
-        """An account entering liquidation loses its resting orders and armed stops (id order)."""
-        for order_id in self.book.orders_of(owner):
-            self.book.cancel(order_id)
-            # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
-            # that looks at the accounts the new mark crosses.
-            self.progress += 1
+        """An account entering liquidation loses its resting orders and armed stops (instrument
+        ascending, id order within a book)."""
+        for instrument in self.ledger.instruments:
+            for order_id in instrument.book.orders_of(owner):
+                instrument.book.cancel(order_id)
+                # A cancel can move a MID mark: it counts as progress, so the run goes on to a
+                # round that looks at the accounts the new mark crosses.
+                self.progress += 1
 
     def size(self, a: _Account, mark: int) -> int:
-        """Lots of a forced order under the sizing rule."""
-        q = abs(a.position)
+        """Lots of a forced order on the position being served under the sizing rule."""
+        q = abs(a.positions[self.i].position)
         if self.sizing == Sizing.FULL:
             return q
         if self.sizing == Sizing.FRACTION:
-            if self.fraction_above and self.ledger.value(mark, q) <= self.fraction_above:
+            if self.fraction_above and self.value(mark, q) <= self.fraction_above:
                 return q
             return min(q, max(1, ceil_div(q * self.fraction_ppm, PPM)))
         if self.sizing == Sizing.TIER_STEP:
@@ -325,8 +365,8 @@ class _Liquidator:
         """TIER_STEP: the fewest lots x with V(mark, q - x) at most the cap of the tier below
         that of V(mark, q) (the mark notional, whatever ``mm_basis``); all q in the lowest tier.
         O(tiers)."""
-        tiers = self.ledger.tiers
-        tier = tiers.tier_of(self.ledger.value(mark, q))
+        tiers = self.instr.tiers
+        tier = tiers.tier_of(self.value(mark, q))
         if tier == 0:
             return q
         return q - tiers.caps[tier - 1] // (mark * self.k)
@@ -335,10 +375,12 @@ class _Liquidator:
         """RESTORE: the fewest lots x < |q| that ``restores`` says leave the account out of
         the queue, walking the resting book within the order's limit; all |q| if none. O(|q|)
         (the compiled twin skips the lots that cannot restore)."""
-        q = abs(a.position)
-        side = Side.SELL if a.position > 0 else Side.BUY
-        limit = self.order_limit(self.limit_rule, side, mark, self.ledger.bankruptcy_price(a))
-        equity = self.ledger.equity(a, mark)
+        position = a.positions[self.i].position
+        q = abs(position)
+        side = Side.SELL if position > 0 else Side.BUY
+        limit = self.order_limit(self.limit_rule, side, mark,
+                                 self.ledger.bankruptcy_price(a, self.i))
+        equity = self.ledger.equity_at(a, self.i, mark)
         prices, depths = self.book.l2(2**62)[3:5] if side == Side.BUY else self.book.l2(
             2**62)[0:2]
         done = value = 0  # lots and value of the levels passed
@@ -346,29 +388,31 @@ class _Liquidator:
             if limit is not None and (price < limit if side == Side.SELL else price > limit):
                 break
             for x in range(done + 1, min(done + depth, q - 1) + 1):
-                if self.restores(a, x, value + self.ledger.value(price, x - done), equity,
-                                 mark):
+                if self.restores(a, x, value + self.value(price, x - done), equity, mark):
                     return x
             done += depth
-            value += self.ledger.value(price, depth)
+            value += self.value(price, depth)
             if done >= q - 1:
                 break
         return q
 
     def restores(self, a: _Account, x: int, value: int, equity: int, mark: int) -> bool:
-        """Whether closing x of a's q lots for ``value`` quote units leaves the equity at
-        ``mark``, less the liquidation fee on them (capped at that equity, at least 0), not
-        short (``trigger``) of the maintenance margin of the q - x lots left (``mm_basis``: on
-        their notional at the mark, or on the cost they keep, C - floor(C x / q))."""
-        q = abs(a.position)
-        cost = self.ledger.value(mark, x) - value if a.position > 0 else (
-            value - self.ledger.value(mark, x))
+        """Whether closing x of the served position's q lots for ``value`` quote units leaves
+        the equity at ``mark``, less the liquidation fee on them (capped at that equity, at
+        least 0), not short (``trigger``) of the maintenance margin of the other positions and
+        the q - x lots left (``mm_basis``: on their notional at the mark, or on the cost they
+        keep, C - floor(C x / q))."""
+        p = a.positions[self.i]
+        q = abs(p.position)
+        cost = self.value(mark, x) - value if p.position > 0 else (
+            value - self.value(mark, x))
         after = equity - cost
         fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM), max(0, after))
-        left = copy(a)
-        left.position = a.position - x if a.position > 0 else a.position + x
-        left.cost = a.cost - a.cost * x // q
-        return not self.ledger.short_of(after - fee, self.ledger.maintenance(left, mark))
+        left = copy(p)
+        left.position = p.position - x if p.position > 0 else p.position + x
+        left.cost = p.cost - p.cost * x // q
+        margin = self.ledger.others(a, self.i)[1] + self.ledger.margin_of(self.i, left, mark)
+        return not self.ledger.short_of(after - fee, margin)
 
     # ------------------------------------------------------------------------ records
     def record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
@@ -378,14 +422,15 @@ class _Liquidator:
         self.records.append(self.record_row(
             self.round_number, episode.generation, episode.owner, counterparty, qty, filled,
             notional, mark_before, self.mark(), fee, fund_cover, socialized, bad_debt, int(side),
-            int(kind)))
+            int(kind), self.i))
 
     def record_row(self, round_number, generation, owner, counterparty, qty, filled, notional,
-                   mark_before, mark_after, fee, fund_cover, socialized, bad_debt, side, kind):
+                   mark_before, mark_after, fee, fund_cover, socialized, bad_debt, side, kind,
+                   instrument):
         """A FORCED_DTYPE row: avg_price = notional / (filled k) and the slippage against the
         mark before, each rounded once from its exact value (NaN when nothing filled)."""
         if filled:
-            avg_price = Fraction(notional, filled * self.k)
+            avg_price = Fraction(notional, filled * self.ledger.instruments[instrument].k)
             avg = float(avg_price)
             slippage = float((mark_before - avg_price) if side == Side.SELL
                              else (avg_price - mark_before))
@@ -393,7 +438,7 @@ class _Liquidator:
             avg, slippage = float("nan"), float("nan")
         return (round_number, generation, owner, counterparty, qty, filled, notional, avg,
                 mark_before, mark_after, slippage, fee, fund_cover, socialized, bad_debt, side,
-                kind, 0)
+                kind, instrument)
 
     def records_array(self, first: int) -> np.ndarray:
         """The records from ``first`` on, FORCED_DTYPE rows, padding bytes zeroed (field by
@@ -413,36 +458,38 @@ class _Liquidator:
     def take_over(self, episode, a: _Account, side: int, remainder: int, price: int) -> None:
         """Rule 2: move an unfilled remainder off the book (backstop, fund, then ADL)."""
         ledger = self.ledger
+        i = self.i
         mark = self.mark()
         direction = -side  # +1: the taker of the remainder buys (the account was long)
         if self.backstop is not None and self.backstop in ledger.accounts and remainder:
             backstop = ledger.accounts[self.backstop]
-            room = self.max_position - backstop.position * direction
+            room = self.instr.max_position - backstop.pos(i).position * direction
             qty = min(remainder, max(0, room))
             if qty:
                 if direction > 0:
                     bs_price = max(1, price * (PPM - self.backstop_discount_ppm) // PPM)
                 else:
                     bs_price = ceil_div(price * (PPM + self.backstop_discount_ppm), PPM)
-                ledger.move(a, backstop, direction, bs_price, qty)
+                ledger.move(a, backstop, i, direction, bs_price, qty)
                 self.record(episode, ForcedKind.BACKSTOP, side, qty, qty, Fraction(bs_price),
                             mark, counterparty=backstop.owner)
                 remainder -= qty
         fund = ledger.accounts[INSURANCE_FUND]
-        if remainder and self.fund_can_take(fund, direction, price, remainder, mark):
-            ledger.move(a, fund, direction, price, remainder)
+        if remainder and self.fund_can_take(fund, direction, price, remainder):
+            ledger.move(a, fund, i, direction, price, remainder)
             self.record(episode, ForcedKind.FUND_TAKEOVER, side, remainder, remainder,
                         Fraction(price), mark, counterparty=INSURANCE_FUND)
             remainder = 0
         if remainder and self.deficit == Deficit.ADL:
             self.deleverage(episode, a, side, remainder, price, mark)
 
-    def fund_can_take(self, fund, direction, price, qty, mark) -> bool:
-        """Whether the fund, after taking ``qty`` lots at ``price``, has equity for their MM
-        (on ``mm_basis``; ``>=`` whatever the trigger: the fund is never liquidated)."""
-        trial = copy(fund)
-        self.ledger.apply_fill(trial, direction * qty, price)
-        return self.ledger.equity(trial, mark) >= self.ledger.maintenance(trial, mark)
+    def fund_can_take(self, fund, direction, price, qty) -> bool:
+        """Whether the fund, after taking ``qty`` lots at ``price``, has equity for the MM of
+        its positions (on ``mm_basis``; ``>=`` whatever the trigger: the fund is never
+        liquidated)."""
+        trial = fund.trial()
+        self.ledger.apply_fill(trial, self.i, direction * qty, price)
+        return self.ledger.equity(trial) >= self.ledger.maintenance(trial)
 
     # ---------------------------------------------------------------------------- ADL
     def deleverage(self, episode, a: _Account, side: int, remainder: int, price: int,
@@ -453,7 +500,7 @@ class _Liquidator:
         direction = -side  # +1: the counterparty buys (the account was long)
         capped = []
         for other in self.ranked(a, mark):
-            qty = min(remainder, abs(other.position))
+            qty = min(remainder, abs(other.positions[self.i].position))
             if self.adl_price(other, direction, qty, price, mark) != price:
                 capped.append(other)
                 continue
@@ -461,7 +508,7 @@ class _Liquidator:
             if remainder == 0:
                 return 0
         for other in capped:
-            qty = min(remainder, abs(other.position))
+            qty = min(remainder, abs(other.positions[self.i].position))
             at = self.adl_price(other, direction, qty, price, mark)
             remainder = self.adl_close(episode, a, other, side, qty, at, mark, remainder)
             if remainder == 0:
@@ -469,7 +516,7 @@ class _Liquidator:
         return remainder
 
     def adl_close(self, episode, a, other, side, qty, price, mark, remainder) -> int:
-        self.ledger.move(a, other, -side, price, qty)
+        self.ledger.move(a, other, self.i, -side, price, qty)
         self.record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
                     counterparty=other.owner)
         return remainder - qty
@@ -479,39 +526,45 @@ class _Liquidator:
         """Where ``other`` closes ``qty`` lots against the bankruptcy ``price``: never worse
         for it than its cap, the better of the mark and the price that realises no loss on
         those lots (its released cost / (qty k), floor for a buy, ceil for a sell)."""
-        released = other.cost * qty // abs(other.position)
+        p = other.positions[self.i]
+        released = p.cost * qty // abs(p.position)
         if direction > 0:   # other is short and buys back
             return min(price, max(mark, released // (qty * self.k)))
         return max(price, min(mark, ceil_div(released, qty * self.k)))
 
     def ranked(self, a: _Account, mark: int) -> list[_Account]:
-        """Opposing accounts with positive equity, best ranked first (``adl_ranking``), ties by
-        owner id. O(n log n)."""
+        """Accounts opposing a's position in the served instrument with positive equity, best
+        ranked first (``adl_ranking``), ties by owner id. O(n log n)."""
+        i = self.i
+        long = a.positions[i].position > 0
         ranked = []
         for other in self.ledger.accounts.values():
-            if other is a or other.owner == INSURANCE_FUND or other.position == 0:
+            p = other.positions.get(i)
+            if other is a or other.owner == INSURANCE_FUND or p is None or p.position == 0:
                 continue
-            if (other.position > 0) == (a.position > 0):
+            if (p.position > 0) == long:
                 continue
-            equity = self.ledger.equity(other, mark)
-            if equity <= 0 or other.cost == 0:
+            equity = self.ledger.equity(other)
+            if equity <= 0 or p.cost == 0:
                 continue
             ranked.append((-self.adl_key(other, equity, mark), other.owner, other))
         ranked.sort(key=lambda row: (row[0], row[1]))
         return [row[2] for row in ranked]
 
     def adl_key(self, other: _Account, equity: int, mark: int) -> Fraction:
-        """The ranking key of an opposing account with positive equity (docs/liquidation.md)."""
-        profit = self.ledger.unrealised(other, mark)
+        """The ranking key of an opposing account with positive equity (docs/liquidation.md):
+        its position in the served instrument, its account's equity and collateral."""
+        p = other.positions[self.i]
+        profit = self.ledger.unrealised(other, self.i, mark)
         if self.adl_ranking == AdlRanking.PNL_RATIO:
-            return Fraction(profit, other.cost)
-        notional = self.ledger.value(mark, abs(other.position))
+            return Fraction(profit, p.cost)
+        notional = self.value(mark, abs(p.position))
         if self.adl_ranking == AdlRanking.BINANCE:
-            margin = self.ledger.maintenance(other, mark)
+            margin = self.ledger.margin_of(self.i, p, mark)
             return Fraction(max(0, profit) * margin, max(1, other.collateral) * equity)
         if profit >= 0:
-            return Fraction(profit * notional, other.cost * equity)
-        return Fraction(profit * equity, other.cost * notional)
+            return Fraction(profit * notional, p.cost * equity)
+        return Fraction(profit * equity, p.cost * notional)
 
     # ---------------------------------------------------------------------- shortfall
     def cover_shortfall(self, episode, a: _Account, side: int) -> None:
@@ -533,13 +586,16 @@ class _Liquidator:
                     fund_cover=cover, socialized=socialized, bad_debt=rest)
 
     def socialize(self, bankrupt: _Account, amount: int) -> int:
-        """Charge ``amount`` pro rata to unrealised profits (largest remainder); return charged."""
-        mark = self.mark()
+        """Charge ``amount`` pro rata to unrealised profits, each account's summed over its
+        positions at their marks (largest remainder); return what was charged."""
+        self.refresh_marks()
+        ledger = self.ledger
         profits = []
-        for other in sorted(self.ledger.accounts.values(), key=lambda acc: acc.owner):
+        for other in sorted(ledger.accounts.values(), key=lambda acc: acc.owner):
             if other is bankrupt or other.owner == INSURANCE_FUND:
                 continue
-            profit = self.ledger.unrealised(other, mark)
+            profit = sum(ledger.unrealised(other, j, ledger.instruments[j].mark)
+                         for j in other.held())
             if profit > 0:
                 profits.append((other, profit))
         total = sum(p for _, p in profits)
@@ -569,7 +625,7 @@ class _Liquidator:
 
     def record_rows(self) -> list[tuple]:
         """The records without their derived avg_price and slippage (RECORD_FIELDS)."""
-        return [tuple(row[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 16))
+        return [tuple(row[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 16, 17))
                 for row in self.records]
 
     def fund_rows(self) -> list[tuple[int, int]]:

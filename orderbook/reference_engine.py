@@ -21,11 +21,13 @@ from ._engine_args import (
     RATES,
     book_rules,
     deposit_amount,
-    equity_mark,
+    equity_marks,
     exposure,
     fair_mark_fits,
     funding_basis_arg,
+    instrument_arg,
     insufficient_margin,
+    isolated_venue,
     limit_price,
     limit_rule_arg,
     margin_amount,
@@ -36,6 +38,7 @@ from ._engine_args import (
     seeded_position,
     settings,
     user_order_id,
+    venue_instruments,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from ._reference_liquidator import _Liquidator
@@ -52,6 +55,7 @@ from .events import (
     Kind,
     MarginBasis,
     MarkRule,
+    PositionInfo,
     SelfTradePrevention,
     Sizing,
     Trigger,
@@ -65,17 +69,57 @@ from .reference import OrderBook
 __all__ = ["Engine"]
 
 
+class _Position:
+    __slots__ = ("position", "cost")
+
+    def __init__(self, position: int = 0, cost: int = 0):
+        self.position = position  # signed lots
+        self.cost = cost          # entry value of |position|, quote units
+
+
 class _Account:
-    __slots__ = ("owner", "collateral", "position", "cost", "exempt", "isolated", "reserve")
+    __slots__ = ("owner", "collateral", "positions", "exempt", "isolated", "reserve")
 
     def __init__(self, owner: int, collateral: int, exempt: bool, isolated=False, reserve=0):
         self.owner = owner
-        self.collateral = collateral  # backs the position (an isolated account's margin)
-        self.position = 0
-        self.cost = 0
+        self.collateral = collateral  # backs the positions (an isolated account's margin)
+        self.positions: dict[int, _Position] = {}  # by instrument; flat ones may stay
         self.exempt = exempt
         self.isolated = isolated
         self.reserve = reserve        # an isolated account's balance outside its margin
+
+    def pos(self, i: int) -> _Position:
+        """The position in instrument ``i`` (created flat on first use)."""
+        p = self.positions.get(i)
+        if p is None:
+            p = self.positions[i] = _Position()
+        return p
+
+    def held(self) -> list[int]:
+        """Instruments with a nonzero position, ascending."""
+        return sorted(i for i, p in self.positions.items() if p.position)
+
+    def trial(self) -> "_Account":
+        """A copy to try a fill on (positions copied too)."""
+        other = _Account(self.owner, self.collateral, self.exempt, self.isolated, self.reserve)
+        other.positions = {i: _Position(p.position, p.cost) for i, p in self.positions.items()}
+        return other
+
+
+class _Instrument:
+    """One contract of the venue: its book, margin settings, mark inputs and indexes."""
+
+    def __init__(self, index: int, name: str, k: int, tiers, max_price: int, max_position: int,
+                 mark_rule, book: OrderBook):
+        self.index, self.name, self.k, self.tiers = index, name, k, tiers
+        self.max_price, self.max_position, self.mark_rule = max_price, max_position, mark_rule
+        self.book = book
+        self.index_price: int | None = None
+        self.funding_basis_ppm = 0
+        self.mark: int | None = None
+        self.longs = SortedList()   # (liquidation price, owner) of one-position longs here
+        self.shorts = SortedList()  # (liquidation price, owner) of one-position shorts here
+        self.trades: list = []      # every trade settled on this book, forced ones included
 
 
 # ==================================================================================== ledger
@@ -84,144 +128,227 @@ class _Account:
 class _Ledger:
     """The accounts of one Engine: money, margin, the liquidation-price indexes, settlement.
 
-    ``k`` is quote units per tick x lot; fees are in ppm of a trade's value.
+    ``instruments`` are the venue's (k: quote units per tick x lot of each); fees are in ppm of a
+    trade's value. Positions are per instrument against one collateral (cross margin); where a
+    rule looks at one position with the others held fixed, they are at their current marks.
     """
 
-    def __init__(self, k: int, tiers, max_price: int, taker_fee_ppm: int, maker_fee_ppm: int,
+    def __init__(self, instruments: list[_Instrument], taker_fee_ppm: int, maker_fee_ppm: int,
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK):
-        self.k, self.tiers, self.max_price = k, tiers, max_price
+        self.instruments = instruments
         self.trigger, self.mm_basis = trigger, mm_basis
         self.taker_fee_ppm, self.maker_fee_ppm = taker_fee_ppm, maker_fee_ppm
         self.accounts: dict[int, _Account] = {}
-        self.longs = SortedList()   # (liquidation price, owner) of long positions
-        self.shorts = SortedList()  # (liquidation price, owner) of short positions
+        self.multi = set()          # owners holding two or more positions (not exempt)
         self.indexed: dict[int, tuple[SortedList, tuple[int, int]]] = {}
         self.fees_collected = 0     # quote units the trading fees took out of the accounts
-        self.trades: list = []      # every trade settled, forced ones included
 
     # -------------------------------------------------------------------------- money
-    def value(self, price: int, qty: int) -> int:
-        """V(price, qty): quote units of ``qty`` lots at ``price`` ticks. O(1)."""
-        return price * qty * self.k
+    def value(self, i: int, price: int, qty: int) -> int:
+        """V(price, qty): quote units of ``qty`` lots of instrument ``i`` at ``price`` ticks."""
+        return price * qty * self.instruments[i].k
 
-    def unrealised(self, a: _Account, mark: int | None) -> int:
-        if a.position == 0 or mark is None:
+    def unrealised(self, a: _Account, i: int, mark: int | None) -> int:
+        """Profit of a's position in ``i`` at ``mark`` (0 without one)."""
+        p = a.positions.get(i)
+        if p is None or p.position == 0 or mark is None:
             return 0
-        if a.position > 0:
-            return self.value(mark, a.position) - a.cost
-        return a.cost - self.value(mark, -a.position)
+        if p.position > 0:
+            return self.value(i, mark, p.position) - p.cost
+        return p.cost - self.value(i, mark, -p.position)
 
-    def equity(self, a: _Account, mark: int | None) -> int:
-        return a.collateral + self.unrealised(a, mark)
+    def margin_of(self, i: int, p: _Position, mark: int | None) -> int:
+        """MM of one position on ``mm_basis``: on its notional at the mark (0 without one), or
+        on its entry value (the cost, which needs no mark). O(tiers)."""
+        tiers = self.instruments[i].tiers
+        if self.mm_basis == MarginBasis.ENTRY:
+            return tiers.maintenance(p.cost)
+        return tiers.maintenance(self.value(i, mark or 0, abs(p.position)))
+
+    def others(self, a: _Account, i: int) -> tuple[int, int]:
+        """(unrealised profit, MM) of a's positions other than ``i``, at their marks."""
+        profit = margin = 0
+        for j in a.held():
+            if j != i:
+                mark = self.instruments[j].mark
+                profit += self.unrealised(a, j, mark)
+                margin += self.margin_of(j, a.positions[j], mark)
+        return profit, margin
+
+    def equity(self, a: _Account) -> int:
+        """Collateral plus the unrealised profit of every position at its mark."""
+        return a.collateral + sum(self.unrealised(a, j, self.instruments[j].mark)
+                                  for j in a.held())
+
+    def maintenance(self, a: _Account) -> int:
+        """The sum of the positions' MM at their marks."""
+        return sum(self.margin_of(j, a.positions[j], self.instruments[j].mark)
+                   for j in a.held())
+
+    def equity_at(self, a: _Account, i: int, price: int | None) -> int:
+        """Equity with instrument ``i`` at ``price``, the others at their marks."""
+        return a.collateral + self.others(a, i)[0] + self.unrealised(a, i, price)
+
+    def maintenance_at(self, a: _Account, i: int, price: int | None) -> int:
+        """MM with instrument ``i`` at ``price``, the others at their marks."""
+        return self.others(a, i)[1] + self.margin_of(i, a.pos(i), price)
 
     # ------------------------------------------------------------------------- margin
-    def maintenance(self, a: _Account, mark: int | None) -> int:
-        """MM of the position on ``mm_basis``: on its notional at the mark (0 without one), or
-        on its entry value (the cost, which needs no mark). O(tiers)."""
-        if self.mm_basis == MarginBasis.ENTRY:
-            return self.tiers.maintenance(a.cost)
-        return self.tiers.maintenance(self.value(mark or 0, abs(a.position)))
-
     def short_of(self, equity: int, margin: int) -> bool:
         """The trigger: ``equity < margin`` (BELOW) or ``equity <= margin`` (AT_OR_BELOW)."""
         if self.trigger == Trigger.AT_OR_BELOW:
             return equity <= margin
         return equity < margin
 
-    def liquidatable_at(self, a: _Account, price: int) -> bool:
-        if a.exempt or a.position == 0:
+    def liquidatable(self, a: _Account) -> bool:
+        """Not exempt, holding a position, every instrument it holds marked, E short of MM."""
+        held = a.held()
+        if a.exempt or not held or any(self.instruments[j].mark is None for j in held):
             return False
-        return self.short_of(self.equity(a, price), self.maintenance(a, price))
+        return self.short_of(self.equity(a), self.maintenance(a))
 
-    def liquidation_price(self, a: _Account) -> int | None:
-        """Long: the largest liquidatable price; short: the smallest (binary search, monotone):
-        O(log max_price); on the entry basis solved for: O(tiers)."""
-        if a.exempt or a.position == 0:
+    def liquidatable_at(self, a: _Account, i: int, price: int) -> bool:
+        """Whether a would be liquidatable with instrument ``i`` at ``price`` (others fixed)."""
+        p = a.positions.get(i)
+        if a.exempt or p is None or p.position == 0:
+            return False
+        profit, margin = self.others(a, i)
+        return self.short_of(a.collateral + profit + self.unrealised(a, i, price),
+                             margin + self.margin_of(i, p, price))
+
+    def liquidation_price(self, a: _Account, i: int) -> int | None:
+        """Position ``i``'s liquidation price, the others held at their marks. Long: the largest
+        liquidatable price; short: the smallest (binary search, monotone): O(log max_price);
+        on the entry basis solved for: O(tiers)."""
+        p = a.positions.get(i)
+        if a.exempt or p is None or p.position == 0:
             return None
         if self.mm_basis == MarginBasis.ENTRY:
-            return self.entry_liquidation_price(a)
-        if a.position > 0:
-            if not self.liquidatable_at(a, 0):
+            return self.entry_liquidation_price(a, i)
+        max_price = self.instruments[i].max_price
+        if p.position > 0:
+            if not self.liquidatable_at(a, i, 0):
                 return None
-            lo, hi = 0, self.max_price + 1  # liquidatable at lo, not at hi
+            lo, hi = 0, max_price + 1  # liquidatable at lo, not at hi
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                if self.liquidatable_at(a, mid):
+                if self.liquidatable_at(a, i, mid):
                     lo = mid
                 else:
                     hi = mid
             return lo
-        if not self.liquidatable_at(a, self.max_price):
+        if not self.liquidatable_at(a, i, max_price):
             return None
-        lo, hi = -1, self.max_price  # not liquidatable at lo, liquidatable at hi
+        lo, hi = -1, max_price  # not liquidatable at lo, liquidatable at hi
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self.liquidatable_at(a, mid):
+            if self.liquidatable_at(a, i, mid):
                 hi = mid
             else:
                 lo = mid
         return hi
 
-    def entry_liquidation_price(self, a: _Account) -> int | None:
+    def entry_liquidation_price(self, a: _Account, i: int) -> int | None:
         """The liquidation price with MM fixed at M = MM(C) (docs/liquidation.md, "Margin"):
-        the equity is linear in the price, so the boundary is solved for exactly."""
-        margin = self.tiers.maintenance(a.cost)
+        the equity is linear in the price, so the boundary is solved for exactly. The other
+        positions enter as collateral (their profit) and margin (their MM)."""
+        p = a.positions[i]
+        profit, others_margin = self.others(a, i)
+        collateral = a.collateral + profit
+        margin = others_margin + self.instruments[i].tiers.maintenance(p.cost)
         at = self.trigger == Trigger.AT_OR_BELOW
-        step = abs(a.position) * self.k  # quote units the equity moves per tick
-        if a.position > 0:
+        step = abs(p.position) * self.instruments[i].k  # quote units the equity moves per tick
+        max_price = self.instruments[i].max_price
+        if p.position > 0:
             # liquidatable at P when collateral + P step - C < M (<= M for AT_OR_BELOW)
-            need = margin + a.cost - a.collateral
+            need = margin + p.cost - collateral
             price = need // step if at else ceil_div(need, step) - 1
-            return None if price < 0 else min(price, self.max_price)
+            return None if price < 0 else min(price, max_price)
         # liquidatable at P when collateral + C - P step < M (<= M)
-        room = a.collateral + a.cost - margin
+        room = collateral + p.cost - margin
         price = ceil_div(room, step) if at else room // step + 1
-        return None if price > self.max_price else max(price, 0)
+        return None if price > max_price else max(price, 0)
 
-    def bankruptcy_price(self, a: _Account) -> int | None:
-        q = a.position
-        if q == 0:
+    def bankruptcy_price(self, a: _Account, i: int) -> int | None:
+        """Where position ``i`` leaves no equity, the others held at their marks."""
+        p = a.positions.get(i)
+        if p is None or p.position == 0:
             return None
+        collateral = a.collateral + self.others(a, i)[0]
+        q, k = p.position, self.instruments[i].k
         if q > 0:
-            return max(0, ceil_div(a.cost - a.collateral, q * self.k))
-        return max(0, (a.cost + a.collateral) // (-q * self.k))
+            return max(0, ceil_div(p.cost - collateral, q * k))
+        return max(0, (p.cost + collateral) // (-q * k))
 
     # -------------------------------------------------------------------- the indexes
     def reindex(self, a: _Account) -> None:
-        """Put the account under its current liquidation price. O(log n + log max_price)."""
+        """A one-position account under its liquidation price in its instrument's index
+        (O(log n + log max_price)); an account holding several in ``multi``."""
         old = self.indexed.pop(a.owner, None)
         if old is not None:
             old[0].remove(old[1])
-        price = self.liquidation_price(a)
+        self.multi.discard(a.owner)
+        if a.exempt:
+            return
+        held = a.held()
+        if len(held) > 1:
+            self.multi.add(a.owner)
+            return
+        if not held:
+            return
+        i = held[0]
+        price = self.liquidation_price(a, i)
         if price is not None:
-            index = self.longs if a.position > 0 else self.shorts
+            instrument = self.instruments[i]
+            index = instrument.longs if a.positions[i].position > 0 else instrument.shorts
             key = (price, a.owner)
             index.add(key)
             self.indexed[a.owner] = (index, key)
 
+    def crossed(self) -> list[int]:
+        """Owners the marks make liquidatable: each instrument's indexes walked at its mark
+        (O(log n + k)), and every account of ``multi`` evaluated (step 1 of
+        docs/market_wide.md; O(multi))."""
+        out = []
+        for instrument in self.instruments:
+            mark = instrument.mark
+            if mark is None:
+                continue
+            for key in reversed(instrument.longs):
+                if key[0] < mark:
+                    break
+                out.append(key[1])
+            for key in instrument.shorts:
+                if key[0] > mark:
+                    break
+                out.append(key[1])
+        out.extend(owner for owner in self.multi if self.liquidatable(self.accounts[owner]))
+        return out
+
     # --------------------------------------------------------------------- settlement
-    def settle(self, a: _Account, delta: int, price: int) -> None:
-        """Apply a fill of ``delta`` lots (signed) at ``price`` to an account (no fees)."""
-        self.apply_fill(a, delta, price)
+    def settle(self, a: _Account, i: int, delta: int, price: int) -> None:
+        """Apply a fill of ``delta`` lots (signed) of ``i`` at ``price`` to an account."""
+        self.apply_fill(a, i, delta, price)
         self.reindex(a)
 
-    def apply_fill(self, a: _Account, delta: int, price: int) -> None:
+    def apply_fill(self, a: _Account, i: int, delta: int, price: int) -> None:
         """The settlement arithmetic of docs/liquidation.md, on any account object."""
-        q = a.position
+        p = a.pos(i)
+        q = p.position
         if q == 0 or (q > 0) == (delta > 0):
-            a.position = q + delta
-            a.cost += self.value(price, abs(delta))
+            p.position = q + delta
+            p.cost += self.value(i, price, abs(delta))
         else:
             closed = min(abs(delta), abs(q))
-            released = a.cost * closed // abs(q)
-            value = self.value(price, closed)
+            released = p.cost * closed // abs(q)
+            value = self.value(i, price, closed)
             a.collateral += value - released if q > 0 else released - value
-            a.cost -= released
-            a.position = q + (closed if delta > 0 else -closed)
+            p.cost -= released
+            p.position = q + (closed if delta > 0 else -closed)
             rest = abs(delta) - closed
             if rest:
-                a.position = rest if delta > 0 else -rest
-                a.cost = self.value(price, rest)
+                p.position = rest if delta > 0 else -rest
+                p.cost = self.value(i, price, rest)
 
     def charge(self, a: _Account, amount: int, to_fund: bool) -> None:
         """A fee: to the insurance fund (a liquidation fee) or out of the accounts (trading)."""
@@ -232,45 +359,50 @@ class _Ledger:
             self.fees_collected += amount
         self.reindex(a)
 
-    def transfer(self, buyer: _Account, seller: _Account, price: int, qty: int) -> None:
-        """An off-book trade of ``qty`` lots at ``price``, without fees."""
-        self.settle(buyer, qty, price)
-        self.settle(seller, -qty, price)
+    def transfer(self, buyer: _Account, seller: _Account, i: int, price: int, qty: int) -> None:
+        """An off-book trade of ``qty`` lots of ``i`` at ``price``, without fees."""
+        self.settle(buyer, i, qty, price)
+        self.settle(seller, i, -qty, price)
 
-    def move(self, a: _Account, taker: _Account, direction: int, price: int, qty: int) -> None:
-        """A liquidated account's lots to the taker of its remainder; ``direction`` +1: the
-        taker buys (the account was long)."""
+    def move(self, a: _Account, taker: _Account, i: int, direction: int, price: int,
+             qty: int) -> None:
+        """A liquidated account's lots of ``i`` to the taker of its remainder; ``direction``
+        +1: the taker buys (the account was long)."""
         if direction > 0:
-            self.transfer(taker, a, price, qty)
+            self.transfer(taker, a, i, price, qty)
         else:
-            self.transfer(a, taker, price, qty)
+            self.transfer(a, taker, i, price, qty)
 
-    def settle_events(self, events) -> None:
-        """Settle the trades among a message's events, with their fees. O(events). (The compiled
-        ledger also keeps open order quantities here; the reference counts the book's orders.)"""
+    def settle_events(self, i: int, events) -> None:
+        """Settle the trades among a message's events on instrument ``i``, with their fees.
+        O(events). (The compiled ledger also keeps open order quantities here; the reference
+        counts the book's orders.)"""
         for ev in events:
             if ev.kind != EventKind.TRADE:
                 continue
-            self.trades.append(ev)
+            self.instruments[i].trades.append(ev)
             taker, maker = self.accounts[ev.owner], self.accounts[ev.maker_owner]
-            self.settle(taker, ev.side * ev.qty, ev.price)
-            self.settle(maker, -ev.side * ev.qty, ev.price)
-            value = self.value(ev.price, ev.qty)
+            self.settle(taker, i, ev.side * ev.qty, ev.price)
+            self.settle(maker, i, -ev.side * ev.qty, ev.price)
+            value = self.value(i, ev.price, ev.qty)
             if ev.order_id >= 0:  # forced orders (negative ids) pay no taker fee
                 self.charge(taker, ceil_div(value * self.taker_fee_ppm, PPM), to_fund=False)
             self.charge(maker, ceil_div(value * self.maker_fee_ppm, PPM), to_fund=False)
 
     # ------------------------------------------------------------------ saved state
     def account_rows(self) -> list[tuple]:
-        """(owner, collateral, position, cost, reserve, exempt, isolated) per account."""
-        return [(a.owner, a.collateral, a.position, a.cost, a.reserve, a.exempt, a.isolated)
+        """(owner, collateral, reserve, exempt, isolated, ((instrument, position, cost), ...))
+        per account, positions nonzero and ascending."""
+        return [(a.owner, a.collateral, a.reserve, a.exempt, a.isolated,
+                 tuple((i, a.positions[i].position, a.positions[i].cost) for i in a.held()))
                 for a in self.accounts.values()]
 
     def load_accounts(self, rows) -> None:
         """Checked rows into an empty ledger; the indexes are rebuilt."""
-        for owner, collateral, position, cost, reserve, exempt, isolated in rows:
+        for owner, collateral, reserve, exempt, isolated, positions in rows:
             account = _Account(owner, collateral, exempt, isolated, reserve)
-            account.position, account.cost = position, cost
+            for i, position, cost in positions:
+                account.positions[i] = _Position(position, cost)
             self.accounts[owner] = account
         for account in self.accounts.values():
             self.reindex(account)
@@ -296,12 +428,24 @@ class Engine:
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None):
+                 limit=None, instruments=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
         stp, amend_rule = book_rules(stp, amend_rule)
-        book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
+        book_kwargs = {"stp": stp, "amend_rule": amend_rule}
+
+        def venue():
+            return venue_instruments(instruments, tick_size, lot_size, quote_unit, tiers=tiers,
+                                     max_price=max_price, max_position=max_position,
+                                     mark_rule=mark_rule, book_type=OrderBook,
+                                     book_kwargs=book_kwargs)
+
+        if instruments is not None:
+            specs, parts = venue()
+            book = parts[0]["book"]
+        else:
+            book = OrderBook(tick_size, lot_size, **book_kwargs)
         given = settings(book.tick_size, book.lot_size, quote_unit, tiers=tiers,
                          insurance_fund=insurance_fund, backstop=backstop, round_cap=round_cap,
                          max_price=max_price, max_position=max_position,
@@ -315,11 +459,15 @@ class Engine:
                          fraction_above=fraction_above,
                          takeover_below_ppm=takeover_below_ppm,
                          cooldown_rounds=cooldown_rounds, increment=increment)
-        self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
+        if instruments is None:
+            specs, parts = venue()
+            parts[0]["book"] = book
+        self.instruments = tuple(specs)
+        self.quote_unit = given["quote_unit"]
         self.check_initial_margin = given["check_initial_margin"]
         for name in RATES:
             setattr(self, name, given[name])
-        self.mark_rule, self.sizing = given["mark_rule"], given["sizing"]
+        self.sizing = given["sizing"]
         self.limit_rule, self.deficit = given["limit_rule"], given["deficit"]
         self.adl_ranking = given["adl_ranking"]
         self.trigger, self.mm_basis = given["trigger"], given["mm_basis"]
@@ -327,28 +475,30 @@ class Engine:
         self.fraction_above = given["fraction_above"]
         self.cooldown_rounds = given["cooldown_rounds"]
         self.increment = given["increment"]
-        self.max_price, self.max_position = given["max_price"], given["max_position"]
         fund = given["insurance_fund"]
-        self._book = book
-        self.book = BookView(book)
         self.backstop = given["backstop"]
-        self._index_price: int | None = None
-        self._funding_basis_ppm = 0
-        self._mark: int | None = None
+        self._instruments = [
+            _Instrument(i, p["name"], p["k"], p["tiers"], p["max_price"], p["max_position"],
+                        p["mark_rule"], p["book"]) for i, p in enumerate(parts)]
+        self._names = [p["name"] for p in parts]
+        self._set_books()
         self._assemble()
         self._accounts[INSURANCE_FUND] = _Account(INSURANCE_FUND, fund, True)
         self.total_deposits = fund
 
+    def _set_books(self) -> None:
+        self.books = tuple(BookView(instrument.book) for instrument in self._instruments)
+        self.book = self.books[0]
+
     def _assemble(self) -> None:
         """The parts the settings configure: the ledger, and the liquidator over this engine's
-        book, ledger and mark. Called again when a pickle replaces the book."""
-        self._ledger = _Ledger(self.k, self.tiers, self.max_price, self.taker_fee_ppm,
-                               self.maker_fee_ppm, self.trigger, self.mm_basis)
+        books, ledger and marks. Called again when a pickle replaces the books."""
+        self._ledger = _Ledger(self._instruments, self.taker_fee_ppm, self.maker_fee_ppm,
+                               self.trigger, self.mm_basis)
         self._accounts = self._ledger.accounts  # one dict: the account methods use this name
         self._liquidator = _Liquidator(
-            self._book, self._ledger, self.mark_price, k=self.k, max_position=self.max_position,
-            sizing=self.sizing, limit_rule=self.limit_rule, deficit=self.deficit,
-            adl_ranking=self.adl_ranking,
+            self._ledger, self._refresh_marks, sizing=self.sizing, limit_rule=self.limit_rule,
+            deficit=self.deficit, adl_ranking=self.adl_ranking,
             fraction_ppm=self.fraction_ppm, band_ppm=self.band_ppm,
             liquidation_fee_ppm=self.liquidation_fee_ppm,
             backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,
@@ -356,15 +506,46 @@ class Engine:
             takeover_below_ppm=self.takeover_below_ppm, cooldown_rounds=self.cooldown_rounds,
             increment=self.increment)
 
+    # ------------------------------------------ instrument 0's settings (one-instrument API)
+    @property
+    def k(self) -> int:
+        """Quote units per tick x lot of instrument 0."""
+        return self._instruments[0].k
+
+    @property
+    def tiers(self):
+        """Margin tiers of instrument 0."""
+        return self._instruments[0].tiers
+
+    @property
+    def max_price(self) -> int:
+        """Highest price of instrument 0, ticks."""
+        return self._instruments[0].max_price
+
+    @property
+    def max_position(self) -> int:
+        """Largest position in instrument 0, lots."""
+        return self._instruments[0].max_position
+
+    @property
+    def mark_rule(self):
+        """Mark price rule of instrument 0 (MarkRule)."""
+        return self._instruments[0].mark_rule
+
+    def _instrument(self, instrument) -> _Instrument:
+        return self._instruments[instrument_arg(instrument, self._names)]
+
     # ------------------------------------------------------------------------ accounts
     def add_account(self, owner, collateral, *, exempt=False, isolated_margin=None) -> None:
         """Open an account with ``collateral`` quote units; exempt ones are never liquidated.
 
         With ``isolated_margin`` the account is isolated: only that much of its collateral backs
-        the position (and can be lost); the rest is its reserve.
+        the position (and can be lost); the rest is its reserve (one-instrument venues only).
         """
         owner, collateral, margin = new_account(owner, collateral, isolated_margin,
                                                 self.total_deposits, self._accounts.__contains__)
+        if isolated_margin is not None:
+            isolated_venue(len(self._instruments))
         self._accounts[owner] = _Account(owner, margin, bool(exempt), isolated_margin is not None,
                                          collateral - margin)
         self.total_deposits += collateral
@@ -395,29 +576,45 @@ class Engine:
         except KeyError:
             raise no_account(name, owner) from None
 
-    def seed_position(self, long_owner, short_owner, price, qty) -> None:
+    def seed_position(self, long_owner, short_owner, price, qty, *, instrument=0) -> None:
         """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
         buyer = self._account(long_owner, "long_owner")
         seller = self._account(short_owner, "short_owner")
-        price, qty = seeded_position(buyer.owner, seller.owner, buyer.position, seller.position,
-                                     price, qty, self.max_price, self.max_position)
-        self._ledger.transfer(buyer, seller, price, qty)
+        instr = self._instrument(instrument)
+        i = instr.index
+        price, qty = seeded_position(buyer.owner, seller.owner, buyer.pos(i).position,
+                                     seller.pos(i).position, price, qty, instr.max_price,
+                                     instr.max_position)
+        self._ledger.transfer(buyer, seller, i, price, qty)
 
     def account(self, owner) -> AccountInfo:
-        """An account's state evaluated at the current mark."""
+        """An account's state evaluated at the current marks."""
         a = self._account(owner)
-        mark = self.mark_price()
-        equity = self._ledger.equity(a, mark)
-        notional = self._ledger.value(mark or 0, abs(a.position))
+        self._refresh_marks()
+        ledger = self._ledger
+        equity = ledger.equity(a)
         # MM on the basis the trigger uses (the entry value needs no mark); IM on the notional.
-        mm = self._ledger.maintenance(a, mark)
+        mm = ledger.maintenance(a)
+        positions = []
+        initial = 0
+        for i in a.held():
+            instr, p = self._instruments[i], a.positions[i]
+            notional = ledger.value(i, instr.mark or 0, abs(p.position))
+            im = instr.tiers.initial(notional)
+            initial += im
+            positions.append(PositionInfo(
+                i, p.position, p.cost, notional, ledger.unrealised(a, i, instr.mark),
+                ledger.margin_of(i, p, instr.mark), im, ledger.liquidation_price(a, i),
+                ledger.bankruptcy_price(a, i)))
         if equity > 0:
             ratio = mm / equity
         else:
             ratio = float("inf") if mm > 0 else 0.0
-        return AccountInfo(a.owner, a.collateral, a.position, a.cost, equity, mm,
-                           self.tiers.initial(notional), ratio, self._ledger.liquidation_price(a),
-                           self._ledger.bankruptcy_price(a), a.exempt, a.isolated, a.reserve)
+        first = a.positions.get(0) or _Position()
+        return AccountInfo(a.owner, a.collateral, first.position, first.cost, equity, mm,
+                           initial, ratio, ledger.liquidation_price(a, 0),
+                           ledger.bankruptcy_price(a, 0), a.exempt, a.isolated, a.reserve,
+                           tuple(positions))
 
     @property
     def busy(self) -> bool:
@@ -439,13 +636,17 @@ class Engine:
         # Writable, as the plain attribute it was (tests plant inconsistencies through it).
         self._ledger.fees_collected = value
 
-    def trades(self) -> np.ndarray:
-        """Every trade the engine has settled, forced ones included (EVENT_DTYPE rows)."""
-        return events_to_array(self._ledger.trades)
+    def trades(self, instrument=0) -> np.ndarray:
+        """Every trade the engine has settled on an instrument's book, forced ones included
+        (EVENT_DTYPE rows)."""
+        return events_to_array(self._instrument(instrument).trades)
 
-    def open_interest(self) -> int:
-        """Lots held long across all accounts (equal to the lots held short). O(accounts)."""
-        return sum(a.position for a in self._accounts.values() if a.position > 0)
+    def open_interest(self, instrument=0) -> int:
+        """Lots of an instrument held long across all accounts (equal to the lots held short).
+        O(accounts)."""
+        i = self._instrument(instrument).index
+        return sum(a.positions[i].position for a in self._accounts.values()
+                   if i in a.positions and a.positions[i].position > 0)
 
     def owners(self) -> list[int]:
         """Owner ids of every account (the insurance fund's included), ascending."""
@@ -453,71 +654,83 @@ class Engine:
 
     def total_equity(self, mark=None) -> int:
         """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,
-        >= 0; default the current mark). O(accounts)."""
-        mark = self.mark_price() if mark is None else equity_mark(mark)
-        return sum(self._ledger.equity(a, mark) + a.reserve for a in self._accounts.values())
+        >= 0; one per instrument: an int for a one-instrument venue, else a sequence; default
+        the current marks). O(accounts x positions)."""
+        marks = equity_marks(mark, len(self._instruments))
+        if marks is None:
+            self._refresh_marks()
+            marks = [instr.mark for instr in self._instruments]
+        ledger = self._ledger
+        return sum(a.collateral + a.reserve
+                   + sum(ledger.unrealised(a, i, marks[i]) for i in a.held())
+                   for a in self._accounts.values())
 
     # ------------------------------------------------------------------------- orders
-    def _price(self, name: str, price) -> int:
-        return limit_price(name, price, self.max_price)
-
-    def _open_qty(self, owner: int, side: int) -> int:
-        orders = (self._book.order(order_id) for order_id in self._book.orders_of(owner))
+    def _open_qty(self, instr: _Instrument, owner: int, side: int) -> int:
+        orders = (instr.book.order(order_id) for order_id in instr.book.orders_of(owner))
         return sum(o.qty for o in orders if o.side == side)
 
-    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
-        """Send one message to the book for an account; settle its trades; return its events."""
+    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0, *,
+               instrument=0):
+        """Send one message to an instrument's book for an account; settle its trades; return
+        its events."""
         kind = check.as_int64("kind", kind)
         order_id = user_order_id(order_id)
+        instr = self._instrument(instrument)
+        book = instr.book
         if kind == Kind.AMEND:
-            info = self._book.order(order_id)
-            limit = self._price("price", price)
+            info = book.order(order_id)
+            limit = limit_price("price", price, instr.max_price)
             lots = check.as_int64("qty", qty)
             extra = lots - info.qty
             if extra > 0:
-                self._check_exposure(info.owner, info.side, extra)
+                self._check_exposure(instr, info.owner, info.side, extra)
             if (extra > 0 or limit != info.price) and info.kind not in STOP_KINDS:
                 # The amended order replaces the old: the other open lots on its side, plus it.
-                self._check_margin(self._accounts[info.owner], info.side, kind, limit, 0, lots,
-                                   self._open_qty(info.owner, info.side) - info.qty)
+                self._check_margin(instr, self._accounts[info.owner], info.side, kind, limit, 0,
+                                   lots, self._open_qty(instr, info.owner, info.side) - info.qty)
         elif kind != Kind.CANCEL:
             account = self._account(owner)
             order_owner(account.owner)
             side = check.as_side(side)
-            limit = self._price("price", price) if kind in PRICED_KINDS else 0
-            stop = self._price("stop_price", stop_price) if kind in STOP_KINDS else 0
+            limit = limit_price("price", price, instr.max_price) if kind in PRICED_KINDS else 0
+            stop = limit_price("stop_price", stop_price, instr.max_price) if (
+                kind in STOP_KINDS) else 0
             lots = check.as_int64("qty", qty)
-            self._check_exposure(account.owner, side, lots)
-            self._check_margin(account, side, kind, limit, stop, lots,
-                               self._open_qty(account.owner, side))
-        events = self._book.submit(kind, order_id, side, price, qty, owner, stop_price)
-        self._ledger.settle_events(events)
-        self.mark_price()  # the mark follows every message, whether or not anyone looks at it
+            self._check_exposure(instr, account.owner, side, lots)
+            self._check_margin(instr, account, side, kind, limit, stop, lots,
+                               self._open_qty(instr, account.owner, side))
+        events = book.submit(kind, order_id, side, price, qty, owner, stop_price)
+        self._ledger.settle_events(instr.index, events)
+        self._refresh_marks()  # the marks follow every message, whether or not anyone looks
         return events
 
-    def _check_exposure(self, owner: int, side: int, qty: int) -> None:
-        exposure(owner, self._accounts[owner].position, self._open_qty(owner, side), side, qty,
-                 self.max_position)
+    def _check_exposure(self, instr: _Instrument, owner: int, side: int, qty: int) -> None:
+        exposure(owner, self._accounts[owner].pos(instr.index).position,
+                 self._open_qty(instr, owner, side), side, qty, instr.max_position)
 
-    def _check_margin(self, a: _Account, side: int, kind: int, price: int, stop_price: int,
-                      qty: int, open_qty: int) -> None:
+    def _check_margin(self, instr: _Instrument, a: _Account, side: int, kind: int, price: int,
+                      stop_price: int, qty: int, open_qty: int) -> None:
         """docs/liquidation.md, "Initial margin": refuse (OrderError INSUFFICIENT_MARGIN) an
         order of ``qty`` lots on ``side`` (``kind``; ``price`` and ``stop_price`` checked, 0
         where the kind has none) besides the account's ``open_qty`` other open lots on that
-        side, unless it reduces the position. O(levels) for a market order, O(1) otherwise."""
+        side of the instrument, unless it reduces the position there. The other positions add
+        their IM at their marks. O(levels) for a market order, O(1) otherwise."""
         if not self.check_initial_margin or a.exempt or qty < 1:
             return  # (qty < 1: the book refuses it as INVALID_QTY)
-        held = a.position
+        i = instr.index
+        held = a.pos(i).position
         worst = held + side * (open_qty + qty)
         if abs(worst) <= abs(held) and (worst == 0 or (worst > 0) == (held > 0)):
             return  # reducing: always accepted
         if kind in PRICED_KINDS:
             p = price
         else:  # the last level the order would reach on the book now (0: none)
-            p = self._book.impact(side, qty).worst_price
+            p = instr.book.impact(side, qty).worst_price
         if kind in STOP_KINDS:
             p = max(p, stop_price)
-        mark = self.mark_price()
+        self._refresh_marks()
+        mark = instr.mark
         if mark is not None:
             p = max(p, mark)
         if p == 0:
@@ -525,101 +738,122 @@ class Engine:
         m = p if mark is None else mark
         loss = 0
         if kind in PRICED_KINDS:
-            loss = self._ledger.value(max(0, side * (price - m)), qty)
-        required = self.tiers.initial(self._ledger.value(p, abs(worst)))
-        equity = self._ledger.equity(a, m)
+            loss = self._ledger.value(i, max(0, side * (price - m)), qty)
+        ledger = self._ledger
+        required = instr.tiers.initial(ledger.value(i, p, abs(worst)))
+        for j in a.held():
+            if j != i:
+                other = self._instruments[j]
+                required += other.tiers.initial(
+                    ledger.value(j, other.mark or 0, abs(a.positions[j].position)))
+        equity = ledger.equity_at(a, i, m)
         if required + loss > equity:
             raise insufficient_margin(a.owner, required, loss, equity)
 
-    def limit(self, order_id, side, price, qty, owner):
+    def limit(self, order_id, side, price, qty, owner, *, instrument=0):
         """Limit order for an account (see OrderBook.limit)."""
-        return self.submit(Kind.LIMIT, order_id, side, price, qty, owner)
+        return self.submit(Kind.LIMIT, order_id, side, price, qty, owner, instrument=instrument)
 
-    def market(self, order_id, side, qty, owner):
+    def market(self, order_id, side, qty, owner, *, instrument=0):
         """Market order for an account."""
-        return self.submit(Kind.MARKET, order_id, side, 0, qty, owner)
+        return self.submit(Kind.MARKET, order_id, side, 0, qty, owner, instrument=instrument)
 
-    def ioc(self, order_id, side, price, qty, owner):
+    def ioc(self, order_id, side, price, qty, owner, *, instrument=0):
         """Immediate-or-cancel order for an account."""
-        return self.submit(Kind.IOC, order_id, side, price, qty, owner)
+        return self.submit(Kind.IOC, order_id, side, price, qty, owner, instrument=instrument)
 
-    def fok(self, order_id, side, price, qty, owner):
+    def fok(self, order_id, side, price, qty, owner, *, instrument=0):
         """Fill-or-kill order for an account."""
-        return self.submit(Kind.FOK, order_id, side, price, qty, owner)
+        return self.submit(Kind.FOK, order_id, side, price, qty, owner, instrument=instrument)
 
-    def post_only(self, order_id, side, price, qty, owner):
+    def post_only(self, order_id, side, price, qty, owner, *, instrument=0):
         """Post-only order for an account."""
-        return self.submit(Kind.POST_ONLY, order_id, side, price, qty, owner)
+        return self.submit(Kind.POST_ONLY, order_id, side, price, qty, owner,
+                           instrument=instrument)
 
-    def stop_market(self, order_id, side, stop_price, qty, owner):
+    def stop_market(self, order_id, side, stop_price, qty, owner, *, instrument=0):
         """Stop-market order for an account."""
-        return self.submit(Kind.STOP_MARKET, order_id, side, 0, qty, owner, stop_price)
+        return self.submit(Kind.STOP_MARKET, order_id, side, 0, qty, owner, stop_price,
+                           instrument=instrument)
 
-    def stop_limit(self, order_id, side, stop_price, price, qty, owner):
+    def stop_limit(self, order_id, side, stop_price, price, qty, owner, *, instrument=0):
         """Stop-limit order for an account."""
-        return self.submit(Kind.STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
+        return self.submit(Kind.STOP_LIMIT, order_id, side, price, qty, owner, stop_price,
+                           instrument=instrument)
 
-    def cancel(self, order_id):
+    def cancel(self, order_id, *, instrument=0):
         """Cancel a resting order or armed stop."""
-        return self.submit(Kind.CANCEL, order_id)
+        return self.submit(Kind.CANCEL, order_id, instrument=instrument)
 
-    def amend(self, order_id, price, qty):
+    def amend(self, order_id, price, qty, *, instrument=0):
         """Amend a resting order."""
-        return self.submit(Kind.AMEND, order_id, 0, price, qty)
+        return self.submit(Kind.AMEND, order_id, 0, price, qty, instrument=instrument)
 
-    # ----------------------------------------------------------------------- the mark
-    def set_index(self, price) -> None:
-        """Set the external index price (ticks) used by the INDEX, INDEX_CLAMPED and FAIR rules.
+    # ----------------------------------------------------------------------- the marks
+    def set_index(self, price, *, instrument=0) -> None:
+        """Set an instrument's external index price (ticks) used by the INDEX, INDEX_CLAMPED
+        and FAIR rules.
 
         ValueError under FAIR when the fair price would pass ``max_price`` (nothing changes).
         """
-        index = self._price("price", price)
-        fair_mark_fits(self.mark_rule, index, self._funding_basis_ppm, self.max_price)
-        self._index_price = index
-        self.mark_price()
+        instr = self._instrument(instrument)
+        index = limit_price("price", price, instr.max_price)
+        fair_mark_fits(instr.mark_rule, index, instr.funding_basis_ppm, instr.max_price)
+        instr.index_price = index
+        self._refresh_marks()
 
-    def set_funding_basis(self, basis_ppm) -> None:
+    def set_funding_basis(self, basis_ppm, *, instrument=0) -> None:
         """Set the funding basis (ppm, signed: funding rate x time to the next funding / the
-        funding interval) that the FAIR rule adds to the index; within +-FUNDING_BASIS_BOUND.
+        funding interval) that an instrument's FAIR rule adds to its index; within
+        +-FUNDING_BASIS_BOUND.
 
         ValueError when out of bounds or, under FAIR, when the fair price would pass
         ``max_price`` (nothing changes).
         """
+        instr = self._instrument(instrument)
         basis = funding_basis_arg(basis_ppm)
-        if self._index_price is not None:
-            fair_mark_fits(self.mark_rule, self._index_price, basis, self.max_price)
-        self._funding_basis_ppm = basis
-        self.mark_price()
+        if instr.index_price is not None:
+            fair_mark_fits(instr.mark_rule, instr.index_price, basis, instr.max_price)
+        instr.funding_basis_ppm = basis
+        self._refresh_marks()
 
     @property
     def funding_basis_ppm(self) -> int:
-        """The funding basis of the FAIR mark, ppm (0 until set_funding_basis)."""
-        return self._funding_basis_ppm
+        """The funding basis of instrument 0's FAIR mark, ppm (0 until set_funding_basis)."""
+        return self._instruments[0].funding_basis_ppm
 
-    def mark_price(self) -> int | None:
-        """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
-        bid, ask = self._book.best_bid(), self._book.best_ask()
-        value = None
-        if self.mark_rule == MarkRule.LAST:
-            value = self._book.last_price
-        elif self.mark_rule == MarkRule.MID:
-            if bid is not None and ask is not None:
-                value = (bid + ask) // 2
-        elif self.mark_rule == MarkRule.INDEX:
-            value = self._index_price
-        elif self.mark_rule == MarkRule.FAIR:
-            if self._index_price is not None:
-                value = fair_price(self._index_price, self._funding_basis_ppm)
-        else:
-            # INDEX_CLAMPED, LAST_CLAMPED: the median of the index (last trade), bid and ask;
-            # the index (last trade) alone while a side is empty
-            value = self._index_price if self.mark_rule == MarkRule.INDEX_CLAMPED else (
-                self._book.last_price)
-            if value is not None and bid is not None and ask is not None:
-                value = sorted((value, bid, ask))[1]
-        if value is not None:
-            self._mark = value
-        return self._mark
+    def mark_price(self, instrument=0) -> int | None:
+        """An instrument's mark price in ticks under its ``mark_rule``; the previous mark when
+        the rule has none now."""
+        instr = self._instrument(instrument)
+        self._refresh_marks()
+        return instr.mark
+
+    def _refresh_marks(self) -> None:
+        """Every instrument's mark, ascending: recomputed from its book, index and basis."""
+        for instr in self._instruments:
+            book = instr.book
+            bid, ask = book.best_bid(), book.best_ask()
+            value = None
+            if instr.mark_rule == MarkRule.LAST:
+                value = book.last_price
+            elif instr.mark_rule == MarkRule.MID:
+                if bid is not None and ask is not None:
+                    value = (bid + ask) // 2
+            elif instr.mark_rule == MarkRule.INDEX:
+                value = instr.index_price
+            elif instr.mark_rule == MarkRule.FAIR:
+                if instr.index_price is not None:
+                    value = fair_price(instr.index_price, instr.funding_basis_ppm)
+            else:
+                # INDEX_CLAMPED, LAST_CLAMPED: the median of the index (last trade), bid and
+                # ask; the index (last trade) alone while a side is empty
+                value = instr.index_price if instr.mark_rule == MarkRule.INDEX_CLAMPED else (
+                    book.last_price)
+                if value is not None and bid is not None and ask is not None:
+                    value = sorted((value, bid, ask))[1]
+            if value is not None:
+                instr.mark = value
 
     # ---------------------------------------------------------------------- liquidator
     def queue(self) -> list[int]:
@@ -655,7 +889,8 @@ class Engine:
     def copy(self) -> "Engine":
         """An independent engine with the same state and the same future behaviour. O(state)."""
         args, kwargs = constructor_args(self)
-        return _restore(args, kwargs, self._state(self._book.copy()))
+        return _restore(args, kwargs,
+                        self._state([instr.book.copy() for instr in self._instruments]))
 
     def __copy__(self) -> "Engine":
         return self.copy()
@@ -667,25 +902,30 @@ class Engine:
         # The constructor's settings and the primary state as plain values; everything derived
         # (liquidation indexes, open quantities) is rebuilt and every field checked on load.
         args, kwargs = constructor_args(self)
-        return (_restore, (args, kwargs, self._state(self._book)))
+        return (_restore, (args, kwargs,
+                           self._state([instr.book for instr in self._instruments])))
 
-    def _state(self, book) -> dict:
+    def _state(self, books) -> dict:
         # The format of _engine_state.check_state (STATE_VERSION), keys in this order.
         liquidator = self._liquidator
+        instruments = self._instruments
         return {
-            "version": STATE_VERSION, "book": book, "accounts": self._ledger.account_rows(),
+            "version": STATE_VERSION, "books": books, "accounts": self._ledger.account_rows(),
             "queue": liquidator.queue_rows(), "records": liquidator.record_rows(),
-            "trades": events_to_array(self._ledger.trades),
+            "trades": [events_to_array(instr.trades) for instr in instruments],
             "fund_history": liquidator.fund_rows(),
             "fees_collected": self._ledger.fees_collected, "total_deposits": self.total_deposits,
             "round": liquidator.round_number, "rounds_run": liquidator.rounds_run,
             "next_forced_id": liquidator.next_forced_id,
-            "index_price": self._index_price, "mark": self._mark,
-            "funding_basis_ppm": self._funding_basis_ppm,
+            "index_price": [instr.index_price for instr in instruments],
+            "mark": [instr.mark for instr in instruments],
+            "funding_basis_ppm": [instr.funding_basis_ppm for instr in instruments],
         }
 
     def __repr__(self) -> str:
-        return (f"reference_engine.Engine(accounts={len(self._accounts) - 1}, mark={self._mark}, "
+        marks = [instr.mark for instr in self._instruments]
+        return (f"reference_engine.Engine(accounts={len(self._accounts) - 1}, "
+                f"mark={marks[0] if len(marks) == 1 else marks}, "
                 f"fund={self.insurance_fund}, queue={len(self._liquidator.queue)})")
 
 
@@ -693,14 +933,15 @@ def _restore(args, kwargs, state) -> Engine:
     """Rebuild a pickled or copied reference Engine from checked settings and state."""
     engine = Engine(*args, **saved_kwargs(kwargs))
     state = check_state(engine, state, OrderBook)
-    engine._book = state["book"]
-    engine.book = BookView(engine._book)
+    for instr, book, trades, index, mark, basis in zip(
+            engine._instruments, state["books"], state["trades"], state["index_price"],
+            state["mark"], state["funding_basis_ppm"], strict=True):
+        instr.book, instr.trades = book, array_to_events(trades)
+        instr.index_price, instr.mark, instr.funding_basis_ppm = index, mark, basis
+    engine._set_books()
     engine._assemble()
     engine._ledger.load_accounts(state["accounts"])
-    engine._ledger.trades = array_to_events(state["trades"])
     engine._ledger.fees_collected = state["fees_collected"]
     engine._liquidator.load(state)
     engine.total_deposits = state["total_deposits"]
-    engine._index_price, engine._mark = state["index_price"], state["mark"]
-    engine._funding_basis_ppm = state["funding_basis_ppm"]
     return engine

@@ -84,3 +84,22 @@ def _index_engine(engine_cls, **kw):
     eng = make(engine_cls, mark_rule=MarkRule.INDEX, **kw)
     eng.add_account(100, 10_000_000, exempt=True)
     return eng
+
+
+def old_state(state, version):
+    """A one-instrument engine's saved state (STATE_VERSION 3) in the form of ``version`` 1 or
+    2 (one book, account rows (owner, collateral, position, cost, reserve, exempt, isolated),
+    15-field records, scalar index/mark/basis; version 1: queue rows of two)."""
+    [book], [trades] = state["books"], state["trades"]
+    accounts = []
+    for owner, collateral, reserve, exempt, isolated, positions in state["accounts"]:
+        [(_, position, cost)] = positions or [(0, 0, 0)]
+        accounts.append((owner, collateral, position, cost, reserve, exempt, isolated))
+    out = {key: value for key, value in state.items() if key not in ("books",)}
+    out.update(version=version, book=book, trades=trades, accounts=accounts,
+               records=[row[:-1] for row in state["records"]],
+               index_price=state["index_price"][0], mark=state["mark"][0],
+               funding_basis_ppm=state["funding_basis_ppm"][0])
+    if version == 1:
+        out["queue"] = [row[:2] for row in state["queue"]]
+    return out

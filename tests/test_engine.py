@@ -11,7 +11,16 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from engine_helpers import B, S, _index_engine, assert_conserved, make, rows, victim_a
+from engine_helpers import (
+    B,
+    S,
+    _index_engine,
+    assert_conserved,
+    make,
+    old_state,
+    rows,
+    victim_a,
+)
 
 from orderbook.events import MarkRule
 
@@ -186,6 +195,7 @@ def test_mark_fair(engine_cls):
         assert other.mark_price() == 150
     # a state saved before the funding basis existed loads with 0
     restore, (args, kwargs, state) = eng.__reduce__()
+    state = old_state(state, 2)
     del state["funding_basis_ppm"]
     assert restore(args, kwargs, state).funding_basis_ppm == 0
     state["funding_basis_ppm"] = 500_001

@@ -18,6 +18,7 @@ import zlib
 
 import numpy as np
 import pytest
+from engine_helpers import old_state
 
 import orderbook
 from orderbook import reference_engine
@@ -148,13 +149,20 @@ def damaged(eng, change):
     return lambda: restore(args, kwargs, state)
 
 
-def set_account(i, field, value):
-    names = ("owner", "collateral", "position", "cost", "reserve", "exempt", "isolated")
+#: A saved account row (STATE_VERSION 3); "position" and "cost" name its one position's.
+ACCOUNT_FIELDS = ("owner", "collateral", "reserve", "exempt", "isolated", "positions")
 
+
+def set_account(i, field, value):
     def change(state):
         accounts = list(state["accounts"])
         row = list(accounts[i])
-        row[names.index(field)] = value
+        if field in ("position", "cost"):
+            [(instrument, position, cost)] = row[5]
+            entry = {"position": position, "cost": cost, field: value}
+            row[5] = ((instrument, entry["position"], entry["cost"]),)
+        else:
+            row[ACCOUNT_FIELDS.index(field)] = value
         accounts[i] = tuple(row)
         state["accounts"] = accounts
     return change
@@ -167,7 +175,7 @@ def account_index(eng, owner):
 def test_a_pickle_names_no_raw_c_fields(engine_cls):
     # The payload is the settings and plain state; nothing like a slot table or an index.
     _, args, kwargs, state = saved(busy_engine(engine_cls))
-    assert set(state) == {"version", "book", "accounts", "queue", "records", "trades",
+    assert set(state) == {"version", "books", "accounts", "queue", "records", "trades",
                           "fund_history", "fees_collected", "total_deposits", "round",
                           "rounds_run", "next_forced_id", "index_price", "mark",
                           "funding_basis_ppm"}
@@ -191,26 +199,40 @@ DAMAGES = {
     "a duplicate owner": lambda s: set_account(_victim(s), "owner", LP)(s),
     "a negative owner": lambda s: set_account(_victim(s), "owner", -5)(s),
     "no insurance fund": lambda s: s.update(accounts=[r for r in s["accounts"] if r[0] != -1]),
-    "a short account row": lambda s: s.update(accounts=[r[:6] for r in s["accounts"]]),
+    "a short account row": lambda s: s.update(accounts=[r[:5] for r in s["accounts"]]),
+    "a flat position listed": lambda s: set_account(_victim(s), "position", 0)(s),
+    "a position in an instrument the venue lacks": lambda s: set_account(
+        _victim(s), "positions", ((1, 10, 1000),))(s),
+    "positions not a tuple": lambda s: set_account(_victim(s), "positions", [(0, 10, 1000)])(s),
     "accounts not a list": lambda s: s.update(accounts=None),
     "a queue owner without an account": lambda s: s.update(queue=[(77, 0)]),
     "a queued owner twice": lambda s: s.update(queue=[(1, 0), (1, 0)]),
     "a queue generation past the round": lambda s: s.update(queue=[(1, 5)]),
     "a negative fees_collected": lambda s: s.update(fees_collected=-1),
     "total_deposits past 2**62": lambda s: s.update(total_deposits=2**62 + 1),
-    "a mark of 0": lambda s: s.update(mark=0),
-    "a mark past max_price": lambda s: s.update(mark=2**40),
-    "an index price that is a string": lambda s: s.update(index_price="100"),
+    "a mark of 0": lambda s: s.update(mark=[0]),
+    "a mark past max_price": lambda s: s.update(mark=[2**40]),
+    "an index price that is a string": lambda s: s.update(index_price=["100"]),
+    "a mark that is not a list": lambda s: s.update(mark=100),
+    "marks for two instruments": lambda s: s.update(mark=[100, 100]),
     "a positive next_forced_id": lambda s: s.update(next_forced_id=1),
     "rounds_run not matching the fund history": lambda s: s.update(rounds_run=3),
-    "a record with side 0": lambda s: s.update(records=[(0,) * 13 + (0, 1)]),
-    "a record of unknown kind": lambda s: s.update(records=[(0,) * 13 + (1, 9)]),
+    "a record with side 0": lambda s: s.update(records=[(0,) * 13 + (0, 1, 0)]),
+    "a record of unknown kind": lambda s: s.update(records=[(0,) * 13 + (1, 9, 0)]),
     "a record filled more than its qty": lambda s: s.update(
-        records=[(0, 0, 1, -2, 1, 2, 0, 1, 1, 0, 0, 0, 0, 1, 1)]),
-    "trades of the wrong dtype": lambda s: s.update(trades=np.zeros(2)),
+        records=[(0, 0, 1, -2, 1, 2, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0)]),
+    "a record of an instrument the venue lacks": lambda s: s.update(
+        records=[(0, 0, 1, -2, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1)]),
+    "a record of the old width": lambda s: s.update(
+        records=[(0, 0, 1, -2, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 1)]),
+    "trades of the wrong dtype": lambda s: s.update(trades=[np.zeros(2)]),
+    "trades not a list": lambda s: s.update(trades=s["trades"][0]),
     "a missing key": lambda s: s.pop("queue"),
     "an unknown version": lambda s: s.update(version=99),
-    "a book of the other implementation": lambda s: s.update(book=object()),
+    "a book of the other implementation": lambda s: s.update(books=[object()]),
+    "a version 2 state with a cost on a flat position": lambda s: s.update(
+        old_state(s, 2), accounts=[r if r[2] else r[:3] + (5,) + r[4:]
+                                   for r in old_state(s, 2)["accounts"]]),
 }
 
 
@@ -248,10 +270,10 @@ def test_an_emptied_liquidation_index_cannot_be_pickled_in(engine_cls):
 
 def test_a_book_order_of_an_unknown_owner_is_refused(engine_cls):
     eng = busy_engine(engine_cls)
-    book = type(saved(eng)[3]["book"])()
+    book = type(saved(eng)[3]["books"][0])()
     book.limit(7, B, 50, 1, 99)
     with pytest.raises(ValueError, match=r"book.*owner.*99"):
-        damaged(eng, lambda s: s.update(book=book))()
+        damaged(eng, lambda s: s.update(books=[book]))()
 
 
 # Pickles made before the ``limit`` keyword became ``limit_rule`` (commit 2cb51f0), by

@@ -19,6 +19,7 @@ from engine_helpers import (
     kind,
     make,
     of_kind,
+    old_state,
     rows,
     victim_a,
 )
@@ -349,7 +350,7 @@ def test_a_running_cooldown_is_kept_by_copies_and_pickles(engine_cls):
     # A state saved before the cooldown existed (version 1, queue rows of two) has none
     # running: the next order is the fraction again.
     restore, (args, kwargs, state) = eng.__reduce__()
-    state = dict(state, version=1, queue=[row[:2] for row in state["queue"]])
+    state = old_state(state, 1)
     del kwargs["cooldown_rounds"]
     old = restore(args, kwargs, state)
     assert old.cooldown_rounds == 0

@@ -255,7 +255,7 @@ def test_check_accounts_catches_fees_collected_twice():
 
 def test_check_accounts_catches_positions_that_do_not_net_to_zero():
     eng = scripted()
-    eng._accounts[2].position += 1
+    eng._accounts[2].pos(0).position += 1
     with raises("positions sum to zero", "sum to 1 lots"):
         check_accounts(eng)
 
@@ -289,7 +289,7 @@ def test_check_accounts_catches_a_reserve_on_a_cross_account_and_cost_when_flat(
         check_accounts(eng)
     eng = scripted()
     eng.add_account(3, 10)
-    eng._accounts[3].cost = 7   # a flat account's cost is not money, but must be 0
+    eng._accounts[3].pos(0).cost = 7   # a flat account's cost is not money, but must be 0
     with raises("cost of a position", "position 0 lots and cost 7"):
         check_accounts(eng)
 

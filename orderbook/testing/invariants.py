@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import NamedTuple
+
 import numpy as np
 
 from ..events import (
@@ -19,6 +22,7 @@ from ..events import (
     Trigger,
     array_to_events,
 )
+from ..margin import unit_value
 from .messages import _enum_repr
 
 
@@ -286,8 +290,11 @@ def _unrealised(position: int, cost: int, mark: int, k: int) -> int:
 def check_accounts(engine, *, settled: bool = False) -> None:
     """Check the money and position identities of docs/liquidation.md on an engine.
 
-    Works on the compiled ``Engine`` and :class:`ReferenceEngine`; only queries them
-    (``account()`` and ``mark_price()`` never change what an engine does next). Checked:
+    Works on the compiled ``Engine`` and :class:`ReferenceEngine`, of one instrument or several
+    (docs/market_wide.md: positions per instrument against one collateral); only queries them
+    (``account()`` and ``mark_price()`` never change what an engine does next). Checked, per
+    instrument where it says "position" (``AccountInfo.positions``), the other positions held at
+    their marks:
 
     - money conservation (exact, in quote units): ``sum(collateral + reserve) + sum(cost of
       shorts) - sum(cost of longs) + fees_collected == total_deposits``, over every account, the
@@ -327,9 +334,10 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     owners = [int(o) for o in engine.owners()]
     accounts = [engine.account(o) for o in owners]
     by_owner = dict(zip(owners, accounts, strict=True))
-    mark = engine.mark_price()
-    k = int(engine.k)
-    tiers = engine.tiers
+    venue = _venue(engine)
+    count = len(venue)
+    marks = [v.mark for v in venue]
+    mark = marks[0]
     fees, deposits = int(engine.fees_collected), int(engine.total_deposits)
 
     _require(INSURANCE_FUND in by_owner, "insurance fund account",
@@ -339,32 +347,43 @@ def check_accounts(engine, *, settled: bool = False) -> None:
              "insurance fund account",
              f"account(INSURANCE_FUND) is {fund}, insurance_fund is {engine.insurance_fund}")
 
-    positions = {a.owner: int(a.position) for a in accounts}
-    _require(sum(positions.values()) == 0, "positions sum to zero",
-             lambda: f"positions {positions} sum to {sum(positions.values())} lots")
-    longs = sum(q for q in positions.values() if q > 0)
-    _require(int(engine.open_interest()) == longs, "open interest",
-             lambda: f"open_interest() is {engine.open_interest()}, the longs hold {longs} lots")
+    held = {a.owner: _positions(a, count) for a in accounts}
+    for i in range(count):
+        where = "" if count == 1 else f" in instrument {i}"
+        positions = {owner: q[i][0] for owner, q in held.items() if i in q}
+        if count == 1:
+            positions = {a.owner: int(a.position) for a in accounts}
+        _require(sum(positions.values()) == 0, "positions sum to zero",
+                 lambda where=where, positions=positions:
+                 f"positions{where} {positions} sum to {sum(positions.values())} lots")
+        longs = sum(q for q in positions.values() if q > 0)
+        interest = int(engine.open_interest() if count == 1 else engine.open_interest(i))
+        _require(interest == longs, "open interest",
+                 lambda where=where, interest=interest, longs=longs:
+                 f"open_interest(){where} is {interest}, the longs hold {longs} lots")
 
     balances = sum(int(a.collateral) + int(a.reserve) for a in accounts)
     # unrealised PnL at m is sign(q) * (V(m, |q|) - cost); the V terms cancel as positions sum to 0
-    net_cost = sum(-int(a.cost) if a.position > 0 else int(a.cost) if a.position < 0 else 0
-                   for a in accounts)
+    net_cost = sum(-cost if q > 0 else cost if q < 0 else 0 for q_by in held.values()
+                   for q, cost in q_by.values())
     _require(balances + net_cost + fees == deposits, "money conservation",
              f"sum(collateral + reserve) {balances} + short costs - long costs {net_cost} + "
              f"fees_collected {fees} = {balances + net_cost + fees} != total_deposits {deposits}")
-    marks = [1] + ([int(mark)] if mark is not None else [])
-    for m in marks:
-        want = balances + sum(_unrealised(int(a.position), int(a.cost), m, k) for a in accounts)
-        total = int(engine.total_equity(m))
+    trials = [[1] * count] + ([[int(m) for m in marks]] if None not in marks else [])
+    for at in trials:
+        want = balances + sum(_unrealised(q, cost, at[i], venue[i].k)
+                              for q_by in held.values() for i, (q, cost) in q_by.items())
+        total = int(engine.total_equity(at[0] if count == 1 else at))
+        shown = at[0] if count == 1 else at
         _require(total == want, "total_equity",
-                 f"total_equity({m}) is {total}, the accounts' equity and reserve add up to "
+                 f"total_equity({shown}) is {total}, the accounts' equity and reserve add up to "
                  f"{want}")
-    if mark is not None:
+    if None not in marks:
         total = sum(int(a.equity) + int(a.reserve) for a in accounts)
         _require(total + fees == deposits, "money conservation at the mark",
                  f"sum(account().equity + reserve) {total} + fees_collected {fees} = "
-                 f"{total + fees} != total_deposits {deposits} at mark {mark}")
+                 f"{total + fees} != total_deposits {deposits} at mark "
+                 f"{mark if count == 1 else marks}")
 
     if int(engine.insurance_fund) < 0:
         bad_debt = int(engine.forced_orders()["bad_debt"].sum())
@@ -373,7 +392,7 @@ def check_accounts(engine, *, settled: bool = False) -> None:
                  f"{bad_debt}")
 
     for a in accounts:
-        _check_account(engine, a, mark, k, tiers)
+        _check_account(engine, a, held[a.owner], venue)
 
     queue = [int(o) for o in engine.queue()]
     _require(len(set(queue)) == len(queue), "queue entries distinct", f"queue() is {queue}")
@@ -383,21 +402,59 @@ def check_accounts(engine, *, settled: bool = False) -> None:
                  "queue holds liquidatable kinds of account",
                  f"queue() {queue} holds {owner}: {a}")
 
-    l3 = engine.book.l3()
-    for oid, owner in zip(l3["order_id"].tolist(), l3["owner"].tolist(), strict=True):
-        _require(oid >= 0, "liquidator orders never rest", f"order {oid} of {owner} rests")
-        _require(owner in by_owner, "resting orders have accounts",
-                 f"order {oid} rests for owner {owner}, who has no account")
+    for v in venue:
+        l3 = v.book.l3()
+        for oid, owner in zip(l3["order_id"].tolist(), l3["owner"].tolist(), strict=True):
+            _require(oid >= 0, "liquidator orders never rest", f"order {oid} of {owner} rests")
+            _require(owner in by_owner, "resting orders have accounts",
+                     f"order {oid} rests for owner {owner}, who has no account")
 
-    if settled and not queue and mark is not None:
+    if settled and not queue and None not in marks:
         for a in accounts:
-            if not a.exempt and a.position != 0:
+            if not a.exempt and held[a.owner]:
                 _require(not _short_of(engine, int(a.equity), int(a.maintenance_margin)),
                          "no liquidatable account after liquidate()",
                          f"account {a.owner} has equity {a.equity} "
                          f"{'<=' if engine.trigger == Trigger.AT_OR_BELOW else '<'} "
                          f"maintenance margin "
-                         f"{a.maintenance_margin} at mark {mark} with an empty queue: {a}")
+                         f"{a.maintenance_margin} at mark {mark if count == 1 else marks} with "
+                         f"an empty queue: {a}")
+
+
+class _Instrument(NamedTuple):
+    k: int
+    tiers: object
+    max_price: int
+    max_position: int
+    mark: int | None
+    book: object
+
+
+def _venue(engine) -> list[_Instrument]:
+    """The engine's instruments as the checks need them: k, tiers, bounds, mark, book. An
+    engine without ``instruments`` (one of its own kind) is one instrument."""
+    specs = getattr(engine, "instruments", None)
+    if not specs or len(specs) == 1:
+        mark = engine.mark_price()
+        return [_Instrument(int(engine.k), engine.tiers, int(engine.max_price),
+                            int(engine.max_position), None if mark is None else int(mark),
+                            engine.book)]
+    out = []
+    for i, spec in enumerate(specs):
+        k = unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), engine.quote_unit)[1]
+        mark = engine.mark_price(i)
+        out.append(_Instrument(k, spec.tiers, int(spec.max_price), int(spec.max_position),
+                               None if mark is None else int(mark), engine.books[i]))
+    return out
+
+
+def _positions(a, count: int) -> dict[int, tuple[int, int]]:
+    """An account's nonzero positions: instrument -> (lots, cost). One instrument: the account's
+    own fields (so a flat account with a cost is seen); several: ``AccountInfo.positions``."""
+    if count == 1:
+        q, cost = int(a.position), int(a.cost)
+        return {0: (q, cost)} if q != 0 or cost != 0 else {}
+    return {int(p.instrument): (int(p.position), int(p.cost)) for p in a.positions}
 
 
 def _short_of(engine, equity: int, margin: int) -> bool:
@@ -407,65 +464,110 @@ def _short_of(engine, equity: int, margin: int) -> bool:
     return equity < margin
 
 
-def _maintenance(engine, cost: int, notional: int) -> int:
+def _maintenance(engine, tiers, cost: int, notional: int) -> int:
     """MM on the engine's basis: on the notional at the mark, or on the entry value (cost)."""
     if engine.mm_basis == MarginBasis.ENTRY:
-        return engine.tiers.maintenance(cost)
-    return engine.tiers.maintenance(notional)
+        return tiers.maintenance(cost)
+    return tiers.maintenance(notional)
 
 
-def _check_account(engine, a, mark, k, tiers) -> None:
+def _check_account(engine, a, held, venue) -> None:
     tag = f"account({a.owner})"
-    q, cost, coll = int(a.position), int(a.cost), int(a.collateral)
-    _require(cost >= 0 and (q != 0 or cost == 0), "cost of a position",
-             f"{tag} has position {q} lots and cost {cost} quote units")
+    count = len(venue)
+    coll = int(a.collateral)
+    if count > 1:
+        first = held.get(0, (0, 0))
+        _require((int(a.position), int(a.cost)) == first, "position fields are instrument 0's",
+                 f"{tag} shows position {a.position} and cost {a.cost}, its instrument 0 "
+                 f"position is {first}")
+        infos = sorted(int(p.instrument) for p in a.positions)
+        _require(infos == sorted(held) and all(q != 0 for q, _ in held.values()),
+                 "positions listed once, nonzero, ascending",
+                 f"{tag} lists positions {a.positions}")
+    for i, (q, cost) in held.items():
+        _require(cost >= 0 and (q != 0 or cost == 0), "cost of a position",
+                 f"{tag} has position {q} lots and cost {cost} quote units"
+                 + ("" if count == 1 else f" in instrument {i}"))
     _require(int(a.reserve) >= 0 and (a.isolated or int(a.reserve) == 0), "reserve",
              f"{tag} has reserve {a.reserve} (isolated={a.isolated})")
-    if a.owner != INSURANCE_FUND:
-        _require(abs(q) <= int(engine.max_position), "max_position",
-                 f"{tag} holds {q} lots, max_position is {engine.max_position}")
-    if mark is not None:
-        want = coll + _unrealised(q, cost, int(mark), k)
+    for i, (q, _) in held.items():
+        if a.owner != INSURANCE_FUND:
+            limit = venue[i].max_position
+            _require(abs(q) <= limit, "max_position",
+                     f"{tag} holds {q} lots, max_position is {limit}"
+                     + ("" if count == 1 else f" in instrument {i}"))
+    held = {i: qc for i, qc in held.items() if qc[0] != 0}
+    marks = [v.mark for v in venue]
+
+    def terms(i: int, price: int | None) -> tuple[int, int, int]:
+        # (unrealised, MM, IM) of position i at price (None: no mark, as the engines count it)
+        q, cost = held[i]
+        v = venue[i]
+        notional = (price or 0) * abs(q) * v.k
+        profit = 0 if price is None else _unrealised(q, cost, price, v.k)
+        return (profit, _maintenance(engine, v.tiers, cost, notional),
+                v.tiers.initial(notional))
+
+    if None not in marks:
+        at = {i: terms(i, marks[i]) for i in held}
+        want = coll + sum(t[0] for t in at.values())
+        shown = marks[0] if count == 1 else marks
         _require(int(a.equity) == want, "equity at the mark",
-                 f"{tag} has equity {a.equity}, collateral + unrealised PnL at {mark} is {want}")
-        notional = int(mark) * abs(q) * k
-        mm, im = _maintenance(engine, cost, notional), tiers.initial(notional)
+                 f"{tag} has equity {a.equity}, collateral + unrealised PnL at {shown} is {want}")
+        mm, im = sum(t[1] for t in at.values()), sum(t[2] for t in at.values())
+        if count == 1:
+            notional = int(marks[0]) * abs(held.get(0, (0, 0))[0]) * venue[0].k
+            detail = f"for notional {notional}"
+        else:
+            detail = f"for the positions {held} at marks {marks}"
         _require((int(a.maintenance_margin), int(a.initial_margin)) == (mm, im),
                  "margin from the tiers",
                  f"{tag} has MM {a.maintenance_margin}, IM {a.initial_margin}; the tiers give "
-                 f"{mm}, {im} for notional {notional}")
-    if q == 0:
+                 f"{mm}, {im} {detail}")
+    if not held:
         _require(a.bankruptcy_price is None and a.liquidation_price is None,
                  "flat accounts have no bankruptcy or liquidation price",
                  f"{tag} is flat: {a}")
         return
-    bp = -((coll - cost) // (q * k)) if q > 0 else (cost + coll) // (-q * k)
-    _require(a.bankruptcy_price == max(0, bp), "bankruptcy price",
-             f"{tag} has bankruptcy price {a.bankruptcy_price}, the formula gives {max(0, bp)}")
-    if a.exempt:
-        _require(a.liquidation_price is None, "exempt accounts have no liquidation price",
-                 f"{tag}: {a}")
-        return
-    max_price = int(engine.max_price)
+    prices = {0: (a.liquidation_price, a.bankruptcy_price)} if count == 1 else {
+        int(p.instrument): (p.liquidation_price, p.bankruptcy_price) for p in a.positions}
+    if count > 1 and 0 not in held:
+        _require(a.bankruptcy_price is None and a.liquidation_price is None,
+                 "no instrument 0 position, no instrument 0 prices", f"{tag}: {a}")
+    for i, (q, cost) in held.items():
+        liq, bankruptcy = prices[i]
+        other = [terms(j, marks[j]) for j in held if j != i]
+        others_profit, others_mm = sum(t[0] for t in other), sum(t[1] for t in other)
+        base = coll + others_profit
+        k = venue[i].k
+        where = "" if count == 1 else f" in instrument {i}"
+        bp = -((base - cost) // (q * k)) if q > 0 else (cost + base) // (-q * k)
+        _require(bankruptcy == max(0, bp), "bankruptcy price",
+                 f"{tag} has bankruptcy price {bankruptcy}{where}, the formula gives "
+                 f"{max(0, bp)}")
+        if a.exempt:
+            _require(liq is None, "exempt accounts have no liquidation price", f"{tag}: {a}")
+            continue
+        max_price = venue[i].max_price
 
-    def liquidatable(p: int) -> bool:
-        return _short_of(engine, coll + _unrealised(q, cost, p, k),
-                         _maintenance(engine, cost, p * abs(q) * k))
+        def liquidatable(p: int, i=i, base=base, others_mm=others_mm) -> bool:
+            profit, margin, _ = terms(i, p)
+            return _short_of(engine, base + profit, others_mm + margin)
 
-    liq = a.liquidation_price
-    if liq is None:
-        extreme = 0 if q > 0 else max_price
-        _require(not liquidatable(extreme), "liquidation price",
-                 f"{tag} has no liquidation price but is liquidatable at {extreme}")
-    else:
-        better = liq + 1 if q > 0 else liq - 1
-        _require(0 <= liq <= max_price and liquidatable(liq)
-                 and not (0 <= better <= max_price and liquidatable(better)),
-                 "liquidation price", f"{tag} has liquidation price {liq}, which is not the "
-                                      f"last price at which it is liquidatable")
-    if mark is not None:
-        crossed = liq is not None and (mark <= liq if q > 0 else mark >= liq)
-        _require(crossed == _short_of(engine, int(a.equity), int(a.maintenance_margin)),
-                 "liquidatable exactly past the liquidation price",
-                 f"{tag} at mark {mark}: equity {a.equity}, MM {a.maintenance_margin}, "
-                 f"liquidation price {liq}")
+        if liq is None:
+            extreme = 0 if q > 0 else max_price
+            _require(not liquidatable(extreme), "liquidation price",
+                     f"{tag} has no liquidation price{where} but is liquidatable at {extreme}")
+        else:
+            better = liq + 1 if q > 0 else liq - 1
+            _require(0 <= liq <= max_price and liquidatable(liq)
+                     and not (0 <= better <= max_price and liquidatable(better)),
+                     "liquidation price", f"{tag} has liquidation price {liq}{where}, which is "
+                                          f"not the last price at which it is liquidatable")
+        if None not in marks:
+            mark = marks[i]
+            crossed = liq is not None and (mark <= liq if q > 0 else mark >= liq)
+            _require(crossed == _short_of(engine, int(a.equity), int(a.maintenance_margin)),
+                     "liquidatable exactly past the liquidation price",
+                     f"{tag} at mark {mark}{where}: equity {a.equity}, MM "
+                     f"{a.maintenance_margin}, liquidation price {liq}")
