@@ -562,7 +562,7 @@ cdef class Engine:
         """Trading fees taken out of the accounts so far, quote units."""
         return self.ledger.fees_collected
 
-    def trades(self, *, instrument=0):
+    def trades(self, instrument=0):
         """Every trade the engine has settled in ``instrument``'s book, forced ones included
         (EVENT_DTYPE rows)."""
         self._enter()
@@ -571,7 +571,7 @@ cdef class Engine:
         finally:
             self._leave()
 
-    def open_interest(self, *, instrument=0):
+    def open_interest(self, instrument=0):
         """Lots of ``instrument`` held long across all accounts (equal to the lots held short).
         O(accounts)."""
         cdef int128 total = 0   # many accounts at max_position can pass int64 together
@@ -871,7 +871,7 @@ cdef class Engine:
         """Instrument 0's funding basis of the FAIR mark, ppm (0 until set_funding_basis)."""
         return self._funding_basis_ppm
 
-    def mark_price(self, *, instrument=0):
+    def mark_price(self, instrument=0):
         """``instrument``'s mark price in ticks under its mark rule; the previous mark when the
         rule has none."""
         cdef int32_t i
