@@ -157,6 +157,11 @@ cdef class Engine:
         under ``INCREMENTAL`` (ValueError otherwise). See "Liquidation rounds", step 2.2.
     limit : LimitRule or int or None, default None
         Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
+    instruments : sequence of Instrument or None, default None
+        The venue's contracts, each with its own book, margin tiers, bounds and mark rule (a
+        None field takes the keyword above of its name); None: one instrument, "main", from
+        tick_size, lot_size and the keywords. Calls that concern one contract take
+        ``instrument=`` (index or name, default 0). See docs/market_wide.md.
 
     Examples
     --------
