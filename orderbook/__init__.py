@@ -27,11 +27,13 @@ from .events import (
     EventKind,
     ForcedKind,
     Impact,
+    Instrument,
     Kind,
     LimitRule,
     MarginBasis,
     MarkRule,
     OrderInfo,
+    PositionInfo,
     Reason,
     SelfTradePrevention,
     Side,
@@ -43,6 +45,7 @@ from .events import (
 )
 from .margin import MarginTiers, Tier
 from .scenario import (
+    Contract,
     DepthProfile,
     ExplicitBook,
     ExplicitPopulation,
@@ -69,7 +72,7 @@ __all__ = [
     "Impact", "events_to_array", "array_to_events", "messages", "__version__",
     "Engine", "FORCED_DTYPE", "INSURANCE_FUND", "NO_COUNTERPARTY", "AccountInfo", "MarkRule",
     "Sizing", "LimitRule", "Deficit", "AdlRanking", "Trigger", "MarginBasis", "ForcedKind",
-    "MarginTiers", "Tier",
+    "MarginTiers", "Tier", "Instrument", "PositionInfo", "Contract",
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",

@@ -27,7 +27,7 @@ from .events import (
     Side,
 )
 from .margin import unit_value
-from .scenario import ExplicitPopulation, Shock
+from .scenario import DepthProfile, ExplicitPopulation, Shock
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -91,9 +91,10 @@ class Market:
         backstop = BACKSTOP if rules.backstop_collateral else None
         contracts = scenario.instruments
         if contracts:
-            if scenario.shock != Shock():
-                raise ConfigError("a scenario with instruments takes each instrument's shock "
-                                  "([[instruments]] shock), not [shock]")
+            if scenario.shock != Shock() or scenario.book != DepthProfile():
+                raise ConfigError("a scenario with instruments takes each instrument's book "
+                                  "and shock (Contract.book, Contract.shock), not the "
+                                  "scenario's own: leave book and shock at their defaults")
             specs = [Instrument(c.name, c.tick_size, c.lot_size,
                                 tiers=rules.tiers if c.tiers is None else c.tiers,
                                 mark_rule=rules.mark_rule if c.mark_rule is None
@@ -181,6 +182,7 @@ class Market:
         holds = rng.random((n, m)) < np.array([c.hold for c in contracts])
         ks = [_k(spec, eng.quote_unit) for spec in eng.instruments]
         kept = 0
+        self.holders = [set() for _ in contracts]
         for a in range(n):
             legs = []
             for i, c in enumerate(contracts):
@@ -198,7 +200,10 @@ class Market:
                 continue
             notional = sum(entry * size * ks[i] for i, _, entry, size in legs)
             eng.add_account(a, math.ceil(notional / leverage[a]))
-            kept += self._seed_account(a, legs)
+            if self._seed_account(a, legs):
+                kept += 1
+                for i, _, _, _ in legs:
+                    self.holders[i].add(a)
         return kept
 
     def _seed_account(self, owner: int, legs) -> int:

@@ -298,11 +298,12 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
     if "instruments" in d:
         changes["instruments"] = _contracts(d["instruments"], root)
         if changes["instruments"]:
-            if "shock" in d:
-                raise ConfigError("[shock] cannot go with [[instruments]]: give each "
-                                  "instrument its own ([instruments.shock])")
-            # The base's shock (the built-in one sells) belongs to its one instrument.
-            changes["shock"] = Shock()
+            for table in ("book", "shock"):
+                if table in d:
+                    raise ConfigError(f"[{table}] cannot go with [[instruments]]: give each "
+                                      f"instrument its own ([instruments.{table}])")
+            # The base's book and shock (the built-in one sells) belong to its one instrument.
+            changes["book"], changes["shock"] = DepthProfile(), Shock()
     if "book" in d:
         changes["book"] = _book(d["book"], base.book,
                                 changes.get("tick_size", base.tick_size),
@@ -482,7 +483,8 @@ def scenario_to_dict(s: Scenario) -> dict:
     out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
            if f.name not in TABLES and f.name != "instruments"}
     for table in TABLES:
-        out[table] = _table(getattr(s, table))
+        if not (s.instruments and table in ("book", "shock")):   # each instrument's instead
+            out[table] = _table(getattr(s, table))
     if s.instruments:
         out["instruments"] = [
             {**{name: _plain(getattr(c, name)) for name in _CONTRACT},

@@ -49,11 +49,12 @@ class _Units:
 
     price_label = money_label = "quote ccy"
 
-    def __init__(self, scenario):
+    def __init__(self, scenario, quote: float | None = None):
+        # ``scenario``: a Scenario, or a Contract with ``quote`` (its scenario's quote unit)
         lot = Decimal(scenario.lot_size)
         self.tick = float(Decimal(scenario.tick_size))
         self.lot = float(lot)
-        self.money = float(quote_unit(scenario))
+        self.money = float(quote_unit(scenario)) if quote is None else quote
         self.lot_text = f"{lot.normalize():f}"
 
 
@@ -131,7 +132,13 @@ def plot_result(result, path) -> None:
     2. resting depth within 1 % and 5 % of the mid, bids and asks;
     3. liquidated notional per step, stacked by generation;
     4. the insurance fund's change since the start.
+
+    A run over several instruments (``Scenario.instruments``) gets the figure of
+    :func:`_plot_instruments` instead.
     """
+    if getattr(result, "instrument_series", None):
+        _plot_instruments(result, path)
+        return
     mpl = _matplotlib()
     ticker, mcolors = mpl.ticker, mpl.colors
     scenario, series, records = result.scenario, result.series, result.forced_orders
@@ -287,6 +294,141 @@ def plot_result(result, path) -> None:
     if left is not None:
         fig.text(0.5, 0.922, f"⚠ {left} (not in bad debt)", ha="center", va="center",
                  fontsize=11, fontweight="bold", color=_UNRESOLVED_COLOUR)
+    fig.savefig(path, format="png")
+
+
+def _plot_instruments(result, path) -> None:
+    """Draw a run over several instruments: one price panel per instrument (last trade and
+    mark, every forced fill on that book as a point coloured by generation), the liquidated
+    notional per step stacked by instrument, and at the right the liquidated notional by
+    generation and instrument (how the cascade moved from book to book) with each
+    instrument's figures."""
+    mpl = _matplotlib()
+    ticker, mcolors = mpl.ticker, mpl.colors
+    scenario, records, summary = result.scenario, result.forced_orders, result.summary
+    contracts = scenario.instruments
+    names = [c.name for c in contracts]
+    count = len(contracts)
+    money = float(quote_unit(scenario))
+    n_gen = int(records["generation"].max()) + 1 if len(records) else 0
+    cmap = mcolors.ListedColormap(
+        mpl.colormaps["viridis"](np.linspace(0.0, 0.92, max(n_gen, 1))))
+    norm = mcolors.BoundaryNorm(np.arange(-0.5, max(n_gen, 1) + 0.5), cmap.N)
+    colours = [mpl.colormaps["tab10"](i % 10) for i in range(count)]
+
+    fig = mpl.Figure(figsize=(14, 3.0 * count + 4.2), dpi=100)
+    mpl.FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(count + 1, 2, width_ratios=[4.2, 1.9],
+                            height_ratios=[3] * count + [2.2], hspace=0.16, wspace=0.22,
+                            left=0.075, right=0.97, top=1 - 1.1 / (3.0 * count + 4.2),
+                            bottom=0.45 / (3.0 * count + 4.2) + 0.02)
+    money_fmt = _compact(ticker)
+    price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
+    axes = []
+    liquidating = np.isin(records["kind"], [1, 2, 3, 4])   # ForcedKind ORDER..ADL
+    for i, c in enumerate(contracts):
+        ax = fig.add_subplot(grid[i, 0], sharex=axes[0] if axes else None)
+        axes.append(ax)
+        series = result.instrument_series[c.name]
+        steps = np.asarray(series["step"])
+        tick = float(Decimal(c.tick_size))
+        ax.plot(steps, _masked(series["last"]) * tick, color="black", lw=1.3,
+                label="last trade", drawstyle="steps-post")
+        ax.plot(steps, _masked(series["mark"]) * tick, color="tab:orange", lw=1.1, ls="--",
+                label="mark", drawstyle="steps-post")
+        start = c.book.mid   # before the shock
+        mine = (records["instrument"] == i) & (records["notional"] > 0) & liquidating
+        if mine.any():
+            sizes = records["notional"][mine].astype(float)
+            ax.scatter(_spread(result.record_step[mine]), records["avg_price"][mine] * tick,
+                       s=10 + 90 * np.sqrt(sizes / sizes.max()), c=records["generation"][mine],
+                       cmap=cmap, norm=norm, alpha=0.8, edgecolors="black", linewidths=0.3,
+                       zorder=3, label="forced fill (colour = generation, area ∝ notional)")
+        shocked = c.shock != type(c.shock)()
+        key = f"instrument.{c.name}."
+        ax.set_title(f"{c.name}{' (shocked)' if shocked else ''}: "
+                     f"{summary[key + 'liquidated_accounts']:,} accounts liquidated here, "
+                     f"mid down {summary[key + 'max_drawdown_pct']:.2f} % at most",
+                     loc="left", fontsize=10, fontweight="bold")
+        if start:
+            ax.axhline(start * tick, color="grey", lw=0.8, ls=":")
+        ax.set_ylabel(f"{c.name} price\n[quote ccy]")
+        ax.yaxis.set_major_formatter(price_fmt)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelbottom=False)
+        if i == 0:
+            ax.legend(loc="best", fontsize=8, framealpha=0.9)
+
+    ax_n = fig.add_subplot(grid[count, 0], sharex=axes[0])
+    steps = np.asarray(result.series["step"])
+    bottom = np.zeros(len(steps))
+    for i, name in enumerate(names):
+        values = np.asarray(result.instrument_series[name]["liquidated_notional"], float) * money
+        ax_n.bar(steps, values, bottom=bottom, width=0.85, color=colours[i], linewidth=0,
+                 label=name)
+        bottom += values
+    ax_n.set_ylabel("liquidated notional\n[quote ccy]")
+    ax_n.yaxis.set_major_formatter(money_fmt)
+    ax_n.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax_n.grid(alpha=0.3)
+    ax_n.set_title("liquidated notional per step, by instrument", loc="left", fontsize=10,
+                   fontweight="bold")
+    # The x axis turns logarithmic after the last liquidation (the refill and the value
+    # traders go on printing, so the last trade would keep the whole run linear).
+    liquidated = np.flatnonzero(bottom > 0)
+    note = _step_axis(ax_n, ticker, steps, int(steps[liquidated[-1]]) if len(liquidated)
+                      else None)
+    ax_n.set_xlabel(f"step (one liquidation round and one liquidity refill per step{note})")
+
+    # Right: notional by generation (rows) and instrument (columns).
+    ax_m = fig.add_subplot(grid[0:max(1, count - 1), 1])
+    matrix = np.zeros((max(n_gen, 1), count))
+    for g, i, value in zip(records["generation"][liquidating],
+                           records["instrument"][liquidating],
+                           records["notional"][liquidating], strict=True):
+        matrix[int(g), int(i)] += float(value) * money
+    shown = np.where(matrix > 0, matrix, np.nan)
+    image = ax_m.imshow(shown, aspect="auto", cmap="Reds", interpolation="nearest")
+    ax_m.set_xticks(range(count), names)
+    ax_m.set_yticks(range(matrix.shape[0]))
+    ax_m.set_ylabel("generation")
+    ax_m.set_title("liquidated notional by generation\nand instrument [quote ccy]", loc="left",
+                   fontsize=10, fontweight="bold")
+    whole = ticker.EngFormatter(places=0, sep="")
+    for (g, i), value in np.ndenumerate(matrix):
+        if value > 0 and matrix.shape[0] <= 16:
+            ax_m.text(i, g, whole(value), ha="center", va="center", fontsize=8,
+                      color="white" if value > 0.6 * np.nanmax(shown) else "black")
+    bar = fig.colorbar(image, ax=ax_m, fraction=0.06, pad=0.03)
+    bar.ax.yaxis.set_major_formatter(money_fmt)
+    bar.ax.tick_params(labelsize=8)
+
+    ax_t = fig.add_subplot(grid[max(1, count - 1):, 1])
+    ax_t.axis("off")
+    lines = [f"{summary.get('liquidated_accounts', 0):,} of {summary.get('accounts', 0):,} "
+             f"accounts liquidated,", f"{summary.get('generations', 0)} generations"]
+    if "liquidated_accounts_unshocked" in summary:
+        lines += [f"{summary['liquidated_accounts_unshocked']:,} of them held no shocked",
+                  "instrument (contagion)"]
+    lines.append("")
+    for c in contracts:
+        key = f"instrument.{c.name}."
+        first = summary[key + "first_generation"]
+        lines.append(f"{c.name}: {whole(summary[key + 'liquidated_notional'] * money)} "
+                     f"liquidated, first in gen. {'-' if first is None else first}")
+    ax_t.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9.5,
+              transform=ax_t.transAxes, family="monospace")
+
+    fig.suptitle(f"Liquidation cascade across {count} instruments on one collateral: "
+                 f"{summary.get('liquidated_accounts', 0):,} accounts liquidated, "
+                 f"{summary.get('generations', 0)} generations", fontsize=12.5, y=0.995,
+                 va="top")
+    left = _unresolved_text(summary, _Units(contracts[0], quote=money))
+    if left is not None:
+        fig.text(0.5, 1 - 0.75 / (3.0 * count + 4.2), f"⚠ {left} (not in bad debt)",
+                 ha="center", va="center", fontsize=11, fontweight="bold",
+                 color=_UNRESOLVED_COLOUR)
     fig.savefig(path, format="png")
 
 

@@ -66,7 +66,13 @@ from .events import (
     Trigger,
 )
 from .margin import unit_value
-from .metrics import drawdown, instrument_figures, summarize, unresolved_note
+from .metrics import (
+    LIQUIDATION_KINDS,
+    drawdown,
+    instrument_figures,
+    summarize,
+    unresolved_note,
+)
 
 if TYPE_CHECKING:
     from ._market import Market
@@ -348,9 +354,9 @@ class Scenario:
     """Everything a run needs; frozen and picklable. Units: ticks, lots, quote units, steps.
 
     With ``instruments`` (a tuple of :class:`Contract`) the run is a venue of several
-    instruments (docs/market_wide.md): each contract brings its own tick, lot, book and shock,
-    and ``tick_size``, ``lot_size``, ``book`` and ``shock`` here are not used (a shock here is
-    refused); the population holds baskets across them.
+    instruments (docs/market_wide.md): each contract brings its own tick, lot, book and shock;
+    ``tick_size`` and ``lot_size`` here are not used, and ``book`` and ``shock`` must stay at
+    their defaults (a run refuses others); the population holds baskets across them.
     """
 
     tick_size: str = setting("0.1", decimal_text)
@@ -443,27 +449,38 @@ def scale_scenario(s: Scenario, scale: float) -> Scenario:
     _check_scale(scale)
     if scale == 1:
         return s
-    if isinstance(s.book, ExplicitBook) or isinstance(s.population, ExplicitPopulation):
+    books = [c.book for c in s.instruments] or [s.book]
+    if any(isinstance(b, ExplicitBook) for b in books) or isinstance(s.population,
+                                                                    ExplicitPopulation):
         raise ConfigError("--scale needs a synthetic book and population; this scenario gives "
                           "an explicit one")
-    book, population, liquidity, shock = s.book, s.population, s.liquidity, s.shock
+    population, liquidity = s.population, s.liquidity
 
     def sc(table: str, key: str, n: int) -> int:
         return _scaled(table, key, n, scale, schema(type(getattr(s, table)))[key])
 
+    def book_of(book, table="book"):
+        return replace(book, touch_qty=_scaled_depth(book.touch_qty, scale,
+                                                     schema(DepthProfile)["touch_qty"], table))
+
+    def shock_of(shock, table="shock"):
+        return replace(shock, sell=_scaled(table, "sell", shock.sell, scale, _ORDER_LOTS),
+                       buy=_scaled(table, "buy", shock.buy, scale, _ORDER_LOTS),
+                       orders=tuple((when, side, _scaled(table, "orders", lots, scale,
+                                                         _ORDER_LOTS))
+                                    for when, side, lots in shock.orders))
+
     return replace(
         s,
-        book=replace(book, touch_qty=_scaled_depth(book.touch_qty, scale,
-                                                   schema(DepthProfile)["touch_qty"])),
+        book=s.book if s.instruments else book_of(s.book),
         population=replace(population, count=sc("population", "count", population.count)),
         liquidity=replace(liquidity, rate=sc("liquidity", "rate", liquidity.rate),
                           recovery_rate=sc("liquidity", "recovery_rate",
                                            liquidity.recovery_rate)),
-        shock=replace(shock, sell=sc("shock", "sell", shock.sell),
-                      buy=sc("shock", "buy", shock.buy),
-                      orders=tuple((when, side, _scaled("shock", "orders", lots, scale,
-                                                        _ORDER_LOTS))
-                                   for when, side, lots in shock.orders)),
+        shock=shock_of(s.shock),
+        instruments=tuple(replace(c, book=book_of(c.book, f"instruments[{i}].book"),
+                                  shock=shock_of(c.shock, f"instruments[{i}].shock"))
+                          for i, c in enumerate(s.instruments)),
         rules=scale_rules(s.rules, scale),
     )
 
@@ -487,7 +504,7 @@ def _check_scale(scale) -> None:
         raise ConfigError(f"scale must be a positive number, got {scale!r}")
 
 
-def _scaled_depth(touch_qty, scale: float, check):
+def _scaled_depth(touch_qty, scale: float, check, table: str = "book"):
     """``touch_qty * scale``, not rounded to a lot (the book rounds the whole depth curve,
     see DepthProfile), but to 12 significant digits, so that 60 x 0.07 is 4.2 and not
     4.2000000000000002; a whole result is an int. ConfigError if ``check`` refuses it."""
@@ -496,8 +513,8 @@ def _scaled_depth(touch_qty, scale: float, check):
     try:
         return check(value)
     except Bad as bad:
-        raise ConfigError(f"scale {scale:g} makes [book] touch_qty {touch_qty:,} x {scale:g} = "
-                          f"{scaled:g}, which {bad.problem}") from None
+        raise ConfigError(f"scale {scale:g} makes [{table}] touch_qty {touch_qty:,} x "
+                          f"{scale:g} = {scaled:g}, which {bad.problem}") from None
 
 
 def _scaled(table: str, key: str, n: int, scale: float, check) -> int:
@@ -527,9 +544,10 @@ def quote_unit(scenario: Scenario) -> Decimal:
 
 
 def _units(scenario: Scenario) -> tuple[Decimal, int]:
-    """(quote unit, k: the quote units one lot is worth per tick)."""
-    return unit_value(Decimal(scenario.tick_size), Decimal(scenario.lot_size),
-                      scenario.quote_unit)
+    """(quote unit, k: the quote units one lot is worth per tick; of instrument 0 in a
+    scenario with instruments)."""
+    first = scenario.instruments[0] if scenario.instruments else scenario
+    return unit_value(Decimal(first.tick_size), Decimal(first.lot_size), scenario.quote_unit)
 
 
 # ------------------------------------------------------------------------------ results
@@ -654,6 +672,11 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
                         quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
                         end_accounts=end_accounts)
     if scenario.instruments:
+        shocked = [c.index for c in market.contracts if c.shock != Shock()]
+        exposed = set().union(*(market.holders[i] for i in shocked)) if shocked else set()
+        liquidated = set(records["owner"][np.isin(records["kind"], LIQUIDATION_KINDS)].tolist())
+        # The contagion the issue is about: accounts that never held a shocked instrument.
+        summary["liquidated_accounts_unshocked"] = len(liquidated - exposed - {INSURANCE_FUND})
         summary.update(instrument_figures(
             [c.name for c in scenario.instruments], every, records, starts,
             None if cf_all is None else [drawdown(cf_all[i], starts[i])[0]

@@ -149,8 +149,13 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
     pop = s.population
     accounts = f"{pop.count:,} accounts" if hasattr(pop, "count") else \
         f"{len(pop.side):,} explicit accounts"
-    return (f"scenario: {source}: {accounts}, {s.steps} steps, tick {s.tick_size}, "
-            f"lot {s.lot_size}, quote unit {quote_unit(s)}\n"
+    if s.instruments:
+        units = "instruments " + ", ".join(f"{c.name} (tick {c.tick_size}, lot {c.lot_size})"
+                                           for c in s.instruments)
+    else:
+        units = f"tick {s.tick_size}, lot {s.lot_size}"
+    return (f"scenario: {source}: {accounts}, {s.steps} steps, {units}, "
+            f"quote unit {quote_unit(s)}\n"
             f"{rules_label}: {_rules_text(s)}")
 
 
@@ -182,7 +187,10 @@ def _rules_text(s: Scenario) -> str:
 
 def _format_run(result, source: str) -> str:
     s, sm = result.scenario, result.summary
-    unit, tick = quote_unit(s), Decimal(s.tick_size)
+    unit = quote_unit(s)
+    tick = Decimal(s.instruments[0].tick_size if s.instruments else s.tick_size)
+    # With instruments, the price figures are instrument 0's; the others are in their table.
+    of = f" ({s.instruments[0].name})" if s.instruments else ""
     fund0 = s.rules.insurance_fund
     amp = sm["amplification"]
     half = sm["steps_to_half_recovery"]
@@ -191,9 +199,15 @@ def _format_run(result, source: str) -> str:
         ["liquidated accounts", f"{sm['liquidated_accounts']:,}", "",
          f"{sm['liquidated_accounts_pct']:.1f} % of accounts"],
         ["forced orders", f"{sm['forced_orders']:,}", "", ""],
+    ]
+    if "liquidated_accounts_unshocked" in sm:
+        rows.append(["... holding no shocked instrument",
+                     f"{sm['liquidated_accounts_unshocked']:,}", "",
+                     "liquidated through the others' forced orders (contagion)"])
+    rows += [
         ["liquidated notional", _money(sm["liquidated_notional"], unit), "quote",
          f"{sm['liquidated_notional']:,} quote units of {unit}"],
-        ["max drawdown", f"{sm['max_drawdown_pct']:.2f}", "%",
+        ["max drawdown" + of, f"{sm['max_drawdown_pct']:.2f}", "%",
          f"{sm['max_drawdown_ticks']:,.0f} ticks = {_price(sm['max_drawdown_ticks'], tick)} "
          f"in price, from mid {_price(sm['start_mid'], tick)}"],
     ]
@@ -227,6 +241,8 @@ def _format_run(result, source: str) -> str:
          f"{sm['unresolved_equity']:,} quote units: their equity at the final mark"],
     ]
     out = [_describe(s, source), "", _table(["metric", "value", "unit", "note"], rows, right={1})]
+    if s.instruments:
+        out += ["", "by instrument", _instrument_table(s, sm, unit)]
     gens = sm["liquidations_by_generation"]
     if gens:
         top = max(gens)
@@ -237,6 +253,25 @@ def _format_run(result, source: str) -> str:
     else:
         out += ["", "no liquidations"]
     return "\n".join(out)
+
+
+def _instrument_table(s: Scenario, sm: dict, unit: Decimal) -> str:
+    """One row per instrument of a scenario with instruments: what its liquidations took and
+    when its first came (the cascade generation), and how far its mid fell."""
+    rows = []
+    for c in s.instruments:
+        key = f"instrument.{c.name}."
+        first = sm[key + "first_generation"]
+        amp = sm.get(key + "amplification")
+        rows.append([c.name, f"{sm[key + 'liquidated_accounts']:,}",
+                     f"{sm[key + 'forced_orders']:,}",
+                     _money(sm[key + "liquidated_notional"], unit),
+                     "-" if first is None else f"{first}",
+                     f"{sm[key + 'max_drawdown_pct']:.2f}",
+                     "n/a" if amp is None else _num(amp, ".2f")])
+    return _table(["instrument", "liquidated accounts", "forced orders",
+                   "liquidated notional (quote)", "first generation", "max drawdown %",
+                   "amplification x"], rows, right={1, 2, 3, 4, 5, 6})
 
 
 def _table(headers, rows, right: set) -> str:

@@ -1,0 +1,179 @@
+"""Scenarios over several instruments (issue #13): baskets on one collateral, per-instrument
+books, shocks, series and figures, in Python, TOML and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orderbook import Contract, DepthProfile, Liquidity, Population, Scenario, Shock, run
+from orderbook.config import (
+    ConfigError,
+    load_scenario,
+    loads_scenario,
+    scenario_from_dict,
+    scenario_to_dict,
+    scenario_to_toml,
+)
+from orderbook.scenario import ExplicitPopulation, scale_scenario
+from orderbook.testing import check_accounts
+
+ROOT = Path(__file__).resolve().parent.parent
+BASKET = ROOT / "examples" / "basket.toml"
+
+
+def small(engine="compiled", count=40, steps=8, **population):
+    """Two instruments (BTC k = 1, ETH k = 1 at quote unit 0.0001), a BTC sell."""
+    return Scenario(
+        quote_unit="0.0001",
+        instruments=(
+            Contract("BTC", "0.1", "0.001",
+                     book=DepthProfile(mid=1_000_000, spread=1, levels=300, step=50,
+                                       touch_qty=2, growth=0.01, noise=0.3),
+                     shock=Shock(sell=600)),
+            Contract("ETH", "0.01", "0.01", hold=0.7, size=(1, 30),
+                     book=DepthProfile(mid=300_000, spread=1, levels=300, step=15, touch_qty=2,
+                                       growth=0.01, noise=0.3))),
+        population=Population(count=count, leverage=(5.0, 100.0), size=(1, 30),
+                              entry_dispersion=0.002, **population),
+        liquidity=Liquidity(rate=10, half_life=5.0), shock=Shock(), steps=steps, engine=engine)
+
+
+def quiet_run(scenario, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run(scenario, **kw)
+
+
+def test_the_compiled_and_reference_engines_run_a_basket_scenario_alike():
+    compiled, reference = quiet_run(small()), quiet_run(small("reference"))
+    assert compiled.forced_orders.tobytes() == reference.forced_orders.tobytes()
+    assert compiled.summary == reference.summary
+    for name in ("BTC", "ETH"):
+        assert np.array_equal(compiled.instrument_series[name],
+                              reference.instrument_series[name])
+        assert np.array_equal(compiled.instrument_trades[name], reference.instrument_trades[name])
+
+
+def test_a_btc_sell_liquidates_baskets_and_sells_their_eth():
+    result = quiet_run(small())
+    sm = result.summary
+    # Every ETH liquidation is a basket's (the shock sold BTC only); some accounts that hold
+    # no BTC can then fall with ETH.
+    assert sm["instrument.BTC.liquidated_accounts"] > 0
+    assert sm["instrument.ETH.liquidated_accounts"] > 0
+    assert sm["instrument.BTC.first_generation"] == 0
+    records = result.forced_orders
+    assert set(records["instrument"].tolist()) == {0, 1}
+    assert sum(sm[f"instrument.{n}.liquidated_notional"] for n in ("BTC", "ETH")) == \
+        sm["liquidated_notional"]
+    # Series per instrument; series and trades are instrument 0's.
+    assert result.series.tobytes() == result.instrument_series["BTC"].tobytes()
+    assert result.trades.tobytes() == result.instrument_trades["BTC"].tobytes()
+    eth = result.instrument_series["ETH"]
+    assert int(eth["liquidated_notional"].sum()) == sm["instrument.ETH.liquidated_notional"]
+
+
+def test_the_basket_example_shows_contagion_to_accounts_without_btc():
+    result = quiet_run(load_scenario(BASKET))
+    sm = result.summary
+    assert sm["liquidated_accounts_unshocked"] > 0
+    assert sm["generations"] > 3
+    assert sm["instrument.ETH.max_drawdown_pct"] > 1.0   # ETH falls with no ETH shock
+
+
+def test_a_basket_run_leaves_consistent_accounts():
+    from orderbook._market import Market
+    from orderbook.scenario import _simulate
+
+    market = Market(small())
+    _simulate(market, 8, liquidator=True)
+    check_accounts(market.engine)
+
+
+def test_correlations_shape_the_baskets():
+    from orderbook._market import Market
+
+    def sizes(**population):
+        eng = Market(small(count=400, **population)).engine
+        out = []
+        for owner in range(400):
+            if owner in eng.owners():
+                held = {p.instrument: abs(p.position) for p in eng.account(owner).positions}
+                if len(held) == 2:
+                    out.append((held[0], held[1]))
+        return np.array(out, dtype=float)
+
+    tied, free = sizes(size_correlation=1.0), sizes(size_correlation=0.0)
+    assert np.corrcoef(np.log(tied).T)[0, 1] > 0.9
+    assert abs(np.corrcoef(np.log(free).T)[0, 1]) < 0.2
+
+
+def test_a_scenario_with_instruments_round_trips_through_toml():
+    s = small()
+    assert scenario_from_dict(scenario_to_dict(s)) == s
+    assert loads_scenario(scenario_to_toml(s)) == s
+    example = load_scenario(BASKET)
+    assert [c.name for c in example.instruments] == ["BTC", "ETH", "SOL"]
+    assert example.shock == Shock()
+    assert loads_scenario(scenario_to_toml(example)) == example
+
+
+def test_scaling_scales_every_instrument():
+    s = scale_scenario(small(count=1000), 0.5)
+    assert s.population.count == 500
+    assert [c.book.touch_qty for c in s.instruments] == [1, 1]
+    assert s.instruments[0].shock.sell == 300
+
+
+@pytest.mark.parametrize("text,match", [
+    ('[[instruments]]\nname = "A"\n[[instruments]]\nname = "A"\n', "given twice"),
+    ('[[instruments]]\nname = "A"\nspeed = 3\n', r"\[instruments\[0\]\] unknown key 'speed'"),
+    ('[[instruments]]\nname = "A"\n[shock]\nsell = 1\n', r"\[shock\] cannot go with"),
+    ('[[instruments]]\nname = "A"\n[book]\nmid = 5\n', r"\[book\] cannot go with"),
+    ('[[instruments]]\nname = ""\n', r"\[instruments\[0\]\] name"),
+    ('[[instruments]]\nname = "A"\nhold = 2\n', r"\[instruments\[0\]\] hold"),
+    ('[[instruments]]\nname = "A"\n[instruments.book]\nmid = 0\n',
+     r"\[instruments\[0\]\.book\] mid"),
+    ('instruments = 3\n', r"\[\[instruments\]\] must be an array of tables"),
+    ('[[instruments]]\nname = "A"\ntick_size = "0.5"\n[[instruments]]\nname = "B"\n'
+     'tick_size = "0.3"\n', "do not fit"),
+])
+def test_bad_instruments_in_a_file_are_refused_naming_them(text, match):
+    with pytest.raises(ConfigError, match=match):
+        loads_scenario(text)
+
+
+def test_a_run_refuses_what_instruments_cannot_use():
+    with pytest.raises(ConfigError, match="each instrument's book and shock"):
+        run(replace(small(), shock=Shock(sell=1)))
+    with pytest.raises(ConfigError, match="each instrument's book and shock"):
+        run(replace(small(), book=DepthProfile(mid=5)))
+    explicit = ExplicitPopulation(side=(1,), size=(1,), entry=(1_000_000,), collateral=(10**9,))
+    with pytest.raises(ConfigError, match="synthetic"):
+        run(replace(small(), population=explicit))
+
+
+def test_the_cli_prints_each_instrument(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "orderbook", "run", str(BASKET), "--scale",
+                          "0.2", "--json"], capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout)
+    assert {"instrument.BTC.liquidated_accounts", "instrument.SOL.first_generation",
+            "liquidated_accounts_unshocked"} <= set(summary)
+    text = subprocess.run([sys.executable, "-m", "orderbook", "run", str(BASKET), "--scale",
+                           "0.2"], capture_output=True, text=True, check=True).stdout
+    assert "by instrument" in text and "instruments BTC (tick 0.1, lot 0.001)" in text
+
+
+def test_the_figure_draws_a_panel_per_instrument(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "basket.png"
+    quiet_run(small()).plot(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
