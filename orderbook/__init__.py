@@ -44,6 +44,8 @@ from .events import (
     messages,
 )
 from .margin import MarginTiers, Tier
+from .market import Arbitrageur, Market
+from .price_index import Aggregate, IndexRule, PriceIndex
 from .scenario import (
     Contract,
     DepthProfile,
@@ -72,7 +74,8 @@ __all__ = [
     "Impact", "events_to_array", "array_to_events", "messages", "__version__",
     "Engine", "FORCED_DTYPE", "INSURANCE_FUND", "NO_COUNTERPARTY", "AccountInfo", "MarkRule",
     "Sizing", "LimitRule", "Deficit", "AdlRanking", "Trigger", "MarginBasis", "ForcedKind",
-    "MarginTiers", "Tier", "Instrument", "PositionInfo", "Contract",
+    "MarginTiers", "Tier", "Instrument", "PositionInfo", "Contract", "Market", "Arbitrageur",
+    "PriceIndex", "IndexRule", "Aggregate",
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
