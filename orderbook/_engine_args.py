@@ -27,6 +27,7 @@ from .events import (
     INSURANCE_FUND,
     AdlRanking,
     AmendRule,
+    CloseOrder,
     Deficit,
     Instrument,
     LimitRule,
@@ -95,7 +96,7 @@ def flag(name: str, value) -> bool:
 
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
              max_price, max_position, check_initial_margin, fraction_above, cooldown_rounds,
-             increment, **rest) -> dict:
+             increment, close_order=CloseOrder.ALL, **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
@@ -141,6 +142,11 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
         raise ValueError(f"increment must be >= 1 quote units under Sizing.INCREMENTAL, "
                          f"got {increment}")
     out["increment"] = increment
+    out["close_order"] = enum_arg("close_order", CloseOrder, close_order)
+    if out["close_order"] == CloseOrder.PRO_RATA and out["sizing"] not in (Sizing.FULL,
+                                                                          Sizing.FRACTION):
+        raise ValueError(f"close_order PRO_RATA cuts every position by one fraction: it needs "
+                         f"sizing FULL or FRACTION, got {out['sizing'].name}")
     if backstop is not None:
         backstop = check.as_int64("backstop", backstop)
         if backstop < 0:

@@ -55,7 +55,8 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   check_initial_margin=bool(engine.check_initial_margin),
                   fraction_above=int(engine.fraction_above),
                   cooldown_rounds=int(engine.cooldown_rounds),
-                  increment=int(engine.increment))
+                  increment=int(engine.increment),
+                  close_order=int(engine.close_order))
     if several:
         kwargs["instruments"] = [
             (spec.name, str(spec.tick_size), str(spec.lot_size),

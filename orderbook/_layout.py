@@ -15,7 +15,8 @@ __all__ = ["ENUMS", "CONSTANTS", "DTYPES", "KIND_SETS", "check"]
 
 #: Every enum of events.py that has a C twin in _types.pxd.
 ENUMS = ("Side", "Kind", "EventKind", "Reason", "SelfTradePrevention", "AmendRule", "MarkRule",
-         "Sizing", "LimitRule", "Deficit", "AdlRanking", "Trigger", "MarginBasis", "ForcedKind")
+         "Sizing", "LimitRule", "Deficit", "AdlRanking", "Trigger", "MarginBasis", "CloseOrder",
+         "ForcedKind")
 #: Every constant of events.py that has a C twin.
 CONSTANTS = ("PPM", "INSURANCE_FUND", "NO_COUNTERPARTY")
 #: Every dtype of events.py that is the view of a C struct.

@@ -21,6 +21,7 @@ from .events import (
     NO_COUNTERPARTY,
     PPM,
     AdlRanking,
+    CloseOrder,
     Deficit,
     EventKind,
     ForcedKind,
@@ -61,7 +62,8 @@ class _Liquidator:
     def __init__(self, ledger: _Ledger, refresh_marks, *, sizing, limit_rule, deficit,
                  adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
                  backstop_discount_ppm, round_cap, backstop, fraction_above=0,
-                 takeover_below_ppm=0, cooldown_rounds=0, increment=0):
+                 takeover_below_ppm=0, cooldown_rounds=0, increment=0,
+                 close_order=CloseOrder.ALL):
         self.ledger, self.refresh_marks = ledger, refresh_marks
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
         self.adl_ranking = adl_ranking
@@ -73,6 +75,7 @@ class _Liquidator:
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
         self.round_cap, self.backstop = round_cap, backstop
+        self.close_order = close_order
         self.queue: list[_Episode] = []
         self.round_number = 0    # the cascade's round, shown in records; 0 once the queue empties
         self.rounds_run = 0      # rounds that made progress, over the engine's life
@@ -148,9 +151,26 @@ class _Liquidator:
             self.queue.append(_Episode(owner, self.round_number))
             self.cancel_orders_of(owner)
 
+    def close_sequence(self, a: _Account, is_fund: bool) -> tuple[list[int], bool]:
+        """The positions of a served account in the order ``close_order`` closes them, and
+        whether the account is looked at again before each after the first. The fund closes
+        everything, instrument ascending."""
+        held = a.held()
+        if is_fund or self.close_order == CloseOrder.ALL:
+            return held, not is_fund and self.sizing != Sizing.FULL
+        if self.close_order == CloseOrder.PRO_RATA:
+            return held, False
+        ledger = self.ledger
+        if self.close_order == CloseOrder.LARGEST_MM:
+            key = {i: -ledger.margin_of(i, a.positions[i], ledger.instruments[i].mark)
+                   for i in held}
+        else:   # LARGEST_LOSS
+            key = {i: ledger.unrealised(a, i, ledger.instruments[i].mark) for i in held}
+        return sorted(held, key=lambda i: (key[i], i)), True
+
     def serve(self, episode: _Episode, cap_left: int | None) -> int | None:
-        """Serve one queue entry, position by position (close order ALL: one forced order per
-        instrument, ascending); return the notional used, or None to end the round's service."""
+        """Serve one queue entry, position by position in ``close_order`` (one forced order per
+        instrument); return the notional used, or None to end the round's service."""
         ledger = self.ledger
         a = ledger.accounts[episode.owner]
         is_fund = a.owner == INSURANCE_FUND
@@ -162,13 +182,10 @@ class _Liquidator:
         fund_before, self.bad_debt_noted = fund.collateral, 0
         used = 0
         side = Side.SELL
-        served = False
-        for i in a.held():
-            if (served and not is_fund and self.sizing != Sizing.FULL
-                    and not ledger.liquidatable(a)):
+        order, look_again = self.close_sequence(a, is_fund)
+        for n, i in enumerate(order):
+            if n and look_again and not ledger.liquidatable(a):
                 break
-            if a.positions[i].position == 0:
-                continue
             self.i = i
             side = Side.SELL if a.positions[i].position > 0 else Side.BUY
             step = self.serve_position(episode, a, is_fund, side,
@@ -176,7 +193,6 @@ class _Liquidator:
             if step is None:
                 return None
             used += step
-            served = True
         if not a.held() and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, a, side)
         # The fund can also lose by trading the positions it took over; when that takes it

@@ -143,6 +143,12 @@ cdef enum:   # MarginBasis
     BASIS_MARK = 0
     BASIS_ENTRY = 1
 
+cdef enum:   # CloseOrder
+    CLOSE_ALL = 0
+    CLOSE_LARGEST_MM = 1
+    CLOSE_LARGEST_LOSS = 2
+    CLOSE_PRO_RATA = 3
+
 cdef enum:   # ForcedKind
     FK_ORDER = 1
     FK_BACKSTOP = 2

@@ -54,6 +54,7 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     adl_ranking = "BITMEX"          # AdlRanking: BITMEX, PNL_RATIO, BINANCE
     trigger = "BELOW"               # Trigger: BELOW (E < MM), AT_OR_BELOW (E <= MM)
     mm_basis = "MARK"               # MarginBasis: MARK (mark notional), ENTRY (entry value)
+    close_order = "ALL"             # CloseOrder: ALL, LARGEST_MM, LARGEST_LOSS, PRO_RATA
     round_cap = "none"              # optional values take "none"
     tiers = [[2_000_000_000, 4_000, 8_000], ["none", 25_000, 50_000]]
 

@@ -10,6 +10,7 @@ from .events import (
     AccountInfo,
     AdlRanking,
     AmendRule,
+    CloseOrder,
     Deficit,
     Event,
     Instrument,
@@ -72,6 +73,7 @@ class Engine:
         increment: int = 0,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
         instruments: Sequence[Instrument] | None = None,
+        close_order: CloseOrder | int = ...,
     ) -> None: ...
     @property
     def books(self) -> tuple[BookView, ...]: ...
@@ -127,6 +129,8 @@ class Engine:
     def trigger(self) -> Trigger: ...
     @property
     def mm_basis(self) -> MarginBasis: ...
+    @property
+    def close_order(self) -> CloseOrder: ...
     @property
     def check_initial_margin(self) -> bool: ...
     @property

@@ -31,8 +31,8 @@ from ._engine_args import (
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    STOP_KINDS, AccountInfo, AdlRanking, AmendRule, Deficit, Kind, LimitRule, MarginBasis,
-    MarkRule, PositionInfo, SelfTradePrevention, Sizing, Trigger,
+    STOP_KINDS, AccountInfo, AdlRanking, AmendRule, CloseOrder, Deficit, Kind, LimitRule,
+    MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Sizing, Trigger,
 )
 from .margin import DEFAULT_TIERS, MarginTiers
 
@@ -162,6 +162,12 @@ cdef class Engine:
         None field takes the keyword above of its name); None: one instrument, "main", from
         tick_size, lot_size and the keywords. Calls that concern one contract take
         ``instrument=`` (index or name, default 0). See docs/market_wide.md.
+    close_order : CloseOrder or int, default CloseOrder.ALL
+        Which positions of a liquidated account holding several go first: all of them,
+        instrument ascending (``ALL``), the largest maintenance margin first
+        (``LARGEST_MM``), the largest loss at the mark first (``LARGEST_LOSS``), or every one
+        by the same fraction (``PRO_RATA``, under ``FULL`` or ``FRACTION`` only). See
+        "Several instruments in one venue".
 
     Examples
     --------
@@ -213,7 +219,7 @@ cdef class Engine:
     cdef readonly qty_t max_position
     cdef readonly money_t total_deposits
     cdef int _mark_rule, _sizing, _limit_rule, _deficit, _adl_ranking
-    cdef int _trigger, _mm_basis
+    cdef int _trigger, _mm_basis, _close_order
     cdef readonly bint check_initial_margin
     cdef bint has_round_cap, has_backstop, has_index, has_mark
     cdef int64_t _round_cap
@@ -237,7 +243,7 @@ cdef class Engine:
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None):
+                 limit=None, instruments=None, close_order=CloseOrder.ALL):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -264,7 +270,8 @@ cdef class Engine:
                          check_initial_margin=check_initial_margin,
                          fraction_above=fraction_above,
                          takeover_below_ppm=takeover_below_ppm,
-                         cooldown_rounds=cooldown_rounds, increment=increment)
+                         cooldown_rounds=cooldown_rounds, increment=increment,
+                         close_order=close_order)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
@@ -284,6 +291,7 @@ cdef class Engine:
         self._adl_ranking = given["adl_ranking"]
         self._trigger = given["trigger"]
         self._mm_basis = given["mm_basis"]
+        self._close_order = given["close_order"]
         self.has_round_cap = given["round_cap"] is not None
         self._round_cap = given["round_cap"] if self.has_round_cap else 0
         self.max_price, self.max_position = given["max_price"], given["max_position"]
@@ -326,7 +334,8 @@ cdef class Engine:
             self._book, self.ledger, self.k, self.max_position, self._sizing, self._limit_rule,
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
             self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop,
-            self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds, self.increment)
+            self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds, self.increment,
+            self._close_order)
         self.liquidator.books = list(self._books)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
@@ -367,6 +376,11 @@ cdef class Engine:
     def mm_basis(self):
         """What maintenance margin is taken on: mark notional or entry value (MarginBasis)."""
         return MarginBasis(self._mm_basis)
+
+    @property
+    def close_order(self):
+        """Which positions of a liquidated account go first (CloseOrder)."""
+        return CloseOrder(self._close_order)
 
     @property
     def round_cap(self):
@@ -1043,6 +1057,7 @@ cdef class Engine:
         other._adl_ranking = self._adl_ranking
         other._trigger = self._trigger
         other._mm_basis = self._mm_basis
+        other._close_order = self._close_order
         other.check_initial_margin = self.check_initial_margin
         other.has_round_cap = self.has_round_cap
         other.has_backstop = self.has_backstop
@@ -1071,8 +1086,6 @@ cdef class Engine:
     cdef dict _state(self):
         # The format of _engine_state.check_state (STATE_VERSION), keys in this order.
         cdef size_t i, n = self._mark_rules.size()
-        if STATE_VERSION < 3:
-            return self._state_v2()
         return {
             "version": STATE_VERSION, "books": list(self._books),
             "accounts": self.ledger.account_rows(), "queue": self.liquidator.queue_rows(),
@@ -1088,42 +1101,9 @@ cdef class Engine:
             "funding_basis_ppm": [self._basis[i] for i in range(n)],
         }
 
-    cdef dict _state_v2(self):
-        # Until the shared _engine_state speaks version 3: a one-instrument venue's state in
-        # version 2's terms.
-        rows = []
-        for owner, collateral, reserve, exempt, isolated, positions in self.ledger.account_rows():
-            position, cost = next(((q, c) for i, q, c in positions if i == 0), (0, 0))
-            rows.append((owner, collateral, position, cost, reserve, exempt, isolated))
-        return {
-            "version": STATE_VERSION, "book": self._book,
-            "accounts": rows, "queue": self.liquidator.queue_rows(),
-            "records": [row[:-1] for row in self.liquidator.record_rows()],
-            "trades": self.ledger.trades_array(0),
-            "fund_history": self.liquidator.fund_rows(),
-            "fees_collected": self.ledger.fees_collected, "total_deposits": self.total_deposits,
-            "round": self.liquidator.round_number, "rounds_run": self.liquidator.rounds_run,
-            "next_forced_id": self.liquidator.next_forced_id,
-            "index_price": self.index_price if self.has_index else None,
-            "mark": self.mark_value if self.has_mark else None,
-            "funding_basis_ppm": self._funding_basis_ppm,
-        }
-
     cdef int _load(self, dict state) except -1:
         # ``state`` has passed check_state; this engine is fresh (built from the same settings).
         cdef size_t i
-        if STATE_VERSION < 3:
-            # version 2's terms (see _state_v2), into version 3's
-            state = dict(state)
-            state["books"] = [state["book"]]
-            state["accounts"] = [
-                (o, c, r, e, iso, ((0, q, cost),) if q else ())
-                for o, c, q, cost, r, e, iso in state["accounts"]]
-            state["open"] = {(0, o, side): q for (o, side), q in state["open"].items()}
-            state["records"] = [tuple(row) + (0,) for row in state["records"]]
-            state["trades"] = [state["trades"]]
-            for name in ("index_price", "mark", "funding_basis_ppm"):
-                state[name] = [state[name]]
         self._books = list(state["books"])
         self._book = self._books[0]
         self.book = BookView(self._book)

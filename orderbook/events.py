@@ -23,8 +23,8 @@ __all__ = [
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
-    "AdlRanking", "Trigger", "MarginBasis", "ForcedKind", "FUNDING_BASIS_BOUND", "fair_price",
-    "FORCED_DTYPE",
+    "AdlRanking", "Trigger", "MarginBasis", "CloseOrder", "ForcedKind", "FUNDING_BASIS_BOUND",
+    "fair_price", "FORCED_DTYPE",
     "AccountInfo", "PositionInfo", "Instrument", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
     "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
@@ -369,6 +369,24 @@ class MarginBasis(IntEnum):
 
     MARK = 0   #: the position's value at the mark, V(m, |q|) (Binance, OKX, Hyperliquid)
     ENTRY = 1  #: the position's entry value, its cost C (BitMEX's, Bybit's older examples)
+
+
+class CloseOrder(IntEnum):
+    """Which positions of a liquidated account go first, when it holds several
+    (docs/liquidation.md, "Several instruments in one venue")."""
+
+    #: every position at once, instrument ascending (Binance cross margin); under a partial
+    #: sizing the account is looked at again before each later position
+    ALL = 0
+    #: the position with the largest maintenance margin first, then the next largest; the
+    #: account is looked at again before each later position
+    LARGEST_MM = 1
+    #: the position losing most at its mark first (the move that did the harm), then the next;
+    #: the account is looked at again before each later position
+    LARGEST_LOSS = 2
+    #: every position cut by the same fraction (all of it under FULL, ``fraction_ppm`` under
+    #: FRACTION; the other sizings are refused), with no look in between
+    PRO_RATA = 3
 
 
 class ForcedKind(IntEnum):

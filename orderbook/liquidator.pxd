@@ -74,6 +74,7 @@ cdef class Liquidator:
     cdef int64_t k                # the served instrument's quote units per tick x lot
     cdef qty_t max_position       # its lots: the backstop takes no more than this
     cdef int sizing, limit_rule, deficit, adl_ranking
+    cdef int close_order          # CloseOrder: which positions of an account go first
     cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
     cdef money_t fraction_above   # quote units: FRACTION closes a position worth no more whole
     cdef int64_t takeover_below_ppm   # ppm of MM: below it a served account is taken over
@@ -101,6 +102,8 @@ cdef class Liquidator:
     cdef bint run_round(self) except -1
     cdef void enqueue_crossed(self) noexcept nogil
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
+    cdef bint close_sequence(self, int32_t slot, bint is_fund,
+                             vector[int32_t]* instruments) except -1
     cdef int serve_position(self, Episode* episode, int32_t slot, bint is_fund,
                             int64_t cap_left, int64_t* used) except -1
     cdef qty_t send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,

@@ -14,6 +14,7 @@ from cython.operator cimport dereference as deref, preincrement as inc, predecre
 from libc.stdint cimport INT64_MAX, int32_t, int64_t
 from libcpp.algorithm cimport make_heap, pop_heap, sort
 from libcpp.set cimport set as cset
+from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 import numpy as np
@@ -95,7 +96,7 @@ cdef class Liquidator:
                  int64_t band_ppm, int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm,
                  round_cap, backstop, money_t fraction_above=0,
                  int64_t takeover_below_ppm=0, int64_t cooldown_rounds=0,
-                 money_t increment=0):
+                 money_t increment=0, int close_order=0):
         self.books = [book]
         self.book = book
         self.instrument = 0
@@ -103,6 +104,7 @@ cdef class Liquidator:
         self.k = k
         self.max_position = max_position
         self.sizing = sizing
+        self.close_order = close_order
         self.limit_rule = limit_rule
         self.deficit = deficit
         self.adl_ranking = adl_ranking
@@ -248,7 +250,7 @@ cdef class Liquidator:
         cdef Account* a = self.acct(slot)
         cdef const Position* p
         cdef bint is_fund = a.owner == t.INSURANCE_FUND
-        cdef bint first = True
+        cdef bint look_again
         cdef vector[int32_t] instruments
         cdef size_t i
         cdef int side = 0
@@ -265,16 +267,15 @@ cdef class Liquidator:
             if p.position != 0:
                 instruments.push_back(p.instrument)
             p = self.ledger.next_pos(a, p)
+        look_again = self.close_sequence(slot, is_fund, &instruments)
         fund = self.ledger.slot(t.INSURANCE_FUND)
         fund_before = self.acct(fund).collateral
         self.bad_debt_noted = 0
         for i in range(instruments.size()):
             self.use(instruments[i])
             a = self.acct(slot)
-            if (not first and not is_fund and self.sizing != t.SIZING_FULL
-                    and not self.ledger.liquidatable(a)):
+            if i and look_again and not self.ledger.liquidatable(a):
                 break
-            first = False
             if self.posn(slot).position == 0:
                 continue
             side = SELL if self.posn(slot).position > 0 else BUY
@@ -304,6 +305,36 @@ cdef class Liquidator:
         if not self.ledger.held(a) or (not is_fund and not self.ledger.liquidatable(a)):
             return SERVED_DONE
         return SERVED_QUEUED
+
+    cdef bint close_sequence(self, int32_t slot, bint is_fund,
+                             vector[int32_t]* instruments) except -1:
+        # The served account's positions (``instruments``, ascending) put in close_order
+        # (stable: ties by instrument); returns whether the account is looked at again before
+        # each position after the first. The fund closes everything, instrument ascending.
+        cdef vector[pair[int128, int32_t]] keyed
+        cdef Position* p
+        cdef size_t i
+        cdef int32_t instrument
+        if is_fund or self.close_order == t.CLOSE_ALL:
+            return not is_fund and self.sizing != t.SIZING_FULL
+        if self.close_order == t.CLOSE_PRO_RATA:
+            return False
+        for i in range(instruments.size()):
+            instrument = instruments[0][i]
+            self.use(instrument)
+            p = self.posn(slot)
+            if self.close_order == t.CLOSE_LARGEST_MM:
+                keyed.push_back(pair[int128, int32_t](
+                    -self.ledger.maintenance(p, self.ledger.marks[instrument],
+                                             self.ledger.has_mark[instrument]), instrument))
+            else:   # LARGEST_LOSS: the most negative unrealised profit first
+                keyed.push_back(pair[int128, int32_t](
+                    self.ledger.unrealised(p, self.ledger.marks[instrument],
+                                           self.ledger.has_mark[instrument]), instrument))
+        sort(keyed.begin(), keyed.end())
+        for i in range(keyed.size()):
+            instruments[0][i] = keyed[i].second
+        return True
 
     cdef int serve_position(self, Episode* episode, int32_t slot, bint is_fund,
                             int64_t cap_left, int64_t* used) except -1:
@@ -1028,6 +1059,7 @@ cdef class Liquidator:
         other.k = self.k
         other.max_position = self.max_position
         other.sizing = self.sizing
+        other.close_order = self.close_order
         other.limit_rule = self.limit_rule
         other.deficit = self.deficit
         other.adl_ranking = self.adl_ranking

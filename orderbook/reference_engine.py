@@ -50,6 +50,7 @@ from .events import (
     AccountInfo,
     AdlRanking,
     AmendRule,
+    CloseOrder,
     Deficit,
     EventKind,
     Kind,
@@ -428,7 +429,7 @@ class Engine:
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None):
+                 limit=None, instruments=None, close_order=CloseOrder.ALL):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -458,7 +459,8 @@ class Engine:
                          check_initial_margin=check_initial_margin,
                          fraction_above=fraction_above,
                          takeover_below_ppm=takeover_below_ppm,
-                         cooldown_rounds=cooldown_rounds, increment=increment)
+                         cooldown_rounds=cooldown_rounds, increment=increment,
+                         close_order=close_order)
         if instruments is None:
             specs, parts = venue()
             parts[0]["book"] = book
@@ -475,6 +477,7 @@ class Engine:
         self.fraction_above = given["fraction_above"]
         self.cooldown_rounds = given["cooldown_rounds"]
         self.increment = given["increment"]
+        self.close_order = given["close_order"]
         fund = given["insurance_fund"]
         self.backstop = given["backstop"]
         self._instruments = [
@@ -504,7 +507,7 @@ class Engine:
             backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,
             backstop=self.backstop, fraction_above=self.fraction_above,
             takeover_below_ppm=self.takeover_below_ppm, cooldown_rounds=self.cooldown_rounds,
-            increment=self.increment)
+            increment=self.increment, close_order=self.close_order)
 
     # ------------------------------------------ instrument 0's settings (one-instrument API)
     @property

@@ -57,6 +57,7 @@ from .events import (
     INSURANCE_FUND,
     INT64_MAX,
     AdlRanking,
+    CloseOrder,
     Deficit,
     LimitRule,
     MarginBasis,
@@ -319,6 +320,7 @@ class Rules:
     adl_ranking: AdlRanking = setting(AdlRanking.BITMEX, enum_name(AdlRanking))
     trigger: Trigger = setting(Trigger.BELOW, enum_name(Trigger))
     mm_basis: MarginBasis = setting(MarginBasis.MARK, enum_name(MarginBasis))
+    close_order: CloseOrder = setting(CloseOrder.ALL, enum_name(CloseOrder))
     taker_fee_ppm: int = setting(500, ppm)
     maker_fee_ppm: int = setting(200, ppm)
     liquidator: bool = setting(True, boolean)

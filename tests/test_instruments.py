@@ -325,3 +325,91 @@ def test_instruments_take_the_venue_keywords_they_leave_out(engine_cls):
     assert (eng.k, eng.max_price, eng.mark_rule) == (100, 1000, MarkRule.MID)   # instrument 0's
     eng.set_index(40, instrument="ETH")
     assert (eng.mark_price(ETH), eng.mark_price(BTC)) == (40, None)
+
+
+# ==================================================================== close order
+
+
+def close_order_venue(engine_cls, shocked=BTC, **kw):
+    """Account 7: long 10 BTC and 20 ETH @ 100 (costs 1000 and 2000), collateral 200. At the
+    marks 100: E = 200 >= MM = 50 + 100. The shock prints 90 on ``shocked``; then bids BTC
+    10 @ 89, ETH 20 @ 99 and 20 @ 80 rest for the liquidations."""
+    eng = venue(engine_cls, **kw)
+    eng.add_account(7, 200)
+    eng.seed_position(7, LP, 100, 10, instrument=BTC)
+    eng.seed_position(7, LP, 100, 20, instrument=ETH)
+    print_mark(eng, BTC, 100, 1)
+    print_mark(eng, ETH, 100, 1)
+    print_mark(eng, shocked, 90, 20)
+    eng.limit(10, B, 89, 10, LP, instrument=BTC)
+    eng.limit(10, B, 99, 20, LP, instrument=ETH)
+    eng.limit(11, B, 80, 20, LP, instrument=ETH)
+    return eng
+
+
+def closes(eng):
+    return [(r["instrument"], r["qty"], r["notional"]) for r in rows(eng.liquidate())]
+
+
+def test_largest_mm_first_closes_eth_and_stops_once_safe(engine_cls):
+    from orderbook.events import CloseOrder
+
+    # At BTC 90: E = 200 - 100 = 100 < MM = 45 + 100 = 145. ETH's MM (100) is the larger: 20
+    # sold @ 99 = 1,980 (realised -20, collateral 180). Then E = 180 - 100 = 80 >= MM = 45:
+    # safe, the BTC position stays.
+    eng = close_order_venue(engine_cls, close_order=CloseOrder.LARGEST_MM)
+    assert eng.close_order == CloseOrder.LARGEST_MM
+    assert closes(eng) == [(ETH, 20, 1980)]
+    assert [(p.instrument, p.position) for p in eng.account(7).positions] == [(BTC, 10)]
+    check_accounts(eng, settled=True)
+
+
+def test_all_closes_btc_then_eth_whatever_the_margins(engine_cls):
+    # ALL under FULL: BTC 10 @ 89 = 890 (realised -110: collateral 90), then ETH without a
+    # look: 20 @ 99 = 1,980 (realised -20: collateral 70).
+    eng = close_order_venue(engine_cls)
+    assert closes(eng) == [(BTC, 10, 890), (ETH, 20, 1980)]
+    assert eng.account(7).collateral == 70
+
+
+def test_largest_loss_first_closes_the_instrument_that_fell(engine_cls):
+    from orderbook.events import CloseOrder
+
+    # ETH printed at 90: U_ETH = -200, U_BTC = 0; E = 0 < MM = 50 + 90. ETH first: 20 lots
+    # into 20 @ 99 (the bid above the print; the book crossed nothing): 1,980, realised -20,
+    # collateral 180; ETH's last trade is 99 now. BTC at 100: E = 180 >= MM = 50: stops.
+    eng = close_order_venue(engine_cls, shocked=ETH, close_order=CloseOrder.LARGEST_LOSS)
+    assert closes(eng) == [(ETH, 20, 1980)]
+    assert eng.account(7).positions[0].instrument == BTC
+
+
+def test_pro_rata_cuts_every_position_by_the_fraction(engine_cls):
+    from orderbook.events import CloseOrder
+
+    # FRACTION 50 %, PRO_RATA: BTC 5 @ 89 (realised 445 - 500 = -55: collateral 145) and ETH
+    # 10 @ 99 (realised 990 - 1000 = -10: collateral 135), with no look in between.
+    eng = close_order_venue(engine_cls, sizing=Sizing.FRACTION, fraction_ppm=500_000,
+                            close_order=CloseOrder.PRO_RATA)
+    eng.liquidation_round()
+    assert [(r["instrument"], r["qty"], r["notional"]) for r in rows(eng.forced_orders())] == [
+        (BTC, 5, 445), (ETH, 10, 990)]
+    assert eng.account(7).collateral == 135
+
+
+@pytest.mark.parametrize("sizing", [Sizing.RESTORE, Sizing.TIER_STEP])
+def test_pro_rata_needs_one_fraction(engine_cls, sizing):
+    from orderbook.events import CloseOrder
+
+    with pytest.raises(ValueError, match="PRO_RATA cuts every position by one fraction"):
+        engine_cls(close_order=CloseOrder.PRO_RATA, sizing=sizing)
+    with pytest.raises(ValueError, match="close_order must be one of"):
+        engine_cls(close_order=9)
+
+
+def test_the_close_order_is_kept_by_copies_and_pickles(engine_cls):
+    from orderbook.events import CloseOrder
+
+    eng = close_order_venue(engine_cls, close_order=CloseOrder.LARGEST_MM)
+    for other in (eng.copy(), pickle.loads(pickle.dumps(eng))):
+        assert other.close_order == CloseOrder.LARGEST_MM
+        assert closes(other) == [(ETH, 20, 1980)]

@@ -10,7 +10,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ..events import Deficit, LimitRule, MarginBasis, Sizing, Trigger
+from ..events import CloseOrder, Deficit, LimitRule, MarginBasis, Sizing, Trigger
 from ..metrics import unresolved_note
 from ..scenario import STATIC_MARK_NOTE, Scenario, quote_unit
 
@@ -180,6 +180,9 @@ def _rules_text(s: Scenario) -> str:
         rules.append("liquidated at equity <= MM")
     if r.mm_basis != MarginBasis.MARK:
         rules.append("MM on entry value")
+    if r.close_order != CloseOrder.ALL:
+        rules.append(f"positions closed {r.close_order.name.lower().replace('_', ' ')} first"
+                     if r.close_order != CloseOrder.PRO_RATA else "positions closed pro rata")
     if r.takeover_below_ppm:
         rules.append(f"taken over below {r.takeover_below_ppm / 1e4:g}% of MM")
     return ", ".join(rules)
