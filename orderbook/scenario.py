@@ -755,6 +755,8 @@ def coerce_param(scenario: Scenario, name: str, value):
     for a value of the wrong type.
     """
     parts = name.split(".")
+    if parts[0] == "instruments":
+        return _coerce_contract_param(scenario, name, parts, value)
     if len(parts) == 1:
         if parts[0] in TABLES:
             if isinstance(value, _TABLE_CLASSES[name]):
@@ -771,11 +773,48 @@ def coerce_param(scenario: Scenario, name: str, value):
     return convert(table, key, value, schema(cls), renamed(cls))
 
 
+def _contract_at(scenario: Scenario, name: str, label: str) -> int:
+    names = [c.name for c in scenario.instruments]
+    if label not in names:
+        raise UnknownKeyError(f"parameter {name!r}: the scenario has no instrument {label!r} "
+                              f"(its instruments: {', '.join(names) or 'none'})")
+    return names.index(label)
+
+
+def _coerce_contract_param(scenario: Scenario, name: str, parts: list, value):
+    """``instruments.<name>.<key>`` (a Contract key) or ``instruments.<name>.book.<key>`` /
+    ``.shock.<key>`` (its book's or shock's)."""
+    if len(parts) not in (3, 4):
+        raise UnknownKeyError(f"unknown parameter {name!r} (instruments.NAME.key, or "
+                              f"instruments.NAME.book.key / instruments.NAME.shock.key)")
+    contract = scenario.instruments[_contract_at(scenario, name, parts[1])]
+    if len(parts) == 3:
+        return convert(f"instruments.{parts[1]}", parts[2], value, schema(Contract))
+    if parts[2] not in ("book", "shock"):
+        raise UnknownKeyError(f"unknown parameter {name!r}: an instrument's tables are book "
+                              f"and shock")
+    cls = type(getattr(contract, parts[2]))
+    return convert(f"instruments.{parts[1]}.{parts[2]}", parts[3], value, schema(cls))
+
+
 def with_params(scenario: Scenario, params: dict) -> Scenario:
-    """A copy of ``scenario`` with dotted parameters set, e.g. ``{"rules.band_ppm": 20_000}``;
-    each value is checked and converted by :func:`coerce_param` (ConfigError if bad)."""
+    """A copy of ``scenario`` with dotted parameters set, e.g. ``{"rules.band_ppm": 20_000}``
+    or ``{"instruments.BTC.shock.sell": 5_000}``; each value is checked and converted by
+    :func:`coerce_param` (ConfigError if bad)."""
     for name, value in params.items():
         value = coerce_param(scenario, name, value)
+        if name.startswith("instruments."):
+            parts = name.split(".")
+            at = _contract_at(scenario, name, parts[1])
+            contract = scenario.instruments[at]
+            if len(parts) == 3:
+                contract = replace(contract, **{parts[2]: value})
+            else:
+                contract = replace(contract, **{parts[2]: replace(getattr(contract, parts[2]),
+                                                                  **{parts[3]: value})})
+            scenario = replace(scenario, instruments=scenario.instruments[:at] + (contract,)
+                               + scenario.instruments[at + 1:])
+            continue
         table, _, key = name.rpartition(".")
         if table:
             key = renamed(type(getattr(scenario, table))).get(key, key)

@@ -177,3 +177,27 @@ def test_the_figure_draws_a_panel_per_instrument(tmp_path):
     path = tmp_path / "basket.png"
     quiet_run(small()).plot(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_and_compare_reach_each_instruments_settings():
+    from orderbook.scenario import coerce_param, sweep, with_params
+
+    s = small()
+    assert coerce_param(s, "instruments.BTC.shock.sell", 7) == 7
+    assert with_params(s, {"instruments.ETH.hold": 0.5}).instruments[1].hold == 0.5
+    changed = with_params(s, {"instruments.BTC.book.touch_qty": 3, "instruments.BTC.shock.sell":
+                              50})
+    assert changed.instruments[0].book.touch_qty == 3
+    assert changed.instruments[0].shock.sell == 50 and changed.instruments[1] == s.instruments[1]
+    with pytest.raises(ConfigError, match="no instrument 'SOL'"):
+        coerce_param(s, "instruments.SOL.hold", 0.5)
+    with pytest.raises(ConfigError, match=r"instruments\.BTC\] hold = 2"):
+        coerce_param(s, "instruments.BTC.hold", 2)
+    with pytest.raises(ConfigError, match="book and shock"):
+        coerce_param(s, "instruments.BTC.rules.x", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = sweep({"instruments.BTC.shock.sell": [100, 600]}, s, workers=1,
+                     counterfactual=False)
+    assert [row["instruments.BTC.shock.sell"] for row in rows] == [100, 600]
+    assert rows[0]["liquidated_accounts"] <= rows[1]["liquidated_accounts"]
