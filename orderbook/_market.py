@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._settings import ConfigError
+from ._settings import ConfigError, convert, schema
 from .events import (
     SCENARIO_BACKSTOP,
     SCENARIO_HOUSE,
@@ -68,6 +68,7 @@ class _Contract:
     def __init__(self, index: int, book, shock, rng, place):
         self.index = index
         self.shock = shock
+        self.index_path = shock.index_path   # ticks per step (an IndexModel's, when given)
         bid_px, bid_q, ask_px, ask_q = book.sides(rng)
         self.mid0 = int(book.mid)
         self.profile_bid = (self.mid0 - bid_px, bid_q)  # offsets below the mid, lots
@@ -120,6 +121,8 @@ class Market:
         else:
             self.contracts = [_Contract(0, scenario.book, scenario.shock, rng, self._placer(0))]
         self.mid0 = self.contracts[0].mid0
+        if scenario.index_model is not None:
+            self._model_paths(scenario)
         for c, spec in zip(self.contracts, eng.instruments, strict=True):
             if spec.mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED, MarkRule.FAIR):
                 eng.set_index(c.mid0, instrument=c.index)
@@ -128,6 +131,26 @@ class Market:
             eng.market(self._id(), Side.BUY, 1, SHOCKER, instrument=c.index)
         self.population = (self._seed_baskets(rng) if contracts
                            else self._seed_population(rng))
+
+    def _model_paths(self, scenario) -> None:
+        model, contracts = scenario.index_model, scenario.instruments
+        if not contracts:
+            raise ConfigError("index_model needs a scenario with instruments")
+        m = len(contracts)
+        for key, check in schema(type(model)).items():   # as a file's values are checked
+            convert("index_model", key, _plain_list(getattr(model, key)), {key: check})
+        for key in ("drift_ppm", "vol_ppm", "correlation"):
+            if len(getattr(model, key)) != m:
+                raise ConfigError(f"index_model {key} has {len(getattr(model, key))} entries "
+                                  f"for {m} instruments")
+        for c in contracts:
+            if c.shock.index_path:
+                raise ConfigError(f"instrument {c.name!r} gives an index_path and the scenario "
+                                  f"an index_model: give one")
+        paths = _model_paths_of(model, [c.mid0 for c in self.contracts], scenario.steps,
+                                scenario.seed)
+        for c, path in zip(self.contracts, paths, strict=True):
+            c.index_path = path
 
     def _placer(self, instrument: int):
         def place(side, price, qty):
@@ -319,8 +342,28 @@ class Market:
                     eng.market(self._id(), side, qty, SHOCKER, instrument=i)
             if step < len(shock.funding_basis_path):
                 eng.set_funding_basis(int(shock.funding_basis_path[step]), instrument=i)
-            if step < len(shock.index_path):
-                eng.set_index(int(shock.index_path[step]), instrument=i)
+            if step < len(c.index_path):
+                eng.set_index(int(c.index_path[step]), instrument=i)
+
+
+def _model_paths_of(model, mids, steps: int, seed: int) -> list[tuple]:
+    """Index paths (ticks per step) of an IndexModel from the starting ``mids``: see its
+    docstring. A random stream of its own, so the book and population draws stay as they
+    are."""
+    rng = np.random.default_rng([seed, 13])
+    m = len(mids)
+    mu = np.array(model.drift_ppm, dtype=float) / 1e6
+    sigma = np.array(model.vol_ppm, dtype=float) / 1e6
+    lower = np.linalg.cholesky(np.array(model.correlation, dtype=float) + 1e-12 * np.eye(m))
+    scores = rng.standard_normal((steps, m)) @ lower.T
+    logs = np.log(np.array(mids, dtype=float)) + np.cumsum(
+        mu - sigma**2 / 2 + sigma * scores, axis=0)
+    ticks = np.maximum(1, np.rint(np.exp(logs))).astype(np.int64)
+    return [tuple(ticks[:, i].tolist()) for i in range(m)]
+
+
+def _plain_list(value):
+    return [_plain_list(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def _scores(rng, n: int, m: int, rho: float) -> np.ndarray:

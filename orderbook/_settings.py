@@ -216,6 +216,13 @@ def int_list(lo: int | None = None, hi: int | None = None):
     return convert
 
 
+def number_list(lo: float | None = None, hi: float | None = None):
+    def convert(value):
+        at = each(number(lo, hi), "element ")
+        return tuple(at(i, v) for i, v in enumerate(array(value)))
+    return convert
+
+
 def order_side(value):
     if isinstance(value, str):
         try:

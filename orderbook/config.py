@@ -93,6 +93,7 @@ from .scenario import (
     DepthProfile,
     ExplicitBook,
     ExplicitPopulation,
+    IndexModel,
     Liquidity,
     Population,
     Rules,
@@ -125,6 +126,7 @@ _SHOCK = schema(Shock)
 _RULES = schema(Rules)
 _RULES_RENAMED = renamed(Rules)
 _CONTRACT = schema(Contract)
+_INDEX_MODEL = schema(IndexModel)
 
 
 def _fields(table: str | None, d, keys: dict, old_names: dict | None = None) -> dict:
@@ -289,13 +291,17 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
         raise ConfigTypeError(f"a scenario must be a table, got {type_name(d)}")
     changes = {}
     for key, value in d.items():
-        if key in TABLES or key == "instruments":
+        if key in TABLES or key in ("instruments", "index_model"):
             continue
         if key not in _TOP:
             raise UnknownKeyError(f"unknown top-level key {key!r} (known: "
                                   f"{', '.join(list(_TOP) + [f'[{t}]' for t in TABLES])}, "
                                   f"[[instruments]])")
         changes[key] = convert(None, key, value, _TOP)
+    if "index_model" in d:
+        model = d["index_model"]
+        changes["index_model"] = None if model == "none" else IndexModel(
+            **_fields("index_model", model, _INDEX_MODEL))
     if "instruments" in d:
         changes["instruments"] = _contracts(d["instruments"], root)
         if changes["instruments"]:
@@ -482,10 +488,12 @@ def scenario_to_dict(s: Scenario) -> dict:
     """The scenario as a dict in the file layout, every field present (TOML-ready: enums by name,
     None as ``"none"``). ``scenario_from_dict(scenario_to_dict(s)) == s``."""
     out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
-           if f.name not in TABLES and f.name != "instruments"}
+           if f.name not in TABLES and f.name not in ("instruments", "index_model")}
     for table in TABLES:
         if not (s.instruments and table in ("book", "shock")):   # each instrument's instead
             out[table] = _table(getattr(s, table))
+    if s.index_model is not None:
+        out["index_model"] = _table(s.index_model)
     if s.instruments:
         out["instruments"] = [
             {**{name: _plain(getattr(c, name)) for name in _CONTRACT},

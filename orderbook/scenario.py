@@ -31,6 +31,7 @@ from ._settings import (
     ConfigError,
     ConfigTypeError,
     UnknownKeyError,
+    array,
     boolean,
     choice,
     convert,
@@ -40,6 +41,7 @@ from ._settings import (
     integer,
     lot_amount,
     number,
+    number_list,
     optional,
     pair,
     ppm,
@@ -80,8 +82,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
-    "Rules", "Scenario", "Contract", "Result", "Comparison", "run", "compare", "sweep",
-    "SERIES_DTYPE",
+    "Rules", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run", "compare",
+    "sweep", "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
     "UnresolvedAccountsWarning",
@@ -118,10 +120,18 @@ def static_mark(scenario) -> bool:
     FAIR with a funding basis path of zeros) and the shock gives no index path (the summary's
     ``static_mark``)."""
     rules = scenario.rules
-    shock = scenario.shock
-    return bool(rules.liquidator and not shock.index_path and (
-        rules.mark_rule == MarkRule.INDEX
-        or rules.mark_rule == MarkRule.FAIR and not any(shock.funding_basis_path)))
+    if scenario.instruments:
+        # every instrument's mark follows an index that nothing moves
+        return bool(rules.liquidator and scenario.index_model is None and all(
+            _static(rules.mark_rule if c.mark_rule is None else c.mark_rule, c.shock)
+            for c in scenario.instruments))
+    return bool(rules.liquidator and _static(rules.mark_rule, scenario.shock))
+
+
+def _static(mark_rule, shock) -> bool:
+    return not shock.index_path and (
+        mark_rule == MarkRule.INDEX
+        or mark_rule == MarkRule.FAIR and not any(shock.funding_basis_path))
 
 
 #: One row per step of a run.
@@ -351,6 +361,43 @@ class Contract:
     size: tuple | None = setting(None, optional(pair(integer(1, 2**40))))
 
 
+def _correlation(value):
+    """A correlation matrix: rows of numbers in [-1, 1], square, symmetric, unit diagonal,
+    positive semi-definite (a Cholesky factor exists, with a 1e-12 ridge)."""
+    rows = [tuple(number(-1.0, 1.0)(x) for x in array(row)) for row in array(value)]
+    n = len(rows)
+    if any(len(row) != n for row in rows):
+        raise Bad(f"must be a square matrix, got rows of lengths {[len(r) for r in rows]}")
+    for i in range(n):
+        if rows[i][i] != 1.0:
+            raise Bad(f"must have 1 on the diagonal, got {rows[i][i]} at [{i}][{i}]")
+        for j in range(i):
+            if rows[i][j] != rows[j][i]:
+                raise Bad(f"must be symmetric, got {rows[i][j]} at [{i}][{j}] and "
+                          f"{rows[j][i]} at [{j}][{i}]")
+    if n:
+        try:
+            np.linalg.cholesky(np.array(rows) + 1e-12 * np.eye(n))
+        except np.linalg.LinAlgError:
+            raise Bad("must be positive semi-definite (a correlation matrix)") from None
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class IndexModel:
+    """Correlated index paths for a scenario with instruments (a factor model): from each
+    instrument's book mid, ``log p[t+1] = log p[t] + mu_i - sigma_i**2 / 2 + sigma_i * z[t, i]``
+    with ``mu_i = drift_ppm[i] / 10**6`` and ``sigma_i = vol_ppm[i] / 10**6`` per step and the
+    normal scores ``z[t] = L e[t]``, ``L`` the Cholesky factor of ``correlation`` and ``e[t]``
+    independent standard normals drawn from the scenario's seed; the index of step t is
+    ``p[t + 1]`` to the nearest tick (at least 1). It replaces the instruments' index paths
+    (``[index_model]`` in a file); their marks follow it under INDEX, INDEX_CLAMPED or FAIR."""
+
+    drift_ppm: tuple = setting((), number_list(-10.0**6, 10.0**6))
+    vol_ppm: tuple = setting((), number_list(0.0, 10.0**6))
+    correlation: tuple = setting((), _correlation)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Everything a run needs; frozen and picklable. Units: ticks, lots, quote units, steps.
@@ -373,6 +420,7 @@ class Scenario:
     seed: int = setting(7, integer(0, INT64_MAX))
     engine: str = setting("compiled", choice("compiled", "reference"))
     instruments: tuple = ()
+    index_model: IndexModel | None = None
 
 
 #: The tables of a Scenario (in the order a scenario file lists them) and the classes each holds.
@@ -674,11 +722,15 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
                         quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
                         end_accounts=end_accounts)
     if scenario.instruments:
-        shocked = [c.index for c in market.contracts if c.shock != Shock()]
-        exposed = set().union(*(market.holders[i] for i in shocked)) if shocked else set()
-        liquidated = set(records["owner"][np.isin(records["kind"], LIQUIDATION_KINDS)].tolist())
-        # The contagion the issue is about: accounts that never held a shocked instrument.
-        summary["liquidated_accounts_unshocked"] = len(liquidated - exposed - {INSURANCE_FUND})
+        shocked = [c.index for c in market.contracts if c.shock != Shock() or c.index_path]
+        if 0 < len(shocked) < len(market.contracts):
+            # The contagion the issue is about: accounts liquidated that never held a shocked
+            # instrument (left out when every instrument, or none, is shocked).
+            exposed = set().union(*(market.holders[i] for i in shocked))
+            liquidated = set(
+                records["owner"][np.isin(records["kind"], LIQUIDATION_KINDS)].tolist())
+            summary["liquidated_accounts_unshocked"] = len(
+                liquidated - exposed - {INSURANCE_FUND})
         summary.update(instrument_figures(
             [c.name for c in scenario.instruments], every, records, starts,
             None if cf_all is None else [drawdown(cf_all[i], starts[i])[0]

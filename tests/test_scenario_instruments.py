@@ -201,3 +201,54 @@ def test_sweep_and_compare_reach_each_instruments_settings():
                      counterfactual=False)
     assert [row["instruments.BTC.shock.sell"] for row in rows] == [100, 600]
     assert rows[0]["liquidated_accounts"] <= rows[1]["liquidated_accounts"]
+
+
+def modelled(**model):
+    from orderbook import MarkRule
+    from orderbook.scenario import IndexModel
+
+    model.setdefault("drift_ppm", (-2_000, -2_000))
+    model.setdefault("vol_ppm", (3_000, 3_000))
+    model.setdefault("correlation", ((1.0, 0.8), (0.8, 1.0)))
+    s = small(steps=30)
+    return replace(s, rules=replace(s.rules, mark_rule=MarkRule.INDEX),
+                   instruments=tuple(replace(c, shock=Shock()) for c in s.instruments),
+                   index_model=IndexModel(**model))
+
+
+def test_an_index_model_draws_correlated_index_paths():
+    from orderbook._market import Market, _model_paths_of
+
+    s = modelled()
+    market = Market(s)
+    btc, eth = (c.index_path for c in market.contracts)
+    assert len(btc) == len(eth) == 30
+    assert market.contracts[0].index_path == Market(s).contracts[0].index_path   # the seed
+    # Over many steps the log returns correlate as stated (0.8) and drift down.
+    flat = replace(s.index_model, drift_ppm=(0, 0))
+    long = _model_paths_of(flat, [10**8, 10**8], 20_000, 7)
+    returns = np.diff(np.log(np.array(long, dtype=float)), axis=1)
+    assert abs(np.corrcoef(returns)[0, 1] - 0.8) < 0.02
+    assert btc[-1] < 1_000_000 and eth[-1] < 300_000     # -0.2 % a step over 30 steps
+    # The run follows them: both marks fall, and the summary says nothing is static.
+    result = quiet_run(s)
+    assert not result.summary["static_mark"]
+    assert result.instrument_series["ETH"]["mark"][-1] < 300_000
+
+
+def test_an_index_model_round_trips_and_is_checked():
+    s = modelled()
+    assert loads_scenario(scenario_to_toml(s)) == s
+    with pytest.raises(ConfigError, match="positive semi-definite"):
+        quiet_run(modelled(correlation=((1.0, 0.99, 0.0), (0.99, 1.0, 0.99),
+                                        (0.0, 0.99, 1.0))))
+    with pytest.raises(ConfigError, match="1 on the diagonal"):
+        quiet_run(modelled(correlation=((0.5, 0.0), (0.0, 1.0))))
+    with pytest.raises(ConfigError, match="symmetric"):
+        loads_scenario(scenario_to_toml(s).replace("[0.8, 1.0]", "[0.3, 1.0]"))
+    with pytest.raises(ConfigError, match="vol_ppm has 1 entries for 2 instruments"):
+        quiet_run(modelled(vol_ppm=(3_000,)))
+    s = modelled()
+    with pytest.raises(ConfigError, match="give one"):
+        quiet_run(replace(s, instruments=(replace(s.instruments[0], shock=Shock(
+            index_path=(5,))),) + s.instruments[1:]))
