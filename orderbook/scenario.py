@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run", "compare",
-    "sweep", "SERIES_DTYPE",
+    "sweep", "SERIES_DTYPE", "Contagion", "contagion", "contagion_origins",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
     "UnresolvedAccountsWarning",
@@ -745,6 +745,64 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
                   steps, {name: every[i] for i, name in enumerate(names)},
                   {name: market.engine.trades(i) for i, name in enumerate(names)})
+
+
+@dataclass
+class Contagion:
+    """Liquidations on each instrument (columns) caused by each origin's shock alone (rows).
+
+    ``notional[i][j]``: quote units liquidated on ``instruments[j]`` in a run of the scenario in
+    which only ``origins[i]`` is shocked (the other instruments' shocks removed); ``accounts``
+    likewise counts accounts liquidated there. Rows do not add up to the run with every shock:
+    waves interact (a fall on one instrument makes another's shock cut deeper).
+    """
+
+    origins: list
+    instruments: list
+    notional: list
+    accounts: list
+    quote_unit: Decimal
+
+    @property
+    def table(self) -> list[dict]:
+        """One row per origin: the origin and, per instrument, its notional (quote units)."""
+        return [{"origin": origin, **dict(zip(self.instruments, row, strict=True))}
+                for origin, row in zip(self.origins, self.notional, strict=True)]
+
+
+def contagion_origins(scenario: Scenario) -> list[int]:
+    """The instruments :func:`contagion` shocks one at a time (their indexes); ValueError when
+    it cannot (see there)."""
+    if not scenario.instruments:
+        raise ValueError("contagion needs a scenario with instruments")
+    if scenario.index_model is not None:
+        raise ValueError("an index_model moves every instrument together: its waves have no "
+                         "single origin")
+    origins = [i for i, c in enumerate(scenario.instruments) if c.shock != Shock()]
+    if not origins:
+        raise ValueError("contagion needs at least one shocked instrument")
+    return origins
+
+
+def contagion(scenario: Scenario) -> Contagion:
+    """Run ``scenario`` once per shocked instrument with only that instrument's shock (and
+    index path) and return what each wave liquidated on every instrument (:class:`Contagion`).
+    ValueError for a scenario without instruments, without a shocked one, or with an
+    ``index_model`` (which moves every instrument at once: no single origin)."""
+    origins = contagion_origins(scenario)
+    names = [c.name for c in scenario.instruments]
+    notional, accounts = [], []
+    for origin in origins:
+        alone = replace(scenario, instruments=tuple(
+            c if i == origin else replace(c, shock=Shock())
+            for i, c in enumerate(scenario.instruments)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnresolvedAccountsWarning)
+            summary = run(alone, counterfactual=False).summary
+        notional.append([summary[f"instrument.{n}.liquidated_notional"] for n in names])
+        accounts.append([summary[f"instrument.{n}.liquidated_accounts"] for n in names])
+    return Contagion([names[i] for i in origins], names, notional, accounts,
+                     quote_unit(scenario))
 
 
 # ------------------------------------------------------------------------ compare, sweep

@@ -252,3 +252,37 @@ def test_an_index_model_round_trips_and_is_checked():
     with pytest.raises(ConfigError, match="give one"):
         quiet_run(replace(s, instruments=(replace(s.instruments[0], shock=Shock(
             index_path=(5,))),) + s.instruments[1:]))
+
+
+def test_the_contagion_matrix_runs_each_origin_alone():
+    from orderbook.scenario import contagion
+
+    s = small()
+    both = replace(s, instruments=(s.instruments[0], replace(s.instruments[1],
+                                                             shock=Shock(sell=300))))
+    spread = contagion(both)
+    assert spread.origins == ["BTC", "ETH"] and spread.instruments == ["BTC", "ETH"]
+    # Row BTC is the run with the BTC sell alone: what small() itself liquidates.
+    alone = quiet_run(s, counterfactual=False).summary
+    assert spread.notional[0] == [alone["instrument.BTC.liquidated_notional"],
+                                  alone["instrument.ETH.liquidated_notional"]]
+    assert spread.table[0]["origin"] == "BTC"
+    with pytest.raises(ValueError, match="no single origin"):
+        contagion(modelled())
+    with pytest.raises(ValueError, match="at least one shocked instrument"):
+        contagion(replace(s, instruments=tuple(replace(c, shock=Shock())
+                                               for c in s.instruments)))
+    with pytest.raises(ValueError, match="needs a scenario with instruments"):
+        contagion(Scenario())
+
+
+def test_the_cli_prints_the_contagion_matrix():
+    out = subprocess.run([sys.executable, "-m", "orderbook", "run", str(BASKET), "--scale",
+                          "0.2", "--contagion", "--json"], capture_output=True, text=True,
+                         check=True)
+    spread = json.loads(out.stdout)["contagion"]
+    assert spread["origins"] == ["BTC"] and spread["instruments"] == ["BTC", "ETH", "SOL"]
+    bad = subprocess.run([sys.executable, "-m", "orderbook", "run", "--contagion"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "--contagion: contagion needs a scenario with instruments" \
+        in bad.stderr

@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="draw the run (needs matplotlib)")
     p.add_argument("--csv", metavar="DIR", help="write series, forced orders, trades and "
                                                 "summary as CSV files into DIR")
+    p.add_argument("--contagion", action="store_true",
+                   help="with several instruments: also run each shocked instrument's shock "
+                        "alone and print what it liquidated on every instrument")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="run one scenario under several rule sets",

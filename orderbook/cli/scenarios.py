@@ -18,6 +18,8 @@ from ..scenario import (
     builtin_rule_sets,
     coerce_param,
     compare,
+    contagion,
+    contagion_origins,
     default_scenario,
     quote_unit,
     run,
@@ -72,15 +74,32 @@ def _venue_rules(option: str, chosen, scenario: Scenario) -> dict:
 
 def cmd_run(args) -> int:
     _, scenario, source = _load(args)
+    if args.contagion:
+        try:
+            contagion_origins(scenario)   # before any run: a scenario it cannot split fails now
+        except ValueError as exc:
+            raise CLIError(f"--contagion: {exc}") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
         warnings.simplefilter("ignore", InertSettingWarning)
         result = run(scenario, counterfactual=not args.no_counterfactual)
     _warn_unresolved(result.summary)
+    spread = None
+    if args.contagion:
+        try:
+            spread = contagion(scenario)
+        except ValueError as exc:
+            raise CLIError(f"--contagion: {exc}") from None
     if args.json:
-        _print_json(_summary_json(result, source))
+        out = _summary_json(result, source)
+        if spread is not None:
+            out["contagion"] = {"origins": spread.origins, "instruments": spread.instruments,
+                                "notional": spread.notional, "accounts": spread.accounts}
+        _print_json(out)
     else:
         print(_format_run(result, source))
+        if spread is not None:
+            print("\n" + _contagion_text(spread))
     notes = sys.stderr if args.json else sys.stdout
     if args.csv:
         paths = result.to_csv(args.csv)
@@ -89,6 +108,19 @@ def cmd_run(args) -> int:
         _plot(result, args.plot)
         print(f"wrote {args.plot}", file=notes)
     return 0
+
+
+def _contagion_text(spread) -> str:
+    """The contagion matrix: one row per origin, liquidated notional (quote) and accounts on
+    each instrument when only that origin is shocked."""
+    rows = [[origin] + [f"{_money(n, spread.quote_unit)} ({a:,})"
+                        for n, a in zip(notional, accounts, strict=True)]
+            for origin, notional, accounts in zip(spread.origins, spread.notional,
+                                                  spread.accounts, strict=True)]
+    return ("contagion: liquidated notional, quote (accounts), on each instrument when only the "
+            "row's instrument is shocked\n"
+            + _table(["shocked alone"] + spread.instruments, rows,
+                     right=set(range(1, len(spread.instruments) + 1))))
 
 
 def _plot(obj, path) -> None:
