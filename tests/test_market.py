@@ -230,3 +230,23 @@ def test_bad_wiring_is_refused_naming_it(engine_cls):
     with pytest.raises(ValueError, match="non-empty dict"):
         Market({})
     assert market.indexes == [] and market.arbitrageurs == []
+
+
+def test_the_two_venue_example_liquidates_on_b_only_with_the_arbitrageur():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    try:
+        import two_venues
+    finally:
+        sys.path.pop(0)
+    with_arb, without = two_venues.build(True), two_venues.build(False)
+    for market in (with_arb, without):
+        two_venues.simulate(market, steps=45)
+    assert len(with_arb.venues["B"].forced_orders()) > 100
+    assert len(without.venues["B"].forced_orders()) == 0
+    assert len(with_arb.venues["A"].forced_orders()) == len(without.venues["A"].forced_orders())
+    for market in (with_arb, without):
+        for eng in market.venues.values():
+            check_accounts(eng)
