@@ -24,7 +24,7 @@ from orderbook.liquidator cimport Liquidator
 from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
-    book_rules, deposit_amount, equity_mark, exposure, fair_mark_fits, funding_basis_arg,
+    book_rules, deposit_amount, equity_marks, exposure, fair_mark_fits, funding_basis_arg,
     instrument_arg, insufficient_margin, limit_price, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     user_order_id,
@@ -625,18 +625,11 @@ cdef class Engine:
         cdef size_t n = self.ledger.instruments.size()
         self._enter()
         try:
-            if mark is None:
+            marks = equity_marks(mark, n)   # the one check both engines share
+            if marks is None:
                 self.mark()
                 marks = [self.ledger.marks[i] if self.ledger.has_mark[i] else None
                          for i in range(n)]
-            elif n == 1:
-                marks = [equity_mark(mark)]
-            else:
-                if isinstance(mark, (int, str, bytes)) or not hasattr(mark, "__len__") \
-                        or len(mark) != n:
-                    raise ValueError(f"mark must be a sequence of {n} marks (one per "
-                                     f"instrument) or None, got {mark!r}")
-                marks = [equity_mark(m) for m in mark]
             return self._total_equity(marks)
         finally:
             self._leave()
