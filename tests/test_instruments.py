@@ -46,6 +46,20 @@ def print_mark(eng, instrument, price, order_id):
     eng.market(order_id + 1, S, 1, PRINTER, instrument=instrument)
 
 
+def seeded(engine_cls, accounts, **kw):
+    """A venue with ``accounts`` = {owner: (collateral, BTC lots, ETH lots)}, every position
+    long at 100 against the LP, and both marks printed at 100."""
+    eng = venue(engine_cls, **kw)
+    for owner, (collateral, btc, eth) in accounts.items():
+        eng.add_account(owner, collateral)
+        for instrument, lots in ((BTC, btc), (ETH, eth)):
+            if lots:
+                eng.seed_position(owner, LP, 100, lots, instrument=instrument)
+    print_mark(eng, BTC, 100, 1)
+    print_mark(eng, ETH, 100, 1)
+    return eng
+
+
 def two_instrument_cascade(engine_cls, **kw):
     """Account 1: long 10 BTC @ 100 and 10 ETH @ 100 (costs 1000 each), collateral 150.
     Account 2: long 10 ETH @ 100, collateral 60. Marks printed at 100; then BTC bids 10 @ 89 and
@@ -55,14 +69,7 @@ def two_instrument_cascade(engine_cls, **kw):
     MM = 50 (safe). Account 2's liquidation price: 60 + 10p - 1000 < ceil(p / 2) holds at
     p = 98 (40 < 49), not at 99 (50 < 50 is false): 98.
     """
-    eng = venue(engine_cls, insurance_fund=100, **kw)
-    eng.add_account(1, 150)
-    eng.add_account(2, 60)
-    eng.seed_position(1, LP, 100, 10, instrument=BTC)
-    eng.seed_position(1, LP, 100, 10, instrument=ETH)
-    eng.seed_position(2, LP, 100, 10, instrument=ETH)
-    print_mark(eng, BTC, 100, 1)
-    print_mark(eng, ETH, 100, 1)
+    eng = seeded(engine_cls, {1: (150, 10, 10), 2: (60, 0, 10)}, insurance_fund=100, **kw)
     eng.limit(10, B, 89, 10, LP, instrument=BTC)
     eng.limit(10, B, 97, 10, LP, instrument=ETH)
     eng.limit(11, B, 90, 10, LP, instrument=ETH)
@@ -122,13 +129,7 @@ def test_a_btc_fall_liquidates_a_basket_whose_eth_sale_liquidates_an_eth_only_ac
 
 def test_without_the_basket_the_eth_only_account_survives_the_btc_fall(engine_cls):
     # The same venue without account 1's ETH leg: nothing sells ETH, so account 2 stays safe.
-    eng = venue(engine_cls, insurance_fund=100)
-    eng.add_account(1, 150)
-    eng.add_account(2, 60)
-    eng.seed_position(1, LP, 100, 10, instrument=BTC)
-    eng.seed_position(2, LP, 100, 10, instrument=ETH)
-    print_mark(eng, BTC, 100, 1)
-    print_mark(eng, ETH, 100, 1)
+    eng = seeded(engine_cls, {1: (150, 10, 0), 2: (60, 0, 10)}, insurance_fund=100)
     eng.limit(10, B, 89, 10, LP, instrument=BTC)
     eng.limit(10, B, 97, 10, LP, instrument=ETH)
     print_mark(eng, BTC, 90, 20)
@@ -142,12 +143,7 @@ def test_a_partial_rule_stops_once_the_account_is_safe(engine_cls):
     # MM = 45 + 5 = 50. Its BTC step sells 5 @ 89 (realised 445 - 500 = -55: collateral 85);
     # at BTC 89 E = 85 + 5 x (89 - 100) = 30 >= MM = ceil(22.25) + 5 = 28: safe, so its ETH
     # position is left alone.
-    eng = venue(engine_cls, sizing=Sizing.FRACTION, fraction_ppm=500_000)
-    eng.add_account(3, 140)
-    eng.seed_position(3, LP, 100, 10, instrument=BTC)
-    eng.seed_position(3, LP, 100, 1, instrument=ETH)
-    print_mark(eng, BTC, 100, 1)
-    print_mark(eng, ETH, 100, 1)
+    eng = seeded(engine_cls, {3: (140, 10, 1)}, sizing=Sizing.FRACTION, fraction_ppm=500_000)
     eng.limit(10, B, 89, 10, LP, instrument=BTC)
     eng.limit(10, B, 97, 10, LP, instrument=ETH)
     print_mark(eng, BTC, 90, 20)
@@ -192,11 +188,7 @@ def test_initial_margin_counts_every_position(engine_cls):
     # Account 4: collateral 250, long 10 BTC @ 100 (IM 100 at mark 100). A buy of 10 ETH @ 100
     # needs IM 100 more: 200 <= 250, accepted resting; a second one would make IM 100 + 200 =
     # 300 > 250: refused, and nothing changes.
-    eng = venue(engine_cls)
-    eng.add_account(4, 250)
-    eng.seed_position(4, LP, 100, 10, instrument=BTC)
-    print_mark(eng, BTC, 100, 1)
-    print_mark(eng, ETH, 100, 1)
+    eng = seeded(engine_cls, {4: (250, 10, 0)})
     eng.limit(50, B, 100, 10, 4, instrument=ETH)
     with pytest.raises(OrderError) as err:
         eng.limit(51, B, 100, 10, 4, instrument=ETH)
@@ -236,12 +228,8 @@ def test_each_position_goes_to_the_fund_at_its_own_bankruptcy_price(engine_cls):
     # prices with the other held at its mark. Then the fund, holding both, is served whole.
     from orderbook.events import LimitRule
 
-    eng = venue(engine_cls, limit_rule=LimitRule.BANKRUPTCY, insurance_fund=10_000)
-    eng.add_account(6, 60)
-    eng.seed_position(6, LP, 100, 10, instrument=BTC)
-    eng.seed_position(6, LP, 100, 10, instrument=ETH)
-    print_mark(eng, BTC, 100, 1)
-    print_mark(eng, ETH, 100, 1)
+    eng = seeded(engine_cls, {6: (60, 10, 10)}, limit_rule=LimitRule.BANKRUPTCY,
+                 insurance_fund=10_000)
     print_mark(eng, BTC, 95, 20)
     eng.liquidation_round()
     # BTC bankruptcy with ETH at 100: 60 + 10p - 1000 = 0 at p = 94 (ceil); an IOC at 94 finds
@@ -334,12 +322,7 @@ def close_order_venue(engine_cls, shocked=BTC, **kw):
     """Account 7: long 10 BTC and 20 ETH @ 100 (costs 1000 and 2000), collateral 200. At the
     marks 100: E = 200 >= MM = 50 + 100. The shock prints 90 on ``shocked``; then bids BTC
     10 @ 89, ETH 20 @ 99 and 20 @ 80 rest for the liquidations."""
-    eng = venue(engine_cls, **kw)
-    eng.add_account(7, 200)
-    eng.seed_position(7, LP, 100, 10, instrument=BTC)
-    eng.seed_position(7, LP, 100, 20, instrument=ETH)
-    print_mark(eng, BTC, 100, 1)
-    print_mark(eng, ETH, 100, 1)
+    eng = seeded(engine_cls, {7: (200, 10, 20)}, **kw)
     print_mark(eng, shocked, 90, 20)
     eng.limit(10, B, 89, 10, LP, instrument=BTC)
     eng.limit(10, B, 99, 20, LP, instrument=ETH)
