@@ -183,16 +183,23 @@ class _Liquidator:
         used = 0
         side = Side.SELL
         order, look_again = self.close_sequence(a, is_fund)
+        stopped = False
+        last = order[0]
         for n, i in enumerate(order):
             if n and look_again and not ledger.liquidatable(a):
                 break
             self.i = i
-            side = Side.SELL if a.positions[i].position > 0 else Side.BUY
-            step = self.serve_position(episode, a, is_fund, side,
+            position_side = Side.SELL if a.positions[i].position > 0 else Side.BUY
+            step = self.serve_position(episode, a, is_fund, position_side,
                                        None if cap_left is None else cap_left - used)
             if step is None:
-                return None
+                # The cap leaves this position no lot: the entry waits, but what the positions
+                # served before it did (the fund's loss on them included) is settled below.
+                stopped = True
+                break
+            side, last = position_side, i
             used += step
+        self.i = last   # the shortfall and the fund's record name the last position served
         if not a.held() and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, a, side)
         # The fund can also lose by trading the positions it took over; when that takes it
@@ -201,6 +208,8 @@ class _Liquidator:
         if deeper > 0:
             self.record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
                         0, 0, None, self.mark(), bad_debt=deeper)
+        if stopped:
+            return None   # the entry and everything behind it wait for the next round
         self.refresh_marks()
         if not a.held() or (not is_fund and not ledger.liquidatable(a)):
             self.queue.remove(episode)

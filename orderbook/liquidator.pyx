@@ -250,7 +250,9 @@ cdef class Liquidator:
         cdef Account* a = self.acct(slot)
         cdef const Position* p
         cdef bint is_fund = a.owner == t.INSURANCE_FUND
-        cdef bint look_again
+        cdef bint look_again, stopped = False
+        cdef int32_t last
+        cdef int position_side
         cdef vector[int32_t] instruments
         cdef size_t i
         cdef int side = 0
@@ -271,6 +273,7 @@ cdef class Liquidator:
         fund = self.ledger.slot(t.INSURANCE_FUND)
         fund_before = self.acct(fund).collateral
         self.bad_debt_noted = 0
+        last = instruments[0]
         for i in range(instruments.size()):
             self.use(instruments[i])
             a = self.acct(slot)
@@ -278,13 +281,19 @@ cdef class Liquidator:
                 break
             if self.posn(slot).position == 0:
                 continue
-            side = SELL if self.posn(slot).position > 0 else BUY
+            position_side = SELL if self.posn(slot).position > 0 else BUY
             position_used = 0
             if self.serve_position(episode, slot, is_fund, cap_left, &position_used) == SERVE_STOP:
-                return SERVE_STOP
+                # The cap leaves this position no lot: the entry waits, but what the positions
+                # served before it did (the fund's loss on them included) is settled below.
+                stopped = True
+                break
+            side = position_side
+            last = instruments[i]
             used[0] += position_used
             if self.has_round_cap:
                 cap_left -= position_used
+        self.use(last)   # the shortfall and the fund's record name the last position served
         a = self.acct(slot)
         if not self.ledger.held(a) and a.collateral < 0 and not is_fund:
             self.cover_shortfall(episode, slot, side)
@@ -298,6 +307,8 @@ cdef class Liquidator:
             fund_episode.cooldown_end = -1
             self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
                         deeper, t.NO_COUNTERPARTY)
+        if stopped:
+            return SERVE_STOP   # the entry and everything behind it wait for the next round
         # Looked at after every change to the books: a MID mark with a side empty keeps its
         # last value, so a skipped look could change a later one.
         self.refresh_mark(self.engine)
