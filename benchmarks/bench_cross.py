@@ -33,6 +33,14 @@ Sizes: N = 10^4 and 10^5 by default; ``--big`` adds 10^6 (seeding it takes about
 Run:  python benchmarks/bench_cross.py [--big | --quick] [--k K] [--repeats R] [--seed S]
                                        [--json]
 With --json, stdout carries one JSON line per N and the human output goes to stderr.
+
+Measured on the shared 2-core development machine (December 2026, K = 100, best of 7
+interleaved, round ms at N = 10^4 / 10^5 / 10^6):
+  the multi scan (a build of 33a14df):  1.015 / 16.24 / 133.1   (131x)
+  the allowance index, two runs:        0.220 / 0.308 / 0.374   (1.70x)
+                                        0.254 / 0.320 / 0.397   (1.56x)
+Seeding N = 10^6 took 10 s with the scan and 28-38 s with the index (every fill re-evaluates
+the account and moves its keys).
 """
 
 from __future__ import annotations
