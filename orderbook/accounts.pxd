@@ -1,5 +1,6 @@
 # Margin accounts: exact settlement (trades, fees, off-book transfers), tiered margin, liquidation
-# and bankruptcy prices, and the two liquidation-price indexes. The Engine (engine.pyx) and its
+# and bankruptcy prices, the one-position liquidation-price indexes and the several-position
+# allowance indexes. The Engine (engine.pyx) and its
 # Liquidator (liquidator.pyx) drive it; see docs/liquidation.md.
 
 cimport cython
@@ -27,10 +28,27 @@ cdef struct Position:
     money_t cost         # entry value of |position|, quote units
     qty_t open_buy       # lots of resting and armed buy orders in this instrument's book
     qty_t open_sell
-    price_t liq_price    # key in this instrument's index named by `indexed`
+    price_t liq_price    # key in this instrument's index named by `indexed` (ticks)
     int32_t instrument
     int32_t next         # pool index of the account's next position; -1 ends the list
-    int8_t indexed       # +1 in longs, -1 in shorts, 0 in neither
+    int8_t indexed       # where the position sits: an IN_* value
+
+
+# Position.indexed: the trigger structure a position is entered in.
+cdef enum:
+    IN_NONE = 0
+    IN_LONGS = 1           # longs: a one-position account, at its liquidation price
+    IN_SHORTS = -1         # shorts
+    IN_ALLOW_LONGS = 2     # allow_longs: a several-position account, where its allowance ends
+    IN_ALLOW_SHORTS = -2   # allow_shorts
+    IN_ASIDE = 3           # aside: this instrument has no mark yet
+
+# Account.multi: where an account holding two or more positions (not exempt) sits.
+cdef enum:
+    MULTI_NONE = 0         # it holds fewer, or is exempt
+    MULTI_ALLOWED = 1      # its positions in the allowance indexes (IN_ALLOW_*)
+    MULTI_CROSSED = 2      # liquidatable at its last evaluation: in crossing
+    MULTI_ASIDE = 3        # one of its instruments has no mark: in that one's aside (IN_ASIDE)
 
 
 cdef struct Account:
@@ -41,7 +59,7 @@ cdef struct Account:
     uint8_t exempt
     uint8_t isolated
     uint8_t queued       # in the Engine's liquidation queue
-    uint8_t multi        # in the Ledger's multi set (two or more positions)
+    uint8_t multi        # a MULTI_* value
 
 
 # One instrument's settings as the Ledger keeps them.
@@ -61,7 +79,14 @@ cdef class Ledger:
     # Per instrument: (liquidation price, owner) of liquidatable-someday one-position accounts.
     cdef vector[cset[IndexKey]] longs
     cdef vector[cset[IndexKey]] shorts
-    cdef cset[owner_t] multi      # accounts holding two or more positions
+    # Accounts holding two or more positions (docs/market_wide.md section 3), per instrument:
+    # (the mark at which the account's allowance there is used up, owner), by losing direction;
+    # the accounts waiting for the instrument's first mark; and, over all instruments, those
+    # liquidatable at their last evaluation.
+    cdef vector[cset[IndexKey]] allow_longs
+    cdef vector[cset[IndexKey]] allow_shorts
+    cdef vector[cset[owner_t]] aside
+    cdef cset[owner_t] crossing
     cdef vector[InstrumentRec] instruments
     cdef vector[price_t] marks    # the Engine's marks, per instrument
     cdef vector[uint8_t] has_mark
@@ -120,6 +145,10 @@ cdef class Ledger:
                                price_t* out) noexcept nogil
     cdef void unindex(self, Position* p, owner_t owner) noexcept nogil
     cdef void reindex(self, int32_t slot) noexcept nogil
+    cdef int128 loss_rate(self, const Position* p) noexcept nogil
+    cdef void allow(self, Account* a) noexcept nogil
+    cdef int128 allowance_weight(self, const Position* p) noexcept nogil
+    cdef void cross_multi(self, vector[owner_t]* crossed) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
     cdef void apply_fill(self, Account* a, Position* p, qty_t delta,
                          price_t price) noexcept nogil

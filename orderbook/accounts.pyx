@@ -1,4 +1,4 @@
-"""Margin accounts in C structs: settlement, tiered margin and the liquidation-price indexes.
+"""Margin accounts in C structs: settlement, tiered margin and the trigger indexes.
 
 Mirrors ``orderbook.reference_engine._Ledger`` (docs/liquidation.md). Money is int64 quote units
 in storage; products that can pass int64 (notional x rate, sums of values) are taken in 128-bit
@@ -6,20 +6,31 @@ integers and are back in range by the bounds the Engine enforces.
 """
 
 cimport cython
-from cython.operator cimport dereference as deref
+from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
 from libc.stdint cimport INT64_MAX, int32_t, int64_t
 from libc.string cimport memcpy
+from libcpp.algorithm cimport sort
+from libcpp.set cimport set as cset
 from libcpp.vector cimport vector
 
 import numpy as np
 
 from orderbook cimport _types as t
-from orderbook.accounts cimport Account, IndexKey, InstrumentRec, Position, int128, money_t
+from orderbook.accounts cimport (
+    IN_ALLOW_LONGS, IN_ALLOW_SHORTS, IN_ASIDE, IN_LONGS, IN_NONE, IN_SHORTS, MULTI_ALLOWED,
+    MULTI_ASIDE, MULTI_CROSSED, MULTI_NONE, Account, IndexKey, InstrumentRec, Position, int128,
+    money_t,
+)
 from orderbook._types cimport BUY, PPM, EventRec, oid_t, owner_t, price_t, qty_t
 
 from .events import EVENT_DTYPE
 
 __all__ = ["Ledger"]
+
+# Caps that keep the allowance arithmetic inside int128 and the keys inside int64 (ticks and quote
+# units); a smaller buffer or allowance than the exact one is always safe, only less lasting.
+cdef int128 BUDGET_CAP = (<int128>1) << 64
+cdef int128 ALLOWANCE_CAP = (<int128>1) << 61
 
 
 cdef int128 floor_div(int128 a, int128 b) noexcept nogil:
@@ -82,6 +93,7 @@ cdef class Ledger:
         """Instrument ``len(instruments)``: its k, bounds and margin tiers. O(tiers)."""
         cdef InstrumentRec rec
         cdef cset[IndexKey] empty
+        cdef cset[owner_t] none
         cdef vector[EventRec] log
         rec.k = k
         rec.max_price = max_price
@@ -101,6 +113,9 @@ cdef class Ledger:
         self.instruments.push_back(rec)
         self.longs.push_back(empty)
         self.shorts.push_back(empty)
+        self.allow_longs.push_back(empty)
+        self.allow_shorts.push_back(empty)
+        self.aside.push_back(none)
         self.marks.push_back(0)
         self.has_mark.push_back(False)
         self.trade_logs.push_back(log)
@@ -139,7 +154,7 @@ cdef class Ledger:
         a.reserve = reserve
         a.isolated = isolated
         a.queued = False
-        a.multi = False
+        a.multi = MULTI_NONE
         a.pos.position = 0
         a.pos.cost = 0
         a.pos.open_buy = 0
@@ -147,7 +162,7 @@ cdef class Ledger:
         a.pos.liq_price = 0
         a.pos.instrument = 0
         a.pos.next = -1
-        a.pos.indexed = 0
+        a.pos.indexed = IN_NONE
         a.exempt = exempt
         self.slot_of[owner] = <int32_t>self.accounts.size()
         self.accounts.push_back(a)
@@ -180,7 +195,7 @@ cdef class Ledger:
         fresh.liq_price = 0
         fresh.instrument = instrument
         fresh.next = p.next
-        fresh.indexed = 0
+        fresh.indexed = IN_NONE
         index = <int32_t>self.pool.size()
         self.pool.push_back(fresh)
         p.next = index
@@ -396,23 +411,33 @@ cdef class Ledger:
 
     # ------------------------------------------------------------------ the indexes
     cdef void unindex(self, Position* p, owner_t owner) noexcept nogil:
-        if p.indexed > 0:
+        # Out of whichever per-instrument structure ``indexed`` names. O(log n).
+        if p.indexed == IN_LONGS:
             self.longs[p.instrument].erase(IndexKey(p.liq_price, owner))
-        elif p.indexed < 0:
+        elif p.indexed == IN_SHORTS:
             self.shorts[p.instrument].erase(IndexKey(p.liq_price, owner))
-        p.indexed = 0
+        elif p.indexed == IN_ALLOW_LONGS:
+            self.allow_longs[p.instrument].erase(IndexKey(p.liq_price, owner))
+        elif p.indexed == IN_ALLOW_SHORTS:
+            self.allow_shorts[p.instrument].erase(IndexKey(p.liq_price, owner))
+        elif p.indexed == IN_ASIDE:
+            self.aside[p.instrument].erase(owner)
+        p.indexed = IN_NONE
 
     cdef void reindex(self, int32_t slot) noexcept nogil:
         # The trigger index after a change of the account's money or positions: one position
         # (in instrument i), not exempt: in i's longs or shorts by its liquidation price there;
-        # two or more: in the multi set; none: nowhere. O(positions + log n), plus the
-        # liquidation price's search.
+        # two or more: evaluated and given allowances (allow); none: nowhere.
+        # O(positions (tiers + log n)), plus the liquidation price's search.
         cdef Account* a = &self.accounts[slot]
         cdef Position* p = &a.pos
         cdef Position* only = NULL
         cdef int n = 0
         cdef int32_t selected = self.cur
         cdef price_t price = 0
+        if a.multi == MULTI_CROSSED:
+            self.crossing.erase(a.owner)
+        a.multi = MULTI_NONE
         while p != NULL:
             self.unindex(p, a.owner)
             if p.position != 0:
@@ -420,13 +445,8 @@ cdef class Ledger:
                 only = p
             p = self.next_pos(a, p)
         if n >= 2 and not a.exempt:
-            if not a.multi:
-                self.multi.insert(a.owner)
-                a.multi = True
+            self.allow(a)
             return
-        if a.multi:
-            self.multi.erase(a.owner)
-            a.multi = False
         if only == NULL:
             return
         self.select(only.instrument)
@@ -434,11 +454,147 @@ cdef class Ledger:
             only.liq_price = price
             if only.position > 0:
                 self.longs[only.instrument].insert(IndexKey(price, a.owner))
-                only.indexed = 1
+                only.indexed = IN_LONGS
             else:
                 self.shorts[only.instrument].insert(IndexKey(price, a.owner))
-                only.indexed = -1
+                only.indexed = IN_SHORTS
         self.select(selected)
+
+    # The allowance index (docs/market_wide.md section 3). Write S = E - MM at the marks m_j of
+    # an account's exact evaluation; under Trigger.BELOW it is liquidatable iff S < 0, under
+    # AT_OR_BELOW iff S <= 0, so it is not liquidatable iff S - s >= 0 with s = 0 (BELOW) or 1
+    # (AT_OR_BELOW); call B = S - s its budget. Claim: if every instrument's mark has moved, in
+    # the position's losing direction (down for a long, up for a short), by d_i <= A_i ticks,
+    # with A_i >= 0 and sum_i L_i A_i <= B, and any distance in the other direction, then
+    # E' - MM' >= S - sum_i L_i d_i >= S - B = s, so the account is still not liquidatable.
+    # Per position (q lots of instrument i, k = k_i), E - MM is a sum of independent terms
+    # U_i(m_i) - MM_i(m_i), so it suffices that each falls by at most L_i d_i:
+    # - MM_i(N) = max(0, ceil(g(N) / 10**6)) on the notional N = m|q|k, with
+    #   g(N) = N r_t - d_t in tier t. The deductions d_t make g continuous (margin.py), g(0) = 0,
+    #   and its slopes r_t are non-decreasing and at most r_max (the last tier's rate): so g is
+    #   non-decreasing and g(N + D) - g(N) <= D r_max for D >= 0. As ceil(x + y) <= ceil(x) +
+    #   ceil(y) and g >= 0, MM_i(N + D) - MM_i(N) <= ceil(D r_max / 10**6), and MM_i does not
+    #   rise when N falls.
+    # - A long, mark down by d: U falls by d|q|k exactly and MM does not rise: L = |q|k.
+    #   Mark up by d: U rises by d|q|k = D and MM by at most ceil(D r_max / 10**6) <= D (D is a
+    #   whole number, r_max <= 10**6): the term does not fall.
+    # - A short, mark up by d: U falls by D = d|q|k, MM rises by at most ceil(D r_max / 10**6)
+    #   <= d ceil(|q| k r_max / 10**6): L = |q|k + ceil(|q| k r_max / 10**6). Mark down: U rises,
+    #   MM does not: the term does not fall.
+    # - On the ENTRY basis MM does not move with the mark: L = |q|k on both sides.
+    # The split: A_i = floor(B w_i / W) with w_i the mark clamped to [1, max_price] and
+    # W = sum_j L_j w_j, so sum_i L_i A_i <= B sum_i L_i w_i / W = B: every instrument may move
+    # by the same fraction B / W of its mark. The account is entered in i's allow_longs at
+    # m_i - A_i (a long) or allow_shorts at m_i + A_i (a short): a mark strictly past that key
+    # pops it and it is evaluated again (cross_multi).
+    cdef int128 loss_rate(self, const Position* p) noexcept nogil:
+        # L_i: quote units by which p's E - MM term can fall per tick of its instrument's mark
+        # moving in the losing direction (the proof above). O(1).
+        cdef const InstrumentRec* r = &self.instruments[p.instrument]
+        cdef int128 step = <int128>(p.position if p.position > 0 else -p.position) * r.k
+        if p.position > 0 or self.mm_basis == t.BASIS_ENTRY:
+            return step
+        return step + ceil_div(step * self.all_mm_ppm[r.first_tier + r.tiers - 1], PPM)
+
+    cdef void allow(self, Account* a) noexcept nogil:
+        # The exact evaluation of an account holding two or more positions, not exempt, out of
+        # every structure: aside in the first instrument it holds that has no mark; liquidatable:
+        # in crossing; otherwise its allowances in the allow indexes. O(positions (tiers + log n)).
+        cdef Position* p = &a.pos
+        cdef int128 u, mm, budget, allowance, total = 0
+        cdef price_t mark
+        while p != NULL:
+            if p.position != 0 and not self.has_mark[p.instrument]:
+                self.aside[p.instrument].insert(a.owner)
+                p.indexed = IN_ASIDE
+                a.multi = MULTI_ASIDE
+                return
+            p = self.next_pos(a, p)
+        self.others(a, -1, &u, &mm, NULL)
+        budget = a.collateral + u - mm
+        if self.trigger == t.TRIGGER_AT_OR_BELOW:
+            budget -= 1
+        if budget < 0:
+            self.crossing.insert(a.owner)
+            a.multi = MULTI_CROSSED
+            return
+        if budget > BUDGET_CAP:
+            budget = BUDGET_CAP
+        p = &a.pos
+        while p != NULL:
+            if p.position != 0:
+                total += self.loss_rate(p) * self.allowance_weight(p)
+            p = self.next_pos(a, p)
+        p = &a.pos
+        while p != NULL:
+            if p.position != 0:
+                allowance = budget * self.allowance_weight(p) // total
+                if allowance > ALLOWANCE_CAP:
+                    allowance = ALLOWANCE_CAP
+                mark = self.marks[p.instrument]
+                if p.position > 0:
+                    p.liq_price = mark - <price_t>allowance
+                    self.allow_longs[p.instrument].insert(IndexKey(p.liq_price, a.owner))
+                    p.indexed = IN_ALLOW_LONGS
+                else:
+                    p.liq_price = mark + <price_t>allowance
+                    self.allow_shorts[p.instrument].insert(IndexKey(p.liq_price, a.owner))
+                    p.indexed = IN_ALLOW_SHORTS
+            p = self.next_pos(a, p)
+        a.multi = MULTI_ALLOWED
+
+    cdef int128 allowance_weight(self, const Position* p) noexcept nogil:
+        # w_i: the mark of p's instrument clamped to [1, max_price] (ticks).
+        cdef price_t mark = self.marks[p.instrument]
+        cdef price_t top = self.instruments[p.instrument].max_price
+        if mark > top:
+            mark = top
+        return mark if mark > 1 else 1
+
+    cdef void cross_multi(self, vector[owner_t]* crossed) noexcept nogil:
+        # The crossing check of the accounts holding two or more positions, at the current
+        # marks: every allowance a mark passed, and every account aside in an instrument that
+        # now has a mark, evaluated again (allow); then every account in crossing that is still
+        # liquidatable goes to ``crossed`` (the others get fresh allowances).
+        # O(instruments log n + popped (positions (tiers + log n)) + crossing).
+        cdef vector[int32_t] popped
+        cdef vector[owner_t] listed
+        cdef cset[IndexKey].iterator it
+        cdef cset[IndexKey]* index
+        cdef cset[owner_t].iterator waiting
+        cdef price_t mark
+        cdef size_t n, i
+        for n in range(self.instruments.size()):
+            if not self.has_mark[n]:
+                continue
+            mark = self.marks[n]
+            index = &self.allow_longs[n]
+            it = index.end()
+            while it != index.begin():
+                dec(it)
+                if deref(it).first <= mark:
+                    break
+                popped.push_back(self.slot(deref(it).second))
+            index = &self.allow_shorts[n]
+            it = index.begin()
+            while it != index.end() and deref(it).first < mark:
+                popped.push_back(self.slot(deref(it).second))
+                inc(it)
+            waiting = self.aside[n].begin()
+            while waiting != self.aside[n].end():
+                popped.push_back(self.slot(deref(waiting)))
+                inc(waiting)
+        # An account popped on two instruments is evaluated once.
+        sort(popped.begin(), popped.end())
+        for i in range(popped.size()):
+            if i == 0 or popped[i] != popped[i - 1]:
+                self.reindex(popped[i])
+        listed.assign(self.crossing.begin(), self.crossing.end())
+        for i in range(listed.size()):
+            if self.liquidatable(&self.accounts[self.slot(listed[i])]):
+                crossed.push_back(listed[i])
+            else:
+                self.reindex(self.slot(listed[i]))
 
     # ------------------------------------------------------------------ settlement
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil:
@@ -563,7 +719,10 @@ cdef class Ledger:
         other.slot_of = self.slot_of
         other.longs = self.longs
         other.shorts = self.shorts
-        other.multi = self.multi
+        other.allow_longs = self.allow_longs
+        other.allow_shorts = self.allow_shorts
+        other.aside = self.aside
+        other.crossing = self.crossing
         other.instruments = self.instruments
         other.marks = self.marks
         other.has_mark = self.has_mark

@@ -3,8 +3,8 @@
 Mirrors ``orderbook.reference_engine._Liquidator``, record for record. The ``Engine`` owns one:
 forced orders and cancels go through the book's ``cdef`` core like any other message, their
 trades settle to the ``Ledger`` (accounts.pyx), and the mark is the Engine's (``MarkFn``).
-Finding the accounts a mark move crosses walks the two ordered liquidation-price indexes:
-O(log n + k).
+Finding the accounts a mark move crosses walks the ordered liquidation-price indexes of the
+one-position accounts (O(log n + k)) and the allowance indexes of the others (Ledger.cross_multi).
 """
 
 from fractions import Fraction
@@ -197,11 +197,12 @@ cdef class Liquidator:
 
     cdef void enqueue_crossed(self) noexcept nogil:
         # For each instrument with a mark, the one-position accounts whose liquidation price
-        # there the mark reached; the multi accounts that are liquidatable; the fund if it holds
-        # a position: they join the back of the queue in ascending owner id.
-        # O(instruments log n + m + k log k) for m multi accounts and k crossed.
+        # there the mark reached; the accounts holding several positions that are liquidatable
+        # (the allowance index: Ledger.cross_multi); the fund if it holds a position: they join
+        # the back of the queue in ascending owner id.
+        # O(instruments log n + k log k + p) for k crossed and p accounts whose allowance a mark
+        # passed (each evaluated in O(its positions)).
         cdef vector[owner_t] crossed
-        cdef cset[owner_t].iterator multi
         cdef cset_iter it
         cdef size_t i, n
         cdef Account* a
@@ -225,11 +226,7 @@ cdef class Liquidator:
                     break
                 crossed.push_back(deref(it).second)
                 inc(it)
-        multi = self.ledger.multi.begin()
-        while multi != self.ledger.multi.end():
-            if self.ledger.liquidatable(self.acct(self.ledger.slot(deref(multi)))):
-                crossed.push_back(deref(multi))
-            inc(multi)
+        self.ledger.cross_multi(&crossed)
         if self.ledger.held(self.acct(self.ledger.slot(t.INSURANCE_FUND))):
             crossed.push_back(t.INSURANCE_FUND)
         sort(crossed.begin(), crossed.end())
