@@ -36,12 +36,13 @@ ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte 
                                      malloc chunk, plus a bucket pointer (8 B) per element
   std::map<int64, Level> node     32 B header + 8 B key + 24 B Level = 64 B -> 80 B chunk,
                                   shared by the orders resting at that price
-  Account (accounts vector)       72 B
+  Account (accounts vector)       88 B (instrument 0's 56-byte Position inside it; positions
+                                  in other instruments sit in a pool, 56 B each)
   std::set<pair<int64,int64>> node  32 B header + 16 B key = 48 B -> 64 B chunk (positioned
                                   accounts)
 
 So a resting order costs about 48 + 8.4 = 56.4 B plus its share of a level node and the vectors'
-spare capacity, and an account about 72 + 32 + 8 = 112 B (+ 64 B once it holds a position) plus
+spare capacity, and an account about 88 + 32 + 8 = 128 B (+ 64 B once it holds a position) plus
 spare capacity. The issue's targets: at most 64 B per resting order and 128 B per account.
 
 Default run: about 10 s on a 2-core machine.
@@ -90,13 +91,18 @@ class Level(ctypes.Structure):  # orderbook/_types.pxd
                 ("count", ctypes.c_int32)]
 
 
-class Account(ctypes.Structure):  # orderbook/accounts.pxd
-    _fields_ = [("owner", ctypes.c_int64), ("collateral", ctypes.c_int64),
-                ("position", ctypes.c_int64), ("cost", ctypes.c_int64),
+class Position(ctypes.Structure):  # orderbook/accounts.pxd
+    _fields_ = [("position", ctypes.c_int64), ("cost", ctypes.c_int64),
                 ("open_buy", ctypes.c_int64), ("open_sell", ctypes.c_int64),
-                ("liq_price", ctypes.c_int64), ("reserve", ctypes.c_int64),
-                ("indexed", ctypes.c_int8), ("exempt", ctypes.c_uint8),
-                ("isolated", ctypes.c_uint8), ("queued", ctypes.c_uint8)]
+                ("liq_price", ctypes.c_int64), ("instrument", ctypes.c_int32),
+                ("next", ctypes.c_int32), ("indexed", ctypes.c_int8)]
+
+
+class Account(ctypes.Structure):  # orderbook/accounts.pxd (instrument 0's Position inside)
+    _fields_ = [("owner", ctypes.c_int64), ("collateral", ctypes.c_int64),
+                ("reserve", ctypes.c_int64), ("pos", Position),
+                ("exempt", ctypes.c_uint8), ("isolated", ctypes.c_uint8),
+                ("queued", ctypes.c_uint8), ("multi", ctypes.c_uint8)]
 
 
 def _chunk(n: int) -> int:
