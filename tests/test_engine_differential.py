@@ -497,16 +497,22 @@ def _venue_setup(draw, pair, kw):
     ks, n = pair.ks, pair.n
     users = sorted(draw(st.sets(st.integers(1, 30), min_size=1, max_size=8), label="users"))
     seeds, gross = [], dict.fromkeys(users, 0)
+    # one example in three: baskets, every user on one side of every instrument against the
+    # LP (a cross-instrument shock then meets accounts whose forced orders move other marks)
+    basket = n > 1 and draw(st.integers(0, 2), label="basket") == 2
+    basket_long = basket and draw(st.booleans(), label="basket_long")
     for u in users:
-        held = draw(st.sets(st.integers(0, n - 1), min_size=1), label="seeded_instruments")
+        held = set(range(n)) if basket else draw(st.sets(st.integers(0, n - 1), min_size=1),
+                                                  label="seeded_instruments")
         for i in sorted(held):
             for _ in range(draw(st.integers(1, 2), label="n_seeds")):
                 others = [o for o in users if o != u]
-                other = LP if not others or draw(st.integers(0, 2), label="vs_lp") else \
-                    draw(st.sampled_from(others), label="counterparty")
+                other = LP if basket or not others or draw(st.integers(0, 2), label="vs_lp") \
+                    else draw(st.sampled_from(others), label="counterparty")
                 price = draw(st.integers(95, 105), label="seed_price")
                 qty = draw(st.integers(1, 20), label="seed_qty")
-                pair_ = (u, other) if draw(st.booleans(), label="long") else (other, u)
+                long = basket_long if basket else draw(st.booleans(), label="long")
+                pair_ = (u, other) if long else (other, u)
                 seeds.append((*pair_, price, qty, i))
                 for o in (u, other):
                     if o != LP:
