@@ -611,6 +611,9 @@ def _venue_snapshot(eng):
         "fund_history": eng.fund_history(),
         "check_initial_margin": bool(eng.check_initial_margin),
         "instruments": [_instrument_row(spec) for spec in eng.instruments],
+        # instrument 0's, as the one-instrument API names them
+        "instrument_0": (int(eng.k), eng.tiers.rows(), int(eng.max_price),
+                         int(eng.max_position), int(eng.mark_rule), int(eng.funding_basis_ppm)),
         "marks": [], "last": [], "l3": [], "stops": [], "trades": [], "open_interest": [],
     }
     for i, book in enumerate(eng.books):
@@ -628,8 +631,8 @@ def _venue_snapshot(eng):
 
 def _compare_venue_snapshots(where, left, right, bitwise):
     for key in ("owners", "queue", "insurance_fund", "fees_collected", "total_deposits",
-                "check_initial_margin", "instruments", "marks", "last", "open_interest",
-                "total_equity_common"):
+                "check_initial_margin", "instruments", "instrument_0", "marks", "last",
+                "open_interest", "total_equity_common"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
@@ -659,6 +662,13 @@ def _check_venue_contract(where, eng, snap, ks, tiers, backstop, reserves, rules
     assert (int(eng.trigger), int(eng.mm_basis)) == rules, f"{where}: trigger and mm_basis"
     assert len(eng.books) == n and len(snap["instruments"]) == n, f"{where}: {n} instruments"
     assert eng.book.l3().tolist() == snap["l3"][0].tolist(), f"{where}: book is books[0]"
+    assert snap["instrument_0"][:5] == (ks[0], *snap["instruments"][0][3:]), (
+        f"{where}: k, tiers, max_price, max_position, mark_rule are not instrument 0's: "
+        f"{snap['instrument_0']} vs {snap['instruments'][0]}")
+    # forced orders take ids -1, -2, ... from one venue-wide counter: no id on two books
+    forced_ids = [set(t["order_id"][t["order_id"] < 0].tolist()) for t in snap["trades"]]
+    assert sum(map(len, forced_ids)) == len(set().union(*forced_ids)), (
+        f"{where}: a forced order id on two books: {forced_ids}")
     accounts, marks = snap["accounts"], snap["marks"]
     fees, deposits = snap["fees_collected"], snap["total_deposits"]
     by_owner = dict(zip(snap["owners"], accounts, strict=True))

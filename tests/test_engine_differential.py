@@ -19,6 +19,10 @@ exactly on what each call returns (or the type of the exception it raises) and o
 show, and every state they show is checked against docs/liquidation.md directly: ``Pair``
 (tests/engine_pair.py) drives them and lists what it compares and checks.
 
+A second machine (``test_venue_of_several_instruments_matches_reference``, at the end) drives
+venues of 1-3 instruments (docs/market_wide.md, step 1) with the same rules and ``VenuePair``,
+which observes and checks every instrument; the one-instrument machine above is unchanged by it.
+
 In one example in four, some steps of the shock leave the state unqueried (only the call's return
 value is compared): ``account()`` and ``mark_price()`` are queries and must not change what the
 engine does next.
