@@ -431,8 +431,9 @@ NAMES = ["BTC", "ETH", "SOL", "main", "x"]
 #: (tick_size, lot_size, tick x lot in tenths): with quote_unit "0.1", k is the last figure
 VENUE_UNITS = [("1", "1", 10), ("0.5", "2", 10), ("0.1", "1", 1), ("0.5", "1", 5),
                ("1", "0.2", 2), ("2", "1", 20)]
-for _, _, _k in VENUE_UNITS:
-    TIERS_FOR_K.setdefault(_k, tier_tables(_k))
+#: tier tables for every k a venue can have (with quote_unit None, k is a ratio of the above)
+VENUE_TIERS_FOR_K = {a // b: tier_tables(a // b) for *_, a in VENUE_UNITS for *_, b in VENUE_UNITS
+                     if a % b == 0}
 
 
 def _venue_settings(draw):
@@ -457,7 +458,7 @@ def _venue_settings(draw):
     for name, (tick, lot, _), k in zip(names, units, ks, strict=True):
         spec = {}
         if draw(st.booleans(), label="own_tiers"):
-            spec["tiers"] = draw(TIERS_FOR_K[k], label="instrument_tiers")
+            spec["tiers"] = draw(VENUE_TIERS_FOR_K[k], label="instrument_tiers")
         if draw(st.integers(0, 2), label="own_mark_rule"):
             spec["mark_rule"] = int(draw(st.sampled_from(list(MarkRule)),
                                          label="instrument_mark_rule"))
