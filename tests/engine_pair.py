@@ -720,20 +720,53 @@ def _check_venue_contract(where, eng, snap, ks, tiers, backstop, reserves, rules
 
 
 def _venue_adl_view(eng):
+    infos = {o: eng.account(o) for o in eng.owners()}
     return (len(eng.forced_orders()), [len(eng.trades(i)) for i in range(len(eng.books))],
-            {o: int(eng.account(o).collateral) for o in eng.owners()})
+            {o: int(a.collateral) for o, a in infos.items()},
+            {o: {int(p.instrument): (int(p.position), int(p.cost)) for p in a.positions}
+             for o, a in infos.items()})
 
 
-def _check_venue_adl(where, eng, before):
-    """_check_adl_keeps_capital over every instrument's trades."""
-    n_records, n_trades, collateral = before
+def _check_venue_adl(where, eng, before, ks):
+    """docs/liquidation.md, ADL step 3 (the cap), on the counterparties of the call's ADL
+    records that did nothing else in the call (no record of their own, no trade):
+
+    * each close is no worse for it than its cap, the better of the record's mark and the price
+      that realises no loss on those lots (its cost followed from the call's start, record by
+      record): a short buys back at <= max(m, floor(R / (c k))), a long sells at
+      >= min(m, ceil(R / (c k)));
+    * one that held a single position when the call began ends with collateral >= min(what it
+      was, 0). One with several may not: a losing position closes at the mark (its equity does
+      not change), and that realised loss can exceed its collateral while the profits of its
+      other positions keep its equity > 0.
+    """
+    n_records, n_trades, collateral, positions = before
     records = eng.forced_orders()[n_records:]
     busy = set(records["owner"].tolist())
     for i, n in enumerate(n_trades):
         trades = eng.trades(i)[n:]
         busy |= set(trades["owner"].tolist()) | set(trades["maker_owner"].tolist())
+    held = {o: dict(p) for o, p in positions.items()}
+    for r in records[records["kind"] == int(ForcedKind.ADL)]:
+        owner, i = int(r["counterparty"]), int(r["instrument"])
+        if owner in busy:
+            continue
+        k, qty, mark = ks[i], int(r["qty"]), int(r["mark_before"])
+        q, cost = held[owner].get(i, (0, 0))
+        direction = -int(r["side"])  # +1: the counterparty buys back a short
+        price = int(r["notional"]) // (qty * k)
+        tag = f"{where}: ADL record {_row(r)} of counterparty {owner} (position {q}, cost {cost})"
+        assert price * qty * k == int(r["notional"]) and q * direction < 0 and qty <= abs(q), tag
+        released = cost * qty // abs(q)
+        if direction > 0:
+            assert price <= max(mark, released // (qty * k)), f"{tag}: worse than its cap"
+        else:
+            assert price >= min(mark, _ceil_div(released, qty * k)), f"{tag}: worse than its cap"
+        held[owner][i] = (q + direction * qty, cost - released)
     adl = records[records["kind"] == int(ForcedKind.ADL)]
     for owner in set(adl["counterparty"].tolist()) - busy:
+        if len(positions[owner]) > 1:
+            continue
         after = int(eng.account(owner).collateral)
         assert after >= min(collateral[owner], 0), (
             f"{where}: ADL took account {owner}'s collateral from {collateral[owner]} to "
@@ -755,8 +788,6 @@ class VenuePair(Pair):
     _compare_snapshots = staticmethod(_compare_venue_snapshots)
     _order_view = staticmethod(_venue_order_view)
     _adl_view = staticmethod(_venue_adl_view)
-    _check_adl = staticmethod(_check_venue_adl)
-
     def __init__(self, classes, kwargs, ks, bitwise):
         self.ks = list(ks)
         self.n = len(ks)
@@ -774,6 +805,9 @@ class VenuePair(Pair):
         self.next_ids[instrument] += 1
         self.book_ids[instrument].append(oid)
         return oid
+
+    def _check_adl(self, where, eng, before):
+        _check_venue_adl(where, eng, before, self.ks)
 
     def _check_contract(self, where, eng, snap):
         _check_venue_contract(where, eng, snap, self.ks, self.venue_tiers, self.backstop,
