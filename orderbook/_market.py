@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._settings import ConfigError
 from .events import (
     SCENARIO_BACKSTOP,
     SCENARIO_HOUSE,
@@ -20,10 +22,12 @@ from .events import (
     SCENARIO_SHOCKER,
     SCENARIO_VALUE,
     EventKind,
+    Instrument,
     MarkRule,
     Side,
 )
-from .scenario import ExplicitPopulation
+from .margin import unit_value
+from .scenario import ExplicitPopulation, Shock
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -57,17 +61,48 @@ def engine_settings(rules) -> dict:
             if f.name not in _SCENARIO_ONLY}
 
 
+class _Contract:
+    """One instrument's book as the scenario's liquidity providers see it: the starting mid,
+    the depth profile the refill restores around the last trade, and its shock."""
+
+    def __init__(self, index: int, book, shock, rng, place):
+        self.index = index
+        self.shock = shock
+        bid_px, bid_q, ask_px, ask_q = book.sides(rng)
+        self.mid0 = int(book.mid)
+        self.profile_bid = (self.mid0 - bid_px, bid_q)  # offsets below the mid, lots
+        self.profile_ask = (ask_px - self.mid0, ask_q)
+        for px, q in zip(bid_px.tolist(), bid_q.tolist(), strict=True):
+            place(Side.BUY, px, q)
+        for px, q in zip(ask_px.tolist(), ask_q.tolist(), strict=True):
+            place(Side.SELL, px, q)
+
+
 class Market:
-    """A built scenario: the engine plus the bookkeeping of its liquidity providers."""
+    """A built scenario: the engine plus the bookkeeping of its liquidity providers; one
+    instrument, or several (``scenario.instruments``) with a population holding baskets."""
 
     def __init__(self, scenario: Scenario):
         self.scenario = scenario
         rng = np.random.default_rng(scenario.seed)
         rules = scenario.rules
         engine_cls = engine_class(scenario.engine)
-        self.engine = engine_cls(
-            scenario.tick_size, scenario.lot_size, scenario.quote_unit, **engine_settings(rules),
-            backstop=BACKSTOP if rules.backstop_collateral else None)
+        settings = engine_settings(rules)
+        backstop = BACKSTOP if rules.backstop_collateral else None
+        contracts = scenario.instruments
+        if contracts:
+            if scenario.shock != Shock():
+                raise ConfigError("a scenario with instruments takes each instrument's shock "
+                                  "([[instruments]] shock), not [shock]")
+            specs = [Instrument(c.name, c.tick_size, c.lot_size,
+                                tiers=rules.tiers if c.tiers is None else c.tiers,
+                                mark_rule=rules.mark_rule if c.mark_rule is None
+                                else c.mark_rule) for c in contracts]
+            self.engine = engine_cls(quote_unit=scenario.quote_unit, instruments=specs,
+                                     **settings, backstop=backstop)
+        else:
+            self.engine = engine_cls(scenario.tick_size, scenario.lot_size, scenario.quote_unit,
+                                     **settings, backstop=backstop)
         eng = self.engine
         big = 10**17
         eng.add_account(HOUSE, big, exempt=True)
@@ -77,19 +112,26 @@ class Market:
         if rules.backstop_collateral:
             eng.add_account(BACKSTOP, rules.backstop_collateral, exempt=True)
         self.next_id = 0
-        bid_px, bid_q, ask_px, ask_q = scenario.book.sides(rng)
-        self.mid0 = int(scenario.book.mid)
-        self.profile_bid = (self.mid0 - bid_px, bid_q)  # offsets below the mid, lots
-        self.profile_ask = (ask_px - self.mid0, ask_q)
-        for px, q in zip(bid_px.tolist(), bid_q.tolist(), strict=True):
-            eng.limit(self._id(), Side.BUY, px, q, MAKER)
-        for px, q in zip(ask_px.tolist(), ask_q.tolist(), strict=True):
-            eng.limit(self._id(), Side.SELL, px, q, MAKER)
-        if rules.mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED, MarkRule.FAIR):
-            eng.set_index(self.mid0)
+        if contracts:
+            self.contracts = [
+                _Contract(i, c.book, c.shock, rng, self._placer(i))
+                for i, c in enumerate(contracts)]
+        else:
+            self.contracts = [_Contract(0, scenario.book, scenario.shock, rng, self._placer(0))]
+        self.mid0 = self.contracts[0].mid0
+        for c, spec in zip(self.contracts, eng.instruments, strict=True):
+            if spec.mark_rule in (MarkRule.INDEX, MarkRule.INDEX_CLAMPED, MarkRule.FAIR):
+                eng.set_index(c.mid0, instrument=c.index)
         # A first print at the touch gives LAST a mark before the shock.
-        eng.market(self._id(), Side.BUY, 1, SHOCKER)
-        self.population = self._seed_population(rng)
+        for c in self.contracts:
+            eng.market(self._id(), Side.BUY, 1, SHOCKER, instrument=c.index)
+        self.population = (self._seed_baskets(rng) if contracts
+                           else self._seed_population(rng))
+
+    def _placer(self, instrument: int):
+        def place(side, price, qty):
+            self.engine.limit(self._id(), side, price, qty, MAKER, instrument=instrument)
+        return place
 
     def _id(self) -> int:
         self.next_id += 1
@@ -114,39 +156,95 @@ class Market:
             entry = np.maximum(entry, 1).astype(np.int64)
             collateral = np.array([math.ceil(int(e) * int(s) * eng.k / lev) for e, s, lev in
                                    zip(entry, size, leverage, strict=True)], dtype=np.int64)
-        mark = eng.mark_price()
         kept = 0
         for i in range(len(side)):
             eng.add_account(i, int(collateral[i]))
-            if side[i] > 0:
-                eng.seed_position(i, HOUSE, int(entry[i]), int(size[i]))
-            else:
-                eng.seed_position(HOUSE, i, int(entry[i]), int(size[i]))
-            info = eng.account(i)
-            liq = info.liquidation_price
-            if liq is not None and mark is not None and (
-                    (info.position > 0 and liq >= mark) or (info.position < 0 and liq <= mark)):
-                # Already liquidatable: hand the position back to the house, at the same price.
-                if side[i] > 0:
-                    eng.seed_position(HOUSE, i, int(entry[i]), int(size[i]))
-                else:
-                    eng.seed_position(i, HOUSE, int(entry[i]), int(size[i]))
-                continue
-            kept += 1
+            legs = [(0, int(side[i]), int(entry[i]), int(size[i]))]
+            kept += self._seed_account(i, legs)
         return kept
+
+    def _seed_baskets(self, rng) -> int:
+        """The population as baskets across the instruments (Population's docstring)."""
+        eng, pop = self.engine, self.scenario.population
+        if isinstance(pop, ExplicitPopulation):
+            raise ConfigError("a scenario with instruments needs a synthetic [population] (an "
+                              "explicit one names no instruments)")
+        contracts = self.scenario.instruments
+        n, m = pop.count, len(contracts)
+        side0 = np.where(rng.random(n) < pop.long_fraction, 1, -1)
+        lo, hi = pop.leverage
+        leverage = np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+        size_z = _scores(rng, n, m, pop.size_correlation)
+        entry_z = _scores(rng, n, m, pop.entry_correlation)
+        keep_side = rng.random((n, m)) < pop.same_side
+        fresh_side = np.where(rng.random((n, m)) < pop.long_fraction, 1, -1)
+        holds = rng.random((n, m)) < np.array([c.hold for c in contracts])
+        ks = [_k(spec, eng.quote_unit) for spec in eng.instruments]
+        kept = 0
+        for a in range(n):
+            legs = []
+            for i, c in enumerate(contracts):
+                if not holds[a, i]:
+                    continue
+                lo, hi = c.size if c.size is not None else pop.size
+                u = 0.5 * (1 + math.erf(size_z[a, i] / math.sqrt(2)))
+                size = int(min(hi, max(lo, math.floor(math.exp(
+                    math.log(lo) + u * (math.log(hi + 1) - math.log(lo)))))))
+                mid = self.contracts[i].mid0
+                entry = max(1, int(np.rint(mid * (1 + pop.entry_dispersion * entry_z[a, i]))))
+                side = int(side0[a]) if keep_side[a, i] else int(fresh_side[a, i])
+                legs.append((i, side, entry, size))
+            if not legs:
+                continue
+            notional = sum(entry * size * ks[i] for i, _, entry, size in legs)
+            eng.add_account(a, math.ceil(notional / leverage[a]))
+            kept += self._seed_account(a, legs)
+        return kept
+
+    def _seed_account(self, owner: int, legs) -> int:
+        """Seed ``owner``'s positions ((instrument, side, entry, size), ...) against the house;
+        hand them all back, at the same prices, when the account is already liquidatable at
+        the starting marks (it would be gone already). Returns 1 if kept, else 0."""
+        eng = self.engine
+
+        def seed(legs, sign):
+            for i, side, entry, size in legs:
+                if side * sign > 0:
+                    eng.seed_position(owner, HOUSE, entry, size, instrument=i)
+                else:
+                    eng.seed_position(HOUSE, owner, entry, size, instrument=i)
+
+        seed(legs, 1)
+        info = eng.account(owner)
+        crossed = False
+        for p in info.positions or ():
+            mark = eng.mark_price(p.instrument)
+            liq = p.liquidation_price
+            if liq is not None and mark is not None and (
+                    (p.position > 0 and liq >= mark) or (p.position < 0 and liq <= mark)):
+                crossed = True
+        if crossed:
+            seed(legs, -1)
+            return 0
+        return 1
 
     # -------------------------------------------------------------------------- stepping
     def refill(self) -> None:
+        for c in self.contracts:
+            self._refill(c)
+
+    def _refill(self, c: _Contract) -> None:
         liquidity = self.scenario.liquidity
         if liquidity.half_life <= 0:
             return
-        book, eng = self.engine.book, self.engine
+        eng = self.engine
+        book = eng.books[c.index]
         bid, ask = book.best_bid(), book.best_ask()
         # Anchored at the last trade, not the mid: after a sweep the far side still stands at
         # pre-shock prices, and refilling around the mid would walk the price straight back.
-        mid = book.last_price if book.last_price is not None else self.mid0
+        mid = book.last_price if book.last_price is not None else c.mid0
         share = 1 - 2 ** (-1 / liquidity.half_life)
-        for side, (offsets, lots) in ((Side.BUY, self.profile_bid), (Side.SELL, self.profile_ask)):
+        for side, (offsets, lots) in ((Side.BUY, c.profile_bid), (Side.SELL, c.profile_ask)):
             budget = liquidity.rate
             for off, target in zip(offsets.tolist(), lots.tolist(), strict=True):
                 if budget <= 0:
@@ -159,50 +257,74 @@ class Market:
                 if missing <= 0:
                     continue
                 add = min(budget, max(1, math.ceil(missing * share)))
-                events = eng.post_only(self._id(), side, price, add, MAKER)
+                events = eng.post_only(self._id(), side, price, add, MAKER,
+                                       instrument=c.index)
                 if events and events[0].kind == EventKind.ACCEPTED:
                     budget -= add
 
     def recover(self, step: int) -> None:
+        for c in self.contracts:
+            self._recover(c, step)
+
+    def _recover(self, c: _Contract, step: int) -> None:
         liquidity = self.scenario.liquidity
-        last = self.engine.book.last_price
+        last = self.engine.books[c.index].last_price
         if (liquidity.recovery_half_life <= 0 or liquidity.recovery_rate <= 0 or last is None
                 or step < liquidity.recovery_delay):
             return
-        gap = self.mid0 - last
+        gap = c.mid0 - last
         if gap == 0:
             return
         share = 1 - 2 ** (-1 / liquidity.recovery_half_life)
         move = max(1, round(abs(gap) * share))
         side = Side.BUY if gap > 0 else Side.SELL
         limit = last + move if gap > 0 else last - move
-        self.engine.ioc(self._id(), side, limit, liquidity.recovery_rate, VALUE)
+        self.engine.ioc(self._id(), side, limit, liquidity.recovery_rate, VALUE,
+                        instrument=c.index)
 
-    def snapshot(self, step: int, liquidated: int) -> tuple:
-        eng, book = self.engine, self.engine.book
+    def snapshot(self, step: int, liquidated: int, instrument: int = 0) -> tuple:
+        """One SERIES_DTYPE row of an instrument after ``step``; ``liquidated``: the notional
+        its liquidation round took there (quote units)."""
+        c = self.contracts[instrument]
+        eng, book = self.engine, self.engine.books[instrument]
         bid, ask = book.best_bid(), book.best_ask()
         last = book.last_price or 0
-        mark = eng.mark_price() or 0
+        mark = eng.mark_price(instrument) or 0
         mid = (bid + ask) / 2 if bid is not None and ask is not None else float(last)
-        ref = mid if mid else float(self.mid0)
+        ref = mid if mid else float(c.mid0)
         return (step, last, mark, bid or 0, ask or 0, (ask - bid) if bid and ask else 0, mid,
                 book.resting_qty(Side.BUY, math.ceil(ref * 0.99)),
                 book.resting_qty(Side.SELL, math.floor(ref * 1.01)),
                 book.resting_qty(Side.BUY, math.ceil(ref * 0.95)),
                 book.resting_qty(Side.SELL, math.floor(ref * 1.05)),
-                eng.open_interest(), eng.insurance_fund, liquidated, len(eng.queue()))
+                eng.open_interest(instrument), eng.insurance_fund, liquidated,
+                len(eng.queue()))
 
     def shock_at(self, step: int) -> None:
-        shock, eng = self.scenario.shock, self.engine
-        if step == 0:
-            if shock.sell:
-                eng.market(self._id(), Side.SELL, shock.sell, SHOCKER)
-            if shock.buy:
-                eng.market(self._id(), Side.BUY, shock.buy, SHOCKER)
-        for when, side, qty in shock.orders:
-            if when == step:
-                eng.market(self._id(), side, qty, SHOCKER)
-        if step < len(shock.funding_basis_path):
-            eng.set_funding_basis(int(shock.funding_basis_path[step]))
-        if step < len(shock.index_path):
-            eng.set_index(int(shock.index_path[step]))
+        eng = self.engine
+        for c in self.contracts:
+            shock, i = c.shock, c.index
+            if step == 0:
+                if shock.sell:
+                    eng.market(self._id(), Side.SELL, shock.sell, SHOCKER, instrument=i)
+                if shock.buy:
+                    eng.market(self._id(), Side.BUY, shock.buy, SHOCKER, instrument=i)
+            for when, side, qty in shock.orders:
+                if when == step:
+                    eng.market(self._id(), side, qty, SHOCKER, instrument=i)
+            if step < len(shock.funding_basis_path):
+                eng.set_funding_basis(int(shock.funding_basis_path[step]), instrument=i)
+            if step < len(shock.index_path):
+                eng.set_index(int(shock.index_path[step]), instrument=i)
+
+
+def _scores(rng, n: int, m: int, rho: float) -> np.ndarray:
+    """(n, m) standard normal scores, each row's correlated ``rho`` through one shared draw."""
+    shared = rng.standard_normal((n, 1))
+    own = rng.standard_normal((n, m))
+    return rho * shared + math.sqrt(max(0.0, 1 - rho * rho)) * own
+
+
+def _k(spec, unit) -> int:
+    """Quote units per tick x lot of an instrument spec (Engine.instruments) at ``unit``."""
+    return unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), unit)[1]

@@ -14,8 +14,8 @@ from libcpp.vector cimport vector
 import numpy as np
 
 from orderbook cimport _types as t
-from orderbook.accounts cimport Account, IndexKey, int128, money_t
-from orderbook._types cimport BUY, PPM, SELL, EventRec, oid_t, owner_t, price_t, qty_t
+from orderbook.accounts cimport Account, IndexKey, InstrumentRec, Position, int128, money_t
+from orderbook._types cimport BUY, PPM, EventRec, oid_t, owner_t, price_t, qty_t
 
 from .events import EVENT_DTYPE
 
@@ -47,27 +47,88 @@ cdef int128 from_python(object value) except? -1:
         <int128><unsigned long long>(value & 0xFFFFFFFFFFFFFFFF)
 
 
+cdef inline int128 tier_requirement(
+        Ledger ledger, int32_t instrument, int128 notional, bint initial) noexcept nogil:
+    # Instrument ``instrument``'s margin on a notional: its tier's rate less its deduction,
+    # rounded up, at least 0. O(tiers).
+    cdef const InstrumentRec* r = &ledger.instruments[instrument]
+    cdef size_t first = r.first_tier
+    cdef size_t i = first
+    cdef size_t last = first + r.tiers - 1
+    while i < last and notional > ledger.all_caps[i]:
+        i += 1
+    cdef int128 rate = ledger.all_im_ppm[i] if initial else ledger.all_mm_ppm[i]
+    cdef int128 deduction = ledger.all_im_deduction[i] if initial else ledger.all_mm_deduction[i]
+    cdef int128 margin = ceil_div(notional * rate - deduction, PPM)
+    return margin if margin > 0 else 0
+
+
 cdef class Ledger:
-    """The accounts of one Engine (internal; the Engine is the public face)."""
+    """The accounts of one Engine (internal; the Engine is the public face).
+
+    Built with instrument 0's settings; the Engine adds the others (add_instrument).
+    """
 
     def __init__(self, int64_t k, price_t max_price, qty_t max_position, tiers):
-        self.k = k
-        self.max_price = max_price
-        self.max_position = max_position
-        for cap in tiers.caps:
-            self.caps.push_back(INT64_MAX if cap is None else cap)
-        for rate in tiers.maintenance_ppm:
-            self.mm_ppm.push_back(rate)
-        for rate in tiers.initial_ppm:
-            self.im_ppm.push_back(rate)
-        for deduction in tiers.maintenance_deduction:
-            self.mm_deduction.push_back(from_python(deduction))
-        for deduction in tiers.initial_deduction:
-            self.im_deduction.push_back(from_python(deduction))
+        self.cur = -1
+        self.add_instrument(k, max_price, max_position, tiers)
 
     def __reduce__(self):
         # No automatic pickling of raw slots and indexes: the Engine pickles checked state.
         raise TypeError("a Ledger cannot be pickled on its own; pickle its Engine")
+
+    cdef int add_instrument(self, int64_t k, price_t max_price, qty_t max_position,
+                            tiers) except -1:
+        """Instrument ``len(instruments)``: its k, bounds and margin tiers. O(tiers)."""
+        cdef InstrumentRec rec
+        cdef cset[IndexKey] empty
+        cdef vector[EventRec] log
+        rec.k = k
+        rec.max_price = max_price
+        rec.max_position = max_position
+        rec.first_tier = self.all_caps.size()
+        rec.tiers = len(tiers.caps)
+        for cap in tiers.caps:
+            self.all_caps.push_back(INT64_MAX if cap is None else cap)
+        for rate in tiers.maintenance_ppm:
+            self.all_mm_ppm.push_back(rate)
+        for rate in tiers.initial_ppm:
+            self.all_im_ppm.push_back(rate)
+        for deduction in tiers.maintenance_deduction:
+            self.all_mm_deduction.push_back(from_python(deduction))
+        for deduction in tiers.initial_deduction:
+            self.all_im_deduction.push_back(from_python(deduction))
+        self.instruments.push_back(rec)
+        self.longs.push_back(empty)
+        self.shorts.push_back(empty)
+        self.marks.push_back(0)
+        self.has_mark.push_back(False)
+        self.trade_logs.push_back(log)
+        if self.cur < 0:
+            self.select(0)
+        return 0
+
+    cdef void select(self, int32_t instrument) noexcept nogil:
+        # Make ``instrument`` the one k, max_price, max_position and the tier vectors describe.
+        # A no-op when it already is (always, in a one-instrument venue).
+        cdef const InstrumentRec* r
+        if instrument == self.cur:
+            return
+        r = &self.instruments[instrument]
+        self.cur = instrument
+        self.k = r.k
+        self.max_price = r.max_price
+        self.max_position = r.max_position
+        self.caps.assign(self.all_caps.begin() + r.first_tier,
+                         self.all_caps.begin() + r.first_tier + r.tiers)
+        self.mm_ppm.assign(self.all_mm_ppm.begin() + r.first_tier,
+                           self.all_mm_ppm.begin() + r.first_tier + r.tiers)
+        self.im_ppm.assign(self.all_im_ppm.begin() + r.first_tier,
+                           self.all_im_ppm.begin() + r.first_tier + r.tiers)
+        self.mm_deduction.assign(self.all_mm_deduction.begin() + r.first_tier,
+                                 self.all_mm_deduction.begin() + r.first_tier + r.tiers)
+        self.im_deduction.assign(self.all_im_deduction.begin() + r.first_tier,
+                                 self.all_im_deduction.begin() + r.first_tier + r.tiers)
 
     cdef int32_t open_account(self, owner_t owner, money_t collateral, bint exempt, bint isolated,
                               money_t reserve) except -1:
@@ -78,38 +139,98 @@ cdef class Ledger:
         a.reserve = reserve
         a.isolated = isolated
         a.queued = False
-        a.position = 0
-        a.cost = 0
-        a.open_buy = 0
-        a.open_sell = 0
-        a.liq_price = 0
-        a.indexed = 0
+        a.multi = False
+        a.pos.position = 0
+        a.pos.cost = 0
+        a.pos.open_buy = 0
+        a.pos.open_sell = 0
+        a.pos.liq_price = 0
+        a.pos.instrument = 0
+        a.pos.next = -1
+        a.pos.indexed = 0
         a.exempt = exempt
         self.slot_of[owner] = <int32_t>self.accounts.size()
         self.accounts.push_back(a)
         return <int32_t>self.accounts.size() - 1
 
-    # ------------------------------------------------------------------ money and margin
+    # ------------------------------------------------------------------ positions
     cdef int32_t slot(self, owner_t owner) noexcept nogil:
         it = self.slot_of.find(owner)
         if it == self.slot_of.end():
             return -1
         return deref(it).second
 
+    cdef Position* pos(self, int32_t slot, int32_t instrument) noexcept nogil:
+        # The account's position record in ``instrument``, made (flat) if it has none yet.
+        # O(positions of the account).
+        cdef Account* a = &self.accounts[slot]
+        cdef Position* p = &a.pos
+        cdef Position fresh
+        cdef int32_t index
+        if instrument == 0:
+            return p
+        while p.next >= 0 and self.pool[p.next].instrument <= instrument:
+            p = &self.pool[p.next]
+        if p.instrument == instrument:
+            return p
+        fresh.position = 0
+        fresh.cost = 0
+        fresh.open_buy = 0
+        fresh.open_sell = 0
+        fresh.liq_price = 0
+        fresh.instrument = instrument
+        fresh.next = p.next
+        fresh.indexed = 0
+        index = <int32_t>self.pool.size()
+        self.pool.push_back(fresh)
+        p.next = index
+        return &self.pool[index]
+
+    cdef Position* find(self, const Account* a, int32_t instrument) noexcept nogil:
+        # The account's position record in ``instrument``, or NULL (read-only lookups).
+        cdef const Position* p = &a.pos
+        while p != NULL and p.instrument < instrument:
+            p = self.next_pos(a, p)
+        if p != NULL and p.instrument == instrument:
+            return <Position*>p
+        return NULL
+
+    cdef Position* next_pos(self, const Account* a, const Position* p) noexcept nogil:
+        # The record after p in the account's ascending list, or NULL.
+        if p.next < 0:
+            return NULL
+        return &self.pool[p.next]
+
+    cdef int held(self, const Account* a) noexcept nogil:
+        # How many nonzero positions the account holds.
+        cdef const Position* p = &a.pos
+        cdef int n = 0
+        while p != NULL:
+            n += p.position != 0
+            p = self.next_pos(a, p)
+        return n
+
+    # ------------------------------------------------------------------ money and margin
     cdef int128 value(self, price_t price, qty_t qty) noexcept nogil:
         return <int128>price * qty * self.k
 
-    cdef int128 unrealised(self, const Account* a, price_t mark, bint has_mark) noexcept nogil:
-        if a.position == 0 or not has_mark:
+    cdef int128 unrealised(self, const Position* p, price_t mark, bint has_mark) noexcept nogil:
+        # Of a position in the selected instrument.
+        if p.position == 0 or not has_mark:
             return 0
-        if a.position > 0:
-            return self.value(mark, a.position) - a.cost
-        return a.cost - self.value(mark, -a.position)
+        if p.position > 0:
+            return self.value(mark, p.position) - p.cost
+        return p.cost - self.value(mark, -p.position)
 
-    cdef int128 equity(self, const Account* a, price_t mark, bint has_mark) noexcept nogil:
-        return a.collateral + self.unrealised(a, mark, has_mark)
+    cdef int128 equity(self, const Account* a, const Position* p, price_t mark,
+                       bint has_mark) noexcept nogil:
+        # The collateral and p's unrealised profit (p in the selected instrument): the account's
+        # equity when p is its only position.
+        return a.collateral + self.unrealised(p, mark, has_mark)
 
     cdef int128 requirement(self, int128 notional, bint initial) noexcept nogil:
+        # The selected instrument's margin on a notional (tier_requirement's, on the copies of
+        # its tiers: this is in the liquidation price's binary search).
         cdef size_t i = 0
         cdef size_t last = self.caps.size() - 1
         while i < last and notional > self.caps[i]:
@@ -119,13 +240,71 @@ cdef class Ledger:
         cdef int128 margin = ceil_div(notional * rate - deduction, PPM)
         return margin if margin > 0 else 0
 
-    cdef int128 maintenance(self, const Account* a, price_t mark, bint has_mark) noexcept nogil:
-        # The maintenance margin of a's position on the ledger's basis: its notional at the
-        # mark (0 without one), or its entry value, which needs no mark.
-        cdef qty_t size = a.position if a.position > 0 else -a.position
+    cdef int128 maintenance(self, const Position* p, price_t mark, bint has_mark) noexcept nogil:
+        # The maintenance margin of p (in the selected instrument) on the ledger's basis: its
+        # notional at the mark (0 without one), or its entry value, which needs no mark.
+        cdef qty_t size = p.position if p.position > 0 else -p.position
         if self.mm_basis == t.BASIS_ENTRY:
-            return self.requirement(a.cost, False)
+            return self.requirement(p.cost, False)
         return self.requirement(self.value(mark if has_mark else 0, size), False)
+
+    cdef void others(self, const Account* a, int32_t instrument, int128* u, int128* mm,
+                     int128* im) noexcept nogil:
+        # "Others held fixed": the sums over a's nonzero positions in instruments other than
+        # ``instrument`` (-1: all of them) of U_j, MM_j and IM_j at the current marks (im may be
+        # NULL). O(positions of the account).
+        cdef const Position* p = &a.pos
+        cdef const InstrumentRec* r
+        cdef price_t m
+        cdef qty_t size
+        cdef int128 notional
+        u[0] = 0
+        mm[0] = 0
+        if im != NULL:
+            im[0] = 0
+        while p != NULL:
+            if p.position != 0 and p.instrument != instrument:
+                r = &self.instruments[p.instrument]
+                m = self.marks[p.instrument] if self.has_mark[p.instrument] else 0
+                size = p.position if p.position > 0 else -p.position
+                notional = <int128>m * size * r.k
+                if self.has_mark[p.instrument]:
+                    u[0] += notional - p.cost if p.position > 0 else p.cost - notional
+                mm[0] += tier_requirement(self, p.instrument, <int128>p.cost if (
+                    self.mm_basis == t.BASIS_ENTRY) else notional, False)
+                if im != NULL:
+                    im[0] += tier_requirement(self, p.instrument, notional, True)
+            p = self.next_pos(a, p)
+
+    cdef int128 total_equity_of(self, const Account* a) noexcept nogil:
+        # E = C + sum_i U_i at the current marks.
+        cdef int128 u, mm
+        self.others(a, -1, &u, &mm, NULL)
+        return a.collateral + u
+
+    cdef int128 total_maintenance_of(self, const Account* a) noexcept nogil:
+        # MM = sum_i MM_i at the current marks.
+        cdef int128 u, mm
+        self.others(a, -1, &u, &mm, NULL)
+        return mm
+
+    cdef bint liquidatable(self, const Account* a) noexcept nogil:
+        # Not exempt, holds a position, every instrument it holds has a mark, and E short of MM.
+        cdef const Position* p = &a.pos
+        cdef bint holds = False
+        cdef int128 u, mm
+        if a.exempt:
+            return False
+        while p != NULL:
+            if p.position != 0:
+                if not self.has_mark[p.instrument]:
+                    return False
+                holds = True
+            p = self.next_pos(a, p)
+        if not holds:
+            return False
+        self.others(a, -1, &u, &mm, NULL)
+        return self.short_of(a.collateral + u, mm)
 
     cdef bint short_of(self, int128 equity, int128 margin) noexcept nogil:
         # The trigger: equity below the margin, or at or below it.
@@ -133,128 +312,168 @@ cdef class Ledger:
             return equity <= margin
         return equity < margin
 
-    cdef bint liquidatable_at(self, const Account* a, price_t price) noexcept nogil:
-        if a.exempt or a.position == 0:
+    cdef bint liquidatable_at(self, const Account* a, const Position* p, price_t price,
+                              int128 ou, int128 om) noexcept nogil:
+        # At ``price`` of p's (selected) instrument, the account's others held fixed at ou (their
+        # unrealised profit) and om (their maintenance margin).
+        if a.exempt or p.position == 0:
             return False
-        return self.short_of(self.equity(a, price, True), self.maintenance(a, price, True))
+        return self.short_of(self.equity(a, p, price, True) + ou,
+                             self.maintenance(p, price, True) + om)
 
-    cdef bint liquidation_price(self, const Account* a, price_t* out) noexcept nogil:
+    cdef bint liquidation_price(self, const Account* a, const Position* p, int128 ou, int128 om,
+                                price_t* out) noexcept nogil:
         # Liquidatable-ness is monotone in the price, so a binary search finds the boundary;
         # on the entry basis MM does not move with the price and the boundary is solved for.
         cdef price_t lo, hi, mid
-        if a.exempt or a.position == 0:
+        if a.exempt or p.position == 0:
             return False
         if self.mm_basis == t.BASIS_ENTRY:
-            return self.entry_liquidation_price(a, out)
-        if a.position > 0:
-            if not self.liquidatable_at(a, 0):
+            return self.entry_liquidation_price(a, p, ou, om, out)
+        if p.position > 0:
+            if not self.liquidatable_at(a, p, 0, ou, om):
                 return False
             lo, hi = 0, self.max_price + 1
             while hi - lo > 1:
                 mid = lo + (hi - lo) // 2
-                if self.liquidatable_at(a, mid):
+                if self.liquidatable_at(a, p, mid, ou, om):
                     lo = mid
                 else:
                     hi = mid
             out[0] = lo
             return True
-        if not self.liquidatable_at(a, self.max_price):
+        if not self.liquidatable_at(a, p, self.max_price, ou, om):
             return False
         lo, hi = -1, self.max_price
         while hi - lo > 1:
             mid = lo + (hi - lo) // 2
-            if self.liquidatable_at(a, mid):
+            if self.liquidatable_at(a, p, mid, ou, om):
                 hi = mid
             else:
                 lo = mid
         out[0] = hi
         return True
 
-    cdef bint entry_liquidation_price(self, const Account* a, price_t* out) noexcept nogil:
-        # MM fixed at M = MM(C): a long is liquidatable at P when W + P|q|k - C < M (or <=),
-        # i.e. P|q|k < M + C - W: the largest such P is ceil((M + C - W) / (|q|k)) - 1 (or
-        # floor(...) for <=); a short when W + C - P|q|k < M (or <=), i.e. P|q|k > W + C - M:
-        # the smallest is floor((W + C - M) / (|q|k)) + 1 (or ceil(...)). Clamped to
-        # [0, max_price], None where that leaves no price.
-        cdef int128 margin = self.requirement(a.cost, False)
+    cdef bint entry_liquidation_price(self, const Account* a, const Position* p, int128 ou,
+                                      int128 om, price_t* out) noexcept nogil:
+        # MM fixed at M = om + MM(C) and W = collateral + ou: a long is liquidatable at P when
+        # W + P|q|k - C < M (or <=), i.e. P|q|k < M + C - W: the largest such P is
+        # ceil((M + C - W) / (|q|k)) - 1 (or floor(...) for <=); a short when W + C - P|q|k < M
+        # (or <=), i.e. P|q|k > W + C - M: the smallest is floor((W + C - M) / (|q|k)) + 1 (or
+        # ceil(...)). Clamped to [0, max_price], None where that leaves no price.
+        cdef int128 margin = self.requirement(p.cost, False) + om
+        cdef int128 wealth = a.collateral + ou
         cdef bint at = self.trigger == t.TRIGGER_AT_OR_BELOW
-        cdef int128 size = a.position if a.position > 0 else -a.position
+        cdef int128 size = p.position if p.position > 0 else -p.position
         cdef int128 step = size * self.k   # quote units the equity moves per tick
         cdef int128 price
-        if a.position > 0:
-            price = floor_div(margin + a.cost - a.collateral, step) if at else (
-                ceil_div(margin + a.cost - a.collateral, step) - 1)
+        if p.position > 0:
+            price = floor_div(margin + p.cost - wealth, step) if at else (
+                ceil_div(margin + p.cost - wealth, step) - 1)
             if price < 0:
                 return False
             out[0] = <price_t>(price if price < self.max_price else self.max_price)
             return True
-        price = ceil_div(<int128>a.collateral + a.cost - margin, step) if at else (
-            floor_div(<int128>a.collateral + a.cost - margin, step) + 1)
+        price = ceil_div(wealth + p.cost - margin, step) if at else (
+            floor_div(wealth + p.cost - margin, step) + 1)
         if price > self.max_price:
             return False
         out[0] = <price_t>(price if price > 0 else 0)
         return True
 
-    cdef bint bankruptcy_price(self, const Account* a, price_t* out) noexcept nogil:
+    cdef bint bankruptcy_price(self, const Account* a, const Position* p, int128 ou,
+                               price_t* out) noexcept nogil:
+        # Where p's loss takes the collateral plus ou (the others' profit) to zero.
         cdef int128 price
-        if a.position == 0:
+        if p.position == 0:
             return False
-        if a.position > 0:
-            price = ceil_div(<int128>a.cost - a.collateral, <int128>a.position * self.k)
+        if p.position > 0:
+            price = ceil_div(<int128>p.cost - a.collateral - ou, <int128>p.position * self.k)
         else:
-            price = floor_div(<int128>a.cost + a.collateral, <int128>(-a.position) * self.k)
+            price = floor_div(<int128>p.cost + a.collateral + ou, <int128>(-p.position) * self.k)
         out[0] = <price_t>(price if price > 0 else 0)
         return True
 
     # ------------------------------------------------------------------ the indexes
+    cdef void unindex(self, Position* p, owner_t owner) noexcept nogil:
+        if p.indexed > 0:
+            self.longs[p.instrument].erase(IndexKey(p.liq_price, owner))
+        elif p.indexed < 0:
+            self.shorts[p.instrument].erase(IndexKey(p.liq_price, owner))
+        p.indexed = 0
+
     cdef void reindex(self, int32_t slot) noexcept nogil:
+        # The trigger index after a change of the account's money or positions: one position
+        # (in instrument i), not exempt: in i's longs or shorts by its liquidation price there;
+        # two or more: in the multi set; none: nowhere. O(positions + log n), plus the
+        # liquidation price's search.
         cdef Account* a = &self.accounts[slot]
+        cdef Position* p = &a.pos
+        cdef Position* only = NULL
+        cdef int n = 0
+        cdef int32_t selected = self.cur
         cdef price_t price = 0
-        if a.indexed > 0:
-            self.longs.erase(IndexKey(a.liq_price, a.owner))
-        elif a.indexed < 0:
-            self.shorts.erase(IndexKey(a.liq_price, a.owner))
-        a.indexed = 0
-        if self.liquidation_price(a, &price):
-            a.liq_price = price
-            if a.position > 0:
-                self.longs.insert(IndexKey(price, a.owner))
-                a.indexed = 1
+        while p != NULL:
+            self.unindex(p, a.owner)
+            if p.position != 0:
+                n += 1
+                only = p
+            p = self.next_pos(a, p)
+        if n >= 2 and not a.exempt:
+            if not a.multi:
+                self.multi.insert(a.owner)
+                a.multi = True
+            return
+        if a.multi:
+            self.multi.erase(a.owner)
+            a.multi = False
+        if only == NULL:
+            return
+        self.select(only.instrument)
+        if self.liquidation_price(a, only, 0, 0, &price):
+            only.liq_price = price
+            if only.position > 0:
+                self.longs[only.instrument].insert(IndexKey(price, a.owner))
+                only.indexed = 1
             else:
-                self.shorts.insert(IndexKey(price, a.owner))
-                a.indexed = -1
+                self.shorts[only.instrument].insert(IndexKey(price, a.owner))
+                only.indexed = -1
+        self.select(selected)
 
     # ------------------------------------------------------------------ settlement
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil:
-        # A fill of delta lots (signed) at price, without fees, then the index follows.
-        self.apply_fill(&self.accounts[slot], delta, price)
+        # A fill of delta lots (signed) at price in the selected instrument, without fees, then
+        # the index follows.
+        self.apply_fill(&self.accounts[slot], self.pos(slot, self.cur), delta, price)
         self.reindex(slot)
 
-    cdef void apply_fill(self, Account* a, qty_t delta, price_t price) noexcept nogil:
-        # The settlement arithmetic of docs/liquidation.md, on any account record.
-        cdef qty_t q = a.position
+    cdef void apply_fill(self, Account* a, Position* p, qty_t delta,
+                         price_t price) noexcept nogil:
+        # The settlement arithmetic of docs/liquidation.md, on any account and position record
+        # (p in the selected instrument).
+        cdef qty_t q = p.position
         cdef qty_t size = delta if delta > 0 else -delta
         cdef qty_t held = q if q > 0 else -q
         cdef qty_t closed, rest
         cdef money_t released
         cdef int128 closed_value
         if q == 0 or (q > 0) == (delta > 0):
-            a.position = q + delta
-            a.cost += <money_t>self.value(price, size)
+            p.position = q + delta
+            p.cost += <money_t>self.value(price, size)
         else:
             closed = size if size < held else held
-            released = <money_t>floor_div(<int128>a.cost * closed, held)
+            released = <money_t>floor_div(<int128>p.cost * closed, held)
             closed_value = self.value(price, closed)
             if q > 0:
                 a.collateral += <money_t>(closed_value - released)
             else:
                 a.collateral += <money_t>(released - closed_value)
-            a.cost -= released
-            a.position = q + (closed if delta > 0 else -closed)
+            p.cost -= released
+            p.position = q + (closed if delta > 0 else -closed)
             rest = size - closed
             if rest:
-                a.position = rest if delta > 0 else -rest
-                a.cost = <money_t>self.value(price, rest)
+                p.position = rest if delta > 0 else -rest
+                p.cost = <money_t>self.value(price, rest)
 
     cdef void charge(self, int32_t slot, money_t amount, bint to_fund) noexcept nogil:
         # A fee of amount quote units: to the insurance fund (a liquidation fee) or out of the
@@ -283,7 +502,8 @@ cdef class Ledger:
 
     cdef void settle_events(self, const vector[EventRec]& events, oid_t message_id,
                             bint own_order_counts) noexcept nogil:
-        # Settle the trades the book just reported for message ``message_id``, with their fees,
+        # Settle the trades the selected instrument's book just reported for message
+        # ``message_id``, with their fees,
         # and keep each account's open order quantity (what the exposure check adds to the
         # position) in step with the events. ``own_order_counts``: the message's own order
         # counts toward open quantity (false for a market, IOC or FOK order and a forced one,
@@ -295,7 +515,7 @@ cdef class Ledger:
         for i in range(events.size()):
             e = &events[i]
             if e.kind == t.EV_TRADE:
-                self.trade_log.push_back(e[0])
+                self.trade_logs[self.cur].push_back(e[0])
                 taker = self.slot(e.owner)
                 maker = self.slot(e.maker_owner)
                 self.settle(taker, e.side * e.qty, e.price)
@@ -326,19 +546,28 @@ cdef class Ledger:
         return order_id != message_id or own_order_counts
 
     cdef void track_open(self, int32_t slot, int side, qty_t qty) noexcept nogil:
+        # Open lots in the selected instrument's book.
+        cdef Position* p = self.pos(slot, self.cur)
         if side == BUY:
-            self.accounts[slot].open_buy += qty
+            p.open_buy += qty
         else:
-            self.accounts[slot].open_sell += qty
+            p.open_sell += qty
 
     # ------------------------------------------------------------------ copies and saved state
     cdef Ledger copy(self):
-        """An independent ledger with the same accounts, indexes, fees and trade log. O(state)."""
+        """An independent ledger with the same instruments, accounts, indexes, fees and trade
+        logs. O(state)."""
         cdef Ledger other = Ledger.__new__(Ledger)
         other.accounts = self.accounts
+        other.pool = self.pool
         other.slot_of = self.slot_of
         other.longs = self.longs
         other.shorts = self.shorts
+        other.multi = self.multi
+        other.instruments = self.instruments
+        other.marks = self.marks
+        other.has_mark = self.has_mark
+        other.cur = self.cur
         other.k = self.k
         other.max_price = self.max_price
         other.max_position = self.max_position
@@ -347,57 +576,77 @@ cdef class Ledger:
         other.im_ppm = self.im_ppm
         other.mm_deduction = self.mm_deduction
         other.im_deduction = self.im_deduction
+        other.all_caps = self.all_caps
+        other.all_mm_ppm = self.all_mm_ppm
+        other.all_im_ppm = self.all_im_ppm
+        other.all_mm_deduction = self.all_mm_deduction
+        other.all_im_deduction = self.all_im_deduction
         other.taker_fee_ppm = self.taker_fee_ppm
         other.maker_fee_ppm = self.maker_fee_ppm
         other.fees_collected = self.fees_collected
         other.trigger = self.trigger
         other.mm_basis = self.mm_basis
-        other.trade_log = self.trade_log
+        other.trade_logs = self.trade_logs
         return other
 
     cdef list account_rows(self):
-        """The saved state's accounts: (owner, collateral, position, cost, reserve, exempt,
-        isolated) in slot order."""
+        """The saved state's accounts: (owner, collateral, reserve, exempt, isolated, positions)
+        in slot order, positions a tuple of (instrument, position, cost), nonzero, ascending."""
         cdef size_t i
         cdef const Account* a
+        cdef const Position* p
         rows = []
         for i in range(self.accounts.size()):
             a = &self.accounts[i]
-            rows.append((a.owner, a.collateral, a.position, a.cost, a.reserve, bool(a.exempt),
-                         bool(a.isolated)))
+            positions = []
+            p = &a.pos
+            while p != NULL:
+                if p.position != 0:
+                    positions.append((p.instrument, p.position, p.cost))
+                p = self.next_pos(a, p)
+            rows.append((a.owner, a.collateral, a.reserve, bool(a.exempt), bool(a.isolated),
+                         tuple(positions)))
         return rows
 
     cdef int load_accounts(self, list rows, dict open_qty) except -1:
         # Rows that passed check_state, into an empty ledger. What is derived is rebuilt: the
-        # indexes, and the open quantities from the book's orders (check_state's "open").
-        cdef int32_t slot
-        cdef Account* a
-        for owner, collateral, position, cost, reserve, exempt, isolated in rows:
+        # indexes, and the open quantities from the books' orders (check_state's "open",
+        # (instrument, owner, side) -> lots).
+        cdef int32_t slot, instrument
+        cdef Position* p
+        for owner, collateral, reserve, exempt, isolated, positions in rows:
             slot = self.open_account(owner, collateral, exempt, isolated, reserve)
-            a = &self.accounts[slot]
-            a.position = position
-            a.cost = cost
-            a.open_buy = open_qty.get((owner, BUY), 0)
-            a.open_sell = open_qty.get((owner, SELL), 0)
+            for instrument, position, cost in positions:
+                p = self.pos(slot, instrument)
+                p.position = position
+                p.cost = cost
+        for (instrument, owner, side), lots in open_qty.items():
+            p = self.pos(self.slot(owner), instrument)
+            if side == BUY:
+                p.open_buy = lots
+            else:
+                p.open_sell = lots
         for slot in range(<int32_t>self.accounts.size()):
             self.reindex(slot)
         return 0
 
-    cdef object trades_array(self):
-        """The trade log as EVENT_DTYPE rows (a copy). O(trades)."""
+    cdef object trades_array(self, int32_t instrument):
+        """An instrument's trade log as EVENT_DTYPE rows (a copy). O(trades)."""
         cdef unsigned char[::1] raw
-        out = np.empty(self.trade_log.size(), dtype=EVENT_DTYPE)
-        if self.trade_log.size():
+        cdef vector[EventRec]* log = &self.trade_logs[instrument]
+        out = np.empty(log.size(), dtype=EVENT_DTYPE)
+        if log.size():
             raw = out.view(np.uint8)
-            memcpy(&raw[0], self.trade_log.data(), self.trade_log.size() * sizeof(EventRec))
+            memcpy(&raw[0], log.data(), log.size() * sizeof(EventRec))
         return out
 
-    cdef int load_trades(self, object trades) except -1:
-        # A checked EVENT_DTYPE array into an empty trade log.
+    cdef int load_trades(self, int32_t instrument, object trades) except -1:
+        # A checked EVENT_DTYPE array into an instrument's empty trade log.
         cdef const unsigned char[::1] raw
+        cdef vector[EventRec]* log = &self.trade_logs[instrument]
         trades = np.ascontiguousarray(trades)
         if len(trades):
-            self.trade_log.resize(len(trades))
+            log.resize(len(trades))
             raw = trades.view(np.uint8)
-            memcpy(self.trade_log.data(), &raw[0], self.trade_log.size() * sizeof(EventRec))
+            memcpy(log.data(), &raw[0], log.size() * sizeof(EventRec))
         return 0

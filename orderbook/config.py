@@ -70,6 +70,7 @@ import json
 import math
 import tomllib
 from dataclasses import replace
+from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
 
@@ -84,8 +85,10 @@ from ._settings import (
     type_name,
 )
 from .events import Side
+from .margin import unit_value
 from .scenario import (
     TABLES,
+    Contract,
     DepthProfile,
     ExplicitBook,
     ExplicitPopulation,
@@ -120,6 +123,7 @@ _LIQUIDITY = schema(Liquidity)
 _SHOCK = schema(Shock)
 _RULES = schema(Rules)
 _RULES_RENAMED = renamed(Rules)
+_CONTRACT = schema(Contract)
 
 
 def _fields(table: str | None, d, keys: dict, old_names: dict | None = None) -> dict:
@@ -196,27 +200,28 @@ def _check_explicit_book(book: ExplicitBook) -> None:
                           f"{best_ask}")
 
 
-def _book(d, base, tick_size="0.1", lot_size="0.001", root=".") -> DepthProfile | ExplicitBook:
+def _book(d, base, tick_size="0.1", lot_size="0.001", root=".", *,
+          table: str = "book") -> DepthProfile | ExplicitBook:
     if not isinstance(d, dict):
-        raise ConfigTypeError(f"[book] must be a table, got {type_name(d)} {show(d)}")
+        raise ConfigTypeError(f"[{table}] must be a table, got {type_name(d)} {show(d)}")
     if "binance" in d:
         return _binance_book(d, tick_size, lot_size, root)
     if set(d) & set(_EXPLICIT_BOOK):
         extra = set(d) - set(_EXPLICIT_BOOK)
         if extra:
             raise UnknownKeyError(
-                f"[book] key {sorted(extra)[0]!r} cannot go with bids/asks: an explicit book "
+                f"[{table}] key {sorted(extra)[0]!r} cannot go with bids/asks: an explicit book "
                 f"takes only bids and asks (a synthetic one: {', '.join(_DEPTH)})")
-        book = ExplicitBook(**_fields("book", d, _EXPLICIT_BOOK))
+        book = ExplicitBook(**_fields(table, d, _EXPLICIT_BOOK))
         _check_explicit_book(book)
         return book
     unknown = set(d) - set(_DEPTH)
     if unknown:
         key = sorted(unknown)[0]
-        raise UnknownKeyError(f"[book] unknown key {key!r} (known: {', '.join(_DEPTH)}; or "
+        raise UnknownKeyError(f"[{table}] unknown key {key!r} (known: {', '.join(_DEPTH)}; or "
                               f"bids and asks for an explicit book)")
     start = base if isinstance(base, DepthProfile) else DepthProfile()
-    return replace(start, **_fields("book", d, _DEPTH))
+    return replace(start, **_fields(table, d, _DEPTH))
 
 
 def _population(d, base) -> Population | ExplicitPopulation:
@@ -283,12 +288,21 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
         raise ConfigTypeError(f"a scenario must be a table, got {type_name(d)}")
     changes = {}
     for key, value in d.items():
-        if key in TABLES:
+        if key in TABLES or key == "instruments":
             continue
         if key not in _TOP:
             raise UnknownKeyError(f"unknown top-level key {key!r} (known: "
-                                  f"{', '.join(list(_TOP) + [f'[{t}]' for t in TABLES])})")
+                                  f"{', '.join(list(_TOP) + [f'[{t}]' for t in TABLES])}, "
+                                  f"[[instruments]])")
         changes[key] = convert(None, key, value, _TOP)
+    if "instruments" in d:
+        changes["instruments"] = _contracts(d["instruments"], root)
+        if changes["instruments"]:
+            if "shock" in d:
+                raise ConfigError("[shock] cannot go with [[instruments]]: give each "
+                                  "instrument its own ([instruments.shock])")
+            # The base's shock (the built-in one sells) belongs to its one instrument.
+            changes["shock"] = Shock()
     if "book" in d:
         changes["book"] = _book(d["book"], base.book,
                                 changes.get("tick_size", base.tick_size),
@@ -311,7 +325,53 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
     return scenario
 
 
+def _contracts(items, root) -> tuple:
+    """``[[instruments]]``: each a table of Contract keys with optional book and shock tables."""
+    if not isinstance(items, list):
+        raise ConfigTypeError(f"[[instruments]] must be an array of tables, got "
+                              f"{type_name(items)} {show(items)}")
+    out, names = [], set()
+    for i, item in enumerate(items):
+        table = f"instruments[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigTypeError(f"[{table}] must be a table, got {type_name(item)} "
+                                  f"{show(item)}")
+        plain = {k: v for k, v in item.items() if k not in ("book", "shock")}
+        fields = _fields(table, plain, _CONTRACT)
+        contract = Contract(**fields)
+        if "book" in item:
+            contract = replace(contract, book=_book(item["book"], contract.book,
+                                                    contract.tick_size, contract.lot_size,
+                                                    root, table=f"{table}.book"))
+        if "shock" in item:
+            contract = replace(contract, shock=replace(
+                Shock(), **_fields(f"{table}.shock", item["shock"], _SHOCK)))
+        if contract.name in names:
+            raise ConfigError(f"[{table}] name = {show(contract.name)} is given twice")
+        names.add(contract.name)
+        out.append(contract)
+    return tuple(out)
+
+
 def _check_units(s: Scenario) -> None:
+    if s.instruments:
+        from .events import Instrument
+        from .margin import MarginTiers
+
+        try:
+            first = s.instruments[0]
+            unit = s.quote_unit if s.quote_unit is not None else str(
+                Decimal(first.tick_size) * Decimal(first.lot_size))
+            for c in s.instruments:
+                unit_value(Decimal(c.tick_size), Decimal(c.lot_size), unit)
+                Instrument(c.name)
+                if c.tiers is not None:
+                    MarginTiers(c.tiers)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[[instruments]] {c.name}: tick_size = {c.tick_size!r}, "
+                              f"lot_size = {c.lot_size!r}, quote_unit = {s.quote_unit!r} do "
+                              f"not fit: {exc}") from None
+        return
     try:
         quote_unit(s)
     except (TypeError, ValueError) as exc:
@@ -420,12 +480,20 @@ def scenario_to_dict(s: Scenario) -> dict:
     """The scenario as a dict in the file layout, every field present (TOML-ready: enums by name,
     None as ``"none"``). ``scenario_from_dict(scenario_to_dict(s)) == s``."""
     out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
-           if f.name not in TABLES}
+           if f.name not in TABLES and f.name != "instruments"}
     for table in TABLES:
-        obj = getattr(s, table)
-        out[table] = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    shock = out["shock"]
-    shock["orders"] = [[when, Side(side).name, lots] for when, side, lots in s.shock.orders]
+        out[table] = _table(getattr(s, table))
+    if s.instruments:
+        out["instruments"] = [
+            {**{name: _plain(getattr(c, name)) for name in _CONTRACT},
+             "book": _table(c.book), "shock": _table(c.shock)} for c in s.instruments]
+    return out
+
+
+def _table(obj) -> dict:
+    out = {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Shock):
+        out["orders"] = [[when, Side(side).name, lots] for when, side, lots in obj.orders]
     return out
 
 
@@ -447,12 +515,28 @@ def _toml_value(value) -> str:
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
 
 
+def _is_tables(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
 def dumps_toml(d: dict) -> str:
-    """Write a dict of scalars, arrays and one level of tables as TOML text."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    """Write a dict of scalars, arrays, one level of tables and arrays of tables (whose own
+    tables are written as sub-tables) as TOML text."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items()
+             if not isinstance(v, dict) and not _is_tables(v)]
     for k, v in d.items():
         if isinstance(v, dict):
             lines += ["", f"[{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+    for k, v in d.items():
+        if _is_tables(v):
+            for item in v:
+                lines += ["", f"[[{k}]]"] + [f"{kk} = {_toml_value(vv)}"
+                                             for kk, vv in item.items()
+                                             if not isinstance(vv, dict)]
+                for kk, vv in item.items():
+                    if isinstance(vv, dict):
+                        lines += ["", f"[{k}.{kk}]"] + [
+                            f"{kkk} = {_toml_value(vvv)}" for kkk, vvv in vv.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -11,11 +11,12 @@ forms inside int128 (see ``liquidator.adl_before`` for the one comparison that n
 
 cimport cython
 from cython.operator cimport dereference as deref
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libcpp.vector cimport vector
 
 from orderbook cimport _types as t
 from orderbook._types cimport BUY, oid_t, owner_t, price_t, qty_t
-from orderbook.accounts cimport Account, Ledger, int128, money_t, to_python
+from orderbook.accounts cimport Account, Ledger, Position, int128, money_t, to_python
 from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport Liquidator
@@ -24,14 +25,14 @@ from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
     book_rules, deposit_amount, equity_mark, exposure, fair_mark_fits, funding_basis_arg,
-    insufficient_margin, limit_price,
+    instrument_arg, insufficient_margin, limit_price, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     user_order_id,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
     STOP_KINDS, AccountInfo, AdlRanking, AmendRule, Deficit, Kind, LimitRule, MarginBasis,
-    MarkRule, SelfTradePrevention, Sizing, Trigger,
+    MarkRule, PositionInfo, SelfTradePrevention, Sizing, Trigger,
 )
 from .margin import DEFAULT_TIERS, MarginTiers
 
@@ -55,11 +56,9 @@ cdef inline price_t fair_price(price_t index, int64_t basis_ppm) noexcept nogil:
     return <price_t>((2 * <int128>index * (t.PPM + basis_ppm) + t.PPM) // (2 * <int128>t.PPM))
 
 
-cdef bint engine_mark(void* engine, price_t* mark) noexcept nogil:
-    # The Liquidator's view of the mark (liquidator.MarkFn): ``engine`` is its owner.
+cdef void engine_mark(void* engine) noexcept nogil:
+    # The Liquidator's view of the marks (liquidator.MarkFn): ``engine`` is its owner.
     (<Engine>engine).mark()
-    mark[0] = (<Engine>engine).mark_value
-    return (<Engine>engine).has_mark
 
 
 @cython.final
@@ -158,6 +157,11 @@ cdef class Engine:
         under ``INCREMENTAL`` (ValueError otherwise). See "Liquidation rounds", step 2.2.
     limit : LimitRule or int or None, default None
         Deprecated older name of ``limit_rule`` (DeprecationWarning; TypeError with both).
+    instruments : sequence of Instrument or None, default None
+        The venue's contracts, each with its own book, margin tiers, bounds and mark rule (a
+        None field takes the keyword above of its name); None: one instrument, "main", from
+        tick_size, lot_size and the keywords. Calls that concern one contract take
+        ``instrument=`` (index or name, default 0). See docs/market_wide.md.
 
     Examples
     --------
@@ -191,9 +195,13 @@ cdef class Engine:
     thread")`` instead of racing with it; calls from one thread at a time are always safe.
     """
 
-    cdef OrderBook _book
+    cdef OrderBook _book          # instrument 0's
+    cdef list _books              # an OrderBook per instrument
     cdef Ledger ledger
-    cdef readonly object book
+    cdef readonly object book     # instrument 0's BookView
+    cdef readonly tuple books     # a BookView per instrument
+    cdef readonly tuple instruments
+    cdef tuple _names
     cdef readonly object quote_unit
     cdef readonly object tiers
     cdef readonly int64_t k
@@ -210,8 +218,13 @@ cdef class Engine:
     cdef bint has_round_cap, has_backstop, has_index, has_mark
     cdef int64_t _round_cap
     cdef owner_t _backstop
-    cdef price_t index_price, mark_value
+    cdef price_t index_price, mark_value   # instrument 0's
     cdef int64_t _funding_basis_ppm
+    # Per instrument (entry 0 is instrument 0's, mirrored in the scalars above).
+    cdef vector[int] _mark_rules
+    cdef vector[price_t] _index
+    cdef vector[uint8_t] _has_index
+    cdef vector[int64_t] _basis
     cdef Liquidator liquidator
     cdef bint _busy               # a public call is running (see _enter)
 
@@ -224,12 +237,20 @@ cdef class Engine:
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None):
+                 limit=None, instruments=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
         stp, amend_rule = book_rules(stp, amend_rule)
-        book = OrderBook(tick_size, lot_size, stp=stp, amend_rule=amend_rule)
+        specs, parts = venue_instruments(
+            instruments, tick_size, lot_size, quote_unit, tiers=tiers, max_price=max_price,
+            max_position=max_position, mark_rule=mark_rule, book_type=OrderBook,
+            book_kwargs={"stp": stp, "amend_rule": amend_rule})
+        book = parts[0]["book"]
+        if instruments is not None:
+            # The venue keywords below are instrument 0's (checked again, in its own terms).
+            tiers, max_price = parts[0]["tiers"], parts[0]["max_price"]
+            max_position, mark_rule = parts[0]["max_position"], parts[0]["mark_rule"]
         # Checked (in Python integers) before anything lands in an int64 attribute.
         given = settings(book.tick_size, book.lot_size, quote_unit, tiers=tiers,
                          insurance_fund=insurance_fund, backstop=backstop, round_cap=round_cap,
@@ -269,12 +290,30 @@ cdef class Engine:
         fund = given["insurance_fund"]
         self.has_backstop = given["backstop"] is not None
         self._backstop = given["backstop"] if self.has_backstop else 0
+        self.instruments = tuple(specs)
+        self._names = tuple(spec.name for spec in specs)
         self._book = book
+        self._books = [part["book"] for part in parts]
         self.book = BookView(book)
-        self.ledger = Ledger(self.k, self.max_price, self.max_position, self.tiers)
+        self.books = tuple(BookView(b) for b in self._books)
+        self.ledger = self._new_ledger(parts)
+        for part in parts:
+            self._mark_rules.push_back(part["mark_rule"])
+            self._index.push_back(0)
+            self._has_index.push_back(False)
+            self._basis.push_back(0)
         self.ledger.open_account(t.INSURANCE_FUND, fund, True, False, 0)
         self.total_deposits = fund
         self._assemble()
+
+    cdef Ledger _new_ledger(self, list parts):
+        # An empty ledger over the instruments (``parts``: venue_instruments' dicts).
+        cdef Ledger ledger = Ledger(parts[0]["k"], parts[0]["max_price"],
+                                    parts[0]["max_position"], parts[0]["tiers"])
+        for part in parts[1:]:
+            ledger.add_instrument(part["k"], part["max_price"], part["max_position"],
+                                  part["tiers"])
+        return ledger
 
     cdef int _assemble(self) except -1:
         # The parts the settings configure: the ledger's fees, and the liquidator over this
@@ -288,6 +327,7 @@ cdef class Engine:
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
             self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop,
             self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds, self.increment)
+        self.liquidator.books = list(self._books)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
         return 0
@@ -347,15 +387,35 @@ cdef class Engine:
         # The engine drives its book through the book's cdef core, so it holds the book's flag
         # as well: a query through ``engine.book`` from another thread is refused meanwhile
         # instead of walking containers this call is changing (and vice versa).
+        cdef OrderBook other
         if self._busy or self._book.busy:
             raise RuntimeError("this Engine is busy in another thread")
+        if len(self._books) > 1:
+            for other in self._books:
+                if other.busy:
+                    raise RuntimeError("this Engine is busy in another thread")
+            for other in self._books:
+                other.busy = True
         self._busy = True
         self._book.busy = True
         return 0
 
     cdef inline void _leave(self) noexcept:
+        cdef OrderBook other
         self._busy = False
         self._book.busy = False
+        if len(self._books) > 1:
+            for other in self._books:
+                other.busy = False
+
+    cdef int32_t _use(self, instrument) except -1:
+        # The instrument a call names (index or name; instrument_arg's errors), selected in the
+        # ledger; returns its index.
+        cdef int32_t index = 0
+        if not (type(instrument) is int and instrument == 0):
+            index = instrument_arg(instrument, self._names)
+        self.ledger.select(index)
+        return index
 
     @property
     def busy(self):
@@ -381,6 +441,8 @@ cdef class Engine:
         """
         self._enter()
         try:
+            if isolated_margin is not None and len(self._books) > 1:
+                raise ValueError("isolated_margin needs a one-instrument venue")
             oid, amount, margin = new_account(owner, collateral, isolated_margin,
                                               self.total_deposits,
                                               lambda taken: self.ledger.slot(taken) >= 0)
@@ -420,15 +482,18 @@ cdef class Engine:
         finally:
             self._leave()
 
-    def seed_position(self, long_owner, short_owner, price, qty):
-        """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks, off the book."""
+    def seed_position(self, long_owner, short_owner, price, qty, *, instrument=0):
+        """Give two accounts opposite positions of ``qty`` lots at ``price`` ticks of
+        ``instrument``, off the book."""
         self._enter()
         try:
+            i = self._use(instrument)
             buyer = self._slot(long_owner, "long_owner")
             seller = self._slot(short_owner, "short_owner")
             p, q = seeded_position(self.acct(buyer).owner, self.acct(seller).owner,
-                                   self.acct(buyer).position, self.acct(seller).position,
-                                   price, qty, self.max_price, self.max_position)
+                                   self.ledger.pos(buyer, i).position,
+                                   self.ledger.pos(seller, i).position,
+                                   price, qty, self.ledger.max_price, self.ledger.max_position)
             self.ledger.settle(buyer, q, p)
             self.ledger.settle(seller, -q, p)
         finally:
@@ -445,25 +510,52 @@ cdef class Engine:
     cdef object _account_info(self, int32_t slot):
         self.mark()
         cdef const Account* a = &self.ledger.accounts[slot]
-        cdef qty_t size = a.position if a.position > 0 else -a.position
-        cdef int128 notional = self.ledger.value(self.mark_value if self.has_mark else 0, size)
-        cdef price_t liq = 0, bankrupt = 0
-        cdef bint has_liq = self.ledger.liquidation_price(a, &liq)
-        cdef bint has_bankrupt = self.ledger.bankruptcy_price(a, &bankrupt)
-        cdef int128 equity_c = self.ledger.equity(a, self.mark_value, self.has_mark)
+        cdef const Position* p = &a.pos
+        cdef int128 equity_c, mm_c, im_c, notional, ou, om, u_i, mm_i, im_i
+        cdef price_t m, liq = 0, bankrupt = 0
+        cdef bint has_liq, has_bankrupt
+        cdef qty_t size
         # MM on the basis the trigger uses (the entry value needs no mark); IM on the notional.
-        cdef int128 mm_c = self.ledger.maintenance(a, self.mark_value, self.has_mark)
-        cdef int128 im_c = self.ledger.requirement(notional, True)
-        fields = (a.owner, a.collateral, a.position, a.cost, bool(a.exempt), bool(a.isolated),
-                  a.reserve)
+        self.ledger.others(a, -1, &ou, &mm_c, &im_c)
+        equity_c = a.collateral + ou
+        positions = []
+        first = (0, 0, None, None)
+        while p != NULL:
+            if p.position != 0 or p.instrument == 0:
+                self.ledger.select(p.instrument)
+                self.ledger.others(a, p.instrument, &ou, &om, NULL)
+                m = self.ledger.marks[p.instrument]
+                size = p.position if p.position > 0 else -p.position
+                notional = self.ledger.value(m if self.ledger.has_mark[p.instrument] else 0,
+                                             size)
+                u_i = self.ledger.unrealised(p, m, self.ledger.has_mark[p.instrument])
+                mm_i = self.ledger.maintenance(p, m, self.ledger.has_mark[p.instrument])
+                im_i = self.ledger.requirement(notional, True)
+                has_liq = self.ledger.liquidation_price(a, p, ou, om, &liq)
+                has_bankrupt = self.ledger.bankruptcy_price(a, p, ou, &bankrupt)
+                if p.instrument == 0:
+                    first = (p.position, p.cost, liq if has_liq else None,
+                             bankrupt if has_bankrupt else None)
+                if p.position != 0:
+                    positions.append(PositionInfo(
+                        p.instrument, p.position, p.cost, to_python(notional), to_python(u_i),
+                        to_python(mm_i), to_python(im_i), liq if has_liq else None,
+                        bankrupt if has_bankrupt else None))
+            p = self.ledger.next_pos(a, p)
+        self.ledger.select(0)
+        if not positions:
+            # A flat account: the margins of instrument 0's (flat) position, as ever.
+            mm_c = self.ledger.maintenance(&a.pos, self.mark_value, self.has_mark)
+            im_c = self.ledger.requirement(0, True)
+        fields = (a.owner, a.collateral, bool(a.exempt), bool(a.isolated), a.reserve)
         equity, mm = to_python(equity_c), to_python(mm_c)
         if equity > 0:
             ratio = mm / equity
         else:
             ratio = float("inf") if mm > 0 else 0.0
-        return AccountInfo(fields[0], fields[1], fields[2], fields[3], equity, mm,
-                           to_python(im_c), ratio, liq if has_liq else None,
-                           bankrupt if has_bankrupt else None, fields[4], fields[5], fields[6])
+        return AccountInfo(fields[0], fields[1], first[0], first[1], equity, mm,
+                           to_python(im_c), ratio, first[2], first[3], fields[2], fields[3],
+                           fields[4], tuple(positions))
 
     @property
     def insurance_fund(self):
@@ -475,21 +567,28 @@ cdef class Engine:
         """Trading fees taken out of the accounts so far, quote units."""
         return self.ledger.fees_collected
 
-    def trades(self):
-        """Every trade the engine has settled, forced ones included (EVENT_DTYPE rows)."""
+    def trades(self, instrument=0):
+        """Every trade the engine has settled in ``instrument``'s book, forced ones included
+        (EVENT_DTYPE rows)."""
         self._enter()
         try:
-            return self.ledger.trades_array()
+            return self.ledger.trades_array(self._use(instrument))
         finally:
             self._leave()
 
-    def open_interest(self):
-        """Lots held long across all accounts (equal to the lots held short). O(accounts)."""
+    def open_interest(self, instrument=0):
+        """Lots of ``instrument`` held long across all accounts (equal to the lots held short).
+        O(accounts)."""
         cdef int128 total = 0   # many accounts at max_position can pass int64 together
         cdef size_t i
+        cdef int32_t index = 0
+        cdef const Position* p
+        if not (type(instrument) is int and instrument == 0):
+            index = instrument_arg(instrument, self._names)
         for i in range(self.ledger.accounts.size()):
-            if self.ledger.accounts[i].position > 0:
-                total += self.ledger.accounts[i].position
+            p = self.ledger.find(&self.ledger.accounts[i], index)
+            if p != NULL and p.position > 0:
+                total += p.position
         return to_python(total)
 
     def owners(self):
@@ -507,63 +606,98 @@ cdef class Engine:
 
     def total_equity(self, mark=None):
         """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,
-        >= 0; default the current mark). O(accounts)."""
+        >= 0; default the current marks): an int in a one-instrument venue, else a sequence of
+        one mark per instrument. O(accounts x positions)."""
+        cdef size_t n = self.ledger.instruments.size()
         self._enter()
         try:
             if mark is None:
                 self.mark()
-                return self._total_equity(self.mark_value if self.has_mark else 0,
-                                          self.has_mark)
-            return self._total_equity(equity_mark(mark), True)
+                marks = [self.ledger.marks[i] if self.ledger.has_mark[i] else None
+                         for i in range(n)]
+            elif n == 1:
+                marks = [equity_mark(mark)]
+            else:
+                if isinstance(mark, (int, str, bytes)) or not hasattr(mark, "__len__") \
+                        or len(mark) != n:
+                    raise ValueError(f"mark must be a sequence of {n} marks (one per "
+                                     f"instrument) or None, got {mark!r}")
+                marks = [equity_mark(m) for m in mark]
+            return self._total_equity(marks)
         finally:
             self._leave()
 
-    cdef object _total_equity(self, price_t m, bint has_mark):
+    cdef object _total_equity(self, list marks):
         # Sum of collateral + reserve + unrealised, regrouped so nothing can overflow: costs and
-        # balances are int64 (their sum over < 2**31 accounts fits int128), and the mark enters
-        # once, times the net position, in Python integers.
-        cdef int128 balances = 0, net = 0
+        # balances are int64 (their sum over < 2**31 accounts fits int128), and each mark
+        # enters once, times the instrument's net position, in Python integers. A None mark:
+        # that instrument's positions count nothing unrealised.
+        cdef int128 balances = 0
+        cdef vector[int128] net
+        cdef vector[uint8_t] counted
         cdef size_t i
         cdef const Account* a
+        cdef const Position* p
+        net.resize(len(marks))
+        for m in marks:
+            counted.push_back(m is not None)
         for i in range(self.ledger.accounts.size()):
             a = &self.ledger.accounts[i]
             balances += <int128>a.collateral + a.reserve
-            if has_mark and a.position:
-                balances += -a.cost if a.position > 0 else a.cost
-                net += a.position
-        return to_python(balances) + to_python(net) * m * self.k
+            p = &a.pos
+            while p != NULL:
+                if counted[p.instrument] and p.position:
+                    balances += -p.cost if p.position > 0 else p.cost
+                    net[p.instrument] += p.position
+                p = self.ledger.next_pos(a, p)
+        total = to_python(balances)
+        for i in range(net.size()):
+            if counted[i]:
+                total += to_python(net[i]) * marks[i] * self.ledger.instruments[i].k
+        return total
 
     # ------------------------------------------------------------------ orders
     cdef price_t _price(self, str name, price) except -1:
+        # A price within the selected instrument's [1, max_price].
         cdef int64_t value = check.as_int64(name, price)
-        if 1 <= value <= self.max_price:
+        if 1 <= value <= self.ledger.max_price:
             return value
-        return limit_price(name, value, self.max_price)  # raises, with the shared message
+        return limit_price(name, value, self.ledger.max_price)  # raises, with the shared message
 
     cdef inline qty_t _open_on(self, int32_t slot, int side) noexcept nogil:
-        # Lots of the account's resting orders and armed stops on ``side``.
-        cdef const Account* a = &self.ledger.accounts[slot]
-        return a.open_buy if side == BUY else a.open_sell
+        # Lots of the account's resting orders and armed stops on ``side`` in the selected
+        # instrument's book.
+        cdef const Position* p = self.ledger.pos(slot, self.ledger.cur)
+        return p.open_buy if side == BUY else p.open_sell
 
     cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
         # The common case in C: in int128 none of the three int64 terms can wrap. Past the
-        # bound, the shared check (in Python integers) raises with the true numbers.
+        # bound, the shared check (in Python integers) raises with the true numbers. Per
+        # instrument: the selected one's max_position and the account's lots there.
         cdef const Account* a = &self.ledger.accounts[slot]
+        cdef const Position* p = self.ledger.pos(slot, self.ledger.cur)
         cdef qty_t open_qty = self._open_on(slot, side)
-        cdef int128 worst = a.position + side * (<int128>open_qty + qty)
-        if -self.max_position <= worst <= self.max_position:
+        cdef qty_t bound = self.ledger.max_position
+        cdef int128 worst = p.position + side * (<int128>open_qty + qty)
+        if -bound <= worst <= bound:
             return 0
-        exposure(a.owner, a.position, open_qty, side, qty, self.max_position)
+        exposure(a.owner, p.position, open_qty, side, qty, bound)
         return 0
 
     cdef int _check_margin(self, int32_t slot, int side, int64_t kind, price_t price,
                            price_t stop_price, qty_t qty, qty_t open_qty) except -1:
         # docs/liquidation.md, "Initial margin": an order of ``qty`` lots on ``side`` (``kind``;
-        # ``price`` and ``stop_price`` checked, 0 where the kind has none) besides the
-        # account's ``open_qty`` other open lots on that side. In C (int128: no term can
-        # wrap); Python only to raise.
+        # ``price`` and ``stop_price`` checked, 0 where the kind has none) in the selected
+        # instrument i besides the account's ``open_qty`` other open lots on that side there.
+        # Required: IM_i of the worst position plus the others' IM at their marks; equity: the
+        # account's at mark m of i, the others held fixed. In C (int128: no term can wrap);
+        # Python only to raise.
+        cdef int32_t i = self.ledger.cur
+        cdef OrderBook book = <OrderBook>self._books[i]
         cdef const Account* a = &self.ledger.accounts[slot]
-        cdef int128 held = a.position, worst, size, loss = 0, required, equity
+        cdef const Position* pos = self.ledger.pos(slot, i)
+        cdef int128 held = pos.position, worst, size, loss = 0, required, equity
+        cdef int128 ou = 0, om = 0, oim = 0
         cdef price_t p, m
         if not self.check_initial_margin or a.exempt or qty < 1:
             return 0   # (qty < 1: the book refuses it as INVALID_QTY)
@@ -574,33 +708,42 @@ cdef class Engine:
         if t.is_priced(kind):
             p = price
         else:
-            p = reach_price(&self._book.asks if side == BUY else &self._book.bids, side, qty)
+            p = reach_price(&book.asks if side == BUY else &book.bids, side, qty)
         if t.is_stop(kind) and stop_price > p:
             p = stop_price
         self.mark()
-        if self.has_mark and self.mark_value > p:
-            p = self.mark_value
+        a = &self.ledger.accounts[slot]
+        pos = self.ledger.pos(slot, i)
+        if self.ledger.has_mark[i] and self.ledger.marks[i] > p:
+            p = self.ledger.marks[i]
         if p == 0:
             return 0   # a market order, no mark, nothing on the other side: it cannot fill
-        m = self.mark_value if self.has_mark else p
+        m = self.ledger.marks[i] if self.ledger.has_mark[i] else p
         if t.is_priced(kind) and side * (price - m) > 0:
-            loss = <int128>(side * (price - m)) * qty * self.k
-        required = self.ledger.requirement(<int128>p * size * self.k, True)
-        equity = self.ledger.equity(a, m, True)
+            loss = <int128>(side * (price - m)) * qty * self.ledger.k
+        if a.pos.next >= 0:
+            self.ledger.others(a, i, &ou, &om, &oim)
+        required = self.ledger.requirement(<int128>p * size * self.ledger.k, True) + oim
+        equity = self.ledger.equity(a, pos, m, True) + ou
         if required + loss <= equity:
             return 0
         raise insufficient_margin(a.owner, to_python(required), to_python(loss),
                                   to_python(equity))
 
-    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
-        """Send one message to the book for an account; settle its trades; return its events."""
+    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0, *,
+               instrument=0):
+        """Send one message to ``instrument``'s book (index or name) for an account; settle its
+        trades; return its events."""
         self._enter()
         try:
-            return self._submit(kind, order_id, side, price, qty, owner, stop_price)
+            return self._submit(kind, order_id, side, price, qty, owner, stop_price,
+                                self._use(instrument))
         finally:
             self._leave()
 
-    cdef list _submit(self, kind, order_id, side, price, qty, owner, stop_price):
+    cdef list _submit(self, kind, order_id, side, price, qty, owner, stop_price,
+                      int32_t instrument):
+        cdef OrderBook book = <OrderBook>self._books[instrument]
         cdef int64_t k = check.as_int64("kind", kind)
         cdef oid_t oid = check.as_int64("order_id", order_id)
         cdef int32_t slot
@@ -610,7 +753,7 @@ cdef class Engine:
         if oid < 0:
             user_order_id(oid)  # raises, with the shared message
         if k == t.K_AMEND:
-            info = self._book._order_info(oid)
+            info = book._order_info(oid)
             limit = self._price("price", price)
             lots = check.as_int64("qty", qty)
             extra = lots - info.qty
@@ -621,11 +764,11 @@ cdef class Engine:
                 # The amended order replaces the old: the other open lots on its side, plus it.
                 self._check_margin(slot, info.side, k, limit, 0, lots,
                                    self._open_on(slot, info.side) - <qty_t>info.qty)
-            events = self._book._submit_one(k, oid, side, price, qty, owner, stop_price)
+            events = book._submit_one(k, oid, side, price, qty, owner, stop_price)
             if events and events[0].kind == t.EV_AMENDED:
                 # The old quantity leaves the open total; the AMENDED event adds the new one.
                 self.ledger.track_open(self.ledger.slot(info.owner), info.side, -<qty_t>info.qty)
-            self.ledger.settle_events(self._book.events, oid, True)
+            self.ledger.settle_events(book.events, oid, True)
             self.mark()
             return events
         if k != t.K_CANCEL:
@@ -641,116 +784,162 @@ cdef class Engine:
             self._check_exposure(slot, side_value, lots)
             self._check_margin(slot, side_value, k, limit, stop, lots,
                                self._open_on(slot, side_value))
-        events = self._book._submit_one(k, oid, side, price, qty, owner, stop_price)
-        self.ledger.settle_events(self._book.events, oid, not t.is_immediate(k))
+        events = book._submit_one(k, oid, side, price, qty, owner, stop_price)
+        self.ledger.settle_events(book.events, oid, not t.is_immediate(k))
         self.mark()  # the mark follows every message, whether or not anyone looks at it
         return events
 
-    def limit(self, order_id, side, price, qty, owner):
+    def limit(self, order_id, side, price, qty, owner, *, instrument=0):
         """Limit order for an account (see OrderBook.limit)."""
-        return self.submit(Kind.LIMIT, order_id, side, price, qty, owner)
+        return self.submit(Kind.LIMIT, order_id, side, price, qty, owner, instrument=instrument)
 
-    def market(self, order_id, side, qty, owner):
+    def market(self, order_id, side, qty, owner, *, instrument=0):
         """Market order for an account."""
-        return self.submit(Kind.MARKET, order_id, side, 0, qty, owner)
+        return self.submit(Kind.MARKET, order_id, side, 0, qty, owner, instrument=instrument)
 
-    def ioc(self, order_id, side, price, qty, owner):
+    def ioc(self, order_id, side, price, qty, owner, *, instrument=0):
         """Immediate-or-cancel order for an account."""
-        return self.submit(Kind.IOC, order_id, side, price, qty, owner)
+        return self.submit(Kind.IOC, order_id, side, price, qty, owner, instrument=instrument)
 
-    def fok(self, order_id, side, price, qty, owner):
+    def fok(self, order_id, side, price, qty, owner, *, instrument=0):
         """Fill-or-kill order for an account."""
-        return self.submit(Kind.FOK, order_id, side, price, qty, owner)
+        return self.submit(Kind.FOK, order_id, side, price, qty, owner, instrument=instrument)
 
-    def post_only(self, order_id, side, price, qty, owner):
+    def post_only(self, order_id, side, price, qty, owner, *, instrument=0):
         """Post-only order for an account."""
-        return self.submit(Kind.POST_ONLY, order_id, side, price, qty, owner)
+        return self.submit(Kind.POST_ONLY, order_id, side, price, qty, owner, instrument=instrument)
 
-    def stop_market(self, order_id, side, stop_price, qty, owner):
+    def stop_market(self, order_id, side, stop_price, qty, owner, *, instrument=0):
         """Stop-market order for an account."""
-        return self.submit(Kind.STOP_MARKET, order_id, side, 0, qty, owner, stop_price)
+        return self.submit(Kind.STOP_MARKET, order_id, side, 0, qty, owner, stop_price,
+                           instrument=instrument)
 
-    def stop_limit(self, order_id, side, stop_price, price, qty, owner):
+    def stop_limit(self, order_id, side, stop_price, price, qty, owner, *, instrument=0):
         """Stop-limit order for an account."""
-        return self.submit(Kind.STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
+        return self.submit(Kind.STOP_LIMIT, order_id, side, price, qty, owner, stop_price,
+                           instrument=instrument)
 
-    def cancel(self, order_id):
+    def cancel(self, order_id, *, instrument=0):
         """Cancel a resting order or armed stop."""
-        return self.submit(Kind.CANCEL, order_id)
+        return self.submit(Kind.CANCEL, order_id, instrument=instrument)
 
-    def amend(self, order_id, price, qty):
+    def amend(self, order_id, price, qty, *, instrument=0):
         """Amend a resting order."""
-        return self.submit(Kind.AMEND, order_id, 0, price, qty)
+        return self.submit(Kind.AMEND, order_id, 0, price, qty, instrument=instrument)
 
     # ------------------------------------------------------------------ the mark
-    def set_index(self, price):
-        """Set the external index price (ticks) used by the INDEX, INDEX_CLAMPED and FAIR rules.
+    def set_index(self, price, *, instrument=0):
+        """Set ``instrument``'s external index price (ticks) used by the INDEX, INDEX_CLAMPED and
+        FAIR rules.
 
         ValueError under FAIR when the fair price would pass ``max_price`` (nothing changes).
         """
+        cdef int32_t i
         self._enter()
         try:
+            i = self._use(instrument)
             index = self._price("price", price)
-            fair_mark_fits(self._mark_rule, index, self._funding_basis_ppm, self.max_price)
-            self.index_price = index
-            self.has_index = True
+            fair_mark_fits(self._mark_rules[i], index, self._basis[i], self.ledger.max_price)
+            self._index[i] = index
+            self._has_index[i] = True
+            if i == 0:
+                self.index_price = index
+                self.has_index = True
             self.mark()
         finally:
             self._leave()
 
-    def set_funding_basis(self, basis_ppm):
-        """Set the funding basis (ppm, signed: funding rate x time to the next funding / the
-        funding interval) that the FAIR rule adds to the index; within +-FUNDING_BASIS_BOUND.
+    def set_funding_basis(self, basis_ppm, *, instrument=0):
+        """Set ``instrument``'s funding basis (ppm, signed: funding rate x time to the next
+        funding / the funding interval) that the FAIR rule adds to the index; within
+        +-FUNDING_BASIS_BOUND.
 
         ValueError when out of bounds or, under FAIR, when the fair price would pass
         ``max_price`` (nothing changes).
         """
+        cdef int32_t i
         self._enter()
         try:
+            i = self._use(instrument)
             basis = funding_basis_arg(basis_ppm)
-            if self.has_index:
-                fair_mark_fits(self._mark_rule, self.index_price, basis, self.max_price)
-            self._funding_basis_ppm = basis
+            if self._has_index[i]:
+                fair_mark_fits(self._mark_rules[i], self._index[i], basis, self.ledger.max_price)
+            self._basis[i] = basis
+            if i == 0:
+                self._funding_basis_ppm = basis
             self.mark()
         finally:
             self._leave()
 
     @property
     def funding_basis_ppm(self):
-        """The funding basis of the FAIR mark, ppm (0 until set_funding_basis)."""
+        """Instrument 0's funding basis of the FAIR mark, ppm (0 until set_funding_basis)."""
         return self._funding_basis_ppm
 
-    def mark_price(self):
-        """The mark price in ticks under ``mark_rule``; the previous mark when the rule has none."""
+    def mark_price(self, instrument=0):
+        """``instrument``'s mark price in ticks under its mark rule; the previous mark when the
+        rule has none."""
+        cdef int32_t i
         self._enter()
-        self.mark()
-        self._leave()
-        return self.mark_value if self.has_mark else None
+        try:
+            i = self._use(instrument)
+            self.mark()
+            return self.ledger.marks[i] if self.ledger.has_mark[i] else None
+        finally:
+            self._leave()
 
     cdef void mark(self) noexcept nogil:
+        # Every instrument's mark, ascending, into the ledger (instrument 0's also here). The
+        # other instruments' books are Python objects in a list: their marks take the GIL (only
+        # a several-instrument venue pays for it).
         cdef bint has_bid = not self._book.bids.empty(), has_ask = not self._book.asks.empty()
-        cdef price_t bid = -deref(self._book.bids.begin()).first if has_bid else 0
-        cdef price_t ask = deref(self._book.asks.begin()).first if has_ask else 0
-        if self._mark_rule == t.MARK_LAST:
-            if self._book.has_last:
-                self.mark_value, self.has_mark = self._book.last, True
-        elif self._mark_rule == t.MARK_MID:
+        self.mark_from(0, has_bid, -deref(self._book.bids.begin()).first if has_bid else 0,
+                       has_ask, deref(self._book.asks.begin()).first if has_ask else 0,
+                       self._book.has_last, self._book.last)
+        if self._mark_rules.size() > 1:
+            with gil:
+                self._mark_others()
+        self.mark_value = self.ledger.marks[0]
+        self.has_mark = self.ledger.has_mark[0]
+
+    cdef void _mark_others(self) noexcept:
+        cdef size_t i
+        cdef OrderBook book
+        cdef bint has_bid, has_ask
+        for i in range(1, self._mark_rules.size()):
+            book = <OrderBook>self._books[i]
+            has_bid = not book.bids.empty()
+            has_ask = not book.asks.empty()
+            self.mark_from(i, has_bid, -deref(book.bids.begin()).first if has_bid else 0,
+                           has_ask, deref(book.asks.begin()).first if has_ask else 0,
+                           book.has_last, book.last)
+
+    cdef void mark_from(self, size_t i, bint has_bid, price_t bid, bint has_ask, price_t ask,
+                        bint has_last, price_t last) noexcept nogil:
+        # Instrument i's mark under its rule from its book's touch and last price.
+        cdef int rule = self._mark_rules[i]
+        cdef price_t index = self._index[i]
+        cdef bint has_index = self._has_index[i]
+        if rule == t.MARK_LAST:
+            if has_last:
+                self.ledger.marks[i], self.ledger.has_mark[i] = last, True
+        elif rule == t.MARK_MID:
             if has_bid and has_ask:
-                self.mark_value, self.has_mark = (bid + ask) // 2, True
-        elif self._mark_rule == t.MARK_INDEX:
-            if self.has_index:
-                self.mark_value, self.has_mark = self.index_price, True
-        elif self._mark_rule == t.MARK_INDEX_CLAMPED:
-            if self.has_index:
-                self.mark_value = clamped(self.index_price, has_bid and has_ask, bid, ask)
-                self.has_mark = True
-        elif self._mark_rule == t.MARK_FAIR:
-            if self.has_index:
-                self.mark_value = fair_price(self.index_price, self._funding_basis_ppm)
-                self.has_mark = True
-        elif self._book.has_last:   # LAST_CLAMPED
-            self.mark_value = clamped(self._book.last, has_bid and has_ask, bid, ask)
-            self.has_mark = True
+                self.ledger.marks[i], self.ledger.has_mark[i] = (bid + ask) // 2, True
+        elif rule == t.MARK_INDEX:
+            if has_index:
+                self.ledger.marks[i], self.ledger.has_mark[i] = index, True
+        elif rule == t.MARK_INDEX_CLAMPED:
+            if has_index:
+                self.ledger.marks[i] = clamped(index, has_bid and has_ask, bid, ask)
+                self.ledger.has_mark[i] = True
+        elif rule == t.MARK_FAIR:
+            if has_index:
+                self.ledger.marks[i] = fair_price(index, self._basis[i])
+                self.ledger.has_mark[i] = True
+        elif has_last:   # LAST_CLAMPED
+            self.ledger.marks[i] = clamped(last, has_bid and has_ask, bid, ask)
+            self.ledger.has_mark[i] = True
 
     # ------------------------------------------------------------------ liquidator
     def queue(self):
@@ -819,9 +1008,18 @@ cdef class Engine:
 
     cdef Engine _copy(self):
         cdef Engine other = Engine.__new__(Engine)
+        cdef OrderBook book
         other.ledger = self.ledger.copy()
-        other._book = self._book._copy()
+        other._books = [book._copy() for book in self._books]
+        other._book = other._books[0]
         other.book = BookView(other._book)
+        other.books = tuple(BookView(b) for b in other._books)
+        other.instruments = self.instruments
+        other._names = self._names
+        other._mark_rules = self._mark_rules
+        other._index = self._index
+        other._has_index = self._has_index
+        other._basis = self._basis
         other.quote_unit = self.quote_unit
         other.tiers = MarginTiers(self.tiers.rows())
         other.k = self.k
@@ -855,7 +1053,7 @@ cdef class Engine:
         other.index_price = self.index_price
         other._funding_basis_ppm = self._funding_basis_ppm
         other.mark_value = self.mark_value
-        other.liquidator = self.liquidator.copy(other._book, other.ledger, <void*>other)
+        other.liquidator = self.liquidator.copy(list(other._books), other.ledger, <void*>other)
         other._busy = False
         return other
 
@@ -872,10 +1070,36 @@ cdef class Engine:
 
     cdef dict _state(self):
         # The format of _engine_state.check_state (STATE_VERSION), keys in this order.
+        cdef size_t i, n = self._mark_rules.size()
+        if STATE_VERSION < 3:
+            return self._state_v2()
+        return {
+            "version": STATE_VERSION, "books": list(self._books),
+            "accounts": self.ledger.account_rows(), "queue": self.liquidator.queue_rows(),
+            "records": self.liquidator.record_rows(),
+            "trades": [self.ledger.trades_array(i) for i in range(n)],
+            "fund_history": self.liquidator.fund_rows(),
+            "fees_collected": self.ledger.fees_collected, "total_deposits": self.total_deposits,
+            "round": self.liquidator.round_number, "rounds_run": self.liquidator.rounds_run,
+            "next_forced_id": self.liquidator.next_forced_id,
+            "index_price": [self._index[i] if self._has_index[i] else None for i in range(n)],
+            "mark": [self.ledger.marks[i] if self.ledger.has_mark[i] else None
+                     for i in range(n)],
+            "funding_basis_ppm": [self._basis[i] for i in range(n)],
+        }
+
+    cdef dict _state_v2(self):
+        # Until the shared _engine_state speaks version 3: a one-instrument venue's state in
+        # version 2's terms.
+        rows = []
+        for owner, collateral, reserve, exempt, isolated, positions in self.ledger.account_rows():
+            position, cost = next(((q, c) for i, q, c in positions if i == 0), (0, 0))
+            rows.append((owner, collateral, position, cost, reserve, exempt, isolated))
         return {
             "version": STATE_VERSION, "book": self._book,
-            "accounts": self.ledger.account_rows(), "queue": self.liquidator.queue_rows(),
-            "records": self.liquidator.record_rows(), "trades": self.ledger.trades_array(),
+            "accounts": rows, "queue": self.liquidator.queue_rows(),
+            "records": [row[:-1] for row in self.liquidator.record_rows()],
+            "trades": self.ledger.trades_array(0),
             "fund_history": self.liquidator.fund_rows(),
             "fees_collected": self.ledger.fees_collected, "total_deposits": self.total_deposits,
             "round": self.liquidator.round_number, "rounds_run": self.liquidator.rounds_run,
@@ -887,21 +1111,56 @@ cdef class Engine:
 
     cdef int _load(self, dict state) except -1:
         # ``state`` has passed check_state; this engine is fresh (built from the same settings).
-        self._book = state["book"]
+        cdef size_t i
+        if STATE_VERSION < 3:
+            # version 2's terms (see _state_v2), into version 3's
+            state = dict(state)
+            state["books"] = [state["book"]]
+            state["accounts"] = [
+                (o, c, r, e, iso, ((0, q, cost),) if q else ())
+                for o, c, q, cost, r, e, iso in state["accounts"]]
+            state["open"] = {(0, o, side): q for (o, side), q in state["open"].items()}
+            state["records"] = [tuple(row) + (0,) for row in state["records"]]
+            state["trades"] = [state["trades"]]
+            for name in ("index_price", "mark", "funding_basis_ppm"):
+                state[name] = [state[name]]
+        self._books = list(state["books"])
+        self._book = self._books[0]
         self.book = BookView(self._book)
-        self.ledger = Ledger(self.k, self.max_price, self.max_position, self.tiers)
+        self.books = tuple(BookView(b) for b in self._books)
+        parts = [{"k": inst.k, "max_price": inst.max_price, "max_position": inst.max_position,
+                  "tiers": inst.tiers} for inst in self._instrument_parts()]
+        self.ledger = self._new_ledger(parts)
         self._assemble()
         self.ledger.load_accounts(state["accounts"], state["open"])
-        self.ledger.load_trades(state["trades"])
+        for i in range(len(self._books)):
+            self.ledger.load_trades(i, state["trades"][i])
         self.ledger.fees_collected = state["fees_collected"]
         self.liquidator.load(state)
         self.total_deposits = state["total_deposits"]
-        self.has_index = state["index_price"] is not None
-        self.index_price = state["index_price"] if self.has_index else 0
-        self.has_mark = state["mark"] is not None
-        self.mark_value = state["mark"] if self.has_mark else 0
-        self._funding_basis_ppm = state["funding_basis_ppm"]
+        for i in range(len(self._books)):
+            index, mark = state["index_price"][i], state["mark"][i]
+            self._has_index[i] = index is not None
+            self._index[i] = index if index is not None else 0
+            self.ledger.has_mark[i] = mark is not None
+            self.ledger.marks[i] = mark if mark is not None else 0
+            self._basis[i] = state["funding_basis_ppm"][i]
+        self.has_index = self._has_index[0]
+        self.index_price = self._index[0]
+        self.has_mark = self.ledger.has_mark[0]
+        self.mark_value = self.ledger.marks[0]
+        self._funding_basis_ppm = self._basis[0]
         return 0
+
+    cdef list _instrument_parts(self):
+        # The ledger's view of each instrument: k, max_price, max_position, tiers.
+        cdef size_t i
+        out = []
+        for i in range(self.ledger.instruments.size()):
+            out.append(_Part(self.ledger.instruments[i].k, self.ledger.instruments[i].max_price,
+                             self.ledger.instruments[i].max_position,
+                             self.tiers if i == 0 else self.instruments[i].tiers))
+        return out
 
     def __repr__(self):
         # Plain C reads, no guard: repr must work while another thread holds the engine.
@@ -910,6 +1169,13 @@ cdef class Engine:
                 f"mark={self.mark_value if self.has_mark else None}, "
                 f"fund={self.ledger.accounts[fund].collateral}, "
                 f"queue={self.liquidator.queue.size()})")
+
+
+class _Part:
+    __slots__ = ("k", "max_price", "max_position", "tiers")
+
+    def __init__(self, k, max_price, max_position, tiers):
+        self.k, self.max_price, self.max_position, self.tiers = k, max_price, max_position, tiers
 
 
 def _restore(args, kwargs, state):

@@ -8,16 +8,16 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libcpp.vector cimport vector
 
 from orderbook._types cimport Message, oid_t, owner_t, price_t, qty_t
-from orderbook.accounts cimport Account, Ledger, int128, money_t
+from orderbook.accounts cimport Account, Ledger, Position, int128, money_t
 from orderbook.book cimport OrderBook
 
 cdef extern from *:
     ctypedef unsigned long long uint128 "unsigned __int128"
 
-# The Engine's mark price as the liquidator sees it (numpy's bitgen_t habit: a state pointer and a
-# C function over it): recompute it after the book changed, write it to ``mark`` and return
-# whether there is one. The mark rule stays the Engine's.
-ctypedef bint (*MarkFn)(void* engine, price_t* mark) noexcept nogil
+# The Engine's marks as the liquidator sees them (numpy's bitgen_t habit: a state pointer and a
+# C function over it): recompute every instrument's mark after a book changed, into the ledger's
+# marks and has_mark. The mark rules stay the Engine's.
+ctypedef void (*MarkFn)(void* engine) noexcept nogil
 
 
 # An account's stay in the liquidation queue.
@@ -55,6 +55,7 @@ cdef struct ForcedRec:
     money_t bad_debt
     int8_t side
     uint8_t kind
+    int32_t instrument    # of the position the record is about
 
 
 cdef bint adl_before(const AdlCand& x, const AdlCand& y) noexcept nogil
@@ -62,13 +63,16 @@ cdef bint adl_before(const AdlCand& x, const AdlCand& y) noexcept nogil
 
 @cython.final
 cdef class Liquidator:
-    cdef OrderBook book
+    cdef list books               # an OrderBook per instrument
+    cdef OrderBook book           # the book of the instrument being served (use)
+    cdef int32_t instrument       # the instrument being served
+    cdef int128 ou, om            # the served account's others held fixed (O_i, M_i)
     cdef Ledger ledger
     cdef void* engine           # borrowed: the Engine that owns this liquidator, for refresh_mark
     cdef MarkFn refresh_mark
     # Settings (the Engine's, fixed at construction).
-    cdef int64_t k                # quote units per tick x lot
-    cdef qty_t max_position       # lots: the backstop takes no more than this
+    cdef int64_t k                # the served instrument's quote units per tick x lot
+    cdef qty_t max_position       # its lots: the backstop takes no more than this
     cdef int sizing, limit_rule, deficit, adl_ranking
     cdef int64_t fraction_ppm, band_ppm, liquidation_fee_ppm, backstop_discount_ppm
     cdef money_t fraction_above   # quote units: FRACTION closes a position worth no more whole
@@ -90,25 +94,31 @@ cdef class Liquidator:
     cdef vector[money_t] fund_balances    # ... and the fund's balance after that round
 
     cdef Account* acct(self, int32_t slot) noexcept nogil
+    cdef Position* posn(self, int32_t slot) noexcept nogil
+    cdef void use(self, int32_t instrument) noexcept
+    cdef void fold(self, int32_t slot) noexcept nogil
     cdef price_t mark(self) noexcept nogil
     cdef bint run_round(self) except -1
-    cdef void enqueue_crossed(self, price_t mark) noexcept nogil
+    cdef void enqueue_crossed(self) noexcept nogil
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1
+    cdef int serve_position(self, Episode* episode, int32_t slot, bint is_fund,
+                            int64_t cap_left, int64_t* used) except -1
     cdef qty_t send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
                           qty_t size, price_t mark, price_t bankruptcy) except -1
     cdef int64_t incremental_steps(self, const Episode* episode, int32_t slot, int side,
                                    int64_t cap_left) except -1
-    cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil
-    cdef void cancel_orders_of(self, owner_t owner) noexcept nogil
-    cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil
+    cdef bint takes_over(self, const Account* a, const Position* p, price_t mark) noexcept nogil
+    cdef int cancel_orders_of(self, owner_t owner) except -1
+    cdef qty_t size(self, const Account* a, const Position* p, price_t mark) noexcept nogil
     cdef qty_t tier_step_size(self, qty_t q, price_t mark) noexcept nogil
-    cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil
+    cdef qty_t restore_size(self, const Account* a, const Position* p,
+                            price_t mark) noexcept nogil
     cdef size_t tier_of(self, int128 notional) noexcept nogil
-    cdef qty_t piece_first(self, const Account* a, int side, qty_t q, qty_t lo, qty_t hi,
-                           qty_t done, int128 value, price_t price, int128 equity, price_t mark,
-                           size_t tier) noexcept nogil
-    cdef bint restores(self, const Account* a, qty_t x, int128 value, int128 equity,
-                       price_t mark) noexcept nogil
+    cdef qty_t piece_first(self, const Account* a, const Position* p, int side, qty_t q, qty_t lo,
+                           qty_t hi, qty_t done, int128 value, price_t price, int128 equity,
+                           price_t mark, size_t tier) noexcept nogil
+    cdef bint restores(self, const Account* a, const Position* p, qty_t x, int128 value,
+                       int128 equity, price_t mark) noexcept nogil
     cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
                              price_t bankruptcy) noexcept nogil
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
@@ -118,14 +128,14 @@ cdef class Liquidator:
                         price_t price) noexcept nogil
     cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
                             price_t mark) noexcept nogil
-    cdef price_t fund_covered_limit(self, const Account* a, int side, qty_t size,
-                                    price_t bankruptcy, bint has_limit,
+    cdef price_t fund_covered_limit(self, const Account* a, const Position* p, int side,
+                                    qty_t size, price_t bankruptcy, bint has_limit,
                                     price_t limit) noexcept nogil
     cdef qty_t blocked_depth(self, int side, price_t rule_limit, price_t limit,
                              qty_t wanted) noexcept nogil
     cdef qty_t deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
                           price_t price, price_t mark) noexcept nogil
-    cdef price_t adl_price(self, const Account* other, int direction, qty_t qty, price_t price,
+    cdef price_t adl_price(self, const Position* other, int direction, qty_t qty, price_t price,
                            price_t mark) noexcept nogil
     cdef void adl_candidates(self, int32_t slot, price_t mark,
                              vector[AdlCand]* out) noexcept nogil
@@ -133,7 +143,7 @@ cdef class Liquidator:
     cdef money_t socialize(self, int32_t bankrupt, money_t amount) except? -1
     cdef object records_array(self, size_t first)
     cdef object fund_history_array(self)
-    cdef Liquidator copy(self, OrderBook book, Ledger ledger, void* engine)
+    cdef Liquidator copy(self, list books, Ledger ledger, void* engine)
     cdef list queue_rows(self)
     cdef list record_rows(self)
     cdef list fund_rows(self)

@@ -23,7 +23,7 @@ from orderbook._types cimport (
     BUY, SELL, EventRec, LevelMap, Message, level_key, oid_t, owner_t, price_t, qty_t,
 )
 from orderbook.accounts cimport (
-    Account, IndexKey, Ledger, ceil_div, floor_div, int128, money_t, to_python,
+    Account, IndexKey, Ledger, Position, ceil_div, floor_div, int128, money_t, to_python,
 )
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport AdlCand, Episode, ForcedRec, uint128
@@ -96,7 +96,9 @@ cdef class Liquidator:
                  round_cap, backstop, money_t fraction_above=0,
                  int64_t takeover_below_ppm=0, int64_t cooldown_rounds=0,
                  money_t increment=0):
+        self.books = [book]
         self.book = book
+        self.instrument = 0
         self.ledger = ledger
         self.k = k
         self.max_position = max_position
@@ -125,11 +127,29 @@ cdef class Liquidator:
     cdef Account* acct(self, int32_t slot) noexcept nogil:
         return &self.ledger.accounts[slot]
 
+    cdef Position* posn(self, int32_t slot) noexcept nogil:
+        # The account's position in the instrument being served (made flat if it has none).
+        return self.ledger.pos(slot, self.instrument)
+
+    cdef void use(self, int32_t instrument) noexcept:
+        # Serve ``instrument``: its book, k, max_position and tiers (the ledger's selection).
+        self.instrument = instrument
+        self.book = <OrderBook>self.books[instrument]
+        self.ledger.select(instrument)
+        self.k = self.ledger.k
+        self.max_position = self.ledger.max_position
+        self.ou = 0
+        self.om = 0
+
+    cdef void fold(self, int32_t slot) noexcept nogil:
+        # The served account's other positions held fixed at the current marks: O_i and M_i.
+        self.ledger.others(self.acct(slot), self.instrument, &self.ou, &self.om, NULL)
+
     cdef price_t mark(self) noexcept nogil:
-        # The Engine's mark after whatever just changed the book (the last one if none now).
-        cdef price_t value = 0
-        self.refresh_mark(self.engine, &value)
-        return value
+        # Every mark refreshed after whatever just changed a book; the served instrument's (the
+        # last one if it has none now).
+        self.refresh_mark(self.engine)
+        return self.ledger.marks[self.instrument]
 
     # ------------------------------------------------------------------ rounds
     cdef bint run_round(self) except -1:
@@ -142,10 +162,9 @@ cdef class Liquidator:
         cdef int status
         cdef bint stopped = False
         cdef size_t queued_before = self.queue.size()
-        cdef price_t mark = 0
         self.progress = 0
-        if self.refresh_mark(self.engine, &mark):
-            self.enqueue_crossed(mark)
+        self.refresh_mark(self.engine)
+        self.enqueue_crossed()
         for i in range(queued_before, self.queue.size()):
             self.cancel_orders_of(self.queue[i].owner)
         if self.queue.empty():
@@ -174,29 +193,47 @@ cdef class Liquidator:
         self.round_number += 1
         return True
 
-    cdef void enqueue_crossed(self, price_t mark) noexcept nogil:
-        # Accounts whose liquidation price the mark reached, and the fund if it holds a position,
-        # join the back of the queue in ascending owner id. O(log n + k log k) for k crossed.
+    cdef void enqueue_crossed(self) noexcept nogil:
+        # For each instrument with a mark, the one-position accounts whose liquidation price
+        # there the mark reached; the multi accounts that are liquidatable; the fund if it holds
+        # a position: they join the back of the queue in ascending owner id.
+        # O(instruments log n + m + k log k) for m multi accounts and k crossed.
         cdef vector[owner_t] crossed
+        cdef cset[owner_t].iterator multi
         cdef cset_iter it
-        cdef size_t i
+        cdef size_t i, n
         cdef Account* a
-        it = self.ledger.longs.end()
-        while it != self.ledger.longs.begin():
-            dec(it)
-            if deref(it).first < mark:
-                break
-            crossed.push_back(deref(it).second)
-        it = self.ledger.shorts.begin()
-        while it != self.ledger.shorts.end():
-            if deref(it).first > mark:
-                break
-            crossed.push_back(deref(it).second)
-            inc(it)
-        if self.acct(self.ledger.slot(t.INSURANCE_FUND)).position != 0:
+        cdef price_t mark
+        cdef const cset[IndexKey]* index
+        for n in range(self.ledger.instruments.size()):
+            if not self.ledger.has_mark[n]:
+                continue
+            mark = self.ledger.marks[n]
+            index = &self.ledger.longs[n]
+            it = index.end()
+            while it != index.begin():
+                dec(it)
+                if deref(it).first < mark:
+                    break
+                crossed.push_back(deref(it).second)
+            index = &self.ledger.shorts[n]
+            it = index.begin()
+            while it != index.end():
+                if deref(it).first > mark:
+                    break
+                crossed.push_back(deref(it).second)
+                inc(it)
+        multi = self.ledger.multi.begin()
+        while multi != self.ledger.multi.end():
+            if self.ledger.liquidatable(self.acct(self.ledger.slot(deref(multi)))):
+                crossed.push_back(deref(multi))
+            inc(multi)
+        if self.ledger.held(self.acct(self.ledger.slot(t.INSURANCE_FUND))):
             crossed.push_back(t.INSURANCE_FUND)
         sort(crossed.begin(), crossed.end())
         for i in range(crossed.size()):
+            if i and crossed[i] == crossed[i - 1]:
+                continue
             a = self.acct(self.ledger.slot(crossed[i]))
             if not a.queued:
                 a.queued = True
@@ -204,38 +241,95 @@ cdef class Liquidator:
 
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1:
         # Serve one queue entry: SERVED_QUEUED (it stays), SERVED_DONE (it leaves the queue) or
-        # SERVE_STOP (the round's cap is spent: it and everything behind it wait). ``used`` gets
-        # the notional at the mark this entry took from the cap.
+        # SERVE_STOP (the round's cap is spent: it and everything behind it wait). Every position
+        # the account holds at the start, ascending instrument, one forced order each. ``used``
+        # gets the notional at the marks this entry took from the cap.
         cdef int32_t slot = self.ledger.slot(episode.owner)
         cdef Account* a = self.acct(slot)
+        cdef const Position* p
         cdef bint is_fund = a.owner == t.INSURANCE_FUND
+        cdef bint first = True
+        cdef vector[int32_t] instruments
+        cdef size_t i
+        cdef int side = 0
+        cdef int64_t position_used
+        cdef Episode fund_episode
+        cdef int32_t fund
+        cdef money_t fund_before, deeper
+        self.refresh_mark(self.engine)
+        used[0] = 0
+        if not self.ledger.held(a) or (not is_fund and not self.ledger.liquidatable(a)):
+            return SERVED_DONE
+        p = &a.pos
+        while p != NULL:
+            if p.position != 0:
+                instruments.push_back(p.instrument)
+            p = self.ledger.next_pos(a, p)
+        fund = self.ledger.slot(t.INSURANCE_FUND)
+        fund_before = self.acct(fund).collateral
+        self.bad_debt_noted = 0
+        for i in range(instruments.size()):
+            self.use(instruments[i])
+            a = self.acct(slot)
+            if (not first and not is_fund and self.sizing != t.SIZING_FULL
+                    and not self.ledger.liquidatable(a)):
+                break
+            first = False
+            if self.posn(slot).position == 0:
+                continue
+            side = SELL if self.posn(slot).position > 0 else BUY
+            position_used = 0
+            if self.serve_position(episode, slot, is_fund, cap_left, &position_used) == SERVE_STOP:
+                return SERVE_STOP
+            used[0] += position_used
+            if self.has_round_cap:
+                cap_left -= position_used
+        a = self.acct(slot)
+        if not self.ledger.held(a) and a.collateral < 0 and not is_fund:
+            self.cover_shortfall(episode, slot, side)
+        # The fund can also lose by trading the positions it took over; when that takes it
+        # (further) below zero, say so in a SHORTFALL record of its own.
+        deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
+                  - self.bad_debt_noted)
+        if deeper > 0:
+            fund_episode.owner = t.INSURANCE_FUND
+            fund_episode.generation = episode.generation
+            fund_episode.cooldown_end = -1
+            self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
+                        deeper, t.NO_COUNTERPARTY)
+        # Looked at after every change to the books: a MID mark with a side empty keeps its
+        # last value, so a skipped look could change a later one.
+        self.refresh_mark(self.engine)
+        a = self.acct(slot)
+        if not self.ledger.held(a) or (not is_fund and not self.ledger.liquidatable(a)):
+            return SERVED_DONE
+        return SERVED_QUEUED
+
+    cdef int serve_position(self, Episode* episode, int32_t slot, bint is_fund,
+                            int64_t cap_left, int64_t* used) except -1:
+        # Today's one-position steps on the position in the instrument being served (use), the
+        # account's others held fixed: SERVE_STOP when the cap cuts its order to nothing.
+        cdef Account* a = self.acct(slot)
+        cdef Position* p = self.posn(slot)
         cdef bint taken
         cdef price_t mark, bankruptcy = 0
         cdef qty_t size, held, filled = 0
         cdef int side
-        cdef Episode fund_episode
-        cdef int32_t fund
-        cdef money_t fund_before, deeper
         cdef int64_t steps_used = 0
+        self.fold(slot)
         mark = self.mark()
-        used[0] = 0
-        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
-            return SERVED_DONE
         # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
-        taken = not is_fund and self.takes_over(a, mark)
-        held = a.position if a.position > 0 else -a.position
+        taken = not is_fund and self.takes_over(a, p, mark)
+        held = p.position if p.position > 0 else -p.position
         # FRACTION's cooldown (step 2.2): whole orders for a while after a partial step.
         size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
-            self.size(a, mark))
+            self.size(a, p, mark))
         if not taken and self.has_round_cap and self.ledger.value(mark, size) > cap_left:
             size = cap_left // (mark * self.k)
         if size == 0:
             return SERVE_STOP
-        fund = self.ledger.slot(t.INSURANCE_FUND)
-        fund_before = self.acct(fund).collateral
-        self.bad_debt_noted = 0
-        side = SELL if a.position > 0 else BUY
-        self.ledger.bankruptcy_price(a, &bankruptcy)
+        side = SELL if p.position > 0 else BUY
+        self.ledger.bankruptcy_price(a, p, self.ou, &bankruptcy)
         if taken:
             self.take_over(episode, slot, side, size, bankruptcy if bankruptcy > 1 else 1)
         else:
@@ -249,26 +343,7 @@ cdef class Liquidator:
                 and self.sizing == t.SIZING_FRACTION):
             episode.cooldown_end = INT64_MAX if self.cooldown_rounds > INT64_MAX - self.rounds_run \
                 else self.rounds_run + self.cooldown_rounds
-        a = self.acct(slot)
-        if a.position == 0 and a.collateral < 0 and not is_fund:
-            self.cover_shortfall(episode, slot, side)
-        # The fund can also lose by trading the positions it took over; when that takes it
-        # (further) below zero, say so in a SHORTFALL record of its own.
-        deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
-                  - self.bad_debt_noted)
-        if deeper > 0:
-            fund_episode.owner = t.INSURANCE_FUND
-            fund_episode.generation = episode.generation
-            fund_episode.cooldown_end = -1
-            self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
-                        deeper, t.NO_COUNTERPARTY)
-        a = self.acct(slot)
         used[0] = 0 if taken else <int64_t>self.ledger.value(mark, size) + steps_used
-        # Looked at after every change to the book: a MID mark with a side empty keeps its last
-        # value, so a skipped look could change a later one.
-        mark = self.mark()
-        if a.position == 0 or (not is_fund and not self.ledger.liquidatable_at(a, mark)):
-            return SERVED_DONE
         return SERVED_QUEUED
 
     cdef qty_t send_order(self, const Episode* episode, int32_t slot, bint is_fund, int side,
@@ -277,6 +352,7 @@ cdef class Liquidator:
         # becomes of the lots it did not fill (take-over under BANKRUPTCY, the fund-covered
         # lots' ADL under MARKET/BAND with Deficit.ADL); returns the lots it filled.
         cdef Account* a = self.acct(slot)
+        cdef Position* p = self.posn(slot)
         cdef price_t limit, rule_limit
         cdef qty_t filled = 0, remainder, blocked
         cdef bint fund_bound
@@ -295,7 +371,7 @@ cdef class Liquidator:
         fund_bound = (self.deficit == t.DEFICIT_ADL and not is_fund
                       and limit_rule != t.LIMIT_BANKRUPTCY)
         if fund_bound:
-            limit = self.fund_covered_limit(a, side, size, bankruptcy,
+            limit = self.fund_covered_limit(a, p, side, size, bankruptcy,
                                             limit_rule != t.LIMIT_MARKET, limit)
         m.order_id = self.next_forced_id
         self.next_forced_id -= 1
@@ -313,9 +389,10 @@ cdef class Liquidator:
                 filled += e.qty
                 value += self.ledger.value(e.price, e.qty)
         a = self.acct(slot)
+        p = self.posn(slot)
         if not is_fund and self.liquidation_fee_ppm and value:
             fee = <money_t>ceil_div(value * self.liquidation_fee_ppm, t.PPM)
-            equity_after = self.ledger.equity(a, self.mark(), True)
+            equity_after = self.ledger.equity(a, p, self.mark(), True) + self.ou
             if equity_after < fee:
                 fee = <money_t>(equity_after if equity_after > 0 else 0)
             if fee:
@@ -345,16 +422,18 @@ cdef class Liquidator:
         # at their marks the steps took from the cap (0 with no cap, which bounds the sum by
         # cap_left). A step that goes on filled a lot, so O(|q|) steps.
         cdef Account* a
+        cdef Position* p
         cdef price_t mark, bankruptcy
         cdef qty_t size
         cdef int64_t used = 0
         cdef int128 value
         while True:
             a = self.acct(slot)
+            p = self.posn(slot)
             mark = self.mark()
-            if a.position == 0 or not self.ledger.liquidatable_at(a, mark):
+            if p.position == 0 or not self.ledger.liquidatable_at(a, p, mark, self.ou, self.om):
                 return used
-            size = self.size(a, mark)
+            size = self.size(a, p, mark)
             if self.has_round_cap:
                 value = self.ledger.value(mark, size)
                 if value > cap_left - used:
@@ -364,17 +443,18 @@ cdef class Liquidator:
                     value = self.ledger.value(mark, size)
                 used += <int64_t>value
             bankruptcy = 0
-            self.ledger.bankruptcy_price(a, &bankruptcy)
+            self.ledger.bankruptcy_price(a, p, self.ou, &bankruptcy)
             if self.send_order(episode, slot, False, side, size, mark, bankruptcy) == 0:
                 return used
 
-    cdef bint takes_over(self, const Account* a, price_t mark) noexcept nogil:
+    cdef bint takes_over(self, const Account* a, const Position* p, price_t mark) noexcept nogil:
         # Whether a served account is taken over whole instead of sent to the book: its equity
-        # at the mark below takeover_below_ppm of its MM, 10**6 E < ppm x MM exactly (E and MM
-        # are below 2**63, so both products fit int128). Never with the setting at 0.
+        # (all positions) at the marks below takeover_below_ppm of its MM (all positions),
+        # 10**6 E < ppm x MM exactly (E and MM are below 2**63, so both products fit int128).
+        # Never with the setting at 0.
         return self.takeover_below_ppm > 0 and (
-            <int128>t.PPM * self.ledger.equity(a, mark, True)
-            < <int128>self.takeover_below_ppm * self.ledger.maintenance(a, mark, True))
+            <int128>t.PPM * (self.ledger.equity(a, p, mark, True) + self.ou)
+            < <int128>self.takeover_below_ppm * (self.ledger.maintenance(p, mark, True) + self.om))
 
     cdef price_t order_limit(self, int limit_rule, int side, price_t mark,
                              price_t bankruptcy) noexcept nogil:
@@ -390,14 +470,14 @@ cdef class Liquidator:
             limit = bankruptcy if bankruptcy > 1 else 1
         return limit
 
-    cdef price_t fund_covered_limit(self, const Account* a, int side, qty_t size,
-                                    price_t bankruptcy, bint has_limit,
+    cdef price_t fund_covered_limit(self, const Account* a, const Position* p, int side,
+                                    qty_t size, price_t bankruptcy, bint has_limit,
                                     price_t limit) noexcept nogil:
         # The forced order's limit under MARKET/BAND with Deficit.ADL: the tighter of the rule's
         # limit and the worst price at which size lots lose no more beyond the bankruptcy price
         # than the fund's balance and the account's equity there can pay.
         cdef money_t balance = self.acct(self.ledger.slot(t.INSURANCE_FUND)).collateral
-        cdef int128 equity = self.ledger.equity(a, bankruptcy, True)
+        cdef int128 equity = self.ledger.equity(a, p, bankruptcy, True) + self.ou
         cdef int128 budget = (<int128>balance if balance > 0 else 0) + (
             equity if equity > 0 else 0)
         cdef int128 step = floor_div(budget, <int128>size * self.k)
@@ -430,30 +510,43 @@ cdef class Liquidator:
             inc(it)
         return total
 
-    cdef void cancel_orders_of(self, owner_t owner) noexcept nogil:
-        # An account entering liquidation loses its resting orders and armed stops (id order).
-        cdef const Account* a = self.acct(self.ledger.slot(owner))
+    cdef int cancel_orders_of(self, owner_t owner) except -1:
+        # An account entering liquidation loses its resting orders and armed stops in every
+        # book: instrument ascending, id order within a book.
+        cdef int32_t slot = self.ledger.slot(owner)
+        cdef const Account* a = self.acct(slot)
+        cdef const Position* p = &a.pos
+        cdef vector[int32_t] instruments
         cdef vector[oid_t] ids
         cdef Message m
-        cdef size_t i
-        if a.open_buy == 0 and a.open_sell == 0:
-            return
-        self.book.ids_of(owner, &ids)   # ascending
-        for i in range(ids.size()):
-            m.kind = t.K_CANCEL
-            m.order_id = ids[i]
-            m.owner = owner
-            m.side = 0
-            m.price = m.stop_price = m.qty = 0
-            self.book.run(&m)
-            self.ledger.settle_events(self.book.events, ids[i], True)
-            # A cancel can move a MID mark: it counts as progress, so the run goes on to a round
-            # that looks at the accounts the new mark crosses.
-            self.progress += 1
+        cdef size_t i, n
+        cdef int32_t serving = self.instrument
+        while p != NULL:
+            if p.open_buy != 0 or p.open_sell != 0:
+                instruments.push_back(p.instrument)
+            p = self.ledger.next_pos(a, p)
+        for n in range(instruments.size()):
+            self.use(instruments[n])
+            ids.clear()
+            self.book.ids_of(owner, &ids)   # ascending
+            for i in range(ids.size()):
+                m.kind = t.K_CANCEL
+                m.order_id = ids[i]
+                m.owner = owner
+                m.side = 0
+                m.price = m.stop_price = m.qty = 0
+                self.book.run(&m)
+                self.ledger.settle_events(self.book.events, ids[i], True)
+                # A cancel can move a MID mark: it counts as progress, so the run goes on to a
+                # round that looks at the accounts the new mark crosses.
+                self.progress += 1
+        if serving != self.instrument:
+            self.use(serving)
+        return 0
 
-    cdef qty_t size(self, const Account* a, price_t mark) noexcept nogil:
+    cdef qty_t size(self, const Account* a, const Position* p, price_t mark) noexcept nogil:
         # Lots of a forced order under the sizing rule.
-        cdef qty_t q = a.position if a.position > 0 else -a.position
+        cdef qty_t q = p.position if p.position > 0 else -p.position
         cdef qty_t fraction
         if self.sizing == t.SIZING_FULL:
             return q
@@ -470,7 +563,7 @@ cdef class Liquidator:
             fraction = <qty_t>floor_div(<int128>self.increment, <int128>mark * self.k)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
-        return self.restore_size(a, mark)
+        return self.restore_size(a, p, mark)
 
     cdef qty_t tier_step_size(self, qty_t q, price_t mark) noexcept nogil:
         # TIER_STEP (the reference's tier_step_size): the fewest lots that leave the notional at
@@ -482,7 +575,8 @@ cdef class Liquidator:
             return q
         return q - <qty_t>floor_div(self.ledger.caps[tier - 1], <int128>mark * self.k)
 
-    cdef qty_t restore_size(self, const Account* a, price_t mark) noexcept nogil:
+    cdef qty_t restore_size(self, const Account* a, const Position* p,
+                            price_t mark) noexcept nogil:
         # RESTORE (the reference's restore_size): the fewest lots x < q that restores() accepts,
         # walking the resting book within the order's limit; q if none. Each level is cut where
         # the maintenance tier of the q - x lots left changes; on such a piece the fills' value,
@@ -491,17 +585,20 @@ cdef class Liquidator:
         # restores() needs >= 0 where the margin is positive and which makes it true once
         # >= 2P: only the lots with Phi in [0, 2P) are checked one by one.
         # O(levels + tiers + lots checked). On the entry basis the margin left follows the cost
-        # kept, not the mark: every lot is checked in turn, as the reference does. O(levels + q).
-        cdef qty_t q = a.position if a.position > 0 else -a.position
-        cdef int side = SELL if a.position > 0 else BUY
+        # kept, not the mark: every lot is checked in turn, as the reference does; so too with
+        # other positions whose margin M_i is held fixed (Phi's bounds assume the margin is the
+        # tier's alone). O(levels + q).
+        cdef qty_t q = p.position if p.position > 0 else -p.position
+        cdef int side = SELL if p.position > 0 else BUY
+        cdef bint one_by_one = self.ledger.mm_basis == t.BASIS_ENTRY or self.om != 0
         cdef price_t bankruptcy = 0, limit, price
         cdef LevelMap* levels = &self.book.bids if side == SELL else &self.book.asks
         cdef LevelMap.iterator it = levels.begin()
-        cdef int128 equity = self.ledger.equity(a, mark, True)
+        cdef int128 equity = self.ledger.equity(a, p, mark, True) + self.ou
         cdef int128 value = 0
         cdef qty_t done = 0, depth, lo, hi, end, found
         cdef size_t tier
-        self.ledger.bankruptcy_price(a, &bankruptcy)
+        self.ledger.bankruptcy_price(a, p, self.ou, &bankruptcy)
         limit = self.order_limit(self.limit_rule, side, mark, bankruptcy)
         while it != levels.end() and done < q - 1:
             price = level_key(-side, deref(it).first)
@@ -510,8 +607,8 @@ cdef class Liquidator:
             depth = deref(it).second.total
             lo = done + 1
             hi = done + depth if depth < q - 1 - done else q - 1
-            while lo <= hi and self.ledger.mm_basis == t.BASIS_ENTRY:
-                if self.restores(a, lo, value + self.ledger.value(price, lo - done), equity,
+            while lo <= hi and one_by_one:
+                if self.restores(a, p, lo, value + self.ledger.value(price, lo - done), equity,
                                  mark):
                     return lo
                 lo += 1
@@ -523,8 +620,8 @@ cdef class Liquidator:
                     end = q - <qty_t>floor_div(self.ledger.caps[tier - 1],
                                                <int128>mark * self.k) - 1
                     end = end if end < hi else hi
-                found = self.piece_first(a, side, q, lo, end, done, value, price, equity, mark,
-                                         tier)
+                found = self.piece_first(a, p, side, q, lo, end, done, value, price, equity,
+                                         mark, tier)
                 if found:
                     return found
                 lo = end + 1
@@ -541,9 +638,9 @@ cdef class Liquidator:
             i += 1
         return i
 
-    cdef qty_t piece_first(self, const Account* a, int side, qty_t q, qty_t lo, qty_t hi,
-                           qty_t done, int128 value, price_t price, int128 equity, price_t mark,
-                           size_t tier) noexcept nogil:
+    cdef qty_t piece_first(self, const Account* a, const Position* p, int side, qty_t q, qty_t lo,
+                           qty_t hi, qty_t done, int128 value, price_t price, int128 equity,
+                           price_t mark, size_t tier) noexcept nogil:
         # The first x in [lo, hi] that restores() accepts (0 if none), where the x-th lot fills
         # at ``price`` after ``done`` lots worth ``value`` and the q - x lots left are in
         # ``tier``. With E'(x) the equity after the fills, W(x) their value, f the fee rate and
@@ -590,7 +687,7 @@ cdef class Liquidator:
                 sure = last + 1
             x = <qty_t>first if first <= last else last + 1
             while x <= last and x < sure:
-                if self.restores(a, x, w_lo + <int128>price * k * (x - lo), equity, mark):
+                if self.restores(a, p, x, w_lo + <int128>price * k * (x - lo), equity, mark):
                     return x
                 x += 1
             if sure <= last:
@@ -611,23 +708,24 @@ cdef class Liquidator:
                     return <qty_t>at
         return 0
 
-    cdef bint restores(self, const Account* a, qty_t x, int128 value, int128 equity,
-                       price_t mark) noexcept nogil:
-        # Whether closing x of a's q lots for value quote units leaves the equity at mark, less
-        # the liquidation fee on them (capped at that equity, at least 0), not short (trigger)
-        # of the maintenance margin of the q - x lots left, on the ledger's basis: their
-        # notional at the mark or the cost they keep (the reference's restores).
-        cdef qty_t q = a.position if a.position > 0 else -a.position
-        cdef int128 cost = self.ledger.value(mark, x) - value if a.position > 0 else (
+    cdef bint restores(self, const Account* a, const Position* p, qty_t x, int128 value,
+                       int128 equity, price_t mark) noexcept nogil:
+        # Whether closing x of p's q lots for value quote units leaves the account's equity at
+        # mark, less the liquidation fee on them (capped at that equity, at least 0), not short
+        # (trigger) of M_i plus the maintenance margin of the q - x lots left, on the ledger's
+        # basis: their notional at the mark or the cost they keep (the reference's restores).
+        cdef qty_t q = p.position if p.position > 0 else -p.position
+        cdef int128 cost = self.ledger.value(mark, x) - value if p.position > 0 else (
             value - self.ledger.value(mark, x))
         cdef int128 after = equity - cost
         cdef int128 fee = ceil_div(value * self.liquidation_fee_ppm, t.PPM)
         cdef int128 cap = after if after > 0 else 0
-        cdef Account left = a[0]
+        cdef Position left = p[0]
         fee = fee if fee < cap else cap
-        left.position = a.position - x if a.position > 0 else a.position + x
-        left.cost = a.cost - <money_t>floor_div(<int128>a.cost * x, q)
-        return not self.ledger.short_of(after - fee, self.ledger.maintenance(&left, mark, True))
+        left.position = p.position - x if p.position > 0 else p.position + x
+        left.cost = p.cost - <money_t>floor_div(<int128>p.cost * x, q)
+        return not self.ledger.short_of(after - fee,
+                                        self.ledger.maintenance(&left, mark, True) + self.om)
 
     # ------------------------------------------------------------------ records
     cdef void record(self, const Episode* episode, int kind, int side, qty_t qty, qty_t filled,
@@ -650,6 +748,7 @@ cdef class Liquidator:
         r.bad_debt = bad_debt
         r.side = side
         r.kind = kind
+        r.instrument = self.instrument
         self.records.push_back(r)
 
     cdef object records_array(self, size_t first):
@@ -660,14 +759,16 @@ cdef class Liquidator:
         for i in range(first, self.records.size()):
             r = &self.records[i]
             if r.filled:
-                avg = Fraction(r.fill_value, <object>r.filled * self.k)
+                avg = Fraction(r.fill_value,
+                               <object>r.filled * self.ledger.instruments[r.instrument].k)
                 slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
                 avg_f, slip_f = float(avg), float(slip)
             else:
                 avg_f = slip_f = float("nan")
             out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
                               r.fill_value, avg_f, r.mark_before, r.mark_after, slip_f, r.fee,
-                              r.fund_cover, r.socialized, r.bad_debt, r.side, r.kind, 0)
+                              r.fund_cover, r.socialized, r.bad_debt, r.side, r.kind,
+                              r.instrument)
         return out
 
     cdef object fund_history_array(self):
@@ -690,7 +791,7 @@ cdef class Liquidator:
         if self.has_backstop and remainder:
             backstop = self.ledger.slot(self.backstop)
             if backstop >= 0:
-                room = self.max_position - self.acct(backstop).position * direction
+                room = self.max_position - self.posn(backstop).position * direction
                 qty = remainder if remainder < room else (room if room > 0 else 0)
                 if qty:
                     if direction > 0:
@@ -717,12 +818,16 @@ cdef class Liquidator:
 
     cdef bint fund_can_take(self, int32_t fund, int direction, price_t price, qty_t qty,
                             price_t mark) noexcept nogil:
-        # Whether the fund, after taking qty lots at price, has equity for their maintenance
-        # (on the ledger's basis; >= whatever the trigger: the fund is never liquidated).
+        # Whether the fund, after taking qty lots at price, has equity (all its positions) for
+        # their maintenance (all its positions, on the ledger's basis; >= whatever the trigger:
+        # the fund is never liquidated).
         cdef Account trial = self.ledger.accounts[fund]
-        self.ledger.apply_fill(&trial, direction * qty, price)
-        return self.ledger.equity(&trial, mark, True) >= self.ledger.maintenance(&trial, mark,
-                                                                                 True)
+        cdef Position position = self.posn(fund)[0]
+        cdef int128 ou, om
+        self.ledger.others(&trial, self.instrument, &ou, &om, NULL)
+        self.ledger.apply_fill(&trial, &position, direction * qty, price)
+        return (self.ledger.equity(&trial, &position, mark, True) + ou
+                >= self.ledger.maintenance(&position, mark, True) + om)
 
     # ------------------------------------------------------------------ ADL
     cdef qty_t deleverage(self, const Episode* episode, int32_t slot, int side, qty_t remainder,
@@ -752,10 +857,10 @@ cdef class Liquidator:
             pop_heap(first, first + n, adl_after)
             n -= 1
             other = self.ledger.slot(cands[n].owner)
-            held = self.acct(other).position
+            held = self.posn(other).position
             held = held if held > 0 else -held
             qty = remainder if remainder < held else held
-            if self.adl_price(self.acct(other), direction, qty, price, mark) != price:
+            if self.adl_price(self.posn(other), direction, qty, price, mark) != price:
                 capped.push_back(cands[n].owner)
                 continue
             self.ledger.move(slot, other, direction, price, qty)
@@ -765,10 +870,10 @@ cdef class Liquidator:
         i = 0
         while remainder and i < capped.size():
             other = self.ledger.slot(capped[i])
-            held = self.acct(other).position
+            held = self.posn(other).position
             held = held if held > 0 else -held
             qty = remainder if remainder < held else held
-            at = self.adl_price(self.acct(other), direction, qty, price, mark)
+            at = self.adl_price(self.posn(other), direction, qty, price, mark)
             self.ledger.move(slot, other, direction, at, qty)
             self.record(episode, t.FK_ADL, side, qty, qty, <money_t>self.ledger.value(at, qty),
                         mark, 0, 0, 0, 0, capped[i])
@@ -776,7 +881,7 @@ cdef class Liquidator:
             i += 1
         return remainder
 
-    cdef price_t adl_price(self, const Account* other, int direction, qty_t qty, price_t price,
+    cdef price_t adl_price(self, const Position* other, int direction, qty_t qty, price_t price,
                            price_t mark) noexcept nogil:
         # Where ``other`` closes qty lots against the bankruptcy price: never worse for it than
         # its cap, the better of the mark and the price that realises no loss on those lots
@@ -794,24 +899,38 @@ cdef class Liquidator:
 
     cdef void adl_candidates(self, int32_t slot, price_t mark,
                              vector[AdlCand]* out) noexcept nogil:
-        # Opposing accounts with positive equity and cost (the reference's filter), each with
-        # its key under the ADL ranking (the reference's adl_key).
-        cdef const Account* a = self.acct(slot)
+        # Accounts with an opposing position in the instrument being served, positive equity
+        # (all positions) and cost there (the reference's filter), each with its key under the
+        # ADL ranking (the reference's adl_key) on that position, the account's equity and
+        # collateral.
+        cdef const Position* a = self.posn(slot)
         cdef const Account* other
-        cdef int128 profit, equity, notional, size, margin
+        cdef const Position* op
+        cdef int128 profit, equity, notional, size, margin, ou, om
         cdef AdlCand cand
         cdef size_t i
         for i in range(self.ledger.accounts.size()):
             other = &self.ledger.accounts[i]
-            if <int32_t>i == slot or other.owner == t.INSURANCE_FUND or other.position == 0:
+            if <int32_t>i == slot or other.owner == t.INSURANCE_FUND:
                 continue
-            if (other.position > 0) == (a.position > 0):
+            if other.pos.next < 0:   # instrument 0's position only (nearly every account)
+                if self.instrument != 0:
+                    continue
+                op = &other.pos
+                ou = 0
+            else:
+                op = self.ledger.find(other, self.instrument)
+                if op == NULL:
+                    continue
+            if op.position == 0 or (op.position > 0) == (a.position > 0):
                 continue
-            equity = self.ledger.equity(other, mark, True)
-            if equity <= 0 or other.cost == 0:
+            if other.pos.next >= 0:
+                self.ledger.others(other, self.instrument, &ou, &om, NULL)
+            equity = self.ledger.equity(other, op, mark, True) + ou
+            if equity <= 0 or op.cost == 0:
                 continue
-            profit = self.ledger.unrealised(other, mark, True)
-            size = other.position if other.position > 0 else -other.position
+            profit = self.ledger.unrealised(op, mark, True)
+            size = op.position if op.position > 0 else -op.position
             notional = self.ledger.value(mark, <qty_t>size)
             cand.owner = other.owner
             cand.sign = 1 if profit > 0 else (-1 if profit < 0 else 0)
@@ -821,9 +940,9 @@ cdef class Liquidator:
             cand.den = 1
             if self.adl_ranking == t.ADL_RANK_PNL_RATIO:
                 cand.num = <uint128>profit
-                cand.den = <uint128>other.cost
+                cand.den = <uint128>op.cost
             elif self.adl_ranking == t.ADL_RANK_BINANCE:
-                margin = self.ledger.maintenance(other, mark, True)
+                margin = self.ledger.maintenance(op, mark, True)
                 if cand.sign < 0 or margin == 0:
                     cand.sign = 0
                 cand.num = <uint128>profit * <uint128>margin
@@ -831,10 +950,10 @@ cdef class Liquidator:
                     <uint128>equity
             elif cand.sign > 0:
                 cand.num = <uint128>profit * <uint128>notional
-                cand.den = <uint128>other.cost * <uint128>equity
+                cand.den = <uint128>op.cost * <uint128>equity
             else:
                 cand.num = <uint128>profit * <uint128>equity
-                cand.den = <uint128>other.cost * <uint128>notional
+                cand.den = <uint128>op.cost * <uint128>notional
             out.push_back(cand)
 
     # ------------------------------------------------------------------ shortfall
@@ -860,15 +979,17 @@ cdef class Liquidator:
 
     cdef money_t socialize(self, int32_t bankrupt, money_t amount) except? -1:
         # Rare path: largest-remainder pro-rata split with Python integers.
-        cdef price_t mark = self.mark()
         cdef size_t i
         cdef const Account* other
+        cdef int128 u, mm
+        self.refresh_mark(self.engine)
         profits = []
         for i in range(self.ledger.accounts.size()):
             other = &self.ledger.accounts[i]
             if <int32_t>i == bankrupt or other.owner == t.INSURANCE_FUND:
                 continue
-            profit = to_python(self.ledger.unrealised(other, mark, True))
+            self.ledger.others(other, -1, &u, &mm, NULL)   # the sum over its positions
+            profit = to_python(u)
             if profit > 0:
                 profits.append((other.owner, <int32_t>i, profit))
         profits.sort()
@@ -892,11 +1013,15 @@ cdef class Liquidator:
         return charged
 
     # ------------------------------------------------------------------ copies and saved state
-    cdef Liquidator copy(self, OrderBook book, Ledger ledger, void* engine):
-        """An independent liquidator with the same settings and state, over the given book,
+    cdef Liquidator copy(self, list books, Ledger ledger, void* engine):
+        """An independent liquidator with the same settings and state, over the given books,
         ledger and Engine (copies of this one's). O(state)."""
         cdef Liquidator other = Liquidator.__new__(Liquidator)
-        other.book = book
+        other.books = books
+        other.book = <OrderBook>books[self.instrument]
+        other.instrument = self.instrument
+        other.ou = self.ou
+        other.om = self.om
         other.ledger = ledger
         other.engine = engine
         other.refresh_mark = self.refresh_mark
@@ -935,7 +1060,7 @@ cdef class Liquidator:
 
     cdef list record_rows(self):
         """The saved state's records: FORCED_DTYPE's integers in _engine_state.RECORD_FIELDS
-        order."""
+        order, then the instrument."""
         cdef size_t i
         cdef const ForcedRec* r
         rows = []
@@ -943,7 +1068,7 @@ cdef class Liquidator:
             r = &self.records[i]
             rows.append((r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
                          r.fill_value, r.mark_before, r.mark_after, r.fee, r.fund_cover,
-                         r.socialized, r.bad_debt, r.side, r.kind))
+                         r.socialized, r.bad_debt, r.side, r.kind, r.instrument))
         return rows
 
     cdef list fund_rows(self):
@@ -966,7 +1091,7 @@ cdef class Liquidator:
         for row in state["records"]:
             (rec.round, rec.generation, rec.owner, rec.counterparty, rec.qty, rec.filled,
              rec.fill_value, rec.mark_before, rec.mark_after, rec.fee, rec.fund_cover,
-             rec.socialized, rec.bad_debt, rec.side, rec.kind) = row
+             rec.socialized, rec.bad_debt, rec.side, rec.kind, rec.instrument) = row
             self.records.push_back(rec)
         for round_number, balance in state["fund_history"]:
             self.fund_rounds.push_back(round_number)

@@ -15,6 +15,7 @@ import numpy as np
 from .events import INSURANCE_FUND, ForcedKind
 
 __all__ = ["LIQUIDATION_KINDS", "liquidations_by_generation", "dynamics", "drawdown",
+           "instrument_figures",
            "unresolved", "unresolved_note", "summarize"]
 
 #: Records that liquidate (part of) an account: a forced order, a backstop or insurance-fund
@@ -62,14 +63,15 @@ def unresolved(accounts) -> dict:
     ``accounts``: AccountInfo of every account at the end of the run, evaluated at the final
     mark (the insurance fund left out: its balance is ``insurance_fund_end``). Returns
     ``unresolved_accounts`` (how many have equity < 0), ``unresolved_lots`` (their open lots,
-    summed without sign) and ``unresolved_equity`` (their equity summed, quote units, <= 0).
-    O(accounts).
+    summed without sign over every instrument) and ``unresolved_equity`` (their equity summed,
+    quote units, <= 0). O(accounts).
     """
     count = lots = equity = 0
     for info in accounts:
         if info.equity < 0:
             count += 1
-            lots += abs(info.position)
+            lots += (sum(abs(p.position) for p in info.positions) if info.positions
+                     else abs(info.position))
             equity += info.equity
     return {"unresolved_accounts": count, "unresolved_lots": lots, "unresolved_equity": equity}
 
@@ -144,3 +146,29 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
     for key in ("liquidated_notional", "bad_debt", "insurance_fund_end", "unresolved_equity"):
         summary[f"{key}_quote"] = Decimal(summary[key]) * quote_unit
     return summary
+
+
+def instrument_figures(names, series, records: np.ndarray, starts, counterfactual=None) -> dict:
+    """Per-instrument figures of a run over several instruments, flat: for each instrument
+    ``name``, ``instrument.<name>.liquidated_notional`` (quote units), ``.forced_orders``,
+    ``.liquidated_accounts``, ``.first_generation`` (the cascade generation of its first
+    liquidation; None: none), ``.max_drawdown_pct`` of its mid from ``starts[i]`` (ticks) and,
+    with the ``counterfactual`` drawdowns (ticks) of the run without liquidations, its
+    ``.amplification``. ``series`` is the (instruments, steps) SERIES_DTYPE array."""
+    out = {}
+    liquidating = np.isin(records["kind"], LIQUIDATION_KINDS)
+    for i, name in enumerate(names):
+        mine = records[liquidating & (records["instrument"] == i)]
+        orders = records[(records["kind"] == ForcedKind.ORDER) & (records["instrument"] == i)]
+        fall, _ = drawdown(series[i], starts[i])
+        key = f"instrument.{name}."
+        out[key + "liquidated_notional"] = int(mine["notional"].sum()) if len(mine) else 0
+        out[key + "forced_orders"] = int(len(orders))
+        out[key + "liquidated_accounts"] = len(set(mine["owner"].tolist()) - {INSURANCE_FUND})
+        out[key + "first_generation"] = int(mine["generation"].min()) if len(mine) else None
+        out[key + "max_drawdown_pct"] = 100.0 * fall / starts[i] if starts[i] else 0.0
+        if counterfactual is not None:
+            cf = counterfactual[i]
+            out[key + "amplification"] = fall / cf if cf > 0 else (
+                math.inf if fall > 0 else 1.0)
+    return out

@@ -29,6 +29,7 @@ from ._export import write_csv, write_parquet
 from ._settings import (
     Bad,
     ConfigError,
+    ConfigTypeError,
     UnknownKeyError,
     boolean,
     choice,
@@ -49,6 +50,7 @@ from ._settings import (
     shock_orders,
     sides,
     tier_table,
+    type_name,
 )
 from .events import (
     FUNDING_BASIS_BOUND,
@@ -64,14 +66,15 @@ from .events import (
     Trigger,
 )
 from .margin import unit_value
-from .metrics import drawdown, summarize, unresolved_note
+from .metrics import drawdown, instrument_figures, summarize, unresolved_note
 
 if TYPE_CHECKING:
     from ._market import Market
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
-    "Rules", "Scenario", "Result", "Comparison", "run", "compare", "sweep", "SERIES_DTYPE",
+    "Rules", "Scenario", "Contract", "Result", "Comparison", "run", "compare", "sweep",
+    "SERIES_DTYPE",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
     "UnresolvedAccountsWarning",
@@ -215,6 +218,16 @@ class Population:
     around the book's mid with relative std ``entry_dispersion``; a ``long_fraction`` of them are
     long. Collateral is the entry notional divided by the leverage, rounded up. Accounts that
     would already be liquidatable at the starting mark are dropped (they would be gone already).
+
+    In a scenario with ``instruments`` each account holds a basket on one collateral (cross
+    margin): instrument i with probability ``Contract.hold``, one leverage for the whole
+    account (collateral = the basket's entry notional / leverage), and per instrument a size
+    (log-uniform within ``Contract.size`` or ``size``), an entry and a side. Sizes and entries
+    are drawn through Gaussian copulas: an account's normal score in instrument i is
+    ``rho * z + sqrt(1 - rho**2) * e_i`` with one ``z`` per account, ``rho`` =
+    ``size_correlation`` (``entry_correlation``); the size is the log-uniform quantile of the
+    score, the entry ``mid_i * (1 + entry_dispersion * score)``. The side of each instrument is
+    the account's own with probability ``same_side``, else drawn afresh (``long_fraction``).
     """
 
     count: int = setting(20_000, integer(0, 10**8))
@@ -222,6 +235,11 @@ class Population:
     leverage: tuple = setting((3.0, 60.0), pair(number(0.0, lo_open=True)))
     entry_dispersion: float = setting(0.01, number(0.0))
     size: tuple = setting((1, 400), pair(integer(1, 2**40)))
+    # Baskets (a scenario with ``instruments``): how an account's draws in one instrument
+    # follow its draws in the others.
+    size_correlation: float = setting(1.0, number(0.0, 1.0))
+    entry_correlation: float = setting(1.0, number(0.0, 1.0))
+    same_side: float = setting(1.0, number(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -300,9 +318,40 @@ class Rules:
     liquidator: bool = setting(True, boolean)
 
 
+def _name(value):
+    if not isinstance(value, str) or not value:
+        raise Bad(f"must be a non-empty string, got {type_name(value)} {value!r}",
+                  ConfigTypeError if not isinstance(value, str) else ConfigError)
+    return value
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One instrument of a scenario over several (``Scenario.instruments``, ``[[instruments]]``
+    in a file): its name, tick and lot, its book and its shock; ``tiers`` and ``mark_rule``
+    default to the scenario's rules (None), ``hold`` is the probability that an account of the
+    population holds it and ``size`` its size range in lots (None: the population's)."""
+
+    name: str = setting("main", _name)
+    tick_size: str = setting("0.1", decimal_text)
+    lot_size: str = setting("0.001", decimal_text)
+    book: DepthProfile | ExplicitBook = field(default_factory=DepthProfile)
+    shock: Shock = field(default_factory=Shock)
+    tiers: tuple | None = setting(None, optional(tier_table))
+    mark_rule: MarkRule | None = setting(None, optional(enum_name(MarkRule)))
+    hold: float = setting(1.0, number(0.0, 1.0))
+    size: tuple | None = setting(None, optional(pair(integer(1, 2**40))))
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """Everything a run needs; frozen and picklable. Units: ticks, lots, quote units, steps."""
+    """Everything a run needs; frozen and picklable. Units: ticks, lots, quote units, steps.
+
+    With ``instruments`` (a tuple of :class:`Contract`) the run is a venue of several
+    instruments (docs/market_wide.md): each contract brings its own tick, lot, book and shock,
+    and ``tick_size``, ``lot_size``, ``book`` and ``shock`` here are not used (a shock here is
+    refused); the population holds baskets across them.
+    """
 
     tick_size: str = setting("0.1", decimal_text)
     lot_size: str = setting("0.001", decimal_text)
@@ -315,6 +364,7 @@ class Scenario:
     steps: int = setting(120, integer(1, 10**9))
     seed: int = setting(7, integer(0, INT64_MAX))
     engine: str = setting("compiled", choice("compiled", "reference"))
+    instruments: tuple = ()
 
 
 #: The tables of a Scenario (in the order a scenario file lists them) and the classes each holds.
@@ -499,6 +549,10 @@ class Result:
     summary: dict
     accounts: int
     record_step: np.ndarray
+    #: a scenario with instruments: each instrument's series and trades by name (``series``
+    #: and ``trades`` are instrument 0's); empty otherwise
+    instrument_series: dict = field(default_factory=dict)
+    instrument_trades: dict = field(default_factory=dict)
 
     def to_pandas(self):
         """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
@@ -527,23 +581,30 @@ class Result:
 
 
 def _simulate(market: Market, steps: int, liquidator: bool):
-    """Step ``market``; return (series, the run's forced-order records, the step of each)."""
-    series = np.zeros(steps, dtype=SERIES_DTYPE)
+    """Step ``market``; return (series, one per instrument in an (instruments, steps) array,
+    the run's forced-order records, the step of each)."""
+    count = len(market.contracts)
+    series = np.zeros((count, steps), dtype=SERIES_DTYPE)
     eng = market.engine
     first = len(eng.forced_orders())
     made = np.zeros(steps, dtype=np.int64)  # records made in each step
+    liquidated = [0] * count
     for step in range(steps):
         market.shock_at(step)
-        liquidated = 0
         if liquidator:
             # One round that returns only its own records: building the whole log each step
             # would make a run quadratic in its records.
             new = eng.liquidate(max_rounds=1)
             made[step] = len(new)
-            liquidated = int(new["notional"].sum()) if len(new) else 0
+            if count == 1:
+                liquidated[0] = int(new["notional"].sum()) if len(new) else 0
+            else:
+                liquidated = [int(new["notional"][new["instrument"] == i].sum())
+                              for i in range(count)]
         market.recover(step)
         market.refill()
-        series[step] = market.snapshot(step, liquidated)
+        for i in range(count):
+            series[i, step] = market.snapshot(step, liquidated[i], i)
     # The log is read once, here, so its bytes are those of forced_orders() (padding included).
     records = eng.forced_orders()[first:]
     return series, records, np.repeat(np.arange(steps, dtype=np.int64), made)
@@ -571,17 +632,19 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
     from ._market import Market  # the machinery imports the settings from here
 
     market = Market(scenario)
-    start = market.engine.book.mid() or float(market.mid0)
-    cf_drawdown = None
+    starts = [market.engine.books[c.index].mid() or float(c.mid0) for c in market.contracts]
+    start = starts[0]
+    cf_all = None
     if counterfactual and scenario.rules.liquidator:
         off = Market(scenario)
-        cf_series, _, _ = _simulate(off, scenario.steps, liquidator=False)
-        cf_drawdown, _ = drawdown(cf_series, start)
-    series, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
+        cf_all, _, _ = _simulate(off, scenario.steps, liquidator=False)
+    every, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
     if not scenario.rules.liquidator:
         # With the liquidator off the run is its own counterfactual: amplification 1 by
         # definition, at no cost (no second run), whatever ``counterfactual`` says.
-        cf_drawdown, _ = drawdown(series, start)
+        cf_all = every
+    series = every[0]
+    cf_drawdown = None if cf_all is None else drawdown(cf_all[0], start)[0]
     eng = market.engine
     # Every account at the final mark, so that a loss still open (negative equity, no record
     # yet) shows in the summary; the fund's own balance is insurance_fund_end.
@@ -590,14 +653,21 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
                         insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
                         quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
                         end_accounts=end_accounts)
+    if scenario.instruments:
+        summary.update(instrument_figures(
+            [c.name for c in scenario.instruments], every, records, starts,
+            None if cf_all is None else [drawdown(cf_all[i], starts[i])[0]
+                                         for i in range(len(starts))]))
     summary["static_mark"] = static_mark(scenario)
     if summary["static_mark"]:
         warnings.warn(STATIC_MARK_NOTE, InertSettingWarning, stacklevel=2)
     note = unresolved_note(summary)
     if note is not None:
         warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
+    names = [c.name for c in scenario.instruments]
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
-                  steps)
+                  steps, {name: every[i] for i, name in enumerate(names)},
+                  {name: market.engine.trades(i) for i, name in enumerate(names)})
 
 
 # ------------------------------------------------------------------------ compare, sweep
