@@ -624,8 +624,7 @@ def _venue_snapshot(eng):
         snap["trades"].append(eng.trades(i))
         snap["open_interest"].append(int(eng.open_interest(i)))
     n = len(snap["marks"])
-    # an int for one instrument, as the one-instrument API takes it (the sequence form is drawn
-    # by the venue machine's extreme step)
+    # an int for one instrument, as the one-instrument API takes it
     snap["total_equity_common"] = [int(eng.total_equity(m[0] if n == 1 else list(m)))
                                    for m in _common_marks(n)]
     snap["mark"] = snap["marks"][0]  # instrument 0's, as the one-instrument driver names it
