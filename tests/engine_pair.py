@@ -46,7 +46,8 @@ records with their ``instrument`` (``avg_price`` at that instrument's k), ``tota
 per-instrument common marks (conservation there), and ``orderbook.testing.check_accounts`` after
 every observed step (positions sum to 0 per instrument, money across all, each position's
 liquidation and bankruptcy prices with the others held at their marks; ``settled=True`` after a
-``liquidate()`` that ran to its end).
+``liquidate()`` that ran to its end); each ADL close within the counterparty's cap, and no
+forced order id on two books.
 """
 
 from __future__ import annotations
@@ -437,7 +438,7 @@ class Pair:
         self.observe_all = True
         self.quiet = False  # True: no step is observed until check() (VenuePair's setup)
         self.draw = None
-        note(f"eng = Engine({', '.join(map(repr, args))}, **{kwargs!r})")
+        note(f"eng = Engine({', '.join([*map(repr, args), f'**{kwargs!r}'])})")
         self.engines = [cls(*args, **kwargs) for cls in classes]
         self.check("Engine(...)")
 
