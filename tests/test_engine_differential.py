@@ -851,3 +851,35 @@ def test_total_equity_takes_a_sequence_of_one_mark_on_a_one_instrument_venue():
         assert reference.total_equity([1]) == reference.total_equity(1) == 0
         assert compiled.total_equity([1]) == 0
         assert compiled.total_equity((5,)) == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a serve that ends in SERVE_STOP (the round cap leaves the next position no lot) returns "
+    "before the fund's 'deeper' SHORTFALL check, so what the fund lost on the positions it "
+    "closed earlier in that serve is never recorded as bad debt: the fund ends at -205 with "
+    "records whose bad_debt add up to 96 (both engines; the one-instrument engine cannot stop "
+    "after a trade within a serve)"))
+def test_the_fund_records_its_losses_when_the_round_cap_stops_its_serve(engine_cls):
+    # found by test_venue_of_several_instruments_matches_reference (HYPOTHESIS_PROFILE=ci),
+    # reduced by hand. Account 22 is taken over by the fund (BTC 11, ETH 19 - 7 lots); the fund
+    # unwinds under a round cap of 598: in one round it sells BTC at a loss (83 -> -109), then
+    # the cap leaves its ETH position no lot (SERVE_STOP), and no SHORTFALL says so.
+    eng = engine_cls(
+        tiers=[(8894, 5001, 5092), (11082, 20510, 37265), (None, 40213, 40493)],
+        taker_fee_ppm=470, maker_fee_ppm=237, increment=2179, round_cap=598,
+        insurance_fund=147, takeover_below_ppm=666667, check_initial_margin=False,
+        instruments=[Instrument("BTC", "0.5", "1", tiers=[(7646, 12453, 12510)]),
+                     Instrument("ETH", "1", "1",
+                                tiers=[(14060, 24775, 26528), (29484, 30000, 67258)])])
+    eng.add_account(100, 20000000, exempt=True)
+    eng.add_account(22, 39)
+    eng.seed_position(22, 100, 102, 11, instrument=0)
+    eng.seed_position(22, 100, 100, 19, instrument=1)
+    eng.limit(3, SELL, 117, 8, 100, instrument=0)
+    eng.limit(4, BUY, 93, 28, 100, instrument=1)
+    eng.market(7, BUY, 1, 100, instrument=0)
+    eng.limit(10, SELL, 80, 7, 22, instrument="ETH")
+    eng.limit(8, BUY, 91, 10, 100, instrument=0)
+    eng.liquidate()
+    bad_debt = int(eng.forced_orders()["bad_debt"].sum())
+    assert eng.insurance_fund >= -bad_debt, (eng.insurance_fund, bad_debt)
