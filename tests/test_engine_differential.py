@@ -856,14 +856,13 @@ def test_total_equity_takes_a_sequence_of_one_mark_on_a_one_instrument_venue():
 @pytest.mark.xfail(strict=True, reason=(
     "a serve that ends in SERVE_STOP (the round cap leaves the next position no lot) returns "
     "before the fund's 'deeper' SHORTFALL check, so what the fund lost on the positions it "
-    "closed earlier in that serve is never recorded as bad debt: the fund ends at -205 with "
-    "records whose bad_debt add up to 96 (both engines; the one-instrument engine cannot stop "
-    "after a trade within a serve)"))
+    "closed earlier in that serve is never recorded as bad debt: the fund ends at -173 with no "
+    "bad_debt recorded (both engines; a one-instrument serve cannot stop after a trade)"))
 def test_the_fund_records_its_losses_when_the_round_cap_stops_its_serve(engine_cls):
     # found by test_venue_of_several_instruments_matches_reference (HYPOTHESIS_PROFILE=ci),
-    # reduced by hand. Account 22 is taken over by the fund (BTC 11, ETH 19 - 7 lots); the fund
-    # unwinds under a round cap of 598: in one round it sells BTC at a loss (83 -> -109), then
-    # the cap leaves its ETH position no lot (SERVE_STOP), and no SHORTFALL says so.
+    # reduced from its 27-call replay. Account 22 is taken over by the fund (BTC and ETH); the
+    # fund unwinds under a round cap of 598: in one serve it sells BTC at a loss, below zero,
+    # then the cap leaves its ETH position no lot (SERVE_STOP), and no SHORTFALL says so.
     eng = engine_cls(
         tiers=[(8894, 5001, 5092), (11082, 20510, 37265), (None, 40213, 40493)],
         taker_fee_ppm=470, maker_fee_ppm=237, increment=2179, round_cap=598,
