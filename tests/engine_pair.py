@@ -732,7 +732,7 @@ def _venue_adl_view(eng):
 
 def _check_venue_adl(where, eng, before, ks):
     """docs/liquidation.md, ADL step 3 (the cap), on the counterparties of the call's ADL
-    records that did nothing else in the call (no record of their own, no trade):
+    records that did nothing else in the call (no record, take-over or trade of their own):
 
     * each close is no worse for it than its cap, the better of the record's mark and the price
       that realises no loss on those lots (its cost followed from the call's start, record by
@@ -745,7 +745,9 @@ def _check_venue_adl(where, eng, before, ks):
     """
     n_records, n_trades, collateral, positions = before
     records = eng.forced_orders()[n_records:]
-    busy = set(records["owner"].tolist())
+    # busy: an owner of a record, a taker of a backstop or fund take-over, or a trader
+    busy = set(records["owner"].tolist()) | set(
+        records["counterparty"][records["kind"] != int(ForcedKind.ADL)].tolist())
     for i, n in enumerate(n_trades):
         trades = eng.trades(i)[n:]
         busy |= set(trades["owner"].tolist()) | set(trades["maker_owner"].tolist())
