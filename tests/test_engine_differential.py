@@ -19,6 +19,10 @@ exactly on what each call returns (or the type of the exception it raises) and o
 show, and every state they show is checked against docs/liquidation.md directly: ``Pair``
 (tests/engine_pair.py) drives them and lists what it compares and checks.
 
+A second machine (``test_venue_of_several_instruments_matches_reference``, at the end) drives
+venues of 1-3 instruments (docs/market_wide.md, step 1) with the same rules and ``VenuePair``,
+which observes and checks every instrument; the one-instrument machine above is unchanged by it.
+
 In one example in four, some steps of the shock leave the state unqueried (only the call's return
 value is compared): ``account()`` and ``mark_price()`` are queries and must not change what the
 engine does next.
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from engine_pair import BUY, ROUND_TRIPS, SELL, Pair
+from engine_pair import BUY, ROUND_TRIPS, SELL, Pair, VenuePair
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -48,6 +52,7 @@ from orderbook.events import (
     AmendRule,
     Deficit,
     ForcedKind,
+    Instrument,
     LimitRule,
     MarginBasis,
     MarkRule,
@@ -409,3 +414,471 @@ def _coverage_events(snap, kw):
         event("bad debt")
     if snap["queue"]:
         event("ended with a non-empty queue (stall)")
+
+
+# =========================================================== venues of several instruments
+# docs/market_wide.md, step 1: one Engine holding 1-3 linear instruments (Engine(instruments=
+# [Instrument(...)])). The same settings as above for the venue's rules; per instrument a drawn
+# tick and lot (k = tick x lot / quote_unit whole), tiers, max_price, max_position and mark rule
+# (None: the venue keyword's); accounts seeded in several instruments; orders of every kind on
+# every book (each with its own order ids); shocks on one instrument or several at once;
+# instruments given by index or by name. VenuePair (tests/engine_pair.py) compares every
+# instrument's book, trades, mark and open interest, every account with its positions, the
+# records with their instrument, total_equity at per-instrument marks, and runs
+# orderbook.testing.check_accounts after every step.
+
+NAMES = ["BTC", "ETH", "SOL", "main", "x"]
+#: (tick_size, lot_size, tick x lot in tenths): with quote_unit "0.1", k is the last figure
+VENUE_UNITS = [("1", "1", 10), ("0.5", "2", 10), ("0.1", "1", 1), ("0.5", "1", 5),
+               ("1", "0.2", 2), ("2", "1", 20)]
+#: tier tables for every k a venue can have (with quote_unit None, k is a ratio of the above)
+VENUE_TIERS_FOR_K = {a // b: tier_tables(a // b) for *_, a in VENUE_UNITS for *_, b in VENUE_UNITS
+                     if a % b == 0}
+
+
+def _venue_settings(draw):
+    """The venue's rules (as _settings draws them) and 1-3 instruments."""
+    _, kw, _ = _settings(draw)
+    n = draw(st.integers(1, 3), label="n_instruments")
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=n, max_size=n, unique=True),
+                 label="names")
+    units = [draw(st.sampled_from(VENUE_UNITS), label="instrument_units") for _ in range(n)]
+    if draw(st.booleans(), label="quote_unit_given"):
+        kw["quote_unit"], ks = "0.1", [u[2] for u in units]
+    else:
+        # quote_unit None: instrument 0's tick x lot; the others must be whole multiples of it
+        units = [units[0]] + [u for u in units[1:] if u[2] % units[0][2] == 0]
+        names, ks = names[:len(units)], [u[2] // units[0][2] for u in units]
+    venue_max_price = kw.get("max_price", 2**32 - 1)
+    if "max_position" in kw and venue_max_price * kw["max_position"] * max(ks) > MONEY_BOUND:
+        # the venue's bound was drawn for _settings' k; the Engine checks its keywords with
+        # instrument 0's k, and an instrument without its own bounds takes them
+        kw["max_position"] = MONEY_BOUND // (venue_max_price * max(ks))
+    instruments = []
+    for name, (tick, lot, _), k in zip(names, units, ks, strict=True):
+        spec = {}
+        if draw(st.booleans(), label="own_tiers"):
+            spec["tiers"] = draw(VENUE_TIERS_FOR_K[k], label="instrument_tiers")
+        if draw(st.integers(0, 2), label="own_mark_rule"):
+            spec["mark_rule"] = int(draw(st.sampled_from(list(MarkRule)),
+                                         label="instrument_mark_rule"))
+        bound = draw(st.integers(0, 9), label="instrument_bounds")
+        if bound == 9:
+            spec["max_price"] = draw(st.integers(110, 160), label="instrument_max_price")
+        elif bound == 8:
+            spec["max_position"] = draw(st.integers(60, 400), label="instrument_max_position")
+        elif bound == 7:
+            spec["max_price"] = draw(st.sampled_from([2**20, 2**31 - 1, 2**32]),
+                                     label="instrument_max_price")
+            spec["max_position"] = MONEY_BOUND // (spec["max_price"] * k) - draw(
+                st.integers(0, 1), label="below_bound")
+        max_price = spec.get("max_price", venue_max_price)
+        if "max_position" not in spec and "max_position" in kw and (
+                max_price * kw["max_position"] * k > MONEY_BOUND):
+            # an own max_price over the venue's bound: this instrument needs its own
+            spec["max_position"] = MONEY_BOUND // (max_price * k)
+        instruments.append(Instrument(name, tick, lot, **spec))
+    kw["instruments"] = instruments
+    return kw, ks
+
+
+def _mark_rules(kw):
+    return [MarkRule(kw["mark_rule"] if spec.mark_rule is None else spec.mark_rule)
+            for spec in kw["instruments"]]
+
+
+def _instrument(draw, pair, label="instrument"):
+    """An instrument: its index, and how a call names it (index, name, or left to default)."""
+    i = draw(st.integers(0, pair.n - 1), label=label)
+    how = draw(st.integers(0, 3), label=f"{label}_by")
+    if how == 0:
+        return i, {"instrument": pair.names[i]}
+    if how == 1 and i == 0:
+        return i, {}
+    return i, {"instrument": i}
+
+
+def _venue_setup(draw, pair, kw):
+    ks, n = pair.ks, pair.n
+    users = sorted(draw(st.sets(st.integers(1, 30), min_size=1, max_size=8), label="users"))
+    seeds, gross = [], dict.fromkeys(users, 0)
+    # one example in three: baskets, every user on one side of every instrument against the
+    # LP (a cross-instrument shock then meets accounts whose forced orders move other marks)
+    basket = n > 1 and draw(st.integers(0, 2), label="basket") == 2
+    basket_long = basket and draw(st.booleans(), label="basket_long")
+    for u in users:
+        held = set(range(n)) if basket else draw(st.sets(st.integers(0, n - 1), min_size=1),
+                                                  label="seeded_instruments")
+        for i in sorted(held):
+            for _ in range(draw(st.integers(1, 2), label="n_seeds")):
+                others = [o for o in users if o != u]
+                other = LP if basket or not others or draw(st.integers(0, 2), label="vs_lp") \
+                    else draw(st.sampled_from(others), label="counterparty")
+                price = draw(st.integers(95, 105), label="seed_price")
+                qty = draw(st.integers(1, 20), label="seed_qty")
+                long = basket_long if basket else draw(st.booleans(), label="long")
+                pair_ = (u, other) if long else (other, u)
+                seeds.append((*pair_, price, qty, i))
+                for o in (u, other):
+                    if o != LP:
+                        gross[o] += price * qty * ks[i]
+    accounts = [(LP, 10_000_000 * max(ks), {"exempt": True})]
+    if kw["backstop"] is not None:
+        accounts.append((BACKSTOP, draw(st.integers(0, 20_000), label="backstop_collateral")
+                         * max(ks), {"exempt": True}))
+    for u in users:
+        margin = draw(st.one_of(st.integers(0, 60_000), st.integers(0, 150_000),
+                                st.integers(0, 300_000)), label="margin_ppm")
+        margin = gross[u] * margin // PPM + draw(st.integers(0, 20), label="extra") * ks[0]
+        if draw(st.integers(0, 2), label="isolated") == 2:
+            # one instrument: isolated as today; several: refused ("needs a one-instrument
+            # venue"), so the account is then added cross
+            reserve = draw(st.integers(0, 1_000), label="reserve") * ks[0]
+            accounts.append((u, margin + reserve, {"isolated_margin": margin}))
+        else:
+            accounts.append((u, margin, {}))
+    # the setup's calls are compared one by one, the whole state once it is laid out (each
+    # look at every account costs a liquidation price per position)
+    pair.quiet = True
+    for owner, collateral, options in draw(st.permutations(accounts), label="add_order"):
+        _, exc = pair.call("add_account", owner, collateral, **options)
+        if exc is not None:
+            assert n > 1 and "isolated_margin" in options, exc
+            pair.call("add_account", owner, collateral)
+    for long_owner, short_owner, price, qty, i in seeds:
+        pair.call("seed_position", long_owner, short_owner, price, qty,
+                  **({"instrument": i} if i or draw(st.booleans(), label="explicit") else {}))
+    for i in range(n):
+        on = {"instrument": i}
+        for side, lo, hi in ((BUY, 80, 99), (SELL, 101, 120)):
+            for _ in range(draw(st.integers(1, 6), label="n_depth")):
+                pair.call("limit", pair.order_id(i), side, draw(st.integers(lo, hi), label="px"),
+                          draw(st.integers(1, 30), label="qty"), LP, **on)
+    for _ in range(draw(st.integers(0, 2 * n), label="n_user_limits")):
+        i, on = _instrument(draw, pair)
+        u = draw(st.sampled_from(users), label="owner")
+        if draw(st.booleans(), label="bid"):
+            pair.call("limit", pair.order_id(i), BUY, draw(st.integers(85, 99)),
+                      draw(st.integers(1, 10)), u, **on)
+        else:
+            pair.call("limit", pair.order_id(i), SELL, draw(st.integers(101, 115)),
+                      draw(st.integers(1, 10)), u, **on)
+    for _ in range(draw(st.integers(0, 3), label="n_stops")):
+        _venue_stop(draw, pair, users)
+    for i, rule in enumerate(_mark_rules(kw)):
+        if rule in INDEX_MARKS and draw(st.integers(0, 4), label="initial_index") != 4:
+            pair.call("set_index", draw(st.integers(95, 105), label="index"), instrument=i)
+    pair.quiet = False
+    pair.check(f"step {pair.step}: the setup")
+    return users
+
+
+def _venue_stop(draw, pair, users):
+    i, on = _instrument(draw, pair)
+    u = draw(st.sampled_from(users), label="stop_owner")
+    qty = draw(st.integers(1, 10), label="stop_qty")
+    if draw(st.booleans(), label="sell_stop"):
+        stop = draw(st.integers(82, 99), label="stop_price")
+        side, limit = SELL, stop - draw(st.integers(0, 5), label="stop_slack")
+    else:
+        stop = draw(st.integers(101, 118), label="stop_price")
+        side, limit = BUY, stop + draw(st.integers(0, 5), label="stop_slack")
+    if draw(st.booleans(), label="stop_market"):
+        pair.call("stop_market", pair.order_id(i), side, stop, qty, u, **on)
+    else:
+        pair.call("stop_limit", pair.order_id(i), side, stop, limit, qty, u, **on)
+
+
+def _cross_shock(draw, pair, users, rules):
+    """A move on several instruments at once (no liquidation in between): one common shift of
+    the index (where the mark reads it) or market orders on each."""
+    chosen = sorted(draw(st.sets(st.integers(0, pair.n - 1), min_size=1), label="moved"))
+    shift = draw(st.integers(-40, 40), label="shift")
+    for i in chosen:
+        if rules[i] in INDEX_MARKS and draw(st.integers(0, 3), label="index_shock") != 3:
+            pair.call("set_index", max(1, 100 + shift + draw(st.integers(-5, 5), label="noise")),
+                      instrument=i)
+        else:
+            side = SELL if shift < 0 else BUY if shift > 0 else draw(
+                st.sampled_from([SELL, BUY]), label="side")
+            pair.call("market", pair.order_id(i), side,
+                      draw(st.integers(1, 80), label="qty"),
+                      draw(st.sampled_from([LP] + users), label="owner"), instrument=i)
+
+
+VENUE_OPS = OPS + ["cross_shock", "cross_shock", "query", "wrong_book"]
+#: hostile instrument arguments: unknown index or name, wrong types
+HOSTILE_INSTRUMENTS = [None, 1.5, True, "nope", "", -1, 3, 2**63, np.int64(0), b"BTC"]
+
+
+def _venue_extreme(draw, pair, users):
+    i, on = _instrument(draw, pair)
+    u = draw(st.sampled_from(users), label="owner")
+    spec = pair.engines[1].instruments[i]
+    max_price, max_position = int(spec.max_price), int(spec.max_position)
+    choice = draw(st.integers(0, 4), label="extreme")
+    qty = draw(st.sampled_from([max_position, max_position + 1, 2**62, 2**63 - 1]),
+               label="extreme_qty")
+    if choice == 0:
+        pair.call("limit", pair.order_id(i), SELL, max_price, draw(st.integers(1, 5)), LP, **on)
+    elif choice == 1:
+        pair.call("market", pair.order_id(i), draw(st.sampled_from([BUY, SELL]), label="side"),
+                  qty, u, **on)
+    elif choice == 2:
+        pair.call("limit", pair.order_id(i), draw(st.sampled_from([BUY, SELL]), label="side"),
+                  draw(st.sampled_from([1, max_price]), label="px"), qty, u, **on)
+    elif choice == 3:
+        pair.call("seed_position", *draw(st.permutations([u, LP]), label="sides"),
+                  draw(st.sampled_from([1, max_price, max_price + 1]), label="px"),
+                  draw(st.sampled_from([1, max_position, max_position + 1]), label="qty"), **on)
+    else:
+        # one mark per instrument (or, wrongly, an int or too few on a venue of several). A
+        # one-instrument venue gets an int: the compiled engine refuses the sequence form there
+        # (test_total_equity_takes_a_sequence_of_one_mark_on_a_one_instrument_venue, xfail);
+        # draw it here too once that is mended
+        marks = draw(st.lists(st.sampled_from([0, 1, max_price, 2**63 - 1]), min_size=pair.n,
+                              max_size=pair.n), label="marks")
+        pair.call("total_equity", draw(st.sampled_from(
+            [marks, tuple(marks), marks[:-1], marks[0], marks + [1]] if pair.n > 1
+            else [marks[0]]), label="m"))
+
+
+def _venue_hostile(draw, pair, users):
+    """One call with one hostile argument, or a hostile instrument."""
+    u = draw(st.sampled_from(users), label="owner")
+    i = draw(st.integers(0, pair.n - 1), label="instrument")
+    calls = [("add_account", [10_000 + pair.step, 100]), ("deposit", [u, 10]),
+             ("add_margin", [u, 1]), ("seed_position", [u, LP, 100, 1]), ("account", [u]),
+             ("total_equity", [[100] * pair.n]),
+             ("limit", [pair.order_id(i), BUY, 90, 1, u]),
+             ("market", [pair.order_id(i), SELL, 1, u]), ("cancel", [1]), ("amend", [1, 95, 2]),
+             ("set_index", [100]), ("liquidate", [1]), ("set_funding_basis", [0]),
+             ("mark_price", []), ("open_interest", []), ("trades", [])]
+    method, args = draw(st.sampled_from(calls), label="hostile_method")
+    takes_instrument = method in ("seed_position", "limit", "market", "cancel", "amend",
+                                  "set_index", "set_funding_basis", "mark_price",
+                                  "open_interest", "trades")
+    if takes_instrument and (not args or draw(st.booleans(), label="hostile_instrument")):
+        pair.call(method, *args, instrument=draw(st.sampled_from(HOSTILE_INSTRUMENTS),
+                                                 label="hostile_value"))
+        return
+    j = draw(st.integers(0, len(args) - 1), label="hostile_arg")
+    args[j] = draw(st.sampled_from(HOSTILE), label="hostile_value")
+    pair.call(method, *args, **({"instrument": i} if takes_instrument else {}))
+
+
+def _venue_shock(draw, pair, users, rules):
+    owners = [LP] + users
+    pair.draw = draw
+    pair.observe_all = draw(st.integers(0, 3), label="observe_all") != 3
+    _cross_shock(draw, pair, users, rules)
+    for _ in range(draw(st.integers(0, 12), label="n_ops")):
+        op = draw(st.sampled_from(VENUE_OPS), label="op")
+        i, on = _instrument(draw, pair)
+        if op == "market":
+            side = draw(st.sampled_from([SELL, SELL, BUY]), label="side")
+            pair.call("market", pair.order_id(i), side, draw(st.integers(1, 40), label="qty"),
+                      draw(st.sampled_from(owners), label="owner"), **on)
+        elif op == "set_index":
+            pair.call("set_index", draw(st.integers(60, 140), label="index"), **on)
+        elif op == "funding_basis":
+            pair.call("set_funding_basis", draw(st.sampled_from(
+                [-500_001, -500_000, -30_000, -1, 0, 1, 30_000, 500_000, 500_001])
+                | st.integers(-100_000, 100_000), label="basis"), **on)
+        elif op == "liquidate":
+            if draw(st.integers(0, 3), label="bounded") != 3:
+                pair.call("liquidate")
+            else:
+                pair.call("liquidate", max_rounds=draw(st.integers(0, 3), label="max_rounds"))
+        elif op == "round":
+            pair.call("liquidation_round")
+            pair.sync_records()
+        elif op == "refill":
+            if draw(st.integers(0, 3), label="refill_bid") != 3:
+                pair.call("limit", pair.order_id(i), BUY, draw(st.integers(60, 99), label="px"),
+                          draw(st.integers(1, 40), label="qty"), LP, **on)
+            else:
+                pair.call("limit", pair.order_id(i), SELL,
+                          draw(st.integers(101, 140), label="px"),
+                          draw(st.integers(1, 40), label="qty"), LP, **on)
+        elif op == "user_order":
+            method = draw(st.sampled_from(["limit", "ioc", "fok", "post_only"]), label="method")
+            pair.call(method, pair.order_id(i),
+                      draw(st.sampled_from([BUY, SELL]), label="side"),
+                      draw(st.integers(80, 120), label="px"),
+                      draw(st.integers(1, 10), label="qty"),
+                      draw(st.sampled_from(users), label="owner"), **on)
+        elif op == "cancel" and pair.book_ids[i]:
+            pair.call("cancel", draw(st.sampled_from(pair.book_ids[i]), label="id"), **on)
+        elif op == "amend" and pair.book_ids[i]:
+            pair.call("amend", draw(st.sampled_from(pair.book_ids[i]), label="id"),
+                      draw(st.integers(80, 120), label="px"),
+                      draw(st.integers(1, 30), label="qty"), **on)
+        elif op == "wrong_book":
+            # an id of another book: unknown here, or another order that has the same id here
+            j = draw(st.integers(0, pair.n - 1), label="id_book")
+            if pair.book_ids[j]:
+                oid = draw(st.sampled_from(pair.book_ids[j]), label="id")
+                if draw(st.booleans(), label="cancel"):
+                    pair.call("cancel", oid, **on)
+                else:
+                    pair.call("amend", oid, draw(st.integers(80, 120), label="px"),
+                              draw(st.integers(1, 30), label="qty"), **on)
+        elif op == "query":
+            method = draw(st.sampled_from(["mark_price", "open_interest", "trades", "account",
+                                           "total_equity"]), label="query")
+            if method == "account":
+                pair.call("account", draw(st.sampled_from(owners), label="owner"))
+            elif method == "total_equity":
+                pair.call("total_equity")
+            else:
+                pair.call(method, **on)
+        elif op == "deposit":
+            pair.call("deposit", draw(st.sampled_from(users), label="owner"),
+                      draw(st.integers(1, 500), label="amount") * pair.k)
+        elif op == "add_margin":
+            pair.call("add_margin", draw(st.sampled_from(users), label="owner"),
+                      draw(st.integers(1, 300), label="amount") * pair.k)
+        elif op == "stop":
+            _venue_stop(draw, pair, users)
+        elif op == "extreme":
+            _venue_extreme(draw, pair, users)
+        elif op == "hostile":
+            _venue_hostile(draw, pair, users)
+        elif op == "round_trip":
+            pair.round_trip(draw(st.sampled_from(sorted(ROUND_TRIPS)), label="round_trip"))
+        elif op == "cross_shock":
+            _cross_shock(draw, pair, users, rules)
+    pair.call("liquidate")
+
+
+def _venue_drain(draw, pair):
+    """Per instrument, refill the side the queued accounts' positions there need, near that
+    instrument's mark, and liquidate again."""
+    for _ in range(draw(st.integers(1, 3), label="n_drains")):
+        queue = pair.snap["queue"]
+        if not queue:
+            return
+        by_owner = dict(zip(pair.snap["owners"], pair.snap["accounts"], strict=True))
+        for i in range(pair.n):
+            mark = pair.snap["marks"][i] or 100
+            sides = {1 if p.position > 0 else -1 for o in queue
+                     for p in by_owner[o].positions if p.instrument == i}
+            if 1 in sides:       # queued longs sell into bids
+                pair.call("limit", pair.order_id(i), BUY,
+                          max(1, mark - draw(st.integers(0, 3))),
+                          draw(st.integers(10, 200), label="qty"), LP, instrument=i)
+            if -1 in sides:      # queued shorts buy from asks
+                pair.call("limit", pair.order_id(i), SELL,
+                          mark + draw(st.integers(0, 3)) + (1 if 1 in sides else 0),
+                          draw(st.integers(10, 200), label="qty"), LP, instrument=i)
+        pair.call("liquidate")
+
+
+@pytest.mark.parametrize("pair_names", PAIRS)
+@given(data=st.data())
+def test_venue_of_several_instruments_matches_reference(pair_names, data):
+    classes = _classes(pair_names)
+    kw, ks = _venue_settings(data.draw)
+    pair = VenuePair(classes, kw, ks, bitwise=pair_names == ("reference", "reference"))
+    rules = _mark_rules(kw)
+    users = _venue_setup(data.draw, pair, kw)
+    _venue_shock(data.draw, pair, users, rules)
+    _venue_drain(data.draw, pair)
+    _venue_coverage_events(pair.snap, pair.n)
+
+
+def _venue_coverage_events(snap, n):
+    """Hypothesis statistics for the venue machine: as _coverage_events, and how many
+    instruments, multi-position liquidations and cross-instrument generations."""
+    event(f"instruments: {n}")
+    held = [len(a.positions) for a in snap["accounts"] if a.owner not in (LP, BACKSTOP)]
+    if any(h > 1 for h in held):
+        event("an account held positions in several instruments at the end")
+    recs = snap["forced"]
+    kinds = sorted({ForcedKind(int(r["kind"])).name for r in recs})
+    event(f"records: {', '.join(kinds) if kinds else 'none'}")
+    if not len(recs):
+        return
+    event(f"max round in a cascade: {min(int(recs['round'].max()), 5)}+"
+          if recs["round"].max() >= 5 else f"max round: {int(recs['round'].max())}")
+    event(f"max generation: {min(int(recs['generation'].max()), 3)}")
+    event(f"records on {len(set(recs['instrument'].tolist()))} instrument(s)")
+    closing = recs[recs["kind"] != int(ForcedKind.SHORTFALL)]
+    served = {}
+    for r in closing:
+        served.setdefault((int(r["round"]), int(r["owner"])), set()).add(int(r["instrument"]))
+    if any(len(s) > 1 for s in served.values()):
+        event("a liquidation closed positions in several instruments")
+    by_generation = {}
+    for r in closing:
+        by_generation.setdefault(int(r["generation"]), set()).add(int(r["instrument"]))
+    earlier = set()
+    cross = strict = False
+    for g in sorted(by_generation):
+        # a later generation closing on an instrument other than an earlier one's (worked
+        # example 1: BTC and ETH, then ETH); strictly: on an instrument no earlier one touched
+        cross |= bool(earlier) and len(earlier | by_generation[g]) > 1
+        strict |= bool(earlier) and bool(by_generation[g] - earlier)
+        earlier |= by_generation[g]
+    if cross:
+        event("cross-instrument generations (a later generation on another instrument)")
+    if strict:
+        event("cross-instrument generations (a later one on an instrument new to the cascade)")
+    if any(int(r["owner"]) == INSURANCE_FUND for r in recs):
+        event("the fund unwound a position with its own forced orders")
+    if any(int(r["socialized"]) for r in recs):
+        event("a shortfall was socialised")
+    if any(int(r["bad_debt"]) for r in recs):
+        event("bad debt")
+    if snap["queue"]:
+        event("ended with a non-empty queue (stall)")
+
+
+# =========================================================== disagreements found by the machines
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the compiled Engine.total_equity refuses a one-mark sequence on a one-instrument venue "
+    "(TypeError 'mark must be an integer'); the reference takes it, through the shared "
+    "_engine_args.equity_marks (a sequence of N marks, N = 1 included)"))
+def test_total_equity_takes_a_sequence_of_one_mark_on_a_one_instrument_venue():
+    # found by test_venue_of_several_instruments_matches_reference[compiled-vs-reference]
+    from orderbook.events import Instrument
+
+    for kwargs in ({}, {"instruments": [Instrument("BTC")]}):
+        compiled, reference = _compiled_cls()(**kwargs), _reference_cls()(**kwargs)
+        assert reference.total_equity([1]) == reference.total_equity(1) == 0
+        assert compiled.total_equity([1]) == 0
+        assert compiled.total_equity((5,)) == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a serve that ends in SERVE_STOP (the round cap leaves the next position no lot) returns "
+    "before the fund's 'deeper' SHORTFALL check, so what the fund lost on the positions it "
+    "closed earlier in that serve is never recorded as bad debt: the fund ends at -173 with no "
+    "bad_debt recorded (both engines; a one-instrument serve cannot stop after a trade)"))
+def test_the_fund_records_its_losses_when_the_round_cap_stops_its_serve(engine_cls):
+    # found by test_venue_of_several_instruments_matches_reference (HYPOTHESIS_PROFILE=ci),
+    # reduced from its 27-call replay. Account 22 is taken over by the fund (BTC and ETH); the
+    # fund unwinds under a round cap of 598: in one serve it sells BTC at a loss, below zero,
+    # then the cap leaves its ETH position no lot (SERVE_STOP), and no SHORTFALL says so.
+    eng = engine_cls(
+        tiers=[(8894, 5001, 5092), (11082, 20510, 37265), (None, 40213, 40493)],
+        taker_fee_ppm=470, maker_fee_ppm=237, increment=2179, round_cap=598,
+        insurance_fund=147, takeover_below_ppm=666667, check_initial_margin=False,
+        instruments=[Instrument("BTC", "0.5", "1", tiers=[(7646, 12453, 12510)]),
+                     Instrument("ETH", "1", "1",
+                                tiers=[(14060, 24775, 26528), (29484, 30000, 67258)])])
+    eng.add_account(100, 20000000, exempt=True)
+    eng.add_account(22, 39)
+    eng.seed_position(22, 100, 102, 11, instrument=0)
+    eng.seed_position(22, 100, 100, 19, instrument=1)
+    eng.limit(3, SELL, 117, 8, 100, instrument=0)
+    eng.limit(4, BUY, 93, 28, 100, instrument=1)
+    eng.market(7, BUY, 1, 100, instrument=0)
+    eng.limit(10, SELL, 80, 7, 22, instrument="ETH")
+    eng.limit(8, BUY, 91, 10, 100, instrument=0)
+    eng.liquidate()
+    bad_debt = int(eng.forced_orders()["bad_debt"].sum())
+    assert eng.insurance_fund >= -bad_debt, (eng.insurance_fund, bad_debt)
