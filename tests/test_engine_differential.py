@@ -632,15 +632,13 @@ def _venue_extreme(draw, pair, users):
                   draw(st.sampled_from([1, max_price, max_price + 1]), label="px"),
                   draw(st.sampled_from([1, max_position, max_position + 1]), label="qty"), **on)
     else:
-        # one mark per instrument (or, wrongly, an int or too few on a venue of several). A
-        # one-instrument venue gets an int: the compiled engine refuses the sequence form there
-        # (test_total_equity_takes_a_sequence_of_one_mark_on_a_one_instrument_venue, xfail);
-        # draw it here too once that is mended
+        # one mark per instrument (or, wrongly, an int or too few on a venue of several; a
+        # one-instrument venue takes an int or a sequence of one)
         marks = draw(st.lists(st.sampled_from([0, 1, max_price, 2**63 - 1]), min_size=pair.n,
                               max_size=pair.n), label="marks")
         pair.call("total_equity", draw(st.sampled_from(
             [marks, tuple(marks), marks[:-1], marks[0], marks + [1]] if pair.n > 1
-            else [marks[0]]), label="m"))
+            else [marks[0], marks, tuple(marks), marks + [1]]), label="m"))
 
 
 def _venue_hostile(draw, pair, users):
@@ -838,12 +836,10 @@ def _venue_coverage_events(snap, n):
 # =========================================================== disagreements found by the machines
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the compiled Engine.total_equity refuses a one-mark sequence on a one-instrument venue "
-    "(TypeError 'mark must be an integer'); the reference takes it, through the shared "
-    "_engine_args.equity_marks (a sequence of N marks, N = 1 included)"))
 def test_total_equity_takes_a_sequence_of_one_mark_on_a_one_instrument_venue():
-    # found by test_venue_of_several_instruments_matches_reference[compiled-vs-reference]
+    # found by test_venue_of_several_instruments_matches_reference[compiled-vs-reference]: the
+    # compiled engine refused the sequence form (TypeError); both now check the mark through
+    # the shared _engine_args.equity_marks
     from orderbook.events import Instrument
 
     for kwargs in ({}, {"instruments": [Instrument("BTC")]}):
@@ -853,16 +849,13 @@ def test_total_equity_takes_a_sequence_of_one_mark_on_a_one_instrument_venue():
         assert compiled.total_equity((5,)) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a serve that ends in SERVE_STOP (the round cap leaves the next position no lot) returns "
-    "before the fund's 'deeper' SHORTFALL check, so what the fund lost on the positions it "
-    "closed earlier in that serve is never recorded as bad debt: the fund ends at -173 with no "
-    "bad_debt recorded (both engines; a one-instrument serve cannot stop after a trade)"))
 def test_the_fund_records_its_losses_when_the_round_cap_stops_its_serve(engine_cls):
     # found by test_venue_of_several_instruments_matches_reference (HYPOTHESIS_PROFILE=ci),
     # reduced from its 27-call replay. Account 22 is taken over by the fund (BTC and ETH); the
     # fund unwinds under a round cap of 598: in one serve it sells BTC at a loss, below zero,
-    # then the cap leaves its ETH position no lot (SERVE_STOP), and no SHORTFALL says so.
+    # then the cap leaves its ETH position no lot (SERVE_STOP). That serve returned before the
+    # fund's 'deeper' SHORTFALL check, so the fund ended at -173 with no bad debt recorded;
+    # now what the positions before the stop did is settled first.
     eng = engine_cls(
         tiers=[(8894, 5001, 5092), (11082, 20510, 37265), (None, 40213, 40493)],
         taker_fee_ppm=470, maker_fee_ppm=237, increment=2179, round_cap=598,
