@@ -53,6 +53,7 @@ import sys
 import time
 
 import numpy as np
+from bench_cascade import target_verdict  # this script's directory is on the path
 
 from orderbook import Engine, MarkRule
 from orderbook.events import Instrument
@@ -186,12 +187,7 @@ def main(argv=None) -> int:
                 ratio_vs_n_1e4=None if ratio is None else round(ratio, 3),
                 repeats=row["repeats"], python=platform.python_version(),
                 machine=platform.machine())), flush=True)
-    verdict = ""
-    top = next((r for r in rows if r["n"] == 10**6), None)
-    if base and top:
-        ratio = top["seconds"] / base
-        verdict = (f"; target (10^4 -> 10^6 at fixed K costs <= 2x): {ratio:.2f}x, "
-                   f"{'MET' if ratio <= 2 else 'NOT MET'}")
+    verdict = target_verdict(rows, base)
     log(f"\nPython {platform.python_version()} on {platform.machine()}; seed {args.seed}; "
         f"total {time.perf_counter() - start:.1f}s{verdict}")
     return 0

@@ -346,12 +346,8 @@ def _shock(draw, pair, users, mark_rule):
         elif op == "amend" and pair.ids:
             pair.call("amend", draw(st.sampled_from(pair.ids), label="id"),
                       draw(st.integers(80, 120), label="px"), draw(st.integers(1, 30), label="qty"))
-        elif op == "deposit":
-            pair.call("deposit", draw(st.sampled_from(users), label="owner"),
-                      draw(st.integers(1, 500), label="amount") * pair.k)
-        elif op == "add_margin":
-            pair.call("add_margin", draw(st.sampled_from(users), label="owner"),
-                      draw(st.integers(1, 300), label="amount") * pair.k)
+        elif op in ("deposit", "add_margin"):
+            _money_op(draw, pair, op, users)
         elif op == "stop":
             _stop(draw, pair, users)
         elif op == "extreme":
@@ -731,12 +727,8 @@ def _venue_shock(draw, pair, users, rules):
                 pair.call("total_equity")
             else:
                 pair.call(method, **on)
-        elif op == "deposit":
-            pair.call("deposit", draw(st.sampled_from(users), label="owner"),
-                      draw(st.integers(1, 500), label="amount") * pair.k)
-        elif op == "add_margin":
-            pair.call("add_margin", draw(st.sampled_from(users), label="owner"),
-                      draw(st.integers(1, 300), label="amount") * pair.k)
+        elif op in ("deposit", "add_margin"):
+            _money_op(draw, pair, op, users)
         elif op == "stop":
             _venue_stop(draw, pair, users)
         elif op == "extreme":
@@ -831,6 +823,16 @@ def _venue_coverage_events(snap, n):
         event("bad debt")
     if snap["queue"]:
         event("ended with a non-empty queue (stall)")
+
+
+def _money_op(draw, pair, op, users):
+    """A deposit or an isolated account's add_margin, the same draws in both machines."""
+    if op == "deposit":
+        pair.call("deposit", draw(st.sampled_from(users), label="owner"),
+                  draw(st.integers(1, 500), label="amount") * pair.k)
+    else:
+        pair.call("add_margin", draw(st.sampled_from(users), label="owner"),
+                  draw(st.integers(1, 300), label="amount") * pair.k)
 
 
 # =========================================================== disagreements found by the machines
