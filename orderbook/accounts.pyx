@@ -58,20 +58,28 @@ cdef int128 from_python(object value) except? -1:
         <int128><unsigned long long>(value & 0xFFFFFFFFFFFFFFFF)
 
 
+cdef inline int128 bracket_margin(const int64_t* caps, const int64_t* rates,
+                                  const int128* deductions, size_t count,
+                                  int128 notional) noexcept nogil:
+    # The margin of one tier table (``count`` tiers) on a notional: its tier's rate less its
+    # deduction, rounded up, at least 0. O(tiers).
+    cdef size_t i = 0
+    while i < count - 1 and notional > caps[i]:
+        i += 1
+    cdef int128 margin = ceil_div(notional * rates[i] - deductions[i], PPM)
+    return margin if margin > 0 else 0
+
+
 cdef inline int128 tier_requirement(
         Ledger ledger, int32_t instrument, int128 notional, bint initial) noexcept nogil:
-    # Instrument ``instrument``'s margin on a notional: its tier's rate less its deduction,
-    # rounded up, at least 0. O(tiers).
+    # Instrument ``instrument``'s margin on a notional (its slice of the tier vectors).
     cdef const InstrumentRec* r = &ledger.instruments[instrument]
     cdef size_t first = r.first_tier
-    cdef size_t i = first
-    cdef size_t last = first + r.tiers - 1
-    while i < last and notional > ledger.all_caps[i]:
-        i += 1
-    cdef int128 rate = ledger.all_im_ppm[i] if initial else ledger.all_mm_ppm[i]
-    cdef int128 deduction = ledger.all_im_deduction[i] if initial else ledger.all_mm_deduction[i]
-    cdef int128 margin = ceil_div(notional * rate - deduction, PPM)
-    return margin if margin > 0 else 0
+    if initial:
+        return bracket_margin(&ledger.all_caps[first], &ledger.all_im_ppm[first],
+                              &ledger.all_im_deduction[first], r.tiers, notional)
+    return bracket_margin(&ledger.all_caps[first], &ledger.all_mm_ppm[first],
+                          &ledger.all_mm_deduction[first], r.tiers, notional)
 
 
 cdef class Ledger:
@@ -244,16 +252,13 @@ cdef class Ledger:
         return a.collateral + self.unrealised(p, mark, has_mark)
 
     cdef int128 requirement(self, int128 notional, bint initial) noexcept nogil:
-        # The selected instrument's margin on a notional (tier_requirement's, on the copies of
-        # its tiers: this is in the liquidation price's binary search).
-        cdef size_t i = 0
-        cdef size_t last = self.caps.size() - 1
-        while i < last and notional > self.caps[i]:
-            i += 1
-        cdef int128 rate = self.im_ppm[i] if initial else self.mm_ppm[i]
-        cdef int128 deduction = self.im_deduction[i] if initial else self.mm_deduction[i]
-        cdef int128 margin = ceil_div(notional * rate - deduction, PPM)
-        return margin if margin > 0 else 0
+        # The selected instrument's margin on a notional (on the copies of its tiers: this is
+        # in the liquidation price's binary search).
+        if initial:
+            return bracket_margin(self.caps.data(), self.im_ppm.data(),
+                                  self.im_deduction.data(), self.caps.size(), notional)
+        return bracket_margin(self.caps.data(), self.mm_ppm.data(), self.mm_deduction.data(),
+                              self.caps.size(), notional)
 
     cdef int128 maintenance(self, const Position* p, price_t mark, bint has_mark) noexcept nogil:
         # The maintenance margin of p (in the selected instrument) on the ledger's basis: its

@@ -362,23 +362,15 @@ def _contracts(items, root) -> tuple:
 
 
 def _check_units(s: Scenario) -> None:
-    if s.instruments:
-        from .events import Instrument
-        from .margin import MarginTiers
-
+    for c in s.instruments:
+        # each instrument's k at the scenario's quote unit (instrument 0's tick x lot when None)
         try:
-            first = s.instruments[0]
-            unit = s.quote_unit if s.quote_unit is not None else str(
-                Decimal(first.tick_size) * Decimal(first.lot_size))
-            for c in s.instruments:
-                unit_value(Decimal(c.tick_size), Decimal(c.lot_size), unit)
-                Instrument(c.name)
-                if c.tiers is not None:
-                    MarginTiers(c.tiers)
+            unit_value(Decimal(c.tick_size), Decimal(c.lot_size), quote_unit(s))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[[instruments]] {c.name}: tick_size = {c.tick_size!r}, "
                               f"lot_size = {c.lot_size!r}, quote_unit = {s.quote_unit!r} do "
                               f"not fit: {exc}") from None
+    if s.instruments:
         return
     try:
         quote_unit(s)

@@ -22,6 +22,7 @@ from decimal import Decimal
 import numpy as np
 
 from . import _validation as check
+from ._engine_args import instrument_arg
 from .errors import OrderError
 from .events import EventKind, MarkRule, Side
 from .price_index import IndexRule, PriceIndex
@@ -136,18 +137,11 @@ class Market:
         venue, instrument = leg
         if venue not in self.venues:
             raise KeyError(f"{what}: venue {venue!r} is not one of {list(self.venues)}")
-        engine = self.venues[venue]
-        names = [spec.name for spec in engine.instruments]
-        if isinstance(instrument, str):
-            if instrument not in names:
-                raise KeyError(f"{what}: instrument {instrument!r} is not one of venue "
-                               f"{venue!r}'s {names}")
-            return venue, names.index(instrument)
-        index = check.as_int64("instrument", instrument)
-        if not 0 <= index < len(names):
-            raise KeyError(f"{what}: instrument {index} is not one of venue {venue!r}'s "
-                           f"{len(names)}")
-        return venue, index
+        names = [spec.name for spec in self.venues[venue].instruments]
+        try:
+            return venue, instrument_arg(instrument, names)   # the engines' own check
+        except KeyError as exc:
+            raise KeyError(f"{what} of venue {venue!r}: {exc.args[0]}") from None
 
     def _tick(self, leg) -> Decimal:
         venue, i = leg

@@ -23,7 +23,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from .events import EventKind, Side
-from .scenario import quote_unit
+from .metrics import LIQUIDATION_KINDS
+from .scenario import Shock, quote_unit
 
 __all__ = ["plot_result", "plot_comparison", "plot_replay"]
 
@@ -325,7 +326,7 @@ def _plot_instruments(result, path) -> None:
     money_fmt = _compact(ticker)
     price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
     axes = []
-    liquidating = np.isin(records["kind"], [1, 2, 3, 4])   # ForcedKind ORDER..ADL
+    liquidating = np.isin(records["kind"], LIQUIDATION_KINDS)
     for i, c in enumerate(contracts):
         ax = fig.add_subplot(grid[i, 0], sharex=axes[0] if axes else None)
         axes.append(ax)
@@ -344,7 +345,7 @@ def _plot_instruments(result, path) -> None:
                        s=10 + 90 * np.sqrt(sizes / sizes.max()), c=records["generation"][mine],
                        cmap=cmap, norm=norm, alpha=0.8, edgecolors="black", linewidths=0.3,
                        zorder=3, label="forced fill (colour = generation, area ∝ notional)")
-        shocked = c.shock != type(c.shock)()
+        shocked = c.shock != Shock()
         key = f"instrument.{c.name}."
         ax.set_title(f"{c.name}{' (shocked)' if shocked else ''}: "
                      f"{summary[key + 'liquidated_accounts']:,} accounts liquidated here, "

@@ -208,12 +208,13 @@ class _Ledger:
             return False
         return self.short_of(self.equity(a), self.maintenance(a))
 
-    def liquidatable_at(self, a: _Account, i: int, price: int) -> bool:
-        """Whether a would be liquidatable with instrument ``i`` at ``price`` (others fixed)."""
+    def liquidatable_at(self, a: _Account, i: int, price: int, others=None) -> bool:
+        """Whether a would be liquidatable with instrument ``i`` at ``price``, the others
+        fixed (``others``: their (profit, MM) when the caller has them already)."""
         p = a.positions.get(i)
         if a.exempt or p is None or p.position == 0:
             return False
-        profit, margin = self.others(a, i)
+        profit, margin = self.others(a, i) if others is None else others
         return self.short_of(a.collateral + profit + self.unrealised(a, i, price),
                              margin + self.margin_of(i, p, price))
 
@@ -227,23 +228,28 @@ class _Ledger:
         if self.mm_basis == MarginBasis.ENTRY:
             return self.entry_liquidation_price(a, i)
         max_price = self.instruments[i].max_price
+        others = self.others(a, i)   # fixed through the search
+
+        def at(price: int) -> bool:
+            return self.liquidatable_at(a, i, price, others)
+
         if p.position > 0:
-            if not self.liquidatable_at(a, i, 0):
+            if not at(0):
                 return None
             lo, hi = 0, max_price + 1  # liquidatable at lo, not at hi
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                if self.liquidatable_at(a, i, mid):
+                if at(mid):
                     lo = mid
                 else:
                     hi = mid
             return lo
-        if not self.liquidatable_at(a, i, max_price):
+        if not at(max_price):
             return None
         lo, hi = -1, max_price  # not liquidatable at lo, liquidatable at hi
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self.liquidatable_at(a, i, mid):
+            if at(mid):
                 hi = mid
             else:
                 lo = mid

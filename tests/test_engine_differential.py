@@ -321,14 +321,8 @@ def _shock(draw, pair, users, mark_rule):
             pair.call("set_funding_basis", draw(st.sampled_from(
                 [-500_001, -500_000, -30_000, -1, 0, 1, 30_000, 500_000, 500_001])
                 | st.integers(-100_000, 100_000), label="basis"))
-        elif op == "liquidate":
-            if draw(st.integers(0, 3), label="bounded") != 3:
-                pair.call("liquidate")
-            else:
-                pair.call("liquidate", max_rounds=draw(st.integers(0, 3), label="max_rounds"))
-        elif op == "round":
-            pair.call("liquidation_round")
-            pair.sync_records()
+        elif op in ("liquidate", "round"):
+            _liquidation_op(draw, pair, op)
         elif op == "refill":
             if draw(st.integers(0, 3), label="refill_bid") != 3:
                 pair.call("limit", pair.order_id(), BUY, draw(st.integers(60, 99), label="px"),
@@ -679,14 +673,8 @@ def _venue_shock(draw, pair, users, rules):
             pair.call("set_funding_basis", draw(st.sampled_from(
                 [-500_001, -500_000, -30_000, -1, 0, 1, 30_000, 500_000, 500_001])
                 | st.integers(-100_000, 100_000), label="basis"), **on)
-        elif op == "liquidate":
-            if draw(st.integers(0, 3), label="bounded") != 3:
-                pair.call("liquidate")
-            else:
-                pair.call("liquidate", max_rounds=draw(st.integers(0, 3), label="max_rounds"))
-        elif op == "round":
-            pair.call("liquidation_round")
-            pair.sync_records()
+        elif op in ("liquidate", "round"):
+            _liquidation_op(draw, pair, op)
         elif op == "refill":
             if draw(st.integers(0, 3), label="refill_bid") != 3:
                 pair.call("limit", pair.order_id(i), BUY, draw(st.integers(60, 99), label="px"),
@@ -823,6 +811,18 @@ def _venue_coverage_events(snap, n):
         event("bad debt")
     if snap["queue"]:
         event("ended with a non-empty queue (stall)")
+
+
+def _liquidation_op(draw, pair, op):
+    """liquidate (bounded one time in four) or one liquidation_round, the same draws in both
+    machines."""
+    if op == "round":
+        pair.call("liquidation_round")
+        pair.sync_records()
+    elif draw(st.integers(0, 3), label="bounded") != 3:
+        pair.call("liquidate")
+    else:
+        pair.call("liquidate", max_rounds=draw(st.integers(0, 3), label="max_rounds"))
 
 
 def _money_op(draw, pair, op, users):
