@@ -102,7 +102,8 @@ class Account(ctypes.Structure):  # orderbook/accounts.pxd (instrument 0's Posit
     _fields_ = [("owner", ctypes.c_int64), ("collateral", ctypes.c_int64),
                 ("reserve", ctypes.c_int64), ("pos", Position),
                 ("exempt", ctypes.c_uint8), ("isolated", ctypes.c_uint8),
-                ("queued", ctypes.c_uint8), ("multi", ctypes.c_uint8)]
+                ("queued", ctypes.c_uint8), ("multi", ctypes.c_uint8),
+                ("holdings", ctypes.c_int32)]
 
 
 def _chunk(n: int) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import re
 import warnings
+from fractions import Fraction
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .events import (
     INSURANCE_FUND,
     AdlRanking,
     AmendRule,
+    Asset,
     CloseOrder,
     Deficit,
     Instrument,
@@ -39,7 +41,7 @@ from .events import (
     Trigger,
     fair_price,
 )
-from .margin import DEPOSIT_BOUND, MONEY_BOUND, MarginTiers, rate_ppm, unit_value
+from .margin import DEPOSIT_BOUND, MONEY_BOUND, PPM, MarginTiers, rate_ppm, unit_value
 
 #: The constructor's rates, ppm in [0, 10**6].
 RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
@@ -391,6 +393,99 @@ def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, ma
                         max_position=p["max_position"], mark_rule=p["mark_rule"])
              for p in parts]
     return specs, parts
+
+
+#: A collateral asset's value per unit and tick is num / den quote units with num and den at
+#: most this, so balance x mark x num x 10**6 stays inside 128 bits in the compiled ledger.
+ASSET_RATIO_BOUND = 2**40
+
+
+def venue_assets(assets, instrument_names, tick_sizes, max_prices,
+                 quote_unit) -> tuple[tuple, list]:
+    """The venue's collateral assets (``Engine(assets=...)``), checked.
+
+    ``assets`` None or a sequence of ``Asset``; the instruments' names, tick sizes (Decimal) and
+    max prices, and the venue's quote unit (Decimal), describe the venue. Errors name
+    ``assets[i].field``. Returns (resolved ``Asset`` tuple with instruments by name, per asset
+    dict of name, instrument (index), num, den (one unit per tick is num / den quote units),
+    haircut_ppm, discount_ppm, max_total (asset units the deposits may reach: their value at
+    max_price stays within 2**61 quote units)).
+    """
+    if assets is None:
+        return (), []
+    if isinstance(assets, (str, bytes, Asset)) or not hasattr(assets, "__iter__"):
+        raise TypeError(f"assets must be a sequence of Asset, got {type(assets).__name__}")
+    resolved, parts, names, valued = [], [], set(), set()
+    for n, spec in enumerate(assets):
+        field = f"assets[{n}]"
+        if not isinstance(spec, Asset):
+            raise TypeError(f"{field} must be an Asset, got {type(spec).__name__}")
+        if not isinstance(spec.name, str) or not spec.name:
+            raise ValueError(f"{field}.name must be a non-empty str, got {spec.name!r}")
+        if spec.name in names:
+            raise ValueError(f"{field}.name {spec.name!r} is given twice")
+        names.add(spec.name)
+        unit = check.unit_size(f"{field}.unit", spec.unit)
+        try:
+            i = instrument_arg(spec.instrument, instrument_names)
+        except (KeyError, TypeError) as exc:
+            raise type(exc)(f"{field}.instrument: {exc.args[0]}") from None
+        if i in valued:
+            raise ValueError(f"{field}.instrument {instrument_names[i]!r} already values another "
+                             f"asset (each asset names its own instrument)")
+        valued.add(i)
+        haircut = rate_ppm(f"{field}.haircut_ppm", spec.haircut_ppm)
+        discount = rate_ppm(f"{field}.conversion_discount_ppm", spec.conversion_discount_ppm)
+        for name, rate in (("haircut_ppm", haircut), ("conversion_discount_ppm", discount)):
+            if rate == PPM:
+                raise ValueError(f"{field}.{name} must be below {PPM} ppm (a rate in [0, 1)), "
+                                 f"got {rate}")
+        ratio = Fraction(unit * tick_sizes[i]) / Fraction(quote_unit)
+        num, den = ratio.numerator, ratio.denominator
+        if num > ASSET_RATIO_BOUND or den > ASSET_RATIO_BOUND:
+            raise ValueError(f"{field}.unit {unit}: one unit per tick of {instrument_names[i]!r} "
+                             f"is {num}/{den} quote units, past 2**40 in numerator or "
+                             f"denominator (not expressible exactly)")
+        max_total = min(DEPOSIT_BOUND, MONEY_BOUND * den // (max_prices[i] * num))
+        if max_total < 1:
+            raise ValueError(f"{field}.unit {unit}: one unit at max_price {max_prices[i]} of "
+                             f"{instrument_names[i]!r} is worth more than 2**61 quote units")
+        resolved.append(Asset(spec.name, format(unit, "f"), instrument_names[i], haircut,
+                              discount))
+        parts.append({"name": spec.name, "instrument": i, "num": num, "den": den,
+                      "haircut_ppm": haircut, "discount_ppm": discount, "max_total": max_total})
+    return tuple(resolved), parts
+
+
+def asset_arg(value, names) -> int:
+    """An asset given by index or name as its index in ``names`` (KeyError naming ``asset``)."""
+    if isinstance(value, str):
+        try:
+            return list(names).index(value)
+        except ValueError:
+            raise KeyError(f"asset {value!r} is not one of the venue's collateral assets "
+                           f"{list(names)}") from None
+    index = check.as_int64("asset", value)
+    if not 0 <= index < len(names):
+        raise KeyError(f"asset {index} is not one of the venue's {len(names)} collateral "
+                       f"assets")
+    return index
+
+
+def asset_deposit(owner: int, isolated: bool, amount, total: int, part: dict) -> int:
+    """``deposit(..., asset=)``'s amount: asset units >= 1 into a cross account (not the fund),
+    keeping the asset's deposits within ``part["max_total"]``."""
+    amount = check.as_positive("amount", amount)
+    if owner == INSURANCE_FUND:
+        raise ValueError("the insurance fund holds quote currency only (asset deposit refused)")
+    if isolated:
+        raise ValueError(f"owner {owner} is an isolated account; collateral assets back cross "
+                         f"accounts only")
+    if total + amount > part["max_total"]:
+        raise ValueError(f"deposits of asset {part['name']!r} would reach {total + amount} "
+                         f"units, past {part['max_total']} (their value at max_price must stay "
+                         f"within 2**61 quote units)")
+    return amount
 
 
 def instrument_arg(value, names) -> int:

@@ -16,17 +16,20 @@ from .events import (
     FUNDING_BASIS_BOUND,
     INSURANCE_FUND,
     INT64_MAX,
+    Asset,
     ForcedKind,
     Instrument,
     Side,
 )
 from .margin import DEPOSIT_BOUND, unit_value
 
-#: 3: several instruments (issue #13): a list of books, account rows with a positions tuple,
+#: 4: collateral assets (issue #13): account rows end with a holdings tuple ((asset, units),
+#: ...), and ``asset_deposits`` and ``conversions`` per asset; a version 3 state loads with
+#: none. 3: several instruments (issue #13): a list of books, account rows with a positions tuple,
 #: records naming their instrument, a trade log and index/mark/basis per instrument; 2: queue
 #: rows carry FRACTION's cooldown, (owner, generation, cooldown_end). Versions 1 and 2 (one
 #: instrument) load as the one-instrument case of 3, a version 1 state with no cooldown running.
-STATE_VERSION = 3
+STATE_VERSION = 4
 #: Fields of one liquidation record in a saved state: FORCED_DTYPE's integers in this order
 #: (avg_price and slippage are derived from them); a version 1 or 2 state's rows lack the last.
 RECORD_FIELDS = ("round", "generation", "owner", "counterparty", "qty", "filled", "notional",
@@ -57,6 +60,9 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   cooldown_rounds=int(engine.cooldown_rounds),
                   increment=int(engine.increment),
                   close_order=int(engine.close_order))
+    if engine.assets:
+        kwargs["assets"] = [(spec.name, str(spec.unit), spec.instrument, int(spec.haircut_ppm),
+                             int(spec.conversion_discount_ppm)) for spec in engine.assets]
     if several:
         kwargs["instruments"] = [
             (spec.name, str(spec.tick_size), str(spec.lot_size),
@@ -91,6 +97,14 @@ def saved_kwargs(kwargs):
             specs.append(Instrument(name, tick, lot, tiers=tiers, max_price=max_price,
                                     max_position=max_position, mark_rule=mark_rule))
         kwargs["instruments"] = specs
+    if type(kwargs) is dict and type(kwargs.get("assets")) is list:
+        kwargs = dict(kwargs)
+        assets = []
+        for i, row in enumerate(kwargs["assets"]):
+            if type(row) is not tuple or len(row) != 5:
+                raise _fail(f"assets[{i}]", "must be a tuple of 5 values", row)
+            assets.append(Asset(*row))
+        kwargs["assets"] = assets
     return kwargs
 
 
@@ -144,6 +158,14 @@ def _upgrade(state: dict) -> dict:
     return out
 
 
+def _upgrade_3(state: dict) -> dict:
+    """A version 3 state (no collateral assets) in the form of version 4."""
+    out = dict(state)
+    out["accounts"] = [row + ((),) for row in _rows("accounts", state["accounts"], 6)]
+    out["asset_deposits"], out["conversions"] = [], []
+    return out
+
+
 def check_state(engine, state, book_type) -> dict:
     """Validate a saved state against a freshly built ``engine`` with the saved settings.
 
@@ -156,8 +178,8 @@ def check_state(engine, state, book_type) -> dict:
     if type(state) is not dict:
         raise _fail("state", "must be a dict", type(state).__name__)
     version = state.get("version")
-    if version not in (1, 2, STATE_VERSION) or type(version) is not int:
-        raise _fail("version", f"must be 1, 2 or {STATE_VERSION}", version)
+    if version not in (1, 2, 3, STATE_VERSION) or type(version) is not int:
+        raise _fail("version", f"must be 1, 2, 3 or {STATE_VERSION}", version)
     if version < 3:
         expected = {"version", "book", "accounts", "queue", "records", "trades", "fund_history",
                     "fees_collected", "total_deposits", "round", "rounds_run", "next_forced_id",
@@ -173,6 +195,14 @@ def check_state(engine, state, book_type) -> dict:
     expected = {"version", "books", "accounts", "queue", "records", "trades", "fund_history",
                 "fees_collected", "total_deposits", "round", "rounds_run", "next_forced_id",
                 "index_price", "mark", "funding_basis_ppm"}
+    if version < 4:
+        if set(state) != expected:
+            raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
+        if engine.assets:
+            raise _fail("version", f"{version} holds no collateral assets, the engine "
+                        f"{len(engine.assets)}", version)
+        state = _upgrade_3(state)
+    expected |= {"asset_deposits", "conversions"}
     if set(state) != expected:
         raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
     specs = engine.instruments
@@ -184,11 +214,27 @@ def check_state(engine, state, book_type) -> dict:
     ks = [unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), engine.quote_unit)[1]
           for spec in specs]
 
-    # accounts: (owner, collateral, reserve, exempt, isolated, positions)
+    assets = engine.assets
+    for name in ("asset_deposits", "conversions"):
+        if type(state[name]) is not list or len(state[name]) != len(assets):
+            raise _fail(name, f"must be a list of {len(assets)} (one per collateral asset)",
+                        type(state[name]).__name__)
+    asset_parts = engine._asset_parts()
+    units_held = [0] * len(assets)
+    converted = 0
+    for n, part in enumerate(asset_parts):
+        _int(f"asset_deposits[{n}]", state["asset_deposits"][n], 0, part["max_total"])
+        row = state["conversions"][n]
+        if type(row) is not tuple or len(row) != 2:
+            raise _fail(f"conversions[{n}]", "must be a tuple of (units, quote units)", row)
+        units_held[n] += _int(f"conversions[{n}].units", row[0], 0, part["max_total"])
+        converted += _int(f"conversions[{n}].paid", row[1], 0, DEPOSIT_BOUND)
+
+    # accounts: (owner, collateral, reserve, exempt, isolated, positions, holdings)
     owners = {}
     net = [0] * count
     money = 0
-    for i, row in enumerate(_rows("accounts", state["accounts"], 6)):
+    for i, row in enumerate(_rows("accounts", state["accounts"], 7)):
         field = f"accounts[{i}]"
         owner = _int(f"{field}.owner", row[0], INSURANCE_FUND)
         if owner in owners:
@@ -232,6 +278,22 @@ def check_state(engine, state, book_type) -> dict:
             money += cost if position < 0 else -cost
         owners[owner] = held
         money += collateral + reserve
+        holdings = row[6]
+        if type(holdings) is not tuple:
+            raise _fail(f"{field}.holdings", "must be a tuple", type(holdings).__name__)
+        last = -1
+        for j, entry in enumerate(holdings):
+            where = f"{field}.holdings[{j}]"
+            if type(entry) is not tuple or len(entry) != 2:
+                raise _fail(where, "must be a tuple of (asset, units)", entry)
+            asset = _int(f"{where}.asset", entry[0], 0, len(assets) - 1)
+            if asset <= last:
+                raise _fail(f"{where}.asset", "must ascend", asset)
+            last = asset
+            units_held[asset] += _int(f"{where}.units", entry[1], 1,
+                                      asset_parts[asset]["max_total"])
+            if isolated or owner == INSURANCE_FUND:
+                raise _fail(f"{where}", "must be held by a cross account, not the fund", entry)
     if INSURANCE_FUND not in owners:
         raise _fail("accounts", "must hold the insurance fund (owner -1)", sorted(owners))
     for instrument, total in enumerate(net):
@@ -242,9 +304,15 @@ def check_state(engine, state, book_type) -> dict:
     deposits = _int("total_deposits", state["total_deposits"], 0, DEPOSIT_BOUND)
     # Money is conserved: the sum of equities at any marks (each mark cancels, positions
     # summing to 0 per instrument) plus the fees taken out equals what was deposited.
-    if money + fees != deposits:
+    if money + fees != deposits + converted:
         raise _fail("accounts", f"must conserve money: collateral + reserve + unrealised + fees "
-                    f"= {money + fees} != total_deposits", deposits)
+                    f"= {money + fees} != total_deposits + conversions' quote "
+                    f"{deposits + converted}", deposits)
+    for n, total in enumerate(units_held):
+        if total != state["asset_deposits"][n]:
+            raise _fail("accounts", f"must conserve asset {assets[n].name!r}: holdings + units "
+                        f"converted = {total} != asset_deposits[{n}]",
+                        state["asset_deposits"][n])
 
     round_ = _int("round", state["round"], 0)
     queue, seen = [], set()
@@ -284,6 +352,8 @@ def check_state(engine, state, book_type) -> dict:
         for name, value in values.items():
             _int(f"records[{i}].{name}", value)
         instrument = _int(f"records[{i}].instrument", values["instrument"], 0, count - 1)
+        if values["kind"] == ForcedKind.CONVERSION:
+            _int(f"records[{i}].filled", values["filled"], 0, 0)
         _int(f"records[{i}].filled", values["filled"], 0,
              min(values["qty"], INT64_MAX // ks[instrument]))
         _int(f"records[{i}].side", values["side"], -1, 1)

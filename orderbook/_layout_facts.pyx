@@ -72,6 +72,7 @@ def c_layout():
         "ForcedKind.ORDER": t.FK_ORDER, "ForcedKind.BACKSTOP": t.FK_BACKSTOP,
         "ForcedKind.FUND_TAKEOVER": t.FK_FUND_TAKEOVER, "ForcedKind.ADL": t.FK_ADL,
         "ForcedKind.SHORTFALL": t.FK_SHORTFALL,
+        "ForcedKind.CONVERSION": t.FK_CONVERSION,
         "PPM": t.PPM, "INSURANCE_FUND": t.INSURANCE_FUND, "NO_COUNTERPARTY": t.NO_COUNTERPARTY,
     }
     cdef Message m

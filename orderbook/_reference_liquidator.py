@@ -29,7 +29,7 @@ from .events import (
     Side,
     Sizing,
 )
-from .margin import ceil_div
+from .margin import ceil_div, conversion
 
 if TYPE_CHECKING:
     from .reference import OrderBook
@@ -201,7 +201,10 @@ class _Liquidator:
             used += step
         self.i = last   # the shortfall and the fund's record name the last position served
         if not a.held() and a.collateral < 0 and not is_fund:
-            self.cover_shortfall(episode, a, side)
+            if a.holdings:
+                self.convert_collateral(episode, a)
+            if a.collateral < 0:
+                self.cover_shortfall(episode, a, side)
         # The fund can also lose by trading the positions it took over; when that takes it
         # (further) below zero, say so in a SHORTFALL record of its own.
         deeper = max(0, -fund.collateral) - max(0, -fund_before) - self.bad_debt_noted
@@ -592,6 +595,37 @@ class _Liquidator:
         return Fraction(profit * equity, p.cost * notional)
 
     # ---------------------------------------------------------------------- shortfall
+    def convert_collateral(self, episode, a: _Account) -> None:
+        """A flat account's negative collateral met by selling its collateral assets to the
+        venue, asset ascending, each at its instrument's mark less its conversion discount,
+        until the deficit is covered (Binance's auto-exchange in a liquidation; an asset whose
+        instrument has no mark cannot be sold). One CONVERSION record per asset sold."""
+        ledger = self.ledger
+        served = self.i
+        for n in sorted(a.holdings):
+            if a.collateral >= 0:
+                break
+            part = ledger.assets[n]
+            i = part["instrument"]
+            mark = ledger.instruments[i].mark
+            if not mark:
+                continue
+            units, paid = conversion(-a.collateral, a.holdings[n], mark, part["num"],
+                                     part["den"], part["discount_ppm"])
+            a.holdings[n] -= units
+            if not a.holdings[n]:
+                del a.holdings[n]
+            a.collateral += paid
+            ledger.converted[n][0] += units
+            ledger.converted[n][1] += paid
+            self.i = i
+            self.progress += units + 1
+            self.records.append(self.record_row(
+                self.round_number, episode.generation, a.owner, NO_COUNTERPARTY, units, 0, paid,
+                mark, mark, 0, 0, 0, 0, int(Side.SELL), int(ForcedKind.CONVERSION), i))
+        self.i = served
+        ledger.reindex(a)
+
     def cover_shortfall(self, episode, a: _Account, side: int) -> None:
         """A flat account with negative collateral: the fund, then the deficit rule, cover it."""
         fund = self.ledger.accounts[INSURANCE_FUND]

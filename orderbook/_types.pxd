@@ -155,6 +155,7 @@ cdef enum:   # ForcedKind
     FK_FUND_TAKEOVER = 3
     FK_ADL = 4
     FK_SHORTFALL = 5
+    FK_CONVERSION = 6
 
 # ----------------------------------------------------------------------------------- records
 

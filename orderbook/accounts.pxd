@@ -51,6 +51,26 @@ cdef enum:
     MULTI_ASIDE = 3        # one of its instruments has no mark: in that one's aside (IN_ASIDE)
 
 
+# An account's balance of one collateral asset (docs/market_wide.md section 1), in the Ledger's
+# holding pool, linked from the Account in ascending asset, kept (at 0 units) once made.
+cdef struct Holding:
+    money_t units        # asset units, >= 0
+    price_t key          # where its allowance ends in allow_assets[asset] (ticks)
+    int32_t asset
+    int32_t next         # pool index of the account's next holding; -1 ends the list
+    int8_t indexed       # IN_NONE, IN_ALLOW_LONGS (in allow_assets) or IN_ASIDE
+
+
+# A collateral asset as the Ledger keeps it: one unit is worth num / den quote units per tick of
+# its instrument's mark, less haircut_ppm in equity and discount_ppm when the venue buys it.
+cdef struct AssetRec:
+    int32_t instrument
+    int64_t num
+    int64_t den
+    int64_t haircut_ppm
+    int64_t discount_ppm
+
+
 cdef struct Account:
     owner_t owner
     money_t collateral   # backs the positions: all of a cross account, an isolated one's margin
@@ -60,6 +80,9 @@ cdef struct Account:
     uint8_t isolated
     uint8_t queued       # in the Engine's liquidation queue
     uint8_t multi        # a MULTI_* value
+    # pool index of its first collateral asset holding, -1: none (in the padding after the
+    # four flags: the struct stays 88 bytes)
+    int32_t holdings
 
 
 # One instrument's settings as the Ledger keeps them.
@@ -88,6 +111,15 @@ cdef class Ledger:
     cdef vector[cset[owner_t]] aside
     cdef cset[owner_t] crossing
     cdef vector[InstrumentRec] instruments
+    # Collateral assets: their settings, every account's holdings, and per asset the allowance
+    # index of holders (where the asset's allowance ends, owner); what the venue bought from
+    # liquidated accounts (units, quote units paid).
+    cdef vector[AssetRec] assets
+    cdef vector[int32_t] asset_of  # per instrument: the asset its mark values, or -1
+    cdef deque[Holding] holding_pool
+    cdef vector[cset[IndexKey]] allow_assets
+    cdef vector[money_t] converted_units
+    cdef vector[money_t] converted_paid
     cdef vector[price_t] marks    # the Engine's marks, per instrument
     cdef vector[uint8_t] has_mark
     # The instrument being worked on (select): the fields below are its own.
@@ -116,6 +148,17 @@ cdef class Ledger:
     cdef int add_instrument(self, int64_t k, price_t max_price, qty_t max_position,
                             tiers) except -1
     cdef void select(self, int32_t instrument) noexcept nogil
+    cdef int add_asset(self, int32_t instrument, int64_t num, int64_t den, int64_t haircut_ppm,
+                       int64_t discount_ppm) except -1
+    cdef Holding* holding(self, int32_t slot, int32_t asset) noexcept nogil
+    cdef Holding* next_holding(self, const Holding* h) noexcept nogil
+    cdef Holding* first_holding(self, const Account* a) noexcept nogil
+    cdef int128 holding_value(self, const Holding* h) noexcept nogil
+    cdef int128 holding_value_at(self, const Holding* h, price_t price) noexcept nogil
+    cdef Holding* own_holding(self, const Account* a, int32_t instrument) noexcept nogil
+    cdef bint own_outweighs(self, const Account* a, const Position* p) noexcept nogil
+    cdef int128 holdings_value(self, const Account* a) noexcept nogil
+    cdef bint holds_assets(self, const Account* a) noexcept nogil
     cdef int32_t open_account(self, owner_t owner, money_t collateral, bint exempt, bint isolated,
                               money_t reserve) except -1
     cdef int32_t slot(self, owner_t owner) noexcept nogil
@@ -146,8 +189,11 @@ cdef class Ledger:
     cdef void unindex(self, Position* p, owner_t owner) noexcept nogil
     cdef void reindex(self, int32_t slot) noexcept nogil
     cdef int128 loss_rate(self, const Position* p) noexcept nogil
+    cdef int128 holding_loss_rate(self, const Holding* h) noexcept nogil
+    cdef void unindex_holding(self, Holding* h, owner_t owner) noexcept nogil
     cdef void allow(self, Account* a) noexcept nogil
     cdef int128 allowance_weight(self, const Position* p) noexcept nogil
+    cdef int128 mark_weight(self, int32_t instrument) noexcept nogil
     cdef void cross_multi(self, vector[owner_t]* crossed) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
     cdef void apply_fill(self, Account* a, Position* p, qty_t delta,

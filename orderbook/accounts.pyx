@@ -18,8 +18,8 @@ import numpy as np
 from orderbook cimport _types as t
 from orderbook.accounts cimport (
     IN_ALLOW_LONGS, IN_ALLOW_SHORTS, IN_ASIDE, IN_LONGS, IN_NONE, IN_SHORTS, MULTI_ALLOWED,
-    MULTI_ASIDE, MULTI_CROSSED, MULTI_NONE, Account, IndexKey, InstrumentRec, Position, int128,
-    money_t,
+    MULTI_ASIDE, MULTI_CROSSED, MULTI_NONE, Account, AssetRec, Holding, IndexKey, InstrumentRec,
+    Position, int128, money_t,
 )
 from orderbook._types cimport BUY, PPM, EventRec, oid_t, owner_t, price_t, qty_t
 
@@ -119,6 +119,7 @@ cdef class Ledger:
         for deduction in tiers.initial_deduction:
             self.all_im_deduction.push_back(from_python(deduction))
         self.instruments.push_back(rec)
+        self.asset_of.push_back(-1)
         self.longs.push_back(empty)
         self.shorts.push_back(empty)
         self.allow_longs.push_back(empty)
@@ -153,6 +154,23 @@ cdef class Ledger:
         self.im_deduction.assign(self.all_im_deduction.begin() + r.first_tier,
                                  self.all_im_deduction.begin() + r.first_tier + r.tiers)
 
+    cdef int add_asset(self, int32_t instrument, int64_t num, int64_t den, int64_t haircut_ppm,
+                       int64_t discount_ppm) except -1:
+        """Collateral asset ``len(assets)``, valued at ``instrument``'s mark. O(1)."""
+        cdef AssetRec rec
+        cdef cset[IndexKey] empty
+        rec.instrument = instrument
+        rec.num = num
+        rec.den = den
+        rec.haircut_ppm = haircut_ppm
+        rec.discount_ppm = discount_ppm
+        self.asset_of[instrument] = <int32_t>self.assets.size()
+        self.assets.push_back(rec)
+        self.allow_assets.push_back(empty)
+        self.converted_units.push_back(0)
+        self.converted_paid.push_back(0)
+        return 0
+
     cdef int32_t open_account(self, owner_t owner, money_t collateral, bint exempt, bint isolated,
                               money_t reserve) except -1:
         """A new account, flat, in the next slot; returns the slot. Amortised O(1)."""
@@ -163,6 +181,7 @@ cdef class Ledger:
         a.isolated = isolated
         a.queued = False
         a.multi = MULTI_NONE
+        a.holdings = -1
         a.pos.position = 0
         a.pos.cost = 0
         a.pos.open_buy = 0
@@ -224,6 +243,105 @@ cdef class Ledger:
             return NULL
         return &self.pool[p.next]
 
+    cdef Holding* holding(self, int32_t slot, int32_t asset) noexcept nogil:
+        # The account's holding of ``asset``, made (at 0 units) if it has none yet, in ascending
+        # asset. O(holdings of the account).
+        cdef Account* a = &self.accounts[slot]
+        cdef Holding fresh
+        cdef int32_t index, before = -1, at = a.holdings
+        while at >= 0 and self.holding_pool[at].asset < asset:
+            before = at
+            at = self.holding_pool[at].next
+        if at >= 0 and self.holding_pool[at].asset == asset:
+            return &self.holding_pool[at]
+        fresh.units = 0
+        fresh.key = 0
+        fresh.asset = asset
+        fresh.next = at
+        fresh.indexed = IN_NONE
+        index = <int32_t>self.holding_pool.size()
+        self.holding_pool.push_back(fresh)
+        if before < 0:
+            a.holdings = index
+        else:
+            self.holding_pool[before].next = index
+        return &self.holding_pool[index]
+
+    cdef Holding* first_holding(self, const Account* a) noexcept nogil:
+        # The account's first holding, or NULL.
+        if a.holdings < 0:
+            return NULL
+        return &self.holding_pool[a.holdings]
+
+    cdef Holding* next_holding(self, const Holding* h) noexcept nogil:
+        # The holding after h in the account's ascending list, or NULL.
+        if h.next < 0:
+            return NULL
+        return &self.holding_pool[h.next]
+
+    cdef int128 holding_value_at(self, const Holding* h, price_t price) noexcept nogil:
+        # Quote units h counts for were its instrument's mark at ``price`` (0 .. max_price),
+        # after haircut, rounded down. Within int128: units x max_price x num <= 2**61 den
+        # (the deposit bound) with den <= 2**40, times 10**6.
+        cdef const AssetRec* r = &self.assets[h.asset]
+        return (<int128>h.units * price * r.num * (PPM - r.haircut_ppm)
+                // (<int128>r.den * PPM))
+
+    cdef int128 holding_value(self, const Holding* h) noexcept nogil:
+        # At its instrument's mark; 0 without one.
+        cdef int32_t instrument = self.assets[h.asset].instrument
+        if h.units == 0 or not self.has_mark[instrument]:
+            return 0
+        return self.holding_value_at(h, self.marks[instrument])
+
+    cdef int128 holdings_value(self, const Account* a) noexcept nogil:
+        cdef const Holding* h = self.first_holding(a)
+        cdef int128 total = 0
+        while h != NULL:
+            total += self.holding_value(h)
+            h = self.next_holding(h)
+        return total
+
+    cdef Holding* own_holding(self, const Account* a, int32_t instrument) noexcept nogil:
+        # a's holding (with units) of the asset valued at ``instrument``'s mark, or NULL (each
+        # asset names its own instrument: at most one).
+        cdef Holding* h
+        cdef int32_t asset
+        if a.holdings < 0 or instrument < 0:
+            return NULL
+        asset = self.asset_of[instrument]
+        if asset < 0:
+            return NULL
+        h = self.first_holding(a)
+        while h != NULL and h.asset < asset:
+            h = self.next_holding(h)
+        if h != NULL and h.asset == asset and h.units:
+            return h
+        return NULL
+
+    cdef bint own_outweighs(self, const Account* a, const Position* p) noexcept nogil:
+        # A short whose own asset (valued at its instrument) loses more per tick of a fall
+        # than the short gains: units num (10**6 - haircut) / den > |q| k. Its equity rises
+        # with the price and E - MM need not be monotone: no single liquidation price.
+        cdef const Holding* h
+        cdef const AssetRec* r
+        if p.position >= 0:
+            return False
+        h = self.own_holding(a, p.instrument)
+        if h == NULL:
+            return False
+        r = &self.assets[h.asset]
+        return (<int128>h.units * r.num * (PPM - r.haircut_ppm)
+                > <int128>(-p.position) * self.instruments[p.instrument].k * r.den * PPM)
+
+    cdef bint holds_assets(self, const Account* a) noexcept nogil:
+        cdef const Holding* h = self.first_holding(a)
+        while h != NULL:
+            if h.units:
+                return True
+            h = self.next_holding(h)
+        return False
+
     cdef int held(self, const Account* a) noexcept nogil:
         # How many nonzero positions the account holds.
         cdef const Position* p = &a.pos
@@ -247,9 +365,16 @@ cdef class Ledger:
 
     cdef int128 equity(self, const Account* a, const Position* p, price_t mark,
                        bint has_mark) noexcept nogil:
-        # The collateral and p's unrealised profit (p in the selected instrument): the account's
-        # equity when p is its only position.
-        return a.collateral + self.unrealised(p, mark, has_mark)
+        # The collateral, p's unrealised profit (p in the selected instrument) and the value of
+        # the asset p's mark values, at ``mark``: the account's equity when p is its only
+        # position and that its only asset (``others`` adds the rest).
+        cdef const Holding* h
+        cdef int128 e = a.collateral + self.unrealised(p, mark, has_mark)
+        if a.holdings >= 0 and has_mark:
+            h = self.own_holding(a, p.instrument)
+            if h != NULL:
+                e += self.holding_value_at(h, mark)
+        return e
 
     cdef int128 requirement(self, int128 notional, bint initial) noexcept nogil:
         # The selected instrument's margin on a notional (on the copies of its tiers: this is
@@ -272,13 +397,20 @@ cdef class Ledger:
                      int128* im) noexcept nogil:
         # "Others held fixed": the sums over a's nonzero positions in instruments other than
         # ``instrument`` (-1: all of them) of U_j, MM_j and IM_j at the current marks (im may be
-        # NULL). O(positions of the account).
+        # NULL); u also holds the value of a's collateral assets at the current marks but the
+        # one valued at ``instrument``'s (``equity`` moves that one with p). O(positions +
+        # holdings).
         cdef const Position* p = &a.pos
         cdef const InstrumentRec* r
         cdef price_t m
         cdef qty_t size
         cdef int128 notional
+        cdef const Holding* h = self.first_holding(a)
         u[0] = 0
+        while h != NULL:
+            if self.assets[h.asset].instrument != instrument:
+                u[0] += self.holding_value(h)
+            h = self.next_holding(h)
         mm[0] = 0
         if im != NULL:
             im[0] = 0
@@ -309,12 +441,18 @@ cdef class Ledger:
         return mm
 
     cdef bint liquidatable(self, const Account* a) noexcept nogil:
-        # Not exempt, holds a position, every instrument it holds has a mark, and E short of MM.
+        # Not exempt, holds a position, every instrument it holds or that values an asset it
+        # holds has a mark, and E short of MM.
         cdef const Position* p = &a.pos
+        cdef const Holding* h = self.first_holding(a)
         cdef bint holds = False
         cdef int128 u, mm
         if a.exempt:
             return False
+        while h != NULL:
+            if h.units and not self.has_mark[self.assets[h.asset].instrument]:
+                return False
+            h = self.next_holding(h)
         while p != NULL:
             if p.position != 0:
                 if not self.has_mark[p.instrument]:
@@ -345,10 +483,12 @@ cdef class Ledger:
                                 price_t* out) noexcept nogil:
         # Liquidatable-ness is monotone in the price, so a binary search finds the boundary;
         # on the entry basis MM does not move with the price and the boundary is solved for.
+        # With an asset valued at p's mark (moving with it in ``equity``) the search is used on
+        # both bases: E - MM stays monotone, but for a short its asset outweighs (no price).
         cdef price_t lo, hi, mid
-        if a.exempt or p.position == 0:
+        if a.exempt or p.position == 0 or self.own_outweighs(a, p):
             return False
-        if self.mm_basis == t.BASIS_ENTRY:
+        if self.mm_basis == t.BASIS_ENTRY and self.own_holding(a, p.instrument) == NULL:
             return self.entry_liquidation_price(a, p, ou, om, out)
         if p.position > 0:
             if not self.liquidatable_at(a, p, 0, ou, om):
@@ -403,10 +543,42 @@ cdef class Ledger:
 
     cdef bint bankruptcy_price(self, const Account* a, const Position* p, int128 ou,
                                price_t* out) noexcept nogil:
-        # Where p's loss takes the collateral plus ou (the others' profit) to zero.
+        # Where p's loss takes the collateral plus ou (the others' profit) to zero; with an
+        # asset valued at p's mark, searched in [0, max_price] (the reference's solvent_edge).
         cdef int128 price
+        cdef price_t lo, hi, mid
         if p.position == 0:
             return False
+        if self.own_holding(a, p.instrument) != NULL:
+            if p.position > 0:
+                if self.equity(a, p, 0, True) + ou >= 0:
+                    out[0] = 0
+                elif self.equity(a, p, self.max_price, True) + ou < 0:
+                    out[0] = self.max_price
+                else:
+                    lo, hi = 0, self.max_price   # insolvent at lo, solvent at hi
+                    while hi - lo > 1:
+                        mid = lo + (hi - lo) // 2
+                        if self.equity(a, p, mid, True) + ou >= 0:
+                            hi = mid
+                        else:
+                            lo = mid
+                    out[0] = hi
+                return True
+            if self.equity(a, p, self.max_price, True) + ou >= 0:
+                out[0] = self.max_price
+            elif self.equity(a, p, 0, True) + ou < 0:
+                out[0] = 0
+            else:
+                lo, hi = 0, self.max_price   # solvent at lo, insolvent at hi
+                while hi - lo > 1:
+                    mid = lo + (hi - lo) // 2
+                    if self.equity(a, p, mid, True) + ou >= 0:
+                        lo = mid
+                    else:
+                        hi = mid
+                out[0] = lo
+            return True
         if p.position > 0:
             price = ceil_div(<int128>p.cost - a.collateral - ou, <int128>p.position * self.k)
         else:
@@ -429,13 +601,23 @@ cdef class Ledger:
             self.aside[p.instrument].erase(owner)
         p.indexed = IN_NONE
 
+    cdef void unindex_holding(self, Holding* h, owner_t owner) noexcept nogil:
+        if h.indexed == IN_ALLOW_LONGS:
+            self.allow_assets[h.asset].erase(IndexKey(h.key, owner))
+        elif h.indexed == IN_ASIDE:
+            self.aside[self.assets[h.asset].instrument].erase(owner)
+        h.indexed = IN_NONE
+
     cdef void reindex(self, int32_t slot) noexcept nogil:
         # The trigger index after a change of the account's money or positions: one position
-        # (in instrument i), not exempt: in i's longs or shorts by its liquidation price there;
-        # two or more: evaluated and given allowances (allow); none: nowhere.
+        # (in instrument i), no collateral asset, not exempt: in i's longs or shorts by its
+        # liquidation price there; two or more, or one and an asset (whose value moves with
+        # another mark): evaluated and given allowances (allow); none: nowhere.
         # O(positions (tiers + log n)), plus the liquidation price's search.
         cdef Account* a = &self.accounts[slot]
         cdef Position* p = &a.pos
+        cdef Holding* h = self.first_holding(a)
+        cdef bint has_assets = False
         cdef Position* only = NULL
         cdef int n = 0
         cdef int32_t selected = self.cur
@@ -449,7 +631,11 @@ cdef class Ledger:
                 n += 1
                 only = p
             p = self.next_pos(a, p)
-        if n >= 2 and not a.exempt:
+        while h != NULL:
+            self.unindex_holding(h, a.owner)
+            has_assets |= h.units != 0
+            h = self.next_holding(h)
+        if (n >= 2 or (n == 1 and has_assets)) and not a.exempt:
             self.allow(a)
             return
         if only == NULL:
@@ -501,13 +687,24 @@ cdef class Ledger:
             return step
         return step + ceil_div(step * self.all_mm_ppm[r.first_tier + r.tiers - 1], PPM)
 
+    cdef int128 holding_loss_rate(self, const Holding* h) noexcept nogil:
+        # L for a collateral asset: its value floor(c m), c = units num (10**6 - haircut) /
+        # (den 10**6), falls by floor(c m) - floor(c (m - d)) <= ceil(c d) <= d ceil(c) when its
+        # mark falls by d, and does not fall when it rises: L = ceil(c). O(1).
+        cdef const AssetRec* r = &self.assets[h.asset]
+        return ceil_div(<int128>h.units * r.num * (PPM - r.haircut_ppm), <int128>r.den * PPM)
+
     cdef void allow(self, Account* a) noexcept nogil:
-        # The exact evaluation of an account holding two or more positions, not exempt, out of
-        # every structure: aside in the first instrument it holds that has no mark; liquidatable:
-        # in crossing; otherwise its allowances in the allow indexes. O(positions (tiers + log n)).
+        # The exact evaluation of an account holding two or more positions, or one and a
+        # collateral asset, not exempt, out of every structure: aside in the first instrument it
+        # holds (or that values an asset it holds) that has no mark; liquidatable: in crossing;
+        # otherwise its allowances in the allow indexes, an asset's in allow_assets like a long
+        # (its value falls with its mark). O((positions + holdings) (tiers + log n)).
         cdef Position* p = &a.pos
+        cdef Holding* h
         cdef int128 u, mm, budget, allowance, total = 0
         cdef price_t mark
+        cdef int32_t instrument
         while p != NULL:
             if p.position != 0 and not self.has_mark[p.instrument]:
                 self.aside[p.instrument].insert(a.owner)
@@ -515,6 +712,15 @@ cdef class Ledger:
                 a.multi = MULTI_ASIDE
                 return
             p = self.next_pos(a, p)
+        h = self.first_holding(a)
+        while h != NULL:
+            instrument = self.assets[h.asset].instrument
+            if h.units and not self.has_mark[instrument]:
+                self.aside[instrument].insert(a.owner)
+                h.indexed = IN_ASIDE
+                a.multi = MULTI_ASIDE
+                return
+            h = self.next_holding(h)
         self.others(a, -1, &u, &mm, NULL)
         budget = a.collateral + u - mm
         if self.trigger == t.TRIGGER_AT_OR_BELOW:
@@ -530,6 +736,12 @@ cdef class Ledger:
             if p.position != 0:
                 total += self.loss_rate(p) * self.allowance_weight(p)
             p = self.next_pos(a, p)
+        h = self.first_holding(a)
+        while h != NULL:
+            if h.units:
+                total += self.holding_loss_rate(h) * self.mark_weight(
+                    self.assets[h.asset].instrument)
+            h = self.next_holding(h)
         p = &a.pos
         while p != NULL:
             if p.position != 0:
@@ -546,12 +758,26 @@ cdef class Ledger:
                     self.allow_shorts[p.instrument].insert(IndexKey(p.liq_price, a.owner))
                     p.indexed = IN_ALLOW_SHORTS
             p = self.next_pos(a, p)
+        h = self.first_holding(a)
+        while h != NULL:
+            if h.units:
+                instrument = self.assets[h.asset].instrument
+                allowance = budget * self.mark_weight(instrument) // total
+                if allowance > ALLOWANCE_CAP:
+                    allowance = ALLOWANCE_CAP
+                h.key = self.marks[instrument] - <price_t>allowance
+                self.allow_assets[h.asset].insert(IndexKey(h.key, a.owner))
+                h.indexed = IN_ALLOW_LONGS
+            h = self.next_holding(h)
         a.multi = MULTI_ALLOWED
 
     cdef int128 allowance_weight(self, const Position* p) noexcept nogil:
         # w_i: the mark of p's instrument clamped to [1, max_price] (ticks).
-        cdef price_t mark = self.marks[p.instrument]
-        cdef price_t top = self.instruments[p.instrument].max_price
+        return self.mark_weight(p.instrument)
+
+    cdef int128 mark_weight(self, int32_t instrument) noexcept nogil:
+        cdef price_t mark = self.marks[instrument]
+        cdef price_t top = self.instruments[instrument].max_price
         if mark > top:
             mark = top
         return mark if mark > 1 else 1
@@ -585,10 +811,22 @@ cdef class Ledger:
             while it != index.end() and deref(it).first < mark:
                 popped.push_back(self.slot(deref(it).second))
                 inc(it)
+            # (the assets valued at this mark: allow_assets, by asset, below)
             waiting = self.aside[n].begin()
             while waiting != self.aside[n].end():
                 popped.push_back(self.slot(deref(waiting)))
                 inc(waiting)
+        for n in range(self.assets.size()):
+            if not self.has_mark[self.assets[n].instrument]:
+                continue
+            mark = self.marks[self.assets[n].instrument]
+            index = &self.allow_assets[n]
+            it = index.end()
+            while it != index.begin():
+                dec(it)
+                if deref(it).first <= mark:
+                    break
+                popped.push_back(self.slot(deref(it).second))
         # An account popped on two instruments is evaluated once.
         sort(popped.begin(), popped.end())
         for i in range(popped.size()):
@@ -751,14 +989,22 @@ cdef class Ledger:
         other.trigger = self.trigger
         other.mm_basis = self.mm_basis
         other.trade_logs = self.trade_logs
+        other.assets = self.assets
+        other.asset_of = self.asset_of
+        other.holding_pool = self.holding_pool
+        other.allow_assets = self.allow_assets
+        other.converted_units = self.converted_units
+        other.converted_paid = self.converted_paid
         return other
 
     cdef list account_rows(self):
-        """The saved state's accounts: (owner, collateral, reserve, exempt, isolated, positions)
-        in slot order, positions a tuple of (instrument, position, cost), nonzero, ascending."""
+        """The saved state's accounts: (owner, collateral, reserve, exempt, isolated, positions,
+        holdings) in slot order, positions a tuple of (instrument, position, cost), nonzero,
+        ascending; holdings of (asset, units), nonzero, ascending."""
         cdef size_t i
         cdef const Account* a
         cdef const Position* p
+        cdef const Holding* h
         rows = []
         for i in range(self.accounts.size()):
             a = &self.accounts[i]
@@ -768,8 +1014,14 @@ cdef class Ledger:
                 if p.position != 0:
                     positions.append((p.instrument, p.position, p.cost))
                 p = self.next_pos(a, p)
+            holdings = []
+            h = self.first_holding(a)
+            while h != NULL:
+                if h.units:
+                    holdings.append((h.asset, h.units))
+                h = self.next_holding(h)
             rows.append((a.owner, a.collateral, a.reserve, bool(a.exempt), bool(a.isolated),
-                         tuple(positions)))
+                         tuple(positions), tuple(holdings)))
         return rows
 
     cdef int load_accounts(self, list rows, dict open_qty) except -1:
@@ -778,12 +1030,14 @@ cdef class Ledger:
         # (instrument, owner, side) -> lots).
         cdef int32_t slot, instrument
         cdef Position* p
-        for owner, collateral, reserve, exempt, isolated, positions in rows:
+        for owner, collateral, reserve, exempt, isolated, positions, holdings in rows:
             slot = self.open_account(owner, collateral, exempt, isolated, reserve)
             for instrument, position, cost in positions:
                 p = self.pos(slot, instrument)
                 p.position = position
                 p.cost = cost
+            for asset, units in holdings:
+                self.holding(slot, asset).units = units
         for (instrument, owner, side), lots in open_qty.items():
             p = self.pos(self.slot(owner), instrument)
             if side == BUY:

@@ -16,7 +16,7 @@ from libcpp.vector cimport vector
 
 from orderbook cimport _types as t
 from orderbook._types cimport BUY, oid_t, owner_t, price_t, qty_t
-from orderbook.accounts cimport Account, Ledger, Position, int128, money_t, to_python
+from orderbook.accounts cimport Account, Holding, Ledger, Position, int128, money_t, to_python
 from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport Liquidator
@@ -24,17 +24,18 @@ from orderbook.liquidator cimport Liquidator
 from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
-    book_rules, deposit_amount, equity_marks, exposure, fair_mark_fits, funding_basis_arg,
-    instrument_arg, insufficient_margin, limit_price, venue_instruments,
+    asset_arg, asset_deposit, book_rules, deposit_amount, equity_marks, exposure, fair_mark_fits,
+    funding_basis_arg, instrument_arg, insufficient_margin, limit_price, venue_assets,
+    venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     user_order_id,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    STOP_KINDS, AccountInfo, AdlRanking, AmendRule, CloseOrder, Deficit, Kind, LimitRule,
-    MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Sizing, Trigger,
+    STOP_KINDS, AccountInfo, AdlRanking, AmendRule, CloseOrder, Deficit, HoldingInfo, Kind,
+    LimitRule, MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Sizing, Trigger,
 )
-from .margin import DEFAULT_TIERS, MarginTiers
+from .margin import DEFAULT_TIERS, MarginTiers, asset_value
 
 __all__ = ["Engine"]
 
@@ -168,6 +169,11 @@ cdef class Engine:
         (``LARGEST_MM``), the largest loss at the mark first (``LARGEST_LOSS``), or every one
         by the same fraction (``PRO_RATA``, under ``FULL`` or ``FRACTION`` only). See
         "Several instruments in one venue".
+    assets : sequence of Asset or None, default None
+        Collateral assets besides the quote currency, each valued at an instrument's mark less
+        a haircut (``deposit(owner, units, asset=...)``); a liquidated account left flat with a
+        negative quote balance sells them to the venue at the mark less a discount
+        (docs/liquidation.md, "Collateral assets").
 
     Examples
     --------
@@ -207,6 +213,9 @@ cdef class Engine:
     cdef readonly object book     # instrument 0's BookView
     cdef readonly tuple books     # a BookView per instrument
     cdef readonly tuple instruments
+    cdef readonly tuple assets    # Asset per collateral asset
+    cdef list _assets             # venue_assets' dicts
+    cdef list _asset_deposits     # units deposited per asset
     cdef tuple _names
     cdef readonly object quote_unit
     cdef readonly object tiers
@@ -243,7 +252,7 @@ cdef class Engine:
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL):
+                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -272,6 +281,10 @@ cdef class Engine:
                          takeover_below_ppm=takeover_below_ppm,
                          cooldown_rounds=cooldown_rounds, increment=increment,
                          close_order=close_order)
+        self.assets, self._assets = venue_assets(
+            assets, [part["name"] for part in parts], [part["book"].tick_size for part in parts],
+            [part["max_price"] for part in parts], given["quote_unit"])
+        self._asset_deposits = [0] * len(self._assets)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
         self.taker_fee_ppm = given["taker_fee_ppm"]
@@ -321,6 +334,9 @@ cdef class Engine:
         for part in parts[1:]:
             ledger.add_instrument(part["k"], part["max_price"], part["max_position"],
                                   part["tiers"])
+        for part in self._assets:
+            ledger.add_asset(part["instrument"], part["num"], part["den"], part["haircut_ppm"],
+                             part["discount_ppm"])
         return ledger
 
     cdef int _assemble(self) except -1:
@@ -466,11 +482,21 @@ cdef class Engine:
         finally:
             self._leave()
 
-    def deposit(self, owner, amount):
-        """Add ``amount`` quote units (>= 1) to the collateral (an isolated account's: reserve)."""
+    def deposit(self, owner, amount, *, asset=None):
+        """Add ``amount`` quote units (>= 1) to the collateral (an isolated account's: reserve);
+        with ``asset`` (a name or index of ``assets``), ``amount`` units of that asset."""
+        cdef int32_t n
         self._enter()
         try:
             slot = self._slot(owner)
+            if asset is not None:
+                n = asset_arg(asset, [spec.name for spec in self.assets])
+                value = asset_deposit(self.acct(slot).owner, self.acct(slot).isolated, amount,
+                                      self._asset_deposits[n], self._assets[n])
+                self.ledger.holding(slot, n).units += <money_t>value
+                self._asset_deposits[n] += value
+                self.ledger.reindex(slot)
+                return
             value = deposit_amount(amount, self.total_deposits)
             if self.acct(slot).isolated:
                 self.acct(slot).reserve += <money_t>value
@@ -525,6 +551,7 @@ cdef class Engine:
         self.mark()
         cdef const Account* a = &self.ledger.accounts[slot]
         cdef const Position* p = &a.pos
+        cdef const Holding* h
         cdef int128 equity_c, mm_c, im_c, notional, ou, om, u_i, mm_i, im_i
         cdef price_t m, liq = 0, bankrupt = 0
         cdef bint has_liq, has_bankrupt
@@ -567,9 +594,16 @@ cdef class Engine:
             ratio = mm / equity
         else:
             ratio = float("inf") if mm > 0 else 0.0
+        holdings = []
+        h = self.ledger.first_holding(a)
+        while h != NULL:
+            if h.units:
+                holdings.append(HoldingInfo(h.asset, h.units,
+                                            to_python(self.ledger.holding_value(h))))
+            h = self.ledger.next_holding(h)
         return AccountInfo(fields[0], fields[1], first[0], first[1], equity, mm,
                            to_python(im_c), ratio, first[2], first[3], fields[2], fields[3],
-                           fields[4], tuple(positions))
+                           fields[4], tuple(positions), tuple(holdings))
 
     @property
     def insurance_fund(self):
@@ -580,6 +614,23 @@ cdef class Engine:
     def fees_collected(self):
         """Trading fees taken out of the accounts so far, quote units."""
         return self.ledger.fees_collected
+
+    @property
+    def asset_deposits(self):
+        """Units of each collateral asset deposited so far (one int per ``assets`` entry)."""
+        return tuple(self._asset_deposits)
+
+    @property
+    def conversions(self):
+        """Per collateral asset, (units the venue bought from liquidated accounts, quote units
+        it paid for them) so far (ForcedKind.CONVERSION records)."""
+        cdef size_t n
+        return tuple((self.ledger.converted_units[n], self.ledger.converted_paid[n])
+                     for n in range(self.ledger.assets.size()))
+
+    def _asset_parts(self):
+        # The checked collateral assets (_engine_args.venue_assets dicts), for check_state.
+        return self._assets
 
     def trades(self, instrument=0):
         """Every trade the engine has settled in ``instrument``'s book, forced ones included
@@ -645,6 +696,7 @@ cdef class Engine:
         cdef size_t i
         cdef const Account* a
         cdef const Position* p
+        cdef const Holding* h
         net.resize(len(marks))
         for m in marks:
             counted.push_back(m is not None)
@@ -661,6 +713,14 @@ cdef class Engine:
         for i in range(net.size()):
             if counted[i]:
                 total += to_python(net[i]) * marks[i] * self.ledger.instruments[i].k
+        # Collateral assets, in Python integers (a mark here may pass max_price).
+        for i in range(self.ledger.accounts.size()):
+            h = self.ledger.first_holding(&self.ledger.accounts[i])
+            while h != NULL:
+                part = self._assets[h.asset]
+                total += asset_value(h.units, marks[part["instrument"]], part["num"],
+                                     part["den"], part["haircut_ppm"])
+                h = self.ledger.next_holding(h)
         return total
 
     # ------------------------------------------------------------------ orders
@@ -728,7 +788,7 @@ cdef class Engine:
         m = self.ledger.marks[i] if self.ledger.has_mark[i] else p
         if t.is_priced(kind) and side * (price - m) > 0:
             loss = <int128>(side * (price - m)) * qty * self.ledger.k
-        if a.pos.next >= 0:
+        if a.pos.next >= 0 or a.holdings >= 0:
             self.ledger.others(a, i, &ou, &om, &oim)
         required = self.ledger.requirement(<int128>p * size * self.ledger.k, True) + oim
         equity = self.ledger.equity(a, pos, m, True) + ou
@@ -1022,6 +1082,9 @@ cdef class Engine:
         other.book = BookView(other._book)
         other.books = tuple(BookView(b) for b in other._books)
         other.instruments = self.instruments
+        other.assets = self.assets
+        other._assets = self._assets
+        other._asset_deposits = list(self._asset_deposits)
         other._names = self._names
         other._mark_rules = self._mark_rules
         other._index = self._index
@@ -1092,6 +1155,8 @@ cdef class Engine:
             "mark": [self.ledger.marks[i] if self.ledger.has_mark[i] else None
                      for i in range(n)],
             "funding_basis_ppm": [self._basis[i] for i in range(n)],
+            "asset_deposits": list(self._asset_deposits),
+            "conversions": list(self.conversions),
         }
 
     cdef int _load(self, dict state) except -1:
@@ -1111,6 +1176,10 @@ cdef class Engine:
         self.ledger.fees_collected = state["fees_collected"]
         self.liquidator.load(state)
         self.total_deposits = state["total_deposits"]
+        self._asset_deposits = list(state["asset_deposits"])
+        for i in range(len(state["conversions"])):
+            self.ledger.converted_units[i], self.ledger.converted_paid[i] = \
+                state["conversions"][i]
         for i in range(len(self._books)):
             index, mark = state["index_price"][i], state["mark"][i]
             self._has_index[i] = index is not None

@@ -25,7 +25,8 @@ __all__ = [
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
     "AdlRanking", "Trigger", "MarginBasis", "CloseOrder", "ForcedKind", "FUNDING_BASIS_BOUND",
     "fair_price", "FORCED_DTYPE",
-    "AccountInfo", "PositionInfo", "Instrument", "PPM", "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
+    "AccountInfo", "PositionInfo", "HoldingInfo", "Asset", "Instrument", "PPM",
+    "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
     "STOP_KINDS", "PRICED_KINDS",
     "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
 ]
@@ -397,6 +398,10 @@ class ForcedKind(IntEnum):
     FUND_TAKEOVER = 3  #: a takeover by the insurance fund
     ADL = 4            #: a position closed against an auto-deleveraged counterparty
     SHORTFALL = 5      #: a flat account's negative collateral covered (fund, socialised, bad debt)
+    #: a flat account's collateral asset sold to the venue to cover its negative quote balance:
+    #: ``qty`` asset units, ``notional`` the quote units paid, ``instrument`` the one valuing
+    #: the asset (each asset has its own), ``mark_before`` its mark; ``filled`` 0 (no book)
+    CONVERSION = 6
 
 
 #: One liquidation record (Engine.forced_orders). Prices and marks in ticks, money in quote
@@ -444,6 +449,9 @@ class AccountInfo(NamedTuple):
     #: ``position``, ``cost``, ``liquidation_price`` and ``bankruptcy_price`` above are
     #: instrument 0's
     positions: tuple = ()
+    #: one HoldingInfo per collateral asset (Engine ``assets``) the account holds, ascending
+    #: asset; their ``value`` is part of ``equity``
+    assets: tuple = ()
 
 
 class PositionInfo(NamedTuple):
@@ -459,6 +467,35 @@ class PositionInfo(NamedTuple):
     initial_margin: int
     liquidation_price: int | None
     bankruptcy_price: int | None
+
+
+class HoldingInfo(NamedTuple):
+    """An account's balance of one collateral asset and what it counts for in its equity."""
+
+    asset: int      #: index into Engine.assets
+    balance: int    #: asset units
+    value: int      #: quote units: balance x the mark of the asset's instrument x (1 - haircut),
+    #: rounded down; 0 while that instrument has no mark
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A collateral asset of a venue besides its quote currency (``Engine(assets=[...])``).
+
+    ``unit``: the asset per integer unit (``"0.00000001"``: balances in satoshi). ``instrument``:
+    the name or index of the venue's instrument whose mark values it (its price is quote currency
+    per whole asset): b units at mark m ticks count ``floor(b x m x tick x unit / quote_unit x
+    (1 - haircut))`` quote units in equity, so the asset loses value as that mark falls, at the
+    same moment as positions in it. ``haircut_ppm`` in [0, 10**6). ``conversion_discount_ppm`` in
+    [0, 10**6): below the mark at which the venue buys the asset from a liquidated account whose
+    quote balance ends negative (ForcedKind.CONVERSION). Each asset names its own instrument.
+    """
+
+    name: str
+    unit: Any
+    instrument: Any
+    haircut_ppm: Any = 0
+    conversion_discount_ppm: Any = 0
 
 
 @dataclass(frozen=True)

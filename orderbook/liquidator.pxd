@@ -142,6 +142,8 @@ cdef class Liquidator:
                            price_t mark) noexcept nogil
     cdef void adl_candidates(self, int32_t slot, price_t mark,
                              vector[AdlCand]* out) noexcept nogil
+    cdef int convert_collateral(self, const Episode* episode, int32_t slot,
+                                int32_t served) except -1
     cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1
     cdef money_t socialize(self, int32_t bankrupt, money_t amount) except? -1
     cdef object records_array(self, size_t first)

@@ -24,7 +24,8 @@ from orderbook._types cimport (
     BUY, SELL, EventRec, LevelMap, Message, level_key, oid_t, owner_t, price_t, qty_t,
 )
 from orderbook.accounts cimport (
-    Account, IndexKey, Ledger, Position, ceil_div, floor_div, int128, money_t, to_python,
+    Account, AssetRec, Holding, IndexKey, Ledger, Position, ceil_div, floor_div, int128, money_t,
+    to_python,
 )
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport AdlCand, Episode, ForcedRec, uint128
@@ -293,7 +294,10 @@ cdef class Liquidator:
         self.use(last)   # the shortfall and the fund's record name the last position served
         a = self.acct(slot)
         if not self.ledger.held(a) and a.collateral < 0 and not is_fund:
-            self.cover_shortfall(episode, slot, side)
+            if a.holdings >= 0:
+                self.convert_collateral(episode, slot, last)
+            if self.acct(slot).collateral < 0:
+                self.cover_shortfall(episode, slot, side)
         # The fund can also lose by trading the positions it took over; when that takes it
         # (further) below zero, say so in a SHORTFALL record of its own.
         deeper = (negative_part(self.acct(fund).collateral) - negative_part(fund_before)
@@ -963,7 +967,7 @@ cdef class Liquidator:
                     continue
             if op.position == 0 or (op.position > 0) == (a.position > 0):
                 continue
-            if other.pos.next >= 0:
+            if other.pos.next >= 0 or other.holdings >= 0:
                 self.ledger.others(other, self.instrument, &ou, &om, NULL)
             equity = self.ledger.equity(other, op, mark, True) + ou
             if equity <= 0 or op.cost == 0:
@@ -996,6 +1000,39 @@ cdef class Liquidator:
             out.push_back(cand)
 
     # ------------------------------------------------------------------ shortfall
+    cdef int convert_collateral(self, const Episode* episode, int32_t slot,
+                                int32_t served) except -1:
+        # A flat account's negative collateral met by selling its collateral assets to the
+        # venue, asset ascending, each at its instrument's mark less its conversion discount,
+        # until the deficit is covered (none without a mark). One CONVERSION record per asset
+        # sold; the served instrument is selected again after. O(holdings).
+        cdef Holding* h = self.ledger.first_holding(self.acct(slot))
+        cdef const AssetRec* r
+        cdef int128 per, deficit, units, paid
+        cdef price_t mark
+        while h != NULL and self.acct(slot).collateral < 0:
+            r = &self.ledger.assets[h.asset]
+            mark = self.ledger.marks[r.instrument]
+            if h.units and self.ledger.has_mark[r.instrument] and mark > 0:
+                # (margin.conversion): the fewest units whose price covers the deficit
+                per = <int128>mark * r.num * (t.PPM - r.discount_ppm)
+                deficit = -<int128>self.acct(slot).collateral
+                units = ceil_div(deficit * r.den * t.PPM, per)
+                if units > h.units:
+                    units = h.units
+                paid = units * per // (<int128>r.den * t.PPM)
+                h.units -= <money_t>units
+                self.acct(slot).collateral += <money_t>paid
+                self.ledger.converted_units[h.asset] += <money_t>units
+                self.ledger.converted_paid[h.asset] += <money_t>paid
+                self.use(r.instrument)
+                self.record(episode, t.FK_CONVERSION, SELL, <qty_t>units, 0, <money_t>paid,
+                            mark, 0, 0, 0, 0, t.NO_COUNTERPARTY)
+            h = self.ledger.next_holding(h)
+        self.use(served)
+        self.ledger.reindex(slot)
+        return 0
+
     cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1:
         # A flat account with negative collateral: the fund, then the deficit rule, cover it.
         cdef int32_t fund = self.ledger.slot(t.INSURANCE_FUND)
@@ -1028,7 +1065,7 @@ cdef class Liquidator:
             if <int32_t>i == bankrupt or other.owner == t.INSURANCE_FUND:
                 continue
             self.ledger.others(other, -1, &u, &mm, NULL)   # the sum over its positions
-            profit = to_python(u)
+            profit = to_python(u - self.ledger.holdings_value(other))   # (others adds these)
             if profit > 0:
                 profits.append((other.owner, <int32_t>i, profit))
         profits.sort()

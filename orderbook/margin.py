@@ -19,7 +19,7 @@ MONEY_BOUND = 2**61
 DEPOSIT_BOUND = 2**62
 
 __all__ = ["MarginTiers", "Tier", "PPM", "ceil_div", "rate_ppm", "unit_value", "MONEY_BOUND",
-           "DEPOSIT_BOUND", "DEFAULT_TIERS"]
+           "DEPOSIT_BOUND", "DEFAULT_TIERS", "asset_value", "conversion"]
 
 
 def rate_ppm(name: str, value) -> int:
@@ -45,6 +45,25 @@ def unit_value(tick_size: Decimal, lot_size: Decimal, quote_unit) -> tuple[Decim
 def ceil_div(a: int, b: int) -> int:
     """Ceiling of a / b for integers, b > 0."""
     return -((-a) // b)
+
+
+def asset_value(balance: int, mark: int | None, num: int, den: int, haircut_ppm: int) -> int:
+    """Quote units a collateral balance (asset units, >= 0) counts for in equity: at ``mark``
+    ticks of its instrument, one unit being worth ``num / den`` quote units per tick, less the
+    haircut, rounded down (against the account); 0 without a mark."""
+    if mark is None or balance == 0:
+        return 0
+    return balance * mark * num * (PPM - haircut_ppm) // (den * PPM)
+
+
+def conversion(deficit: int, balance: int, mark: int, num: int, den: int,
+               discount_ppm: int) -> tuple[int, int]:
+    """(units, quote units) of a collateral sale covering ``deficit`` quote units (> 0) at
+    ``mark`` (> 0) less ``discount_ppm``: the fewest units whose price, rounded down, covers it,
+    at most the ``balance``; the price paid for them."""
+    per = mark * num * (PPM - discount_ppm)       # den x PPM times the price of one unit
+    units = min(balance, ceil_div(deficit * den * PPM, per))
+    return units, units * per // (den * PPM)
 
 
 class Tier(NamedTuple):

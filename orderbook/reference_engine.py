@@ -19,6 +19,8 @@ from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
     RATES,
+    asset_arg,
+    asset_deposit,
     book_rules,
     deposit_amount,
     equity_marks,
@@ -38,6 +40,7 @@ from ._engine_args import (
     seeded_position,
     settings,
     user_order_id,
+    venue_assets,
     venue_instruments,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
@@ -53,6 +56,7 @@ from .events import (
     CloseOrder,
     Deficit,
     EventKind,
+    HoldingInfo,
     Kind,
     MarginBasis,
     MarkRule,
@@ -64,7 +68,7 @@ from .events import (
     events_to_array,
     fair_price,
 )
-from .margin import DEFAULT_TIERS, ceil_div
+from .margin import DEFAULT_TIERS, asset_value, ceil_div
 from .reference import OrderBook
 
 __all__ = ["Engine"]
@@ -79,7 +83,7 @@ class _Position:
 
 
 class _Account:
-    __slots__ = ("owner", "collateral", "positions", "exempt", "isolated", "reserve")
+    __slots__ = ("owner", "collateral", "positions", "exempt", "isolated", "reserve", "holdings")
 
     def __init__(self, owner: int, collateral: int, exempt: bool, isolated=False, reserve=0):
         self.owner = owner
@@ -88,6 +92,7 @@ class _Account:
         self.exempt = exempt
         self.isolated = isolated
         self.reserve = reserve        # an isolated account's balance outside its margin
+        self.holdings: dict[int, int] = {}  # collateral asset -> units (> 0; none at 0)
 
     def pos(self, i: int) -> _Position:
         """The position in instrument ``i`` (created flat on first use)."""
@@ -104,6 +109,7 @@ class _Account:
         """A copy to try a fill on (positions copied too)."""
         other = _Account(self.owner, self.collateral, self.exempt, self.isolated, self.reserve)
         other.positions = {i: _Position(p.position, p.cost) for i, p in self.positions.items()}
+        other.holdings = dict(self.holdings)
         return other
 
 
@@ -135,19 +141,69 @@ class _Ledger:
     """
 
     def __init__(self, instruments: list[_Instrument], taker_fee_ppm: int, maker_fee_ppm: int,
-                 trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK):
+                 trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK, assets=()):
         self.instruments = instruments
+        self.assets = list(assets)  # _engine_args.venue_assets dicts
         self.trigger, self.mm_basis = trigger, mm_basis
         self.taker_fee_ppm, self.maker_fee_ppm = taker_fee_ppm, maker_fee_ppm
         self.accounts: dict[int, _Account] = {}
         self.multi = set()          # owners holding two or more positions (not exempt)
         self.indexed: dict[int, tuple[SortedList, tuple[int, int]]] = {}
         self.fees_collected = 0     # quote units the trading fees took out of the accounts
+        self.converted = [[0, 0] for _ in self.assets]  # per asset: units bought, quote paid
 
     # -------------------------------------------------------------------------- money
     def value(self, i: int, price: int, qty: int) -> int:
         """V(price, qty): quote units of ``qty`` lots of instrument ``i`` at ``price`` ticks."""
         return price * qty * self.instruments[i].k
+
+    def holdings_value(self, a: _Account, marks=None, skip: int | None = None) -> int:
+        """Quote units a's collateral assets count for, each at the mark of its instrument
+        (``marks``: one per instrument instead of the current ones), after haircut; without
+        the asset valued at instrument ``skip``."""
+        total = 0
+        for n, units in a.holdings.items():
+            asset = self.assets[n]
+            i = asset["instrument"]
+            if i != skip:
+                mark = self.instruments[i].mark if marks is None else marks[i]
+                total += asset_value(units, mark, asset["num"], asset["den"],
+                                     asset["haircut_ppm"])
+        return total
+
+    def own_holding(self, a: _Account, i: int) -> tuple[int, dict] | None:
+        """(units, asset dict) of a's holding of the asset valued at instrument ``i``, if any
+        (each asset names its own instrument, so there is at most one)."""
+        for n, units in a.holdings.items():
+            if self.assets[n]["instrument"] == i:
+                return units, self.assets[n]
+        return None
+
+    def own_value(self, a: _Account, i: int, price: int | None) -> int:
+        """The value of a's asset valued at instrument ``i`` were that mark at ``price``."""
+        own = self.own_holding(a, i)
+        if own is None:
+            return 0
+        units, asset = own
+        return asset_value(units, price, asset["num"], asset["den"], asset["haircut_ppm"])
+
+    def own_outweighs(self, a: _Account, i: int) -> bool:
+        """Whether a's short in ``i`` gains less per tick of a fall than the asset valued at
+        ``i`` loses: units x num x (1 - haircut) / den > |q| k. Its equity then rises with the
+        price, and E - MM need not be monotone: no single liquidation price."""
+        own, p = self.own_holding(a, i), a.positions.get(i)
+        if own is None or p is None or p.position >= 0:
+            return False
+        units, asset = own
+        return (units * asset["num"] * (PPM - asset["haircut_ppm"])
+                > -p.position * self.instruments[i].k * asset["den"] * PPM)
+
+    def wealth(self, a: _Account, skip: int | None = None) -> int:
+        """Collateral plus the collateral assets' value at the current marks, without the asset
+        valued at instrument ``skip`` (which a rule moving that price moves with it)."""
+        if not a.holdings:
+            return a.collateral
+        return a.collateral + self.holdings_value(a, skip=skip)
 
     def unrealised(self, a: _Account, i: int, mark: int | None) -> int:
         """Profit of a's position in ``i`` at ``mark`` (0 without one)."""
@@ -177,8 +233,9 @@ class _Ledger:
         return profit, margin
 
     def equity(self, a: _Account) -> int:
-        """Collateral plus the unrealised profit of every position at its mark."""
-        return a.collateral + sum(self.unrealised(a, j, self.instruments[j].mark)
+        """Collateral, its assets' value, and the unrealised profit of every position at its
+        mark."""
+        return self.wealth(a) + sum(self.unrealised(a, j, self.instruments[j].mark)
                                   for j in a.held())
 
     def maintenance(self, a: _Account) -> int:
@@ -187,8 +244,10 @@ class _Ledger:
                    for j in a.held())
 
     def equity_at(self, a: _Account, i: int, price: int | None) -> int:
-        """Equity with instrument ``i`` at ``price``, the others at their marks."""
-        return a.collateral + self.others(a, i)[0] + self.unrealised(a, i, price)
+        """Equity with instrument ``i`` at ``price`` (the asset it values too), the others at
+        their marks."""
+        return (self.wealth(a, skip=i) + self.others(a, i)[0] + self.unrealised(a, i, price)
+                + self.own_value(a, i, price))
 
     def maintenance_at(self, a: _Account, i: int, price: int | None) -> int:
         """MM with instrument ``i`` at ``price``, the others at their marks."""
@@ -202,9 +261,12 @@ class _Ledger:
         return equity < margin
 
     def liquidatable(self, a: _Account) -> bool:
-        """Not exempt, holding a position, every instrument it holds marked, E short of MM."""
+        """Not exempt, holding a position, every instrument it holds (or that values an asset it
+        holds) marked, E short of MM."""
         held = a.held()
         if a.exempt or not held or any(self.instruments[j].mark is None for j in held):
+            return False
+        if any(self.instruments[self.assets[n]["instrument"]].mark is None for n in a.holdings):
             return False
         return self.short_of(self.equity(a), self.maintenance(a))
 
@@ -215,17 +277,19 @@ class _Ledger:
         if a.exempt or p is None or p.position == 0:
             return False
         profit, margin = self.others(a, i) if others is None else others
-        return self.short_of(a.collateral + profit + self.unrealised(a, i, price),
-                             margin + self.margin_of(i, p, price))
+        return self.short_of(
+            self.wealth(a, skip=i) + profit + self.unrealised(a, i, price)
+            + self.own_value(a, i, price), margin + self.margin_of(i, p, price))
 
     def liquidation_price(self, a: _Account, i: int) -> int | None:
-        """Position ``i``'s liquidation price, the others held at their marks. Long: the largest
-        liquidatable price; short: the smallest (binary search, monotone): O(log max_price);
-        on the entry basis solved for: O(tiers)."""
+        """Position ``i``'s liquidation price, the others held at their marks (the asset valued
+        at ``i`` moving with it). Long: the largest liquidatable price; short: the smallest
+        (binary search, monotone): O(log max_price); on the entry basis without such an asset
+        solved for: O(tiers). None for a short its own asset outweighs (own_outweighs)."""
         p = a.positions.get(i)
-        if a.exempt or p is None or p.position == 0:
+        if a.exempt or p is None or p.position == 0 or self.own_outweighs(a, i):
             return None
-        if self.mm_basis == MarginBasis.ENTRY:
+        if self.mm_basis == MarginBasis.ENTRY and self.own_holding(a, i) is None:
             return self.entry_liquidation_price(a, i)
         max_price = self.instruments[i].max_price
         others = self.others(a, i)   # fixed through the search
@@ -261,7 +325,7 @@ class _Ledger:
         positions enter as collateral (their profit) and margin (their MM)."""
         p = a.positions[i]
         profit, others_margin = self.others(a, i)
-        collateral = a.collateral + profit
+        collateral = self.wealth(a) + profit
         margin = others_margin + self.instruments[i].tiers.maintenance(p.cost)
         at = self.trigger == Trigger.AT_OR_BELOW
         step = abs(p.position) * self.instruments[i].k  # quote units the equity moves per tick
@@ -277,20 +341,60 @@ class _Ledger:
         return None if price > max_price else max(price, 0)
 
     def bankruptcy_price(self, a: _Account, i: int) -> int | None:
-        """Where position ``i`` leaves no equity, the others held at their marks."""
+        """Where position ``i`` leaves no equity, the others held at their marks. With an asset
+        valued at ``i`` (moving with it), searched within [0, max_price]: a long's smallest
+        price with equity >= 0 (max_price if none), a short's largest (0 if none)."""
         p = a.positions.get(i)
         if p is None or p.position == 0:
             return None
-        collateral = a.collateral + self.others(a, i)[0]
+        collateral = self.wealth(a, skip=i) + self.others(a, i)[0]
         q, k = p.position, self.instruments[i].k
+        if self.own_holding(a, i) is not None:
+            def solvent(price: int) -> bool:
+                return collateral + self.unrealised(a, i, price) + \
+                    self.own_value(a, i, price) >= 0
+            return self.solvent_edge(q > 0, solvent, self.instruments[i].max_price)
         if q > 0:
             return max(0, ceil_div(p.cost - collateral, q * k))
         return max(0, (p.cost + collateral) // (-q * k))
 
+    @staticmethod
+    def solvent_edge(long: bool, solvent, max_price: int) -> int:
+        """The bankruptcy price searched within [0, max_price]: a long's smallest solvent
+        price (its equity does not fall with the price), max_price if none; a short's
+        largest, 0 if none (its equity moves one way, so the edge is found by halving either
+        way). O(log max_price)."""
+        if long:
+            if solvent(0):
+                return 0
+            if not solvent(max_price):
+                return max_price
+            lo, hi = 0, max_price  # insolvent at lo, solvent at hi
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if solvent(mid):
+                    hi = mid
+                else:
+                    lo = mid
+            return hi
+        if solvent(max_price):
+            return max_price
+        if not solvent(0):
+            return 0
+        lo, hi = 0, max_price  # solvent at lo, insolvent at hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if solvent(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
     # -------------------------------------------------------------------- the indexes
     def reindex(self, a: _Account) -> None:
         """A one-position account under its liquidation price in its instrument's index
-        (O(log n + log max_price)); an account holding several in ``multi``."""
+        (O(log n + log max_price)); an account holding several, or one and collateral assets
+        (whose value moves with other marks), in ``multi``."""
         old = self.indexed.pop(a.owner, None)
         if old is not None:
             old[0].remove(old[1])
@@ -298,7 +402,7 @@ class _Ledger:
         if a.exempt:
             return
         held = a.held()
-        if len(held) > 1:
+        if len(held) > 1 or (held and a.holdings):
             self.multi.add(a.owner)
             return
         if not held:
@@ -398,18 +502,21 @@ class _Ledger:
 
     # ------------------------------------------------------------------ saved state
     def account_rows(self) -> list[tuple]:
-        """(owner, collateral, reserve, exempt, isolated, ((instrument, position, cost), ...))
-        per account, positions nonzero and ascending."""
+        """(owner, collateral, reserve, exempt, isolated, ((instrument, position, cost), ...),
+        ((asset, units), ...)) per account, positions nonzero and ascending, holdings
+        ascending."""
         return [(a.owner, a.collateral, a.reserve, a.exempt, a.isolated,
-                 tuple((i, a.positions[i].position, a.positions[i].cost) for i in a.held()))
+                 tuple((i, a.positions[i].position, a.positions[i].cost) for i in a.held()),
+                 tuple(sorted(a.holdings.items())))
                 for a in self.accounts.values()]
 
     def load_accounts(self, rows) -> None:
         """Checked rows into an empty ledger; the indexes are rebuilt."""
-        for owner, collateral, reserve, exempt, isolated, positions in rows:
+        for owner, collateral, reserve, exempt, isolated, positions, holdings in rows:
             account = _Account(owner, collateral, exempt, isolated, reserve)
             for i, position, cost in positions:
                 account.positions[i] = _Position(position, cost)
+            account.holdings = dict(holdings)
             self.accounts[owner] = account
         for account in self.accounts.values():
             self.reindex(account)
@@ -435,7 +542,7 @@ class Engine:
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=2**32 - 1, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL):
+                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -472,6 +579,10 @@ class Engine:
             parts[0]["book"] = book
         self.instruments = tuple(specs)
         self.quote_unit = given["quote_unit"]
+        self.assets, self._assets = venue_assets(
+            assets, [p["name"] for p in parts], [p["book"].tick_size for p in parts],
+            [p["max_price"] for p in parts], self.quote_unit)
+        self._asset_deposits = [0] * len(self._assets)
         self.check_initial_margin = given["check_initial_margin"]
         for name in RATES:
             setattr(self, name, given[name])
@@ -503,7 +614,7 @@ class Engine:
         """The parts the settings configure: the ledger, and the liquidator over this engine's
         books, ledger and marks. Called again when a pickle replaces the books."""
         self._ledger = _Ledger(self._instruments, self.taker_fee_ppm, self.maker_fee_ppm,
-                               self.trigger, self.mm_basis)
+                               self.trigger, self.mm_basis, self._assets)
         self._accounts = self._ledger.accounts  # one dict: the account methods use this name
         self._liquidator = _Liquidator(
             self._ledger, self._refresh_marks, sizing=self.sizing, limit_rule=self.limit_rule,
@@ -559,9 +670,18 @@ class Engine:
                                          collateral - margin)
         self.total_deposits += collateral
 
-    def deposit(self, owner, amount) -> None:
-        """Add ``amount`` quote units (>= 1) to the collateral, or to an isolated reserve."""
+    def deposit(self, owner, amount, *, asset=None) -> None:
+        """Add ``amount`` quote units (>= 1) to the collateral, or to an isolated reserve; with
+        ``asset`` (a name or index of ``assets``), ``amount`` units of that collateral asset."""
         account = self._account(owner)
+        if asset is not None:
+            n = asset_arg(asset, [spec.name for spec in self.assets])
+            amount = asset_deposit(account.owner, account.isolated, amount,
+                                   self._asset_deposits[n], self._assets[n])
+            account.holdings[n] = account.holdings.get(n, 0) + amount
+            self._asset_deposits[n] += amount
+            self._ledger.reindex(account)
+            return
         amount = deposit_amount(amount, self.total_deposits)
         if account.isolated:
             account.reserve += amount
@@ -620,10 +740,16 @@ class Engine:
         else:
             ratio = float("inf") if mm > 0 else 0.0
         first = a.positions.get(0) or _Position()
+        holdings = []
+        for n, units in sorted(a.holdings.items()):
+            part = self._assets[n]
+            holdings.append(HoldingInfo(n, units, asset_value(
+                units, self._instruments[part["instrument"]].mark, part["num"], part["den"],
+                part["haircut_ppm"])))
         return AccountInfo(a.owner, a.collateral, first.position, first.cost, equity, mm,
                            initial, ratio, ledger.liquidation_price(a, 0),
                            ledger.bankruptcy_price(a, 0), a.exempt, a.isolated, a.reserve,
-                           tuple(positions))
+                           tuple(positions), tuple(holdings))
 
     @property
     def busy(self) -> bool:
@@ -639,6 +765,21 @@ class Engine:
     def fees_collected(self) -> int:
         """Trading fees taken out of the accounts so far, quote units."""
         return self._ledger.fees_collected
+
+    def _asset_parts(self) -> list:
+        """The checked collateral assets (``_engine_args.venue_assets`` dicts)."""
+        return self._assets
+
+    @property
+    def asset_deposits(self) -> tuple:
+        """Units of each collateral asset deposited so far (one int per ``assets`` entry)."""
+        return tuple(self._asset_deposits)
+
+    @property
+    def conversions(self) -> tuple:
+        """Per collateral asset, (units the venue bought from liquidated accounts, quote units
+        it paid for them) so far (ForcedKind.CONVERSION records)."""
+        return tuple((units, paid) for units, paid in self._ledger.converted)
 
     @fees_collected.setter
     def fees_collected(self, value: int) -> None:
@@ -670,7 +811,7 @@ class Engine:
             self._refresh_marks()
             marks = [instr.mark for instr in self._instruments]
         ledger = self._ledger
-        return sum(a.collateral + a.reserve
+        return sum(a.collateral + a.reserve + ledger.holdings_value(a, marks)
                    + sum(ledger.unrealised(a, i, marks[i]) for i in a.held())
                    for a in self._accounts.values())
 
@@ -929,6 +1070,8 @@ class Engine:
             "index_price": [instr.index_price for instr in instruments],
             "mark": [instr.mark for instr in instruments],
             "funding_basis_ppm": [instr.funding_basis_ppm for instr in instruments],
+            "asset_deposits": list(self._asset_deposits),
+            "conversions": [tuple(pair) for pair in self._ledger.converted],
         }
 
     def __repr__(self) -> str:
@@ -953,4 +1096,6 @@ def _restore(args, kwargs, state) -> Engine:
     engine._ledger.fees_collected = state["fees_collected"]
     engine._liquidator.load(state)
     engine.total_deposits = state["total_deposits"]
+    engine._asset_deposits = list(state["asset_deposits"])
+    engine._ledger.converted = [list(pair) for pair in state["conversions"]]
     return engine

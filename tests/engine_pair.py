@@ -79,6 +79,7 @@ from orderbook.events import (
 )
 from orderbook.margin import MarginTiers
 from orderbook.testing import check_accounts
+from orderbook.testing.invariants import _assets, _holding_value
 
 
 def _short_of(rules, equity: int, mm: int) -> bool:
@@ -181,7 +182,7 @@ def _compare_account(where, left, right):
             ok = bool(a) == bool(b) and isinstance(a, (bool, np.bool_))
         elif name in ("liquidation_price", "bankruptcy_price"):
             ok = (a is None) == (b is None) and _as_int_or_none(a) == _as_int_or_none(b)
-        elif name == "positions":
+        elif name in ("positions", "assets"):
             ok = len(a) == len(b) and all(
                 tuple(map(_as_int_or_none, x)) == tuple(map(_as_int_or_none, y))
                 for x, y in zip(a, b, strict=True))
@@ -348,6 +349,13 @@ def _check_records(where, snap, k_of, backstop):
             exact = Fraction(int(r["notional"]), int(r["filled"]) * k_of(r))
             assert float(r["avg_price"]) == float(exact), (
                 f"{tag}: avg_price is not notional / (filled k) = {exact} correctly rounded")
+        elif kind == ForcedKind.CONVERSION:
+            # asset units sold to the venue for ``notional`` quote units, off the book
+            assert int(r["qty"]) > 0 and int(r["notional"]) >= 0, tag
+            assert int(r["counterparty"]) == NO_COUNTERPARTY and int(r["fee"]) == 0, tag
+            assert int(r["mark_before"]) == int(r["mark_after"]) > 0, tag
+            assert int(r["owner"]) != INSURANCE_FUND, tag
+            continue
         else:
             assert int(r["notional"]) == 0, tag
         assert math.isnan(float(r["avg_price"])) == math.isnan(float(r["slippage"])), tag
@@ -612,6 +620,9 @@ def _venue_snapshot(eng):
         "fund_history": eng.fund_history(),
         "check_initial_margin": bool(eng.check_initial_margin),
         "instruments": [_instrument_row(spec) for spec in eng.instruments],
+        "assets": tuple(eng.assets),
+        "asset_deposits": tuple(int(x) for x in eng.asset_deposits),
+        "conversions": tuple((int(u), int(q)) for u, q in eng.conversions),
         # instrument 0's, as the one-instrument API names them
         "instrument_0": (int(eng.k), eng.tiers.rows(), int(eng.max_price),
                          int(eng.max_position), int(eng.mark_rule), int(eng.funding_basis_ppm)),
@@ -635,7 +646,8 @@ def _venue_snapshot(eng):
 def _compare_venue_snapshots(where, left, right, bitwise):
     for key in ("owners", "queue", "insurance_fund", "fees_collected", "total_deposits",
                 "check_initial_margin", "instruments", "instrument_0", "marks", "last",
-                "open_interest", "total_equity_common"):
+                "open_interest", "total_equity_common", "assets", "asset_deposits",
+                "conversions"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
@@ -705,17 +717,31 @@ def _check_venue_contract(where, eng, snap, ks, tiers, backstop, reserves, rules
         assert sum(lots) == 0, f"{where}: positions in instrument {i} sum to {sum(lots)}"
         assert snap["open_interest"][i] == sum(q for q in lots if q > 0), (
             f"{where}: open_interest({i}) is not the sum of the longs")
+    # collateral assets: (instrument, num, den, haircut) each, recomputed from the public specs;
+    # the quote units the venue paid for converted ones came in from outside
+    assets = _assets(eng, None)
+    paid = sum(q for _, q in snap["conversions"])
+    units = {int(a.owner): {int(h.asset): int(h.balance) for h in a.assets} for a in accounts}
+
+    def asset_values(m):
+        return sum(_holding_value(u, m[assets[j][0]], assets[j]) for h in units.values()
+                   for j, u in h.items())
+
+    for j, (sold, _) in enumerate(snap["conversions"]):
+        assert sum(h.get(j, 0) for h in units.values()) + sold == snap["asset_deposits"][j], (
+            f"{where}: asset {j} is not conserved")
     for m, total in zip(_common_marks(n), snap["total_equity_common"], strict=True):
-        assert total + fees == deposits, (
-            f"{where}: total_equity({list(m)}) + fees_collected = {total + fees} != "
-            f"total_deposits {deposits}")
+        assert total - asset_values(m) + fees == deposits + paid, (
+            f"{where}: total_equity({list(m)}) - assets + fees_collected = "
+            f"{total - asset_values(m) + fees} != total_deposits {deposits} + paid {paid}")
         recomputed = sum(int(a.collateral) + int(a.reserve) + sum(
             _unrealised(q, c, m[i], ks[i]) for i, (q, c) in held[int(a.owner)].items())
-            for a in accounts)
+            for a in accounts) + asset_values(m)
         assert recomputed == total, f"{where}: total_equity({list(m)}) != the accounts' sum"
     if None not in marks:
         total = sum(int(a.equity) + int(a.reserve) for a in accounts)
-        assert total + fees == deposits, f"{where}: sum(equity + reserve) at marks {marks}"
+        assert total - asset_values(marks) + fees == deposits + paid, (
+            f"{where}: sum(equity + reserve) at marks {marks}")
         assert int(eng.total_equity()) == total, f"{where}: total_equity() at the marks"
     for r in snap["forced"]:
         assert 0 <= int(r["instrument"]) < n, f"{where}: record {_row(r)} names no instrument"
@@ -802,6 +828,7 @@ class VenuePair(Pair):
         self.venue_tiers = [default if spec.tiers is None else MarginTiers(spec.tiers)
                             for spec in kwargs["instruments"]]
         self.names = [spec.name for spec in kwargs["instruments"]]
+        self.asset_names = [spec.name for spec in kwargs.get("assets", ())]
         super().__init__(classes, (), kwargs, ks[0], bitwise)
 
     def order_id(self, instrument=0):

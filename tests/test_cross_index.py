@@ -20,7 +20,7 @@ import random
 
 import pytest
 
-from orderbook.events import Instrument, MarginBasis, MarkRule, Trigger
+from orderbook.events import Asset, Instrument, MarginBasis, MarkRule, Trigger
 from orderbook.reference_engine import Engine as ReferenceEngine
 
 LP = 100
@@ -245,14 +245,47 @@ def test_an_account_that_recovers_leaves_the_queue_and_is_caught_again(engine_cl
     assert crossed(eng) == [1]
 
 
+# ------------------------------------------------------------------------- collateral assets
+
+
+def test_a_collateral_asset_has_an_allowance_of_its_own(engine_cls):
+    # Asset XB (unit 1) valued at B's mark, no haircut: b units count b m_B. Account 1: no
+    # quote collateral, long 10 A @ 100 and 10 XB. At 100/100: E = 1,000 + 10 (m_A - 100), MM
+    # = 0, S = 1,000; L = 10 for the position and ceil(10 x 1) = 10 for the asset, w = 100
+    # each: A = floor(1,000 x 100 / 2,000) = 50 each, keys 50 (A) and 50 (XB's, on B).
+    eng = venue(engine_cls, NO_MM, assets=[Asset("XB", "1", "B")])
+    holding(eng, 1, 0, (A, 10, 100))
+    eng.deposit(1, 10, asset="XB")
+    move(eng, A=50, B=50)   # E = 500 - 500 = 0, not < 0
+    assert crossed(eng) == []
+    move(eng, B=49)          # E = 490 - 500 = -10
+    assert crossed(eng) == [1]
+
+
+def test_the_asset_alone_moving_crosses_an_account_without_a_position_there(engine_cls):
+    # Account 1: long 10 A @ 100 and 5 XB (value 5 m_B), MM = ceil(5% of 10 m_A) = 50 at 100.
+    # A never moves: E = 5 m_B >= 50 down to m_B = 10; at 9, 45 < 50.
+    eng = venue(engine_cls, FIVE, assets=[Asset("XB", "1", "B")])
+    holding(eng, 1, 0, (A, 10, 100))
+    eng.deposit(1, 5, asset="XB")
+    for mark in (60, 20, 10):
+        move(eng, B=mark)
+        assert crossed(eng) == [], mark
+    move(eng, B=9)
+    assert crossed(eng) == [1]
+
+
 # --------------------------------------------------------------- randomized, against the spec
 
 
 def random_population(rng, engine_cls, spec):
     eng = venue(engine_cls, spec["tiers"], n=spec["instruments"], marks=spec["marks"],
-                trigger=spec["trigger"], mm_basis=spec["basis"])
+                trigger=spec["trigger"], mm_basis=spec["basis"],
+                assets=spec.get("assets"))
     for owner, collateral, positions in spec["accounts"]:
         holding(eng, owner, collateral, *positions)
+    for owner, asset, units in spec.get("holdings", ()):
+        eng.deposit(owner, units, asset=asset)
     return eng
 
 
@@ -279,12 +312,40 @@ def random_spec(rng):
             "trigger": rng.choice(list(Trigger)), "basis": rng.choice(list(MarginBasis))}
 
 
-@pytest.mark.parametrize("seed", range(25))
-def test_the_compiled_crossed_set_is_the_references_on_random_populations(seed):
+def random_assets(rng, spec):
+    """Collateral assets (unit 0.1: b units count floor(b m (1 - haircut) / 10)) valued at one
+    or two of the instruments, and holdings of them for about half the accounts: some hold a
+    position in the instrument that values their asset, some not."""
+    n = spec["instruments"]
+    valued = rng.sample(range(n), rng.choice([1, 2]))
+    spec["assets"] = [Asset(f"X{i}", "0.1", i, haircut_ppm=rng.choice([0, 100_000, 250_000]))
+                      for i in valued]
+    spec["holdings"], accounts = [], []
+    for owner, collateral, positions in spec["accounts"]:
+        roll = rng.random()
+        if roll < 0.5:
+            # most of the buffer in the asset (a unit counts about 10 (1 - haircut) at 100), so
+            # its mark's moves alone take accounts to the edge
+            kept = collateral // rng.choice([2, 4, 10])
+            spec["holdings"].append((owner, rng.randrange(len(valued)),
+                                     (collateral - kept) // 9 + 1))
+            collateral = kept
+        elif roll < 0.7:
+            spec["holdings"].append((owner, rng.randrange(len(valued)), rng.randint(1, 40)))
+        accounts.append((owner, collateral, positions))
+    spec["accounts"] = accounts
+    return spec
+
+
+@pytest.mark.parametrize("seed,with_assets", [(seed, False) for seed in range(25)]
+                         + [(seed, True) for seed in range(60)])
+def test_the_compiled_crossed_set_is_the_references_on_random_populations(seed, with_assets):
     import orderbook
 
     rng = random.Random(seed)
     spec = random_spec(rng)
+    if with_assets:
+        spec = random_assets(rng, spec)
     engines = [random_population(rng, cls, spec) for cls in (orderbook.Engine, ReferenceEngine)]
     marks = [m if m is not None else 100 for m in spec["marks"]]
     for step in range(40):
@@ -293,8 +354,9 @@ def test_the_compiled_crossed_set_is_the_references_on_random_populations(seed):
         if roll < 0.1:
             owner = rng.randint(1, 40)
             amount = rng.randint(1, 200)
+            asset = rng.randrange(len(spec["assets"])) if with_assets and roll < 0.05 else None
             for eng in engines:
-                eng.deposit(owner, amount)
+                eng.deposit(owner, amount, asset=asset)
         else:
             marks[i] = max(1, marks[i] + rng.randint(-8, 8))
             for eng in engines:

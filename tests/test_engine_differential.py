@@ -50,6 +50,7 @@ from orderbook.events import (
     INSURANCE_FUND,
     AdlRanking,
     AmendRule,
+    Asset,
     Deficit,
     ForcedKind,
     Instrument,
@@ -469,6 +470,19 @@ def _venue_settings(draw):
             spec["max_position"] = MONEY_BOUND // (max_price * k)
         instruments.append(Instrument(name, tick, lot, **spec))
     kw["instruments"] = instruments
+    if draw(st.booleans(), label="assets"):
+        # collateral assets (step 3), each valued at its own instrument's mark: a unit is
+        # worth unit x tick / quote_unit quote units per tick
+        valued = draw(st.sets(st.integers(0, len(names) - 1), min_size=1, max_size=2),
+                      label="valued")
+        kw["assets"] = [Asset(draw(st.sampled_from([names[i], f"X{i}"]), label="asset_name"),
+                              draw(st.sampled_from(["1", "0.1", "0.5"]), label="asset_unit"),
+                              draw(st.sampled_from([names[i], i]), label="asset_instrument"),
+                              haircut_ppm=draw(st.sampled_from([0, 50_000, 200_000, 999_999]),
+                                               label="haircut"),
+                              conversion_discount_ppm=draw(st.sampled_from(
+                                  [0, 25_000, 500_000]), label="discount"))
+                        for i in sorted(valued)]
     return kw, ks
 
 
@@ -535,6 +549,9 @@ def _venue_setup(draw, pair, kw):
         if exc is not None:
             assert n > 1 and "isolated_margin" in options, exc
             pair.call("add_account", owner, collateral)
+    for u in users:
+        if pair.asset_names and draw(st.integers(0, 2), label="holds_asset"):
+            _asset_deposit(draw, pair, u)
     for long_owner, short_owner, price, qty, i in seeds:
         pair.call("seed_position", long_owner, short_owner, price, qty,
                   **({"instrument": i} if i or draw(st.booleans(), label="explicit") else {}))
@@ -561,6 +578,17 @@ def _venue_setup(draw, pair, kw):
     pair.quiet = False
     pair.check(f"step {pair.step}: the setup")
     return users
+
+
+def _asset_deposit(draw, pair, owner, hostile=False):
+    """A deposit of a collateral asset, named or numbered (or, hostile, one the venue lacks)."""
+    j = draw(st.integers(0, len(pair.asset_names) - 1), label="asset")
+    asset = draw(st.sampled_from([j, pair.asset_names[j]]), label="asset_by")
+    if hostile:
+        asset = draw(st.sampled_from(["nope", len(pair.asset_names), -1, 1.5, b"X"]),
+                     label="hostile_asset")
+    pair.call("deposit", owner, draw(st.one_of(st.integers(1, 40), st.integers(1, 400)),
+                                     label="units"), asset=asset)
 
 
 def _venue_stop(draw, pair, users):
@@ -596,7 +624,7 @@ def _cross_shock(draw, pair, users, rules):
                       draw(st.sampled_from([LP] + users), label="owner"), instrument=i)
 
 
-VENUE_OPS = OPS + ["cross_shock", "cross_shock", "query", "wrong_book"]
+VENUE_OPS = OPS + ["cross_shock", "cross_shock", "query", "wrong_book", "asset_deposit"]
 #: hostile instrument arguments: unknown index or name, wrong types
 HOSTILE_INSTRUMENTS = [None, 1.5, True, "nope", "", -1, 3, 2**63, np.int64(0), b"BTC"]
 
@@ -719,6 +747,9 @@ def _venue_shock(draw, pair, users, rules):
             _money_op(draw, pair, op, users)
         elif op == "stop":
             _venue_stop(draw, pair, users)
+        elif op == "asset_deposit" and pair.asset_names:
+            _asset_deposit(draw, pair, draw(st.sampled_from(owners), label="owner"),
+                           hostile=draw(st.integers(0, 4), label="hostile") == 4)
         elif op == "extreme":
             _venue_extreme(draw, pair, users)
         elif op == "hostile":
@@ -770,6 +801,10 @@ def _venue_coverage_events(snap, n):
     """Hypothesis statistics for the venue machine: as _coverage_events, and how many
     instruments, multi-position liquidations and cross-instrument generations."""
     event(f"instruments: {n}")
+    if snap["assets"]:
+        event(f"collateral assets: {len(snap['assets'])}")
+    if any(units for units, _ in snap["conversions"]):
+        event("collateral was converted")
     held = [len(a.positions) for a in snap["accounts"] if a.owner not in (LP, BACKSTOP)]
     if any(h > 1 for h in held):
         event("an account held positions in several instruments at the end")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -11,6 +12,7 @@ from ..events import (
     INSURANCE_FUND,
     INT64_MAX,
     L3_DTYPE,
+    PPM,
     STOP_DTYPE,
     STOP_KINDS,
     Event,
@@ -287,6 +289,27 @@ def _unrealised(position: int, cost: int, mark: int, k: int) -> int:
     return 0
 
 
+def _assets(engine, venue) -> list[tuple[int, int, int, int]]:
+    """The engine's collateral assets as (instrument, num, den, haircut_ppm): one unit per tick
+    of the instrument's mark is num / den quote units (recomputed from the public specs)."""
+    names = [spec.name for spec in getattr(engine, "instruments", ())] or ["main"]
+    quote_unit = Fraction(Decimal(str(engine.quote_unit)))
+    out = []
+    for spec in getattr(engine, "assets", ()):
+        i = names.index(spec.instrument)
+        tick = Decimal(str(engine.instruments[i].tick_size))
+        ratio = Fraction(Decimal(spec.unit) * tick) / quote_unit
+        out.append((i, ratio.numerator, ratio.denominator, int(spec.haircut_ppm)))
+    return out
+
+
+def _holding_value(units: int, mark: int | None, asset: tuple[int, int, int, int]) -> int:
+    _, num, den, haircut = asset
+    if mark is None:
+        return 0
+    return units * mark * num * (PPM - haircut) // (den * PPM)
+
+
 def check_accounts(engine, *, settled: bool = False) -> None:
     """Check the money and position identities of docs/liquidation.md on an engine.
 
@@ -339,6 +362,22 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     marks = [v.mark for v in venue]
     mark = marks[0]
     fees, deposits = int(engine.fees_collected), int(engine.total_deposits)
+    assets = _assets(engine, venue)
+    holdings = {a.owner: {int(h.asset): int(h.balance) for h in getattr(a, "assets", ())}
+                for a in accounts}
+    converted = [tuple(int(x) for x in pair) for pair in getattr(engine, "conversions", ())]
+    paid = sum(quote for _, quote in converted)
+    asset_deposits = [int(x) for x in getattr(engine, "asset_deposits", ())]
+    for n, (units_sold, _) in enumerate(converted):
+        held_units = sum(h.get(n, 0) for h in holdings.values())
+        _require(held_units + units_sold == asset_deposits[n], "asset conservation",
+                 f"asset {engine.assets[n].name!r}: accounts hold {held_units} units and "
+                 f"{units_sold} were converted, {held_units + units_sold} != asset_deposits "
+                 f"{asset_deposits[n]}")
+    for owner, h in holdings.items():
+        _require(all(units > 0 for units in h.values()) and (not h or (
+            owner != INSURANCE_FUND and not by_owner[owner].isolated)),
+            "collateral assets", f"account({owner}) holds {h}")
 
     _require(INSURANCE_FUND in by_owner, "insurance fund account",
              f"owners() {owners} lacks INSURANCE_FUND ({INSURANCE_FUND})")
@@ -366,24 +405,31 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     # unrealised PnL at m is sign(q) * (V(m, |q|) - cost); the V terms cancel as positions sum to 0
     net_cost = sum(-cost if q > 0 else cost if q < 0 else 0 for q_by in held.values()
                    for q, cost in q_by.values())
-    _require(balances + net_cost + fees == deposits, "money conservation",
+    _require(balances + net_cost + fees == deposits + paid, "money conservation",
              f"sum(collateral + reserve) {balances} + short costs - long costs {net_cost} + "
-             f"fees_collected {fees} = {balances + net_cost + fees} != total_deposits {deposits}")
+             f"fees_collected {fees} = {balances + net_cost + fees} != total_deposits {deposits}"
+             f" + quote paid in conversions {paid}")
+
+    def asset_values(at) -> int:
+        return sum(_holding_value(units, at[assets[n][0]], assets[n])
+                   for h in holdings.values() for n, units in h.items())
+
     trials = [[1] * count] + ([[int(m) for m in marks]] if None not in marks else [])
     for at in trials:
-        want = balances + sum(_unrealised(q, cost, at[i], venue[i].k)
-                              for q_by in held.values() for i, (q, cost) in q_by.items())
+        want = balances + asset_values(at) + sum(
+            _unrealised(q, cost, at[i], venue[i].k)
+            for q_by in held.values() for i, (q, cost) in q_by.items())
         total = int(engine.total_equity(at[0] if count == 1 else at))
         shown = at[0] if count == 1 else at
         _require(total == want, "total_equity",
                  f"total_equity({shown}) is {total}, the accounts' equity and reserve add up to "
                  f"{want}")
     if None not in marks:
-        total = sum(int(a.equity) + int(a.reserve) for a in accounts)
-        _require(total + fees == deposits, "money conservation at the mark",
-                 f"sum(account().equity + reserve) {total} + fees_collected {fees} = "
-                 f"{total + fees} != total_deposits {deposits} at mark "
-                 f"{mark if count == 1 else marks}")
+        total = sum(int(a.equity) + int(a.reserve) for a in accounts) - asset_values(marks)
+        _require(total + fees == deposits + paid, "money conservation at the mark",
+                 f"sum(account().equity + reserve) less the collateral assets' value {total} + "
+                 f"fees_collected {fees} = {total + fees} != total_deposits {deposits} + quote "
+                 f"paid in conversions {paid} at mark {mark if count == 1 else marks}")
 
     if int(engine.insurance_fund) < 0:
         bad_debt = int(engine.forced_orders()["bad_debt"].sum())
@@ -392,7 +438,7 @@ def check_accounts(engine, *, settled: bool = False) -> None:
                  f"{bad_debt}")
 
     for a in accounts:
-        _check_account(engine, a, held[a.owner], venue)
+        _check_account(engine, a, held[a.owner], venue, assets)
 
     queue = [int(o) for o in engine.queue()]
     _require(len(set(queue)) == len(queue), "queue entries distinct", f"queue() is {queue}")
@@ -471,10 +517,24 @@ def _maintenance(engine, tiers, cost: int, notional: int) -> int:
     return tiers.maintenance(notional)
 
 
-def _check_account(engine, a, held, venue) -> None:
+def _check_account(engine, a, held, venue, assets) -> None:
     tag = f"account({a.owner})"
     count = len(venue)
+    marks = [v.mark for v in venue]
     coll = int(a.collateral)
+    own = {}   # instrument -> (units, asset) of the asset valued at its mark
+    for h in getattr(a, "assets", ()):
+        asset = assets[int(h.asset)]
+        want = _holding_value(int(h.balance), marks[asset[0]], asset)
+        _require(int(h.value) == want, "collateral asset value",
+                 f"{tag} values {h.balance} units of asset {h.asset} at {h.value}, balance x "
+                 f"mark x (1 - haircut) rounded down is {want}")
+        coll += want
+        own[asset[0]] = (int(h.balance), asset)
+
+    def own_value(i: int, price: int) -> int:
+        # the asset valued at instrument i's mark, were that mark at price (0: none)
+        return _holding_value(own[i][0], price, own[i][1]) if i in own else 0
     if count > 1:
         first = held.get(0, (0, 0))
         _require((int(a.position), int(a.cost)) == first, "position fields are instrument 0's",
@@ -497,7 +557,6 @@ def _check_account(engine, a, held, venue) -> None:
                      f"{tag} holds {q} lots, max_position is {limit}"
                      + ("" if count == 1 else f" in instrument {i}"))
     held = {i: qc for i, qc in held.items() if qc[0] != 0}
-    marks = [v.mark for v in venue]
 
     def terms(i: int, price: int | None) -> tuple[int, int, int]:
         # (unrealised, MM, IM) of position i at price (None: no mark, as the engines count it)
@@ -513,7 +572,8 @@ def _check_account(engine, a, held, venue) -> None:
         want = coll + sum(t[0] for t in at.values())
         shown = marks[0] if count == 1 else marks
         _require(int(a.equity) == want, "equity at the mark",
-                 f"{tag} has equity {a.equity}, collateral + unrealised PnL at {shown} is {want}")
+                 f"{tag} has equity {a.equity}, collateral + its assets' value + unrealised PnL "
+                 f"at {shown} is {want}")
         mm, im = sum(t[1] for t in at.values()), sum(t[2] for t in at.values())
         if count == 1:
             notional = int(marks[0]) * abs(held.get(0, (0, 0))[0]) * venue[0].k
@@ -538,21 +598,50 @@ def _check_account(engine, a, held, venue) -> None:
         liq, bankruptcy = prices[i]
         other = [terms(j, marks[j]) for j in held if j != i]
         others_profit, others_mm = sum(t[0] for t in other), sum(t[1] for t in other)
-        base = coll + others_profit
+        # the asset valued at i's mark moves with it; the others are held at their values
+        base = coll + others_profit - (own_value(i, marks[i]) if i in own else 0)
         k = venue[i].k
+        max_price = venue[i].max_price
         where = "" if count == 1 else f" in instrument {i}"
-        bp = -((base - cost) // (q * k)) if q > 0 else (cost + base) // (-q * k)
-        _require(bankruptcy == max(0, bp), "bankruptcy price",
-                 f"{tag} has bankruptcy price {bankruptcy}{where}, the formula gives "
-                 f"{max(0, bp)}")
+
+        def solvent(p: int, i=i, base=base, q=q, cost=cost) -> bool:
+            return base + _unrealised(q, cost, p, venue[i].k) + own_value(i, p) >= 0
+
+        if i in own:
+            # searched within [0, max_price]: a long's first solvent price (max_price if
+            # none), a short's last (0 if none)
+            if q > 0:
+                ok = (bankruptcy == 0 and solvent(0)) or (
+                    bankruptcy == max_price and not solvent(max_price)) or (
+                    0 < bankruptcy <= max_price and solvent(bankruptcy)
+                    and not solvent(bankruptcy - 1))
+            else:
+                ok = (bankruptcy == max_price and solvent(max_price)) or (
+                    bankruptcy == 0 and not solvent(0)) or (
+                    0 <= bankruptcy < max_price and solvent(bankruptcy)
+                    and not solvent(bankruptcy + 1))
+            _require(ok, "bankruptcy price",
+                     f"{tag} has bankruptcy price {bankruptcy}{where}, not the edge of "
+                     f"solvency with its asset valued at that price")
+        else:
+            bp = -((base - cost) // (q * k)) if q > 0 else (cost + base) // (-q * k)
+            _require(bankruptcy == max(0, bp), "bankruptcy price",
+                     f"{tag} has bankruptcy price {bankruptcy}{where}, the formula gives "
+                     f"{max(0, bp)}")
         if a.exempt:
             _require(liq is None, "exempt accounts have no liquidation price", f"{tag}: {a}")
             continue
-        max_price = venue[i].max_price
+        if q < 0 and i in own and (own[i][0] * own[i][1][1] * (PPM - own[i][1][3])
+                                   > -q * k * own[i][1][2] * PPM):
+            # a short its own asset outweighs: its equity rises with the price, no single
+            # liquidation price
+            _require(liq is None, "no liquidation price for a short its asset outweighs",
+                     f"{tag}: {a}")
+            continue
 
         def liquidatable(p: int, i=i, base=base, others_mm=others_mm) -> bool:
             profit, margin, _ = terms(i, p)
-            return _short_of(engine, base + profit, others_mm + margin)
+            return _short_of(engine, base + profit + own_value(i, p), others_mm + margin)
 
         if liq is None:
             extreme = 0 if q > 0 else max_price
