@@ -111,13 +111,15 @@ def plot_market(result, path) -> None:
         for leg in ix.legs:
             venue, i = _leg_index(ms, leg)
             ax_ix.plot(steps, _masked(result.series(venue, i)["last"]) * tick,
-                       color=colours[venue], lw=1.0, alpha=0.75, drawstyle="steps-post",
+                       color=colours[venue], lw=1.4, alpha=0.8, drawstyle="steps-post",
                        label=f"last trade on {venue} (weight {leg.weight})")
         feeds = ", ".join(sorted({f.venue for f in ix.feeds})) if ix.feeds else "its legs"
-        ax_ix.plot(steps, _masked(values) * tick, color="black", lw=2.0,
+        # The value each step's liquidation round left on the feeds (the arbitrageurs and the
+        # refill trade after it, so the legs' last trades lead it by up to a step).
+        ax_ix.plot(steps, _masked(values) * tick, color="black", lw=1.7,
                    ls=styles[n % len(styles)], drawstyle="steps-post",
-                   label=f"index {ix.name} ({ix.rule.aggregate.name.lower().replace('_', ' ')};"
-                         f"\nfeeds {feeds})")
+                   label=f"index {ix.name}: {ix.rule.aggregate.name.lower().replace('_', ' ')}"
+                         f",\nas set after each step's round;\nfeeds {feeds}")
     if not ms.indexes:
         ax_ix.text(0.5, 0.5, "no index", ha="center", va="center", transform=ax_ix.transAxes,
                    color="grey")
@@ -148,6 +150,7 @@ def plot_market(result, path) -> None:
     ax_n.grid(alpha=0.3)
     ax_n.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     ax_n.set_xlim(-0.6, ms.steps - 0.4)
+    ax_n.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax_n.set_xlabel("step (shocks, the indexes, one liquidation round per venue, the "
                     "arbitrageurs, then the refill)")
 

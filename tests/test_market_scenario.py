@@ -298,6 +298,41 @@ def test_the_table_has_a_row_per_venue_and_instrument(small_result):
     assert rows[1]["insurance_fund_end"] == b["insurance_fund_end"]
 
 
+def several_instruments() -> dict:
+    """SMALL with venue A holding BTC (shocked, in the index) and ETH (held by half of A's
+    accounts)."""
+    d = small()
+    a = d["venues"][0]
+    book, shock = a.pop("book"), a.pop("shock")
+    a["instruments"] = [{"name": "BTC", "book": book, "shock": shock},
+                        {"name": "ETH", "book": dict(book, mid=200_000), "hold": 0.5}]
+    d["indexes"][0]["legs"] = [{"venue": "A", "instrument": "BTC", "weight": 1}]
+    return d
+
+
+def test_a_venue_of_several_instruments_gets_a_row_and_a_series_each():
+    result = run(market_from_dict(several_instruments()))
+    rows = {(r["venue"], r["instrument"]): r for r in result.table}
+    assert list(rows) == [("A", "BTC"), ("A", "ETH"), ("B", "main")]
+    # ETH is not shocked: its accounts go through the BTC accounts' forced ETH sales
+    assert rows[("A", "ETH")]["liquidated_accounts"] > 0
+    assert rows[("B", "main")]["liquidated_accounts"] > 0
+    assert np.array_equal(result.series("B")["mark"], result.series("A", "BTC")["last"])
+    assert result.series("A", 1)["last"][-1] < 200_000
+    with pytest.raises(KeyError, match="'main'"):
+        result.series("A", "main")
+
+
+def test_the_figure_of_several_instruments_renders(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    path = tmp_path / "multi.png"
+    run(market_from_dict(several_instruments())).plot(path)
+    height, width = imread(str(path)).shape[:2]
+    assert 600 <= width <= 4000 and 600 <= height <= 4000
+
+
 # ------------------------------------------------------------------------------- example
 def test_the_example_liquidates_on_b_only_with_the_arbitrageur():
     ms = load_market(EXAMPLE)
@@ -382,3 +417,11 @@ def test_cli_plot_draws_the_market(capsys, small_file, tmp_path):
     assert f"wrote {path}" in out
     height, width = imread(str(path)).shape[:2]
     assert 600 <= width <= 4000 and 600 <= height <= 4000
+
+
+def test_the_readme_example_file_loads():
+    readme = (ROOT / "README.md").read_text()
+    text = readme.split("#### Several venues from a file")[1].split("```toml")[1]
+    ms = loads_market(text.split("```")[0])
+    assert [v.name for v in ms.venues] == ["A", "B"]
+    assert ms.indexes[0].feeds == (Leg("B"),) and ms.arbitrageurs[0].max_lots == 300
