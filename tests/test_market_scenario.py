@@ -289,6 +289,16 @@ def test_the_same_seeds_give_the_same_run_bit_for_bit(small_result):
                for k in small_result.indexes)
 
 
+def test_a_venue_on_the_reference_engine_makes_the_same_records(small_result):
+    d = small()
+    d["venues"][1]["engine"] = "reference"
+    result = run(market_from_dict(d))
+    for name in ("A", "B"):
+        assert result.venues[name].forced_orders.tobytes() == \
+            small_result.venues[name].forced_orders.tobytes()
+    assert np.array_equal(result.indexes["BTC"], small_result.indexes["BTC"])
+
+
 def test_the_table_has_a_row_per_venue_and_instrument(small_result):
     rows = small_result.table
     assert [(r["venue"], r["instrument"]) for r in rows] == [("A", "main"), ("B", "main")]
