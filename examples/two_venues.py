@@ -10,6 +10,8 @@ the bid each step; each venue has its own 1,000 accounts (2-100x) and insurance 
 
     python examples/two_venues.py [--plot two_venues.png] [--no-arbitrageur]
 
+The same story as a scenario file of several venues: examples/two_venues.toml (orderbook run).
+
 Units: prices in ticks of 0.1 (BTC-like, mid 100,000.0), sizes in lots of 0.001, money in quote
 units of 0.0001.
 """

@@ -289,6 +289,10 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
     base = default_scenario() if base is None else base
     if not isinstance(d, dict):
         raise ConfigTypeError(f"a scenario must be a table, got {type_name(d)}")
+    if "venues" in d:
+        raise ConfigError("[[venues]] makes this a scenario of several venues: `orderbook run` "
+                          "runs it; from Python, orderbook.market_scenario.load_market reads "
+                          "it")
     changes = {}
     for key, value in d.items():
         if key in TABLES or key in ("instruments", "index_model"):

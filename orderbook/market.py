@@ -216,15 +216,17 @@ class Market:
         {index name: value (None before any price)}."""
         return {ix.name: self._refresh(ix) for ix in self.indexes}
 
-    def step(self) -> dict:
+    def step(self, *, liquidating=None) -> dict:
         """One step: the indexes from the books, one liquidation round on every venue (in
-        order), the indexes again, then every arbitrageur. Returns {venue: the records its
-        round made (FORCED_DTYPE)}."""
+        order; only on the venues named in ``liquidating`` when given), the indexes again, then
+        every arbitrageur. Returns {venue: the records its round made
+        (FORCED_DTYPE)}."""
         self.refresh_indexes()
         out = {}
         for name, engine in self.venues.items():
             first = len(engine.forced_orders())
-            engine.liquidation_round()
+            if liquidating is None or name in liquidating:
+                engine.liquidation_round()
             out[name] = engine.forced_orders()[first:]
         self.refresh_indexes()
         for arbitrageur in self.arbitrageurs:

@@ -1,5 +1,6 @@
-"""Figures of scenario runs (:func:`plot_result`, :func:`plot_comparison`) and of LOBSTER
-replays (:func:`plot_replay`); they need matplotlib.
+"""Figures of scenario runs (:func:`plot_result`, :func:`plot_comparison`), of runs of several
+venues (:func:`plot_market`) and of LOBSTER replays (:func:`plot_replay`); they need
+matplotlib.
 
 matplotlib is imported inside the functions, so ``import orderbook`` never needs it. The figures
 are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas attached explicitly: no
@@ -26,7 +27,7 @@ from .events import EventKind, Side
 from .metrics import LIQUIDATION_KINDS
 from .scenario import Shock, quote_unit
 
-__all__ = ["plot_result", "plot_comparison", "plot_replay"]
+__all__ = ["plot_result", "plot_comparison", "plot_replay", "plot_market"]
 
 _INSTALL_HINT = ('plotting needs matplotlib, which is not installed: '
                  'pip install "orderbook[plot]"  (or: pip install matplotlib)')
@@ -431,6 +432,15 @@ def _plot_instruments(result, path) -> None:
                  ha="center", va="center", fontsize=11, fontweight="bold",
                  color=_UNRESOLVED_COLOUR)
     fig.savefig(path, format="png")
+
+
+def plot_market(result, path) -> None:
+    """Draw a run of several venues (:class:`orderbook.market_scenario.MarketResult`): a
+    price panel per venue and instrument, the indexes, the accounts liquidated per step on
+    each venue; saved as PNG to ``path``."""
+    from ._plot_market import plot_market as draw  # that module builds on this one's helpers
+
+    draw(result, path)
 
 
 def _title(summary: dict, units: _Units) -> str:

@@ -678,39 +678,20 @@ def _simulate(market: Market, steps: int, liquidator: bool):
     return series, records, np.repeat(np.arange(steps, dtype=np.int64), made)
 
 
-def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
-    """Run a scenario; with ``counterfactual`` also run it with the liquidator off, from the same
-    starting state, to compute the amplification (full move / move without liquidations). A run
-    with the liquidator off (``rules.liquidator = false``) is its own counterfactual: its
-    amplification is 1.0.
+def start_mids(market: Market) -> list:
+    """Each instrument's mid of a built venue before the shock (ticks; its profile's mid when a
+    side is empty)."""
+    return [market.engine.books[c.index].mid() or float(c.mid0) for c in market.contracts]
 
-    Examples
-    --------
-    The built-in scenario at 5 % of its size (1,000 accounts):
 
-    >>> from orderbook import default_scenario, run
-    >>> result = run(default_scenario(scale=0.05))
-    >>> result.summary["liquidated_accounts"], result.summary["generations"]
-    (85, 8)
-    >>> len(result.forced_orders) == len(result.record_step)
-    True
-    """
-    if scenario.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {scenario.steps}")
-    from ._market import Market  # the machinery imports the settings from here
-
-    market = Market(scenario)
-    starts = [market.engine.books[c.index].mid() or float(c.mid0) for c in market.contracts]
+def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records: np.ndarray,
+                  starts: list, cf_all: np.ndarray | None) -> dict:
+    """The summary of one built venue after a run: :func:`~orderbook.metrics.summarize` over
+    instrument 0's series and the run's ``records`` (FORCED_DTYPE), plus with instruments each
+    one's figures and the accounts liquidated without holding a shocked one. ``every``: the
+    (instruments, steps) SERIES_DTYPE array; ``starts``: each instrument's mid before the shock
+    (ticks); ``cf_all``: the same series without liquidations, or None (no amplification)."""
     start = starts[0]
-    cf_all = None
-    if counterfactual and scenario.rules.liquidator:
-        off = Market(scenario)
-        cf_all, _, _ = _simulate(off, scenario.steps, liquidator=False)
-    every, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
-    if not scenario.rules.liquidator:
-        # With the liquidator off the run is its own counterfactual: amplification 1 by
-        # definition, at no cost (no second run), whatever ``counterfactual`` says.
-        cf_all = every
     series = every[0]
     cf_drawdown = None if cf_all is None else drawdown(cf_all[0], start)[0]
     eng = market.engine
@@ -735,6 +716,43 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
             [c.name for c in scenario.instruments], every, records, starts,
             None if cf_all is None else [drawdown(cf_all[i], starts[i])[0]
                                          for i in range(len(starts))]))
+    return summary
+
+
+def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
+    """Run a scenario; with ``counterfactual`` also run it with the liquidator off, from the same
+    starting state, to compute the amplification (full move / move without liquidations). A run
+    with the liquidator off (``rules.liquidator = false``) is its own counterfactual: its
+    amplification is 1.0.
+
+    Examples
+    --------
+    The built-in scenario at 5 % of its size (1,000 accounts):
+
+    >>> from orderbook import default_scenario, run
+    >>> result = run(default_scenario(scale=0.05))
+    >>> result.summary["liquidated_accounts"], result.summary["generations"]
+    (85, 8)
+    >>> len(result.forced_orders) == len(result.record_step)
+    True
+    """
+    if scenario.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {scenario.steps}")
+    from ._market import Market  # the machinery imports the settings from here
+
+    market = Market(scenario)
+    starts = start_mids(market)
+    cf_all = None
+    if counterfactual and scenario.rules.liquidator:
+        off = Market(scenario)
+        cf_all, _, _ = _simulate(off, scenario.steps, liquidator=False)
+    every, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
+    if not scenario.rules.liquidator:
+        # With the liquidator off the run is its own counterfactual: amplification 1 by
+        # definition, at no cost (no second run), whatever ``counterfactual`` says.
+        cf_all = every
+    series = every[0]
+    summary = venue_summary(scenario, market, every, records, starts, cf_all)
     summary["static_mark"] = static_mark(scenario)
     if summary["static_mark"]:
         warnings.warn(STATIC_MARK_NOTE, InertSettingWarning, stacklevel=2)

@@ -49,7 +49,11 @@ from orderbook.scenario import (
 )
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SCENARIO_FILES = sorted(p for p in EXAMPLES.glob("*.toml") if not p.name.startswith("rules_"))
+# Files of several venues ([[venues]]) are tested in tests/test_market_scenario.py
+MARKET_FILES = sorted(p for p in EXAMPLES.glob("*.toml")
+                      if "venues" in tomllib.loads(p.read_text()))
+SCENARIO_FILES = sorted(p for p in EXAMPLES.glob("*.toml")
+                        if not p.name.startswith("rules_") and p not in MARKET_FILES)
 RULES_FILES = sorted(EXAMPLES.glob("rules_*.toml"))
 
 
@@ -182,12 +186,12 @@ def test_example_rules_load_and_run(path):
 
 def test_readme_lists_every_example():
     readme = (EXAMPLES / "README.md").read_text()
-    for path in SCENARIO_FILES + RULES_FILES:
+    for path in SCENARIO_FILES + RULES_FILES + MARKET_FILES:
         assert f"examples/{path.name}" in readme, path.name
 
 
 def test_example_scenario_headers_show_their_command():
-    for path in SCENARIO_FILES:
+    for path in SCENARIO_FILES + MARKET_FILES:
         assert re.search(r"#\s+orderbook (run|compare|sweep) examples/" + re.escape(path.name),
                          path.read_text()), path.name
 

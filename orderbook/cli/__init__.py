@@ -3,7 +3,8 @@
 :mod:`orderbook.cli.data`).
 
 Each command takes an optional scenario TOML file (see :mod:`orderbook.config`); without one it
-uses the built-in :func:`~orderbook.scenario.default_scenario`. ``--scale`` shrinks or grows the
+uses the built-in :func:`~orderbook.scenario.default_scenario`. ``run`` also takes a file of
+several venues (``[[venues]]``, :mod:`orderbook.market_scenario`). ``--scale`` shrinks or grows the
 scenario (accounts, depth, refill, shock, per-round cap) the way ``default_scenario(scale)`` does.
 
 Errors in files or arguments end the command with exit status 2 and one line on stderr
@@ -91,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--contagion", action="store_true",
                    help="with several instruments: also run each shocked instrument's shock "
                         "alone and print what it liquidated on every instrument")
+    p.add_argument("--no-arbitrage", action="store_true",
+                   help="with several venues ([[venues]]): open the arbitrageurs' accounts "
+                        "but let them never trade (the counterfactual)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="run one scenario under several rule sets",

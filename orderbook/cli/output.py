@@ -316,3 +316,63 @@ def _warn_unresolved(summary: dict, label: str = "") -> None:
     note = unresolved_note(summary)
     if note is not None:
         print(f"{PROG}: warning: {label}{note}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------ several venues
+def _index_text(ix, last, tick: Decimal) -> str:
+    """One index: its rule, legs and weights, feeds and last value."""
+    rule = ix.rule
+    parts = [f"{rule.aggregate.name.lower().replace('_', ' ')} of "
+             + ", ".join(f"{leg.venue}{'' if leg.instrument in (0, 'main') else '.'}"
+                         f"{'' if leg.instrument in (0, 'main') else leg.instrument} "
+                         f"{leg.weight}" for leg in ix.legs)
+             + f" ({'last trades' if ix.source == 'last' else 'mids'})"]
+    for key, what in (("exclude_ppm", "exclude past"), ("clamp_ppm", "clamp to")):
+        if getattr(rule, key):
+            parts.append(f"{what} {getattr(rule, key) / 1e4:g} % of the median")
+    if rule.readmit_ppm:
+        parts.append(f"back within {rule.readmit_ppm / 1e4:g} % for {rule.readmit_updates:,} "
+                     f"updates")
+    feeds = ("its legs with an index mark" if ix.feeds is None
+             else ", ".join(leg.venue for leg in ix.feeds))
+    parts.append(f"feeds {feeds}")
+    end = "-" if last is None or last == 0 else _price(last, tick)
+    return f"index {ix.name}: {', '.join(parts)}; ends at {end}"
+
+
+def _format_market(result, source: str) -> str:
+    """``orderbook run`` on several venues: the venues, indexes and arbitrageurs in a few
+    lines, then one row per venue and instrument (MarketResult.table)."""
+    ms = result.scenario
+    lines = [f"market scenario: {source}: {len(ms.venues)} venues, {ms.steps} steps, "
+             f"arbitrage {'on' if result.arbitrage else 'off'}"]
+    for v in ms.venues:
+        s = v.scenario
+        pop = s.population
+        accounts = f"{pop.count:,} accounts" if hasattr(pop, "count") else \
+            f"{len(pop.side):,} explicit accounts"
+        units = (", ".join(f"{c.name} (tick {c.tick_size}, lot {c.lot_size})"
+                           for c in s.instruments) if s.instruments
+                 else f"tick {s.tick_size}, lot {s.lot_size}")
+        lines.append(f"  venue {v.name}: {accounts}, {units}, quote unit {quote_unit(s)}; "
+                     f"{_rules_text(s)}")
+    for ix in ms.indexes:
+        first = ms.venue(ix.legs[0].venue).scenario
+        tick = Decimal(first.instruments[0].tick_size if first.instruments
+                       else first.tick_size)
+        lines.append("  " + _index_text(ix, result.summary["indexes"][ix.name], tick))
+    for j, (spec, done) in enumerate(zip(ms.arbitrageurs, result.arbitrageurs, strict=True)):
+        capital = ", ".join(f"{venue} {_money(amount, quote_unit(ms.venue(venue).scenario))}"
+                            for venue, amount in spec.capital)
+        lines.append(f"  arbitrageur {j + 1} on {', '.join(leg.venue for leg in spec.legs)} "
+                     f"(capital {capital} quote; threshold {spec.threshold_ppm:,} ppm): "
+                     + (f"{done['lots']:,} lots in {done['trades']:,} round trips"
+                        if result.arbitrage else "off (--no-arbitrage)"))
+    rows = [[row["venue"], row["instrument"], f"{row['accounts']:,}",
+             f"{row['liquidated_accounts']:,}", f"{row['forced_orders']:,}",
+             _money(row["liquidated_notional"], row["quote_unit"]),
+             f"{row['max_drawdown_pct']:.2f}",
+             _money(row["insurance_fund_end"], row["quote_unit"])] for row in result.table]
+    headers = ["venue", "instrument", "accounts", "liquidated accounts", "forced orders",
+               "liquidated notional (quote)", "max drawdown %", "fund end (quote)"]
+    return "\n".join(lines + ["", _table(headers, rows, right=set(range(2, len(headers))))])

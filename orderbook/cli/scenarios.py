@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import ConfigError, load_rules, load_scenario, parse_values, scenario_to_toml
+from ..market_scenario import is_market_file, load_market, scale_market
+from ..market_scenario import run as run_market
 from ..scenario import (
     InertSettingWarning,
     Scenario,
@@ -36,6 +38,7 @@ from .output import (
     PROG,
     CLIError,
     _describe,
+    _format_market,
     _format_run,
     _metric_cells,
     _money,
@@ -73,6 +76,10 @@ def _venue_rules(option: str, chosen, scenario: Scenario) -> dict:
 
 
 def cmd_run(args) -> int:
+    if args.scenario is not None and is_market_file(args.scenario):
+        return _run_market(args)
+    if args.no_arbitrage:
+        raise CLIError("--no-arbitrage needs a scenario file of several venues ([[venues]])")
     _, scenario, source = _load(args)
     if args.contagion:
         try:
@@ -104,6 +111,35 @@ def cmd_run(args) -> int:
     if args.csv:
         paths = result.to_csv(args.csv)
         print(f"wrote {', '.join(str(p) for p in paths)}", file=notes)
+    if args.plot:
+        _plot(result, args.plot)
+        print(f"wrote {args.plot}", file=notes)
+    return 0
+
+
+def _run_market(args) -> int:
+    """``orderbook run`` on a file of several venues: the per-venue table, JSON, CSV, figure."""
+    for given, option in ((args.venue, "--venue"), (args.contagion, "--contagion")):
+        if given:
+            raise CLIError(f"{option} does not apply to a file of several venues ([[venues]]): "
+                           f"each venue gives its own rules ([venues.rules] venue = ...)")
+    ms = scale_market(load_market(args.scenario), args.scale)
+    source = str(args.scenario) + (f" at scale {args.scale:g}" if args.scale != 1 else "")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
+        warnings.simplefilter("ignore", InertSettingWarning)
+        result = run_market(ms, arbitrage=not args.no_arbitrage)
+    for name, venue in result.venues.items():
+        _warn_unresolved(venue.summary, f"venue {name!r}: ")
+    if args.json:
+        _print_json({"scenario": source, **result.summary})
+    else:
+        print(_format_market(result, source))
+    notes = sys.stderr if args.json else sys.stdout
+    if args.csv:
+        for name, venue in result.venues.items():
+            paths = venue.to_csv(Path(args.csv) / name)
+            print(f"wrote {', '.join(str(p) for p in paths)}", file=notes)
     if args.plot:
         _plot(result, args.plot)
         print(f"wrote {args.plot}", file=notes)

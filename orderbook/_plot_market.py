@@ -1,0 +1,182 @@
+"""The figure of a market run (:func:`orderbook.plot.plot_market`): venues tied by indexes.
+
+Kept apart from :mod:`orderbook.plot` (the one-venue figures), whose helpers it uses. Units on
+the axes: prices in quote currency (ticks x the instrument's tick size), accounts as counts,
+time in steps.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from .events import Side
+from .metrics import LIQUIDATION_KINDS
+from .plot import _masked, _matplotlib, _spread
+
+__all__ = ["plot_market"]
+
+
+def _liquidated_per_step(result, steps: int) -> np.ndarray:
+    """Accounts whose first liquidation record came in each step (an account counts once)."""
+    records = result.forced_orders
+    mask = np.isin(records["kind"], LIQUIDATION_KINDS) & (records["owner"] >= 0)
+    owners, first = np.unique(records["owner"][mask], return_index=True)
+    at = result.record_step[mask][first]
+    return np.bincount(at, minlength=steps)[:steps] if len(owners) else np.zeros(steps, int)
+
+
+def plot_market(result, path) -> None:
+    """Draw a market run (:class:`orderbook.market_scenario.MarketResult`) and save it as PNG.
+
+    One price panel per venue and instrument (last trade, mark, each forced fill at its
+    average price: a red triangle down for a sell, green up for a buy, area ∝ notional), a
+    panel of every index with the last trades of its legs, and the accounts liquidated per
+    step on each venue, stacked.
+    """
+    mpl = _matplotlib()
+    ticker = mpl.ticker
+    ms = result.scenario
+    panels = []    # (venue, instrument index, instrument name, tick)
+    for v in ms.venues:
+        s = v.scenario
+        specs = [(c.name, c.tick_size) for c in s.instruments] or [("main", s.tick_size)]
+        for i, (name, tick) in enumerate(specs):
+            panels.append((v.name, i, name, float(Decimal(tick))))
+    colours = {v.name: mpl.colormaps["tab10"](n % 10) for n, v in enumerate(ms.venues)}
+    rows = len(panels) + 2
+    height = 2.5 * len(panels) + 5.6
+    fig = mpl.Figure(figsize=(13, height), dpi=100)
+    mpl.FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(rows, 1, height_ratios=[2.5] * len(panels) + [2.6, 1.9],
+                            hspace=0.42, left=0.085, right=0.78, top=1 - 0.95 / height,
+                            bottom=0.5 / height + 0.02)
+    price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
+    axes = []
+    for row, (venue, i, name, tick) in enumerate(panels):
+        ax = fig.add_subplot(grid[row, 0], sharex=axes[0] if axes else None)
+        axes.append(ax)
+        venue_result = result.venues[venue]
+        series = result.series(venue, i)
+        steps = np.asarray(series["step"])
+        ax.plot(steps, _masked(series["last"]) * tick, color="black", lw=1.3,
+                drawstyle="steps-post", label="last trade")
+        ax.plot(steps, _masked(series["mark"]) * tick, color="tab:orange", lw=1.4, ls="--",
+                drawstyle="steps-post", label="mark")
+        records = venue_result.forced_orders
+        mine = ((records["instrument"] == i) & (records["notional"] > 0)
+                & np.isin(records["kind"], LIQUIDATION_KINDS))
+        if mine.any():
+            biggest = float(records["notional"][mine].max())
+            for side, marker, colour, label in ((Side.SELL, "v", "tab:red", "forced sell"),
+                                                (Side.BUY, "^", "tab:green", "forced buy")):
+                pick = mine & (records["side"] == side)
+                if not pick.any():
+                    continue
+                size = records["notional"][pick].astype(float)
+                ax.scatter(_spread(venue_result.record_step[pick]),
+                           records["avg_price"][pick] * tick,
+                           s=12 + 70 * np.sqrt(size / biggest), marker=marker, color=colour,
+                           alpha=0.6, edgecolors="black", linewidths=0.3, zorder=3,
+                           label=f"{label}\n(avg price; area ∝ notional)")
+        summary = venue_result.summary
+        start = summary["start_mid"] if i == 0 else start_of(venue_result, name)
+        ax.axhline(start * tick, color="grey", lw=0.8, ls=":", label="mid before the shock")
+        key = f"instrument.{name}."
+        rule = venue_result.scenario.rules.mark_rule
+        contracts = venue_result.scenario.instruments
+        if contracts and contracts[i].mark_rule is not None:
+            rule = contracts[i].mark_rule
+        label = venue if name == "main" else f"{venue} · {name}"
+        held = (f"{summary[key + 'liquidated_accounts']:,} of {summary['accounts']:,} "
+                f"accounts liquidated" if summary["accounts"] else "no accounts of its own")
+        ax.set_title(f"venue {label} (mark {rule.name}): {held}, mid down "
+                     f"{summary[key + 'max_drawdown_pct']:.2f} % at most", loc="left",
+                     fontsize=10, fontweight="bold", color=colours[venue])
+        ax.set_ylabel("price\n[quote ccy]")
+        ax.yaxis.set_major_formatter(price_fmt)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelbottom=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
+
+    ax_ix = fig.add_subplot(grid[len(panels), 0], sharex=axes[0])
+    styles = ["--", "-.", ":"]
+    for n, ix in enumerate(ms.indexes):
+        tick = next(t for venue, i, _, t in panels
+                    if (venue, i) == _leg_index(ms, ix.legs[0]))
+        values = result.indexes[ix.name]
+        steps = np.arange(len(values))
+        for leg in ix.legs:
+            venue, i = _leg_index(ms, leg)
+            ax_ix.plot(steps, _masked(result.series(venue, i)["last"]) * tick,
+                       color=colours[venue], lw=1.4, alpha=0.8, drawstyle="steps-post",
+                       label=f"last trade on {venue} (weight {leg.weight})")
+        feeds = ", ".join(sorted({f.venue for f in ix.feeds})) if ix.feeds else "its legs"
+        # The value each step's liquidation round left on the feeds (the arbitrageurs and the
+        # refill trade after it, so the legs' last trades lead it by up to a step).
+        ax_ix.plot(steps, _masked(values) * tick, color="black", lw=1.7,
+                   ls=styles[n % len(styles)], drawstyle="steps-post",
+                   label=f"index {ix.name}: {ix.rule.aggregate.name.lower().replace('_', ' ')}"
+                         f",\nas set after each step's round;\nfeeds {feeds}")
+    if not ms.indexes:
+        ax_ix.text(0.5, 0.5, "no index", ha="center", va="center", transform=ax_ix.transAxes,
+                   color="grey")
+    ax_ix.set_title("indexes and their legs' last trades", loc="left", fontsize=10,
+                    fontweight="bold")
+    ax_ix.set_ylabel("price\n[quote ccy]")
+    ax_ix.yaxis.set_major_formatter(price_fmt)
+    ax_ix.yaxis.set_major_locator(ticker.MaxNLocator(5))
+    ax_ix.grid(alpha=0.3)
+    ax_ix.tick_params(axis="x", labelbottom=False)
+    ax_ix.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
+
+    ax_n = fig.add_subplot(grid[len(panels) + 1, 0], sharex=axes[0])
+    steps = np.arange(ms.steps)
+    bottom = np.zeros(ms.steps)
+    for v in ms.venues:
+        counts = _liquidated_per_step(result.venues[v.name], ms.steps).astype(float)
+        total = int(counts.sum())
+        ax_n.bar(steps, counts, bottom=bottom, width=0.85, color=colours[v.name],
+                 linewidth=0, label=f"{v.name}: {total:,}")
+        bottom += counts
+    ax_n.set_title("accounts liquidated per step, by venue (legend: the run's total)",
+                   loc="left", fontsize=10, fontweight="bold")
+    ax_n.set_ylabel("accounts")
+    ax_n.yaxis.set_major_locator(ticker.MaxNLocator(5, integer=True))
+    if not bottom.any():
+        ax_n.set_ylim(0, 1)
+    ax_n.grid(alpha=0.3)
+    ax_n.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
+    ax_n.set_xlim(-0.6, ms.steps - 0.4)
+    ax_n.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax_n.set_xlabel("step (shocks, the indexes, one liquidation round per venue, the "
+                    "arbitrageurs, then the refill)")
+
+    lots = sum(a["lots"] for a in result.arbitrageurs)
+    if not ms.arbitrageurs:
+        arb = "no arbitrageur"
+    elif result.arbitrage:
+        arb = f"arbitrageurs on: {lots:,} lots carried between venues"
+    else:
+        arb = "arbitrageurs off (their accounts idle)"
+    fig.suptitle(f"{len(ms.venues)} venues tied by {len(ms.indexes)} "
+                 f"ind{'ex' if len(ms.indexes) == 1 else 'exes'}; {arb}", fontsize=12.5,
+                 y=1 - 0.3 / height, va="top")
+    fig.savefig(path, format="png")
+
+
+def start_of(venue_result, name: str) -> float:
+    """The mid (ticks) of instrument ``name`` before the shock: its book's."""
+    contract = next(c for c in venue_result.scenario.instruments if c.name == name)
+    return float(contract.book.mid)
+
+
+def _leg_index(ms, leg) -> tuple[str, int]:
+    """(venue, instrument index) of a Leg of ``ms``."""
+    s = ms.venue(leg.venue).scenario
+    if isinstance(leg.instrument, int):
+        return leg.venue, leg.instrument
+    names = [c.name for c in s.instruments] or ["main"]
+    return leg.venue, names.index(leg.instrument)
