@@ -21,12 +21,14 @@ from .events import (
     SCENARIO_MAKER,
     SCENARIO_SHOCKER,
     SCENARIO_VALUE,
+    Asset,
     EventKind,
     Instrument,
     MarkRule,
     Side,
+    Trigger,
 )
-from .margin import unit_value
+from .margin import PPM, unit_value
 from .scenario import DepthProfile, ExplicitPopulation, Shock
 
 if TYPE_CHECKING:
@@ -100,9 +102,19 @@ class Market:
                                 tiers=rules.tiers if c.tiers is None else c.tiers,
                                 mark_rule=rules.mark_rule if c.mark_rule is None
                                 else c.mark_rule) for c in contracts]
+            # a contract with a haircut: its base asset is collateral too, counted in millionths
+            # of a lot (whole lots would round a small account's collateral far up)
+            assets = [Asset(c.name, Decimal(c.lot_size) / COIN_UNITS_PER_LOT, c.name,
+                            haircut_ppm=c.haircut_ppm,
+                            conversion_discount_ppm=c.conversion_discount_ppm)
+                      for c in contracts if c.haircut_ppm is not None]
             self.engine = engine_cls(quote_unit=scenario.quote_unit, instruments=specs,
-                                     **settings, backstop=backstop)
+                                     assets=assets or None, **settings, backstop=backstop)
         else:
+            if not isinstance(scenario.population, ExplicitPopulation) and (
+                    scenario.population.coin_fraction or scenario.population.coin):
+                raise ConfigError("population coin_fraction and coin need a scenario with "
+                                  "instruments, one of them with a haircut_ppm (its asset)")
             self.engine = engine_cls(scenario.tick_size, scenario.lot_size, scenario.quote_unit,
                                      **settings, backstop=backstop)
         eng = self.engine
@@ -204,6 +216,7 @@ class Market:
         fresh_side = np.where(rng.random((n, m)) < pop.long_fraction, 1, -1)
         holds = rng.random((n, m)) < np.array([c.hold for c in contracts])
         ks = [_k(spec, eng.quote_unit) for spec in eng.instruments]
+        coin = self._coin(pop, contracts)
         kept = 0
         self.holders = [set() for _ in contracts]
         for a in range(n):
@@ -222,12 +235,49 @@ class Market:
             if not legs:
                 continue
             notional = sum(entry * size * ks[i] for i, _, entry, size in legs)
-            eng.add_account(a, math.ceil(notional / leverage[a]))
+            collateral = math.ceil(notional / leverage[a])
+            if coin is None:
+                eng.add_account(a, collateral)
+            else:
+                # the coin's share: the fewest units that count that much after the haircut
+                j, per_lot, haircut = coin
+                share = math.ceil(collateral * pop.coin_fraction)
+                eng.add_account(a, collateral - share)
+                units = -(-share * PPM * COIN_UNITS_PER_LOT // (per_lot * (PPM - haircut)))
+                if units:
+                    eng.deposit(a, units, asset=self.coin_asset)
             if self._seed_account(a, legs):
                 kept += 1
                 for i, _, _, _ in legs:
                     self.holders[i].add(a)
         return kept
+
+    def _coin(self, pop, contracts):
+        """(instrument, quote units one lot of the coin is worth at its starting mark, its
+        haircut) of the population's collateral coin, or None without one (its asset's name in
+        ``coin_asset``)."""
+        if not pop.coin_fraction and not pop.coin:
+            return None
+        keys = schema(type(pop))
+        for key in ("coin_fraction", "coin"):   # checked as a file's values are
+            convert("population", key, getattr(pop, key), keys)
+        for i, c in enumerate(contracts):
+            keys = schema(type(c))
+            for key in ("haircut_ppm", "conversion_discount_ppm"):
+                convert(f"instruments[{i}]", key, getattr(c, key), keys)
+        with_asset = [i for i, c in enumerate(contracts) if c.haircut_ppm is not None]
+        names = [contracts[i].name for i in with_asset]
+        if not with_asset:
+            raise ConfigError("population coin_fraction needs an instrument with a haircut_ppm "
+                              "(its base asset is then collateral)")
+        if pop.coin and pop.coin not in names:
+            raise ConfigError(f"population coin {pop.coin!r} is not an instrument with a "
+                              f"haircut_ppm: {names}")
+        j = with_asset[names.index(pop.coin)] if pop.coin else with_asset[0]
+        self.coin_asset = contracts[j].name
+        eng = self.engine
+        mark = eng.mark_price(j) or self.contracts[j].mid0
+        return j, mark * _k(eng.instruments[j], eng.quote_unit), contracts[j].haircut_ppm
 
     def _seed_account(self, owner: int, legs) -> int:
         """Seed ``owner``'s positions ((instrument, side, entry, size), ...) against the house;
@@ -244,7 +294,10 @@ class Market:
 
         seed(legs, 1)
         info = eng.account(owner)
-        crossed = False
+        # (a short its own coin outweighs has no liquidation price: the account's own margin
+        # says whether it is crossed)
+        crossed = info.equity < info.maintenance_margin or (
+            eng.trigger == Trigger.AT_OR_BELOW and info.equity == info.maintenance_margin)
         for p in info.positions or ():
             mark = eng.mark_price(p.instrument)
             liq = p.liquidation_price
@@ -371,6 +424,10 @@ def _scores(rng, n: int, m: int, rho: float) -> np.ndarray:
     shared = rng.standard_normal((n, 1))
     own = rng.standard_normal((n, m))
     return rho * shared + math.sqrt(max(0.0, 1 - rho * rho)) * own
+
+
+#: A scenario's collateral coin counts in millionths of its contract's lot.
+COIN_UNITS_PER_LOT = 10**6
 
 
 def _k(spec, unit) -> int:

@@ -128,6 +128,10 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
         "bad_debt": int(records["bad_debt"].sum()) if len(records) else 0,
         "socialized": int(records["socialized"].sum()) if len(records) else 0,
         "adl_count": int((records["kind"] == ForcedKind.ADL).sum()),
+        # collateral assets sold to the venue to cover flat accounts' deficits
+        "conversions": int((records["kind"] == ForcedKind.CONVERSION).sum()),
+        "converted_notional": int(records["notional"][
+            records["kind"] == ForcedKind.CONVERSION].sum()) if len(records) else 0,
         "insurance_fund_end": int(insurance_fund),
         "steps_to_half_recovery": half_recovery,
         "queue_left": queue_left,
@@ -143,7 +147,8 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
     summary.update(dynamics(series))
     summary["liquidations_by_generation"] = liquidations_by_generation(records)
     summary["quote_unit"] = quote_unit
-    for key in ("liquidated_notional", "bad_debt", "insurance_fund_end", "unresolved_equity"):
+    for key in ("liquidated_notional", "bad_debt", "insurance_fund_end", "unresolved_equity",
+                "converted_notional"):
         summary[f"{key}_quote"] = Decimal(summary[key]) * quote_unit
     return summary
 

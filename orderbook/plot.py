@@ -419,10 +419,21 @@ def _plot_instruments(result, path) -> None:
         first = summary[key + "first_generation"]
         lines.append(f"{c.name}: {whole(summary[key + 'liquidated_notional'] * money)} "
                      f"liquidated, first in gen. {'-' if first is None else first}")
+    pop = scenario.population
+    coin = getattr(pop, "coin_fraction", 0.0)
+    if coin:
+        named = pop.coin or next(c.name for c in contracts if c.haircut_ppm is not None)
+        haircut = next(c.haircut_ppm for c in contracts if c.name == named)
+        lines += ["", f"collateral: {coin:.0%} in {named}", f"(haircut {haircut / 1e4:g} %),",
+                  f"the rest in quote currency; {summary.get('conversions', 0):,} sales",
+                  f"of it to the venue for "
+                  f"{whole(summary.get('converted_notional', 0) * money)}"]
     ax_t.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9.5,
               transform=ax_t.transAxes, family="monospace")
 
-    fig.suptitle(f"Liquidation cascade across {count} instruments on one collateral: "
+    where = (f"on {named} and quote collateral" if coin else "on one collateral")
+    plural = "instrument" if count == 1 else "instruments"
+    fig.suptitle(f"Liquidation cascade across {count} {plural} {where}: "
                  f"{summary.get('liquidated_accounts', 0):,} accounts liquidated, "
                  f"{summary.get('generations', 0)} generations", fontsize=12.5, y=0.995,
                  va="top")

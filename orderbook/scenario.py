@@ -227,6 +227,18 @@ class ExplicitBook:
         return (max(p for p, _ in self.bids) + min(p for p, _ in self.asks)) // 2
 
 
+def _contract_name(value, *, empty: bool = False) -> str:
+    """A contract's name: a string, non-empty unless ``empty``."""
+    if not isinstance(value, str) or not (value or empty):
+        raise Bad(f"must be a {'' if empty else 'non-empty '}string, got {type_name(value)} "
+                  f"{value!r}", ConfigTypeError if not isinstance(value, str) else ConfigError)
+    return value
+
+
+def _coin_name(value) -> str:
+    return _contract_name(value, empty=True)
+
+
 @dataclass(frozen=True)
 class Population:
     """Leveraged accounts drawn from the scenario's seed.
@@ -245,6 +257,13 @@ class Population:
     ``size_correlation`` (``entry_correlation``); the size is the log-uniform quantile of the
     score, the entry ``mid_i * (1 + entry_dispersion * score)``. The side of each instrument is
     the account's own with probability ``same_side``, else drawn afresh (``long_fraction``).
+
+    ``coin_fraction`` of each basket account's collateral is held in the collateral asset of
+    the contract named ``coin`` (one whose ``haircut_ppm`` is set; "" : the first such): as
+    many of its units (millionths of a lot) as count, at the starting mark after the haircut,
+    for that share (rounded up), the rest in quote currency. With ``long_fraction`` 1 and the
+    coin's own contract alone these are coin-margined longs; with ``long_fraction`` 0, basis
+    traders (long the coin as collateral, short its perpetual).
     """
 
     count: int = setting(20_000, integer(0, 10**8))
@@ -257,6 +276,8 @@ class Population:
     size_correlation: float = setting(1.0, number(0.0, 1.0))
     entry_correlation: float = setting(1.0, number(0.0, 1.0))
     same_side: float = setting(1.0, number(0.0, 1.0))
+    coin_fraction: float = setting(0.0, number(0.0, 1.0))
+    coin: str = setting("", _coin_name)
 
 
 @dataclass(frozen=True)
@@ -336,21 +357,20 @@ class Rules:
     liquidator: bool = setting(True, boolean)
 
 
-def _name(value):
-    if not isinstance(value, str) or not value:
-        raise Bad(f"must be a non-empty string, got {type_name(value)} {value!r}",
-                  ConfigTypeError if not isinstance(value, str) else ConfigError)
-    return value
-
-
 @dataclass(frozen=True)
 class Contract:
     """One instrument of a scenario over several (``Scenario.instruments``, ``[[instruments]]``
     in a file): its name, tick and lot, its book and its shock; ``tiers`` and ``mark_rule``
     default to the scenario's rules (None), ``hold`` is the probability that an account of the
-    population holds it and ``size`` its size range in lots (None: the population's)."""
+    population holds it and ``size`` its size range in lots (None: the population's).
 
-    name: str = setting("main", _name)
+    With ``haircut_ppm`` set, the contract's base asset is also a collateral asset of the venue
+    (``orderbook.Asset`` named as the contract, counted in millionths of a lot, valued at its
+    mark less the haircut; a liquidated account's units are sold to the venue at the mark less
+    ``conversion_discount_ppm``): ``Population.coin_fraction`` of the collateral may be held
+    in it."""
+
+    name: str = setting("main", _contract_name)
     tick_size: str = setting("0.1", decimal_text)
     lot_size: str = setting("0.001", decimal_text)
     book: DepthProfile | ExplicitBook = field(default_factory=DepthProfile)
@@ -359,6 +379,8 @@ class Contract:
     mark_rule: MarkRule | None = setting(None, optional(enum_name(MarkRule)))
     hold: float = setting(1.0, number(0.0, 1.0))
     size: tuple | None = setting(None, optional(pair(integer(1, 2**40))))
+    haircut_ppm: int | None = setting(None, optional(integer(0, 999_999)))
+    conversion_discount_ppm: int = setting(0, integer(0, 999_999))
 
 
 def _correlation(value):

@@ -286,3 +286,93 @@ def test_the_cli_prints_the_contagion_matrix():
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "--contagion: contagion needs a scenario with instruments" \
         in bad.stderr
+
+
+# ------------------------------------------------------------------ collateral in the coin
+
+
+def coined(engine="compiled", count=60, **population):
+    """``small`` with BTC's base asset as collateral (haircut 10 %, conversion at 1 % below
+    the mark) and ``population`` (coin_fraction ...)."""
+    base = small(engine, count=count, **population)
+    btc, eth = base.instruments
+    return replace(base, instruments=(replace(btc, haircut_ppm=100_000,
+                                              conversion_discount_ppm=10_000), eth))
+
+
+def test_a_coin_fraction_holds_that_share_of_the_collateral_in_the_coin():
+    from orderbook._market import COIN_UNITS_PER_LOT, Market
+
+    market = Market(coined(coin_fraction=0.5, coin="BTC"))
+    eng = market.engine
+    assert [a.name for a in eng.assets] == ["BTC"]
+    assert eng.assets[0].unit == "0.000000001"   # a millionth of the 0.001 BTC lot
+    mark = eng.mark_price(0)
+    held = 0
+    for owner in range(60):
+        info = eng.account(owner)
+        if not info.positions:
+            continue
+        [coin] = info.assets
+        # half the collateral at the start (rounded up) in the fewest units whose value
+        # after the 10 % haircut (mark x k / 10**6 per unit, k = 1) covers it
+        share = coin.value
+        assert share == coin.balance * mark * 9 // 10 // COIN_UNITS_PER_LOT
+        assert (coin.balance - 1) * mark * 9 // 10 // COIN_UNITS_PER_LOT < share
+        assert abs(info.collateral - share) <= mark   # the two halves, within a unit's worth
+        held += 1
+    assert held > 30
+    check_accounts(eng)
+
+
+def test_coin_collateral_deepens_the_cascade_and_is_converted():
+    plain, coin = quiet_run(coined()), quiet_run(coined(coin_fraction=1.0))
+    assert plain.summary["conversions"] == 0
+    assert coin.summary["conversions"] > 0
+    assert coin.summary["converted_notional"] > 0
+    assert coin.summary["liquidated_accounts"] >= plain.summary["liquidated_accounts"]
+    records = coin.forced_orders
+    conversions = records[records["kind"] == 6]
+    assert (conversions["instrument"] == 0).all() and (conversions["filled"] == 0).all()
+    assert int(conversions["notional"].sum()) == coin.summary["converted_notional"]
+
+
+def test_the_reference_engine_runs_coin_collateral_alike():
+    compiled = quiet_run(coined(coin_fraction=0.7))
+    reference = quiet_run(coined("reference", coin_fraction=0.7))
+    assert compiled.forced_orders.tobytes() == reference.forced_orders.tobytes()
+    assert compiled.summary == reference.summary
+
+
+def test_coin_collateral_round_trips_through_toml():
+    scenario = coined(coin_fraction=0.25, coin="BTC")
+    text = scenario_to_toml(scenario)
+    assert "haircut_ppm = 100000" in text and "coin_fraction = 0.25" in text
+    assert loads_scenario(text) == scenario
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(coin_fraction=0.5, coin="ETH"), "coin 'ETH' is not an instrument with a haircut"),
+    (dict(coin_fraction=1.5), "coin_fraction"),
+])
+def test_bad_coin_settings_are_refused(change, match):
+    with pytest.raises((ConfigError, ValueError), match=match):
+        quiet_run(coined(**change))
+
+
+def test_a_coin_needs_an_instrument_with_a_haircut():
+    with pytest.raises(ConfigError, match="needs an instrument with a haircut_ppm"):
+        quiet_run(small(coin_fraction=0.5))
+    with pytest.raises(ConfigError, match="need a scenario with instruments"):
+        quiet_run(Scenario(population=Population(count=10, coin_fraction=0.5)))
+
+
+@pytest.mark.parametrize("name", ["coin_margined.toml", "multi_asset.toml"])
+def test_the_collateral_examples_liquidate_more_with_the_coin(name):
+    scenario = load_scenario(ROOT / "examples" / name)
+    with_coin = quiet_run(scenario, counterfactual=False)
+    on_usdt = quiet_run(replace(scenario, population=replace(scenario.population,
+                                                             coin_fraction=0.0)),
+                        counterfactual=False)
+    assert with_coin.summary["conversions"] > 0
+    assert with_coin.summary["liquidated_accounts"] > on_usdt.summary["liquidated_accounts"]

@@ -231,6 +231,11 @@ def _format_run(result, source: str) -> str:
         ["bad debt", _money(sm["bad_debt"], unit), "quote", ""],
         ["socialized loss", _money(sm["socialized"], unit), "quote", ""],
         ["ADL count", f"{sm['adl_count']:,}", "", "positions closed by auto-deleveraging"],
+    ]
+    if sm.get("conversions"):
+        rows.append(["collateral converted", _money(sm["converted_notional"], unit), "quote",
+                     f"{sm['conversions']:,} sales of collateral assets to the venue"])
+    rows += [
         ["insurance fund", _money(sm["insurance_fund_end"], unit), "quote",
          f"start {_money(fund0, unit)}, change {'+' if sm['insurance_fund_end'] >= fund0 else '-'}"
          f"{_money(abs(sm['insurance_fund_end'] - fund0), unit)}"],
