@@ -459,17 +459,7 @@ def venue_assets(assets, instrument_names, tick_sizes, max_prices,
 
 def asset_arg(value, names) -> int:
     """An asset given by index or name as its index in ``names`` (KeyError naming ``asset``)."""
-    if isinstance(value, str):
-        try:
-            return list(names).index(value)
-        except ValueError:
-            raise KeyError(f"asset {value!r} is not one of the venue's collateral assets "
-                           f"{list(names)}") from None
-    index = check.as_int64("asset", value)
-    if not 0 <= index < len(names):
-        raise KeyError(f"asset {index} is not one of the venue's {len(names)} collateral "
-                       f"assets")
-    return index
+    return _named_arg("asset", "collateral assets ", value, names)
 
 
 def asset_deposit(owner: int, isolated: bool, amount, total: int, part: dict) -> int:
@@ -491,15 +481,20 @@ def asset_deposit(owner: int, isolated: bool, amount, total: int, part: dict) ->
 def instrument_arg(value, names) -> int:
     """An instrument given by index (int) or name (str) as its index in ``names``; KeyError
     naming ``instrument`` when there is none such, TypeError for another type."""
+    return _named_arg("instrument", "", value, names)
+
+
+def _named_arg(field: str, noun: str, value, names) -> int:
+    # One of the venue's ``names`` given by name or index, as its index.
     if isinstance(value, str):
         try:
             return list(names).index(value)
         except ValueError:
-            raise KeyError(f"instrument {value!r} is not one of the venue's "
+            raise KeyError(f"{field} {value!r} is not one of the venue's {noun}"
                            f"{list(names)}") from None
-    index = check.as_int64("instrument", value)
+    index = check.as_int64(field, value)
     if not 0 <= index < len(names):
-        raise KeyError(f"instrument {index} is not one of the venue's {len(names)} "
+        raise KeyError(f"{field} {index} is not one of the venue's {len(names)} {noun}"
                        f"(0 .. {len(names) - 1})")
     return index
 

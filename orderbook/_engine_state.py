@@ -82,29 +82,23 @@ def saved_kwargs(kwargs):
     ``fraction_above`` (``takeover_below_ppm``, ``cooldown_rounds``, ``increment``) existed
     lacks it and loads with 0 (every position takes the fraction; no take-over below a share of
     MM; no cooldown; no INCREMENTAL sizing then, so no step size: as it did). Anything else
-    goes to the constructor as it is, to be checked there; saved ``instruments`` rows become
-    ``Instrument``s (ValueError for a row that is not one)."""
+    goes to the constructor as it is, to be checked there; saved ``instruments`` and ``assets``
+    rows become ``Instrument``s and ``Asset``s (ValueError for a row that is not one)."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")
-    if type(kwargs) is dict and type(kwargs.get("instruments")) is list:
-        kwargs = dict(kwargs)
-        specs = []
-        for i, row in enumerate(kwargs["instruments"]):
-            if type(row) is not tuple or len(row) != 7:
-                raise _fail(f"instruments[{i}]", "must be a tuple of 7 values", row)
-            name, tick, lot, tiers, max_price, max_position, mark_rule = row
-            specs.append(Instrument(name, tick, lot, tiers=tiers, max_price=max_price,
-                                    max_position=max_position, mark_rule=mark_rule))
-        kwargs["instruments"] = specs
-    if type(kwargs) is dict and type(kwargs.get("assets")) is list:
-        kwargs = dict(kwargs)
-        assets = []
-        for i, row in enumerate(kwargs["assets"]):
-            if type(row) is not tuple or len(row) != 5:
-                raise _fail(f"assets[{i}]", "must be a tuple of 5 values", row)
-            assets.append(Asset(*row))
-        kwargs["assets"] = assets
+
+    def instrument(name, tick, lot, tiers, max_price, max_position, mark_rule):
+        return Instrument(name, tick, lot, tiers=tiers, max_price=max_price,
+                          max_position=max_position, mark_rule=mark_rule)
+
+    for key, width, build in (("instruments", 7, instrument), ("assets", 5, Asset)):
+        if type(kwargs) is dict and type(kwargs.get(key)) is list:
+            kwargs = dict(kwargs)
+            for i, row in enumerate(kwargs[key]):
+                if type(row) is not tuple or len(row) != width:
+                    raise _fail(f"{key}[{i}]", f"must be a tuple of {width} values", row)
+            kwargs[key] = [build(*row) for row in kwargs[key]]
     return kwargs
 
 

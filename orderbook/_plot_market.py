@@ -53,6 +53,15 @@ def plot_market(result, path) -> None:
                             hspace=0.42, left=0.085, right=0.78, top=1 - 0.95 / height,
                             bottom=0.5 / height + 0.02)
     price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
+
+    def price_axis(ax):
+        # a price panel's y axis, grid, hidden step labels and legend at the right
+        ax.set_ylabel("price\n[quote ccy]")
+        ax.yaxis.set_major_formatter(price_fmt)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelbottom=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     axes = []
     for row, (venue, i, name, tick) in enumerate(panels):
         ax = fig.add_subplot(grid[row, 0], sharex=axes[0] if axes else None)
@@ -94,12 +103,7 @@ def plot_market(result, path) -> None:
         ax.set_title(f"venue {label} (mark {rule.name}): {held}, mid down "
                      f"{summary[key + 'max_drawdown_pct']:.2f} % at most", loc="left",
                      fontsize=10, fontweight="bold", color=colours[venue])
-        ax.set_ylabel("price\n[quote ccy]")
-        ax.yaxis.set_major_formatter(price_fmt)
-        ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
-        ax.grid(alpha=0.3)
-        ax.tick_params(axis="x", labelbottom=False)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
+        price_axis(ax)
 
     ax_ix = fig.add_subplot(grid[len(panels), 0], sharex=axes[0])
     styles = ["--", "-.", ":"]
@@ -125,12 +129,7 @@ def plot_market(result, path) -> None:
                    color="grey")
     ax_ix.set_title("indexes and their legs' last trades", loc="left", fontsize=10,
                     fontweight="bold")
-    ax_ix.set_ylabel("price\n[quote ccy]")
-    ax_ix.yaxis.set_major_formatter(price_fmt)
-    ax_ix.yaxis.set_major_locator(ticker.MaxNLocator(5))
-    ax_ix.grid(alpha=0.3)
-    ax_ix.tick_params(axis="x", labelbottom=False)
-    ax_ix.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
+    price_axis(ax_ix)
 
     ax_n = fig.add_subplot(grid[len(panels) + 1, 0], sharex=axes[0])
     steps = np.arange(ms.steps)

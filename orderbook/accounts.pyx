@@ -550,34 +550,19 @@ cdef class Ledger:
         if p.position == 0:
             return False
         if self.own_holding(a, p.instrument) != NULL:
-            if p.position > 0:
-                if self.equity(a, p, 0, True) + ou >= 0:
-                    out[0] = 0
-                elif self.equity(a, p, self.max_price, True) + ou < 0:
-                    out[0] = self.max_price
+            # "past the edge" holds from some price up (a long: solvent; a short: insolvent):
+            # the first such price in [0, max_price], max_price + 1 if none
+            lo, hi = -1, self.max_price + 1
+            while hi - lo > 1:
+                mid = lo + (hi - lo) // 2
+                if (self.equity(a, p, mid, True) + ou >= 0) == (p.position > 0):
+                    hi = mid
                 else:
-                    lo, hi = 0, self.max_price   # insolvent at lo, solvent at hi
-                    while hi - lo > 1:
-                        mid = lo + (hi - lo) // 2
-                        if self.equity(a, p, mid, True) + ou >= 0:
-                            hi = mid
-                        else:
-                            lo = mid
-                    out[0] = hi
-                return True
-            if self.equity(a, p, self.max_price, True) + ou >= 0:
-                out[0] = self.max_price
-            elif self.equity(a, p, 0, True) + ou < 0:
-                out[0] = 0
+                    lo = mid
+            if p.position > 0:
+                out[0] = hi if hi <= self.max_price else self.max_price
             else:
-                lo, hi = 0, self.max_price   # solvent at lo, insolvent at hi
-                while hi - lo > 1:
-                    mid = lo + (hi - lo) // 2
-                    if self.equity(a, p, mid, True) + ou >= 0:
-                        lo = mid
-                    else:
-                        hi = mid
-                out[0] = lo
+                out[0] = hi - 1 if hi > 0 else 0
             return True
         if p.position > 0:
             price = ceil_div(<int128>p.cost - a.collateral - ou, <int128>p.position * self.k)

@@ -364,31 +364,16 @@ class _Ledger:
         price (its equity does not fall with the price), max_price if none; a short's
         largest, 0 if none (its equity moves one way, so the edge is found by halving either
         way). O(log max_price)."""
-        if long:
-            if solvent(0):
-                return 0
-            if not solvent(max_price):
-                return max_price
-            lo, hi = 0, max_price  # insolvent at lo, solvent at hi
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if solvent(mid):
-                    hi = mid
-                else:
-                    lo = mid
-            return hi
-        if solvent(max_price):
-            return max_price
-        if not solvent(0):
-            return 0
-        lo, hi = 0, max_price  # solvent at lo, insolvent at hi
+        # "past the edge" holds from some price up (a long: solvent; a short: insolvent); the
+        # first such price in [0, max_price], max_price + 1 if none, is found by halving
+        lo, hi = -1, max_price + 1
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if solvent(mid):
-                lo = mid
-            else:
+            if solvent(mid) == long:
                 hi = mid
-        return lo
+            else:
+                lo = mid
+        return min(hi, max_price) if long else max(hi - 1, 0)
 
     # -------------------------------------------------------------------- the indexes
     def reindex(self, a: _Account) -> None:
