@@ -326,6 +326,19 @@ def exposure(owner: int, position: int, open_qty: int, side: int, qty: int,
 # ---------------------------------------------------------------------------- instruments
 
 
+def _named_spec(field: str, spec, cls, names: set) -> None:
+    """Refuse a ``field`` that is not a ``cls`` with a non-empty name not yet in ``names``; add
+    its name."""
+    if not isinstance(spec, cls):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise TypeError(f"{field} must be {article} {cls.__name__}, got {type(spec).__name__}")
+    if not isinstance(spec.name, str) or not spec.name:
+        raise ValueError(f"{field}.name must be a non-empty str, got {spec.name!r}")
+    if spec.name in names:
+        raise ValueError(f"{field}.name {spec.name!r} is given twice")
+    names.add(spec.name)
+
+
 def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, max_price,
                       max_position, mark_rule, book_type, book_kwargs) -> tuple[list, list]:
     """The venue's instruments, checked, and a fresh book for each.
@@ -358,13 +371,7 @@ def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, ma
     resolved, parts, names = [], [], set()
     for i, spec in enumerate(given):
         field = f"instruments[{i}]"
-        if not isinstance(spec, Instrument):
-            raise TypeError(f"{field} must be an Instrument, got {type(spec).__name__}")
-        if not isinstance(spec.name, str) or not spec.name:
-            raise ValueError(f"{field}.name must be a non-empty str, got {spec.name!r}")
-        if spec.name in names:
-            raise ValueError(f"{field}.name {spec.name!r} is given twice")
-        names.add(spec.name)
+        _named_spec(field, spec, Instrument, names)
         try:
             book = book_type(spec.tick_size, spec.lot_size, **book_kwargs)
             unit = quote_unit if quote_unit is not None or i == 0 else resolved[0][1]
@@ -418,13 +425,7 @@ def venue_assets(assets, instrument_names, tick_sizes, max_prices,
     resolved, parts, names, valued = [], [], set(), set()
     for n, spec in enumerate(assets):
         field = f"assets[{n}]"
-        if not isinstance(spec, Asset):
-            raise TypeError(f"{field} must be an Asset, got {type(spec).__name__}")
-        if not isinstance(spec.name, str) or not spec.name:
-            raise ValueError(f"{field}.name must be a non-empty str, got {spec.name!r}")
-        if spec.name in names:
-            raise ValueError(f"{field}.name {spec.name!r} is given twice")
-        names.add(spec.name)
+        _named_spec(field, spec, Asset, names)
         unit = check.unit_size(f"{field}.unit", spec.unit)
         try:
             i = instrument_arg(spec.instrument, instrument_names)

@@ -194,6 +194,8 @@ cdef class Ledger:
     cdef void allow(self, Account* a) noexcept nogil
     cdef int128 allowance_weight(self, const Position* p) noexcept nogil
     cdef int128 mark_weight(self, int32_t instrument) noexcept nogil
+    cdef void pop_above(self, cset[IndexKey]* index, price_t mark,
+                        vector[int32_t]* popped) noexcept nogil
     cdef void cross_multi(self, vector[owner_t]* crossed) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
     cdef void apply_fill(self, Account* a, Position* p, qty_t delta,

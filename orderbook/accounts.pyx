@@ -767,6 +767,17 @@ cdef class Ledger:
             mark = top
         return mark if mark > 1 else 1
 
+    cdef void pop_above(self, cset[IndexKey]* index, price_t mark,
+                        vector[int32_t]* popped) noexcept nogil:
+        # The slots of the entries of ``index`` keyed strictly above ``mark`` (a long's or an
+        # asset's allowance the mark fell past), from the top. O(log n + popped).
+        cdef cset[IndexKey].iterator it = index.end()
+        while it != index.begin():
+            dec(it)
+            if deref(it).first <= mark:
+                break
+            popped.push_back(self.slot(deref(it).second))
+
     cdef void cross_multi(self, vector[owner_t]* crossed) noexcept nogil:
         # The crossing check of the accounts holding two or more positions, at the current
         # marks: every allowance a mark passed, and every account aside in an instrument that
@@ -784,13 +795,7 @@ cdef class Ledger:
             if not self.has_mark[n]:
                 continue
             mark = self.marks[n]
-            index = &self.allow_longs[n]
-            it = index.end()
-            while it != index.begin():
-                dec(it)
-                if deref(it).first <= mark:
-                    break
-                popped.push_back(self.slot(deref(it).second))
+            self.pop_above(&self.allow_longs[n], mark, &popped)
             index = &self.allow_shorts[n]
             it = index.begin()
             while it != index.end() and deref(it).first < mark:
@@ -804,14 +809,7 @@ cdef class Ledger:
         for n in range(self.assets.size()):
             if not self.has_mark[self.assets[n].instrument]:
                 continue
-            mark = self.marks[self.assets[n].instrument]
-            index = &self.allow_assets[n]
-            it = index.end()
-            while it != index.begin():
-                dec(it)
-                if deref(it).first <= mark:
-                    break
-                popped.push_back(self.slot(deref(it).second))
+            self.pop_above(&self.allow_assets[n], self.marks[self.assets[n].instrument], &popped)
         # An account popped on two instruments is evaluated once.
         sort(popped.begin(), popped.end())
         for i in range(popped.size()):
