@@ -92,14 +92,19 @@ from .scenario import (
     ExplicitPopulation,
     InertSettingWarning,
     Result,
+    Rules,
     Scenario,
     UnresolvedAccountsWarning,
+    _map_runs,
+    _point_text,
     default_scenario,
     scale_scenario,
     start_mids,
     static_mark,
     venue_summary,
 )
+from .scenario import coerce_param as venue_coerce
+from .scenario import with_params as venue_with_params
 
 __all__ = ["Venue", "Leg", "IndexSpec", "ArbitrageurSpec", "MarketScenario", "MarketResult",
            "run", "market_from_dict", "loads_market", "load_market", "is_market_file",
@@ -696,28 +701,18 @@ def venue_instruments(ms: MarketScenario, venue: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------ dotted parameters
-def _venue_at(venues: list, name: str) -> tuple[int, str]:
-    """(position of the venue, its one-venue key) of ``venues.NAME.key``; the longest venue
-    name that fits wins, so a name may hold dots."""
-    rest = name[len("venues."):]
-    found = [(len(v.name), i) for i, v in enumerate(venues)
-             if rest.startswith(v.name + ".") and len(rest) > len(v.name) + 1]
+def _named_at(items: list, name: str, table: str, what: str) -> tuple[int, str]:
+    """(position, key) of ``table.NAME.key`` among ``items`` (venues or indexes, by their
+    ``name``); the longest name that fits wins, so a name may hold dots."""
+    rest = name[len(table) + 1:]
+    found = [(len(item.name), i) for i, item in enumerate(items)
+             if rest.startswith(item.name + ".") and len(rest) > len(item.name) + 1]
     if not found:
-        raise UnknownKeyError(f"parameter {name!r}: no venue of the market fits (venues.NAME.key "
-                              f"with NAME one of {', '.join(v.name for v in venues)})")
+        raise UnknownKeyError(f"parameter {name!r}: no {what} of the market fits "
+                              f"({table}.NAME.key with NAME one of "
+                              f"{', '.join(item.name for item in items) or 'none'})")
     _, i = max(found)
-    return i, rest[len(venues[i].name) + 1:]
-
-
-def _index_at(indexes: list, name: str) -> tuple[int, str]:
-    rest = name[len("indexes."):]
-    found = [(len(ix.name), n) for n, ix in enumerate(indexes)
-             if rest.startswith(ix.name + ".") and len(rest) > len(ix.name) + 1]
-    if not found:
-        raise UnknownKeyError(f"parameter {name!r}: no index of the market fits (indexes.NAME.key "
-                              f"with NAME one of {', '.join(ix.name for ix in indexes) or 'none'})")
-    _, n = max(found)
-    return n, rest[len(indexes[n].name) + 1:]
+    return i, rest[len(items[i].name) + 1:]
 
 
 def _arbitrageur_at(arbitrageurs: list, name: str) -> tuple[int, list]:
@@ -742,9 +737,6 @@ def _set_param(parts: dict, name: str, value):
     """Set the dotted parameter ``name`` to ``value`` in ``parts``, the market's pieces as
     lists ({"venues", "indexes", "arbitrageurs", "steps"}), and return the value converted as
     a file's value is; the whole is checked when the pieces are put back together."""
-    from .scenario import coerce_param as venue_coerce
-    from .scenario import with_params as venue_with_params
-
     top = schema(Scenario)
     if name == "steps":
         value = convert(None, "steps", value, top)
@@ -758,7 +750,7 @@ def _set_param(parts: dict, name: str, value):
         parts["venues"] = [replace(v, scenario=replace(v.scenario, seed=value + i))
                            for i, v in enumerate(parts["venues"])]
     elif name.startswith("venues."):
-        i, key = _venue_at(parts["venues"], name)
+        i, key = _named_at(parts["venues"], name, "venues", "venue")
         if key == "steps":
             raise ConfigError(f"parameter {name!r}: the steps are the market's; sweep steps")
         v = parts["venues"][i]
@@ -768,7 +760,7 @@ def _set_param(parts: dict, name: str, value):
         except ConfigError as exc:
             raise type(exc)(f"parameter {name!r}: {exc}") from None
     elif name.startswith("indexes."):
-        n, key = _index_at(parts["indexes"], name)
+        n, key = _named_at(parts["indexes"], name, "indexes", "index")
         ix = parts["indexes"][n]
         where = f"indexes.{ix.name}"
         if key == "name":
@@ -936,8 +928,6 @@ def sweep(grid: dict, market: MarketScenario, *, executor=None, workers: int | N
     ...  for row in rows]
     [(500, 18), (1500, 85)]
     """
-    from .scenario import _map_runs, _point_text
-
     if executor is not None and workers is not None:
         raise TypeError("give executor or workers, not both (size your executor yourself)")
     if not isinstance(market, MarketScenario):
@@ -1016,8 +1006,7 @@ def compare(rule_sets: dict, market: MarketScenario, *, venue: str | None = None
     ...  for row in table if row["venue"] == "B"]
     [('full', 85, 85), ('partial', 85, 194)]
     """
-    from .config import rules_from_dict
-    from .scenario import Rules
+    from .config import rules_from_dict  # config imports this module's callers, not it
 
     if not isinstance(market, MarketScenario):
         raise TypeError(f"compare needs a MarketScenario, got {type(market).__name__}")
