@@ -857,20 +857,24 @@ def with_params(ms: MarketScenario, params: dict) -> MarketScenario:
     ``min_constituents``, ``legs``, ``feeds``) and ``arbitrageurs.N.<key>`` (``capital``,
     ``capital.VENUE``, ``threshold_ppm``, ``max_lots``, ``legs``). Raises ConfigError
     (UnknownKeyError for a name the market does not have, ConfigTypeError for a wrong type)
-    naming the parameter and the value; ``ms`` is unchanged.
+    naming the parameter and the value (all the parameters when only their combination does
+    not fit); ``ms`` is unchanged.
     """
     if not isinstance(ms, MarketScenario):
         raise TypeError(f"with_params needs a MarketScenario, got {type(ms).__name__}")
     parts = _pieces(ms)
     for name, value in _ordered(params):
         _set_named(parts, name, value)
-    return _whole(parts)
+    try:
+        return _whole(parts)
+    except ConfigError as exc:
+        raise type(exc)(f"parameters {_point_text(params)}: {exc}") from None
 
 
 def coerce_param(ms: MarketScenario, name: str, value):
     """``value`` of the dotted parameter ``name`` of ``ms`` (see :func:`with_params`) as a
-    market file's value converts (``"INDEX"`` becomes ``MarkRule.INDEX``, a capital table
-    ``((venue, units), ...)``), checked with the rest of ``ms`` (a mark rule an index cannot
+    market file's value converts (``"INDEX"`` becomes ``MarkRule.INDEX``, a capital table a
+    ``{venue: units}`` dict), checked with the rest of ``ms`` (a mark rule an index cannot
     move on a venue it feeds is refused). ConfigError naming the parameter and the value."""
     if not isinstance(ms, MarketScenario):
         raise TypeError(f"coerce_param needs a MarketScenario, got {type(ms).__name__}")
@@ -906,7 +910,8 @@ def sweep(grid: dict, market: MarketScenario, *, executor=None, workers: int | N
     ``workers`` (:func:`orderbook.scenario.worker_count`), as :func:`orderbook.sweep`'s do;
     the rows are the same either way (each venue draws from its own seed). ``progress`` is
     called with (done, total) after each run; a venue left unresolved or with a mark nothing
-    moves warns here, in the caller's process.
+    moves warns here, in the caller's process. ``arbitrage`` false runs every point with
+    idle arbitrageurs (:func:`run`'s counterfactual).
 
     Examples
     --------
@@ -936,19 +941,16 @@ def sweep(grid: dict, market: MarketScenario, *, executor=None, workers: int | N
         raise ConfigTypeError(f"grid must be a dict {{parameter: [values]}}, got "
                               f"{type_name(grid)}")
     for name, values in grid.items():
-        if not isinstance(values, (list, tuple)) or not values:
-            raise ConfigTypeError(f"parameter {name!r}: its values must be a non-empty list, "
-                                  f"got {show(values)}")
+        if not isinstance(values, (list, tuple)):
+            raise ConfigTypeError(f"parameter {name!r}: its values must be a list, got "
+                                  f"{type_name(values)} {show(values)}")
+        if not values:
+            raise ConfigError(f"parameter {name!r} has no values")
     # Checked here, in this process, so a bad name, value or combination fails before any run.
     grid = {name: [coerce_param(market, name, v) for v in values]
             for name, values in grid.items()}
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    tasks = []
-    for point in points:
-        try:
-            tasks.append((with_params(market, point), point, arbitrage))
-        except ConfigError as exc:
-            raise type(exc)(f"sweep point {_point_text(point)}: {exc}") from None
+    tasks = [(with_params(market, point), point, arbitrage) for point in points]
     rows = []
     for i, row in enumerate(_map_runs(_run_point, tasks, executor=executor, workers=workers,
                                       progress=progress)):

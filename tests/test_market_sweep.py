@@ -171,14 +171,16 @@ def test_a_combination_that_does_not_fit_is_refused_before_any_run(index_market)
     ms = market_from_dict(d)
     grid = {"venues.A.rules.mark_rule": ["LAST", "INDEX"],
             "venues.A.shock.index_path": [[990_000] * 15]}
-    with pytest.raises(ConfigError, match=r"sweep point venues.A.rules.mark_rule=INDEX, "
+    with pytest.raises(ConfigError, match=r"parameters venues.A.rules.mark_rule=INDEX, "
                                           r"venues.A.shock.index_path=.*index_path"):
         sweep(grid, ms, workers=1)
 
 
 def test_grid_values_must_be_a_list(index_market):
-    with pytest.raises(TypeError, match="'steps'.*non-empty list"):
+    with pytest.raises(TypeError, match="'steps'.*must be a list"):
         sweep({"steps": 5}, index_market, workers=1)
+    with pytest.raises(ValueError, match="'steps' has no values"):
+        sweep({"steps": []}, index_market, workers=1)
     with pytest.raises(TypeError, match="executor or workers"):
         sweep({"steps": [5]}, index_market, workers=1, executor=SerialExecutor())
 
@@ -215,6 +217,10 @@ def test_the_arbitrageurs_capital_carries_as_fall_to_b(arbitrage_market):
     assert funded["venues"]["B"]["liquidated_accounts"] > 0
     assert broke["venues"]["A"]["liquidated_accounts"] == \
         funded["venues"]["A"]["liquidated_accounts"] > 0
+    (idle,) = sweep({"arbitrageurs.0.capital": [10_000_000]}, arbitrage_market, workers=1,
+                    arbitrage=False)
+    assert idle["arbitrageurs"][0]["lots"] == 0 and not idle["arbitrage"]
+    assert idle["venues"]["B"]["liquidated_accounts"] == 0
 
 
 def test_a_row_is_the_runs_summary_after_the_parameters(index_market):
