@@ -223,7 +223,7 @@ def cmd_compare(args) -> int:
         return _compare_market(args)
     if args.venue_name is not None:
         raise CLIError("--venue-name needs a file of several venues ([[venues]]): it names "
-                       "the venue whose rules each rule set replaces")
+                       "the venue whose rules each rule set changes")
     unscaled, scenario, source = _load(args)
     if args.rules and args.venues:
         raise CLIError("give --rules or --venues, not both")
