@@ -108,7 +108,8 @@ from .scenario import (
 __all__ = [
     "ConfigError", "UnknownKeyError", "ConfigTypeError", "load_scenario", "loads_scenario",
     "scenario_from_dict", "scenario_to_dict", "scenario_to_toml", "save_scenario", "load_rules",
-    "rules_from_dict", "coerce_param", "parse_values", "scale_scenario", "dumps_toml",
+    "rules_from_dict", "rules_table", "coerce_param", "parse_values", "scale_scenario",
+    "dumps_toml",
 ]
 
 
@@ -290,9 +291,9 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
     if not isinstance(d, dict):
         raise ConfigTypeError(f"a scenario must be a table, got {type_name(d)}")
     if "venues" in d:
-        raise ConfigError("[[venues]] makes this a scenario of several venues: `orderbook run` "
-                          "runs it; from Python, orderbook.market_scenario.load_market reads "
-                          "it")
+        raise ConfigError("[[venues]] makes this a scenario of several venues: `orderbook run`, "
+                          "`compare` and `sweep` run it; from Python, "
+                          "orderbook.market_scenario.load_market reads it")
     changes = {}
     for key, value in d.items():
         if key in TABLES or key in ("instruments", "index_model"):
@@ -454,18 +455,27 @@ def load_rules(path, base: Rules | None = None, scenario: Scenario | None = None
     out keep their values in ``base`` (default: the built-in scenario's rules); a ``venue`` key
     starts from that preset in ``scenario``'s units. A file that sets nothing is a
     :class:`ConfigError`."""
-    d = _read_toml(path)
-    _require_settings(path, d, "rules")
+    d = rules_table(path)
     try:
-        if "rules" in d:
-            if len(d) > 1:
-                key = sorted(set(d) - {"rules"})[0]
-                raise UnknownKeyError(f"a rules file holds only a [rules] table (or its keys at "
-                                      f"the top level), got {key!r} besides it")
-            return rules_from_dict(d["rules"], base, scenario=scenario)
         return rules_from_dict(d, base, scenario=scenario)
     except ConfigError as exc:
         raise _in_file(path, exc) from None
+
+
+def rules_table(path) -> dict:
+    """The ``[rules]`` table of a rules file (or its keys at the top level), as read, for
+    :func:`rules_from_dict` with each venue's rules as the base (``orderbook compare`` on a
+    file of several venues). A file that sets nothing, or holds more, is a
+    :class:`ConfigError` naming it."""
+    d = _read_toml(path)
+    _require_settings(path, d, "rules")
+    if "rules" not in d:
+        return d
+    if len(d) > 1:
+        key = sorted(set(d) - {"rules"})[0]
+        raise _in_file(path, UnknownKeyError(f"a rules file holds only a [rules] table (or its "
+                                             f"keys at the top level), got {key!r} besides it"))
+    return d["rules"]
 
 
 # ------------------------------------------------------------------------------ writing

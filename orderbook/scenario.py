@@ -1040,32 +1040,50 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
     names = list(grid)
     points = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
     tasks = [(scenario, point, counterfactual) for point in points]
+    rows = []
+    for i, row in enumerate(_map_runs(_run_point, tasks, executor=executor, workers=workers,
+                                     progress=progress)):
+        rows.append(row)
+        note = unresolved_note(row)
+        point = _point_text(points[i])
+        if row.get("static_mark"):
+            warnings.warn(f"sweep run {point}: {STATIC_MARK_NOTE}", InertSettingWarning,
+                          stacklevel=2)
+        if note is not None:
+            warnings.warn(f"sweep run {point} ended unresolved: {note}",
+                          UnresolvedAccountsWarning, stacklevel=2)
+    return rows
+
+
+def _point_text(point: dict) -> str:
+    """A grid point as ``name=value, ...`` (enums by name) for warnings and errors."""
+    return ", ".join(f"{name}={v.name if isinstance(v, IntEnum) else repr(v)}"
+                     for name, v in point.items())
+
+
+def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int | None = None,
+             progress=None):
+    """Yield ``fn(task)`` for each of ``tasks``, in their order, run through ``executor`` (a
+    process pool of :func:`worker_count` ``workers`` by default, shut down at the end); call
+    ``progress(done, total)`` after each. The machinery of :func:`sweep`, shared with
+    :func:`orderbook.market_scenario.sweep`; ``fn`` must be a module-level function (a pool
+    pickles it). Warns (RuntimeWarning, at its caller's caller) when ``workers`` is capped."""
+    if executor is not None and workers is not None:
+        raise TypeError("give executor or workers, not both (size your executor yourself)")
     own = executor is None
     if own:
         count = worker_count(workers, len(tasks))
         if workers is not None and count < workers:
             warnings.warn(f"sweep: {workers} workers requested, using {count} (grid of "
                           f"{len(tasks)} runs, {usable_cpus()} usable CPUs)", RuntimeWarning,
-                          stacklevel=2)
+                          stacklevel=3)
     pool = ProcessPoolExecutor(max_workers=count) if own else executor
     try:
-        futures = [pool.submit(_run_point, task) for task in tasks]
-        rows = []
+        futures = [pool.submit(fn, task) for task in tasks]
         for i, future in enumerate(futures):
-            rows.append(future.result())
-            note = unresolved_note(rows[-1])
-            point = ", ".join(f"{name}={v.name if isinstance(v, IntEnum) else repr(v)}"
-                              for name, v in points[i].items())
-            if rows[-1].get("static_mark"):
-                warnings.warn(f"sweep run {point}: {STATIC_MARK_NOTE}", InertSettingWarning,
-                              stacklevel=2)
-            if note is not None:
-                warnings.warn(f"sweep run {point} ended unresolved: {note}",
-                              UnresolvedAccountsWarning, stacklevel=2)
+            yield future.result()
             if progress is not None:
                 progress(i + 1, len(futures))
-        return rows
     finally:
         if own:
             pool.shutdown()
-

@@ -4,7 +4,10 @@
 
 Each command takes an optional scenario TOML file (see :mod:`orderbook.config`); without one it
 uses the built-in :func:`~orderbook.scenario.default_scenario`. ``run`` also takes a file of
-several venues (``[[venues]]``, :mod:`orderbook.market_scenario`). ``--scale`` shrinks or grows the
+several venues (``[[venues]]``, :mod:`orderbook.market_scenario`), and so do ``sweep`` (its
+``--param`` names address the market: ``venues.B.rules.mark_rule``, ``indexes.BTC.exclude_ppm``,
+``arbitrageurs.0.capital``) and ``compare`` (``--rules`` files change the rules of
+``--venue-name``, default every venue with accounts). ``--scale`` shrinks or grows the
 scenario (accounts, depth, refill, shock, per-round cap) the way ``default_scenario(scale)`` does.
 
 Errors in files or arguments end the command with exit status 2 and one line on stderr
@@ -108,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
                         "scenario's rules (repeatable)")
     p.add_argument("--venues", metavar="NAME,NAME,...|all",
                    help="one rule set per venue preset (orderbook.venues), instead of --rules")
+    p.add_argument("--venue-name", metavar="NAME",
+                   help="with several venues ([[venues]]): the venue whose rules each rule set "
+                        "changes (default: every venue with accounts)")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
     p.add_argument("--plot", metavar="FILE.png", help="draw the price paths (needs matplotlib)")
     p.set_defaults(func=cmd_compare)
@@ -118,7 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=V1,V2,...",
                    help="a dotted parameter and its values as TOML values, e.g. "
                         "rules.band_ppm=0,10000,20000 or population.leverage=[2,50],[2,100] or "
-                        "rules.sizing=FULL,FRACTION (repeatable)")
+                        "rules.sizing=FULL,FRACTION (repeatable); with several venues "
+                        "([[venues]]) venues.NAME.KEY, indexes.NAME.KEY, arbitrageurs.N.KEY, "
+                        "steps or seed, e.g. venues.B.rules.mark_rule=INDEX,INDEX_CLAMPED")
     p.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="worker processes (default: one per CPU; at most one per CPU and one "
                         "per run; 1 runs in this process)")

@@ -381,3 +381,26 @@ def _format_market(result, source: str) -> str:
     headers = ["venue", "instrument", "accounts", "liquidated accounts", "forced orders",
                "liquidated notional (quote)", "max drawdown %", "fund end (quote)"]
     return "\n".join(lines + ["", _table(headers, rows, right=set(range(2, len(headers))))])
+
+
+_VENUE_HEADERS = ["venue", "accounts", "liq. accts", "forced orders", "liq. notional (quote)",
+                  "drawdown %", "fund end (quote)", "queue left", "unresolved"]
+
+
+def _format_market_rows(lead: list[str], runs: list) -> str:
+    """``compare`` and ``sweep`` on several venues: a row per run and venue. ``runs``: one
+    (lead cells, {venue: (its summary, whether the run changed its rules, or None)}) per run; the
+    lead cells (a rule set's name, the parameters' values) head each of its rows."""
+    rows = []
+    for cells, venues in runs:
+        for venue, (sm, ruled) in venues.items():
+            unit = sm["quote_unit"]
+            label = venue + (" (own rules)" if ruled is False else "") + \
+                (" (mark fixed)" if sm.get("static_mark") else "")
+            rows.append([*cells, label, f"{sm['accounts']:,}",
+                         f"{sm['liquidated_accounts']:,}", f"{sm['forced_orders']:,}",
+                         _money(sm["liquidated_notional"], unit),
+                         f"{sm['max_drawdown_pct']:.2f}", _money(sm["insurance_fund_end"], unit),
+                         f"{sm['queue_left']:,}", f"{sm['unresolved_accounts']:,}"])
+    headers = [*lead, *_VENUE_HEADERS]
+    return _table(headers, rows, right=set(range(len(lead) + 1, len(headers))))

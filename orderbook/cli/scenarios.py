@@ -6,12 +6,23 @@ import math
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import ConfigError, load_rules, load_scenario, parse_values, scenario_to_toml
+from ..config import (
+    ConfigError,
+    load_rules,
+    load_scenario,
+    parse_values,
+    rules_table,
+    scenario_to_toml,
+)
+from ..market_scenario import coerce_param as coerce_market_param
+from ..market_scenario import compare as compare_market
 from ..market_scenario import is_market_file, load_market, scale_market
 from ..market_scenario import run as run_market
+from ..market_scenario import sweep as sweep_market
 from ..scenario import (
     InertSettingWarning,
     Scenario,
@@ -39,6 +50,7 @@ from .output import (
     CLIError,
     _describe,
     _format_market,
+    _format_market_rows,
     _format_run,
     _metric_cells,
     _money,
@@ -117,14 +129,35 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _is_market(args) -> bool:
+    """Whether the command's scenario file is one of several venues ([[venues]])."""
+    return args.scenario is not None and is_market_file(args.scenario)
+
+
+def _refuse_on_market(*given) -> None:
+    """A CLIError for the first of the (value, option, why) that was given with a file of
+    several venues."""
+    for value, option, why in given:
+        if value:
+            raise CLIError(f"{option} does not apply to a file of several venues ([[venues]]): "
+                           f"{why}")
+
+
+_OWN_RULES = "each venue gives its own rules ([venues.rules] venue = ...)"
+
+
+def _load_market(args):
+    """(market scenario scaled by --scale, description of its source)."""
+    ms = scale_market(load_market(args.scenario), args.scale)
+    return ms, str(args.scenario) + (f" at scale {args.scale:g}" if args.scale != 1 else "")
+
+
 def _run_market(args) -> int:
     """``orderbook run`` on a file of several venues: the per-venue table, JSON, CSV, figure."""
-    for given, option in ((args.venue, "--venue"), (args.contagion, "--contagion")):
-        if given:
-            raise CLIError(f"{option} does not apply to a file of several venues ([[venues]]): "
-                           f"each venue gives its own rules ([venues.rules] venue = ...)")
-    ms = scale_market(load_market(args.scenario), args.scale)
-    source = str(args.scenario) + (f" at scale {args.scale:g}" if args.scale != 1 else "")
+    _refuse_on_market((args.venue, "--venue", _OWN_RULES),
+                      (args.contagion, "--contagion",
+                       "it splits the shocks of one venue's instruments"))
+    ms, source = _load_market(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
         warnings.simplefilter("ignore", InertSettingWarning)
@@ -168,7 +201,29 @@ def _plot(obj, path) -> None:
         raise
 
 
+def _rules_files(specs: list[str]) -> dict:
+    """{name: path} of the --rules NAME=RULES.toml options (a bare path is named by its
+    stem)."""
+    files = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).stem, spec
+        name = name.strip()
+        if not name or not path:
+            raise CLIError(f"--rules {spec!r}: expected NAME=RULES.toml")
+        if name in files:
+            raise CLIError(f"--rules: the name {name!r} is given twice")
+        files[name] = path
+    return files
+
+
 def cmd_compare(args) -> int:
+    if _is_market(args):
+        return _compare_market(args)
+    if args.venue_name is not None:
+        raise CLIError("--venue-name needs a file of several venues ([[venues]]): it names "
+                       "the venue whose rules each rule set changes")
     unscaled, scenario, source = _load(args)
     if args.rules and args.venues:
         raise CLIError("give --rules or --venues, not both")
@@ -178,18 +233,8 @@ def cmd_compare(args) -> int:
         rule_sets = {name: scale_rules(r, args.scale)
                      for name, r in _venue_rules("--venues", chosen, unscaled).items()}
     elif args.rules:
-        rule_sets = {}
-        for spec in args.rules:
-            name, sep, path = spec.partition("=")
-            if not sep:
-                name, path = Path(spec).stem, spec
-            name = name.strip()
-            if not name or not path:
-                raise CLIError(f"--rules {spec!r}: expected NAME=RULES.toml")
-            if name in rule_sets:
-                raise CLIError(f"--rules: the name {name!r} is given twice")
-            rule_sets[name] = scale_rules(load_rules(path, unscaled.rules, unscaled),
-                                          args.scale)
+        rule_sets = {name: scale_rules(load_rules(path, unscaled.rules, unscaled), args.scale)
+                     for name, path in _rules_files(args.rules).items()}
     else:
         rule_sets = {name: scale_rules(r, args.scale)
                      for name, r in builtin_rule_sets(unscaled).items()}
@@ -228,7 +273,56 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _grid(scenario: Scenario, specs: list[str]) -> dict:
+def _compare_market(args) -> int:
+    """``orderbook compare`` on a file of several venues: each --rules file changes the rules
+    of the venue --venue-name (default: every venue with accounts); a row per run and
+    venue."""
+    _refuse_on_market(
+        (args.venue, "--venue", _OWN_RULES + "; a --rules file with venue = \"NAME\" gives "
+                                              "a preset"),
+        (args.venues, "--venues", "give each preset as a --rules file holding "
+                                  "venue = \"NAME\""),
+        (args.scale != 1, "--scale", "the rules files change the venues as the file writes "
+                                     "them; scale the venues in the file"),
+        (args.plot, "--plot", "draw one run with orderbook run --plot"))
+    if not args.rules:
+        raise CLIError("compare on a file of several venues needs --rules NAME=RULES.toml (at "
+                       "least one): the built-in rule sets belong to one venue's shock")
+    ms, source = _load_market(args)
+    if args.venue_name is not None:
+        try:
+            ms.venue(args.venue_name)
+        except KeyError as exc:
+            raise CLIError(f"--venue-name {args.venue_name}: {exc}") from None
+    # Each file's keys change each venue's own rules (a bad one: "rules 'NAME' on venue ...").
+    rule_sets = {name: rules_table(path) for name, path in _rules_files(args.rules).items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said below
+        warnings.simplefilter("ignore", InertSettingWarning)
+        comparison = compare_market(rule_sets, ms, venue=args.venue_name)
+    for name, market in comparison.results.items():
+        for venue, res in market.venues.items():
+            _warn_unresolved(res.summary, f"rules {name!r}: venue {venue!r}: ")
+    if args.json:
+        _print_json(comparison.table)
+        return 0
+    ruled = comparison.ruled
+    print(f"market scenario: {source}: {len(ms.venues)} venues, {ms.steps} steps; each rule "
+          f"set changes the rules of {', '.join(ruled)}")
+    for name, market in comparison.results.items():
+        for venue in ruled:
+            print(f"  {name} on {venue}: {_rules_text(market.venues[venue].scenario)}")
+    print()
+    runs = [([name], {venue: (res.summary, venue in ruled)
+                      for venue, res in market.venues.items()})
+            for name, market in comparison.results.items()]
+    print(_format_market_rows(["rules"], runs))
+    return 0
+
+
+def _grid(specs: list[str], coerce) -> dict:
+    """{name: [values]} of the --param NAME=V1,V2 options, each value converted by
+    ``coerce(name, value)``."""
     grid = {}
     for spec in specs:
         name, sep, text = spec.partition("=")
@@ -242,16 +336,14 @@ def _grid(scenario: Scenario, specs: list[str]) -> dict:
             values = parse_values(text)
         except ConfigError as exc:
             raise CLIError(f"--param {name}: {exc}") from None
-        grid[name] = [coerce_param(scenario, name, v) for v in values]
+        grid[name] = [coerce(name, v) for v in values]
     return grid
 
 
-def cmd_sweep(args) -> int:
-    _, scenario, source = _load(args)
-    if not args.param:
-        raise CLIError("sweep needs at least one --param NAME=VALUES")
-    grid = _grid(scenario, args.param)
-    total = math.prod(len(v) for v in grid.values())
+@contextmanager
+def _executor(args, total: int):
+    """(executor, progress) for ``total`` runs as --workers, --scheduler and --quiet ask:
+    a dask cluster's, this process's (--workers 1) or a process pool; closed at the end."""
     client = None
     if args.scheduler:
         try:
@@ -275,11 +367,7 @@ def cmd_sweep(args) -> int:
     else:
         executor = ProcessPoolExecutor(max_workers=workers)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said below
-            warnings.simplefilter("ignore", InertSettingWarning)
-            rows = sweep(grid, scenario, executor=executor,
-                         counterfactual=not args.no_counterfactual, progress=progress)
+        yield executor, progress
     finally:
         if progress is not None:
             progress.close()
@@ -287,6 +375,21 @@ def cmd_sweep(args) -> int:
             client.close()
         else:
             executor.shutdown()
+
+
+def cmd_sweep(args) -> int:
+    if _is_market(args):
+        return _sweep_market(args)
+    _, scenario, source = _load(args)
+    if not args.param:
+        raise CLIError("sweep needs at least one --param NAME=VALUES")
+    grid = _grid(args.param, lambda name, value: coerce_param(scenario, name, value))
+    total = math.prod(len(v) for v in grid.values())
+    with _executor(args, total) as (executor, progress), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said below
+        warnings.simplefilter("ignore", InertSettingWarning)
+        rows = sweep(grid, scenario, executor=executor,
+                     counterfactual=not args.no_counterfactual, progress=progress)
     names = list(grid)
     for row in rows:
         _warn_unresolved(row, ", ".join(f"{n}={_param_text(row[n])}" for n in names) + ": ")
@@ -300,6 +403,40 @@ def cmd_sweep(args) -> int:
     print()
     print(_table(names + _METRIC_HEADERS, table,
                  right=set(range(len(names) + len(_METRIC_HEADERS)))))
+    return 0
+
+
+def _sweep_market(args) -> int:
+    """``orderbook sweep`` on a file of several venues: --param names address the market
+    (venues.NAME.key, indexes.NAME.key, arbitrageurs.N.key, steps, seed); a row per run and
+    venue."""
+    _refuse_on_market((args.venue, "--venue", _OWN_RULES + "; sweep one with --param "
+                                                           "venues.NAME.rules.KEY=..."))
+    ms, source = _load_market(args)
+    if not args.param:
+        raise CLIError("sweep needs at least one --param NAME=VALUES (on several venues: "
+                       "venues.NAME.key, indexes.NAME.key, arbitrageurs.N.key, steps, seed)")
+    grid = _grid(args.param, lambda name, value: coerce_market_param(ms, name, value))
+    total = math.prod(len(v) for v in grid.values())
+    with _executor(args, total) as (executor, progress), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said below
+        warnings.simplefilter("ignore", InertSettingWarning)
+        rows = sweep_market(grid, ms, executor=executor, progress=progress)
+    names = list(grid)
+    for row in rows:
+        point = ", ".join(f"{n}={_param_text(row[n])}" for n in names)
+        for venue, summary in row["venues"].items():
+            _warn_unresolved(summary, f"{point}: venue {venue!r}: ")
+    if args.json:
+        _print_json(rows)
+        return 0
+    print(f"market scenario: {source}: {len(ms.venues)} venues, {ms.steps} steps")
+    print(f"sweep: {total} runs over {', '.join(names)}")
+    print()
+    runs = [([_param_text(row[n]) for n in names],
+             {venue: (summary, None) for venue, summary in row["venues"].items()})
+            for row in rows]
+    print(_format_market_rows(names, runs))
     return 0
 
 
