@@ -753,7 +753,8 @@ def _venue_adl_view(eng):
     return (len(eng.forced_orders()), [len(eng.trades(i)) for i in range(len(eng.books))],
             {o: int(a.collateral) for o, a in infos.items()},
             {o: {int(p.instrument): (int(p.position), int(p.cost)) for p in a.positions}
-             for o, a in infos.items()})
+             for o, a in infos.items()},
+            {o for o, a in infos.items() if a.assets})
 
 
 def _check_venue_adl(where, eng, before, ks):
@@ -764,12 +765,13 @@ def _check_venue_adl(where, eng, before, ks):
       that realises no loss on those lots (its cost followed from the call's start, record by
       record): a short buys back at <= max(m, floor(R / (c k))), a long sells at
       >= min(m, ceil(R / (c k)));
-    * one that held a single position when the call began ends with collateral >= min(what it
-      was, 0). One with several may not: a losing position closes at the mark (its equity does
-      not change), and that realised loss can exceed its collateral while the profits of its
-      other positions keep its equity > 0.
+    * one that held a single position and no collateral asset when the call began ends with
+      collateral >= min(what it was, 0). One with several, or with an asset, may not: a losing
+      position closes at the mark (its equity does not change), and that realised loss can
+      exceed its quote collateral while the profits of its other positions, or the value of its
+      asset, keep its equity > 0 (found by the machine: a long at a loss on 0 quote and 1 coin).
     """
-    n_records, n_trades, collateral, positions = before
+    n_records, n_trades, collateral, positions, coined = before
     records = eng.forced_orders()[n_records:]
     # busy: an owner of a record, a taker of a backstop or fund take-over, or a trader
     busy = set(records["owner"].tolist()) | set(
@@ -796,7 +798,7 @@ def _check_venue_adl(where, eng, before, ks):
         held[owner][i] = (q + direction * qty, cost - released)
     adl = records[records["kind"] == int(ForcedKind.ADL)]
     for owner in set(adl["counterparty"].tolist()) - busy:
-        if len(positions[owner]) > 1:
+        if len(positions[owner]) > 1 or owner in coined:
             continue
         after = int(eng.account(owner).collateral)
         assert after >= min(collateral[owner], 0), (

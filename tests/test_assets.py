@@ -304,3 +304,35 @@ def test_check_accounts_sees_an_asset_created_from_nothing():
     eng._accounts[1].holdings[0] += 1
     with pytest.raises(InvariantError, match="asset conservation"):
         check_accounts(eng)
+
+
+def test_adl_at_the_mark_can_take_quote_collateral_below_zero_when_the_coin_backs_it(
+        engine_cls):
+    # Found by the venue machine (its ADL check assumed quote collateral covers a counterparty's
+    # loss at the mark). k = 1, the asset (unit 1) counts m per unit. Account 3: 0 quote, 1
+    # coin, long 1 at 95. A sell prints 80 (the LAST mark); the shorts' liquidations leave a
+    # remainder that ADL closes against the longs, 3 among them, at its cap: no worse for it
+    # than min(mark 80, break-even 95) = 80. It realises -15 while its coin (80) keeps its
+    # equity at 65 > 0; flat, with a coin, it is left alone with its negative quote balance.
+    eng = engine_cls(tiers=[(200, 5000, 5000)], deficit=1, check_initial_margin=False,
+                     instruments=[Instrument("BTC")], assets=[Asset("BTC", "1", "BTC")])
+    eng.add_account(100, 10_000_000, exempt=True)
+    for owner in range(1, 9):
+        eng.add_account(owner, 0)
+    for owner in (3, 7, 8):
+        eng.deposit(owner, 1, asset=0)
+    for long_owner, short_owner, price, qty in [
+            (100, 1, 95, 1), (1, 7, 95, 13), (1, 2, 95, 1), (3, 100, 95, 1), (100, 4, 95, 1),
+            (100, 4, 95, 1), (1, 5, 95, 1), (100, 5, 95, 1), (100, 6, 95, 1), (1, 7, 95, 1),
+            (7, 2, 103, 13), (1, 8, 95, 1)]:
+        eng.seed_position(long_owner, short_owner, price, qty)
+    eng.limit(1, 1, 80, 1, 100)
+    eng.limit(2, -1, 101, 1, 100)
+    eng.market(3, -1, 1, 100)
+    records = eng.liquidate()
+    adl = records[(records["kind"] == ForcedKind.ADL) & (records["counterparty"] == 3)]
+    assert len(adl) == 1 and adl[0]["notional"] == 80
+    after = eng.account(3)
+    assert (after.collateral, after.position, after.equity) == (-15, 0, 65)
+    assert after.assets == (HoldingInfo(0, 1, 80),)
+    check_accounts(eng, settled=True)
