@@ -329,7 +329,9 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     - the fund: ``account(INSURANCE_FUND)`` is exempt and its collateral is ``insurance_fund``;
       a negative fund is covered by records whose ``bad_debt`` add up to at least its deficit.
     - every account: ``cost >= 0``, 0 exactly when flat; ``reserve >= 0``, non-zero only for an
-      isolated account; no user account past ``max_position`` lots.
+      isolated account; every position's notional at ``max_price`` within int64 (not
+      ``max_position``: seed_position and take-overs ignore resting orders, whose fills can
+      carry a position past it).
     - every account's fields at the mark: equity = collateral + unrealised PnL; maintenance and
       initial margin from ``engine.tiers`` (maintenance on ``engine.mm_basis``: the notional at
       the mark or the cost); the bankruptcy price by its formula; the liquidation price exact
@@ -551,11 +553,15 @@ def _check_account(engine, a, held, venue, assets) -> None:
     _require(int(a.reserve) >= 0 and (a.isolated or int(a.reserve) == 0), "reserve",
              f"{tag} has reserve {a.reserve} (isolated={a.isolated})")
     for i, (q, _) in held.items():
-        if a.owner != INSURANCE_FUND:
-            limit = venue[i].max_position
-            _require(abs(q) <= limit, "max_position",
-                     f"{tag} holds {q} lots, max_position is {limit}"
-                     + ("" if count == 1 else f" in instrument {i}"))
+        # max_position bounds what an order may lead to when it is sent; seed_position and
+        # take-overs ignore resting orders, whose fills can then carry a position past it
+        # (found by the venue machine: an LP's bid resting before a seed to max_position). What
+        # every position keeps is the bound the engines rely on: its notional at max_price
+        # fits int64.
+        limit = INT64_MAX // (venue[i].max_price * venue[i].k)
+        _require(abs(q) <= limit, "positions fit int64 at max_price",
+                 f"{tag} holds {q} lots, past {limit} (int64 notional at max_price "
+                 f"{venue[i].max_price})" + ("" if count == 1 else f" in instrument {i}"))
     held = {i: qc for i, qc in held.items() if qc[0] != 0}
 
     def terms(i: int, price: int | None) -> tuple[int, int, int]:
