@@ -37,11 +37,20 @@ from .events import (
     MarkRule,
     Reason,
     SelfTradePrevention,
+    Settlement,
     Sizing,
     Trigger,
     fair_price,
 )
-from .margin import DEPOSIT_BOUND, MONEY_BOUND, PPM, MarginTiers, rate_ppm, unit_value
+from .margin import (
+    DEPOSIT_BOUND,
+    MONEY_BOUND,
+    PPM,
+    MarginTiers,
+    inverse_unit_value,
+    rate_ppm,
+    unit_value,
+)
 
 #: The constructor's rates, ppm in [0, 10**6].
 RATES = ("taker_fee_ppm", "maker_fee_ppm", "liquidation_fee_ppm", "fraction_ppm", "band_ppm",
@@ -96,9 +105,14 @@ def flag(name: str, value) -> bool:
     raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
+#: max_price when none is given (an inverse venue: at most its k).
+DEFAULT_MAX_PRICE = 2**32 - 1
+
+
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
              max_price, max_position, check_initial_margin, fraction_above, cooldown_rounds,
-             increment, close_order=CloseOrder.ALL, **rest) -> dict:
+             increment, close_order=CloseOrder.ALL, settlement=Settlement.LINEAR,
+             contract_value=None, **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
@@ -106,7 +120,21 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
     wraps: ``max_price * max_position * k <= 2**61`` keeps every notional far inside int64.
     """
     out = {"check_initial_margin": flag("check_initial_margin", check_initial_margin)}
-    out["quote_unit"], k = unit_value(tick_size, lot_size, quote_unit)
+    out["settlement"] = inverse = enum_arg("settlement", Settlement, settlement)
+    if inverse:
+        if contract_value is None:
+            raise ValueError("contract_value (quote currency per contract, e.g. '100') is "
+                             "required for settlement INVERSE")
+        out["quote_unit"], k = inverse_unit_value(tick_size, lot_size, quote_unit,
+                                                  contract_value)
+        out["contract_value"] = check.unit_size("contract_value", contract_value)
+    else:
+        if contract_value is not None:
+            raise ValueError(f"contract_value is the size of an inverse contract: it needs "
+                             f"settlement INVERSE, got contract_value {contract_value!r} on a "
+                             f"linear venue")
+        out["quote_unit"], k = unit_value(tick_size, lot_size, quote_unit)
+        out["contract_value"] = None
     out["k"] = k
     out["tiers"] = MarginTiers(tiers)
     for name in RATES:
@@ -114,16 +142,35 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
     for name, enum in RULES:
         out[name] = enum_arg(name, enum, rest[name])
     out["round_cap"] = None if round_cap is None else check.as_positive("round_cap", round_cap)
+    if max_price is None:
+        max_price = min(DEFAULT_MAX_PRICE, k) if inverse else DEFAULT_MAX_PRICE
     max_price = check.as_positive("max_price", max_price)
-    if max_price * k > MONEY_BOUND:
+    if inverse:
+        # an inverse value is largest at the lowest price, one tick: V(1, q) = k q; and a lot
+        # at max_price is worth at least one coin unit, so every fill and cost is >= 1
+        if max_price > k:
+            raise ValueError(f"max_price {max_price} ticks exceeds k = {k}: a lot there would "
+                             f"be worth less than one coin unit; give max_price <= k or a "
+                             f"smaller quote_unit")
+        if k > MONEY_BOUND:
+            raise ValueError(f"k = {k} coin units (a lot's value at one tick) exceeds 2**61: "
+                             f"choose a larger quote_unit")
+        if max_position is None:
+            max_position = MONEY_BOUND // k
+        max_position = check.as_positive("max_position", max_position)
+        if max_position * k > MONEY_BOUND:
+            raise ValueError(f"max_position * k = {max_position * k} exceeds 2**61 (the value "
+                             f"of max_position lots at one tick, coin units)")
+    elif max_price * k > MONEY_BOUND:
         raise ValueError(f"max_price * k = {max_price} * {k} = {max_price * k} exceeds 2**61 "
                          f"quote units (k = quote units per tick x lot)")
-    if max_position is None:
-        max_position = MONEY_BOUND // (max_price * k)
-    max_position = check.as_positive("max_position", max_position)
-    if max_price * max_position * k > MONEY_BOUND:
-        raise ValueError(f"max_price * max_position * k = {max_price * max_position * k} "
-                         f"exceeds 2**61")
+    else:
+        if max_position is None:
+            max_position = MONEY_BOUND // (max_price * k)
+        max_position = check.as_positive("max_position", max_position)
+        if max_price * max_position * k > MONEY_BOUND:
+            raise ValueError(f"max_price * max_position * k = {max_price * max_position * k} "
+                             f"exceeds 2**61")
     out["max_price"], out["max_position"] = max_price, max_position
     fund = check.as_int64("insurance_fund", insurance_fund)
     if not 0 <= fund <= DEPOSIT_BOUND:
@@ -340,7 +387,8 @@ def _named_spec(field: str, spec, cls, names: set) -> None:
 
 
 def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, max_price,
-                      max_position, mark_rule, book_type, book_kwargs) -> tuple[list, list]:
+                      max_position, mark_rule, book_type, book_kwargs,
+                      settlement=Settlement.LINEAR, contract_value=None) -> tuple[list, list]:
     """The venue's instruments, checked, and a fresh book for each.
 
     ``instruments`` None: one instrument named "main" from ``tick_size``/``lot_size`` and the
@@ -384,6 +432,9 @@ def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, ma
                            check_initial_margin=True, fraction_above=0, cooldown_rounds=0,
                            increment=0, sizing=Sizing.FULL,
                            mark_rule=mark_rule if spec.mark_rule is None else spec.mark_rule,
+                           settlement=settlement,
+                           contract_value=(contract_value if spec.contract_value is None
+                                           else spec.contract_value),
                            **{name: 0 for name in RATES},
                            **{name: 0 for name, _ in RULES if name not in ("mark_rule",
                                                                           "sizing")})
@@ -394,10 +445,12 @@ def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, ma
         resolved.append((spec.name, out["quote_unit"]))
         parts.append({"name": spec.name, "k": out["k"], "tiers": out["tiers"],
                       "max_price": out["max_price"], "max_position": out["max_position"],
-                      "mark_rule": out["mark_rule"], "book": book})
+                      "mark_rule": out["mark_rule"], "book": book,
+                      "contract_value": out["contract_value"]})
     specs = [Instrument(p["name"], str(p["book"].tick_size), str(p["book"].lot_size),
                         tiers=p["tiers"], max_price=p["max_price"],
-                        max_position=p["max_position"], mark_rule=p["mark_rule"])
+                        max_position=p["max_position"], mark_rule=p["mark_rule"],
+                        contract_value=p["contract_value"])
              for p in parts]
     return specs, parts
 
@@ -408,7 +461,7 @@ ASSET_RATIO_BOUND = 2**40
 
 
 def venue_assets(assets, instrument_names, tick_sizes, max_prices,
-                 quote_unit) -> tuple[tuple, list]:
+                 quote_unit, settlement=Settlement.LINEAR) -> tuple[tuple, list]:
     """The venue's collateral assets (``Engine(assets=...)``), checked.
 
     ``assets`` None or a sequence of ``Asset``; the instruments' names, tick sizes (Decimal) and
@@ -422,6 +475,12 @@ def venue_assets(assets, instrument_names, tick_sizes, max_prices,
         return (), []
     if isinstance(assets, (str, bytes, Asset)) or not hasattr(assets, "__iter__"):
         raise TypeError(f"assets must be a sequence of Asset, got {type(assets).__name__}")
+    if settlement == Settlement.INVERSE:
+        assets = list(assets)
+        if assets:
+            raise ValueError(f"assets: an inverse venue is margined in its coin alone (as "
+                             f"Binance COIN-M and BitMEX are), got {len(assets)} collateral "
+                             f"asset(s)")
     resolved, parts, names, valued = [], [], set(), set()
     for n, spec in enumerate(assets):
         field = f"assets[{n}]"

@@ -21,7 +21,7 @@ from .events import (
     Instrument,
     Side,
 )
-from .margin import DEPOSIT_BOUND, unit_value
+from .margin import DEPOSIT_BOUND, inverse_unit_value, unit_value
 
 #: 4: collateral assets (issue #13): account rows end with a holdings tuple ((asset, units),
 #: ...), and ``asset_deposits`` and ``conversions`` per asset; a version 3 state loads with
@@ -60,6 +60,9 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   cooldown_rounds=int(engine.cooldown_rounds),
                   increment=int(engine.increment),
                   close_order=int(engine.close_order))
+    if engine.settlement:
+        kwargs.update(settlement=int(engine.settlement),
+                      contract_value=str(engine.instruments[0].contract_value))
     if engine.assets:
         kwargs["assets"] = [(spec.name, str(spec.unit), spec.instrument, int(spec.haircut_ppm),
                              int(spec.conversion_discount_ppm)) for spec in engine.assets]
@@ -67,7 +70,8 @@ def constructor_args(engine) -> tuple[tuple, dict]:
         kwargs["instruments"] = [
             (spec.name, str(spec.tick_size), str(spec.lot_size),
              [tuple(row) for row in spec.tiers.rows()], int(spec.max_price),
-             int(spec.max_position), int(spec.mark_rule)) for spec in specs]
+             int(spec.max_position), int(spec.mark_rule))
+            + ((str(spec.contract_value),) if engine.settlement else ()) for spec in specs]
     return args, kwargs
 
 
@@ -88,16 +92,20 @@ def saved_kwargs(kwargs):
         kwargs = dict(kwargs)
         kwargs["limit_rule"] = kwargs.pop("limit")
 
-    def instrument(name, tick, lot, tiers, max_price, max_position, mark_rule):
+    def instrument(name, tick, lot, tiers, max_price, max_position, mark_rule,
+                   contract_value=None):
         return Instrument(name, tick, lot, tiers=tiers, max_price=max_price,
-                          max_position=max_position, mark_rule=mark_rule)
+                          max_position=max_position, mark_rule=mark_rule,
+                          contract_value=contract_value)
 
-    for key, width, build in (("instruments", 7, instrument), ("assets", 5, Asset)):
+    # an inverse venue's instrument rows end with their contract value
+    for key, widths, build in (("instruments", (7, 8), instrument), ("assets", (5,), Asset)):
         if type(kwargs) is dict and type(kwargs.get(key)) is list:
             kwargs = dict(kwargs)
             for i, row in enumerate(kwargs[key]):
-                if type(row) is not tuple or len(row) != width:
-                    raise _fail(f"{key}[{i}]", f"must be a tuple of {width} values", row)
+                if type(row) is not tuple or len(row) not in widths:
+                    raise _fail(f"{key}[{i}]", f"must be a tuple of "
+                                f"{' or '.join(map(str, widths))} values", row)
             kwargs[key] = [build(*row) for row in kwargs[key]]
     return kwargs
 
@@ -205,8 +213,10 @@ def check_state(engine, state, book_type) -> dict:
         if type(state[name]) is not list or len(state[name]) != count:
             raise _fail(name, f"must be a list of {count} (one per instrument)",
                         type(state[name]).__name__)
-    ks = [unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), engine.quote_unit)[1]
-          for spec in specs]
+    ks = [(inverse_unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size),
+                              engine.quote_unit, spec.contract_value) if engine.settlement
+           else unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size),
+                           engine.quote_unit))[1] for spec in specs]
 
     assets = engine.assets
     for name in ("asset_deposits", "conversions"):
@@ -261,15 +271,19 @@ def check_state(engine, state, book_type) -> dict:
             # whose fills can then carry a live position past it (and the fund has no bound at
             # all). The bound that matters is that every notional fits int64, which the
             # engine's 128-bit arithmetic (and the ADL comparison's proof) relies on.
-            bound = INT64_MAX // (max_price * k)
+            inverse = bool(engine.settlement)
+            bound = INT64_MAX // (k if inverse else max_price * k)
             position = _int(f"{where}.position", entry[1], -bound, bound)
             if position == 0:
                 raise _fail(f"{where}.position", "must not be 0 (flat positions are left out)",
                             0)
-            cost = _int(f"{where}.cost", entry[2], abs(position) * k, INT64_MAX)
+            # (an inverse fill is worth at least a coin unit, max_price <= k)
+            cost = _int(f"{where}.cost", entry[2], 1 if inverse else abs(position) * k,
+                        INT64_MAX)
             held[instrument] = position
             net[instrument] += position
-            money += cost if position < 0 else -cost
+            # an inverse long gains as its value falls: its cost counts with the other sign
+            money += (cost if position < 0 else -cost) * (-1 if inverse else 1)
         owners[owner] = held
         money += collateral + reserve
         holdings = row[6]

@@ -25,10 +25,11 @@ from .events import (
     EventKind,
     Instrument,
     MarkRule,
+    Settlement,
     Side,
     Trigger,
 )
-from .margin import PPM, unit_value
+from .margin import PPM, contract_value, inverse_unit_value, unit_value
 from .scenario import DepthProfile, ExplicitPopulation, Shock
 
 if TYPE_CHECKING:
@@ -93,6 +94,10 @@ class Market:
         settings = engine_settings(rules)
         backstop = BACKSTOP if rules.backstop_collateral else None
         contracts = scenario.instruments
+        # an inverse venue (docs/liquidation.md, "Inverse contracts"): its two keywords
+        inverse = scenario.settlement == Settlement.INVERSE
+        venue = ({"settlement": scenario.settlement, "contract_value": scenario.contract_value}
+                 if inverse or scenario.contract_value is not None else {})
         if contracts:
             if scenario.shock != Shock() or scenario.book != DepthProfile():
                 raise ConfigError("a scenario with instruments takes each instrument's book "
@@ -101,7 +106,11 @@ class Market:
             specs = [Instrument(c.name, c.tick_size, c.lot_size,
                                 tiers=rules.tiers if c.tiers is None else c.tiers,
                                 mark_rule=rules.mark_rule if c.mark_rule is None
-                                else c.mark_rule) for c in contracts]
+                                else c.mark_rule, contract_value=c.contract_value)
+                     for c in contracts]
+            if inverse and any(c.haircut_ppm is not None for c in contracts):
+                raise ConfigError("haircut_ppm makes a contract's base asset collateral, which "
+                                  "an inverse venue (margined in its coin alone) refuses")
             # a contract with a haircut: its base asset is collateral too, counted in millionths
             # of a lot (whole lots would round a small account's collateral far up)
             assets = [Asset(c.name, Decimal(c.lot_size) / COIN_UNITS_PER_LOT, c.name,
@@ -109,14 +118,15 @@ class Market:
                             conversion_discount_ppm=c.conversion_discount_ppm)
                       for c in contracts if c.haircut_ppm is not None]
             self.engine = engine_cls(quote_unit=scenario.quote_unit, instruments=specs,
-                                     assets=assets or None, **settings, backstop=backstop)
+                                     assets=assets or None, **settings, backstop=backstop,
+                                     **venue)
         else:
             if not isinstance(scenario.population, ExplicitPopulation) and (
                     scenario.population.coin_fraction or scenario.population.coin):
                 raise ConfigError("population coin_fraction and coin need a scenario with "
                                   "instruments, one of them with a haircut_ppm (its asset)")
             self.engine = engine_cls(scenario.tick_size, scenario.lot_size, scenario.quote_unit,
-                                     **settings, backstop=backstop)
+                                     **settings, backstop=backstop, **venue)
         eng = self.engine
         big = 10**17
         eng.add_account(HOUSE, big, exempt=True)
@@ -190,8 +200,10 @@ class Market:
             size = np.clip(size, lo, hi)
             entry = np.rint(self.mid0 * (1 + pop.entry_dispersion * rng.standard_normal(n)))
             entry = np.maximum(entry, 1).astype(np.int64)
-            collateral = np.array([math.ceil(int(e) * int(s) * eng.k / lev) for e, s, lev in
-                                   zip(entry, size, leverage, strict=True)], dtype=np.int64)
+            inverse = eng.settlement == Settlement.INVERSE
+            collateral = np.array([math.ceil(contract_value(inverse, eng.k, int(e), int(s)) / lev)
+                                   for e, s, lev in zip(entry, size, leverage, strict=True)],
+                                  dtype=np.int64)
         kept = 0
         for i in range(len(side)):
             eng.add_account(i, int(collateral[i]))
@@ -215,7 +227,8 @@ class Market:
         keep_side = rng.random((n, m)) < pop.same_side
         fresh_side = np.where(rng.random((n, m)) < pop.long_fraction, 1, -1)
         holds = rng.random((n, m)) < np.array([c.hold for c in contracts])
-        ks = [_k(spec, eng.quote_unit) for spec in eng.instruments]
+        inverse = eng.settlement == Settlement.INVERSE
+        ks = [_k(spec, eng.quote_unit, inverse) for spec in eng.instruments]
         coin = self._coin(pop, contracts)
         kept = 0
         self.holders = [set() for _ in contracts]
@@ -234,7 +247,8 @@ class Market:
                 legs.append((i, side, entry, size))
             if not legs:
                 continue
-            notional = sum(entry * size * ks[i] for i, _, entry, size in legs)
+            notional = sum(contract_value(inverse, ks[i], entry, size)
+                           for i, _, entry, size in legs)
             collateral = math.ceil(notional / leverage[a])
             if coin is None:
                 eng.add_account(a, collateral)
@@ -430,6 +444,10 @@ def _scores(rng, n: int, m: int, rho: float) -> np.ndarray:
 COIN_UNITS_PER_LOT = 10**6
 
 
-def _k(spec, unit) -> int:
-    """Quote units per tick x lot of an instrument spec (Engine.instruments) at ``unit``."""
+def _k(spec, unit, inverse=False) -> int:
+    """Quote units per tick x lot of an instrument spec (Engine.instruments) at ``unit``
+    (inverse: coin units x ticks per lot, V = floor(k q / p))."""
+    if inverse:
+        return inverse_unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), unit,
+                                  spec.contract_value)[1]
     return unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), unit)[1]

@@ -210,7 +210,7 @@ class _Liquidator:
         deeper = max(0, -fund.collateral) - max(0, -fund_before) - self.bad_debt_noted
         if deeper > 0:
             self.record(_Episode(INSURANCE_FUND, episode.generation), ForcedKind.SHORTFALL, side,
-                        0, 0, None, self.mark(), bad_debt=deeper)
+                        0, 0, 0, self.mark(), bad_debt=deeper)
         if stopped:
             return None   # the entry and everything behind it wait for the next round
         self.refresh_marks()
@@ -232,7 +232,7 @@ class _Liquidator:
         size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
             self.size(a, mark))
         if not taken and cap_left is not None and self.value(mark, size) > cap_left:
-            size = cap_left // (mark * self.k)
+            size = self.ledger.lots_within(self.i, mark, cap_left)
         if size == 0:
             return None
         bankruptcy = ledger.bankruptcy_price(a, i)
@@ -284,10 +284,9 @@ class _Liquidator:
                       max(0, self.ledger.equity_at(a, self.i, after)))
             if fee:
                 self.ledger.charge(a, fee, to_fund=True)
-        notional_price = Fraction(value, filled * self.k) if filled else None
         self.progress += filled
         if filled:
-            self.record(episode, ForcedKind.ORDER, side, size, filled, notional_price, mark,
+            self.record(episode, ForcedKind.ORDER, side, size, filled, value, mark,
                         fee=fee)
         remainder = size - filled
         if remainder and limit_rule == LimitRule.BANKRUPTCY:
@@ -314,7 +313,7 @@ class _Liquidator:
             size = self.size(a, mark)
             if cap_left is not None:
                 if self.value(mark, size) > cap_left - used:
-                    size = (cap_left - used) // (mark * self.k)
+                    size = self.ledger.lots_within(self.i, mark, cap_left - used)
                     if size == 0:
                         return used
                 used += self.value(mark, size)
@@ -346,11 +345,22 @@ class _Liquidator:
         bankruptcy price than the fund's balance and the account's equity there can pay."""
         fund = self.ledger.accounts[INSURANCE_FUND]
         budget = max(0, fund.collateral) + max(0, self.ledger.equity_at(a, self.i, bankruptcy))
-        step = budget // (size * self.k)
+        if self.ledger.inverse:
+            # a long sells at p: it loses V(p) - V(b) beyond b, so V(p) <= V(b) + budget; a
+            # short buys: V(b) - V(p) <= budget
+            k, at_b = size * self.k, self.value(bankruptcy, size)
+            if side == Side.SELL:
+                covered = max(1, k // (at_b + budget + 1) + 1)
+            else:
+                need = at_b - budget
+                covered = self.instr.max_price if need <= 0 else k // need
+                covered = max(1, min(covered, self.instr.max_price))
+        else:
+            step = budget // (size * self.k)
+            covered = max(1, bankruptcy - step) if side == Side.SELL else max(
+                1, min(bankruptcy + step, self.instr.max_price))
         if side == Side.SELL:
-            covered = max(1, bankruptcy - step)
             return covered if limit is None else max(limit, covered)
-        covered = max(1, min(bankruptcy + step, self.instr.max_price))
         return covered if limit is None else min(limit, covered)
 
     def blocked_depth(self, side: int, rule_limit: int | None, limit: int, wanted: int) -> int:
@@ -386,7 +396,7 @@ class _Liquidator:
             return self.tier_step_size(q, mark)
         if self.sizing == Sizing.INCREMENTAL:
             # One step: increment's worth at the mark, at least a lot, at most the position.
-            return min(q, max(1, self.increment // (mark * self.k)))
+            return min(q, max(1, self.ledger.lots_within(self.i, mark, self.increment)))
         return self.restore_size(a, mark)
 
     def tier_step_size(self, q: int, mark: int) -> int:
@@ -397,7 +407,7 @@ class _Liquidator:
         tier = tiers.tier_of(self.value(mark, q))
         if tier == 0:
             return q
-        return q - tiers.caps[tier - 1] // (mark * self.k)
+        return q - self.ledger.lots_within(self.i, mark, tiers.caps[tier - 1])
 
     def restore_size(self, a: _Account, mark: int) -> int:
         """RESTORE: the fewest lots x < |q| that ``restores`` says leave the account out of
@@ -432,9 +442,10 @@ class _Liquidator:
         keep, C - floor(C x / q))."""
         p = a.positions[self.i]
         q = abs(p.position)
-        cost = self.value(mark, x) - value if p.position > 0 else (
-            value - self.value(mark, x))
-        after = equity - cost
+        # the equity moves by the fills' value plus the value left at the mark less the value
+        # held (linear: value - V(mark, x) exactly), with the side's and settlement's sign
+        moved = value + self.value(mark, q - x) - self.value(mark, q)
+        after = equity + (moved if p.position > 0 else -moved) * self.ledger.sign
         fee = min(ceil_div(value * self.liquidation_fee_ppm, PPM), max(0, after))
         left = copy(p)
         left.position = p.position - x if p.position > 0 else p.position + x
@@ -443,10 +454,9 @@ class _Liquidator:
         return not self.ledger.short_of(after - fee, margin)
 
     # ------------------------------------------------------------------------ records
-    def record(self, episode, kind, side, qty, filled, avg_price, mark_before, *, fee=0,
+    def record(self, episode, kind, side, qty, filled, notional, mark_before, *, fee=0,
                fund_cover=0, socialized=0, bad_debt=0, counterparty=NO_COUNTERPARTY):
         self.progress += qty + 1
-        notional = 0 if avg_price is None else int(avg_price * filled * self.k)
         self.records.append(self.record_row(
             self.round_number, episode.generation, episode.owner, counterparty, qty, filled,
             notional, mark_before, self.mark(), fee, fund_cover, socialized, bad_debt, int(side),
@@ -455,10 +465,13 @@ class _Liquidator:
     def record_row(self, round_number, generation, owner, counterparty, qty, filled, notional,
                    mark_before, mark_after, fee, fund_cover, socialized, bad_debt, side, kind,
                    instrument):
-        """A FORCED_DTYPE row: avg_price = notional / (filled k) and the slippage against the
-        mark before, each rounded once from its exact value (NaN when nothing filled)."""
-        if filled:
-            avg_price = Fraction(notional, filled * self.ledger.instruments[instrument].k)
+        """A FORCED_DTYPE row: avg_price = notional / (filled k) (inverse: filled k / notional,
+        the fills' harmonic mean) and the slippage against the mark before, each rounded once
+        from its exact value (NaN when nothing filled, or an inverse notional of 0)."""
+        k = self.ledger.instruments[instrument].k
+        if filled and (notional or not self.ledger.inverse):
+            avg_price = (Fraction(filled * k, notional) if self.ledger.inverse
+                         else Fraction(notional, filled * k))
             avg = float(avg_price)
             slippage = float((mark_before - avg_price) if side == Side.SELL
                              else (avg_price - mark_before))
@@ -499,14 +512,14 @@ class _Liquidator:
                 else:
                     bs_price = ceil_div(price * (PPM + self.backstop_discount_ppm), PPM)
                 ledger.move(a, backstop, i, direction, bs_price, qty)
-                self.record(episode, ForcedKind.BACKSTOP, side, qty, qty, Fraction(bs_price),
-                            mark, counterparty=backstop.owner)
+                self.record(episode, ForcedKind.BACKSTOP, side, qty, qty,
+                            self.value(bs_price, qty), mark, counterparty=backstop.owner)
                 remainder -= qty
         fund = ledger.accounts[INSURANCE_FUND]
         if remainder and self.fund_can_take(fund, direction, price, remainder):
             ledger.move(a, fund, i, direction, price, remainder)
             self.record(episode, ForcedKind.FUND_TAKEOVER, side, remainder, remainder,
-                        Fraction(price), mark, counterparty=INSURANCE_FUND)
+                        self.value(price, remainder), mark, counterparty=INSURANCE_FUND)
             remainder = 0
         if remainder and self.deficit == Deficit.ADL:
             self.deleverage(episode, a, side, remainder, price, mark)
@@ -545,7 +558,7 @@ class _Liquidator:
 
     def adl_close(self, episode, a, other, side, qty, price, mark, remainder) -> int:
         self.ledger.move(a, other, self.i, -side, price, qty)
-        self.record(episode, ForcedKind.ADL, side, qty, qty, Fraction(price), mark,
+        self.record(episode, ForcedKind.ADL, side, qty, qty, self.value(price, qty), mark,
                     counterparty=other.owner)
         return remainder - qty
 
@@ -556,9 +569,15 @@ class _Liquidator:
         those lots (its released cost / (qty k), floor for a buy, ceil for a sell)."""
         p = other.positions[self.i]
         released = p.cost * qty // abs(p.position)
+        k = qty * self.k
         if direction > 0:   # other is short and buys back
-            return min(price, max(mark, released // (qty * self.k)))
-        return max(price, min(mark, ceil_div(released, qty * self.k)))
+            # inverse: no loss while V(p) >= released, i.e. p <= k / released
+            even = (k // released if released else self.instr.max_price) if self.ledger.inverse \
+                else released // k
+            return min(price, max(mark, even))
+        # inverse: no loss while V(p) <= released, i.e. p > k / (released + 1)
+        even = k // (released + 1) + 1 if self.ledger.inverse else ceil_div(released, k)
+        return max(price, min(mark, even))
 
     def ranked(self, a: _Account, mark: int) -> list[_Account]:
         """Accounts opposing a's position in the served instrument with positive equity, best
@@ -641,7 +660,7 @@ class _Liquidator:
         self.bad_debt_noted += rest
         a.collateral = 0
         self.ledger.reindex(a)
-        self.record(episode, ForcedKind.SHORTFALL, side, 0, 0, None, self.mark(),
+        self.record(episode, ForcedKind.SHORTFALL, side, 0, 0, 0, self.mark(),
                     fund_cover=cover, socialized=socialized, bad_debt=rest)
 
     def socialize(self, bankrupt: _Account, amount: int) -> int:

@@ -124,7 +124,11 @@ cdef class Ledger:
     cdef vector[uint8_t] has_mark
     # The instrument being worked on (select): the fields below are its own.
     cdef int32_t cur
-    cdef int64_t k                # quote units per tick x lot
+    cdef int64_t k                # quote units per tick x lot (inverse: V = floor(k q / p))
+    # An inverse venue (docs/market_wide.md section 7): every value floor(k q / p) coin units,
+    # a long profiting as it falls; sign -1 then (+1 linear) multiplies every profit.
+    cdef bint inverse
+    cdef int sign
     cdef price_t max_price
     cdef qty_t max_position
     cdef vector[int64_t] caps     # INT64_MAX stands for "no cap"
@@ -167,6 +171,8 @@ cdef class Ledger:
     cdef Position* next_pos(self, const Account* a, const Position* p) noexcept nogil
     cdef int held(self, const Account* a) noexcept nogil
     cdef int128 value(self, price_t price, qty_t qty) noexcept nogil
+    cdef int128 value_at(self, int64_t k, price_t price, qty_t qty) noexcept nogil
+    cdef int128 lots_within(self, price_t price, int128 budget) noexcept nogil
     cdef int128 unrealised(self, const Position* p, price_t mark, bint has_mark) noexcept nogil
     cdef int128 equity(self, const Account* a, const Position* p, price_t mark,
                        bint has_mark) noexcept nogil

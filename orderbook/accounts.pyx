@@ -88,8 +88,11 @@ cdef class Ledger:
     Built with instrument 0's settings; the Engine adds the others (add_instrument).
     """
 
-    def __init__(self, int64_t k, price_t max_price, qty_t max_position, tiers):
+    def __init__(self, int64_t k, price_t max_price, qty_t max_position, tiers,
+                 bint inverse=False):
         self.cur = -1
+        self.inverse = inverse
+        self.sign = -1 if inverse else 1
         self.add_instrument(k, max_price, max_position, tiers)
 
     def __reduce__(self):
@@ -353,15 +356,30 @@ cdef class Ledger:
 
     # ------------------------------------------------------------------ money and margin
     cdef int128 value(self, price_t price, qty_t qty) noexcept nogil:
-        return <int128>price * qty * self.k
+        # V(price, qty) in the selected instrument (margin.contract_value).
+        return self.value_at(self.k, price, qty)
+
+    cdef int128 value_at(self, int64_t k, price_t price, qty_t qty) noexcept nogil:
+        # Linear: price qty k quote units; inverse: floor(k qty / price) coin units, price 0
+        # counted as one tick (margin.contract_value).
+        if self.inverse:
+            return <int128>k * qty // (price if price > 1 else 1)
+        return <int128>price * qty * k
+
+    cdef int128 lots_within(self, price_t price, int128 budget) noexcept nogil:
+        # The most lots of the selected instrument worth at most budget (>= 0) at price (> 0
+        # when linear): margin.lots_within.
+        if self.inverse:
+            return ((budget + 1) * (price if price > 1 else 1) - 1) // self.k
+        return budget // (<int128>price * self.k)
 
     cdef int128 unrealised(self, const Position* p, price_t mark, bint has_mark) noexcept nogil:
         # Of a position in the selected instrument.
         if p.position == 0 or not has_mark:
             return 0
         if p.position > 0:
-            return self.value(mark, p.position) - p.cost
-        return p.cost - self.value(mark, -p.position)
+            return self.sign * (self.value(mark, p.position) - p.cost)
+        return self.sign * (p.cost - self.value(mark, -p.position))
 
     cdef int128 equity(self, const Account* a, const Position* p, price_t mark,
                        bint has_mark) noexcept nogil:
@@ -391,7 +409,7 @@ cdef class Ledger:
         cdef qty_t size = p.position if p.position > 0 else -p.position
         if self.mm_basis == t.BASIS_ENTRY:
             return self.requirement(p.cost, False)
-        return self.requirement(self.value(mark if has_mark else 0, size), False)
+        return self.requirement(self.value(mark, size) if has_mark else 0, False)
 
     cdef void others(self, const Account* a, int32_t instrument, int128* u, int128* mm,
                      int128* im) noexcept nogil:
@@ -419,9 +437,10 @@ cdef class Ledger:
                 r = &self.instruments[p.instrument]
                 m = self.marks[p.instrument] if self.has_mark[p.instrument] else 0
                 size = p.position if p.position > 0 else -p.position
-                notional = <int128>m * size * r.k
+                notional = self.value_at(r.k, m, size) if self.has_mark[p.instrument] else 0
                 if self.has_mark[p.instrument]:
-                    u[0] += notional - p.cost if p.position > 0 else p.cost - notional
+                    u[0] += self.sign * (notional - p.cost if p.position > 0 else
+                                         p.cost - notional)
                 mm[0] += tier_requirement(self, p.instrument, <int128>p.cost if (
                     self.mm_basis == t.BASIS_ENTRY) else notional, False)
                 if im != NULL:
@@ -488,7 +507,8 @@ cdef class Ledger:
         cdef price_t lo, hi, mid
         if a.exempt or p.position == 0 or self.own_outweighs(a, p):
             return False
-        if self.mm_basis == t.BASIS_ENTRY and self.own_holding(a, p.instrument) == NULL:
+        if (self.mm_basis == t.BASIS_ENTRY and self.own_holding(a, p.instrument) == NULL
+                and not self.inverse):
             return self.entry_liquidation_price(a, p, ou, om, out)
         if p.position > 0:
             if not self.liquidatable_at(a, p, 0, ou, om):
@@ -549,7 +569,8 @@ cdef class Ledger:
         cdef price_t lo, hi, mid
         if p.position == 0:
             return False
-        if self.own_holding(a, p.instrument) != NULL:
+        if self.own_holding(a, p.instrument) != NULL or self.inverse:
+            # (an inverse equity is not linear in the price: searched too)
             # "past the edge" holds from some price up (a long: solvent; a short: insolvent):
             # the first such price in [0, max_price], max_price + 1 if none
             lo, hi = -1, self.max_price + 1
@@ -663,11 +684,31 @@ cdef class Ledger:
     # by the same fraction B / W of its mark. The account is entered in i's allow_longs at
     # m_i - A_i (a long) or allow_shorts at m_i + A_i (a short): a mark strictly past that key
     # pops it and it is evaluated again (cross_multi).
+    # Inverse (docs/market_wide.md section 7): V(m) = floor(K|q| / m) is convex, so no rate
+    # per tick holds at every mark; one holds near the mark m of the evaluation. As
+    # floor(x) - floor(y) <= ceil(x - y):
+    # - A long, mark down by d <= m / 2 (allow caps its allowance there): V rises by at most
+    #   ceil(K|q| d / ((m - d) m)) <= d ceil(2K|q| / m**2) = d c, U = B - V falls by that and
+    #   MM on V rises by at most d ceil(c r_max / 10**6): L = c + ceil(c r_max / 10**6) (ENTRY:
+    #   c). Mark up: V falls, U rises and MM does not: no fall.
+    # - A short, mark up by any d: V falls by at most ceil(K|q| d / (m (m + d))) <=
+    #   d ceil(K|q| / m**2), U = V - B falls by that and MM does not rise: L = ceil(K|q| / m**2).
+    #   Mark down: U rises by the whole rise of V, MM by at most that (r_max <= 10**6).
     cdef int128 loss_rate(self, const Position* p) noexcept nogil:
         # L_i: quote units by which p's E - MM term can fall per tick of its instrument's mark
         # moving in the losing direction (the proof above). O(1).
         cdef const InstrumentRec* r = &self.instruments[p.instrument]
         cdef int128 step = <int128>(p.position if p.position > 0 else -p.position) * r.k
+        cdef int128 m
+        if self.inverse:
+            m = self.marks[p.instrument]
+            m = m if m > 1 else 1
+            if p.position < 0:
+                return ceil_div(step, m * m)
+            step = ceil_div(2 * step, m * m)
+            if self.mm_basis == t.BASIS_ENTRY:
+                return step
+            return step + ceil_div(step * self.all_mm_ppm[r.first_tier + r.tiers - 1], PPM)
         if p.position > 0 or self.mm_basis == t.BASIS_ENTRY:
             return step
         return step + ceil_div(step * self.all_mm_ppm[r.first_tier + r.tiers - 1], PPM)
@@ -735,6 +776,8 @@ cdef class Ledger:
                     allowance = ALLOWANCE_CAP
                 mark = self.marks[p.instrument]
                 if p.position > 0:
+                    if self.inverse and allowance > mark // 2:
+                        allowance = mark // 2   # where the inverse rate holds (loss_rate)
                     p.liq_price = mark - <price_t>allowance
                     self.allow_longs[p.instrument].insert(IndexKey(p.liq_price, a.owner))
                     p.indexed = IN_ALLOW_LONGS
@@ -847,15 +890,17 @@ cdef class Ledger:
             released = <money_t>floor_div(<int128>p.cost * closed, held)
             closed_value = self.value(price, closed)
             if q > 0:
-                a.collateral += <money_t>(closed_value - released)
+                a.collateral += <money_t>(self.sign * (closed_value - released))
             else:
-                a.collateral += <money_t>(released - closed_value)
+                a.collateral += <money_t>(self.sign * (released - closed_value))
             p.cost -= released
             p.position = q + (closed if delta > 0 else -closed)
             rest = size - closed
             if rest:
+                # the rest opens at what the fill is worth less the closed part, so the fill
+                # moves V(price, |delta|) in all on both sides (inverse values do not add up)
                 p.position = rest if delta > 0 else -rest
-                p.cost = <money_t>self.value(price, rest)
+                p.cost = <money_t>(self.value(price, size) - closed_value)
 
     cdef void charge(self, int32_t slot, money_t amount, bint to_fund) noexcept nogil:
         # A fee of amount quote units: to the insurance fund (a liquidation fee) or out of the
@@ -954,6 +999,8 @@ cdef class Ledger:
         other.has_mark = self.has_mark
         other.cur = self.cur
         other.k = self.k
+        other.inverse = self.inverse
+        other.sign = self.sign
         other.max_price = self.max_price
         other.max_position = self.max_position
         other.caps = self.caps

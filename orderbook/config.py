@@ -71,7 +71,6 @@ import json
 import math
 import tomllib
 from dataclasses import replace
-from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
 
@@ -86,7 +85,6 @@ from ._settings import (
     type_name,
 )
 from .events import Side
-from .margin import unit_value
 from .scenario import (
     TABLES,
     Contract,
@@ -100,6 +98,7 @@ from .scenario import (
     Scenario,
     Shock,
     coerce_param,
+    contract_units,
     default_scenario,
     quote_unit,
     scale_scenario,
@@ -370,7 +369,7 @@ def _check_units(s: Scenario) -> None:
     for c in s.instruments:
         # each instrument's k at the scenario's quote unit (instrument 0's tick x lot when None)
         try:
-            unit_value(Decimal(c.tick_size), Decimal(c.lot_size), quote_unit(s))
+            contract_units(replace(s, quote_unit=str(quote_unit(s))), c)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[[instruments]] {c.name}: tick_size = {c.tick_size!r}, "
                               f"lot_size = {c.lot_size!r}, quote_unit = {s.quote_unit!r} do "

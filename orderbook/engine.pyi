@@ -19,6 +19,7 @@ from .events import (
     MarginBasis,
     MarkRule,
     SelfTradePrevention,
+    Settlement,
     Sizing,
     Trigger,
 )
@@ -65,7 +66,7 @@ class Engine:
         mm_basis: MarginBasis | int = ...,
         stp: SelfTradePrevention | int = ...,
         amend_rule: AmendRule | int = ...,
-        max_price: int = ...,
+        max_price: int | None = None,
         max_position: int | None = None,
         check_initial_margin: bool = True,
         fraction_above: int = 0,
@@ -76,7 +77,13 @@ class Engine:
         instruments: Sequence[Instrument] | None = None,
         close_order: CloseOrder | int = ...,
         assets: Sequence[Asset] | None = None,
+        settlement: Settlement | int = ...,
+        contract_value: str | int | Decimal | None = None,
     ) -> None: ...
+    @property
+    def settlement(self) -> Settlement: ...
+    @property
+    def contract_value(self) -> Decimal | None: ...
     @property
     def books(self) -> tuple[BookView, ...]: ...
     @property

@@ -33,7 +33,8 @@ from ._engine_args import (
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
     STOP_KINDS, AccountInfo, AdlRanking, AmendRule, CloseOrder, Deficit, HoldingInfo, Kind,
-    LimitRule, MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Sizing, Trigger,
+    LimitRule, MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Settlement, Sizing,
+    Trigger,
 )
 from .margin import DEFAULT_TIERS, MarginTiers, asset_value
 
@@ -126,12 +127,14 @@ cdef class Engine:
         The book's self-trade prevention (docs/semantics.md).
     amend_rule : AmendRule or int, default AmendRule.REDUCE_KEEPS_PRIORITY
         The book's amend rule: when an amend keeps queue priority (docs/semantics.md).
-    max_price : int, default 2**32 - 1
+    max_price : int or None, default None
         Highest price, ticks, that an order, a seed or the index may carry; ``max_price * k``
-        at most 2**61. See "Units and bounds".
+        at most 2**61 (inverse: ``max_price <= k``, so a lot there is worth a coin unit).
+        None: 2**32 - 1 (inverse: at most k). See "Units and bounds".
     max_position : int or None, default None
         Largest position, lots, that an order may lead to (counting the account's other orders
-        on that side); None: the largest with ``max_price * max_position * k <= 2**61``.
+        on that side); None: the largest with ``max_price * max_position * k <= 2**61``
+        (inverse: ``max_position * k <= 2**61``).
     check_initial_margin : bool, default True
         Refuse (``OrderError``, ``Reason.INSUFFICIENT_MARGIN``) an order or amend of a
         non-exempt account whose worst-case position's initial margin plus the order's open
@@ -173,7 +176,17 @@ cdef class Engine:
         Collateral assets besides the quote currency, each valued at an instrument's mark less
         a haircut (``deposit(owner, units, asset=...)``); a liquidated account left flat with a
         negative quote balance sells them to the venue at the mark less a discount
-        (docs/liquidation.md, "Collateral assets").
+        (docs/liquidation.md, "Collateral assets"). Refused on an inverse venue.
+    settlement : Settlement or int, default Settlement.LINEAR
+        ``INVERSE``: a coin-margined venue (BitMEX XBTUSD, Binance COIN-M). ``quote_unit`` is
+        then the coin's unit (every balance, fee and record's money counts it), a lot is
+        ``contract_value x lot_size`` of quote currency, and q lots at p ticks are worth
+        ``floor(k q / p)`` coin units with ``k = contract_value x lot_size / (tick_size x
+        quote_unit)`` a whole number. A long profits as the price rises. See
+        docs/market_wide.md section 7.
+    contract_value : str, int, Decimal or None, default None
+        Quote currency per contract of an inverse venue (``"100"``: Binance COIN-M BTC, ``"1"``:
+        XBTUSD); required there, refused on a linear one.
 
     Examples
     --------
@@ -218,6 +231,8 @@ cdef class Engine:
     cdef list _asset_deposits     # units deposited per asset
     cdef tuple _names
     cdef readonly object quote_unit
+    cdef readonly object settlement       # Settlement
+    cdef readonly object contract_value   # instrument 0's (Decimal), None when linear
     cdef readonly object tiers
     cdef readonly int64_t k
     cdef readonly int64_t taker_fee_ppm, maker_fee_ppm, liquidation_fee_ppm, fraction_ppm
@@ -250,9 +265,10 @@ cdef class Engine:
                  deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
-                 max_price=2**32 - 1, max_position=None, check_initial_margin=True,
+                 max_price=None, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None):
+                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None,
+                 settlement=Settlement.LINEAR, contract_value=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -260,12 +276,14 @@ cdef class Engine:
         specs, parts = venue_instruments(
             instruments, tick_size, lot_size, quote_unit, tiers=tiers, max_price=max_price,
             max_position=max_position, mark_rule=mark_rule, book_type=OrderBook,
-            book_kwargs={"stp": stp, "amend_rule": amend_rule})
+            book_kwargs={"stp": stp, "amend_rule": amend_rule}, settlement=settlement,
+            contract_value=contract_value)
         book = parts[0]["book"]
         if instruments is not None:
             # The venue keywords below are instrument 0's (checked again, in its own terms).
             tiers, max_price = parts[0]["tiers"], parts[0]["max_price"]
             max_position, mark_rule = parts[0]["max_position"], parts[0]["mark_rule"]
+            contract_value = parts[0]["contract_value"]
         # Checked (in Python integers) before anything lands in an int64 attribute.
         given = settings(book.tick_size, book.lot_size, quote_unit, tiers=tiers,
                          insurance_fund=insurance_fund, backstop=backstop, round_cap=round_cap,
@@ -280,10 +298,12 @@ cdef class Engine:
                          fraction_above=fraction_above,
                          takeover_below_ppm=takeover_below_ppm,
                          cooldown_rounds=cooldown_rounds, increment=increment,
-                         close_order=close_order)
+                         close_order=close_order, settlement=settlement,
+                         contract_value=contract_value)
+        self.settlement, self.contract_value = given["settlement"], given["contract_value"]
         self.assets, self._assets = venue_assets(
             assets, [part["name"] for part in parts], [part["book"].tick_size for part in parts],
-            [part["max_price"] for part in parts], given["quote_unit"])
+            [part["max_price"] for part in parts], given["quote_unit"], self.settlement)
         self._asset_deposits = [0] * len(self._assets)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
@@ -330,7 +350,8 @@ cdef class Engine:
     cdef Ledger _new_ledger(self, list parts):
         # An empty ledger over the instruments (``parts``: venue_instruments' dicts).
         cdef Ledger ledger = Ledger(parts[0]["k"], parts[0]["max_price"],
-                                    parts[0]["max_position"], parts[0]["tiers"])
+                                    parts[0]["max_position"], parts[0]["tiers"],
+                                    self.settlement == Settlement.INVERSE)
         for part in parts[1:]:
             ledger.add_instrument(part["k"], part["max_price"], part["max_position"],
                                   part["tiers"])
@@ -567,8 +588,8 @@ cdef class Engine:
                 self.ledger.others(a, p.instrument, &ou, &om, NULL)
                 m = self.ledger.marks[p.instrument]
                 size = p.position if p.position > 0 else -p.position
-                notional = self.ledger.value(m if self.ledger.has_mark[p.instrument] else 0,
-                                             size)
+                notional = (self.ledger.value(m, size) if self.ledger.has_mark[p.instrument]
+                            else 0)
                 u_i = self.ledger.unrealised(p, m, self.ledger.has_mark[p.instrument])
                 mm_i = self.ledger.maintenance(p, m, self.ledger.has_mark[p.instrument])
                 im_i = self.ledger.requirement(notional, True)
@@ -690,7 +711,7 @@ cdef class Engine:
         # balances are int64 (their sum over < 2**31 accounts fits int128), and each mark
         # enters once, times the instrument's net position, in Python integers. A None mark:
         # that instrument's positions count nothing unrealised.
-        cdef int128 balances = 0
+        cdef int128 balances = 0, value
         cdef vector[int128] net
         cdef vector[uint8_t] counted
         cdef size_t i
@@ -706,8 +727,16 @@ cdef class Engine:
             p = &a.pos
             while p != NULL:
                 if counted[p.instrument] and p.position:
-                    balances += -p.cost if p.position > 0 else p.cost
-                    net[p.instrument] += p.position
+                    if self.ledger.inverse:
+                        # floor(k |q| / m) per position (it does not sum over the net one)
+                        value = self.ledger.value_at(self.ledger.instruments[p.instrument].k,
+                                                     <price_t>marks[p.instrument],
+                                                     p.position if p.position > 0
+                                                     else -p.position)
+                        balances += p.cost - value if p.position > 0 else value - p.cost
+                    else:
+                        balances += -p.cost if p.position > 0 else p.cost
+                        net[p.instrument] += p.position
                 p = self.ledger.next_pos(a, p)
         total = to_python(balances)
         for i in range(net.size()):
@@ -786,11 +815,17 @@ cdef class Engine:
         if p == 0:
             return 0   # a market order, no mark, nothing on the other side: it cannot fill
         m = self.ledger.marks[i] if self.ledger.has_mark[i] else p
-        if t.is_priced(kind) and side * (price - m) > 0:
+        if self.ledger.inverse:
+            # a coin notional is largest at the lowest price: the mark or a lower limit price
+            if t.is_priced(kind):
+                loss = side * (self.ledger.value(m, qty) - self.ledger.value(price, qty))
+                loss = loss if loss > 0 else 0
+            p = price if t.is_priced(kind) and price < m else m
+        elif t.is_priced(kind) and side * (price - m) > 0:
             loss = <int128>(side * (price - m)) * qty * self.ledger.k
         if a.pos.next >= 0 or a.holdings >= 0:
             self.ledger.others(a, i, &ou, &om, &oim)
-        required = self.ledger.requirement(<int128>p * size * self.ledger.k, True) + oim
+        required = self.ledger.requirement(self.ledger.value(p, <qty_t>size), True) + oim
         equity = self.ledger.equity(a, pos, m, True) + ou
         if required + loss <= equity:
             return 0
@@ -1091,6 +1126,7 @@ cdef class Engine:
         other._has_index = self._has_index
         other._basis = self._basis
         other.quote_unit = self.quote_unit
+        other.settlement, other.contract_value = self.settlement, self.contract_value
         other.tiers = MarginTiers(self.tiers.rows())
         other.k = self.k
         other.taker_fee_ppm = self.taker_fee_ppm

@@ -23,7 +23,8 @@ __all__ = [
     "Event", "OrderInfo", "L2", "Impact", "INT64_MAX", "INT64_MIN",
     "events_to_array", "array_to_events", "messages",
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
-    "AdlRanking", "Trigger", "MarginBasis", "CloseOrder", "ForcedKind", "FUNDING_BASIS_BOUND",
+    "AdlRanking", "Trigger", "MarginBasis", "CloseOrder", "Settlement", "ForcedKind",
+    "FUNDING_BASIS_BOUND",
     "fair_price", "FORCED_DTYPE",
     "AccountInfo", "PositionInfo", "HoldingInfo", "Asset", "Instrument", "PPM",
     "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
@@ -372,6 +373,17 @@ class MarginBasis(IntEnum):
     ENTRY = 1  #: the position's entry value, its cost C (BitMEX's, Bybit's older examples)
 
 
+class Settlement(IntEnum):
+    """How a venue's contracts settle (docs/market_wide.md section 7)."""
+
+    #: profit and margin in the quote currency: q lots at p ticks are worth p q k quote units
+    LINEAR = 0
+    #: coin-margined (BitMEX XBTUSD, Binance COIN-M): a lot is ``contract_value`` of quote
+    #: currency, q lots at p ticks are worth floor(k q / p) coin units, and every balance,
+    #: fee, fund and record's money is in the coin; a long profits as the price rises
+    INVERSE = 1
+
+
 class CloseOrder(IntEnum):
     """Which positions of a liquidated account go first, when it holds several
     (docs/liquidation.md, "Several instruments in one venue")."""
@@ -504,8 +516,9 @@ class Instrument:
 
     ``tick_size`` (price units per tick) and ``lot_size`` (base units per lot) as for an
     ``OrderBook``; ``tiers``, ``max_price`` (ticks), ``max_position`` (lots) and ``mark_rule``
-    as the Engine keywords of the same names, whose values a None here takes. Linear: profit and
-    margin in the venue's quote currency.
+    as the Engine keywords of the same names, whose values a None here takes. On a linear venue
+    profit and margin are in the quote currency; on an inverse one (``settlement``) in its coin,
+    a contract being worth ``contract_value`` of quote currency (None: the Engine's).
     """
 
     name: str
@@ -515,6 +528,7 @@ class Instrument:
     max_price: Any = None
     max_position: Any = None
     mark_rule: Any = None
+    contract_value: Any = None
 
 
 # ------------------------------------------------------------------------------ reserved ids

@@ -368,7 +368,7 @@ cdef class Liquidator:
         size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
             self.size(a, p, mark))
         if not taken and self.has_round_cap and self.ledger.value(mark, size) > cap_left:
-            size = cap_left // (mark * self.k)
+            size = <qty_t>self.ledger.lots_within(mark, cap_left)
         if size == 0:
             return SERVE_STOP
         side = SELL if p.position > 0 else BUY
@@ -480,7 +480,7 @@ cdef class Liquidator:
             if self.has_round_cap:
                 value = self.ledger.value(mark, size)
                 if value > cap_left - used:
-                    size = (cap_left - used) // (mark * self.k)
+                    size = <qty_t>self.ledger.lots_within(mark, cap_left - used)
                     if size == 0:
                         return used
                     value = self.ledger.value(mark, size)
@@ -523,8 +523,20 @@ cdef class Liquidator:
         cdef int128 equity = self.ledger.equity(a, p, bankruptcy, True) + self.ou
         cdef int128 budget = (<int128>balance if balance > 0 else 0) + (
             equity if equity > 0 else 0)
-        cdef int128 step = floor_div(budget, <int128>size * self.k)
-        cdef int128 covered
+        cdef int128 step, covered, value, need
+        if self.ledger.inverse:
+            # a long sells at p: it loses V(p) - V(b) beyond b, so V(p) <= V(b) + budget; a
+            # short buys: V(b) - V(p) <= budget (the reference's fund_covered_limit)
+            value = self.ledger.value(bankruptcy, size)
+            if side == SELL:
+                covered = <int128>size * self.k // (value + budget + 1) + 1
+                return limit if has_limit and limit > covered else <price_t>covered
+            need = value - budget
+            covered = self.ledger.max_price if need <= 0 else <int128>size * self.k // need
+            covered = covered if covered < self.ledger.max_price else self.ledger.max_price
+            covered = covered if covered > 1 else 1
+            return limit if has_limit and limit < covered else <price_t>covered
+        step = floor_div(budget, <int128>size * self.k)
         if side == SELL:
             covered = bankruptcy - step
             covered = covered if covered > 1 else 1
@@ -603,7 +615,7 @@ cdef class Liquidator:
             return self.tier_step_size(q, mark)
         if self.sizing == t.SIZING_INCREMENTAL:
             # One step: increment's worth at the mark, at least a lot, at most the position.
-            fraction = <qty_t>floor_div(<int128>self.increment, <int128>mark * self.k)
+            fraction = <qty_t>self.ledger.lots_within(mark, self.increment)
             fraction = fraction if fraction > 1 else 1
             return fraction if fraction < q else q
         return self.restore_size(a, p, mark)
@@ -616,7 +628,7 @@ cdef class Liquidator:
         cdef size_t tier = self.tier_of(self.ledger.value(mark, q))
         if tier == 0:
             return q
-        return q - <qty_t>floor_div(self.ledger.caps[tier - 1], <int128>mark * self.k)
+        return q - <qty_t>self.ledger.lots_within(mark, self.ledger.caps[tier - 1])
 
     cdef qty_t restore_size(self, const Account* a, const Position* p,
                             price_t mark) noexcept nogil:
@@ -630,10 +642,11 @@ cdef class Liquidator:
         # O(levels + tiers + lots checked). On the entry basis the margin left follows the cost
         # kept, not the mark: every lot is checked in turn, as the reference does; so too with
         # other positions whose margin M_i is held fixed (Phi's bounds assume the margin is the
-        # tier's alone). O(levels + q).
+        # tier's alone); so too on an inverse venue (V is not linear in the lots). O(levels + q).
         cdef qty_t q = p.position if p.position > 0 else -p.position
         cdef int side = SELL if p.position > 0 else BUY
-        cdef bint one_by_one = self.ledger.mm_basis == t.BASIS_ENTRY or self.om != 0
+        cdef bint one_by_one = (self.ledger.mm_basis == t.BASIS_ENTRY or self.om != 0
+                                or self.ledger.inverse)
         cdef price_t bankruptcy = 0, limit, price
         cdef LevelMap* levels = &self.book.bids if side == SELL else &self.book.asks
         cdef LevelMap.iterator it = levels.begin()
@@ -758,9 +771,10 @@ cdef class Liquidator:
         # (trigger) of M_i plus the maintenance margin of the q - x lots left, on the ledger's
         # basis: their notional at the mark or the cost they keep (the reference's restores).
         cdef qty_t q = p.position if p.position > 0 else -p.position
-        cdef int128 cost = self.ledger.value(mark, x) - value if p.position > 0 else (
-            value - self.ledger.value(mark, x))
-        cdef int128 after = equity - cost
+        # the equity moves by the fills' value plus the value left at the mark less the value
+        # held (linear: value - V(mark, x) exactly), with the side's and settlement's sign
+        cdef int128 moved = value + self.ledger.value(mark, q - x) - self.ledger.value(mark, q)
+        cdef int128 after = equity + (moved if p.position > 0 else -moved) * self.ledger.sign
         cdef int128 fee = ceil_div(value * self.liquidation_fee_ppm, t.PPM)
         cdef int128 cap = after if after > 0 else 0
         cdef Position left = p[0]
@@ -801,9 +815,11 @@ cdef class Liquidator:
         cdef const ForcedRec* r
         for i in range(first, self.records.size()):
             r = &self.records[i]
-            if r.filled:
-                avg = Fraction(r.fill_value,
-                               <object>r.filled * self.ledger.instruments[r.instrument].k)
+            if r.filled and (r.fill_value or not self.ledger.inverse):
+                k = <object>self.ledger.instruments[r.instrument].k
+                # inverse: the fills' harmonic mean, filled k / notional
+                avg = (Fraction(<object>r.filled * k, r.fill_value) if self.ledger.inverse
+                       else Fraction(r.fill_value, <object>r.filled * k))
                 slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
                 avg_f, slip_f = float(avg), float(slip)
             else:
@@ -932,11 +948,17 @@ cdef class Liquidator:
         cdef qty_t held = other.position if other.position > 0 else -other.position
         cdef int128 released = floor_div(<int128>other.cost * qty, held)
         cdef int128 cap
+        cdef int128 k = <int128>qty * self.k
         if direction > 0:   # other is short and buys back
-            cap = floor_div(released, <int128>qty * self.k)
+            # inverse: no loss while V(p) >= released, i.e. p <= k / released
+            if self.ledger.inverse:
+                cap = k // released if released else self.ledger.max_price
+            else:
+                cap = floor_div(released, k)
             cap = cap if cap > mark else mark
             return price if price < cap else <price_t>cap
-        cap = ceil_div(released, <int128>qty * self.k)
+        # inverse: no loss while V(p) <= released, i.e. p > k / (released + 1)
+        cap = k // (released + 1) + 1 if self.ledger.inverse else ceil_div(released, k)
         cap = cap if cap < mark else mark
         return price if price > cap else <price_t>cap
 

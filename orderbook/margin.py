@@ -19,7 +19,8 @@ MONEY_BOUND = 2**61
 DEPOSIT_BOUND = 2**62
 
 __all__ = ["MarginTiers", "Tier", "PPM", "ceil_div", "rate_ppm", "unit_value", "MONEY_BOUND",
-           "DEPOSIT_BOUND", "DEFAULT_TIERS", "asset_value", "conversion"]
+           "DEPOSIT_BOUND", "DEFAULT_TIERS", "asset_value", "conversion", "contract_value",
+           "inverse_unit_value", "lots_within"]
 
 
 def rate_ppm(name: str, value) -> int:
@@ -40,6 +41,42 @@ def unit_value(tick_size: Decimal, lot_size: Decimal, quote_unit) -> tuple[Decim
         raise ValueError(f"tick_size * lot_size ({tick_size * lot_size}) must be a whole number "
                          f"of quote_unit ({unit})")
     return unit, int(k)
+
+
+def inverse_unit_value(tick_size: Decimal, lot_size: Decimal, quote_unit,
+                       contract_value) -> tuple[Decimal, int]:
+    """An inverse contract's coin unit and k = contract_value x lot_size / (tick_size x unit), the
+    whole number with V(p, q) = floor(k q / p) coin units for q lots at p ticks."""
+    if quote_unit is None:
+        raise ValueError("quote_unit (the coin's unit, e.g. '0.00000001') is required for "
+                         "settlement INVERSE: every balance is counted in it")
+    unit = check.unit_size("quote_unit", quote_unit)
+    value = check.unit_size("contract_value", contract_value)
+    with localcontext() as ctx:
+        ctx.prec = 80
+        k = value * lot_size / (tick_size * unit)
+    if k != k.to_integral_value():
+        raise ValueError(f"contract_value * lot_size / (tick_size * quote_unit) = {k} must be a "
+                         f"whole number (a lot at one tick worth a whole number of coin units)")
+    return unit, int(k)
+
+
+def contract_value(inverse: bool, k: int, price: int, qty: int) -> int:
+    """V(price, qty): the value of ``qty`` lots at ``price`` ticks. Linear: ``price x qty x k``
+    quote units; inverse: ``floor(k x qty / price)`` coin units, price 0 counted as 1 tick (the
+    lowest a trade can print), so V never falls as the price falls."""
+    if inverse:
+        return k * qty // (price if price > 1 else 1)
+    return price * qty * k
+
+
+def lots_within(inverse: bool, k: int, price: int, budget: int) -> int:
+    """The most lots whose value at ``price`` (> 0 for a linear contract) is at most ``budget``
+    (>= 0): ``floor(budget / (price k))``, or for an inverse contract the largest s with
+    ``floor(k s / p) <= budget``, i.e. ``floor(((budget + 1) p - 1) / k)``."""
+    if inverse:
+        return ((budget + 1) * (price if price > 1 else 1) - 1) // k
+    return budget // (price * k)
 
 
 def ceil_div(a: int, b: int) -> int:

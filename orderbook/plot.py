@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .events import EventKind, Side
+from .events import EventKind, Settlement, Side
 from .metrics import LIQUIDATION_KINDS
 from .scenario import Shock, quote_unit
 
@@ -53,11 +53,18 @@ class _Units:
 
     def __init__(self, scenario, quote: float | None = None):
         # ``scenario``: a Scenario, or a Contract with ``quote`` (its scenario's quote unit)
+        self.money_label = _money_label(scenario)
         lot = Decimal(scenario.lot_size)
         self.tick = float(Decimal(scenario.tick_size))
         self.lot = float(lot)
         self.money = float(quote_unit(scenario)) if quote is None else quote
         self.lot_text = f"{lot.normalize():f}"
+
+
+def _money_label(scenario) -> str:
+    """What a scenario's money is on an axis: quote currency, or an inverse venue's coin."""
+    inverse = getattr(scenario, "settlement", Settlement.LINEAR) == Settlement.INVERSE
+    return "coin" if inverse else "quote ccy"
 
 
 def _spread(steps: np.ndarray) -> np.ndarray:
@@ -312,6 +319,7 @@ def _plot_instruments(result, path) -> None:
     names = [c.name for c in contracts]
     count = len(contracts)
     money = float(quote_unit(scenario))
+    ccy = _money_label(scenario)
     n_gen = int(records["generation"].max()) + 1 if len(records) else 0
     cmap = mcolors.ListedColormap(
         mpl.colormaps["viridis"](np.linspace(0.0, 0.92, max(n_gen, 1))))
@@ -370,7 +378,7 @@ def _plot_instruments(result, path) -> None:
         ax_n.bar(steps, values, bottom=bottom, width=0.85, color=colours[i], linewidth=0,
                  label=name)
         bottom += values
-    ax_n.set_ylabel("liquidated notional\n[quote ccy]")
+    ax_n.set_ylabel(f"liquidated notional\n[{ccy}]")
     ax_n.yaxis.set_major_formatter(money_fmt)
     ax_n.legend(loc="upper right", fontsize=8, framealpha=0.9)
     ax_n.grid(alpha=0.3)
@@ -395,9 +403,10 @@ def _plot_instruments(result, path) -> None:
     ax_m.set_xticks(range(count), names)
     ax_m.set_yticks(range(matrix.shape[0]))
     ax_m.set_ylabel("generation")
-    ax_m.set_title("liquidated notional by generation\nand instrument [quote ccy]", loc="left",
+    ax_m.set_title(f"liquidated notional by generation\nand instrument [{ccy}]", loc="left",
                    fontsize=10, fontweight="bold")
-    whole = ticker.EngFormatter(places=0, sep="")
+    # (a coin's amounts are small: two decimals)
+    whole = ticker.EngFormatter(places=2 if ccy == "coin" else 0, sep="")
     for (g, i), value in np.ndenumerate(matrix):
         if value > 0 and matrix.shape[0] <= 16:
             ax_m.text(i, g, whole(value), ha="center", va="center", fontsize=8,
@@ -418,7 +427,7 @@ def _plot_instruments(result, path) -> None:
         key = f"instrument.{c.name}."
         first = summary[key + "first_generation"]
         lines.append(f"{c.name}: {whole(summary[key + 'liquidated_notional'] * money)} "
-                     f"liquidated, first in gen. {'-' if first is None else first}")
+                     f"{ccy} liquidated, first in gen. {'-' if first is None else first}")
     pop = scenario.population
     coin = getattr(pop, "coin_fraction", 0.0)
     if coin:

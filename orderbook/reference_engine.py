@@ -62,13 +62,14 @@ from .events import (
     MarkRule,
     PositionInfo,
     SelfTradePrevention,
+    Settlement,
     Sizing,
     Trigger,
     array_to_events,
     events_to_array,
     fair_price,
 )
-from .margin import DEFAULT_TIERS, asset_value, ceil_div
+from .margin import DEFAULT_TIERS, asset_value, ceil_div, contract_value, lots_within
 from .reference import OrderBook
 
 __all__ = ["Engine"]
@@ -141,8 +142,12 @@ class _Ledger:
     """
 
     def __init__(self, instruments: list[_Instrument], taker_fee_ppm: int, maker_fee_ppm: int,
-                 trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK, assets=()):
+                 trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK, assets=(), inverse=False):
         self.instruments = instruments
+        # Inverse (docs/market_wide.md section 7): values in coin units, floor(k q / p), and a
+        # long profits as V falls: every profit below carries this sign.
+        self.inverse = inverse
+        self.sign = -1 if inverse else 1
         self.assets = list(assets)  # _engine_args.venue_assets dicts
         self.trigger, self.mm_basis = trigger, mm_basis
         self.taker_fee_ppm, self.maker_fee_ppm = taker_fee_ppm, maker_fee_ppm
@@ -154,8 +159,13 @@ class _Ledger:
 
     # -------------------------------------------------------------------------- money
     def value(self, i: int, price: int, qty: int) -> int:
-        """V(price, qty): quote units of ``qty`` lots of instrument ``i`` at ``price`` ticks."""
-        return price * qty * self.instruments[i].k
+        """V(price, qty): quote (inverse: coin) units of ``qty`` lots of instrument ``i`` at
+        ``price`` ticks (margin.contract_value)."""
+        return contract_value(self.inverse, self.instruments[i].k, price, qty)
+
+    def lots_within(self, i: int, price: int, budget: int) -> int:
+        """The most lots of ``i`` worth at most ``budget`` at ``price`` (margin.lots_within)."""
+        return lots_within(self.inverse, self.instruments[i].k, price, budget)
 
     def holdings_value(self, a: _Account, marks=None, skip: int | None = None) -> int:
         """Quote units a's collateral assets count for, each at the mark of its instrument
@@ -211,8 +221,8 @@ class _Ledger:
         if p is None or p.position == 0 or mark is None:
             return 0
         if p.position > 0:
-            return self.value(i, mark, p.position) - p.cost
-        return p.cost - self.value(i, mark, -p.position)
+            return self.sign * (self.value(i, mark, p.position) - p.cost)
+        return self.sign * (p.cost - self.value(i, mark, -p.position))
 
     def margin_of(self, i: int, p: _Position, mark: int | None) -> int:
         """MM of one position on ``mm_basis``: on its notional at the mark (0 without one), or
@@ -220,7 +230,9 @@ class _Ledger:
         tiers = self.instruments[i].tiers
         if self.mm_basis == MarginBasis.ENTRY:
             return tiers.maintenance(p.cost)
-        return tiers.maintenance(self.value(i, mark or 0, abs(p.position)))
+        if mark is None:
+            return tiers.maintenance(0)
+        return tiers.maintenance(self.value(i, mark, abs(p.position)))
 
     def others(self, a: _Account, i: int) -> tuple[int, int]:
         """(unrealised profit, MM) of a's positions other than ``i``, at their marks."""
@@ -289,7 +301,8 @@ class _Ledger:
         p = a.positions.get(i)
         if a.exempt or p is None or p.position == 0 or self.own_outweighs(a, i):
             return None
-        if self.mm_basis == MarginBasis.ENTRY and self.own_holding(a, i) is None:
+        if (self.mm_basis == MarginBasis.ENTRY and self.own_holding(a, i) is None
+                and not self.inverse):
             return self.entry_liquidation_price(a, i)
         max_price = self.instruments[i].max_price
         others = self.others(a, i)   # fixed through the search
@@ -349,7 +362,8 @@ class _Ledger:
             return None
         collateral = self.wealth(a, skip=i) + self.others(a, i)[0]
         q, k = p.position, self.instruments[i].k
-        if self.own_holding(a, i) is not None:
+        if self.own_holding(a, i) is not None or self.inverse:
+            # (an inverse equity is not linear in the price: searched too)
             def solvent(price: int) -> bool:
                 return collateral + self.unrealised(a, i, price) + \
                     self.own_value(a, i, price) >= 0
@@ -438,13 +452,15 @@ class _Ledger:
             closed = min(abs(delta), abs(q))
             released = p.cost * closed // abs(q)
             value = self.value(i, price, closed)
-            a.collateral += value - released if q > 0 else released - value
+            a.collateral += self.sign * (value - released if q > 0 else released - value)
             p.cost -= released
             p.position = q + (closed if delta > 0 else -closed)
             rest = abs(delta) - closed
             if rest:
+                # the rest opens at what the fill is worth less the closed part, so the fill
+                # moves V(price, |delta|) in all on both sides (inverse values do not add up)
                 p.position = rest if delta > 0 else -rest
-                p.cost = self.value(i, price, rest)
+                p.cost = self.value(i, price, abs(delta)) - value
 
     def charge(self, a: _Account, amount: int, to_fund: bool) -> None:
         """A fee: to the insurance fund (a liquidation fee) or out of the accounts (trading)."""
@@ -525,9 +541,10 @@ class Engine:
                  deficit=Deficit.NONE, adl_ranking=AdlRanking.BITMEX,
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
-                 max_price=2**32 - 1, max_position=None, check_initial_margin=True,
+                 max_price=None, max_position=None, check_initial_margin=True,
                  fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None):
+                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None,
+                 settlement=Settlement.LINEAR, contract_value=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -538,7 +555,8 @@ class Engine:
             return venue_instruments(instruments, tick_size, lot_size, quote_unit, tiers=tiers,
                                      max_price=max_price, max_position=max_position,
                                      mark_rule=mark_rule, book_type=OrderBook,
-                                     book_kwargs=book_kwargs)
+                                     book_kwargs=book_kwargs, settlement=settlement,
+                                     contract_value=contract_value)
 
         if instruments is not None:
             specs, parts = venue()
@@ -558,15 +576,18 @@ class Engine:
                          fraction_above=fraction_above,
                          takeover_below_ppm=takeover_below_ppm,
                          cooldown_rounds=cooldown_rounds, increment=increment,
-                         close_order=close_order)
+                         close_order=close_order, settlement=settlement,
+                         contract_value=(parts[0]["contract_value"] if instruments is not None
+                                         else contract_value))
         if instruments is None:
             specs, parts = venue()
             parts[0]["book"] = book
         self.instruments = tuple(specs)
         self.quote_unit = given["quote_unit"]
+        self.settlement, self.contract_value = given["settlement"], given["contract_value"]
         self.assets, self._assets = venue_assets(
             assets, [p["name"] for p in parts], [p["book"].tick_size for p in parts],
-            [p["max_price"] for p in parts], self.quote_unit)
+            [p["max_price"] for p in parts], self.quote_unit, self.settlement)
         self._asset_deposits = [0] * len(self._assets)
         self.check_initial_margin = given["check_initial_margin"]
         for name in RATES:
@@ -599,7 +620,8 @@ class Engine:
         """The parts the settings configure: the ledger, and the liquidator over this engine's
         books, ledger and marks. Called again when a pickle replaces the books."""
         self._ledger = _Ledger(self._instruments, self.taker_fee_ppm, self.maker_fee_ppm,
-                               self.trigger, self.mm_basis, self._assets)
+                               self.trigger, self.mm_basis, self._assets,
+                               self.settlement == Settlement.INVERSE)
         self._accounts = self._ledger.accounts  # one dict: the account methods use this name
         self._liquidator = _Liquidator(
             self._ledger, self._refresh_marks, sizing=self.sizing, limit_rule=self.limit_rule,
@@ -713,7 +735,7 @@ class Engine:
         initial = 0
         for i in a.held():
             instr, p = self._instruments[i], a.positions[i]
-            notional = ledger.value(i, instr.mark or 0, abs(p.position))
+            notional = 0 if instr.mark is None else ledger.value(i, instr.mark, abs(p.position))
             im = instr.tiers.initial(notional)
             initial += im
             positions.append(PositionInfo(
@@ -872,15 +894,20 @@ class Engine:
             return  # a market order, no mark, nothing on the other side: it cannot fill
         m = p if mark is None else mark
         loss = 0
-        if kind in PRICED_KINDS:
-            loss = self._ledger.value(i, max(0, side * (price - m)), qty)
         ledger = self._ledger
+        if ledger.inverse:
+            # a coin notional is largest at the lowest price: the mark or a lower limit price
+            if kind in PRICED_KINDS:
+                loss = max(0, side * (ledger.value(i, m, qty) - ledger.value(i, price, qty)))
+            p = min(m, price) if kind in PRICED_KINDS else m
+        elif kind in PRICED_KINDS:
+            loss = ledger.value(i, max(0, side * (price - m)), qty)
         required = instr.tiers.initial(ledger.value(i, p, abs(worst)))
         for j in a.held():
             if j != i:
                 other = self._instruments[j]
-                required += other.tiers.initial(
-                    ledger.value(j, other.mark or 0, abs(a.positions[j].position)))
+                required += other.tiers.initial(0 if other.mark is None else ledger.value(
+                    j, other.mark, abs(a.positions[j].position)))
         equity = ledger.equity_at(a, i, m)
         if required + loss > equity:
             raise insufficient_margin(a.owner, required, loss, equity)

@@ -64,11 +64,12 @@ from .events import (
     LimitRule,
     MarginBasis,
     MarkRule,
+    Settlement,
     Side,
     Sizing,
     Trigger,
 )
-from .margin import unit_value
+from .margin import contract_value, inverse_unit_value, unit_value
 from .metrics import (
     LIQUIDATION_KINDS,
     drawdown,
@@ -85,7 +86,8 @@ __all__ = [
     "Rules", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run", "compare",
     "sweep", "SERIES_DTYPE", "Contagion", "contagion", "contagion_origins",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
-    "quote_unit", "coerce_param", "TABLES", "scale_scenario", "scale_rules", "builtin_rule_sets",
+    "quote_unit", "contract_units", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
+    "builtin_rule_sets",
     "UnresolvedAccountsWarning",
     "InertSettingWarning",
 ]
@@ -381,6 +383,8 @@ class Contract:
     size: tuple | None = setting(None, optional(pair(integer(1, 2**40))))
     haircut_ppm: int | None = setting(None, optional(integer(0, 999_999)))
     conversion_discount_ppm: int = setting(0, integer(0, 999_999))
+    #: quote currency per contract on an inverse venue (None: the scenario's contract_value)
+    contract_value: str | None = setting(None, optional(decimal_text))
 
 
 def _correlation(value):
@@ -443,6 +447,11 @@ class Scenario:
     engine: str = setting("compiled", choice("compiled", "reference"))
     instruments: tuple = ()
     index_model: IndexModel | None = None
+    #: INVERSE: a coin-margined venue (docs/liquidation.md, "Inverse contracts"): quote_unit is
+    #: the coin's unit, every amount of money (collateral, fund, caps, tiers, summaries) counts
+    #: it, and a contract is ``contract_value`` of quote currency
+    settlement: Settlement = setting(Settlement.LINEAR, enum_name(Settlement))
+    contract_value: str | None = setting(None, optional(decimal_text))
 
 
 #: The tables of a Scenario (in the order a scenario file lists them) and the classes each holds.
@@ -482,7 +491,8 @@ def builtin_rule_sets(scenario: Scenario) -> dict[str, Rules]:
     shock = scenario.shock
     lots = max(shock.sell, shock.buy, sum(q for _, _, q in shock.orders), 1)
     _, k = _units(scenario)
-    cap = max(1, int(scenario.book.mid) * k * lots // 6)
+    cap = max(1, contract_value(scenario.settlement == Settlement.INVERSE, k,
+                                int(scenario.book.mid), lots) // 6)
     return {
         "full market": replace(base, sizing=Sizing.FULL, limit_rule=LimitRule.MARKET),
         "partial 25%": replace(base, sizing=Sizing.FRACTION, fraction_ppm=250_000,
@@ -617,9 +627,22 @@ def quote_unit(scenario: Scenario) -> Decimal:
 
 def _units(scenario: Scenario) -> tuple[Decimal, int]:
     """(quote unit, k: the quote units one lot is worth per tick; of instrument 0 in a
-    scenario with instruments)."""
+    scenario with instruments; inverse: the coin unit and k of V = floor(k q / p))."""
     first = scenario.instruments[0] if scenario.instruments else scenario
-    return unit_value(Decimal(first.tick_size), Decimal(first.lot_size), scenario.quote_unit)
+    return contract_units(scenario, first)
+
+
+def contract_units(scenario: Scenario, contract) -> tuple[Decimal, int]:
+    """(quote unit, k) of one contract of ``scenario`` (a Contract, or the scenario itself for
+    its one instrument), linear or inverse as the scenario's settlement says."""
+    tick, lot = Decimal(contract.tick_size), Decimal(contract.lot_size)
+    if scenario.settlement == Settlement.INVERSE:
+        value = getattr(contract, "contract_value", None) or scenario.contract_value
+        return inverse_unit_value(tick, lot, scenario.quote_unit, value)
+    if scenario.contract_value is not None or getattr(contract, "contract_value", None):
+        raise ValueError("contract_value is the size of an inverse contract: it needs "
+                         "settlement INVERSE")
+    return unit_value(tick, lot, scenario.quote_unit)
 
 
 # ------------------------------------------------------------------------------ results

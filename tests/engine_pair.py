@@ -77,7 +77,7 @@ from orderbook.events import (
     Side,
     Trigger,
 )
-from orderbook.margin import MarginTiers
+from orderbook.margin import MarginTiers, contract_value
 from orderbook.testing import check_accounts
 from orderbook.testing.invariants import _assets, _holding_value
 
@@ -333,7 +333,7 @@ def _check_contract(where, eng, snap, k, backstop, tiers, max_price, reserves, r
     _check_records(where, snap, lambda r: k, backstop)
 
 
-def _check_records(where, snap, k_of, backstop):
+def _check_records(where, snap, k_of, backstop, inverse=False):
     """The records' own contract (kinds, sides, counterparties, fills, avg_price at the k of
     the record's instrument, ``k_of(record)``), the fund's records and history."""
     recs = snap["forced"]
@@ -346,7 +346,10 @@ def _check_records(where, snap, k_of, backstop):
         assert int(r["fee"]) >= 0, tag
         assert (int(r["filled"]) == 0) == math.isnan(float(r["avg_price"])), tag
         if int(r["filled"]):
-            exact = Fraction(int(r["notional"]), int(r["filled"]) * k_of(r))
+            # (inverse: the fills' harmonic mean; a lot at max_price <= k is worth a coin unit,
+            # so a filled record's notional is > 0)
+            exact = (Fraction(int(r["filled"]) * k_of(r), int(r["notional"])) if inverse
+                     else Fraction(int(r["notional"]), int(r["filled"]) * k_of(r)))
             assert float(r["avg_price"]) == float(exact), (
                 f"{tag}: avg_price is not notional / (filled k) = {exact} correctly rounded")
         elif kind == ForcedKind.CONVERSION:
@@ -665,11 +668,15 @@ def _compare_venue_snapshots(where, left, right, bitwise):
                    FUND_HISTORY_DTYPE, bitwise)
 
 
-def _unrealised(q, cost, m, k):
-    return q * m * k - cost if q > 0 else cost + q * m * k if q < 0 else 0
+def _unrealised(q, cost, m, k, inverse=False):
+    """sign(q) (V(m, |q|) - cost), the other sign on an inverse venue."""
+    value = contract_value(inverse, k, m, abs(q))
+    sign = -1 if inverse else 1
+    return sign * (value - cost) if q > 0 else sign * (cost - value) if q < 0 else 0
 
 
-def _check_venue_contract(where, eng, snap, ks, tiers, backstop, reserves, rules):
+def _check_venue_contract(where, eng, snap, ks, tiers, backstop, reserves, rules,
+                          inverse=False):
     """The one-instrument contract per instrument (docs/market_wide.md), then
     orderbook.testing.check_accounts (per-position liquidation and bankruptcy prices with the
     others held at their marks, margins, queue, money)."""
@@ -705,9 +712,9 @@ def _check_venue_contract(where, eng, snap, ks, tiers, backstop, reserves, rules
         for p in a.positions:
             i, q, c = int(p.instrument), int(p.position), int(p.cost)
             m = marks[i]
-            notional = (m or 0) * abs(q) * ks[i]
+            notional = 0 if m is None else contract_value(inverse, ks[i], m, abs(q))
             mm = tiers[i].maintenance(c if rules[1] == MarginBasis.ENTRY else notional)
-            want = (notional, 0 if m is None else _unrealised(q, c, m, ks[i]), mm,
+            want = (notional, 0 if m is None else _unrealised(q, c, m, ks[i], inverse), mm,
                     tiers[i].initial(notional))
             got = (int(p.notional), int(p.unrealised), int(p.maintenance_margin),
                    int(p.initial_margin))
@@ -731,21 +738,24 @@ def _check_venue_contract(where, eng, snap, ks, tiers, backstop, reserves, rules
         assert sum(h.get(j, 0) for h in units.values()) + sold == snap["asset_deposits"][j], (
             f"{where}: asset {j} is not conserved")
     for m, total in zip(_common_marks(n), snap["total_equity_common"], strict=True):
-        assert total - asset_values(m) + fees == deposits + paid, (
+        # (inverse: each position's coin value is rounded on its own, so the sum over accounts
+        # at a common mark is the deposits only to that rounding; money is checked exactly on
+        # collateral and costs by check_accounts)
+        assert inverse or total - asset_values(m) + fees == deposits + paid, (
             f"{where}: total_equity({list(m)}) - assets + fees_collected = "
             f"{total - asset_values(m) + fees} != total_deposits {deposits} + paid {paid}")
         recomputed = sum(int(a.collateral) + int(a.reserve) + sum(
-            _unrealised(q, c, m[i], ks[i]) for i, (q, c) in held[int(a.owner)].items())
+            _unrealised(q, c, m[i], ks[i], inverse) for i, (q, c) in held[int(a.owner)].items())
             for a in accounts) + asset_values(m)
         assert recomputed == total, f"{where}: total_equity({list(m)}) != the accounts' sum"
     if None not in marks:
         total = sum(int(a.equity) + int(a.reserve) for a in accounts)
-        assert total - asset_values(marks) + fees == deposits + paid, (
+        assert inverse or total - asset_values(marks) + fees == deposits + paid, (
             f"{where}: sum(equity + reserve) at marks {marks}")
         assert int(eng.total_equity()) == total, f"{where}: total_equity() at the marks"
     for r in snap["forced"]:
         assert 0 <= int(r["instrument"]) < n, f"{where}: record {_row(r)} names no instrument"
-    _check_records(where, snap, lambda r: ks[int(r["instrument"])], backstop)
+    _check_records(where, snap, lambda r: ks[int(r["instrument"])], backstop, inverse)
 
 
 def _venue_adl_view(eng):
@@ -757,7 +767,7 @@ def _venue_adl_view(eng):
             {o for o, a in infos.items() if a.assets})
 
 
-def _check_venue_adl(where, eng, before, ks):
+def _check_venue_adl(where, eng, before, ks, inverse=False):
     """docs/liquidation.md, ADL step 3 (the cap), on the counterparties of the call's ADL
     records that did nothing else in the call (no record, take-over or trade of their own):
 
@@ -787,10 +797,22 @@ def _check_venue_adl(where, eng, before, ks):
         k, qty, mark = ks[i], int(r["qty"]), int(r["mark_before"])
         q, cost = held[owner].get(i, (0, 0))
         direction = -int(r["side"])  # +1: the counterparty buys back a short
-        price = int(r["notional"]) // (qty * k)
         tag = f"{where}: ADL record {_row(r)} of counterparty {owner} (position {q}, cost {cost})"
-        assert price * qty * k == int(r["notional"]) and q * direction < 0 and qty <= abs(q), tag
+        assert q * direction < 0 and qty <= abs(q), tag
         released = cost * qty // abs(q)
+        if inverse:
+            # V falls as the price rises: a short buying at p <= max(m, even) pays a value
+            # V(p) >= min(V(m), released); a long selling at p >= min(m, even) gets
+            # V(p) <= max(V(m), released), even the price that realises no loss
+            at_mark, value = contract_value(True, k, mark, qty), int(r["notional"])
+            if direction > 0:
+                assert value >= min(at_mark, released), f"{tag}: worse than its cap"
+            else:
+                assert value <= max(at_mark, released), f"{tag}: worse than its cap"
+            held[owner][i] = (q + direction * qty, cost - released)
+            continue
+        price = int(r["notional"]) // (qty * k)
+        assert price * qty * k == int(r["notional"]), tag
         if direction > 0:
             assert price <= max(mark, released // (qty * k)), f"{tag}: worse than its cap"
         else:
@@ -831,6 +853,7 @@ class VenuePair(Pair):
                             for spec in kwargs["instruments"]]
         self.names = [spec.name for spec in kwargs["instruments"]]
         self.asset_names = [spec.name for spec in kwargs.get("assets", ())]
+        self.inverse = bool(kwargs.get("settlement"))
         super().__init__(classes, (), kwargs, ks[0], bitwise)
 
     def order_id(self, instrument=0):
@@ -841,11 +864,11 @@ class VenuePair(Pair):
         return oid
 
     def _check_adl(self, where, eng, before):
-        _check_venue_adl(where, eng, before, self.ks)
+        _check_venue_adl(where, eng, before, self.ks, self.inverse)
 
     def _check_contract(self, where, eng, snap):
         _check_venue_contract(where, eng, snap, self.ks, self.venue_tiers, self.backstop,
-                              self.reserves, self.rules)
+                              self.reserves, self.rules, self.inverse)
         if eng is self.engines[0]:
             # check_accounts queries the engine again (account() is the costly query: a
             # liquidation price per position); the engines showed equal states, so the engine

@@ -20,7 +20,7 @@ import random
 
 import pytest
 
-from orderbook.events import Asset, Instrument, MarginBasis, MarkRule, Trigger
+from orderbook.events import Asset, Instrument, MarginBasis, MarkRule, Settlement, Trigger
 from orderbook.reference_engine import Engine as ReferenceEngine
 
 LP = 100
@@ -281,7 +281,7 @@ def test_the_asset_alone_moving_crosses_an_account_without_a_position_there(engi
 def random_population(rng, engine_cls, spec):
     eng = venue(engine_cls, spec["tiers"], n=spec["instruments"], marks=spec["marks"],
                 trigger=spec["trigger"], mm_basis=spec["basis"],
-                assets=spec.get("assets"))
+                assets=spec.get("assets"), **spec.get("settlement", {}))
     for owner, collateral, positions in spec["accounts"]:
         holding(eng, owner, collateral, *positions)
     for owner, asset, units in spec.get("holdings", ()):
@@ -359,6 +359,34 @@ def test_the_compiled_crossed_set_is_the_references_on_random_populations(seed, 
                 eng.deposit(owner, amount, asset=asset)
         else:
             marks[i] = max(1, marks[i] + rng.randint(-8, 8))
+            for eng in engines:
+                eng.set_index(marks[i], instrument=i)
+        sets = [crossed(eng) for eng in engines]
+        assert sets[0] == sets[1], (seed, step)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_compiled_crossed_set_is_the_references_on_random_inverse_populations(seed):
+    # Inverse venues (docs/market_wide.md section 7): k = 1 / (1 x 0.0001) = 10,000 coin units
+    # x ticks per lot, so a lot at 100 ticks is worth 100, as in the linear populations; the
+    # marks move further (the inverse loss rate holds within half the mark of a long's key,
+    # and the convexity shows over wide moves).
+    import orderbook
+
+    rng = random.Random(1_000 + seed)
+    spec = random_spec(rng)
+    spec["settlement"] = {"settlement": Settlement.INVERSE, "contract_value": "1",
+                          "quote_unit": "0.0001"}
+    engines = [random_population(rng, cls, spec) for cls in (orderbook.Engine, ReferenceEngine)]
+    marks = [m if m is not None else 100 for m in spec["marks"]]
+    for step in range(40):
+        i = rng.randrange(spec["instruments"])
+        if rng.random() < 0.1:
+            owner, amount = rng.randint(1, 40), rng.randint(1, 200)
+            for eng in engines:
+                eng.deposit(owner, amount)
+        else:
+            marks[i] = max(1, marks[i] + rng.choice([rng.randint(-8, 8), rng.randint(-40, 40)]))
             for eng in engines:
                 eng.set_index(marks[i], instrument=i)
         sets = [crossed(eng) for eng in engines]

@@ -40,6 +40,8 @@ A failing example prints (``note``) a replay script of the engine calls; hypothe
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import pytest
 from engine_pair import BUY, ROUND_TRIPS, SELL, Pair, VenuePair
@@ -61,7 +63,7 @@ from orderbook.events import (
     Sizing,
     Trigger,
 )
-from orderbook.margin import MONEY_BOUND
+from orderbook.margin import MONEY_BOUND, contract_value
 from orderbook.strategies import tiers as tier_tables
 
 PPM = 1_000_000
@@ -427,29 +429,51 @@ VENUE_TIERS_FOR_K = {a // b: tier_tables(a // b) for *_, a in VENUE_UNITS for *_
                      if a % b == 0}
 
 
+def _inverse_k(tick, lot, contract_value):
+    """k of an inverse instrument on the machine's coin unit, 0.0001: coin units x ticks per lot
+    (at ~100 ticks a lot is worth ~k / 100 coin units)."""
+    return int(Decimal(contract_value) * Decimal(lot) / (Decimal(tick) * Decimal("0.0001")))
+
+
 def _venue_settings(draw):
-    """The venue's rules (as _settings draws them) and 1-3 instruments."""
+    """The venue's rules (as _settings draws them) and 1-3 instruments; one venue in four is
+    inverse (docs/market_wide.md section 7), with no collateral assets (refused there)."""
     _, kw, _ = _settings(draw)
     n = draw(st.integers(1, 3), label="n_instruments")
     names = draw(st.lists(st.sampled_from(NAMES), min_size=n, max_size=n, unique=True),
                  label="names")
     units = [draw(st.sampled_from(VENUE_UNITS), label="instrument_units") for _ in range(n)]
-    if draw(st.booleans(), label="quote_unit_given"):
+    inverse = draw(st.integers(0, 3), label="inverse") == 3
+    values = [None] * n
+    if inverse:
+        kw.update(settlement=1, contract_value="1", quote_unit="0.0001")
+        values = [draw(st.sampled_from([None, "2"]), label="contract_value") for _ in range(n)]
+        ks = [_inverse_k(u[0], u[1], v or "1") for u, v in zip(units, values, strict=True)]
+        if kw.get("max_price", 0) > 160:
+            # the extreme bound of an inverse venue: max_position x k at 2**61 (a lot is worth
+            # most at one tick), max_price at most k
+            kw.pop("max_price")
+            kw["max_position"] = MONEY_BOUND // max(ks) - draw(st.integers(0, 1),
+                                                                label="below_bound")
+    elif draw(st.booleans(), label="quote_unit_given"):
         kw["quote_unit"], ks = "0.1", [u[2] for u in units]
     else:
         # quote_unit None: instrument 0's tick x lot; the others must be whole multiples of it
         units = [units[0]] + [u for u in units[1:] if u[2] % units[0][2] == 0]
         names, ks = names[:len(units)], [u[2] // units[0][2] for u in units]
+    values = values[:len(units)]
     venue_max_price = kw.get("max_price", 2**32 - 1)
-    if "max_position" in kw and venue_max_price * kw["max_position"] * max(ks) > MONEY_BOUND:
+    if inverse:
+        pass
+    elif "max_position" in kw and venue_max_price * kw["max_position"] * max(ks) > MONEY_BOUND:
         # the venue's bound was drawn for _settings' k; the Engine checks its keywords with
         # instrument 0's k, and an instrument without its own bounds takes them
         kw["max_position"] = MONEY_BOUND // (venue_max_price * max(ks))
     instruments = []
-    for name, (tick, lot, _), k in zip(names, units, ks, strict=True):
-        spec = {}
+    for name, (tick, lot, _), k, value in zip(names, units, ks, values, strict=True):
+        spec = {} if value is None else {"contract_value": value}
         if draw(st.booleans(), label="own_tiers"):
-            spec["tiers"] = draw(VENUE_TIERS_FOR_K[k], label="instrument_tiers")
+            spec["tiers"] = draw(VENUE_TIERS_FOR_K[1 if inverse else k], label="instrument_tiers")
         if draw(st.integers(0, 2), label="own_mark_rule"):
             spec["mark_rule"] = int(draw(st.sampled_from(list(MarkRule)),
                                          label="instrument_mark_rule"))
@@ -458,19 +482,22 @@ def _venue_settings(draw):
             spec["max_price"] = draw(st.integers(110, 160), label="instrument_max_price")
         elif bound == 8:
             spec["max_position"] = draw(st.integers(60, 400), label="instrument_max_position")
+        elif bound == 7 and inverse:
+            spec["max_position"] = MONEY_BOUND // k - draw(st.integers(0, 1),
+                                                           label="below_bound")
         elif bound == 7:
             spec["max_price"] = draw(st.sampled_from([2**20, 2**31 - 1, 2**32]),
                                      label="instrument_max_price")
             spec["max_position"] = MONEY_BOUND // (spec["max_price"] * k) - draw(
                 st.integers(0, 1), label="below_bound")
         max_price = spec.get("max_price", venue_max_price)
-        if "max_position" not in spec and "max_position" in kw and (
+        if not inverse and "max_position" not in spec and "max_position" in kw and (
                 max_price * kw["max_position"] * k > MONEY_BOUND):
             # an own max_price over the venue's bound: this instrument needs its own
             spec["max_position"] = MONEY_BOUND // (max_price * k)
         instruments.append(Instrument(name, tick, lot, **spec))
     kw["instruments"] = instruments
-    if draw(st.booleans(), label="assets"):
+    if not inverse and draw(st.booleans(), label="assets"):
         # collateral assets (step 3), each valued at its own instrument's mark: a unit is
         # worth unit x tick / quote_unit quote units per tick
         valued = draw(st.sets(st.integers(0, len(names) - 1), min_size=1, max_size=2),
@@ -504,6 +531,8 @@ def _instrument(draw, pair, label="instrument"):
 
 def _venue_setup(draw, pair, kw):
     ks, n = pair.ks, pair.n
+    # a price's worth of one lot, roughly (inverse: k / 100 coin units at ~100 ticks)
+    unit = max(1, ks[0] // 10_000) if pair.inverse else ks[0]
     users = sorted(draw(st.sets(st.integers(1, 30), min_size=1, max_size=8), label="users"))
     seeds, gross = [], dict.fromkeys(users, 0)
     # one example in three: baskets, every user on one side of every instrument against the
@@ -525,7 +554,7 @@ def _venue_setup(draw, pair, kw):
                 seeds.append((*pair_, price, qty, i))
                 for o in (u, other):
                     if o != LP:
-                        gross[o] += price * qty * ks[i]
+                        gross[o] += contract_value(pair.inverse, ks[i], price, qty)
     accounts = [(LP, 10_000_000 * max(ks), {"exempt": True})]
     if kw["backstop"] is not None:
         accounts.append((BACKSTOP, draw(st.integers(0, 20_000), label="backstop_collateral")
@@ -533,11 +562,11 @@ def _venue_setup(draw, pair, kw):
     for u in users:
         margin = draw(st.one_of(st.integers(0, 60_000), st.integers(0, 150_000),
                                 st.integers(0, 300_000)), label="margin_ppm")
-        margin = gross[u] * margin // PPM + draw(st.integers(0, 20), label="extra") * ks[0]
+        margin = gross[u] * margin // PPM + draw(st.integers(0, 20), label="extra") * unit
         if draw(st.integers(0, 2), label="isolated") == 2:
             # one instrument: isolated as today; several: refused ("needs a one-instrument
             # venue"), so the account is then added cross
-            reserve = draw(st.integers(0, 1_000), label="reserve") * ks[0]
+            reserve = draw(st.integers(0, 1_000), label="reserve") * unit
             accounts.append((u, margin + reserve, {"isolated_margin": margin}))
         else:
             accounts.append((u, margin, {}))

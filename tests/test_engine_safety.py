@@ -439,8 +439,9 @@ def test_an_unknown_rule_is_refused_naming_the_argument(engine_cls, name, value)
 @pytest.mark.parametrize("name", ["max_price", "max_position", "round_cap", "insurance_fund",
                                   "taker_fee_ppm", "backstop"])
 def test_a_non_integer_setting_is_refused_naming_the_argument(engine_cls, name, value):
-    if value is None and name in ("max_position", "round_cap", "backstop"):
-        return  # None means "default" for these
+    if value is None and name in ("max_price", "max_position", "round_cap", "backstop"):
+        engine_cls(**{name: value})   # None means "default" for these
+        return
     with pytest.raises(TypeError, match=name):
         engine_cls(**{name: value})
 

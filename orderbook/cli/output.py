@@ -10,7 +10,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ..events import CloseOrder, Deficit, LimitRule, MarginBasis, Sizing, Trigger
+from ..events import CloseOrder, Deficit, LimitRule, MarginBasis, Settlement, Sizing, Trigger
 from ..metrics import unresolved_note
 from ..scenario import STATIC_MARK_NOTE, Scenario, quote_unit
 
@@ -67,13 +67,26 @@ class _Progress:
 
 # ------------------------------------------------------------------------------ formatting
 def _money(units, unit: Decimal) -> str:
-    """Quote units as an amount of quote currency, thousands separated, to the cent (exact
-    amounts are in the JSON output)."""
+    """Quote units as an amount of quote currency, thousands separated, to the cent; a unit
+    below 10**-4 (a coin's satoshi, an inverse venue's money) to the unit (exact amounts are in
+    the JSON output)."""
     if units is None:
         return "-"
     value = Decimal(int(units)) * unit
     places = 0 if unit == unit.to_integral_value() else 2
+    if unit < Decimal("0.0001"):
+        places = -unit.normalize().as_tuple().exponent
     return f"{value:,.{places}f}"
+
+
+def _ccy(s: Scenario) -> str:
+    """What the scenario's money is: quote currency, or an inverse venue's coin."""
+    return "coin" if s.settlement == Settlement.INVERSE else "quote"
+
+
+def _in_ccy(headers: list[str], s: Scenario) -> list[str]:
+    """Column headers with "(quote)" naming the scenario's money."""
+    return [h.replace("(quote)", f"({_ccy(s)})") for h in headers]
 
 
 def _price(ticks, tick: Decimal) -> str:
@@ -154,8 +167,10 @@ def _describe(s: Scenario, source: str, rules_label: str = "rules") -> str:
                                            for c in s.instruments)
     else:
         units = f"tick {s.tick_size}, lot {s.lot_size}"
-    return (f"scenario: {source}: {accounts}, {s.steps} steps, {units}, "
-            f"quote unit {quote_unit(s)}\n"
+    money = (f"settlement INVERSE (a contract is {s.contract_value} of quote currency), money "
+             f"in coin units of {quote_unit(s)}" if s.settlement == Settlement.INVERSE
+             else f"quote unit {quote_unit(s)}")
+    return (f"scenario: {source}: {accounts}, {s.steps} steps, {units}, {money}\n"
             f"{rules_label}: {_rules_text(s)}")
 
 
@@ -191,6 +206,7 @@ def _rules_text(s: Scenario) -> str:
 def _format_run(result, source: str) -> str:
     s, sm = result.scenario, result.summary
     unit = quote_unit(s)
+    ccy = _ccy(s)
     tick = Decimal(s.instruments[0].tick_size if s.instruments else s.tick_size)
     # With instruments, the price figures are instrument 0's; the others are in their table.
     of = f" ({s.instruments[0].name})" if s.instruments else ""
@@ -208,8 +224,8 @@ def _format_run(result, source: str) -> str:
                      f"{sm['liquidated_accounts_unshocked']:,}", "",
                      "liquidated through the others' forced orders (contagion)"])
     rows += [
-        ["liquidated notional", _money(sm["liquidated_notional"], unit), "quote",
-         f"{sm['liquidated_notional']:,} quote units of {unit}"],
+        ["liquidated notional", _money(sm["liquidated_notional"], unit), ccy,
+         f"{sm['liquidated_notional']:,} {ccy} units of {unit}"],
         ["max drawdown" + of, f"{sm['max_drawdown_pct']:.2f}", "%",
          f"{sm['max_drawdown_ticks']:,.0f} ticks = {_price(sm['max_drawdown_ticks'], tick)} "
          f"in price, from mid {_price(sm['start_mid'], tick)}"],
@@ -217,7 +233,7 @@ def _format_run(result, source: str) -> str:
     rows += [
         ["trough at step", "-" if sm["trough_step"] is None else f"{sm['trough_step']:,}",
          "", "step of the lowest mid"],
-        ["peak liquidated / step", _money(sm["peak_step_liquidated"], unit), "quote",
+        ["peak liquidated / step", _money(sm["peak_step_liquidated"], unit), ccy,
          "largest notional liquidated in one step"],
     ]
     if "counterfactual_drawdown_ticks" in sm:
@@ -228,15 +244,15 @@ def _format_run(result, source: str) -> str:
          "drawdown / drawdown without liquidations" if amp is not None
          else "no counterfactual run"],
         ["generations", f"{sm['generations']:,}", "", "cascade depth (rounds that liquidated)"],
-        ["bad debt", _money(sm["bad_debt"], unit), "quote", ""],
-        ["socialized loss", _money(sm["socialized"], unit), "quote", ""],
+        ["bad debt", _money(sm["bad_debt"], unit), ccy, ""],
+        ["socialized loss", _money(sm["socialized"], unit), ccy, ""],
         ["ADL count", f"{sm['adl_count']:,}", "", "positions closed by auto-deleveraging"],
     ]
     if sm.get("conversions"):
-        rows.append(["collateral converted", _money(sm["converted_notional"], unit), "quote",
+        rows.append(["collateral converted", _money(sm["converted_notional"], unit), ccy,
                      f"{sm['conversions']:,} sales of collateral assets to the venue"])
     rows += [
-        ["insurance fund", _money(sm["insurance_fund_end"], unit), "quote",
+        ["insurance fund", _money(sm["insurance_fund_end"], unit), ccy,
          f"start {_money(fund0, unit)}, change {'+' if sm['insurance_fund_end'] >= fund0 else '-'}"
          f"{_money(abs(sm['insurance_fund_end'] - fund0), unit)}"],
         ["steps to half recovery", "-" if half is None else f"{half:,}", "steps",
@@ -245,8 +261,8 @@ def _format_run(result, source: str) -> str:
         ["unresolved accounts", f"{sm['unresolved_accounts']:,}", "",
          "negative equity at the end; not in bad debt or socialized loss"],
         ["unresolved lots", f"{sm['unresolved_lots']:,}", "lots", "their open positions"],
-        ["unresolved equity", _money(sm["unresolved_equity"], unit), "quote",
-         f"{sm['unresolved_equity']:,} quote units: their equity at the final mark"],
+        ["unresolved equity", _money(sm["unresolved_equity"], unit), ccy,
+         f"{sm['unresolved_equity']:,} {ccy} units: their equity at the final mark"],
     ]
     out = [_describe(s, source), "", _table(["metric", "value", "unit", "note"], rows, right={1})]
     if s.instruments:
@@ -277,9 +293,9 @@ def _instrument_table(s: Scenario, sm: dict, unit: Decimal) -> str:
                      "-" if first is None else f"{first}",
                      f"{sm[key + 'max_drawdown_pct']:.2f}",
                      "n/a" if amp is None else _num(amp, ".2f")])
-    return _table(["instrument", "liquidated accounts", "forced orders",
-                   "liquidated notional (quote)", "first generation", "max drawdown %",
-                   "amplification x"], rows, right={1, 2, 3, 4, 5, 6})
+    return _table(_in_ccy(["instrument", "liquidated accounts", "forced orders",
+                           "liquidated notional (quote)", "first generation", "max drawdown %",
+                           "amplification x"], s), rows, right={1, 2, 3, 4, 5, 6})
 
 
 def _table(headers, rows, right: set) -> str:

@@ -52,6 +52,7 @@ from .output import (
     _format_market,
     _format_market_rows,
     _format_run,
+    _in_ccy,
     _metric_cells,
     _money,
     _param_text,
@@ -255,7 +256,8 @@ def cmd_compare(args) -> int:
             label = f"{name} (mark fixed)" if sm.get("static_mark") else name
             rows.append([label, *cells[:4], f"{sm['trough_step']}",
                          _money(sm["peak_step_liquidated"], unit), *cells[4:]])
-        headers = ["rules", *_METRIC_HEADERS[:4], *_DYNAMICS_HEADERS, *_METRIC_HEADERS[4:]]
+        headers = _in_ccy(["rules", *_METRIC_HEADERS[:4], *_DYNAMICS_HEADERS,
+                           *_METRIC_HEADERS[4:]], scenario)
         if args.venues:
             # the scenario line once, then each preset's rules (they replace the scenario's)
             print(_describe(scenario, source).splitlines()[0])
@@ -401,7 +403,7 @@ def cmd_sweep(args) -> int:
     print(_describe(scenario, source))
     print(f"sweep: {total} runs over {', '.join(names)}")
     print()
-    print(_table(names + _METRIC_HEADERS, table,
+    print(_table(names + _in_ccy(_METRIC_HEADERS, scenario), table,
                  right=set(range(len(names) + len(_METRIC_HEADERS)))))
     return 0
 

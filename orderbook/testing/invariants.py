@@ -24,7 +24,7 @@ from ..events import (
     Trigger,
     array_to_events,
 )
-from ..margin import unit_value
+from ..margin import contract_value, inverse_unit_value, unit_value
 from .messages import _enum_repr
 
 
@@ -281,11 +281,14 @@ def _check_events(rows, stop_rows, events: list[Event]) -> None:
 # --------------------------------------------------------------------------- the accounts
 
 
-def _unrealised(position: int, cost: int, mark: int, k: int) -> int:
+def _unrealised(position: int, cost: int, mark: int, v) -> int:
+    """sign(q) (V(mark, |q|) - cost), with the other sign on an inverse venue (``v``: its
+    _Instrument)."""
+    value = contract_value(v.inverse, v.k, mark, abs(position))
     if position > 0:
-        return position * mark * k - cost
+        return (value - cost) * (-1 if v.inverse else 1)
     if position < 0:
-        return cost + position * mark * k
+        return (cost - value) * (-1 if v.inverse else 1)
     return 0
 
 
@@ -324,7 +327,10 @@ def check_accounts(engine, *, settled: bool = False) -> None:
       insurance fund's included. This is the documented identity ``sum(equity + reserve) +
       fees_collected == total_deposits`` at any common mark ``m``, with the mark cancelled out
       because positions sum to 0; it is also checked as documented, from ``account().equity``
-      at the mark and from ``total_equity(m)`` at m = 1 tick and at the mark.
+      at the mark and from ``total_equity(m)`` at m = 1 tick and at the mark. On an inverse
+      venue (``settlement``) a long's cost counts with the other sign (it is short the coin),
+      and the identity at a common mark holds only to the rounding of each position's coin
+      value, so it is not checked; ``total_equity(m)`` is, per position.
     - positions sum to 0 (the fund's included); ``open_interest()`` is the sum of the longs.
     - the fund: ``account(INSURANCE_FUND)`` is exempt and its collateral is ``insurance_fund``;
       a negative fund is covered by records whose ``bad_debt`` add up to at least its deficit.
@@ -404,9 +410,12 @@ def check_accounts(engine, *, settled: bool = False) -> None:
                  f"open_interest(){where} is {interest}, the longs hold {longs} lots")
 
     balances = sum(int(a.collateral) + int(a.reserve) for a in accounts)
-    # unrealised PnL at m is sign(q) * (V(m, |q|) - cost); the V terms cancel as positions sum to 0
+    # unrealised PnL at m is sign(q) * (V(m, |q|) - cost) (the other sign when inverse); the V
+    # terms cancel as positions sum to 0 (linear) or are left out (inverse: money is collateral
+    # and costs, each V being rounded on its own)
+    inverse = venue[0].inverse
     net_cost = sum(-cost if q > 0 else cost if q < 0 else 0 for q_by in held.values()
-                   for q, cost in q_by.values())
+                   for q, cost in q_by.values()) * (-1 if inverse else 1)
     _require(balances + net_cost + fees == deposits + paid, "money conservation",
              f"sum(collateral + reserve) {balances} + short costs - long costs {net_cost} + "
              f"fees_collected {fees} = {balances + net_cost + fees} != total_deposits {deposits}"
@@ -419,14 +428,14 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     trials = [[1] * count] + ([[int(m) for m in marks]] if None not in marks else [])
     for at in trials:
         want = balances + asset_values(at) + sum(
-            _unrealised(q, cost, at[i], venue[i].k)
+            _unrealised(q, cost, at[i], venue[i])
             for q_by in held.values() for i, (q, cost) in q_by.items())
         total = int(engine.total_equity(at[0] if count == 1 else at))
         shown = at[0] if count == 1 else at
         _require(total == want, "total_equity",
                  f"total_equity({shown}) is {total}, the accounts' equity and reserve add up to "
                  f"{want}")
-    if None not in marks:
+    if None not in marks and not inverse:
         total = sum(int(a.equity) + int(a.reserve) for a in accounts) - asset_values(marks)
         _require(total + fees == deposits + paid, "money conservation at the mark",
                  f"sum(account().equity + reserve) less the collateral assets' value {total} + "
@@ -476,23 +485,27 @@ class _Instrument(NamedTuple):
     max_position: int
     mark: int | None
     book: object
+    inverse: bool = False
 
 
 def _venue(engine) -> list[_Instrument]:
     """The engine's instruments as the checks need them: k, tiers, bounds, mark, book. An
     engine without ``instruments`` (one of its own kind) is one instrument."""
     specs = getattr(engine, "instruments", None)
+    inverse = bool(getattr(engine, "settlement", 0))
     if not specs or len(specs) == 1:
         mark = engine.mark_price()
         return [_Instrument(int(engine.k), engine.tiers, int(engine.max_price),
                             int(engine.max_position), None if mark is None else int(mark),
-                            engine.book)]
+                            engine.book, inverse)]
     out = []
     for i, spec in enumerate(specs):
-        k = unit_value(Decimal(spec.tick_size), Decimal(spec.lot_size), engine.quote_unit)[1]
+        tick, lot = Decimal(spec.tick_size), Decimal(spec.lot_size)
+        k = (inverse_unit_value(tick, lot, engine.quote_unit, spec.contract_value) if inverse
+             else unit_value(tick, lot, engine.quote_unit))[1]
         mark = engine.mark_price(i)
         out.append(_Instrument(k, spec.tiers, int(spec.max_price), int(spec.max_position),
-                               None if mark is None else int(mark), engine.books[i]))
+                               None if mark is None else int(mark), engine.books[i], inverse))
     return out
 
 
@@ -558,7 +571,8 @@ def _check_account(engine, a, held, venue, assets) -> None:
         # (found by the venue machine: an LP's bid resting before a seed to max_position). What
         # every position keeps is the bound the engines rely on: its notional at max_price
         # fits int64.
-        limit = INT64_MAX // (venue[i].max_price * venue[i].k)
+        # (inverse: at one tick, where a value is largest)
+        limit = INT64_MAX // (venue[i].k if venue[i].inverse else venue[i].max_price * venue[i].k)
         _require(abs(q) <= limit, "positions fit int64 at max_price",
                  f"{tag} holds {q} lots, past {limit} (int64 notional at max_price "
                  f"{venue[i].max_price})" + ("" if count == 1 else f" in instrument {i}"))
@@ -568,8 +582,8 @@ def _check_account(engine, a, held, venue, assets) -> None:
         # (unrealised, MM, IM) of position i at price (None: no mark, as the engines count it)
         q, cost = held[i]
         v = venue[i]
-        notional = (price or 0) * abs(q) * v.k
-        profit = 0 if price is None else _unrealised(q, cost, price, v.k)
+        notional = 0 if price is None else contract_value(v.inverse, v.k, price, abs(q))
+        profit = 0 if price is None else _unrealised(q, cost, price, v)
         return (profit, _maintenance(engine, v.tiers, cost, notional),
                 v.tiers.initial(notional))
 
@@ -582,7 +596,8 @@ def _check_account(engine, a, held, venue, assets) -> None:
                  f"at {shown} is {want}")
         mm, im = sum(t[1] for t in at.values()), sum(t[2] for t in at.values())
         if count == 1:
-            notional = int(marks[0]) * abs(held.get(0, (0, 0))[0]) * venue[0].k
+            notional = contract_value(venue[0].inverse, venue[0].k, int(marks[0]),
+                                      abs(held.get(0, (0, 0))[0]))
             detail = f"for notional {notional}"
         else:
             detail = f"for the positions {held} at marks {marks}"
@@ -611,9 +626,9 @@ def _check_account(engine, a, held, venue, assets) -> None:
         where = "" if count == 1 else f" in instrument {i}"
 
         def solvent(p: int, i=i, base=base, q=q, cost=cost) -> bool:
-            return base + _unrealised(q, cost, p, venue[i].k) + own_value(i, p) >= 0
+            return base + _unrealised(q, cost, p, venue[i]) + own_value(i, p) >= 0
 
-        if i in own:
+        if i in own or venue[i].inverse:
             # searched within [0, max_price]: a long's first solvent price (max_price if
             # none), a short's last (0 if none)
             if q > 0:
