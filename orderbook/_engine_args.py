@@ -575,8 +575,18 @@ def equity_marks(mark, count: int) -> list[int] | None:
     return [equity_mark(m) for m in marks]
 
 
-def isolated_venue(count: int) -> None:
-    """Refuse an isolated account in a venue of several instruments (step 1 of issue #13)."""
-    if count != 1:
-        raise ValueError(f"isolated_margin needs a one-instrument venue (this one has {count} "
-                         f"instruments); isolated positions in several instruments come later")
+def isolated_elsewhere(owner: int, held: str, wanted: str) -> ValueError:
+    """The error for an order or seed in instrument ``wanted`` of an isolated account holding a
+    position or open orders in instrument ``held``: its margin backs one position."""
+    return ValueError(f"owner {owner} is an isolated account with a position or open orders in "
+                      f"{held!r}: its margin backs that one position, so {wanted!r} needs an "
+                      f"account of its own")
+
+
+def isolated_backstop(owner: int, backstop, count: int) -> None:
+    """Refuse an isolated backstop in a venue of several instruments: it takes over positions
+    in any of them, and an isolated account holds one."""
+    if count > 1 and backstop is not None and owner == backstop:
+        raise ValueError(f"owner {owner} is the backstop, which takes over positions in every "
+                         f"instrument: it needs a cross account (no isolated_margin) in a venue "
+                         f"of {count} instruments")

@@ -250,9 +250,7 @@ def check_state(engine, state, book_type) -> dict:
             raise _fail(f"{field}.reserve", "must be 0 for a cross-margin account", reserve)
         if owner == INSURANCE_FUND and (not exempt or isolated):
             raise _fail(f"{field}", "(the insurance fund) must be exempt and not isolated", row)
-        if isolated and count != 1:
-            raise _fail(f"{field}.isolated", "must be False in a venue of several instruments",
-                        isolated)
+
         positions = row[5]
         if type(positions) is not tuple:
             raise _fail(f"{field}.positions", "must be a tuple", type(positions).__name__)
@@ -284,6 +282,9 @@ def check_state(engine, state, book_type) -> dict:
             net[instrument] += position
             # an inverse long gains as its value falls: its cost counts with the other sign
             money += (cost if position < 0 else -cost) * (-1 if inverse else 1)
+        if isolated and len(held) > 1:
+            raise _fail(f"{field}.positions", "must hold one instrument at most (an isolated "
+                        "account's margin backs one position)", positions)
         owners[owner] = held
         money += collateral + reserve
         holdings = row[6]

@@ -25,8 +25,8 @@ from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
     asset_arg, asset_deposit, book_rules, deposit_amount, equity_marks, exposure, fair_mark_fits,
-    funding_basis_arg, instrument_arg, insufficient_margin, limit_price, venue_assets,
-    venue_instruments,
+    funding_basis_arg, instrument_arg, insufficient_margin, isolated_backstop, isolated_elsewhere,
+    limit_price, venue_assets, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     user_order_id,
 )
@@ -492,11 +492,11 @@ cdef class Engine:
         """
         self._enter()
         try:
-            if isolated_margin is not None and len(self._books) > 1:
-                raise ValueError("isolated_margin needs a one-instrument venue")
             oid, amount, margin = new_account(owner, collateral, isolated_margin,
                                               self.total_deposits,
                                               lambda taken: self.ledger.slot(taken) >= 0)
+            if isolated_margin is not None:
+                isolated_backstop(oid, self.backstop, len(self._books))
             self.ledger.open_account(oid, margin, bool(exempt), isolated_margin is not None,
                                      amount - margin)
             self.total_deposits += <money_t>amount
@@ -555,6 +555,8 @@ cdef class Engine:
                                    self.ledger.pos(buyer, i).position,
                                    self.ledger.pos(seller, i).position,
                                    price, qty, self.ledger.max_price, self.ledger.max_position)
+            self._check_isolated(buyer, i)
+            self._check_isolated(seller, i)
             self.ledger.settle(buyer, q, p)
             self.ledger.settle(seller, -q, p)
         finally:
@@ -766,6 +768,21 @@ cdef class Engine:
         cdef const Position* p = self.ledger.pos(slot, self.ledger.cur)
         return p.open_buy if side == BUY else p.open_sell
 
+    cdef int _check_isolated(self, int32_t slot, int32_t instrument) except -1:
+        # An isolated account's margin backs one position: an order or seed in ``instrument``
+        # while it holds a position or open orders in another is refused (the reference's
+        # _check_isolated). O(positions).
+        cdef const Account* a = &self.ledger.accounts[slot]
+        cdef const Position* p = &a.pos
+        if not a.isolated or self.ledger.instruments.size() == 1:
+            return 0
+        while p != NULL:
+            if p.instrument != instrument and (p.position or p.open_buy or p.open_sell):
+                raise isolated_elsewhere(a.owner, self._names[p.instrument],
+                                         self._names[instrument])
+            p = self.ledger.next_pos(a, p)
+        return 0
+
     cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
         # The common case in C: in int128 none of the three int64 terms can wrap. Past the
         # bound, the shared check (in Python integers) raises with the true numbers. Per
@@ -883,6 +900,7 @@ cdef class Engine:
             if t.is_stop(k):
                 stop = self._price("stop_price", stop_price)
             lots = check.as_int64("qty", qty)
+            self._check_isolated(slot, instrument)
             self._check_exposure(slot, side_value, lots)
             self._check_margin(slot, side_value, k, limit, stop, lots,
                                self._open_on(slot, side_value))

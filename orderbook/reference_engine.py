@@ -29,7 +29,8 @@ from ._engine_args import (
     funding_basis_arg,
     instrument_arg,
     insufficient_margin,
-    isolated_venue,
+    isolated_backstop,
+    isolated_elsewhere,
     limit_price,
     limit_rule_arg,
     margin_amount,
@@ -672,7 +673,7 @@ class Engine:
         owner, collateral, margin = new_account(owner, collateral, isolated_margin,
                                                 self.total_deposits, self._accounts.__contains__)
         if isolated_margin is not None:
-            isolated_venue(len(self._instruments))
+            isolated_backstop(owner, self.backstop, len(self._instruments))
         self._accounts[owner] = _Account(owner, margin, bool(exempt), isolated_margin is not None,
                                          collateral - margin)
         self.total_deposits += collateral
@@ -721,6 +722,8 @@ class Engine:
         price, qty = seeded_position(buyer.owner, seller.owner, buyer.pos(i).position,
                                      seller.pos(i).position, price, qty, instr.max_price,
                                      instr.max_position)
+        self._check_isolated(buyer, i)
+        self._check_isolated(seller, i)
         self._ledger.transfer(buyer, seller, i, price, qty)
 
     def account(self, owner) -> AccountInfo:
@@ -854,6 +857,7 @@ class Engine:
             stop = limit_price("stop_price", stop_price, instr.max_price) if (
                 kind in STOP_KINDS) else 0
             lots = check.as_int64("qty", qty)
+            self._check_isolated(account, instr.index)
             self._check_exposure(instr, account.owner, side, lots)
             self._check_margin(instr, account, side, kind, limit, stop, lots,
                                self._open_qty(instr, account.owner, side))
@@ -861,6 +865,18 @@ class Engine:
         self._ledger.settle_events(instr.index, events)
         self._refresh_marks()  # the marks follow every message, whether or not anyone looks
         return events
+
+    def _check_isolated(self, a: _Account, i: int) -> None:
+        """An isolated account's margin backs one position (docs/liquidation.md, "Several
+        instruments in one venue"): refuse an order or seed in instrument ``i`` while it holds
+        a position or open orders in another. O(instruments x orders)."""
+        if not a.isolated or len(self._instruments) == 1:
+            return
+        for j, instr in enumerate(self._instruments):
+            held = a.positions.get(j)
+            if j != i and ((held is not None and held.position)
+                           or instr.book.orders_of(a.owner)):
+                raise isolated_elsewhere(a.owner, instr.name, self._instruments[i].name)
 
     def _check_exposure(self, instr: _Instrument, owner: int, side: int, qty: int) -> None:
         exposure(owner, self._accounts[owner].pos(instr.index).position,

@@ -21,12 +21,14 @@ def two_longs():
     return eng
 
 
-def test_isolated_margin_is_refused_on_a_several_instrument_venue_and_changes_nothing():
+def test_an_isolated_seed_in_a_second_instrument_is_refused_and_changes_nothing():
     eng = two_longs()
-    with pytest.raises(ValueError, match="isolated_margin needs a one-instrument venue"):
-        eng.add_account(9, 100, isolated_margin=50)
-    assert 9 not in eng.owners()
-    assert eng.total_deposits == 10**9 + 10**6 + 1_000
+    eng.add_account(9, 100, isolated_margin=50)
+    eng.seed_position(9, 2, 10_000, 1)
+    before = ([tuple(eng.account(o)) for o in eng.owners()], eng.total_deposits)
+    with pytest.raises(ValueError, match="'B' needs an account of its own"):
+        eng.seed_position(2, 9, 10_000, 1, instrument="B")
+    assert ([tuple(eng.account(o)) for o in eng.owners()], eng.total_deposits) == before
 
 
 def test_an_unknown_instrument_is_a_key_error_naming_it():

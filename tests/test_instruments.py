@@ -294,11 +294,44 @@ def test_a_bad_venue_is_refused_naming_the_field(engine_cls, kwargs, error, matc
         engine_cls(**kwargs)
 
 
-def test_isolated_margin_needs_a_one_instrument_venue(engine_cls):
-    eng = venue(engine_cls)
-    with pytest.raises(ValueError, match="isolated_margin needs a one-instrument venue"):
-        eng.add_account(9, 100, isolated_margin=50)
-    assert 9 not in eng.owners()
+def test_an_isolated_account_backs_one_position_in_a_venue_of_several(engine_cls):
+    # Isolated per position: account 9's margin (500 of its 1,000) backs its one position; an
+    # order or a seed in the other instrument is refused naming both, and changes nothing,
+    # until it is flat and has no open orders there.
+    eng = venue(engine_cls, check_initial_margin=False)
+    eng.add_account(9, 1_000, isolated_margin=500)
+    eng.seed_position(9, LP, 100, 10, instrument="BTC")
+    before = eng.account(9)
+    with pytest.raises(ValueError, match="isolated account with a position or open orders in "
+                                         "'BTC'.* 'ETH' needs an account of its own"):
+        eng.limit(1, B, 90, 1, 9, instrument="ETH")
+    with pytest.raises(ValueError, match="'ETH' needs an account of its own"):
+        eng.seed_position(LP, 9, 100, 1, instrument="ETH")
+    assert eng.account(9) == before and len(eng.books[1].l3()) == 0
+    eng.limit(1, S, 101, 10, 9, instrument="BTC")       # its own instrument: accepted
+    with pytest.raises(ValueError, match="'ETH' needs an account of its own"):
+        eng.market(2, S, 1, 9, instrument="ETH")
+    eng.market(2, B, 10, LP, instrument="BTC")          # flat now, no order left
+    assert eng.account(9).positions == ()
+    eng.seed_position(9, LP, 50, 20, instrument="ETH")  # so ETH is open to it
+    assert [p.instrument for p in eng.account(9).positions] == [1]
+    # Liquidated in ETH (its margin 510 against a loss of 1,000 - 20 at 1), it loses its margin and
+    # no more: the reserve stays, the rest is bad debt.
+    print_mark(eng, "ETH", 1, 10)
+    eng.limit(12, B, 1, 100, LP, instrument="ETH")
+    records = eng.liquidate()
+    a = eng.account(9)
+    assert a.reserve == 500 and a.positions == () and a.collateral == 0
+    assert int(records["bad_debt"].sum()) == 1_000 - 20 - 510   # cost less the fill, less margin
+    check_accounts(eng, settled=True)
+
+
+def test_an_isolated_backstop_is_refused_in_a_venue_of_several(engine_cls):
+    eng = venue(engine_cls, backstop=7)
+    with pytest.raises(ValueError, match="owner 7 is the backstop.* needs a cross account"):
+        eng.add_account(7, 100, isolated_margin=50)
+    assert 7 not in eng.owners()
+    eng.add_account(7, 100)
 
 
 def test_instruments_take_the_venue_keywords_they_leave_out(engine_cls):
@@ -396,3 +429,22 @@ def test_the_close_order_is_kept_by_copies_and_pickles(engine_cls):
     for other in (eng.copy(), pickle.loads(pickle.dumps(eng))):
         assert other.close_order == CloseOrder.LARGEST_MM
         assert closes(other) == [(ETH, 20, 1980)]
+
+
+def test_an_isolated_account_survives_a_pickle_and_a_state_with_two_of_its_positions_is_refused(
+        engine_cls):
+    eng = venue(engine_cls)
+    eng.add_account(9, 1_000, isolated_margin=500)
+    eng.seed_position(9, LP, 100, 1, instrument="ETH")
+    again = pickle.loads(pickle.dumps(eng))
+    assert again.account(9) == eng.account(9)
+    restore, (args, kwargs, state) = eng.__reduce__()
+    rows = []
+    for row in state["accounts"]:
+        if row[0] == 9:   # a second position, balanced by the LP's
+            row = row[:5] + (((0, 1, 100),) + row[5],) + row[6:]
+        elif row[0] == LP:
+            row = row[:5] + (((0, -1, 100),) + row[5],) + row[6:]
+        rows.append(row)
+    with pytest.raises(ValueError, match=r"accounts\[\d+\]\.positions must hold one instrument"):
+        restore(args, kwargs, dict(state, accounts=rows))

@@ -335,9 +335,9 @@ def check_accounts(engine, *, settled: bool = False) -> None:
     - the fund: ``account(INSURANCE_FUND)`` is exempt and its collateral is ``insurance_fund``;
       a negative fund is covered by records whose ``bad_debt`` add up to at least its deficit.
     - every account: ``cost >= 0``, 0 exactly when flat; ``reserve >= 0``, non-zero only for an
-      isolated account; every position's notional at ``max_price`` within int64 (not
-      ``max_position``: seed_position and take-overs ignore resting orders, whose fills can
-      carry a position past it).
+      isolated account, which holds one position at most; every position's notional at
+      ``max_price`` within int64 (not ``max_position``: seed_position and take-overs ignore
+      resting orders, whose fills can carry a position past it).
     - every account's fields at the mark: equity = collateral + unrealised PnL; maintenance and
       initial margin from ``engine.tiers`` (maintenance on ``engine.mm_basis``: the notional at
       the mark or the cost); the bankruptcy price by its formula; the liquidation price exact
@@ -563,6 +563,9 @@ def _check_account(engine, a, held, venue, assets) -> None:
         _require(cost >= 0 and (q != 0 or cost == 0), "cost of a position",
                  f"{tag} has position {q} lots and cost {cost} quote units"
                  + ("" if count == 1 else f" in instrument {i}"))
+    _require(not a.isolated or len([q for q, _ in held.values() if q]) <= 1,
+             "an isolated account holds one position",
+             f"{tag} is isolated and holds {held}")
     _require(int(a.reserve) >= 0 and (a.isolated or int(a.reserve) == 0), "reserve",
              f"{tag} has reserve {a.reserve} (isolated={a.isolated})")
     for i, (q, _) in held.items():
