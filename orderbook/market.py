@@ -143,6 +143,15 @@ class Market:
         except KeyError as exc:
             raise KeyError(f"{what} of venue {venue!r}: {exc.args[0]}") from None
 
+    def _lot(self, leg) -> tuple[str, Decimal]:
+        """What one lot of a leg is: base units (a linear contract's lot_size), or quote
+        currency (an inverse contract's contract_value x lot_size)."""
+        venue, i = leg
+        spec = self.venues[venue].instruments[i]
+        if spec.contract_value is not None:
+            return "quote", (Decimal(spec.contract_value) * Decimal(spec.lot_size)).normalize()
+        return "base", Decimal(spec.lot_size).normalize()
+
     def _tick(self, leg) -> Decimal:
         venue, i = leg
         return Decimal(self.venues[venue].instruments[i].tick_size)
@@ -183,11 +192,19 @@ class Market:
         return MarkRule(int(self.venues[venue].instruments[i].mark_rule))
 
     def add(self, arbitrageur: Arbitrageur) -> None:
-        """Let ``arbitrageur`` trade at every step; its legs must share a tick size and its
-        account must exist on each of their venues."""
+        """Let ``arbitrageur`` trade at every step; its legs must share a tick size and the
+        amount a lot holds (it trades lot for lot: linear legs the same lot_size, inverse legs
+        the same contract_value x lot_size), and its account must exist on each venue."""
         legs = [self._leg(leg, "arbitrageur leg") for leg in arbitrageur.legs]
         if len({self._tick(leg) for leg in legs}) > 1:
             raise ValueError("arbitrageur legs have different tick sizes")
+        lots = {leg: self._lot(leg) for leg in legs}
+        if len(set(lots.values())) > 1:
+            # it buys and sells lot for lot: a lot must be the same amount on every leg
+            held = ", ".join(f"{venue}: {amount:f} {what}"
+                             for (venue, _), (what, amount) in lots.items())
+            raise ValueError(f"arbitrageur legs hold different amounts per lot (it trades lot "
+                             f"for lot): {held}")
         for venue, _ in legs:
             if arbitrageur.owner not in self.venues[venue].owners():
                 raise KeyError(f"arbitrageur owner {arbitrageur.owner} has no account on venue "

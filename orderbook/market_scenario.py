@@ -568,7 +568,8 @@ class MarketResult:
         """One row per venue and instrument: ``venue``, ``instrument``, ``accounts`` (the
         venue's, seeded), ``liquidated_accounts``, ``forced_orders``, ``liquidated_notional``
         (quote units) and ``max_drawdown_pct`` of the instrument, the venue's
-        ``insurance_fund_end`` (quote units) and ``quote_unit``."""
+        ``insurance_fund_end`` (quote units), ``quote_unit`` and ``money`` (what the amounts are
+        in: "quote", or "coin" for an inverse venue)."""
         rows = []
         for name, result in self.venues.items():
             sm = result.summary
@@ -580,7 +581,7 @@ class MarketResult:
                              "liquidated_notional": sm[key + "liquidated_notional"],
                              "max_drawdown_pct": sm[key + "max_drawdown_pct"],
                              "insurance_fund_end": sm["insurance_fund_end"],
-                             "quote_unit": sm["quote_unit"]})
+                             "quote_unit": sm["quote_unit"], "money": sm["money"]})
         return rows
 
     @property

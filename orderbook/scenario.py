@@ -747,6 +747,9 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
                         insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
                         quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
                         end_accounts=end_accounts)
+    # what the amounts are in: quote currency, or an inverse venue's coin (the ``*_quote``
+    # figures are then amounts of the coin)
+    summary["money"] = "coin" if scenario.settlement == Settlement.INVERSE else "quote"
     if scenario.instruments:
         shocked = [c.index for c in market.contracts if c.shock != Shock() or c.index_path]
         if 0 < len(shocked) < len(market.contracts):

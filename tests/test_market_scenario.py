@@ -435,3 +435,49 @@ def test_the_readme_example_file_loads():
     ms = loads_market(text.split("```")[0])
     assert [v.name for v in ms.venues] == ["A", "B"]
     assert ms.indexes[0].feeds == (Leg("B"),) and ms.arbitrageurs[0].max_lots == 300
+
+
+# ---------------------------------------------------------------- an inverse venue among them
+#: SMALL with venue B inverse (Binance COIN-M-like: a contract of 100 USD settled in BTC, every
+#: amount in satoshi): the index of A's last trades still drives its mark.
+INVERSE_B = SMALL.replace('''name = "B"
+''', '''name = "B"
+settlement = "INVERSE"
+contract_value = "100"
+quote_unit = "0.00000001"
+lot_size = "1"
+''')
+
+
+def test_an_index_carries_a_fall_into_an_inverse_venue(capsys):
+    ms = loads_market(INVERSE_B)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run(ms)
+    b = result.venues["B"]
+    assert b.summary["money"] == "coin" and result.venues["A"].summary["money"] == "quote"
+    assert b.summary["liquidated_accounts"] > 0
+    assert np.array_equal(b.series["mark"], result.indexes["BTC"])
+    rows = {row["venue"]: row for row in result.table}
+    assert (rows["A"]["money"], rows["B"]["money"]) == ("quote", "coin")
+
+
+def test_the_cli_names_each_venues_money_when_they_differ(tmp_path, capsys):
+    path = tmp_path / "inverse_b.toml"
+    path.write_text(INVERSE_B)
+    assert main(["run", str(path), "--no-counterfactual"]) == 0
+    out = capsys.readouterr().out
+    assert "venue B: 300 accounts, tick 0.1, lot 1, inverse, money in coin units of 1E-8" in out
+    b_row = next(line for line in out.splitlines() if line.startswith("B "))
+    assert b_row.count(" coin") == 2      # liquidated notional and fund, each in the coin
+
+
+def test_an_arbitrageur_across_a_linear_and_an_inverse_venue_is_refused():
+    text = INVERSE_B + """
+[[arbitrageurs]]
+legs = [{venue = "A"}, {venue = "B"}]
+capital = {A = 1_000_000_000, B = 100_000_000}
+"""
+    with pytest.raises((ValueError, ConfigError), match="different amounts per lot .* A: 0.001 "
+                                                         "base, B: 100 quote"):
+        run(loads_market(text))

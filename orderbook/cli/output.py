@@ -375,8 +375,9 @@ def _format_market(result, source: str) -> str:
         units = (", ".join(f"{c.name} (tick {c.tick_size}, lot {c.lot_size})"
                            for c in s.instruments) if s.instruments
                  else f"tick {s.tick_size}, lot {s.lot_size}")
-        lines.append(f"  venue {v.name}: {accounts}, {units}, quote unit {quote_unit(s)}; "
-                     f"{_rules_text(s)}")
+        money = (f"inverse, money in coin units of {quote_unit(s)}"
+                 if s.settlement == Settlement.INVERSE else f"quote unit {quote_unit(s)}")
+        lines.append(f"  venue {v.name}: {accounts}, {units}, {money}; {_rules_text(s)}")
     for ix in ms.indexes:
         first = ms.venue(ix.legs[0].venue).scenario
         tick = Decimal(first.instruments[0].tick_size if first.instruments
@@ -384,18 +385,26 @@ def _format_market(result, source: str) -> str:
         lines.append("  " + _index_text(ix, result.summary["indexes"][ix.name], tick))
     for j, (spec, done) in enumerate(zip(ms.arbitrageurs, result.arbitrageurs, strict=True)):
         capital = ", ".join(f"{venue} {_money(amount, quote_unit(ms.venue(venue).scenario))}"
+                            f" {_ccy(ms.venue(venue).scenario)}"
                             for venue, amount in spec.capital)
         lines.append(f"  arbitrageur {j + 1} on {', '.join(leg.venue for leg in spec.legs)} "
-                     f"(capital {capital} quote; threshold {spec.threshold_ppm:,} ppm): "
+                     f"(capital {capital}; threshold {spec.threshold_ppm:,} ppm): "
                      + (f"{done['lots']:,} lots in {done['trades']:,} round trips"
                         if result.arbitrage else "off (--no-arbitrage)"))
+    # venues in different money (an inverse venue's coin beside quote currency): each amount
+    # says its own
+    mixed = len({row["money"] for row in result.table}) > 1
+
+    def amount(units, row):
+        return _money(units, row["quote_unit"]) + (f" {row['money']}" if mixed else "")
+
     rows = [[row["venue"], row["instrument"], f"{row['accounts']:,}",
              f"{row['liquidated_accounts']:,}", f"{row['forced_orders']:,}",
-             _money(row["liquidated_notional"], row["quote_unit"]),
-             f"{row['max_drawdown_pct']:.2f}",
-             _money(row["insurance_fund_end"], row["quote_unit"])] for row in result.table]
+             amount(row["liquidated_notional"], row), f"{row['max_drawdown_pct']:.2f}",
+             amount(row["insurance_fund_end"], row)] for row in result.table]
+    ccy = "" if mixed else f" ({result.table[0]['money']})" if result.table else " (quote)"
     headers = ["venue", "instrument", "accounts", "liquidated accounts", "forced orders",
-               "liquidated notional (quote)", "max drawdown %", "fund end (quote)"]
+               f"liquidated notional{ccy}", "max drawdown %", f"fund end{ccy}"]
     return "\n".join(lines + ["", _table(headers, rows, right=set(range(2, len(headers))))])
 
 
@@ -408,15 +417,21 @@ def _format_market_rows(lead: list[str], runs: list) -> str:
     (lead cells, {venue: (its summary, whether the run changed its rules, or None)}) per run; the
     lead cells (a rule set's name, the parameters' values) head each of its rows."""
     rows = []
+    mixed = len({sm.get("money", "quote") for _, venues in runs
+                 for sm, _ in venues.values()}) > 1
     for cells, venues in runs:
         for venue, (sm, ruled) in venues.items():
             unit = sm["quote_unit"]
+            ccy = f" {sm.get('money', 'quote')}" if mixed else ""
             label = venue + (" (own rules)" if ruled is False else "") + \
                 (" (mark fixed)" if sm.get("static_mark") else "")
             rows.append([*cells, label, f"{sm['accounts']:,}",
                          f"{sm['liquidated_accounts']:,}", f"{sm['forced_orders']:,}",
-                         _money(sm["liquidated_notional"], unit),
-                         f"{sm['max_drawdown_pct']:.2f}", _money(sm["insurance_fund_end"], unit),
+                         _money(sm["liquidated_notional"], unit) + ccy,
+                         f"{sm['max_drawdown_pct']:.2f}",
+                         _money(sm["insurance_fund_end"], unit) + ccy,
                          f"{sm['queue_left']:,}", f"{sm['unresolved_accounts']:,}"])
-    headers = [*lead, *_VENUE_HEADERS]
+    money = {sm.get("money", "quote") for _, venues in runs for sm, _ in venues.values()}
+    headers = [*lead, *(h.replace(" (quote)", "" if mixed else f" ({next(iter(money))})")
+                        for h in _VENUE_HEADERS)] if money else [*lead, *_VENUE_HEADERS]
     return _table(headers, rows, right=set(range(len(lead) + 1, len(headers))))
