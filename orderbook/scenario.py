@@ -1092,7 +1092,7 @@ def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int
     """Yield ``fn(task)`` for each of ``tasks``, in their order, run through ``executor`` (a
     process pool of :func:`worker_count` ``workers`` by default, shut down at the end); call
     ``progress(done, total)`` after each. The machinery of :func:`sweep`, shared with
-    :func:`orderbook.market_scenario.sweep`; ``fn`` must be a module-level function (a pool
+    :func:`orderbook.market_sweep.sweep`; ``fn`` must be a module-level function (a pool
     pickles it). Warns (RuntimeWarning, at its caller's caller) when ``workers`` is capped."""
     if executor is not None and workers is not None:
         raise TypeError("give executor or workers, not both (size your executor yourself)")

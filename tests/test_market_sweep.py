@@ -1,4 +1,4 @@
-"""Sweeps and comparisons of a market of several venues (orderbook.market_scenario.sweep,
+"""Sweeps and comparisons of a market of several venues (orderbook.market_sweep.sweep,
 compare, with_params, coerce_param) and the `orderbook sweep` / `compare` commands on a
 [[venues]] file."""
 
@@ -24,14 +24,8 @@ from orderbook import (
 )
 from orderbook.cli import main
 from orderbook.config import ConfigError, ConfigTypeError, UnknownKeyError
-from orderbook.market_scenario import (
-    coerce_param,
-    compare,
-    market_from_dict,
-    run,
-    sweep,
-    with_params,
-)
+from orderbook.market_scenario import market_from_dict, run
+from orderbook.market_sweep import coerce_param, compare, sweep, with_params
 from orderbook.scenario import SerialExecutor
 
 
@@ -378,3 +372,13 @@ def test_cli_refuses_what_cannot_apply_to_a_market_file(capsys, market_file, arg
 def test_cli_venue_name_needs_a_market_file(capsys):
     code, out, err = _run(capsys, "compare", "--venue-name", "B")
     assert code == 2 and "--venue-name needs a file of several venues" in err
+
+
+def test_the_sweep_names_still_import_from_market_scenario():
+    import orderbook.market_scenario as ms
+    import orderbook.market_sweep as mw
+
+    for name in ("with_params", "coerce_param", "sweep", "compare", "MarketComparison"):
+        assert getattr(ms, name) is getattr(mw, name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        ms.nothing  # noqa: B018

@@ -18,11 +18,11 @@ from ..config import (
     rules_table,
     scenario_to_toml,
 )
-from ..market_scenario import coerce_param as coerce_market_param
-from ..market_scenario import compare as compare_market
 from ..market_scenario import is_market_file, load_market, scale_market
 from ..market_scenario import run as run_market
-from ..market_scenario import sweep as sweep_market
+from ..market_sweep import coerce_param as coerce_market_param
+from ..market_sweep import compare as compare_market
+from ..market_sweep import sweep as sweep_market
 from ..scenario import (
     InertSettingWarning,
     Scenario,
