@@ -15,7 +15,7 @@ from .events import Side
 from .metrics import LIQUIDATION_KINDS
 from .plot import _masked, _matplotlib, _spread
 
-__all__ = ["plot_market"]
+__all__ = ["plot_market", "plot_market_comparison"]
 
 
 def _liquidated_per_step(result, steps: int) -> np.ndarray:
@@ -179,3 +179,74 @@ def _leg_index(ms, leg) -> tuple[str, int]:
         return leg.venue, leg.instrument
     names = [c.name for c in s.instruments] or ["main"]
     return leg.venue, names.index(leg.instrument)
+
+
+def plot_market_comparison(comparison, path) -> None:
+    """Draw a market run under several rule sets (:class:`orderbook.market_sweep.
+    MarketComparison`) and save it as PNG: one panel per venue with each rule set's last-trade
+    path (instrument 0), then the accounts liquidated on each venue under each rule set
+    (grouped bars, a ⚠ over a run that ended with accounts queued or unresolved)."""
+    mpl = _matplotlib()
+    ticker = mpl.ticker
+    results = comparison.results
+    if not results:
+        raise ValueError("comparison has no results to plot")
+    names = list(results)
+    first = next(iter(results.values()))
+    venues = [v.name for v in first.scenario.venues]
+    colours = {name: mpl.colormaps["tab10"](n % 10) for n, name in enumerate(names)}
+    height = 2.4 * len(venues) + 3.6
+    fig = mpl.Figure(figsize=(13, height), dpi=100)
+    mpl.FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(len(venues) + 1, 1, height_ratios=[2.4] * len(venues) + [2.6],
+                            hspace=0.45, left=0.085, right=0.78, top=1 - 0.8 / height,
+                            bottom=0.45 / height + 0.02)
+    price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
+    axes = []
+    for row, venue in enumerate(venues):
+        ax = fig.add_subplot(grid[row], sharex=axes[0] if axes else None)
+        axes.append(ax)
+        scenario = first.venues[venue].scenario
+        tick = float(Decimal(scenario.instruments[0].tick_size if scenario.instruments
+                             else scenario.tick_size))
+        for name, market in results.items():
+            series = market.venues[venue].series
+            ax.plot(series["step"], _masked(series["last"]) * tick, lw=1.4,
+                    drawstyle="steps-post", color=colours[name], label=str(name))
+        start = first.venues[venue].summary.get("start_mid")
+        if start:
+            ax.axhline(start * tick, color="grey", lw=0.8, ls=":")
+        ruled = "rules applied" if venue in comparison.ruled else "its own rules"
+        ax.set_title(f"venue {venue} ({ruled}): last trade", loc="left", fontsize=10.5,
+                     fontweight="bold")
+        ax.set_ylabel("price\n[quote ccy]")
+        ax.yaxis.set_major_formatter(price_fmt)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelbottom=row == len(venues) - 1)
+        if row == 0:
+            ax.legend(title="rule set", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      fontsize=9)
+    axes[-1].set_xlabel("step")
+    ax = fig.add_subplot(grid[len(venues)])
+    width = 0.8 / len(names)
+    x = np.arange(len(venues))
+    for n, (name, market) in enumerate(results.items()):
+        counts = [market.venues[v].summary["liquidated_accounts"] for v in venues]
+        bars = ax.bar(x + (n - (len(names) - 1) / 2) * width, counts, width,
+                      color=colours[name], label=str(name))
+        for bar, v in zip(bars, venues, strict=True):
+            sm = market.venues[v].summary
+            flag = "⚠" if sm.get("queue_left") or sm.get("unresolved_accounts") else ""
+            ax.annotate(f"{int(bar.get_height()):,}{flag}",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8,
+                        color="#b2182b" if flag else "black")
+    ax.set_xticks(x, [f"venue {v}" for v in venues])
+    ax.set_ylabel("accounts\nliquidated")
+    ax.set_title("accounts liquidated per venue and rule set (⚠: accounts left queued or "
+                 "unresolved at the end)", loc="left", fontsize=10.5, fontweight="bold")
+    ax.grid(alpha=0.3, axis="y")
+    ax.margins(y=0.18)
+    fig.suptitle(f"{len(names)} rule sets on a market of {len(venues)} venues (same seeds, "
+                 f"same starting state)", fontsize=12.5)
+    fig.savefig(path, format="png")

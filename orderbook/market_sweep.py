@@ -324,6 +324,14 @@ class MarketComparison:
     results: dict
     ruled: tuple
 
+    def plot(self, path) -> None:
+        """Draw the runs (needs matplotlib): each venue's price path under each rule set and
+        the accounts liquidated per venue and rule set
+        (:func:`orderbook._plot_market.plot_market_comparison`)."""
+        from ._plot_market import plot_market_comparison
+
+        plot_market_comparison(self, path)
+
     @property
     def table(self) -> list[dict]:
         """One row per rule set and venue: ``rules`` (the set's name), ``venue``,

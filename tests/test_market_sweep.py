@@ -350,6 +350,18 @@ def test_cli_compare_on_one_venue_with_json(capsys, market_file, tmp_path):
         ["full", "A", "(own"], ["full", "B", "300"]]
 
 
+def test_cli_compare_on_a_market_draws_a_panel_per_venue(capsys, market_file, tmp_path):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "partial.toml").write_text('sizing = "FRACTION"\n')
+    png = tmp_path / "cmp.png"
+    code, out, err = _run(capsys, "compare", market_file, "--rules",
+                          f"partial={tmp_path / 'partial.toml'}", "--venue-name", "B",
+                          "--plot", str(png))
+    assert code == 0, err
+    assert f"wrote {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
 @pytest.mark.parametrize("argv,fragments", [
     (["sweep", "--venue", "binance", "--param", "steps=3"], ["--venue", "[[venues]]"]),
     (["sweep", "--param", "venues.B.rules.mark_rule=LAST"],
@@ -359,7 +371,6 @@ def test_cli_compare_on_one_venue_with_json(capsys, market_file, tmp_path):
     (["compare"], ["--rules"]),
     (["compare", "--venues", "all"], ["--venues", "[[venues]]"]),
     (["compare", "--scale", "0.5", "--rules", "x.toml"], ["--scale", "[[venues]]"]),
-    (["compare", "--plot", "x.png", "--rules", "x.toml"], ["--plot", "orderbook run"]),
     (["compare", "--venue-name", "C", "--rules", "x.toml"], ["--venue-name C", "'C'"]),
 ])
 def test_cli_refuses_what_cannot_apply_to_a_market_file(capsys, market_file, argv, fragments):

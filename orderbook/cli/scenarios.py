@@ -285,8 +285,7 @@ def _compare_market(args) -> int:
         (args.venues, "--venues", "give each preset as a --rules file holding "
                                   "venue = \"NAME\""),
         (args.scale != 1, "--scale", "the rules files change the venues as the file writes "
-                                     "them; scale the venues in the file"),
-        (args.plot, "--plot", "draw one run with orderbook run --plot"))
+                                     "them; scale the venues in the file"))
     if not args.rules:
         raise CLIError("compare on a file of several venues needs --rules NAME=RULES.toml (at "
                        "least one): the built-in rule sets belong to one venue's shock")
@@ -307,7 +306,15 @@ def _compare_market(args) -> int:
             _warn_unresolved(res.summary, f"rules {name!r}: venue {venue!r}: ")
     if args.json:
         _print_json(comparison.table)
-        return 0
+    else:
+        _print_market_comparison(comparison, ms, source)
+    if args.plot:
+        _plot(comparison, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _print_market_comparison(comparison, ms, source) -> None:
     ruled = comparison.ruled
     print(f"market scenario: {source}: {len(ms.venues)} venues, {ms.steps} steps; each rule "
           f"set changes the rules of {', '.join(ruled)}")
@@ -319,7 +326,6 @@ def _compare_market(args) -> int:
                       for venue, res in market.venues.items()})
             for name, market in comparison.results.items()]
     print(_format_market_rows(["rules"], runs))
-    return 0
 
 
 def _grid(specs: list[str], coerce) -> dict:
