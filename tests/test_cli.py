@@ -375,7 +375,7 @@ def test_bad_scenario_files(capsys, tmp_path, text, fragments):
 
 
 @pytest.mark.parametrize("argv, fragments", [
-    (["run", "missing.toml"], ["missing.toml", "no such file"]),
+    (["run", "missing.toml"], ["scenario file missing.toml not found"]),
     (["run", "--scale", "0"], ["--scale", "positive"]),
     (["run", "--scale", "big"], ["--scale", "'big'"]),
     (["run", "--bogus"], ["unrecognized arguments: --bogus"]),
@@ -388,7 +388,8 @@ def test_bad_scenario_files(capsys, tmp_path, text, fragments):
     (["sweep", "--param", "steps=1", "--param", "steps=2"], ["given twice"]),
     (["sweep", "--param", "steps=1", "--workers", "0"], ["--workers"]),
     (["compare", "--rules", "x="], ["NAME=RULES.toml"]),
-    (["compare", "--rules", "x=nowhere.toml"], ["nowhere.toml", "no such file"]),
+    (["compare", "--rules", "x=nowhere.toml"],
+     ["--rules x=nowhere.toml", "nowhere.toml not found"]),
 ])
 def test_bad_arguments(capsys, argv, fragments):
     code, out, err = _run(capsys, *argv)
@@ -416,7 +417,7 @@ def test_python_dash_m(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "orderbook", "run", "missing.toml"],
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert bad.stderr.strip() == "orderbook: error: missing.toml: no such file"
+    assert bad.stderr.strip() == "orderbook: error: scenario file missing.toml not found"
 
 
 def test_console_script(tmp_path):

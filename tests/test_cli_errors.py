@@ -238,3 +238,51 @@ CORPUS = [(name, path) for name in ("binance", "lobster", "scenario_toml")
 @pytest.mark.parametrize("name, path", CORPUS, ids=[f"{n}/{p.name}" for n, p in CORPUS])
 def test_fuzz_corpus_input_raises_only_documented_errors(name, path):
     _target(name).test_one_input(path.read_bytes())
+
+
+# ------------------------------------------------------------------ early failure, quiet ends
+def test_version_prints_the_package_version(capsys):
+    import orderbook
+
+    code, out, _ = _run(capsys, "--version")
+    assert code == 0 and out.strip() == f"orderbook {orderbook.__version__}"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "{missing}"], "scenario file {missing} not found"),
+    (["compare", "{missing}", "--rules", "x={missing}"], "scenario file {missing} not found"),
+    (["compare", "--rules", "x={missing}"], "--rules x={missing}: file {missing} not found"),
+    (["run", "--plot", "{tmp}/no/such/dir/x.png"], "--plot {tmp}/no/such/dir/x.png: directory "
+                                                   "{tmp}/no/such/dir not found"),
+])
+def test_a_missing_input_or_plot_folder_fails_before_anything_runs(capsys, tmp_path, argv,
+                                                                   message, monkeypatch):
+    # the run itself must not start: a run here would take seconds and print its table
+    monkeypatch.setattr(cli_scenarios, "run", lambda *a, **k: pytest.fail("the run started"))
+    missing = tmp_path / "missing.toml"
+    fill = {"missing": missing, "tmp": tmp_path}
+    line = _one_line_error(capsys, *[a.format(**fill) for a in argv])
+    assert message.format(**fill) in line
+
+
+def test_a_plot_path_that_cannot_be_written_fails_before_the_run(capsys, tmp_path, monkeypatch):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere: no unwritable folder to test with")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    monkeypatch.setattr(cli_scenarios, "run", lambda *a, **k: pytest.fail("the run started"))
+    assert "not writable" in _one_line_error(capsys, "run", "--plot", folder / "x.png")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "orderbook", "show"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()   # as `| head` does once it has what it wants
+    _, err = proc.communicate(timeout=120)
+    assert err == b"" and proc.returncode == 141, (proc.returncode, err)

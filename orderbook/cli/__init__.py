@@ -26,6 +26,7 @@ import math
 import os
 import sys
 
+from .. import __version__
 from ..scenario import builtin_rule_sets
 from ..venues import names as venue_names
 from .data import add_commands as add_data_commands
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
                     "one the built-in scenario runs.",
         epilog="Units: prices in ticks, sizes in lots, money in quote units (shown in quote "
                "currency), rates in ppm. Set ORDERBOOK_TRACEBACK=1 to see tracebacks.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def common(p, counterfactual=True):
@@ -153,6 +155,32 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _preflight(args) -> None:
+    """What a command needs and can be checked before it simulates: its input files exist
+    (named with their option) and ``--plot`` can be written (matplotlib present, its
+    directory there and writable)."""
+    scenario = getattr(args, "scenario", None)
+    if scenario is not None and not os.path.exists(scenario):
+        raise CLIError(f"scenario file {scenario} not found")
+    for spec in getattr(args, "rules", None) or ():
+        _, sep, path = spec.partition("=")
+        path = path.strip() if sep else spec   # (an empty path: --rules' own message)
+        if path and not os.path.exists(path):
+            raise CLIError(f"--rules {spec}: file {path} not found")
+    plot = getattr(args, "plot", None)
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CLIError("--plot needs matplotlib: pip install 'orderbook[plot]'") from None
+        folder = os.path.dirname(os.path.abspath(plot))
+        if not os.path.isdir(folder):
+            raise CLIError(f"--plot {plot}: directory {folder} not found")
+        if not os.access(folder, os.W_OK) or (os.path.exists(plot)
+                                               and not os.access(plot, os.W_OK)):
+            raise CLIError(f"--plot {plot}: not writable")
+
+
 def main(argv=None) -> int:
     """Entry point of the ``orderbook`` command; returns the exit status."""
     parser = _parser()
@@ -161,7 +189,14 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, or a usage error already reported
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
+        _preflight(args)
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (``orderbook run | head``): nothing more to say, and the
+        # interpreter must not complain when it flushes stdout on the way out
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141   # as a process ended by SIGPIPE
     except (CLIError, ValueError, KeyError, TypeError, OSError, ImportError) as exc:
         if os.environ.get("ORDERBOOK_TRACEBACK"):
             raise
