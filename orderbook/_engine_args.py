@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import re
 import warnings
+from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -38,6 +39,7 @@ from .events import (
     Reason,
     SelfTradePrevention,
     Settlement,
+    Side,
     Sizing,
     Trigger,
     fair_price,
@@ -356,6 +358,30 @@ def insufficient_margin(owner: int, required: int, open_loss: int, equity: int) 
                       Reason.INSUFFICIENT_MARGIN)
 
 
+def insufficient_spot(owner: int, book: str, side: int, need: int, have: int) -> OrderError:
+    """The refusal of a spot order the account cannot pay for: a sell of ``need`` asset units
+    (with its open sells) past the ``have`` it holds, or a buy whose value ``need`` (quote
+    units, its open buys counted at its price) passes its quote collateral ``have``."""
+    if side == Side.SELL:
+        return OrderError(f"owner {owner} would sell {need} units on the spot book {book!r} "
+                          f"(with its open sells) but holds {have}", Reason.INSUFFICIENT_MARGIN)
+    return OrderError(f"owner {owner}'s quote collateral {have} does not pay for {need} quote "
+                      f"units on the spot book {book!r} (with its open buys)",
+                      Reason.INSUFFICIENT_MARGIN)
+
+
+def spot_isolated(owner: int) -> ValueError:
+    """The refusal of a spot order of an isolated account (it would come to hold the asset)."""
+    return ValueError(f"owner {owner} is an isolated account; collateral assets back cross "
+                      f"accounts only (a spot order refused)")
+
+
+def spot_position(name: str) -> ValueError:
+    """The refusal of ``seed_position`` on a spot book."""
+    return ValueError(f"instrument {name!r} is a spot book: it holds no positions "
+                      f"(seed_position refused)")
+
+
 def exposure(owner: int, position: int, open_qty: int, side: int, qty: int,
              max_position: int) -> None:
     """Refuse an order of ``qty`` lots on ``side`` that, with the owner's open orders on that
@@ -443,14 +469,18 @@ def venue_instruments(instruments, tick_size, lot_size, quote_unit, *, tiers, ma
                 raise
             raise type(exc)(f"{field}: {exc}") from None
         resolved.append((spec.name, out["quote_unit"]))
+        spot = flag(f"{field}.spot", spec.spot)
+        if spot and settlement == Settlement.INVERSE:
+            raise ValueError(f"{field}.spot: an inverse venue has no collateral asset to trade "
+                             f"spot")
         parts.append({"name": spec.name, "k": out["k"], "tiers": out["tiers"],
                       "max_price": out["max_price"], "max_position": out["max_position"],
                       "mark_rule": out["mark_rule"], "book": book,
-                      "contract_value": out["contract_value"]})
+                      "contract_value": out["contract_value"], "spot": spot})
     specs = [Instrument(p["name"], str(p["book"].tick_size), str(p["book"].lot_size),
                         tiers=p["tiers"], max_price=p["max_price"],
                         max_position=p["max_position"], mark_rule=p["mark_rule"],
-                        contract_value=p["contract_value"])
+                        contract_value=p["contract_value"], spot=p["spot"])
              for p in parts]
     return specs, parts
 
@@ -461,7 +491,8 @@ ASSET_RATIO_BOUND = 2**40
 
 
 def venue_assets(assets, instrument_names, tick_sizes, max_prices,
-                 quote_unit, settlement=Settlement.LINEAR) -> tuple[tuple, list]:
+                 quote_unit, settlement=Settlement.LINEAR, lot_sizes=None,
+                 spots=None) -> tuple[tuple, list]:
     """The venue's collateral assets (``Engine(assets=...)``), checked.
 
     ``assets`` None or a sequence of ``Asset``; the instruments' names, tick sizes (Decimal) and
@@ -471,8 +502,9 @@ def venue_assets(assets, instrument_names, tick_sizes, max_prices,
     haircut_ppm, discount_ppm, max_total (asset units the deposits may reach: their value at
     max_price stays within 2**61 quote units)).
     """
+    spots = [False] * len(instrument_names) if spots is None else list(spots)
     if assets is None:
-        return (), []
+        assets = ()
     if isinstance(assets, (str, bytes, Asset)) or not hasattr(assets, "__iter__"):
         raise TypeError(f"assets must be a sequence of Asset, got {type(assets).__name__}")
     if settlement == Settlement.INVERSE:
@@ -510,10 +542,25 @@ def venue_assets(assets, instrument_names, tick_sizes, max_prices,
         if max_total < 1:
             raise ValueError(f"{field}.unit {unit}: one unit at max_price {max_prices[i]} of "
                              f"{instrument_names[i]!r} is worth more than 2**61 quote units")
+        per_lot = 0
+        if spots[i]:
+            # a spot book trades the asset: a lot is a whole number of its units
+            per_lot = Decimal(lot_sizes[i]) / unit
+            if per_lot != per_lot.to_integral_value():
+                raise ValueError(f"{field}.unit {unit}: a lot of the spot book "
+                                 f"{instrument_names[i]!r} ({lot_sizes[i]}) must be a whole "
+                                 f"number of units")
+            per_lot = int(per_lot)
         resolved.append(Asset(spec.name, format(unit, "f"), instrument_names[i], haircut,
                               discount))
         parts.append({"name": spec.name, "instrument": i, "num": num, "den": den,
-                      "haircut_ppm": haircut, "discount_ppm": discount, "max_total": max_total})
+                      "haircut_ppm": haircut, "discount_ppm": discount, "max_total": max_total,
+                      "units_per_lot": per_lot})
+    for i, spot in enumerate(spots):
+        if spot and i not in valued:
+            raise ValueError(f"instruments[{i}].spot: {instrument_names[i]!r} is a spot book, "
+                             f"but no asset names it (Asset(..., instrument="
+                             f"{instrument_names[i]!r}) is what it trades)")
     return tuple(resolved), parts
 
 

@@ -43,7 +43,7 @@ def constructor_args(engine) -> tuple[tuple, dict]:
     """Arguments that rebuild an engine's settings (its insurance fund starts empty)."""
     book = engine.book
     specs = engine.instruments
-    several = len(specs) > 1 or specs[0].name != DEFAULT_INSTRUMENT
+    several = len(specs) > 1 or specs[0].name != DEFAULT_INSTRUMENT or bool(specs[0].spot)
     args = ("1", "1") if several else (str(book.tick_size), str(book.lot_size))
     args += (str(engine.quote_unit),)
     kwargs = {name: int(getattr(engine, name)) for name in RATES}
@@ -66,12 +66,15 @@ def constructor_args(engine) -> tuple[tuple, dict]:
     if engine.assets:
         kwargs["assets"] = [(spec.name, str(spec.unit), spec.instrument, int(spec.haircut_ppm),
                              int(spec.conversion_discount_ppm)) for spec in engine.assets]
+    spots = any(spec.spot for spec in specs)
     if several:
         kwargs["instruments"] = [
             (spec.name, str(spec.tick_size), str(spec.lot_size),
              [tuple(row) for row in spec.tiers.rows()], int(spec.max_price),
              int(spec.max_position), int(spec.mark_rule))
-            + ((str(spec.contract_value),) if engine.settlement else ()) for spec in specs]
+            + ((str(spec.contract_value) if spec.contract_value is not None else None,)
+               if engine.settlement or spots else ())
+            + ((bool(spec.spot),) if spots else ()) for spec in specs]
     return args, kwargs
 
 
@@ -93,13 +96,15 @@ def saved_kwargs(kwargs):
         kwargs["limit_rule"] = kwargs.pop("limit")
 
     def instrument(name, tick, lot, tiers, max_price, max_position, mark_rule,
-                   contract_value=None):
+                   contract_value=None, spot=False):
         return Instrument(name, tick, lot, tiers=tiers, max_price=max_price,
                           max_position=max_position, mark_rule=mark_rule,
-                          contract_value=contract_value)
+                          contract_value=contract_value, spot=spot)
 
-    # an inverse venue's instrument rows end with their contract value
-    for key, widths, build in (("instruments", (7, 8), instrument), ("assets", (5,), Asset)):
+    # an inverse venue's instrument rows end with their contract value; a venue with a spot
+    # book's, with their contract value (None when linear) and whether each is spot
+    for key, widths, build in (("instruments", (7, 8, 9), instrument),
+                               ("assets", (5,), Asset)):
         if type(kwargs) is dict and type(kwargs.get(key)) is list:
             kwargs = dict(kwargs)
             for i, row in enumerate(kwargs[key]):
@@ -361,7 +366,8 @@ def check_state(engine, state, book_type) -> dict:
         for name, value in values.items():
             _int(f"records[{i}].{name}", value)
         instrument = _int(f"records[{i}].instrument", values["instrument"], 0, count - 1)
-        if values["kind"] == ForcedKind.CONVERSION:
+        if values["kind"] == ForcedKind.CONVERSION and not specs[instrument].spot:
+            # (to the venue, off the books; through a spot book it fills lots like an order)
             _int(f"records[{i}].filled", values["filled"], 0, 0)
         _int(f"records[{i}].filled", values["filled"], 0,
              min(values["qty"], INT64_MAX // ks[instrument]))

@@ -626,6 +626,10 @@ class _Liquidator:
                 break
             part = ledger.assets[n]
             i = part["instrument"]
+            if ledger.instruments[i].spot_asset is not None:
+                self.i = i
+                self.sell_through_book(episode, a, n)
+                continue
             mark = ledger.instruments[i].mark
             if not mark:
                 continue
@@ -644,6 +648,37 @@ class _Liquidator:
                 mark, mark, 0, 0, 0, 0, int(Side.SELL), int(ForcedKind.CONVERSION), i))
         self.i = served
         ledger.reindex(a)
+
+    def sell_through_book(self, episode, a: _Account, n: int) -> None:
+        """Sell a's asset ``n`` through its spot book (the instrument being served): a forced
+        market sell of the fewest whole lots whose value at the resting bids covers the
+        deficit, at most the lots a holds; a CONVERSION record with the lots sent and filled and
+        the fills' value. Units short of a lot stay; so does the deficit the bids cannot
+        cover. O(levels)."""
+        instr = self.instr
+        held = a.holdings.get(n, 0) // instr.units_per_lot
+        deficit, lots, value = -a.collateral, 0, 0
+        prices, depths = self.book.l2(2**62)[0:2]
+        for price, depth in zip(prices.tolist(), depths.tolist(), strict=True):
+            if value >= deficit or lots == held:
+                break
+            per = self.value(price, 1)
+            take = min(depth, held - lots, ceil_div(deficit - value, per))
+            lots += take
+            value += take * per
+        if not lots:
+            return
+        mark = self.mark()
+        order_id = self.next_forced_id
+        self.next_forced_id -= 1
+        events = self.book.market(order_id, Side.SELL, lots, a.owner)
+        self.ledger.settle_events(self.i, events)
+        fills = [(ev.price, ev.qty) for ev in events
+                 if ev.kind == EventKind.TRADE and ev.order_id == order_id]
+        filled = sum(q for _, q in fills)
+        self.progress += filled
+        self.record(episode, ForcedKind.CONVERSION, Side.SELL, lots, filled,
+                    sum(self.value(p, q) for p, q in fills), mark)
 
     def cover_shortfall(self, episode, a: _Account, side: int) -> None:
         """A flat account with negative collateral: the fund, then the deficit rule, cover it."""

@@ -92,6 +92,8 @@ cdef struct InstrumentRec:
     qty_t max_position
     size_t first_tier        # its tiers: [first_tier, first_tier + tiers) of the tier vectors
     size_t tiers
+    int32_t spot_asset       # a spot book (Instrument.spot): the asset it trades; -1: none
+    int64_t units_per_lot    # that asset's units per lot
 
 
 @cython.final
@@ -209,6 +211,8 @@ cdef class Ledger:
     cdef void charge(self, int32_t slot, money_t amount, bint to_fund) noexcept nogil
     cdef void transfer(self, int32_t buyer, int32_t seller, price_t price,
                        qty_t qty) noexcept nogil
+    cdef void exchange(self, int32_t buyer, int32_t seller, qty_t qty,
+                       int128 value) noexcept nogil
     cdef void move(self, int32_t slot, int32_t taker, int direction, price_t price,
                    qty_t qty) noexcept nogil
     cdef void settle_events(self, const vector[EventRec]& events, oid_t message_id,

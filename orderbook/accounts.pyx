@@ -111,6 +111,8 @@ cdef class Ledger:
         rec.max_position = max_position
         rec.first_tier = self.all_caps.size()
         rec.tiers = len(tiers.caps)
+        rec.spot_asset = -1
+        rec.units_per_lot = 0
         for cap in tiers.caps:
             self.all_caps.push_back(INT64_MAX if cap is None else cap)
         for rate in tiers.maintenance_ppm:
@@ -918,6 +920,19 @@ cdef class Ledger:
         self.settle(buyer, qty, price)
         self.settle(seller, -qty, price)
 
+    cdef void exchange(self, int32_t buyer, int32_t seller, qty_t qty,
+                       int128 value) noexcept nogil:
+        # A fill on the selected spot book: qty lots of its asset from seller to buyer for
+        # value quote units, no position (the reference's exchange).
+        cdef const InstrumentRec* r = &self.instruments[self.cur]
+        cdef money_t units = <money_t>(qty * r.units_per_lot)
+        self.accounts[buyer].collateral -= <money_t>value
+        self.holding(buyer, r.spot_asset).units += units
+        self.accounts[seller].collateral += <money_t>value
+        self.holding(seller, r.spot_asset).units -= units
+        self.reindex(buyer)
+        self.reindex(seller)
+
     cdef void move(self, int32_t slot, int32_t taker, int direction, price_t price,
                    qty_t qty) noexcept nogil:
         # A liquidated account's lots to the taker of its remainder (backstop, fund, ADL);
@@ -945,9 +960,14 @@ cdef class Ledger:
                 self.trade_logs[self.cur].push_back(e[0])
                 taker = self.slot(e.owner)
                 maker = self.slot(e.maker_owner)
-                self.settle(taker, e.side * e.qty, e.price)
-                self.settle(maker, -e.side * e.qty, e.price)
                 value = self.value(e.price, e.qty)
+                if self.instruments[self.cur].spot_asset < 0:
+                    self.settle(taker, e.side * e.qty, e.price)
+                    self.settle(maker, -e.side * e.qty, e.price)
+                elif e.side == BUY:
+                    self.exchange(taker, maker, e.qty, value)
+                else:
+                    self.exchange(maker, taker, e.qty, value)
                 if e.order_id >= 0:   # forced orders (negative ids) pay no taker fee
                     self.charge(taker, <money_t>ceil_div(value * self.taker_fee_ppm, PPM), False)
                 self.charge(maker, <money_t>ceil_div(value * self.maker_fee_ppm, PPM), False)

@@ -15,8 +15,10 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libcpp.vector cimport vector
 
 from orderbook cimport _types as t
-from orderbook._types cimport BUY, oid_t, owner_t, price_t, qty_t
-from orderbook.accounts cimport Account, Holding, Ledger, Position, int128, money_t, to_python
+from orderbook._types cimport BUY, SELL, oid_t, owner_t, price_t, qty_t
+from orderbook.accounts cimport (
+    Account, Holding, InstrumentRec, Ledger, Position, int128, money_t, to_python,
+)
 from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport Liquidator
@@ -28,6 +30,7 @@ from ._engine_args import (
     funding_basis_arg, instrument_arg, insufficient_margin, isolated_backstop, isolated_elsewhere,
     limit_price, venue_assets, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
+    insufficient_spot, spot_isolated, spot_position,
     user_order_id,
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
@@ -303,7 +306,8 @@ cdef class Engine:
         self.settlement, self.contract_value = given["settlement"], given["contract_value"]
         self.assets, self._assets = venue_assets(
             assets, [part["name"] for part in parts], [part["book"].tick_size for part in parts],
-            [part["max_price"] for part in parts], given["quote_unit"], self.settlement)
+            [part["max_price"] for part in parts], given["quote_unit"], self.settlement,
+            [part["book"].lot_size for part in parts], [part["spot"] for part in parts])
         self._asset_deposits = [0] * len(self._assets)
         self.quote_unit, self.k, self.tiers = given["quote_unit"], given["k"], given["tiers"]
         self.check_initial_margin = given["check_initial_margin"]
@@ -355,9 +359,12 @@ cdef class Engine:
         for part in parts[1:]:
             ledger.add_instrument(part["k"], part["max_price"], part["max_position"],
                                   part["tiers"])
-        for part in self._assets:
+        for n, part in enumerate(self._assets):
             ledger.add_asset(part["instrument"], part["num"], part["den"], part["haircut_ppm"],
                              part["discount_ppm"])
+            if part["units_per_lot"]:
+                ledger.instruments[part["instrument"]].spot_asset = n
+                ledger.instruments[part["instrument"]].units_per_lot = part["units_per_lot"]
         return ledger
 
     cdef int _assemble(self) except -1:
@@ -551,6 +558,8 @@ cdef class Engine:
             i = self._use(instrument)
             buyer = self._slot(long_owner, "long_owner")
             seller = self._slot(short_owner, "short_owner")
+            if self.ledger.instruments[i].spot_asset >= 0:
+                raise spot_position(self._names[i])
             p, q = seeded_position(self.acct(buyer).owner, self.acct(seller).owner,
                                    self.ledger.pos(buyer, i).position,
                                    self.ledger.pos(seller, i).position,
@@ -768,6 +777,45 @@ cdef class Engine:
         cdef const Position* p = self.ledger.pos(slot, self.ledger.cur)
         return p.open_buy if side == BUY else p.open_sell
 
+    cdef int _check_spot(self, int32_t slot, int side, int64_t kind, price_t price,
+                         price_t stop_price, qty_t qty, qty_t open_qty) except -1:
+        # A spot order must be paid for (the reference's _check_spot): a sell by the units it
+        # holds, a non-exempt account's buy by its quote collateral, open orders counted.
+        cdef int32_t i = self.ledger.cur
+        cdef OrderBook book = <OrderBook>self._books[i]
+        cdef const InstrumentRec* r = &self.ledger.instruments[i]
+        cdef const Account* a = &self.ledger.accounts[slot]
+        cdef const Holding* h
+        cdef int128 need, have = 0
+        cdef price_t p
+        if a.isolated:
+            raise spot_isolated(a.owner)
+        if qty < 1:
+            return 0   # the book refuses it as INVALID_QTY
+        if side == SELL:
+            need = (<int128>open_qty + qty) * r.units_per_lot
+            h = self.ledger.first_holding(a)
+            while h != NULL:
+                if h.asset == r.spot_asset:
+                    have = h.units
+                h = self.ledger.next_holding(h)
+            if need > have:
+                raise insufficient_spot(a.owner, self._names[i], side, to_python(need),
+                                        to_python(have))
+            return 0
+        if a.exempt:
+            return 0
+        p = price if t.is_priced(kind) else reach_price(&book.asks, side, qty)
+        if t.is_stop(kind) and stop_price > p:
+            p = stop_price
+        if p == 0:
+            return 0   # a market buy with nothing to buy: it cannot fill
+        need = self.ledger.value(p, <qty_t>(<int128>open_qty + qty))
+        if need > a.collateral:
+            raise insufficient_spot(a.owner, self._names[i], side, to_python(need),
+                                    a.collateral)
+        return 0
+
     cdef int _check_isolated(self, int32_t slot, int32_t instrument) except -1:
         # An isolated account's margin backs one position: an order or seed in ``instrument``
         # while it holds a position or open orders in another is refused (the reference's
@@ -877,9 +925,15 @@ cdef class Engine:
             lots = check.as_int64("qty", qty)
             extra = lots - info.qty
             slot = self.ledger.slot(info.owner)
-            if extra > 0:
+            spot = self.ledger.instruments[instrument].spot_asset >= 0
+            if spot:
+                if extra > 0 or limit != info.price:
+                    # the amended order replaces the old: the other open lots, plus it
+                    self._check_spot(slot, info.side, k, limit, 0, lots,
+                                     self._open_on(slot, info.side) - <qty_t>info.qty)
+            elif extra > 0:
                 self._check_exposure(slot, info.side, extra)
-            if (extra > 0 or limit != info.price) and info.kind not in STOP_KINDS:
+            if not spot and (extra > 0 or limit != info.price) and info.kind not in STOP_KINDS:
                 # The amended order replaces the old: the other open lots on its side, plus it.
                 self._check_margin(slot, info.side, k, limit, 0, lots,
                                    self._open_on(slot, info.side) - <qty_t>info.qty)
@@ -900,10 +954,14 @@ cdef class Engine:
             if t.is_stop(k):
                 stop = self._price("stop_price", stop_price)
             lots = check.as_int64("qty", qty)
-            self._check_isolated(slot, instrument)
-            self._check_exposure(slot, side_value, lots)
-            self._check_margin(slot, side_value, k, limit, stop, lots,
-                               self._open_on(slot, side_value))
+            if self.ledger.instruments[instrument].spot_asset >= 0:
+                self._check_spot(slot, side_value, k, limit, stop, lots,
+                                 self._open_on(slot, side_value))
+            else:
+                self._check_isolated(slot, instrument)
+                self._check_exposure(slot, side_value, lots)
+                self._check_margin(slot, side_value, k, limit, stop, lots,
+                                   self._open_on(slot, side_value))
         events = book._submit_one(k, oid, side, price, qty, owner, stop_price)
         self.ledger.settle_events(book.events, oid, not t.is_immediate(k))
         self.mark()  # the mark follows every message, whether or not anyone looks at it

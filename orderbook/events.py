@@ -516,7 +516,8 @@ class Instrument:
 
     ``tick_size`` (price units per tick) and ``lot_size`` (base units per lot) as for an
     ``OrderBook``; ``tiers``, ``max_price`` (ticks), ``max_position`` (lots) and ``mark_rule``
-    as the Engine keywords of the same names, whose values a None here takes. On a linear venue
+    as the Engine keywords of the same names, whose values a None here takes. ``spot``: a spot
+    book of the collateral asset that names this instrument. On a linear venue
     profit and margin are in the quote currency; on an inverse one (``settlement``) in its coin,
     a contract being worth ``contract_value`` of quote currency (None: the Engine's).
     """
@@ -529,6 +530,10 @@ class Instrument:
     max_position: Any = None
     mark_rule: Any = None
     contract_value: Any = None
+    #: a spot book of the collateral asset valued at this instrument (the one Asset naming
+    #: it): its trades exchange the asset's units for quote currency and open no position, and
+    #: a liquidated account's asset is sold through it (docs/liquidation.md, "Collateral assets")
+    spot: Any = False
 
 
 # ------------------------------------------------------------------------------ reserved ids

@@ -144,6 +144,8 @@ cdef class Liquidator:
                              vector[AdlCand]* out) noexcept nogil
     cdef int convert_collateral(self, const Episode* episode, int32_t slot,
                                 int32_t served) except -1
+    cdef int sell_through_book(self, const Episode* episode, int32_t slot,
+                               int32_t asset) except -1
     cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1
     cdef money_t socialize(self, int32_t bankrupt, money_t amount) except? -1
     cdef object records_array(self, size_t first)

@@ -24,7 +24,8 @@ from orderbook._types cimport (
     BUY, SELL, EventRec, LevelMap, Message, level_key, oid_t, owner_t, price_t, qty_t,
 )
 from orderbook.accounts cimport (
-    Account, AssetRec, Holding, IndexKey, Ledger, Position, ceil_div, floor_div, int128, money_t,
+    Account, AssetRec, Holding, IndexKey, InstrumentRec, Ledger, Position, ceil_div, floor_div,
+    int128, money_t,
     to_python,
 )
 from orderbook.book cimport OrderBook
@@ -1035,7 +1036,10 @@ cdef class Liquidator:
         while h != NULL and self.acct(slot).collateral < 0:
             r = &self.ledger.assets[h.asset]
             mark = self.ledger.marks[r.instrument]
-            if h.units and self.ledger.has_mark[r.instrument] and mark > 0:
+            if h.units and self.ledger.instruments[r.instrument].spot_asset >= 0:
+                self.use(r.instrument)
+                self.sell_through_book(episode, slot, h.asset)
+            elif h.units and self.ledger.has_mark[r.instrument] and mark > 0:
                 # (margin.conversion): the fewest units whose price covers the deficit
                 per = <int128>mark * r.num * (t.PPM - r.discount_ppm)
                 deficit = -<int128>self.acct(slot).collateral
@@ -1053,6 +1057,55 @@ cdef class Liquidator:
             h = self.ledger.next_holding(h)
         self.use(served)
         self.ledger.reindex(slot)
+        return 0
+
+    cdef int sell_through_book(self, const Episode* episode, int32_t slot,
+                               int32_t asset) except -1:
+        # The asset's units sold through its spot book (selected): a forced market sell of
+        # the fewest whole lots whose value at the resting bids covers the deficit, at most the
+        # lots held; a CONVERSION record (the reference's sell_through_book). O(levels).
+        cdef const InstrumentRec* r = &self.ledger.instruments[self.instrument]
+        cdef qty_t held = <qty_t>(self.ledger.holding(slot, asset).units // r.units_per_lot)
+        cdef int128 deficit = -<int128>self.acct(slot).collateral, value = 0, per, take
+        cdef qty_t lots = 0, filled = 0
+        cdef LevelMap.iterator it = self.book.bids.begin()
+        cdef price_t price, mark
+        cdef Message m
+        cdef size_t i
+        cdef const EventRec* e
+        while it != self.book.bids.end() and value < deficit and lots < held:
+            price = level_key(BUY, deref(it).first)
+            per = self.ledger.value(price, 1)
+            take = ceil_div(deficit - value, per)
+            if take > deref(it).second.total:
+                take = deref(it).second.total
+            if take > held - lots:
+                take = held - lots
+            lots += <qty_t>take
+            value += take * per
+            inc(it)
+        if lots == 0:
+            return 0
+        mark = self.mark()
+        m.order_id = self.next_forced_id
+        self.next_forced_id -= 1
+        m.owner = self.acct(slot).owner
+        m.side = SELL
+        m.kind = t.K_MARKET
+        m.price = 0
+        m.stop_price = 0
+        m.qty = lots
+        self.book.run(&m)   # leaves its events (only) in book.events
+        self.ledger.settle_events(self.book.events, m.order_id, False)
+        value = 0
+        for i in range(self.book.events.size()):
+            e = &self.book.events[i]
+            if e.kind == t.EV_TRADE and e.order_id == m.order_id:
+                filled += e.qty
+                value += self.ledger.value(e.price, e.qty)
+        self.progress += filled
+        self.record(episode, t.FK_CONVERSION, SELL, lots, filled, <money_t>value, mark, 0, 0,
+                    0, 0, t.NO_COUNTERPARTY)
         return 0
 
     cdef int cover_shortfall(self, const Episode* episode, int32_t slot, int side) except -1:

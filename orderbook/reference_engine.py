@@ -29,6 +29,7 @@ from ._engine_args import (
     funding_basis_arg,
     instrument_arg,
     insufficient_margin,
+    insufficient_spot,
     isolated_backstop,
     isolated_elsewhere,
     limit_price,
@@ -40,6 +41,8 @@ from ._engine_args import (
     parameters_section,
     seeded_position,
     settings,
+    spot_isolated,
+    spot_position,
     user_order_id,
     venue_assets,
     venue_instruments,
@@ -64,6 +67,7 @@ from .events import (
     PositionInfo,
     SelfTradePrevention,
     Settlement,
+    Side,
     Sizing,
     Trigger,
     array_to_events,
@@ -123,6 +127,9 @@ class _Instrument:
         self.index, self.name, self.k, self.tiers = index, name, k, tiers
         self.max_price, self.max_position, self.mark_rule = max_price, max_position, mark_rule
         self.book = book
+        # a spot book (Instrument.spot): the asset it trades and that asset's units per lot
+        self.spot_asset: int | None = None
+        self.units_per_lot = 0
         self.index_price: int | None = None
         self.funding_basis_ppm = 0
         self.mark: int | None = None
@@ -490,17 +497,36 @@ class _Ledger:
         """Settle the trades among a message's events on instrument ``i``, with their fees.
         O(events). (The compiled ledger also keeps open order quantities here; the reference
         counts the book's orders.)"""
+        instr = self.instruments[i]
         for ev in events:
             if ev.kind != EventKind.TRADE:
                 continue
-            self.instruments[i].trades.append(ev)
+            instr.trades.append(ev)
             taker, maker = self.accounts[ev.owner], self.accounts[ev.maker_owner]
-            self.settle(taker, i, ev.side * ev.qty, ev.price)
-            self.settle(maker, i, -ev.side * ev.qty, ev.price)
             value = self.value(i, ev.price, ev.qty)
+            if instr.spot_asset is None:
+                self.settle(taker, i, ev.side * ev.qty, ev.price)
+                self.settle(maker, i, -ev.side * ev.qty, ev.price)
+            else:
+                buyer, seller = (taker, maker) if ev.side == Side.BUY else (maker, taker)
+                self.exchange(buyer, seller, instr, ev.qty, value)
             if ev.order_id >= 0:  # forced orders (negative ids) pay no taker fee
                 self.charge(taker, ceil_div(value * self.taker_fee_ppm, PPM), to_fund=False)
             self.charge(maker, ceil_div(value * self.maker_fee_ppm, PPM), to_fund=False)
+
+    def exchange(self, buyer: _Account, seller: _Account, instr: _Instrument, qty: int,
+                 value: int) -> None:
+        """A spot fill: ``qty`` lots of the book's asset from ``seller`` to ``buyer`` for
+        ``value`` quote units; no position."""
+        n, units = instr.spot_asset, qty * instr.units_per_lot
+        buyer.collateral -= value
+        buyer.holdings[n] = buyer.holdings.get(n, 0) + units
+        seller.collateral += value
+        seller.holdings[n] -= units
+        if not seller.holdings[n]:
+            del seller.holdings[n]
+        self.reindex(buyer)
+        self.reindex(seller)
 
     # ------------------------------------------------------------------ saved state
     def account_rows(self) -> list[tuple]:
@@ -588,7 +614,8 @@ class Engine:
         self.settlement, self.contract_value = given["settlement"], given["contract_value"]
         self.assets, self._assets = venue_assets(
             assets, [p["name"] for p in parts], [p["book"].tick_size for p in parts],
-            [p["max_price"] for p in parts], self.quote_unit, self.settlement)
+            [p["max_price"] for p in parts], self.quote_unit, self.settlement,
+            [p["book"].lot_size for p in parts], [p["spot"] for p in parts])
         self._asset_deposits = [0] * len(self._assets)
         self.check_initial_margin = given["check_initial_margin"]
         for name in RATES:
@@ -607,6 +634,10 @@ class Engine:
         self._instruments = [
             _Instrument(i, p["name"], p["k"], p["tiers"], p["max_price"], p["max_position"],
                         p["mark_rule"], p["book"]) for i, p in enumerate(parts)]
+        for n, part in enumerate(self._assets):
+            if part["units_per_lot"]:
+                instr = self._instruments[part["instrument"]]
+                instr.spot_asset, instr.units_per_lot = n, part["units_per_lot"]
         self._names = [p["name"] for p in parts]
         self._set_books()
         self._assemble()
@@ -719,6 +750,8 @@ class Engine:
         seller = self._account(short_owner, "short_owner")
         instr = self._instrument(instrument)
         i = instr.index
+        if instr.spot_asset is not None:
+            raise spot_position(instr.name)
         price, qty = seeded_position(buyer.owner, seller.owner, buyer.pos(i).position,
                                      seller.pos(i).position, price, qty, instr.max_price,
                                      instr.max_position)
@@ -843,9 +876,16 @@ class Engine:
             limit = limit_price("price", price, instr.max_price)
             lots = check.as_int64("qty", qty)
             extra = lots - info.qty
-            if extra > 0:
+            if instr.spot_asset is not None:
+                if extra > 0 or limit != info.price:
+                    # the amended order replaces the old: the other open lots, plus it
+                    self._check_spot(instr, self._accounts[info.owner], info.side, kind,
+                                     limit, 0, lots,
+                                     self._open_qty(instr, info.owner, info.side) - info.qty)
+            elif extra > 0:
                 self._check_exposure(instr, info.owner, info.side, extra)
-            if (extra > 0 or limit != info.price) and info.kind not in STOP_KINDS:
+            if (instr.spot_asset is None and (extra > 0 or limit != info.price)
+                    and info.kind not in STOP_KINDS):
                 # The amended order replaces the old: the other open lots on its side, plus it.
                 self._check_margin(instr, self._accounts[info.owner], info.side, kind, limit, 0,
                                    lots, self._open_qty(instr, info.owner, info.side) - info.qty)
@@ -857,10 +897,14 @@ class Engine:
             stop = limit_price("stop_price", stop_price, instr.max_price) if (
                 kind in STOP_KINDS) else 0
             lots = check.as_int64("qty", qty)
-            self._check_isolated(account, instr.index)
-            self._check_exposure(instr, account.owner, side, lots)
-            self._check_margin(instr, account, side, kind, limit, stop, lots,
-                               self._open_qty(instr, account.owner, side))
+            if instr.spot_asset is not None:
+                self._check_spot(instr, account, side, kind, limit, stop, lots,
+                                 self._open_qty(instr, account.owner, side))
+            else:
+                self._check_isolated(account, instr.index)
+                self._check_exposure(instr, account.owner, side, lots)
+                self._check_margin(instr, account, side, kind, limit, stop, lots,
+                                   self._open_qty(instr, account.owner, side))
         events = book.submit(kind, order_id, side, price, qty, owner, stop_price)
         self._ledger.settle_events(instr.index, events)
         self._refresh_marks()  # the marks follow every message, whether or not anyone looks
@@ -877,6 +921,35 @@ class Engine:
             if j != i and ((held is not None and held.position)
                            or instr.book.orders_of(a.owner)):
                 raise isolated_elsewhere(a.owner, instr.name, self._instruments[i].name)
+
+    def _check_spot(self, instr: _Instrument, a: _Account, side: int, kind: int, price: int,
+                    stop_price: int, qty: int, open_qty: int) -> None:
+        """A spot order must be paid for (docs/liquidation.md, "Spot books"): a sell needs the
+        units of its ``qty`` lots and the ``open_qty`` open sells in the account's holding (every
+        account, exempt ones too: no asset balance goes negative); a non-exempt account's buy
+        needs the value of its ``qty`` plus ``open_qty`` open buy lots, at its price (limit,
+        or the last level a market order reaches, or its stop price if higher), in quote
+        collateral. O(levels) for a market buy, O(1) otherwise."""
+        if a.isolated:
+            raise spot_isolated(a.owner)
+        if qty < 1:
+            return  # the book refuses it as INVALID_QTY
+        if side == Side.SELL:
+            need = (open_qty + qty) * instr.units_per_lot
+            have = a.holdings.get(instr.spot_asset, 0)
+            if need > have:
+                raise insufficient_spot(a.owner, instr.name, side, need, have)
+            return
+        if a.exempt:
+            return
+        p = price if kind in PRICED_KINDS else instr.book.impact(side, qty).worst_price
+        if kind in STOP_KINDS:
+            p = max(p, stop_price)
+        if p == 0:
+            return  # a market buy with nothing to buy: it cannot fill
+        need = self._ledger.value(instr.index, p, open_qty + qty)
+        if need > a.collateral:
+            raise insufficient_spot(a.owner, instr.name, side, need, a.collateral)
 
     def _check_exposure(self, instr: _Instrument, owner: int, side: int, qty: int) -> None:
         exposure(owner, self._accounts[owner].pos(instr.index).position,

@@ -364,6 +364,9 @@ def _check_records(where, snap, k_of, backstop, inverse=False):
         assert math.isnan(float(r["avg_price"])) == math.isnan(float(r["slippage"])), tag
         if kind == ForcedKind.ORDER:
             assert int(r["counterparty"]) == NO_COUNTERPARTY and int(r["filled"]) > 0, tag
+        elif kind == ForcedKind.CONVERSION:
+            # through a spot book: lots sent and filled, like an order, no fee
+            assert int(r["counterparty"]) == NO_COUNTERPARTY and int(r["fee"]) == 0, tag
         elif kind == ForcedKind.SHORTFALL:
             assert int(r["counterparty"]) == NO_COUNTERPARTY and int(r["qty"]) == 0, tag
             assert min(int(r["fund_cover"]), int(r["socialized"]), int(r["bad_debt"])) >= 0, tag

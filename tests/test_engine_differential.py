@@ -40,6 +40,7 @@ A failing example prints (``note``) a replay script of the engine calls; hypothe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
@@ -510,6 +511,14 @@ def _venue_settings(draw):
                               conversion_discount_ppm=draw(st.sampled_from(
                                   [0, 25_000, 500_000]), label="discount"))
                         for i in sorted(valued)]
+        for asset in kw["assets"]:
+            # sometimes the instrument valuing it is its spot book (a lot a whole number of
+            # its units): its trades exchange the asset, and conversions sell through it
+            i = names.index(asset.instrument) if isinstance(asset.instrument, str) \
+                else asset.instrument
+            lot = Decimal(instruments[i].lot_size) / Decimal(asset.unit)
+            if lot == lot.to_integral_value() and draw(st.integers(0, 2), label="spot") == 2:
+                instruments[i] = replace(instruments[i], spot=True)
     return kw, ks
 
 
@@ -582,6 +591,12 @@ def _venue_setup(draw, pair, kw):
     for long_owner, short_owner, price, qty, i in seeds:
         pair.call("seed_position", long_owner, short_owner, price, qty,
                   **({"instrument": i} if i or draw(st.booleans(), label="explicit") else {}))
+    for j, spec in enumerate(kw.get("assets", ())):
+        if any(inst.spot and inst.name in (spec.instrument, pair.names[spec.instrument]
+                                           if isinstance(spec.instrument, int) else None)
+               for inst in kw["instruments"]):
+            # the LP's coin, for its asks on the spot book (refused past the asset's bound)
+            pair.call("deposit", LP, 100_000, asset=j)
     for i in range(n):
         on = {"instrument": i}
         for side, lo, hi in ((BUY, 80, 99), (SELL, 101, 120)):

@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import pytest
-from test_market_scenario import SMALL
+from test_market_scenario import EXAMPLE, SMALL
 
 import orderbook._market
 from orderbook import (
@@ -362,6 +362,10 @@ def test_cli_compare_on_a_market_draws_a_panel_per_venue(capsys, market_file, tm
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 
+#: a rules file that exists (the CLI checks files before anything else)
+RULES = str(EXAMPLE.parent / "rules_full.toml")
+
+
 @pytest.mark.parametrize("argv,fragments", [
     (["sweep", "--venue", "binance", "--param", "steps=3"], ["--venue", "[[venues]]"]),
     (["sweep", "--param", "venues.B.rules.mark_rule=LAST"],
@@ -370,8 +374,8 @@ def test_cli_compare_on_a_market_draws_a_panel_per_venue(capsys, market_file, tm
     (["sweep"], ["--param", "venues.NAME.key"]),
     (["compare"], ["--rules"]),
     (["compare", "--venues", "all"], ["--venues", "[[venues]]"]),
-    (["compare", "--scale", "0.5", "--rules", "x.toml"], ["--scale", "[[venues]]"]),
-    (["compare", "--venue-name", "C", "--rules", "x.toml"], ["--venue-name C", "'C'"]),
+    (["compare", "--scale", "0.5", "--rules", RULES], ["--scale", "[[venues]]"]),
+    (["compare", "--venue-name", "C", "--rules", RULES], ["--venue-name C", "'C'"]),
 ])
 def test_cli_refuses_what_cannot_apply_to_a_market_file(capsys, market_file, argv, fragments):
     code, out, err = _run(capsys, argv[0], market_file, *argv[1:])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -376,7 +377,8 @@ def test_cli_compare_venues(run_cli):
     assert "warning: rules 'dydx': rules.mark_rule follows the index alone" in err
     code, out, err = run_cli("compare", "--venues", "binance,ftx", "--scale", "0.02")
     assert code != 0 and "--venues: unknown venue 'ftx'" in err
-    code, out, err = run_cli("compare", "--venues", "all", "--rules", "x.toml")
+    rules = str(Path(__file__).resolve().parent.parent / "examples" / "rules_full.toml")
+    code, out, err = run_cli("compare", "--venues", "all", "--rules", rules)
     assert code != 0 and "give --rules or --venues, not both" in err
 
 
