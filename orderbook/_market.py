@@ -106,8 +106,14 @@ class Market:
             specs = [Instrument(c.name, c.tick_size, c.lot_size,
                                 tiers=rules.tiers if c.tiers is None else c.tiers,
                                 mark_rule=rules.mark_rule if c.mark_rule is None
-                                else c.mark_rule, contract_value=c.contract_value)
+                                else c.mark_rule, contract_value=c.contract_value,
+                                spot=c.spot)
                      for c in contracts]
+            for c in contracts:
+                if c.spot and c.haircut_ppm is None:
+                    raise ConfigError(f"instrument {c.name!r} is a spot book: it needs a "
+                                      f"haircut_ppm (its base asset, the one it trades, is "
+                                      f"then collateral)")
             if inverse and any(c.haircut_ppm is not None for c in contracts):
                 raise ConfigError("haircut_ppm makes a contract's base asset collateral, which "
                                   "an inverse venue (margined in its coin alone) refuses")
@@ -135,6 +141,12 @@ class Market:
         eng.add_account(VALUE, big, exempt=True)
         if rules.backstop_collateral:
             eng.add_account(BACKSTOP, rules.backstop_collateral, exempt=True)
+        for n, part in enumerate(eng._asset_parts() if contracts else ()):
+            if contracts[part["instrument"]].spot:
+                # the scenario's own accounts quote, shock and trade the spot book with coin
+                # they hold: an eighth of what the asset's bound allows, each
+                for owner in (HOUSE, MAKER, SHOCKER, VALUE):
+                    eng.deposit(owner, part["max_total"] // 8, asset=n)
         self.next_id = 0
         if contracts:
             self.contracts = [
@@ -235,7 +247,7 @@ class Market:
         for a in range(n):
             legs = []
             for i, c in enumerate(contracts):
-                if not holds[a, i]:
+                if not holds[a, i] or c.spot:   # (no position on a spot book)
                     continue
                 lo, hi = c.size if c.size is not None else pop.size
                 u = 0.5 * (1 + math.erf(size_z[a, i] / math.sqrt(2)))

@@ -435,8 +435,9 @@ def _plot_instruments(result, path) -> None:
         haircut = next(c.haircut_ppm for c in contracts if c.name == named)
         lines += ["", f"collateral: {coin:.0%} in {named}", f"(haircut {haircut / 1e4:g} %),",
                   f"the rest in quote currency; {summary.get('conversions', 0):,} sales",
-                  f"of it to the venue for "
-                  f"{whole(summary.get('converted_notional', 0) * money)}"]
+                  ("of it through its spot book for " if any(c.spot for c in contracts)
+                   else "of it to the venue for ")
+                  + f"{whole(summary.get('converted_notional', 0) * money)}"]
     ax_t.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9.5,
               transform=ax_t.transAxes, family="monospace")
 

@@ -370,7 +370,9 @@ class Contract:
     (``orderbook.Asset`` named as the contract, counted in millionths of a lot, valued at its
     mark less the haircut; a liquidated account's units are sold to the venue at the mark less
     ``conversion_discount_ppm``): ``Population.coin_fraction`` of the collateral may be held
-    in it."""
+    in it. With ``spot`` the contract is that asset's spot book: the population holds no
+    position in it, the scenario's own accounts quote it with coin they hold, and a
+    liquidated account's coin is sold through it instead of to the venue."""
 
     name: str = setting("main", _contract_name)
     tick_size: str = setting("0.1", decimal_text)
@@ -385,6 +387,10 @@ class Contract:
     conversion_discount_ppm: int = setting(0, integer(0, 999_999))
     #: quote currency per contract on an inverse venue (None: the scenario's contract_value)
     contract_value: str | None = setting(None, optional(decimal_text))
+    #: a spot book of the contract's base asset (it needs ``haircut_ppm``: the asset it
+    #: trades): no positions are seeded on it, and a liquidated account's coin is sold
+    #: through it, moving its mark (docs/liquidation.md, "Collateral assets")
+    spot: bool = setting(False, boolean)
 
 
 def _correlation(value):
@@ -709,10 +715,12 @@ def _simulate(market: Market, steps: int, liquidator: bool):
             # would make a run quadratic in its records.
             new = eng.liquidate(max_rounds=1)
             made[step] = len(new)
+            # positions closed, as the summary counts them (a collateral conversion is not)
+            closed = new[np.isin(new["kind"], LIQUIDATION_KINDS)]
             if count == 1:
-                liquidated[0] = int(new["notional"].sum()) if len(new) else 0
+                liquidated[0] = int(closed["notional"].sum()) if len(closed) else 0
             else:
-                liquidated = [int(new["notional"][new["instrument"] == i].sum())
+                liquidated = [int(closed["notional"][closed["instrument"] == i].sum())
                               for i in range(count)]
         market.recover(step)
         market.refill()

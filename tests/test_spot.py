@@ -14,6 +14,7 @@ import copy
 import pickle
 import random
 
+import numpy as np
 import pytest
 
 from orderbook import Asset, Instrument, MarkRule, Side
@@ -187,3 +188,29 @@ def test_the_engines_agree_on_random_spot_cascades(seed):
         reference.account(o) for o in reference.owners()]
     for eng in engines:
         check_accounts(eng, settled=True)
+
+
+def test_a_scenario_file_sells_the_coin_through_its_spot_book():
+    # examples/spot_conversion.toml at 400 accounts: the liquidated accounts' coin is sold
+    # through the BTCUSDT book, whose price falls with it; no position is ever on it.
+    import warnings
+    from dataclasses import replace
+    from pathlib import Path
+
+    from orderbook import run
+    from orderbook.config import load_scenario
+
+    scenario = load_scenario(Path(__file__).resolve().parent.parent / "examples"
+                             / "spot_conversion.toml")
+    scenario = replace(scenario, steps=20,
+                       population=replace(scenario.population, count=400))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run(scenario, counterfactual=False)
+    records = result.forced_orders
+    through = records[(records["kind"] == int(ForcedKind.CONVERSION)) & (records["filled"] > 0)]
+    assert len(through) > 0 and set(through["instrument"].tolist()) == {SPOT}
+    assert result.summary["instrument.BTCUSDT.liquidated_accounts"] == 0
+    assert result.summary["instrument.BTCUSDT.max_drawdown_pct"] > 0
+    liquidating = records[np.isin(records["kind"], [int(ForcedKind.ORDER)])]
+    assert set(liquidating["instrument"].tolist()) == {PERP}

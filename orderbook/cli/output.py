@@ -250,7 +250,9 @@ def _format_run(result, source: str) -> str:
     ]
     if sm.get("conversions"):
         rows.append(["collateral converted", _money(sm["converted_notional"], unit), ccy,
-                     f"{sm['conversions']:,} sales of collateral assets to the venue"])
+                     f"{sm['conversions']:,} sales of collateral assets "
+                     + ("through the spot book" if any(c.spot for c in s.instruments)
+                        else "to the venue")])
     rows += [
         ["insurance fund", _money(sm["insurance_fund_end"], unit), ccy,
          f"start {_money(fund0, unit)}, change {'+' if sm['insurance_fund_end'] >= fund0 else '-'}"
