@@ -376,7 +376,8 @@ cdef class OrderBook(MatchingCore):
         cdef int s = as_side(side)
         cdef price_t p = as_i64(price, "price")
         self._idle()
-        return self.level_total(s, p)
+        # no level rests below 1 tick; clamped, -price (level_key) cannot overflow
+        return self.level_total(s, p) if p >= 1 else 0
 
     def resting_qty(self, side, price):
         """Lots resting on ``side`` at ``price`` or better (bids >= price, asks <= price)."""
@@ -384,8 +385,9 @@ cdef class OrderBook(MatchingCore):
         self._enter()
         try:
             s = as_side(side)
+            # (no level rests below 1 tick: a price below 0 reads as 0, whose key negates)
             return resting_total(&self.bids if s == BUY else &self.asks, s,
-                                 as_i64(price, "price"))
+                                 max(as_i64(price, "price"), 0))
         finally:
             self.busy = False
 

@@ -683,3 +683,15 @@ def test_every_refusal_names_the_argument(book_cls, call, name):
     with pytest.raises((TypeError, ValueError), match=rf"^{name} "):
         call(book)
     assert book.message_count == 0 and book.n_orders == 0
+
+
+def test_quantities_at_the_lowest_int64_price_are_read_without_overflow():
+    # found by the book_calls fuzzer under UBSan: -INT64_MIN overflowed in the level key
+    from orderbook import OrderBook, Side
+
+    book = OrderBook()
+    book.limit(1, Side.BUY, 5, 3, 1)
+    book.limit(2, Side.SELL, 7, 4, 1)
+    low = -(2**63)
+    assert book.quantity_at(Side.BUY, low) == book.quantity_at(Side.SELL, low) == 0
+    assert book.resting_qty(Side.BUY, low) == 3 and book.resting_qty(Side.SELL, low) == 0
