@@ -794,11 +794,9 @@ cdef class Engine:
             return 0   # the book refuses it as INVALID_QTY
         if side == SELL:
             need = (<int128>open_qty + qty) * r.units_per_lot
-            h = self.ledger.first_holding(a)
-            while h != NULL:
-                if h.asset == r.spot_asset:
-                    have = h.units
-                h = self.ledger.next_holding(h)
+            h = self.ledger.own_holding(a, i)   # the spot book's asset is the one it values
+            if h != NULL:
+                have = h.units
             if need > have:
                 raise insufficient_spot(a.owner, self._names[i], side, to_python(need),
                                         to_python(have))
