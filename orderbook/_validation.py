@@ -39,6 +39,14 @@ from .events import (
 _SIDE_NAMES = {"buy": 1, "bid": 1, "sell": -1, "ask": -1}
 
 
+def trade_start(start) -> int:
+    """``Engine.trades``'s ``start``: an int64 >= 0 (the engine checks it against its count)."""
+    number = as_int64("start", start)
+    if number < 0:
+        raise ValueError(f"start must be >= 0, got {number}")
+    return number
+
+
 def as_int64(name: str, value) -> int:
     """Return ``value`` as a Python int in int64 range; TypeError/ValueError naming ``name``."""
     if isinstance(value, (bool, float)) or not hasattr(value, "__index__"):

@@ -223,7 +223,7 @@ cdef class Ledger:
     cdef Ledger copy(self)
     cdef list account_rows(self)
     cdef int load_accounts(self, list rows, dict open_qty) except -1
-    cdef object trades_array(self, int32_t instrument)
+    cdef object trades_array(self, int32_t instrument, int64_t start=*)
     cdef int load_trades(self, int32_t instrument, object trades) except -1
 
 cdef int128 floor_div(int128 a, int128 b) noexcept nogil

@@ -7,7 +7,7 @@ integers and are back in range by the bounds the Engine enforces.
 
 cimport cython
 from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
-from libc.stdint cimport INT64_MAX, int32_t, int64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint64_t
 from libc.string cimport memcpy
 from libcpp.algorithm cimport sort
 from libcpp.set cimport set as cset
@@ -1098,14 +1098,18 @@ cdef class Ledger:
             self.reindex(slot)
         return 0
 
-    cdef object trades_array(self, int32_t instrument):
-        """An instrument's trade log as EVENT_DTYPE rows (a copy). O(trades)."""
+    cdef object trades_array(self, int32_t instrument, int64_t start=0):
+        """An instrument's trade log from its ``start``-th trade as EVENT_DTYPE rows (a copy).
+        O(rows copied); ``start`` past the end is a ValueError."""
         cdef unsigned char[::1] raw
         cdef vector[EventRec]* log = &self.trade_logs[instrument]
-        out = np.empty(log.size(), dtype=EVENT_DTYPE)
-        if log.size():
+        cdef size_t count = log.size()
+        if <uint64_t>start > count:
+            raise ValueError(f"start must be at most the trade count {count}, got {start}")
+        out = np.empty(count - <size_t>start, dtype=EVENT_DTYPE)
+        if count > <size_t>start:
             raw = out.view(np.uint8)
-            memcpy(&raw[0], log.data(), log.size() * sizeof(EventRec))
+            memcpy(&raw[0], log.data() + start, (count - <size_t>start) * sizeof(EventRec))
         return out
 
     cdef int load_trades(self, int32_t instrument, object trades) except -1:

@@ -664,12 +664,13 @@ cdef class Engine:
         # The checked collateral assets (_engine_args.venue_assets dicts), for check_state.
         return self._assets
 
-    def trades(self, instrument=0):
+    def trades(self, instrument=0, *, start=0):
         """Every trade the engine has settled in ``instrument``'s book, forced ones included
-        (EVENT_DTYPE rows)."""
+        (EVENT_DTYPE rows); from the ``start``-th on (0 <= start <= the trade count), so that
+        a caller following the log reads only what is new."""
         self._enter()
         try:
-            return self.ledger.trades_array(self._use(instrument))
+            return self.ledger.trades_array(self._use(instrument), check.trade_start(start))
         finally:
             self._leave()
 

@@ -829,10 +829,14 @@ class Engine:
         # Writable, as the plain attribute it was (tests plant inconsistencies through it).
         self._ledger.fees_collected = value
 
-    def trades(self, instrument=0) -> np.ndarray:
+    def trades(self, instrument=0, *, start=0) -> np.ndarray:
         """Every trade the engine has settled on an instrument's book, forced ones included
-        (EVENT_DTYPE rows)."""
-        return events_to_array(self._instrument(instrument).trades)
+        (EVENT_DTYPE rows); from the ``start``-th on (0 <= start <= the trade count)."""
+        log = self._instrument(instrument).trades
+        start = check.trade_start(start)
+        if start > len(log):
+            raise ValueError(f"start must be at most the trade count {len(log)}, got {start}")
+        return events_to_array(log[start:])
 
     def open_interest(self, instrument=0) -> int:
         """Lots of an instrument held long across all accounts (equal to the lots held short).

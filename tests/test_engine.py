@@ -49,6 +49,25 @@ def test_ioc_amend_cancel_route_through_engine_and_settle(engine_cls):
     assert_conserved(eng, [1, 101])
 
 
+def test_trades_from_a_start_read_only_what_is_new(engine_cls):
+    eng = make(engine_cls)
+    eng.add_account(1, 10_000)
+    eng.add_account(101, 1_000_000, exempt=True)
+    eng.limit(1, S, 100, 5, 101)
+    eng.ioc(2, B, 100, 2, 1)
+    eng.ioc(3, B, 100, 1, 1)
+    every = eng.trades()
+    assert len(every) == 2
+    assert eng.trades(start=1).tobytes() == every[1:].tobytes()
+    assert len(eng.trades(start=2)) == 0
+    with pytest.raises(ValueError, match="start must be at most the trade count 2, got 3"):
+        eng.trades(start=3)
+    with pytest.raises(ValueError, match="start must be >= 0, got -1"):
+        eng.trades(start=-1)
+    with pytest.raises(TypeError, match="start must be an integer"):
+        eng.trades(start=1.0)
+
+
 # =========================================================================== mark rules
 
 
