@@ -1,7 +1,8 @@
 """Compare ``OrderBook().process(msgs)`` with a plain C++ baseline engine (issue #5, item 2).
 
-For each regime of ``bench_book.py`` (same deterministic generator, imported from it), the
-MESSAGE_DTYPE stream is written to a temp file as raw bytes, ``cpp_baseline.cpp`` (std::map price
+For each regime of ``bench_book.py`` (same deterministic generator, ``orderbook.flows.
+benchmark_stream``), the MESSAGE_DTYPE stream is written to a temp file as raw bytes,
+``cpp_baseline.cpp`` (std::map price
 levels, intrusive FIFO lists in a preallocated pool, std::unordered_map ids; no STP) is compiled
 with the system compiler (``g++ -O3 -std=c++17``, else ``c++``) and run on it (best of
 ``--repeats`` on a fresh book, processing loop only, std::chrono::steady_clock). The C++ trade
@@ -32,14 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_book import REGIMES, TRADE, generate  # noqa: E402
-
-from orderbook import MESSAGE_DTYPE, EventKind, OrderBook  # noqa: E402
+from orderbook import MESSAGE_DTYPE, EventKind, OrderBook
+from orderbook.flows import BENCHMARK_REGIMES as REGIMES
+from orderbook.flows import benchmark_stream as generate
 
 SOURCE = Path(__file__).resolve().parent / "cpp_baseline.cpp"
 TARGET = 1.5
-REJECTED = int(EventKind.REJECTED)
+REJECTED, TRADE = int(EventKind.REJECTED), int(EventKind.TRADE)
 
 
 def find_compiler() -> str | None:
