@@ -1,4 +1,4 @@
-"""Command line: ``orderbook run | compare | sweep | show | replay | depth`` (also
+"""Command line: ``orderbook run | compare | sweep | show | map | replay | depth`` (also
 ``python -m orderbook``). ``replay`` and ``depth`` read real market data (see
 :mod:`orderbook.cli.data`).
 
@@ -29,6 +29,7 @@ import sys
 from .. import __version__
 from ..scenario import builtin_rule_sets
 from ..venues import names as venue_names
+from .analysis import add_commands as add_analysis_commands
 from .data import add_commands as add_data_commands
 from .output import PROG, CLIError
 from .output import _jsonable as _jsonable  # tests/test_cli.py imports it from here
@@ -143,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     common(p, counterfactual=False)
     p.set_defaults(func=cmd_show)
 
+    add_analysis_commands(sub, common)
     add_data_commands(sub)
     return parser
 
