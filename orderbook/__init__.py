@@ -6,7 +6,8 @@ market data readers are in :mod:`orderbook.data` (docs/data.md); tools for testi
 code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.md).
 """
 
-from . import venues
+from . import flows, venues
+from .agents import Agent, AgentView, MarketMaker, ValueTrader
 from .book import OrderBook
 from .engine import Engine
 from .errors import OrderError, UnknownOrderError
@@ -51,6 +52,7 @@ from .margin import MarginTiers, Tier
 from .market import Arbitrageur, Market
 from .price_index import Aggregate, IndexRule, PriceIndex
 from .scenario import (
+    Clock,
     Contract,
     DepthProfile,
     ExplicitBook,
@@ -85,5 +87,6 @@ __all__ = [
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
-    "InertSettingWarning", "venues",
+    "InertSettingWarning", "venues", "flows", "Clock", "Agent", "AgentView", "MarketMaker",
+    "ValueTrader",
 ]

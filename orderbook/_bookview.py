@@ -4,7 +4,8 @@ from __future__ import annotations
 
 QUERIES = frozenset({
     "best_bid", "best_ask", "spread", "mid", "last_price", "quantity_at", "resting_qty", "l2",
-    "l3", "stops", "order", "impact", "n_orders", "n_stops", "message_count", "event_count",
+    "l3", "stops", "order", "orders_of", "impact", "n_orders", "n_stops", "message_count",
+    "event_count",
     "tick_size", "lot_size", "stp", "amend_rule", "to_ticks", "to_lots", "to_price", "to_qty",
     "busy",
 })

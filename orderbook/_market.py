@@ -389,9 +389,13 @@ class Market:
         self.engine.ioc(self._id(), side, limit, liquidity.recovery_rate, VALUE,
                         instrument=c.index)
 
-    def snapshot(self, step: int, liquidated: int, instrument: int = 0) -> tuple:
-        """One SERIES_DTYPE row of an instrument after ``step``; ``liquidated``: the notional
-        its liquidation round took there (quote units)."""
+    def snapshot(self, step: int, liquidated: int, instrument: int = 0,
+                 time: int | None = None) -> tuple:
+        """One SERIES_DTYPE row of an instrument after ``step``, at ``time`` ms (None: the
+        step's start); ``liquidated``: the notional the liquidator took there since the last
+        row (quote units)."""
+        if time is None:
+            time = step * self.scenario.clock.step_ms
         c = self.contracts[instrument]
         eng, book = self.engine, self.engine.books[instrument]
         bid, ask = book.best_bid(), book.best_ask()
@@ -399,7 +403,7 @@ class Market:
         mark = eng.mark_price(instrument) or 0
         mid = (bid + ask) / 2 if bid is not None and ask is not None else float(last)
         ref = mid if mid else float(c.mid0)
-        return (step, last, mark, bid or 0, ask or 0, (ask - bid) if bid and ask else 0, mid,
+        return (step, time, last, mark, bid or 0, ask or 0, (ask - bid) if bid and ask else 0, mid,
                 book.resting_qty(Side.BUY, math.ceil(ref * 0.99)),
                 book.resting_qty(Side.SELL, math.floor(ref * 1.01)),
                 book.resting_qty(Side.BUY, math.ceil(ref * 0.95)),

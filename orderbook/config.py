@@ -87,6 +87,7 @@ from ._settings import (
 from .events import Side
 from .scenario import (
     TABLES,
+    Clock,
     Contract,
     DepthProfile,
     ExplicitBook,
@@ -123,6 +124,7 @@ _POPULATION = schema(Population)
 _EXPLICIT_POPULATION = schema(ExplicitPopulation)
 _LIQUIDITY = schema(Liquidity)
 _SHOCK = schema(Shock)
+_CLOCK = schema(Clock)
 _RULES = schema(Rules)
 _RULES_RENAMED = renamed(Rules)
 _CONTRACT = schema(Contract)
@@ -295,17 +297,19 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
                           "orderbook.market_scenario.load_market reads it")
     changes = {}
     for key, value in d.items():
-        if key in TABLES or key in ("instruments", "index_model"):
+        if key in TABLES or key in ("instruments", "index_model", "agents"):
             continue
         if key not in _TOP:
             raise UnknownKeyError(f"unknown top-level key {key!r} (known: "
                                   f"{', '.join(list(_TOP) + [f'[{t}]' for t in TABLES])}, "
-                                  f"[[instruments]])")
+                                  f"[[instruments]], [[agents]])")
         changes[key] = convert(None, key, value, _TOP)
     if "index_model" in d:
         model = d["index_model"]
         changes["index_model"] = None if model == "none" else IndexModel(
             **_fields("index_model", model, _INDEX_MODEL))
+    if "agents" in d:
+        changes["agents"] = _agents(d["agents"])
     if "instruments" in d:
         changes["instruments"] = _contracts(d["instruments"], root)
         if changes["instruments"]:
@@ -326,6 +330,8 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
                                                                    _LIQUIDITY))
     if "shock" in d:
         changes["shock"] = replace(base.shock, **_fields("shock", d["shock"], _SHOCK))
+    if "clock" in d:
+        changes["clock"] = replace(base.clock, **_fields("clock", d["clock"], _CLOCK))
     if "rules" in d:
         if not isinstance(d["rules"], dict):
             raise ConfigTypeError(f"[rules] must be a table, got {type_name(d['rules'])} "
@@ -363,6 +369,46 @@ def _contracts(items, root) -> tuple:
         names.add(contract.name)
         out.append(contract)
     return tuple(out)
+
+
+def _agents(items) -> tuple:
+    """``[[agents]]``: each a table naming a built-in agent's ``kind`` and its settings."""
+    from .agents import AGENT_KINDS
+
+    if not isinstance(items, list):
+        raise ConfigTypeError(f"[[agents]] must be an array of tables, got "
+                              f"{type_name(items)} {show(items)}")
+    out = []
+    for i, item in enumerate(items):
+        table = f"agents[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigTypeError(f"[{table}] must be a table, got {type_name(item)} "
+                                  f"{show(item)}")
+        kind = item.get("kind")
+        if kind not in AGENT_KINDS:
+            raise ConfigError(f"[{table}] kind = {show(kind)} is not a built-in agent (one of "
+                              f"{', '.join(AGENT_KINDS)}); agents of your own go to run() "
+                              f"from Python")
+        cls = AGENT_KINDS[kind]
+        plain = {k: v for k, v in item.items() if k != "kind"}
+        try:
+            out.append(cls(**_fields(table, plain, schema(cls))))
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"[{table}] {exc}") from None
+    return tuple(out)
+
+
+def _agent_table(agent) -> dict:
+    from .agents import AGENT_KINDS
+
+    kinds = {cls: kind for kind, cls in AGENT_KINDS.items()}
+    if type(agent) not in kinds:
+        raise ConfigError(f"agent {type(agent).__name__} is not a built-in agent (one of "
+                          f"{', '.join(AGENT_KINDS)}): a scenario file cannot hold it")
+    return {"kind": kinds[type(agent)],
+            **{name: _plain(getattr(agent, name)) for name in schema(type(agent))}}
 
 
 def _check_units(s: Scenario) -> None:
@@ -493,12 +539,14 @@ def scenario_to_dict(s: Scenario) -> dict:
     """The scenario as a dict in the file layout, every field present (TOML-ready: enums by name,
     None as ``"none"``). ``scenario_from_dict(scenario_to_dict(s)) == s``."""
     out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
-           if f.name not in TABLES and f.name not in ("instruments", "index_model")}
+           if f.name not in TABLES and f.name not in ("instruments", "index_model", "agents")}
     for table in TABLES:
         if not (s.instruments and table in ("book", "shock")):   # each instrument's instead
             out[table] = _table(getattr(s, table))
     if s.index_model is not None:
         out["index_model"] = _table(s.index_model)
+    if s.agents:
+        out["agents"] = [_agent_table(agent) for agent in s.agents]
     if s.instruments:
         out["instruments"] = [
             {**{name: _plain(getattr(c, name)) for name in _CONTRACT},

@@ -547,6 +547,8 @@ SCENARIO_MAKER = 10**12 + 1      #: the liquidity provider that lays out and ref
 SCENARIO_SHOCKER = 10**12 + 2    #: the account that sends the shock (and the first print)
 SCENARIO_BACKSTOP = 10**12 + 3   #: the backstop liquidity provider, when the rules name one
 SCENARIO_VALUE = 10**12 + 4      #: the value trader that buys back towards the start mid
+SCENARIO_AGENTS = 10**12 + 1_000   #: the first agent of a run (agent n: + n)
+SCENARIO_FLOWS = 10**12 + 100_000  #: the first background order flow of a run (flow n: + n)
 #: Order id and owner of the probing order of ``orderbook.slippage``: far above ids a seeded
 #: book would use.
 PROBE_ID = 2**62 - 1

@@ -89,6 +89,7 @@ from .scenario import (
     SERIES_DTYPE,
     STATIC_MARK_NOTE,
     TABLES,
+    Clock,
     ExplicitPopulation,
     InertSettingWarning,
     Result,
@@ -292,6 +293,11 @@ def _check(ms: MarketScenario) -> None:
         if not isinstance(v.scenario, Scenario):
             raise ConfigTypeError(f"venues[{i}] ({v.name!r}) scenario must be a Scenario, got "
                                   f"{type(v.scenario).__name__}")
+        if v.scenario.clock != Clock() or v.scenario.agents:
+            # a market of venues still steps them together, one round per step
+            raise ConfigError(f"venues[{i}] ({v.name!r}) has a [clock] or [[agents]]: a "
+                              f"market of several venues runs in steps without agents for "
+                              f"now; run the venue alone (orderbook.run) for those")
         venues[v.name] = _instruments(v.scenario)
     fed: dict = {}
     names = set()

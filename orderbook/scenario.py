@@ -12,6 +12,7 @@ Units: prices in ticks, sizes in lots, money in quote units, rates in ppm, time 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -54,6 +55,8 @@ from ._settings import (
     tier_table,
     type_name,
 )
+from .agents import agent_summary
+from .analysis import cascade_forecast
 from .events import (
     FUNDING_BASIS_BOUND,
     INSURANCE_FUND,
@@ -83,8 +86,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
-    "Rules", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run", "compare",
-    "sweep", "SERIES_DTYPE", "Contagion", "contagion", "contagion_origins",
+    "Rules", "Clock", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run",
+    "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion", "contagion_origins",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "contract_units", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
     "builtin_rule_sets",
@@ -136,9 +139,11 @@ def _static(mark_rule, shock) -> bool:
         or mark_rule == MarkRule.FAIR and not any(shock.funding_basis_path))
 
 
-#: One row per step of a run.
+#: One row per step of a run, at ``time`` ms (``step * Clock.step_ms``); ``liquidated_notional``
+#: is what the liquidator closed since the previous row.
 SERIES_DTYPE = np.dtype([
-    ("step", "<i8"), ("last", "<i8"), ("mark", "<i8"), ("best_bid", "<i8"), ("best_ask", "<i8"),
+    ("step", "<i8"), ("time", "<i8"), ("last", "<i8"), ("mark", "<i8"), ("best_bid", "<i8"),
+    ("best_ask", "<i8"),
     ("spread", "<i8"), ("mid", "<f8"), ("bid_depth_1pct", "<i8"), ("ask_depth_1pct", "<i8"),
     ("bid_depth_5pct", "<i8"), ("ask_depth_5pct", "<i8"), ("open_interest", "<i8"),
     ("insurance_fund", "<i8"), ("liquidated_notional", "<i8"), ("queue", "<i8"),
@@ -316,6 +321,38 @@ class Liquidity:
 
 
 @dataclass(frozen=True)
+class Clock:
+    """The run's timeline, in milliseconds (docs/time.md).
+
+    A run lasts ``steps`` steps of ``step_ms`` ms: the series has one row per step (at
+    ``step * step_ms``), and the settings counted in steps (``Shock.orders`` and paths,
+    ``Liquidity`` rates and delays) keep that unit. The liquidator runs ``liquidator_rounds``
+    rounds every ``liquidator_ms`` (None: every step, today's step model). With ``block_ms``
+    the venue works in blocks (dYdX, Hyperliquid): orders from agents and flows arriving
+    within a block are matched at its end, in arrival order, and the liquidator runs at every
+    block end after them (``liquidator_ms`` must then be None or a multiple of ``block_ms``).
+    """
+
+    step_ms: int = setting(1_000, integer(1, 10**12))
+    liquidator_ms: int | None = setting(None, optional(integer(1, 10**12)))
+    liquidator_rounds: int = setting(1, integer(1, 10**6))
+    block_ms: int | None = setting(None, optional(integer(1, 10**12)))
+
+    def __post_init__(self):
+        if (self.block_ms is not None and self.liquidator_ms is not None
+                and self.liquidator_ms % self.block_ms):
+            raise ConfigError(f"clock liquidator_ms must be a multiple of block_ms "
+                              f"({self.block_ms}), got {self.liquidator_ms}")
+
+    @property
+    def cadence_ms(self) -> int:
+        """The liquidator's period in ms."""
+        if self.liquidator_ms is not None:
+            return self.liquidator_ms
+        return self.block_ms if self.block_ms is not None else self.step_ms
+
+
+@dataclass(frozen=True)
 class Shock:
     """What hits the market: market orders of ``sell``/``buy`` lots at step 0, an index path
     (ticks per step, for index mark rules), a funding-basis path (ppm per step, for the FAIR
@@ -448,6 +485,9 @@ class Scenario:
     liquidity: Liquidity = field(default_factory=Liquidity)
     rules: Rules = field(default_factory=Rules)
     shock: Shock = field(default_factory=lambda: Shock(sell=30_000))
+    clock: Clock = field(default_factory=Clock)
+    #: agents (orderbook.agents) acting in every run of the scenario (``[[agents]]`` in a file)
+    agents: tuple = ()
     steps: int = setting(120, integer(1, 10**9))
     seed: int = setting(7, integer(0, INT64_MAX))
     engine: str = setting("compiled", choice("compiled", "reference"))
@@ -463,7 +503,8 @@ class Scenario:
 #: The tables of a Scenario (in the order a scenario file lists them) and the classes each holds.
 _TABLE_CLASSES = {"book": (DepthProfile, ExplicitBook),
                   "population": (Population, ExplicitPopulation),
-                  "liquidity": (Liquidity,), "shock": (Shock,), "rules": (Rules,)}
+                  "liquidity": (Liquidity,), "shock": (Shock,), "rules": (Rules,),
+                  "clock": (Clock,)}
 TABLES = tuple(_TABLE_CLASSES)
 
 
@@ -530,6 +571,9 @@ def scale_scenario(s: Scenario, scale: float) -> Scenario:
     when shrinking it, and a scenario file would then scale differently from the same scenario
     built in Python. ``default_scenario(scale)`` is this applied to ``default_scenario()``.
 
+    The built-in agents' sizes (a market maker's ``level_lots`` and ``max_inventory``, a value
+    trader's ``max_lots``) scale as counts; an agent of your own is left as it is.
+
     An explicit book or population cannot be scaled (ConfigError unless ``scale == 1``). A
     scale that takes a value past what a scenario file may hold (20,000 accounts times 1e308)
     is a ConfigError naming the value, not an overflow.
@@ -570,7 +614,16 @@ def scale_scenario(s: Scenario, scale: float) -> Scenario:
                                   shock=shock_of(c.shock, f"instruments[{i}].shock"))
                           for i, c in enumerate(s.instruments)),
         rules=scale_rules(s.rules, scale),
+        agents=tuple(_scaled_agent(agent, scale, i) for i, agent in enumerate(s.agents)),
     )
+
+
+def _scaled_agent(agent, scale: float, i: int):
+    """A built-in agent's sizes (``SCALED_LOTS`` of its class) scaled as counts are; an agent
+    of your own is left as it is."""
+    keys = getattr(type(agent), "SCALED_LOTS", ())
+    return replace(agent, **{key: _scaled(f"agents[{i}]", key, getattr(agent, key), scale,
+                                          _ORDER_LOTS) for key in keys}) if keys else agent
 
 
 def scale_rules(rules: Rules, scale: float) -> Rules:
@@ -656,9 +709,11 @@ def contract_units(scenario: Scenario, contract) -> tuple[Decimal, int]:
 class Result:
     """What one run produced: per-step series, liquidation records, trades and a summary.
 
-    ``record_step`` (int64, one per row of ``forced_orders``) is the step whose liquidation
-    round made the record; a record's ``round`` is its round within a cascade, which restarts
-    at 0 when the queue empties, so it is not the step.
+    ``record_time`` (int64 ms, one per row of ``forced_orders``) is when the liquidator's
+    round made the record, and ``record_step`` the row of ``series`` that counts it (the first
+    at or after it); a record's ``round`` is its round within a cascade, which restarts at 0
+    when the queue empties, so it is not the step. ``trade_time`` (ms) is when each of
+    ``trades`` settled (trades before the run, the book's first print, at 0).
     """
 
     scenario: Scenario
@@ -672,6 +727,13 @@ class Result:
     #: and ``trades`` are instrument 0's); empty otherwise
     instrument_series: dict = field(default_factory=dict)
     instrument_trades: dict = field(default_factory=dict)
+    record_time: np.ndarray | None = None
+    trade_time: np.ndarray | None = None
+    instrument_trade_time: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.record_time is None:   # a run in steps: each record at its step's start
+            self.record_time = self.record_step * self.scenario.clock.step_ms
 
     def to_pandas(self):
         """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
@@ -699,36 +761,17 @@ class Result:
         plot_result(self, path)
 
 
-def _simulate(market: Market, steps: int, liquidator: bool):
-    """Step ``market``; return (series, one per instrument in an (instruments, steps) array,
-    the run's forced-order records, the step of each)."""
-    count = len(market.contracts)
-    series = np.zeros((count, steps), dtype=SERIES_DTYPE)
-    eng = market.engine
-    first = len(eng.forced_orders())
-    made = np.zeros(steps, dtype=np.int64)  # records made in each step
-    liquidated = [0] * count
-    for step in range(steps):
-        market.shock_at(step)
-        if liquidator:
-            # One round that returns only its own records: building the whole log each step
-            # would make a run quadratic in its records.
-            new = eng.liquidate(max_rounds=1)
-            made[step] = len(new)
-            # positions closed, as the summary counts them (a collateral conversion is not)
-            closed = new[np.isin(new["kind"], LIQUIDATION_KINDS)]
-            if count == 1:
-                liquidated[0] = int(closed["notional"].sum()) if len(closed) else 0
-            else:
-                liquidated = [int(closed["notional"][closed["instrument"] == i].sum())
-                              for i in range(count)]
-        market.recover(step)
-        market.refill()
-        for i in range(count):
-            series[i, step] = market.snapshot(step, liquidated[i], i)
-    # The log is read once, here, so its bytes are those of forced_orders() (padding included).
-    records = eng.forced_orders()[first:]
-    return series, records, np.repeat(np.arange(steps, dtype=np.int64), made)
+def _simulate(market: Market, steps: int, liquidator: bool, agents=()):
+    """Run ``market`` on its scenario's clock with copies of ``agents``; return (series, one
+    per instrument in an (instruments, steps) array, the run's forced-order records, the time
+    of each in ms, the Timeline, the agents' seats)."""
+    from ._timeline import Timeline
+    from .agents import seats
+
+    seated = seats(copy.deepcopy(list(agents)))
+    timeline = Timeline(market, steps, liquidator, seated)
+    series, records, times = timeline.run()
+    return series, records, times, timeline, seated
 
 
 def start_mids(market: Market) -> list:
@@ -775,11 +818,14 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
     return summary
 
 
-def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
+def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result:
     """Run a scenario; with ``counterfactual`` also run it with the liquidator off, from the same
     starting state, to compute the amplification (full move / move without liquidations). A run
     with the liquidator off (``rules.liquidator = false``) is its own counterfactual: its
     amplification is 1.0.
+
+    ``agents`` (:class:`~orderbook.agents.Agent` objects) act besides the scenario's own
+    (``Scenario.agents``), in the counterfactual too; each run works on copies of them.
 
     Examples
     --------
@@ -796,13 +842,21 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
         raise ValueError(f"steps must be >= 1, got {scenario.steps}")
     from ._market import Market  # the machinery imports the settings from here
 
+    agents = tuple(scenario.agents) + tuple(agents)
     market = Market(scenario)
     starts = start_mids(market)
+    # the static answer from the starting state alone, to set beside what the run does
+    forecast = cascade_forecast(market)
     cf_all = None
     if counterfactual and scenario.rules.liquidator:
         off = Market(scenario)
-        cf_all, _, _ = _simulate(off, scenario.steps, liquidator=False)
-    every, records, steps = _simulate(market, scenario.steps, scenario.rules.liquidator)
+        cf_all = _simulate(off, scenario.steps, False, agents)[0]
+    every, records, times, timeline, seated = _simulate(
+        market, scenario.steps, scenario.rules.liquidator, agents)
+    step_ms = scenario.clock.step_ms
+    # the row of the series whose liquidated_notional counts the record: a round between two
+    # rows shows in the later one
+    steps = -(-times // step_ms)
     if not scenario.rules.liquidator:
         # With the liquidator off the run is its own counterfactual: amplification 1 by
         # definition, at no cost (no second run), whatever ``counterfactual`` says.
@@ -815,10 +869,16 @@ def run(scenario: Scenario, *, counterfactual: bool = True) -> Result:
     note = unresolved_note(summary)
     if note is not None:
         warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
+    summary.update(forecast.summary())
+    if seated:
+        summary["agents"] = agent_summary(market.engine, seated)
     names = [c.name for c in scenario.instruments]
+    trade_times = timeline.trade_times()
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
                   steps, {name: every[i] for i, name in enumerate(names)},
-                  {name: market.engine.trades(i) for i, name in enumerate(names)})
+                  {name: market.engine.trades(i) for i, name in enumerate(names)},
+                  record_time=times, trade_time=trade_times[0],
+                  instrument_trade_time={name: trade_times[i] for i, name in enumerate(names)})
 
 
 @dataclass

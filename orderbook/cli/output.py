@@ -232,7 +232,9 @@ def _format_run(result, source: str) -> str:
     ]
     rows += [
         ["trough at step", "-" if sm["trough_step"] is None else f"{sm['trough_step']:,}",
-         "", "step of the lowest mid"],
+         "", "step of the lowest mid" + (
+             "" if sm["trough_step"] is None
+             else f", at {sm['trough_step'] * s.clock.step_ms / 1000:,g} s")],
         ["peak liquidated / step", _money(sm["peak_step_liquidated"], unit), ccy,
          "largest notional liquidated in one step"],
     ]
@@ -244,6 +246,18 @@ def _format_run(result, source: str) -> str:
          "drawdown / drawdown without liquidations" if amp is not None
          else "no counterfactual run"],
         ["generations", f"{sm['generations']:,}", "", "cascade depth (rounds that liquidated)"],
+    ]
+    if "forecast_liquidated_accounts" in sm:
+        rows += [
+            ["forecast: liquidated", f"{sm['forecast_liquidated_accounts']:,}", "",
+             f"static fixed point of the starting book, {sm['forecast_rounds']:,} generations "
+             f"(orderbook map)" + ("; the book ran out" if sm["forecast_book_exhausted"]
+                                   else "")],
+            ["forecast: trough" + of, "-" if sm["forecast_trough"] is None
+             else _price(sm["forecast_trough"], tick), "",
+             "the price the static walk ends at"],
+        ]
+    rows += [
         ["bad debt", _money(sm["bad_debt"], unit), ccy, ""],
         ["socialized loss", _money(sm["socialized"], unit), ccy, ""],
         ["ADL count", f"{sm['adl_count']:,}", "", "positions closed by auto-deleveraging"],

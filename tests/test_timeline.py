@@ -1,0 +1,146 @@
+"""The run's clock (orderbook._timeline, Scenario.clock): the step model unchanged, a finer
+liquidator cadence, blocks, and the times every series row, record and trade carries."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from orderbook import Agent, Clock, Side, default_scenario, run
+from orderbook._settings import ConfigError
+from orderbook.config import loads_scenario, scenario_from_dict, scenario_to_dict
+from orderbook.market_scenario import MarketScenario, Venue
+from orderbook.market_scenario import run as run_market
+from orderbook.metrics import LIQUIDATION_KINDS
+
+SMALL = 0.05
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def small(**clock):
+    s = default_scenario(SMALL)
+    return replace(s, clock=Clock(**clock)) if clock else s
+
+
+def test_the_default_clock_is_the_step_model_a_step_a_second():
+    result = run(small(), counterfactual=False)
+    assert result.summary["liquidated_accounts"] == 85
+    assert result.series["time"].tolist() == [1_000 * k for k in range(result.scenario.steps)]
+    assert (result.record_time == result.record_step * 1_000).all()
+
+
+def test_the_length_of_a_step_changes_the_times_and_nothing_else():
+    a = run(small(), counterfactual=False)
+    b = run(small(step_ms=250), counterfactual=False)
+    for name in a.series.dtype.names:
+        if name != "time":
+            assert np.array_equal(a.series[name], b.series[name]), name
+    assert a.forced_orders.tobytes() == b.forced_orders.tobytes()
+    assert (b.series["time"] == a.series["time"] // 4).all()
+    assert (b.record_time == a.record_time // 4).all()
+    assert (b.trade_time == a.trade_time // 4).all()
+
+
+@pytest.mark.parametrize("cadence", [100, 250, 3_000])
+def test_the_liquidator_runs_at_its_cadence_and_the_series_counts_every_round(cadence):
+    result = run(small(liquidator_ms=cadence), counterfactual=False)
+    times = result.record_time
+    assert len(times) and (times % cadence == 0).all()
+    assert (np.diff(times) >= 0).all()
+    # a round between two rows of the series shows in the later one
+    assert (result.record_step == -(-times // 1_000)).all()
+    closed = np.isin(result.forced_orders["kind"], LIQUIDATION_KINDS)
+    assert result.series["liquidated_notional"].sum() == \
+        result.forced_orders["notional"][closed].sum()
+
+
+def test_a_faster_liquidator_ends_the_cascade_sooner():
+    slow = run(small(liquidator_ms=2_000), counterfactual=False)
+    fast = run(small(liquidator_ms=100), counterfactual=False)
+    assert fast.record_time.max() < slow.record_time.max()
+
+
+def test_more_rounds_per_wake_run_the_cascade_in_fewer_wakes():
+    one = run(small(), counterfactual=False)
+    many = run(small(liquidator_rounds=50), counterfactual=False)
+    assert len(np.unique(many.record_time)) < len(np.unique(one.record_time))
+    assert many.record_time.max() < one.record_time.max()
+
+
+class Clocked(Agent):
+    """Records the times it was called at."""
+
+    every_ms = 300
+
+    def __init__(self):
+        self.calls = []
+
+    def on_timer(self, view):
+        self.calls.append(view.time)
+        type(self).seen = list(self.calls)
+
+
+def test_in_blocks_orders_wait_for_the_end_of_their_block():
+    run(small(block_ms=1_000), agents=[Clocked()], counterfactual=False)
+    calls = Clocked.seen
+    assert calls and all(t % 1_000 == 0 for t in calls)
+    run(small(), agents=[Clocked()], counterfactual=False)
+    assert Clocked.seen[:4] == [0, 300, 600, 900]
+
+
+def test_blocks_run_the_liquidator_every_block():
+    result = run(small(block_ms=500), counterfactual=False)
+    assert (result.record_time % 500 == 0).all()
+    assert (result.record_time % 1_000 != 0).any()
+
+
+def test_trade_times_follow_the_trades():
+    result = run(small(liquidator_ms=250), counterfactual=False)
+    assert len(result.trade_time) == len(result.trades)
+    assert (np.diff(result.trade_time) >= 0).all()
+    assert result.trade_time[0] == 0   # the first print, before the run
+    assert result.trade_time.max() <= result.series["time"][-1]
+
+
+def test_a_clock_that_cannot_be_is_refused_naming_its_values():
+    with pytest.raises(ConfigError, match="liquidator_ms must be a multiple of block_ms"):
+        Clock(block_ms=300, liquidator_ms=500)
+    with pytest.raises(ConfigError, match=r"\[clock\] step_ms = 0"):
+        loads_scenario("[clock]\nstep_ms = 0\n")
+    with pytest.raises(ConfigError, match="unknown key 'tick'"):
+        loads_scenario("[clock]\ntick = 5\n")
+
+
+def test_a_clock_goes_through_a_scenario_file():
+    s = loads_scenario("[clock]\nstep_ms = 200\nliquidator_ms = 50\nliquidator_rounds = 2\n")
+    assert s.clock == Clock(step_ms=200, liquidator_ms=50, liquidator_rounds=2)
+    assert scenario_from_dict(scenario_to_dict(s)) == s
+
+
+def test_a_market_of_venues_refuses_a_venue_clock():
+    venue = Venue("A", small(liquidator_ms=100))
+    with pytest.raises(ConfigError, match="runs in steps"):
+        run_market(MarketScenario((venue,), steps=5))
+
+
+def test_the_counterfactual_runs_on_the_same_clock():
+    result = run(small(liquidator_ms=250))
+    assert result.summary["amplification"] >= 1.0
+
+
+def test_shock_orders_at_a_step_arrive_at_its_time():
+    s = replace(small(step_ms=500), shock=replace(small().shock, sell=0,
+                                                  orders=((4, Side.SELL, 400),)))
+    result = run(s, counterfactual=False)
+    shocked = result.trades[result.trades["owner"] == 10**12 + 2]
+    times = result.trade_time[result.trades["owner"] == 10**12 + 2]
+    assert len(shocked) > 1 and set(times[1:].tolist()) == {2_000}
