@@ -57,6 +57,7 @@ from .scenario import (
     DepthProfile,
     ExplicitBook,
     ExplicitPopulation,
+    Flow,
     InertSettingWarning,
     Liquidity,
     Population,
@@ -87,6 +88,6 @@ __all__ = [
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
-    "InertSettingWarning", "venues", "flows", "Clock", "Agent", "AgentView", "MarketMaker",
+    "InertSettingWarning", "venues", "flows", "Clock", "Flow", "Agent", "AgentView", "MarketMaker",
     "ValueTrader",
 ]

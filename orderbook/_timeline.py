@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .events import ForcedKind
 from .metrics import LIQUIDATION_KINDS
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Timeline:
     """
 
     def __init__(self, market: Market, steps: int, liquidator: bool, seats=(), flows=()):
+        self.forced_lots = {}   # (instrument, side): lots forced orders filled since the plan
         self.market = market
         self.engine = market.engine
         self.clock = market.scenario.clock
@@ -113,10 +115,10 @@ class Timeline:
         if self.liquidator:
             self.at(0, LIQUIDATE, self._liquidate)
         self.trades.take(0)   # the trades before the run (the first print) are nobody's news
-        for seat in self.seats:
-            seat.start(self)
         for flow in self.flows:
             flow.start(self)
+        for seat in self.seats:
+            seat.start(self)
         while self.heap:
             time, _, _, action, args = heapq.heappop(self.heap)
             self.now = time
@@ -149,6 +151,12 @@ class Timeline:
             self.record_times.append(np.full(len(new), self.now, dtype=np.int64))
             # positions closed, as the summary counts them (a collateral conversion is not)
             closed = new[np.isin(new["kind"], LIQUIDATION_KINDS)]
+            if self.flows:
+                through = new[new["kind"] == ForcedKind.ORDER]
+                for i, side, lots in zip(through["instrument"].tolist(), through["side"].tolist(),
+                                         through["filled"].tolist(), strict=True):
+                    key = (i, side)
+                    self.forced_lots[key] = self.forced_lots.get(key, 0) + lots
             if self.count == 1:
                 self.liquidated[0] += int(closed["notional"].sum())
             else:
@@ -181,6 +189,106 @@ class Timeline:
                            f"notices at {self.now} ms: an agent answering every trade with "
                            f"another never lets the clock move")
 
+    def volatility_ppm(self, instrument: int, step: int) -> float:
+        """The mid's realised volatility before ``step``, per square-root second in ppm: the
+        root mean square of the one-step log returns of the series' mids over the last
+        minute (at least two rows), scaled to one second. 0 with fewer rows."""
+        step_ms = self.clock.step_ms
+        first = max(0, step - max(2, -(-60_000 // step_ms)) - 1)
+        mids = self.series["mid"][instrument, first:step]
+        mids = mids[mids > 0]
+        if len(mids) < 3:
+            return 0.0
+        returns = np.diff(np.log(mids))
+        return float(np.sqrt(np.mean(returns**2) * 1_000 / step_ms) * 1e6)
+
     def trade_times(self) -> list[np.ndarray]:
         """Each instrument's trade times (ms), for the trades of the run."""
         return [self.trades.time(i) for i in range(self.count)]
+
+
+class FlowSeat:
+    """A background order flow in a run: its exempt account, its stream, and the rows it
+    sends, each priced against the live book when it arrives (``flows.limit_price``)."""
+
+    def __init__(self, spec, owner: int, seed: int):
+        self.spec = spec
+        self.owner = owner
+        self.stream = spec.model.start(seed)
+        self.sent = 0      # rows that reached the engine
+        self.skipped: dict[str, int] = {}   # rows that could not be placed, by reason
+
+    def start(self, timeline) -> None:
+        eng = timeline.engine
+        eng.add_account(self.owner, 10**17, exempt=True)
+        for step in range(timeline.steps):
+            timeline.at(step * timeline.clock.step_ms, SHOCK, self._plan, timeline, step)
+
+    def _plan(self, timeline, step: int) -> None:
+        """Draw the rows of [t, t + step_ms) from the state of the book now."""
+        from .flows import MarketState
+
+        i = self.spec.instrument
+        book = timeline.engine.books[i]
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            bid = ask = None   # never: a book does not rest crossed
+        forced = timeline.forced_lots
+        state = MarketState(
+            time=timeline.now, best_bid=bid, best_ask=ask,
+            volatility_ppm=timeline.volatility_ppm(i, step),
+            forced_sell_lots=forced.pop((i, -1), 0), forced_buy_lots=forced.pop((i, 1), 0),
+            own_orders=len(book.orders_of(self.owner)))
+        rows = self.stream.between(timeline.now, timeline.now + timeline.clock.step_ms, state)
+        for row in rows:
+            timeline.at(int(row["time"]), ORDER, self._send, timeline, row)
+
+    def _skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def _send(self, timeline, row) -> None:
+        from .events import Kind
+        from .flows import limit_price
+
+        eng, i = timeline.engine, self.spec.instrument
+        book = eng.books[i]
+        kind = int(row["kind"])
+        if kind == Kind.CANCEL:
+            live = book.orders_of(self.owner)
+            if not live:
+                self._skip("nothing_to_cancel")
+                return
+            eng.cancel(live[min(len(live) - 1, int(row["pick"] * len(live)))], instrument=i)
+        elif kind == Kind.MARKET:
+            eng.market(timeline.market._id(), int(row["side"]), int(row["qty"]), self.owner,
+                       instrument=i)
+        else:
+            price = limit_price(row, book.best_bid(), book.best_ask())
+            if price is None:
+                self._skip("unplaceable")
+                return
+            eng.limit(timeline.market._id(), int(row["side"]), price, int(row["qty"]),
+                      self.owner, instrument=i)
+        self.sent += 1
+
+    def summary(self, engine) -> dict:
+        """What the flow did: rows sent and skipped, and its position at the end (lots)."""
+        info = engine.account(self.owner)
+        position = next((p.position for p in info.positions
+                         if p.instrument == self.spec.instrument), 0)
+        return {"owner": self.owner, "kind": type(self.spec.model).__name__,
+                "instrument": self.spec.instrument, "sent": self.sent,
+                "skipped": dict(self.skipped), "position": int(position)}
+
+
+def flow_seats(flows, seed: int) -> list[FlowSeat]:
+    """Seats for a scenario's flows (flow n: owner SCENARIO_FLOWS + n, its stream seeded from
+    the scenario's seed, the flow's own and n, so that a sweep over seeds varies the flow)."""
+    from .events import SCENARIO_FLOWS
+
+    out = []
+    for n, spec in enumerate(flows):
+        entropy = np.random.SeedSequence([seed, spec.model.seed, n]).generate_state(2)
+        out.append(FlowSeat(spec, SCENARIO_FLOWS + n,
+                            int(entropy[0]) << 31 | int(entropy[1]) >> 1))
+    return out

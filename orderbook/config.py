@@ -92,6 +92,7 @@ from .scenario import (
     DepthProfile,
     ExplicitBook,
     ExplicitPopulation,
+    Flow,
     IndexModel,
     Liquidity,
     Population,
@@ -297,12 +298,12 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
                           "orderbook.market_scenario.load_market reads it")
     changes = {}
     for key, value in d.items():
-        if key in TABLES or key in ("instruments", "index_model", "agents"):
+        if key in TABLES or key in ("instruments", "index_model", "agents", "flows"):
             continue
         if key not in _TOP:
             raise UnknownKeyError(f"unknown top-level key {key!r} (known: "
                                   f"{', '.join(list(_TOP) + [f'[{t}]' for t in TABLES])}, "
-                                  f"[[instruments]], [[agents]])")
+                                  f"[[instruments]], [[agents]], [[flows]])")
         changes[key] = convert(None, key, value, _TOP)
     if "index_model" in d:
         model = d["index_model"]
@@ -310,6 +311,8 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
             **_fields("index_model", model, _INDEX_MODEL))
     if "agents" in d:
         changes["agents"] = _agents(d["agents"])
+    if "flows" in d:
+        changes["flows"] = _flows(d["flows"])
     if "instruments" in d:
         changes["instruments"] = _contracts(d["instruments"], root)
         if changes["instruments"]:
@@ -398,6 +401,51 @@ def _agents(items) -> tuple:
                 raise
             raise ConfigError(f"[{table}] {exc}") from None
     return tuple(out)
+
+
+#: The flow models a scenario file names in ``[[flows]]`` by ``kind``.
+def _flow_kinds() -> dict:
+    from .flows import HawkesFlow, PoissonFlow
+
+    return {"poisson": PoissonFlow, "hawkes": HawkesFlow}
+
+
+def _flows(items) -> tuple:
+    """``[[flows]]``: each a table naming a flow model's ``kind``, its ``instrument`` (index,
+    default 0) and the model's settings."""
+    kinds = _flow_kinds()
+    if not isinstance(items, list):
+        raise ConfigTypeError(f"[[flows]] must be an array of tables, got "
+                              f"{type_name(items)} {show(items)}")
+    out = []
+    for i, item in enumerate(items):
+        table = f"flows[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigTypeError(f"[{table}] must be a table, got {type_name(item)} "
+                                  f"{show(item)}")
+        kind = item.get("kind")
+        if kind not in kinds:
+            raise ConfigError(f"[{table}] kind = {show(kind)} is not a flow model (one of "
+                              f"{', '.join(kinds)})")
+        cls = kinds[kind]
+        plain = {k: v for k, v in item.items() if k not in ("kind", "instrument")}
+        instrument = convert(table, "instrument", item.get("instrument", 0), schema(Flow))
+        try:
+            out.append(Flow(cls(**_fields(table, plain, schema(cls))), instrument))
+        except ConfigError as exc:
+            raise type(exc)(f"[{table}] {exc}") from None
+    return tuple(out)
+
+
+def _flow_table(flow) -> dict:
+    spec = flow if isinstance(flow, Flow) else Flow(flow)
+    kinds = {cls: kind for kind, cls in _flow_kinds().items()}
+    model = spec.model
+    out = {"kind": kinds[type(model)], "instrument": spec.instrument}
+    for name in schema(type(model)):
+        value = getattr(model, name)
+        out[name] = _table(value) if dataclasses.is_dataclass(value) else _plain(value)
+    return out
 
 
 def _agent_table(agent) -> dict:
@@ -539,7 +587,8 @@ def scenario_to_dict(s: Scenario) -> dict:
     """The scenario as a dict in the file layout, every field present (TOML-ready: enums by name,
     None as ``"none"``). ``scenario_from_dict(scenario_to_dict(s)) == s``."""
     out = {f.name: _plain(getattr(s, f.name)) for f in dataclasses.fields(s)
-           if f.name not in TABLES and f.name not in ("instruments", "index_model", "agents")}
+           if f.name not in TABLES
+           and f.name not in ("instruments", "index_model", "agents", "flows")}
     for table in TABLES:
         if not (s.instruments and table in ("book", "shock")):   # each instrument's instead
             out[table] = _table(getattr(s, table))
@@ -547,6 +596,8 @@ def scenario_to_dict(s: Scenario) -> dict:
         out["index_model"] = _table(s.index_model)
     if s.agents:
         out["agents"] = [_agent_table(agent) for agent in s.agents]
+    if s.flows:
+        out["flows"] = [_flow_table(flow) for flow in s.flows]
     if s.instruments:
         out["instruments"] = [
             {**{name: _plain(getattr(c, name)) for name in _CONTRACT},

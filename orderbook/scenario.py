@@ -86,7 +86,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
-    "Rules", "Clock", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run",
+    "Rules", "Clock", "Flow", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run",
     "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion", "contagion_origins",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "contract_units", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
@@ -321,6 +321,27 @@ class Liquidity:
 
 
 @dataclass(frozen=True)
+class Flow:
+    """Background order flow on one instrument (docs/flows.md): ``model`` is an
+    ``orderbook.flows.PoissonFlow`` or ``HawkesFlow``, drawn one step at a time from the book's
+    state at the step's start (spread, the mid's volatility over the last minute, the lots
+    forced orders filled since the last step) and sent from an exempt account of its own,
+    each row priced against the live book when it arrives (``[[flows]]`` in a file, with a
+    ``kind`` of ``poisson`` or ``hawkes``). Its stream is seeded from the scenario's seed and
+    the model's."""
+
+    model: object
+    instrument: int = setting(0, integer(0, 2**31 - 1))
+
+    def __post_init__(self):
+        from .flows import HawkesFlow, PoissonFlow
+
+        if not isinstance(self.model, (PoissonFlow, HawkesFlow)):
+            raise TypeError(f"Flow model must be a PoissonFlow or a HawkesFlow, got "
+                            f"{type(self.model).__name__}")
+
+
+@dataclass(frozen=True)
 class Clock:
     """The run's timeline, in milliseconds (docs/time.md).
 
@@ -488,6 +509,8 @@ class Scenario:
     clock: Clock = field(default_factory=Clock)
     #: agents (orderbook.agents) acting in every run of the scenario (``[[agents]]`` in a file)
     agents: tuple = ()
+    #: background order flows (:class:`Flow`; ``[[flows]]`` in a file)
+    flows: tuple = ()
     steps: int = setting(120, integer(1, 10**9))
     seed: int = setting(7, integer(0, INT64_MAX))
     engine: str = setting("compiled", choice("compiled", "reference"))
@@ -571,7 +594,8 @@ def scale_scenario(s: Scenario, scale: float) -> Scenario:
     when shrinking it, and a scenario file would then scale differently from the same scenario
     built in Python. ``default_scenario(scale)`` is this applied to ``default_scenario()``.
 
-    The built-in agents' sizes (a market maker's ``level_lots`` and ``max_inventory``, a value
+    Flows' mean order sizes scale (at least one lot), their rates do not. The built-in
+    agents' sizes (a market maker's ``level_lots`` and ``max_inventory``, a value
     trader's ``max_lots``) scale as counts; an agent of your own is left as it is.
 
     An explicit book or population cannot be scaled (ConfigError unless ``scale == 1``). A
@@ -615,7 +639,25 @@ def scale_scenario(s: Scenario, scale: float) -> Scenario:
                           for i, c in enumerate(s.instruments)),
         rules=scale_rules(s.rules, scale),
         agents=tuple(_scaled_agent(agent, scale, i) for i, agent in enumerate(s.agents)),
+        flows=tuple(_scaled_flow(f, scale) for f in s.flows),
     )
+
+
+def _scaled_flow(flow, scale: float):
+    """A flow with its orders' mean size times ``scale`` (at least one lot): the book it
+    trades against is scaled so; its rates are not."""
+    from .flows import HawkesFlow
+
+    spec = flow if isinstance(flow, Flow) else Flow(flow)
+    model = spec.model
+    names = ("size",) if isinstance(model, HawkesFlow) else ("limit_size", "market_size")
+    sizes = {name: replace(getattr(model, name),
+                           mean_lots=max(1.0, getattr(model, name).mean_lots * scale))
+             for name in names if getattr(model, name).dist != "fixed"}
+    sizes.update({name: replace(getattr(model, name), mean_lots=float(
+        max(1, round(getattr(model, name).mean_lots * scale))))
+        for name in names if getattr(model, name).dist == "fixed"})
+    return replace(spec, model=replace(model, **sizes))
 
 
 def _scaled_agent(agent, scale: float, i: int):
@@ -762,14 +804,22 @@ class Result:
 
 
 def _simulate(market: Market, steps: int, liquidator: bool, agents=()):
-    """Run ``market`` on its scenario's clock with copies of ``agents``; return (series, one
-    per instrument in an (instruments, steps) array, the run's forced-order records, the time
-    of each in ms, the Timeline, the agents' seats)."""
-    from ._timeline import Timeline
+    """Run ``market`` on its scenario's clock with copies of ``agents`` and the scenario's
+    flows; return (series, one per instrument in an (instruments, steps) array, the run's
+    forced-order records, the time of each in ms, the Timeline, the agents' seats)."""
+    from ._timeline import Timeline, flow_seats
     from .agents import seats
 
+    scenario = market.scenario
     seated = seats(copy.deepcopy(list(agents)))
-    timeline = Timeline(market, steps, liquidator, seated)
+    flows = [f if isinstance(f, Flow) else Flow(f) for f in scenario.flows]
+    for n, f in enumerate(flows):
+        if f.instrument >= len(market.contracts) or market.engine.instruments[
+                f.instrument].spot:
+            raise ConfigError(f"flows[{n}] instrument = {f.instrument}: not a perpetual of "
+                              f"this scenario (it has {len(market.contracts)} instruments; "
+                              f"flows on spot books are not supported)")
+    timeline = Timeline(market, steps, liquidator, seated, flow_seats(flows, scenario.seed))
     series, records, times = timeline.run()
     return series, records, times, timeline, seated
 
@@ -872,6 +922,8 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
     summary.update(forecast.summary())
     if seated:
         summary["agents"] = agent_summary(market.engine, seated)
+    if timeline.flows:
+        summary["flows"] = [seat.summary(market.engine) for seat in timeline.flows]
     names = [c.name for c in scenario.instruments]
     trade_times = timeline.trade_times()
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,

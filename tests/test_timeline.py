@@ -144,3 +144,83 @@ def test_shock_orders_at_a_step_arrive_at_its_time():
     shocked = result.trades[result.trades["owner"] == 10**12 + 2]
     times = result.trade_time[result.trades["owner"] == 10**12 + 2]
     assert len(shocked) > 1 and set(times[1:].tolist()) == {2_000}
+
+
+# ------------------------------------------------------------------------------- flows
+def with_flows(*models, **changes):
+    from orderbook.scenario import Flow
+
+    return replace(small(), flows=tuple(Flow(m) for m in models), **changes)
+
+
+def poisson(**kw):
+    from orderbook.flows import OrderSize, PoissonFlow
+
+    return PoissonFlow(**{"limit_rate_per_s": 20, "market_rate_per_s": 2,
+                          "limit_size": OrderSize(3), "market_size": OrderSize(3), **kw})
+
+
+def hawkes(**kw):
+    from orderbook.flows import HawkesFlow, OrderSize
+
+    return HawkesFlow(**{"baseline_per_s": 0.2, "alpha_per_s": 0.5, "beta_per_s": 1.0,
+                         "size": OrderSize(5), **kw})
+
+
+def test_flows_send_their_rows_through_the_engine_at_their_times():
+    from orderbook.events import SCENARIO_FLOWS
+
+    result = run(with_flows(poisson()), counterfactual=False)
+    (flow,) = result.summary["flows"]
+    assert flow["sent"] > 1_000 and flow["owner"] == SCENARIO_FLOWS
+    mine = (result.trades["owner"] == SCENARIO_FLOWS) | (
+        result.trades["maker_owner"] == SCENARIO_FLOWS)
+    times = result.trade_time[mine]
+    assert mine.sum() > 100 and (times % 1_000 != 0).any()   # between the steps
+    again = run(with_flows(poisson()), counterfactual=False)
+    assert again.trades.tobytes() == result.trades.tobytes()
+
+
+def test_the_scenario_seed_varies_the_flow():
+    a = run(with_flows(poisson()), counterfactual=False)
+    b = run(with_flows(poisson(), seed=8), counterfactual=False)
+    assert a.summary["flows"][0]["sent"] != b.summary["flows"][0]["sent"]
+
+
+def test_forced_selling_excites_a_hawkes_flow():
+    calm = run(with_flows(hawkes()), counterfactual=False).summary["flows"][0]["sent"]
+    excited = run(with_flows(hawkes(excite_per_forced_lot=0.05)),
+                  counterfactual=False).summary["flows"][0]["sent"]
+    assert excited > calm
+
+
+def test_in_blocks_flow_rows_wait_for_the_end_of_their_block():
+    from orderbook.events import SCENARIO_FLOWS
+
+    result = run(with_flows(poisson(), clock=Clock(block_ms=500)), counterfactual=False)
+    mine = result.trades["owner"] == SCENARIO_FLOWS
+    assert mine.any() and (result.trade_time[mine] % 500 == 0).all()
+
+
+def test_flows_go_through_a_scenario_file_and_scale():
+    from orderbook.config import scenario_to_toml
+    from orderbook.scenario import scale_scenario
+
+    s = with_flows(poisson(), hawkes(excite_per_forced_lot=0.01))
+    assert loads_scenario(scenario_to_toml(s)) == s
+    text = '[[flows]]\nkind = "hawkes"\nbaseline_per_s = 1.0\n[flows.size]\nmean_lots = 40\n'
+    (flow,) = loads_scenario(text).flows
+    assert flow.model.size.mean_lots == 40.0
+    assert scale_scenario(loads_scenario(text), 0.1).flows[0].model.size.mean_lots == 4.0
+    with pytest.raises(ConfigError, match=r"\[flows\[0\]\] kind = 'zi'"):
+        loads_scenario('[[flows]]\nkind = "zi"\n')
+    with pytest.raises(ConfigError, match=r"flows\[0\].*branching ratio"):
+        loads_scenario('[[flows]]\nkind = "hawkes"\nalpha_per_s = 2.0\n')
+
+
+def test_a_flow_on_an_instrument_the_scenario_lacks_is_refused():
+    from orderbook.scenario import Flow
+
+    s = replace(small(), flows=(Flow(poisson(), instrument=3),))
+    with pytest.raises(ConfigError, match=r"flows\[0\] instrument = 3"):
+        run(s, counterfactual=False)
