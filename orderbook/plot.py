@@ -8,10 +8,12 @@ display, no pyplot state, and the pyplot backend of the caller (say a notebook's
 
 Units on the axes: prices in quote currency (ticks × ``scenario.tick_size``), sizes in lots
 (the lot size is given in the label), money in quote currency (quote units × the quote unit,
-which defaults to ``tick_size * lot_size``), time in steps.
+which defaults to ``tick_size * lot_size``), time in seconds of the run's clock
+(docs/time.md); a figure whose cascade ends early zooms on it, with the whole run in a strip
+above.
 
-A liquidation record is drawn at the step whose liquidation round made it
-(:attr:`~orderbook.scenario.Result.record_step`); records without notional (shortfall covers)
+A liquidation record is drawn at the time of the liquidator's round that made it
+(:attr:`~orderbook.scenario.Result.record_time`); records without notional (shortfall covers)
 carry no price and are not placed.
 """
 
@@ -77,40 +79,80 @@ def _spread(steps: np.ndarray) -> np.ndarray:
     return x
 
 
-def _active_until(result) -> int | None:
-    """The last step with a trade or a liquidation (None if there is none)."""
+def _spread_times(times: np.ndarray, width: float) -> np.ndarray:
+    """Spread the records made at one time over [t - 0.35 width, t + 0.35 width] (s), in
+    record order, so that a round's records do not hide each other."""
+    x = times.astype(float)
+    for t in np.unique(times):
+        idx = np.flatnonzero(times == t)
+        if len(idx) > 1:
+            x[idx] += np.linspace(-0.35 * width, 0.35 * width, len(idx))
+    return x
+
+
+def _seconds(result) -> tuple[np.ndarray, float]:
+    """The series rows' times in seconds and the length of a step in seconds."""
+    clock = getattr(result.scenario, "clock", None)
+    step_s = (clock.step_ms if clock is not None else 1_000) / 1_000
     series = result.series
-    last = np.asarray(series["last"])
-    moved = np.flatnonzero((np.asarray(series["liquidated_notional"]) > 0)
-                           | np.r_[True, last[1:] != last[:-1]])
-    return int(series["step"][moved[-1]]) if len(moved) else None
+    if "time" in (series.dtype.names or ()):
+        return np.asarray(series["time"], dtype=float) / 1_000, step_s
+    return np.asarray(series["step"], dtype=float) * step_s, step_s
 
 
-def _step_axis(ax, ticker, steps, active) -> str:
-    """Make a long quiet tail take less room: the x axis stays linear up to a few steps past
-    ``active`` and turns logarithmic after it when the activity ends early in the run.
-    Returns the note to add to the axis label ('' when the axis stays linear)."""
-    if len(steps) == 0:
-        return ""
-    first, last = int(steps[0]), int(steps[-1])
-    ax.set_xlim(first - 0.6, last + 0.6)
-    if active is None or first != 0 or last < 30 or active + 1 > 0.3 * (last + 1):
-        return ""
-    linthresh = max(5, active + 3)
-    ax.set_xscale("symlog", linthresh=linthresh,
-                  linscale=1.5 * math.log10((last + 1) / linthresh))
-    ax.set_xlim(-0.6, last + 0.6)
-    spacing = next(d for d in (1, 2, 5, 10, 20, 50, 100, 200, 500) if linthresh / d <= 8)
-    ticks = list(range(0, linthresh + 1, spacing))
-    decade = 1
-    while decade <= last:
-        ticks += [m * decade for m in (1, 2, 5) if linthresh < m * decade <= last
-                  and m * decade >= 1.6 * ticks[-1]]
-        decade *= 10
-    ax.set_xticks(ticks)
-    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%d"))
-    ax.xaxis.set_minor_locator(ticker.NullLocator())
-    return f"; linear to step {linthresh}, logarithmic after"
+def _record_seconds(result) -> np.ndarray:
+    times = getattr(result, "record_time", None)
+    if times is None:
+        return result.record_step * _seconds(result)[1]
+    return np.asarray(times, dtype=float) / 1_000
+
+
+def _cascade_window(results) -> tuple[float, float] | None:
+    """The span (s) worth zooming on: from a step before the first liquidation to the last
+    one plus a margin (a fifth of the cascade, at least five steps); None when the runs have
+    no liquidations or the cascade fills most of the run anyway."""
+    first, last, end, step_s = [], [], 0.0, 1.0
+    for result in results:
+        t, step_s = _seconds(result)
+        end = max(end, float(t[-1]) if len(t) else 0.0)
+        records = result.forced_orders
+        liquidating = np.isin(records["kind"], LIQUIDATION_KINDS)
+        if liquidating.any():
+            times = _record_seconds(result)[liquidating]
+            first.append(float(times.min()))
+            last.append(float(times.max()))
+    if not first:
+        return None
+    # (a bar at the run's first instant is centred on 0: leave room for its left half)
+    lo = max(-0.6 * step_s, min(first) - step_s)
+    hi = max(last) + max(5 * step_s, 0.2 * (max(last) - lo))
+    if hi >= 0.6 * end:
+        return None
+    return lo, hi
+
+
+def _overview(fig, ax, result, window, units) -> None:
+    """A strip with the whole run's last price and the zoomed span shaded."""
+    t, _ = _seconds(result)
+    ax.plot(t, _masked(result.series["last"]) * units.tick, color="black", lw=1.0,
+            drawstyle="steps-post")
+    ax.axvspan(*window, color="tab:orange", alpha=0.18, lw=0)
+    ax.set_xlim(t[0] if len(t) else 0, t[-1] if len(t) else 1)
+    ax.set_yticks([])
+    # ticks on top, so that the panel below keeps its title clear
+    ax.xaxis.tick_top()
+    ax.tick_params(axis="x", labelsize=8, pad=1)
+    ax.text(0.995, 0.9, f"whole run, {t[-1] if len(t) else 0:,.0f} s; below: the cascade, "
+            f"{window[0]:,.0f} to {window[1]:,.0f} s (shaded)", transform=ax.transAxes,
+            ha="right", va="top", fontsize=9, fontweight="bold")
+
+
+def _time_label(result, window) -> str:
+    clock = getattr(result.scenario, "clock", None)
+    step_ms = clock.step_ms if clock is not None else 1_000
+    cadence = clock.cadence_ms if clock is not None else step_ms
+    what = (f"time [s] (a step is {step_ms:,} ms; the liquidator runs every {cadence:,} ms)")
+    return what + ("" if window is None else "; zoomed on the cascade")
 
 
 def _compact(ticker):
@@ -134,7 +176,8 @@ def _masked(values) -> np.ndarray:
 
 
 def plot_result(result, path) -> None:
-    """Draw one run on one figure (four panels over the step axis) and save it as PNG to ``path``.
+    """Draw one run on one figure (four panels over time, zoomed on the cascade when it ends
+    early, the whole run in a strip above) and save it as PNG to ``path``.
 
     1. price: last trade and mark, with every forced fill as a point (colour = generation, area
        ∝ notional), and at the right the lots that forced orders took at each price;
@@ -153,38 +196,49 @@ def plot_result(result, path) -> None:
     scenario, series, records = result.scenario, result.series, result.forced_orders
     units = _Units(scenario)
     summary = result.summary
-    steps = np.asarray(series["step"])
+    steps, step_s = _seconds(result)   # the rows' times in s
+    window = _cascade_window([result])
     n_gen = int(records["generation"].max()) + 1 if len(records) else 0
     cmap = mcolors.ListedColormap(
         mpl.colormaps["viridis"](np.linspace(0.0, 0.92, max(n_gen, 1))))
     norm = mcolors.BoundaryNorm(np.arange(-0.5, max(n_gen, 1) + 0.5), cmap.N)
 
-    fig = mpl.Figure(figsize=(13, 12), dpi=100)
+    fig = mpl.Figure(figsize=(13, 12.8), dpi=100)
     mpl.FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(4, 2, width_ratios=[5.2, 1.25], height_ratios=[3.2, 2, 2, 1.6],
-                            hspace=0.12, wspace=0.04, left=0.085, right=0.94, top=0.9,
-                            bottom=0.055)
-    ax_price = fig.add_subplot(grid[0, 0])
-    ax_depth = fig.add_subplot(grid[1, 0], sharex=ax_price)
-    ax_notional = fig.add_subplot(grid[2, 0], sharex=ax_price)
-    ax_fund = fig.add_subplot(grid[3, 0], sharex=ax_price)
-    ax_profile = fig.add_subplot(grid[0, 1], sharey=ax_price)
+    grid = fig.add_gridspec(5, 2, width_ratios=[5.2, 1.25],
+                            height_ratios=[0.75, 3.2, 2, 2, 1.6], hspace=0.14, wspace=0.04,
+                            left=0.085, right=0.94, top=0.9, bottom=0.052)
+    ax_price = fig.add_subplot(grid[1, 0])
+    ax_depth = fig.add_subplot(grid[2, 0], sharex=ax_price)
+    ax_notional = fig.add_subplot(grid[3, 0], sharex=ax_price)
+    ax_fund = fig.add_subplot(grid[4, 0], sharex=ax_price)
+    ax_profile = fig.add_subplot(grid[1, 1], sharey=ax_price)
+    if window is not None:
+        _overview(fig, fig.add_subplot(grid[0, 0]), result, window, units)
     money_fmt = _compact(ticker)
     price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
 
     # (1) price ---------------------------------------------------------------------------
-    ax_price.plot(steps, _masked(series["last"]) * units.tick, color="black", lw=1.4,
-                  label="last trade", drawstyle="steps-post")
+    trade_time = getattr(result, "trade_time", None)
+    if trade_time is not None and len(trade_time) == len(result.trades) and len(trade_time):
+        # every trade at its time: finer than the series' one row a step
+        ax_price.plot(np.r_[trade_time / 1_000, steps[-1]],
+                      np.r_[result.trades["price"], result.trades["price"][-1]] * units.tick,
+                      color="black", lw=1.4, label="last trade", drawstyle="steps-post")
+    else:
+        ax_price.plot(steps, _masked(series["last"]) * units.tick, color="black", lw=1.4,
+                      label="last trade", drawstyle="steps-post")
     ax_price.plot(steps, _masked(series["mark"]) * units.tick, color="tab:orange", lw=1.2,
-                  ls="--", label="mark", drawstyle="steps-post")
+                  ls="--", label="mark (each step)", drawstyle="steps-post")
     start = summary.get("start_mid")
     if start:
         ax_price.axhline(start * units.tick, color="grey", lw=0.8, ls=":",
                          label="mid before the shock")
-    record_step = result.record_step
+    record_time = _record_seconds(result)
     priced = records["notional"] > 0
     x_rec = np.full(len(records), np.nan)
-    x_rec[priced] = _spread(record_step[priced])
+    x_rec[priced] = _spread_times(record_time[priced], min(
+        step_s, result.scenario.clock.cadence_ms / 1_000))
     if priced.any():
         sizes = records["notional"][priced].astype(float)
         area = 10 + 110 * np.sqrt(sizes / sizes.max())
@@ -192,7 +246,7 @@ def plot_result(result, path) -> None:
                          c=records["generation"][priced], cmap=cmap, norm=norm, alpha=0.8,
                          edgecolors="black", linewidths=0.3, zorder=3,
                          label="forced fill, avg price (colour = generation,\n"
-                               "area ∝ notional; x = fill step)")
+                               "area ∝ notional; x = the round's time)")
     ax_price.set_ylabel(f"price [{units.price_label}]")
     ax_price.yaxis.set_major_formatter(price_fmt)
     ax_price.set_title("price", loc="left", fontsize=10, fontweight="bold")
@@ -246,19 +300,21 @@ def plot_result(result, path) -> None:
 
     # (3) liquidated notional per step by generation ---------------------------------------
     if priced.any():
-        bottom = np.zeros(len(steps))
-        index = {int(s): i for i, s in enumerate(steps)}
+        # one bar per liquidator wake-up, as wide as its period
+        wakes = np.unique(record_time[priced])
+        width = 0.85 * (np.diff(wakes).min() if len(wakes) > 1 else step_s)
+        bottom = np.zeros(len(wakes))
         for gen in range(n_gen):
             pick = priced & (records["generation"] == gen)
             if not pick.any():
                 continue
-            per_step = np.zeros(len(steps))
-            for step, value in zip(record_step[pick], records["notional"][pick], strict=True):
-                per_step[index[int(step)]] += float(value)
-            nz = per_step > 0
-            ax_notional.bar(steps[nz], per_step[nz] * units.money, bottom=bottom[nz],
-                            width=0.85, color=cmap(norm(gen)), linewidth=0)
-            bottom += per_step * units.money
+            per_wake = np.zeros(len(wakes))
+            np.add.at(per_wake, np.searchsorted(wakes, record_time[pick]),
+                      records["notional"][pick].astype(float))
+            nz = per_wake > 0
+            ax_notional.bar(wakes[nz], per_wake[nz] * units.money, bottom=bottom[nz],
+                            width=width, color=cmap(norm(gen)), linewidth=0)
+            bottom += per_wake * units.money
         mappable = mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
         cax = ax_notional.inset_axes([1.03, 0.0, 0.03, 1.0])
         bar = fig.colorbar(mappable, cax=cax)
@@ -272,8 +328,9 @@ def plot_result(result, path) -> None:
         ax_notional.set_ylim(0, 1)
     ax_notional.set_ylabel(f"liquidated notional\n[{units.money_label}]")
     ax_notional.yaxis.set_major_formatter(money_fmt)
-    ax_notional.set_title("liquidated notional per step, by generation (the round an account "
-                          "entered the queue)", loc="left", fontsize=10, fontweight="bold")
+    ax_notional.set_title("liquidated notional per liquidator round, by generation (the round "
+                          "an account entered the queue)", loc="left", fontsize=10,
+                          fontweight="bold")
 
     # (4) insurance fund -------------------------------------------------------------------
     fund0 = getattr(getattr(scenario, "rules", None), "insurance_fund", None)
@@ -295,8 +352,11 @@ def plot_result(result, path) -> None:
     for ax in (ax_price, ax_depth, ax_notional, ax_fund):
         ax.grid(alpha=0.3)
         ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
-    note = _step_axis(ax_fund, ticker, steps, _active_until(result))
-    ax_fund.set_xlabel(f"step (one liquidation round and one liquidity refill per step{note})")
+    if window is not None:
+        ax_fund.set_xlim(*window)
+    elif len(steps):
+        ax_fund.set_xlim(steps[0] - 0.6 * step_s, steps[-1] + 0.6 * step_s)
+    ax_fund.set_xlabel(_time_label(result, window))
 
     fig.suptitle(_title(summary, units), fontsize=12.5, y=0.985, va="top")
     left = _unresolved_text(summary, units)
@@ -325,6 +385,8 @@ def _plot_instruments(result, path) -> None:
         mpl.colormaps["viridis"](np.linspace(0.0, 0.92, max(n_gen, 1))))
     norm = mcolors.BoundaryNorm(np.arange(-0.5, max(n_gen, 1) + 0.5), cmap.N)
     colours = [mpl.colormaps["tab10"](i % 10) for i in range(count)]
+    step_s = scenario.clock.step_ms / 1_000
+    cadence_s = scenario.clock.cadence_ms / 1_000
 
     fig = mpl.Figure(figsize=(14, 3.0 * count + 4.2), dpi=100)
     mpl.FigureCanvasAgg(fig)
@@ -340,7 +402,7 @@ def _plot_instruments(result, path) -> None:
         ax = fig.add_subplot(grid[i, 0], sharex=axes[0] if axes else None)
         axes.append(ax)
         series = result.instrument_series[c.name]
-        steps = np.asarray(series["step"])
+        steps = np.asarray(series["time"], dtype=float) / 1_000
         tick = float(Decimal(c.tick_size))
         ax.plot(steps, _masked(series["last"]) * tick, color="black", lw=1.3,
                 label="last trade", drawstyle="steps-post")
@@ -350,7 +412,8 @@ def _plot_instruments(result, path) -> None:
         mine = (records["instrument"] == i) & (records["notional"] > 0) & liquidating
         if mine.any():
             sizes = records["notional"][mine].astype(float)
-            ax.scatter(_spread(result.record_step[mine]), records["avg_price"][mine] * tick,
+            ax.scatter(_spread_times(_record_seconds(result)[mine], min(step_s, cadence_s)),
+                       records["avg_price"][mine] * tick,
                        s=10 + 90 * np.sqrt(sizes / sizes.max()), c=records["generation"][mine],
                        cmap=cmap, norm=norm, alpha=0.8, edgecolors="black", linewidths=0.3,
                        zorder=3, label="forced fill (colour = generation, area ∝ notional)")
@@ -371,25 +434,26 @@ def _plot_instruments(result, path) -> None:
             ax.legend(loc="best", fontsize=8, framealpha=0.9)
 
     ax_n = fig.add_subplot(grid[count, 0], sharex=axes[0])
-    steps = np.asarray(result.series["step"])
+    steps, _ = _seconds(result)
     bottom = np.zeros(len(steps))
     for i, name in enumerate(names):
         values = np.asarray(result.instrument_series[name]["liquidated_notional"], float) * money
-        ax_n.bar(steps, values, bottom=bottom, width=0.85, color=colours[i], linewidth=0,
-                 label=name)
+        ax_n.bar(steps, values, bottom=bottom, width=0.85 * step_s, color=colours[i],
+                 linewidth=0, label=name)
         bottom += values
     ax_n.set_ylabel(f"liquidated notional\n[{ccy}]")
     ax_n.yaxis.set_major_formatter(money_fmt)
     ax_n.legend(loc="upper right", fontsize=8, framealpha=0.9)
     ax_n.grid(alpha=0.3)
-    ax_n.set_title("liquidated notional per step, by instrument", loc="left", fontsize=10,
-                   fontweight="bold")
-    # The x axis turns logarithmic after the last liquidation (the refill and the value
-    # traders go on printing, so the last trade would keep the whole run linear).
-    liquidated = np.flatnonzero(bottom > 0)
-    note = _step_axis(ax_n, ticker, steps, int(steps[liquidated[-1]]) if len(liquidated)
-                      else None)
-    ax_n.set_xlabel(f"step (one liquidation round and one liquidity refill per step{note})")
+    ax_n.set_title("liquidated notional per step (since the previous row), by instrument",
+                   loc="left", fontsize=10, fontweight="bold")
+    window = _cascade_window([result])
+    if window is not None:
+        ax_n.set_xlim(*window)
+    elif len(steps):
+        ax_n.set_xlim(steps[0] - 0.6 * step_s, steps[-1] + 0.6 * step_s)
+    ax_n.set_xlabel(_time_label(result, window) + (
+        "" if window is None else f" (the run lasts {steps[-1]:,.0f} s)"))
 
     # Right: notional by generation (rows) and instrument (columns).
     ax_m = fig.add_subplot(grid[0:max(1, count - 1), 1])
@@ -552,6 +616,7 @@ def plot_comparison(comparison, path) -> None:
                             right=0.80, top=0.93, bottom=0.02)
     ax = fig.add_subplot(grid[0])
     start = None
+    window = _cascade_window(results.values())
     for name, result in results.items():
         u = _Units(result.scenario)
         series = result.series
@@ -561,21 +626,29 @@ def plot_comparison(comparison, path) -> None:
             (sm.get("unresolved_accounts", 0), f"{sm.get('unresolved_accounts', 0):,} unresolved"),
             (sm.get("queue_left", 0), f"{sm.get('queue_left', 0):,} queued"),
             (sm.get("static_mark"), "mark fixed at the index")) if count)
-        ax.plot(series["step"], _masked(series["last"]) * u.tick, lw=1.5, drawstyle="steps-post",
+        t, _ = _seconds(result)
+        ax.plot(t, _masked(series["last"]) * u.tick, lw=1.5, drawstyle="steps-post",
                 label=f"{name}\n⚠ {short}" if short else str(name))
         if left is not None and len(series):
             # A cross at the end of the path: this rule set ends with losses left open.
-            ax.plot(series["step"][-1], series["last"][-1] * u.tick, marker="X", ms=11,
+            # (at the zoomed window's right edge when the run goes on past it)
+            ax.plot(t[-1] if window is None else min(t[-1], window[1]),
+                    series["last"][-1] * u.tick, marker="X", ms=11, clip_on=False,
                     color=_UNRESOLVED_COLOUR, mec="white", mew=0.8, zorder=4, ls="none",
                     label="_unresolved")
         start = start or result.summary.get("start_mid")
     if start:
         ax.axhline(start * units.tick, color="grey", lw=0.8, ls=":", label="mid before the shock")
     ax.set_ylabel(f"last trade price [{units.price_label}]")
-    actives = [a for a in map(_active_until, results.values()) if a is not None]
-    longest = max(results.values(), key=lambda r: len(r.series)).series["step"]
-    note = _step_axis(ax, ticker, np.asarray(longest), max(actives) if actives else None)
-    ax.set_xlabel(f"step (one liquidation round and one liquidity refill per step{note})")
+    longest = max(results.values(), key=lambda r: len(r.series))
+    t, step_s = _seconds(longest)
+    if window is not None:
+        ax.set_xlim(*window)
+    elif len(t):
+        ax.set_xlim(t[0] - 0.6 * step_s, t[-1] + 0.6 * step_s)
+    # a path still queued or unresolved at the end is marked at the run's end: say so
+    ax.set_xlabel(_time_label(longest, window) + (
+        "" if window is None else f" (the runs last {t[-1]:,.0f} s)"))
     ax.yaxis.set_major_formatter(
         ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"))
     ax.grid(alpha=0.3)

@@ -299,3 +299,25 @@ def test_the_market_maker_example_shows_the_pull_deepening_the_cascade(capsys):
             capsys.readouterr().out.splitlines()[1:]}
     stays, pulls = rows["market maker stays"], rows["market maker pulls its quotes"]
     assert int(pulls[0]) > int(stays[0]) and float(pulls[1]) > float(stays[1])
+
+
+def test_agents_and_flows_give_the_same_events_on_the_reference_engine():
+    """The differential check of agents' and flows' orders: the same scenario on the compiled
+    engine and on the pure-Python reference gives the same trades, records and series."""
+    from orderbook import Clock, Flow
+    from orderbook.flows import HawkesFlow, OrderSize, PoissonFlow
+
+    s = replace(thin(), steps=30, clock=Clock(liquidator_ms=250),
+                population=replace(default_scenario(0.02).population),
+                flows=(Flow(PoissonFlow(limit_rate_per_s=10, market_rate_per_s=1,
+                                        limit_size=OrderSize(2), market_size=OrderSize(2))),
+                       Flow(HawkesFlow(size=OrderSize(3), excite_per_forced_lot=0.02))),
+                agents=(MarketMaker(**MAKER, withdraw_ppm=2_000, calm_ms=5_000),
+                        ValueTrader(max_lots=20, delay_ms=15_000)))
+    compiled = run(s, counterfactual=False)
+    reference = run(replace(s, engine="reference"), counterfactual=False)
+    assert compiled.summary["liquidated_accounts"] > 0
+    assert compiled.trades.tobytes() == reference.trades.tobytes()
+    assert compiled.forced_orders.tobytes() == reference.forced_orders.tobytes()
+    assert compiled.series.tobytes() == reference.series.tobytes()
+    assert compiled.summary["agents"] == reference.summary["agents"]

@@ -156,3 +156,34 @@ def test_comparison_figure_shows_the_accounts_a_rule_set_leaves_unresolved(plot,
     assert_sane_png(path)
     comparison.results["none"].plot(tmp_path / "run.png")
     assert_sane_png(tmp_path / "run.png")
+
+
+def test_the_figure_runs_on_time_and_zooms_on_a_cascade_that_ends_early(plot, result):
+    window = plot._cascade_window([result])
+    liquidating = result.record_time[result.forced_orders["notional"] > 0] / 1_000
+    last_row = result.series["time"][-1] / 1_000
+    assert window is not None
+    lo, hi = window
+    assert lo <= liquidating.min() and liquidating.max() < hi < 0.6 * last_row
+    # a cascade that fills the run is not zoomed
+    longer = dataclasses.replace(result, series=result.series[: int(hi) + 2])
+    assert plot._cascade_window([longer]) is None
+    assert plot._time_label(result, window).startswith("time [s] (a step is 1,000 ms")
+
+
+def test_the_zoomed_figure_has_the_whole_run_in_a_strip(plot, result, tmp_path, monkeypatch):
+    seen = []
+    original = plot._overview
+
+    def spy(fig, ax, res, window, units):
+        seen.append((fig, ax, window))
+        original(fig, ax, res, window, units)
+
+    monkeypatch.setattr(plot, "_overview", spy)
+    plot.plot_result(result, tmp_path / "zoom.png")
+    assert_sane_png(tmp_path / "zoom.png")
+    ((fig, strip, window),) = seen
+    assert window == plot._cascade_window([result])
+    price = fig.axes[0]   # the panels share the price panel's (zoomed) x axis
+    assert price.get_xlim() == pytest.approx(window)
+    assert strip.get_xlim() == pytest.approx((0, result.series["time"][-1] / 1_000))
