@@ -64,6 +64,7 @@ from .scenario import (
     Result,
     Rules,
     Scenario,
+    SerialExecutor,
     Shock,
     UnresolvedAccountsWarning,
     compare,
@@ -88,6 +89,6 @@ __all__ = [
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
-    "InertSettingWarning", "venues", "flows", "Clock", "Flow", "Agent", "AgentView", "MarketMaker",
-    "ValueTrader",
+    "InertSettingWarning", "venues", "flows", "Clock", "Flow", "SerialExecutor", "Agent",
+    "AgentView", "MarketMaker", "ValueTrader",
 ]

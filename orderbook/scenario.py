@@ -15,9 +15,11 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import multiprocessing
 import os
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import IntEnum
@@ -1207,6 +1209,14 @@ def _point_text(point: dict) -> str:
                      for name, v in point.items())
 
 
+#: What to do when a process pool's workers re-run the caller's script (docs: the README).
+_GUARD_NOTE = ("under the spawn and forkserver start methods (macOS, Windows, and Linux from "
+               "Python 3.14) each worker imports your script, so a sweep at its top level "
+               "runs again in every worker; call it from inside an `if __name__ == "
+               "\"__main__\":` block, or pass executor=orderbook.SerialExecutor() to run "
+               "in this process")
+
+
 def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int | None = None,
              progress=None):
     """Yield ``fn(task)`` for each of ``tasks``, in their order, run through ``executor`` (a
@@ -1223,13 +1233,23 @@ def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int
             warnings.warn(f"sweep: {workers} workers requested, using {count} (grid of "
                           f"{len(tasks)} runs, {usable_cpus()} usable CPUs)", RuntimeWarning,
                           stacklevel=3)
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # a spawn or forkserver worker importing a script that sweeps at its top level
+            raise RuntimeError(_GUARD_NOTE)
     pool = ProcessPoolExecutor(max_workers=count) if own else executor
     try:
         futures = [pool.submit(fn, task) for task in tasks]
         for i, future in enumerate(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool as exc:
+                if own and multiprocessing.get_start_method() != "fork":
+                    raise RuntimeError(f"the sweep's worker processes died (start method "
+                                       f"{multiprocessing.get_start_method()!r}): "
+                                       f"{_GUARD_NOTE}") from exc
+                raise
             if progress is not None:
                 progress(i + 1, len(futures))
     finally:
         if own:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)

@@ -534,3 +534,44 @@ def test_the_fund_never_goes_negative_without_a_record_saying_why():
 def test_explicit_book_without_a_side_names_the_empty_side(bids, asks, missing):
     with pytest.raises(ValueError, match=missing):
         _ = ExplicitBook(bids=bids, asks=asks).mid
+
+
+# ------------------------------------------------------------------ sweep, start methods
+_SWEEP_SCRIPT = """
+import multiprocessing, sys
+from orderbook import default_scenario, sweep
+{guard}
+    multiprocessing.set_start_method(sys.argv[1], force=True)
+    rows = sweep({{"rules.band_ppm": [0, 10_000]}}, default_scenario(0.02), counterfactual=False)
+    print("rows", len(rows), multiprocessing.get_start_method())
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_sweep_runs_under_every_start_method_from_a_main_guard(method, tmp_path):
+    import multiprocessing
+    import subprocess
+    import sys
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"start method {method} does not exist on this platform")
+    script = tmp_path / "guarded.py"
+    script.write_text(_SWEEP_SCRIPT.format(guard='if __name__ == "__main__":'))
+    done = subprocess.run([sys.executable, str(script), method], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["rows", "2", method]
+
+
+def test_sweep_without_a_main_guard_under_spawn_says_what_to_do(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(_SWEEP_SCRIPT.format(guard="if True:"))
+    done = subprocess.run([sys.executable, str(script), "spawn"], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "RuntimeError: the sweep's worker processes died (start method 'spawn')" in \
+        done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
