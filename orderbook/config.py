@@ -23,8 +23,9 @@ Layout (units as in :mod:`orderbook.scenario`: ticks, lots, quote units, ppm, st
     # ... or an ExplicitBook instead: bids = [[price, lots], ...], asks = [[price, lots], ...]
     # ... or real depth from a Binance USD-M capture, read when the file is loaded:
     # binance = "capture.gz"   (relative to the scenario file), at = "end" | "snapshot" | local
-    # ns, within_ppm = 20_000 (levels within 2 % of the mid), covered_only = true (only the
-    # snapshot's price window, where the depth is complete); tick_size/lot_size as the scenario's
+    # ns | "HH:MM[:SS]" (UTC), within_ppm = 20_000 (levels within 2 % of the mid),
+    # covered_only = false (every known level; true: only the snapshot's price window, where
+    # the depth is complete); tick_size/lot_size as the scenario's
 
     [population]               # Population fields (leverage and size as [low, high]) ...
     count = 20_000
@@ -158,15 +159,16 @@ def _binance_book(d, tick_size, lot_size, root) -> ExplicitBook:
     if not isinstance(path, str):
         raise ConfigTypeError(f"[book] binance must be a file path string, got {show(path)}")
     at = d.get("at", "end")
-    if isinstance(at, bool) or not (at in ("end", "snapshot") or isinstance(at, int)):
+    if isinstance(at, bool) or not (at in ("end", "snapshot") or isinstance(at, int)
+                                    or isinstance(at, str) and ":" in at):
         # checked before the capture is read, so a typo does not cost a parse
-        raise ConfigError(f"[book] at must be \"end\", \"snapshot\" or a local time in ns, "
-                          f"got {show(at)}")
+        raise ConfigError(f"[book] at must be \"end\", \"snapshot\", a local time in ns or "
+                          f"a clock time \"HH:MM[:SS]\" (UTC), got {show(at)}")
     within = d.get("within_ppm", 20_000)
     if isinstance(within, bool) or not isinstance(within, int) or not 0 < within < 1_000_000:
         raise ConfigError(f"[book] within_ppm must be an integer in (0, 1000000), got "
                           f"{show(within)}")
-    covered = d.get("covered_only", True)
+    covered = d.get("covered_only", False)
     if not isinstance(covered, bool):
         raise ConfigTypeError(f"[book] covered_only must be true or false, got {show(covered)}")
     if "\0" in path or not path:

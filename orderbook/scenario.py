@@ -216,11 +216,12 @@ class ExplicitBook:
 
     @classmethod
     def from_l2(cls, book, levels: int | None = None, *, price_range=None,
-                covered_only: bool = True) -> ExplicitBook:
+                covered_only: bool = False) -> ExplicitBook:
         """The levels of an aggregated book (an :class:`orderbook.data.l2.L2Book`, or anything
         with its ``levels`` method), best first: at most ``levels`` a side, prices within
-        ``price_range`` (low, high ticks), and with ``covered_only`` only inside the snapshot's
-        window, where the depth is known to be complete."""
+        ``price_range`` (low, high ticks), every known level by default, and with
+        ``covered_only`` only inside the snapshot's window, where the depth is known to be
+        complete."""
         def side(s):
             return tuple(book.levels(s, levels, price_range=price_range,
                                      covered_only=covered_only))

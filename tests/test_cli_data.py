@@ -38,7 +38,44 @@ def test_depth_json_fills_are_conserved_and_priced_no_better_than_the_touch(caps
         assert Decimal(row["filled"]) + Decimal(row["unfilled"]) == Decimal(row["size"])
         assert Decimal(row["worst_price"]) <= Decimal(row["average_price"]) <= best_bid
         assert Decimal(row["cost"]) >= 0
-    assert Decimal(doc["sells"][2]["unfilled"]) > 0  # 2,000 BTC exhausts the snapshot window
+    assert doc["levels"] == "all known" and doc["bid_levels"] >= doc["window_bid_levels"]
+    assert [row["exceeds_book"] for row in doc["sells"]] == [
+        Decimal(row["unfilled"]) > 0 for row in doc["sells"]]
+    code, out, err = _run(capsys, "depth", BINANCE, "--sell", "1,5,2000", "--json",
+                          "--snapshot-window")
+    window = json.loads(out)
+    assert window["levels"] == "snapshot window"
+    assert window["bid_levels"] == window["window_bid_levels"] <= doc["bid_levels"]
+    # 2,000 BTC exhausts the snapshot window, and says so
+    assert Decimal(window["sells"][2]["unfilled"]) > 0 and window["sells"][2]["exceeds_book"]
+
+
+def test_depth_notes_a_sell_that_exhausts_the_levels_it_may_use(capsys):
+    code, out, err = _run(capsys, "depth", BINANCE, "--sell", "2000", "--snapshot-window")
+    assert code == 0, err
+    assert "more than the snapshot's window holds" in out
+    assert "bids      the snapshot's window only (--snapshot-window)" in out
+
+
+def test_depth_takes_a_clock_time(capsys):
+    import datetime
+
+    from orderbook.data.binance import read_capture, replay
+
+    rebuilt = replay(read_capture(BINANCE))
+    first = int(rebuilt.states["local_ns"][0])
+    later = first + 2 * 10**9   # two seconds into the capture, as a UTC clock time
+    clock = datetime.datetime.fromtimestamp(later // 10**9, datetime.timezone.utc)
+    text = clock.strftime("%H:%M:%S") + f".{later % 10**9 // 10**6:03d}"
+    code, out, err = _run(capsys, "depth", BINANCE, "--at", text, "--json")
+    assert code == 0, err
+    expected = rebuilt.book_at(local_ns=later - later % 10**6).update_id
+    assert json.loads(out)["update_id"] == expected
+    before = datetime.datetime.fromtimestamp(first // 10**9 - 60, datetime.timezone.utc)
+    code, out, err = _run(capsys, "depth", BINANCE, "--at", before.strftime("%H:%M"))
+    assert code != 0 and "no book at" in err
+    code, out, err = _run(capsys, "depth", BINANCE, "--at", "9:99", "--json")
+    assert code == 2 and "--at clock time must be HH:MM[:SS[.fff]] (UTC), got '9:99'" in err
 
 
 @pytest.mark.parametrize("argv, fragment", [

@@ -569,7 +569,9 @@ def test_full_capture_book_at_the_end(full_replay):
     assert book.best_bid() == (616597, 1486) and book.best_ask() == (616598, 981)
     assert book.coverage == (616534, 619762)
     # the price fell below most of the snapshot's bid window: 15 complete bid levels remain
-    assert book.depth(Side.BUY)[:2] == (15, 10304)
+    assert book.depth(Side.BUY, covered_only=True)[:2] == (15, 10304)
+    # every known level, the default: 5,018 of them, 9,457.538 BTC
+    assert book.depth(Side.BUY)[:2] == (5018, 9457538)
     assert np.all(full_replay.states["update_id"][1:] >= full_replay.states["update_id"][:-1])
 
 

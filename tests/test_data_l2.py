@@ -17,13 +17,15 @@ def small_book():
 
 
 def test_explicit_book_keeps_the_complete_window_best_first():
-    assert ExplicitBook.from_l2(small_book()) == ExplicitBook(
+    assert ExplicitBook.from_l2(small_book(), covered_only=True) == ExplicitBook(
         bids=((1000, 1000), (999, 2000), (995, 3000)),
         asks=((1001, 1500), (1002, 500), (1009, 4000)))
 
 
 def test_explicit_book_levels_range_and_known_levels():
     book = small_book()
+    # every known level by default
+    assert ExplicitBook.from_l2(book).bids[-1] == (900, 7)
     assert ExplicitBook.from_l2(book, 2) == ExplicitBook(bids=((1000, 1000), (999, 2000)),
                                                     asks=((1001, 1500), (1002, 500)))
     assert ExplicitBook.from_l2(book, price_range=(999, 1001)) == ExplicitBook(
@@ -45,16 +47,18 @@ def test_bad_level_count_is_rejected():
 
 
 def test_order_book_holds_one_order_per_level():
-    book = small_book().to_order_book()
+    book = small_book().to_order_book(covered_only=True)
     assert isinstance(book, OrderBook)
     assert book.tick_size == Decimal("0.1") and book.lot_size == Decimal("0.001")
     assert (book.best_bid(), book.best_ask(), book.n_orders) == (1000, 1001, 6)
+    assert small_book().to_order_book().n_orders == 8   # every known level by default
     assert book.quantity_at(Side.BUY, 995) == 3000 and book.quantity_at(Side.SELL, 1009) == 4000
 
 
 def test_depth_counts_levels_and_lots():
     book = small_book()
-    assert book.depth(Side.BUY) == (3, 6000, 995)
+    assert book.depth(Side.BUY, covered_only=True) == (3, 6000, 995)
+    assert book.depth(Side.BUY) == (4, 6007, 900)
     assert book.depth(Side.SELL, covered_only=False) == (4, 6009, 1100)
 
 

@@ -69,19 +69,27 @@ def cmd_depth(args) -> int:
     if book.best_bid() is None:
         raise DataError(f"the book at --at {args.at} has no bids: nothing to sell into",
                         path=args.capture)
-    order_book = book.to_order_book(covered_only=not args.all_levels)
+    covered_only = args.snapshot_window
+    order_book = book.to_order_book(covered_only=covered_only)
     low, _ = book.coverage
+    levels, lots_known, _ = book.depth(Side.BUY, covered_only=covered_only)
+    window_levels, window_lots, _ = book.depth(Side.BUY, covered_only=True)
     rows = []
     for lots in sells:
         r = slippage(order_book, Side.SELL, lots)
-        rows.append({**r.in_units(tick, lot), "beyond_snapshot": r.worst_price < low})
+        rows.append({**r.in_units(tick, lot), "beyond_snapshot": r.worst_price < low,
+                     "exceeds_book": r.unfilled > 0})
     summary = rebuilt.summary()
     best_ask = book.best_ask()
     out = {
         "capture": str(args.capture), "seconds": round(seconds, 3), **summary,
         "book_ticker_checked": check.final, "book_ticker_agreed": check.final_full_agreed,
         "update_id": book.update_id, "best_bid": book.best_bid()[0] * tick,
-        "best_ask": None if best_ask is None else best_ask[0] * tick, "sells": rows,
+        "best_ask": None if best_ask is None else best_ask[0] * tick,
+        "levels": "snapshot window" if covered_only else "all known",
+        "bid_levels": levels, "bid_depth": lots_known * lot,
+        "window_bid_levels": window_levels, "window_bid_depth": window_lots * lot,
+        "sells": rows,
     }
     if args.json:
         print(json.dumps(out, default=str))
@@ -95,12 +103,25 @@ def cmd_depth(args) -> int:
     print(f"touch     bookTicker at each diff boundary: {check.final_full_agreed:,}/"
           f"{check.final:,} agree on price and size ({100 * rate:.2f} %)")
     print(f"book      update id {book.update_id}: best bid {out['best_bid']}, best ask "
-          f"{out['best_ask']}; {'all known levels' if args.all_levels else 'snapshot window'}")
+          f"{out['best_ask']}")
+    which = ("the snapshot's window only (--snapshot-window)" if covered_only
+             else "all known levels")
+    print(f"bids      {which}: {levels:,} levels, {out['bid_depth']:,} base units; the "
+          f"snapshot's complete window holds {window_levels:,} levels, "
+          f"{out['window_bid_depth']:,}")
     print(f"\n{'sell':>10} {'avg price':>12} {'worst':>10} {'levels':>6} {'bps':>7} "
           f"{'cost':>12} {'unfilled':>9}")
     for r in rows:
         avg = "-" if r["average_price"] is None else f"{r['average_price']:.2f}"
-        note = "  (beyond the snapshot window: an upper bound)" if r["beyond_snapshot"] else ""
+        notes = []
+        if r["exceeds_book"]:
+            held = "the snapshot's window holds" if covered_only else "all known levels hold"
+            notes.append(f"more than {held}: {r['unfilled']} unfilled; the cost is of the "
+                         f"part that filled")
+        elif r["beyond_snapshot"]:
+            notes.append("beyond the snapshot window, where known depth is a lower bound: the "
+                         "cost is an upper bound")
+        note = f"  ({'; '.join(notes)})" if notes else ""
         print(f"{r['size']:>10} {avg:>12} {r['worst_price']:>10} {r['levels']:>6} "
               f"{r['cost_bps']:>7.2f} {r['cost']:>12,.2f} {r['unfilled']:>9}{note}")
     return 0
@@ -223,12 +244,16 @@ def add_commands(sub) -> None:
                     "the slippage of market sells of the given sizes (base units) against it.")
     p.add_argument("capture", metavar="CAPTURE.gz", help="capture file (gzip or plain text)")
     p.add_argument("--at", default="end", metavar="WHEN",
-                   help="end (default), snapshot, or a local receive time in ns")
+                   help="end (default), snapshot, a clock time HH:MM[:SS[.fff]] (UTC), or a "
+                        "local receive time in ns")
     p.add_argument("--sell", default=DEFAULT_SELLS, metavar="SIZES",
                    help=f"comma-separated sell sizes in base units (default {DEFAULT_SELLS})")
-    p.add_argument("--all-levels", action="store_true",
-                   help="also use levels outside the snapshot's window (known depth there is a "
-                        "lower bound, so slippage is an upper bound)")
+    p.add_argument("--snapshot-window", action="store_true",
+                   help="use only the snapshot's price window, where the depth is complete "
+                        "(default: every known level; outside the window known depth is a "
+                        "lower bound, so a sell that walks there has an upper-bound cost)")
+    # every known level is the default now; the old switch still parses
+    p.add_argument("--all-levels", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tick-size", type=_step, default="0.1",
                    help="price tick in quote units (default 0.1)")
     p.add_argument("--lot-size", type=_step, default="0.001",

@@ -91,7 +91,7 @@ class L2Book:
         return self.asks.peekitem(0) if self.asks else None
 
     def levels(self, side: int, n: int | None = None, *, price_range=None,
-               covered_only: bool = True) -> list[tuple[int, int]]:
+               covered_only: bool = False) -> list[tuple[int, int]]:
         """(price ticks, lots) of one side, best first.
 
         Parameters
@@ -103,7 +103,9 @@ class L2Book:
         price_range : (int, int), optional
             Keep prices in [low, high] ticks.
         covered_only : bool
-            Keep only levels inside ``coverage`` (where the book is known to be complete).
+            Keep only levels inside ``coverage`` (where the book is known to be complete);
+            by default every known level (outside ``coverage`` the known depth is a lower
+            bound).
         """
         side = as_side(side)
         if n is not None:
@@ -123,13 +125,13 @@ class L2Book:
         keys = book.irange(low, high, reverse=side > 0)
         return [(p, book[p]) for p in islice(keys, n)]
 
-    def depth(self, side: int, *, covered_only: bool = True) -> tuple[int, int, int]:
+    def depth(self, side: int, *, covered_only: bool = False) -> tuple[int, int, int]:
         """(levels, lots, deepest price ticks) of one side; deepest is 0 for an empty side."""
         rows = self.levels(side, covered_only=covered_only)
         return len(rows), sum(q for _, q in rows), rows[-1][0] if rows else 0
 
     def to_order_book(self, levels: int | None = None, *, price_range=None,
-                      covered_only: bool = True, owner: int = 0):
+                      covered_only: bool = False, owner: int = 0):
         """A compiled :class:`~orderbook.OrderBook` with one resting limit order per level.
 
         Order ids are 1, 2, ... (bids best first, then asks best first); ``levels`` caps each

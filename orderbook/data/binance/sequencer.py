@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 
 from ..errors import DataError
@@ -240,8 +242,11 @@ class Replay:
 
     def book_when(self, when: str | int = "end", *, name: str = "when") -> L2Book:
         """:meth:`book_at` named the way the command line and scenario files name it: ``"end"``
-        (the last state), ``"snapshot"`` (right after the first snapshot), or a local receive
-        time in ns (an int or a string of digits). ValueError naming ``name`` for anything else.
+        (the last state), ``"snapshot"`` (right after the first snapshot), a local receive
+        time in ns (an int or a string of digits), or a clock time ``HH:MM[:SS[.fff]]`` (UTC,
+        on the day the capture's first book starts; a time earlier in the day than that start
+        is the next day's, for a capture that runs past midnight). ValueError naming ``name``
+        for anything else.
         """
         if when == "end":
             return self.book_at()
@@ -251,15 +256,41 @@ class Replay:
             return self.book_at(local_ns=int(self.states["local_ns"][0]))
         if isinstance(when, str) and when.isdigit():
             when = int(when)
+        elif isinstance(when, str) and ":" in when:
+            when = self._clock_ns(when, name)
         if isinstance(when, bool) or not isinstance(when, (int, np.integer)):
-            raise ValueError(f"{name} must be end, snapshot or a local time in ns, got {when!r}")
+            raise ValueError(f"{name} must be end, snapshot, a local time in ns or a clock "
+                             f"time HH:MM[:SS[.fff]] (UTC), got {when!r}")
         return self.book_at(local_ns=int(when))
 
+    def _clock_ns(self, text: str, name: str) -> int:
+        """A clock time HH:MM[:SS[.fff]] (UTC) as a local receive time in ns (book_when)."""
+        parts = text.split(":")
+        try:
+            if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+                raise ValueError
+            hours, minutes = int(parts[0]), int(parts[1])
+            seconds = Decimal(parts[2]) if len(parts) == 3 else Decimal(0)
+            if not (0 <= hours <= 24 and 0 <= minutes < 60 and 0 <= seconds < 60):
+                raise ValueError
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{name} clock time must be HH:MM[:SS[.fff]] (UTC), got "
+                             f"{text!r}") from None
+        if not len(self.states):
+            raise self._error("no book: the capture has no usable snapshot")
+        first, last = int(self.states["local_ns"][0]), int(self.states["local_ns"][-1])
+        day = 86_400 * 10**9
+        at = first - first % day + int((hours * 3600 + minutes * 60 + seconds) * 10**9)
+        if at < first and last // day > first // day:
+            at += day   # the capture runs past midnight: the time is the next day's
+        return at
+
     def explicit_book(self, local_ns: int | None = None, *, levels: int | None = None,
-                      price_range=None, covered_only: bool = True, event_ms: int | None = None,
+                      price_range=None, covered_only: bool = False, event_ms: int | None = None,
                       update_id: int | None = None):
-        """:meth:`book_at` as an :class:`~orderbook.scenario.ExplicitBook`; new code calls
-        ``ExplicitBook.from_l2(self.book_at(...), levels, ...)``."""
+        """:meth:`book_at` as an :class:`~orderbook.scenario.ExplicitBook`, every known level by
+        default (``covered_only=True``: only the snapshot's window, where the depth is
+        complete); new code calls ``ExplicitBook.from_l2(self.book_at(...), levels, ...)``."""
         from ...scenario import ExplicitBook  # a documented alias: the only import upwards
 
         book = self.book_at(local_ns, event_ms=event_ms, update_id=update_id)
@@ -267,9 +298,10 @@ class Replay:
                                     covered_only=covered_only)
 
     def order_book(self, local_ns: int | None = None, *, levels: int | None = None,
-                   price_range=None, covered_only: bool = True, event_ms: int | None = None,
+                   price_range=None, covered_only: bool = False, event_ms: int | None = None,
                    update_id: int | None = None):
-        """:meth:`book_at` as a compiled :class:`~orderbook.OrderBook`, one order per level."""
+        """:meth:`book_at` as a compiled :class:`~orderbook.OrderBook`, one order per level
+        (every known level by default, as :meth:`explicit_book`)."""
         book = self.book_at(local_ns, event_ms=event_ms, update_id=update_id)
         return book.to_order_book(levels, price_range=price_range, covered_only=covered_only)
 
