@@ -780,6 +780,15 @@ class Result:
         if self.record_time is None:   # a run in steps: each record at its step's start
             self.record_time = self.record_step * self.scenario.clock.step_ms
 
+    def __repr__(self) -> str:
+        # the arrays and the scenario would print tens of kilobytes: the headline instead
+        sm = self.summary
+        return (f"Result({self.accounts:,} accounts, {len(self.series)} steps of "
+                f"{self.scenario.clock.step_ms:,} ms, {sm.get('liquidated_accounts', 0):,} "
+                f"liquidated, {len(self.forced_orders):,} forced-order records, "
+                f"{len(self.trades):,} trades, max drawdown "
+                f"{sm.get('max_drawdown_pct', 0.0):.2f} %)")
+
     def to_pandas(self):
         """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
         import pandas as pd

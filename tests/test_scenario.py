@@ -575,3 +575,9 @@ def test_sweep_without_a_main_guard_under_spawn_says_what_to_do(tmp_path):
     assert "RuntimeError: the sweep's worker processes died (start method 'spawn')" in \
         done.stderr
     assert 'if __name__ == "__main__":' in done.stderr
+
+
+def test_a_result_prints_its_headline_not_its_arrays():
+    result = run(default_scenario(SMALL), counterfactual=False)
+    text = repr(result)
+    assert len(text) < 200 and text.startswith("Result(") and "liquidated" in text
