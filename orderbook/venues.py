@@ -23,7 +23,16 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from .events import AdlRanking, Deficit, LimitRule, MarginBasis, MarkRule, Sizing, Trigger
+from .events import (
+    AdlRanking,
+    Deficit,
+    LimitRule,
+    MarginBasis,
+    MarkRule,
+    Settlement,
+    Sizing,
+    Trigger,
+)
 from .scenario import Rules, _units, default_scenario
 
 if TYPE_CHECKING:
@@ -77,8 +86,13 @@ class Venue:
         scenario = scenario or default_scenario()
         quote_unit, _ = _units(scenario)
         unit = Fraction(quote_unit)
-        if self.cap_unit == "base":
-            per_cap = Fraction(Decimal(scenario.tick_size)) * int(scenario.book.mid) / unit
+        mid_price = Fraction(Decimal(scenario.tick_size)) * int(scenario.book.mid)
+        if scenario.settlement == Settlement.INVERSE:
+            # money is the coin (the base): a cap in base units is that many coins, one in
+            # quote currency is worth cap / price of them
+            per_cap = 1 / unit if self.cap_unit == "base" else 1 / (mid_price * unit)
+        elif self.cap_unit == "base":
+            per_cap = mid_price / unit
         else:
             per_cap = 1 / unit
         chosen = {**{k: v for k, v in _UNUSED.items() if k not in self.kept}, **self.settings}

@@ -412,3 +412,19 @@ def test_toml_funding_basis_path():
     assert scenario.shock.funding_basis_path == (0, -10_000, -20_000)
     with pytest.raises(ConfigError, match=r"funding_basis_path.*600000"):
         loads_scenario('[shock]\nfunding_basis_path = [600_000]\n')
+
+
+def test_caps_in_coin_on_an_inverse_venue_are_that_many_coins():
+    """On an inverse venue money is the coin: BitMEX's 200 XBT risk limit is 200 XBT of
+    quote units (satoshi here), not 200 XBT valued in USD and read as satoshi."""
+    from dataclasses import replace as _replace
+    from decimal import Decimal as _Decimal
+
+    from orderbook import Settlement
+    from orderbook import default_scenario as _default
+
+    s = _replace(_default(), settlement=Settlement.INVERSE, contract_value="1",
+                 tick_size="0.5", lot_size="1", quote_unit="0.00000001")
+    rules = venues.rule_sets(["bitmex"], s)["bitmex"]
+    first_cap = rules.tiers[0][0]
+    assert first_cap * _Decimal(s.quote_unit) == 200
