@@ -148,12 +148,19 @@ class Market:
                 for owner in (HOUSE, MAKER, SHOCKER, VALUE):
                     eng.deposit(owner, part["max_total"] // 8, asset=n)
         self.next_id = 0
-        if contracts:
-            self.contracts = [
-                _Contract(i, c.book, c.shock, rng, self._placer(i))
-                for i, c in enumerate(contracts)]
-        else:
-            self.contracts = [_Contract(0, scenario.book, scenario.shock, rng, self._placer(0))]
+        try:
+            if contracts:
+                self.contracts = [
+                    _Contract(i, c.book, c.shock, rng, self._placer(i))
+                    for i, c in enumerate(contracts)]
+            else:
+                self.contracts = [_Contract(0, scenario.book, scenario.shock, rng,
+                                            self._placer(0))]
+        except ValueError as exc:
+            # the maker that lays out the book is an account like any other: a book deeper
+            # than its max_position (the engine's bound on any position) cannot be laid out
+            raise ConfigError(f"[book] cannot be laid out: {exc} (a shallower book: fewer "
+                              f"levels or a smaller touch_qty)") from None
         self.mid0 = self.contracts[0].mid0
         if scenario.index_model is not None:
             self._model_paths(scenario)

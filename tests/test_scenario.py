@@ -581,3 +581,11 @@ def test_a_result_prints_its_headline_not_its_arrays():
     result = run(default_scenario(SMALL), counterfactual=False)
     text = repr(result)
     assert len(text) < 200 and text.startswith("Result(") and "liquidated" in text
+
+
+def test_a_book_too_deep_to_lay_out_is_a_config_error_naming_the_book():
+    from orderbook.config import ConfigError
+
+    s = replace(default_scenario(SMALL), book=DepthProfile(touch_qty=10**14, levels=1000))
+    with pytest.raises(ConfigError, match=r"\[book\] cannot be laid out: .*past max_position"):
+        run(s, counterfactual=False)
