@@ -51,6 +51,19 @@ from .margin import DEFAULT_TIERS, MarginTiers, asset_value
 __all__ = ["Engine"]
 
 
+cdef extern from *:
+    """
+    template <typename V>
+    static inline void orderbook_append(V& out, const V& more) {
+        out.insert(out.end(), more.begin(), more.end());
+    }
+    """
+    # A batch's event buffer takes one message's events (no Python exception on the hot path:
+    # the buffer is reserved for most batches; a failed allocation aborts, as in the book).
+    void append_events "orderbook_append"(vector[EventRec]& out,
+                                          const vector[EventRec]& more) noexcept nogil
+
+
 cdef struct Refusal:
     # What an order check that refused an order saw (Engine._refused words it): the need and
     # what the account has (initial margin and equity, spot funds), the open loss, the lots
@@ -1113,7 +1126,7 @@ cdef class Engine:
             # A copy per message, as OrderBook.run_batch: the rows may be unaligned.
             memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
             self._run_one(book, &m)
-            out.insert(out.end(), book.events.begin(), book.events.end())
+            append_events(out[0], book.events)
             if every and (i + 1) % every == 0:
                 with gil:
                     self.liquidator.run_round()
