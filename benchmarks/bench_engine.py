@@ -18,12 +18,13 @@ new orders get owners from ``np.random.default_rng(seed)``: half the exempt make
 the margined accounts drawn uniformly (so trades settle between margined accounts, against the
 maker, and each account's margin check sees its own positions and open orders).
 
-The paths run interleaved, best of ``--repeats`` (default 5) each, and the ratio column is each
+The paths run interleaved, best of ``--repeats`` (default 3) each, and the ratio column is each
 path's rate over the engine's per-call rate in the same run. A sanity check then asserts that
 the batch's events equal the per-call path's (every one, numbered alike: nothing is refused),
 that both engines end with equal trades, fees, accounts (every owner) and books, and that the
 reference engine's ``process`` gives the compiled engine's events on the prefix; the script
-exits 1 otherwise. Default run (3 regimes x 200,000 messages): about 1.5 min on a 2-core machine.
+exits 1 otherwise. Default run (3 regimes x 200,000 messages, the reference on 10,000): about
+1.5 min on a 2-core machine.
 
 Run:  python benchmarks/bench_engine.py [--messages N] [--seed S] [--regime mixed|deep|crash|all]
                                         [--accounts A] [--repeats K] [--chunks N,N]
@@ -157,12 +158,12 @@ def bench_regime(regime, args, out) -> bool:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=200_000, help="stream length")
-    ap.add_argument("--ref-messages", type=int, default=20_000,
+    ap.add_argument("--ref-messages", type=int, default=10_000,
                     help="run the reference engine on this prefix")
     ap.add_argument("--accounts", type=int, default=1_000, help="margined accounts")
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--regime", choices=[*REGIMES, "all"], default="all")
-    ap.add_argument("--repeats", type=int, default=5, help="best of K, interleaved")
+    ap.add_argument("--repeats", type=int, default=3, help="best of K, interleaved")
     ap.add_argument("--chunks", default="1000,100",
                     help="comma-separated chunk sizes for the chunked batch paths")
     ap.add_argument("--json", action="store_true", help="one JSON line per figure on stdout")
