@@ -24,6 +24,7 @@ from .events import (
     AdlRanking,
     AmendRule,
     Asset,
+    BatchResult,
     CloseOrder,
     Deficit,
     Event,
@@ -90,5 +91,5 @@ __all__ = [
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
     "InertSettingWarning", "venues", "flows", "Clock", "Flow", "SerialExecutor", "Agent",
-    "AgentView", "MarketMaker", "ValueTrader",
+    "AgentView", "MarketMaker", "ValueTrader", "BatchResult",
 ]

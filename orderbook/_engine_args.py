@@ -334,6 +334,17 @@ def limit_price(name: str, price, max_price: int) -> int:
     return price
 
 
+def order_price(name: str, price, max_price: int) -> int:
+    """An order's ``price`` or ``stop_price``: ticks in [1, max_price], else OrderError
+    (INVALID_PRICE, INVALID_STOP_PRICE) with :func:`limit_price`'s message; a value that is not
+    an int64 raises TypeError or ValueError (no reason: no MESSAGE_DTYPE row can hold it)."""
+    price = check.as_int64(name, price)
+    if not 1 <= price <= max_price:
+        raise OrderError(f"{name} must be in [1, max_price={max_price}] ticks, got {price}",
+                         Reason.INVALID_PRICE if name == "price" else Reason.INVALID_STOP_PRICE)
+    return price
+
+
 def user_order_id(value) -> int:
     """A user order id: int64 >= 0 (negative ids are the liquidator's forced orders)."""
     value = check.as_int64("order_id", value)
@@ -392,8 +403,8 @@ def exposure(owner: int, position: int, open_qty: int, side: int, qty: int,
     """
     worst = abs(position + side * (open_qty + qty))
     if worst > max_position:
-        raise ValueError(f"qty {qty} could take owner {owner}'s position to {worst} lots, "
-                         f"past max_position {max_position}")
+        raise OrderError(f"qty {qty} could take owner {owner}'s position to {worst} lots, "
+                         f"past max_position {max_position}", Reason.POSITION_LIMIT)
 
 
 # ---------------------------------------------------------------------------- instruments
@@ -628,6 +639,51 @@ def isolated_elsewhere(owner: int, held: str, wanted: str) -> ValueError:
     return ValueError(f"owner {owner} is an isolated account with a position or open orders in "
                       f"{held!r}: its margin backs that one position, so {wanted!r} needs an "
                       f"account of its own")
+
+
+def order_elsewhere(owner: int, held: str, wanted: str) -> OrderError:
+    """:func:`isolated_elsewhere` for an order (OrderError, Reason.ISOLATED_ELSEWHERE)."""
+    return OrderError(str(isolated_elsewhere(owner, held, wanted)), Reason.ISOLATED_ELSEWHERE)
+
+
+def batch_messages(messages, account_of, spot: bool) -> np.ndarray:
+    """The caller's errors in a batch of ``Engine.process``, checked before anything runs.
+
+    ``messages`` must be a one-dimensional MESSAGE_DTYPE array (TypeError, ValueError); returns
+    a private C-contiguous copy (so another thread writing the caller's array meanwhile cannot
+    undo the checks). Then, for the first row (in row order) that the per-call path would
+    refuse for the caller and not the market: ValueError for a negative ``order_id``; for a new
+    order (kinds 1-7), KeyError for an ``owner`` with no account, ValueError for the insurance
+    fund, and on a ``spot`` book ValueError for an isolated account. Each names the row index.
+    ``account_of(owner)`` is None for an owner with no account, else whether it is isolated.
+    """
+    rows = check.message_array(messages)
+    rows = np.array(rows, dtype=rows.dtype, order="C", copy=True)
+    if not len(rows):
+        return rows
+    bad = rows["order_id"] < 0
+    new = (rows["kind"] >= 1) & (rows["kind"] <= 7)
+    owners = rows["owner"]
+    refused = {}
+    for owner in np.unique(owners[new]).tolist():
+        found = account_of(owner)
+        if found is None:
+            refused[owner] = KeyError(f"owner {owner} has no account")
+        elif owner == INSURANCE_FUND:
+            refused[owner] = ValueError("orders cannot be sent for the insurance fund")
+        elif spot and found:
+            refused[owner] = spot_isolated(owner)
+    if refused:
+        bad |= new & np.isin(owners, np.fromiter(refused, dtype=np.int64, count=len(refused)))
+    if not bad.any():
+        return rows
+    i = int(np.flatnonzero(bad)[0])
+    order_id, owner = int(rows["order_id"][i]), int(owners[i])
+    if order_id < 0:
+        raise ValueError(f"messages[{i}]: order_id must be >= 0 (negative ids are the "
+                         f"liquidator's), got {order_id}")
+    exc = refused[owner]
+    raise type(exc)(f"messages[{i}]: {exc.args[0]}")
 
 
 def isolated_backstop(owner: int, backstop, count: int) -> None:

@@ -46,6 +46,8 @@ def c_layout():
         "Reason.STOP_WOULD_TRIGGER": t.R_STOP_WOULD_TRIGGER,
         "Reason.NOT_AMENDABLE": t.R_NOT_AMENDABLE,
         "Reason.INSUFFICIENT_MARGIN": t.R_INSUFFICIENT_MARGIN,
+        "Reason.POSITION_LIMIT": t.R_POSITION_LIMIT,
+        "Reason.ISOLATED_ELSEWHERE": t.R_ISOLATED_ELSEWHERE,
         "SelfTradePrevention.NONE": t.STP_NONE,
         "SelfTradePrevention.CANCEL_TAKER": t.STP_CANCEL_TAKER,
         "SelfTradePrevention.CANCEL_MAKER": t.STP_CANCEL_MAKER,

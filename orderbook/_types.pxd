@@ -58,6 +58,8 @@ cdef enum:
     R_STOP_WOULD_TRIGGER = 19
     R_NOT_AMENDABLE = 20
     R_INSUFFICIENT_MARGIN = 21   # the Engine's initial margin check; the book never emits it
+    R_POSITION_LIMIT = 22        # the Engine's max_position check
+    R_ISOLATED_ELSEWHERE = 23    # the Engine's one-position rule of isolated accounts
 
 # The kind classifications, as events.NEW_ORDER_KINDS, STOP_KINDS, PRICED_KINDS, RESTING_KINDS,
 # IMMEDIATE_KINDS and CALLER_ERRORS.

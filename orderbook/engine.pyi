@@ -11,6 +11,7 @@ from .events import (
     AdlRanking,
     AmendRule,
     Asset,
+    BatchResult,
     CloseOrder,
     Deficit,
     Event,
@@ -219,6 +220,9 @@ class Engine:
     def amend(
         self, order_id: int, price: int, qty: int, *, instrument: _Instr = 0
     ) -> list[Event]: ...
+    def process(
+        self, messages: _Records, *, instrument: _Instr = 0, liquidate_every: int = 0
+    ) -> BatchResult: ...
     def set_index(self, price: int, *, instrument: _Instr = 0) -> None: ...
     def set_funding_basis(self, basis_ppm: int, *, instrument: _Instr = 0) -> None: ...
     @property

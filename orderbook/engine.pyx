@@ -12,16 +12,22 @@ forms inside int128 (see ``liquidator.adl_before`` for the one comparison that n
 cimport cython
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.string cimport memcpy
 from libcpp.vector cimport vector
 
 from orderbook cimport _types as t
-from orderbook._types cimport BUY, SELL, oid_t, owner_t, price_t, qty_t
+from orderbook._idtable cimport id_find
+from orderbook._types cimport (
+    BUY, NO_SLOT, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+)
 from orderbook.accounts cimport (
     Account, Holding, InstrumentRec, Ledger, Position, int128, money_t, to_python,
 )
 from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport Liquidator
+
+import numpy as np
 
 from . import _validation as check
 from ._bookview import BookView
@@ -31,17 +37,42 @@ from ._engine_args import (
     limit_price, venue_assets, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     insufficient_spot, spot_isolated, spot_position,
-    user_order_id,
+    user_order_id, batch_messages, order_elsewhere, order_price,
 )
+from .errors import OrderError
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    STOP_KINDS, AccountInfo, AdlRanking, AmendRule, CloseOrder, Deficit, HoldingInfo, Kind,
+    AccountInfo, BatchResult, AdlRanking, AmendRule, CloseOrder, Deficit, HoldingInfo, Kind,
     LimitRule, MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Settlement, Sizing,
     Trigger,
 )
 from .margin import DEFAULT_TIERS, MarginTiers, asset_value
 
 __all__ = ["Engine"]
+
+
+cdef extern from *:
+    """
+    template <typename V>
+    static inline void orderbook_append(V& out, const V& more) {
+        out.insert(out.end(), more.begin(), more.end());
+    }
+    """
+    # A batch's event buffer takes one message's events (no Python exception on the hot path:
+    # the buffer is reserved for most batches; a failed allocation aborts, as in the book).
+    void append_events "orderbook_append"(vector[EventRec]& out,
+                                          const vector[EventRec]& more) noexcept nogil
+
+
+cdef struct Refusal:
+    # What an order check that refused an order saw (Engine._refused words it): the need and
+    # what the account has (initial margin and equity, spot funds), the open loss, the lots
+    # the max_position check counted, the instrument an isolated account holds.
+    int128 need
+    int128 have
+    int128 loss
+    qty_t qty
+    int32_t held
 
 
 cdef inline price_t clamped(price_t price, bint both_sides, price_t bid,
@@ -772,36 +803,45 @@ cdef class Engine:
             return value
         return limit_price(name, value, self.ledger.max_price)  # raises, with the shared message
 
+    cdef price_t _order_price(self, str name, price) except -1:
+        # An order's price or stop price within [1, max_price]; else OrderError (INVALID_PRICE,
+        # INVALID_STOP_PRICE) with the shared message.
+        cdef int64_t value = check.as_int64(name, price)
+        if 1 <= value <= self.ledger.max_price:
+            return value
+        return order_price(name, value, self.ledger.max_price)  # raises
+
     cdef inline qty_t _open_on(self, int32_t slot, int side) noexcept nogil:
         # Lots of the account's resting orders and armed stops on ``side`` in the selected
         # instrument's book.
         cdef const Position* p = self.ledger.pos(slot, self.ledger.cur)
         return p.open_buy if side == BUY else p.open_sell
 
-    cdef int _check_spot(self, int32_t slot, int side, int64_t kind, price_t price,
-                         price_t stop_price, qty_t qty, qty_t open_qty) except -1:
+    # The order checks (docs/liquidation.md): each returns the Reason code that refuses the
+    # order (0: it passes) and changes nothing, without the GIL, so that the per-call path
+    # (which raises, _refused) and the batch (which reports a REJECTED event, process) share
+    # them. The numbers a refusal's message names go to ``r``, computed only where they are
+    # known anyway.
+    cdef int _spot_reason(self, OrderBook book, int32_t slot, int side, int64_t kind,
+                          price_t price, price_t stop_price, qty_t qty, qty_t open_qty,
+                          Refusal* r) noexcept nogil:
         # A spot order must be paid for (the reference's _check_spot): a sell by the units it
-        # holds, a non-exempt account's buy by its quote collateral, open orders counted.
+        # holds, a non-exempt account's buy by its quote collateral, open orders counted. (An
+        # isolated account's spot order is the caller's error, refused before.)
         cdef int32_t i = self.ledger.cur
-        cdef OrderBook book = <OrderBook>self._books[i]
-        cdef const InstrumentRec* r = &self.ledger.instruments[i]
+        cdef const InstrumentRec* rec = &self.ledger.instruments[i]
         cdef const Account* a = &self.ledger.accounts[slot]
         cdef const Holding* h
-        cdef int128 need, have = 0
         cdef price_t p
-        if a.isolated:
-            raise spot_isolated(a.owner)
         if qty < 1:
             return 0   # the book refuses it as INVALID_QTY
         if side == SELL:
-            need = (<int128>open_qty + qty) * r.units_per_lot
+            r.need = (<int128>open_qty + qty) * rec.units_per_lot
+            r.have = 0
             h = self.ledger.own_holding(a, i)   # the spot book's asset is the one it values
             if h != NULL:
-                have = h.units
-            if need > have:
-                raise insufficient_spot(a.owner, self._names[i], side, to_python(need),
-                                        to_python(have))
-            return 0
+                r.have = h.units
+            return t.R_INSUFFICIENT_MARGIN if r.need > r.have else 0
         if a.exempt:
             return 0
         p = price if t.is_priced(kind) else reach_price(&book.asks, side, qty)
@@ -809,54 +849,50 @@ cdef class Engine:
             p = stop_price
         if p == 0:
             return 0   # a market buy with nothing to buy: it cannot fill
-        need = self.ledger.value(p, <qty_t>(<int128>open_qty + qty))
-        if need > a.collateral:
-            raise insufficient_spot(a.owner, self._names[i], side, to_python(need),
-                                    a.collateral)
-        return 0
+        r.need = self.ledger.value(p, <qty_t>(<int128>open_qty + qty))
+        r.have = a.collateral
+        return t.R_INSUFFICIENT_MARGIN if r.need > r.have else 0
 
-    cdef int _check_isolated(self, int32_t slot, int32_t instrument) except -1:
+    cdef int _isolated_reason(self, int32_t slot, int32_t instrument,
+                              Refusal* r) noexcept nogil:
         # An isolated account's margin backs one position: an order or seed in ``instrument``
-        # while it holds a position or open orders in another is refused (the reference's
-        # _check_isolated). O(positions).
+        # while it holds a position or open orders in another (r.held) is refused (the
+        # reference's _check_isolated). O(positions).
         cdef const Account* a = &self.ledger.accounts[slot]
         cdef const Position* p = &a.pos
         if not a.isolated or self.ledger.instruments.size() == 1:
             return 0
         while p != NULL:
             if p.instrument != instrument and (p.position or p.open_buy or p.open_sell):
-                raise isolated_elsewhere(a.owner, self._names[p.instrument],
-                                         self._names[instrument])
+                r.held = p.instrument
+                return t.R_ISOLATED_ELSEWHERE
             p = self.ledger.next_pos(a, p)
         return 0
 
-    cdef int _check_exposure(self, int32_t slot, int side, qty_t qty) except -1:
-        # The common case in C: in int128 none of the three int64 terms can wrap. Past the
-        # bound, the shared check (in Python integers) raises with the true numbers. Per
-        # instrument: the selected one's max_position and the account's lots there.
-        cdef const Account* a = &self.ledger.accounts[slot]
+    cdef int _exposure_reason(self, int32_t slot, int side, qty_t qty,
+                              Refusal* r) noexcept nogil:
+        # In int128 none of the three int64 terms can wrap. Per instrument: the selected one's
+        # max_position and the account's lots there. (qty < 1: the book refuses it.)
         cdef const Position* p = self.ledger.pos(slot, self.ledger.cur)
-        cdef qty_t open_qty = self._open_on(slot, side)
         cdef qty_t bound = self.ledger.max_position
-        cdef int128 worst = p.position + side * (<int128>open_qty + qty)
-        if -bound <= worst <= bound:
+        cdef int128 worst = p.position + side * (<int128>self._open_on(slot, side) + qty)
+        r.qty = qty
+        if qty < 1 or -bound <= worst <= bound:
             return 0
-        exposure(a.owner, p.position, open_qty, side, qty, bound)
-        return 0
+        return t.R_POSITION_LIMIT
 
-    cdef int _check_margin(self, int32_t slot, int side, int64_t kind, price_t price,
-                           price_t stop_price, qty_t qty, qty_t open_qty) except -1:
+    cdef int _margin_reason(self, OrderBook book, int32_t slot, int side, int64_t kind,
+                            price_t price, price_t stop_price, qty_t qty, qty_t open_qty,
+                            Refusal* r) noexcept nogil:
         # docs/liquidation.md, "Initial margin": an order of ``qty`` lots on ``side`` (``kind``;
         # ``price`` and ``stop_price`` checked, 0 where the kind has none) in the selected
         # instrument i besides the account's ``open_qty`` other open lots on that side there.
         # Required: IM_i of the worst position plus the others' IM at their marks; equity: the
-        # account's at mark m of i, the others held fixed. In C (int128: no term can wrap);
-        # Python only to raise.
+        # account's at mark m of i, the others held fixed. In int128: no term can wrap.
         cdef int32_t i = self.ledger.cur
-        cdef OrderBook book = <OrderBook>self._books[i]
         cdef const Account* a = &self.ledger.accounts[slot]
         cdef const Position* pos = self.ledger.pos(slot, i)
-        cdef int128 held = pos.position, worst, size, loss = 0, required, equity
+        cdef int128 held = pos.position, worst, size
         cdef int128 ou = 0, om = 0, oim = 0
         cdef price_t p, m
         if not self.check_initial_margin or a.exempt or qty < 1:
@@ -879,22 +915,86 @@ cdef class Engine:
         if p == 0:
             return 0   # a market order, no mark, nothing on the other side: it cannot fill
         m = self.ledger.marks[i] if self.ledger.has_mark[i] else p
+        r.loss = 0
         if self.ledger.inverse:
             # a coin notional is largest at the lowest price: the mark or a lower limit price
             if t.is_priced(kind):
-                loss = side * (self.ledger.value(m, qty) - self.ledger.value(price, qty))
-                loss = loss if loss > 0 else 0
+                r.loss = side * (self.ledger.value(m, qty) - self.ledger.value(price, qty))
+                r.loss = r.loss if r.loss > 0 else 0
             p = price if t.is_priced(kind) and price < m else m
         elif t.is_priced(kind) and side * (price - m) > 0:
-            loss = <int128>(side * (price - m)) * qty * self.ledger.k
+            r.loss = <int128>(side * (price - m)) * qty * self.ledger.k
         if a.pos.next >= 0 or a.holdings >= 0:
             self.ledger.others(a, i, &ou, &om, &oim)
-        required = self.ledger.requirement(self.ledger.value(p, <qty_t>size), True) + oim
-        equity = self.ledger.equity(a, pos, m, True) + ou
-        if required + loss <= equity:
-            return 0
-        raise insufficient_margin(a.owner, to_python(required), to_python(loss),
-                                  to_python(equity))
+        r.need = self.ledger.requirement(self.ledger.value(p, <qty_t>size), True) + oim
+        r.have = self.ledger.equity(a, pos, m, True) + ou
+        return 0 if r.need + r.loss <= r.have else t.R_INSUFFICIENT_MARGIN
+
+    cdef int _order_reason(self, OrderBook book, int32_t slot, int side, int64_t kind,
+                           price_t price, price_t stop_price, qty_t qty,
+                           Refusal* r) noexcept nogil:
+        # A new order's checks, in order, once its owner, side and prices passed: spot funds,
+        # or the isolated account's one position, max_position and the initial margin.
+        cdef int reason
+        if self.ledger.instruments[self.ledger.cur].spot_asset >= 0:
+            return self._spot_reason(book, slot, side, kind, price, stop_price, qty,
+                                     self._open_on(slot, side), r)
+        reason = self._isolated_reason(slot, self.ledger.cur, r)
+        if reason == 0:
+            reason = self._exposure_reason(slot, side, qty, r)
+        if reason == 0:
+            reason = self._margin_reason(book, slot, side, kind, price, stop_price, qty,
+                                         self._open_on(slot, side), r)
+        return reason
+
+    cdef int _amend_reason(self, OrderBook book, const Order* o, price_t price, qty_t qty,
+                           Refusal* r) noexcept nogil:
+        # An amend of live order ``o`` to ``price`` (checked) and ``qty`` lots: the amended
+        # order replaces the old, so the other open lots on its side count, plus it.
+        cdef int32_t slot = self.ledger.slot(o.owner)
+        cdef int128 extra = <int128>qty - o.qty
+        cdef bint grows = extra > 0 or price != o.price
+        cdef int reason = 0
+        if self.ledger.instruments[self.ledger.cur].spot_asset >= 0:
+            if grows:
+                reason = self._spot_reason(book, slot, o.side, t.K_AMEND, price, 0, qty,
+                                           self._open_on(slot, o.side) - o.qty, r)
+            return reason
+        if extra > 0:
+            reason = self._exposure_reason(slot, o.side, <qty_t>extra, r)
+        if reason == 0 and grows and not t.is_stop(o.kind):
+            reason = self._margin_reason(book, slot, o.side, t.K_AMEND, price, 0, qty,
+                                         self._open_on(slot, o.side) - o.qty, r)
+        return reason
+
+    cdef object _refused(self, int reason, int32_t slot, int side, Refusal* r):
+        # The OrderError the per-call path raises for a check's ``reason``, with the numbers
+        # the check left in ``r`` (the state is as the check saw it).
+        cdef const Account* a = &self.ledger.accounts[slot]
+        cdef int32_t i = self.ledger.cur
+        cdef const Position* p
+        if reason == t.R_ISOLATED_ELSEWHERE:
+            return order_elsewhere(a.owner, self._names[r.held], self._names[i])
+        if reason == t.R_POSITION_LIMIT:
+            p = self.ledger.pos(slot, i)
+            try:
+                exposure(a.owner, p.position, self._open_on(slot, side), side, r.qty,
+                         self.ledger.max_position)
+            except OrderError as exc:
+                return exc
+        if self.ledger.instruments[i].spot_asset >= 0:
+            return insufficient_spot(a.owner, self._names[i], side, to_python(r.need),
+                                     to_python(r.have))
+        return insufficient_margin(a.owner, to_python(r.need), to_python(r.loss),
+                                   to_python(r.have))
+
+    cdef int _check_isolated(self, int32_t slot, int32_t instrument) except -1:
+        # seed_position's use of the one-position rule: a plain ValueError (not an order).
+        cdef Refusal r
+        if self._isolated_reason(slot, instrument, &r):
+            raise isolated_elsewhere(self.acct(slot).owner, self._names[r.held],
+                                     self._names[instrument])
+        return 0
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0, *,
                instrument=0):
@@ -909,37 +1009,36 @@ cdef class Engine:
 
     cdef list _submit(self, kind, order_id, side, price, qty, owner, stop_price,
                       int32_t instrument):
+        # The checks in the order process() applies them (_screen): the caller's errors raise
+        # ValueError/KeyError/TypeError, the refusals OrderError with the batch's reason.
         cdef OrderBook book = <OrderBook>self._books[instrument]
         cdef int64_t k = check.as_int64("kind", kind)
         cdef oid_t oid = check.as_int64("order_id", order_id)
         cdef int32_t slot
-        cdef int side_value
+        cdef int side_value, reason
         cdef price_t limit = 0, stop = 0
         cdef qty_t lots
+        cdef slot_t found
+        cdef Order o
+        cdef Refusal r
         if oid < 0:
             user_order_id(oid)  # raises, with the shared message
+        if not (t.K_LIMIT <= k <= t.K_AMEND):
+            raise check.error_for(t.R_INVALID_KIND, k, oid, 0, 0, 0, 0)
         if k == t.K_AMEND:
-            info = book._order_info(oid)
-            limit = self._price("price", price)
+            found = id_find(&book.ids, book.pool.data(), oid)
+            if found == NO_SLOT:
+                raise check.unknown_order(oid)
+            o = book.pool[found]
+            limit = self._order_price("price", price)
             lots = check.as_int64("qty", qty)
-            extra = lots - info.qty
-            slot = self.ledger.slot(info.owner)
-            spot = self.ledger.instruments[instrument].spot_asset >= 0
-            if spot:
-                if extra > 0 or limit != info.price:
-                    # the amended order replaces the old: the other open lots, plus it
-                    self._check_spot(slot, info.side, k, limit, 0, lots,
-                                     self._open_on(slot, info.side) - <qty_t>info.qty)
-            elif extra > 0:
-                self._check_exposure(slot, info.side, extra)
-            if not spot and (extra > 0 or limit != info.price) and info.kind not in STOP_KINDS:
-                # The amended order replaces the old: the other open lots on its side, plus it.
-                self._check_margin(slot, info.side, k, limit, 0, lots,
-                                   self._open_on(slot, info.side) - <qty_t>info.qty)
+            reason = self._amend_reason(book, &o, limit, lots, &r)
+            if reason:
+                raise self._refused(reason, self.ledger.slot(o.owner), o.side, &r)
             events = book._submit_one(k, oid, side, price, qty, owner, stop_price)
             if events and events[0].kind == t.EV_AMENDED:
                 # The old quantity leaves the open total; the AMENDED event adds the new one.
-                self.ledger.track_open(self.ledger.slot(info.owner), info.side, -<qty_t>info.qty)
+                self.ledger.track_open(self.ledger.slot(o.owner), o.side, -o.qty)
             self.ledger.settle_events(book.events, oid, True)
             self.mark()
             return events
@@ -947,24 +1046,148 @@ cdef class Engine:
             slot = self._slot(owner)
             if self.acct(slot).owner == t.INSURANCE_FUND:
                 order_owner(t.INSURANCE_FUND)  # raises, with the shared message
-            side_value = check.as_side(side)
+            if self.ledger.instruments[instrument].spot_asset >= 0 and self.acct(slot).isolated:
+                raise spot_isolated(self.acct(slot).owner)
+            side_value = check.order_side(side)
             if t.is_priced(k):
-                limit = self._price("price", price)
+                limit = self._order_price("price", price)
             if t.is_stop(k):
-                stop = self._price("stop_price", stop_price)
+                stop = self._order_price("stop_price", stop_price)
             lots = check.as_int64("qty", qty)
-            if self.ledger.instruments[instrument].spot_asset >= 0:
-                self._check_spot(slot, side_value, k, limit, stop, lots,
-                                 self._open_on(slot, side_value))
-            else:
-                self._check_isolated(slot, instrument)
-                self._check_exposure(slot, side_value, lots)
-                self._check_margin(slot, side_value, k, limit, stop, lots,
-                                   self._open_on(slot, side_value))
+            reason = self._order_reason(book, slot, side_value, k, limit, stop, lots, &r)
+            if reason:
+                raise self._refused(reason, slot, side_value, &r)
         events = book._submit_one(k, oid, side, price, qty, owner, stop_price)
         self.ledger.settle_events(book.events, oid, not t.is_immediate(k))
         self.mark()  # the mark follows every message, whether or not anyone looks at it
         return events
+
+    # ------------------------------------------------------------------ batch
+    def process(self, messages, *, instrument=0, liquidate_every=0):
+        """Run a ``MESSAGE_DTYPE`` array (with owners) through ``instrument``'s book, settling
+        as per call, with the GIL released; return ``BatchResult(events, forced_orders)``.
+
+        Exactly ``for m in messages: submit(m["kind"], m["order_id"], m["side"], m["price"],
+        m["qty"], m["owner"], m["stop_price"], instrument=instrument)`` (trades settled with
+        their fees, the mark after every message), except that a message the per-call path
+        refuses with ``OrderError`` (Reason INVALID_*, DUPLICATE_ID, UNKNOWN_ORDER,
+        QTY_OVERFLOW, INSUFFICIENT_MARGIN, POSITION_LIMIT, ISOLATED_ELSEWHERE; a price or stop
+        price above ``max_price`` is INVALID_PRICE or INVALID_STOP_PRICE) is one REJECTED event
+        with that reason echoing the row, and changes nothing but the book's message and event
+        counters (as in ``OrderBook.process``). The caller's errors are checked for the whole
+        batch first and raise, naming the row, with nothing changed: TypeError/ValueError for
+        an array that is not one-dimensional MESSAGE_DTYPE, ValueError for a negative order id,
+        and for a new order (kinds 1-7) KeyError for an owner with no account, ValueError for
+        the insurance fund or (on a spot book) an isolated account.
+
+        ``liquidate_every`` n >= 1 runs one liquidation round (``liquidation_round()``) after
+        every n-th message; ``forced_orders`` holds the records of those rounds (FORCED_DTYPE;
+        empty with the default 0, which runs none, as the per-call path runs none by itself).
+        """
+        cdef int32_t i
+        cdef int64_t every
+        self._enter()
+        try:
+            i = self._use(instrument)
+            every = check.as_count("liquidate_every", liquidate_every)
+            rows = batch_messages(messages, self._isolated_or_none,
+                                  self.ledger.instruments[i].spot_asset >= 0)
+            return self._process(rows, i, every)
+        finally:
+            self._leave()
+
+    def _isolated_or_none(self, owner):
+        # batch_messages' view of the accounts: None for no account, else whether isolated.
+        cdef int32_t slot = self.ledger.slot(owner)
+        return None if slot < 0 else bool(self.acct(slot).isolated)
+
+    cdef object _process(self, rows, int32_t instrument, int64_t every):
+        cdef OrderBook book = <OrderBook>self._books[instrument]
+        cdef Py_ssize_t n = rows.shape[0]
+        cdef const uint8_t[::1] raw
+        cdef const uint8_t* data = NULL
+        cdef vector[EventRec] out
+        cdef size_t first = self.liquidator.records.size()
+        if n:
+            raw = rows.view(np.uint8)
+            data = &raw[0]
+        # A message's events: ACCEPTED, and its fills when it takes; more are common than one.
+        out.reserve(n + n // 2)
+        with nogil:
+            self._run_rows(book, instrument, data, n, every, &out)
+        book.events.swap(out)   # the book's zero-copy owner of an event array takes them
+        return BatchResult(book._event_array(), self.liquidator.records_array(first))
+
+    cdef int _run_rows(self, OrderBook book, int32_t instrument, const uint8_t* rows,
+                       Py_ssize_t n, int64_t every, vector[EventRec]* out) except -1 nogil:
+        cdef Py_ssize_t i
+        cdef Message m
+        for i in range(n):
+            # A copy per message, as OrderBook.run_batch: the rows may be unaligned.
+            memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
+            self._run_one(book, &m)
+            append_events(out[0], book.events)
+            if every and (i + 1) % every == 0:
+                with gil:
+                    self.liquidator.run_round()
+                self.ledger.select(instrument)
+        return 0
+
+    cdef void _run_one(self, OrderBook book, const Message* m) noexcept nogil:
+        # One message as _submit runs it, a refusal being one REJECTED event in book.events.
+        cdef Refusal r
+        cdef slot_t found = NO_SLOT
+        cdef Order o
+        cdef int kind = m.kind
+        cdef int reason = self._screen(book, m, &r)
+        book.events.clear()
+        if reason == 0:
+            reason = book.validate(m, &found)
+        if reason != 0:
+            book.execute(m, reason, found)
+            return
+        if kind == t.K_AMEND:
+            o = book.pool[found]
+            book.execute(m, reason, found)
+            if book.events.size() and book.events[0].kind == t.EV_AMENDED:
+                self.ledger.track_open(self.ledger.slot(o.owner), o.side, -o.qty)
+            self.ledger.settle_events(book.events, m.order_id, True)
+        else:
+            book.execute(m, reason, found)
+            self.ledger.settle_events(book.events, m.order_id, not t.is_immediate(kind))
+        self.mark()
+
+    cdef int _screen(self, OrderBook book, const Message* m, Refusal* r) noexcept nogil:
+        # _submit's checks on a row whose caller errors were ruled out (batch_messages): the
+        # Reason that refuses it, 0 if the book is to run it.
+        cdef int kind = m.kind
+        cdef slot_t found
+        cdef Order o
+        cdef price_t limit = 0, stop = 0
+        if not (t.K_LIMIT <= kind <= t.K_AMEND):
+            return t.R_INVALID_KIND
+        if kind == t.K_CANCEL:
+            return 0
+        if kind == t.K_AMEND:
+            found = id_find(&book.ids, book.pool.data(), m.order_id)
+            if found == NO_SLOT:
+                return t.R_UNKNOWN_ORDER
+            if not 1 <= m.price <= self.ledger.max_price:
+                return t.R_INVALID_PRICE
+            o = book.pool[found]
+            return self._amend_reason(book, &o, m.price, m.qty, r)
+        if m.side != BUY and m.side != SELL:
+            return t.R_INVALID_SIDE
+        if t.is_priced(kind):
+            if not 1 <= m.price <= self.ledger.max_price:
+                return t.R_INVALID_PRICE
+            limit = m.price
+        if t.is_stop(kind):
+            if not 1 <= m.stop_price <= self.ledger.max_price:
+                return t.R_INVALID_STOP_PRICE
+            stop = m.stop_price
+        return self._order_reason(book, self.ledger.slot(m.owner), m.side, kind, limit, stop,
+                                  m.qty, r)
 
     def limit(self, order_id, side, price, qty, owner, *, instrument=0):
         """Limit order for an account (see OrderBook.limit)."""

@@ -25,7 +25,7 @@ class OrderError(ValueError):
         One of the caller-error reasons (``events.CALLER_ERRORS``): INVALID_KIND, INVALID_SIDE,
         INVALID_PRICE, INVALID_STOP_PRICE, INVALID_QTY, DUPLICATE_ID, UNKNOWN_ORDER or
         QTY_OVERFLOW; or, from ``Engine``, INSUFFICIENT_MARGIN (docs/liquidation.md, "Initial
-        margin").
+        margin"), POSITION_LIMIT (``max_position``) or ISOLATED_ELSEWHERE.
 
     Examples
     --------

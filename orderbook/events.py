@@ -29,7 +29,7 @@ __all__ = [
     "AccountInfo", "PositionInfo", "HoldingInfo", "Asset", "Instrument", "PPM",
     "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
     "STOP_KINDS", "PRICED_KINDS",
-    "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS",
+    "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS", "BatchResult",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -75,9 +75,9 @@ class Reason(IntEnum):
     whose resting would take its level past INT64_MAX lots). Codes 10-17 are malformed or impossible
     messages: the per-call API raises for them (ValueError, KeyError for UNKNOWN_ORDER) and the
     batch path turns them into REJECTED events. Codes 18-20 are orders the market refuses; both
-    paths report them as REJECTED events. Code 21 is the margin engine's refusal (the book never
-    emits it): ``Engine``'s per-call API raises ``OrderError`` with it and changes nothing; a batch
-    path of the engine (there is none yet) would report it as a REJECTED event.
+    paths report them as REJECTED events. Codes 21-23 are the margin engine's refusals (the book
+    never emits them): ``Engine``'s per-call API raises ``OrderError`` with them and changes
+    nothing; its batch path (``Engine.process``) reports each as one REJECTED event.
     """
 
     NONE = 0
@@ -99,6 +99,8 @@ class Reason(IntEnum):
     STOP_WOULD_TRIGGER = 19   #: the last trade price already satisfies the stop
     NOT_AMENDABLE = 20        #: armed stops cannot be amended (cancel and resubmit)
     INSUFFICIENT_MARGIN = 21  #: the account's equity would not cover its initial margin
+    POSITION_LIMIT = 22       #: the order could take the account's position past max_position
+    ISOLATED_ELSEWHERE = 23   #: an isolated account's order beside its position in another book
 
 
 #: Kinds that submit a new order (they carry a side and a quantity).
@@ -435,6 +437,14 @@ FORCED_DTYPE = _aligned([
 
 #: The insurance fund's balance (quote units) after each liquidation round (Engine.fund_history).
 FUND_HISTORY_DTYPE = np.dtype([("round", "<i8"), ("balance", "<i8")])
+
+
+class BatchResult(NamedTuple):
+    """What ``Engine.process`` returns: the batch's events and the liquidation records of the
+    rounds it ran (``liquidate_every``; empty when it ran none)."""
+
+    events: np.ndarray         #: EVENT_DTYPE, the messages' events in order (as OrderBook.process)
+    forced_orders: np.ndarray  #: FORCED_DTYPE, the records of the rounds run inside the batch
 
 
 class AccountInfo(NamedTuple):

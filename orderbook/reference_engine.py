@@ -21,6 +21,7 @@ from ._engine_args import (
     RATES,
     asset_arg,
     asset_deposit,
+    batch_messages,
     book_rules,
     deposit_amount,
     equity_marks,
@@ -37,7 +38,9 @@ from ._engine_args import (
     margin_amount,
     new_account,
     no_account,
+    order_elsewhere,
     order_owner,
+    order_price,
     parameters_section,
     seeded_position,
     settings,
@@ -49,6 +52,7 @@ from ._engine_args import (
 )
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from ._reference_liquidator import _Liquidator
+from .errors import OrderError
 from .events import (
     INSURANCE_FUND,
     PPM,
@@ -57,6 +61,7 @@ from .events import (
     AccountInfo,
     AdlRanking,
     AmendRule,
+    BatchResult,
     CloseOrder,
     Deficit,
     EventKind,
@@ -65,6 +70,7 @@ from .events import (
     MarginBasis,
     MarkRule,
     PositionInfo,
+    Reason,
     SelfTradePrevention,
     Settlement,
     Side,
@@ -78,6 +84,8 @@ from .margin import DEFAULT_TIERS, asset_value, ceil_div, contract_value, lots_w
 from .reference import OrderBook
 
 __all__ = ["Engine"]
+
+_KINDS = frozenset(int(kind) for kind in Kind)
 
 
 class _Position:
@@ -875,9 +883,11 @@ class Engine:
         order_id = user_order_id(order_id)
         instr = self._instrument(instrument)
         book = instr.book
+        if kind not in _KINDS:
+            raise check.error_for(Reason.INVALID_KIND, kind, order_id, 0, 0, 0, 0)
         if kind == Kind.AMEND:
             info = book.order(order_id)
-            limit = limit_price("price", price, instr.max_price)
+            limit = order_price("price", price, instr.max_price)
             lots = check.as_int64("qty", qty)
             extra = lots - info.qty
             if instr.spot_asset is not None:
@@ -896,16 +906,18 @@ class Engine:
         elif kind != Kind.CANCEL:
             account = self._account(owner)
             order_owner(account.owner)
-            side = check.as_side(side)
-            limit = limit_price("price", price, instr.max_price) if kind in PRICED_KINDS else 0
-            stop = limit_price("stop_price", stop_price, instr.max_price) if (
+            if instr.spot_asset is not None and account.isolated:
+                raise spot_isolated(account.owner)
+            side = check.order_side(side)
+            limit = order_price("price", price, instr.max_price) if kind in PRICED_KINDS else 0
+            stop = order_price("stop_price", stop_price, instr.max_price) if (
                 kind in STOP_KINDS) else 0
             lots = check.as_int64("qty", qty)
             if instr.spot_asset is not None:
                 self._check_spot(instr, account, side, kind, limit, stop, lots,
                                  self._open_qty(instr, account.owner, side))
             else:
-                self._check_isolated(account, instr.index)
+                self._check_isolated(account, instr.index, order=True)
                 self._check_exposure(instr, account.owner, side, lots)
                 self._check_margin(instr, account, side, kind, limit, stop, lots,
                                    self._open_qty(instr, account.owner, side))
@@ -914,17 +926,19 @@ class Engine:
         self._refresh_marks()  # the marks follow every message, whether or not anyone looks
         return events
 
-    def _check_isolated(self, a: _Account, i: int) -> None:
+    def _check_isolated(self, a: _Account, i: int, order: bool = False) -> None:
         """An isolated account's margin backs one position (docs/liquidation.md, "Several
-        instruments in one venue"): refuse an order or seed in instrument ``i`` while it holds
-        a position or open orders in another. O(instruments x orders)."""
+        instruments in one venue"): refuse an order (OrderError ISOLATED_ELSEWHERE) or seed
+        (ValueError) in instrument ``i`` while it holds a position or open orders in another.
+        O(instruments x orders)."""
         if not a.isolated or len(self._instruments) == 1:
             return
         for j, instr in enumerate(self._instruments):
             held = a.positions.get(j)
             if j != i and ((held is not None and held.position)
                            or instr.book.orders_of(a.owner)):
-                raise isolated_elsewhere(a.owner, instr.name, self._instruments[i].name)
+                refusal = order_elsewhere if order else isolated_elsewhere
+                raise refusal(a.owner, instr.name, self._instruments[i].name)
 
     def _check_spot(self, instr: _Instrument, a: _Account, side: int, kind: int, price: int,
                     stop_price: int, qty: int, open_qty: int) -> None:
@@ -934,8 +948,6 @@ class Engine:
         needs the value of its ``qty`` plus ``open_qty`` open buy lots, at its price (limit,
         or the last level a market order reaches, or its stop price if higher), in quote
         collateral. O(levels) for a market buy, O(1) otherwise."""
-        if a.isolated:
-            raise spot_isolated(a.owner)
         if qty < 1:
             return  # the book refuses it as INVALID_QTY
         if side == Side.SELL:
@@ -956,6 +968,10 @@ class Engine:
             raise insufficient_spot(a.owner, instr.name, side, need, a.collateral)
 
     def _check_exposure(self, instr: _Instrument, owner: int, side: int, qty: int) -> None:
+        """Refuse (OrderError POSITION_LIMIT) an order that could take the position past
+        ``max_position``; qty < 1 is the book's INVALID_QTY."""
+        if qty < 1:
+            return
         exposure(owner, self._accounts[owner].pos(instr.index).position,
                  self._open_qty(instr, owner, side), side, qty, instr.max_position)
 
@@ -1045,6 +1061,31 @@ class Engine:
         return self.submit(Kind.AMEND, order_id, 0, price, qty, instrument=instrument)
 
     # ----------------------------------------------------------------------- the marks
+    # ---------------------------------------------------------------------------- batch
+    def process(self, messages, *, instrument=0, liquidate_every=0) -> BatchResult:
+        """Run a MESSAGE_DTYPE array through an instrument's book as ``submit`` per row would,
+        a refusal (OrderError) being one REJECTED event; see ``orderbook.Engine.process``."""
+        instr = self._instrument(instrument)
+        every = check.as_count("liquidate_every", liquidate_every)
+        accounts = self._accounts
+        rows = batch_messages(
+            messages, lambda owner: accounts[owner].isolated if owner in accounts else None,
+            instr.spot_asset is not None)
+        first = len(self._liquidator.records)
+        events = []
+        for n, row in enumerate(rows.tolist(), 1):
+            order_id, owner, price, stop_price, qty, kind, side = row
+            try:
+                events += self.submit(kind, order_id, side, price, qty, owner, stop_price,
+                                      instrument=instr.index)
+            except OrderError as exc:
+                # as the book's batch reports its own refusals: the row's fields, numbered
+                events += instr.book._execute(kind, order_id, side, price, stop_price, qty,
+                                              owner, exc.reason)
+            if every and n % every == 0:
+                self._liquidator.run_round()
+        return BatchResult(events_to_array(events), self._liquidator.records_array(first))
+
     def set_index(self, price, *, instrument=0) -> None:
         """Set an instrument's external index price (ticks) used by the INDEX, INDEX_CLAMPED
         and FAIR rules.
