@@ -114,7 +114,7 @@ DEFAULT_MAX_PRICE = 2**32 - 1
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
              max_price, max_position, check_initial_margin, fraction_above, cooldown_rounds,
              increment, close_order=CloseOrder.ALL, settlement=Settlement.LINEAR,
-             contract_value=None, **rest) -> dict:
+             contract_value=None, cooldown_ms=0, **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
@@ -186,6 +186,10 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
     if cooldown < 0:
         raise ValueError(f"cooldown_rounds must be >= 0 rounds, got {cooldown}")
     out["cooldown_rounds"] = cooldown
+    cooldown = check.as_int64("cooldown_ms", cooldown_ms)
+    if cooldown < 0:
+        raise ValueError(f"cooldown_ms must be >= 0 ms, got {cooldown}")
+    out["cooldown_ms"] = cooldown
     increment = check.as_int64("increment", increment)
     if not 0 <= increment <= DEPOSIT_BOUND:
         raise ValueError(f"increment must be in [0, 2**62] quote units, got {increment}")
@@ -215,6 +219,16 @@ def funding_basis_arg(basis_ppm) -> int:
         raise ValueError(f"basis_ppm must be in [-{FUNDING_BASIS_BOUND:,}, "
                          f"{FUNDING_BASIS_BOUND:,}] ppm, got {basis}")
     return basis
+
+
+def time_arg(time_ms, now: int) -> int:
+    """``advance_to``'s time: an int64 of ms, not before the engine's time ``now`` (the clock
+    never goes back); TypeError/ValueError naming ``time_ms`` otherwise."""
+    value = check.as_int64("time_ms", time_ms)
+    if value < now:
+        raise ValueError(f"time_ms {value} is before the engine's time {now} ms: the clock "
+                         f"never goes back")
+    return value
 
 
 def fair_mark_fits(mark_rule: int, index: int, basis_ppm: int, max_price: int) -> None:

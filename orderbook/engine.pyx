@@ -28,7 +28,7 @@ from ._bookview import BookView
 from ._engine_args import (
     asset_arg, asset_deposit, book_rules, deposit_amount, equity_marks, exposure, fair_mark_fits,
     funding_basis_arg, instrument_arg, insufficient_margin, isolated_backstop, isolated_elsewhere,
-    limit_price, venue_assets, venue_instruments,
+    limit_price, time_arg, venue_assets, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     insufficient_spot, spot_isolated, spot_position,
     user_order_id,
@@ -156,6 +156,12 @@ cdef class Engine:
         Under ``Sizing.FRACTION``, after a round in which an account's forced order closed part
         of its position, its forced orders in the next ``cooldown_rounds`` rounds (>= 0) close
         the whole position; 0: no cooldown. See "Liquidation rounds", step 2.2.
+    cooldown_ms : int, default 0
+        Under ``Sizing.FRACTION``, after a forced order closed part of an account's position
+        at ``Engine.time`` t (ms), its forced orders close the whole position while
+        ``Engine.time <= t + cooldown_ms`` (>= 0; Hyperliquid: 30,000); 0: no cooldown. With
+        ``cooldown_rounds`` too, orders are whole while either window is open. See
+        "Liquidation rounds", step 2.2.
     increment : int, default 0
         Under ``Sizing.INCREMENTAL``, the notional at the mark of one step, quote units in
         [0, 2**62]: an account is sent orders of ``max(1, floor(increment / (mark x k)))`` lots
@@ -241,7 +247,7 @@ cdef class Engine:
     cdef readonly int64_t taker_fee_ppm, maker_fee_ppm, liquidation_fee_ppm, fraction_ppm
     cdef readonly int64_t band_ppm, backstop_discount_ppm
     cdef readonly money_t fraction_above, increment
-    cdef readonly int64_t takeover_below_ppm, cooldown_rounds
+    cdef readonly int64_t takeover_below_ppm, cooldown_rounds, cooldown_ms
     cdef readonly price_t max_price
     cdef readonly qty_t max_position
     cdef readonly money_t total_deposits
@@ -269,9 +275,9 @@ cdef class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=None, max_position=None, check_initial_margin=True,
-                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None,
-                 settlement=Settlement.LINEAR, contract_value=None):
+                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, cooldown_ms=0,
+                 increment=0, limit=None, instruments=None, close_order=CloseOrder.ALL,
+                 assets=None, settlement=Settlement.LINEAR, contract_value=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -302,7 +308,7 @@ cdef class Engine:
                          takeover_below_ppm=takeover_below_ppm,
                          cooldown_rounds=cooldown_rounds, increment=increment,
                          close_order=close_order, settlement=settlement,
-                         contract_value=contract_value)
+                         contract_value=contract_value, cooldown_ms=cooldown_ms)
         self.settlement, self.contract_value = given["settlement"], given["contract_value"]
         self.assets, self._assets = venue_assets(
             assets, [part["name"] for part in parts], [part["book"].tick_size for part in parts],
@@ -318,6 +324,7 @@ cdef class Engine:
         self.fraction_above = given["fraction_above"]
         self.takeover_below_ppm = given["takeover_below_ppm"]
         self.cooldown_rounds = given["cooldown_rounds"]
+        self.cooldown_ms = given["cooldown_ms"]
         self.increment = given["increment"]
         self.band_ppm = given["band_ppm"]
         self.backstop_discount_ppm = given["backstop_discount_ppm"]
@@ -379,7 +386,7 @@ cdef class Engine:
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
             self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop,
             self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds, self.increment,
-            self._close_order)
+            self._close_order, self.cooldown_ms)
         self.liquidator.books = list(self._books)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
@@ -1118,6 +1125,22 @@ cdef class Engine:
             self.ledger.marks[i] = clamped(last, has_bid and has_ask, bid, ask)
             self.ledger.has_mark[i] = True
 
+    # ------------------------------------------------------------------ time
+    @property
+    def time(self):
+        """The engine's clock, ms (0 until ``advance_to``); what ``cooldown_ms`` counts."""
+        return self.liquidator.now
+
+    def advance_to(self, time_ms):
+        """Set the clock to ``time_ms`` (an int64 of ms, at least ``time``: it never goes
+        back; ValueError naming both otherwise, nothing changed). Nothing else happens: the
+        cooldowns it ends or keeps open are read when a forced order is sized."""
+        self._enter()
+        try:
+            self.liquidator.now = time_arg(time_ms, self.liquidator.now)
+        finally:
+            self._leave()
+
     # ------------------------------------------------------------------ liquidator
     def queue(self):
         """Owners waiting in the liquidation queue, front first."""
@@ -1211,6 +1234,7 @@ cdef class Engine:
         other.fraction_above = self.fraction_above
         other.takeover_below_ppm = self.takeover_below_ppm
         other.cooldown_rounds = self.cooldown_rounds
+        other.cooldown_ms = self.cooldown_ms
         other.increment = self.increment
         other.band_ppm = self.band_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm
@@ -1268,6 +1292,7 @@ cdef class Engine:
             "funding_basis_ppm": [self._basis[i] for i in range(n)],
             "asset_deposits": list(self._asset_deposits),
             "conversions": list(self.conversions),
+            "time": self.liquidator.now,
         }
 
     cdef int _load(self, dict state) except -1:

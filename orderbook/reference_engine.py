@@ -43,6 +43,7 @@ from ._engine_args import (
     settings,
     spot_isolated,
     spot_position,
+    time_arg,
     user_order_id,
     venue_assets,
     venue_instruments,
@@ -569,9 +570,9 @@ class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=None, max_position=None, check_initial_margin=True,
-                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None,
-                 settlement=Settlement.LINEAR, contract_value=None):
+                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, cooldown_ms=0,
+                 increment=0, limit=None, instruments=None, close_order=CloseOrder.ALL,
+                 assets=None, settlement=Settlement.LINEAR, contract_value=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -605,7 +606,7 @@ class Engine:
                          cooldown_rounds=cooldown_rounds, increment=increment,
                          close_order=close_order, settlement=settlement,
                          contract_value=(parts[0]["contract_value"] if instruments is not None
-                                         else contract_value))
+                                         else contract_value), cooldown_ms=cooldown_ms)
         if instruments is None:
             specs, parts = venue()
             parts[0]["book"] = book
@@ -627,6 +628,7 @@ class Engine:
         self.round_cap = given["round_cap"]
         self.fraction_above = given["fraction_above"]
         self.cooldown_rounds = given["cooldown_rounds"]
+        self.cooldown_ms = given["cooldown_ms"]
         self.increment = given["increment"]
         self.close_order = given["close_order"]
         fund = given["insurance_fund"]
@@ -663,7 +665,7 @@ class Engine:
             backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,
             backstop=self.backstop, fraction_above=self.fraction_above,
             takeover_below_ppm=self.takeover_below_ppm, cooldown_rounds=self.cooldown_rounds,
-            increment=self.increment, close_order=self.close_order)
+            increment=self.increment, close_order=self.close_order, cooldown_ms=self.cooldown_ms)
 
     # ------------------------------------------ instrument 0's settings (one-instrument API)
     @property
@@ -1110,6 +1112,18 @@ class Engine:
             if value is not None:
                 instr.mark = value
 
+    # ---------------------------------------------------------------------------- time
+    @property
+    def time(self) -> int:
+        """The engine's clock, ms (0 until ``advance_to``); what ``cooldown_ms`` counts."""
+        return self._liquidator.now
+
+    def advance_to(self, time_ms) -> None:
+        """Set the clock to ``time_ms`` (an int64 of ms, at least ``time``: it never goes
+        back; ValueError naming both otherwise, nothing changed). Nothing else happens: the
+        cooldowns it ends or keeps open are read when a forced order is sized."""
+        self._liquidator.now = time_arg(time_ms, self._liquidator.now)
+
     # ---------------------------------------------------------------------- liquidator
     def queue(self) -> list[int]:
         """Owners waiting in the liquidation queue, front first."""
@@ -1177,6 +1191,7 @@ class Engine:
             "funding_basis_ppm": [instr.funding_basis_ppm for instr in instruments],
             "asset_deposits": list(self._asset_deposits),
             "conversions": [tuple(pair) for pair in self._ledger.converted],
+            "time": liquidator.now,
         }
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ script), then demands that they agree exactly on:
   ``liquidation_round()``, ``account()``, ``total_equity()``, None otherwise) or the type of the
   exception it raises;
 * ``owners()``, ``account(owner)`` of every owner (the insurance fund's included), ``queue()``,
-  ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
+  ``time``, ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
   ``total_deposits``, ``open_interest()``, ``book.l3()``, ``book.stops()``, ``forced_orders()``,
   ``fund_history()``, ``trades()``, ``total_equity(m)`` at fixed common marks, and the
   ``check_initial_margin`` setting (which a copy keeps);
@@ -213,13 +213,14 @@ def _snapshot(eng):
         "open_interest": int(eng.open_interest()),
         "total_equity_common": [int(eng.total_equity(m)) for m in COMMON_MARKS],
         "check_initial_margin": bool(eng.check_initial_margin),
+        "time": eng.time,
     }
 
 
 def _compare_snapshots(where, left, right, bitwise):
     for key in ("owners", "mark", "last", "queue", "insurance_fund", "fees_collected",
                 "total_deposits", "open_interest", "total_equity_common",
-                "check_initial_margin"):
+                "check_initial_margin", "time"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
@@ -625,6 +626,7 @@ def _venue_snapshot(eng):
         "forced": eng.forced_orders(),
         "fund_history": eng.fund_history(),
         "check_initial_margin": bool(eng.check_initial_margin),
+        "time": eng.time,
         "instruments": [_instrument_row(spec) for spec in eng.instruments],
         "assets": tuple(eng.assets),
         "asset_deposits": tuple(int(x) for x in eng.asset_deposits),
@@ -653,7 +655,7 @@ def _compare_venue_snapshots(where, left, right, bitwise):
     for key in ("owners", "queue", "insurance_fund", "fees_collected", "total_deposits",
                 "check_initial_margin", "instruments", "instrument_0", "marks", "last",
                 "open_interest", "total_equity_common", "assets", "asset_deposits",
-                "conversions"):
+                "conversions", "time"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
