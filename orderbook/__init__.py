@@ -14,6 +14,7 @@ from .errors import OrderError, UnknownOrderError
 from .events import (
     EVENT_DTYPE,
     FORCED_DTYPE,
+    FUNDING_DTYPE,
     INSURANCE_FUND,
     L2,
     L3_DTYPE,
@@ -29,6 +30,7 @@ from .events import (
     Event,
     EventKind,
     ForcedKind,
+    FundingSettlement,
     HoldingInfo,
     Impact,
     Instrument,
@@ -88,5 +90,5 @@ __all__ = [
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
     "InertSettingWarning", "venues", "flows", "Clock", "Agent", "AgentView", "MarketMaker",
-    "ValueTrader",
+    "ValueTrader", "FundingSettlement", "FUNDING_DTYPE",
 ]

@@ -26,6 +26,7 @@ from . import _validation as check
 from .errors import OrderError
 from .events import (
     FUNDING_BASIS_BOUND,
+    FUNDING_RATE_SCALE,
     INSURANCE_FUND,
     AdlRanking,
     AmendRule,
@@ -229,6 +230,42 @@ def time_arg(time_ms, now: int) -> int:
         raise ValueError(f"time_ms {value} is before the engine's time {now} ms: the clock "
                          f"never goes back")
     return value
+
+
+def funding_rate_arg(rate) -> int:
+    """``settle_funding``'s rate: an int in units of 10**-8 of a position's value (Binance's
+    0.0100 % is 10_000), within +-FUNDING_RATE_SCALE (100 %); TypeError/ValueError naming
+    ``rate`` otherwise."""
+    value = check.as_int64("rate", rate)
+    if not -FUNDING_RATE_SCALE <= value <= FUNDING_RATE_SCALE:
+        raise ValueError(f"rate must be in [-{FUNDING_RATE_SCALE:,}, {FUNDING_RATE_SCALE:,}] "
+                         f"(units of 10**-8: at most 100 % of a position's value), got {value}")
+    return value
+
+
+def spot_funding(name: str) -> ValueError:
+    """The refusal of ``settle_funding`` on a spot book."""
+    return ValueError(f"instrument {name!r} is a spot book: funding is for perpetuals "
+                      f"(settle_funding refused)")
+
+
+def no_funding_mark(name: str) -> ValueError:
+    """The refusal of ``settle_funding`` on an instrument that has no mark yet."""
+    return ValueError(f"instrument {name!r} has no mark yet: funding is paid on the value of "
+                      f"positions at the mark (settle_funding refused)")
+
+
+#: Funding payments of one settlement total at most this (quote units), so that every balance
+#: and each receiver's share ``paid x value / weight`` stays inside the engines' integers.
+FUNDING_PAID_BOUND = DEPOSIT_BOUND
+
+
+def funding_too_large(rate: int, paid: int | None = None) -> ValueError:
+    """The refusal of a settlement whose payments would total past FUNDING_PAID_BOUND (``paid``)
+    or take a balance past int64 (``paid`` None)."""
+    if paid is not None:
+        return ValueError(f"funding at rate {rate} would move {paid} quote units, past 2**62")
+    return ValueError(f"funding at rate {rate} would take a balance past int64")
 
 
 def fair_mark_fits(mark_rule: int, index: int, basis_ppm: int, max_price: int) -> None:

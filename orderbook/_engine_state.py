@@ -14,18 +14,21 @@ from ._engine_args import RATES, fair_mark_fits
 from .events import (
     EVENT_DTYPE,
     FUNDING_BASIS_BOUND,
+    FUNDING_RATE_SCALE,
     INSURANCE_FUND,
     INT64_MAX,
     Asset,
     ForcedKind,
+    FundingSettlement,
     Instrument,
     Side,
 )
 from .margin import DEPOSIT_BOUND, inverse_unit_value, unit_value
 
-#: 5: the engine's clock: ``time`` (ms, Engine.time), and queue rows carry the cooldown in ms,
-#: (owner, generation, cooldown_end, cooldown_until); a version 4 (or older) state loads at time
-#: 0 with no cooldown in ms running.
+#: 5: the engine's clock: ``time`` (ms, Engine.time), queue rows carry the cooldown in ms,
+#: (owner, generation, cooldown_end, cooldown_until), and ``funding_history`` holds a
+#: FundingSettlement row per funding payment; a version 4 (or older) state loads at time 0 with
+#: no cooldown in ms running and no funding paid.
 #: 4: collateral assets (issue #13): account rows end with a holdings tuple ((asset, units),
 #: ...), and ``asset_deposits`` and ``conversions`` per asset; a version 3 state loads with
 #: none. 3: several instruments (issue #13): a list of books, account rows with a positions tuple,
@@ -185,6 +188,7 @@ def _upgrade_4(state: dict, version: int) -> dict:
     width = 2 if version == 1 else 3
     out["queue"] = [row + (-1,) * (4 - width) for row in _rows("queue", state["queue"], width)]
     out["time"] = 0
+    out["funding_history"] = []
     return out
 
 
@@ -229,10 +233,10 @@ def check_state(engine, state, book_type) -> dict:
         if set(state) != expected:
             raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
         state = _upgrade_4(state, version)
-    expected |= {"time"}
+    expected |= {"time", "funding_history"}
     if set(state) != expected:
         raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
-    _int("time", state["time"], 0)
+    time = _int("time", state["time"], 0)
     specs = engine.instruments
     count = len(specs)
     for name in ("books", "trades", "index_price", "mark", "funding_basis_ppm"):
@@ -382,6 +386,22 @@ def check_state(engine, state, book_type) -> dict:
                                max_price)
             except ValueError as exc:
                 raise _fail(f"funding_basis_ppm{at}", str(exc), basis) from None
+
+    # funding: FundingSettlement rows, in time order up to the clock, paid = received + remainder
+    last = 0
+    for i, row in enumerate(_rows("funding_history", state["funding_history"],
+                                  len(FundingSettlement._fields))):
+        values = dict(zip(FundingSettlement._fields, row, strict=True))
+        at = f"funding_history[{i}]"
+        last = _int(f"{at}.time", values["time"], last, time)
+        instrument = _int(f"{at}.instrument", values["instrument"], 0, count - 1)
+        _int(f"{at}.rate", values["rate"], -FUNDING_RATE_SCALE, FUNDING_RATE_SCALE)
+        _int(f"{at}.mark", values["mark"], 1, int(specs[instrument].max_price))
+        paid = _int(f"{at}.paid", values["paid"], 0, DEPOSIT_BOUND)
+        received = _int(f"{at}.received", values["received"], 0, paid)
+        _int(f"{at}.remainder", values["remainder"], paid - received, paid - received)
+        for name in ("payers", "receivers"):
+            _int(f"{at}.{name}", values[name], 0)
 
     for i, row in enumerate(_rows("records", state["records"], len(RECORD_FIELDS))):
         values = dict(zip(RECORD_FIELDS, row, strict=True))

@@ -14,6 +14,7 @@ from .events import (
     CloseOrder,
     Deficit,
     Event,
+    FundingSettlement,
     Instrument,
     LimitRule,
     MarginBasis,
@@ -32,7 +33,7 @@ _Num = str | int | float | Decimal
 #: One tier: (notional cap in quote units or None for the last, maintenance ppm, initial ppm).
 _Tier = tuple[int | None, int, int]
 #: A structured array; the method's docstring names its dtype (EVENT_DTYPE, FORCED_DTYPE,
-#: FUND_HISTORY_DTYPE).
+#: FUND_HISTORY_DTYPE, FUNDING_DTYPE).
 _Records = npt.NDArray[np.void]
 #: An instrument of the venue: its index in Engine.instruments or its name.
 _Instr = int | str
@@ -227,6 +228,9 @@ class Engine:
     @property
     def funding_basis_ppm(self) -> int: ...
     def mark_price(self, instrument: _Instr = 0) -> int | None: ...
+    # rate in units of 10**-8 (events.FUNDING_RATE_SCALE); > 0: longs pay shorts
+    def settle_funding(self, rate: int, *, instrument: _Instr = 0) -> FundingSettlement: ...
+    def funding_history(self) -> _Records: ...  # FUNDING_DTYPE
     @property
     def time(self) -> int: ...  # ms
     def advance_to(self, time_ms: int) -> None: ...
