@@ -6,7 +6,7 @@ market data readers are in :mod:`orderbook.data` (docs/data.md); tools for testi
 code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.md).
 """
 
-from . import flows, venues
+from . import flows, funding, venues
 from .agents import Agent, AgentView, MarketMaker, ValueTrader
 from .book import OrderBook
 from .engine import Engine
@@ -90,5 +90,5 @@ __all__ = [
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
     "InertSettingWarning", "venues", "flows", "Clock", "Agent", "AgentView", "MarketMaker",
-    "ValueTrader", "FundingSettlement", "FUNDING_DTYPE",
+    "ValueTrader", "funding", "FundingSettlement", "FUNDING_DTYPE",
 ]

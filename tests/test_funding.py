@@ -1,4 +1,5 @@
-"""Perpetual funding (docs/funding.md): ``Engine.settle_funding`` on both engines.
+"""Perpetual funding (docs/funding.md): ``Engine.settle_funding`` on both engines, and the rate
+model of ``orderbook.funding``.
 
 Every expected number is computed by hand in the comments. Engines: k = 1 (a lot at p ticks is
 worth p quote units), one tier, MM 5 %, IM 10 %, the mark on the index. A rate is in units of
@@ -19,6 +20,16 @@ from hypothesis import strategies as st
 
 from orderbook import Asset, FundingSettlement, Instrument, LimitRule, MarkRule, Settlement
 from orderbook.events import FUNDING_DTYPE, FUNDING_RATE_SCALE, INSURANCE_FUND
+from orderbook.funding import (
+    VENUES,
+    FundingClock,
+    FundingRule,
+    funding_rate,
+    impact_premium,
+    impact_prices,
+    premium,
+    round_rate,
+)
 from orderbook.testing import check_accounts
 
 TIERS = [(None, 50_000, 100_000)]
@@ -447,3 +458,161 @@ def test_both_engines_agree_on_a_population(engine_cls):
         out.append(([tuple(eng.settle_funding(r)) for r in (333_333, -777_777, 1)],
                     balances(eng)))
     assert out[0] == out[1]
+
+
+# ------------------------------------------------------------------ the rate model
+
+
+def test_premium_by_hand():
+    assert premium(100_100, 100_000) == Fraction(1, 1000)
+    assert premium(99_950, 100_000) == Fraction(-1, 2000)
+    # impact prices: bid above the index counts, ask below it counts, the index between: 0
+    assert impact_premium(101, 103, 100) == Fraction(1, 100)
+    assert impact_premium(97, 99, 100) == Fraction(-1, 100)
+    assert impact_premium(99, 101, 100) == 0
+    assert impact_premium(None, 99, 100) == Fraction(-1, 100)
+    with pytest.raises(ValueError, match="index must be > 0"):
+        premium(1, 0)
+    with pytest.raises(TypeError, match="price"):
+        premium(1.5, 100)
+
+
+def test_impact_prices_from_a_book(engine_cls):
+    # Bids 5 @ 99, 5 @ 98; asks 2 @ 101: selling 8 lots fills at (5 x 99 + 3 x 98) / 8.
+    eng = venue(engine_cls)
+    eng.limit(1, B, 99, 5, LP)
+    eng.limit(2, B, 98, 5, LP)
+    eng.limit(3, -1, 101, 2, LP)
+    bid, ask = impact_prices(eng.book, 8)
+    assert bid == Fraction(5 * 99 + 3 * 98, 8) and ask is None
+    assert impact_prices(eng.book, 2) == (99, 101)
+
+
+def test_round_rate_is_to_the_nearest_halves_away_from_zero():
+    assert round_rate(Fraction(1, 10**8)) == 1
+    assert round_rate(Fraction(3, 2 * 10**8)) == 2 and round_rate(Fraction(-3, 2 * 10**8)) == -2
+    assert round_rate(Fraction(149, 100 * 10**8)) == 1
+    assert round_rate(Fraction(-149, 100 * 10**8)) == -1
+    assert round_rate(Fraction(0)) == 0
+
+
+def test_the_rate_formula_by_hand():
+    rule = FundingRule(8 * 3_600_000, 5_000, interest_e8=10_000, clamp_e8=50_000)
+    # P = 0: F = clamp(0.01 %) = 0.01 %
+    assert funding_rate(rule, []) == 10_000
+    # P within 0.05 % of I: F = I
+    assert funding_rate(rule, [Fraction(3, 10_000)]) == 10_000      # P 0.03 %
+    # P = 0.1 %: F = 0.1 % - 0.05 % = 0.05 %; P = -0.2 %: F = -0.2 % + 0.05 % = -0.15 %
+    assert funding_rate(rule, [Fraction(1, 1000)]) == 50_000
+    assert funding_rate(rule, [Fraction(-2, 1000)]) == -150_000
+    # the average of the samples: (0.1 % + 0.3 %) / 2 = 0.2 % -> 0.15 %
+    assert funding_rate(rule, [Fraction(1, 1000), Fraction(3, 1000)]) == 150_000
+    # linear weights: (1 x 0.1 % + 2 x 0.4 %) / 3 = 0.3 % -> 0.25 %
+    linear = FundingRule(8 * 3_600_000, 60_000, interest_e8=10_000, clamp_e8=50_000,
+                         weighting="linear")
+    assert funding_rate(linear, [Fraction(1, 1000), Fraction(4, 1000)]) == 250_000
+    # no clamp term: F = P + I
+    assert funding_rate(FundingRule(1_000, 1_000, interest_e8=7), [Fraction(1, 10**6)]) == 107
+
+
+def test_the_caps_hold_the_rate():
+    capped = FundingRule(8 * 3_600_000, 60_000, interest_e8=0, clamp_e8=0, cap_e8=375_000)
+    assert funding_rate(capped, [Fraction(1, 100)]) == 375_000          # 1 % -> 0.375 %
+    assert funding_rate(capped, [Fraction(-1, 100)]) == -375_000
+    assert funding_rate(capped, [Fraction(1, 1000)]) == 100_000         # 0.1 %: inside
+    # no cap: still within +-100 % (what settle_funding takes)
+    free = FundingRule(1_000, 1_000)
+    assert funding_rate(free, [Fraction(5)]) == FUNDING_RATE_SCALE
+    assert funding_rate(free, [Fraction(-5)]) == -FUNDING_RATE_SCALE
+
+
+def test_hyperliquid_pays_an_eighth_of_the_8_hour_rate_each_hour_capped_at_4_percent():
+    rule = VENUES["hyperliquid"]
+    # P = 0: the 8-hour rate is the interest 0.01 %, an hour pays 0.00125 % = 1,250
+    assert funding_rate(rule, []) == 1_250
+    # P = 1 % (its docs' example: impact bid 10,100 over an oracle 10,000): 1 % - 0.05 % =
+    # 0.95 % for 8 hours, 0.11875 % an hour = 118,750
+    assert funding_rate(rule, [impact_premium(10_100, None, 10_000)]) == 118_750
+    # P = 50 %: 49.95 % / 8 = 6.24375 % an hour, capped at 4 %
+    assert funding_rate(rule, [Fraction(1, 2)]) == 4_000_000
+
+
+def test_the_clock_samples_once_per_slot_and_pays_at_each_boundary():
+    rule = FundingRule(60_000, 10_000, interest_e8=0, clamp_e8=0)   # F = P, 6 samples a minute
+    clock = FundingClock(rule, start_ms=1_000)
+    assert clock.sample(1_000, 101, 100)           # slot 0: P = 1 %
+    assert not clock.sample(5_000, 150, 100)       # still slot 0: ignored
+    assert clock.sample(31_000, 103, 100)          # slot 3 (slots 1, 2 had no offer)
+    assert clock.due(60_999) is None
+    with pytest.raises(ValueError, match="before the clock's time"):
+        clock.sample(30_000, 100, 100)
+    assert clock.due(61_000) == 2_000_000          # (1 % + 3 %) / 2 = 2 %
+    assert clock.next_funding_ms == 121_000 and clock.premiums == []
+    # a gap of two intervals: a sample there is refused until due() closes what is due; the
+    # empty interval pays F = P = 0
+    with pytest.raises(ValueError, match="call due"):
+        clock.sample(200_000, 100, 100)
+    assert clock.due(200_000) == 0                 # [61,000, 121,000) had no sample
+    assert clock.due(200_000) == 0                 # nor [121,000, 181,000)
+    assert clock.due(200_000) is None
+    assert clock.sample_impact(200_000, 99, 101, 100) and clock.due(241_000) == 0
+
+
+def test_bad_rules_and_clocks_are_refused():
+    with pytest.raises(ValueError, match="interval_ms"):
+        FundingRule(0, 1)
+    with pytest.raises(ValueError, match="sample_ms 10 exceeds interval_ms 5"):
+        FundingRule(5, 10)
+    with pytest.raises(TypeError, match="sample_ms"):
+        FundingRule(10, 1.5)
+    with pytest.raises(ValueError, match="clamp_e8"):
+        FundingRule(10, 1, clamp_e8=-1)
+    with pytest.raises(ValueError, match="cap_e8"):
+        FundingRule(10, 1, cap_e8=10**8 + 1)
+    with pytest.raises(ValueError, match="interest_e8"):
+        FundingRule(10, 1, interest_e8=-(10**8) - 1)
+    with pytest.raises(ValueError, match="weighting"):
+        FundingRule(10, 1, weighting="ema")
+    with pytest.raises(ValueError, match="rate_period_ms"):
+        FundingRule(10, 1, rate_period_ms=0)
+    with pytest.raises(TypeError, match="FundingRule"):
+        FundingClock({"interval_ms": 10})
+    with pytest.raises(TypeError, match="time_ms"):
+        FundingClock(VENUES["okx"]).due(1.0)
+
+
+def test_the_presets_load_with_their_documented_numbers():
+    hour = 3_600_000
+    assert set(VENUES) == {"binance", "bybit", "okx", "hyperliquid", "dydx"}
+    assert VENUES["binance"] == FundingRule(8 * hour, 5_000, 10_000, 50_000)
+    assert VENUES["bybit"] == FundingRule(8 * hour, 60_000, 10_000, 50_000,
+                                          weighting="linear")
+    assert VENUES["okx"] == FundingRule(8 * hour, 60_000, 0, 0, 375_000)
+    assert VENUES["hyperliquid"] == FundingRule(hour, 5_000, 10_000, 50_000, 4_000_000,
+                                                8 * hour)
+    assert VENUES["dydx"] == FundingRule(hour, 60_000, 0, None, None, 8 * hour)
+    for rule in VENUES.values():
+        # with no premium each pays its interest term (dYdX and OKX: none)
+        assert funding_rate(rule, []) == round_rate(
+            Fraction(rule.interest_e8, 10**8) * rule.scale)
+
+
+def test_a_clock_drives_an_engine(engine_cls):
+    # The scenario runner's loop in small: sample each step, settle what is due.
+    eng = venue(engine_cls)
+    eng.add_account(1, 10_000)
+    eng.seed_position(1, LP, 100, 10)
+    eng.set_index(100)
+    clock = FundingClock(FundingRule(3_000, 1_000, interest_e8=0, clamp_e8=0))
+    for t in range(0, 6_001, 1_000):
+        eng.advance_to(t)
+        rate = clock.due(t)
+        if rate is not None:
+            eng.settle_funding(rate)
+        if t < 6_000:
+            clock.sample(t, 101, 100)      # the mark 1 % over the index all along
+    # two payments of 1 % of 1,000 at t = 3,000 and 6,000
+    assert rows(eng.funding_history()) == [
+        {"time": t, "instrument": 0, "rate": 1_000_000, "mark": 100, "paid": 10,
+         "received": 10, "remainder": 0, "payers": 1, "receivers": 1} for t in (3_000, 6_000)]
+    assert eng.account(1).collateral == 9_980
