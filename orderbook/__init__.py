@@ -6,7 +6,7 @@ market data readers are in :mod:`orderbook.data` (docs/data.md); tools for testi
 code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.md).
 """
 
-from . import flows, venues
+from . import flows, funding, venues
 from .agents import Agent, AgentView, MarketMaker, ValueTrader
 from .book import OrderBook
 from .engine import Engine
@@ -14,6 +14,7 @@ from .errors import OrderError, UnknownOrderError
 from .events import (
     EVENT_DTYPE,
     FORCED_DTYPE,
+    FUNDING_DTYPE,
     INSURANCE_FUND,
     L2,
     L3_DTYPE,
@@ -30,6 +31,7 @@ from .events import (
     Event,
     EventKind,
     ForcedKind,
+    FundingSettlement,
     HoldingInfo,
     Impact,
     Instrument,
@@ -91,5 +93,6 @@ __all__ = [
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
     "InertSettingWarning", "venues", "flows", "Clock", "Flow", "SerialExecutor", "Agent",
-    "AgentView", "MarketMaker", "ValueTrader", "BatchResult",
+    "AgentView", "MarketMaker", "ValueTrader", "BatchResult", "funding", "FundingSettlement",
+    "FUNDING_DTYPE",
 ]

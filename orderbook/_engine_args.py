@@ -26,6 +26,7 @@ from . import _validation as check
 from .errors import OrderError
 from .events import (
     FUNDING_BASIS_BOUND,
+    FUNDING_RATE_SCALE,
     INSURANCE_FUND,
     AdlRanking,
     AmendRule,
@@ -114,7 +115,7 @@ DEFAULT_MAX_PRICE = 2**32 - 1
 def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop, round_cap,
              max_price, max_position, check_initial_margin, fraction_above, cooldown_rounds,
              increment, close_order=CloseOrder.ALL, settlement=Settlement.LINEAR,
-             contract_value=None, **rest) -> dict:
+             contract_value=None, cooldown_ms=0, **rest) -> dict:
     """The constructor arguments both engines share, checked, as plain Python values.
 
     ``tick_size`` and ``lot_size`` are the book's (already parsed); ``rest`` holds the rates in
@@ -186,6 +187,10 @@ def settings(tick_size, lot_size, quote_unit, *, tiers, insurance_fund, backstop
     if cooldown < 0:
         raise ValueError(f"cooldown_rounds must be >= 0 rounds, got {cooldown}")
     out["cooldown_rounds"] = cooldown
+    cooldown = check.as_int64("cooldown_ms", cooldown_ms)
+    if cooldown < 0:
+        raise ValueError(f"cooldown_ms must be >= 0 ms, got {cooldown}")
+    out["cooldown_ms"] = cooldown
     increment = check.as_int64("increment", increment)
     if not 0 <= increment <= DEPOSIT_BOUND:
         raise ValueError(f"increment must be in [0, 2**62] quote units, got {increment}")
@@ -215,6 +220,52 @@ def funding_basis_arg(basis_ppm) -> int:
         raise ValueError(f"basis_ppm must be in [-{FUNDING_BASIS_BOUND:,}, "
                          f"{FUNDING_BASIS_BOUND:,}] ppm, got {basis}")
     return basis
+
+
+def time_arg(time_ms, now: int) -> int:
+    """``advance_to``'s time: an int64 of ms, not before the engine's time ``now`` (the clock
+    never goes back); TypeError/ValueError naming ``time_ms`` otherwise."""
+    value = check.as_int64("time_ms", time_ms)
+    if value < now:
+        raise ValueError(f"time_ms {value} is before the engine's time {now} ms: the clock "
+                         f"never goes back")
+    return value
+
+
+def funding_rate_arg(rate) -> int:
+    """``settle_funding``'s rate: an int in units of 10**-8 of a position's value (Binance's
+    0.0100 % is 10_000), within +-FUNDING_RATE_SCALE (100 %); TypeError/ValueError naming
+    ``rate`` otherwise."""
+    value = check.as_int64("rate", rate)
+    if not -FUNDING_RATE_SCALE <= value <= FUNDING_RATE_SCALE:
+        raise ValueError(f"rate must be in [-{FUNDING_RATE_SCALE:,}, {FUNDING_RATE_SCALE:,}] "
+                         f"(units of 10**-8: at most 100 % of a position's value), got {value}")
+    return value
+
+
+def spot_funding(name: str) -> ValueError:
+    """The refusal of ``settle_funding`` on a spot book."""
+    return ValueError(f"instrument {name!r} is a spot book: funding is for perpetuals "
+                      f"(settle_funding refused)")
+
+
+def no_funding_mark(name: str) -> ValueError:
+    """The refusal of ``settle_funding`` on an instrument that has no mark yet."""
+    return ValueError(f"instrument {name!r} has no mark yet: funding is paid on the value of "
+                      f"positions at the mark (settle_funding refused)")
+
+
+#: Funding payments of one settlement total at most this (quote units), so that every balance
+#: and each receiver's share ``paid x value / weight`` stays inside the engines' integers.
+FUNDING_PAID_BOUND = DEPOSIT_BOUND
+
+
+def funding_too_large(rate: int, paid: int | None = None) -> ValueError:
+    """The refusal of a settlement whose payments would total past FUNDING_PAID_BOUND (``paid``)
+    or take a balance past int64 (``paid`` None)."""
+    if paid is not None:
+        return ValueError(f"funding at rate {rate} would move {paid} quote units, past 2**62")
+    return ValueError(f"funding at rate {rate} would take a balance past int64")
 
 
 def fair_mark_fits(mark_rule: int, index: int, basis_ppm: int, max_price: int) -> None:

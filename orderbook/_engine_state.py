@@ -14,22 +14,28 @@ from ._engine_args import RATES, fair_mark_fits
 from .events import (
     EVENT_DTYPE,
     FUNDING_BASIS_BOUND,
+    FUNDING_RATE_SCALE,
     INSURANCE_FUND,
     INT64_MAX,
     Asset,
     ForcedKind,
+    FundingSettlement,
     Instrument,
     Side,
 )
 from .margin import DEPOSIT_BOUND, inverse_unit_value, unit_value
 
+#: 5: the engine's clock: ``time`` (ms, Engine.time), queue rows carry the cooldown in ms,
+#: (owner, generation, cooldown_end, cooldown_until), and ``funding_history`` holds a
+#: FundingSettlement row per funding payment; a version 4 (or older) state loads at time 0 with
+#: no cooldown in ms running and no funding paid.
 #: 4: collateral assets (issue #13): account rows end with a holdings tuple ((asset, units),
 #: ...), and ``asset_deposits`` and ``conversions`` per asset; a version 3 state loads with
 #: none. 3: several instruments (issue #13): a list of books, account rows with a positions tuple,
 #: records naming their instrument, a trade log and index/mark/basis per instrument; 2: queue
 #: rows carry FRACTION's cooldown, (owner, generation, cooldown_end). Versions 1 and 2 (one
 #: instrument) load as the one-instrument case of 3, a version 1 state with no cooldown running.
-STATE_VERSION = 4
+STATE_VERSION = 5
 #: Fields of one liquidation record in a saved state: FORCED_DTYPE's integers in this order
 #: (avg_price and slippage are derived from them); a version 1 or 2 state's rows lack the last.
 RECORD_FIELDS = ("round", "generation", "owner", "counterparty", "qty", "filled", "notional",
@@ -58,6 +64,7 @@ def constructor_args(engine) -> tuple[tuple, dict]:
                   check_initial_margin=bool(engine.check_initial_margin),
                   fraction_above=int(engine.fraction_above),
                   cooldown_rounds=int(engine.cooldown_rounds),
+                  cooldown_ms=int(engine.cooldown_ms),
                   increment=int(engine.increment),
                   close_order=int(engine.close_order))
     if engine.settlement:
@@ -86,9 +93,10 @@ def saved_kwargs(kwargs):
     ``MarginBasis.MARK``: the behaviour it was saved with); one made before
     ``check_initial_margin`` existed lacks it and loads with the check on, the constructor's
     default, although the engine that made it did not check (CHANGELOG); one made before
-    ``fraction_above`` (``takeover_below_ppm``, ``cooldown_rounds``, ``increment``) existed
-    lacks it and loads with 0 (every position takes the fraction; no take-over below a share of
-    MM; no cooldown; no INCREMENTAL sizing then, so no step size: as it did). Anything else
+    ``fraction_above`` (``takeover_below_ppm``, ``cooldown_rounds``, ``increment``,
+    ``cooldown_ms``) existed lacks it and loads with 0 (every position takes the fraction; no
+    take-over below a share of MM; no cooldown; no INCREMENTAL sizing then, so no step size: as
+    it did). Anything else
     goes to the constructor as it is, to be checked there; saved ``instruments`` and ``assets``
     rows become ``Instrument``s and ``Asset``s (ValueError for a row that is not one)."""
     if type(kwargs) is dict and "limit" in kwargs and "limit_rule" not in kwargs:
@@ -173,6 +181,17 @@ def _upgrade_3(state: dict) -> dict:
     return out
 
 
+def _upgrade_4(state: dict, version: int) -> dict:
+    """A version 1-4 state (no clock) in the form of version 5: time 0, and no cooldown in ms
+    running (a version 1 state's queue rows of two carry no cooldown in rounds either)."""
+    out = dict(state)
+    width = 2 if version == 1 else 3
+    out["queue"] = [row + (-1,) * (4 - width) for row in _rows("queue", state["queue"], width)]
+    out["time"] = 0
+    out["funding_history"] = []
+    return out
+
+
 def check_state(engine, state, book_type) -> dict:
     """Validate a saved state against a freshly built ``engine`` with the saved settings.
 
@@ -185,8 +204,8 @@ def check_state(engine, state, book_type) -> dict:
     if type(state) is not dict:
         raise _fail("state", "must be a dict", type(state).__name__)
     version = state.get("version")
-    if version not in (1, 2, 3, STATE_VERSION) or type(version) is not int:
-        raise _fail("version", f"must be 1, 2, 3 or {STATE_VERSION}", version)
+    if version not in (1, 2, 3, 4, STATE_VERSION) or type(version) is not int:
+        raise _fail("version", f"must be 1, 2, 3, 4 or {STATE_VERSION}", version)
     if version < 3:
         expected = {"version", "book", "accounts", "queue", "records", "trades", "fund_history",
                     "fees_collected", "total_deposits", "round", "rounds_run", "next_forced_id",
@@ -210,8 +229,14 @@ def check_state(engine, state, book_type) -> dict:
                         f"{len(engine.assets)}", version)
         state = _upgrade_3(state)
     expected |= {"asset_deposits", "conversions"}
+    if version < 5:
+        if set(state) != expected:
+            raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
+        state = _upgrade_4(state, version)
+    expected |= {"time", "funding_history"}
     if set(state) != expected:
         raise _fail("state keys", f"must be {sorted(expected)}", sorted(state, key=str))
+    time = _int("time", state["time"], 0)
     specs = engine.instruments
     count = len(specs)
     for name in ("books", "trades", "index_price", "mark", "funding_basis_ppm"):
@@ -330,13 +355,14 @@ def check_state(engine, state, book_type) -> dict:
 
     round_ = _int("round", state["round"], 0)
     queue, seen = [], set()
-    for i, row in enumerate(_rows("queue", state["queue"], 2 if version == 1 else 3)):
+    for i, row in enumerate(_rows("queue", state["queue"], 4)):
         owner = _int(f"queue[{i}].owner", row[0], INSURANCE_FUND)
         if owner not in owners or owner in seen:
             raise _fail(f"queue[{i}].owner", "must be an account queued once", owner)
         seen.add(owner)
-        cooldown_end = -1 if version == 1 else _int(f"queue[{i}].cooldown_end", row[2], -1)
-        queue.append((owner, _int(f"queue[{i}].generation", row[1], 0, round_), cooldown_end))
+        queue.append((owner, _int(f"queue[{i}].generation", row[1], 0, round_),
+                      _int(f"queue[{i}].cooldown_end", row[2], -1),
+                      _int(f"queue[{i}].cooldown_until", row[3], -1)))
 
     history = _rows("fund_history", state["fund_history"], 2)
     for i, (r, balance) in enumerate(history):
@@ -360,6 +386,22 @@ def check_state(engine, state, book_type) -> dict:
                                max_price)
             except ValueError as exc:
                 raise _fail(f"funding_basis_ppm{at}", str(exc), basis) from None
+
+    # funding: FundingSettlement rows, in time order up to the clock, paid = received + remainder
+    last = 0
+    for i, row in enumerate(_rows("funding_history", state["funding_history"],
+                                  len(FundingSettlement._fields))):
+        values = dict(zip(FundingSettlement._fields, row, strict=True))
+        at = f"funding_history[{i}]"
+        last = _int(f"{at}.time", values["time"], last, time)
+        instrument = _int(f"{at}.instrument", values["instrument"], 0, count - 1)
+        _int(f"{at}.rate", values["rate"], -FUNDING_RATE_SCALE, FUNDING_RATE_SCALE)
+        _int(f"{at}.mark", values["mark"], 1, int(specs[instrument].max_price))
+        paid = _int(f"{at}.paid", values["paid"], 0, DEPOSIT_BOUND)
+        received = _int(f"{at}.received", values["received"], 0, paid)
+        _int(f"{at}.remainder", values["remainder"], paid - received, paid - received)
+        for name in ("payers", "receivers"):
+            _int(f"{at}.{name}", values[name], 0)
 
     for i, row in enumerate(_rows("records", state["records"], len(RECORD_FIELDS))):
         values = dict(zip(RECORD_FIELDS, row, strict=True))

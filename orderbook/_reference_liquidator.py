@@ -39,14 +39,17 @@ if TYPE_CHECKING:
 class _Episode:
     """An account's stay in the liquidation queue."""
 
-    __slots__ = ("owner", "generation", "cooldown_end")
+    __slots__ = ("owner", "generation", "cooldown_end", "cooldown_until")
 
-    def __init__(self, owner: int, generation: int, cooldown_end: int = -1):
+    def __init__(self, owner: int, generation: int, cooldown_end: int = -1,
+                 cooldown_until: int = -1):
         self.owner = owner
         self.generation = generation  # the round number at which it entered the queue
         # FRACTION's cooldown: the last rounds_run whose forced orders close the whole
-        # position (-1: none)
+        # position (-1: none) ...
         self.cooldown_end = cooldown_end
+        # ... and in ms: the last Engine.time at which they do (-1: none)
+        self.cooldown_until = cooldown_until
 
 
 class _Liquidator:
@@ -63,7 +66,7 @@ class _Liquidator:
                  adl_ranking, fraction_ppm, band_ppm, liquidation_fee_ppm,
                  backstop_discount_ppm, round_cap, backstop, fraction_above=0,
                  takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 close_order=CloseOrder.ALL):
+                 close_order=CloseOrder.ALL, cooldown_ms=0):
         self.ledger, self.refresh_marks = ledger, refresh_marks
         self.sizing, self.limit_rule, self.deficit = sizing, limit_rule, deficit
         self.adl_ranking = adl_ranking
@@ -71,11 +74,13 @@ class _Liquidator:
         self.fraction_above = fraction_above
         self.takeover_below_ppm = takeover_below_ppm
         self.cooldown_rounds = cooldown_rounds
+        self.cooldown_ms = cooldown_ms
         self.increment = increment
         self.liquidation_fee_ppm = liquidation_fee_ppm
         self.backstop_discount_ppm = backstop_discount_ppm
         self.round_cap, self.backstop = round_cap, backstop
         self.close_order = close_order
+        self.now = 0             # the Engine's clock, ms (Engine.time; never goes back)
         self.queue: list[_Episode] = []
         self.round_number = 0    # the cascade's round, shown in records; 0 once the queue empties
         self.rounds_run = 0      # rounds that made progress, over the engine's life
@@ -228,9 +233,10 @@ class _Liquidator:
         # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
         taken = not is_fund and self.takes_over(a)
         held = abs(a.positions[i].position)
-        # FRACTION's cooldown (step 2.2): whole orders for a while after a partial step.
-        size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
-            self.size(a, mark))
+        # FRACTION's cooldowns (step 2.2): whole orders for a while after a partial step, in
+        # rounds or in ms of the engine's clock (-1: none; the clock is never below 0).
+        size = held if (is_fund or taken or episode.cooldown_end >= self.rounds_run
+                        or self.now <= episode.cooldown_until) else self.size(a, mark)
         if not taken and cap_left is not None and self.value(mark, size) > cap_left:
             size = self.ledger.lots_within(self.i, mark, cap_left)
         if size == 0:
@@ -246,9 +252,11 @@ class _Liquidator:
                 steps_used = self.incremental_steps(
                     episode, a, side,
                     None if cap_left is None else cap_left - self.value(mark, size))
-        if (filled and size < held and self.cooldown_rounds and not is_fund
-                and self.sizing == Sizing.FRACTION):
-            episode.cooldown_end = min(INT64_MAX, self.rounds_run + self.cooldown_rounds)
+        if filled and size < held and not is_fund and self.sizing == Sizing.FRACTION:
+            if self.cooldown_rounds:
+                episode.cooldown_end = min(INT64_MAX, self.rounds_run + self.cooldown_rounds)
+            if self.cooldown_ms:
+                episode.cooldown_until = min(INT64_MAX, self.now + self.cooldown_ms)
         return 0 if taken else self.value(mark, size) + steps_used
 
     def send_order(self, episode: _Episode, a: _Account, is_fund: bool, side: int, size: int,
@@ -733,8 +741,9 @@ class _Liquidator:
 
     # ------------------------------------------------------------------ saved state
     def queue_rows(self) -> list[tuple[int, int, int]]:
-        """(owner, generation, cooldown_end) per queued account, front first."""
-        return [(e.owner, e.generation, e.cooldown_end) for e in self.queue]
+        """(owner, generation, cooldown_end, cooldown_until) per queued account, front
+        first."""
+        return [(e.owner, e.generation, e.cooldown_end, e.cooldown_until) for e in self.queue]
 
     def record_rows(self) -> list[tuple]:
         """The records without their derived avg_price and slippage (RECORD_FIELDS)."""
@@ -752,3 +761,4 @@ class _Liquidator:
         self.fund_history = list(state["fund_history"])
         self.round_number, self.rounds_run = state["round"], state["rounds_run"]
         self.next_forced_id = state["next_forced_id"]
+        self.now = state["time"]

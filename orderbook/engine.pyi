@@ -15,6 +15,7 @@ from .events import (
     CloseOrder,
     Deficit,
     Event,
+    FundingSettlement,
     Instrument,
     LimitRule,
     MarginBasis,
@@ -33,7 +34,7 @@ _Num = str | int | float | Decimal
 #: One tier: (notional cap in quote units or None for the last, maintenance ppm, initial ppm).
 _Tier = tuple[int | None, int, int]
 #: A structured array; the method's docstring names its dtype (EVENT_DTYPE, FORCED_DTYPE,
-#: FUND_HISTORY_DTYPE).
+#: FUND_HISTORY_DTYPE, FUNDING_DTYPE).
 _Records = npt.NDArray[np.void]
 #: An instrument of the venue: its index in Engine.instruments or its name.
 _Instr = int | str
@@ -73,6 +74,7 @@ class Engine:
         fraction_above: int = 0,
         takeover_below_ppm: int = 0,
         cooldown_rounds: int = 0,
+        cooldown_ms: int = 0,
         increment: int = 0,
         limit: LimitRule | int | None = None,  # deprecated: the older name of limit_rule
         instruments: Sequence[Instrument] | None = None,
@@ -118,6 +120,8 @@ class Engine:
     def takeover_below_ppm(self) -> int: ...
     @property
     def cooldown_rounds(self) -> int: ...
+    @property
+    def cooldown_ms(self) -> int: ...
     @property
     def increment(self) -> int: ...
     @property
@@ -228,6 +232,12 @@ class Engine:
     @property
     def funding_basis_ppm(self) -> int: ...
     def mark_price(self, instrument: _Instr = 0) -> int | None: ...
+    # rate in units of 10**-8 (events.FUNDING_RATE_SCALE); > 0: longs pay shorts
+    def settle_funding(self, rate: int, *, instrument: _Instr = 0) -> FundingSettlement: ...
+    def funding_history(self) -> _Records: ...  # FUNDING_DTYPE
+    @property
+    def time(self) -> int: ...  # ms
+    def advance_to(self, time_ms: int) -> None: ...
     def queue(self) -> list[int]: ...
     def liquidate(self, max_rounds: int = 10_000) -> _Records: ...  # FORCED_DTYPE: this run's
     def liquidation_round(self) -> bool: ...

@@ -11,7 +11,7 @@ forms inside int128 (see ``liquidator.adl_before`` for the one comparison that n
 
 cimport cython
 from cython.operator cimport dereference as deref
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
 
@@ -21,7 +21,7 @@ from orderbook._types cimport (
     BUY, NO_SLOT, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 from orderbook.accounts cimport (
-    Account, Holding, InstrumentRec, Ledger, Position, int128, money_t, to_python,
+    Account, Holding, InstrumentRec, Ledger, Position, ceil_div, int128, money_t, to_python,
 )
 from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
@@ -32,9 +32,10 @@ import numpy as np
 from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
+    FUNDING_PAID_BOUND, funding_rate_arg, funding_too_large, no_funding_mark, spot_funding,
     asset_arg, asset_deposit, book_rules, deposit_amount, equity_marks, exposure, fair_mark_fits,
     funding_basis_arg, instrument_arg, insufficient_margin, isolated_backstop, isolated_elsewhere,
-    limit_price, venue_assets, venue_instruments,
+    limit_price, time_arg, venue_assets, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
     insufficient_spot, spot_isolated, spot_position,
     user_order_id, batch_messages, order_elsewhere, order_price,
@@ -42,7 +43,9 @@ from ._engine_args import (
 from .errors import OrderError
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    AccountInfo, BatchResult, AdlRanking, AmendRule, CloseOrder, Deficit, HoldingInfo, Kind,
+    FUNDING_DTYPE, FUNDING_RATE_SCALE, FundingSettlement,
+    AccountInfo, BatchResult, AdlRanking, AmendRule, CloseOrder, Deficit,
+    HoldingInfo, Kind,
     LimitRule, MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Settlement, Sizing,
     Trigger,
 )
@@ -73,6 +76,19 @@ cdef struct Refusal:
     int128 loss
     qty_t qty
     int32_t held
+
+
+cdef enum:
+    # Engine._fund's outcomes
+    FUND_DONE = 0
+    FUND_TOO_MUCH = 1      # the payments would total past FUNDING_PAID_BOUND
+    FUND_OVERFLOW = 2      # a balance would leave int64
+
+# events.FUNDING_RATE_SCALE and _engine_args.FUNDING_PAID_BOUND as C constants, checked against
+# them when the module is imported.
+cdef int64_t FUNDING_SCALE = 100_000_000
+cdef int64_t FUNDING_PAID_MAX = 2**62
+assert FUNDING_SCALE == FUNDING_RATE_SCALE and FUNDING_PAID_MAX == FUNDING_PAID_BOUND
 
 
 cdef inline price_t clamped(price_t price, bint both_sides, price_t bid,
@@ -187,6 +203,12 @@ cdef class Engine:
         Under ``Sizing.FRACTION``, after a round in which an account's forced order closed part
         of its position, its forced orders in the next ``cooldown_rounds`` rounds (>= 0) close
         the whole position; 0: no cooldown. See "Liquidation rounds", step 2.2.
+    cooldown_ms : int, default 0
+        Under ``Sizing.FRACTION``, after a forced order closed part of an account's position
+        at ``Engine.time`` t (ms), its forced orders close the whole position while
+        ``Engine.time <= t + cooldown_ms`` (>= 0; Hyperliquid: 30,000); 0: no cooldown. With
+        ``cooldown_rounds`` too, orders are whole while either window is open. See
+        "Liquidation rounds", step 2.2.
     increment : int, default 0
         Under ``Sizing.INCREMENTAL``, the notional at the mark of one step, quote units in
         [0, 2**62]: an account is sent orders of ``max(1, floor(increment / (mark x k)))`` lots
@@ -272,7 +294,7 @@ cdef class Engine:
     cdef readonly int64_t taker_fee_ppm, maker_fee_ppm, liquidation_fee_ppm, fraction_ppm
     cdef readonly int64_t band_ppm, backstop_discount_ppm
     cdef readonly money_t fraction_above, increment
-    cdef readonly int64_t takeover_below_ppm, cooldown_rounds
+    cdef readonly int64_t takeover_below_ppm, cooldown_rounds, cooldown_ms
     cdef readonly price_t max_price
     cdef readonly qty_t max_position
     cdef readonly money_t total_deposits
@@ -290,6 +312,7 @@ cdef class Engine:
     cdef vector[uint8_t] _has_index
     cdef vector[int64_t] _basis
     cdef Liquidator liquidator
+    cdef list _funding            # FundingSettlement rows (funding_history)
     cdef bint _busy               # a public call is running (see _enter)
 
     def __init__(self, tick_size="1", lot_size="1", quote_unit=None, *, tiers=DEFAULT_TIERS,
@@ -300,9 +323,9 @@ cdef class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=None, max_position=None, check_initial_margin=True,
-                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None,
-                 settlement=Settlement.LINEAR, contract_value=None):
+                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, cooldown_ms=0,
+                 increment=0, limit=None, instruments=None, close_order=CloseOrder.ALL,
+                 assets=None, settlement=Settlement.LINEAR, contract_value=None):
         # No Python frame of its own: the warning's stack level 1 is the caller.
         limit_rule = limit_rule_arg(limit_rule, limit, 1)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -333,7 +356,7 @@ cdef class Engine:
                          takeover_below_ppm=takeover_below_ppm,
                          cooldown_rounds=cooldown_rounds, increment=increment,
                          close_order=close_order, settlement=settlement,
-                         contract_value=contract_value)
+                         contract_value=contract_value, cooldown_ms=cooldown_ms)
         self.settlement, self.contract_value = given["settlement"], given["contract_value"]
         self.assets, self._assets = venue_assets(
             assets, [part["name"] for part in parts], [part["book"].tick_size for part in parts],
@@ -349,6 +372,7 @@ cdef class Engine:
         self.fraction_above = given["fraction_above"]
         self.takeover_below_ppm = given["takeover_below_ppm"]
         self.cooldown_rounds = given["cooldown_rounds"]
+        self.cooldown_ms = given["cooldown_ms"]
         self.increment = given["increment"]
         self.band_ppm = given["band_ppm"]
         self.backstop_discount_ppm = given["backstop_discount_ppm"]
@@ -380,6 +404,7 @@ cdef class Engine:
             self._basis.push_back(0)
         self.ledger.open_account(t.INSURANCE_FUND, fund, True, False, 0)
         self.total_deposits = fund
+        self._funding = []
         self._assemble()
 
     cdef Ledger _new_ledger(self, list parts):
@@ -410,7 +435,7 @@ cdef class Engine:
             self._deficit, self._adl_ranking, self.fraction_ppm, self.band_ppm,
             self.liquidation_fee_ppm, self.backstop_discount_ppm, self.round_cap, self.backstop,
             self.fraction_above, self.takeover_below_ppm, self.cooldown_rounds, self.increment,
-            self._close_order)
+            self._close_order, self.cooldown_ms)
         self.liquidator.books = list(self._books)
         self.liquidator.engine = <void*>self   # borrowed: the liquidator dies with this engine
         self.liquidator.refresh_mark = engine_mark
@@ -1341,6 +1366,136 @@ cdef class Engine:
             self.ledger.marks[i] = clamped(last, has_bid and has_ask, bid, ask)
             self.ledger.has_mark[i] = True
 
+    # ------------------------------------------------------------------ funding
+    def settle_funding(self, rate, *, instrument=0):
+        """Move one funding payment between the longs and shorts of a perpetual instrument at
+        its mark (docs/funding.md): ``rate`` in units of 10**-8 of a position's value (an int
+        within +-10**8; > 0: longs pay shorts, < 0: shorts pay longs). Payers pay the ceiling
+        of what they owe, receivers get the floor of their pro-rata share of what was paid,
+        the remainder goes to the insurance fund; the accounts' liquidation prices move with
+        their balances, so the next round queues those funding took under maintenance. Return
+        what moved (FundingSettlement), also kept in ``funding_history()``. ValueError on a
+        spot book or an instrument without a mark (nothing changes). O(accounts), in C.
+        """
+        cdef int32_t i
+        cdef int64_t r
+        cdef int128 paid = 0, received = 0
+        cdef int64_t payers = 0, receivers = 0
+        cdef int status
+        self._enter()
+        try:
+            i = self._use(instrument)
+            r = funding_rate_arg(rate)
+            if self.ledger.instruments[i].spot_asset >= 0:
+                raise spot_funding(self._names[i])
+            self.mark()
+            if not self.ledger.has_mark[i]:
+                raise no_funding_mark(self._names[i])
+            self.ledger.select(i)
+            status = self._fund(i, self.ledger.marks[i], r, &paid, &received, &payers,
+                                &receivers)
+            if status == FUND_TOO_MUCH:
+                raise funding_too_large(r, to_python(paid))
+            if status == FUND_OVERFLOW:
+                raise funding_too_large(r)
+            record = FundingSettlement(self.liquidator.now, i, r, self.ledger.marks[i],
+                                       to_python(paid), to_python(received),
+                                       to_python(paid - received), payers, receivers)
+            self._funding.append(tuple(record))
+            return record
+        finally:
+            self._leave()
+
+    cdef int _fund(self, int32_t i, price_t m, int64_t r, int128* paid, int128* received,
+                   int64_t* payers, int64_t* receivers) noexcept:
+        # The reference's _Ledger.fund in C, no Python object touched: pass 1 sums what the
+        # paying side owes (each ceil(V |r| / 10**8)) and the other side's values W; pass 2
+        # checks every balance after the move fits int64 (nothing has moved yet); pass 3 moves
+        # it, each receiver getting floor(paid V / W), and reindexes what changed. Bounds:
+        # V < 2**63 (every value at the mark fits int64), |r| <= 10**8 < 2**27, so V |r| and
+        # the sums stay far inside int128; paid <= 2**62 (else FUND_TOO_MUCH), so paid V <
+        # 2**125. Returns FUND_DONE, FUND_TOO_MUCH or FUND_OVERFLOW.
+        cdef size_t n, count = self.ledger.accounts.size()
+        cdef Account* a
+        cdef const Position* p
+        cdef int128 value, amount, weight = 0, share
+        cdef int128 magnitude = r if r > 0 else -r
+        cdef int32_t fund = self.ledger.slot(t.INSURANCE_FUND)
+        cdef bint pays, overflow = False
+        if r == 0:
+            return FUND_DONE
+        for n in range(count):
+            a = &self.ledger.accounts[n]
+            p = self.ledger.find(a, i)
+            if <int32_t>n == fund or p == NULL or p.position == 0:
+                continue
+            value = self.ledger.value(m, p.position if p.position > 0 else -p.position)
+            if (p.position > 0) == (r > 0):
+                amount = ceil_div(value * magnitude, FUNDING_SCALE)
+                paid[0] += amount
+                payers[0] += 1
+                overflow |= a.collateral - amount < INT64_MIN
+            else:
+                weight += value
+                receivers[0] += 1
+        # (the reference's order of refusals: the total first)
+        if paid[0] > FUNDING_PAID_MAX:
+            return FUND_TOO_MUCH
+        if overflow:
+            return FUND_OVERFLOW
+        for n in range(count):
+            a = &self.ledger.accounts[n]
+            p = self.ledger.find(a, i)
+            if <int32_t>n == fund or p == NULL or p.position == 0 or (p.position > 0) == (r > 0):
+                continue
+            share = paid[0] * self.ledger.value(m, p.position if p.position > 0
+                                                else -p.position) // weight
+            received[0] += share
+            if a.collateral + share > INT64_MAX:
+                return FUND_OVERFLOW
+        if self.ledger.accounts[fund].collateral + (paid[0] - received[0]) > INT64_MAX:
+            return FUND_OVERFLOW
+        for n in range(count):
+            a = &self.ledger.accounts[n]
+            p = self.ledger.find(a, i)
+            if <int32_t>n == fund or p == NULL or p.position == 0:
+                continue
+            value = self.ledger.value(m, p.position if p.position > 0 else -p.position)
+            pays = (p.position > 0) == (r > 0)
+            if pays:
+                a.collateral -= <money_t>ceil_div(value * magnitude, FUNDING_SCALE)
+            else:
+                a.collateral += <money_t>(paid[0] * value // weight)
+            self.ledger.reindex(<int32_t>n)
+            self.ledger.select(i)
+        self.ledger.accounts[fund].collateral += <money_t>(paid[0] - received[0])
+        return FUND_DONE
+
+    def funding_history(self):
+        """Every ``settle_funding`` so far, in order (FUNDING_DTYPE: FundingSettlement's
+        fields)."""
+        self._enter()
+        try:
+            return np.array(self._funding, dtype=FUNDING_DTYPE)
+        finally:
+            self._leave()
+
+    # ------------------------------------------------------------------ time
+    @property
+    def time(self):
+        """The engine's clock, ms (0 until ``advance_to``); what ``cooldown_ms`` counts."""
+        return self.liquidator.now
+
+    def advance_to(self, time_ms):
+        """Set the clock to ``time_ms`` (an int64 of ms, at least ``time``: it never goes
+        back; ValueError naming both otherwise, nothing changed). Nothing else happens: the
+        cooldowns it ends or keeps open are read when a forced order is sized."""
+        self._enter()
+        try:
+            self.liquidator.now = time_arg(time_ms, self.liquidator.now)
+        finally:
+            self._leave()
+
     # ------------------------------------------------------------------ liquidator
     def queue(self):
         """Owners waiting in the liquidation queue, front first."""
@@ -1434,6 +1589,7 @@ cdef class Engine:
         other.fraction_above = self.fraction_above
         other.takeover_below_ppm = self.takeover_below_ppm
         other.cooldown_rounds = self.cooldown_rounds
+        other.cooldown_ms = self.cooldown_ms
         other.increment = self.increment
         other.band_ppm = self.band_ppm
         other.backstop_discount_ppm = self.backstop_discount_ppm
@@ -1459,6 +1615,7 @@ cdef class Engine:
         other._funding_basis_ppm = self._funding_basis_ppm
         other.mark_value = self.mark_value
         other.liquidator = self.liquidator.copy(list(other._books), other.ledger, <void*>other)
+        other._funding = list(self._funding)
         other._busy = False
         return other
 
@@ -1491,6 +1648,8 @@ cdef class Engine:
             "funding_basis_ppm": [self._basis[i] for i in range(n)],
             "asset_deposits": list(self._asset_deposits),
             "conversions": list(self.conversions),
+            "time": self.liquidator.now,
+            "funding_history": list(self._funding),
         }
 
     cdef int _load(self, dict state) except -1:
@@ -1526,6 +1685,7 @@ cdef class Engine:
         self.has_mark = self.ledger.has_mark[0]
         self.mark_value = self.ledger.marks[0]
         self._funding_basis_ppm = self._basis[0]
+        self._funding = list(state["funding_history"])
         return 0
 
     cdef list _instrument_parts(self):

@@ -24,7 +24,7 @@ __all__ = [
     "events_to_array", "array_to_events", "messages",
     "INSURANCE_FUND", "NO_COUNTERPARTY", "MarkRule", "Sizing", "LimitRule", "Deficit",
     "AdlRanking", "Trigger", "MarginBasis", "CloseOrder", "Settlement", "ForcedKind",
-    "FUNDING_BASIS_BOUND",
+    "FUNDING_BASIS_BOUND", "FUNDING_RATE_SCALE", "FUNDING_DTYPE", "FundingSettlement",
     "fair_price", "FORCED_DTYPE",
     "AccountInfo", "PositionInfo", "HoldingInfo", "Asset", "Instrument", "PPM",
     "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
@@ -437,6 +437,29 @@ FORCED_DTYPE = _aligned([
 
 #: The insurance fund's balance (quote units) after each liquidation round (Engine.fund_history).
 FUND_HISTORY_DTYPE = np.dtype([("round", "<i8"), ("balance", "<i8")])
+
+#: A funding rate is an integer in units of 10**-8 of the value of a position per payment
+#: (exchanges publish rates with 8 decimals: 0.0001 is 10_000), at most this either way: 100 %.
+FUNDING_RATE_SCALE = 10**8
+
+
+class FundingSettlement(NamedTuple):
+    """What one ``Engine.settle_funding`` moved (docs/funding.md). Money in quote units (coin
+    units on an inverse venue); ``paid`` = ``received`` + ``remainder`` exactly."""
+
+    time: int        #: Engine.time, ms
+    instrument: int  #: index into Engine.instruments
+    rate: int        #: units of 10**-8 (FUNDING_RATE_SCALE); > 0: longs pay shorts
+    mark: int        #: ticks: the mark the positions were valued at
+    paid: int        #: by the paying side, each the ceiling of value x |rate| / 10**8
+    received: int    #: by the other side, each the floor of its pro-rata share of ``paid``
+    remainder: int   #: paid - received: to the insurance fund
+    payers: int      #: accounts that paid
+    receivers: int   #: accounts on the receiving side
+
+
+#: One row per Engine.settle_funding (Engine.funding_history): FundingSettlement's fields.
+FUNDING_DTYPE = np.dtype([(name, "<i8") for name in FundingSettlement._fields])
 
 
 class BatchResult(NamedTuple):

@@ -27,6 +27,8 @@ cdef struct Episode:
     # FRACTION's cooldown: the last rounds_run whose forced orders close the whole position
     # (-1: none)
     int64_t cooldown_end
+    # ... and in ms: the last Engine.time at which they do (-1: none)
+    int64_t cooldown_until
 
 
 # An ADL candidate: its ranking key (docs/liquidation.md, "ADL ranking") as a sign and the
@@ -79,11 +81,13 @@ cdef class Liquidator:
     cdef money_t fraction_above   # quote units: FRACTION closes a position worth no more whole
     cdef int64_t takeover_below_ppm   # ppm of MM: below it a served account is taken over
     cdef int64_t cooldown_rounds  # rounds after a partial FRACTION step that close whole
+    cdef int64_t cooldown_ms      # ms of Engine.time after one that close whole
     cdef money_t increment        # quote units at the mark: one INCREMENTAL step's notional
     cdef bint has_round_cap, has_backstop
     cdef int64_t round_cap        # notional (quote units at the mark) per round
     cdef owner_t backstop
     # State.
+    cdef int64_t now              # the Engine's clock, ms (Engine.time; never goes back)
     cdef vector[Episode] queue
     cdef int64_t round_number     # the cascade's round, shown in records; 0 once the queue empties
     cdef int64_t rounds_run       # rounds that made progress, over the engine's life

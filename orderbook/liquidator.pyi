@@ -29,4 +29,6 @@ class Liquidator:
         takeover_below_ppm: int = 0,
         cooldown_rounds: int = 0,
         increment: int = 0,
+        close_order: int = 0,
+        cooldown_ms: int = 0,
     ) -> None: ...

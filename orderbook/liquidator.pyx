@@ -98,7 +98,7 @@ cdef class Liquidator:
                  int64_t band_ppm, int64_t liquidation_fee_ppm, int64_t backstop_discount_ppm,
                  round_cap, backstop, money_t fraction_above=0,
                  int64_t takeover_below_ppm=0, int64_t cooldown_rounds=0,
-                 money_t increment=0, int close_order=0):
+                 money_t increment=0, int close_order=0, int64_t cooldown_ms=0):
         self.books = [book]
         self.book = book
         self.instrument = 0
@@ -114,6 +114,7 @@ cdef class Liquidator:
         self.fraction_above = fraction_above
         self.takeover_below_ppm = takeover_below_ppm
         self.cooldown_rounds = cooldown_rounds
+        self.cooldown_ms = cooldown_ms
         self.increment = increment
         self.band_ppm = band_ppm
         self.liquidation_fee_ppm = liquidation_fee_ppm
@@ -238,7 +239,7 @@ cdef class Liquidator:
             a = self.acct(self.ledger.slot(crossed[i]))
             if not a.queued:
                 a.queued = True
-                self.queue.push_back(Episode(crossed[i], self.round_number, -1))
+                self.queue.push_back(Episode(crossed[i], self.round_number, -1, -1))
 
     cdef int serve(self, Episode* episode, int64_t cap_left, int64_t* used) except -1:
         # Serve one queue entry: SERVED_QUEUED (it stays), SERVED_DONE (it leaves the queue) or
@@ -307,6 +308,7 @@ cdef class Liquidator:
             fund_episode.owner = t.INSURANCE_FUND
             fund_episode.generation = episode.generation
             fund_episode.cooldown_end = -1
+            fund_episode.cooldown_until = -1
             self.record(&fund_episode, t.FK_SHORTFALL, side, 0, 0, 0, self.mark(), 0, 0, 0,
                         deeper, t.NO_COUNTERPARTY)
         if stopped:
@@ -365,9 +367,10 @@ cdef class Liquidator:
         # Take-over below a share of MM (step 2.2): the whole position, off the book at once.
         taken = not is_fund and self.takes_over(a, p, mark)
         held = p.position if p.position > 0 else -p.position
-        # FRACTION's cooldown (step 2.2): whole orders for a while after a partial step.
-        size = held if is_fund or taken or episode.cooldown_end >= self.rounds_run else (
-            self.size(a, p, mark))
+        # FRACTION's cooldowns (step 2.2): whole orders for a while after a partial step, in
+        # rounds or in ms of the engine's clock (-1: none; the clock is never below 0).
+        size = held if (is_fund or taken or episode.cooldown_end >= self.rounds_run
+                        or self.now <= episode.cooldown_until) else self.size(a, p, mark)
         if not taken and self.has_round_cap and self.ledger.value(mark, size) > cap_left:
             size = <qty_t>self.ledger.lots_within(mark, cap_left)
         if size == 0:
@@ -383,10 +386,14 @@ cdef class Liquidator:
                 steps_used = self.incremental_steps(
                     episode, slot, side,
                     cap_left - <int64_t>self.ledger.value(mark, size) if self.has_round_cap else 0)
-        if (filled and size < held and self.cooldown_rounds and not is_fund
-                and self.sizing == t.SIZING_FRACTION):
-            episode.cooldown_end = INT64_MAX if self.cooldown_rounds > INT64_MAX - self.rounds_run \
-                else self.rounds_run + self.cooldown_rounds
+        if filled and size < held and not is_fund and self.sizing == t.SIZING_FRACTION:
+            if self.cooldown_rounds:
+                episode.cooldown_end = INT64_MAX \
+                    if self.cooldown_rounds > INT64_MAX - self.rounds_run \
+                    else self.rounds_run + self.cooldown_rounds
+            if self.cooldown_ms:
+                episode.cooldown_until = INT64_MAX if self.cooldown_ms > INT64_MAX - self.now \
+                    else self.now + self.cooldown_ms
         used[0] = 0 if taken else <int64_t>self.ledger.value(mark, size) + steps_used
         return SERVED_QUEUED
 
@@ -1187,6 +1194,8 @@ cdef class Liquidator:
         other.fraction_above = self.fraction_above
         other.takeover_below_ppm = self.takeover_below_ppm
         other.cooldown_rounds = self.cooldown_rounds
+        other.cooldown_ms = self.cooldown_ms
+        other.now = self.now
         other.increment = self.increment
         other.band_ppm = self.band_ppm
         other.liquidation_fee_ppm = self.liquidation_fee_ppm
@@ -1207,8 +1216,9 @@ cdef class Liquidator:
         return other
 
     cdef list queue_rows(self):
-        """The saved state's queue: (owner, generation, cooldown_end), front first."""
-        return [(e.owner, e.generation, e.cooldown_end) for e in self.queue]
+        """The saved state's queue: (owner, generation, cooldown_end, cooldown_until), front
+        first."""
+        return [(e.owner, e.generation, e.cooldown_end, e.cooldown_until) for e in self.queue]
 
     cdef list record_rows(self):
         """The saved state's records: FORCED_DTYPE's integers in _engine_state.RECORD_FIELDS
@@ -1234,10 +1244,11 @@ cdef class Liquidator:
         # accounts already (a queued account is marked so).
         cdef ForcedRec rec
         cdef Episode episode
-        for owner, generation, cooldown_end in state["queue"]:
+        for owner, generation, cooldown_end, cooldown_until in state["queue"]:
             episode.owner = owner
             episode.generation = generation
             episode.cooldown_end = cooldown_end
+            episode.cooldown_until = cooldown_until
             self.queue.push_back(episode)
             self.acct(self.ledger.slot(owner)).queued = True
         for row in state["records"]:
@@ -1251,4 +1262,5 @@ cdef class Liquidator:
         self.round_number = state["round"]
         self.rounds_run = state["rounds_run"]
         self.next_forced_id = state["next_forced_id"]
+        self.now = state["time"]
         return 0

@@ -18,6 +18,7 @@ from sortedcontainers import SortedList
 from . import _validation as check
 from ._bookview import BookView
 from ._engine_args import (
+    FUNDING_PAID_BOUND,
     RATES,
     asset_arg,
     asset_deposit,
@@ -28,6 +29,8 @@ from ._engine_args import (
     exposure,
     fair_mark_fits,
     funding_basis_arg,
+    funding_rate_arg,
+    funding_too_large,
     instrument_arg,
     insufficient_margin,
     insufficient_spot,
@@ -38,14 +41,17 @@ from ._engine_args import (
     margin_amount,
     new_account,
     no_account,
+    no_funding_mark,
     order_elsewhere,
     order_owner,
     order_price,
     parameters_section,
     seeded_position,
     settings,
+    spot_funding,
     spot_isolated,
     spot_position,
+    time_arg,
     user_order_id,
     venue_assets,
     venue_instruments,
@@ -54,7 +60,11 @@ from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_k
 from ._reference_liquidator import _Liquidator
 from .errors import OrderError
 from .events import (
+    FUNDING_DTYPE,
+    FUNDING_RATE_SCALE,
     INSURANCE_FUND,
+    INT64_MAX,
+    INT64_MIN,
     PPM,
     PRICED_KINDS,
     STOP_KINDS,
@@ -65,6 +75,7 @@ from .events import (
     CloseOrder,
     Deficit,
     EventKind,
+    FundingSettlement,
     HoldingInfo,
     Kind,
     MarginBasis,
@@ -536,6 +547,46 @@ class _Ledger:
         self.reindex(buyer)
         self.reindex(seller)
 
+    def fund(self, i: int, mark: int, rate: int) -> tuple[int, int, int, int, int]:
+        """Move a funding payment at ``rate`` (units of 10**-8, > 0: longs pay) on the value of
+        every position in ``i`` at ``mark`` (docs/funding.md): each account on the paying side
+        pays ``ceil(V x |rate| / 10**8)``, each on the other side gets ``floor(paid x V /
+        W)`` (W: that side's values summed), the remainder goes to the insurance fund, whose
+        own positions neither pay nor receive. Exempt and isolated accounts (from their
+        margin) take part like any other. Return (paid, received, remainder, payers,
+        receivers); ValueError before anything moves if a balance would leave int64 or the
+        payments pass 2**62. O(accounts + changed x reindex)."""
+        payers, receivers = [], []
+        for owner in sorted(self.accounts):
+            a = self.accounts[owner]
+            p = a.positions.get(i)
+            if owner == INSURANCE_FUND or p is None or p.position == 0 or rate == 0:
+                continue
+            value = self.value(i, mark, abs(p.position))
+            if (p.position > 0) == (rate > 0):
+                payers.append((a, ceil_div(value * abs(rate), FUNDING_RATE_SCALE)))
+            else:
+                receivers.append((a, value))
+        paid = sum(amount for _, amount in payers)
+        if paid > FUNDING_PAID_BOUND:
+            raise funding_too_large(rate, paid)
+        weight = sum(value for _, value in receivers)
+        shares = [(a, paid * value // weight) for a, value in receivers]
+        received = sum(share for _, share in shares)
+        fund = self.accounts[INSURANCE_FUND]
+        if (any(a.collateral - amount < INT64_MIN for a, amount in payers)
+                or any(a.collateral + share > INT64_MAX for a, share in shares)
+                or fund.collateral + paid - received > INT64_MAX):
+            raise funding_too_large(rate)
+        for a, amount in payers:
+            a.collateral -= amount
+            self.reindex(a)
+        for a, share in shares:
+            a.collateral += share
+            self.reindex(a)
+        fund.collateral += paid - received
+        return paid, received, paid - received, len(payers), len(receivers)
+
     # ------------------------------------------------------------------ saved state
     def account_rows(self) -> list[tuple]:
         """(owner, collateral, reserve, exempt, isolated, ((instrument, position, cost), ...),
@@ -577,9 +628,9 @@ class Engine:
                  trigger=Trigger.BELOW, mm_basis=MarginBasis.MARK,
                  stp=SelfTradePrevention.NONE, amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY,
                  max_price=None, max_position=None, check_initial_margin=True,
-                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, increment=0,
-                 limit=None, instruments=None, close_order=CloseOrder.ALL, assets=None,
-                 settlement=Settlement.LINEAR, contract_value=None):
+                 fraction_above=0, takeover_below_ppm=0, cooldown_rounds=0, cooldown_ms=0,
+                 increment=0, limit=None, instruments=None, close_order=CloseOrder.ALL,
+                 assets=None, settlement=Settlement.LINEAR, contract_value=None):
         # The warning's stack level 2 is the caller of the constructor.
         limit_rule = limit_rule_arg(limit_rule, limit, 2)
         # The book's own refusals of these two do not name them; the engine's do.
@@ -613,7 +664,7 @@ class Engine:
                          cooldown_rounds=cooldown_rounds, increment=increment,
                          close_order=close_order, settlement=settlement,
                          contract_value=(parts[0]["contract_value"] if instruments is not None
-                                         else contract_value))
+                                         else contract_value), cooldown_ms=cooldown_ms)
         if instruments is None:
             specs, parts = venue()
             parts[0]["book"] = book
@@ -635,6 +686,7 @@ class Engine:
         self.round_cap = given["round_cap"]
         self.fraction_above = given["fraction_above"]
         self.cooldown_rounds = given["cooldown_rounds"]
+        self.cooldown_ms = given["cooldown_ms"]
         self.increment = given["increment"]
         self.close_order = given["close_order"]
         fund = given["insurance_fund"]
@@ -651,6 +703,7 @@ class Engine:
         self._assemble()
         self._accounts[INSURANCE_FUND] = _Account(INSURANCE_FUND, fund, True)
         self.total_deposits = fund
+        self._funding: list[tuple] = []   # FundingSettlement rows (funding_history)
 
     def _set_books(self) -> None:
         self.books = tuple(BookView(instrument.book) for instrument in self._instruments)
@@ -671,7 +724,7 @@ class Engine:
             backstop_discount_ppm=self.backstop_discount_ppm, round_cap=self.round_cap,
             backstop=self.backstop, fraction_above=self.fraction_above,
             takeover_below_ppm=self.takeover_below_ppm, cooldown_rounds=self.cooldown_rounds,
-            increment=self.increment, close_order=self.close_order)
+            increment=self.increment, close_order=self.close_order, cooldown_ms=self.cooldown_ms)
 
     # ------------------------------------------ instrument 0's settings (one-instrument API)
     @property
@@ -1151,6 +1204,45 @@ class Engine:
             if value is not None:
                 instr.mark = value
 
+    # ------------------------------------------------------------------------- funding
+    def settle_funding(self, rate, *, instrument=0) -> FundingSettlement:
+        """Move one funding payment between the longs and shorts of a perpetual instrument at
+        its mark (docs/funding.md): ``rate`` in units of 10**-8 of a position's value (an int
+        within +-10**8; > 0: longs pay shorts, < 0: shorts pay longs). Payers pay the ceiling
+        of what they owe, receivers get the floor of their pro-rata share of what was paid,
+        the remainder goes to the insurance fund; the accounts' liquidation prices move with
+        their balances, so the next round queues those funding took under maintenance. Return
+        what moved (FundingSettlement), also kept in ``funding_history()``. ValueError on a
+        spot book or an instrument without a mark (nothing changes)."""
+        instr = self._instrument(instrument)
+        rate = funding_rate_arg(rate)
+        if instr.spot_asset is not None:
+            raise spot_funding(instr.name)
+        self._refresh_marks()
+        if instr.mark is None:
+            raise no_funding_mark(instr.name)
+        moved = self._ledger.fund(instr.index, instr.mark, rate)
+        record = FundingSettlement(self.time, instr.index, rate, instr.mark, *moved)
+        self._funding.append(tuple(record))
+        return record
+
+    def funding_history(self) -> np.ndarray:
+        """Every ``settle_funding`` so far, in order (FUNDING_DTYPE: FundingSettlement's
+        fields)."""
+        return np.array(self._funding, dtype=FUNDING_DTYPE)
+
+    # ---------------------------------------------------------------------------- time
+    @property
+    def time(self) -> int:
+        """The engine's clock, ms (0 until ``advance_to``); what ``cooldown_ms`` counts."""
+        return self._liquidator.now
+
+    def advance_to(self, time_ms) -> None:
+        """Set the clock to ``time_ms`` (an int64 of ms, at least ``time``: it never goes
+        back; ValueError naming both otherwise, nothing changed). Nothing else happens: the
+        cooldowns it ends or keeps open are read when a forced order is sized."""
+        self._liquidator.now = time_arg(time_ms, self._liquidator.now)
+
     # ---------------------------------------------------------------------- liquidator
     def queue(self) -> list[int]:
         """Owners waiting in the liquidation queue, front first."""
@@ -1218,6 +1310,8 @@ class Engine:
             "funding_basis_ppm": [instr.funding_basis_ppm for instr in instruments],
             "asset_deposits": list(self._asset_deposits),
             "conversions": [tuple(pair) for pair in self._ledger.converted],
+            "time": liquidator.now,
+            "funding_history": list(self._funding),
         }
 
     def __repr__(self) -> str:
@@ -1244,4 +1338,5 @@ def _restore(args, kwargs, state) -> Engine:
     engine.total_deposits = state["total_deposits"]
     engine._asset_deposits = list(state["asset_deposits"])
     engine._ledger.converted = [list(pair) for pair in state["conversions"]]
+    engine._funding = list(state["funding_history"])
     return engine

@@ -401,6 +401,7 @@ class Rules:
     fraction_ppm: int = setting(250_000, ppm)
     fraction_above: int = setting(0, integer(0, 2**62))   # quote units; 0: always the fraction
     cooldown_rounds: int = setting(0, integer(0, INT64_MAX))  # whole orders after a FRACTION step
+    cooldown_ms: int = setting(0, integer(0, INT64_MAX))  # ms of whole orders after a FRACTION step
     increment: int = setting(0, integer(0, 2**62))   # quote units: one INCREMENTAL step
     limit_rule: LimitRule = setting(LimitRule.MARKET, enum_name(LimitRule), old_names=("limit",))
     band_ppm: int = setting(0, ppm)

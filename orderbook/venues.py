@@ -49,8 +49,8 @@ _MONEY = ("fraction_above", "increment")
 #: What a preset sets when its venue does not use the mechanism at all (no per-round cap, no
 #: backstop account, no band, no threshold or cooldown), unless it lists the field as kept.
 _UNUSED = {"round_cap": None, "backstop_collateral": 0, "backstop_discount_ppm": 0,
-           "band_ppm": 0, "fraction_above": 0, "cooldown_rounds": 0, "takeover_below_ppm": 0,
-           "increment": 0,
+           "band_ppm": 0, "fraction_above": 0, "cooldown_rounds": 0, "cooldown_ms": 0,
+           "takeover_below_ppm": 0, "increment": 0,
            "liquidator": True}
 
 
@@ -200,7 +200,8 @@ VENUES: dict[str, Venue] = {v.name: v for v in (
         (("150000000", 12_500, 25_000), (None, 25_000, 50_000)), "quote",
         {"trigger": Trigger.BELOW, "mm_basis": MarginBasis.MARK,
          "mark_rule": MarkRule.LAST_CLAMPED, "sizing": Sizing.FRACTION,
-         "fraction_ppm": 200_000, "fraction_above": "100000", "cooldown_rounds": 30,
+         "fraction_ppm": 200_000, "fraction_above": "100000", "cooldown_ms": 30_000,
+         "cooldown_rounds": 0,
          "limit_rule": LimitRule.MARKET, "takeover_below_ppm": 666_667,
          "deficit": Deficit.ADL, "liquidation_fee_ppm": 0, "maker_fee_ppm": 150,
          "taker_fee_ppm": 450},
@@ -208,7 +209,8 @@ VENUES: dict[str, Venue] = {v.name: v for v in (
         approximations=(
             "mark: the book component median(best bid, best ask, last); the oracle and CEX "
             "components and their EMAs need time and other venues",
-            "the 30 s cooldown as 30 rounds",
+            "the 30 s cooldown runs on Engine.time, which a scenario run does not advance "
+            "yet (the runner's clock does not reach the engine): there it lasts the episode",
             "the liquidator vault is the scenario's backstop account if it has one, else the "
             "insurance fund",
             "ADL at the bankruptcy price, not the previous oracle price",

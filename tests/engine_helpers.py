@@ -87,21 +87,21 @@ def _index_engine(engine_cls, **kw):
 
 
 def old_state(state, version):
-    """A one-instrument engine's saved state (STATE_VERSION 4, no assets) in the form of
-    ``version`` 1 or 2 (one book, account rows (owner, collateral, position, cost, reserve,
-    exempt, isolated), 15-field records, scalar index/mark/basis; version 1: queue rows of
-    two)."""
+    """A one-instrument engine's saved state (STATE_VERSION 5, no assets, time 0, no funding)
+    in the form of ``version`` 1 or 2 (one book, account rows (owner, collateral, position,
+    cost, reserve, exempt, isolated), 15-field records, scalar index/mark/basis, queue rows of
+    three; version 1: of two)."""
     [book], [trades] = state["books"], state["trades"]
     accounts = []
     for owner, collateral, reserve, exempt, isolated, positions, _ in state["accounts"]:
         [(_, position, cost)] = positions or [(0, 0, 0)]
         accounts.append((owner, collateral, position, cost, reserve, exempt, isolated))
     out = {key: value for key, value in state.items()
-           if key not in ("books", "asset_deposits", "conversions")}
+           if key not in ("books", "asset_deposits", "conversions", "time",
+                          "funding_history")}
     out.update(version=version, book=book, trades=trades, accounts=accounts,
                records=[row[:-1] for row in state["records"]],
                index_price=state["index_price"][0], mark=state["mark"][0],
                funding_basis_ppm=state["funding_basis_ppm"][0])
-    if version == 1:
-        out["queue"] = [row[:2] for row in state["queue"]]
+    out["queue"] = [row[:2 if version == 1 else 3] for row in state["queue"]]
     return out

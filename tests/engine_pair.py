@@ -7,10 +7,10 @@ script), then demands that they agree exactly on:
   ``liquidation_round()``, ``account()``, ``total_equity()``, None otherwise) or the type of the
   exception it raises;
 * ``owners()``, ``account(owner)`` of every owner (the insurance fund's included), ``queue()``,
-  ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
+  ``time``, ``mark_price()``, ``book.last_price``, ``insurance_fund``, ``fees_collected``,
   ``total_deposits``, ``open_interest()``, ``book.l3()``, ``book.stops()``, ``forced_orders()``,
-  ``fund_history()``, ``trades()``, ``total_equity(m)`` at fixed common marks, and the
-  ``check_initial_margin`` setting (which a copy keeps);
+  ``fund_history()``, ``funding_history()``, ``trades()``, ``total_equity(m)`` at fixed common
+  marks, and the ``check_initial_margin`` setting (which a copy keeps);
 * the ``reason`` of an ``OrderError`` both raise; an order or amend refused with
   ``Reason.INSUFFICIENT_MARGIN`` must leave the accounts, the book, the trades and the mark as
   they were (docs/liquidation.md, "Initial margin").
@@ -65,6 +65,7 @@ from orderbook.errors import OrderError
 from orderbook.events import (
     EVENT_DTYPE,
     FORCED_DTYPE,
+    FUNDING_DTYPE,
     INSURANCE_FUND,
     L3_DTYPE,
     NO_COUNTERPARTY,
@@ -72,6 +73,7 @@ from orderbook.events import (
     AccountInfo,
     Event,
     ForcedKind,
+    FundingSettlement,
     MarginBasis,
     Reason,
     Side,
@@ -213,13 +215,15 @@ def _snapshot(eng):
         "open_interest": int(eng.open_interest()),
         "total_equity_common": [int(eng.total_equity(m)) for m in COMMON_MARKS],
         "check_initial_margin": bool(eng.check_initial_margin),
+        "time": eng.time,
+        "funding": eng.funding_history(),
     }
 
 
 def _compare_snapshots(where, left, right, bitwise):
     for key in ("owners", "mark", "last", "queue", "insurance_fund", "fees_collected",
                 "total_deposits", "open_interest", "total_equity_common",
-                "check_initial_margin"):
+                "check_initial_margin", "time"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
@@ -231,6 +235,8 @@ def _compare_snapshots(where, left, right, bitwise):
     _compare_array(f"{where}: fund_history()", left["fund_history"], right["fund_history"],
                    FUND_HISTORY_DTYPE, bitwise)
     _compare_array(f"{where}: trades()", left["trades"], right["trades"], EVENT_DTYPE, bitwise)
+    _compare_array(f"{where}: funding_history()", left["funding"], right["funding"],
+                   FUNDING_DTYPE, bitwise)
 
 
 # --------------------------------------------------------------------------- contract checks
@@ -530,6 +536,16 @@ class Pair:
         elif method == "liquidation_round":
             if bool(left) != bool(right) or not isinstance(left, (bool, np.bool_)):
                 raise Mismatch(f"{where}: returned {left!r} vs {right!r}")
+        elif method == "settle_funding":
+            if not isinstance(left, FundingSettlement) or tuple(left) != tuple(right) or any(
+                    type(x) is not int for x in left):
+                raise Mismatch(f"{where}: returned {left!r} vs {right!r}")
+            # docs/funding.md: what was paid went to the receivers and the fund; each receiver's
+            # floor loses less than a unit, and with no receiver the fund takes it all
+            assert left.paid == left.received + left.remainder >= left.received >= 0, where
+            assert (left.remainder < left.receivers if left.receivers
+                    else left.remainder == left.paid), where
+            event("funding paid" if left.paid else "funding paid nothing")
         elif left is not None or right is not None:
             raise Mismatch(f"{where}: returned {left!r} vs {right!r} (expected None)")
 
@@ -625,6 +641,8 @@ def _venue_snapshot(eng):
         "forced": eng.forced_orders(),
         "fund_history": eng.fund_history(),
         "check_initial_margin": bool(eng.check_initial_margin),
+        "time": eng.time,
+        "funding": eng.funding_history(),
         "instruments": [_instrument_row(spec) for spec in eng.instruments],
         "assets": tuple(eng.assets),
         "asset_deposits": tuple(int(x) for x in eng.asset_deposits),
@@ -653,7 +671,7 @@ def _compare_venue_snapshots(where, left, right, bitwise):
     for key in ("owners", "queue", "insurance_fund", "fees_collected", "total_deposits",
                 "check_initial_margin", "instruments", "instrument_0", "marks", "last",
                 "open_interest", "total_equity_common", "assets", "asset_deposits",
-                "conversions"):
+                "conversions", "time"):
         if left[key] != right[key]:
             raise Mismatch(f"{where}: {key} differs: {left[key]!r} vs {right[key]!r}")
     for owner, a, b in zip(left["owners"], left["accounts"], right["accounts"], strict=True):
@@ -669,6 +687,8 @@ def _compare_venue_snapshots(where, left, right, bitwise):
                    bitwise)
     _compare_array(f"{where}: fund_history()", left["fund_history"], right["fund_history"],
                    FUND_HISTORY_DTYPE, bitwise)
+    _compare_array(f"{where}: funding_history()", left["funding"], right["funding"],
+                   FUNDING_DTYPE, bitwise)
 
 
 def _unrealised(q, cost, m, k, inverse=False):

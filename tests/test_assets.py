@@ -269,8 +269,9 @@ def test_a_version_3_state_loads_without_assets(engine_cls):
     eng = engine_cls(quote_unit="0.01")
     eng.add_account(1, 100)
     restore, args, kwargs, state = state_of(eng)
-    old = dict(state, version=3, accounts=[row[:6] for row in state["accounts"]])
-    del old["asset_deposits"], old["conversions"]
+    old = dict(state, version=3, accounts=[row[:6] for row in state["accounts"]],
+               queue=[row[:3] for row in state["queue"]])
+    del old["asset_deposits"], old["conversions"], old["time"], old["funding_history"]
     assert restore(args, kwargs, old).account(1) == eng.account(1)
 
 

@@ -547,6 +547,8 @@ def test_check_initial_margin_setting(engine_cls):
                                      (0.5, TypeError), (None, TypeError)]),
     ("cooldown_rounds", 3, [(-1, ValueError), (2**63, ValueError), (1.0, TypeError),
                             (None, TypeError)]),
+    ("cooldown_ms", 30_000, [(-1, ValueError), (2**63, ValueError), (1.0, TypeError),
+                             ("1", TypeError), (None, TypeError)]),
     ("increment", 2_000, [(-1, ValueError), (2**62 + 1, ValueError), (1.5, TypeError),
                           (None, TypeError)]),
 ])

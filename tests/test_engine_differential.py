@@ -6,7 +6,8 @@ fee, fund, backstop, STP, amend rule, the initial margin check on or off, someti
 max_price/max_position, k = 1, 2 or 10), gives them the same population (an exempt LP, maybe an
 exempt backstop, 1-8 leveraged users, some isolated, seeded against the LP or each other), the
 same book (LP depth, user orders and stops), then the same random shock (market orders, index
-moves, refills, user orders, cancels, amends, deposits, add_margin, stops) interleaved with
+moves, refills, user orders, cancels, amends, deposits, add_margin, stops, the clock advanced
+by drawn amounts, funding payments at drawn rates) interleaved with
 ``liquidate()`` / ``liquidation_round()``, and finally drains the queue with refills near the
 mark. One example in ten puts ``max_price * max_position * k`` at (or one lot under) the 2**61
 bound, and the shock also sends prices and
@@ -135,6 +136,9 @@ def _settings(draw):
         "fraction_above": draw(st.one_of(st.just(0), st.integers(1, 3_000).map(lambda c: c * k)),
                                label="fraction_above"),
         "cooldown_rounds": draw(st.one_of(st.just(0), st.integers(1, 3)), label="cooldown_rounds"),
+        # ms of Engine.time; the shock's "advance" steps move the clock by similar amounts
+        "cooldown_ms": draw(st.one_of(st.just(0), st.integers(1, 5_000), st.just(30_000)),
+                            label="cooldown_ms"),
         # INCREMENTAL refuses 0; steps of 1..3,000 quote units x k span a lot to whole positions
         "increment": draw(st.integers(1, 3_000).map(lambda c: c * k), label="increment"),
         "limit_rule": draw(st.sampled_from(list(LimitRule)), label="limit_rule"),
@@ -252,7 +256,8 @@ def _stop(draw, pair, users):
 
 OPS = ["market", "market", "market", "set_index", "set_index", "liquidate", "liquidate",
        "round", "refill", "refill", "user_order", "cancel", "amend", "deposit", "add_margin",
-       "stop", "extreme", "hostile", "round_trip", "funding_basis"]
+       "stop", "extreme", "hostile", "round_trip", "funding_basis", "advance", "advance", "funding",
+       "funding"]
 #: The mark rules that read the index.
 INDEX_MARKS = (MarkRule.INDEX, MarkRule.INDEX_CLAMPED, MarkRule.FAIR)
 
@@ -290,11 +295,27 @@ def _hostile(draw, pair, users):
              ("add_margin", [u, 1]), ("seed_position", [u, LP, 100, 1]), ("account", [u]),
              ("total_equity", [100]), ("limit", [pair.order_id(), BUY, 90, 1, u]),
              ("market", [pair.order_id(), SELL, 1, u]), ("cancel", [1]), ("amend", [1, 95, 2]),
-             ("set_index", [100]), ("liquidate", [1]), ("set_funding_basis", [0])]
+             ("set_index", [100]), ("liquidate", [1]), ("set_funding_basis", [0]),
+             ("advance_to", [10**9]), ("settle_funding", [10_000])]
     method, args = draw(st.sampled_from(calls), label="hostile_method")
     i = draw(st.integers(0, len(args) - 1), label="hostile_arg")
     args[i] = draw(st.sampled_from(HOSTILE), label="hostile_value")
     pair.call(method, *args)
+
+
+def _advance(draw, pair):
+    """Move both clocks by a drawn amount (ms): within and past the drawn cooldown_ms, now and
+    then not at all or, refused alike, backwards."""
+    step = draw(st.sampled_from([0, 1, 999, 1_000, 5_000, 30_000, 30_001])
+                | st.integers(0, 6_000) | st.integers(-3, -1), label="advance_ms")
+    pair.call("advance_to", int(pair.engines[1].time) + step)
+
+
+#: funding rates (units of 10**-8): none, the smallest, a venue's usual 0.01 %, percents that
+#: can take an account under maintenance, the bound 100 % and just past it (refused alike)
+FUNDING_RATES = (st.sampled_from([0, 1, -1, 10_000, -10_000, 1_234_567, -1_234_567, 10**8,
+                                  -(10**8), 10**8 + 1])
+                 | st.integers(-5_000_000, 5_000_000) | st.integers(-20_000, 20_000))
 
 
 def _shock(draw, pair, users, mark_rule):
@@ -354,6 +375,10 @@ def _shock(draw, pair, users, mark_rule):
             _hostile(draw, pair, users)
         elif op == "round_trip":
             pair.round_trip(draw(st.sampled_from(sorted(ROUND_TRIPS)), label="round_trip"))
+        elif op == "advance":
+            _advance(draw, pair)
+        elif op == "funding":
+            pair.call("settle_funding", draw(FUNDING_RATES, label="funding_rate"))
     pair.call("liquidate")
 
 
@@ -711,11 +736,12 @@ def _venue_hostile(draw, pair, users):
              ("limit", [pair.order_id(i), BUY, 90, 1, u]),
              ("market", [pair.order_id(i), SELL, 1, u]), ("cancel", [1]), ("amend", [1, 95, 2]),
              ("set_index", [100]), ("liquidate", [1]), ("set_funding_basis", [0]),
-             ("mark_price", []), ("open_interest", []), ("trades", [])]
+             ("mark_price", []), ("open_interest", []), ("trades", []), ("advance_to", [10**9]),
+             ("settle_funding", [10_000])]
     method, args = draw(st.sampled_from(calls), label="hostile_method")
     takes_instrument = method in ("seed_position", "limit", "market", "cancel", "amend",
                                   "set_index", "set_funding_basis", "mark_price",
-                                  "open_interest", "trades")
+                                  "open_interest", "trades", "settle_funding")
     if takes_instrument and (not args or draw(st.booleans(), label="hostile_instrument")):
         pair.call(method, *args, instrument=draw(st.sampled_from(HOSTILE_INSTRUMENTS),
                                                  label="hostile_value"))
@@ -800,6 +826,11 @@ def _venue_shock(draw, pair, users, rules):
             pair.round_trip(draw(st.sampled_from(sorted(ROUND_TRIPS)), label="round_trip"))
         elif op == "cross_shock":
             _cross_shock(draw, pair, users, rules)
+        elif op == "advance":
+            _advance(draw, pair)
+        elif op == "funding":
+            # on any instrument: a spot book's refusal is compared too
+            pair.call("settle_funding", draw(FUNDING_RATES, label="funding_rate"), **on)
     pair.call("liquidate")
 
 

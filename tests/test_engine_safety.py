@@ -178,7 +178,8 @@ def test_a_pickle_names_no_raw_c_fields(engine_cls):
     assert set(state) == {"version", "books", "accounts", "queue", "records", "trades",
                           "fund_history", "fees_collected", "total_deposits", "round",
                           "rounds_run", "next_forced_id", "index_price", "mark",
-                          "funding_basis_ppm", "asset_deposits", "conversions"}
+                          "funding_basis_ppm", "asset_deposits", "conversions", "time",
+                          "funding_history"}
     assert kwargs["insurance_fund"] == 0 and args == ("1", "1", "1")
 
 

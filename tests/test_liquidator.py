@@ -358,6 +358,129 @@ def test_a_running_cooldown_is_kept_by_copies_and_pickles(engine_cls):
     assert rows(old.forced_orders())[-1]["qty"] == 1
 
 
+# ============================================================ the clock and the cooldown in ms
+
+
+def _ms_engine(engine_cls, cooldown_ms, cooldown_rounds=0):
+    """_cooldown_engine's story (victim long 10 @ 100, collateral 70, INDEX mark 94, 10 % steps,
+    3 lots bid at 94) with a cooldown of ``cooldown_ms`` on the engine's clock."""
+    eng = make(engine_cls, mark_rule=MarkRule.INDEX, sizing=Sizing.FRACTION,
+               fraction_ppm=100_000, cooldown_ms=cooldown_ms, cooldown_rounds=cooldown_rounds)
+    eng.add_account(100, 100_000, exempt=True)
+    eng.add_account(101, 100_000, exempt=True)
+    victim_a(eng, collateral=70)
+    eng.limit(1, B, 94, 3, 101)
+    eng.set_index(94)
+    return eng
+
+
+def _orders(eng):
+    return [(r["qty"], r["filled"]) for r in rows(eng.forced_orders())]
+
+
+def test_the_clock_starts_at_0_and_never_goes_back(engine_cls):
+    eng = make(engine_cls)
+    assert eng.time == 0
+    eng.advance_to(0)
+    eng.advance_to(5)
+    eng.advance_to(5)            # standing still is allowed
+    assert eng.time == 5
+    with pytest.raises(ValueError, match=r"time_ms 4 is before the engine's time 5 ms"):
+        eng.advance_to(4)
+    with pytest.raises(ValueError, match=r"time_ms -1 is before"):
+        eng.advance_to(-1)
+    with pytest.raises(ValueError, match="time_ms must fit in int64"):
+        eng.advance_to(2**63)
+    for bad in (5.0, "6", None, True, [6]):
+        with pytest.raises(TypeError, match="time_ms must be an integer"):
+            eng.advance_to(bad)
+    assert eng.time == 5
+    eng.advance_to(np.int64(2**63 - 1))
+    assert eng.time == 2**63 - 1 and type(eng.time) is int
+
+
+def test_after_a_partial_step_orders_are_whole_for_cooldown_ms(engine_cls):
+    eng = _ms_engine(engine_cls, 30_000)
+    eng.advance_to(1_000)
+    eng.liquidation_round()      # 1 lot of 10 at t = 1,000: a partial step, whole until 31,000
+    eng.advance_to(31_000)       # the last ms of the window (t <= 1,000 + 30,000)
+    eng.liquidation_round()      # the whole 9 asked, the bids hold 2: 7 left (not partial)
+    assert _orders(eng) == [(1, 1), (9, 2)]
+    eng.limit(2, B, 94, 50, 101)
+    eng.advance_to(31_001)       # the window is closed: the fraction again, ceil(0.7) = 1
+    eng.liquidation_round()
+    eng.liquidation_round()      # a partial step at 31,001 opened a new window: the whole 6
+    assert _orders(eng) == [(1, 1), (9, 2), (1, 1), (6, 6)]
+    a = eng.account(1)
+    assert (a.position, a.collateral) == (0, 10)   # every lot sold at 94 lost 6
+    assert_conserved(eng, [1, 100, 101])
+    check_accounts(eng)
+
+
+def test_no_cooldown_ms_steps_by_the_fraction_at_any_time(engine_cls):
+    eng = _ms_engine(engine_cls, 0)
+    eng.liquidate()
+    assert _orders(eng) == [(1, 1), (1, 1), (1, 1)]
+
+
+def test_orders_are_whole_while_either_cooldown_is_open(engine_cls):
+    # 1 round and 5,000 ms after the partial step at t = 0: round 1 (both open) asks 9; at
+    # t = 5,000 round 2 is past the rounds' window but inside the ms one: the whole 7 again.
+    eng = _ms_engine(engine_cls, 5_000, cooldown_rounds=1)
+    eng.liquidation_round()
+    eng.liquidation_round()
+    eng.limit(2, B, 94, 50, 101)
+    eng.advance_to(5_000)
+    eng.liquidation_round()
+    assert _orders(eng) == [(1, 1), (9, 2), (7, 7)]
+    # 3 rounds and 1 ms: at t = 10 the ms window is closed, the rounds' open: whole
+    eng = _ms_engine(engine_cls, 1, cooldown_rounds=3)
+    eng.liquidation_round()
+    eng.advance_to(10)
+    eng.liquidation_round()
+    assert _orders(eng) == [(1, 1), (9, 2)]
+
+
+def test_a_cooldown_ms_window_ends_with_its_episode(engine_cls):
+    # The window belongs to the episode: an account that leaves the queue and is crossed again
+    # starts with none, whatever the clock says.
+    eng = _ms_engine(engine_cls, 10**9)
+    eng.limit(2, B, 94, 50, 101)
+    eng.liquidation_round()      # 1 lot (9 left, E 10 < MM 43): partial, the window opens
+    eng.deposit(1, 40)           # E 50 >= 43: the next round drops it from the queue
+    assert not eng.liquidation_round()
+    assert eng.queue() == [] and eng.account(1).position == 9
+    eng.set_index(90)            # E = 104 + 810 - 900 = 14 < MM ceil(40.5) = 41: crossed again
+    eng.liquidation_round()
+    assert _orders(eng) == [(1, 1), (1, 1)]   # a new episode: the fraction of 9, not all 9
+
+
+def test_the_clock_and_a_running_cooldown_ms_survive_copies_and_pickles(engine_cls):
+    import copy
+    import pickle
+
+    eng = _ms_engine(engine_cls, 30_000)
+    eng.advance_to(7)
+    eng.liquidation_round()      # partial at t = 7: whole until 30,007
+    for other in (eng.copy(), copy.copy(eng), copy.deepcopy(eng),
+                  pickle.loads(pickle.dumps(eng))):
+        assert (other.time, other.cooldown_ms) == (7, 30_000)
+        other.advance_to(30_007)
+        other.liquidation_round()
+        assert _orders(other)[-1] == (9, 2)
+    assert eng.time == 7         # the copies' clocks are their own
+    # A version 4 state (before the clock) loads at time 0 with no window in ms running.
+    restore, (args, kwargs, state) = eng.__reduce__()
+    old = {key: value for key, value in state.items()
+           if key not in ("time", "funding_history")}
+    old.update(version=4, queue=[row[:3] for row in state["queue"]])
+    del kwargs["cooldown_ms"]
+    loaded = restore(args, kwargs, old)
+    assert (loaded.time, loaded.cooldown_ms) == (0, 0)
+    loaded.liquidation_round()
+    assert _orders(loaded)[-1] == (1, 1)
+
+
 # =========================================================================== take-over below MM
 
 #: Victim A at the INDEX mark 94: E = 40, MM = 47, bankruptcy price 90. 10**6 x 40 = 40,000,000

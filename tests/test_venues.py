@@ -214,6 +214,23 @@ def test_hyperliquid_sends_20_percent_above_100k_then_the_whole_position(engine_
     check_accounts(eng)
 
 
+def test_hyperliquid_cooldown_lasts_30_seconds_on_the_engine_clock(engine_cls):
+    # The partial step (40 of 200 lots) at t = 5,000 ms opens the window to 35,000 inclusive:
+    # there the next order is the whole 160; a millisecond later it is the fraction again,
+    # ceil(20 % of 160) = 32 (158,400 USDC at the mark, still over the 100k threshold).
+    eng = _hyperliquid_victim(engine_cls, 400_000, 200)
+    assert (eng.cooldown_ms, eng.cooldown_rounds) == (30_000, 0)
+    eng.set_index(99_000)
+    eng.advance_to(5_000)
+    assert [int(r["qty"]) for r in eng.liquidate(max_rounds=1)] == [40]
+    inside = eng.copy()
+    inside.advance_to(35_000)
+    assert [int(r["qty"]) for r in inside.liquidate(max_rounds=1)] == [160]
+    eng.advance_to(35_001)
+    assert [int(r["qty"]) for r in eng.liquidate(max_rounds=1)] == [32]
+    check_accounts(eng)
+
+
 def test_hyperliquid_closes_positions_up_to_100k_whole(engine_cls):
     # 100 lots: 99,000 USDC at the mark 99,000, not over the threshold: one order for all 100.
     # MM = ceil(1.25 % of 9,900,000) = 123,750; collateral 200,000: E = 100,000 < MM, >= 82,500.

@@ -88,6 +88,7 @@ def _rule_fields(quote_units: int) -> st.SearchStrategy[dict]:
         "fraction_ppm": st.sampled_from([500_000, 1, 250_000, PPM]) | st.integers(0, PPM),
         "fraction_above": st.just(0) | st.integers(1, 3_000).map(lambda c: c * quote_units),
         "cooldown_rounds": st.just(0) | st.integers(1, 3),
+        "cooldown_ms": st.just(0) | st.integers(1, 5_000) | st.sampled_from([30_000]),
         "increment": st.just(0) | st.integers(1, 3_000).map(lambda c: c * quote_units),
         "limit_rule": st.sampled_from(list(LimitRule)),
         "band_ppm": st.just(0) | st.integers(1, 100_000),
@@ -116,7 +117,8 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
 
     Draws ``tiers`` (:func:`tiers`), taker and maker fees (0..0.2 %), every ``mark_rule``,
     ``sizing``, ``limit_rule`` and ``deficit``, ``fraction_ppm``, ``fraction_above`` (0 or
-    1..3,000 quote units times ``k``), ``cooldown_rounds`` (0..3), ``increment`` (0 or
+    1..3,000 quote units times ``k``), ``cooldown_rounds`` (0..3), ``cooldown_ms`` (0,
+    1..5,000 or Hyperliquid's 30,000 ms of ``Engine.time``), ``increment`` (0 or
     1..3,000 quote units times ``k``; at least ``k`` under ``INCREMENTAL``), ``band_ppm`` (0 or
     up to 10 %),
     ``round_cap`` (None or 50..3,000 quote units times ``k``), ``liquidation_fee_ppm`` (0..5 %),
