@@ -121,6 +121,10 @@ class Timeline:
             seat.start(self)
         while self.heap:
             time, _, _, action, args = heapq.heappop(self.heap)
+            if time != self.now:
+                # the engine keeps the same time: its cooldowns in ms (Rules.cooldown_ms) run
+                # on the run's clock
+                eng.advance_to(time)
             self.now = time
             action(*args)
             self._notify()

@@ -224,3 +224,20 @@ def test_a_flow_on_an_instrument_the_scenario_lacks_is_refused():
     s = replace(small(), flows=(Flow(poisson(), instrument=3),))
     with pytest.raises(ConfigError, match=r"flows\[0\] instrument = 3"):
         run(s, counterfactual=False)
+
+
+def test_the_engine_keeps_the_run_s_time_so_cooldowns_in_ms_run_on_it():
+    from orderbook import Sizing
+    from orderbook._market import Market
+    from orderbook.scenario import _simulate
+
+    rules = replace(default_scenario().rules, sizing=Sizing.FRACTION, fraction_ppm=100_000)
+    market = Market(replace(small(liquidator_ms=250), rules=rules))
+    _simulate(market, market.scenario.steps, True)
+    assert market.engine.time == (market.scenario.steps - 1) * 1_000
+    # a partial step starts a 3 s cooldown: forced orders close whole positions meanwhile,
+    # so the cascade needs fewer partial orders than without it
+    plain = run(replace(small(liquidator_ms=250), rules=rules), counterfactual=False)
+    cooled = run(replace(small(liquidator_ms=250),
+                         rules=replace(rules, cooldown_ms=3_000)), counterfactual=False)
+    assert cooled.summary["forced_orders"] < plain.summary["forced_orders"]
