@@ -376,26 +376,31 @@ def _contracts(items, root) -> tuple:
     return tuple(out)
 
 
-def _agents(items) -> tuple:
-    """``[[agents]]``: each a table naming a built-in agent's ``kind`` and its settings."""
-    from .agents import AGENT_KINDS
-
+def _kind_tables(key: str, items, kinds: dict, what: str, hint: str = ""):
+    """Each table of an ``[[key]]`` array with the class its ``kind`` names in ``kinds``:
+    (table name, class, the table's other keys); a ConfigError naming the first bad one."""
     if not isinstance(items, list):
-        raise ConfigTypeError(f"[[agents]] must be an array of tables, got "
+        raise ConfigTypeError(f"[[{key}]] must be an array of tables, got "
                               f"{type_name(items)} {show(items)}")
-    out = []
     for i, item in enumerate(items):
-        table = f"agents[{i}]"
+        table = f"{key}[{i}]"
         if not isinstance(item, dict):
             raise ConfigTypeError(f"[{table}] must be a table, got {type_name(item)} "
                                   f"{show(item)}")
         kind = item.get("kind")
-        if kind not in AGENT_KINDS:
-            raise ConfigError(f"[{table}] kind = {show(kind)} is not a built-in agent (one of "
-                              f"{', '.join(AGENT_KINDS)}); agents of your own go to run() "
-                              f"from Python")
-        cls = AGENT_KINDS[kind]
-        plain = {k: v for k, v in item.items() if k != "kind"}
+        if kind not in kinds:
+            raise ConfigError(f"[{table}] kind = {show(kind)} is not {what} (one of "
+                              f"{', '.join(kinds)}){hint}")
+        yield table, kinds[kind], {k: v for k, v in item.items() if k != "kind"}
+
+
+def _agents(items) -> tuple:
+    """``[[agents]]``: each a table naming a built-in agent's ``kind`` and its settings."""
+    from .agents import AGENT_KINDS
+
+    out = []
+    for table, cls, plain in _kind_tables("agents", items, AGENT_KINDS, "a built-in agent",
+                                          "; agents of your own go to run() from Python"):
         try:
             out.append(cls(**_fields(table, plain, schema(cls))))
         except (ValueError, TypeError) as exc:
@@ -415,23 +420,9 @@ def _flow_kinds() -> dict:
 def _flows(items) -> tuple:
     """``[[flows]]``: each a table naming a flow model's ``kind``, its ``instrument`` (index,
     default 0) and the model's settings."""
-    kinds = _flow_kinds()
-    if not isinstance(items, list):
-        raise ConfigTypeError(f"[[flows]] must be an array of tables, got "
-                              f"{type_name(items)} {show(items)}")
     out = []
-    for i, item in enumerate(items):
-        table = f"flows[{i}]"
-        if not isinstance(item, dict):
-            raise ConfigTypeError(f"[{table}] must be a table, got {type_name(item)} "
-                                  f"{show(item)}")
-        kind = item.get("kind")
-        if kind not in kinds:
-            raise ConfigError(f"[{table}] kind = {show(kind)} is not a flow model (one of "
-                              f"{', '.join(kinds)})")
-        cls = kinds[kind]
-        plain = {k: v for k, v in item.items() if k not in ("kind", "instrument")}
-        instrument = convert(table, "instrument", item.get("instrument", 0), schema(Flow))
+    for table, cls, plain in _kind_tables("flows", items, _flow_kinds(), "a flow model"):
+        instrument = convert(table, "instrument", plain.pop("instrument", 0), schema(Flow))
         try:
             out.append(Flow(cls(**_fields(table, plain, schema(cls))), instrument))
         except ConfigError as exc:
