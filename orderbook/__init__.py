@@ -61,6 +61,7 @@ from .scenario import (
     ExplicitBook,
     ExplicitPopulation,
     Flow,
+    Funding,
     InertSettingWarning,
     Liquidity,
     Population,
@@ -92,7 +93,7 @@ __all__ = [
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
-    "InertSettingWarning", "venues", "flows", "Clock", "Flow", "SerialExecutor", "Agent",
+    "InertSettingWarning", "venues", "flows", "Clock", "Flow", "Funding", "SerialExecutor", "Agent",
     "AgentView", "MarketMaker", "ValueTrader", "BatchResult", "funding", "FundingSettlement",
     "FUNDING_DTYPE",
 ]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Timeline", "TradeLog"]
 
 # Priorities of the events due at one time (lower first).
-SHOCK, ORDER, LIQUIDATE, RECOVER, REFILL, SAMPLE = range(6)
+SHOCK, ORDER, LIQUIDATE, RECOVER, REFILL, FUNDING, SAMPLE = range(7)
 
 #: Passes of trade and mark notices after one event before the run gives up: agents that
 #: answer each other's trades forever would otherwise never let the clock move.
@@ -119,6 +119,7 @@ class Timeline:
             flow.start(self)
         for seat in self.seats:
             seat.start(self)
+        self._start_funding()
         while self.heap:
             time, _, _, action, args = heapq.heappop(self.heap)
             if time != self.now:
@@ -173,6 +174,42 @@ class Timeline:
             self.series[i, step] = self.market.snapshot(step, self.liquidated[i], i,
                                                         time=self.now)
         self.liquidated = [0] * self.count
+
+    # ---------------------------------------------------------------------------- funding
+    def _start_funding(self) -> None:
+        """A FundingClock per perpetual when the scenario pays funding (Scenario.funding)."""
+        from .funding import FundingClock
+
+        self.funding_first = len(self.engine.funding_history())
+        rule = self.market.scenario.funding.rule()
+        self.funding_clocks = {}
+        if rule is None:
+            return
+        for c in self.market.contracts:
+            if not self.engine.instruments[c.index].spot:
+                self.funding_clocks[c.index] = FundingClock(rule)
+        if self.funding_clocks:
+            self.at(0, FUNDING, self._funding)
+
+    def _funding(self) -> None:
+        """Pay the intervals that ended, then offer this time's premium sample."""
+        step = self.now // self.clock.step_ms
+        for i, clock in self.funding_clocks.items():
+            rate = clock.due(self.now)
+            if rate is not None and self.engine.mark_price(i) is not None:
+                self.engine.settle_funding(rate, instrument=i)
+            mark = self.engine.mark_price(i)
+            if mark is not None:
+                c = self.market.contracts[i]
+                path = c.index_path
+                index = int(path[min(step, len(path) - 1)]) if len(path) else c.mid0
+                clock.sample(self.now, mark, index)
+        rule = next(iter(self.funding_clocks.values())).rule
+        self.at(self.now + rule.sample_ms, FUNDING, self._funding)
+
+    def funding(self) -> np.ndarray:
+        """The run's funding payments (FUNDING_DTYPE)."""
+        return self.engine.funding_history()[self.funding_first:]
 
     # ---------------------------------------------------------------------------- notices
     def _notify(self) -> None:

@@ -94,6 +94,7 @@ from .scenario import (
     ExplicitBook,
     ExplicitPopulation,
     Flow,
+    Funding,
     IndexModel,
     Liquidity,
     Population,
@@ -127,6 +128,7 @@ _EXPLICIT_POPULATION = schema(ExplicitPopulation)
 _LIQUIDITY = schema(Liquidity)
 _SHOCK = schema(Shock)
 _CLOCK = schema(Clock)
+_FUNDING = schema(Funding)
 _RULES = schema(Rules)
 _RULES_RENAMED = renamed(Rules)
 _CONTRACT = schema(Contract)
@@ -337,6 +339,9 @@ def scenario_from_dict(d: dict, base: Scenario | None = None, *, root=".") -> Sc
         changes["shock"] = replace(base.shock, **_fields("shock", d["shock"], _SHOCK))
     if "clock" in d:
         changes["clock"] = replace(base.clock, **_fields("clock", d["clock"], _CLOCK))
+    if "funding" in d:
+        changes["funding"] = replace(base.funding, **_fields("funding", d["funding"],
+                                                             _FUNDING))
     if "rules" in d:
         if not isinstance(d["rules"], dict):
             raise ConfigTypeError(f"[rules] must be a table, got {type_name(d['rules'])} "

@@ -88,8 +88,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
-    "Rules", "Clock", "Flow", "Scenario", "Contract", "IndexModel", "Result", "Comparison", "run",
-    "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion", "contagion_origins",
+    "Rules", "Clock", "Flow", "Funding", "Scenario", "Contract", "IndexModel", "Result",
+    "Comparison", "run", "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion",
+    "contagion_origins",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "contract_units", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
     "builtin_rule_sets",
@@ -344,6 +345,47 @@ class Flow:
                             f"{type(self.model).__name__}")
 
 
+def _funding_venue(value):
+    from .funding import VENUES
+
+    if value is None or value == "none":
+        return None
+    if value not in VENUES:
+        raise Bad(f"must be one of {', '.join(VENUES)} (orderbook.funding.VENUES) or none")
+    return value
+
+
+@dataclass(frozen=True)
+class Funding:
+    """Perpetual funding in a run (docs/funding.md, "In a scenario"): ``venue`` names a rule
+    of ``orderbook.funding.VENUES`` (None: no funding). Its premium is sampled every
+    ``sample_ms`` from each perpetual's mark against its index (the instrument's index path
+    where the scenario gives one, else its starting mid: the price the market was at), and
+    at the end of every ``interval_ms`` the rate is paid through ``Engine.settle_funding``,
+    exactly and conserved. ``interval_ms`` and ``sample_ms`` override the venue's (a real
+    8-hour interval never ends within a two-minute cascade: compress it to see funding act)."""
+
+    venue: str | None = setting(None, _funding_venue)
+    interval_ms: int | None = setting(None, optional(integer(1, 10**12)))
+    sample_ms: int | None = setting(None, optional(integer(1, 10**12)))
+
+    def rule(self):
+        """The venue's ``orderbook.funding.FundingRule`` with the overrides; None when off."""
+        from .funding import VENUES
+
+        if self.venue is None:
+            return None
+        rule = VENUES[self.venue]
+        interval = self.interval_ms or rule.interval_ms
+        sample = min(self.sample_ms or rule.sample_ms, interval)
+        if interval != rule.interval_ms and rule.rate_period_ms is None:
+            # the venue quotes its rate per interval: keep that rate per the venue's interval
+            # and pay the interval's share of it
+            return replace(rule, interval_ms=interval, sample_ms=sample,
+                           rate_period_ms=rule.interval_ms)
+        return replace(rule, interval_ms=interval, sample_ms=sample)
+
+
 @dataclass(frozen=True)
 class Clock:
     """The run's timeline, in milliseconds (docs/time.md).
@@ -515,6 +557,7 @@ class Scenario:
     agents: tuple = ()
     #: background order flows (:class:`Flow`; ``[[flows]]`` in a file)
     flows: tuple = ()
+    funding: Funding = field(default_factory=Funding)
     steps: int = setting(120, integer(1, 10**9))
     seed: int = setting(7, integer(0, INT64_MAX))
     engine: str = setting("compiled", choice("compiled", "reference"))
@@ -531,7 +574,7 @@ class Scenario:
 _TABLE_CLASSES = {"book": (DepthProfile, ExplicitBook),
                   "population": (Population, ExplicitPopulation),
                   "liquidity": (Liquidity,), "shock": (Shock,), "rules": (Rules,),
-                  "clock": (Clock,)}
+                  "clock": (Clock,), "funding": (Funding,)}
 TABLES = tuple(_TABLE_CLASSES)
 
 
@@ -759,7 +802,8 @@ class Result:
     round made the record, and ``record_step`` the row of ``series`` that counts it (the first
     at or after it); a record's ``round`` is its round within a cascade, which restarts at 0
     when the queue empties, so it is not the step. ``trade_time`` (ms) is when each of
-    ``trades`` settled (trades before the run, the book's first print, at 0).
+    ``trades`` settled (trades before the run, the book's first print, at 0). ``funding``
+    holds the run's funding payments (``Scenario.funding``).
     """
 
     scenario: Scenario
@@ -776,6 +820,8 @@ class Result:
     record_time: np.ndarray | None = None
     trade_time: np.ndarray | None = None
     instrument_trade_time: dict = field(default_factory=dict)
+    #: the run's funding payments (FUNDING_DTYPE; empty without Scenario.funding)
+    funding: np.ndarray | None = None
 
     def __post_init__(self):
         if self.record_time is None:   # a run in steps: each record at its step's start
@@ -937,13 +983,21 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
         summary["agents"] = agent_summary(market.engine, seated)
     if timeline.flows:
         summary["flows"] = [seat.summary(market.engine) for seat in timeline.flows]
+    funding = timeline.funding()
+    if scenario.funding.venue is not None:
+        # what funding moved in the run (docs/funding.md): payments, and the total the paying
+        # sides paid (quote units; received + to the fund)
+        summary["funding_payments"] = len(funding)
+        summary["funding_paid"] = int(funding["paid"].sum()) if len(funding) else 0
+        summary["funding_paid_quote"] = float(summary["funding_paid"] * quote_unit(scenario))
     names = [c.name for c in scenario.instruments]
     trade_times = timeline.trade_times()
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
                   steps, {name: every[i] for i, name in enumerate(names)},
                   {name: market.engine.trades(i) for i, name in enumerate(names)},
                   record_time=times, trade_time=trade_times[0],
-                  instrument_trade_time={name: trade_times[i] for i, name in enumerate(names)})
+                  instrument_trade_time={name: trade_times[i] for i, name in enumerate(names)},
+                  funding=funding)
 
 
 @dataclass

@@ -241,3 +241,46 @@ def test_the_engine_keeps_the_run_s_time_so_cooldowns_in_ms_run_on_it():
     cooled = run(replace(small(liquidator_ms=250),
                          rules=replace(rules, cooldown_ms=3_000)), counterfactual=False)
     assert cooled.summary["forced_orders"] < plain.summary["forced_orders"]
+
+
+# ----------------------------------------------------------------------------- funding
+def with_funding(venue="binance", interval_ms=10_000, sample_ms=1_000, **changes):
+    from orderbook import Funding
+
+    return replace(small(**changes), funding=Funding(venue=venue, interval_ms=interval_ms,
+                                                     sample_ms=sample_ms))
+
+
+def test_funding_is_paid_at_each_interval_and_conserved():
+    from orderbook._market import Market
+    from orderbook.scenario import _simulate
+
+    scenario = with_funding()
+    result = run(scenario, counterfactual=False)
+    funding = result.funding
+    assert result.summary["funding_payments"] == len(funding) == 11   # 10 s .. 110 s
+    assert funding["time"].tolist() == list(range(10_000, 120_000, 10_000))
+    # after the fall the mark is under the index (the starting mid): shorts pay longs
+    assert (funding["rate"] < 0).all()
+    assert (funding["paid"] == funding["received"] + funding["remainder"]).all()
+    assert result.summary["funding_paid"] == funding["paid"].sum() > 0
+    market = Market(scenario)
+    _simulate(market, scenario.steps, True)
+    eng = market.engine
+    assert eng.total_equity() + eng.fees_collected == eng.total_deposits
+
+
+def test_no_funding_unless_the_scenario_names_a_venue():
+    result = run(small(), counterfactual=False)
+    assert len(result.funding) == 0 and "funding_payments" not in result.summary
+
+
+def test_funding_goes_through_a_scenario_file():
+    from orderbook import Funding
+
+    s = loads_scenario('[funding]\nvenue = "hyperliquid"\ninterval_ms = 5_000\n')
+    assert s.funding == Funding(venue="hyperliquid", interval_ms=5_000)
+    assert scenario_from_dict(scenario_to_dict(s)) == s
+    assert s.funding.rule().interval_ms == 5_000
+    with pytest.raises(ConfigError, match=r"\[funding\] venue = 'ftx' must be one of"):
+        loads_scenario('[funding]\nvenue = "ftx"\n')
