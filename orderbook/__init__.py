@@ -7,7 +7,7 @@ code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.m
 """
 
 from . import flows, funding, venues
-from .agents import Agent, AgentView, MarketMaker, ValueTrader
+from .agents import Agent, AgentView, FundingArbitrageur, MarketMaker, ValueTrader
 from .book import OrderBook
 from .engine import Engine
 from .errors import OrderError, UnknownOrderError
@@ -93,7 +93,8 @@ __all__ = [
     "Scenario", "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity",
     "Shock", "Rules", "Result", "run", "compare", "sweep", "default_scenario",
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
-    "InertSettingWarning", "venues", "flows", "Clock", "Flow", "Funding", "SerialExecutor", "Agent",
-    "AgentView", "MarketMaker", "ValueTrader", "BatchResult", "funding", "FundingSettlement",
+    "InertSettingWarning", "venues", "flows", "Clock", "Flow", "Funding", "SerialExecutor",
+    "Agent", "AgentView", "MarketMaker", "ValueTrader", "FundingArbitrageur", "BatchResult",
+    "funding", "FundingSettlement",
     "FUNDING_DTYPE",
 ]

@@ -34,7 +34,8 @@ from ._settings import Bad, boolean, integer, optional, show
 from .errors import OrderError
 from .events import INT64_MAX, SCENARIO_AGENTS, Event, EventKind, Side
 
-__all__ = ["Agent", "AgentView", "MarketMaker", "ValueTrader", "AGENT_KINDS"]
+__all__ = ["Agent", "AgentView", "MarketMaker", "ValueTrader", "FundingArbitrageur",
+           "AGENT_KINDS"]
 
 #: The notices an agent may subscribe to besides its timer.
 NOTICES = frozenset({"trade", "fill", "mark"})
@@ -106,6 +107,17 @@ class AgentView:
     def mark(self, instrument=0) -> int | None:
         """An instrument's mark price (ticks), None before it has one."""
         return self._engine.mark_price(instrument)
+
+    def index(self, instrument=0) -> int:
+        """An instrument's index price (ticks) as the run sees it: its index path at this
+        time where the scenario gives one, else its starting mid (what funding samples
+        against, docs/funding.md)."""
+        c = self._timeline.market.contracts[self._engine_index(instrument)]
+        path = c.index_path
+        if not len(path):
+            return c.mid0
+        step = self._timeline.now // self._timeline.clock.step_ms
+        return int(path[min(step, len(path) - 1)])
 
     def account(self):
         """The agent's account at the current marks (``orderbook.AccountInfo``)."""
@@ -453,5 +465,60 @@ class ValueTrader(Agent):
                  instrument=self.instrument)
 
 
+@dataclass
+class FundingArbitrageur(Agent):
+    """A trader that holds the side funding pays, while the premium is wide.
+
+    Every ``every_ms`` it reads the premium of the mark over the index, ``(mark - index) *
+    10**6 / index`` ppm (``AgentView.index``). Above ``enter_ppm`` longs pay shorts, so it
+    sells; below ``-enter_ppm`` it buys. Each time it takes at most ``lots_per_step`` with an
+    IOC no more than ``slack_ppm`` through the mark, and holds at most ``max_position`` lots.
+    Once ``|premium| < exit_ppm`` it trades back toward flat the same way. After a crash the
+    mark sits under the index: it buys the discount, and is liquidity that comes back. It is
+    unhedged; a basis trade against a spot book is not built.
+    """
+
+    SCALED_LOTS = ("lots_per_step", "max_position")
+    collateral: int = _setting(10**12, _MONEY)
+    exempt: bool = _setting(False, boolean)
+    every_ms: int = _setting(1_000, _MS)
+    instrument: int = _setting(0, integer(0, 2**31 - 1))
+    enter_ppm: int = _setting(2_000, integer(1, 10**9))
+    exit_ppm: int = _setting(500, integer(0, 10**9))
+    lots_per_step: int = _setting(100, _LOTS)
+    max_position: int = _setting(10_000, _LOTS)
+    slack_ppm: int = _setting(1_000, _PPM)
+
+    def __post_init__(self):
+        _check(self)
+        if self.exit_ppm >= self.enter_ppm:
+            raise ValueError(f"FundingArbitrageur exit_ppm = {self.exit_ppm} must be below "
+                             f"enter_ppm = {self.enter_ppm}")
+
+    def on_timer(self, view) -> None:
+        i = self.instrument
+        mark = view.mark(i)
+        if mark is None:
+            return
+        index = view.index(i)
+        premium = (mark - index) * 10**6 // index
+        held = view.position(i)
+        if premium >= self.enter_ppm:
+            side, lots = Side.SELL, min(self.lots_per_step, self.max_position + held)
+        elif premium <= -self.enter_ppm:
+            side, lots = Side.BUY, min(self.lots_per_step, self.max_position - held)
+        elif abs(premium) < self.exit_ppm and held:
+            side, lots = (Side.SELL if held > 0 else Side.BUY), min(self.lots_per_step,
+                                                                    abs(held))
+        else:
+            return
+        if lots <= 0:
+            return
+        slack = max(1, mark * self.slack_ppm // 10**6)
+        view.ioc(side, mark + slack if side == Side.BUY else max(1, mark - slack), lots,
+                 instrument=i)
+
+
 #: The built-in agents by the ``kind`` a scenario file names them with.
-AGENT_KINDS = {"market_maker": MarketMaker, "value_trader": ValueTrader}
+AGENT_KINDS = {"market_maker": MarketMaker, "value_trader": ValueTrader,
+               "funding_arbitrageur": FundingArbitrageur}

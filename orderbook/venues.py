@@ -209,8 +209,8 @@ VENUES: dict[str, Venue] = {v.name: v for v in (
         approximations=(
             "mark: the book component median(best bid, best ask, last); the oracle and CEX "
             "components and their EMAs need time and other venues",
-            "the 30 s cooldown runs on Engine.time, which a scenario run does not advance "
-            "yet (the runner's clock does not reach the engine): there it lasts the episode",
+            "the 30 s cooldown runs on Engine.time, which a scenario run advances with its "
+            "clock; it is kept per account (the venue's is per user)",
             "the liquidator vault is the scenario's backstop account if it has one, else the "
             "insurance fund",
             "ADL at the bankruptcy price, not the previous oracle price",

@@ -321,3 +321,48 @@ def test_agents_and_flows_give_the_same_events_on_the_reference_engine():
     assert compiled.forced_orders.tobytes() == reference.forced_orders.tobytes()
     assert compiled.series.tobytes() == reference.series.tobytes()
     assert compiled.summary["agents"] == reference.summary["agents"]
+
+
+# ------------------------------------------------------------------ funding arbitrageur
+def test_the_funding_arbitrageur_buys_the_discount_after_a_fall():
+    from orderbook import Funding, FundingArbitrageur
+
+    s = small(funding=Funding(venue="binance", interval_ms=10_000, sample_ms=1_000))
+    alone = run(s, counterfactual=False)
+    arb = FundingArbitrageur(lots_per_step=50, max_position=1_000)
+    result = run(s, agents=[arb], counterfactual=False)
+    (summary,) = result.summary["agents"]
+    # under the index after the fall: it bought, within its limit, and paid for itself
+    assert 0 < summary["position"] <= 1_000
+    assert result.summary["liquidated_accounts"] < alone.summary["liquidated_accounts"]
+    mine = result.trades["owner"] == summary["owner"]
+    sides = result.trades["side"][mine]
+    # it bought first; what it sold later was its unwinding as the price came back
+    assert sides[0] == Side.BUY and sides.sum() > 0
+
+
+def test_the_funding_arbitrageur_sells_a_premium_and_unwinds_when_it_closes():
+    from orderbook import FundingArbitrageur
+
+    class Seen(Agent):
+        every_ms = 1_000
+
+        def on_timer(self, view):
+            type(self).index = view.index()
+
+    # a buy shock lifts the mark over the starting mid: it sells
+    s = small(shock=Shock(buy=1_500))
+    arb = FundingArbitrageur(lots_per_step=20, max_position=200, enter_ppm=1_000)
+    result = run(s, agents=[arb, Seen()], counterfactual=False)
+    mine = result.trades["owner"] == result.summary["agents"][0]["owner"]
+    assert (result.trades["side"][mine] == Side.SELL).any()
+    assert Seen.index == Market(s).mid0
+
+
+def test_a_bad_funding_arbitrageur_is_refused_naming_it():
+    from orderbook import FundingArbitrageur
+
+    with pytest.raises(ValueError, match="exit_ppm = 600 must be below enter_ppm = 500"):
+        FundingArbitrageur(enter_ppm=500, exit_ppm=600)
+    assert loads_scenario('[[agents]]\nkind = "funding_arbitrageur"\nenter_ppm = 900\n'
+                          ).agents == (FundingArbitrageur(enter_ppm=900),)
