@@ -143,7 +143,7 @@ def _overview(fig, ax, result, window, units) -> None:
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", labelsize=8, pad=1)
     ax.text(0.995, 0.9, f"whole run, {t[-1] if len(t) else 0:,.0f} s; below: the cascade, "
-            f"{window[0]:,.0f} to {window[1]:,.0f} s (shaded)", transform=ax.transAxes,
+            f"{max(0.0, window[0]):,.0f} to {window[1]:,.0f} s (shaded)", transform=ax.transAxes,
             ha="right", va="top", fontsize=9, fontweight="bold")
 
 
