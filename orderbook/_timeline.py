@@ -193,17 +193,13 @@ class Timeline:
 
     def _funding(self) -> None:
         """Pay the intervals that ended, then offer this time's premium sample."""
-        step = self.now // self.clock.step_ms
         for i, clock in self.funding_clocks.items():
             rate = clock.due(self.now)
             if rate is not None and self.engine.mark_price(i) is not None:
                 self.engine.settle_funding(rate, instrument=i)
             mark = self.engine.mark_price(i)
             if mark is not None:
-                c = self.market.contracts[i]
-                path = c.index_path
-                index = int(path[min(step, len(path) - 1)]) if len(path) else c.mid0
-                clock.sample(self.now, mark, index)
+                clock.sample(self.now, mark, self.index(i))
         rule = next(iter(self.funding_clocks.values())).rule
         self.at(self.now + rule.sample_ms, FUNDING, self._funding)
 
@@ -229,6 +225,15 @@ class Timeline:
         raise RuntimeError(f"agents were still trading after {MAX_NOTICE_PASSES} rounds of "
                            f"notices at {self.now} ms: an agent answering every trade with "
                            f"another never lets the clock move")
+
+    def index(self, instrument: int) -> int:
+        """An instrument's index now (ticks): its index path at this step where the scenario
+        gives one, else its starting mid; what funding samples and agents read."""
+        c = self.market.contracts[instrument]
+        path = c.index_path
+        if not len(path):
+            return c.mid0
+        return int(path[min(self.now // self.clock.step_ms, len(path) - 1)])
 
     def volatility_ppm(self, instrument: int, step: int) -> float:
         """The mid's realised volatility before ``step``, per square-root second in ppm: the

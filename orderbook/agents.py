@@ -82,7 +82,7 @@ class AgentView:
     """What an agent sees and does: read-only books, marks and its account; orders in its
     name through the engine (so they trade, settle and are margined as anyone's)."""
 
-    __slots__ = ("_timeline", "_engine", "owner", "_ids")
+    __slots__ = ("_timeline", "_engine", "owner")
 
     def __init__(self, timeline, owner: int):
         self._timeline = timeline
@@ -112,12 +112,7 @@ class AgentView:
         """An instrument's index price (ticks) as the run sees it: its index path at this
         time where the scenario gives one, else its starting mid (what funding samples
         against, docs/funding.md)."""
-        c = self._timeline.market.contracts[self._engine_index(instrument)]
-        path = c.index_path
-        if not len(path):
-            return c.mid0
-        step = self._timeline.now // self._timeline.clock.step_ms
-        return int(path[min(step, len(path) - 1)])
+        return self._timeline.index(self._engine_index(instrument))
 
     def account(self):
         """The agent's account at the current marks (``orderbook.AccountInfo``)."""

@@ -698,13 +698,15 @@ def _scaled_flow(flow, scale: float):
     spec = flow if isinstance(flow, Flow) else Flow(flow)
     model = spec.model
     names = ("size",) if isinstance(model, HawkesFlow) else ("limit_size", "market_size")
-    sizes = {name: replace(getattr(model, name),
-                           mean_lots=max(1.0, getattr(model, name).mean_lots * scale))
-             for name in names if getattr(model, name).dist != "fixed"}
-    sizes.update({name: replace(getattr(model, name), mean_lots=float(
-        max(1, round(getattr(model, name).mean_lots * scale))))
-        for name in names if getattr(model, name).dist == "fixed"})
-    return replace(spec, model=replace(model, **sizes))
+
+    def scaled(size):
+        # a fixed size stays a whole number of lots
+        mean = size.mean_lots * scale
+        return replace(size, mean_lots=float(max(1, round(mean))) if size.dist == "fixed"
+                       else max(1.0, mean))
+
+    return replace(spec, model=replace(model, **{name: scaled(getattr(model, name))
+                                                 for name in names}))
 
 
 def _scaled_agent(agent, scale: float, i: int):
