@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`orderbook.plot` (the one-venue figures), whose helpers it uses. Units on
 the axes: prices in quote currency (ticks x the instrument's tick size), accounts as counts,
-time in steps.
+time in seconds (the venues share one step; docs/time.md).
 """
 
 from __future__ import annotations
@@ -13,9 +13,14 @@ import numpy as np
 
 from .events import Side
 from .metrics import LIQUIDATION_KINDS
-from .plot import _masked, _matplotlib, _spread
+from .plot import _cascade_window, _masked, _matplotlib, _record_seconds, _spread_times
 
 __all__ = ["plot_market", "plot_market_comparison"]
+
+
+def _step_ms(ms) -> int:
+    """The market's step in ms (every venue's clock has the same, orderbook.market_scenario)."""
+    return ms.venues[0].scenario.clock.step_ms
 
 
 def _liquidated_per_step(result, steps: int) -> np.ndarray:
@@ -33,7 +38,8 @@ def plot_market(result, path) -> None:
     One price panel per venue and instrument (last trade, mark, each forced fill at its
     average price: a red triangle down for a sell, green up for a buy, area ∝ notional), a
     panel of every index with the last trades of its legs, and the accounts liquidated per
-    step on each venue, stacked.
+    step on each venue, stacked. Time in seconds, zoomed on the cascade when it ends early in
+    the run.
     """
     mpl = _matplotlib()
     ticker = mpl.ticker
@@ -45,6 +51,8 @@ def plot_market(result, path) -> None:
         for i, (name, tick) in enumerate(specs):
             panels.append((v.name, i, name, float(Decimal(tick))))
     colours = {v.name: mpl.colormaps["tab10"](n % 10) for n, v in enumerate(ms.venues)}
+    step_s = _step_ms(ms) / 1_000
+    window = _cascade_window(list(result.venues.values()))
     rows = len(panels) + 2
     height = 2.5 * len(panels) + 5.6
     fig = mpl.Figure(figsize=(13, height), dpi=100)
@@ -68,7 +76,7 @@ def plot_market(result, path) -> None:
         axes.append(ax)
         venue_result = result.venues[venue]
         series = result.series(venue, i)
-        steps = np.asarray(series["step"])
+        steps = np.asarray(series["time"], dtype=float) / 1_000
         ax.plot(steps, _masked(series["last"]) * tick, color="black", lw=1.3,
                 drawstyle="steps-post", label="last trade")
         ax.plot(steps, _masked(series["mark"]) * tick, color="tab:orange", lw=1.4, ls="--",
@@ -84,7 +92,7 @@ def plot_market(result, path) -> None:
                 if not pick.any():
                     continue
                 size = records["notional"][pick].astype(float)
-                ax.scatter(_spread(venue_result.record_step[pick]),
+                ax.scatter(_spread_times(_record_seconds(venue_result)[pick], step_s),
                            records["avg_price"][pick] * tick,
                            s=12 + 70 * np.sqrt(size / biggest), marker=marker, color=colour,
                            alpha=0.6, edgecolors="black", linewidths=0.3, zorder=3,
@@ -111,7 +119,7 @@ def plot_market(result, path) -> None:
         tick = next(t for venue, i, _, t in panels
                     if (venue, i) == _leg_index(ms, ix.legs[0]))
         values = result.indexes[ix.name]
-        steps = np.arange(len(values))
+        steps = np.arange(len(values)) * step_s
         for leg in ix.legs:
             venue, i = _leg_index(ms, leg)
             ax_ix.plot(steps, _masked(result.series(venue, i)["last"]) * tick,
@@ -123,7 +131,7 @@ def plot_market(result, path) -> None:
         ax_ix.plot(steps, _masked(values) * tick, color="black", lw=1.7,
                    ls=styles[n % len(styles)], drawstyle="steps-post",
                    label=f"index {ix.name}: {ix.rule.aggregate.name.lower().replace('_', ' ')}"
-                         f",\nas set after each step's round;\nfeeds {feeds}")
+                         f",\nas set after each liquidation round;\nfeeds {feeds}")
     if not ms.indexes:
         ax_ix.text(0.5, 0.5, "no index", ha="center", va="center", transform=ax_ix.transAxes,
                    color="grey")
@@ -132,15 +140,16 @@ def plot_market(result, path) -> None:
     price_axis(ax_ix)
 
     ax_n = fig.add_subplot(grid[len(panels) + 1, 0], sharex=axes[0])
-    steps = np.arange(ms.steps)
+    steps = np.arange(ms.steps) * step_s
     bottom = np.zeros(ms.steps)
     for v in ms.venues:
         counts = _liquidated_per_step(result.venues[v.name], ms.steps).astype(float)
         total = int(counts.sum())
-        ax_n.bar(steps, counts, bottom=bottom, width=0.85, color=colours[v.name],
+        ax_n.bar(steps, counts, bottom=bottom, width=0.85 * step_s, color=colours[v.name],
                  linewidth=0, label=f"{v.name}: {total:,}")
         bottom += counts
-    ax_n.set_title("accounts liquidated per step, by venue (legend: the run's total)",
+    ax_n.set_title("accounts liquidated per step (first liquidation of each), by venue "
+                   "(legend: the run's total)",
                    loc="left", fontsize=10, fontweight="bold")
     ax_n.set_ylabel("accounts")
     ax_n.yaxis.set_major_locator(ticker.MaxNLocator(5, integer=True))
@@ -148,10 +157,19 @@ def plot_market(result, path) -> None:
         ax_n.set_ylim(0, 1)
     ax_n.grid(alpha=0.3)
     ax_n.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
-    ax_n.set_xlim(-0.6, ms.steps - 0.4)
+    if window is None:
+        ax_n.set_xlim(-0.6 * step_s, (ms.steps - 0.4) * step_s)
+    else:
+        ax_n.set_xlim(*window)
     ax_n.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    ax_n.set_xlabel("step (shocks, the indexes, one liquidation round per venue, the "
-                    "arbitrageurs, then the refill)")
+    cadences = sorted({v.scenario.clock.cadence_ms for v in ms.venues})
+    when = (f"every {cadences[0]:,} ms" if len(cadences) == 1
+            else "at each venue's own cadence")
+    ax_n.set_xlabel(f"time [s] (steps of {_step_ms(ms):,} ms; liquidators, indexes and "
+                    f"arbitrageurs {when})"
+                    + ("" if window is None else
+                       f"; zoomed on the cascade: {max(0.0, window[0]):,.0f} to "
+                       f"{window[1]:,.0f} s of {(ms.steps - 1) * step_s:,.0f} s"))
 
     lots = sum(a["lots"] for a in result.arbitrageurs)
     if not ms.arbitrageurs:
@@ -211,7 +229,8 @@ def plot_market_comparison(comparison, path) -> None:
                              else scenario.tick_size))
         for name, market in results.items():
             series = market.venues[venue].series
-            ax.plot(series["step"], _masked(series["last"]) * tick, lw=1.4,
+            ax.plot(np.asarray(series["time"], dtype=float) / 1_000,
+                    _masked(series["last"]) * tick, lw=1.4,
                     drawstyle="steps-post", color=colours[name], label=str(name))
         start = first.venues[venue].summary.get("start_mid")
         if start:
@@ -226,7 +245,7 @@ def plot_market_comparison(comparison, path) -> None:
         if row == 0:
             ax.legend(title="rule set", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                       fontsize=9)
-    axes[-1].set_xlabel("step")
+    axes[-1].set_xlabel(f"time [s] (a step is {_step_ms(first.scenario):,} ms)")
     ax = fig.add_subplot(grid[len(venues)])
     width = 0.8 / len(names)
     x = np.arange(len(venues))

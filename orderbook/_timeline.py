@@ -59,15 +59,49 @@ class TradeLog:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
+class Schedule:
+    """The heap of a run's events, shared by the venues of a market: events ordered by (time,
+    priority, arrival), and the engines it keeps on its clock."""
+
+    def __init__(self, end: int):
+        self.end = end          # the last time an event may be due (ms)
+        self.heap: list = []
+        self.arrivals = 0
+        self.now = 0
+
+    def push(self, time: int, priority: int, action, args) -> None:
+        if time <= self.end:
+            self.arrivals += 1
+            heapq.heappush(self.heap, (time, priority, self.arrivals, action, args))
+
+    def run(self, engines, after) -> None:
+        """Pop and run the events in order, advancing ``engines`` to each new time (their
+        cooldowns in ms, Rules.cooldown_ms, run on the run's clock) and calling ``after()``
+        after each."""
+        while self.heap:
+            time, _, _, action, args = heapq.heappop(self.heap)
+            if time != self.now:
+                for eng in engines:
+                    eng.advance_to(time)
+            self.now = time
+            action(*args)
+            after()
+
+
 class Timeline:
-    """One run of a built ``market`` over ``steps`` steps of its scenario's clock.
+    """One run of a built ``market`` (one venue) over ``steps`` steps of its scenario's clock.
 
     ``agents`` are :class:`~orderbook.agents.Agent` objects already given their accounts
     (``AgentSeat`` pairs from ``orderbook.agents.seat``); ``flows`` are ``(flow, owner)``
-    pairs whose rows are resolved against the book when they arrive.
+    pairs whose rows are resolved against the book when they arrive. In a market of several
+    venues (:class:`MarketTimeline`) each venue is a Timeline on the market's ``schedule``,
+    named ``venue``, whose liquidator the market runs, and ``indexes`` gives the value of the
+    market's index feeding an instrument ({instrument: a function returning ticks or None}).
     """
 
-    def __init__(self, market: Market, steps: int, liquidator: bool, seats=(), flows=()):
+    def __init__(self, market: Market, steps: int, liquidator: bool, seats=(), flows=(), *,
+                 schedule: Schedule | None = None, venue: str | None = None, indexes=None,
+                 world=None):
         self.forced_lots = {}   # (instrument, side): lots forced orders filled since the plan
         self.market = market
         self.engine = market.engine
@@ -78,11 +112,17 @@ class Timeline:
         self.flows = list(flows)
         self.count = len(market.contracts)
         self.end = (steps - 1) * self.clock.step_ms
-        self.heap: list = []
-        self.arrivals = 0
-        self.now = 0
+        self.schedule = Schedule(self.end) if schedule is None else schedule
+        self.venue = venue
+        self.indexes = indexes or {}
+        self.world = world      # the MarketTimeline of a market run (AgentView.venue reads it)
         self.trades = TradeLog(self.engine, self.count)
         self.marks = [self.engine.mark_price(i) for i in range(self.count)]
+
+    @property
+    def now(self) -> int:
+        """The run's time (ms)."""
+        return self.schedule.now
 
     # -------------------------------------------------------------------------- schedule
     def at(self, time: int, priority: int, action, *args) -> None:
@@ -91,47 +131,48 @@ class Timeline:
         block = self.clock.block_ms
         if priority == ORDER and block is not None:
             time = -(-time // block) * block
-        if time <= self.end:
-            self.arrivals += 1
-            heapq.heappush(self.heap, (time, priority, self.arrivals, action, args))
+        self.schedule.push(time, priority, action, args)
 
     # ------------------------------------------------------------------------------- run
     def run(self):
         """Run to the end; return (series (instruments, steps) SERIES_DTYPE, the run's
         forced-order records, the time of each record in ms)."""
+        self.begin()
+        if self.liquidator:
+            self.at(0, LIQUIDATE, self._liquidate)
+        self.trades.take(0)   # the trades before the run (the first print) are nobody's news
+        self.start()
+        self.schedule.run((self.engine,), self._notify)
+        return self.finish()
+
+    def begin(self) -> None:
+        """Schedule the steps' shock, recovery, refill and sample."""
         from .scenario import SERIES_DTYPE
 
-        clock, eng = self.clock, self.engine
         self.series = np.zeros((self.count, self.steps), dtype=SERIES_DTYPE)
         self.liquidated = [0] * self.count
-        self.first = len(eng.forced_orders())
+        self.first = len(self.engine.forced_orders())
         self.record_times: list[np.ndarray] = []
         for step in range(self.steps):
-            t = step * clock.step_ms
+            t = step * self.clock.step_ms
             self.at(t, SHOCK, self._shock, step)
             self.at(t, RECOVER, self._recover, step)
             self.at(t, REFILL, self._refill)
             self.at(t, SAMPLE, self._sample, step)
-        if self.liquidator:
-            self.at(0, LIQUIDATE, self._liquidate)
-        self.trades.take(0)   # the trades before the run (the first print) are nobody's news
+
+    def start(self) -> None:
+        """Start the flows, the agents (their ``on_start``) and funding."""
         for flow in self.flows:
             flow.start(self)
         for seat in self.seats:
             seat.start(self)
         self._start_funding()
-        while self.heap:
-            time, _, _, action, args = heapq.heappop(self.heap)
-            if time != self.now:
-                # the engine keeps the same time: its cooldowns in ms (Rules.cooldown_ms) run
-                # on the run's clock
-                eng.advance_to(time)
-            self.now = time
-            action(*args)
-            self._notify()
+
+    def finish(self):
+        """(series, the run's forced-order records, the time of each in ms)."""
         # The log is read once, here, so its bytes are those of forced_orders() (padding
         # included).
-        records = eng.forced_orders()[self.first:]
+        records = self.engine.forced_orders()[self.first:]
         times = (np.concatenate(self.record_times) if self.record_times
                  else np.zeros(0, dtype=np.int64))
         if len(times) != len(records):
@@ -150,8 +191,13 @@ class Timeline:
         self.market.refill()
 
     def _liquidate(self) -> None:
-        clock = self.clock
-        new = self.engine.liquidate(max_rounds=clock.liquidator_rounds)
+        self.liquidation_round()
+        self.at(self.now + self.clock.cadence_ms, LIQUIDATE, self._liquidate)
+
+    def liquidation_round(self) -> None:
+        """One wake-up of the venue's liquidator (``liquidator_rounds`` rounds), its records
+        stamped with the time."""
+        new = self.engine.liquidate(max_rounds=self.clock.liquidator_rounds)
         if len(new):
             self.record_times.append(np.full(len(new), self.now, dtype=np.int64))
             # positions closed, as the summary counts them (a collateral conversion is not)
@@ -167,7 +213,6 @@ class Timeline:
             else:
                 for i in range(self.count):
                     self.liquidated[i] += int(closed["notional"][closed["instrument"] == i].sum())
-        self.at(self.now + clock.cadence_ms, LIQUIDATE, self._liquidate)
 
     def _sample(self, step: int) -> None:
         for i in range(self.count):
@@ -227,8 +272,15 @@ class Timeline:
                            f"another never lets the clock move")
 
     def index(self, instrument: int) -> int:
-        """An instrument's index now (ticks): its index path at this step where the scenario
-        gives one, else its starting mid; what funding samples and agents read."""
+        """An instrument's index now (ticks): the value of the market's index feeding it (a
+        market of venues, once that index has a price), else its index path at this step
+        where the scenario gives one, else its starting mid; what funding samples and agents
+        read."""
+        feed = self.indexes.get(instrument)
+        if feed is not None:
+            value = feed()
+            if value is not None:
+                return int(value)
         c = self.market.contracts[instrument]
         path = c.index_path
         if not len(path):
@@ -338,3 +390,67 @@ def flow_seats(flows, seed: int) -> list[FlowSeat]:
         out.append(FlowSeat(spec, SCENARIO_FLOWS + n,
                             int(entropy[0]) << 31 | int(entropy[1]) >> 1))
     return out
+
+
+class MarketTimeline:
+    """A run of several venues (``orderbook.market.Market`` ``market`` over the built venues
+    ``lanes``: {name: Timeline on one shared Schedule}) on one clock.
+
+    Each venue keeps its own events (shock, its agents' and flows' orders, recovery, refill,
+    funding, samples) and its own liquidator cadence (its scenario's ``[clock]``). At every time
+    one or more liquidators are due, a market round runs: the indexes from the books, the due
+    venues' liquidators (in the venues' order; only those in ``liquidating``), the indexes
+    again, then every arbitrageur. With every venue on the default clock that is the market's
+    step model exactly (``orderbook.Market.step``). The indexes are also read after each step's
+    sample (``index_values``).
+    """
+
+    def __init__(self, market, schedule: Schedule, step_ms: int, liquidating, steps: int):
+        self.market = market
+        self.lanes: dict = {}   # {venue name: Timeline}, filled by the caller
+        self.schedule = schedule
+        self.step_ms = step_ms
+        self.liquidating = set(liquidating)
+        self.steps = steps
+        self.index_values = {ix.name: np.zeros(steps, dtype=np.int64) for ix in market.indexes}
+
+    @property
+    def now(self) -> int:
+        return self.schedule.now
+
+    def run(self) -> dict:
+        """Run to the end; {venue: (series, records, record times)} as Timeline.run."""
+        for lane in self.lanes.values():
+            lane.begin()
+        for step in range(self.steps):
+            self.schedule.push(step * self.step_ms, SAMPLE, self._sample_indexes, (step,))
+        self.due = {name: 0 for name in self.lanes}
+        self.schedule.push(0, LIQUIDATE, self._round, ())
+        for lane in self.lanes.values():
+            lane.trades.take(0)
+        for lane in self.lanes.values():
+            lane.start()
+        self.schedule.run([lane.engine for lane in self.lanes.values()], self._notify)
+        return {name: lane.finish() for name, lane in self.lanes.items()}
+
+    def _round(self) -> None:
+        now, market = self.now, self.market
+        market.refresh_indexes()
+        for name, lane in self.lanes.items():
+            if self.due[name] == now and name in self.liquidating:
+                lane.liquidation_round()
+        market.refresh_indexes()
+        for arbitrageur in market.arbitrageurs:
+            arbitrageur.act(market)
+        for name, lane in self.lanes.items():
+            if self.due[name] == now:
+                self.due[name] = now + lane.clock.cadence_ms
+        self.schedule.push(min(self.due.values()), LIQUIDATE, self._round, ())
+
+    def _sample_indexes(self, step: int) -> None:
+        for ix in self.market.indexes:
+            self.index_values[ix.name][step] = ix.index.value or 0
+
+    def _notify(self) -> None:
+        for lane in self.lanes.values():
+            lane._notify()

@@ -34,7 +34,7 @@ from ._settings import Bad, boolean, integer, optional, show
 from .errors import OrderError
 from .events import INT64_MAX, SCENARIO_AGENTS, Event, EventKind, Side
 
-__all__ = ["Agent", "AgentView", "MarketMaker", "ValueTrader", "FundingArbitrageur",
+__all__ = ["Agent", "AgentView", "VenueView", "MarketMaker", "ValueTrader", "FundingArbitrageur",
            "AGENT_KINDS"]
 
 #: The notices an agent may subscribe to besides its timer.
@@ -78,22 +78,24 @@ class Agent:
         """``instrument``'s mark price moved to ``mark`` (ticks)."""
 
 
-class AgentView:
-    """What an agent sees and does: read-only books, marks and its account; orders in its
-    name through the engine (so they trade, settle and are margined as anyone's)."""
+class VenueView:
+    """A venue as an agent reads it: its books, marks and index prices, read-only."""
 
-    __slots__ = ("_timeline", "_engine", "owner")
+    __slots__ = ("_timeline", "_engine")
 
-    def __init__(self, timeline, owner: int):
+    def __init__(self, timeline):
         self._timeline = timeline
         self._engine = timeline.engine
-        self.owner = owner  #: the agent's account id
 
-    # ------------------------------------------------------------------------------ read
     @property
     def time(self) -> int:
         """The current time of the run (ms)."""
         return self._timeline.now
+
+    @property
+    def name(self) -> str | None:
+        """The venue's name in a market of several venues; None in a one-venue run."""
+        return self._timeline.venue
 
     @property
     def instruments(self) -> tuple:
@@ -106,13 +108,59 @@ class AgentView:
 
     def mark(self, instrument=0) -> int | None:
         """An instrument's mark price (ticks), None before it has one."""
-        return self._engine.mark_price(instrument)
+        return self._engine.mark_price(self._engine_index(instrument))
 
     def index(self, instrument=0) -> int:
-        """An instrument's index price (ticks) as the run sees it: its index path at this
-        time where the scenario gives one, else its starting mid (what funding samples
-        against, docs/funding.md)."""
+        """An instrument's index price (ticks) as the run sees it: in a market, the value of
+        the market index that feeds it; else its index path at this time where the scenario
+        gives one, else its starting mid (what funding samples against, docs/funding.md)."""
         return self._timeline.index(self._engine_index(instrument))
+
+    def _engine_index(self, instrument) -> int:
+        if isinstance(instrument, str):
+            names = [spec.name for spec in self._engine.instruments]
+            if instrument not in names:
+                raise KeyError(f"instrument {instrument!r} is not one of {names}")
+            return names.index(instrument)
+        return instrument
+
+
+class AgentView(VenueView):
+    """What an agent sees and does: read-only books, marks and its account; orders in its
+    name through the engine (so they trade, settle and are margined as anyone's). In a market
+    of several venues the agent trades on its own venue and reads the others through
+    :meth:`venue` and :meth:`market_index`."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, timeline, owner: int):
+        super().__init__(timeline)
+        self.owner = owner  #: the agent's account id
+
+    @property
+    def venues(self) -> tuple:
+        """The names of the market's venues, in order (empty in a one-venue run)."""
+        world = self._timeline.world
+        return () if world is None else tuple(world.lanes)
+
+    def venue(self, name: str | None = None) -> VenueView:
+        """A venue of the market, read-only (its own when ``name`` is None); KeyError for a
+        name the market does not have."""
+        if name is None or name == self._timeline.venue:
+            return VenueView(self._timeline)
+        world = self._timeline.world
+        if world is None or name not in world.lanes:
+            raise KeyError(f"venue {name!r} is not one of {list(self.venues)}")
+        return VenueView(world.lanes[name])
+
+    def market_index(self, name: str) -> int | None:
+        """The value of the market's index ``name`` (ticks) as last computed (before and after
+        each liquidation round), None before it has one; KeyError for an unknown name."""
+        world = self._timeline.world
+        indexes = {} if world is None else {ix.name: ix for ix in world.market.indexes}
+        if name not in indexes:
+            raise KeyError(f"index {name!r} is not one of {list(indexes)}")
+        return indexes[name].index.value
 
     def account(self):
         """The agent's account at the current marks (``orderbook.AccountInfo``)."""
@@ -129,14 +177,6 @@ class AgentView:
     def orders(self, instrument=0) -> list[int]:
         """Ids of the agent's resting orders in ``instrument``'s book, oldest first."""
         return self.book(instrument).orders_of(self.owner)
-
-    def _engine_index(self, instrument) -> int:
-        if isinstance(instrument, str):
-            names = [spec.name for spec in self._engine.instruments]
-            if instrument not in names:
-                raise KeyError(f"instrument {instrument!r} is not one of {names}")
-            return names.index(instrument)
-        return instrument
 
     # ----------------------------------------------------------------------------- write
     def _send(self, method: str, *args, instrument=0) -> list:

@@ -86,10 +86,8 @@ from .metrics import instrument_figures, unresolved_note
 from .price_index import RULES as INDEX_RULES
 from .price_index import Aggregate, IndexRule
 from .scenario import (
-    SERIES_DTYPE,
     STATIC_MARK_NOTE,
     TABLES,
-    Clock,
     ExplicitPopulation,
     InertSettingWarning,
     Result,
@@ -293,11 +291,14 @@ def _check(ms: MarketScenario) -> None:
         if not isinstance(v.scenario, Scenario):
             raise ConfigTypeError(f"venues[{i}] ({v.name!r}) scenario must be a Scenario, got "
                                   f"{type(v.scenario).__name__}")
-        if v.scenario.clock != Clock() or v.scenario.agents:
-            # a market of venues still steps them together, one round per step
-            raise ConfigError(f"venues[{i}] ({v.name!r}) has a [clock] or [[agents]]: a "
-                              f"market of several venues runs in steps without agents for "
-                              f"now; run the venue alone (orderbook.run) for those")
+        step_ms = ms.venues[0].scenario.clock.step_ms
+        if v.scenario.clock.step_ms != step_ms:
+            # the venues' series rows and shocks line up step for step
+            raise ConfigError(f"venues[{i}] ({v.name!r}) clock.step_ms = "
+                              f"{v.scenario.clock.step_ms} differs from venues[0] "
+                              f"({ms.venues[0].name!r})'s {step_ms}: a market's venues share "
+                              f"one step (their liquidators may still run at their own "
+                              f"liquidator_ms or block_ms)")
         venues[v.name] = _instruments(v.scenario)
     fed: dict = {}
     names = set()
@@ -602,7 +603,7 @@ class MarketResult:
         plot_market(self, path)
 
 
-def run(ms: MarketScenario, *, arbitrage: bool = True) -> MarketResult:
+def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketResult:
     """Run a market scenario (the module docstring's step); with ``arbitrage`` false the
     arbitrageurs' accounts are opened with their capital but never trade: the same start,
     without the spread being carried from venue to venue.
@@ -625,11 +626,12 @@ def run(ms: MarketScenario, *, arbitrage: bool = True) -> MarketResult:
     if not isinstance(ms, MarketScenario):
         raise TypeError(f"run needs a MarketScenario, got {type(ms).__name__}")
     from ._market import Market as Built  # a one-venue scenario's machinery, per venue
+    from ._timeline import MarketTimeline, Schedule
+    from .scenario import _lane, timeline_figures
 
     steps = ms.steps
     built = {v.name: Built(replace(v.scenario, steps=steps)) for v in ms.venues}
     starts = {name: start_mids(b) for name, b in built.items()}
-    firsts = {name: len(b.engine.forced_orders()) for name, b in built.items()}
     for j, a in enumerate(ms.arbitrageurs):
         for venue, capital in a.capital:
             built[venue].engine.add_account(ARBITRAGEUR_OWNER + j, capital)
@@ -639,50 +641,55 @@ def run(ms: MarketScenario, *, arbitrage: bool = True) -> MarketResult:
                          rule=ix.rule, source=ix.source,
                          feeds=None if ix.feeds is None else
                          [(leg.venue, leg.instrument) for leg in ix.feeds])
-    agents = [Arbitrageur(ARBITRAGEUR_OWNER + j, [(leg.venue, leg.instrument) for leg in a.legs],
-                          threshold_ppm=a.threshold_ppm, max_lots=a.max_lots,
-                          first_order_id=_ARBITRAGEUR_IDS + j * _ARBITRAGEUR_ID_SPAN)
-              for j, a in enumerate(ms.arbitrageurs)]
+    arbitrageurs = [Arbitrageur(ARBITRAGEUR_OWNER + j,
+                                [(leg.venue, leg.instrument) for leg in a.legs],
+                                threshold_ppm=a.threshold_ppm, max_lots=a.max_lots,
+                                first_order_id=_ARBITRAGEUR_IDS + j * _ARBITRAGEUR_ID_SPAN)
+                    for j, a in enumerate(ms.arbitrageurs)]
     if arbitrage:
-        for agent in agents:
-            market.add(agent)
-    liquidating = {v.name for v in ms.venues if v.scenario.rules.liquidator}
-    every = {name: np.zeros((len(b.contracts), steps), dtype=SERIES_DTYPE)
-             for name, b in built.items()}
-    made = {name: np.zeros(steps, dtype=np.int64) for name in built}
-    index_values = {ix.name: np.zeros(steps, dtype=np.int64) for ix in ms.indexes}
-    for step in range(steps):
-        for b in built.values():
-            b.shock_at(step)
-        out = market.step(liquidating=liquidating)
-        for name, b in built.items():
-            b.recover(step)
-            b.refill()
-            new = out[name]
-            made[name][step] = len(new)
-            for i in range(len(b.contracts)):
-                notional = int(new["notional"][new["instrument"] == i].sum()) if len(new) else 0
-                every[name][i, step] = b.snapshot(step, notional, i)
-        for ix in market.indexes:
-            index_values[ix.name][step] = ix.index.value or 0
+        for arbitrageur in arbitrageurs:
+            market.add(arbitrageur)
+    extra = {} if agents is None else dict(agents)
+    unknown = sorted(set(extra) - set(built))
+    if unknown:
+        raise KeyError(f"agents name venue {unknown[0]!r}, not one of {list(built)}")
+    # each venue on one schedule; an instrument fed by an index reads that index (funding
+    # and the agents' view.index)
+    step_ms = ms.venues[0].scenario.clock.step_ms   # every venue's (_check)
+    schedule = Schedule((steps - 1) * step_ms)
+    feeds: dict = {name: {} for name in built}
+    for ix in market.indexes:
+        for venue, i in ix.feeds:
+            feeds[venue][i] = lambda index=ix.index: index.value
+    world = MarketTimeline(market, schedule, step_ms,
+                           {v.name for v in ms.venues if v.scenario.rules.liquidator}, steps)
+    for v in ms.venues:
+        world.lanes[v.name] = _lane(
+            built[v.name], steps, False, tuple(v.scenario.agents) + tuple(extra.get(v.name, ())),
+            schedule=schedule, venue=v.name, indexes=feeds[v.name], world=world)
+    done = world.run()
     fed = {(venue, i) for ix in market.indexes for venue, i in ix.feeds}
     results = {}
     for v in ms.venues:
-        b, s = built[v.name], v.scenario
-        # Read once, here, so the bytes are those of forced_orders() (as a one-venue run's).
-        records = b.engine.forced_orders()[firsts[v.name]:]
-        summary = venue_summary(s, b, every[v.name], records, starts[v.name], None)
+        b, s, lane = built[v.name], v.scenario, world.lanes[v.name]
+        every, records, times = done[v.name]
+        summary = venue_summary(s, b, every, records, starts[v.name], None)
         if not s.instruments:
-            summary.update(instrument_figures(["main"], every[v.name], records,
-                                              starts[v.name]))
+            summary.update(instrument_figures(["main"], every, records, starts[v.name]))
         summary["static_mark"] = static_mark(s) and not any(
             (v.name, i) in fed for i in range(len(b.contracts)))
+        summary.update(timeline_figures(s, b, lane))
         names = [c.name for c in s.instruments]
+        trade_times = lane.trade_times()
         results[v.name] = Result(
-            replace(s, steps=steps), every[v.name][0], records, b.engine.trades(), summary,
-            b.population, np.repeat(np.arange(steps, dtype=np.int64), made[v.name]),
-            {name: every[v.name][i] for i, name in enumerate(names)},
-            {name: b.engine.trades(i) for i, name in enumerate(names)})
+            replace(s, steps=steps), every[0], records, b.engine.trades(), summary,
+            b.population, -(-times // s.clock.step_ms),
+            {name: every[i] for i, name in enumerate(names)},
+            {name: b.engine.trades(i) for i, name in enumerate(names)},
+            record_time=times, trade_time=trade_times[0],
+            instrument_trade_time={name: trade_times[i] for i, name in enumerate(names)},
+            funding=lane.funding())
+    index_values = world.index_values
     for name, result in results.items():
         if result.summary["static_mark"]:
             warnings.warn(f"venue {name!r}: {STATIC_MARK_NOTE}", InertSettingWarning,
@@ -693,7 +700,7 @@ def run(ms: MarketScenario, *, arbitrage: bool = True) -> MarketResult:
                           UnresolvedAccountsWarning, stacklevel=2)
     trades = [{"owner": agent.owner, "legs": [(leg.venue, leg.instrument) for leg in a.legs],
                "trades": agent.trades, "lots": agent.lots}
-              for agent, a in zip(agents, ms.arbitrageurs, strict=True)]
+              for agent, a in zip(arbitrageurs, ms.arbitrageurs, strict=True)]
     return MarketResult(ms, results, index_values, trades, arbitrage)
 
 

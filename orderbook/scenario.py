@@ -864,25 +864,54 @@ class Result:
         plot_result(self, path)
 
 
-def _simulate(market: Market, steps: int, liquidator: bool, agents=()):
-    """Run ``market`` on its scenario's clock with copies of ``agents`` and the scenario's
-    flows; return (series, one per instrument in an (instruments, steps) array, the run's
-    forced-order records, the time of each in ms, the Timeline, the agents' seats)."""
-    from ._timeline import Timeline, flow_seats
-    from .agents import seats
-
-    scenario = market.scenario
-    seated = seats(copy.deepcopy(list(agents)))
-    flows = [f if isinstance(f, Flow) else Flow(f) for f in scenario.flows]
+def _flows(market: Market) -> list:
+    """The scenario's flows as :class:`Flow` s, each on a perpetual of the built venue."""
+    flows = [f if isinstance(f, Flow) else Flow(f) for f in market.scenario.flows]
     for n, f in enumerate(flows):
         if f.instrument >= len(market.contracts) or market.engine.instruments[
                 f.instrument].spot:
             raise ConfigError(f"flows[{n}] instrument = {f.instrument}: not a perpetual of "
                               f"this scenario (it has {len(market.contracts)} instruments; "
                               f"flows on spot books are not supported)")
-    timeline = Timeline(market, steps, liquidator, seated, flow_seats(flows, scenario.seed))
+    return flows
+
+
+def _lane(market: Market, steps: int, liquidator: bool, agents=(), **market_run):
+    """A Timeline for ``market`` with copies of ``agents`` and the scenario's flows (a venue of
+    a market run with ``market_run``: the schedule, venue name, index feeds and the world)."""
+    from ._timeline import Timeline, flow_seats
+    from .agents import seats
+
+    seated = seats(copy.deepcopy(list(agents)))
+    return Timeline(market, steps, liquidator, seated,
+                    flow_seats(_flows(market), market.scenario.seed), **market_run)
+
+
+def _simulate(market: Market, steps: int, liquidator: bool, agents=()):
+    """Run ``market`` on its scenario's clock with copies of ``agents`` and the scenario's
+    flows; return (series, one per instrument in an (instruments, steps) array, the run's
+    forced-order records, the time of each in ms, the Timeline)."""
+    timeline = _lane(market, steps, liquidator, agents)
     series, records, times = timeline.run()
-    return series, records, times, timeline, seated
+    return series, records, times, timeline
+
+
+def timeline_figures(scenario: Scenario, market: Market, timeline) -> dict:
+    """What a run's clock added to its summary: the agents' and flows' end states and the
+    funding paid (each only when the run had them)."""
+    out: dict = {}
+    if timeline.seats:
+        out["agents"] = agent_summary(market.engine, timeline.seats)
+    if timeline.flows:
+        out["flows"] = [seat.summary(market.engine) for seat in timeline.flows]
+    if scenario.funding.venue is not None:
+        # what funding moved in the run (docs/funding.md): payments, and the total the paying
+        # sides paid (quote units; received + to the fund)
+        funding = timeline.funding()
+        out["funding_payments"] = len(funding)
+        out["funding_paid"] = int(funding["paid"].sum()) if len(funding) else 0
+        out["funding_paid_quote"] = float(out["funding_paid"] * quote_unit(scenario))
+    return out
 
 
 def start_mids(market: Market) -> list:
@@ -962,7 +991,7 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
     if counterfactual and scenario.rules.liquidator:
         off = Market(scenario)
         cf_all = _simulate(off, scenario.steps, False, agents)[0]
-    every, records, times, timeline, seated = _simulate(
+    every, records, times, timeline = _simulate(
         market, scenario.steps, scenario.rules.liquidator, agents)
     step_ms = scenario.clock.step_ms
     # the row of the series whose liquidated_notional counts the record: a round between two
@@ -981,17 +1010,7 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
     if note is not None:
         warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
     summary.update(forecast.summary())
-    if seated:
-        summary["agents"] = agent_summary(market.engine, seated)
-    if timeline.flows:
-        summary["flows"] = [seat.summary(market.engine) for seat in timeline.flows]
-    funding = timeline.funding()
-    if scenario.funding.venue is not None:
-        # what funding moved in the run (docs/funding.md): payments, and the total the paying
-        # sides paid (quote units; received + to the fund)
-        summary["funding_payments"] = len(funding)
-        summary["funding_paid"] = int(funding["paid"].sum()) if len(funding) else 0
-        summary["funding_paid_quote"] = float(summary["funding_paid"] * quote_unit(scenario))
+    summary.update(timeline_figures(scenario, market, timeline))
     names = [c.name for c in scenario.instruments]
     trade_times = timeline.trade_times()
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
@@ -999,7 +1018,7 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
                   {name: market.engine.trades(i) for i, name in enumerate(names)},
                   record_time=times, trade_time=trade_times[0],
                   instrument_trade_time={name: trade_times[i] for i, name in enumerate(names)},
-                  funding=funding)
+                  funding=timeline.funding())
 
 
 @dataclass

@@ -11,8 +11,6 @@ import pytest
 from orderbook import Agent, Clock, Side, default_scenario, run
 from orderbook._settings import ConfigError
 from orderbook.config import loads_scenario, scenario_from_dict, scenario_to_dict
-from orderbook.market_scenario import MarketScenario, Venue
-from orderbook.market_scenario import run as run_market
 from orderbook.metrics import LIQUIDATION_KINDS
 
 SMALL = 0.05
@@ -120,12 +118,6 @@ def test_a_clock_goes_through_a_scenario_file():
     s = loads_scenario("[clock]\nstep_ms = 200\nliquidator_ms = 50\nliquidator_rounds = 2\n")
     assert s.clock == Clock(step_ms=200, liquidator_ms=50, liquidator_rounds=2)
     assert scenario_from_dict(scenario_to_dict(s)) == s
-
-
-def test_a_market_of_venues_refuses_a_venue_clock():
-    venue = Venue("A", small(liquidator_ms=100))
-    with pytest.raises(ConfigError, match="runs in steps"):
-        run_market(MarketScenario((venue,), steps=5))
 
 
 def test_the_counterfactual_runs_on_the_same_clock():

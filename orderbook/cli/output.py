@@ -203,6 +203,51 @@ def _rules_text(s: Scenario) -> str:
     return ", ".join(rules)
 
 
+def _ms(ms: int) -> str:
+    """A duration in ms as people say it (500 ms, 2 s, 8 h)."""
+    for size, name in ((3_600_000, "h"), (60_000, "min"), (1_000, "s")):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size:,} {name}"
+    return f"{ms:,} ms"
+
+
+def _timeline_lines(s: Scenario, sm: dict) -> list[str]:
+    """What the scenario's clock ran besides the cascade, a line each: the clock when not the
+    step model's, funding, every agent's and every flow's end state (empty when none)."""
+    from ..scenario import Clock
+
+    unit, ccy = quote_unit(s), _ccy(s)
+    lines = []
+    c = s.clock
+    if c != Clock():
+        liquidator = (f"at each block's end (blocks of {_ms(c.block_ms)})"
+                      if c.block_ms is not None and c.liquidator_ms is None
+                      else f"every {_ms(c.cadence_ms)}")
+        rounds = "" if c.liquidator_rounds == 1 else f", {c.liquidator_rounds:,} rounds a time"
+        blocks = ("" if c.block_ms is None or c.liquidator_ms is None
+                  else f"; orders matched at block ends ({_ms(c.block_ms)})")
+        lines.append(f"clock: steps of {_ms(c.step_ms)}, liquidator {liquidator}{rounds}"
+                     f"{blocks}")
+    rule = s.funding.rule()
+    if rule is not None:
+        lines.append(f"funding: {s.funding.venue}, paid every {_ms(rule.interval_ms)}, "
+                     f"premium sampled every {_ms(rule.sample_ms)}: "
+                     f"{sm.get('funding_payments', 0):,} payments, "
+                     f"{_money(sm.get('funding_paid', 0), unit)} {ccy} paid")
+    for a in sm.get("agents", ()):
+        sign = "+" if a["pnl"] >= 0 else "-"
+        lines.append(f"agent {a['kind']} (account {a['owner']:,}): equity "
+                     f"{_money(a['equity'], unit)} {ccy} (P&L {sign}"
+                     f"{_money(abs(a['pnl']), unit)}), position {a['position']:,} lots"
+                     + (", liquidated" if a["liquidated"] else ""))
+    for f in sm.get("flows", ()):
+        skipped = sum(f["skipped"].values())
+        lines.append(f"flow {f['kind']} on instrument {f['instrument']}: {f['sent']:,} orders "
+                     f"sent" + (f", {skipped:,} skipped" if skipped else "")
+                     + f", position {f['position']:,} lots")
+    return lines
+
+
 def _format_run(result, source: str) -> str:
     s, sm = result.scenario, result.summary
     unit = quote_unit(s)
@@ -280,7 +325,8 @@ def _format_run(result, source: str) -> str:
         ["unresolved equity", _money(sm["unresolved_equity"], unit), ccy,
          f"{sm['unresolved_equity']:,} {ccy} units: their equity at the final mark"],
     ]
-    out = [_describe(s, source), "", _table(["metric", "value", "unit", "note"], rows, right={1})]
+    out = [_describe(s, source), *_timeline_lines(s, sm), "",
+           _table(["metric", "value", "unit", "note"], rows, right={1})]
     if s.instruments:
         out += ["", "by instrument", _instrument_table(s, sm, unit)]
     gens = sm["liquidations_by_generation"]
@@ -394,6 +440,8 @@ def _format_market(result, source: str) -> str:
         money = (f"inverse, money in coin units of {quote_unit(s)}"
                  if s.settlement == Settlement.INVERSE else f"quote unit {quote_unit(s)}")
         lines.append(f"  venue {v.name}: {accounts}, {units}, {money}; {_rules_text(s)}")
+        lines += [f"    {line}" for line in
+                  _timeline_lines(s, result.venues[v.name].summary)]
     for ix in ms.indexes:
         first = ms.venue(ix.legs[0].venue).scenario
         tick = Decimal(first.instruments[0].tick_size if first.instruments
