@@ -47,6 +47,12 @@ A leg's ``instrument`` is a name or an index (default 0; a one-instrument venue'
 on every venue (in the order given), the indexes again, every arbitrageur, then every venue's
 value traders and liquidity refill. Deterministic for the venues' seeds.
 
+Each venue may have a ``[venues.clock]`` (its liquidator's cadence or blocks; the venues'
+``step_ms`` must agree), ``[[venues.agents]]``, ``[[venues.flows]]`` and ``[venues.funding]``:
+the venues then run on one clock (``orderbook._timeline.MarketTimeline``, docs/time.md "A
+market of several venues"), the step above becoming a market round at every time a venue's
+liquidator is due. ``run(ms, agents={venue: [agent, ...]})`` adds agents to venues.
+
 :func:`sweep` runs a market over a grid of dotted parameters (``venues.B.rules.mark_rule``,
 ``indexes.BTC.exclude_ppm``, ``arbitrageurs.0.capital``, ``steps``, ``seed``;
 :func:`with_params`), in processes; :func:`compare` runs it under several rule sets applied
@@ -54,7 +60,7 @@ to one venue or to every venue with accounts. Those live in :mod:`orderbook.mark
 are importable from here too.
 
 Units: prices in ticks (an index's or an arbitrageur's legs share a tick size), sizes in lots,
-money in each venue's quote units, rates in ppm, time in steps.
+money in each venue's quote units, rates in ppm, time in steps of the venues' ``step_ms``.
 """
 
 from __future__ import annotations
@@ -606,7 +612,9 @@ class MarketResult:
 def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketResult:
     """Run a market scenario (the module docstring's step); with ``arbitrage`` false the
     arbitrageurs' accounts are opened with their capital but never trade: the same start,
-    without the spread being carried from venue to venue.
+    without the spread being carried from venue to venue. ``agents``: {venue name:
+    :class:`~orderbook.agents.Agent` objects}, trading on that venue beside its scenario's
+    own (each run works on copies); KeyError for a venue the market does not have.
 
     Examples
     --------

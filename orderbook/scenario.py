@@ -359,8 +359,9 @@ def _funding_venue(value):
 class Funding:
     """Perpetual funding in a run (docs/funding.md, "In a scenario"): ``venue`` names a rule
     of ``orderbook.funding.VENUES`` (None: no funding). Its premium is sampled every
-    ``sample_ms`` from each perpetual's mark against its index (the instrument's index path
-    where the scenario gives one, else its starting mid: the price the market was at), and
+    ``sample_ms`` from each perpetual's mark against its index (in a market of venues the
+    market index feeding the instrument; else the instrument's index path where the scenario
+    gives one, else its starting mid: the price the market was at), and
     at the end of every ``interval_ms`` the rate is paid through ``Engine.settle_funding``,
     exactly and conserved. ``interval_ms`` and ``sample_ms`` override the venue's (a real
     8-hour interval never ends within a two-minute cascade: compress it to see funding act)."""

@@ -262,3 +262,48 @@ def test_the_market_figure_puts_time_on_its_axis(tmp_path):
     path = tmp_path / "market.png"
     result.plot(path)
     assert path.stat().st_size > 10_000
+
+
+def test_a_market_on_the_clock_gives_the_same_events_on_the_reference_engine():
+    """The differential check of a market on the clock: agents, a flow and funding on the
+    venues, the compiled engines against the pure-Python reference."""
+    from orderbook import Flow
+    from orderbook.flows import OrderSize, PoissonFlow
+
+    a, b = venues(Clock(liquidator_ms=500), Clock(block_ms=2_000),
+                  funding=Funding("binance", interval_ms=10_000, sample_ms=1_000))
+    a = replace(a, flows=(Flow(PoissonFlow(limit_rate_per_s=5, market_rate_per_s=1,
+                                        limit_size=OrderSize(2), market_size=OrderSize(2))),))
+    b = replace(b, agents=(MarketMaker(every_ms=500, levels=5, level_lots=3, withdraw_ppm=2_000,
+                                    calm_ms=5_000),))
+    ms = MarketScenario((Venue("A", a), Venue("B", b)),
+                        (IndexSpec("BTC", (Leg("A"),), feeds=(Leg("B"),)),), steps=12)
+    compiled = run(ms, agents={"B": [Watcher()]})
+    reference = run(replace(ms, venues=tuple(replace(v, scenario=replace(v.scenario,
+                                                                         engine="reference"))
+                                             for v in ms.venues)),
+                    agents={"B": [Watcher()]})
+    for name in ("A", "B"):
+        c, r = compiled.venues[name], reference.venues[name]
+        assert c.trades.tobytes() == r.trades.tobytes(), name
+        assert c.forced_orders.tobytes() == r.forced_orders.tobytes(), name
+        assert c.series.tobytes() == r.series.tobytes(), name
+        assert c.funding.tobytes() == r.funding.tobytes(), name
+    assert len(compiled.venues["B"].funding) and len(compiled.venues["A"].forced_orders)
+    assert len(compiled.venues["B"].forced_orders)
+    assert compiled.venues["A"].summary["flows"][0]["sent"] > 0
+
+
+def test_the_example_prints_b_under_each_market_maker(capsys):
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "two_venues_agents.py"
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(path), run_name="__main__")
+    assert done.value.code == 0
+    rows = {line[:28].strip(): line[28:].split() for line in
+            capsys.readouterr().out.splitlines()[1:]}
+    assert set(rows) == {"no market maker on B", "B's maker stays", "B's maker pulls its quotes"}
+    liquidated = {name: int(row[0]) for name, row in rows.items()}
+    assert liquidated["B's maker pulls its quotes"] > liquidated["B's maker stays"]
