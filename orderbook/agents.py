@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 
@@ -101,6 +102,12 @@ class VenueView:
     def instruments(self) -> tuple:
         """The venue's instruments (``orderbook.Instrument``), by index."""
         return self._engine.instruments
+
+    @property
+    def assets(self) -> tuple:
+        """The venue's collateral assets besides its quote currency (``orderbook.Asset``), by
+        index (``AccountInfo.assets`` holds an account's balances of them)."""
+        return tuple(self._engine.assets)
 
     def book(self, instrument=0):
         """An instrument's book, read-only (``best_bid()``, ``l2()``, ``last_price``...)."""
@@ -284,7 +291,8 @@ def seats(agents) -> list[Seat]:
 
 def agent_summary(engine, seated: list[Seat]) -> list[dict]:
     """Each agent's end state: owner, kind, equity (quote units), position (instrument 0's
-    lots) and whether the liquidator took it over."""
+    lots), whether the liquidator took it over, and on a venue with collateral assets its
+    ``holdings`` ({asset name: units})."""
     out = []
     forced = engine.forced_orders()
     for seat in seated:
@@ -294,6 +302,9 @@ def agent_summary(engine, seated: list[Seat]) -> list[dict]:
                     "pnl": int(info.equity) - int(seat.agent.collateral),
                     "position": int(info.position),
                     "liquidated": bool((forced["owner"] == seat.owner).any())})
+        if engine.assets:
+            out[-1]["holdings"] = {engine.assets[h.asset].name: int(h.balance)
+                                   for h in info.assets}
     return out
 
 
@@ -502,15 +513,22 @@ class ValueTrader(Agent):
 
 @dataclass
 class FundingArbitrageur(Agent):
-    """A trader that holds the side funding pays, while the premium is wide.
+    """A trader that holds the side funding pays, while the premium is wide; hedged on a spot
+    book when given one.
 
     Every ``every_ms`` it reads the premium of the mark over the index, ``(mark - index) *
     10**6 / index`` ppm (``AgentView.index``). Above ``enter_ppm`` longs pay shorts, so it
     sells; below ``-enter_ppm`` it buys. Each time it takes at most ``lots_per_step`` with an
     IOC no more than ``slack_ppm`` through the mark, and holds at most ``max_position`` lots.
     Once ``|premium| < exit_ppm`` it trades back toward flat the same way. After a crash the
-    mark sits under the index: it buys the discount, and is liquidity that comes back. It is
-    unhedged; a basis trade against a spot book is not built.
+    mark sits under the index: it buys the discount, and is liquidity that comes back.
+
+    With ``hedge_instrument`` (a spot book of the same venue, ``Contract(spot=True)``, with the
+    perpetual's lot size) it is a basis trader: after its perpetual trade, at every timer, it
+    buys or sells spot with an IOC no more than ``slack_ppm`` through the spot book's mark so
+    that it holds as many lots of the coin as it is short the perpetual (a cash-and-carry
+    trade, funding earned with the price risk hedged). Spot cannot be sold short, so a long
+    perpetual position stays unhedged.
     """
 
     SCALED_LOTS = ("lots_per_step", "max_position")
@@ -523,14 +541,44 @@ class FundingArbitrageur(Agent):
     lots_per_step: int = _setting(100, _LOTS)
     max_position: int = _setting(10_000, _LOTS)
     slack_ppm: int = _setting(1_000, _PPM)
+    hedge_instrument: int | None = _setting(None, optional(integer(0, 2**31 - 1)))
+    _spot: tuple | None = _state()   # (asset index, asset units per lot) of the hedge book
 
     def __post_init__(self):
         _check(self)
         if self.exit_ppm >= self.enter_ppm:
             raise ValueError(f"FundingArbitrageur exit_ppm = {self.exit_ppm} must be below "
                              f"enter_ppm = {self.enter_ppm}")
+        if self.hedge_instrument is not None and self.hedge_instrument == self.instrument:
+            raise ValueError(f"FundingArbitrageur hedge_instrument = {self.hedge_instrument} "
+                             f"is its instrument: name a spot book of the venue")
+
+    def on_start(self, view) -> None:
+        h = self.hedge_instrument
+        if h is None:
+            return
+        specs = view.instruments
+        where = f"FundingArbitrageur hedge_instrument = {h}"
+        if h >= len(specs) or not specs[h].spot:
+            kinds = [(spec.name, "spot" if spec.spot else "perpetual") for spec in specs]
+            raise ValueError(f"{where}: not a spot book of the venue (its instruments: "
+                             f"{kinds})")
+        if Decimal(specs[h].lot_size) != Decimal(specs[self.instrument].lot_size):
+            raise ValueError(f"{where}: its lot size {specs[h].lot_size} is not the "
+                             f"perpetual's {specs[self.instrument].lot_size} (it hedges lot for "
+                             f"lot)")
+        for n, asset in enumerate(view.assets):
+            if asset.instrument in (h, specs[h].name):
+                self._spot = (n, int(Decimal(specs[h].lot_size) / Decimal(asset.unit)))
+                return
+        raise ValueError(f"{where}: no collateral asset of the venue trades on it")
 
     def on_timer(self, view) -> None:
+        self._trade(view)
+        if self._spot is not None:
+            self._hedge(view)
+
+    def _trade(self, view) -> None:
         i = self.instrument
         mark = view.mark(i)
         if mark is None:
@@ -552,6 +600,22 @@ class FundingArbitrageur(Agent):
         slack = max(1, mark * self.slack_ppm // 10**6)
         view.ioc(side, mark + slack if side == Side.BUY else max(1, mark - slack), lots,
                  instrument=i)
+
+    def _hedge(self, view) -> None:
+        """Hold as many lots of the coin as the perpetual position is short."""
+        h = self.hedge_instrument
+        asset, units_per_lot = self._spot
+        held = next((int(x.balance) for x in view.account().assets if x.asset == asset), 0)
+        held_lots = held // units_per_lot
+        change = max(0, -view.position(self.instrument)) - held_lots
+        price = view.mark(h) or view.book(h).last_price
+        if not change or price is None:
+            return
+        slack = max(1, price * self.slack_ppm // 10**6)
+        if change > 0:
+            view.ioc(Side.BUY, price + slack, change, instrument=h)
+        else:
+            view.ioc(Side.SELL, max(1, price - slack), -change, instrument=h)
 
 
 #: The built-in agents by the ``kind`` a scenario file names them with.

@@ -369,3 +369,51 @@ def test_a_bad_funding_arbitrageur_is_refused_naming_it():
         FundingArbitrageur(enter_ppm=500, exit_ppm=600)
     assert loads_scenario('[[agents]]\nkind = "funding_arbitrageur"\nenter_ppm = 900\n'
                           ).agents == (FundingArbitrageur(enter_ppm=900),)
+
+
+def _basis_scenario():
+    """The spot_conversion example's perpetual (BTC) and spot book (BTCUSDT), unshocked, the
+    perpetual's index 1 % under its start: its mark stands over the index, longs pay."""
+    from pathlib import Path
+
+    from orderbook import Funding
+    from orderbook.config import load_scenario
+
+    s = load_scenario(Path(__file__).resolve().parents[1] / "examples" /
+                      "spot_conversion.toml")
+    perp, spot = s.instruments
+    perp = replace(perp, shock=replace(perp.shock, sell=0, index_path=(990_000,)))
+    return replace(s, instruments=(perp, spot), steps=15,
+                   funding=Funding("binance", interval_ms=5_000, sample_ms=1_000))
+
+
+def test_the_hedged_funding_arbitrageur_holds_the_coin_it_is_short():
+    from orderbook import FundingArbitrageur
+
+    s = _basis_scenario()
+    arb = dict(lots_per_step=50, max_position=300, collateral=10**11)
+    naked = run(s, agents=[FundingArbitrageur(**arb)], counterfactual=False)
+    hedged = run(s, agents=[FundingArbitrageur(**arb, hedge_instrument=1)],
+                 counterfactual=False)
+    (n,), (h,) = naked.summary["agents"], hedged.summary["agents"]
+    assert n["position"] == h["position"] == -300
+    assert n["holdings"] == {}
+    units_per_lot = 10**6   # the example's asset unit: a millionth of a lot
+    assert h["holdings"] == {"BTCUSDT": 300 * units_per_lot}
+    spot = hedged.instrument_trades["BTCUSDT"]
+    mine = spot["owner"] == h["owner"]
+    assert (spot["side"][mine] == Side.BUY).all() and spot["qty"][mine].sum() == 300
+
+
+@pytest.mark.parametrize("hedge, match", [
+    (0, "is its instrument"),
+    (5, "not a spot book of the venue"),
+])
+def test_a_hedge_that_is_not_a_spot_book_is_refused(hedge, match):
+    from orderbook import FundingArbitrageur
+
+    with pytest.raises(ValueError, match=f"hedge_instrument = {hedge}.*{match}|{match}"):
+        run(_basis_scenario(), agents=[FundingArbitrageur(hedge_instrument=hedge)],
+            counterfactual=False)
+    s = loads_scenario('[[agents]]\nkind = "funding_arbitrageur"\nhedge_instrument = 1\n')
+    assert s.agents == (FundingArbitrageur(hedge_instrument=1),)
