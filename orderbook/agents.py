@@ -31,7 +31,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from ._settings import Bad, boolean, integer, optional, show
+from ._settings import Bad, boolean, choice, integer, optional, show
 from .errors import OrderError
 from .events import INT64_MAX, SCENARIO_AGENTS, Event, EventKind, Side
 
@@ -340,12 +340,16 @@ _PPM = integer(0, 10**9)
 
 @dataclass
 class MarketMaker(Agent):
-    """A market maker that quotes around the last price and pulls its quotes under stress.
+    """A market maker that quotes around the last price (or the mid) and pulls its quotes
+    under stress.
 
     Every ``every_ms`` it cancels its quotes and posts ``levels`` post-only orders a side of
-    ``level_lots`` each, the nearest ``half_spread_ticks`` from the last trade price and the
+    ``level_lots`` each, the nearest ``half_spread_ticks`` from its reference price and the
     next ``level_step_ticks`` apart; it bids at most ``max_inventory - position`` lots in all
-    and offers at most ``max_inventory + position``.
+    and offers at most ``max_inventory + position``. The reference (``around``) is the last
+    trade price, or ``"mid"``: the mid of the others' best bid and ask once its own quotes are
+    cancelled (rounded down to a tick; the last price while a side is empty). Quoting around
+    a mid its own quotes made would never move them.
 
     Stress is the price range over the last ``window_ms``: ``move = (high - low) * 10**6 /
     last`` ppm of the last prices it saw at its timer. With ``widen_ppm`` > 0 the half-spread
@@ -373,6 +377,7 @@ class MarketMaker(Agent):
     resume_ppm: int | None = _setting(None, optional(integer(1, 10**9)))
     calm_ms: int = _setting(10_000, integer(0, 10**12))
     max_loss: int | None = _setting(None, optional(integer(1, INT64_MAX)))
+    around: str = _setting("last", choice("last", "mid"))
     _seen: deque = _state()
     _quoting: bool = _state()
     _calm_since: int | None = _state()
@@ -440,6 +445,9 @@ class MarketMaker(Agent):
     def _quote(self, view, move: int, last: int | None = None) -> None:
         view.cancel_all(self.instrument)
         book = view.book(self.instrument)
+        bid, ask = book.best_bid(), book.best_ask()
+        if self.around == "mid" and bid is not None and ask is not None:
+            last = (bid + ask) // 2
         if last is None:
             last = book.last_price
             if last is None and book.mid() is not None:

@@ -222,6 +222,30 @@ def test_the_market_maker_quotes_around_the_last_price():
     assert quotes == sorted([(int(s), p, q) for s, p, q in asks + bids])
 
 
+def test_the_market_maker_around_the_mid_quotes_around_the_others_mid():
+    class Look(Agent):
+        every_ms = 500
+
+        def on_timer(self, view):
+            if view.time == 500:
+                rows = view.book().l3()
+                others = rows[rows["owner"] != SCENARIO_AGENTS]
+                bid = others["price"][others["side"] == Side.BUY].max()
+                ask = others["price"][others["side"] == Side.SELL].min()
+                mine = rows[rows["owner"] == SCENARIO_AGENTS]
+                type(self).seen = (int(bid + ask) // 2, sorted(
+                    (int(q["side"]), int(q["price"]), int(q["qty"])) for q in mine))
+    run(thin(), agents=[MarketMaker(**MAKER, around="mid"), Look()], counterfactual=False)
+    mid, quotes = Look.seen
+    step, half, lots = MAKER["level_step_ticks"], MAKER["half_spread_ticks"], MAKER["level_lots"]
+    expected = ([(int(Side.BUY), mid - half - k * step, lots) for k in range(MAKER["levels"])]
+                + [(int(Side.SELL), mid + half + k * step, lots)
+                   for k in range(MAKER["levels"])])
+    assert quotes == sorted(expected)
+    with pytest.raises(ValueError, match="around = 'middle' is not one of last, mid"):
+        MarketMaker(around="middle")
+
+
 def test_the_market_maker_withdraws_under_stress_and_the_cascade_deepens():
     stays = run(thin(), agents=[MarketMaker(**MAKER)], counterfactual=False)
     pulls = run(thin(), agents=[MarketMaker(**MAKER, withdraw_ppm=2_000, calm_ms=30_000)],
