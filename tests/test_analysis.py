@@ -498,13 +498,30 @@ def test_cli_map_plot(capsys, tmp_path):
     (["map", "--scale", "0.05", "--instrument", "BTC"], "--instrument BTC"),
     (["map", "--band-ppm", "0"], "--band-ppm"),
     (["map", "--bands", "x"], "--bands"),
-    (["map", str(EXAMPLES / "two_venues.toml")], "several"),
+    (["map", str(EXAMPLES / "two_venues.toml")], "give --venue-name (one of A, B, S)"),
+    (["map", str(EXAMPLES / "two_venues.toml"), "--venue-name", "Q"], "not a venue of"),
+    (["map", "--scale", "0.05", "--venue-name", "A"], "the scenario has one venue"),
+    (["map", str(EXAMPLES / "two_venues.toml"), "--venue", "binance", "--venue-name", "A"],
+     "--venue (a rules preset)"),
     (["map", "no_such_file.toml"], "not found"),
 ])
 def test_cli_map_errors(capsys, argv, fragment):
     code, _, err = _cli(capsys, *argv)
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_cli_map_of_one_venue_of_a_market(capsys):
+    from orderbook.market_scenario import load_market
+
+    code, out, err = _cli(capsys, "map", str(EXAMPLES / "two_venues.toml"), "--venue-name",
+                          "A", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    ms = load_market(EXAMPLES / "two_venues.toml")
+    f = cascade_forecast(replace(ms.venue("A").scenario, steps=ms.steps))
+    assert data["scenario"].endswith("venue A")
+    assert data["forecast"]["liquidated_accounts"] == f.liquidated_accounts > 0
 
 
 def test_cli_help_lists_map(capsys):

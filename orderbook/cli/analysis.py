@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from dataclasses import replace
 from decimal import Decimal
 
 from .._market import Market
@@ -17,7 +18,7 @@ from ..analysis import DEFAULT_BAND_PPM, _forecast, _instrument, _map, _venue, p
 from ..events import PPM
 from ..market_scenario import is_market_file
 from .output import CLIError, _describe, _money, _price, _print_json, _table
-from .scenarios import _load
+from .scenarios import _load, _load_market
 
 __all__ = ["add_commands", "cmd_map"]
 
@@ -63,6 +64,9 @@ def add_commands(sub, common) -> None:
     p.add_argument("--bands", type=_bands, default=None, metavar="N",
                    help=f"bands shown each way from the mid (default {DEFAULT_BANDS}, or "
                         f"down to the forecast trough's band and one more)")
+    p.add_argument("--venue-name", metavar="NAME",
+                   help="with several venues ([[venues]]): the venue to map, from its own "
+                        "starting state")
     p.add_argument("--json", action="store_true",
                    help="print the forecast, the criticality table and the map as one JSON "
                         "object")
@@ -73,9 +77,12 @@ def add_commands(sub, common) -> None:
 
 def cmd_map(args) -> int:
     if args.scenario is not None and is_market_file(args.scenario):
-        raise CLIError("map takes a scenario of one venue; this file holds several "
-                       "([[venues]])")
-    _, scenario, source = _load(args)
+        scenario, source = _market_venue(args)
+    elif args.venue_name is not None:
+        raise CLIError(f"--venue-name {args.venue_name}: the scenario has one venue; "
+                       f"--venue-name picks one of a file with [[venues]]")
+    else:
+        _, scenario, source = _load(args)
     # one state read for the forecast, the tables and the figure
     venue = _venue(Market(scenario))
     try:
@@ -100,6 +107,24 @@ def cmd_map(args) -> int:
                              forecast=forecast)
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _market_venue(args):
+    """(the scenario of the venue --venue-name of a market file, its source): the venue's
+    starting state alone (an index from other venues does not move in a static map)."""
+    if args.venue is not None:
+        raise CLIError("--venue (a rules preset) applies to a one-venue scenario; set "
+                       "[venues.rules] venue in the file")
+    ms, source = _load_market(args)
+    names = [v.name for v in ms.venues]
+    if args.venue_name is None:
+        raise CLIError(f"map takes one venue; this file holds several ([[venues]]): give "
+                       f"--venue-name (one of {', '.join(names)})")
+    if args.venue_name not in names:
+        raise CLIError(f"--venue-name {args.venue_name}: not a venue of the file (one of "
+                       f"{', '.join(names)})")
+    scenario = replace(ms.venue(args.venue_name).scenario, steps=ms.steps)
+    return scenario, f"{source}, venue {args.venue_name}"
 
 
 def _instrument_arg(text: str | None, names: list):
