@@ -28,6 +28,8 @@ from .events import (
     FUNDING_BASIS_BOUND,
     FUNDING_RATE_SCALE,
     INSURANCE_FUND,
+    INT64_MAX,
+    INT64_MIN,
     AdlRanking,
     AmendRule,
     Asset,
@@ -364,6 +366,131 @@ def seeded_position(long_owner: int, short_owner: int, long_position: int, short
             raise ValueError(f"qty {qty} would take owner {owner}'s position past "
                              f"max_position {max_position}")
     return price, qty
+
+
+def int64_column(name: str, values, length: int | None = None) -> np.ndarray:
+    """``values`` as a 1-D int64 array (a copy the caller may keep); TypeError for anything but
+    integers (bools and floats included), ValueError for another ``length`` than the owners'
+    or for values past int64, each naming ``name``."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got {array.ndim} dimensions")
+    if not len(array):
+        array = np.zeros(0, dtype=np.int64)
+    elif array.dtype == object:
+        if not all(type(v) is int for v in array.tolist()):
+            raise TypeError(f"{name} must hold integers, got {array.dtype}")
+        big = [(k, v) for k, v in enumerate(array.tolist()) if not INT64_MIN <= v <= INT64_MAX]
+        if big:
+            raise ValueError(f"{name}[{big[0][0]}] = {big[0][1]} does not fit in int64")
+    elif array.dtype.kind == "u":
+        if array.max() > INT64_MAX:
+            k = int(np.argmax(array > INT64_MAX))
+            raise ValueError(f"{name}[{k}] = {array[k]} does not fit in int64")
+    elif array.dtype.kind != "i":
+        raise TypeError(f"{name} must hold integers, got {array.dtype}")
+    if length is not None and len(array) != length:
+        raise ValueError(f"{name} has {len(array)} values, the owners {length}")
+    return array.astype(np.int64)
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def new_accounts(owners, collateral, exempt, total_deposits: int,
+                 existing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check ``add_accounts``'s arrays as a whole; return (owners, collateral, exempt) as int64,
+    int64 and bool arrays. ``existing``: the owner ids with an account already. Errors name
+    the first bad entry (``owners[k] = v``)."""
+    owners = int64_column("owners", owners)
+    collateral = int64_column("collateral", collateral, len(owners))
+    if isinstance(exempt, (bool, np.bool_)):
+        flags = np.full(len(owners), bool(exempt))
+    else:
+        flags = np.asarray(exempt)
+        if flags.dtype != np.bool_ or flags.ndim != 1:
+            raise TypeError(f"exempt must be a bool or a 1-D bool array, got {flags.dtype}")
+        if len(flags) != len(owners):
+            raise ValueError(f"exempt has {len(flags)} values, the owners {len(owners)}")
+        flags = np.ascontiguousarray(flags)
+    if len(owners) and (owners < 0).any():
+        k = _first(owners < 0)
+        raise ValueError(f"owners[{k}] = {owners[k]} must be >= 0 (negative ids are the "
+                         f"engine's)")
+    order = np.argsort(owners, kind="stable")
+    repeated = np.flatnonzero(np.diff(owners[order]) == 0)
+    if len(repeated):
+        first, again = sorted((int(order[repeated[0]]), int(order[repeated[0] + 1])))
+        raise ValueError(f"owners[{again}] = {owners[again]} is given twice (owners[{first}])")
+    taken = np.isin(owners, existing)
+    if taken.any():
+        k = _first(taken)
+        raise ValueError(f"owners[{k}] = {owners[k]} already has an account")
+    if len(collateral) and (collateral < 0).any():
+        k = _first(collateral < 0)
+        raise ValueError(f"collateral[{k}] = {collateral[k]} must be >= 0 quote units")
+    _deposit(sum(collateral.tolist()), total_deposits)
+    return owners, collateral, flags
+
+
+def seeded_positions(long_owners, short_owners, prices, qtys, positions: dict,
+                     max_price: int, max_position: int) -> tuple:
+    """Check ``seed_positions``'s arrays as a whole; return them as int64 arrays (long owners,
+    short owners, prices in ticks, qtys in lots). ``positions``: {owner: position (lots)} of
+    every owner named, before the batch; each owner's position after every row must stay within
+    ``max_position``, as the rows one by one would. Errors name the first bad row."""
+    longs = int64_column("long_owners", long_owners)
+    n = len(longs)
+    shorts = int64_column("short_owners", short_owners, n)
+    prices = int64_column("prices", prices, n)
+    qtys = int64_column("qtys", qtys, n)
+    bad = longs == shorts
+    if bad.any():
+        k = _first(bad)
+        raise ValueError(f"row {k}: seed_positions needs two different accounts, got owner "
+                         f"{longs[k]} on both sides")
+    bad = (longs == INSURANCE_FUND) | (shorts == INSURANCE_FUND)
+    if bad.any():
+        raise ValueError(f"row {_first(bad)}: the insurance fund cannot be seeded with a "
+                         f"position")
+    bad = (prices < 1) | (prices > max_price)
+    if bad.any():
+        k = _first(bad)
+        raise ValueError(f"prices[{k}] must be in [1, max_price={max_price}] ticks, got "
+                         f"{prices[k]}")
+    if n and (qtys < 1).any():
+        k = _first(qtys < 1)
+        raise ValueError(f"qtys[{k}] must be in [1, {INT64_MAX}], got {qtys[k]}")
+    # A row past twice the bound fails whatever the position before it; the others keep
+    # every partial sum checked below inside int64 (max_position <= 2**61, settings()).
+    bad = qtys > 2 * max_position
+    if bad.any():
+        k = _first(bad)
+        owner = longs[k] if abs(positions[int(longs[k])] + int(qtys[k])) > max_position \
+            else shorts[k]
+        raise ValueError(f"row {k}: qty {qtys[k]} would take owner {owner}'s position past "
+                         f"max_position {max_position}")
+    # each owner's position after each of its rows: a long row adds, a short row takes away
+    owner = np.concatenate([longs, shorts])
+    delta = np.concatenate([qtys, -qtys])
+    row = np.concatenate([np.arange(n), np.arange(n)])
+    order = np.lexsort((row, owner))
+    owner, delta, row = owner[order], delta[order], row[order]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if n else np.zeros(0, int)
+    before = np.array([positions[int(o)] for o in owner[starts].tolist()], dtype=np.int64)
+    # wrapping int64 sums are exact modulo 2**64, so differences within a group are exact
+    with np.errstate(over="ignore"):
+        total = np.cumsum(delta)
+        offset = np.repeat(before - (total[starts] - delta[starts]),
+                           np.diff(np.r_[starts, len(owner)]))
+        running = total + offset
+    bad = np.abs(running) > max_position
+    if bad.any():
+        k = int(np.flatnonzero(bad)[np.argmin(row[bad])])
+        raise ValueError(f"row {row[k]}: qty {abs(delta[k])} would take owner {owner[k]}'s "
+                         f"position past max_position {max_position}")
+    return longs, shorts, prices, qtys
 
 
 def equity_mark(mark) -> int:

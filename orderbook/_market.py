@@ -64,6 +64,17 @@ def engine_settings(rules) -> dict:
             if f.name not in _SCENARIO_ONLY}
 
 
+def _held(prices: np.ndarray, level_prices: np.ndarray, level_qty: np.ndarray) -> np.ndarray:
+    """Lots resting at each of ``prices`` on a side whose levels are ``level_prices`` (best
+    first, so monotonic) holding ``level_qty``; 0 where no level rests."""
+    if not len(level_prices):
+        return np.zeros(len(prices), dtype=np.int64)
+    ascending = level_prices if level_prices[0] <= level_prices[-1] else level_prices[::-1]
+    qty = level_qty if level_prices[0] <= level_prices[-1] else level_qty[::-1]
+    at = np.minimum(np.searchsorted(ascending, prices), len(ascending) - 1)
+    return np.where(ascending[at] == prices, qty[at], 0)
+
+
 class _Contract:
     """One instrument's book as the scenario's liquidity providers see it: the starting mid,
     the depth profile the refill restores around the last trade, and its shock."""
@@ -76,6 +87,9 @@ class _Contract:
         self.mid0 = int(book.mid)
         self.profile_bid = (self.mid0 - bid_px, bid_q)  # offsets below the mid, lots
         self.profile_ask = (ask_px - self.mid0, ask_q)
+        for offsets, _ in (self.profile_bid, self.profile_ask):
+            if (np.diff(offsets) <= 0).any():   # the refill reads each level once
+                raise ValueError("a depth profile's levels must be distinct, nearest first")
         for px, q in zip(bid_px.tolist(), bid_q.tolist(), strict=True):
             place(Side.BUY, px, q)
         for px, q in zip(ask_px.tolist(), ask_q.tolist(), strict=True):
@@ -223,12 +237,24 @@ class Market:
             collateral = np.array([math.ceil(contract_value(inverse, eng.k, int(e), int(s)) / lev)
                                    for e, s, lev in zip(entry, size, leverage, strict=True)],
                                   dtype=np.int64)
-        kept = 0
-        for i in range(len(side)):
-            eng.add_account(i, int(collateral[i]))
-            legs = [(0, int(side[i]), int(entry[i]), int(size[i]))]
-            kept += self._seed_account(i, legs)
-        return kept
+        owners = np.arange(len(side), dtype=np.int64)
+        eng.add_accounts(owners, collateral)
+        return self._seed_positions(owners, side, entry, size)
+
+    def _seed_positions(self, owners, side, entry, size) -> int:
+        """Seed one position in instrument 0 per owner (side +1 long, -1 short; entry ticks,
+        size lots) against the house, in one call; hand back, at the same prices, those of the
+        accounts already liquidatable at the starting marks (they would be gone already).
+        Returns how many were kept."""
+        eng = self.engine
+        house = np.full(len(owners), HOUSE, dtype=np.int64)
+        longs = np.where(side > 0, owners, house)
+        shorts = np.where(side > 0, house, owners)
+        eng.seed_positions(longs, shorts, entry, size)
+        crossed = eng.liquidatable(owners)
+        if crossed.any():
+            eng.seed_positions(shorts[crossed], longs[crossed], entry[crossed], size[crossed])
+        return int(len(owners) - crossed.sum())
 
     def _seed_baskets(self, rng) -> int:
         """The population as baskets across the instruments (Population's docstring)."""
@@ -358,19 +384,25 @@ class Market:
         # pre-shock prices, and refilling around the mid would walk the price straight back.
         mid = book.last_price if book.last_price is not None else c.mid0
         share = 1 - 2 ** (-1 / liquidity.half_life)
+        depth = book.l2(2**62)   # every level: what each profile price already holds
         for side, (offsets, lots) in ((Side.BUY, c.profile_bid), (Side.SELL, c.profile_ask)):
+            if side == Side.BUY:
+                prices = mid - offsets
+                placeable = (prices >= 1) & (prices < ask if ask is not None else True)
+                held = _held(prices, depth.bid_price, depth.bid_qty)
+            else:
+                prices = mid + offsets
+                placeable = (prices >= 1) & (prices > bid if bid is not None else True)
+                held = _held(prices, depth.ask_price, depth.ask_qty)
+            missing = lots - held
             budget = liquidity.rate
-            for off, target in zip(offsets.tolist(), lots.tolist(), strict=True):
+            # the profile's prices are distinct, so an order placed at one leaves what the
+            # others hold as read above
+            for price, short in zip(prices[placeable & (missing > 0)].tolist(),
+                                    missing[placeable & (missing > 0)].tolist(), strict=True):
                 if budget <= 0:
                     break
-                price = mid - off if side == Side.BUY else mid + off
-                if price < 1 or (side == Side.BUY and ask is not None and price >= ask) or (
-                        side == Side.SELL and bid is not None and price <= bid):
-                    continue
-                missing = target - book.quantity_at(side, price)
-                if missing <= 0:
-                    continue
-                add = min(budget, max(1, math.ceil(missing * share)))
+                add = min(budget, max(1, math.ceil(short * share)))
                 events = eng.post_only(self._id(), side, price, add, MAKER,
                                        instrument=c.index)
                 if events and events[0].kind == EventKind.ACCEPTED:

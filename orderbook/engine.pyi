@@ -175,6 +175,21 @@ class Engine:
     def seed_position(
         self, long_owner: int, short_owner: int, price: int, qty: int, *, instrument: _Instr = 0
     ) -> None: ...
+    # one call for many: int64 arrays (or sequences of ints), checked as a whole first
+    def add_accounts(
+        self, owners: npt.ArrayLike, collateral: npt.ArrayLike, *,
+        exempt: bool | npt.ArrayLike = False
+    ) -> None: ...
+    def seed_positions(
+        self,
+        long_owners: npt.ArrayLike,
+        short_owners: npt.ArrayLike,
+        prices: npt.ArrayLike,
+        qtys: npt.ArrayLike,
+        *,
+        instrument: _Instr = 0,
+    ) -> None: ...
+    def liquidatable(self, owners: npt.ArrayLike) -> npt.NDArray[np.bool_]: ...
     def account(self, owner: int) -> AccountInfo: ...
     # EVENT_DTYPE: every trade of the instrument, in order
     def trades(self, instrument: _Instr = 0, *, start: int = 0) -> _Records: ...

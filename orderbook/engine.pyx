@@ -37,6 +37,7 @@ from ._engine_args import (
     funding_basis_arg, instrument_arg, insufficient_margin, isolated_backstop, isolated_elsewhere,
     limit_price, time_arg, venue_assets, venue_instruments,
     limit_rule_arg, margin_amount, new_account, no_account, order_owner, seeded_position, settings,
+    new_accounts, seeded_positions, int64_column,
     insufficient_spot, spot_isolated, spot_position,
     user_order_id, batch_messages, order_elsewhere, order_price,
 )
@@ -627,6 +628,93 @@ cdef class Engine:
         finally:
             self._leave()
 
+    def add_accounts(self, owners, collateral, *, exempt=False):
+        """Open many cross accounts at once: ``owners`` (int64 ids >= 0, none taken, none
+        repeated), ``collateral`` (quote units >= 0 each), ``exempt`` (a bool, or one per
+        owner). The arrays are checked as a whole first: an error names the first bad entry
+        and opens nothing. As ``add_account`` for each, in order."""
+        cdef const int64_t[::1] o, c
+        cdef const uint8_t[::1] e
+        cdef Py_ssize_t k
+        self._enter()
+        try:
+            owners_, collateral_, exempt_ = new_accounts(
+                owners, collateral, exempt, self.total_deposits,
+                np.array(self._owner_ids(), dtype=np.int64))
+            if not len(owners_):
+                return
+            o, c, e = owners_, collateral_, exempt_.view(np.uint8)
+            for k in range(o.shape[0]):
+                self.ledger.open_account(o[k], c[k], e[k] != 0, False, 0)
+            self.total_deposits += <money_t>sum(collateral_.tolist())
+        finally:
+            self._leave()
+
+    def seed_positions(self, long_owners, short_owners, prices, qtys, *, instrument=0):
+        """Give pairs of accounts opposite positions off the book, row by row: row k makes
+        ``long_owners[k]`` long and ``short_owners[k]`` short ``qtys[k]`` lots at ``prices[k]``
+        ticks of ``instrument``. Checked as a whole first (every owner has an account, the
+        positions stay within max_position after every row, the one-position rule of isolated
+        accounts): an error names the first bad row and seeds nothing. As ``seed_position``
+        for each row, in order."""
+        cdef const int64_t[::1] lv, sv, pv, qv
+        cdef Py_ssize_t k
+        cdef int32_t i
+        self._enter()
+        try:
+            i = self._use(instrument)
+            if self.ledger.instruments[i].spot_asset >= 0:
+                raise spot_position(self._names[i])
+            longs = int64_column("long_owners", long_owners)
+            shorts = int64_column("short_owners", short_owners)
+            positions = {}
+            for name, column in (("long_owners", longs), ("short_owners", shorts)):
+                for k, owner in enumerate(column.tolist()):
+                    if owner not in positions:
+                        slot = self.ledger.slot(owner)
+                        if slot < 0:
+                            raise no_account(f"{name}[{k}]", owner)
+                        positions[owner] = self.ledger.pos(slot, i).position
+            longs, shorts, prices_, qtys_ = seeded_positions(
+                longs, shorts, prices, qtys, positions, self.ledger.max_price,
+                self.ledger.max_position)
+            for owner in positions:
+                self._check_isolated(self.ledger.slot(owner), i)
+            if not len(longs):
+                return
+            lv, sv, pv, qv = longs, shorts, prices_, qtys_
+            for k in range(lv.shape[0]):
+                self.ledger.settle(self.ledger.slot(lv[k]), qv[k], pv[k])
+                self.ledger.settle(self.ledger.slot(sv[k]), -qv[k], pv[k])
+        finally:
+            self._leave()
+
+    def liquidatable(self, owners):
+        """Whether each account of ``owners`` is liquidatable now, as the liquidator's trigger
+        sees it (a bool array): not exempt, holding a position, every mark it needs known, and
+        its equity under its maintenance margin (or at it, under Trigger.AT_OR_BELOW).
+        KeyError naming the first owner without an account."""
+        cdef const int64_t[::1] o
+        cdef uint8_t[::1] out
+        cdef Py_ssize_t k
+        cdef int32_t slot
+        self._enter()
+        try:
+            ids = int64_column("owners", owners)
+            result = np.zeros(len(ids), dtype=np.bool_)
+            if not len(ids):
+                return result
+            o, out = ids, result.view(np.uint8)
+            self.mark()
+            for k in range(o.shape[0]):
+                slot = self.ledger.slot(o[k])
+                if slot < 0:
+                    raise no_account(f"owners[{k}]", o[k])
+                out[k] = self.ledger.liquidatable(&self.ledger.accounts[slot])
+            return result
+        finally:
+            self._leave()
+
     def account(self, owner):
         """An account's state evaluated at the current mark (AccountInfo)."""
         self._enter()
@@ -747,16 +835,17 @@ cdef class Engine:
 
     def owners(self):
         """Owner ids of every account (the insurance fund's included), ascending."""
-        cdef size_t i
-        out = []
         self._enter()
         try:
-            for i in range(self.ledger.accounts.size()):
-                out.append(self.ledger.accounts[i].owner)
+            out = self._owner_ids()
         finally:
             self._leave()
         out.sort()
         return out
+
+    cdef list _owner_ids(self):
+        cdef size_t i
+        return [self.ledger.accounts[i].owner for i in range(self.ledger.accounts.size())]
 
     def total_equity(self, mark=None):
         """Sum of every account's equity and reserve (the fund's included) at ``mark`` (ticks,

@@ -34,12 +34,14 @@ from ._engine_args import (
     instrument_arg,
     insufficient_margin,
     insufficient_spot,
+    int64_column,
     isolated_backstop,
     isolated_elsewhere,
     limit_price,
     limit_rule_arg,
     margin_amount,
     new_account,
+    new_accounts,
     no_account,
     no_funding_mark,
     order_elsewhere,
@@ -47,6 +49,7 @@ from ._engine_args import (
     order_price,
     parameters_section,
     seeded_position,
+    seeded_positions,
     settings,
     spot_funding,
     spot_isolated,
@@ -819,6 +822,51 @@ class Engine:
         self._check_isolated(buyer, i)
         self._check_isolated(seller, i)
         self._ledger.transfer(buyer, seller, i, price, qty)
+
+    def add_accounts(self, owners, collateral, *, exempt=False) -> None:
+        """Open many cross accounts at once, checked as a whole first (Engine.add_accounts)."""
+        owners, collateral, exempt = new_accounts(
+            owners, collateral, exempt, self.total_deposits,
+            np.array(list(self._accounts), dtype=np.int64))
+        for owner, amount, flag in zip(owners.tolist(), collateral.tolist(), exempt.tolist(),
+                                       strict=True):
+            self._accounts[owner] = _Account(owner, amount, flag, False, 0)
+            self.total_deposits += amount
+
+    def seed_positions(self, long_owners, short_owners, prices, qtys, *, instrument=0) -> None:
+        """Seed positions row by row, checked as a whole first (Engine.seed_positions)."""
+        instr = self._instrument(instrument)
+        i = instr.index
+        if instr.spot_asset is not None:
+            raise spot_position(instr.name)
+        longs = int64_column("long_owners", long_owners)
+        shorts = int64_column("short_owners", short_owners)
+        positions = {}
+        for name, column in (("long_owners", longs), ("short_owners", shorts)):
+            for k, owner in enumerate(column.tolist()):
+                if owner not in positions:
+                    if owner not in self._accounts:
+                        raise no_account(f"{name}[{k}]", owner)
+                    positions[owner] = self._accounts[owner].pos(i).position
+        longs, shorts, prices, qtys = seeded_positions(
+            longs, shorts, prices, qtys, positions, instr.max_price, instr.max_position)
+        for owner in positions:
+            self._check_isolated(self._accounts[owner], i)
+        for buyer, seller, price, qty in zip(longs.tolist(), shorts.tolist(), prices.tolist(),
+                                             qtys.tolist(), strict=True):
+            self._ledger.transfer(self._accounts[buyer], self._accounts[seller], i, price, qty)
+
+    def liquidatable(self, owners) -> np.ndarray:
+        """Whether each account is liquidatable now, as the liquidator's trigger sees it
+        (Engine.liquidatable)."""
+        ids = int64_column("owners", owners)
+        self._refresh_marks()
+        out = np.zeros(len(ids), dtype=np.bool_)
+        for k, owner in enumerate(ids.tolist()):
+            if owner not in self._accounts:
+                raise no_account(f"owners[{k}]", owner)
+            out[k] = self._ledger.liquidatable(self._accounts[owner])
+        return out
 
     def account(self, owner) -> AccountInfo:
         """An account's state evaluated at the current marks."""
