@@ -77,6 +77,7 @@ from .events import (
 from .margin import contract_value, inverse_unit_value, unit_value
 from .metrics import (
     LIQUIDATION_KINDS,
+    add_twins,
     drawdown,
     instrument_figures,
     summarize,
@@ -905,10 +906,19 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
     # Every account at the final mark, so that a loss still open (negative equity, no record
     # yet) shows in the summary; the fund's own balance is insurance_fund_end.
     end_accounts = [eng.account(owner) for owner in eng.owners() if owner != INSURANCE_FUND]
+    contracts = scenario.instruments or (scenario,)
+    # the fund's balance after every liquidation round and at every step: where its minimum is
+    balances = np.concatenate([eng.fund_history()["balance"],
+                               every["insurance_fund"].ravel()]).astype(np.int64)
     summary = summarize(series, records, accounts=market.population, start_mid=start,
                         insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
                         quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
-                        end_accounts=end_accounts)
+                        end_accounts=end_accounts, insurance_fund_start=market.fund_start,
+                        fund_balances=balances,
+                        ks=[contract_units(scenario, c)[1] for c in contracts],
+                        inverse=scenario.settlement == Settlement.INVERSE,
+                        start_equity=market.start_equity,
+                        tick_size=Decimal(contracts[0].tick_size))
     # what the amounts are in: quote currency, or an inverse venue's coin (the ``*_quote``
     # figures are then amounts of the coin)
     summary["money"] = "coin" if scenario.settlement == Settlement.INVERSE else "quote"
@@ -926,6 +936,7 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
             [c.name for c in scenario.instruments], every, records, starts,
             None if cf_all is None else [drawdown(cf_all[i], starts[i])[0]
                                          for i in range(len(starts))]))
+        add_twins(summary, summary["quote_unit"])   # each instrument's liquidated notional
     return summary
 
 
@@ -991,7 +1002,9 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
         # sides paid (quote units; received + to the fund)
         summary["funding_payments"] = len(funding)
         summary["funding_paid"] = int(funding["paid"].sum()) if len(funding) else 0
-        summary["funding_paid_quote"] = float(summary["funding_paid"] * quote_unit(scenario))
+    # the forecast's and funding's figures in quote currency and price units too
+    add_twins(summary, quote_unit(scenario), Decimal((scenario.instruments or (scenario,))[0]
+                                                     .tick_size))
     names = [c.name for c in scenario.instruments]
     trade_times = timeline.trade_times()
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
