@@ -840,11 +840,54 @@ class Result:
                 f"{sm.get('max_drawdown_pct', 0.0):.2f} %)")
 
     def to_pandas(self):
-        """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
-        import pandas as pd
+        """(series, forced_orders, trades) as pandas DataFrames, readable (needs the pandas
+        extra; :mod:`orderbook.views`, docs/money.md).
 
-        return (pd.DataFrame(self.series), pd.DataFrame(self.forced_orders),
-                pd.DataFrame(self.trades))
+        Every column of the arrays is kept, prices in ticks and money in integer quote units;
+        ``side``, ``kind`` and ``reason`` are given by name (Categoricals of the enums'
+        member names), each money column is followed by a ``<column>_quote`` twin (quote
+        currency, an inverse venue's coin; exact Decimals) and each price column by a
+        ``<column>_px`` twin (price units: ticks x tick size; exact Decimals). The forced
+        orders gain ``avg_price_px`` and ``slippage_cost`` (quote units, each record's part of
+        the summary's ``forced_slippage``) with its ``_quote``; the trades their ``notional``
+        (quote units) and ``notional_quote``. With instruments, series and trades are
+        instrument 0's, as ``series`` and ``trades`` are.
+        """
+        from .views import forced_frame, series_frame, trades_frame
+
+        unit, ticks, ks, inverse = self._units()
+        return (series_frame(self.series, unit, ticks[0]),
+                forced_frame(self.forced_orders, unit, ticks, ks, inverse),
+                trades_frame(self.trades, unit, ticks[0], ks[0], inverse))
+
+    def forced_fills(self) -> np.ndarray:
+        """The price levels each forced order took: one row per (forced order, level), in the
+        order the liquidator sent them and each walked its levels (``views.FORCED_FILL_DTYPE``:
+        the record's row in ``forced_orders``, order id, owner, instrument, side, the level's
+        price in ticks, lots, notional in quote units, makers traded with). Each record's lots
+        and notional are the sums of its rows. Derived from the trade log
+        (:func:`orderbook.views.forced_fills`); O(trades log trades)."""
+        from .views import forced_fills
+
+        _, _, ks, inverse = self._units()
+        trades = list(self.instrument_trades.values()) or [self.trades]
+        return forced_fills(self.forced_orders, trades, ks, inverse)
+
+    def forced_fills_frame(self):
+        """:meth:`forced_fills` as a pandas DataFrame (needs the pandas extra): ``side`` by
+        name, ``price_px`` in price units, ``notional_quote`` in quote currency."""
+        from .views import fills_frame
+
+        unit, ticks, _, _ = self._units()
+        return fills_frame(self.forced_fills(), unit, ticks)
+
+    def _units(self) -> tuple:
+        """(quote unit, tick size of each instrument (Decimal, price units per tick), k of
+        each instrument, whether the venue is inverse)."""
+        contracts = self.scenario.instruments or (self.scenario,)
+        return (quote_unit(self.scenario), [Decimal(c.tick_size) for c in contracts],
+                [contract_units(self.scenario, c)[1] for c in contracts],
+                self.scenario.settlement == Settlement.INVERSE)
 
     def to_csv(self, directory) -> list:
         """Write series.csv, forced_orders.csv, trades.csv and summary.csv; return the paths."""
