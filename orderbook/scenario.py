@@ -866,7 +866,22 @@ class Result:
         the record's row in ``forced_orders``, order id, owner, instrument, side, the level's
         price in ticks, lots, notional in quote units, makers traded with). Each record's lots
         and notional are the sums of its rows. Derived from the trade log
-        (:func:`orderbook.views.forced_fills`); O(trades log trades)."""
+        (:func:`orderbook.views.forced_fills`); O(trades log trades).
+
+        Examples
+        --------
+        Record 10 of the built-in scenario at 5 % closes account 227's 59 lots through seven
+        levels, 50 ticks apart:
+
+        >>> from orderbook import default_scenario, run
+        >>> result = run(default_scenario(scale=0.05), counterfactual=False)
+        >>> fills = result.forced_fills()
+        >>> mine = fills[fills["record"] == 10]
+        >>> mine[["price", "lots"]].tolist()[:3], int(mine["lots"].sum())
+        ([(988300, 4), (988250, 7), (988200, 13)], 59)
+        >>> int(mine["notional"].sum()) == int(result.forced_orders["notional"][10])
+        True
+        """
         from .views import forced_fills
 
         _, _, ks, inverse = self._units()
