@@ -120,6 +120,7 @@ def slippage_costs(records: np.ndarray, ks, inverse: bool = False) -> list:
     cost. ``ks``: each instrument's k (quote units per lot per tick; an inverse venue's, whose
     ``V(p, q) = floor(k q / p)`` coin units grows as the price falls, so there the signs
     turn). O(records)."""
+    _check_ks(records, ks)
     costs = []
     for kind, side, instrument, mark, filled, notional in zip(
             records["kind"].tolist(), records["side"].tolist(),
@@ -128,10 +129,20 @@ def slippage_costs(records: np.ndarray, ks, inverse: bool = False) -> list:
         if kind != ForcedKind.ORDER or not filled:
             costs.append(None)
             continue
-        # paid above (+) or received below (-) the mark's value, seen from the side that pays
+        # fills worth more than the lots at the mark: a buyer paid more, a linear seller got
+        # more (an inverse seller, whose coin value rises as the price falls, sold lower)
         gap = notional - contract_value(inverse, ks[instrument], mark, filled)
         costs.append(-side * gap if inverse else side * gap)
     return costs
+
+
+def _check_ks(records: np.ndarray, ks) -> None:
+    """ValueError unless ``ks`` gives a k (an int >= 1) for every instrument ``records`` name."""
+    needed = int(records["instrument"].max()) + 1 if len(records) else 0
+    if len(ks) < needed or any(isinstance(k, bool) or not isinstance(k, (int, np.integer))
+                               or k < 1 for k in ks):
+        raise ValueError(f"ks must give an integer k >= 1 for each of the {needed} instruments "
+                         f"the records name, got {list(ks)!r}")
 
 
 def forced_slippage(records: np.ndarray, ks, inverse: bool = False) -> int:

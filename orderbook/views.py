@@ -18,7 +18,7 @@ import numpy as np
 
 from .events import EventKind, ForcedKind, Reason, Side
 from .margin import contract_value
-from .metrics import slippage_costs
+from .metrics import _check_ks, slippage_costs
 
 __all__ = ["FORCED_FILL_DTYPE", "forced_fills", "series_frame", "forced_frame", "trades_frame",
            "fills_frame"]
@@ -54,6 +54,7 @@ def forced_fills(records: np.ndarray, trades, ks, inverse: bool = False) -> np.n
     logs = list(trades)
     if not logs:
         raise ValueError("forced_fills: trades must hold one trade log per instrument, got none")
+    _check_ks(records, ks)
     taken = [log[(log["order_id"] < 0) & (log["kind"] == EventKind.TRADE)] for log in logs]
     fills = np.concatenate(taken)
     where = np.concatenate([np.full(len(t), i, dtype=np.int32) for i, t in enumerate(taken)])

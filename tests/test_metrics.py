@@ -187,6 +187,16 @@ def test_slippage_costs_are_positive_when_the_fills_are_worse_than_the_mark():
     assert slippage_costs(recs, [1, 2]) == [6, 10, -3, None, None]
 
 
+def test_slippage_costs_need_a_k_for_every_instrument():
+    recs = records({"kind": int(ForcedKind.ORDER), "side": -1, "mark_before": 100,
+                    "filled": 1, "notional": 99, "instrument": 1})
+    with pytest.raises(ValueError, match=r"ks must give an integer k >= 1 for each of the 2 "
+                                         r"instruments the records name, got \[1\]"):
+        slippage_costs(recs, [1])
+    with pytest.raises(ValueError, match="got \\[1, 0\\]"):
+        slippage_costs(recs, [1, 0])
+
+
 def test_slippage_costs_turn_on_an_inverse_venue():
     # V(p, q) = floor(k q / p) coin units, k = 1,000: a sell of 2 lots at 40 is worth
     # floor(2,000 / 40) = 50 coin units against floor(2,000 / 50) = 40 at the mark 50: the
