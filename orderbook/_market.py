@@ -186,6 +186,12 @@ class Market:
             eng.market(self._id(), Side.BUY, 1, SHOCKER, instrument=c.index)
         self.population = (self._seed_baskets(rng) if contracts
                            else self._seed_population(rng))
+        # The state before the shock, which the summary's insurance_fund_start and
+        # collateral_lost start from (quote units): read here, once, because nothing after
+        # the run can recover it.
+        self.fund_start = eng.insurance_fund
+        self.start_equity = {owner: eng.account(owner).equity for owner in eng.owners()
+                             if 0 <= owner < HOUSE}
 
     def _model_paths(self, scenario) -> None:
         model, contracts = scenario.index_model, scenario.instruments

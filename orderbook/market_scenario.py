@@ -88,7 +88,7 @@ from ._settings import (
 )
 from .events import INT64_MAX, MarkRule
 from .market import PRICE_SOURCES, Arbitrageur, Market
-from .metrics import instrument_figures, unresolved_note
+from .metrics import add_twins, instrument_figures, unresolved_note
 from .price_index import RULES as INDEX_RULES
 from .price_index import Aggregate, IndexRule
 from .scenario import (
@@ -100,6 +100,7 @@ from .scenario import (
     Scenario,
     UnresolvedAccountsWarning,
     default_scenario,
+    quote_unit,
     scale_scenario,
     start_mids,
     static_mark,
@@ -687,6 +688,7 @@ def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketRes
         summary["static_mark"] = static_mark(s) and not any(
             (v.name, i) in fed for i in range(len(b.contracts)))
         summary.update(timeline_figures(s, b, lane))
+        add_twins(summary, quote_unit(s), Decimal((s.instruments or (s,))[0].tick_size))
         names = [c.name for c in s.instruments]
         trade_times = lane.trade_times()
         results[v.name] = Result(

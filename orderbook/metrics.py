@@ -2,7 +2,9 @@
 
 Plain functions of a run's per-step series (``SERIES_DTYPE``) and its forced-order records
 (``FORCED_DTYPE``). Units: prices in ticks, money in quote units (exact integers; the ``*_quote``
-figures are the same amounts in quote currency, exact Decimals), time in steps.
+figures are the same amounts in quote currency, exact Decimals), time in steps. A price figure
+in ticks has a ``*_px`` twin in price units (quote currency per base unit: ticks x tick size, a
+Decimal). docs/money.md defines the money figures.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from decimal import Decimal
 import numpy as np
 
 from .events import INSURANCE_FUND, ForcedKind
+from .margin import contract_value
 
 __all__ = ["LIQUIDATION_KINDS", "liquidations_by_generation", "dynamics", "drawdown",
-           "instrument_figures",
+           "instrument_figures", "fund_figures", "slippage_costs", "forced_slippage",
+           "collateral_lost", "adl_figures", "MONEY_FIGURES", "PRICE_FIGURES", "add_twins",
            "unresolved", "unresolved_note", "summarize"]
 
 #: Records that liquidate (part of) an account: a forced order, a backstop or insurance-fund
@@ -95,15 +99,133 @@ def unresolved_note(summary: dict) -> str | None:
     return "; ".join(parts)
 
 
+def fund_figures(start: int | None, balances, end: int) -> dict:
+    """The insurance fund's path, quote units: ``insurance_fund_start`` (``start``, its balance
+    before the shock; None: not known), ``insurance_fund_min`` and ``insurance_fund_end``
+    (``end``). The minimum is the lowest of ``start``, ``balances`` and ``end``: give it the
+    balances the run saw (the fund's after every liquidation round, ``Engine.fund_history``,
+    and at every step of the series). Inside a round the fund can dip below where the round
+    leaves it (a shortfall covered before a later fee), which no figure sees. O(balances)."""
+    seen = [int(b) for b in np.asarray(balances, dtype=np.int64).ravel().tolist()]
+    seen += [end] + ([] if start is None else [start])
+    return {"insurance_fund_start": start, "insurance_fund_min": min(seen),
+            "insurance_fund_end": end}
+
+
+def slippage_costs(records: np.ndarray, ks, inverse: bool = False) -> list:
+    """What each record's fills paid against the mark it was sent at, quote units, a cost
+    positive; None for a record that is not an ``ORDER`` that filled. The value of the fills
+    (``notional``) less the value of the same lots at the record's ``mark_before``
+    (``V(mark_before, filled)``), signed so that a sell below the mark or a buy above it is a
+    cost. ``ks``: each instrument's k (quote units per lot per tick; an inverse venue's, whose
+    ``V(p, q) = floor(k q / p)`` coin units grows as the price falls, so there the signs
+    turn). O(records)."""
+    _check_ks(records, ks)
+    costs = []
+    for kind, side, instrument, mark, filled, notional in zip(
+            records["kind"].tolist(), records["side"].tolist(),
+            records["instrument"].tolist(), records["mark_before"].tolist(),
+            records["filled"].tolist(), records["notional"].tolist(), strict=True):
+        if kind != ForcedKind.ORDER or not filled:
+            costs.append(None)
+            continue
+        # fills worth more than the lots at the mark: a buyer paid more, a linear seller got
+        # more (an inverse seller, whose coin value rises as the price falls, sold lower)
+        gap = notional - contract_value(inverse, ks[instrument], mark, filled)
+        costs.append(-side * gap if inverse else side * gap)
+    return costs
+
+
+def _check_ks(records: np.ndarray, ks) -> None:
+    """ValueError unless ``ks`` gives a k (an int >= 1) for every instrument ``records`` name."""
+    needed = int(records["instrument"].max()) + 1 if len(records) else 0
+    if len(ks) < needed or any(isinstance(k, bool) or not isinstance(k, (int, np.integer))
+                               or k < 1 for k in ks):
+        raise ValueError(f"ks must give an integer k >= 1 for each of the {needed} instruments "
+                         f"the records name, got {list(ks)!r}")
+
+
+def forced_slippage(records: np.ndarray, ks, inverse: bool = False) -> int:
+    """What the forced orders paid against the mark they were sent at, quote units, a cost
+    positive: :func:`slippage_costs` summed over the ``ORDER`` records that filled (the
+    fund's own forced orders count; conversions of collateral assets do not). O(records)."""
+    return sum(c for c in slippage_costs(records, ks, inverse) if c is not None)
+
+
+def collateral_lost(owners, start_equity: dict, end_equity: dict) -> int:
+    """What the accounts ``owners`` lost of the equity they had before the shock, quote units:
+    over those in ``start_equity`` ({owner: equity at the starting marks}), that equity less
+    what they hold at the end (``end_equity``, {owner: equity at the final marks}), counted as
+    0 below 0: a loss past zero fell on the fund, the other accounts or is left unresolved,
+    each a figure of its own. Accounts opened after the start (agents) are not counted.
+    O(owners)."""
+    return sum(start_equity[owner] - max(0, end_equity.get(owner, 0))
+               for owner in owners if owner in start_equity)
+
+
+def adl_figures(records: np.ndarray) -> dict:
+    """Auto-deleveraging: ``adl_notional``, the value of the lots ADL closed at the prices it
+    closed them at (quote units), and ``adl_accounts``, the counterparties it closed them
+    against (accounts, each once). O(records)."""
+    adl = records[records["kind"] == ForcedKind.ADL]
+    return {"adl_notional": sum(adl["notional"].tolist()),
+            "adl_accounts": len(set(adl["counterparty"].tolist()))}
+
+
+#: Summary figures in quote units (an inverse venue's: coin units), each with a ``*_quote``
+#: twin in quote currency (:func:`add_twins`); so has each ``instrument.<name>.liquidated_
+#: notional``.
+MONEY_FIGURES = ("liquidated_notional", "peak_step_liquidated", "bad_debt", "socialized",
+                 "converted_notional", "insurance_fund_start", "insurance_fund_min",
+                 "insurance_fund_end", "collateral_lost", "liquidation_penalties",
+                 "forced_slippage", "adl_notional", "unresolved_equity",
+                 "forecast_liquidated_notional", "funding_paid")
+#: Summary figures in ticks and their twins in price units (:func:`add_twins`).
+PRICE_FIGURES = {"start_mid": "start_mid_px", "max_drawdown_ticks": "max_drawdown_px",
+                 "counterfactual_drawdown_ticks": "counterfactual_drawdown_px",
+                 "forecast_trough": "forecast_trough_px"}
+
+
+def add_twins(summary: dict, quote_unit: Decimal, tick_size: Decimal | None = None) -> dict:
+    """Give ``summary`` (in place, and returned) the ``<figure>_quote`` twin of each money
+    figure it holds (:data:`MONEY_FIGURES`: quote units x ``quote_unit``) and the twin of
+    each price figure (:data:`PRICE_FIGURES`: ticks x ``tick_size``, none without one), exact
+    Decimals; a None figure has a None twin. Safe to call again after adding figures."""
+    for key in list(summary):
+        value = summary[key]
+        if key in MONEY_FIGURES or (key.startswith("instrument.")
+                                    and key.endswith(".liquidated_notional")):
+            summary[f"{key}_quote"] = None if value is None else _decimal(value) * quote_unit
+        elif key in PRICE_FIGURES and tick_size is not None:
+            summary[PRICE_FIGURES[key]] = None if value is None else _decimal(value) * tick_size
+    return summary
+
+
+def _decimal(value) -> Decimal:
+    # A float figure here is a mid or a distance between mids, whole or half ticks: its binary
+    # value is exact, and so is its Decimal.
+    return Decimal(float(value)) if isinstance(value, (float, np.floating)) else Decimal(int(value))
+
+
 def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_mid: float,
               insurance_fund: int, queue_left: int, quote_unit: Decimal,
-              counterfactual_drawdown: float | None = None, end_accounts=()) -> dict:
-    """The summary of a run, one flat dict of figures.
+              counterfactual_drawdown: float | None = None, end_accounts=(),
+              insurance_fund_start: int | None = None, fund_balances=(), ks=None,
+              inverse: bool = False, start_equity: dict | None = None,
+              tick_size: Decimal | None = None) -> dict:
+    """The summary of a run, one flat dict of figures (docs/money.md defines the money ones).
 
     ``accounts`` seeded (liquidatable ones dropped), ``start_mid`` (ticks) before the shock,
     ``insurance_fund`` and ``queue_left`` at the end, the ``quote_unit`` (quote currency per
     quote unit), the drawdown of the same run without liquidations (ticks; None: not run) and
     ``end_accounts``, the AccountInfo of every account at the end (for :func:`unresolved`).
+
+    The money figures need what the run saw besides its records: ``insurance_fund_start``
+    and ``fund_balances`` (quote units; :func:`fund_figures`), each instrument's k in ``ks``
+    and whether the venue is ``inverse`` (:func:`forced_slippage`), ``start_equity``
+    ({owner: equity before the shock}, quote units; :func:`collateral_lost`) and instrument
+    0's ``tick_size`` (price units per tick, a Decimal: the ``*_px`` twins); a figure whose
+    input is not given is None (the ``*_px`` twins are left out).
     """
     orders = records[records["kind"] == ForcedKind.ORDER]
     liquidated = records[np.isin(records["kind"], LIQUIDATION_KINDS)]
@@ -132,7 +254,13 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
         "conversions": int((records["kind"] == ForcedKind.CONVERSION).sum()),
         "converted_notional": int(records["notional"][
             records["kind"] == ForcedKind.CONVERSION].sum()) if len(records) else 0,
-        "insurance_fund_end": int(insurance_fund),
+        **fund_figures(insurance_fund_start, fund_balances, int(insurance_fund)),
+        # what liquidation cost the accounts it closed, and who else paid
+        "collateral_lost": None if start_equity is None else collateral_lost(
+            owners, start_equity, {info.owner: info.equity for info in end_accounts}),
+        "liquidation_penalties": sum(records["fee"].tolist()),
+        "forced_slippage": None if ks is None else forced_slippage(records, ks, inverse),
+        **adl_figures(records),
         "steps_to_half_recovery": half_recovery,
         "queue_left": queue_left,
         **unresolved(end_accounts),
@@ -147,10 +275,7 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
     summary.update(dynamics(series))
     summary["liquidations_by_generation"] = liquidations_by_generation(records)
     summary["quote_unit"] = quote_unit
-    for key in ("liquidated_notional", "bad_debt", "insurance_fund_end", "unresolved_equity",
-                "converted_notional"):
-        summary[f"{key}_quote"] = Decimal(summary[key]) * quote_unit
-    return summary
+    return add_twins(summary, quote_unit, tick_size)
 
 
 def instrument_figures(names, series, records: np.ndarray, starts, counterfactual=None) -> dict:

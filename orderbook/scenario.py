@@ -77,6 +77,7 @@ from .events import (
 from .margin import contract_value, inverse_unit_value, unit_value
 from .metrics import (
     LIQUIDATION_KINDS,
+    add_twins,
     drawdown,
     instrument_figures,
     summarize,
@@ -840,11 +841,69 @@ class Result:
                 f"{sm.get('max_drawdown_pct', 0.0):.2f} %)")
 
     def to_pandas(self):
-        """(series, forced_orders, trades) as pandas DataFrames (needs the pandas extra)."""
-        import pandas as pd
+        """(series, forced_orders, trades) as pandas DataFrames, readable (needs the pandas
+        extra; :mod:`orderbook.views`, docs/money.md).
 
-        return (pd.DataFrame(self.series), pd.DataFrame(self.forced_orders),
-                pd.DataFrame(self.trades))
+        Every column of the arrays is kept, prices in ticks and money in integer quote units;
+        ``side``, ``kind`` and ``reason`` are given by name (Categoricals of the enums'
+        member names), each money column is followed by a ``<column>_quote`` twin (quote
+        currency, an inverse venue's coin; exact Decimals) and each price column by a
+        ``<column>_px`` twin (price units: ticks x tick size; exact Decimals). The forced
+        orders gain ``avg_price_px`` and ``slippage_cost`` (quote units, each record's part of
+        the summary's ``forced_slippage``) with its ``_quote``; the trades their ``notional``
+        (quote units) and ``notional_quote``. With instruments, series and trades are
+        instrument 0's, as ``series`` and ``trades`` are.
+        """
+        from .views import forced_frame, series_frame, trades_frame
+
+        unit, ticks, ks, inverse = self._units()
+        return (series_frame(self.series, unit, ticks[0]),
+                forced_frame(self.forced_orders, unit, ticks, ks, inverse),
+                trades_frame(self.trades, unit, ticks[0], ks[0], inverse))
+
+    def forced_fills(self) -> np.ndarray:
+        """The price levels each forced order took: one row per (forced order, level), in the
+        order the liquidator sent them and each walked its levels (``views.FORCED_FILL_DTYPE``:
+        the record's row in ``forced_orders``, order id, owner, instrument, side, the level's
+        price in ticks, lots, notional in quote units, makers traded with). Each record's lots
+        and notional are the sums of its rows. Derived from the trade log
+        (:func:`orderbook.views.forced_fills`); O(trades log trades).
+
+        Examples
+        --------
+        Record 10 of the built-in scenario at 5 % closes account 227's 59 lots through seven
+        levels, 50 ticks apart:
+
+        >>> from orderbook import default_scenario, run
+        >>> result = run(default_scenario(scale=0.05), counterfactual=False)
+        >>> fills = result.forced_fills()
+        >>> mine = fills[fills["record"] == 10]
+        >>> mine[["price", "lots"]].tolist()[:3], int(mine["lots"].sum())
+        ([(988300, 4), (988250, 7), (988200, 13)], 59)
+        >>> int(mine["notional"].sum()) == int(result.forced_orders["notional"][10])
+        True
+        """
+        from .views import forced_fills
+
+        _, _, ks, inverse = self._units()
+        trades = list(self.instrument_trades.values()) or [self.trades]
+        return forced_fills(self.forced_orders, trades, ks, inverse)
+
+    def forced_fills_frame(self):
+        """:meth:`forced_fills` as a pandas DataFrame (needs the pandas extra): ``side`` by
+        name, ``price_px`` in price units, ``notional_quote`` in quote currency."""
+        from .views import fills_frame
+
+        unit, ticks, _, _ = self._units()
+        return fills_frame(self.forced_fills(), unit, ticks)
+
+    def _units(self) -> tuple:
+        """(quote unit, tick size of each instrument (Decimal, price units per tick), k of
+        each instrument, whether the venue is inverse)."""
+        contracts = self.scenario.instruments or (self.scenario,)
+        return (quote_unit(self.scenario), [Decimal(c.tick_size) for c in contracts],
+                [contract_units(self.scenario, c)[1] for c in contracts],
+                self.scenario.settlement == Settlement.INVERSE)
 
     def to_csv(self, directory) -> list:
         """Write series.csv, forced_orders.csv, trades.csv and summary.csv; return the paths."""
@@ -911,7 +970,6 @@ def timeline_figures(scenario: Scenario, market: Market, timeline) -> dict:
         funding = timeline.funding()
         out["funding_payments"] = len(funding)
         out["funding_paid"] = int(funding["paid"].sum()) if len(funding) else 0
-        out["funding_paid_quote"] = float(out["funding_paid"] * quote_unit(scenario))
     return out
 
 
@@ -935,10 +993,19 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
     # Every account at the final mark, so that a loss still open (negative equity, no record
     # yet) shows in the summary; the fund's own balance is insurance_fund_end.
     end_accounts = [eng.account(owner) for owner in eng.owners() if owner != INSURANCE_FUND]
+    contracts = scenario.instruments or (scenario,)
+    # the fund's balance after every liquidation round and at every step: where its minimum is
+    balances = np.concatenate([eng.fund_history()["balance"],
+                               every["insurance_fund"].ravel()]).astype(np.int64)
     summary = summarize(series, records, accounts=market.population, start_mid=start,
                         insurance_fund=eng.insurance_fund, queue_left=len(eng.queue()),
                         quote_unit=quote_unit(scenario), counterfactual_drawdown=cf_drawdown,
-                        end_accounts=end_accounts)
+                        end_accounts=end_accounts, insurance_fund_start=market.fund_start,
+                        fund_balances=balances,
+                        ks=[contract_units(scenario, c)[1] for c in contracts],
+                        inverse=scenario.settlement == Settlement.INVERSE,
+                        start_equity=market.start_equity,
+                        tick_size=Decimal(contracts[0].tick_size))
     # what the amounts are in: quote currency, or an inverse venue's coin (the ``*_quote``
     # figures are then amounts of the coin)
     summary["money"] = "coin" if scenario.settlement == Settlement.INVERSE else "quote"
@@ -956,6 +1023,7 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
             [c.name for c in scenario.instruments], every, records, starts,
             None if cf_all is None else [drawdown(cf_all[i], starts[i])[0]
                                          for i in range(len(starts))]))
+        add_twins(summary, summary["quote_unit"])   # each instrument's liquidated notional
     return summary
 
 
@@ -1012,6 +1080,9 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
         warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
     summary.update(forecast.summary())
     summary.update(timeline_figures(scenario, market, timeline))
+    # the forecast's and funding's figures in quote currency and price units too
+    add_twins(summary, quote_unit(scenario), Decimal((scenario.instruments or (scenario,))[0]
+                                                     .tick_size))
     names = [c.name for c in scenario.instruments]
     trade_times = timeline.trade_times()
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,

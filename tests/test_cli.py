@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import orderbook
 from orderbook.cli import builtin_rule_sets, main
 from orderbook.config import loads_scenario
 from orderbook.events import LimitRule, MarkRule, Sizing
@@ -63,7 +64,6 @@ def test_run_json(capsys):
 
 
 def test_run_json_prints_the_library_summary(capsys):
-    import orderbook
     from orderbook.cli import _jsonable
 
     printed = _json(capsys, "run", "--scale", "0.05", "--json", "--no-counterfactual")
@@ -96,6 +96,17 @@ def test_run_table(capsys):
     assert rows["amplification"][unit_start:].startswith("x")
     # quote currency: 10**11 quote units of 0.0001 is 10,000,000.00
     assert "start 10,000,000.00" in rows["insurance fund"]
+    # the money figures of the summary, each in quote currency (docs/money.md)
+    result = orderbook.run(default_scenario(0.05))
+    for label, key in (("collateral lost", "collateral_lost"),
+                       ("liquidation penalties", "liquidation_penalties"),
+                       ("forced-order slippage", "forced_slippage"),
+                       ("ADL notional", "adl_notional"),
+                       ("insurance fund low", "insurance_fund_min")):
+        value = f"{result.summary[key + '_quote']:,.2f}"
+        assert rows[label][:value_end].rstrip().endswith(" " + value), (label, rows[label])
+        assert rows[label][unit_start:].startswith("quote"), label
+    assert f"from mid {result.summary['start_mid_px']:,}" in rows["max drawdown"]
     gen_header = lines.index("liquidations by generation")
     assert lines[gen_header + 1].split() == ["generation", "accounts"]
     assert lines[gen_header + 3].split()[0] == "0"

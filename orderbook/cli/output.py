@@ -95,6 +95,11 @@ def _price(ticks, tick: Decimal) -> str:
     return f"{value.normalize():,f}"
 
 
+def _px(value: Decimal) -> str:
+    """A price in price units (a summary's ``*_px`` figure), thousands separated."""
+    return f"{value.normalize():,f}"
+
+
 def _num(value, fmt: str = ",") -> str:
     if value is None:
         return "-"
@@ -252,10 +257,9 @@ def _format_run(result, source: str) -> str:
     s, sm = result.scenario, result.summary
     unit = quote_unit(s)
     ccy = _ccy(s)
-    tick = Decimal(s.instruments[0].tick_size if s.instruments else s.tick_size)
     # With instruments, the price figures are instrument 0's; the others are in their table.
     of = f" ({s.instruments[0].name})" if s.instruments else ""
-    fund0 = s.rules.insurance_fund
+    fund0 = sm["insurance_fund_start"]
     amp = sm["amplification"]
     half = sm["steps_to_half_recovery"]
     rows = [
@@ -272,8 +276,8 @@ def _format_run(result, source: str) -> str:
         ["liquidated notional", _money(sm["liquidated_notional"], unit), ccy,
          f"{sm['liquidated_notional']:,} {ccy} units of {unit}"],
         ["max drawdown" + of, f"{sm['max_drawdown_pct']:.2f}", "%",
-         f"{sm['max_drawdown_ticks']:,.0f} ticks = {_price(sm['max_drawdown_ticks'], tick)} "
-         f"in price, from mid {_price(sm['start_mid'], tick)}"],
+         f"{sm['max_drawdown_ticks']:,.0f} ticks = {_px(sm['max_drawdown_px'])} "
+         f"in price, from mid {_px(sm['start_mid_px'])}"],
     ]
     rows += [
         ["trough at step", "-" if sm["trough_step"] is None else f"{sm['trough_step']:,}",
@@ -285,7 +289,8 @@ def _format_run(result, source: str) -> str:
     ]
     if "counterfactual_drawdown_ticks" in sm:
         rows.append(["drawdown w/o liquidations", f"{sm['counterfactual_drawdown_pct']:.2f}", "%",
-                     f"{sm['counterfactual_drawdown_ticks']:,.0f} ticks"])
+                     f"{sm['counterfactual_drawdown_ticks']:,.0f} ticks = "
+                     f"{_px(sm['counterfactual_drawdown_px'])} in price"])
     rows += [
         ["amplification", "n/a" if amp is None else _num(amp, ".2f"), "x",
          "drawdown / drawdown without liquidations" if amp is not None
@@ -299,23 +304,36 @@ def _format_run(result, source: str) -> str:
              f"(orderbook map)" + ("; the book ran out" if sm["forecast_book_exhausted"]
                                    else "")],
             ["forecast: trough" + of, "-" if sm["forecast_trough"] is None
-             else _price(sm["forecast_trough"], tick), "",
+             else _px(sm["forecast_trough_px"]), "",
              "the price the static walk ends at"],
         ]
+    # what the liquidations cost, and who paid (docs/money.md)
     rows += [
+        ["collateral lost", _money(sm["collateral_lost"], unit), ccy,
+         "liquidated accounts' equity before the shock less what they kept"],
+        ["liquidation penalties", _money(sm["liquidation_penalties"], unit), ccy,
+         "liquidation fees paid into the insurance fund"],
+        ["forced-order slippage", _money(sm["forced_slippage"], unit), ccy,
+         "fills against the mark each forced order was sent at (a cost > 0)"],
         ["bad debt", _money(sm["bad_debt"], unit), ccy, ""],
         ["socialized loss", _money(sm["socialized"], unit), ccy, ""],
         ["ADL count", f"{sm['adl_count']:,}", "", "positions closed by auto-deleveraging"],
+        ["ADL notional", _money(sm["adl_notional"], unit), ccy,
+         f"closed against {sm['adl_accounts']:,} account"
+         f"{'' if sm['adl_accounts'] == 1 else 's'}"],
     ]
     if sm.get("conversions"):
         rows.append(["collateral converted", _money(sm["converted_notional"], unit), ccy,
                      f"{sm['conversions']:,} sales of collateral assets "
                      + ("through the spot book" if any(c.spot for c in s.instruments)
                         else "to the venue")])
+    change = sm["insurance_fund_end"] - fund0
     rows += [
         ["insurance fund", _money(sm["insurance_fund_end"], unit), ccy,
-         f"start {_money(fund0, unit)}, change {'+' if sm['insurance_fund_end'] >= fund0 else '-'}"
-         f"{_money(abs(sm['insurance_fund_end'] - fund0), unit)}"],
+         f"start {_money(fund0, unit)}, change {'+' if change >= 0 else '-'}"
+         f"{_money(abs(change), unit)}"],
+        ["insurance fund low", _money(sm["insurance_fund_min"], unit), ccy,
+         "its lowest balance after a liquidation round or a step"],
         ["steps to half recovery", "-" if half is None else f"{half:,}", "steps",
          f"not within {s.steps} steps" if half is None else "from the trough"],
         ["queue left", f"{sm['queue_left']:,}", "", "accounts still queued at the end"],
