@@ -12,6 +12,7 @@ from .book import OrderBook
 from .engine import Engine
 from .errors import OrderError, UnknownOrderError
 from .events import (
+    EQUITY_DTYPE,
     EVENT_DTYPE,
     FORCED_DTYPE,
     FUNDING_DTYPE,
@@ -96,5 +97,6 @@ __all__ = [
     "InertSettingWarning", "venues", "flows", "Clock", "Flow", "Funding", "SerialExecutor",
     "Agent", "AgentView", "MarketMaker", "ValueTrader", "FundingArbitrageur", "BatchResult",
     "funding", "FundingSettlement",
+    "EQUITY_DTYPE",
     "FUNDING_DTYPE",
 ]

@@ -190,8 +190,10 @@ class Market:
         # collateral_lost start from (quote units): read here, once, because nothing after
         # the run can recover it.
         self.fund_start = eng.insurance_fund
-        self.start_equity = {owner: eng.account(owner).equity for owner in eng.owners()
-                             if 0 <= owner < HOUSE}
+        accounts = eng.equities()
+        accounts = accounts[(accounts["owner"] >= 0) & (accounts["owner"] < HOUSE)]
+        self.start_equity = dict(zip(accounts["owner"].tolist(), accounts["equity"].tolist(),
+                                     strict=True))
 
     def _model_paths(self, scenario) -> None:
         model, contracts = scenario.index_model, scenario.instruments

@@ -44,7 +44,7 @@ from ._engine_args import (
 from .errors import OrderError
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    FUNDING_DTYPE, FUNDING_RATE_SCALE, FundingSettlement,
+    EQUITY_DTYPE, FUNDING_DTYPE, FUNDING_RATE_SCALE, FundingSettlement,
     AccountInfo, BatchResult, AdlRanking, AmendRule, CloseOrder, Deficit,
     HoldingInfo, Kind,
     LimitRule, MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Settlement, Sizing,
@@ -686,6 +686,64 @@ cdef class Engine:
             for k in range(lv.shape[0]):
                 self.ledger.settle(self.ledger.slot(lv[k]), qv[k], pv[k])
                 self.ledger.settle(self.ledger.slot(sv[k]), -qv[k], pv[k])
+        finally:
+            self._leave()
+
+    def equities(self, owners=None):
+        """Every account's (or those of ``owners``, in that order) collateral, equity and
+        maintenance margin at the current marks, quote units, as EQUITY_DTYPE rows: what
+        ``account()`` gives of each, without a Python object per account. KeyError naming the
+        first owner without an account."""
+        cdef const int64_t[::1] o
+        cdef int64_t[::1] coll, eq, mmv, lots
+        cdef uint8_t[::1] ex
+        cdef Py_ssize_t k
+        cdef int32_t slot
+        cdef const Account* a
+        cdef const Position* p
+        cdef int128 ou, mm, equity
+        cdef int64_t held
+        self._enter()
+        try:
+            if owners is None:
+                ids = np.array(sorted(self._owner_ids()), dtype=np.int64)
+            else:
+                ids = int64_column("owners", owners)
+            n = len(ids)
+            columns = {name: np.zeros(n, dtype=np.int64)
+                       for name in ("collateral", "equity", "maintenance_margin", "lots")}
+            exempt = np.zeros(n, dtype=np.bool_)
+            if n:
+                o, ex = ids, exempt.view(np.uint8)
+                coll, eq = columns["collateral"], columns["equity"]
+                mmv, lots = columns["maintenance_margin"], columns["lots"]
+                self.mark()
+                for k in range(n):
+                    slot = self.ledger.slot(o[k])
+                    if slot < 0:
+                        raise no_account(f"owners[{k}]", o[k])
+                    a = &self.ledger.accounts[slot]
+                    self.ledger.others(a, -1, &ou, &mm, NULL)
+                    equity = a.collateral + ou
+                    held = 0
+                    p = &a.pos
+                    while p != NULL:
+                        held += p.position if p.position > 0 else -p.position
+                        p = self.ledger.next_pos(a, p)
+                    if not held:
+                        # a flat account: instrument 0's (flat) margin, as account() gives
+                        mm = self.ledger.maintenance(&a.pos, self.mark_value, self.has_mark)
+                    if not (INT64_MIN <= equity <= INT64_MAX and INT64_MIN <= mm <= INT64_MAX):
+                        raise OverflowError(f"owner {o[k]}'s equity or margin passes int64: "
+                                            f"read it with account()")
+                    coll[k], eq[k], mmv[k] = a.collateral, <int64_t>equity, <int64_t>mm
+                    ex[k], lots[k] = a.exempt, held
+            out = np.zeros(n, dtype=EQUITY_DTYPE)
+            out["owner"] = ids
+            out["exempt"] = exempt
+            for name, column in columns.items():
+                out[name] = column
+            return out
         finally:
             self._leave()
 

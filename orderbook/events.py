@@ -458,6 +458,13 @@ class FundingSettlement(NamedTuple):
     receivers: int   #: accounts on the receiving side
 
 
+#: One row per account (Engine.equities): its owner id, collateral, equity and maintenance
+#: margin at the current marks (quote units), whether it is exempt, and its open lots summed
+#: without sign over every instrument.
+EQUITY_DTYPE = np.dtype([("owner", "<i8"), ("collateral", "<i8"), ("equity", "<i8"),
+                         ("maintenance_margin", "<i8"), ("exempt", "?"), ("lots", "<i8")])
+
+
 #: One row per Engine.settle_funding (Engine.funding_history): FundingSettlement's fields.
 FUNDING_DTYPE = np.dtype([(name, "<i8") for name in FundingSettlement._fields])
 

@@ -64,12 +64,18 @@ def unresolved(accounts) -> dict:
     fund figure records while the account is still open (a bankruptcy-price order that cannot
     fill, say, with no fund or ADL to take it over).
 
-    ``accounts``: AccountInfo of every account at the end of the run, evaluated at the final
-    mark (the insurance fund left out: its balance is ``insurance_fund_end``). Returns
-    ``unresolved_accounts`` (how many have equity < 0), ``unresolved_lots`` (their open lots,
-    summed without sign over every instrument) and ``unresolved_equity`` (their equity summed,
-    quote units, <= 0). O(accounts).
+    ``accounts``: every account at the end of the run, evaluated at the final mark (the
+    insurance fund left out: its balance is ``insurance_fund_end``), as AccountInfo objects or
+    EQUITY_DTYPE rows (``Engine.equities``). Returns ``unresolved_accounts`` (how many have
+    equity < 0), ``unresolved_lots`` (their open lots, summed without sign over every
+    instrument) and ``unresolved_equity`` (their equity summed, quote units, <= 0).
+    O(accounts).
     """
+    if isinstance(accounts, np.ndarray):
+        negative = accounts[accounts["equity"] < 0]
+        return {"unresolved_accounts": len(negative),
+                "unresolved_lots": sum(negative["lots"].tolist()),
+                "unresolved_equity": sum(negative["equity"].tolist())}
     count = lots = equity = 0
     for info in accounts:
         if info.equity < 0:
@@ -163,6 +169,13 @@ def collateral_lost(owners, start_equity: dict, end_equity: dict) -> int:
                for owner in owners if owner in start_equity)
 
 
+def _equity_by_owner(accounts) -> dict:
+    """{owner: equity} of AccountInfo objects or EQUITY_DTYPE rows."""
+    if isinstance(accounts, np.ndarray):
+        return dict(zip(accounts["owner"].tolist(), accounts["equity"].tolist(), strict=True))
+    return {info.owner: info.equity for info in accounts}
+
+
 def adl_figures(records: np.ndarray) -> dict:
     """Auto-deleveraging: ``adl_notional``, the value of the lots ADL closed at the prices it
     closed them at (quote units), and ``adl_accounts``, the counterparties it closed them
@@ -218,7 +231,8 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
     ``accounts`` seeded (liquidatable ones dropped), ``start_mid`` (ticks) before the shock,
     ``insurance_fund`` and ``queue_left`` at the end, the ``quote_unit`` (quote currency per
     quote unit), the drawdown of the same run without liquidations (ticks; None: not run) and
-    ``end_accounts``, the AccountInfo of every account at the end (for :func:`unresolved`).
+    ``end_accounts``, every account at the end as AccountInfo or EQUITY_DTYPE rows (for
+    :func:`unresolved`).
 
     The money figures need what the run saw besides its records: ``insurance_fund_start``
     and ``fund_balances`` (quote units; :func:`fund_figures`), each instrument's k in ``ks``
@@ -257,7 +271,7 @@ def summarize(series: np.ndarray, records: np.ndarray, *, accounts: int, start_m
         **fund_figures(insurance_fund_start, fund_balances, int(insurance_fund)),
         # what liquidation cost the accounts it closed, and who else paid
         "collateral_lost": None if start_equity is None else collateral_lost(
-            owners, start_equity, {info.owner: info.equity for info in end_accounts}),
+            owners, start_equity, _equity_by_owner(end_accounts)),
         "liquidation_penalties": sum(records["fee"].tolist()),
         "forced_slippage": None if ks is None else forced_slippage(records, ks, inverse),
         **adl_figures(records),

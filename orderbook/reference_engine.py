@@ -63,6 +63,7 @@ from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_k
 from ._reference_liquidator import _Liquidator
 from .errors import OrderError
 from .events import (
+    EQUITY_DTYPE,
     FUNDING_DTYPE,
     FUNDING_RATE_SCALE,
     INSURANCE_FUND,
@@ -855,6 +856,21 @@ class Engine:
         for buyer, seller, price, qty in zip(longs.tolist(), shorts.tolist(), prices.tolist(),
                                              qtys.tolist(), strict=True):
             self._ledger.transfer(self._accounts[buyer], self._accounts[seller], i, price, qty)
+
+    def equities(self, owners=None) -> np.ndarray:
+        """Each account's collateral, equity and maintenance margin at the current marks
+        (EQUITY_DTYPE rows; Engine.equities)."""
+        ids = (np.array(sorted(self._accounts), dtype=np.int64) if owners is None
+               else int64_column("owners", owners))
+        out = np.zeros(len(ids), dtype=EQUITY_DTYPE)
+        for k, owner in enumerate(ids.tolist()):
+            if owner not in self._accounts:
+                raise no_account(f"owners[{k}]", owner)
+            info = self.account(owner)
+            lots = sum(abs(p.position) for p in info.positions)
+            out[k] = (owner, info.collateral, info.equity, info.maintenance_margin,
+                      info.exempt, lots)
+        return out
 
     def liquidatable(self, owners) -> np.ndarray:
         """Whether each account is liquidatable now, as the liquidator's trigger sees it

@@ -992,7 +992,8 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
     eng = market.engine
     # Every account at the final mark, so that a loss still open (negative equity, no record
     # yet) shows in the summary; the fund's own balance is insurance_fund_end.
-    end_accounts = [eng.account(owner) for owner in eng.owners() if owner != INSURANCE_FUND]
+    end_accounts = eng.equities()
+    end_accounts = end_accounts[end_accounts["owner"] != INSURANCE_FUND]
     contracts = scenario.instruments or (scenario,)
     # the fund's balance after every liquidation round and at every step: where its minimum is
     balances = np.concatenate([eng.fund_history()["balance"],

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderbook import Engine, Instrument
+from orderbook import EQUITY_DTYPE, Engine, Instrument
 from orderbook.reference_engine import Engine as ReferenceEngine
 from orderbook.testing import check_accounts
 
@@ -123,3 +123,22 @@ def test_empty_batches_do_nothing(engine_cls):
     eng.seed_positions([], [], [], [])
     assert eng.liquidatable([]).tolist() == []
     assert state(eng) == before
+
+
+def test_equities_are_what_account_gives(engine_cls):
+    eng = venue(engine_cls)
+    eng.add_accounts([1, 2, 3], [5_000, 300, 10**6])
+    eng.seed_positions([1, HOUSE, 3], [HOUSE, 2, HOUSE], [1_000, 1_100, 900], [40, 3, 7])
+    table = eng.equities()
+    assert table.dtype == EQUITY_DTYPE
+    assert table["owner"].tolist() == eng.owners()
+    for row in table:
+        info = eng.account(int(row["owner"]))
+        assert (row["collateral"], row["equity"], row["maintenance_margin"], row["exempt"]) == \
+            (info.collateral, info.equity, info.maintenance_margin, info.exempt)
+        assert row["lots"] == sum(abs(p.position) for p in info.positions)
+    picked = eng.equities([3, 1])
+    assert picked["owner"].tolist() == [3, 1] and picked["lots"].tolist() == [7, 40]
+    assert len(eng.equities([])) == 0
+    with pytest.raises(KeyError, match=r"owners\[1\] 99"):
+        eng.equities([1, 99])
