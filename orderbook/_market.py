@@ -75,6 +75,19 @@ def _held(prices: np.ndarray, level_prices: np.ndarray, level_qty: np.ndarray) -
     return np.where(ascending[at] == prices, qty[at], 0)
 
 
+def _margin_at(inverse: bool, k: int, entry: np.ndarray, size: np.ndarray,
+               leverage: np.ndarray) -> np.ndarray:
+    """Each account's collateral, quote units: ``ceil(V(entry, size) / leverage)``, V as
+    ``margin.contract_value``; in int64 and float64 arithmetic where every value fits (the
+    same IEEE division as Python's int / float), else one Python int at a time."""
+    top = int(entry.max(initial=1)) * int(size.max(initial=1)) * k
+    if not inverse and top < 2**53:
+        values = entry * size * k
+        return np.ceil(values.astype(np.float64) / leverage).astype(np.int64)
+    return np.array([math.ceil(contract_value(inverse, k, int(e), int(s)) / lev)
+                     for e, s, lev in zip(entry, size, leverage, strict=True)], dtype=np.int64)
+
+
 class _Contract:
     """One instrument's book as the scenario's liquidity providers see it: the starting mid,
     the depth profile the refill restores around the last trade, and its shock."""
@@ -242,9 +255,7 @@ class Market:
             entry = np.rint(self.mid0 * (1 + pop.entry_dispersion * rng.standard_normal(n)))
             entry = np.maximum(entry, 1).astype(np.int64)
             inverse = eng.settlement == Settlement.INVERSE
-            collateral = np.array([math.ceil(contract_value(inverse, eng.k, int(e), int(s)) / lev)
-                                   for e, s, lev in zip(entry, size, leverage, strict=True)],
-                                  dtype=np.int64)
+            collateral = _margin_at(inverse, eng.k, entry, size, leverage)
         owners = np.arange(len(side), dtype=np.int64)
         eng.add_accounts(owners, collateral)
         return self._seed_positions(owners, side, entry, size)
