@@ -37,10 +37,14 @@ from orderbook.events import (
 from orderbook.margin import MarginTiers
 from orderbook.scenario import default_scenario
 from orderbook.testing import (
+    FlowOrder,
+    IndexPrice,
     InvalidOrder,
+    Liquidate,
     Message,
     ReferenceEngine,
     ReferenceOrderBook,
+    Wait,
     assert_rejected,
     check_accounts,
     check_book,
@@ -316,3 +320,59 @@ def test_account_populations_apply_to_both_engines_alike(pop):
     assert compiled.book.l3().tolist() == reference.book.l3().tolist()
     assert pop.lp in compiled.owners() and set(pop.users) < set(compiled.owners())
     assert pop.next_order_id not in compiled.book
+
+
+# ------------------------------------------------------------------ steps for the harness
+
+# CANCEL and AMEND only beside a new-order kind (the flow must send orders to pick from)
+FLOW_ORDERS = {kind: obst.flow_orders(kinds=[kind, Kind.LIMIT]).filter(
+    lambda m, kind=kind: m.kind == kind) for kind in Kind}
+
+
+@given(data=st.data(), kind=st.sampled_from(list(Kind)))
+def test_flow_orders_of_each_kind_carry_what_their_kind_needs(data, kind):
+    m = data.draw(FLOW_ORDERS[kind], label="flow order")
+    assert m.kind == kind and 0 <= m.pick < 1
+    if kind == Kind.AMEND:
+        assert 95 <= m.price <= 105 and 1 <= m.qty <= 10
+    elif kind == Kind.CANCEL:
+        assert (m.price, m.qty) == (0, 0)
+    else:
+        assert m.side in (Side.BUY, Side.SELL) and 1 <= m.qty <= 10 and m.pick == 0
+        assert m.owner in obst.FLOW_OWNERS
+        assert (95 <= m.price <= 105) == (kind in PRICED)
+        assert (95 <= m.stop_price <= 105) == (kind in STOPS)
+
+
+@given(steps=obst.flow_steps(max_wait_ms=0, index=False, liquidations=False,
+                             owners=st.just(7), max_size=10))
+def test_flow_steps_draw_only_what_they_are_asked_for(steps):
+    assert all(isinstance(step, FlowOrder) for step in steps)
+    assert all(step.owner == 7 for step in steps if not step.targets_live_order)
+
+
+def test_flow_steps_reach_every_kind_of_step():
+    seen = set()
+
+    @settings(max_examples=100, database=None)
+    @given(steps=obst.flow_steps(max_wait_ms=50))
+    def draw(steps):
+        for step in steps:
+            seen.add(step.kind if isinstance(step, FlowOrder) else type(step))
+            if isinstance(step, Wait):
+                assert 1 <= step.ms <= 50
+            if isinstance(step, IndexPrice):
+                assert 95 <= step.price <= 105
+
+    draw()
+    assert seen == set(Kind) | {Wait, IndexPrice, Liquidate}
+
+
+def test_flow_strategies_refuse_bad_arguments():
+    for bad in (lambda: obst.flow_orders(kinds=[Kind.CANCEL, Kind.AMEND]),
+                lambda: obst.flow_orders(kinds=[42]), lambda: obst.flow_orders(min_price=0),
+                lambda: obst.flow_orders(max_qty=0), lambda: obst.flow_steps(min_size=3,
+                                                                             max_size=2),
+                lambda: obst.flow_steps(max_wait_ms=-1)):
+        with pytest.raises(InvalidArgument):
+            bad()
