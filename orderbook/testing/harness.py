@@ -188,9 +188,9 @@ class AgentHarness:
     starts it as ``orderbook.run`` does: ``on_start``, then ``on_timer`` at the harness's start
     time and every ``every_ms`` after, and the trade, fill and mark notices it subscribes to
     after every event, through an :class:`~orderbook.AgentView` whose orders take ids from the
-    same counter as the flow's. The agent is deep-copied first (``harness.agent`` is the copy),
-    so a run never changes the object you pass and every example starts alike. The engine is
-    driven in place.
+    same counter as the flow's. An Agent is deep-copied first (``harness.agent`` is the copy),
+    so a run never changes the object you pass and every example starts alike (a function agent
+    is called as it is). The engine is driven in place.
 
     After every event (a step, or a timer that fires during a :class:`Wait`) and the notices it
     leads to, it checks :func:`check_book` on every book, :func:`check_accounts`, and then
