@@ -420,6 +420,7 @@ FLOW_ORDERS = {kind: obst.flow_orders(kinds=[kind, Kind.LIMIT]).filter(
     lambda m, kind=kind: m.kind == kind) for kind in Kind}
 
 
+@CAPPED
 @given(data=st.data(), kind=st.sampled_from(list(Kind)))
 def test_flow_orders_of_each_kind_carry_what_their_kind_needs(data, kind):
     m = data.draw(FLOW_ORDERS[kind], label="flow order")
@@ -435,6 +436,7 @@ def test_flow_orders_of_each_kind_carry_what_their_kind_needs(data, kind):
         assert (95 <= m.stop_price <= 105) == (kind in STOPS)
 
 
+@CAPPED
 @given(steps=obst.flow_steps(max_wait_ms=0, index=False, liquidations=False,
                              owners=st.just(7), max_size=10))
 def test_flow_steps_draw_only_what_they_are_asked_for(steps):
