@@ -1,4 +1,4 @@
-"""ADL benchmark: cost of one auto-deleveraging take-over as the population grows (issue 10/12).
+"""ADL benchmark: cost of one auto-deleveraging take-over as the population grows.
 
 Setup (deterministic; prices in ticks, k = 1): ``Engine(mark_rule=INDEX, limit_rule=BANKRUPTCY,
 deficit=ADL)`` with the default tiers and an empty insurance fund. N profitable shorts (owners

@@ -1,4 +1,4 @@
-"""Cascade benchmark: cost of one ``Engine.liquidate()`` as the population grows (issue #5 item 3).
+"""Cascade benchmark: cost of one ``Engine.liquidate()`` as the population grows.
 
 Setup (deterministic from ``--seed``; prices in ticks, k = 1 quote unit per tick x lot):
 
@@ -21,8 +21,8 @@ can run only once per engine; the seeding time shown is that of the best run). S
 (add_account + seed_position, a Python loop of 2 calls per account) is timed separately.
 Per N: time per cascade, per forced order, per distinct price level walked (distinct prices
 of the forced trades: engine.trades() rows with order_id < 0), and the cascade time over the
-N = 10^4 cascade time. The issue's target: from 10^4 to 10^6 accounts, K fixed, a cascade
-costs at most 2x.
+N = 10^4 cascade time. The figure to read is that ratio at N = 10^6: near 1x, a cascade costs
+what the accounts it liquidates cost, whatever the accounts held (the design aims at 2x or less).
 
 A second series keeps N fixed (``--k-series-n``, default 10^5) and grows K (100, 1,000, 10,000)
 to show that the cost follows the number liquidated.
@@ -220,21 +220,20 @@ def main(argv=None) -> int:
                 f"{row['seconds'] / row['levels'] * 1e6:>9.2f} {ratio:>9.2f}x  "
                 f"{row['repeats']}")
             emit("k", row, "ratio_vs_first_k", ratio)
-    verdict = target_verdict(n_rows, base)
-    log(f"\nPython {platform.python_version()} on {platform.machine()}; seed {args.seed}; "
-        f"total {time.perf_counter() - start:.1f}s{verdict}")
+    scaling = scaling_summary(n_rows, base, "a cascade")
+    log(f"\n{scaling}Python {platform.python_version()} on {platform.machine()}; seed "
+        f"{args.seed}; total {time.perf_counter() - start:.1f}s")
     return 0
 
 
-def target_verdict(rows, base) -> str:
-    """The issue's scaling target on ``rows`` (dicts with ``n`` and ``seconds``), against the
-    ``base`` seconds at N = 10^4: '' without an N = 10^6 row."""
+def scaling_summary(rows, base, what: str) -> str:
+    """One sentence on how ``what`` scaled from N = 10^4 (``base`` seconds) to N = 10^6 among
+    ``rows`` (dicts with ``n`` and ``seconds``), ending in a newline; '' without both."""
     top = next((r for r in rows if r["n"] == 10**6), None)
     if not base or not top:
         return ""
-    ratio = top["seconds"] / base
-    return (f"; target (10^4 -> 10^6 at fixed K costs <= 2x): {ratio:.2f}x, "
-            f"{'MET' if ratio <= 2 else 'NOT MET'}")
+    return (f"With the same accounts liquidated, {what} among 10^6 accounts took "
+            f"{top['seconds'] / base:.2f}x its time among 10^4.\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-// Plain C++ baseline limit order book for benchmarks/bench_cpp.py (issue #5, item 2).
+// Plain C++ baseline limit order book for benchmarks/bench_cpp.py.
 // std::map price levels (one per side, key = price for asks, -price for bids so begin() is best),
 // intrusive doubly linked FIFO lists in a preallocated pool, std::unordered_map id -> pool slot.
 // Kinds: LIMIT, MARKET, IOC, CANCEL, AMEND (reduce at same price keeps priority, else requeue as

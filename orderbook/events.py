@@ -29,7 +29,7 @@ __all__ = [
     "AccountInfo", "PositionInfo", "HoldingInfo", "Asset", "Instrument", "PPM",
     "FUND_HISTORY_DTYPE", "NEW_ORDER_KINDS",
     "STOP_KINDS", "PRICED_KINDS",
-    "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS", "BatchResult",
+    "RESTING_KINDS", "IMMEDIATE_KINDS", "CALLER_ERRORS", "ENGINE_REFUSALS", "BatchResult",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -119,6 +119,11 @@ IMMEDIATE_KINDS = frozenset({Kind.MARKET, Kind.IOC, Kind.FOK})
 CALLER_ERRORS = frozenset({Reason.INVALID_KIND, Reason.INVALID_SIDE, Reason.INVALID_PRICE,
                            Reason.INVALID_STOP_PRICE, Reason.INVALID_QTY, Reason.DUPLICATE_ID,
                            Reason.UNKNOWN_ORDER, Reason.QTY_OVERFLOW})
+#: Reasons the margin engine refuses a well-formed order for (its account's margin, position
+#: limit or isolation); ``Engine``'s per-call API raises ``OrderError`` with them, its batch
+#: path reports a REJECTED event.
+ENGINE_REFUSALS = frozenset({Reason.INSUFFICIENT_MARGIN, Reason.POSITION_LIMIT,
+                             Reason.ISOLATED_ELSEWHERE})
 
 
 class SelfTradePrevention(IntEnum):

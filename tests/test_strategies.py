@@ -12,8 +12,10 @@ test that built one per example would spend its time there.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,20 +29,27 @@ from orderbook.events import (
     INSURANCE_FUND,
     MESSAGE_DTYPE,
     AmendRule,
+    Deficit,
     EventKind,
     Kind,
+    MarkRule,
     Reason,
     SelfTradePrevention,
     Side,
+    Sizing,
     array_to_events,
 )
 from orderbook.margin import MarginTiers
 from orderbook.scenario import default_scenario
 from orderbook.testing import (
+    FlowOrder,
+    IndexPrice,
     InvalidOrder,
+    Liquidate,
     Message,
     ReferenceEngine,
     ReferenceOrderBook,
+    Wait,
     assert_rejected,
     check_accounts,
     check_book,
@@ -316,3 +325,147 @@ def test_account_populations_apply_to_both_engines_alike(pop):
     assert compiled.book.l3().tolist() == reference.book.l3().tolist()
     assert pop.lp in compiled.owners() and set(pop.users) < set(compiled.owners())
     assert pop.next_order_id not in compiled.book
+
+
+# ------------------------------------------------------------------- pinned rules (fixed=)
+
+PINNED = obst.engines(fixed={"sizing": Sizing.FRACTION, "fraction_ppm": 250_000,
+                             "mark_rule": "INDEX", "deficit": int(Deficit.ADL),
+                             "stp": SelfTradePrevention.CANCEL_TAKER})
+PINNED_K = obst.engines(fixed={"fraction_ppm": st.integers(100_000, 300_000),
+                               "sizing": Sizing.INCREMENTAL},
+                        units=st.sampled_from([("1", "1", None), ("0.5", "2", "0.1")]))
+
+
+@CAPPED
+@given(engine=PINNED)
+def test_engines_keep_the_pinned_rules_and_draw_the_rest(engine):
+    assert engine.sizing is Sizing.FRACTION and engine.fraction_ppm == 250_000
+    assert engine.mark_rule is MarkRule.INDEX and engine.deficit is Deficit.ADL
+    assert engine.book.stp == SelfTradePrevention.CANCEL_TAKER
+    check_accounts(engine)
+
+
+@settings(max_examples=min(settings.default.max_examples, 60))
+@given(engine=PINNED_K)
+def test_a_pinned_strategy_is_drawn_from_and_incremental_gets_its_step(engine):
+    assert 100_000 <= engine.fraction_ppm <= 300_000
+    assert engine.sizing is Sizing.INCREMENTAL and engine.increment >= engine.k
+
+
+def test_pinned_rules_vary_the_others():
+    seen = set()
+
+    @settings(max_examples=50, database=None)
+    @given(rules=obst.engine_rules(fixed={"sizing": Sizing.RESTORE}))
+    def draw(rules):
+        assert rules["sizing"] == Sizing.RESTORE
+        seen.add(rules["mark_rule"])
+
+    draw()
+    assert len(seen) > 1
+
+
+@settings(max_examples=min(settings.default.max_examples, 60))
+@given(rules=obst.engine_rules(fixed={"increment": 0}))
+def test_an_increment_pinned_at_zero_never_meets_incremental_sizing(rules):
+    assert rules["increment"] == 0 and rules["sizing"] != Sizing.INCREMENTAL
+    Engine(**{**rules, "backstop": None})
+
+
+@pytest.mark.parametrize("fixed, message", [
+    ({"sizzling": 1}, "fixed names sizzling: not a rule .* they pin tiers, insurance_fund"),
+    ({"max_price": 200}, "fixed names max_price"),
+    ({"sizing": 9}, r"fixed\['sizing'\]: sizing must be one of FULL \(0\), .* got 9"),
+    ({"sizing": "HALF"}, r"fixed\['sizing'\] = 'HALF' is not a Sizing: one of FULL, FRACTION"),
+    ({"fraction_ppm": 2_000_000}, r"refused by the engine: fraction_ppm must be in \[0, 1000000\]"
+                                  r" ppm, got 2000000"),
+    ({"sizing": Sizing.INCREMENTAL, "increment": 0}, "increment must be >= 1"),
+    ([("sizing", 1)], "fixed must be a dict of Engine keywords"),
+])
+def test_fixed_refuses_what_it_cannot_pin_naming_it(fixed, message):
+    for strategy in (obst.engines, obst.engine_rules):
+        with pytest.raises(InvalidArgument, match=message):
+            strategy(fixed=fixed)
+
+
+def test_engines_rules_given_a_dict_points_at_fixed():
+    with pytest.raises(InvalidArgument, match=r"rules must be a strategy .* pass fixed="):
+        obst.engines(rules={"sizing": Sizing.FRACTION})
+
+
+@settings(max_examples=5)
+@given(rules=obst.engine_rules())
+def test_fixable_rules_are_what_engine_rules_draws_and_the_book_settings(rules):
+    assert set(obst.FIXABLE_RULES) == set(rules) | {"stp", "amend_rule"}
+
+
+def _docs_block(marker: str) -> str:
+    text = (Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    return next(block for block in re.findall(r"```python\n(.*?)```", text, re.S)
+                if marker in block)
+
+
+def test_the_pinning_example_in_docs_testing_md_runs():
+    namespace: dict = {}
+    exec(compile(_docs_block("engines(fixed="), "docs/testing.md", "exec"), namespace)
+    test = namespace["test_partial_liquidation_under_an_index_mark"]
+    settings(max_examples=min(settings.default.max_examples, 30))(test)()
+
+
+# ------------------------------------------------------------------ steps for the harness
+
+# CANCEL and AMEND only beside a new-order kind (the flow must send orders to pick from)
+FLOW_ORDERS = {kind: obst.flow_orders(kinds=[kind, Kind.LIMIT]).filter(
+    lambda m, kind=kind: m.kind == kind) for kind in Kind}
+
+
+@CAPPED
+@given(data=st.data(), kind=st.sampled_from(list(Kind)))
+def test_flow_orders_of_each_kind_carry_what_their_kind_needs(data, kind):
+    m = data.draw(FLOW_ORDERS[kind], label="flow order")
+    assert m.kind == kind and 0 <= m.pick < 1
+    if kind == Kind.AMEND:
+        assert 95 <= m.price <= 105 and 1 <= m.qty <= 10
+    elif kind == Kind.CANCEL:
+        assert (m.price, m.qty) == (0, 0)
+    else:
+        assert m.side in (Side.BUY, Side.SELL) and 1 <= m.qty <= 10 and m.pick == 0
+        assert m.owner in obst.FLOW_OWNERS
+        assert (95 <= m.price <= 105) == (kind in PRICED)
+        assert (95 <= m.stop_price <= 105) == (kind in STOPS)
+
+
+@CAPPED
+@given(steps=obst.flow_steps(max_wait_ms=0, index=False, liquidations=False,
+                             owners=st.just(7), max_size=10))
+def test_flow_steps_draw_only_what_they_are_asked_for(steps):
+    assert all(isinstance(step, FlowOrder) for step in steps)
+    assert all(step.owner == 7 for step in steps if not step.targets_live_order)
+
+
+def test_flow_steps_reach_every_kind_of_step():
+    seen = set()
+
+    @settings(max_examples=100, database=None)
+    @given(steps=obst.flow_steps(max_wait_ms=50))
+    def draw(steps):
+        for step in steps:
+            seen.add(step.kind if isinstance(step, FlowOrder) else type(step))
+            if isinstance(step, Wait):
+                assert 1 <= step.ms <= 50
+            if isinstance(step, IndexPrice):
+                assert 95 <= step.price <= 105
+
+    draw()
+    assert seen == set(Kind) | {Wait, IndexPrice, Liquidate}
+
+
+def test_flow_strategies_refuse_bad_arguments():
+    for bad in (lambda: obst.flow_orders(kinds=[Kind.CANCEL, Kind.AMEND]),
+                lambda: obst.flow_orders(kinds=[42]), lambda: obst.flow_orders(min_price=0),
+                lambda: obst.flow_orders(max_qty=0), lambda: obst.flow_steps(min_size=3,
+                                                                             max_size=2),
+                lambda: obst.flow_steps(max_wait_ms=-1)):
+        with pytest.raises(InvalidArgument):
+            bad()

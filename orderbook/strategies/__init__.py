@@ -16,14 +16,19 @@ What they draw, and the contract of each:
 - :func:`tiers`, :func:`engine_rules`, :func:`scenario_rules`: valid margin tier tables and
   liquidation rule sets, as ``Engine`` keyword arguments or as :class:`orderbook.Rules`.
 - :func:`account_populations` / :func:`engines`: accounts with deposits, positions (seeded and
-  through trades), resting depth and stops, applied to a compiled or reference ``Engine``.
+  through trades), resting depth and stops, applied to a compiled or reference ``Engine``;
+  ``fixed=`` pins some of the rules and draws the rest.
+- :func:`flow_orders` / :func:`flow_steps`: steps of random flow for
+  :class:`orderbook.testing.AgentHarness`, whose cancels and amends are resolved against the
+  live book when applied, so they stay valid whatever your agent's orders did.
 
 Every strategy takes small ranges by default (prices 95..105 ticks, 1..10 lots, owners 0..3,
 ids 0..63), so that orders meet, trade and shrink to short examples. Units: prices in ticks,
 quantities in lots, money in quote units, rates in ppm.
 
-The parts: :mod:`~orderbook.strategies.book` (messages, books, invalid orders) and
-:mod:`~orderbook.strategies.engine` (margin rules, accounts, engines); import from here.
+The parts: :mod:`~orderbook.strategies.book` (messages, books, invalid orders),
+:mod:`~orderbook.strategies.engine` (margin rules, accounts, engines) and
+:mod:`~orderbook.strategies.harness` (steps for the agent harness); import from here.
 """
 
 try:
@@ -46,6 +51,7 @@ from .book import (
 )
 from .engine import (
     BACKSTOP_OWNER,
+    FIXABLE_RULES,
     LP_OWNER,
     AccountPopulation,
     account_populations,
@@ -54,10 +60,12 @@ from .engine import (
     scenario_rules,
     tiers,
 )
+from .harness import FLOW_OWNERS, flow_orders, flow_steps
 
 __all__ = [
     "Message", "InvalidOrder", "AccountPopulation", "NEW_ORDER_KINDS", "INVALID_REASONS",
-    "REFUSAL_REASONS", "LP_OWNER", "BACKSTOP_OWNER",
+    "REFUSAL_REASONS", "LP_OWNER", "BACKSTOP_OWNER", "FLOW_OWNERS", "FIXABLE_RULES",
     "orders", "message_sequences", "message_arrays", "books", "invalid_orders",
     "tiers", "engine_rules", "scenario_rules", "account_populations", "engines",
+    "flow_orders", "flow_steps",
 ]

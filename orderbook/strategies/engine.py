@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -9,18 +10,21 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from .. import _validation as check
+from .._engine_args import RULES, enum_arg
 from ..errors import OrderError
 from ..events import (
     BACKSTOP_OWNER,
     LP_OWNER,
     PPM,
     AdlRanking,
+    AmendRule,
     Deficit,
     Kind,
     LimitRule,
     MarginBasis,
     MarkRule,
     Reason,
+    SelfTradePrevention,
     Side,
     Sizing,
     Trigger,
@@ -29,10 +33,22 @@ from ..margin import unit_value
 from ..testing import Message, ReferenceEngine
 from ._common import SIDES, implementation, record
 
-__all__ = ["LP_OWNER", "BACKSTOP_OWNER", "AccountPopulation", "tiers", "engine_rules",
-           "scenario_rules", "account_populations", "engines"]
+__all__ = ["LP_OWNER", "BACKSTOP_OWNER", "FIXABLE_RULES", "AccountPopulation", "tiers",
+           "engine_rules", "scenario_rules", "account_populations", "engines"]
 
 _UNIT_K1 = ("1", "1", None)
+
+#: The ``Engine`` keywords that ``engine_rules`` and ``engines`` take in ``fixed``: every one
+#: :func:`engine_rules` draws, and the book's ``stp`` and ``amend_rule`` (bounds and units are
+#: left out: a drawn population's prices and positions would not respect them).
+FIXABLE_RULES = (
+    "tiers", "insurance_fund", "backstop", "check_initial_margin", "taker_fee_ppm",
+    "maker_fee_ppm", "mark_rule", "sizing", "fraction_ppm", "fraction_above", "cooldown_rounds",
+    "cooldown_ms", "increment", "limit_rule", "band_ppm", "round_cap", "liquidation_fee_ppm",
+    "backstop_discount_ppm", "takeover_below_ppm", "deficit", "adl_ranking", "trigger",
+    "mm_basis", "stp", "amend_rule",
+)
+_RULE_ENUMS = {**dict(RULES), "stp": SelfTradePrevention, "amend_rule": AmendRule}
 
 
 # ------------------------------------------------------------------------- engine rules
@@ -103,15 +119,68 @@ def _rule_fields(quote_units: int) -> st.SearchStrategy[dict]:
     }).map(lambda fields: _with_a_step(fields, quote_units))
 
 
-def _with_a_step(fields: dict, quote_units: int) -> dict:
+def _with_a_step(fields: dict, quote_units: int, pinned=()) -> dict:
     """``fields`` with an ``increment`` of at least ``quote_units`` under Sizing.INCREMENTAL,
-    which refuses 0; drawn as it is under the other sizings (where it does nothing)."""
+    which refuses 0; drawn as it is under the other sizings (where it does nothing). With the
+    increment pinned at 0, a drawn INCREMENTAL sizing becomes FULL instead."""
     if fields["sizing"] == Sizing.INCREMENTAL and fields["increment"] == 0:
+        if "increment" in pinned and "sizing" not in pinned:
+            return {**fields, "sizing": Sizing.FULL}
         return {**fields, "increment": quote_units}
     return fields
 
 
-def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
+def _fixed_rules(fixed) -> dict:
+    """``fixed`` checked once, when the strategy is built: every name one of
+    :data:`FIXABLE_RULES`, enum rules as members (a member, its value or its name), and the
+    plain values together accepted by an engine (its own message, naming the keyword and the
+    value, otherwise). Strategies among the values are kept to be drawn from."""
+    if fixed is None:
+        return {}
+    if not isinstance(fixed, Mapping):
+        raise InvalidArgument(f"fixed must be a dict of Engine keywords to values (or "
+                              f"strategies), got {fixed!r}")
+    unknown = sorted(str(name) for name in fixed if name not in FIXABLE_RULES)
+    if unknown:
+        raise InvalidArgument(f"fixed names {', '.join(unknown)}: not a rule that engine_rules "
+                              f"and engines pin; they pin {', '.join(FIXABLE_RULES)}")
+    pins = {}
+    for name, value in fixed.items():
+        enum = _RULE_ENUMS.get(name)
+        if enum is not None and isinstance(value, str):
+            if value not in enum.__members__:
+                raise InvalidArgument(f"fixed[{name!r}] = {value!r} is not a {enum.__name__}: "
+                                      f"one of {', '.join(enum.__members__)}")
+            value = enum[value]
+        elif enum is not None and not isinstance(value, st.SearchStrategy):
+            try:
+                value = enum_arg(name, enum, value)
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgument(f"fixed[{name!r}]: {exc}") from None
+        pins[name] = value
+    plain = {name: v for name, v in pins.items() if not isinstance(v, st.SearchStrategy)}
+    trial = dict(plain)
+    if trial.get("sizing") == Sizing.INCREMENTAL and "increment" not in trial:
+        trial["increment"] = 1   # drawn (at least k) when not pinned
+    try:
+        ReferenceEngine(**trial)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"fixed {plain!r} is refused by the engine: {exc}") from None
+    return pins
+
+
+def _pin(draw, kw: dict, pins: dict, quote_units: int) -> dict:
+    """Drawn Engine keywords ``kw`` with the pinned ones put in (strategies drawn from)."""
+    if not pins:
+        return kw
+    out = dict(kw)
+    for name, value in pins.items():
+        out[name] = (draw(value, label=f"fixed {name}") if isinstance(value, st.SearchStrategy)
+                     else value)
+    return _with_a_step(out, quote_units, pins)
+
+
+def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER, fixed=None
                  ) -> st.SearchStrategy[dict]:
     """Valid ``Engine`` keyword arguments for margin, fees and liquidation.
 
@@ -135,11 +204,28 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
     backstop : int or None
         Owner id the ``backstop`` keyword names when drawn (None: never a backstop). The account
         must exist; :func:`account_populations` opens it.
+    fixed : dict, optional
+        Rules to pin instead of drawing: ``{keyword: value}``, any of :data:`FIXABLE_RULES`; a
+        value may be a strategy, drawn from instead of the default range. Enum rules take a
+        member, its value or its name (``{"sizing": "FRACTION"}``). Checked when the strategy
+        is built: an unknown keyword, or values an engine refuses, raise ``InvalidArgument``
+        naming them. The rest are drawn as above (under a pinned ``Sizing.INCREMENTAL`` the
+        drawn ``increment`` is at least ``k``).
 
     Returns
     -------
     SearchStrategy of dict
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> from orderbook import Sizing
+    >>> @given(engine_rules(fixed={"sizing": Sizing.FRACTION, "fraction_ppm": 250_000}))
+    ... def test_partial_liquidations(kw):
+    ...     assert kw["sizing"] == Sizing.FRACTION and kw["fraction_ppm"] == 250_000
+    >>> test_partial_liquidations()
     """
+    pins = _fixed_rules(fixed)
 
     own = st.fixed_dictionaries({
         "tiers": tiers(k),
@@ -147,7 +233,15 @@ def engine_rules(k: int = 1, *, backstop: int | None = BACKSTOP_OWNER
         "backstop": st.sampled_from([None] if backstop is None else [None, backstop]),
         "check_initial_margin": st.booleans(),
     })
-    return st.tuples(own, _rule_fields(k)).map(lambda parts: {**parts[0], **parts[1]})
+    drawn = st.tuples(own, _rule_fields(k)).map(lambda parts: {**parts[0], **parts[1]})
+    if not pins:
+        return drawn
+
+    @st.composite
+    def pinned(draw):
+        return _pin(draw, draw(drawn, label="drawn rules"), pins, k)
+
+    return pinned()
 
 
 def scenario_rules(*, notional: int = 10**8):
@@ -348,7 +442,7 @@ def _engine_class(engine_cls):
     return implementation("engine_cls", engine_cls, _compiled_engine, ReferenceEngine)
 
 
-def engines(engine_cls=None, *, rules=None, population=None, units=None):
+def engines(engine_cls=None, *, rules=None, fixed=None, population=None, units=None):
     """Engines with drawn rules and a drawn population applied (see :func:`account_populations`).
 
     The constructor call and the population are recorded with ``hypothesis.note``.
@@ -359,6 +453,10 @@ def engines(engine_cls=None, *, rules=None, population=None, units=None):
         The engine to build (default the compiled ``orderbook.Engine``).
     rules : strategy of dict, optional
         ``Engine`` keyword arguments (default :func:`engine_rules` for the drawn units).
+    fixed : dict, optional
+        Rules to pin over the drawn ones, as in :func:`engine_rules`: ``{keyword: value or
+        strategy}``, any of :data:`FIXABLE_RULES` (e.g. ``{"sizing": Sizing.FRACTION,
+        "fraction_ppm": 250_000, "mark_rule": MarkRule.INDEX}``); the rest are drawn.
     population : strategy of AccountPopulation, optional
         Default :func:`account_populations` for the drawn units, opening the backstop account
         when the rules name one.
@@ -371,6 +469,10 @@ def engines(engine_cls=None, *, rules=None, population=None, units=None):
     """
     cls = _engine_class(engine_cls)
     unit_strategy = st.just(_UNIT_K1) if units is None else units
+    if rules is not None and not isinstance(rules, st.SearchStrategy):
+        raise InvalidArgument(f"rules must be a strategy of Engine keyword dicts, got {rules!r}; "
+                              f"to pin some rules and draw the rest, pass fixed={{...}}")
+    pins = _fixed_rules(fixed)
 
     @st.composite
     def engine(draw):
@@ -378,6 +480,7 @@ def engines(engine_cls=None, *, rules=None, population=None, units=None):
         _, k = unit_value(check.unit_size("tick_size", tick), check.unit_size("lot_size", lot),
                           quote)
         kw = draw(_cached(engine_rules, k) if rules is None else rules, label="rules")
+        kw = _pin(draw, kw, pins, k)
         pop = draw(_cached(account_populations, k, backstop=kw.get("backstop"))
                    if population is None
                    else population, label="population")
