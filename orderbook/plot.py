@@ -29,7 +29,8 @@ from .events import EventKind, Settlement, Side
 from .metrics import LIQUIDATION_KINDS
 from .scenario import Shock, quote_unit
 
-__all__ = ["plot_result", "plot_comparison", "plot_replay", "plot_market"]
+__all__ = ["plot_result", "plot_comparison", "plot_replay", "plot_market", "plot_ladder",
+           "animate_cascade", "animation_writer"]
 
 _INSTALL_HINT = ('plotting needs matplotlib, which is not installed: '
                  'pip install "orderbook[plot]"  (or: pip install matplotlib)')
@@ -39,13 +40,14 @@ def _matplotlib():
     """The matplotlib modules the figures use, or a clear ImportError."""
     try:
         import matplotlib
-        from matplotlib import cm, colors, ticker
+        from matplotlib import cm, collections, colors, lines, patches, ticker
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
     return SimpleNamespace(Figure=Figure, FigureCanvasAgg=FigureCanvasAgg, ticker=ticker,
-                           colors=colors, cm=cm, colormaps=matplotlib.colormaps)
+                           colors=colors, cm=cm, colormaps=matplotlib.colormaps,
+                           collections=collections, patches=patches, lines=lines)
 
 
 class _Units:
@@ -526,6 +528,48 @@ def plot_market(result, path) -> None:
     from ._plot_market import plot_market as draw  # that module builds on this one's helpers
 
     draw(result, path)
+
+
+def plot_ladder(result, path) -> None:
+    """Draw the book's depth ladder before the shock and after the cascade, with the levels
+    each generation's forced orders took, beside the price path on one price axis; saved as
+    PNG to ``path``. See :func:`orderbook._plot_ladder.plot_ladder` and docs/figures.md.
+
+    Examples
+    --------
+    >>> from orderbook import default_scenario, run
+    >>> from orderbook.plot import plot_ladder
+    >>> plot_ladder(run(default_scenario(0.05)), "ladder.png")  # doctest: +SKIP
+    """
+    from ._plot_ladder import plot_ladder as draw  # that module builds on this one's helpers
+
+    draw(result, path)
+
+
+def animate_cascade(result, path, *, fps: float = 4.0) -> None:
+    """Animate the cascade (the ladder and the price, frame by frame) as .gif or .mp4 at
+    ``path``; needs a run with ``book_levels``. See
+    :func:`orderbook._plot_ladder.animate_cascade` and docs/figures.md.
+
+    Examples
+    --------
+    >>> from orderbook import default_scenario, run
+    >>> from orderbook.plot import animate_cascade
+    >>> result = run(default_scenario(0.05), book_levels=500)
+    >>> animate_cascade(result, "cascade.gif")  # doctest: +SKIP
+    """
+    from ._plot_ladder import animate_cascade as draw
+
+    draw(result, path, fps=fps)
+
+
+def animation_writer(path) -> str:
+    """The matplotlib writer an animation at ``path`` needs, checked before a run: "pillow"
+    (.gif) or "ffmpeg" (.mp4). ValueError for another suffix, RuntimeError when the writer is
+    missing, ImportError without matplotlib."""
+    from ._plot_ladder import animation_writer as check
+
+    return check(path)
 
 
 def _title(summary: dict, units: _Units) -> str:

@@ -874,6 +874,20 @@ class Result:
 
         plot_result(self, path)
 
+    def plot_ladder(self, path) -> None:
+        """Draw the book's depth ladder before the shock and after the cascade beside the
+        price path and save it as PNG to ``path`` (:func:`orderbook.plot.plot_ladder`)."""
+        from .plot import plot_ladder
+
+        plot_ladder(self, path)
+
+    def animate(self, path, *, fps: float = 4.0) -> None:
+        """Animate the cascade, the ladder and the price frame by frame, as GIF or MP4
+        (:func:`orderbook.plot.animate_cascade`; needs ``run(..., book_levels=N)``)."""
+        from .plot import animate_cascade
+
+        animate_cascade(self, path, fps=fps)
+
 
 def _flows(market: Market) -> list:
     """The scenario's flows as :class:`Flow` s, each on a perpetual of the built venue."""

@@ -4,6 +4,7 @@ import dataclasses
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import orderbook
@@ -187,3 +188,104 @@ def test_the_zoomed_figure_has_the_whole_run_in_a_strip(plot, result, tmp_path, 
     price = fig.axes[0]   # the panels share the price panel's (zoomed) x axis
     assert price.get_xlim() == pytest.approx(window)
     assert strip.get_xlim() == pytest.approx((0, result.series["time"][-1] / 1_000))
+
+
+# ------------------------------------------------------------------------------ the ladder
+GIF_SIGNATURE = b"GIF89a"
+
+
+@pytest.fixture(scope="module")
+def framed():
+    return orderbook.run(default_scenario(0.05), counterfactual=False, book_levels=200)
+
+
+def test_plot_ladder_writes_png(plot, framed, tmp_path):
+    path = tmp_path / "ladder.png"
+    plot.plot_ladder(framed, path)
+    assert_sane_png(path)
+    framed.plot_ladder(tmp_path / "method.png")
+    assert_sane_png(tmp_path / "method.png")
+
+
+def test_the_ladder_is_drawn_on_fixed_bands_that_hold_every_fill(plot, framed):
+    from orderbook._plot_ladder import _Ladder
+    from orderbook.ladder import forced_fills
+
+    data = _Ladder(framed)
+    fills = forced_fills(framed)
+    edges = data.edges
+    assert edges[0] <= fills["price"].min() and fills["price"].max() < edges[-1]
+    assert edges[0] <= framed.summary["start_mid"] < edges[-1]
+    assert set(np.diff(edges)) == {data.width} and edges[0] % data.width == 0
+    shock, by_gen = data.taken()
+    assert by_gen.sum() == fills["qty"].sum()   # each generation's lots land in a band
+    assert shock.sum() == framed.scenario.shock.sell
+    # up to the frame after the shock, nothing but the shock has taken anything
+    frames = framed.book_frames
+    shock0, gen0 = data.taken(int(frames.trades[1]))
+    assert shock0.sum() == framed.scenario.shock.sell and gen0.sum() == 0
+
+
+def test_the_ladder_figure_of_a_run_without_liquidations(plot, tmp_path):
+    quiet = orderbook.run(dataclasses.replace(default_scenario(0.05),
+                                              rules=Rules(liquidator=False)))
+    plot.plot_ladder(quiet, tmp_path / "quiet.png")
+    assert_sane_png(tmp_path / "quiet.png")
+
+
+def test_the_ladder_needs_the_books_snapshots(plot, result, tmp_path):
+    bare = dataclasses.replace(result, book_before=None)
+    with pytest.raises(ValueError, match="no book snapshots"):
+        plot.plot_ladder(bare, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_animate_writes_a_gif_of_the_cascades_frames(plot, framed, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from orderbook import _plot_ladder
+
+    monkeypatch.setattr(_plot_ladder, "MAX_FRAMES", 5)   # a quick GIF: every k-th frame
+    path = tmp_path / "cascade.gif"
+    framed.animate(path, fps=8)
+    data = path.read_bytes()
+    assert data.startswith(GIF_SIGNATURE) and len(data) > 10_000
+    chosen = _plot_ladder.animation_frames(framed, _plot_ladder._Ladder(framed))
+    assert 1 < len(chosen) <= 5
+    with Image.open(path) as gif:
+        assert gif.n_frames == len(chosen)
+        assert 900 <= gif.size[0] <= 2000 and 600 <= gif.size[1] <= 1200
+
+
+def test_the_animation_frames_cover_the_cascade(plot, framed):
+    from orderbook import _plot_ladder
+    from orderbook.ladder import Stage
+
+    data = _plot_ladder._Ladder(framed)
+    chosen = _plot_ladder.animation_frames(framed, data)
+    frames = framed.book_frames
+    assert frames.stage[chosen[0]] == Stage.BEFORE_SHOCK
+    rounds = np.flatnonzero(frames.stage == Stage.ROUND)
+    assert set(rounds) <= set(chosen)             # every round that liquidated is a frame
+    assert frames.time[chosen[-1]] / 1_000 <= data.xlim[1]
+
+
+def test_animate_needs_the_frames_of_a_run_with_book_levels(plot, result, tmp_path):
+    with pytest.raises(ValueError, match="book_levels"):
+        result.animate(tmp_path / "x.gif")
+
+
+@pytest.mark.parametrize("name", ["x.png", "x", "x.GIF.txt"])
+def test_an_animation_is_a_gif_or_an_mp4(plot, name, tmp_path):
+    with pytest.raises(ValueError, match=".gif or .mp4"):
+        plot.animation_writer(tmp_path / name)
+
+
+def test_an_animation_names_its_missing_writer(plot, tmp_path, monkeypatch):
+    from matplotlib import animation
+
+    monkeypatch.setattr(animation.writers, "is_available", lambda name: False)
+    with pytest.raises(RuntimeError, match="ffmpeg"):
+        plot.animation_writer(tmp_path / "x.mp4")
+    with pytest.raises(RuntimeError, match="Pillow"):
+        plot.animation_writer(tmp_path / "x.gif")
