@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from .events import Settlement
 from .ladder import (
     Stage,
     depth_in_bins,
@@ -115,8 +116,27 @@ class _Ladder:
         width = Decimal(self.width) * Decimal(str(u.tick))
         return (f"{width.normalize():f} {u.price_label} ({self.width:,} ticks)")
 
+    def lot_text(self) -> str:
+        """What a lot is: base units, or on an inverse venue contracts of quote currency."""
+        scenario, lot = self.result.scenario, self.units.lot_text
+        if getattr(scenario, "settlement", Settlement.LINEAR) != Settlement.INVERSE:
+            return f"1 lot = {lot} base units"
+        first = scenario.instruments[0] if scenario.instruments else None
+        value = (first.contract_value if first is not None and first.contract_value
+                 else scenario.contract_value)
+        return f"1 lot = {lot} contract{'' if lot == '1' else 's'} of {value} quote ccy"
+
     def lots_label(self) -> str:
-        return f"lots per band (1 lot = {self.units.lot_text} base units)"
+        return f"lots per band ({self.lot_text()})"
+
+    def subject(self) -> str:
+        """Whose book: the scenario's, or its first instrument's."""
+        contracts = self.result.scenario.instruments
+        if not contracts:
+            return "The book"
+        if len(contracts) == 1:
+            return f"The {contracts[0].name} book"
+        return f"The {contracts[0].name} book (the first of {len(contracts)} instruments)"
 
     def taken(self, upto_trade: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lots the shock took per band, lots each generation's forced orders took per band),
@@ -284,10 +304,14 @@ def _ladder_title(result, data) -> str:
     sm = result.summary
     fills = data.fills
     lots = int(fills["qty"].sum())
-    line1 = (f"The book before the shock and after the cascade: "
-             f"{sm.get('liquidated_accounts', 0):,} accounts liquidated in "
-             f"{sm.get('generations', 0)} generations, their forced orders filled "
-             f"{lots:,} lots at {len(np.unique(fills['price'])):,} price levels")
+    here = " there" if len(result.scenario.instruments) > 1 else ""
+    if not sm.get("liquidated_accounts"):
+        line1 = f"{data.subject()} before and after the shock: no liquidations"
+    else:
+        line1 = (f"{data.subject()} before the shock and after the cascade: "
+                 f"{sm.get('liquidated_accounts', 0):,} accounts liquidated in "
+                 f"{sm.get('generations', 0)} generations, their forced orders{here} filled "
+                 f"{lots:,} lots at {len(np.unique(fills['price'])):,} price levels")
     zoom = ("" if data.window is None else
             f"; time zoomed on the cascade, {max(0.0, data.window[0]):,.0f} to "
             f"{data.window[1]:,.0f} s of {data.end:,.0f} s")
@@ -297,10 +321,9 @@ def _ladder_title(result, data) -> str:
 
 
 def _ladder_note(data) -> str:
-    return (f"Prices in {data.units.price_label}; sizes in lots (1 lot = "
-            f"{data.units.lot_text} base units). Bids below the touch, asks above it; "
-            f"the shock is the scenario's own market order; forced orders' fills are their "
-            f"trades, by the generation of their record.")
+    return (f"Prices in {data.units.price_label}; sizes in lots ({data.lot_text()}). Bids "
+            f"below the touch, asks above it; the shock is the scenario's own market order; "
+            f"forced orders' fills are their trades, by the generation of their record.")
 
 
 def _reference_lines(ax, data, label: bool) -> None:
@@ -482,7 +505,7 @@ def animate_cascade(result, path, *, fps: float = 4.0) -> None:
         title.set_text(f"t = {times[k]:,.1f} s, {stage}  (frame {n + 1} of {len(chosen)}"
                        f"{'' if every == 1 else f', every {every}th frame'})\n"
                        f"depth in fixed price bands of {data.band_text()}; prices in "
-                       f"{units.price_label}, sizes in lots of {units.lot_text} base units")
+                       f"{units.price_label}, sizes in lots ({data.lot_text()})")
 
     writer = (animation.PillowWriter(fps=fps) if writer_name == "pillow"
               else animation.FFMpegWriter(fps=fps))
