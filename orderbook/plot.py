@@ -761,23 +761,34 @@ def _replay_title(result) -> str:
             f"{div.matched:,} of {div.rows:,} rows still match history")
 
 
-def plot_replay(result, ax=None, *, path=None):
-    """Draw a LOBSTER replay (:class:`orderbook.data.lobster.ReplayResult`) over the day.
+def plot_replay(result, ax=None, *, path=None, zoom=True, window=None):
+    """Draw a LOBSTER replay (:class:`orderbook.data.lobster.ReplayResult`) over the day, or
+    a hybrid replay around its injected order.
 
-    Shows the reconstructed spread (in cents; LOBSTER ticks are $0.0001) and the visible depth
-    in the N published levels per side (shares), against time of day. Rows that did not match
-    the orderbook file are marked with red ticks under the spread; injected orders (hybrid
-    replay) with dashed vertical lines at their arrival.
+    Over the day: the reconstructed spread (in cents; LOBSTER ticks are $0.0001) and the
+    visible depth in the N published levels per side (shares), against time of day. Rows that
+    did not match the orderbook file are marked with red ticks under the spread; injected
+    orders (hybrid replay) with dashed vertical lines at their arrival.
+
+    A replay with injected orders is drawn, unless ``zoom`` is False or ``ax`` is given,
+    around the first one instead: the hybrid book's best bid and ask and depth beside
+    history's over ``window`` (seconds before and after its arrival; default 30 and 120), its
+    fills at their prices, and the two books level by level at its arrival with what it took
+    at each price; the day in a strip above (``orderbook._plot_replay.plot_injection``).
 
     Parameters
     ----------
     result : ReplayResult
         What :func:`orderbook.data.lobster.replay` returned.
     ax : matplotlib Axes, optional
-        Draw on it: spread on ``ax``, depth on a twin y axis. By default a new figure with a
-        spread panel above a depth panel.
+        Draw on it: spread on ``ax``, depth on a twin y axis (the day's figure). By default a
+        new figure with a spread panel above a depth panel.
     path : str or Path, optional
         Save the figure there as PNG.
+    zoom : bool
+        With injections, draw the window around the first (default) rather than the day.
+    window : (float, float), optional
+        Seconds before and after the first injected order that the zoomed figure shows.
 
     Returns
     -------
@@ -790,6 +801,10 @@ def plot_replay(result, ax=None, *, path=None):
     >>> result = replay_files("AMZN_2012-06-21_34200000_57600000_message_1.csv")  # doctest: +SKIP
     >>> plot_replay(result, path="amzn_replay.png")  # doctest: +SKIP
     """
+    if result.injections and ax is None and zoom:
+        from ._plot_replay import DEFAULT_WINDOW, plot_injection
+
+        return plot_injection(result, path, window=DEFAULT_WINDOW if window is None else window)
     mpl = _matplotlib()
     ticker = mpl.ticker
     time = np.asarray(result.time, dtype=float)

@@ -102,11 +102,65 @@ def lobster_replay():
 
 def test_plot_replay_writes_png(plot, lobster_replay, tmp_path):
     path = tmp_path / "replay.png"
-    fig = plot.plot_replay(lobster_replay, path=path)
+    fig = plot.plot_replay(lobster_replay, path=path, zoom=False)   # the day's figure
     assert_sane_png(path)
     spread_ax, depth_ax = fig.axes
     assert "spread" in spread_ax.get_ylabel() and "depth" in depth_ax.get_ylabel()
     assert "hybrid" in fig._suptitle.get_text()
+
+
+def test_a_hybrid_replay_is_drawn_around_its_injected_order(plot, lobster_replay, tmp_path):
+    path = tmp_path / "injection.png"
+    fig = plot.plot_replay(lobster_replay, path=path)
+    assert_sane_png(path)
+    assert "injected sell of 1,000 shares" in fig._suptitle.get_text()
+    depth = next(ax for ax in fig.axes if "depth" in ax.get_ylabel())
+    t0 = lobster_replay.time[500]
+    lo, hi = depth.get_xlim()
+    assert lo == pytest.approx(t0 - 30) and hi == pytest.approx(t0 + 120)   # the default window
+    narrow = plot.plot_replay(lobster_replay, window=(5, 10))
+    depth = next(ax for ax in narrow.axes if "depth" in ax.get_ylabel())
+    assert depth.get_xlim() == pytest.approx((t0 - 5, t0 + 10))
+
+
+def test_the_window_clips_to_the_replays_span(plot, lobster_replay):
+    fig = plot.plot_replay(lobster_replay, window=(10_000, 10_000))
+    depth = next(ax for ax in fig.axes if "depth" in ax.get_ylabel())
+    assert depth.get_xlim() == pytest.approx((lobster_replay.time[0], lobster_replay.time[-1]))
+    assert "the replay's span ends there" in depth.get_xlabel()
+
+
+def test_the_injection_windows_data(lobster_replay):
+    from orderbook._plot_replay import taken_by_price, window_series
+
+    rep = lobster_replay.injections[0]
+    data = window_series(lobster_replay, (5.0, 10.0))
+    first, last = data["rows"]
+    t0 = lobster_replay.time[rep.row]
+    assert np.all((data["time"] >= t0 - 5) & (data["time"] <= t0 + 10))
+    assert first == 0 or lobster_replay.time[first - 1] < t0 - 5
+    # history's columns are the orderbook file's, the hybrid's the replay's
+    hist = lobster_replay.history
+    assert np.array_equal(data["history_bid_depth"], hist.bid_size[first:last].sum(axis=1))
+    assert np.array_equal(data["hybrid_bid_depth"], lobster_replay.bid_depth[first:last])
+    prices, arrival, later = taken_by_price(rep.fills)
+    assert arrival.sum() + later.sum() == rep.filled
+    assert np.all(np.diff(prices) > 0)
+
+
+def test_a_replay_keeps_the_orderbook_file_it_was_compared_with(lobster_replay):
+    from pathlib import Path
+
+    from orderbook.data.lobster import read_orderbook
+
+    book = read_orderbook(Path(__file__).parent / "data" / "lobster_amzn_l1_slice_orderbook.csv")
+    for ours, theirs in zip(lobster_replay.history, book, strict=True):
+        assert np.array_equal(ours, theirs)
+
+
+def test_a_window_must_look_forward(plot, lobster_replay):
+    with pytest.raises(ValueError, match="window"):
+        plot.plot_replay(lobster_replay, window=(5, 0))
 
 
 def test_plot_replay_draws_on_given_axes(plot, lobster_replay):
