@@ -343,3 +343,76 @@ def test_an_animation_names_its_missing_writer(plot, tmp_path, monkeypatch):
         plot.animation_writer(tmp_path / "x.mp4")
     with pytest.raises(RuntimeError, match="Pillow"):
         plot.animation_writer(tmp_path / "x.gif")
+
+
+# ------------------------------------------------------------------------------ comparisons
+def test_the_fund_column_reads_start_to_end_in_quote_currency(plot):
+    units = plot._Units(default_scenario())    # a quote unit is 0.1 x 0.001 = 0.0001
+    (fund,) = [c for c in plot._columns(units) if c[1] == "insurance_fund_end"]
+    summary = {"insurance_fund_end": 100_007_825_000}
+    # 10**11 units = 10,000,000 of quote currency at the start; 10,000,782.5 at the end
+    assert plot._cell(summary, fund[1], fund[2], 100_000_000_000) == (
+        "10,000,000 → 10,000,782")
+    assert plot._cell(summary, fund[1], fund[2]) == "10,000,782"   # no start: the end alone
+    headers = [h for h, _, _ in plot._columns(units)]
+    assert "queue left\n(queued at end)" in headers
+    assert headers[-1] == "insurance fund [quote ccy]\nstart → end"
+
+
+def test_names_are_wrapped_never_cut(plot):
+    name = "bankruptcy-price IOC with the fund taking over what the book cannot fill"
+    wrapped = plot._wrap(name, 20)
+    assert wrapped.replace("\n", " ") == name
+    assert max(len(line) for line in wrapped.split("\n")) <= 20
+
+
+def test_paths_that_lie_on_one_another_are_told_apart(plot):
+    a, b = np.array([5.0, 4.0, 3.0]), np.array([5.0, 4.0, 2.0])
+    styles = plot._path_styles({"x": a, "y": b, "z": a.copy(), "w": a.copy()})
+    assert styles["x"] == ("-", "") and styles["y"] == ("-", "")
+    assert styles["z"][1] == "(the same path as x)" and styles["w"][1] == "(the same path as x)"
+    assert styles["z"][0] != styles["w"][0] and "-" not in (styles["z"][0], styles["w"][0])
+
+
+def saved_figures(monkeypatch) -> list:
+    """The figures the plot functions save, kept for a test to look into."""
+    from matplotlib.figure import Figure
+
+    figures, savefig = [], Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
+def texts(fig) -> str:
+    """Every text of a figure (legends and table cells included), lines joined by spaces."""
+    from matplotlib.text import Text
+
+    found = [t.get_text() for t in fig.findobj(Text)]
+    found += [cell.get_text().get_text() for ax in fig.axes for table in ax.tables
+              for cell in table.get_celld().values()]
+    return " ".join(text.replace("\n", " ") for text in found)
+
+
+def test_the_comparison_figure_names_rule_sets_in_full(plot, tmp_path, monkeypatch):
+    figures = saved_figures(monkeypatch)
+    long = "partial closes of a quarter of the position, one step a round"
+    comparison = orderbook.compare({"full": Rules(), long: Rules(sizing=Sizing.FRACTION),
+                                    "full again": Rules()},
+                                   default_scenario(0.05), counterfactual=False)
+    comparison.plot(tmp_path / "names.png")
+    assert_sane_png(tmp_path / "names.png")
+    (fig,) = figures
+    words = texts(fig)
+    assert words.count(long) == 2                     # in the legend and in the table
+    assert "full again (the same path as full)" in words
+    assert "10,000,000 → " in words                   # the fund, from its start
+    # nothing drawn past the figure's right edge: the legend and the table fit
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for artist in [fig.axes[0].get_legend()] + fig.axes[1].tables:
+        assert artist.get_window_extent(renderer).x1 <= fig.bbox.x1
