@@ -298,7 +298,9 @@ def plot_result(result, path) -> None:
     ax_depth.set_ylabel(f"resting depth\n[lots, 1 lot = {units.lot_text}]")
     ax_depth.yaxis.set_major_formatter(money_fmt)
     ax_depth.set_ylim(bottom=0)
-    ax_depth.set_title("book depth near the mid", loc="left", fontsize=10, fontweight="bold")
+    # (the bands follow the mid down: depth at fixed prices is the ladder's, plot_ladder)
+    ax_depth.set_title("book depth near the mid (bands move with the mid; at fixed prices: "
+                       "orderbook run --ladder)", loc="left", fontsize=10, fontweight="bold")
     ax_depth.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, framealpha=0.9)
 
     # (3) liquidated notional per step by generation ---------------------------------------
