@@ -151,10 +151,11 @@ class _Ladder:
 
 # ------------------------------------------------------------------------------ bars
 class _Bars:
-    """Horizontal bars on the price bands as one PolyCollection (a figure's 60 bands x a
-    dozen series are hundreds of patches, which matplotlib adds one by one; an animation
-    redraws them every frame): ``update`` takes (lefts, widths, colour) series and lays
-    them end to end where a series starts at the previous one's end."""
+    """Horizontal bars on the price bands as one PolyCollection: ``update`` takes series of
+    (lefts, widths, colour), one value a band, and draws the bands' non-empty bars.
+
+    (``barh`` makes a patch per bar and adds each to the axes one by one: 60 bands x a dozen
+    series a frame, and the profile of a 29-frame GIF spent 22 of its 33 s there.)"""
 
     def __init__(self, ax, data, mpl, **style):
         self.ax, self.mpl = ax, mpl
