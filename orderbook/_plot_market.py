@@ -13,7 +13,21 @@ import numpy as np
 
 from .events import Side
 from .metrics import LIQUIDATION_KINDS
-from .plot import _cascade_window, _masked, _matplotlib, _record_seconds, _spread_times
+from .plot import (
+    _cascade_window,
+    _cell,
+    _masked,
+    _matplotlib,
+    _money_text,
+    _path_styles,
+    _record_seconds,
+    _solid_handles,
+    _spread_times,
+    _summary_table,
+    _table_lines,
+    _Units,
+    _wrap,
+)
 
 __all__ = ["plot_market", "plot_market_comparison"]
 
@@ -202,8 +216,11 @@ def _leg_index(ms, leg) -> tuple[str, int]:
 def plot_market_comparison(comparison, path) -> None:
     """Draw a market run under several rule sets (:class:`orderbook.market_sweep.
     MarketComparison`) and save it as PNG: one panel per venue with each rule set's last-trade
-    path (instrument 0), then the accounts liquidated on each venue under each rule set
-    (grouped bars, a ⚠ over a run that ended with accounts queued or unresolved)."""
+    path (instrument 0), the accounts liquidated on each venue under each rule set (grouped
+    bars, a ⚠ over a run that ended with accounts queued or unresolved), and a table of each
+    venue's accounts liquidated, queue left and insurance fund from start to end under each
+    rule set. Rule sets are named in full (wrapped, never cut); paths that lie on one another
+    are dashed so that each shows, and the legend says which."""
     mpl = _matplotlib()
     ticker = mpl.ticker
     results = comparison.results
@@ -213,12 +230,15 @@ def plot_market_comparison(comparison, path) -> None:
     first = next(iter(results.values()))
     venues = [v.name for v in first.scenario.venues]
     colours = {name: mpl.colormaps["tab10"](n % 10) for n, name in enumerate(names)}
-    height = 2.4 * len(venues) + 3.6
-    fig = mpl.Figure(figsize=(13, height), dpi=100)
+
+    header, rows, widths = _market_table(comparison, venues)
+    table_height = 0.17 * _table_lines(header, rows) + 0.1   # inches
+    height = 2.4 * len(venues) + 3.9 + table_height
+    fig = mpl.Figure(figsize=(15, height), dpi=100)
     mpl.FigureCanvasAgg(fig)
     grid = fig.add_gridspec(len(venues) + 1, 1, height_ratios=[2.4] * len(venues) + [2.6],
-                            hspace=0.45, left=0.085, right=0.78, top=1 - 0.8 / height,
-                            bottom=0.45 / height + 0.02)
+                            hspace=0.45, left=0.075, right=0.71, top=1 - 0.8 / height,
+                            bottom=(table_height + 0.75) / height)
     price_fmt = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
     axes = []
     for row, venue in enumerate(venues):
@@ -227,11 +247,15 @@ def plot_market_comparison(comparison, path) -> None:
         scenario = first.venues[venue].scenario
         tick = float(Decimal(scenario.instruments[0].tick_size if scenario.instruments
                              else scenario.tick_size))
+        styles = _path_styles({name: _masked(market.venues[venue].series["last"])
+                               for name, market in results.items()})
         for name, market in results.items():
             series = market.venues[venue].series
+            style, note = styles[name]
             ax.plot(np.asarray(series["time"], dtype=float) / 1_000,
-                    _masked(series["last"]) * tick, lw=1.4,
-                    drawstyle="steps-post", color=colours[name], label=str(name))
+                    _masked(series["last"]) * tick, lw=1.5, ls=style,
+                    drawstyle="steps-post", color=colours[name],
+                    label="\n".join(part for part in (_wrap(name, 34), note) if part))
         start = first.venues[venue].summary.get("start_mid")
         if start:
             ax.axhline(start * tick, color="grey", lw=0.8, ls=":")
@@ -242,30 +266,66 @@ def plot_market_comparison(comparison, path) -> None:
         ax.yaxis.set_major_formatter(price_fmt)
         ax.grid(alpha=0.3)
         ax.tick_params(labelbottom=row == len(venues) - 1)
-        if row == 0:
-            ax.legend(title="rule set", loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      fontsize=9)
+        # each venue's legend: a path that lies on another's differs from venue to venue
+        ax.legend(handles=_solid_handles(mpl, ax), title="rule set" if row == 0 else None,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
     axes[-1].set_xlabel(f"time [s] (a step is {_step_ms(first.scenario):,} ms)")
     ax = fig.add_subplot(grid[len(venues)])
     width = 0.8 / len(names)
     x = np.arange(len(venues))
+    small = len(names) > 4     # narrow bars: their labels upright, so they do not collide
     for n, (name, market) in enumerate(results.items()):
         counts = [market.venues[v].summary["liquidated_accounts"] for v in venues]
         bars = ax.bar(x + (n - (len(names) - 1) / 2) * width, counts, width,
-                      color=colours[name], label=str(name))
+                      color=colours[name], label=_wrap(name, 34))
         for bar, v in zip(bars, venues, strict=True):
             sm = market.venues[v].summary
             flag = "⚠" if sm.get("queue_left") or sm.get("unresolved_accounts") else ""
             ax.annotate(f"{int(bar.get_height()):,}{flag}",
                         (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8,
+                        xytext=(0, 2), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=7.5 if small else 8,
+                        rotation=90 if small else 0,
                         color="#b2182b" if flag else "black")
     ax.set_xticks(x, [f"venue {v}" for v in venues])
     ax.set_ylabel("accounts\nliquidated")
     ax.set_title("accounts liquidated per venue and rule set (⚠: accounts left queued or "
                  "unresolved at the end)", loc="left", fontsize=10.5, fontweight="bold")
     ax.grid(alpha=0.3, axis="y")
-    ax.margins(y=0.18)
+    ax.margins(y=0.3 if small else 0.18)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+
+    ax_table = fig.add_axes([0.02, 0.15 / height, 0.96, table_height / height])
+    flags = {(r + 1, c): "cell" for r, row in enumerate(rows) for c, cell in enumerate(row)
+             if c and "queue left" in header[c] and cell not in ("0", "n/a")}
+    _summary_table(ax_table, header, rows, widths, flags=flags)
     fig.suptitle(f"{len(names)} rule sets on a market of {len(venues)} venues (same seeds, "
-                 f"same starting state)", fontsize=12.5)
+                 f"same starting state)", fontsize=12.5, y=1 - 0.25 / height, va="top")
     fig.savefig(path, format="png")
+
+
+def _market_table(comparison, venues) -> tuple[list, list, list]:
+    """(header, rows, widths in characters) of the market comparison's table: per rule set,
+    each venue's accounts liquidated, queue left and insurance fund (start → end)."""
+    first = next(iter(comparison.results.values()))
+    header = ["rule set"]
+    for venue in venues:
+        label = _Units(first.venues[venue].scenario).money_label
+        header += [f"{venue}: liquidated\naccounts", f"{venue}: queue left\n(queued at end)",
+                   f"{venue}: insurance fund\n[{label}] start → end"]
+    rows = []
+    for name, market in comparison.results.items():
+        row = [_wrap(name, 30)]
+        for venue in venues:
+            result = market.venues[venue]
+            sm, units = result.summary, _Units(result.scenario)
+            money = lambda v, u=units: _money_text(v * u.money)  # noqa: E731
+            row += [f"{sm['liquidated_accounts']:,}", f"{sm.get('queue_left', 0):,}",
+                    _cell(sm, "insurance_fund_end", money,
+                          result.scenario.rules.insurance_fund)]
+        rows.append(row)
+    widths = [max(len(line) for row in rows for line in row[0].split("\n")) + 2]
+    for c in range(1, len(header)):
+        widths.append(max(10, max(len(row[c]) for row in rows) + 2,
+                          max(len(line) for line in header[c].split("\n")) + 1))
+    return header, rows, widths

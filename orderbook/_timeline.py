@@ -97,11 +97,13 @@ class Timeline:
     venues (:class:`MarketTimeline`) each venue is a Timeline on the market's ``schedule``,
     named ``venue``, whose liquidator the market runs, and ``indexes`` gives the value of the
     market's index feeding an instrument ({instrument: a function returning ticks or None}).
+    ``tape`` (an ``orderbook.ladder.BookTape``) records instrument 0's book around the shock,
+    after each liquidator round that closed positions and at each step's end.
     """
 
     def __init__(self, market: Market, steps: int, liquidator: bool, seats=(), flows=(), *,
                  schedule: Schedule | None = None, venue: str | None = None, indexes=None,
-                 world=None):
+                 world=None, tape=None):
         self.forced_lots = {}   # (instrument, side): lots forced orders filled since the plan
         self.market = market
         self.engine = market.engine
@@ -118,6 +120,7 @@ class Timeline:
         self.world = world      # the MarketTimeline of a market run (AgentView.venue reads it)
         self.trades = TradeLog(self.engine, self.count)
         self.marks = [self.engine.mark_price(i) for i in range(self.count)]
+        self.tape = tape
 
     @property
     def now(self) -> int:
@@ -182,7 +185,12 @@ class Timeline:
 
     # ---------------------------------------------------------------------------- events
     def _shock(self, step: int) -> None:
+        tape = self.tape if step == 0 else None
+        if tape is not None:
+            tape.shock(self.now, done=False)
         self.market.shock_at(step)
+        if tape is not None:
+            tape.shock(self.now, done=True)
 
     def _recover(self, step: int) -> None:
         self.market.recover(step)
@@ -198,10 +206,12 @@ class Timeline:
         """One wake-up of the venue's liquidator (``liquidator_rounds`` rounds), its records
         stamped with the time."""
         new = self.engine.liquidate(max_rounds=self.clock.liquidator_rounds)
+        # positions closed, as the summary counts them (a collateral conversion is not)
+        closed = new[np.isin(new["kind"], LIQUIDATION_KINDS)] if len(new) else new
+        if self.tape is not None:
+            self.tape.round(self.now, len(closed) > 0)
         if len(new):
             self.record_times.append(np.full(len(new), self.now, dtype=np.int64))
-            # positions closed, as the summary counts them (a collateral conversion is not)
-            closed = new[np.isin(new["kind"], LIQUIDATION_KINDS)]
             if self.flows:
                 through = new[new["kind"] == ForcedKind.ORDER]
                 for i, side, lots in zip(through["instrument"].tolist(), through["side"].tolist(),
@@ -215,6 +225,8 @@ class Timeline:
                     self.liquidated[i] += int(closed["notional"][closed["instrument"] == i].sum())
 
     def _sample(self, step: int) -> None:
+        if self.tape is not None:
+            self.tape.step_end(self.now)
         for i in range(self.count):
             self.series[i, step] = self.market.snapshot(step, self.liquidated[i], i,
                                                         time=self.now)

@@ -20,6 +20,7 @@ carry no price and are not placed.
 from __future__ import annotations
 
 import math
+import textwrap
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -29,7 +30,8 @@ from .events import EventKind, Settlement, Side
 from .metrics import LIQUIDATION_KINDS
 from .scenario import Shock, quote_unit
 
-__all__ = ["plot_result", "plot_comparison", "plot_replay", "plot_market"]
+__all__ = ["plot_result", "plot_comparison", "plot_replay", "plot_market", "plot_ladder",
+           "animate_cascade", "animation_writer"]
 
 _INSTALL_HINT = ('plotting needs matplotlib, which is not installed: '
                  'pip install "orderbook[plot]"  (or: pip install matplotlib)')
@@ -39,13 +41,14 @@ def _matplotlib():
     """The matplotlib modules the figures use, or a clear ImportError."""
     try:
         import matplotlib
-        from matplotlib import cm, colors, ticker
+        from matplotlib import cm, collections, colors, lines, patches, ticker
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
     return SimpleNamespace(Figure=Figure, FigureCanvasAgg=FigureCanvasAgg, ticker=ticker,
-                           colors=colors, cm=cm, colormaps=matplotlib.colormaps)
+                           colors=colors, cm=cm, colormaps=matplotlib.colormaps,
+                           collections=collections, patches=patches, lines=lines)
 
 
 class _Units:
@@ -295,7 +298,9 @@ def plot_result(result, path) -> None:
     ax_depth.set_ylabel(f"resting depth\n[lots, 1 lot = {units.lot_text}]")
     ax_depth.yaxis.set_major_formatter(money_fmt)
     ax_depth.set_ylim(bottom=0)
-    ax_depth.set_title("book depth near the mid", loc="left", fontsize=10, fontweight="bold")
+    # (the bands follow the mid down: depth at fixed prices is the ladder's, plot_ladder)
+    ax_depth.set_title("book depth near the mid (bands move with the mid; at fixed prices: "
+                       "orderbook run --ladder)", loc="left", fontsize=10, fontweight="bold")
     ax_depth.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, framealpha=0.9)
 
     # (3) liquidated notional per step by generation ---------------------------------------
@@ -528,6 +533,48 @@ def plot_market(result, path) -> None:
     draw(result, path)
 
 
+def plot_ladder(result, path) -> None:
+    """Draw the book's depth ladder before the shock and after the cascade, with the levels
+    each generation's forced orders took, beside the price path on one price axis; saved as
+    PNG to ``path``. See :func:`orderbook._plot_ladder.plot_ladder` and docs/figures.md.
+
+    Examples
+    --------
+    >>> from orderbook import default_scenario, run
+    >>> from orderbook.plot import plot_ladder
+    >>> plot_ladder(run(default_scenario(0.05)), "ladder.png")  # doctest: +SKIP
+    """
+    from ._plot_ladder import plot_ladder as draw  # that module builds on this one's helpers
+
+    draw(result, path)
+
+
+def animate_cascade(result, path, *, fps: float = 4.0) -> None:
+    """Animate the cascade (the ladder and the price, frame by frame) as .gif or .mp4 at
+    ``path``; needs a run with ``book_levels``. See
+    :func:`orderbook._plot_ladder.animate_cascade` and docs/figures.md.
+
+    Examples
+    --------
+    >>> from orderbook import default_scenario, run
+    >>> from orderbook.plot import animate_cascade
+    >>> result = run(default_scenario(0.05), book_levels=500)
+    >>> animate_cascade(result, "cascade.gif")  # doctest: +SKIP
+    """
+    from ._plot_ladder import animate_cascade as draw
+
+    draw(result, path, fps=fps)
+
+
+def animation_writer(path) -> str:
+    """The matplotlib writer an animation at ``path`` needs, checked before a run: "pillow"
+    (.gif) or "ffmpeg" (.mp4). ValueError for another suffix, RuntimeError when the writer is
+    missing, ImportError without matplotlib."""
+    from ._plot_ladder import animation_writer as check
+
+    return check(path)
+
+
 def _title(summary: dict, units: _Units) -> str:
     accounts = summary.get("accounts")
     of = f" of {accounts:,}" if accounts is not None else ""
@@ -568,7 +615,7 @@ def _unresolved_text(summary: dict, units: _Units) -> str | None:
 _UNRESOLVED_COLOUR = "#c0392b"
 
 
-#: Columns of the comparison table: (header, summary key, formatter).
+#: Columns of the comparison table: (header, summary key, formatter, width in characters).
 def _columns(units: _Units):
     money = lambda v: _money_text(v * units.money)  # noqa: E731
     return (
@@ -582,7 +629,8 @@ def _columns(units: _Units):
         ("ADL\nrecords", "adl_count", lambda v: f"{v:,}"),
         ("unresolved\naccts (lots)", "unresolved_accounts", None),
         (f"unresolved eq.\n[{units.money_label}]", "unresolved_equity", money),
-        ("queued\nat end", "queue_left", lambda v: f"{v:,}"),
+        ("queue left\n(queued at end)", "queue_left", lambda v: f"{v:,}"),
+        (f"insurance fund [{units.money_label}]\nstart → end", "insurance_fund_end", money),
     )
 
 
@@ -590,33 +638,131 @@ def _columns(units: _Units):
 _UNRESOLVED_KEYS = ("unresolved_accounts", "unresolved_equity", "queue_left")
 
 
-def _cell(summary: dict, key: str, fmt) -> str:
+def _cell(summary: dict, key: str, fmt, fund_start: float | None = None) -> str:
+    """One cell of the comparison table; the fund's is "start → end" given its start (quote
+    units, ``Rules.insurance_fund``)."""
     value = summary.get(key)
     if key == "unresolved_accounts":
         return f"{value:,} ({summary['unresolved_lots']:,})" if value else "0"
     if value is None and key != "amplification":
         return "n/a"
+    if key == "insurance_fund_end" and fund_start is not None:
+        return f"{fmt(fund_start)} → {fmt(value)}"
     return fmt(value)
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters (words kept whole where
+    they fit): a rule set's full name in a legend or a table cell, never cut."""
+    return "\n".join(textwrap.wrap(str(text), width, break_on_hyphens=False)) or str(text)
+
+
+def _same_paths(paths: dict) -> dict:
+    """{name: the first earlier name whose path (an array) is the same, or None}: lines that
+    would hide each other."""
+    out, seen = {}, []
+    for name, path in paths.items():
+        out[name] = next((other for other, p in seen if len(p) == len(path)
+                          and np.array_equal(p, path, equal_nan=True)), None)
+        seen.append((name, path))
+    return out
+
+
+def _dashes(index: int, group: int):
+    """The line style of the ``index``-th of ``group`` lines that lie on one path: the first
+    solid, the others dashes that leave a share of each of the others showing."""
+    if index == 0:
+        return "-"
+    return (4.0 * (index - 1), (4.0, 4.0 * (group - 1)))
+
+
+def _path_styles(paths: dict) -> dict:
+    """{name: (line style, legend note)} for lines that may lie on one another."""
+    same = _same_paths(paths)
+    groups: dict = {}
+    for name, first in same.items():
+        groups.setdefault(first if first is not None else name, []).append(name)
+    styles = {}
+    for head, members in groups.items():
+        for index, name in enumerate(members):
+            note = "" if index == 0 else _wrap(f"(the same path as {head})", 34)
+            styles[name] = (_dashes(index, len(members)), note)
+    return styles
+
+
+def _solid_handles(mpl, ax) -> list:
+    """Legend entries for an axis's lines drawn solid: a dashed line that lies on another
+    shows too little of its colour in a legend's short sample (its note says so instead)."""
+    return [mpl.lines.Line2D([], [], color=line.get_color(), lw=line.get_linewidth(),
+                             ls=":" if line.get_linestyle() == ":" else "-",
+                             label=line.get_label())
+            for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def _summary_table(ax, header: list, rows: list, widths: list, *, flags=None) -> None:
+    """A table filling ``ax``: ``header`` and ``rows`` of cell texts (may hold line breaks),
+    ``widths`` in characters; each row as tall as its tallest cell. ``flags``: {(row, col):
+    "cell"} cells to mark as losses left unresolved (red on red), or "text" (red text)."""
+    ax.axis("off")
+    lines = [max(cell.count("\n") + 1 for cell in row) for row in [header] + rows]
+    widths = np.asarray(widths, dtype=float)
+    table = ax.table(cellText=rows, colLabels=header, colWidths=list(widths / widths.sum()),
+                     cellLoc="center", bbox=[0.0, 0.0, 1.0, 1.0])
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    for (row, col), cell in table.get_celld().items():
+        cell.set_height(lines[row] + 0.6)   # rescaled to the bbox
+        if row == 0:
+            cell.set_facecolor("#e8e8e8")
+            cell.set_text_props(fontweight="bold", fontsize=7.5)
+        elif col == 0:
+            cell.set_text_props(fontweight="bold")
+        flag = (flags or {}).get((row, col))
+        if flag == "cell":
+            cell.set_facecolor("#f6d5d1")
+        if flag:
+            cell.set_text_props(color=_UNRESOLVED_COLOUR, fontweight="bold")
+
+
+def _table_lines(header: list, rows: list) -> int:
+    """The text lines a table needs, with each row's padding (for the figure's height)."""
+    return sum(max(cell.count("\n") + 1 for cell in row) + 0.6 for row in [header] + rows)
 
 
 def plot_comparison(comparison, path) -> None:
     """Draw each rule set's price path (last trade) on one axis, with a table of the summaries
-    below, and save the figure as PNG to ``path``."""
+    below (queue left and the insurance fund from start to end among the columns), and save
+    the figure as PNG to ``path``. Rule sets are named in full (wrapped, never cut); lines
+    that lie on one another are dashed so that each shows, and the legend says which."""
     mpl = _matplotlib()
     ticker = mpl.ticker
     results = comparison.results
     if not results:
         raise ValueError("comparison has no results to plot")
     units = _Units(next(iter(results.values())).scenario)
-    n = len(results)
-    table_height = 0.55 + 0.3 * n
-    fig = mpl.Figure(figsize=(14, 6.2 + table_height), dpi=100)
+    columns = _columns(units)
+    summaries = [result.summary for result in results.values()]
+    names = {name: _wrap(name, 30) for name in results}
+    cells = [[names[name] + ("\n⚠ mark fixed at the index" if sm.get("static_mark") else "")]
+             + [_cell(sm, key, fmt, result.scenario.rules.insurance_fund
+                      if key == "insurance_fund_end" else None)
+                for _, key, fmt in columns]
+             for (name, result), sm in zip(results.items(), summaries, strict=True)]
+    header = ["rule set"] + [h for h, _, _ in columns]
+    widths = ([max(len(line) for cell in cells for line in cell[0].split("\n")) + 2]
+              + [max(11, max(len(row[c]) for row in cells) + 2,
+                     max(len(line) for line in header[c].split("\n")) + 1)
+                 for c in range(1, len(header))])
+    table_height = 0.17 * _table_lines(header, cells) + 0.1   # inches
+    height = 6.6 + table_height
+    fig = mpl.Figure(figsize=(15, height), dpi=100)
     mpl.FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(2, 1, height_ratios=[6.2, table_height], hspace=0.3, left=0.09,
-                            right=0.80, top=0.93, bottom=0.02)
-    ax = fig.add_subplot(grid[0])
+    # the axis above, with room under it for its time label; the table at the bottom
+    ax = fig.add_axes([0.07, (table_height + 0.95) / height, 0.64,
+                       (height - table_height - 1.5) / height])
     start = None
     window = _cascade_window(results.values())
+    styles = _path_styles({name: _masked(r.series["last"]) for name, r in results.items()})
     for name, result in results.items():
         u = _Units(result.scenario)
         series = result.series
@@ -626,9 +772,12 @@ def plot_comparison(comparison, path) -> None:
             (sm.get("unresolved_accounts", 0), f"{sm.get('unresolved_accounts', 0):,} unresolved"),
             (sm.get("queue_left", 0), f"{sm.get('queue_left', 0):,} queued"),
             (sm.get("static_mark"), "mark fixed at the index")) if count)
+        style, note = styles[name]
+        label = "\n".join(part for part in (_wrap(name, 34), note,
+                                             _wrap(f"⚠ {short}", 34) if short else "") if part)
         t, _ = _seconds(result)
-        ax.plot(t, _masked(series["last"]) * u.tick, lw=1.5, drawstyle="steps-post",
-                label=f"{name}\n⚠ {short}" if short else str(name))
+        ax.plot(t, _masked(series["last"]) * u.tick, lw=1.6, ls=style, drawstyle="steps-post",
+                label=label)
         if left is not None and len(series):
             # A cross at the end of the path: this rule set ends with losses left open.
             # (at the zoomed window's right edge when the run goes on past it)
@@ -652,38 +801,19 @@ def plot_comparison(comparison, path) -> None:
     ax.yaxis.set_major_formatter(
         ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"))
     ax.grid(alpha=0.3)
-    ax.legend(title="rule set", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    ax.legend(handles=_solid_handles(mpl, ax), title="rule set", loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), fontsize=9)
     ax.set_title("Price path under each rule set (same scenario, same starting state)",
                  fontsize=12.5)
 
-    ax_table = fig.add_subplot(grid[1])
-    ax_table.axis("off")
-    columns = _columns(units)
-    summaries = [result.summary for result in results.values()]
-    cells = [[f"{name} ⚠ mark fixed" if sm.get("static_mark") else str(name)]
-             + [_cell(sm, key, fmt) for _, key, fmt in columns]
-             for name, sm in zip(results, summaries, strict=True)]
-    # The rule set's name gets the room its longest name needs (relative to a figure column).
-    name_width = min(2.5, max(1.0, max(len(cell[0]) for cell in cells) / 14))
-    widths = np.array([name_width] + [1.0] * len(columns))
-    table = ax_table.table(cellText=cells, colLabels=["rule set"] + [h for h, _, _ in columns],
-                           colWidths=list(widths / widths.sum()), cellLoc="center",
-                           bbox=[0.0, 0.0, 1.22, 1.0])
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
+    # the table spans the figure's width, under the axis and its legend
+    ax_table = fig.add_axes([0.02, 0.15 / height, 0.96, table_height / height])
     keys = [None] + [key for _, key, _ in columns]
-    for (row, col), cell in table.get_celld().items():
-        cell.set_height(2.0 if row == 0 else 1.0)  # rescaled to the bbox; headers get 2 lines
-        if row == 0:
-            cell.set_facecolor("#e8e8e8")
-            cell.set_text_props(fontweight="bold", fontsize=7.5)
-        if col == 0 and row > 0:
-            cell.set_text_props(fontweight="bold")
-            if summaries[row - 1].get("static_mark"):
-                cell.set_text_props(color=_UNRESOLVED_COLOUR)
-        if row > 0 and keys[col] in _UNRESOLVED_KEYS and summaries[row - 1].get(keys[col]):
-            cell.set_facecolor("#f6d5d1")
-            cell.set_text_props(color=_UNRESOLVED_COLOUR, fontweight="bold")
+    flags = {(row + 1, col): "cell" for row, sm in enumerate(summaries)
+             for col, key in enumerate(keys) if key in _UNRESOLVED_KEYS and sm.get(key)}
+    flags.update({(row + 1, 0): "text" for row, sm in enumerate(summaries)
+                  if sm.get("static_mark")})
+    _summary_table(ax_table, header, cells, widths, flags=flags)
     fig.savefig(path, format="png")
 
 
@@ -717,23 +847,34 @@ def _replay_title(result) -> str:
             f"{div.matched:,} of {div.rows:,} rows still match history")
 
 
-def plot_replay(result, ax=None, *, path=None):
-    """Draw a LOBSTER replay (:class:`orderbook.data.lobster.ReplayResult`) over the day.
+def plot_replay(result, ax=None, *, path=None, zoom=True, window=None):
+    """Draw a LOBSTER replay (:class:`orderbook.data.lobster.ReplayResult`) over the day, or
+    a hybrid replay around its injected order.
 
-    Shows the reconstructed spread (in cents; LOBSTER ticks are $0.0001) and the visible depth
-    in the N published levels per side (shares), against time of day. Rows that did not match
-    the orderbook file are marked with red ticks under the spread; injected orders (hybrid
-    replay) with dashed vertical lines at their arrival.
+    Over the day: the reconstructed spread (in cents; LOBSTER ticks are $0.0001) and the
+    visible depth in the N published levels per side (shares), against time of day. Rows that
+    did not match the orderbook file are marked with red ticks under the spread; injected
+    orders (hybrid replay) with dashed vertical lines at their arrival.
+
+    A replay with injected orders is drawn, unless ``zoom`` is False or ``ax`` is given,
+    around the first one instead: the hybrid book's best bid and ask and depth beside
+    history's over ``window`` (seconds before and after its arrival; default 30 and 120), its
+    fills at their prices, and the two books level by level at its arrival with what it took
+    at each price; the day in a strip above (``orderbook._plot_replay.plot_injection``).
 
     Parameters
     ----------
     result : ReplayResult
         What :func:`orderbook.data.lobster.replay` returned.
     ax : matplotlib Axes, optional
-        Draw on it: spread on ``ax``, depth on a twin y axis. By default a new figure with a
-        spread panel above a depth panel.
+        Draw on it: spread on ``ax``, depth on a twin y axis (the day's figure). By default a
+        new figure with a spread panel above a depth panel.
     path : str or Path, optional
         Save the figure there as PNG.
+    zoom : bool
+        With injections, draw the window around the first (default) rather than the day.
+    window : (float, float), optional
+        Seconds before and after the first injected order that the zoomed figure shows.
 
     Returns
     -------
@@ -746,6 +887,10 @@ def plot_replay(result, ax=None, *, path=None):
     >>> result = replay_files("AMZN_2012-06-21_34200000_57600000_message_1.csv")  # doctest: +SKIP
     >>> plot_replay(result, path="amzn_replay.png")  # doctest: +SKIP
     """
+    if result.injections and ax is None and zoom:
+        from ._plot_replay import DEFAULT_WINDOW, plot_injection
+
+        return plot_injection(result, path, window=DEFAULT_WINDOW if window is None else window)
     mpl = _matplotlib()
     ticker = mpl.ticker
     time = np.asarray(result.time, dtype=float)

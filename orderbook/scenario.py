@@ -74,6 +74,7 @@ from .events import (
     Sizing,
     Trigger,
 )
+from .ladder import BookFrames, BookSnapshot, BookTape
 from .margin import contract_value, inverse_unit_value, unit_value
 from .metrics import (
     LIQUIDATION_KINDS,
@@ -808,6 +809,12 @@ class Result:
     when the queue empties, so it is not the step. ``trade_time`` (ms) is when each of
     ``trades`` settled (trades before the run, the book's first print, at 0). ``funding``
     holds the run's funding payments (``Scenario.funding``).
+
+    ``book_before`` and ``book_after`` are the first instrument's book
+    (:class:`orderbook.ladder.BookSnapshot`: time, trades settled by then, every level) just
+    before step 0's shock and just after the last liquidator round that closed a position
+    (None without liquidations); ``book_frames`` its top levels through the run when
+    ``run(..., book_levels=N)`` asked for them (:class:`orderbook.ladder.BookFrames`).
     """
 
     scenario: Scenario
@@ -826,6 +833,9 @@ class Result:
     instrument_trade_time: dict = field(default_factory=dict)
     #: the run's funding payments (FUNDING_DTYPE; empty without Scenario.funding)
     funding: np.ndarray | None = None
+    book_before: BookSnapshot | None = None
+    book_after: BookSnapshot | None = None
+    book_frames: BookFrames | None = None
 
     def __post_init__(self):
         if self.record_time is None:   # a run in steps: each record at its step's start
@@ -923,6 +933,20 @@ class Result:
 
         plot_result(self, path)
 
+    def plot_ladder(self, path) -> None:
+        """Draw the book's depth ladder before the shock and after the cascade beside the
+        price path and save it as PNG to ``path`` (:func:`orderbook.plot.plot_ladder`)."""
+        from .plot import plot_ladder
+
+        plot_ladder(self, path)
+
+    def animate(self, path, *, fps: float = 4.0) -> None:
+        """Animate the cascade, the ladder and the price frame by frame, as GIF or MP4
+        (:func:`orderbook.plot.animate_cascade`; needs ``run(..., book_levels=N)``)."""
+        from .plot import animate_cascade
+
+        animate_cascade(self, path, fps=fps)
+
 
 def _flows(market: Market) -> list:
     """The scenario's flows as :class:`Flow` s, each on a perpetual of the built venue."""
@@ -938,7 +962,8 @@ def _flows(market: Market) -> list:
 
 def _lane(market: Market, steps: int, liquidator: bool, agents=(), **market_run):
     """A Timeline for ``market`` with copies of ``agents`` and the scenario's flows (a venue of
-    a market run with ``market_run``: the schedule, venue name, index feeds and the world)."""
+    a market run with ``market_run``: the schedule, venue name, index feeds and the world; a
+    one-venue run's book tape)."""
     from ._timeline import Timeline, flow_seats
     from .agents import seats
 
@@ -947,11 +972,12 @@ def _lane(market: Market, steps: int, liquidator: bool, agents=(), **market_run)
                     flow_seats(_flows(market), market.scenario.seed), **market_run)
 
 
-def _simulate(market: Market, steps: int, liquidator: bool, agents=()):
+def _simulate(market: Market, steps: int, liquidator: bool, agents=(), tape=None):
     """Run ``market`` on its scenario's clock with copies of ``agents`` and the scenario's
-    flows; return (series, one per instrument in an (instruments, steps) array, the run's
-    forced-order records, the time of each in ms, the Timeline)."""
-    timeline = _lane(market, steps, liquidator, agents)
+    flows (and ``tape`` recording its first book); return (series, one per instrument in an
+    (instruments, steps) array, the run's forced-order records, the time of each in ms, the
+    Timeline)."""
+    timeline = _lane(market, steps, liquidator, agents, tape=tape)
     series, records, times = timeline.run()
     return series, records, times, timeline
 
@@ -1028,7 +1054,8 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
     return summary
 
 
-def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result:
+def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
+        book_levels: int | None = None) -> Result:
     """Run a scenario; with ``counterfactual`` also run it with the liquidator off, from the same
     starting state, to compute the amplification (full move / move without liquidations). A run
     with the liquidator off (``rules.liquidator = false``) is its own counterfactual: its
@@ -1036,6 +1063,12 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
 
     ``agents`` (:class:`~orderbook.agents.Agent` objects) act besides the scenario's own
     (``Scenario.agents``), in the counterfactual too; each run works on copies of them.
+
+    The result keeps the first instrument's book before the shock and after the cascade
+    (``Result.book_before``, ``book_after``: every level). ``book_levels`` = N also keeps its
+    top N levels a side at every step's end and around each liquidator round that closed
+    positions (``Result.book_frames``, :class:`orderbook.ladder.BookFrames`, 32 N bytes a
+    frame), which :func:`orderbook.plot.animate_cascade` draws.
 
     Examples
     --------
@@ -1054,6 +1087,7 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
 
     agents = tuple(scenario.agents) + tuple(agents)
     market = Market(scenario)
+    tape = BookTape(market.engine, book_levels)
     starts = start_mids(market)
     # the static answer from the starting state alone, to set beside what the run does
     forecast = cascade_forecast(market)
@@ -1062,7 +1096,7 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
         off = Market(scenario)
         cf_all = _simulate(off, scenario.steps, False, agents)[0]
     every, records, times, timeline = _simulate(
-        market, scenario.steps, scenario.rules.liquidator, agents)
+        market, scenario.steps, scenario.rules.liquidator, agents, tape)
     step_ms = scenario.clock.step_ms
     # the row of the series whose liquidated_notional counts the record: a round between two
     # rows shows in the later one
@@ -1091,7 +1125,8 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=()) -> Result
                   {name: market.engine.trades(i) for i, name in enumerate(names)},
                   record_time=times, trade_time=trade_times[0],
                   instrument_trade_time={name: trade_times[i] for i, name in enumerate(names)},
-                  funding=timeline.funding())
+                  funding=timeline.funding(), book_before=tape.before, book_after=tape.after,
+                  book_frames=tape.frames())
 
 
 @dataclass

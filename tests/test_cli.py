@@ -135,6 +135,19 @@ def test_run_plot(capsys, tmp_path):
     assert path.stat().st_size > 0 and f"wrote {path}" in err
 
 
+def test_run_ladder_and_animation(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from orderbook import _plot_ladder
+
+    monkeypatch.setattr(_plot_ladder, "MAX_FRAMES", 3)   # a quick GIF
+    ladder, gif = tmp_path / "ladder.png", tmp_path / "cascade.gif"
+    code, out, err = _run(capsys, "run", "--scale", "0.05", "--no-counterfactual",
+                          "--ladder", str(ladder), "--animate", str(gif))
+    assert code == 0, err
+    assert f"wrote {ladder}" in out and f"wrote {gif}" in out
+    assert ladder.read_bytes().startswith(b"\x89PNG") and gif.read_bytes().startswith(b"GIF89a")
+
+
 def _stuck_file(tmp_path, deficit="SOCIALIZE") -> str:
     """tests/test_scenario.py's stuck_in_the_queue as a scenario file: two longs end queued
     at -140 quote units (-0.70 of quote currency) on 15 lots."""

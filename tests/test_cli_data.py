@@ -120,6 +120,30 @@ def test_replay_json_with_an_injected_sell_reports_its_fills(capsys):
     assert doc["divergence"]["first_row"] == 100
 
 
+def test_replay_with_an_injection_draws_the_window_around_it(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "inject.png"
+    code, out, err = _run(capsys, "replay", AAPL, "--orderbook", AAPL_BOOK,
+                          "--inject", "sell 300 row=100", "--plot", path)
+    assert code == 0, err
+    assert f"wrote {path}" in out
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 10_000
+    code, out, err = _run(capsys, "replay", AAPL, "--orderbook", AAPL_BOOK,
+                          "--inject", "sell 300 row=100", "--plot", path, "--window", "0.5,1")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--window", "5,10"], "--window needs --inject and --plot"),
+    (["--window", "5"], "must be BEFORE,AFTER in seconds"),
+    (["--window", "5,0"], "AFTER > 0"),
+    (["--window=-1,5"], "BEFORE >= 0"),
+])
+def test_replay_window_errors_are_one_line(capsys, argv, fragment):
+    code, out, err = _run(capsys, "replay", AAPL, "--orderbook", AAPL_BOOK, *argv)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_replay_exits_1_when_a_row_mismatches(capsys, tmp_path):
     rows = AAPL.read_text().splitlines()
     fields = rows[3].split(",")

@@ -254,6 +254,12 @@ def test_version_prints_the_package_version(capsys):
     (["compare", "--rules", "x={missing}"], "--rules x={missing}: file {missing} not found"),
     (["run", "--plot", "{tmp}/no/such/dir/x.png"], "--plot {tmp}/no/such/dir/x.png: directory "
                                                    "{tmp}/no/such/dir not found"),
+    (["run", "--ladder", "{tmp}/no/x.png"], "--ladder {tmp}/no/x.png: directory {tmp}/no "
+                                            "not found"),
+    (["run", "--animate", "{tmp}/no/x.gif"], "--animate {tmp}/no/x.gif: directory {tmp}/no "
+                                             "not found"),
+    (["run", "--animate", "{tmp}/x.png"], "--animate {tmp}/x.png: an animation is written as "
+                                          ".gif or .mp4, not .png"),
 ])
 def test_a_missing_input_or_plot_folder_fails_before_anything_runs(capsys, tmp_path, argv,
                                                                    message, monkeypatch):
@@ -263,6 +269,25 @@ def test_a_missing_input_or_plot_folder_fails_before_anything_runs(capsys, tmp_p
     fill = {"missing": missing, "tmp": tmp_path}
     line = _one_line_error(capsys, *[a.format(**fill) for a in argv])
     assert message.format(**fill) in line
+
+
+def test_an_animation_without_its_writer_fails_before_the_run(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib import animation
+
+    monkeypatch.setattr(animation.writers, "is_available", lambda name: False)
+    monkeypatch.setattr(cli_scenarios, "run", lambda *a, **k: pytest.fail("the run started"))
+    line = _one_line_error(capsys, "run", "--animate", tmp_path / "x.mp4")
+    assert line.endswith(f"--animate {tmp_path / 'x.mp4'}: writing .mp4 needs the ffmpeg "
+                         f"program on PATH (or write a .gif)")
+
+
+def test_the_book_figures_are_refused_on_a_file_of_several_venues(capsys, monkeypatch):
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    monkeypatch.setattr(cli_scenarios, "run_market",
+                        lambda *a, **k: pytest.fail("the run started"))
+    line = _one_line_error(capsys, "run", examples / "two_venues.toml", "--ladder", "x.png")
+    assert "--ladder does not apply to a file of several venues" in line
 
 
 def test_a_plot_path_that_cannot_be_written_fails_before_the_run(capsys, tmp_path, monkeypatch):

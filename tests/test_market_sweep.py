@@ -279,6 +279,31 @@ def test_compare_by_default_changes_every_venue_with_accounts(index_market):
         Rules(mark_rule=MarkRule.INDEX_CLAMPED)
 
 
+def test_the_market_comparison_figure_tables_queue_left_and_the_fund_per_venue(index_market,
+                                                                              tmp_path):
+    pytest.importorskip("matplotlib")
+    from orderbook._plot_market import _market_table
+    from orderbook.scenario import quote_unit
+
+    long = "fractions of a position, one step a round, on every venue with accounts"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnresolvedAccountsWarning)   # 1 left queued on A
+        comparison = compare({long: {"sizing": "FRACTION"}, "full": {"sizing": "FULL"}},
+                             index_market)
+    header, rows, _ = _market_table(comparison, ["A", "B"])
+    assert header[1:4] == ["A: liquidated\naccounts", "A: queue left\n(queued at end)",
+                           "A: insurance fund\n[quote ccy] start → end"]
+    assert rows[0][0].replace("\n", " ") == long          # the whole name, wrapped
+    a = comparison.results[long].venues["A"]
+    assert a.summary["queue_left"] == 1 and rows[0][2] == "1"
+    unit = float(quote_unit(a.scenario))
+    start, end = a.scenario.rules.insurance_fund * unit, a.summary["insurance_fund_end"] * unit
+    assert rows[0][3] == f"{start:,.0f} → {end:,.0f}"
+    path = tmp_path / "market.png"
+    comparison.plot(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_compare_refuses_a_bad_set_or_venue_naming_it(index_market):
     with pytest.raises(ConfigError, match=r"rules 'x' on venue 'B': \[rules\] sizing = 'HALF'"):
         compare({"x": {"sizing": "HALF"}}, index_market, venue="B")

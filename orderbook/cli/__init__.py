@@ -93,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="draw the run (needs matplotlib)")
+    p.add_argument("--ladder", metavar="FILE.png",
+                   help="draw the book's depth ladder before the shock and after the cascade, "
+                        "the levels each generation's forced orders took and the price path "
+                        "(needs matplotlib)")
+    p.add_argument("--animate", metavar="FILE.gif",
+                   help="animate the cascade frame by frame: the ladder and the price (.gif, "
+                        "or .mp4 with ffmpeg; needs matplotlib)")
     p.add_argument("--csv", metavar="DIR", help="write series, forced orders, trades and "
                                                 "summary as CSV files into DIR")
     p.add_argument("--contagion", action="store_true",
@@ -159,8 +166,9 @@ def _one_line(exc: BaseException) -> str:
 
 def _preflight(args) -> None:
     """What a command needs and can be checked before it simulates: its input files exist
-    (named with their option) and ``--plot`` can be written (matplotlib present, its
-    directory there and writable)."""
+    (named with their option) and its figures can be written (matplotlib present, the
+    directory there and writable; for ``--animate`` a .gif or .mp4 whose writer is
+    available)."""
     scenario = getattr(args, "scenario", None)
     if scenario is not None and not os.path.exists(scenario):
         raise CLIError(f"scenario file {scenario} not found")
@@ -169,18 +177,31 @@ def _preflight(args) -> None:
         path = path.strip() if sep else spec   # (an empty path: --rules' own message)
         if path and not os.path.exists(path):
             raise CLIError(f"--rules {spec}: file {path} not found")
-    plot = getattr(args, "plot", None)
-    if plot:
+    for option in ("plot", "ladder", "animate"):
+        path = getattr(args, option, None)
+        if path:
+            _check_figure(f"--{option}", path)
+
+
+def _check_figure(option: str, path: str) -> None:
+    """CLIError naming ``option`` unless a figure can be written at ``path``."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIError(f"{option} needs matplotlib: pip install 'orderbook[plot]'") from None
+    if option == "--animate":
+        from ..plot import animation_writer
+
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise CLIError("--plot needs matplotlib: pip install 'orderbook[plot]'") from None
-        folder = os.path.dirname(os.path.abspath(plot))
-        if not os.path.isdir(folder):
-            raise CLIError(f"--plot {plot}: directory {folder} not found")
-        if not os.access(folder, os.W_OK) or (os.path.exists(plot)
-                                               and not os.access(plot, os.W_OK)):
-            raise CLIError(f"--plot {plot}: not writable")
+            animation_writer(path)
+        except (ValueError, RuntimeError) as exc:
+            raise CLIError(f"--animate {path}: {exc}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{option} {path}: directory {folder} not found")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path)
+                                           and not os.access(path, os.W_OK)):
+        raise CLIError(f"{option} {path}: not writable")
 
 
 def main(argv=None) -> int:

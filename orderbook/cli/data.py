@@ -127,6 +127,20 @@ def cmd_depth(args) -> int:
     return 0
 
 
+def _window(text: str) -> tuple[float, float]:
+    """--window BEFORE,AFTER: seconds, BEFORE >= 0 and AFTER > 0."""
+    parts = text.split(",")
+    try:
+        before, after = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be BEFORE,AFTER in seconds, got {text!r}") \
+            from None
+    if not (0 <= before < float("inf") and 0 < after < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be seconds BEFORE >= 0 and AFTER > 0, got "
+                                         f"{text!r}")
+    return before, after
+
+
 def _clock(text: str) -> float:
     # HH:MM[:SS[.fff]] or plain seconds after midnight
     parts = text.split(":")
@@ -182,6 +196,9 @@ def cmd_replay(args) -> int:
     if args.reference:
         from ..reference import OrderBook as book_cls
     inject = [parse_injection(text) for text in args.inject or ()]
+    if args.window is not None and not (args.plot and inject):
+        raise ValueError("--window needs --inject and --plot: it is the span the figure shows "
+                         "around the injected order")
     result = replay_files(args.messages, args.orderbook, nrows=args.nrows, inject=inject,
                           book_cls=book_cls)
     if args.json:
@@ -207,7 +224,7 @@ def cmd_replay(args) -> int:
     if args.plot:
         from ..plot import plot_replay
 
-        plot_replay(result, path=args.plot)
+        plot_replay(result, path=args.plot, window=args.window)
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
     # Mismatches are listed only before the first injection; any of them means the replay
     # could not reproduce history, which a script should see in the exit status.
@@ -233,7 +250,11 @@ def add_commands(sub) -> None:
     p.add_argument("--reference", action="store_true",
                    help="replay into the pure-Python reference book instead of the compiled one")
     p.add_argument("--plot", metavar="FILE.png",
-                   help="draw spread and depth over the day (needs matplotlib)")
+                   help="draw spread and depth over the day; with --inject, the hybrid and the "
+                        "historical book around the first injected order (needs matplotlib)")
+    p.add_argument("--window", type=_window, default=None, metavar="BEFORE,AFTER",
+                   help="with --inject --plot: the seconds shown before and after the first "
+                        "injected order (default 30,120)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_replay)
 

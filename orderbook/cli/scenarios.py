@@ -66,6 +66,10 @@ from .output import (
 
 __all__ = ["cmd_compare", "cmd_run", "cmd_show", "cmd_sweep"]
 
+#: Levels a side each frame of ``run --animate`` keeps (orderbook.ladder.BookFrames): the
+#: built-in book's 1,000, at 32 kB a frame; deeper levels are shaded as unknown.
+ANIMATION_LEVELS = 1_000
+
 
 def _load(args) -> tuple[Scenario, Scenario, str]:
     """(unscaled scenario, scenario to run, description of its source)."""
@@ -102,7 +106,8 @@ def cmd_run(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
         warnings.simplefilter("ignore", InertSettingWarning)
-        result = run(scenario, counterfactual=not args.no_counterfactual)
+        result = run(scenario, counterfactual=not args.no_counterfactual,
+                     book_levels=ANIMATION_LEVELS if args.animate else None)
     _warn_unresolved(result.summary)
     spread = None
     if args.contagion:
@@ -127,6 +132,12 @@ def cmd_run(args) -> int:
     if args.plot:
         _plot(result, args.plot)
         print(f"wrote {args.plot}", file=notes)
+    if args.ladder:
+        result.plot_ladder(args.ladder)
+        print(f"wrote {args.ladder}", file=notes)
+    if args.animate:
+        result.animate(args.animate)
+        print(f"wrote {args.animate}", file=notes)
     return 0
 
 
@@ -157,7 +168,9 @@ def _run_market(args) -> int:
     """``orderbook run`` on a file of several venues: the per-venue table, JSON, CSV, figure."""
     _refuse_on_market((args.venue, "--venue", _OWN_RULES),
                       (args.contagion, "--contagion",
-                       "it splits the shocks of one venue's instruments"))
+                       "it splits the shocks of one venue's instruments"),
+                      *((getattr(args, option), f"--{option}", "it draws one venue's book")
+                        for option in ("ladder", "animate")))
     ms, source = _load_market(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved

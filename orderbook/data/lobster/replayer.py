@@ -73,7 +73,7 @@ def replay(messages: np.ndarray, orderbook, *, inject=(), book_cls=None) -> Repl
         from ...book import OrderBook as book_cls
     engine = Replayer(messages, book, inject, book_cls)
     seconds = engine.run()
-    return _result(engine, inject, seconds)
+    return _result(engine, inject, seconds, book)
 
 
 def replay_files(message_path, orderbook_path=None, *, nrows: int | None = None, inject=(),
@@ -148,7 +148,7 @@ def _check_inputs(messages, orderbook) -> tuple[np.ndarray, LobsterBook]:
     return messages, book
 
 
-def _result(engine: Replayer, inject, seconds: float) -> ReplayResult:
+def _result(engine: Replayer, inject, seconds: float, history: LobsterBook) -> ReplayResult:
     ours, n = engine.ours, engine.n
     ours[engine.exact] = engine.file[engine.exact]  # exact rows were not stored by the loop
     ask_px, ask_sz = ours[:, 0::4], ours[:, 1::4]
@@ -173,6 +173,7 @@ def _result(engine: Replayer, inject, seconds: float) -> ReplayResult:
         bid_price=np.ascontiguousarray(bid_px), bid_size=np.ascontiguousarray(bid_sz),
         injections=tuple(_report(engine, k) for k in range(len(inject))),
         divergence=_divergence(engine, best_bid, best_ask),
+        history=history,
     )
 
 

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .files import LobsterBook
 from .injection import Injection
 
 #: One fill of an injected order: before which message row it happened (the row it shows in),
@@ -90,7 +91,9 @@ class ReplayResult:
     ``spread`` ticks (0 when a side is empty); ``bid_depth``, ``ask_depth`` lots in the N
     levels; ``matched`` and ``exact`` flags; ``ask_price``, ``ask_size``, ``bid_price``,
     ``bid_size`` the replayed book's N levels (``(rows, N)``, after that row's resync, dummies
-    as in the file).
+    as in the file); ``history`` the orderbook file's rows it was compared with (a
+    :class:`LobsterBook`, the same shape: with injections, the historical book beside the
+    hybrid one).
     """
 
     levels: int
@@ -124,6 +127,7 @@ class ReplayResult:
     bid_size: np.ndarray
     injections: tuple = ()
     divergence: Divergence | None = None
+    history: LobsterBook | None = None
 
     def summary(self) -> str:
         """A few lines of plain text: match figures, corrections, speed, injected fills."""
