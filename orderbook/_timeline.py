@@ -31,6 +31,29 @@ SHOCK, ORDER, LIQUIDATE, RECOVER, REFILL, FUNDING, SAMPLE = range(7)
 MAX_NOTICE_PASSES = 1_000
 
 
+def notify(source, seats) -> None:
+    """Tell ``seats`` (agents' seats) what the last event did: the trades ``source.trades``
+    (a TradeLog) has not read yet, their fills, and the marks of ``source.engine``'s
+    ``source.count`` instruments that moved from ``source.marks`` (updated); again after what
+    they did in answer, until nothing new happens. ``source`` is the run (a Timeline, or the
+    testing harness), whose ``now`` stamps the trades. RuntimeError after MAX_NOTICE_PASSES
+    passes: agents that answer each other's trades forever would never let the clock move."""
+    for _ in range(MAX_NOTICE_PASSES):
+        trades = source.trades.take(source.now)
+        marks = {}
+        for i in range(source.count):
+            mark = source.engine.mark_price(i)
+            if mark != source.marks[i]:
+                source.marks[i] = marks[i] = mark
+        if not (trades or marks) or not seats:
+            return
+        for seat in seats:
+            seat.notice(source, trades, marks)
+    raise RuntimeError(f"agents were still trading after {MAX_NOTICE_PASSES} rounds of "
+                       f"notices at {source.now} ms: an agent answering every trade with "
+                       f"another never lets the clock move")
+
+
 class TradeLog:
     """Follows an engine's trade logs, stamping each new trade with the time it was read.
 
@@ -266,22 +289,7 @@ class Timeline:
 
     # ---------------------------------------------------------------------------- notices
     def _notify(self) -> None:
-        """Tell the agents what the last event did (trades, their fills, mark changes),
-        again after what they did in answer, until nothing new happens."""
-        for _ in range(MAX_NOTICE_PASSES):
-            trades = self.trades.take(self.now)
-            marks = {}
-            for i in range(self.count):
-                mark = self.engine.mark_price(i)
-                if mark != self.marks[i]:
-                    self.marks[i] = marks[i] = mark
-            if not (trades or marks) or not self.seats:
-                return
-            for seat in self.seats:
-                seat.notice(self, trades, marks)
-        raise RuntimeError(f"agents were still trading after {MAX_NOTICE_PASSES} rounds of "
-                           f"notices at {self.now} ms: an agent answering every trade with "
-                           f"another never lets the clock move")
+        notify(self, self.seats)
 
     def index(self, instrument: int) -> int:
         """An instrument's index now (ticks): the value of the market's index feeding it (a

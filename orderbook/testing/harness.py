@@ -24,7 +24,7 @@ import heapq
 from dataclasses import dataclass
 from numbers import Integral, Real
 
-from .._timeline import MAX_NOTICE_PASSES, TradeLog
+from .._timeline import TradeLog, notify
 from ..agents import Agent, AgentView, Seat
 from ..errors import OrderError
 from ..events import (
@@ -423,19 +423,7 @@ class AgentHarness:
     def _notify(self) -> None:
         """Tell the agent what happened (trades, its fills, mark changes), again after what it
         did in answer, until nothing new happens (as ``orderbook.run`` does)."""
-        for _ in range(MAX_NOTICE_PASSES):
-            trades = self.trades.take(self.now)
-            marks = {}
-            for i in range(self.count):
-                mark = self.engine.mark_price(i)
-                if mark != self.marks[i]:
-                    self.marks[i] = marks[i] = mark
-            if not (trades or marks):
-                return
-            self._seat.notice(self, trades, marks)
-        raise RuntimeError(f"the agent was still trading after {MAX_NOTICE_PASSES} rounds of "
-                           f"notices at {self.now} ms: an agent answering every trade with "
-                           f"another never lets the clock move")
+        notify(self, [self._seat])
 
     def _check_all(self, settled: bool = False) -> None:
         for book in self.engine.books:
