@@ -31,9 +31,13 @@ engine does next.
 Pairs compared:
 
 * ``reference-vs-reference``: the pure-Python reference built twice; a determinism check (same
-  inputs give identical records bit for bit: float fields compared by their bits).
+  inputs give identical records bit for bit: float fields compared by their bits). Its tests
+  (``test_the_reference_engine_is_deterministic``,
+  ``test_a_venue_on_the_reference_engine_is_deterministic``) run at most 500 examples
+  (``DETERMINISM``, below).
 * ``compiled-vs-reference``: ``orderbook.Engine`` (left) against the reference (right), float
   fields compared with NaN-aware equality; skipped only while ``orderbook.Engine`` does not exist.
+  The two machines' own names are this pair's tests, on the profile's full budget.
 
 A failing example prints (``note``) a replay script of the engine calls; hypothesis statistics
 (``--hypothesis-show-statistics``) show which record kinds and cascade depths the examples reach.
@@ -47,7 +51,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from engine_pair import BUY, ROUND_TRIPS, SELL, Pair, VenuePair
-from hypothesis import event, given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from orderbook.events import (
@@ -88,13 +92,23 @@ def _compiled_cls():
     return getattr(orderbook, "Engine", None)
 
 
-PAIRS = [
-    pytest.param(("reference", "reference"), id="reference-vs-reference"),
-    pytest.param(("compiled", "reference"), id="compiled-vs-reference", marks=pytest.mark.skipif(
+REFERENCE_VS_REFERENCE = pytest.param(("reference", "reference"), id="reference-vs-reference")
+COMPILED_VS_REFERENCE = pytest.param(
+    ("compiled", "reference"), id="compiled-vs-reference", marks=pytest.mark.skipif(
         _compiled_cls() is None,
         reason="orderbook.Engine (the compiled engine) is not exported by orderbook/__init__.py "
-               "yet; only the reference-vs-reference determinism check runs")),
-]
+               "yet; only the reference-vs-reference determinism check runs"))
+
+# Each machine runs as two tests, so that each pair has its own example budget.
+# compiled-vs-reference is the differential check and keeps the profile's budget (ci: 2,000).
+# reference-vs-reference is the determinism check (floats compared by their bits): every
+# invariant it checks on the reference, compiled-vs-reference checks on both engines; under the ci
+# profile (derandomized, seeded by the test function) the two pairs, one parametrized test
+# before, drew the same 2,000 inputs, so it spent as long as the differential check (some 4-5
+# minutes per machine on CI's 2 cores) on re-running the reference. 500 inputs of its own keep
+# the determinism check meaningful; the default (100) and dev (20) profiles are under the cap,
+# "explore" is capped at 500 here too (its search is the compiled-vs-reference one).
+DETERMINISM = settings(max_examples=min(settings.default.max_examples, 500))
 
 
 def _classes(pair):
@@ -404,9 +418,20 @@ def _drain(draw, pair):
 # --------------------------------------------------------------------------- the test
 
 
-@pytest.mark.parametrize("pair_names", PAIRS)
+@pytest.mark.parametrize("pair_names", [COMPILED_VS_REFERENCE])
 @given(data=st.data())
 def test_engine_matches_reference(pair_names, data):
+    _engine_example(pair_names, data)
+
+
+@pytest.mark.parametrize("pair_names", [REFERENCE_VS_REFERENCE])
+@DETERMINISM
+@given(data=st.data())
+def test_the_reference_engine_is_deterministic(pair_names, data):
+    _engine_example(pair_names, data)
+
+
+def _engine_example(pair_names, data):
     classes = _classes(pair_names)
     args, kw, k = _settings(data.draw)
     pair = Pair(classes, args, kw, k, bitwise=pair_names == ("reference", "reference"))
@@ -857,9 +882,20 @@ def _venue_drain(draw, pair):
         pair.call("liquidate")
 
 
-@pytest.mark.parametrize("pair_names", PAIRS)
+@pytest.mark.parametrize("pair_names", [COMPILED_VS_REFERENCE])
 @given(data=st.data())
 def test_venue_of_several_instruments_matches_reference(pair_names, data):
+    _venue_example(pair_names, data)
+
+
+@pytest.mark.parametrize("pair_names", [REFERENCE_VS_REFERENCE])
+@DETERMINISM
+@given(data=st.data())
+def test_a_venue_on_the_reference_engine_is_deterministic(pair_names, data):
+    _venue_example(pair_names, data)
+
+
+def _venue_example(pair_names, data):
     classes = _classes(pair_names)
     kw, ks = _venue_settings(data.draw)
     pair = VenuePair(classes, kw, ks, bitwise=pair_names == ("reference", "reference"))
