@@ -18,6 +18,37 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=20, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# The tests that run for minutes, longest first (seconds each on a 2-core machine under
+# HYPOTHESIS_PROFILE=ci), run first when pytest-xdist spreads the suite over processes (-n in
+# pyproject.toml's addopts): started last, one of them would keep its process busy for minutes
+# after the others are done. A serial run keeps pytest's order. A prefix that matches no test
+# (one renamed, say) only loses its place at the front.
+LONGEST_FIRST = (
+    # the reference engine through 40 steps of examples/fund_vs_adl.toml, on every profile
+    "tests/test_scenario.py::test_the_fund_never_goes_negative_without_a_record_saying_why",  # 165
+    "tests/test_engine_differential.py::test_venue_of_several_instruments_matches_reference",  # 160
+    "tests/test_engine_differential.py::test_engine_matches_reference",                        # 140
+    "tests/test_differential.py::",                                                  # 2 x 85
+    "tests/test_engine_batch.py::test_process_is_the_per_call_loop",                 # 75, 35
+    "tests/test_engine_differential.py::test_a_venue_on_the_reference_engine_is_deterministic",
+    "tests/test_engine_differential.py::test_the_reference_engine_is_deterministic",  # 45, 40
+    "tests/test_funding.py::test_funding_conserves_money_to_the_unit",               # 2 x 30
+    "tests/test_scenario.py::test_the_liquidated_share_does_not_depend_on_the_scale",  # 25
+    "tests/test_scenario.py::test_compiled_and_reference_engines_give_the_same_run",   # 20
+    "tests/test_market_scenario.py::test_a_venue_on_the_reference_engine_makes_the_same_records",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def rank(item):
+        return next((i for i, prefix in enumerate(LONGEST_FIRST)
+                     if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep pytest's order
+
 
 def _engine_cls():
     from orderbook import OrderBook
