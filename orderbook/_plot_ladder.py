@@ -21,7 +21,7 @@ from .ladder import (
     Stage,
     depth_in_bins,
     fills_in_bins,
-    forced_fills,
+    forced_trades,
     level_step,
     lots_in_bins,
     price_bins,
@@ -79,7 +79,7 @@ class _Ladder:
         lo, hi = self.window if self.window is not None else (
             -0.6 * self.step_s, self.end + 0.6 * self.step_s)
         self.xlim = (lo, hi)
-        self.fills = forced_fills(result)
+        self.fills = forced_trades(result)
         self.shock_rows = shock_trades(result)
         records = result.forced_orders
         self.generations = int(records["generation"].max()) + 1 if len(records) else 0
@@ -216,7 +216,7 @@ def plot_ladder(result, path) -> None:
     just before the shock, what the shock and each generation's forced orders took, and the
     book just after the liquidator's last round that closed a position
     (:attr:`~orderbook.scenario.Result.book_before`, ``book_after``,
-    :func:`orderbook.ladder.forced_fills`). Depth in lots per band.
+    :func:`orderbook.ladder.forced_trades`). Depth in lots per band.
     """
     mpl = _matplotlib()
     ticker = mpl.ticker

@@ -22,8 +22,9 @@ import numpy as np
 
 from .events import L2, SCENARIO_SHOCKER, EventKind, ForcedKind
 from .metrics import LIQUIDATION_KINDS
+from .views import _records_of
 
-__all__ = ["Stage", "BookSnapshot", "BookFrames", "BookTape", "FORCED_FILL_DTYPE", "forced_fills",
+__all__ = ["Stage", "BookSnapshot", "BookFrames", "BookTape", "FORCED_TRADE_DTYPE", "forced_trades",
            "shock_trades", "price_bins", "lots_in_bins", "depth_in_bins", "fills_in_bins",
            "level_step", "liquidation_span"]
 
@@ -148,57 +149,45 @@ class BookTape:
 
 
 # ---------------------------------------------------------------------------- fills
-#: One fill of a forced order: when (ms), at which price level (ticks), how many lots, the
-#: forced order's side, its record's generation, the row of ``Result.forced_orders`` and the
-#: row of ``Result.trades``.
-FORCED_FILL_DTYPE = np.dtype([
+#: One trade of a forced order: when (ms), at which price (ticks), how many lots, the forced
+#: order's side, its record's generation, the row of ``Result.forced_orders`` and the row of
+#: ``Result.trades``. (:func:`orderbook.views.forced_fills` merges them by price level.)
+FORCED_TRADE_DTYPE = np.dtype([
     ("time", "<i8"), ("price", "<i8"), ("qty", "<i8"), ("side", "i1"), ("generation", "<i8"),
     ("record", "<i8"), ("trade", "<i8"),
 ])
 
 
-def forced_fills(result) -> np.ndarray:
-    """Every fill of a forced order on the run's first instrument, with its generation.
+def forced_trades(result) -> np.ndarray:
+    """Every trade of a forced order on the run's first instrument, with its generation.
 
-    The margin engines number forced orders -1, -2, ... and record one that filled (a
-    ``ForcedKind.ORDER`` or ``CONVERSION`` record with ``filled`` > 0) right after sending
-    it, so the n-th forced order with fills is the n-th such record. The lots each order's
-    fills add up to are checked against its record's ``filled``.
+    Forced orders are paired with their records as :func:`orderbook.views.forced_fills` pairs
+    them; the lots each order's trades add up to are checked against its record's ``filled``.
 
     Returns
     -------
     numpy.ndarray
-        :data:`FORCED_FILL_DTYPE`, in trade order. O(trades + records).
+        :data:`FORCED_TRADE_DTYPE`, in trade order. O(trades log trades + records).
 
     Raises
     ------
-    RuntimeError
+    ValueError
         The trades and the records do not pair (a run whose engine numbers forced orders
         otherwise).
     """
     trades, records = result.trades, result.forced_orders
     forced = (trades["order_id"] < 0) & (trades["kind"] == EventKind.TRADE)
     fills = trades[forced]
-    times = _trade_times(result)[forced]
-    rows = np.flatnonzero((records["instrument"] == 0)
-                          & np.isin(records["kind"], (ForcedKind.ORDER, ForcedKind.CONVERSION))
-                          & (records["filled"] > 0))
-    # ids -1, -2, ... in the order sent: the n-th distinct id is the n-th order
-    _, order = np.unique(-fills["order_id"], return_inverse=True)
-    order = order.reshape(-1)
-    count = int(order.max()) + 1 if len(order) else 0
-    lots = np.zeros(count, dtype=np.int64)
-    np.add.at(lots, order, fills["qty"])
-    if count != len(rows) or not np.array_equal(lots, records["filled"][rows]):
-        raise RuntimeError(f"{count} forced orders filled in the trades but {len(rows)} "
-                           f"records say they filled, or their lots differ: the fills cannot "
-                           f"be given their generations")
-    out = np.zeros(len(fills), dtype=FORCED_FILL_DTYPE)
-    out["time"] = times
+    candidates = np.flatnonzero(
+        (records["instrument"] == 0)
+        & np.isin(records["kind"], (ForcedKind.ORDER, ForcedKind.CONVERSION))
+        & (records["filled"] > 0))
+    out = np.zeros(len(fills), dtype=FORCED_TRADE_DTYPE)
+    out["record"] = _records_of(records, fills, candidates, "forced_trades")
+    out["time"] = _trade_times(result)[forced]
     out["price"] = fills["price"]
     out["qty"] = fills["qty"]
     out["side"] = fills["side"]
-    out["record"] = rows[order]
     out["trade"] = np.flatnonzero(forced)
     out["generation"] = records["generation"][out["record"]]
     return out
@@ -261,7 +250,7 @@ def depth_in_bins(l2: L2, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fills_in_bins(fills: np.ndarray, edges: np.ndarray, generations: int) -> np.ndarray:
     """Lots the forced orders of each generation took in each price bin: a
-    ``(generations, bins)`` int64 array (``fills``: :data:`FORCED_FILL_DTYPE`)."""
+    ``(generations, bins)`` int64 array (``fills``: :data:`FORCED_TRADE_DTYPE`)."""
     out = np.zeros((generations, len(edges) - 1), dtype=np.int64)
     for gen in range(generations):
         mine = fills[fills["generation"] == gen]

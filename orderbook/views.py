@@ -62,17 +62,43 @@ def forced_fills(records: np.ndarray, trades, ks, inverse: bool = False) -> np.n
     # the order it walked the levels
     order = np.argsort(-fills["order_id"], kind="stable")
     fills, where = fills[order], where[order]
-    _, starts = np.unique(-fills["order_id"], return_index=True)
-    filled = np.nonzero(np.isin(records["kind"], _BOOK_KINDS) & (records["filled"] > 0))[0]
-    if len(starts) != len(filled):
-        raise ValueError(f"forced_fills: the trade logs hold {len(starts):,} forced orders "
-                         f"with fills and the records {len(filled):,}: give the whole trade "
-                         f"log of every instrument of the run's engine")
+    filled = np.flatnonzero(np.isin(records["kind"], _BOOK_KINDS) & (records["filled"] > 0))
+    rows_of = _records_of(records, fills, filled, "forced_fills")
+    starts = np.flatnonzero(np.diff(rows_of, prepend=-1))
+    ends = np.append(starts[1:], len(fills))
     rows = []
-    ends = np.append(starts[1:], len(fills))[:len(starts)]
-    for index, start, end in zip(filled.tolist(), starts.tolist(), ends.tolist(), strict=True):
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        index = int(rows_of[start])
         rows += _levels(index, records[index], fills[start:end], where[start:end], ks, inverse)
     return np.array(rows, dtype=FORCED_FILL_DTYPE)
+
+
+def _records_of(records: np.ndarray, fills: np.ndarray, candidates: np.ndarray,
+                   caller: str) -> np.ndarray:
+    """The row of ``records`` each forced order's fill belongs to (int64, one per fill).
+
+    ``fills``: trades of forced orders (EVENT_DTYPE rows, ``order_id`` < 0, in any order);
+    ``candidates``: the rows of ``records`` whose orders filled, in the order sent. The
+    liquidator numbers its orders -1, -2, ... as it sends them, so the n-th distinct id is the
+    n-th candidate. ValueError, naming ``caller`` and the first record that does not pair,
+    when the counts or any record's filled lots differ from its fills'.
+    """
+    _, order = np.unique(-fills["order_id"], return_inverse=True)
+    order = order.reshape(-1)
+    count = int(order.max()) + 1 if len(order) else 0
+    if count != len(candidates):
+        raise ValueError(f"{caller}: the trade logs hold {count:,} forced orders with fills "
+                         f"and the records {len(candidates):,}: give the whole trade log of "
+                         f"every instrument of the run's engine")
+    lots = np.zeros(count, dtype=np.int64)
+    np.add.at(lots, order, fills["qty"])
+    differ = np.flatnonzero(lots != records["filled"][candidates])
+    if len(differ):
+        index = int(candidates[differ[0]])
+        raise ValueError(f"{caller}: record {index} (owner {int(records['owner'][index])}) "
+                         f"filled {int(records['filled'][index]):,} lots, its forced order's "
+                         f"trades {int(lots[differ[0]]):,}: the trade log is not the run's")
+    return candidates[order]
 
 
 def _levels(index: int, rec, fills: np.ndarray, where: np.ndarray, ks, inverse: bool) -> list:

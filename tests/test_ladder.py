@@ -14,7 +14,7 @@ from orderbook.ladder import (
     Stage,
     depth_in_bins,
     fills_in_bins,
-    forced_fills,
+    forced_trades,
     lots_in_bins,
     price_bins,
     shock_trades,
@@ -61,7 +61,7 @@ def test_the_book_after_is_taken_at_the_last_round_that_closed_positions(result)
     assert np.array_equal(top.bid_price, after.l2.bid_price[:n])
     assert np.array_equal(top.bid_qty, after.l2.bid_qty[:n])
     # the forced orders' trades all came before it
-    assert forced_fills(result)["trade"].max() < after.trades
+    assert forced_trades(result)["trade"].max() < after.trades
 
 
 def test_a_run_without_liquidations_has_no_book_after(scenario):
@@ -115,7 +115,7 @@ def test_book_levels_must_be_a_whole_number_of_at_least_one(scenario, levels):
 
 # ------------------------------------------------------------------------------ fills
 def test_forced_fills_sum_to_each_generations_filled_lots(result):
-    fills = forced_fills(result)
+    fills = forced_trades(result)
     records = result.forced_orders
     orders = (records["kind"] == ForcedKind.ORDER) & (records["instrument"] == 0)
     assert fills["qty"].sum() == records["filled"][orders].sum()
@@ -125,7 +125,7 @@ def test_forced_fills_sum_to_each_generations_filled_lots(result):
 
 
 def test_each_fill_belongs_to_its_record(result):
-    fills = forced_fills(result)
+    fills = forced_trades(result)
     records = result.forced_orders[fills["record"]]
     assert np.array_equal(fills["side"], records["side"])
     assert np.array_equal(fills["time"], result.record_time[fills["record"]])
@@ -143,8 +143,8 @@ def test_fills_that_do_not_pair_with_the_records_are_refused(result):
     records = result.forced_orders.copy()
     first = np.flatnonzero(records["filled"] > 0)[0]
     records["filled"][first] += 1
-    with pytest.raises(RuntimeError, match="cannot be given their generations"):
-        forced_fills(dataclasses.replace(result, forced_orders=records))
+    with pytest.raises(ValueError, match="forced_trades: "):
+        forced_trades(dataclasses.replace(result, forced_orders=records))
 
 
 def test_the_shocks_trades_are_the_shockers_in_the_run(result):
@@ -185,7 +185,7 @@ def test_depth_in_bins_sums_each_sides_levels():
 
 
 def test_fills_in_bins_add_up_to_the_fills(result):
-    fills = forced_fills(result)
+    fills = forced_trades(result)
     edges = price_bins(int(fills["price"].min()), int(fills["price"].max()), 50)
     gens = int(result.forced_orders["generation"].max()) + 1
     taken = fills_in_bins(fills, edges, gens)

@@ -263,10 +263,10 @@ def test_plot_ladder_writes_png(plot, framed, tmp_path):
 
 def test_the_ladder_is_drawn_on_fixed_bands_that_hold_every_fill(plot, framed):
     from orderbook._plot_ladder import _Ladder
-    from orderbook.ladder import forced_fills
+    from orderbook.ladder import forced_trades
 
     data = _Ladder(framed)
-    fills = forced_fills(framed)
+    fills = forced_trades(framed)
     edges = data.edges
     assert edges[0] <= fills["price"].min() and fills["price"].max() < edges[-1]
     assert edges[0] <= framed.summary["start_mid"] < edges[-1]

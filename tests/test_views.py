@@ -82,7 +82,7 @@ def test_a_trade_log_that_is_not_the_runs_is_refused(dips):
         forced_fills(records, [trades[trades["order_id"] != -3]], [1])
     short = trades.copy()
     short["qty"][short["order_id"] == -2] = 9
-    with pytest.raises(ValueError, match=r"record 2 \(owner 1\) filled 10 lots worth 840"):
+    with pytest.raises(ValueError, match=r"record 2 \(owner 1\) filled 10 lots, its .* 9"):
         forced_fills(records, [short], [1])
     with pytest.raises(ValueError, match="one trade log per instrument"):
         forced_fills(records, [], [1])
