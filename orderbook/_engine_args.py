@@ -434,12 +434,13 @@ def new_accounts(owners, collateral, exempt, total_deposits: int,
     return owners, collateral, flags
 
 
-def seeded_positions(long_owners, short_owners, prices, qtys, positions: dict,
+def seeded_positions(long_owners, short_owners, prices, qtys, positions_of,
                      max_price: int, max_position: int) -> tuple:
     """Check ``seed_positions``'s arrays as a whole; return them as int64 arrays (long owners,
-    short owners, prices in ticks, qtys in lots). ``positions``: {owner: position (lots)} of
-    every owner named, before the batch; each owner's position after every row must stay within
-    ``max_position``, as the rows one by one would. Errors name the first bad row."""
+    short owners, prices in ticks, qtys in lots). ``positions_of(owners)``: the positions (lots,
+    an int64 array) of the given distinct owners before the batch, each of whom has an account;
+    each owner's position after every row must stay within ``max_position``, as the rows one by
+    one would. Errors name the first bad row."""
     longs = int64_column("long_owners", long_owners)
     n = len(longs)
     shorts = int64_column("short_owners", short_owners, n)
@@ -467,8 +468,8 @@ def seeded_positions(long_owners, short_owners, prices, qtys, positions: dict,
     bad = qtys > 2 * max_position
     if bad.any():
         k = _first(bad)
-        owner = longs[k] if abs(positions[int(longs[k])] + int(qtys[k])) > max_position \
-            else shorts[k]
+        before = positions_of(np.array([longs[k]], dtype=np.int64))
+        owner = longs[k] if abs(int(before[0]) + int(qtys[k])) > max_position else shorts[k]
         raise ValueError(f"row {k}: qty {qtys[k]} would take owner {owner}'s position past "
                          f"max_position {max_position}")
     # each owner's position after each of its rows: a long row adds, a short row takes away
@@ -478,7 +479,7 @@ def seeded_positions(long_owners, short_owners, prices, qtys, positions: dict,
     order = np.lexsort((row, owner))
     owner, delta, row = owner[order], delta[order], row[order]
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if n else np.zeros(0, int)
-    before = np.array([positions[int(o)] for o in owner[starts].tolist()], dtype=np.int64)
+    before = np.asarray(positions_of(owner[starts]), dtype=np.int64)
     # wrapping int64 sums are exact modulo 2**64, so differences within a group are exact
     with np.errstate(over="ignore"):
         total = np.cumsum(delta)

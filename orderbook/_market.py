@@ -7,6 +7,7 @@ module is the simulation's machinery, the scenario module its settings and resul
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import fields
 from decimal import Decimal
@@ -16,6 +17,7 @@ import numpy as np
 
 from ._settings import ConfigError, convert, schema
 from .events import (
+    MESSAGE_DTYPE,
     SCENARIO_BACKSTOP,
     SCENARIO_HOUSE,
     SCENARIO_MAKER,
@@ -24,6 +26,7 @@ from .events import (
     Asset,
     EventKind,
     Instrument,
+    Kind,
     MarkRule,
     Settlement,
     Side,
@@ -207,6 +210,14 @@ class Market:
         accounts = accounts[(accounts["owner"] >= 0) & (accounts["owner"] < HOUSE)]
         self.start_equity = dict(zip(accounts["owner"].tolist(), accounts["equity"].tolist(),
                                      strict=True))
+
+    def copy(self) -> Market:
+        """The market as it stands with an engine of its own: a second run (the counterfactual)
+        from the same starting state without seeding the population again. The rest (the
+        contracts' profiles and paths, the population's figures) is only read by a run."""
+        other = copy.copy(self)
+        other.engine = self.engine.copy()
+        return other
 
     def _model_paths(self, scenario) -> None:
         model, contracts = scenario.index_model, scenario.instruments
@@ -404,6 +415,7 @@ class Market:
         mid = book.last_price if book.last_price is not None else c.mid0
         share = 1 - 2 ** (-1 / liquidity.half_life)
         depth = book.l2(2**62)   # every level: what each profile price already holds
+        rows, accepted, top_bid = [], 0, bid
         for side, (offsets, lots) in ((Side.BUY, c.profile_bid), (Side.SELL, c.profile_ask)):
             if side == Side.BUY:
                 prices = mid - offsets
@@ -415,17 +427,33 @@ class Market:
                 held = _held(prices, depth.ask_price, depth.ask_qty)
             missing = lots - held
             budget = liquidity.rate
-            # the profile's prices are distinct, so an order placed at one leaves what the
-            # others hold as read above
+            # The profile's prices are distinct, so an order placed at one leaves what the
+            # others hold as read above. The orders go through the engine in one batch, so
+            # which post-only orders rest is known here: a bid never takes (every one is below
+            # the ask read above), an ask takes (and is rejected, spending none of the budget)
+            # at or below the best bid the new bids made.
             for price, short in zip(prices[placeable & (missing > 0)].tolist(),
                                     missing[placeable & (missing > 0)].tolist(), strict=True):
                 if budget <= 0:
                     break
                 add = min(budget, max(1, math.ceil(short * share)))
-                events = eng.post_only(self._id(), side, price, add, MAKER,
-                                       instrument=c.index)
-                if events and events[0].kind == EventKind.ACCEPTED:
+                rows.append((self._id(), price, add, side))
+                if side == Side.BUY:
+                    top_bid = price if top_bid is None else max(top_bid, price)
+                if side == Side.BUY or top_bid is None or price > top_bid:
                     budget -= add
+                    accepted += 1
+        if not rows:
+            return
+        messages = np.zeros(len(rows), dtype=MESSAGE_DTYPE)
+        order_id, price, qty, side = zip(*rows, strict=True)
+        messages["order_id"], messages["price"], messages["qty"] = order_id, price, qty
+        messages["side"], messages["owner"], messages["kind"] = side, MAKER, Kind.POST_ONLY
+        events = eng.process(messages, instrument=c.index).events
+        rested = int(np.count_nonzero(events["kind"] == EventKind.ACCEPTED))
+        if rested != accepted:
+            raise RuntimeError(f"the refill expected {accepted} of its {len(rows)} post-only "
+                               f"orders to rest and {rested} did")
 
     def recover(self, step: int) -> None:
         for c in self.contracts:

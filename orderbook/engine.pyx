@@ -667,27 +667,61 @@ cdef class Engine:
                 raise spot_position(self._names[i])
             longs = int64_column("long_owners", long_owners)
             shorts = int64_column("short_owners", short_owners)
-            positions = {}
             for name, column in (("long_owners", longs), ("short_owners", shorts)):
-                for k, owner in enumerate(column.tolist()):
-                    if owner not in positions:
-                        slot = self.ledger.slot(owner)
-                        if slot < 0:
-                            raise no_account(f"{name}[{k}]", owner)
-                        positions[owner] = self.ledger.pos(slot, i).position
+                k = self._first_unknown(column)
+                if k >= 0:
+                    raise no_account(f"{name}[{k}]", int(column[k]))
             longs, shorts, prices_, qtys_ = seeded_positions(
-                longs, shorts, prices, qtys, positions, self.ledger.max_price,
-                self.ledger.max_position)
-            for owner in positions:
-                self._check_isolated(self.ledger.slot(owner), i)
+                longs, shorts, prices, qtys, lambda owners: self._positions_of(owners, i),
+                self.ledger.max_price, self.ledger.max_position)
             if not len(longs):
                 return
-            lv, sv, pv, qv = longs, shorts, prices_, qtys_
+            # the one-position rule, owner by owner in the order first named
+            named, first = np.unique(np.concatenate([longs, shorts]), return_index=True)
+            lv = named[np.argsort(first)]
             for k in range(lv.shape[0]):
-                self.ledger.settle(self.ledger.slot(lv[k]), qv[k], pv[k])
-                self.ledger.settle(self.ledger.slot(sv[k]), -qv[k], pv[k])
+                self._check_isolated(self.ledger.slot(lv[k]), i)
+            sv, pv, qv = shorts, prices_, qtys_
+            # Each row settled as seed_position settles it, but the trigger index follows once
+            # per account at the end: reindex reads only the account's final state, and the
+            # house on the other side of every row would otherwise be re-priced n times.
+            self._settle_rows(longs, sv, pv, qv)
+            for k in range(lv.shape[0]):
+                self.ledger.reindex(self.ledger.slot(lv[k]))
         finally:
             self._leave()
+
+    cdef void _settle_rows(self, const int64_t[::1] longs, const int64_t[::1] shorts,
+                           const int64_t[::1] prices, const int64_t[::1] qtys) noexcept:
+        # seed_positions' fills in the selected instrument, without the index (the caller
+        # reindexes every account named)
+        cdef Py_ssize_t k
+        cdef int32_t slot
+        cdef Position* p
+        for k in range(longs.shape[0]):
+            slot = self.ledger.slot(longs[k])
+            p = self.ledger.pos(slot, self.ledger.cur)
+            self.ledger.apply_fill(&self.ledger.accounts[slot], p, qtys[k], prices[k])
+            slot = self.ledger.slot(shorts[k])
+            p = self.ledger.pos(slot, self.ledger.cur)
+            self.ledger.apply_fill(&self.ledger.accounts[slot], p, -qtys[k], prices[k])
+
+    cdef Py_ssize_t _first_unknown(self, const int64_t[::1] owners):
+        # the first row of ``owners`` without an account, -1 when every one has one
+        cdef Py_ssize_t k
+        for k in range(owners.shape[0]):
+            if self.ledger.slot(owners[k]) < 0:
+                return k
+        return -1
+
+    cdef object _positions_of(self, const int64_t[::1] owners, int32_t instrument):
+        # each owner's position in ``instrument`` (lots), every owner having an account
+        cdef Py_ssize_t k
+        out = np.zeros(owners.shape[0], dtype=np.int64)
+        cdef int64_t[::1] lots = out
+        for k in range(owners.shape[0]):
+            lots[k] = self.ledger.pos(self.ledger.slot(owners[k]), instrument).position
+        return out
 
     def equities(self, owners=None):
         """Every account's (or those of ``owners``, in that order) collateral, equity and

@@ -842,16 +842,20 @@ class Engine:
             raise spot_position(instr.name)
         longs = int64_column("long_owners", long_owners)
         shorts = int64_column("short_owners", short_owners)
-        positions = {}
+        named = {}   # every owner named, in the order first named
         for name, column in (("long_owners", longs), ("short_owners", shorts)):
             for k, owner in enumerate(column.tolist()):
-                if owner not in positions:
+                if owner not in named:
                     if owner not in self._accounts:
                         raise no_account(f"{name}[{k}]", owner)
-                    positions[owner] = self._accounts[owner].pos(i).position
+                    named[owner] = self._accounts[owner].pos(i).position
+
+        def positions_of(owners):
+            return np.array([named[o] for o in owners.tolist()], dtype=np.int64)
+
         longs, shorts, prices, qtys = seeded_positions(
-            longs, shorts, prices, qtys, positions, instr.max_price, instr.max_position)
-        for owner in positions:
+            longs, shorts, prices, qtys, positions_of, instr.max_price, instr.max_position)
+        for owner in named:
             self._check_isolated(self._accounts[owner], i)
         for buyer, seller, price, qty in zip(longs.tolist(), shorts.tolist(), prices.tolist(),
                                              qtys.tolist(), strict=True):

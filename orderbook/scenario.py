@@ -1087,13 +1087,13 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
 
     agents = tuple(scenario.agents) + tuple(agents)
     market = Market(scenario)
+    off = market.copy() if counterfactual and scenario.rules.liquidator else None
     tape = BookTape(market.engine, book_levels)
     starts = start_mids(market)
     # the static answer from the starting state alone, to set beside what the run does
     forecast = cascade_forecast(market)
     cf_all = None
-    if counterfactual and scenario.rules.liquidator:
-        off = Market(scenario)
+    if off is not None:
         cf_all = _simulate(off, scenario.steps, False, agents)[0]
     every, records, times, timeline = _simulate(
         market, scenario.steps, scenario.rules.liquidator, agents, tape)
