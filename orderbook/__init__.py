@@ -21,6 +21,7 @@ from .events import (
     L3_DTYPE,
     MESSAGE_DTYPE,
     NO_COUNTERPARTY,
+    POSITION_DTYPE,
     STOP_DTYPE,
     AccountInfo,
     AdlRanking,
@@ -98,5 +99,6 @@ __all__ = [
     "Agent", "AgentView", "MarketMaker", "ValueTrader", "FundingArbitrageur", "BatchResult",
     "funding", "FundingSettlement",
     "EQUITY_DTYPE",
+    "POSITION_DTYPE",
     "FUNDING_DTYPE",
 ]

@@ -124,6 +124,9 @@ cdef class Ledger:
     cdef vector[money_t] converted_paid
     cdef vector[price_t] marks    # the Engine's marks, per instrument
     cdef vector[uint8_t] has_mark
+    # Per instrument: lots held long over every account (the open interest), kept by settle
+    # so that reading it is O(1), not O(accounts).
+    cdef vector[int128] long_lots
     # The instrument being worked on (select): the fields below are its own.
     cdef int32_t cur
     cdef int64_t k                # quote units per tick x lot (inverse: V = floor(k q / p))
@@ -206,6 +209,7 @@ cdef class Ledger:
                         vector[int32_t]* popped) noexcept nogil
     cdef void cross_multi(self, vector[owner_t]* crossed) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
+    cdef void fill(self, int32_t slot, qty_t delta, price_t price) noexcept nogil
     cdef void apply_fill(self, Account* a, Position* p, qty_t delta,
                          price_t price) noexcept nogil
     cdef void charge(self, int32_t slot, money_t amount, bint to_fund) noexcept nogil

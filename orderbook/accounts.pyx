@@ -132,6 +132,7 @@ cdef class Ledger:
         self.aside.push_back(none)
         self.marks.push_back(0)
         self.has_mark.push_back(False)
+        self.long_lots.push_back(0)
         self.trade_logs.push_back(log)
         if self.cur < 0:
             self.select(0)
@@ -871,8 +872,17 @@ cdef class Ledger:
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil:
         # A fill of delta lots (signed) at price in the selected instrument, without fees, then
         # the index follows.
-        self.apply_fill(&self.accounts[slot], self.pos(slot, self.cur), delta, price)
+        self.fill(slot, delta, price)
         self.reindex(slot)
+
+    cdef void fill(self, int32_t slot, qty_t delta, price_t price) noexcept nogil:
+        # settle without the index (the caller reindexes): the account's position and money,
+        # and the open interest.
+        cdef Position* p = self.pos(slot, self.cur)
+        cdef qty_t before = p.position
+        self.apply_fill(&self.accounts[slot], p, delta, price)
+        self.long_lots[self.cur] += ((p.position if p.position > 0 else 0)
+                                     - (before if before > 0 else 0))
 
     cdef void apply_fill(self, Account* a, Position* p, qty_t delta,
                          price_t price) noexcept nogil:
@@ -1017,6 +1027,7 @@ cdef class Ledger:
         other.instruments = self.instruments
         other.marks = self.marks
         other.has_mark = self.has_mark
+        other.long_lots = self.long_lots
         other.cur = self.cur
         other.k = self.k
         other.inverse = self.inverse
@@ -1086,6 +1097,8 @@ cdef class Ledger:
                 p = self.pos(slot, instrument)
                 p.position = position
                 p.cost = cost
+                if position > 0:
+                    self.long_lots[instrument] += <qty_t>position
             for asset, units in holdings:
                 self.holding(slot, asset).units = units
         for (instrument, owner, side), lots in open_qty.items():

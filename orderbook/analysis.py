@@ -185,9 +185,13 @@ class _Venue:
             self.asks.append(_Side(l2.ask_price.tolist(), l2.ask_qty.tolist(), self.inverse,
                                    self.ks[i]))
             self.stops += book.n_stops
-        # legs[i]: (owner, signed lots, liquidation price or None, notional at the mark)
-        self.legs = [[] for _ in range(count)]
-        self.holdings = {}          # owner -> [(instrument, signed lots), ...]
+        # Every non-exempt account's open positions, by owner (POSITION_DTYPE): read in one
+        # call, as a population of millions would take seconds through account().
+        rows = engine.positions()
+        rows = rows[~rows["exempt"] & (rows["owner"] != INSURANCE_FUND)]
+        self.positions = rows
+        # legs[i]: instrument i's rows (owner, position, liquidation price, notional, ...)
+        self.legs = [rows[rows["instrument"] == i] for i in range(count)]
         # Accounts holding several positions, or one and collateral assets, are not found by
         # a liquidation price (theirs moves with the other marks): the engine evaluates each
         # of them at the marks every round, and so does the forecast, with these figures.
@@ -197,33 +201,32 @@ class _Venue:
         self.entry_basis = engine.mm_basis == MarginBasis.ENTRY
         self.at_or_below = engine.trigger == Trigger.AT_OR_BELOW
         self.tiers = [spec.tiers for spec in specs]
+        owners, counts = np.unique(rows["owner"], return_counts=True)
+        # a venue with collateral assets: who holds them is read account by account
+        candidates = owners if engine.assets else owners[counts > 1]
         parts = engine._asset_parts()
-        for owner in engine.owners():
-            if owner == INSURANCE_FUND:
-                continue
+        for owner in candidates.tolist():
             info = engine.account(owner)
-            if info.exempt:   # house, makers, the backstop: never liquidated
-                continue
-            held, costs = [], []
-            for p in info.positions:
-                if p.position == 0:
-                    continue
-                self.legs[p.instrument].append((owner, p.position, p.liquidation_price,
-                                                p.notional))
-                held.append((p.instrument, p.position))
-                costs.append((p.instrument, p.position, p.cost))
-            if not held:
-                continue
-            self.holdings[owner] = held
             assets = [(parts[h.asset]["instrument"], h.balance, parts[h.asset]["num"],
                        parts[h.asset]["den"], parts[h.asset]["haircut_ppm"])
                       for h in info.assets if h.balance]
-            if len(held) > 1 or assets:
+            if len(info.positions) > 1 or assets:
+                costs = [(p.instrument, p.position, p.cost) for p in info.positions]
                 self.baskets[owner] = (info.collateral, costs, assets)
                 # the check that makes the evaluation the engine's: its equity and
                 # maintenance margin at the starting marks, reproduced exactly
                 if self.margin(owner, self.marks) != (info.equity, info.maintenance_margin):
                     self.approximate.add(owner)
+
+    def leg_tuples(self, i: int) -> list:
+        """Instrument ``i``'s legs as (owner, signed lots, liquidation price or None, notional
+        at the mark) tuples."""
+        legs = self.legs[i]
+        liq = [p if has else None for p, has in zip(legs["liquidation_price"].tolist(),
+                                                    legs["has_liquidation_price"].tolist(),
+                                                    strict=True)]
+        return list(zip(legs["owner"].tolist(), legs["position"].tolist(), liq,
+                        legs["notional"].tolist(), strict=True))
 
     def margin(self, owner: int, marks: list) -> tuple[int, int] | None:
         """(equity, maintenance margin) of basket ``owner`` (quote units) at ``marks`` (ticks,
@@ -478,7 +481,7 @@ def _map(venue: _Venue, only: int | None, side: str | None,
             key = price if band_ticks is None else price // band_ticks * band_ticks
             return _cells.setdefault(key, [0] * len(fields))
 
-        for _, lots, liq, notional in venue.legs[i]:
+        for _, lots, liq, notional in venue.leg_tuples(i):
             long = lots > 0
             if side is not None and long != (side == "long"):
                 continue
@@ -734,21 +737,27 @@ def _forecast(venue: _Venue, chosen: int, band_ppm: int) -> CascadeForecast:
                 shock_sold[i] += lots
     sold, bought = list(shock_sold), list(shock_bought)
     # The order in which a falling (rising) price crosses each instrument's one-position
-    # accounts (and, by its positions' own prices, a basket the forecast cannot reckon).
-    longs = [sorted(((liq, owner) for owner, lots, liq, _ in venue.legs[i]
-                     if lots > 0 and liq is not None
-                     and (owner not in venue.baskets or owner in venue.approximate)),
-                    reverse=True) for i in range(count)]
-    shorts = [sorted((liq, owner) for owner, lots, liq, _ in venue.legs[i]
-                     if lots < 0 and liq is not None
-                     and (owner not in venue.baskets or owner in venue.approximate))
-              for i in range(count)]
+    # accounts (and, by its positions' own prices, a basket the forecast cannot reckon):
+    # liquidation prices (and owners) descending for the longs, ascending for the shorts.
+    reckoned = np.array(sorted(set(venue.baskets) - venue.approximate), dtype=np.int64)
+    longs, shorts = [], []
+    for legs in venue.legs:
+        found = legs["has_liquidation_price"] & ~np.isin(legs["owner"], reckoned)
+        for crossed, out in ((found & (legs["position"] > 0), longs),
+                             (found & (legs["position"] < 0), shorts)):
+            liq, owner = legs["liquidation_price"][crossed], legs["owner"][crossed]
+            order = np.lexsort((owner, liq))
+            if out is longs:
+                order = order[::-1]
+            out.append((liq[order], owner[order]))
     # the instruments whose prices each reckoned basket depends on
     depends = {owner: {i for i, _, _ in legs} | {i for i, *_ in assets}
                for owner, (_, legs, assets) in venue.baskets.items()
                if owner not in venue.approximate}
+    held = venue.positions   # by owner: a liquidated account's every position
     next_long, next_short = [0] * count, [0] * count
-    liquidated, by_round = set(), []
+    liquidated = np.zeros(0, dtype=np.int64)   # sorted
+    by_round = []
     accounts_on = [0] * count
     before = None
     while True:
@@ -759,32 +768,31 @@ def _forecast(venue: _Venue, chosen: int, band_ppm: int) -> CascadeForecast:
         new = []
         for i in range(count):
             price = prices[i]
-            order, at = longs[i], next_long[i]
-            while price is not None and at < len(order) and order[at][0] >= price:
-                new.append(order[at][1])
-                at += 1
-            next_long[i] = at
-            order, at = shorts[i], next_short[i]
-            while price is not None and at < len(order) and order[at][0] <= price:
-                new.append(order[at][1])
-                at += 1
-            next_short[i] = at
+            if price is None:
+                continue
+            liq, owner = longs[i]
+            at = int(np.searchsorted(-liq, -price, side="right"))   # every liq >= price
+            new.append(owner[next_long[i]:max(at, next_long[i])])
+            next_long[i] = max(at, next_long[i])
+            liq, owner = shorts[i]
+            at = int(np.searchsorted(liq, price, side="right"))     # every liq <= price
+            new.append(owner[next_short[i]:max(at, next_short[i])])
+            next_short[i] = max(at, next_short[i])
         # a basket is looked at again only when a price it depends on moved
-        new += [owner for owner, on in depends.items()
-                if owner not in liquidated and on & moved
-                and venue.crossed(owner, prices)]
-        fresh = sorted(set(new) - liquidated)
-        if not fresh:
+        new.append(np.array([owner for owner, on in depends.items()
+                             if on & moved and not _holds(liquidated, owner)
+                             and venue.crossed(owner, prices)], dtype=np.int64))
+        fresh = np.setdiff1d(np.concatenate(new), liquidated)
+        if not len(fresh):
             break
         by_round.append(len(fresh))
-        for owner in fresh:
-            liquidated.add(owner)
-            for i, lots in venue.holdings[owner]:
-                accounts_on[i] += 1
-                if lots > 0:
-                    sold[i] += lots
-                else:
-                    bought[i] += -lots
+        liquidated = np.union1d(liquidated, fresh)
+        rows = _rows_of(held["owner"], fresh)
+        for i in range(count):
+            lots = held["position"][rows][held["instrument"][rows] == i]
+            accounts_on[i] += len(lots)
+            sold[i] += _exact_sum(lots[lots > 0])
+            bought[i] -= _exact_sum(lots[lots < 0])
     rows = []
     for i in range(count):
         bids, asks = venue.bids[i], venue.asks[i]
@@ -820,6 +828,57 @@ def _forecast(venue: _Venue, chosen: int, band_ppm: int) -> CascadeForecast:
         band_ppm=band_ppm, band_ticks=band_ticks, criticality=criticality,
         by_instrument=by_instrument, assumptions=ASSUMPTIONS,
         caveats=_caveats(venue) + _two_way(venue, sold, bought, shock_sold, shock_bought))
+
+
+def _holds(ordered: np.ndarray, owner: int) -> bool:
+    """Whether the sorted array ``ordered`` holds ``owner``."""
+    at = int(np.searchsorted(ordered, owner))
+    return at < len(ordered) and int(ordered[at]) == owner
+
+
+def _rows_of(owners: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """The indices of ``owners`` (sorted) whose owner is one of ``chosen`` (sorted, unique)."""
+    lo = np.searchsorted(owners, chosen, side="left")
+    counts = np.searchsorted(owners, chosen, side="right") - lo
+    starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+    return starts + np.arange(int(counts.sum()))
+
+
+def _values(venue: _Venue, i: int, prices: np.ndarray, lots: np.ndarray) -> np.ndarray:
+    """V(price, lots) of instrument ``i`` row by row (``margin.contract_value``): int64 where
+    no value can pass it, else Python ints (an object array)."""
+    k = venue.ks[i]
+    if not len(prices):
+        return np.zeros(0, dtype=np.int64)
+    top = float(lots.max()) * k * (1.0 if venue.inverse else float(prices.max()))
+    if top < 2.0**62:
+        return k * lots // np.maximum(prices, 1) if venue.inverse else prices * lots * k
+    return np.array([contract_value(venue.inverse, k, p, q)
+                     for p, q in zip(prices.tolist(), lots.tolist(), strict=True)],
+                    dtype=object)
+
+
+def _exact_sums(groups: np.ndarray, count: int, values: np.ndarray) -> list:
+    """The sum of ``values`` in each of ``count`` groups (``groups``: each row's), exactly,
+    as Python ints."""
+    if values.dtype != object and (
+            not len(values) or len(values) * float(np.abs(values).max()) < 2.0**62):
+        sums = np.zeros(count, dtype=np.int64)
+        np.add.at(sums, groups, values)
+        return sums.tolist()
+    sums = [0] * count
+    for g, v in zip(groups.tolist(), values.tolist(), strict=True):
+        sums[g] += v
+    return sums
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    """The sum of int64 ``values`` as a Python int: in int64 where it cannot overflow."""
+    if not len(values):
+        return 0
+    if len(values) * float(np.abs(values).max()) < 2.0**62:
+        return int(values.sum())
+    return sum(values.tolist())
 
 
 def _direction(venue: _Venue, i: int, sold: int, bought: int) -> int:
@@ -877,12 +936,25 @@ def _criticality(venue: _Venue, i: int, reference: int | None, band_ppm: int,
         distance = reference - price if direction < 0 else price - reference - 1
         return bands.setdefault((direction, max(0, distance) // width), [0, 0, 0, 0])
 
-    for _, lots, liq, _ in venue.legs[i]:
-        if liq is None:
-            continue
-        cell = band_of(-1 if lots > 0 else 1, liq)
-        cell[0] += abs(lots)
-        cell[1] += venue.value(i, liq, abs(lots))   # what it is worth where it triggers
+    legs = venue.legs[i][venue.legs[i]["has_liquidation_price"]]
+    lots, liq = legs["position"], legs["liquidation_price"]
+    direction = np.where(lots > 0, -1, 1)
+    # a price on the wrong side of the reference (a long already crossed there) counts in the
+    # first band
+    band = np.maximum(0, np.where(direction < 0, reference - liq, liq - reference - 1)) // width
+    order = np.lexsort((band, direction))
+    direction, band, lots, liq = direction[order], band[order], lots[order], liq[order]
+    first = np.ones(len(direction), dtype=bool)   # each row that starts a group
+    first[1:] = (direction[1:] != direction[:-1]) | (band[1:] != band[:-1])
+    where = np.cumsum(first) - 1   # each row's (direction, band) group
+    count = int(first.sum())
+    size = np.abs(lots)
+    lot_sums = _exact_sums(where, count, size)
+    # what each is worth where it triggers
+    value_sums = _exact_sums(where, count, _values(venue, i, liq, size))
+    for k, (d, b) in enumerate(zip(direction[first].tolist(), band[first].tolist(),
+                                   strict=True)):
+        bands[d, b] = [lot_sums[k], value_sums[k], 0, 0]
     for book, direction in ((venue.bids[i], -1), (venue.asks[i], 1)):
         for price, lots, value in zip(book.prices, book.lots, book.values, strict=True):
             cell = band_of(direction, price)

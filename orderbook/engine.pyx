@@ -44,7 +44,7 @@ from ._engine_args import (
 from .errors import OrderError
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
-    EQUITY_DTYPE, FUNDING_DTYPE, FUNDING_RATE_SCALE, FundingSettlement,
+    EQUITY_DTYPE, POSITION_DTYPE, FUNDING_DTYPE, FUNDING_RATE_SCALE, FundingSettlement,
     AccountInfo, BatchResult, AdlRanking, AmendRule, CloseOrder, Deficit,
     HoldingInfo, Kind,
     LimitRule, MarginBasis, MarkRule, PositionInfo, SelfTradePrevention, Settlement, Sizing,
@@ -696,15 +696,9 @@ cdef class Engine:
         # seed_positions' fills in the selected instrument, without the index (the caller
         # reindexes every account named)
         cdef Py_ssize_t k
-        cdef int32_t slot
-        cdef Position* p
         for k in range(longs.shape[0]):
-            slot = self.ledger.slot(longs[k])
-            p = self.ledger.pos(slot, self.ledger.cur)
-            self.ledger.apply_fill(&self.ledger.accounts[slot], p, qtys[k], prices[k])
-            slot = self.ledger.slot(shorts[k])
-            p = self.ledger.pos(slot, self.ledger.cur)
-            self.ledger.apply_fill(&self.ledger.accounts[slot], p, -qtys[k], prices[k])
+            self.ledger.fill(self.ledger.slot(longs[k]), qtys[k], prices[k])
+            self.ledger.fill(self.ledger.slot(shorts[k]), -qtys[k], prices[k])
 
     cdef Py_ssize_t _first_unknown(self, const int64_t[::1] owners):
         # the first row of ``owners`` without an account, -1 when every one has one
@@ -780,6 +774,79 @@ cdef class Engine:
             return out
         finally:
             self._leave()
+
+    def positions(self, owners=None):
+        """Every open position of every account (or of ``owners``, in that order), as
+        POSITION_DTYPE rows, by owner and then in ``account(owner).positions``'s order: what
+        ``account()`` gives of each (lots, cost, notional at the mark, liquidation price),
+        without a Python object per position. KeyError naming the first owner without an
+        account; OverflowError for a notional past int64 (read that one with account())."""
+        cdef const int64_t[::1] o
+        cdef Py_ssize_t k, rows = 0
+        self._enter()
+        try:
+            if owners is None:
+                ids = np.array(sorted(self._owner_ids()), dtype=np.int64)
+            else:
+                ids = int64_column("owners", owners)
+            o = ids
+            for k in range(o.shape[0]):
+                if self.ledger.slot(o[k]) < 0:
+                    raise no_account(f"owners[{k}]", o[k])
+            self.mark()
+            for k in range(o.shape[0]):
+                rows += self.ledger.held(&self.ledger.accounts[self.ledger.slot(o[k])])
+            out = np.zeros(rows, dtype=POSITION_DTYPE)
+            c = {name: np.zeros(rows, dtype=np.int64)
+                 for name in ("owner", "position", "cost", "notional", "liquidation_price")}
+            c["has_liquidation_price"] = np.zeros(rows, dtype=np.bool_)
+            c["exempt"] = np.zeros(rows, dtype=np.bool_)
+            c["instrument"] = self._fill_positions(
+                o, c["owner"], c["position"], c["cost"], c["notional"], c["liquidation_price"],
+                c["has_liquidation_price"].view(np.uint8), c["exempt"].view(np.uint8))
+            for name, column in c.items():
+                out[name] = column
+            return out
+        finally:
+            self._leave()
+
+    cdef object _fill_positions(self, const int64_t[::1] o, int64_t[::1] owner,
+                                int64_t[::1] lots, int64_t[::1] cost, int64_t[::1] notional,
+                                int64_t[::1] liq, uint8_t[::1] has_liq,
+                                uint8_t[::1] exempt):
+        # positions()' rows, as _account_info reckons each position; returns the instruments
+        cdef Py_ssize_t k, row = 0
+        cdef const Account* a
+        cdef const Position* p
+        cdef int128 ou, om, value
+        cdef price_t price = 0
+        cdef qty_t size
+        instruments = np.zeros(owner.shape[0], dtype=np.int32)
+        cdef int32_t[::1] instrument = instruments
+        for k in range(o.shape[0]):
+            a = &self.ledger.accounts[self.ledger.slot(o[k])]
+            p = &a.pos
+            while p != NULL:
+                if p.position != 0:
+                    self.ledger.select(p.instrument)
+                    self.ledger.others(a, p.instrument, &ou, &om, NULL)
+                    size = p.position if p.position > 0 else -p.position
+                    value = (self.ledger.value(self.ledger.marks[p.instrument], size)
+                             if self.ledger.has_mark[p.instrument] else 0)
+                    if not INT64_MIN <= value <= INT64_MAX:
+                        self.ledger.select(0)
+                        raise OverflowError(f"owner {o[k]}'s notional on instrument "
+                                            f"{p.instrument} passes int64: read it with "
+                                            f"account()")
+                    owner[row], instrument[row], lots[row] = o[k], p.instrument, p.position
+                    cost[row], notional[row] = p.cost, <int64_t>value
+                    exempt[row] = a.exempt
+                    if self.ledger.liquidation_price(a, p, ou, om, &price):
+                        liq[row], has_liq[row] = price, 1
+                    row += 1
+                p = self.ledger.next_pos(a, p)
+        self.ledger.select(0)
+        return instruments
 
     def liquidatable(self, owners):
         """Whether each account of ``owners`` is liquidatable now, as the liquidator's trigger
@@ -912,18 +979,12 @@ cdef class Engine:
 
     def open_interest(self, instrument=0):
         """Lots of ``instrument`` held long across all accounts (equal to the lots held short).
-        O(accounts)."""
-        cdef int128 total = 0   # many accounts at max_position can pass int64 together
-        cdef size_t i
+        O(1)."""
         cdef int32_t index = 0
-        cdef const Position* p
         if not (type(instrument) is int and instrument == 0):
             index = instrument_arg(instrument, self._names)
-        for i in range(self.ledger.accounts.size()):
-            p = self.ledger.find(&self.ledger.accounts[i], index)
-            if p != NULL and p.position > 0:
-                total += p.position
-        return to_python(total)
+        # many accounts at max_position can pass int64 together: an int128
+        return to_python(self.ledger.long_lots[index])
 
     def owners(self):
         """Owner ids of every account (the insurance fund's included), ascending."""

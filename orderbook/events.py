@@ -470,6 +470,15 @@ EQUITY_DTYPE = np.dtype([("owner", "<i8"), ("collateral", "<i8"), ("equity", "<i
                          ("maintenance_margin", "<i8"), ("exempt", "?"), ("lots", "<i8")])
 
 
+#: One row per open position (Engine.positions): its owner, instrument index, signed lots,
+#: cost (quote units paid to open it), notional at the instrument's mark (quote units; 0 with
+#: no mark), liquidation price (ticks; 0 where ``has_liquidation_price`` is False: an exempt
+#: account, or one no price would liquidate), and whether the account is exempt. As
+#: ``Engine.account(owner).positions`` gives them, without a Python object per position.
+POSITION_DTYPE = np.dtype([("owner", "<i8"), ("instrument", "<i4"), ("position", "<i8"),
+                           ("cost", "<i8"), ("notional", "<i8"), ("liquidation_price", "<i8"),
+                           ("has_liquidation_price", "?"), ("exempt", "?")])
+
 #: One row per Engine.settle_funding (Engine.funding_history): FundingSettlement's fields.
 FUNDING_DTYPE = np.dtype([(name, "<i8") for name in FundingSettlement._fields])
 

@@ -69,6 +69,7 @@ from .events import (
     INSURANCE_FUND,
     INT64_MAX,
     INT64_MIN,
+    POSITION_DTYPE,
     PPM,
     PRICED_KINDS,
     STOP_KINDS,
@@ -875,6 +876,27 @@ class Engine:
             out[k] = (owner, info.collateral, info.equity, info.maintenance_margin,
                       info.exempt, lots)
         return out
+
+    def positions(self, owners=None) -> np.ndarray:
+        """Every open position of each account, by owner (POSITION_DTYPE rows;
+        Engine.positions)."""
+        ids = (np.array(sorted(self._accounts), dtype=np.int64) if owners is None
+               else int64_column("owners", owners))
+        for k, owner in enumerate(ids.tolist()):
+            if owner not in self._accounts:
+                raise no_account(f"owners[{k}]", owner)
+        rows = []
+        for owner in ids.tolist():
+            info = self.account(owner)
+            for p in info.positions:
+                notional = p.notional
+                if not INT64_MIN <= notional <= INT64_MAX:
+                    raise OverflowError(f"owner {owner}'s notional on instrument "
+                                        f"{p.instrument} passes int64: read it with account()")
+                liq = p.liquidation_price
+                rows.append((owner, p.instrument, p.position, p.cost, notional,
+                             0 if liq is None else liq, liq is not None, info.exempt))
+        return np.array(rows, dtype=POSITION_DTYPE)
 
     def liquidatable(self, owners) -> np.ndarray:
         """Whether each account is liquidatable now, as the liquidator's trigger sees it

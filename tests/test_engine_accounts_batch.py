@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderbook import EQUITY_DTYPE, Engine, Instrument
+from orderbook import EQUITY_DTYPE, POSITION_DTYPE, Engine, Instrument
 from orderbook.reference_engine import Engine as ReferenceEngine
 from orderbook.testing import check_accounts
 
@@ -27,6 +27,18 @@ def venue(engine_cls, **kw):
     eng.limit(1, 1, 1_000, 5, HOUSE)
     eng.market(2, -1, 5, HOUSE + 1)
     return eng
+
+
+def positions_read_one_by_one(eng, owners=None) -> list:
+    """What Engine.positions should give, from account() owner by owner."""
+    rows = []
+    for owner in eng.owners() if owners is None else owners:
+        info = eng.account(owner)
+        for p in info.positions:
+            liq = p.liquidation_price
+            rows.append((owner, p.instrument, p.position, p.cost, p.notional,
+                         0 if liq is None else liq, liq is not None, info.exempt))
+    return rows
 
 
 def state(eng) -> bytes:
@@ -58,6 +70,7 @@ def test_one_call_is_the_calls_one_by_one(engine_name, rows):
     expected = [one.account(n).equity < one.account(n).maintenance_margin
                 for n in range(len(rows))]
     assert many.liquidatable(owners).tolist() == expected
+    assert many.positions().tolist() == positions_read_one_by_one(many)
     check_accounts(many)
 
 
@@ -142,3 +155,26 @@ def test_equities_are_what_account_gives(engine_cls):
     assert len(eng.equities([])) == 0
     with pytest.raises(KeyError, match=r"owners\[1\] 99"):
         eng.equities([1, 99])
+
+
+def test_positions_are_what_account_gives_on_every_instrument(engine_cls):
+    eng = engine_cls("1", "1", "1", instruments=[Instrument("A"), Instrument("B")],
+                     tiers=TIERS)
+    eng.add_accounts([1, 2, 3, 4, HOUSE], [5_000, 300, 10**6, 0, 10**15],
+                     exempt=np.array([False, False, False, False, True]))
+    for instrument, price in (("A", 1_000), ("B", 50)):   # marks on both books
+        eng.limit(1 if instrument == "A" else 3, 1, price, 1, HOUSE, instrument=instrument)
+    eng.seed_positions([1, HOUSE, 3], [HOUSE, 2, HOUSE], [1_000, 1_100, 900], [40, 3, 7])
+    eng.seed_positions([1, 3], [HOUSE, HOUSE], [50, 60], [9, 2], instrument="B")
+    table = eng.positions()
+    assert table.dtype == POSITION_DTYPE
+    assert table.tolist() == positions_read_one_by_one(eng)
+    # two legs for 1 and 3, one for 2, none for the flat 4, the exempt house's two
+    assert table["owner"].tolist() == [1, 1, 2, 3, 3, HOUSE, HOUSE]
+    assert table["has_liquidation_price"][table["exempt"]].tolist() == [False, False]
+    assert eng.positions([3, 4]).tolist() == positions_read_one_by_one(eng, [3, 4])
+    assert len(eng.positions([])) == 0
+    before = state(eng)
+    with pytest.raises(KeyError, match=r"owners\[1\] 99"):
+        eng.positions([1, 99])
+    assert state(eng) == before
