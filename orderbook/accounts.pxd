@@ -183,6 +183,8 @@ cdef class Ledger:
                        bint has_mark) noexcept nogil
     cdef int128 requirement(self, int128 notional, bint initial) noexcept nogil
     cdef int128 maintenance(self, const Position* p, price_t mark, bint has_mark) noexcept nogil
+    cdef (price_t, price_t) bracket(self, const Account* a, const Position* p, int128 ou,
+                                    int128 om, price_t lo, price_t hi, bint long) noexcept nogil
     cdef void others(self, const Account* a, int32_t instrument, int128* u, int128* mm,
                      int128* im) noexcept nogil
     cdef int128 total_equity_of(self, const Account* a) noexcept nogil

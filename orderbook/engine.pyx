@@ -21,7 +21,8 @@ from orderbook._types cimport (
     BUY, NO_SLOT, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 from orderbook.accounts cimport (
-    Account, Holding, InstrumentRec, Ledger, Position, ceil_div, int128, money_t, to_python,
+    IN_LONGS, IN_SHORTS, Account, Holding, InstrumentRec, Ledger, Position, ceil_div, int128,
+    money_t, to_python,
 )
 from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
@@ -841,7 +842,11 @@ cdef class Engine:
                     owner[row], instrument[row], lots[row] = o[k], p.instrument, p.position
                     cost[row], notional[row] = p.cost, <int64_t>value
                     exempt[row] = a.exempt
-                    if self.ledger.liquidation_price(a, p, ou, om, &price):
+                    if p.indexed == IN_LONGS or p.indexed == IN_SHORTS:
+                        # a one-position account: the price its index entry was made with
+                        # (the same search; the index follows every change of the account)
+                        liq[row], has_liq[row] = p.liq_price, 1
+                    elif self.ledger.liquidation_price(a, p, ou, om, &price):
                         liq[row], has_liq[row] = price, 1
                     row += 1
                 p = self.ledger.next_pos(a, p)
