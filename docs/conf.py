@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 import re
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,10 @@ project = "orderbook"
 author = "orderbook developers"
 release = version = orderbook.__version__
 copyright = "2026, orderbook developers"
+
+# numpydoc reports a section heading it does not know (and drops) as a Python warning, which
+# -W does not see: stop the build instead.
+warnings.filterwarnings("error", category=UserWarning, module="numpydoc")
 
 extensions = [
     "sphinx.ext.autodoc",
