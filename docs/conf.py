@@ -148,6 +148,15 @@ def compiled_class_signature(app, what, name, obj, options, signature, return_an
     return None
 
 
+def namedtuple_field_docs(app, what, name, obj, options, lines):
+    """Drop "Alias for field number N", collections.namedtuple's text for a field that has no
+    ``#:`` comment: it says nothing the class's signature does not."""
+    text = [line for line in lines if line.strip()]
+    if what == "attribute" and len(text) == 1 and re.fullmatch(r"Alias for field number \d+",
+                                                               text[0].strip()):
+        lines.clear()
+
+
 # README.md links to two files outside docs/, which the site has as pages of their own.
 README_LINKS = {"CHANGELOG.md": "changelog.md", "examples/README.md": "examples.md"}
 
@@ -168,6 +177,7 @@ def setup(app):
     app.connect("autodoc-skip-member", skip_reexported)
     # Before numpydoc (priority 500), which renders the docstring this gives.
     app.connect("autodoc-process-docstring", constant_docs, priority=400)
+    app.connect("autodoc-process-docstring", namedtuple_field_docs, priority=400)
     # Before numpydoc's own signature handler, which answers first otherwise.
     app.connect("autodoc-process-signature", compiled_class_signature, priority=400)
     app.connect("include-read", readme_links)
