@@ -28,7 +28,7 @@ release = version = orderbook.__version__
 copyright = "2026, orderbook developers"
 
 # numpydoc reports a section heading it does not know (and drops) as a Python warning, which
-# -W does not see: stop the build instead.
+# -W does not see; as an error it reaches autodoc, which reports it as a warning that -W fails.
 warnings.filterwarnings("error", category=UserWarning, module="numpydoc")
 
 extensions = [
@@ -43,10 +43,9 @@ exclude_patterns = ["_build"]
 # Members in source order (the order each module's author chose), not alphabetical.
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
-# Signatures stay in the signature line; the Parameters sections give types and units.
+# No type hints in the signatures: the Parameters sections give the types, with units.
 autodoc_typehints = "none"
-# Rendering the value of every numpy dtype and constant in full buries the prose under it; the
-# dtypes' fields are listed in their docstrings.
+# Default values as the source writes them (DEFAULT_TIERS, MarkRule.LAST, 500_000), not reprs.
 autodoc_preserve_defaults = True
 
 # numpydoc renders the sections; the class members are documented by autodoc's :members: (its
@@ -56,9 +55,9 @@ numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
 myst_heading_anchors = 4
-# The guides link to each other as files (``[venues](venues.md)``), which MyST resolves to
-# pages, and to sources outside docs/ (``../orderbook/venues.py``), which it leaves as plain
-# links.
+# The guides link to each other as files (``[venues](venues.md)``, ``time.md#heading``), which
+# MyST resolves to pages and anchors, and to files outside docs/
+# (``../examples/market_maker.toml``), which it copies into the site as downloads.
 
 html_theme = "alabaster"
 html_title = f"orderbook {release}"
