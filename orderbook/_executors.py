@@ -20,6 +20,7 @@ class SerialExecutor(Executor):
         self._on_done = on_done
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
+        """Call ``fn(*args, **kwargs)`` now, here; return a done Future holding its outcome."""
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         future = Future()

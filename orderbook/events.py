@@ -327,7 +327,7 @@ class Sizing(IntEnum):
     """How much of a liquidatable position one forced order closes."""
 
     FULL = 0       #: all of it
-    FRACTION = 1   #: ceil(|position| * fraction_ppm / 10**6), at least one lot
+    FRACTION = 1   #: ceil(``|position|`` * fraction_ppm / 10**6), at least one lot
     RESTORE = 2    #: the fewest lots whose fills from the book now, less the liquidation fee,
     #: leave equity >= maintenance margin at the mark (all of it when none do)
     TIER_STEP = 3  #: the fewest lots that take the mark notional left into the next lower
@@ -376,7 +376,7 @@ class Trigger(IntEnum):
 class MarginBasis(IntEnum):
     """The notional maintenance margin is taken on (docs/liquidation.md, "Margin")."""
 
-    MARK = 0   #: the position's value at the mark, V(m, |q|) (Binance, OKX, Hyperliquid)
+    MARK = 0   #: the position's value at the mark, V(m, ``|q|``) (Binance, OKX, Hyperliquid)
     ENTRY = 1  #: the position's entry value, its cost C (BitMEX's, Bybit's older examples)
 
 
@@ -456,7 +456,7 @@ class FundingSettlement(NamedTuple):
     instrument: int  #: index into Engine.instruments
     rate: int        #: units of 10**-8 (FUNDING_RATE_SCALE); > 0: longs pay shorts
     mark: int        #: ticks: the mark the positions were valued at
-    paid: int        #: by the paying side, each the ceiling of value x |rate| / 10**8
+    paid: int        #: by the paying side, each the ceiling of value x ``|rate|`` / 10**8
     received: int    #: by the other side, each the floor of its pro-rata share of ``paid``
     remainder: int   #: paid - received: to the insurance fund
     payers: int      #: accounts that paid

@@ -74,9 +74,9 @@ class Divergence(NamedTuple):
 class ReplayResult:
     """The outcome of :func:`replay` (:mod:`orderbook.data.lobster` defines the terms).
 
-    Counts
-    ------
-    ``n_rows`` rows; ``n_matched`` = ``n_exact`` (no correction needed) + ``n_entering``
+    Notes
+    -----
+    Counts: ``n_rows`` rows; ``n_matched`` = ``n_exact`` (no correction needed) + ``n_entering``
     (matched after a window-entering resync); ``match_rate`` = n_matched / n_rows;
     ``mismatches`` lists ``(row, description)`` for rows before the first injection.
     ``n_resync`` levels resynchronised, of which ``n_resync_entering`` window-entering and
@@ -85,14 +85,12 @@ class ReplayResult:
     level; ``n_dropped`` found nothing to act on; ``n_reconciled`` were cut down or dropped
     because injected orders took that liquidity; ``n_crossed`` historical submissions traded.
 
-    Series (one entry per row)
-    --------------------------
-    ``time`` seconds after midnight; ``best_bid``, ``best_ask`` ticks (0 = empty side);
-    ``spread`` ticks (0 when a side is empty); ``bid_depth``, ``ask_depth`` lots in the N
-    levels; ``matched`` and ``exact`` flags; ``ask_price``, ``ask_size``, ``bid_price``,
-    ``bid_size`` the replayed book's N levels (``(rows, N)``, after that row's resync, dummies
-    as in the file); ``history`` the orderbook file's rows it was compared with (a
-    :class:`LobsterBook`, the same shape: with injections, the historical book beside the
+    Series, one entry per row: ``time`` seconds after midnight; ``best_bid``, ``best_ask`` ticks
+    (0 = empty side); ``spread`` ticks (0 when a side is empty); ``bid_depth``, ``ask_depth``
+    lots in the N levels; ``matched`` and ``exact`` flags; ``ask_price``, ``ask_size``,
+    ``bid_price``, ``bid_size`` the replayed book's N levels (``(rows, N)``, after that row's
+    resync, dummies as in the file); ``history`` the orderbook file's rows it was compared with
+    (a :class:`LobsterBook`, the same shape: with injections, the historical book beside the
     hybrid one).
     """
 
