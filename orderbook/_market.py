@@ -415,7 +415,7 @@ class Market:
         mid = book.last_price if book.last_price is not None else c.mid0
         share = 1 - 2 ** (-1 / liquidity.half_life)
         depth = book.l2(2**62)   # every level: what each profile price already holds
-        rows, accepted, top_bid = [], 0, bid
+        sent, accepted, top_bid = [], 0, bid
         for side, (offsets, lots) in ((Side.BUY, c.profile_bid), (Side.SELL, c.profile_ask)):
             if side == Side.BUY:
                 prices = mid - offsets
@@ -426,33 +426,43 @@ class Market:
                 placeable = (prices >= 1) & (prices > bid if bid is not None else True)
                 held = _held(prices, depth.ask_price, depth.ask_qty)
             missing = lots - held
-            budget = liquidity.rate
             # The profile's prices are distinct, so an order placed at one leaves what the
             # others hold as read above. The orders go through the engine in one batch, so
             # which post-only orders rest is known here: a bid never takes (every one is below
             # the ask read above), an ask takes (and is rejected, spending none of the budget)
-            # at or below the best bid the new bids made.
-            for price, short in zip(prices[placeable & (missing > 0)].tolist(),
-                                    missing[placeable & (missing > 0)].tolist(), strict=True):
-                if budget <= 0:
-                    break
-                add = min(budget, max(1, math.ceil(short * share)))
-                rows.append((self._id(), price, add, side))
-                if side == Side.BUY:
-                    top_bid = price if top_bid is None else max(top_bid, price)
-                if side == Side.BUY or top_bid is None or price > top_bid:
-                    budget -= add
-                    accepted += 1
-        if not rows:
+            # at or below the best bid the new bids made. Nearest level first, each order
+            # asks for a share of what its level misses (at least a lot) while the side's
+            # budget (``liquidity.rate`` lots a step) lasts; the last gets what is left.
+            wanted = placeable & (missing > 0)
+            price = prices[wanted]
+            # (a level's lots are within max_position <= 2**61, so the ceiling fits int64)
+            want = np.minimum(np.maximum(1, np.ceil(missing[wanted] * share)).astype(np.int64),
+                              liquidity.rate)
+            if len(want) and float(want.sum()) >= 2.0**62:   # sums in Python ints
+                want = want.astype(object)
+            rests = (np.ones(len(price), dtype=bool) if side == Side.BUY or top_bid is None
+                     else price > top_bid)
+            spent = np.cumsum(np.where(rests, want, 0))
+            left = liquidity.rate - (spent - np.where(rests, want, 0))   # before each order
+            sending = left > 0
+            price, rests = price[sending], rests[sending]
+            add = np.minimum(left[sending], want[sending])
+            if side == Side.BUY and len(price):
+                top_bid = int(price.max()) if top_bid is None else max(top_bid, int(price.max()))
+            accepted += int(rests.sum())
+            sent.append((price, add, np.full(len(price), side, dtype=np.int8)))
+        price, qty, side = (np.concatenate(column) for column in zip(*sent, strict=True))
+        if not len(price):
             return
-        messages = np.zeros(len(rows), dtype=MESSAGE_DTYPE)
-        order_id, price, qty, side = zip(*rows, strict=True)
-        messages["order_id"], messages["price"], messages["qty"] = order_id, price, qty
-        messages["side"], messages["owner"], messages["kind"] = side, MAKER, Kind.POST_ONLY
+        messages = np.zeros(len(price), dtype=MESSAGE_DTYPE)
+        messages["order_id"] = self.next_id + 1 + np.arange(len(price))
+        self.next_id += len(price)
+        messages["price"], messages["qty"], messages["side"] = price, qty, side
+        messages["owner"], messages["kind"] = MAKER, Kind.POST_ONLY
         events = eng.process(messages, instrument=c.index).events
         rested = int(np.count_nonzero(events["kind"] == EventKind.ACCEPTED))
         if rested != accepted:
-            raise RuntimeError(f"the refill expected {accepted} of its {len(rows)} post-only "
+            raise RuntimeError(f"the refill expected {accepted} of its {len(price)} post-only "
                                f"orders to rest and {rested} did")
 
     def recover(self, step: int) -> None:

@@ -86,6 +86,29 @@ cdef bint adl_after(const AdlCand& x, const AdlCand& y) noexcept nogil:
 
 
 @cython.final
+cdef bint _averages(const ForcedRec* r, int64_t k, bint inverse, double* avg,
+                    double* slip) noexcept nogil:
+    # A record's average fill price and slippage as the doubles nearest the exact fractions
+    # (what float(Fraction) gives), without a Fraction: the quotient of two integers that
+    # doubles hold exactly is correctly rounded by IEEE division. False when one does not fit
+    # in 53 bits (the caller uses Fractions then).
+    cdef int128 num, den, gap
+    cdef int128 limit = (<int128>1) << 53
+    if inverse:
+        num, den = <int128>r.filled * k, <int128>r.fill_value
+    else:
+        num, den = <int128>r.fill_value, <int128>r.filled * k
+    # slippage: mark - num / den for a sell, num / den - mark for a buy
+    gap = <int128>r.mark_before * den - num
+    if r.side != SELL:
+        gap = -gap
+    if not (-limit < num < limit and 0 < den < limit and -limit < gap < limit):
+        return False
+    avg[0] = <double>num / <double>den
+    slip[0] = <double>gap / <double>den
+    return True
+
+
 cdef class Liquidator:
     """The liquidator of one Engine (internal; the Engine is the public face).
 
@@ -821,15 +844,18 @@ cdef class Liquidator:
         out = np.zeros(self.records.size() - first, dtype=FORCED_DTYPE)
         cdef size_t i
         cdef const ForcedRec* r
+        cdef double avg_f, slip_f
         for i in range(first, self.records.size()):
             r = &self.records[i]
             if r.filled and (r.fill_value or not self.ledger.inverse):
-                k = <object>self.ledger.instruments[r.instrument].k
-                # inverse: the fills' harmonic mean, filled k / notional
-                avg = (Fraction(<object>r.filled * k, r.fill_value) if self.ledger.inverse
-                       else Fraction(r.fill_value, <object>r.filled * k))
-                slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
-                avg_f, slip_f = float(avg), float(slip)
+                if not _averages(r, self.ledger.instruments[r.instrument].k,
+                                 self.ledger.inverse, &avg_f, &slip_f):
+                    k = <object>self.ledger.instruments[r.instrument].k
+                    # inverse: the fills' harmonic mean, filled k / notional
+                    avg = (Fraction(<object>r.filled * k, r.fill_value) if self.ledger.inverse
+                           else Fraction(r.fill_value, <object>r.filled * k))
+                    slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
+                    avg_f, slip_f = float(avg), float(slip)
             else:
                 avg_f = slip_f = float("nan")
             out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
