@@ -13,6 +13,7 @@ Units: prices in ticks, sizes in lots, money in quote units, rates in ppm, time 
 from __future__ import annotations
 
 import copy
+import enum
 import itertools
 import math
 import multiprocessing
@@ -20,7 +21,7 @@ import os
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -98,6 +99,7 @@ __all__ = [
     "builtin_rule_sets",
     "UnresolvedAccountsWarning",
     "InertSettingWarning",
+    "inert_settings",
 ]
 
 
@@ -113,9 +115,12 @@ class UnresolvedAccountsWarning(RuntimeWarning):
 class InertSettingWarning(UserWarning):
     """A scenario setting cannot act under the others, so the run cannot show its effect.
 
-    Today: ``rules.mark_rule = INDEX`` (or ``FAIR``) with no ``shock.index_path`` (nor, for
-    FAIR, ``shock.funding_basis_path``), where the mark stays where it starts and no account
-    can cross its liquidation price (the run's summary says ``static_mark``). One per run.
+    A mark that cannot move: ``rules.mark_rule = INDEX`` (or ``FAIR``) with no
+    ``shock.index_path`` (nor, for FAIR, ``shock.funding_basis_path``), where no account can
+    cross its liquidation price (the run's summary says ``static_mark``). A rules setting that
+    needs another (:func:`inert_settings`: band_ppm without limit_rule BAND, ...), set away
+    from its default, swept or compared (the summary's ``inert_settings``). One per setting
+    and run.
     """
 
 
@@ -123,6 +128,66 @@ class InertSettingWarning(UserWarning):
 STATIC_MARK_NOTE = ("rules.mark_rule follows the index alone and the shock has no index_path: the "
                     "mark stays where it starts, so no account can be liquidated (give "
                     "shock.index_path, ticks per step, or a mark rule that follows the book)")
+
+
+# What each rules setting needs of the others to act (docs/liquidation.md): whether it can act
+# under ``rules``, what it needs (said in the note), and the settings that decide it.
+_BACKSTOP_ACTS = ("limit_rule BANKRUPTCY or takeover_below_ppm > 0 (the backstop takes over "
+                  "only what those take off the book)")
+_NEEDS = {
+    "band_ppm": (lambda r: r.limit_rule == LimitRule.BAND, "limit_rule BAND", ("limit_rule",)),
+    "fraction_ppm": (lambda r: r.sizing == Sizing.FRACTION, "sizing FRACTION", ("sizing",)),
+    "fraction_above": (lambda r: r.sizing == Sizing.FRACTION, "sizing FRACTION", ("sizing",)),
+    "cooldown_rounds": (lambda r: r.sizing == Sizing.FRACTION,
+                        "sizing FRACTION (a cooldown follows a partial step)", ("sizing",)),
+    "cooldown_ms": (lambda r: r.sizing == Sizing.FRACTION,
+                    "sizing FRACTION (a cooldown follows a partial step)", ("sizing",)),
+    "increment": (lambda r: r.sizing == Sizing.INCREMENTAL, "sizing INCREMENTAL", ("sizing",)),
+    "backstop_collateral": (
+        lambda r: r.limit_rule == LimitRule.BANKRUPTCY or r.takeover_below_ppm > 0,
+        _BACKSTOP_ACTS, ("limit_rule", "takeover_below_ppm")),
+    "backstop_discount_ppm": (
+        lambda r: r.backstop_collateral > 0 and (r.limit_rule == LimitRule.BANKRUPTCY
+                                                 or r.takeover_below_ppm > 0),
+        f"a backstop (backstop_collateral > 0) and {_BACKSTOP_ACTS}",
+        ("backstop_collateral", "limit_rule", "takeover_below_ppm")),
+    "adl_ranking": (lambda r: r.deficit == Deficit.ADL, "deficit ADL", ("deficit",)),
+}
+# The settings that act only through the liquidator (rules.liquidator = false turns it off).
+_LIQUIDATION_SETTINGS = (*_NEEDS, "sizing", "limit_rule", "round_cap", "liquidation_fee_ppm",
+                         "takeover_below_ppm", "deficit", "close_order")
+
+
+def inert_settings(scenario, names=None) -> tuple[str, ...]:
+    """Notes, one per rules setting of ``scenario`` that cannot act under the others (band_ppm
+    without limit_rule BAND, a fraction without sizing FRACTION, a backstop discount without a
+    backstop, any liquidation rule with the liquidator off, ...), so that a run cannot show its
+    effect. ``names``: the settings to check whatever their values (``"band_ppm"`` or
+    ``"rules.band_ppm"``; others are ignored); None: those set away from their defaults. A run
+    warns with each (InertSettingWarning) and its summary lists them (``inert_settings``)."""
+    rules, default = scenario.rules, Rules()
+    if names is None:
+        chosen = [f.name for f in fields(Rules)
+                  if getattr(rules, f.name) != getattr(default, f.name)]
+    else:
+        chosen = [n.removeprefix("rules.") for n in names
+                  if n.startswith("rules.") or "." not in n]
+    notes = []
+    for name in chosen:
+        value = _shown(getattr(rules, name, None))
+        if not rules.liquidator and name in _LIQUIDATION_SETTINGS:
+            notes.append(f"rules.{name} = {value} cannot act: rules.liquidator is false, so "
+                         f"nothing is liquidated")
+        elif name in _NEEDS and not _NEEDS[name][0](rules):
+            _, needs, deciding = _NEEDS[name]
+            here = ", ".join(f"{key} {_shown(getattr(rules, key))}" for key in deciding)
+            notes.append(f"rules.{name} = {value} cannot act: it needs {needs}; these rules "
+                         f"have {here}")
+    return tuple(notes)
+
+
+def _shown(value) -> str:
+    return value.name if isinstance(value, enum.Enum) else str(value)
 
 
 def static_mark(scenario) -> bool:
@@ -1110,6 +1175,9 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
     summary["static_mark"] = static_mark(scenario)
     if summary["static_mark"]:
         warnings.warn(STATIC_MARK_NOTE, InertSettingWarning, stacklevel=2)
+    summary["inert_settings"] = inert_settings(scenario)
+    for text in summary["inert_settings"]:
+        warnings.warn(text, InertSettingWarning, stacklevel=2)
     note = unresolved_note(summary)
     if note is not None:
         warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
@@ -1391,6 +1459,10 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
         if row.get("static_mark"):
             warnings.warn(f"sweep run {point}: {STATIC_MARK_NOTE}", InertSettingWarning,
                           stacklevel=2)
+        # the swept settings whatever their values, and the others set away from defaults
+        swept = inert_settings(with_params(scenario, points[i]), names)
+        for text in dict.fromkeys(swept + tuple(row.get("inert_settings", ()))):
+            warnings.warn(f"sweep run {point}: {text}", InertSettingWarning, stacklevel=2)
         if note is not None:
             warnings.warn(f"sweep run {point} ended unresolved: {note}",
                           UnresolvedAccountsWarning, stacklevel=2)

@@ -411,9 +411,11 @@ def _metric_cells(summary: dict, unit: Decimal) -> list[str]:
 def _warn_unresolved(summary: dict, label: str = "") -> None:
     """The CLI's line on stderr for a run that ended with accounts unresolved (the library's
     UnresolvedAccountsWarning, which the commands silence so it is said once, here), and for
-    one whose mark cannot move (InertSettingWarning, silenced the same way)."""
+    one whose mark or settings cannot act (InertSettingWarning, silenced the same way)."""
     if summary.get("static_mark"):
         print(f"{PROG}: warning: {label}{STATIC_MARK_NOTE}", file=sys.stderr)
+    for text in summary.get("inert_settings", ()):
+        print(f"{PROG}: warning: {label}{text}", file=sys.stderr)
     note = unresolved_note(summary)
     if note is not None:
         print(f"{PROG}: warning: {label}{note}", file=sys.stderr)
