@@ -1,6 +1,7 @@
-"""The distribution: its name, install hints and version."""
+"""The distribution: its name, install hints, version, and the wheel checker .ci/run uses."""
 
 import importlib.metadata
+import importlib.util
 import re
 import subprocess
 import sys
@@ -17,6 +18,13 @@ DISTRIBUTION = "orderbook-cascade"
 # `pip install orderbook`, `pip install -U "orderbook[plot]"`, or an extra written orderbook[x].
 OLD_HINT = re.compile(r"(?<![\w.-])orderbook\["
                       r"""|pip install\s+(?:-\S+\s+)*["']?orderbook(?![\w-])""")
+
+
+def _smoke_module():
+    spec = importlib.util.spec_from_file_location("wheel_smoke", ROOT / ".ci" / "wheel_smoke.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("text", [
@@ -68,3 +76,66 @@ def test_the_installed_metadata_carries_the_package_version():
     except importlib.metadata.PackageNotFoundError:
         pytest.skip(f"{DISTRIBUTION} is not installed here (a checkout on PYTHONPATH)")
     assert installed == orderbook.__version__
+
+
+def _wheel_names():
+    """The file list a correct wheel of this checkout has."""
+    package = ROOT / "orderbook"
+    names = [str(p.relative_to(ROOT)) for pattern in ("**/*.py", "*.pxd", "*.pyi", "py.typed")
+             for p in package.glob(pattern) if "__pycache__" not in p.parts]
+    names += [f"orderbook/{p.stem}.cpython-311-x86_64-linux-gnu.so" for p in package.glob("*.pyx")]
+    return names + ["orderbook_cascade-0.1.0.dist-info/RECORD"]
+
+
+def test_the_wheel_check_passes_a_wheel_of_this_checkout():
+    assert _smoke_module().wheel_problems(_wheel_names(), ROOT) == []
+
+
+@pytest.mark.parametrize("extra", ["orderbook/book.cpp", "orderbook/engine.html",
+                                   "orderbook/book.pyx", "orderbook/book.o",
+                                   "orderbook/__pycache__/views.cpython-311.pyc"])
+def test_the_wheel_check_refuses_generated_files_and_sources(extra):
+    problems = _smoke_module().wheel_problems([*_wheel_names(), extra], ROOT)
+    assert problems == [f"{extra}: must not be in the archive"]
+
+
+def test_the_wheel_check_refuses_files_outside_the_package():
+    problems = _smoke_module().wheel_problems([*_wheel_names(), "setup.py"], ROOT)
+    assert problems == ["setup.py: outside the package"]
+
+
+@pytest.mark.parametrize("gone", ["orderbook/engine.cpython-311-x86_64-linux-gnu.so",
+                                  "orderbook/_types.pxd", "orderbook/book.pyi",
+                                  "orderbook/py.typed", "orderbook/cli/__init__.py"])
+def test_the_wheel_check_refuses_a_wheel_missing_a_file(gone):
+    names = [name for name in _wheel_names() if name != gone]
+    problems = _smoke_module().wheel_problems(names, ROOT)
+    assert problems == [f"{gone}: missing" if not gone.endswith(".so")
+                        else "orderbook/engine: compiled module missing"]
+
+
+def _sdist_names():
+    """The file list (below its top directory) a correct sdist of this checkout has."""
+    package = ROOT / "orderbook"
+    names = [str(p.relative_to(ROOT)) for pattern in ("**/*.py", "*.pyx", "*.pxd", "*.pyi",
+                                                      "py.typed")
+             for p in package.glob(pattern) if "__pycache__" not in p.parts]
+    return [*names, "setup.py", "pyproject.toml", "README.md", "MANIFEST.in", "PKG-INFO",
+            "orderbook_cascade.egg-info/SOURCES.txt"]
+
+
+def test_the_sdist_check_passes_an_sdist_of_this_checkout():
+    assert _smoke_module().sdist_problems(_sdist_names(), ROOT) == []
+
+
+@pytest.mark.parametrize("extra", ["orderbook/engine.cpp",
+                                   "orderbook/book.cpython-311-x86_64-linux-gnu.so"])
+def test_the_sdist_check_refuses_generated_code(extra):
+    problems = _smoke_module().sdist_problems([*_sdist_names(), extra], ROOT)
+    assert problems == [f"{extra}: must not be in the archive"]
+
+
+@pytest.mark.parametrize("gone", ["orderbook/engine.pyx", "orderbook/_types.pxd", "setup.py"])
+def test_the_sdist_check_refuses_an_sdist_missing_what_building_needs(gone):
+    names = [name for name in _sdist_names() if name != gone]
+    assert _smoke_module().sdist_problems(names, ROOT) == [f"{gone}: missing"]
