@@ -10,6 +10,9 @@ tests run against (.ci/run does both), and one for reading the generated code:
   with ``ASAN_OPTIONS=detect_leaks=0`` (the interpreter keeps its own objects until exit).
 - ORDERBOOK_ANNOTATE=1: write ``cython -a``'s HTML beside each .pyx (orderbook/book.html, ...):
   lines that touch Python are yellow; the inner loops should stay white.
+
+ORDERBOOK_JOBS (default: the number of cores) is how many modules are cythonized and compiled at
+once; ``--parallel N`` on the command line overrides it for the compile.
 """
 
 import os
@@ -21,6 +24,9 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("ORDERBOOK_DEBUG") == "1"
 SANITIZE = os.environ.get("ORDERBOOK_SANITIZE") == "1"
 ANNOTATE = os.environ.get("ORDERBOOK_ANNOTATE") == "1"
+# pip and `python -m build` pass no --parallel, so without a default a wheel is built one
+# module at a time.
+JOBS = int(os.environ.get("ORDERBOOK_JOBS") or os.cpu_count() or 1)
 
 directives = {
     "language_level": 3,
@@ -56,4 +62,5 @@ extensions = [
 
 # force: the HTML is written only when a module is cythonized, so asking for it re-cythonizes.
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, annotate=ANNOTATE,
-                            force=ANNOTATE))
+                            force=ANNOTATE, nthreads=JOBS),
+      options={"build_ext": {"parallel": JOBS}})

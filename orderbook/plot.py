@@ -34,7 +34,7 @@ __all__ = ["plot_result", "plot_comparison", "plot_replay", "plot_market", "plot
            "animate_cascade", "animation_writer"]
 
 _INSTALL_HINT = ('plotting needs matplotlib, which is not installed: '
-                 'pip install "orderbook[plot]"  (or: pip install matplotlib)')
+                 'pip install "orderbook-cascade[plot]"  (or: pip install matplotlib)')
 
 
 def _matplotlib():

@@ -340,7 +340,7 @@ def test_sweep_scheduler_without_distributed(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)     # import distributed fails
     code, out, err = _run(capsys, "sweep", "--scale", "0.05", "--param", "steps=5",
                           "--scheduler", "tcp://127.0.0.1:8786")
-    _assert_usage_error(code, err, "dask", "orderbook[dask]")
+    _assert_usage_error(code, err, "dask", "orderbook-cascade[dask]")
 
 
 def test_sweep_on_a_dask_cluster(capsys):

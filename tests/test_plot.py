@@ -83,7 +83,7 @@ def test_missing_matplotlib_gives_install_hint(result, tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    with pytest.raises(ImportError, match=r'pip install "orderbook\[plot\]"'):
+    with pytest.raises(ImportError, match=r'pip install "orderbook-cascade\[plot\]"'):
         plot.plot_result(result, tmp_path / "x.png")
     with pytest.raises(ImportError, match="matplotlib"):
         plot.plot_comparison(orderbook.scenario.Comparison({"a": result}), tmp_path / "y.png")
@@ -179,7 +179,7 @@ def test_plot_replay_needs_matplotlib(lobster_replay, monkeypatch):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r'pip install "orderbook\[plot\]"'):
+    with pytest.raises(ImportError, match=r'pip install "orderbook-cascade\[plot\]"'):
         plot.plot_replay(lobster_replay)
 
 

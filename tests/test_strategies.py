@@ -86,7 +86,7 @@ def test_import_without_hypothesis_names_the_extra():
         "    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install orderbook[testing]" in out.stdout
+    assert "pip install orderbook-cascade[testing]" in out.stdout
 
 
 def test_strategies_refuse_bad_arguments():

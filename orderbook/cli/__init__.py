@@ -141,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes (default: one per CPU; at most one per CPU and one "
                         "per run; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run on a dask.distributed cluster at ADDRESS (needs orderbook[dask])")
+                   help="run on a dask.distributed cluster at ADDRESS "
+                        "(needs orderbook-cascade[dask])")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON array")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
@@ -188,7 +189,8 @@ def _check_figure(option: str, path: str) -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise CLIError(f"{option} needs matplotlib: pip install 'orderbook[plot]'") from None
+        raise CLIError(f"{option} needs matplotlib: "
+                       "pip install 'orderbook-cascade[plot]'") from None
     if option == "--animate":
         from ..plot import animation_writer
 

@@ -211,7 +211,8 @@ def _plot(obj, path) -> None:
         obj.plot(path)
     except ImportError as exc:
         if "matplotlib" in str(exc):
-            raise CLIError("--plot needs matplotlib: pip install 'orderbook[plot]'") from None
+            raise CLIError("--plot needs matplotlib: "
+                           "pip install 'orderbook-cascade[plot]'") from None
         raise
 
 
@@ -371,7 +372,7 @@ def _executor(args, total: int):
             from distributed import Client
         except ImportError:
             raise CLIError("--scheduler needs dask.distributed: pip install "
-                           "'orderbook[dask]'") from None
+                           "'orderbook-cascade[dask]'") from None
         try:
             client = Client(args.scheduler)
         except (OSError, TimeoutError, ValueError) as exc:

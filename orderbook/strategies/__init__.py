@@ -1,4 +1,6 @@
-"""Hypothesis strategies for testing code that uses orderbook (``pip install orderbook[testing]``).
+"""Hypothesis strategies for testing code that uses orderbook.
+
+They need the ``testing`` extra: ``pip install "orderbook-cascade[testing]"``.
 
 What they draw, and the contract of each:
 
@@ -36,7 +38,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "orderbook.strategies needs hypothesis, an optional dependency; install it with "
-        "`pip install orderbook[testing]`") from exc
+        "`pip install orderbook-cascade[testing]`") from exc
 
 from ..testing import InvalidOrder, Message
 from .book import (
