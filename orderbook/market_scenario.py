@@ -100,6 +100,7 @@ from .scenario import (
     Scenario,
     UnresolvedAccountsWarning,
     default_scenario,
+    inert_settings,
     quote_unit,
     scale_scenario,
     start_mids,
@@ -687,6 +688,7 @@ def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketRes
             summary.update(instrument_figures(["main"], every, records, starts[v.name]))
         summary["static_mark"] = static_mark(s) and not any(
             (v.name, i) in fed for i in range(len(b.contracts)))
+        summary["inert_settings"] = inert_settings(s)
         summary.update(timeline_figures(s, b, lane))
         add_twins(summary, quote_unit(s), Decimal((s.instruments or (s,))[0].tick_size))
         names = [c.name for c in s.instruments]
@@ -704,6 +706,8 @@ def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketRes
         if result.summary["static_mark"]:
             warnings.warn(f"venue {name!r}: {STATIC_MARK_NOTE}", InertSettingWarning,
                           stacklevel=2)
+        for text in result.summary["inert_settings"]:
+            warnings.warn(f"venue {name!r}: {text}", InertSettingWarning, stacklevel=2)
         note = unresolved_note(result.summary)
         if note is not None:
             warnings.warn(f"venue {name!r}: run ended unresolved: {note}",

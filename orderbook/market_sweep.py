@@ -310,6 +310,8 @@ def sweep(grid: dict, market: MarketScenario, *, executor=None, workers: int | N
             at = f"sweep run {_point_text(points[i])}: venue {name!r}"
             if summary.get("static_mark"):
                 warnings.warn(f"{at}: {STATIC_MARK_NOTE}", InertSettingWarning, stacklevel=2)
+            for text in summary.get("inert_settings", ()):
+                warnings.warn(f"{at}: {text}", InertSettingWarning, stacklevel=2)
             note = unresolved_note(summary)
             if note is not None:
                 warnings.warn(f"{at} ended unresolved: {note}", UnresolvedAccountsWarning,

@@ -98,3 +98,21 @@ def test_the_cli_says_it_on_stderr(capsys):
     assert main(["sweep", "--scale", "0.02", "--quiet", "--no-counterfactual",
                  "--param", "rules.limit_rule=BAND", "--param", "rules.band_ppm=5000"]) == 0
     assert "cannot act" not in capsys.readouterr().err
+
+
+def test_a_market_of_several_venues_names_them_per_venue():
+    from pathlib import Path
+
+    from orderbook.market_scenario import load_market
+    from orderbook.market_scenario import run as run_market
+
+    ms = load_market(Path(__file__).parent.parent / "examples" / "two_venues.toml")
+    first = ms.venues[0]
+    changed = replace(first, scenario=replace(first.scenario, rules=replace(
+        first.scenario.rules, band_ppm=7_000)))
+    ms = replace(ms, venues=(changed, *ms.venues[1:]))
+    with pytest.warns(InertSettingWarning, match=f"venue '{first.name}': rules.band_ppm = 7000"):
+        result = run_market(ms)
+    assert len(result.venues[first.name].summary["inert_settings"]) == 1
+    assert all(not r.summary["inert_settings"] for name, r in result.venues.items()
+               if name != first.name)
