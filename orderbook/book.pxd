@@ -3,6 +3,7 @@
 # MatchingCore's (_matching.pxd); OrderBook adds the Python-facing plumbing.
 
 cimport cython
+cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libcpp cimport bool as cbool
 
@@ -30,7 +31,7 @@ cdef class OrderBook(MatchingCore):
                          stop_price) except -1
     cdef qty_t _filled(self) noexcept
     cdef list _event_list(self)
-    cdef object _process(self, messages, out, int record)
+    cdef object _process(self, cnp.ndarray messages, out, int record)
     # A batch's sink (_sink.pxd) for n messages, writing to out (None: allocating), and what
     # the batch returns from it (freeing what it does not hand over).
     cdef int _open_sink(self, EventSink* sink, out, int record, Py_ssize_t n) except -1

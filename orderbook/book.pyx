@@ -19,6 +19,7 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport free
 from libcpp.vector cimport vector
 
+cimport numpy as cnp
 import numpy as np
 
 from orderbook cimport _types as t
@@ -42,6 +43,8 @@ from ._layout_facts import c_layout
 from .events import EVENT_DTYPE, AmendRule, Event, OrderInfo, Reason, SelfTradePrevention
 
 __all__ = ["OrderBook"]
+
+cnp.import_array()
 
 
 cdef extern from *:
@@ -367,24 +370,27 @@ cdef class OrderBook(MatchingCore):
         finally:
             self.busy = False
 
-    cdef object _process(self, messages, out, int record):
+    cdef object _process(self, cnp.ndarray messages, out, int record):
         cdef Py_ssize_t n = messages.shape[0]
-        cdef const uint8_t[::1] raw
-        cdef const uint8_t* rows = NULL
+        cdef const uint8_t* rows
         cdef EventSink sink
-        if n:
-            raw = np.ascontiguousarray(messages).view(np.uint8)
-            rows = &raw[0]
+        # The data pointer straight from the array: a byte view and a typed memoryview cost a
+        # few microseconds a call, a tenth of the run for batches of 1,000 messages.
+        if not cnp.PyArray_IS_C_CONTIGUOUS(messages):
+            messages = np.ascontiguousarray(messages)
+        rows = <const uint8_t*>cnp.PyArray_DATA(messages)
         self._open_sink(&sink, out, record, n)
         with nogil:
             self.run_batch(rows, n, &sink)
         return self._sink_result(&sink, out, n)
 
     cdef int _open_sink(self, EventSink* sink, out, int record, Py_ssize_t n) except -1:
-        cdef uint8_t[::1] raw
+        cdef Py_ssize_t rows
         if out is not None:
-            raw = out.view(np.uint8)
-            sink_init(sink, record, True, <EventRec*>&raw[0] if len(out) else NULL, len(out))
+            # out passed batch.out_buffer: a writable, aligned, C-contiguous EVENT_DTYPE array.
+            rows = cnp.PyArray_DIM(<cnp.ndarray>out, 0)
+            sink_init(sink, record, True,
+                      <EventRec*>cnp.PyArray_DATA(<cnp.ndarray>out) if rows else NULL, rows)
             return 0
         sink_init(sink, record, False, NULL, 0)
         if record != RECORD_COUNTERS and n:
