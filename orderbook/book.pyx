@@ -13,7 +13,9 @@ order lists) in ``_depth.pyx``, and the C side's facts for the import-time layou
 """
 
 cimport cython
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
+from cpython.ref cimport Py_INCREF
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport free
@@ -335,14 +337,18 @@ cdef class OrderBook(MatchingCore):
         return 0
 
     cdef list _event_list(self):
-        cdef list out = []
+        # Sized once and filled in place (no append growth); the type looked up once.
+        cdef Py_ssize_t n = <Py_ssize_t>self.events.size()
+        cdef list out = PyList_New(n)
         cdef const EventRec* e
-        cdef size_t i
-        for i in range(self.events.size()):
+        cdef Py_ssize_t i
+        cdef object event_type = Event
+        for i in range(n):
             e = &self.events[i]
-            out.append(event_tuple(Event, e.seq, e.msg, e.kind, e.reason, e.side, e.order_id,
-                                   e.owner, e.maker_id, e.maker_owner, e.price, e.stop_price,
-                                   e.qty))
+            item = event_tuple(event_type, e.seq, e.msg, e.kind, e.reason, e.side, e.order_id,
+                               e.owner, e.maker_id, e.maker_owner, e.price, e.stop_price, e.qty)
+            Py_INCREF(item)   # PyList_SET_ITEM steals the reference
+            PyList_SET_ITEM(out, i, item)
         return out
 
     # ----------------------------------------------------------------------------- batch
