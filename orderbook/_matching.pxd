@@ -10,6 +10,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 from orderbook._idtable cimport IdTable
+from orderbook._sink cimport EventSink
 from orderbook._types cimport (
     EventRec, Level, LevelMap, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
@@ -52,9 +53,10 @@ cdef class MatchingCore:
     cdef int run(self, const Message* m) noexcept nogil
 
     # The batch: validate then execute each of n MESSAGE_DTYPE rows at rows (any alignment),
-    # their events accumulating in the buffer.
+    # their events handed to sink (_sink.pxd) every FLUSH_EVENTS events and at the end; the
+    # event buffer is left empty.
     @cython.final
-    cdef void run_batch(self, const uint8_t* rows, Py_ssize_t n) noexcept nogil
+    cdef void run_batch(self, const uint8_t* rows, Py_ssize_t n, EventSink* sink) noexcept nogil
 
     @cython.final
     cdef void emit(self, int kind, int reason, int side, oid_t order_id, owner_t owner,

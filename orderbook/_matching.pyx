@@ -20,6 +20,7 @@ from libcpp.vector cimport vector
 from orderbook cimport _types as t
 from orderbook._depth cimport owner_ids
 from orderbook._idtable cimport id_erase, id_find, id_insert
+from orderbook._sink cimport FLUSH_EVENTS, EventSink, sink_take
 from orderbook._types cimport (
     BUY, NO_SLOT, SELL, EventRec, Level, LevelMap, Message, Order, is_new_order, is_priced,
     is_stop, level_key, oid_t, owner_t, price_t, qty_t, rests, slot_t,
@@ -47,11 +48,12 @@ cdef class MatchingCore:
         self.level_peak = 0
 
     @cython.final
-    cdef void run_batch(self, const uint8_t* rows, Py_ssize_t n) noexcept nogil:
+    cdef void run_batch(self, const uint8_t* rows, Py_ssize_t n, EventSink* sink) noexcept nogil:
         cdef Py_ssize_t i
         cdef Message m
         cdef slot_t found
         cdef int reason
+        self.events.clear()
         for i in range(n):
             # A copy per message: the input may be unaligned (np.frombuffer at an odd
             # offset), and the message that is validated is the one that is executed even
@@ -61,6 +63,13 @@ cdef class MatchingCore:
             memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
             reason = self.validate(&m, &found)
             self.execute(&m, reason, found)
+            # Handed over in cache-sized pieces, so the buffer never grows past its first
+            # few thousand rows whatever the batch's length.
+            if self.events.size() >= FLUSH_EVENTS:
+                sink_take(sink, self.events.data(), <Py_ssize_t>self.events.size())
+                self.events.clear()
+        sink_take(sink, self.events.data(), <Py_ssize_t>self.events.size())
+        self.events.clear()
 
     @cython.final
     cdef int run(self, const Message* m) noexcept nogil:

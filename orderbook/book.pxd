@@ -3,11 +3,13 @@
 # MatchingCore's (_matching.pxd); OrderBook adds the Python-facing plumbing.
 
 cimport cython
+cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libcpp cimport bool as cbool
 
 from orderbook._matching cimport MatchingCore
-from orderbook._types cimport oid_t
+from orderbook._sink cimport EventSink
+from orderbook._types cimport oid_t, qty_t
 
 
 @cython.final
@@ -21,11 +23,20 @@ cdef class OrderBook(MatchingCore):
     # the cdef parts below assume they hold it.
     cdef int _enter(self) except -1
     cdef int _idle(self) except -1
-    cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price)
-    cdef list _submit_one(self, int64_t kind, order_id, side, price, qty, owner, stop_price)
-    cdef object _process(self, messages)
+    cdef object _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price,
+                        bint events)
+    # One message checked and run, its events (only) left in the event buffer; caller errors
+    # raise with nothing changed.
+    cdef int _submit_one(self, int64_t kind, order_id, side, price, qty, owner,
+                         stop_price) except -1
+    cdef qty_t _filled(self) noexcept
     cdef list _event_list(self)
-    cdef object _event_array(self)
+    cdef object _process(self, cnp.ndarray messages, out, int record)
+    # A batch's sink (_sink.pxd) for n messages, writing to out (None: allocating), and what
+    # the batch returns from it (freeing what it does not hand over).
+    cdef int _open_sink(self, EventSink* sink, out, int record, Py_ssize_t n) except -1
+    cdef Py_ssize_t _rows_estimate(self, Py_ssize_t n, int record) noexcept
+    cdef object _sink_result(self, EventSink* sink, out, Py_ssize_t n)
     cdef object _order_info(self, oid_t oid)
     cdef OrderBook _copy(self)
     cdef int _restore_state(self, list resting, list armed) except -1

@@ -1,10 +1,11 @@
 from decimal import Decimal
-from typing import Any, SupportsIndex, final
+from typing import Any, Literal, SupportsIndex, final, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._matching import MatchingCore
+from .batch import BatchCounts
 from .events import L2, AmendRule, Event, Impact, OrderInfo, SelfTradePrevention
 
 __all__ = ["OrderBook"]
@@ -45,27 +46,171 @@ class OrderBook(MatchingCore):
     def to_lots(self, qty: _Real) -> int: ...
     def to_price(self, ticks: _Int) -> Decimal: ...
     def to_qty(self, lots: _Int) -> Decimal: ...
+    @overload
     def limit(
-        self, order_id: _Int, side: _Side, price: _Int, qty: _Int, owner: _Int = 0
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
-    def market(self, order_id: _Int, side: _Side, qty: _Int, owner: _Int = 0) -> list[Event]: ...
+    @overload
+    def limit(
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
+    def market(
+        self,
+        order_id: _Int,
+        side: _Side,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[True] = True,
+    ) -> list[Event]: ...
+    @overload
+    def market(
+        self, order_id: _Int, side: _Side, qty: _Int, owner: _Int = 0, *, events: Literal[False]
+    ) -> int: ...
+    @overload
     def ioc(
-        self, order_id: _Int, side: _Side, price: _Int, qty: _Int, owner: _Int = 0
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def ioc(
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def fok(
-        self, order_id: _Int, side: _Side, price: _Int, qty: _Int, owner: _Int = 0
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def fok(
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def post_only(
-        self, order_id: _Int, side: _Side, price: _Int, qty: _Int, owner: _Int = 0
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def post_only(
+        self,
+        order_id: _Int,
+        side: _Side,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def stop_market(
-        self, order_id: _Int, side: _Side, stop_price: _Int, qty: _Int, owner: _Int = 0
+        self,
+        order_id: _Int,
+        side: _Side,
+        stop_price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def stop_market(
+        self,
+        order_id: _Int,
+        side: _Side,
+        stop_price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def stop_limit(
-        self, order_id: _Int, side: _Side, stop_price: _Int, price: _Int, qty: _Int, owner: _Int = 0
+        self,
+        order_id: _Int,
+        side: _Side,
+        stop_price: _Int,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
-    def cancel(self, order_id: _Int) -> list[Event]: ...
-    def amend(self, order_id: _Int, price: _Int, qty: _Int) -> list[Event]: ...
+    @overload
+    def stop_limit(
+        self,
+        order_id: _Int,
+        side: _Side,
+        stop_price: _Int,
+        price: _Int,
+        qty: _Int,
+        owner: _Int = 0,
+        *,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
+    def cancel(
+        self, order_id: _Int, *, events: Literal[True] = True
+    ) -> list[Event]: ...
+    @overload
+    def cancel(
+        self, order_id: _Int, *, events: Literal[False]
+    ) -> int: ...
+    @overload
+    def amend(
+        self, order_id: _Int, price: _Int, qty: _Int, *, events: Literal[True] = True
+    ) -> list[Event]: ...
+    @overload
+    def amend(
+        self, order_id: _Int, price: _Int, qty: _Int, *, events: Literal[False]
+    ) -> int: ...
+    @overload
     def submit(
         self,
         kind: _Int,
@@ -75,9 +220,36 @@ class OrderBook(MatchingCore):
         qty: _Int = 0,
         owner: _Int = 0,
         stop_price: _Int = 0,
+        *,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
-    # messages: MESSAGE_DTYPE rows; returns EVENT_DTYPE rows.
-    def process(self, messages: NDArray[np.void]) -> NDArray[np.void]: ...
+    @overload
+    def submit(
+        self,
+        kind: _Int,
+        order_id: _Int,
+        side: _Side = 0,
+        price: _Int = 0,
+        qty: _Int = 0,
+        owner: _Int = 0,
+        stop_price: _Int = 0,
+        *,
+        events: Literal[False],
+    ) -> int: ...
+    # messages: MESSAGE_DTYPE rows; returns EVENT_DTYPE rows (out[:k] when given out), or the
+    # counts with record="counters" (orderbook.batch).
+    @overload
+    def process(
+        self,
+        messages: NDArray[np.void],
+        *,
+        out: NDArray[np.void] | None = None,
+        record: Literal["all", "trades"] = "all",
+    ) -> NDArray[np.void]: ...
+    @overload
+    def process(
+        self, messages: NDArray[np.void], *, out: None = None, record: Literal["counters"]
+    ) -> BatchCounts: ...
     def best_bid(self) -> int | None: ...
     def best_ask(self) -> int | None: ...
     def spread(self) -> int | None: ...

@@ -13,29 +13,92 @@ order lists) in ``_depth.pyx``, and the C side's facts for the import-time layou
 """
 
 cimport cython
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
+from cpython.ref cimport Py_INCREF
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int64_t, uint8_t
+from libc.stdlib cimport free
 from libcpp.vector cimport vector
 
+cimport numpy as cnp
 import numpy as np
 
 from orderbook cimport _types as t
 from orderbook._depth cimport impact_on, l2_columns, l3_rows, order_lists, resting_total, stop_rows
 from orderbook._idtable cimport id_find
 from orderbook._matching cimport MatchingCore
+from orderbook._sink cimport (
+    FLUSH_EVENTS, RECORD_COUNTERS, RECORD_TRADES, EventSink, sink_free, sink_init,
+    sink_reserve, sink_shrink,
+)
 from orderbook._types cimport (
     BUY, NO_SLOT, EventRec, Message, Order, is_caller_error, is_new_order, is_stop, level_key,
-    oid_t, owner_t, price_t, slot_t,
+    oid_t, owner_t, price_t, qty_t, slot_t,
 )
 
+import warnings
+
 from . import _layout, _validation as check
+from .batch import BatchCounts, OutGrewWarning, out_buffer, record_mode
 from ._layout_facts import c_layout
 from .events import EVENT_DTYPE, AmendRule, Event, OrderInfo, Reason, SelfTradePrevention
 
 __all__ = ["OrderBook"]
 
-_tuple_new = tuple.__new__
+cnp.import_array()
+
+
+cdef extern from *:
+    """
+    // An Event (a tuple subclass) made from twelve int64 fields without the intermediate
+    // tuple and the tuple.__new__ call: perf put those at most of the per-call path's time.
+    // Before 3.14 a tuple subclass instance is its type's tp_alloc plus the items; 3.14 caches
+    // a tuple's hash in the object, which tp_alloc's zeroes would poison, so it goes through
+    // tuple's own constructor.
+    static PyObject* orderbook_event(PyObject* type, int64_t a0, int64_t a1, int64_t a2,
+                                     int64_t a3, int64_t a4, int64_t a5, int64_t a6,
+                                     int64_t a7, int64_t a8, int64_t a9, int64_t a10,
+                                     int64_t a11) {
+        const int64_t v[12] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11};
+        PyObject* items[12];
+        PyObject* result;
+        Py_ssize_t i, j;
+        for (i = 0; i < 12; i++) {
+            items[i] = PyLong_FromLongLong(v[i]);
+            if (items[i] == NULL) {
+                for (j = 0; j < i; j++) Py_DECREF(items[j]);
+                return NULL;
+            }
+        }
+    #if PY_VERSION_HEX < 0x030E0000
+        result = ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, 12);
+        if (result == NULL) {
+            for (i = 0; i < 12; i++) Py_DECREF(items[i]);
+            return NULL;
+        }
+        for (i = 0; i < 12; i++) PyTuple_SET_ITEM(result, i, items[i]);  /* steals */
+    #else
+        PyObject* fields = PyTuple_New(12);
+        PyObject* args;
+        if (fields == NULL) {
+            for (i = 0; i < 12; i++) Py_DECREF(items[i]);
+            return NULL;
+        }
+        for (i = 0; i < 12; i++) PyTuple_SET_ITEM(fields, i, items[i]);
+        args = PyTuple_Pack(1, fields);
+        Py_DECREF(fields);
+        if (args == NULL) return NULL;
+        result = PyTuple_Type.tp_new((PyTypeObject*)type, args, NULL);
+        Py_DECREF(args);
+    #endif
+        return result;
+    }
+    """
+    object event_tuple "orderbook_event"(object type, int64_t seq, int64_t msg, int64_t kind,
+                                         int64_t reason, int64_t side, int64_t order_id,
+                                         int64_t owner, int64_t maker_id, int64_t maker_owner,
+                                         int64_t price, int64_t stop_price, int64_t qty)
 
 BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or another "
                 "call); one book serves one thread at a time")
@@ -69,13 +132,20 @@ cdef inline int order_side(object value) except 0:
 
 @cython.final
 cdef class _EventLog:
-    """Owns one batch's event records; the EVENT_DTYPE array ``process`` returns views them."""
-    cdef vector[EventRec] records
+    """Owns one batch's malloc'd event records; the EVENT_DTYPE array ``process`` returns views
+    them, and frees them when the last view goes."""
+    cdef EventRec* records
     cdef Py_ssize_t nbytes
     cdef Py_ssize_t itemsize
 
+    def __cinit__(self):
+        self.records = NULL
+
+    def __dealloc__(self):
+        free(self.records)
+
     def __getbuffer__(self, Py_buffer* view, int flags):
-        view.buf = <void*>self.records.data()
+        view.buf = <void*>self.records
         view.obj = self
         view.len = self.nbytes
         view.readonly = 0
@@ -165,59 +235,85 @@ cdef class OrderBook(MatchingCore):
         return check.from_units(check.as_int64("lots", lots), self.lot_size)
 
     # -------------------------------------------------------------------------- per call
-    def limit(self, order_id, side, price, qty, owner=0):
+    def limit(self, order_id, side, price, qty, owner=0, *, events=True):
         """Good-till-cancel limit order at ``price`` ticks for ``qty`` lots; returns its events."""
-        return self._submit(t.K_LIMIT, order_id, side, price, qty, owner, 0)
+        return self._submit(t.K_LIMIT, order_id, side, price, qty, owner, 0, events)
 
-    def market(self, order_id, side, qty, owner=0):
+    def market(self, order_id, side, qty, owner=0, *, events=True):
         """Market order for ``qty`` lots; what cannot fill is cancelled."""
-        return self._submit(t.K_MARKET, order_id, side, 0, qty, owner, 0)
+        return self._submit(t.K_MARKET, order_id, side, 0, qty, owner, 0, events)
 
-    def ioc(self, order_id, side, price, qty, owner=0):
+    def ioc(self, order_id, side, price, qty, owner=0, *, events=True):
         """Immediate-or-cancel limit order."""
-        return self._submit(t.K_IOC, order_id, side, price, qty, owner, 0)
+        return self._submit(t.K_IOC, order_id, side, price, qty, owner, 0, events)
 
-    def fok(self, order_id, side, price, qty, owner=0):
+    def fok(self, order_id, side, price, qty, owner=0, *, events=True):
         """Fill-or-kill limit order: fills all ``qty`` lots at once or nothing."""
-        return self._submit(t.K_FOK, order_id, side, price, qty, owner, 0)
+        return self._submit(t.K_FOK, order_id, side, price, qty, owner, 0, events)
 
-    def post_only(self, order_id, side, price, qty, owner=0):
+    def post_only(self, order_id, side, price, qty, owner=0, *, events=True):
         """Limit order rejected (POST_ONLY_WOULD_TAKE) if it would take liquidity."""
-        return self._submit(t.K_POST_ONLY, order_id, side, price, qty, owner, 0)
+        return self._submit(t.K_POST_ONLY, order_id, side, price, qty, owner, 0, events)
 
-    def stop_market(self, order_id, side, stop_price, qty, owner=0):
+    def stop_market(self, order_id, side, stop_price, qty, owner=0, *, events=True):
         """Market order armed until a trade prints at ``stop_price`` or through it."""
-        return self._submit(t.K_STOP_MARKET, order_id, side, 0, qty, owner, stop_price)
+        return self._submit(t.K_STOP_MARKET, order_id, side, 0, qty, owner, stop_price, events)
 
-    def stop_limit(self, order_id, side, stop_price, price, qty, owner=0):
+    def stop_limit(self, order_id, side, stop_price, price, qty, owner=0, *, events=True):
         """Limit order at ``price`` armed until a trade prints at ``stop_price`` or through it."""
-        return self._submit(t.K_STOP_LIMIT, order_id, side, price, qty, owner, stop_price)
+        return self._submit(t.K_STOP_LIMIT, order_id, side, price, qty, owner, stop_price, events)
 
-    def cancel(self, order_id):
+    def cancel(self, order_id, *, events=True):
         """Cancel a resting order or an armed stop; UnknownOrderError if the id is not live."""
-        return self._submit(t.K_CANCEL, order_id, 0, 0, 0, 0, 0)
+        return self._submit(t.K_CANCEL, order_id, 0, 0, 0, 0, 0, events)
 
-    def amend(self, order_id, price, qty):
+    def amend(self, order_id, price, qty, *, events=True):
         """Set a resting order's price (ticks) and remaining quantity (lots)."""
-        return self._submit(t.K_AMEND, order_id, 0, price, qty, 0, 0)
+        return self._submit(t.K_AMEND, order_id, 0, price, qty, 0, 0, events)
 
-    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0):
+    def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0, *,
+               events=True):
         """Process one message of any kind; return its events.
 
         A message the batch would reject for a caller error raises OrderError carrying that
         reason (UnknownOrderError for UNKNOWN_ORDER) and changes nothing; a value that is not
         an integer raises TypeError, one outside int64 ValueError.
-        """
-        return self._submit(as_i64(kind, "kind"), order_id, side, price, qty, owner, stop_price)
 
-    cdef list _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
+        With ``events=False`` (every per-call method takes it) the same message runs the same
+        way, but no Event tuples are built: the call returns the lots the message's own order
+        filled as taker (an int; 0 for a cancel, an order that rests untouched, or one refused
+        with a REJECTED or CANCELLED event). The book's reads tell the rest.
+        """
+        return self._submit(as_i64(kind, "kind"), order_id, side, price, qty, owner, stop_price,
+                            events)
+
+    cdef object _submit(self, int64_t kind, order_id, side, price, qty, owner, stop_price,
+                        bint events):
         self._enter()
         try:
-            return self._submit_one(kind, order_id, side, price, qty, owner, stop_price)
+            self._submit_one(kind, order_id, side, price, qty, owner, stop_price)
+            return self._event_list() if events else self._filled()
         finally:
             self.busy = False
 
-    cdef list _submit_one(self, int64_t kind, order_id, side, price, qty, owner, stop_price):
+    cdef qty_t _filled(self) noexcept:
+        # Lots the message in the event buffer filled as taker: its TRADE events (a stop it
+        # triggers trades under its own id). One order's fills sum to at most its quantity.
+        cdef qty_t total = 0
+        cdef const EventRec* e
+        cdef size_t i
+        cdef oid_t taker
+        if self.events.empty():
+            return 0
+        taker = self.events[0].order_id
+        for i in range(self.events.size()):
+            e = &self.events[i]
+            if e.kind == t.EV_TRADE and e.order_id == taker:
+                total += e.qty
+        return total
+
+    cdef int _submit_one(self, int64_t kind, order_id, side, price, qty, owner,
+                         stop_price) except -1:
         cdef Message m
         cdef int reason
         cdef slot_t found
@@ -238,49 +334,117 @@ cdef class OrderBook(MatchingCore):
             raise check.error_for(reason, kind, m.order_id, m.side, m.price, m.stop_price, m.qty)
         self.events.clear()
         self.execute(&m, reason, found)
-        return self._event_list()
+        return 0
 
     cdef list _event_list(self):
-        cdef list out = []
+        # Sized once and filled in place (no append growth); the type looked up once.
+        cdef Py_ssize_t n = <Py_ssize_t>self.events.size()
+        cdef list out = PyList_New(n)
         cdef const EventRec* e
-        cdef size_t i
-        for i in range(self.events.size()):
+        cdef Py_ssize_t i
+        cdef object event_type = Event
+        for i in range(n):
             e = &self.events[i]
-            out.append(_tuple_new(Event, (
-                e.seq, e.msg, e.kind, e.reason, e.side, e.order_id, e.owner, e.maker_id,
-                e.maker_owner, e.price, e.stop_price, e.qty)))
+            item = event_tuple(event_type, e.seq, e.msg, e.kind, e.reason, e.side, e.order_id,
+                               e.owner, e.maker_id, e.maker_owner, e.price, e.stop_price, e.qty)
+            Py_INCREF(item)   # PyList_SET_ITEM steals the reference
+            PyList_SET_ITEM(out, i, item)
         return out
 
     # ----------------------------------------------------------------------------- batch
-    def process(self, messages):
+    def process(self, messages, *, out=None, record="all"):
         """Process a ``MESSAGE_DTYPE`` array with the GIL released; return an ``EVENT_DTYPE`` array.
 
         Malformed messages become REJECTED events (never exceptions) and change nothing; every
         other message runs to completion, stops it triggers included, before the next one. The
         array may be non-contiguous or unaligned; it is read, never written.
+
+        ``record`` chooses what is kept (``orderbook.batch``): ``"all"`` events, ``"trades"``
+        (TRADE and REJECTED events) or ``"counters"``, which returns a ``BatchCounts`` instead
+        of rows. ``out`` is an EVENT_DTYPE array to write the events to, reused across calls
+        (the result is then ``out[:k]``); if they outgrow it, a larger new array is returned
+        and ``OutGrewWarning`` is issued. A bad ``out`` or ``record`` raises before anything
+        changes. The book and its ``seq``/``msg`` counters end the same in every mode.
         """
         # Taken before anything that can let another thread run (numpy's copy releases the
         # GIL for large arrays), so two callers can never both be inside the containers.
         self._enter()
         try:
-            return self._process(check.message_array(messages))
+            messages = check.message_array(messages)
+            mode = record_mode(record)
+            return self._process(messages, out_buffer(out, mode, messages), mode)
         finally:
             self.busy = False
 
-    cdef object _process(self, messages):
+    cdef object _process(self, cnp.ndarray messages, out, int record):
         cdef Py_ssize_t n = messages.shape[0]
-        cdef const uint8_t[::1] raw
-        cdef const uint8_t* rows = NULL
-        if n:
-            raw = np.ascontiguousarray(messages).view(np.uint8)
-            rows = &raw[0]
-        self.events.clear()
-        # Every message emits at least one event; reserving that much up front saves the
-        # reallocation copies (perf showed them, with the page faults, as a quarter of the run).
-        self.events.reserve(n)
+        cdef const uint8_t* rows
+        cdef EventSink sink
+        # The data pointer straight from the array: a byte view and a typed memoryview cost a
+        # few microseconds a call, a tenth of the run for batches of 1,000 messages.
+        if not cnp.PyArray_IS_C_CONTIGUOUS(messages):
+            messages = np.ascontiguousarray(messages)
+        rows = <const uint8_t*>cnp.PyArray_DATA(messages)
+        self._open_sink(&sink, out, record, n)
         with nogil:
-            self.run_batch(rows, n)
-        return self._event_array()
+            self.run_batch(rows, n, &sink)
+        return self._sink_result(&sink, out, n)
+
+    cdef int _open_sink(self, EventSink* sink, out, int record, Py_ssize_t n) except -1:
+        cdef Py_ssize_t rows
+        if out is not None:
+            # out passed batch.out_buffer: a writable, aligned, C-contiguous EVENT_DTYPE array.
+            rows = cnp.PyArray_DIM(<cnp.ndarray>out, 0)
+            sink_init(sink, record, True,
+                      <EventRec*>cnp.PyArray_DATA(<cnp.ndarray>out) if rows else NULL, rows)
+            return 0
+        sink_init(sink, record, False, NULL, 0)
+        if record != RECORD_COUNTERS and n:
+            sink_reserve(sink, self._rows_estimate(n, record))
+        return 0
+
+    cdef Py_ssize_t _rows_estimate(self, Py_ssize_t n, int record) noexcept:
+        # Rows to reserve for n messages: this book's events per message so far (1.5 before it
+        # has seen enough), with an eighth to spare. A short reservation only costs a realloc,
+        # which moves no bytes for a large block; reserved pages never touched cost nothing.
+        cdef double per_message = 1.5
+        if self.msg >= FLUSH_EVENTS:
+            per_message = <double>self.seq / <double>self.msg
+        if record == RECORD_TRADES:
+            per_message /= 4
+        return <Py_ssize_t>(n * per_message * 1.125) + FLUSH_EVENTS
+
+    cdef object _sink_result(self, EventSink* sink, out, Py_ssize_t n):
+        # What a batch returns from its sink (see process); frees what it does not hand over.
+        cdef _EventLog log
+        cdef int64_t* c = sink.counts
+        try:
+            if sink.failed:
+                raise MemoryError(f"the batch ran all {n} messages, but its events past row "
+                                  f"{sink.size} were lost: no memory for more")
+            if sink.record == RECORD_COUNTERS:
+                return BatchCounts(n, c[1] + c[2] + c[3] + c[4] + c[5] + c[6], c[t.EV_ACCEPTED],
+                                   c[t.EV_TRADE], c[t.EV_CANCELLED], c[t.EV_AMENDED],
+                                   c[t.EV_REJECTED], c[t.EV_STOP_TRIGGERED], sink.traded)
+            if not sink.owned:
+                return out[:sink.size] if out is not None else np.empty(0, dtype=EVENT_DTYPE)
+            if sink.outgrew:
+                warnings.warn(OutGrewWarning(
+                    f"out has {len(out)} rows but the batch kept {sink.size} events: they are "
+                    f"returned in a new array, not in out"), stacklevel=3)
+            if sink.size == 0:
+                return np.empty(0, dtype=EVENT_DTYPE)
+            # The records move into an owner the array views, instead of being copied: perf
+            # put that copy and its fresh pages at a tenth of a batch's time.
+            sink_shrink(sink)
+            log = _EventLog.__new__(_EventLog)
+            log.records = sink.rows
+            sink.owned = False
+            log.nbytes = <Py_ssize_t>(sink.size * sizeof(EventRec))
+            log.itemsize = 1
+            return np.frombuffer(log, dtype=EVENT_DTYPE)
+        finally:
+            sink_free(sink)
 
     cdef int _enter(self) except -1:
         # Check-and-set with no Python call in between is atomic under the GIL: at most one
@@ -304,17 +468,6 @@ cdef class OrderBook(MatchingCore):
         RuntimeError instead of racing. Separate books run in parallel.
         """
         return self.busy
-
-    cdef object _event_array(self):
-        # The batch's records move (O(1) swap) into an owner the array views, instead of being
-        # copied: perf put that copy and its fresh pages at a tenth of a batch's time.
-        if self.events.empty():
-            return np.empty(0, dtype=EVENT_DTYPE)
-        cdef _EventLog log = _EventLog.__new__(_EventLog)
-        log.records.swap(self.events)
-        log.nbytes = <Py_ssize_t>(log.records.size() * sizeof(EventRec))
-        log.itemsize = 1
-        return np.frombuffer(log, dtype=EVENT_DTYPE)
 
     # --------------------------------------------------------------------------- queries
     def best_bid(self):

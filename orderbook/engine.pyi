@@ -1,6 +1,6 @@
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import final
+from typing import Literal, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -201,6 +201,7 @@ class Engine:
     def open_interest(self, instrument: _Instr = 0) -> int: ...
     def owners(self) -> list[int]: ...
     def total_equity(self, mark: int | Sequence[int] | None = None) -> int: ...
+    @overload
     def submit(
         self,
         kind: int,
@@ -212,40 +213,228 @@ class Engine:
         stop_price: int = 0,
         *,
         instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def submit(
+        self,
+        kind: int,
+        order_id: int,
+        side: _Side = 0,
+        price: int = 0,
+        qty: int = 0,
+        owner: int = 0,
+        stop_price: int = 0,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def limit(
-        self, order_id: int, side: _Side, price: int, qty: int, owner: int, *,
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
         instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def limit(
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def market(
-        self, order_id: int, side: _Side, qty: int, owner: int, *, instrument: _Instr = 0
+        self,
+        order_id: int,
+        side: _Side,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def market(
+        self,
+        order_id: int,
+        side: _Side,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def ioc(
-        self, order_id: int, side: _Side, price: int, qty: int, owner: int, *,
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
         instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def ioc(
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def fok(
-        self, order_id: int, side: _Side, price: int, qty: int, owner: int, *,
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
         instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def fok(
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def post_only(
-        self, order_id: int, side: _Side, price: int, qty: int, owner: int, *,
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
         instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def post_only(
+        self,
+        order_id: int,
+        side: _Side,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def stop_market(
-        self, order_id: int, side: _Side, stop_price: int, qty: int, owner: int, *,
+        self,
+        order_id: int,
+        side: _Side,
+        stop_price: int,
+        qty: int,
+        owner: int,
+        *,
         instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def stop_market(
+        self,
+        order_id: int,
+        side: _Side,
+        stop_price: int,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
     def stop_limit(
-        self, order_id: int, side: _Side, stop_price: int, price: int, qty: int, owner: int, *,
+        self,
+        order_id: int,
+        side: _Side,
+        stop_price: int,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
         instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
-    def cancel(self, order_id: int, *, instrument: _Instr = 0) -> list[Event]: ...
+    @overload
+    def stop_limit(
+        self,
+        order_id: int,
+        side: _Side,
+        stop_price: int,
+        price: int,
+        qty: int,
+        owner: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    @overload
+    def cancel(
+        self, order_id: int, *, instrument: _Instr = 0, events: Literal[True] = True
+    ) -> list[Event]: ...
+    @overload
+    def cancel(
+        self, order_id: int, *, instrument: _Instr = 0, events: Literal[False]
+    ) -> int: ...
+    @overload
     def amend(
-        self, order_id: int, price: int, qty: int, *, instrument: _Instr = 0
+        self,
+        order_id: int,
+        price: int,
+        qty: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[True] = True,
     ) -> list[Event]: ...
+    @overload
+    def amend(
+        self,
+        order_id: int,
+        price: int,
+        qty: int,
+        *,
+        instrument: _Instr = 0,
+        events: Literal[False],
+    ) -> int: ...
+    # events is EVENT_DTYPE rows (out[:k] when given out), or a BatchCounts with
+    # record="counters" (orderbook.batch).
     def process(
-        self, messages: _Records, *, instrument: _Instr = 0, liquidate_every: int = 0
+        self,
+        messages: _Records,
+        *,
+        instrument: _Instr = 0,
+        liquidate_every: int = 0,
+        out: _Records | None = None,
+        record: Literal["all", "trades", "counters"] = "all",
     ) -> BatchResult: ...
     def set_index(self, price: int, *, instrument: _Instr = 0) -> None: ...
     def set_funding_basis(self, basis_ppm: int, *, instrument: _Instr = 0) -> None: ...

@@ -18,7 +18,7 @@ from libcpp.vector cimport vector
 from orderbook cimport _types as t
 from orderbook._idtable cimport id_find
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+    BUY, NO_SLOT, SELL, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 from orderbook.accounts cimport (
     IN_LONGS, IN_SHORTS, Account, Holding, InstrumentRec, Ledger, Position, ceil_div, int128,
@@ -27,6 +27,7 @@ from orderbook.accounts cimport (
 from orderbook._depth cimport reach_price
 from orderbook.book cimport OrderBook
 from orderbook.liquidator cimport Liquidator
+from orderbook._sink cimport EventSink, sink_take
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from ._engine_args import (
     insufficient_spot, spot_isolated, spot_position,
     user_order_id, batch_messages, order_elsewhere, order_price,
 )
+from .batch import out_buffer, record_mode
 from .errors import OrderError
 from ._engine_state import STATE_VERSION, check_state, constructor_args, saved_kwargs
 from .events import (
@@ -54,19 +56,6 @@ from .events import (
 from .margin import DEFAULT_TIERS, MarginTiers, asset_value
 
 __all__ = ["Engine"]
-
-
-cdef extern from *:
-    """
-    template <typename V>
-    static inline void orderbook_append(V& out, const V& more) {
-        out.insert(out.end(), more.begin(), more.end());
-    }
-    """
-    # A batch's event buffer takes one message's events (no Python exception on the hot path:
-    # the buffer is reserved for most batches; a failed allocation aborts, as in the book).
-    void append_events "orderbook_append"(vector[EventRec]& out,
-                                          const vector[EventRec]& more) noexcept nogil
 
 
 cdef struct Refusal:
@@ -1269,18 +1258,23 @@ cdef class Engine:
         return 0
 
     def submit(self, kind, order_id, side=0, price=0, qty=0, owner=0, stop_price=0, *,
-               instrument=0):
+               instrument=0, events=True):
         """Send one message to ``instrument``'s book (index or name) for an account; settle its
-        trades; return its events."""
+        trades; return its events.
+
+        With ``events=False`` (every per-call method takes it) the message runs and settles the
+        same way but no Event tuples are built: the call returns the lots its own order filled
+        as taker (see OrderBook.submit).
+        """
         self._enter()
         try:
             return self._submit(kind, order_id, side, price, qty, owner, stop_price,
-                                self._use(instrument))
+                                self._use(instrument), events)
         finally:
             self._leave()
 
-    cdef list _submit(self, kind, order_id, side, price, qty, owner, stop_price,
-                      int32_t instrument):
+    cdef object _submit(self, kind, order_id, side, price, qty, owner, stop_price,
+                        int32_t instrument, bint events):
         # The checks in the order process() applies them (_screen): the caller's errors raise
         # ValueError/KeyError/TypeError, the refusals OrderError with the batch's reason.
         cdef OrderBook book = <OrderBook>self._books[instrument]
@@ -1307,13 +1301,13 @@ cdef class Engine:
             reason = self._amend_reason(book, &o, limit, lots, &r)
             if reason:
                 raise self._refused(reason, self.ledger.slot(o.owner), o.side, &r)
-            events = book._submit_one(k, oid, side, price, qty, owner, stop_price)
-            if events and events[0].kind == t.EV_AMENDED:
+            book._submit_one(k, oid, side, price, qty, owner, stop_price)
+            if book.events.size() and book.events[0].kind == t.EV_AMENDED:
                 # The old quantity leaves the open total; the AMENDED event adds the new one.
                 self.ledger.track_open(self.ledger.slot(o.owner), o.side, -o.qty)
             self.ledger.settle_events(book.events, oid, True)
             self.mark()
-            return events
+            return book._event_list() if events else book._filled()
         if k != t.K_CANCEL:
             slot = self._slot(owner)
             if self.acct(slot).owner == t.INSURANCE_FUND:
@@ -1329,13 +1323,14 @@ cdef class Engine:
             reason = self._order_reason(book, slot, side_value, k, limit, stop, lots, &r)
             if reason:
                 raise self._refused(reason, slot, side_value, &r)
-        events = book._submit_one(k, oid, side, price, qty, owner, stop_price)
+        book._submit_one(k, oid, side, price, qty, owner, stop_price)
         self.ledger.settle_events(book.events, oid, not t.is_immediate(k))
         self.mark()  # the mark follows every message, whether or not anyone looks at it
-        return events
+        # Built after settling, from the book's buffer, which nothing above changes.
+        return book._event_list() if events else book._filled()
 
     # ------------------------------------------------------------------ batch
-    def process(self, messages, *, instrument=0, liquidate_every=0):
+    def process(self, messages, *, instrument=0, liquidate_every=0, out=None, record="all"):
         """Run a ``MESSAGE_DTYPE`` array (with owners) through ``instrument``'s book, settling
         as per call, with the GIL released; return ``BatchResult(events, forced_orders)``.
 
@@ -1355,16 +1350,22 @@ cdef class Engine:
         ``liquidate_every`` n >= 1 runs one liquidation round (``liquidation_round()``) after
         every n-th message; ``forced_orders`` holds the records of those rounds (FORCED_DTYPE;
         empty with the default 0, which runs none, as the per-call path runs none by itself).
+
+        ``record`` and ``out`` are OrderBook.process's (``orderbook.batch``): keep all events,
+        only TRADE and REJECTED ones, or count them (``events`` is then a ``BatchCounts``);
+        write them to a reused EVENT_DTYPE array. Checked with the rest, before anything runs.
         """
         cdef int32_t i
         cdef int64_t every
+        cdef int mode
         self._enter()
         try:
             i = self._use(instrument)
             every = check.as_count("liquidate_every", liquidate_every)
+            mode = record_mode(record)
             rows = batch_messages(messages, self._isolated_or_none,
                                   self.ledger.instruments[i].spot_asset >= 0)
-            return self._process(rows, i, every)
+            return self._process(rows, i, every, out_buffer(out, mode, messages), mode)
         finally:
             self._leave()
 
@@ -1373,32 +1374,32 @@ cdef class Engine:
         cdef int32_t slot = self.ledger.slot(owner)
         return None if slot < 0 else bool(self.acct(slot).isolated)
 
-    cdef object _process(self, rows, int32_t instrument, int64_t every):
+    cdef object _process(self, rows, int32_t instrument, int64_t every, out, int record):
         cdef OrderBook book = <OrderBook>self._books[instrument]
         cdef Py_ssize_t n = rows.shape[0]
         cdef const uint8_t[::1] raw
         cdef const uint8_t* data = NULL
-        cdef vector[EventRec] out
+        cdef EventSink sink
         cdef size_t first = self.liquidator.records.size()
         if n:
             raw = rows.view(np.uint8)
             data = &raw[0]
-        # A message's events: ACCEPTED, and its fills when it takes; more are common than one.
-        out.reserve(n + n // 2)
+        # The book's sink: reserved from the book's measured events per message, or out=.
+        book._open_sink(&sink, out, record, n)
         with nogil:
-            self._run_rows(book, instrument, data, n, every, &out)
-        book.events.swap(out)   # the book's zero-copy owner of an event array takes them
-        return BatchResult(book._event_array(), self.liquidator.records_array(first))
+            self._run_rows(book, instrument, data, n, every, &sink)
+        events = book._sink_result(&sink, out, n)
+        return BatchResult(events, self.liquidator.records_array(first))
 
     cdef int _run_rows(self, OrderBook book, int32_t instrument, const uint8_t* rows,
-                       Py_ssize_t n, int64_t every, vector[EventRec]* out) except -1 nogil:
+                       Py_ssize_t n, int64_t every, EventSink* sink) except -1 nogil:
         cdef Py_ssize_t i
         cdef Message m
         for i in range(n):
             # A copy per message, as OrderBook.run_batch: the rows may be unaligned.
             memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
             self._run_one(book, &m)
-            append_events(out[0], book.events)
+            sink_take(sink, book.events.data(), <Py_ssize_t>book.events.size())
             if every and (i + 1) % every == 0:
                 with gil:
                     self.liquidator.run_round()
@@ -1461,43 +1462,50 @@ cdef class Engine:
         return self._order_reason(book, self.ledger.slot(m.owner), m.side, kind, limit, stop,
                                   m.qty, r)
 
-    def limit(self, order_id, side, price, qty, owner, *, instrument=0):
+    def limit(self, order_id, side, price, qty, owner, *, instrument=0, events=True):
         """Limit order for an account (see OrderBook.limit)."""
-        return self.submit(Kind.LIMIT, order_id, side, price, qty, owner, instrument=instrument)
+        return self.submit(Kind.LIMIT, order_id, side, price, qty, owner,
+                           instrument=instrument, events=events)
 
-    def market(self, order_id, side, qty, owner, *, instrument=0):
+    def market(self, order_id, side, qty, owner, *, instrument=0, events=True):
         """Market order for an account."""
-        return self.submit(Kind.MARKET, order_id, side, 0, qty, owner, instrument=instrument)
+        return self.submit(Kind.MARKET, order_id, side, 0, qty, owner,
+                           instrument=instrument, events=events)
 
-    def ioc(self, order_id, side, price, qty, owner, *, instrument=0):
+    def ioc(self, order_id, side, price, qty, owner, *, instrument=0, events=True):
         """Immediate-or-cancel order for an account."""
-        return self.submit(Kind.IOC, order_id, side, price, qty, owner, instrument=instrument)
+        return self.submit(Kind.IOC, order_id, side, price, qty, owner,
+                           instrument=instrument, events=events)
 
-    def fok(self, order_id, side, price, qty, owner, *, instrument=0):
+    def fok(self, order_id, side, price, qty, owner, *, instrument=0, events=True):
         """Fill-or-kill order for an account."""
-        return self.submit(Kind.FOK, order_id, side, price, qty, owner, instrument=instrument)
+        return self.submit(Kind.FOK, order_id, side, price, qty, owner,
+                           instrument=instrument, events=events)
 
-    def post_only(self, order_id, side, price, qty, owner, *, instrument=0):
+    def post_only(self, order_id, side, price, qty, owner, *, instrument=0, events=True):
         """Post-only order for an account."""
-        return self.submit(Kind.POST_ONLY, order_id, side, price, qty, owner, instrument=instrument)
+        return self.submit(Kind.POST_ONLY, order_id, side, price, qty, owner,
+                           instrument=instrument, events=events)
 
-    def stop_market(self, order_id, side, stop_price, qty, owner, *, instrument=0):
+    def stop_market(self, order_id, side, stop_price, qty, owner, *, instrument=0, events=True):
         """Stop-market order for an account."""
         return self.submit(Kind.STOP_MARKET, order_id, side, 0, qty, owner, stop_price,
-                           instrument=instrument)
+                           instrument=instrument, events=events)
 
-    def stop_limit(self, order_id, side, stop_price, price, qty, owner, *, instrument=0):
+    def stop_limit(self, order_id, side, stop_price, price, qty, owner, *, instrument=0,
+                   events=True):
         """Stop-limit order for an account."""
         return self.submit(Kind.STOP_LIMIT, order_id, side, price, qty, owner, stop_price,
-                           instrument=instrument)
+                           instrument=instrument, events=events)
 
-    def cancel(self, order_id, *, instrument=0):
+    def cancel(self, order_id, *, instrument=0, events=True):
         """Cancel a resting order or armed stop."""
-        return self.submit(Kind.CANCEL, order_id, instrument=instrument)
+        return self.submit(Kind.CANCEL, order_id, instrument=instrument, events=events)
 
-    def amend(self, order_id, price, qty, *, instrument=0):
+    def amend(self, order_id, price, qty, *, instrument=0, events=True):
         """Amend a resting order."""
-        return self.submit(Kind.AMEND, order_id, 0, price, qty, instrument=instrument)
+        return self.submit(Kind.AMEND, order_id, 0, price, qty,
+                           instrument=instrument, events=events)
 
     # ------------------------------------------------------------------ the mark
     def set_index(self, price, *, instrument=0):
