@@ -55,7 +55,9 @@ class ProgressBar:
                              MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
                              TimeRemainingColumn(), console=console, transient=False,
                              disable=disable or not console.is_terminal)
-        self.tasks = [self.live.add_task(label, total=size) for label, size in self.parts]
+        # each part's clock starts with its first unit, not when the bar appears
+        self.tasks = [self.live.add_task(label, total=size, start=False)
+                      for label, size in self.parts]
         self.done = 0
         self.live.start()
 
@@ -70,6 +72,8 @@ class ProgressBar:
         left = done
         for task, (_, size) in zip(self.tasks, self.parts, strict=True):
             size = left if size is None else size
+            if left > 0:
+                self.live.start_task(task)
             self.live.update(task, completed=min(left, size))
             left = max(0, left - size)
 

@@ -1109,10 +1109,10 @@ def _run(scenario: Scenario, counterfactual: bool, agents, book_levels, report) 
     from ._market import Market  # the machinery imports the settings from here
 
     started = time.perf_counter()
-    twin = counterfactual and scenario.rules.liquidator
+    parts = run_parts(scenario, counterfactual)
+    twin, total = len(parts) == 2, sum(n for _, n in parts)
     log.info("run: %s accounts, %s steps%s", f"{_accounts(scenario):,}", f"{scenario.steps:,}",
              ", and its counterfactual" if twin else "")
-    total = scenario.steps * (2 if twin else 1)
     agents = tuple(scenario.agents) + tuple(agents)
     market = Market(scenario)
     off = market.copy() if twin else None
@@ -1120,6 +1120,7 @@ def _run(scenario: Scenario, counterfactual: bool, agents, book_levels, report) 
     starts = start_mids(market)
     # the static answer from the starting state alone, to set beside what the run does
     forecast = cascade_forecast(market)
+    log.debug("run: market built and forecast in %.2f s", time.perf_counter() - started)
     cf_all = None
     if off is not None:
         cf_all = _simulate(off, scenario.steps, False, agents,
@@ -1508,6 +1509,7 @@ def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int
                                        f"{multiprocessing.get_start_method()!r}): "
                                        f"{_GUARD_NOTE}") from exc
                 raise
+            log.debug("sweep: run %s of %s done", i + 1, len(tasks))
             if progress is not None:
                 progress(i + 1, len(tasks))
     finally:

@@ -6,12 +6,13 @@ import io
 import json
 import math
 import sys
+from contextlib import contextmanager
 from decimal import Decimal
 from enum import IntEnum
 
 import numpy as np
 
-from .._progress import ProgressBar
+from .._progress import ProgressBar, stderr_console
 from ..events import CloseOrder, Deficit, LimitRule, MarginBasis, Settlement, Sizing, Trigger
 from ..metrics import unresolved_note
 from ..scenario import STATIC_MARK_NOTE, Scenario, quote_unit
@@ -25,11 +26,16 @@ class CLIError(Exception):
     """A bad argument; reported on one line with exit status 2."""
 
 
+@contextmanager
 def _bar(args, parts, unit: str):
     """The command's progress bar on stderr (:class:`orderbook._progress.ProgressBar`) over
-    ``parts`` ((label, size) pairs, in ``unit``): drawn only when stderr is a terminal and
-    ``--quiet`` was not given; a ``progress(done, total)`` hook, closed by the caller."""
-    return ProgressBar(parts, unit, disable=getattr(args, "quiet", False))
+    ``parts`` ((label, size) pairs, in ``unit``), as a ``progress(done, total)`` hook; None
+    (no hook, nothing drawn) when stderr is not a terminal or ``--quiet`` was given."""
+    if getattr(args, "quiet", False) or not stderr_console().is_terminal:
+        yield None
+        return
+    with ProgressBar(parts, unit) as bar:
+        yield bar
 
 
 # ------------------------------------------------------------------------------ formatting

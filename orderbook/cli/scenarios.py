@@ -403,11 +403,10 @@ def _executor(args, total: int):
     log.info("sweep: %s runs on %s", f"{total:,}",
              f"dask cluster {args.scheduler}" if client is not None
              else "this process" if workers == 1 else f"{workers} worker processes")
-    progress = _bar(args, [("sweep", total)], "runs")
     try:
-        yield executor, progress
+        with _bar(args, [("sweep", total)], "runs") as progress:
+            yield executor, progress
     finally:
-        progress.close()
         if client is not None:
             client.close()
         else:
