@@ -96,7 +96,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Clock", "Flow", "Funding", "Scenario", "Contract", "IndexModel", "Result",
-    "Comparison", "run", "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion",
+    "Comparison", "run", "run_parts", "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion",
     "contagion_origins",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "contract_units", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
