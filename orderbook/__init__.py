@@ -6,6 +6,8 @@ market data readers are in :mod:`orderbook.data` (docs/data.md); tools for testi
 code in :mod:`orderbook.testing` and :mod:`orderbook.strategies` (docs/testing.md).
 """
 
+import logging
+
 from . import flows, funding, venues
 from .agents import Agent, AgentView, FundingArbitrageur, MarketMaker, ValueTrader
 from .book import OrderBook
@@ -81,6 +83,11 @@ from .scenario import (
 from .slippage import Slippage, slippage
 
 __version__ = "0.1.0"
+
+# Diagnostics go to logging.getLogger("orderbook") and its module loggers; an application that
+# wants them adds a handler (the CLI's -v does). Without one, this keeps Python's last-resort
+# handler from printing the warnings among them on stderr.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "OrderBook", "MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE", "Side", "Kind",

@@ -124,6 +124,10 @@ class Timeline:
     after each liquidator round that closed positions and at each step's end.
     """
 
+    #: Called with the number of steps done after each step's sample (a progress hook), or
+    #: None.
+    on_step = None
+
     def __init__(self, market: Market, steps: int, liquidator: bool, seats=(), flows=(), *,
                  schedule: Schedule | None = None, venue: str | None = None, indexes=None,
                  world=None, tape=None):
@@ -254,6 +258,8 @@ class Timeline:
             self.series[i, step] = self.market.snapshot(step, self.liquidated[i], i,
                                                         time=self.now)
         self.liquidated = [0] * self.count
+        if self.on_step is not None:
+            self.on_step(step + 1)
 
     # ---------------------------------------------------------------------------- funding
     def _start_funding(self) -> None:
@@ -425,6 +431,10 @@ class MarketTimeline:
     sample (``index_values``).
     """
 
+    #: Called with the number of steps done after each step's index sample (the last event of
+    #: the step: every venue's sample came before it), or None.
+    on_step = None
+
     def __init__(self, market, schedule: Schedule, step_ms: int, liquidating, steps: int):
         self.market = market
         self.lanes: dict = {}   # {venue name: Timeline}, filled by the caller
@@ -470,6 +480,8 @@ class MarketTimeline:
     def _sample_indexes(self, step: int) -> None:
         for ix in self.market.indexes:
             self.index_values[ix.name][step] = ix.index.value or 0
+        if self.on_step is not None:
+            self.on_step(step + 1)
 
     def _notify(self) -> None:
         for lane in self.lanes.values():

@@ -65,6 +65,8 @@ money in each venue's quote units, rates in ppm, time in steps of the venues' ``
 
 from __future__ import annotations
 
+import logging
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -72,6 +74,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._progress import reporting
 from ._settings import (
     Bad,
     ConfigError,
@@ -107,6 +110,8 @@ from .scenario import (
     static_mark,
     venue_summary,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Venue", "Leg", "IndexSpec", "ArbitrageurSpec", "MarketScenario", "MarketResult",
            "run", "market_from_dict", "loads_market", "load_market", "is_market_file",
@@ -611,12 +616,16 @@ class MarketResult:
         plot_market(self, path)
 
 
-def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketResult:
+def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None,
+        progress=None) -> MarketResult:
     """Run a market scenario (the module docstring's step); with ``arbitrage`` false the
     arbitrageurs' accounts are opened with their capital but never trade: the same start,
     without the spread being carried from venue to venue. ``agents``: {venue name:
     :class:`~orderbook.agents.Agent` objects}, trading on that venue beside its scenario's
     own (each run works on copies); KeyError for a venue the market does not have.
+
+    ``progress(done, total)`` is called after each step of the market's clock, in steps
+    (``total``: ``ms.steps``); ``progress=True`` draws a bar on stderr (a terminal only).
 
     Examples
     --------
@@ -635,6 +644,11 @@ def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketRes
     """
     if not isinstance(ms, MarketScenario):
         raise TypeError(f"run needs a MarketScenario, got {type(ms).__name__}")
+    with reporting(progress, [("market run", ms.steps)], "steps") as report:
+        return _run(ms, arbitrage, agents, report)
+
+
+def _run(ms: MarketScenario, arbitrage: bool, agents, report) -> MarketResult:
     from ._market import Market as Built  # a one-venue scenario's machinery, per venue
     from ._timeline import MarketTimeline, Schedule
     from .scenario import _lane, timeline_figures
@@ -677,7 +691,13 @@ def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketRes
         world.lanes[v.name] = _lane(
             built[v.name], steps, False, tuple(v.scenario.agents) + tuple(extra.get(v.name, ())),
             schedule=schedule, venue=v.name, indexes=feeds[v.name], world=world)
+    if report is not None:
+        world.on_step = lambda done: report(done, steps)
+    started = time.perf_counter()
+    log.info("market run: %s venues, %s steps, arbitrage %s", len(ms.venues), f"{steps:,}",
+             "on" if arbitrage else "off")
     done = world.run()
+    log.info("market run: done in %.2f s", time.perf_counter() - started)
     fed = {(venue, i) for ix in market.indexes for venue, i in ix.feeds}
     results = {}
     for v in ms.venues:
@@ -705,13 +725,13 @@ def run(ms: MarketScenario, *, arbitrage: bool = True, agents=None) -> MarketRes
     for name, result in results.items():
         if result.summary["static_mark"]:
             warnings.warn(f"venue {name!r}: {STATIC_MARK_NOTE}", InertSettingWarning,
-                          stacklevel=2)
+                          stacklevel=3)
         for text in result.summary["inert_settings"]:
-            warnings.warn(f"venue {name!r}: {text}", InertSettingWarning, stacklevel=2)
+            warnings.warn(f"venue {name!r}: {text}", InertSettingWarning, stacklevel=3)
         note = unresolved_note(result.summary)
         if note is not None:
             warnings.warn(f"venue {name!r}: run ended unresolved: {note}",
-                          UnresolvedAccountsWarning, stacklevel=2)
+                          UnresolvedAccountsWarning, stacklevel=3)
     trades = [{"owner": agent.owner, "legs": [(leg.venue, leg.instrument) for leg in a.legs],
                "trades": agent.trades, "lots": agent.lots}
               for agent, a in zip(arbitrageurs, ms.arbitrageurs, strict=True)]

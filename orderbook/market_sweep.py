@@ -10,9 +10,11 @@ Units: as the market's (ticks, lots, each venue's quote units, ppm, steps).
 from __future__ import annotations
 
 import itertools
+import logging
 import warnings
 from dataclasses import dataclass, replace
 
+from ._progress import reporting
 from ._settings import (
     Bad,
     ConfigError,
@@ -46,6 +48,8 @@ from .scenario import (
 )
 from .scenario import coerce_param as venue_coerce
 from .scenario import with_params as venue_with_params
+
+log = logging.getLogger(__name__)
 
 __all__ = ["with_params", "coerce_param", "sweep", "compare", "MarketComparison"]
 
@@ -258,8 +262,9 @@ def sweep(grid: dict, market: MarketScenario, *, executor=None, workers: int | N
     Every value and every combination is checked before any run starts (ConfigError naming
     the parameter, or the combination). Runs go through ``executor``, or a process pool of
     ``workers`` (:func:`orderbook.scenario.worker_count`), as :func:`orderbook.sweep`'s do;
-    the rows are the same either way (each venue draws from its own seed). ``progress`` is
-    called with (done, total) after each run; a venue left unresolved or with a mark nothing
+    the rows are the same either way (each venue draws from its own seed). ``progress(done,
+    total)`` is called after each run, in runs (``total``: the grid's size), in grid order
+    (``progress=True``: a bar on stderr); a venue left unresolved or with a mark nothing
     moves warns here, in the caller's process. ``arbitrage`` false runs every point with
     idle arbitrageurs (:func:`run`'s counterfactual).
 
@@ -302,10 +307,10 @@ def sweep(grid: dict, market: MarketScenario, *, executor=None, workers: int | N
             for name, values in grid.items()}
     points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     tasks = [(with_params(market, point), point, arbitrage) for point in points]
-    rows = []
-    for i, row in enumerate(_map_runs(_run_point, tasks, executor=executor, workers=workers,
-                                      progress=progress)):
-        rows.append(row)
+    with reporting(progress, [("sweep", len(tasks))], "runs") as report:
+        rows = list(_map_runs(_run_point, tasks, executor=executor, workers=workers,
+                              progress=report))
+    for i, row in enumerate(rows):
         for name, summary in row["venues"].items():
             at = f"sweep run {_point_text(points[i])}: venue {name!r}"
             if summary.get("static_mark"):
@@ -345,12 +350,14 @@ class MarketComparison:
 
 
 def compare(rule_sets: dict, market: MarketScenario, *, venue: str | None = None,
-            arbitrage: bool = True) -> MarketComparison:
+            arbitrage: bool = True, progress=None) -> MarketComparison:
     """Run ``market`` under each of ``rule_sets`` ({name: Rules, or a dict of ``[rules]`` keys
     that change the venue's own rules, as a rules file does, ``venue = "binance"`` among
     them}), applied to the venue called ``venue`` (default: every venue with accounts),
     everything else as it is. Every set is checked on every venue before any run (ConfigError
     naming the set, the venue and the value; KeyError for an unknown venue).
+    ``progress(done, total)`` is called after each step of each run, in steps (``total``: the
+    rule sets times ``market.steps``); ``progress=True`` draws a bar a rule set on stderr.
 
     Examples
     --------
@@ -398,5 +405,12 @@ def compare(rule_sets: dict, market: MarketScenario, *, venue: str | None = None
             markets[name] = with_params(market, params)
         except ConfigError as exc:
             raise type(exc)(f"rules {name!r} on {', '.join(map(repr, ruled))}: {exc}") from None
-    return MarketComparison({name: run(ms, arbitrage=arbitrage) for name, ms in markets.items()},
-                            ruled)
+    steps = market.steps
+    results = {}
+    with reporting(progress, [(name, steps) for name in markets], "steps") as report:
+        for k, (name, ms) in enumerate(markets.items()):
+            log.info("market compare: rule set %r", name)
+            results[name] = run(ms, arbitrage=arbitrage, progress=None if report is None else
+                                lambda done, _total, before=k * steps:
+                                report(before + done, len(markets) * steps))
+    return MarketComparison(results, ruled)

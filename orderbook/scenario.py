@@ -15,9 +15,11 @@ from __future__ import annotations
 import copy
 import enum
 import itertools
+import logging
 import math
 import multiprocessing
 import os
+import time
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +32,7 @@ import numpy as np
 
 from ._executors import SerialExecutor
 from ._export import write_csv, write_parquet
+from ._progress import reporting
 from ._settings import (
     Bad,
     ConfigError,
@@ -89,10 +92,12 @@ from .metrics import (
 if TYPE_CHECKING:
     from ._market import Market
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DepthProfile", "ExplicitBook", "Population", "ExplicitPopulation", "Liquidity", "Shock",
     "Rules", "Clock", "Flow", "Funding", "Scenario", "Contract", "IndexModel", "Result",
-    "Comparison", "run", "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion",
+    "Comparison", "run", "run_parts", "compare", "sweep", "SERIES_DTYPE", "Contagion", "contagion",
     "contagion_origins",
     "default_scenario", "with_params", "SerialExecutor", "usable_cpus", "worker_count",
     "quote_unit", "contract_units", "coerce_param", "TABLES", "scale_scenario", "scale_rules",
@@ -1037,12 +1042,14 @@ def _lane(market: Market, steps: int, liquidator: bool, agents=(), **market_run)
                     flow_seats(_flows(market), market.scenario.seed), **market_run)
 
 
-def _simulate(market: Market, steps: int, liquidator: bool, agents=(), tape=None):
+def _simulate(market: Market, steps: int, liquidator: bool, agents=(), tape=None,
+              on_step=None):
     """Run ``market`` on its scenario's clock with copies of ``agents`` and the scenario's
-    flows (and ``tape`` recording its first book); return (series, one per instrument in an
-    (instruments, steps) array, the run's forced-order records, the time of each in ms, the
-    Timeline)."""
+    flows (and ``tape`` recording its first book; ``on_step(steps done)`` after each step);
+    return (series, one per instrument in an (instruments, steps) array, the run's
+    forced-order records, the time of each in ms, the Timeline)."""
     timeline = _lane(market, steps, liquidator, agents, tape=tape)
+    timeline.on_step = on_step
     series, records, times = timeline.run()
     return series, records, times, timeline
 
@@ -1120,7 +1127,7 @@ def venue_summary(scenario: Scenario, market: Market, every: np.ndarray, records
 
 
 def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
-        book_levels: int | None = None) -> Result:
+        book_levels: int | None = None, progress=None) -> Result:
     """Run a scenario; with ``counterfactual`` also run it with the liquidator off, from the same
     starting state, to compute the amplification (full move / move without liquidations). A run
     with the liquidator off (``rules.liquidator = false``) is its own counterfactual: its
@@ -1135,6 +1142,10 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
     positions (``Result.book_frames``, :class:`orderbook.ladder.BookFrames`, 32 N bytes a
     frame), which :func:`orderbook.plot.animate_cascade` draws.
 
+    ``progress(done, total)`` is called after each step, in steps: ``total`` is ``steps``, or
+    twice that when the counterfactual runs (its steps come first); ``progress=True`` draws a
+    bar on stderr (a terminal only), None (the default) reports nothing.
+
     Examples
     --------
     The built-in scenario at 5 % of its size (1,000 accounts):
@@ -1148,20 +1159,41 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
     """
     if scenario.steps < 1:
         raise ValueError(f"steps must be >= 1, got {scenario.steps}")
+    with reporting(progress, run_parts(scenario, counterfactual), "steps") as report:
+        return _run(scenario, counterfactual, agents, book_levels, report)
+
+
+def run_parts(scenario: Scenario, counterfactual: bool = True) -> list[tuple[str, int]]:
+    """The runs :func:`run` makes, in order, as (label, steps) pairs: the counterfactual
+    (when it runs) then the run; what its ``progress`` counts."""
+    twin = counterfactual and scenario.rules.liquidator
+    return [("counterfactual", scenario.steps)] * twin + [("run", scenario.steps)]
+
+
+def _run(scenario: Scenario, counterfactual: bool, agents, book_levels, report) -> Result:
     from ._market import Market  # the machinery imports the settings from here
 
+    started = time.perf_counter()
+    parts = run_parts(scenario, counterfactual)
+    twin, total = len(parts) == 2, sum(n for _, n in parts)
+    log.info("run: %s accounts, %s steps%s", f"{_accounts(scenario):,}", f"{scenario.steps:,}",
+             ", and its counterfactual" if twin else "")
     agents = tuple(scenario.agents) + tuple(agents)
     market = Market(scenario)
-    off = market.copy() if counterfactual and scenario.rules.liquidator else None
+    off = market.copy() if twin else None
     tape = BookTape(market.engine, book_levels)
     starts = start_mids(market)
     # the static answer from the starting state alone, to set beside what the run does
     forecast = cascade_forecast(market)
+    log.debug("run: market built and forecast in %.2f s", time.perf_counter() - started)
     cf_all = None
     if off is not None:
-        cf_all = _simulate(off, scenario.steps, False, agents)[0]
+        cf_all = _simulate(off, scenario.steps, False, agents,
+                           on_step=_counting(report, 0, total))[0]
+        log.info("run: counterfactual done in %.2f s", time.perf_counter() - started)
     every, records, times, timeline = _simulate(
-        market, scenario.steps, scenario.rules.liquidator, agents, tape)
+        market, scenario.steps, scenario.rules.liquidator, agents, tape,
+        on_step=_counting(report, total - scenario.steps, total))
     step_ms = scenario.clock.step_ms
     # the row of the series whose liquidated_notional counts the record: a round between two
     # rows shows in the later one
@@ -1174,13 +1206,13 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
     summary = venue_summary(scenario, market, every, records, starts, cf_all)
     summary["static_mark"] = static_mark(scenario)
     if summary["static_mark"]:
-        warnings.warn(STATIC_MARK_NOTE, InertSettingWarning, stacklevel=2)
+        warnings.warn(STATIC_MARK_NOTE, InertSettingWarning, stacklevel=3)
     summary["inert_settings"] = inert_settings(scenario)
     for text in summary["inert_settings"]:
-        warnings.warn(text, InertSettingWarning, stacklevel=2)
+        warnings.warn(text, InertSettingWarning, stacklevel=3)
     note = unresolved_note(summary)
     if note is not None:
-        warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=2)
+        warnings.warn(f"run ended unresolved: {note}", UnresolvedAccountsWarning, stacklevel=3)
     summary.update(forecast.summary())
     summary.update(timeline_figures(scenario, market, timeline))
     # the forecast's and funding's figures in quote currency and price units too
@@ -1188,6 +1220,9 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
                                                      .tick_size))
     names = [c.name for c in scenario.instruments]
     trade_times = timeline.trade_times()
+    log.info("run: done in %.2f s: %s accounts liquidated, %s forced orders",
+             time.perf_counter() - started, f"{summary['liquidated_accounts']:,}",
+             f"{summary['forced_orders']:,}")
     return Result(scenario, series, records, market.engine.trades(), summary, market.population,
                   steps, {name: every[i] for i, name in enumerate(names)},
                   {name: market.engine.trades(i) for i, name in enumerate(names)},
@@ -1195,6 +1230,19 @@ def run(scenario: Scenario, *, counterfactual: bool = True, agents=(),
                   instrument_trade_time={name: trade_times[i] for i, name in enumerate(names)},
                   funding=timeline.funding(), book_before=tape.before, book_after=tape.after,
                   book_frames=tape.frames())
+
+
+def _accounts(scenario: Scenario) -> int:
+    pop = scenario.population
+    return pop.count if hasattr(pop, "count") else len(pop.side)
+
+
+def _counting(report, before: int, total: int):
+    """An ``on_step`` for a Timeline that reports ``before`` + its steps done out of ``total``
+    to ``report`` (None for None: the timeline then checks nothing more)."""
+    if report is None:
+        return None
+    return lambda done, _total=None: report(before + done, total)
 
 
 @dataclass
@@ -1281,8 +1329,12 @@ class Comparison:
 
 
 def compare(rule_sets: dict, scenario: Scenario | None = None, *,
-            counterfactual: bool = True) -> Comparison:
+            counterfactual: bool = True, progress=None) -> Comparison:
     """Run ``scenario`` under each ``{name: Rules}`` from the same starting state.
+
+    ``progress(done, total)`` is called after each step of each run, in steps: ``total`` adds
+    up every rule set's steps, twice for those whose counterfactual runs (see :func:`run`);
+    ``progress=True`` draws a bar a rule set on stderr (a terminal only).
 
     Examples
     --------
@@ -1293,12 +1345,19 @@ def compare(rule_sets: dict, scenario: Scenario | None = None, *,
     [('full', 85, 85), ('partial', 80, 513)]
     """
     scenario = scenario or default_scenario()
-    results = {}
     for name, rules in rule_sets.items():
         if not isinstance(rules, Rules):
             raise TypeError(f"rule_sets[{name!r}] must be a Rules, got {type(rules).__name__}")
-        results[name] = run(with_params(scenario, {"rules": rules}),
-                            counterfactual=counterfactual)
+    runs = {name: with_params(scenario, {"rules": rules}) for name, rules in rule_sets.items()}
+    sizes = {name: sum(n for _, n in run_parts(s, counterfactual)) for name, s in runs.items()}
+    results = {}
+    with reporting(progress, list(sizes.items()), "steps") as report:
+        done, total = 0, sum(sizes.values())
+        for name, s in runs.items():
+            log.info("compare: rule set %r", name)
+            results[name] = run(s, counterfactual=counterfactual,
+                                progress=_counting(report, done, total))
+            done += sizes[name]
     return Comparison(results)
 
 
@@ -1423,7 +1482,8 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
 
     Runs go through ``executor`` (any ``concurrent.futures.Executor``: a process pool by default,
     or ``dask.distributed.Client(...).get_executor()`` for a cluster); rows come back in grid
-    order whatever the executor. ``progress`` is called with (done, total) after each run. A
+    order whatever the executor. ``progress(done, total)`` is called after each run, in runs
+    (``total``: the grid's size), in grid order; ``progress=True`` draws a bar on stderr. A
     run that ends with accounts unresolved warns (UnresolvedAccountsWarning) here, in the
     caller's process, whichever process ran it.
     ``workers`` sizes the default pool (default one per usable CPU); it is capped by
@@ -1450,10 +1510,10 @@ def sweep(grid: dict, scenario: Scenario | None = None, *, executor: Executor | 
     names = list(grid)
     points = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
     tasks = [(scenario, point, counterfactual) for point in points]
-    rows = []
-    for i, row in enumerate(_map_runs(_run_point, tasks, executor=executor, workers=workers,
-                                     progress=progress)):
-        rows.append(row)
+    with reporting(progress, [("sweep", len(tasks))], "runs") as report:
+        rows = list(_map_runs(_run_point, tasks, executor=executor, workers=workers,
+                              progress=report))
+    for i, row in enumerate(rows):
         note = unresolved_note(row)
         point = _point_text(points[i])
         if row.get("static_mark"):
@@ -1496,6 +1556,7 @@ def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int
     if own:
         count = worker_count(workers, len(tasks))
         if workers is not None and count < workers:
+            log.info("sweep: %s workers requested, using %s", workers, count)
             warnings.warn(f"sweep: {workers} workers requested, using {count} (grid of "
                           f"{len(tasks)} runs, {usable_cpus()} usable CPUs)", RuntimeWarning,
                           stacklevel=3)
@@ -1503,8 +1564,14 @@ def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int
             # a spawn or forkserver worker importing a script that sweeps at its top level
             raise RuntimeError(_GUARD_NOTE)
     pool = ProcessPoolExecutor(max_workers=count) if own else executor
+    log.info("sweep: %s runs on %s", f"{len(tasks):,}",
+             f"a process pool of {count} workers ({multiprocessing.get_start_method()})"
+             if own else type(executor).__name__)
     try:
-        futures = [pool.submit(fn, task) for task in tasks]
+        # A SerialExecutor runs each task as it is submitted: submit one at a time, so that
+        # progress reports each run as it ends rather than all of them at the end.
+        futures = ((pool.submit(fn, task) for task in tasks) if isinstance(pool, SerialExecutor)
+                   else [pool.submit(fn, task) for task in tasks])
         for i, future in enumerate(futures):
             try:
                 yield future.result()
@@ -1514,8 +1581,9 @@ def _map_runs(fn, tasks: list, *, executor: Executor | None = None, workers: int
                                        f"{multiprocessing.get_start_method()!r}): "
                                        f"{_GUARD_NOTE}") from exc
                 raise
+            log.debug("sweep: run %s of %s done", i + 1, len(tasks))
             if progress is not None:
-                progress(i + 1, len(futures))
+                progress(i + 1, len(tasks))
     finally:
         if own:
             pool.shutdown(cancel_futures=True)

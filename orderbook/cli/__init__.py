@@ -13,6 +13,10 @@ scenario (accounts, depth, refill, shock, per-round cap) the way ``default_scena
 Errors in files or arguments end the command with exit status 2 and one line on stderr
 (``ORDERBOOK_TRACEBACK=1`` shows the traceback instead).
 
+The long commands (``run``, ``compare``, ``sweep``, ``replay``, ``depth``) draw a progress bar
+on stderr when it is a terminal (``--quiet``: none). ``-v`` shows the library's diagnostics
+(the ``orderbook`` logger) on stderr at INFO, ``-vv`` at DEBUG.
+
 The parts: this module holds the parser, :func:`main` and the one-line error handling;
 :mod:`~orderbook.cli.scenarios` runs ``run``, ``compare``, ``sweep`` and ``show``,
 :mod:`~orderbook.cli.data` ``replay`` and ``depth``, and :mod:`~orderbook.cli.output` formats
@@ -22,6 +26,7 @@ what they print.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
@@ -154,7 +159,45 @@ def _parser() -> argparse.ArgumentParser:
 
     add_analysis_commands(sub, common)
     add_data_commands(sub)
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show what the library does on stderr: -v at INFO (runs, their "
+                             "sizes and times, files read), -vv at DEBUG")
+    for name, p in sub.choices.items():
+        # after the command too (orderbook run -v); SUPPRESS keeps a -v given before it
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="as orderbook -v")
+        if name in _LONG_COMMANDS and not any("--quiet" in a.option_strings
+                                              for a in p._actions):
+            p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+#: The commands that draw a progress bar on stderr (when it is a terminal; --quiet: none).
+_LONG_COMMANDS = ("run", "compare", "sweep", "replay", "depth")
+
+
+def _log_to_stderr(verbose: int):
+    """A handler showing the ``orderbook`` logger's records on stderr at INFO (``verbose``
+    1) or DEBUG (2 or more): rich's on a terminal (sharing the progress bar's console), a
+    plain one otherwise; None for 0. The caller removes it (:func:`main`)."""
+    if not verbose:
+        return None
+    from .._progress import stderr_console
+
+    console = stderr_console()
+    if console.is_terminal:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: "
+                                               f"%(message)s"))
+    logger = logging.getLogger("orderbook")
+    handler.level = logging.INFO if verbose == 1 else logging.DEBUG
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.getEffectiveLevel(), handler.level))
+    return handler
 
 
 def _one_line(exc: BaseException) -> str:
@@ -213,6 +256,8 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already reported
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    level = logging.getLogger("orderbook").level
+    handler = _log_to_stderr(args.verbose)
     try:
         _preflight(args)
         return args.func(args)
@@ -230,3 +275,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if handler is not None:
+            logger = logging.getLogger("orderbook")
+            logger.removeHandler(handler)
+            logger.setLevel(level)

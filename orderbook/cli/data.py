@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..events import INT64_MAX, Side
 from ..slippage import slippage
+from .output import _bar
 
 __all__ = ["add_commands", "cmd_depth", "cmd_replay", "parse_injection"]
 
@@ -59,7 +60,9 @@ def cmd_depth(args) -> int:
     from ..data.binance import DataError, read_capture, replay
 
     started = time.perf_counter()
-    capture = read_capture(args.capture, tick_size=args.tick_size, lot_size=args.lot_size)
+    with _bar(args, [("read capture", None)], "lines") as bar:
+        capture = read_capture(args.capture, tick_size=args.tick_size, lot_size=args.lot_size,
+                               progress=bar)
     rebuilt = replay(capture)
     check = rebuilt.check_book_tickers()
     seconds = time.perf_counter() - started
@@ -199,8 +202,9 @@ def cmd_replay(args) -> int:
     if args.window is not None and not (args.plot and inject):
         raise ValueError("--window needs --inject and --plot: it is the span the figure shows "
                          "around the injected order")
-    result = replay_files(args.messages, args.orderbook, nrows=args.nrows, inject=inject,
-                          book_cls=book_cls)
+    with _bar(args, [("replay", None)], "messages") as bar:
+        result = replay_files(args.messages, args.orderbook, nrows=args.nrows, inject=inject,
+                              book_cls=book_cls, progress=bar)
     if args.json:
         doc = {
             "messages": str(args.messages), "rows": result.n_rows, "levels": result.levels,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
+from contextlib import contextmanager
 from decimal import Decimal
 from enum import IntEnum
 
 import numpy as np
 
+from .._progress import ProgressBar, stderr_console
 from ..events import CloseOrder, Deficit, LimitRule, MarginBasis, Settlement, Sizing, Trigger
 from ..metrics import unresolved_note
 from ..scenario import STATIC_MARK_NOTE, Scenario, quote_unit
@@ -23,46 +26,16 @@ class CLIError(Exception):
     """A bad argument; reported on one line with exit status 2."""
 
 
-class _Progress:
-    """A progress bar on stderr: tqdm when installed, else a one-line counter."""
-
-    def __init__(self, total: int, label: str = "sweep", stream=None):
-        self.total, self.label, self.done = total, label, 0
-        self.stream = stream if stream is not None else sys.stderr
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self.bar = None
-        else:
-            self.bar = tqdm(total=total, desc=label, unit="run", file=self.stream, leave=False)
-        self._draw()
-
-    def advance(self) -> None:
-        self.update(self.done + 1)
-
-    def __call__(self, done: int, total: int | None = None) -> None:  # sweep's progress hook
-        self.update(done)
-
-    def update(self, done: int) -> None:
-        done = min(max(done, self.done), self.total)
-        if done == self.done:
-            return
-        if self.bar is not None:
-            self.bar.update(done - self.done)
-        self.done = done
-        self._draw()
-
-    def _draw(self) -> None:
-        if self.bar is None:
-            self.stream.write(f"\r{self.label}: {self.done}/{self.total} runs")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        else:
-            self.stream.write("\n")
-            self.stream.flush()
+@contextmanager
+def _bar(args, parts, unit: str):
+    """The command's progress bar on stderr (:class:`orderbook._progress.ProgressBar`) over
+    ``parts`` ((label, size) pairs, in ``unit``), as a ``progress(done, total)`` hook; None
+    (no hook, nothing drawn) when stderr is not a terminal or ``--quiet`` was given."""
+    if getattr(args, "quiet", False) or not stderr_console().is_terminal:
+        yield None
+        return
+    with ProgressBar(parts, unit) as bar:
+        yield bar
 
 
 # ------------------------------------------------------------------------------ formatting
@@ -379,15 +352,28 @@ def _instrument_table(s: Scenario, sm: dict, unit: Decimal) -> str:
 
 
 def _table(headers, rows, right: set) -> str:
-    """Aligned columns: those in ``right`` right-aligned, the others left-aligned."""
+    """Aligned columns, drawn by rich without colour: those in ``right`` right-aligned, the
+    others left-aligned; the header, a rule, then the rows. Never wrapped or truncated,
+    whatever the terminal's width (a number cut short would mislead)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  collapse_padding=True)
+    # Text cells: no markup (a value such as "[2,50]" is not a style) and no emoji codes
+    justify = ["right" if i in right else "left" for i in range(len(headers))]
+    for header, how in zip(headers, justify, strict=True):
+        table.add_column(Text(str(header), justify=how), justify=how, no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(str(c), justify=how) for c, how in zip(row, justify, strict=False)))
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-
-    def line(cells):
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths)]
-                     + [line(r) for r in rows])
+    buffer = io.StringIO()
+    # wider than the table needs: nothing is ever cut to fit (the width a terminal would give)
+    Console(file=buffer, width=sum(widths) + 3 * len(widths) + 8, color_system=None,
+            force_terminal=False, highlight=False, emoji=False).print(table)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
 _DYNAMICS_HEADERS = ["trough step", "peak/step (quote)"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import warnings
@@ -36,6 +37,7 @@ from ..scenario import (
     default_scenario,
     quote_unit,
     run,
+    run_parts,
     scale_rules,
     scale_scenario,
     sweep,
@@ -48,6 +50,7 @@ from .output import (
     _METRIC_HEADERS,
     PROG,
     CLIError,
+    _bar,
     _describe,
     _format_market,
     _format_market_rows,
@@ -57,7 +60,6 @@ from .output import (
     _money,
     _param_text,
     _print_json,
-    _Progress,
     _rules_text,
     _summary_json,
     _table,
@@ -65,6 +67,8 @@ from .output import (
 )
 
 __all__ = ["cmd_compare", "cmd_run", "cmd_show", "cmd_sweep"]
+
+log = logging.getLogger(__name__)
 
 #: Levels a side each frame of ``run --animate`` keeps (orderbook.ladder.BookFrames): the
 #: built-in book's 1,000, at 32 kB a frame; deeper levels are shaded as unknown.
@@ -106,8 +110,10 @@ def cmd_run(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
         warnings.simplefilter("ignore", InertSettingWarning)
-        result = run(scenario, counterfactual=not args.no_counterfactual,
-                     book_levels=ANIMATION_LEVELS if args.animate else None)
+        counterfactual = not args.no_counterfactual
+        with _bar(args, run_parts(scenario, counterfactual), "steps") as bar:
+            result = run(scenario, counterfactual=counterfactual,
+                         book_levels=ANIMATION_LEVELS if args.animate else None, progress=bar)
     _warn_unresolved(result.summary)
     spread = None
     if args.contagion:
@@ -175,7 +181,8 @@ def _run_market(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
         warnings.simplefilter("ignore", InertSettingWarning)
-        result = run_market(ms, arbitrage=not args.no_arbitrage)
+        with _bar(args, [("market run", ms.steps)], "steps") as bar:
+            result = run_market(ms, arbitrage=not args.no_arbitrage, progress=bar)
     for name, venue in result.venues.items():
         _warn_unresolved(venue.summary, f"venue {name!r}: ")
     if args.json:
@@ -256,7 +263,13 @@ def cmd_compare(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said by _warn_unresolved
         warnings.simplefilter("ignore", InertSettingWarning)
-        comparison = compare(rule_sets, scenario, counterfactual=not args.no_counterfactual)
+        counterfactual = not args.no_counterfactual
+        parts = [(name, sum(n for _, n in run_parts(replace(scenario, rules=rules),
+                                                      counterfactual)))
+                 for name, rules in rule_sets.items()]
+        with _bar(args, parts, "steps") as bar:
+            comparison = compare(rule_sets, scenario, counterfactual=counterfactual,
+                                 progress=bar)
     for name, res in comparison.results.items():
         _warn_unresolved(res.summary, f"rules {name!r}: ")
     if args.json:
@@ -314,7 +327,8 @@ def _compare_market(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnresolvedAccountsWarning)  # said below
         warnings.simplefilter("ignore", InertSettingWarning)
-        comparison = compare_market(rule_sets, ms, venue=args.venue_name)
+        with _bar(args, [(name, ms.steps) for name in rule_sets], "steps") as bar:
+            comparison = compare_market(rule_sets, ms, venue=args.venue_name, progress=bar)
     for name, market in comparison.results.items():
         for venue, res in market.venues.items():
             _warn_unresolved(res.summary, f"rules {name!r}: venue {venue!r}: ")
@@ -381,18 +395,19 @@ def _executor(args, total: int):
     if client is None and args.workers is not None and workers < args.workers:
         print(f"{PROG}: note: --workers {args.workers} capped at {workers} ({total} runs, "
               f"{usable_cpus()} usable CPUs)", file=sys.stderr)
-    progress = _Progress(total) if not args.quiet else None
     if client is not None:
         executor = client.get_executor()
     elif workers == 1:
-        executor = SerialExecutor(on_done=progress.advance if progress else None)
+        executor = SerialExecutor()
     else:
         executor = ProcessPoolExecutor(max_workers=workers)
+    log.info("sweep: %s runs on %s", f"{total:,}",
+             f"dask cluster {args.scheduler}" if client is not None
+             else "this process" if workers == 1 else f"{workers} worker processes")
     try:
-        yield executor, progress
+        with _bar(args, [("sweep", total)], "runs") as progress:
+            yield executor, progress
     finally:
-        if progress is not None:
-            progress.close()
         if client is not None:
             client.close()
         else:

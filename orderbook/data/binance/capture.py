@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import logging
 import os
 import zlib
 from dataclasses import dataclass
@@ -12,9 +13,15 @@ from decimal import Decimal
 
 import numpy as np
 
+from ..._progress import reporting
 from ...events import INT64_MAX, Side
 from ..errors import DataError, DataTypeError
 from .grid import DecimalGrid
+
+log = logging.getLogger(__name__)
+
+#: Lines between two calls of read_capture's progress hook.
+PROGRESS_EVERY = 65_536
 
 # ------------------------------------------------------------------------------ record layouts
 #: One ``depthUpdate``: ``first_id``/``last_id``/``prev_id`` are Binance's U/u/pu; its level
@@ -94,7 +101,7 @@ class Capture:
     source: str | None = None
 
 
-def read_capture(path, *, tick_size="0.1", lot_size="0.001") -> Capture:
+def read_capture(path, *, tick_size="0.1", lot_size="0.001", progress=None) -> Capture:
     """Read a capture file, gzip-compressed (detected by its magic bytes) or plain text.
 
     Parameters
@@ -102,6 +109,9 @@ def read_capture(path, *, tick_size="0.1", lot_size="0.001") -> Capture:
     path : str or os.PathLike
     tick_size, lot_size : str or Decimal
         Price step in quote units and quantity step in base units (BTCUSDT: 0.1 and 0.001).
+    progress : callable, True or None
+        ``progress(done, total)`` in lines of the file, every 65,536 lines and at the end
+        (``total``: its lines); True draws a bar on stderr (a terminal only).
 
     Returns
     -------
@@ -137,11 +147,25 @@ def read_capture(path, *, tick_size="0.1", lot_size="0.001") -> Capture:
         line = body.count(b"\n", 0, exc.start) + 1
         raise DataError(f"byte {body[exc.start:exc.start + 1]!r} is not UTF-8", path=path,
                         line=line) from None
-    try:
-        capture = parse_lines(text.split("\n"), tick_size=tick_size, lot_size=lot_size)
-    except DataError as exc:
-        raise exc.in_file(path) from exc.__cause__
+    lines = text.split("\n")
+    with reporting(progress, [("read capture", len(lines))], "lines") as report:
+        try:
+            capture = parse_lines(lines if report is None else _reported(lines, report),
+                                  tick_size=tick_size, lot_size=lot_size)
+        except DataError as exc:
+            raise exc.in_file(path) from exc.__cause__
+    log.info("read %s: %s lines, %s snapshots, %s diffs", path, f"{len(lines):,}",
+             len(capture.snapshots), f"{len(capture.diffs):,}")
     return dataclasses.replace(capture, source=path)
+
+
+def _reported(lines: list, report):
+    """``lines``, calling ``report(done, total)`` every PROGRESS_EVERY lines and at the end
+    (a generator: parse_lines itself checks nothing per line)."""
+    total = len(lines)
+    for start in range(0, total, PROGRESS_EVERY):
+        yield from lines[start:start + PROGRESS_EVERY]
+        report(min(start + PROGRESS_EVERY, total), total)
 
 
 def parse_lines(lines, *, tick_size="0.1", lot_size="0.001") -> Capture:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from enum import IntEnum
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 
 from ...events import INT64_MAX
 from ..errors import DataError
+
+log = logging.getLogger(__name__)
 
 #: Price of an empty ask level in a LOBSTER orderbook file (its size is 0).
 DUMMY_ASK_PRICE = 9_999_999_999
@@ -89,6 +92,7 @@ def read_messages(path, *, nrows: int | None = None) -> np.ndarray:
         _check_messages(raw)
     except DataError as exc:
         raise exc.in_file(path) from None
+    log.info("read %s: %s messages", path, f"{len(raw):,}")
     return raw.astype(LOBSTER_MESSAGE_DTYPE)
 
 
@@ -125,6 +129,7 @@ def read_orderbook(path, *, nrows: int | None = None) -> LobsterBook:
         _check_orderbook(book)
     except DataError as exc:
         raise exc.in_file(path) from None
+    log.info("read %s: %s rows of %s levels", path, f"{len(data):,}", book.levels)
     return book
 
 

@@ -8,11 +8,13 @@ per-row comparison uses Python lists of ints (cheaper than numpy for rows of 4N 
 
 from __future__ import annotations
 
+import logging
 import math
 from time import perf_counter
 
 import numpy as np
 
+from ..._progress import reporting
 from ...events import INJECTED_ID_BASE, EventKind, Side
 from ..errors import DataError
 from .files import (
@@ -30,8 +32,14 @@ from .files import (
 from .injection import Injection
 from .results import FILL_DTYPE, Divergence, InjectionReport, ReplayResult
 
+log = logging.getLogger(__name__)
 
-def replay(messages: np.ndarray, orderbook, *, inject=(), book_cls=None) -> ReplayResult:
+#: Messages between two calls of a replay's progress hook.
+PROGRESS_EVERY = 4_096
+
+
+def replay(messages: np.ndarray, orderbook, *, inject=(), book_cls=None,
+           progress=None) -> ReplayResult:
     """Replay LOBSTER messages into an order book and compare it with the orderbook file.
 
     Parameters
@@ -46,6 +54,9 @@ def replay(messages: np.ndarray, orderbook, *, inject=(), book_cls=None) -> Repl
     book_cls : class, optional
         Order book class with the :class:`orderbook.OrderBook` API; default the compiled one
         (``orderbook.reference.OrderBook`` gives the same result, slower).
+    progress : callable, True or None
+        ``progress(done, total)`` in messages, every 4,096 messages and at the end
+        (``total``: ``len(messages)``); True draws a bar on stderr (a terminal only).
 
     Returns
     -------
@@ -71,13 +82,17 @@ def replay(messages: np.ndarray, orderbook, *, inject=(), book_cls=None) -> Repl
             raise TypeError(f"inject[{k}] = {inj!r}; expected an Injection")
     if book_cls is None:
         from ...book import OrderBook as book_cls
-    engine = Replayer(messages, book, inject, book_cls)
-    seconds = engine.run()
+    with reporting(progress, [("replay", len(messages))], "messages") as report:
+        engine = Replayer(messages, book, inject, book_cls, report)
+        log.info("replay: %s messages, %s levels, %s injected orders", f"{len(messages):,}",
+                 book.levels, len(inject))
+        seconds = engine.run()
+    log.info("replay: done in %.2f s", seconds)
     return _result(engine, inject, seconds, book)
 
 
 def replay_files(message_path, orderbook_path=None, *, nrows: int | None = None, inject=(),
-                 book_cls=None) -> ReplayResult:
+                 book_cls=None, progress=None) -> ReplayResult:
     """:func:`replay` of a LOBSTER file pair.
 
     Parameters
@@ -88,7 +103,7 @@ def replay_files(message_path, orderbook_path=None, *, nrows: int | None = None,
         The orderbook file; by default the one :func:`orderbook_path_for` names.
     nrows : int, optional
         Replay only the first ``nrows`` messages.
-    inject, book_cls
+    inject, book_cls, progress
         As for :func:`replay`.
 
     Examples
@@ -112,7 +127,7 @@ def replay_files(message_path, orderbook_path=None, *, nrows: int | None = None,
                         f"in {orderbook_path}; the files must have one row per message",
                         path=message_path)
     try:
-        return replay(messages, book, inject=inject, book_cls=book_cls)
+        return replay(messages, book, inject=inject, book_cls=book_cls, progress=progress)
     except DataError as exc:  # a message the book refuses (a live id resubmitted, ...)
         raise (exc if exc.path is not None else exc.in_file(message_path)) from None
 
@@ -234,7 +249,8 @@ class Replayer:
     ``fills``, ``arrival``, ``first_injection``, ``inconsistent``, ``book``) hold the outcome.
     """
 
-    def __init__(self, messages, lobster, inject, book_cls):
+    def __init__(self, messages, lobster, inject, book_cls, progress=None):
+        self.progress = progress  # progress(done, total) in messages, or None
         self.msgs = messages
         self.n = len(messages)
         self.levels = lobster.levels
@@ -291,48 +307,56 @@ class Replayer:
         limit, order, amend, cancel = book.limit, book.order, book.amend, book.cancel
         self._seed(types[0], sides[0], prices[0], sizes[0])
         start = perf_counter()
-        for i in range(n):
-            self.row = i
-            if i in when:
-                for k in when[i]:
-                    self._inject(k, i)
-            kind, oid, qty, side = types[i], ids[i], sizes[i], sides[i]
-            if kind == _SUBMISSION:
-                seen_add(oid)
-                key = (side, prices[i])
-                real = level_ids.get(key)
-                if real is None:
-                    level_ids[key] = {oid: None}
-                else:
-                    real[oid] = None
-                try:
-                    events = limit(oid, side, prices[i], qty)
-                except ValueError as exc:  # e.g. the id is already resting
-                    raise DataError(f"messages[{i}] (submission of order {oid}): {exc}", row=i,
-                                    field="order_id") from None
-                if len(events) > 1:  # it traded: possible only in a hybrid or broken replay
-                    self._on_events(events, i, side, prices[i])
-            elif _CANCELLATION <= kind <= _EXECUTION:
-                if self.resting_injected and kind == _EXECUTION:
-                    qty -= self._injected_first(i, oid, side, prices[i], qty, hidden=False)
-                if qty:
-                    try:
-                        info = order(oid)
-                    except KeyError:
-                        info = None
-                    if info is None:
-                        self._shortfall(i, oid, side, prices[i], qty, known=oid in self.seen)
-                    elif info.qty > qty and kind != _DELETION:
-                        amend(oid, info.price, info.qty - qty)
+        # Chunks of PROGRESS_EVERY messages when reporting, one chunk otherwise: the hook
+        # costs nothing per message.
+        progress = self.progress
+        chunk = max(1, n if progress is None else PROGRESS_EVERY)
+        for lo in range(0, n, chunk):
+            for i in range(lo, min(lo + chunk, n)):
+                self.row = i
+                if i in when:
+                    for k in when[i]:
+                        self._inject(k, i)
+                kind, oid, qty, side = types[i], ids[i], sizes[i], sides[i]
+                if kind == _SUBMISSION:
+                    seen_add(oid)
+                    key = (side, prices[i])
+                    real = level_ids.get(key)
+                    if real is None:
+                        level_ids[key] = {oid: None}
                     else:
-                        cancel(oid)
-                        if info.qty < qty:
-                            self._shortfall(i, oid, side, info.price, qty - info.qty, known=True)
-                        elif info.qty > qty:  # a deletion of more than history knew of
-                            self._excess(oid, side, info.price, info.qty - qty)
-            elif kind == _HIDDEN and self.resting_injected:
-                self._injected_first(i, oid, side, prices[i], qty, hidden=True)
-            self._check_row(i)
+                        real[oid] = None
+                    try:
+                        events = limit(oid, side, prices[i], qty)
+                    except ValueError as exc:  # e.g. the id is already resting
+                        raise DataError(f"messages[{i}] (submission of order {oid}): {exc}", row=i,
+                                        field="order_id") from None
+                    if len(events) > 1:  # it traded: possible only in a hybrid or broken replay
+                        self._on_events(events, i, side, prices[i])
+                elif _CANCELLATION <= kind <= _EXECUTION:
+                    if self.resting_injected and kind == _EXECUTION:
+                        qty -= self._injected_first(i, oid, side, prices[i], qty, hidden=False)
+                    if qty:
+                        try:
+                            info = order(oid)
+                        except KeyError:
+                            info = None
+                        if info is None:
+                            self._shortfall(i, oid, side, prices[i], qty, known=oid in self.seen)
+                        elif info.qty > qty and kind != _DELETION:
+                            amend(oid, info.price, info.qty - qty)
+                        else:
+                            cancel(oid)
+                            if info.qty < qty:
+                                self._shortfall(i, oid, side, info.price, qty - info.qty,
+                                            known=True)
+                            elif info.qty > qty:  # a deletion of more than history knew of
+                                self._excess(oid, side, info.price, info.qty - qty)
+                elif kind == _HIDDEN and self.resting_injected:
+                    self._injected_first(i, oid, side, prices[i], qty, hidden=True)
+                self._check_row(i)
+            if progress is not None:
+                progress(min(lo + chunk, n), n)
         return perf_counter() - start
 
     def _schedule(self) -> dict[int, list[int]]:
@@ -626,6 +650,8 @@ class Replayer:
         oid = INJECTED_ID_BASE - k
         if not self.hybrid:
             self.hybrid, self.first_injection = True, i
+        log.info("replay: injecting %s %s %s lots at row %s", inj.kind,
+                 "sell" if inj.side == Side.SELL else "buy", f"{inj.qty:,}", f"{i:,}")
         opposite = book.l2(self.levels)
         touch_px = opposite.bid_price if inj.side == Side.SELL else opposite.ask_price
         touch = int(touch_px[0]) if len(touch_px) else 0
