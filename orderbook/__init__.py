@@ -10,6 +10,7 @@ import logging
 
 from . import flows, funding, venues
 from .agents import Agent, AgentView, FundingArbitrageur, MarketMaker, ValueTrader
+from .batch import BatchCounts, OutGrewWarning
 from .book import OrderBook
 from .engine import Engine
 from .errors import OrderError, UnknownOrderError
@@ -104,6 +105,7 @@ __all__ = [
     "Slippage", "slippage", "OrderError", "UnknownOrderError", "UnresolvedAccountsWarning",
     "InertSettingWarning", "venues", "flows", "Clock", "Flow", "Funding", "SerialExecutor",
     "Agent", "AgentView", "MarketMaker", "ValueTrader", "FundingArbitrageur", "BatchResult",
+    "BatchCounts", "OutGrewWarning",
     "funding", "FundingSettlement",
     "EQUITY_DTYPE",
     "POSITION_DTYPE",

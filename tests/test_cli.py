@@ -276,7 +276,10 @@ def test_sweep_workers_agree(capsys):
     code, out, err = _run(capsys, *argv, "--workers", "1")
     assert code == 0, err
     serial = json.loads(out)
-    assert err == ""               # no progress bar on a stderr that is not a terminal
+    # no progress bar on a stderr that is not a terminal: only the line saying that band_ppm
+    # cannot act under the MARKET rule
+    assert err == ("orderbook: warning: rules.band_ppm=20,000: rules.band_ppm = 20000 cannot "
+                   "act: it needs limit_rule BAND; these rules have limit_rule MARKET\n")
     pooled = _json(capsys, *argv, "--workers", "2")
     assert serial == pooled
     assert [row["rules.band_ppm"] for row in serial] == [0, 20_000]
