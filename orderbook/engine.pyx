@@ -690,6 +690,12 @@ cdef class Engine:
             self.ledger.fill(self.ledger.slot(longs[k]), qtys[k], prices[k])
             self.ledger.fill(self.ledger.slot(shorts[k]), -qtys[k], prices[k])
 
+    cdef object _owners_arg(self, owners):
+        # equities()' and positions()' ``owners``: every owner ascending when None
+        if owners is None:
+            return np.array(sorted(self._owner_ids()), dtype=np.int64)
+        return int64_column("owners", owners)
+
     cdef Py_ssize_t _first_unknown(self, const int64_t[::1] owners):
         # the first row of ``owners`` without an account, -1 when every one has one
         cdef Py_ssize_t k
@@ -723,10 +729,7 @@ cdef class Engine:
         cdef int64_t held
         self._enter()
         try:
-            if owners is None:
-                ids = np.array(sorted(self._owner_ids()), dtype=np.int64)
-            else:
-                ids = int64_column("owners", owners)
+            ids = self._owners_arg(owners)
             n = len(ids)
             columns = {name: np.zeros(n, dtype=np.int64)
                        for name in ("collateral", "equity", "maintenance_margin", "lots")}
@@ -775,10 +778,7 @@ cdef class Engine:
         cdef Py_ssize_t k, rows = 0
         self._enter()
         try:
-            if owners is None:
-                ids = np.array(sorted(self._owner_ids()), dtype=np.int64)
-            else:
-                ids = int64_column("owners", owners)
+            ids = self._owners_arg(owners)
             o = ids
             for k in range(o.shape[0]):
                 if self.ledger.slot(o[k]) < 0:
