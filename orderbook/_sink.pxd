@@ -105,6 +105,10 @@ cdef inline int sink_take(EventSink* s, const EventRec* ev, Py_ssize_t n) noexce
     cdef int kind
     if s.failed:
         return -1
+    if n <= 0:
+        # nothing to keep; and memcpy's pointers must not be NULL even for 0 bytes (an empty
+        # batch has no rows yet)
+        return 0
     if s.record == RECORD_ALL:
         if s.size + n > s.capacity:
             if not s.owned and s.size < s.capacity:
