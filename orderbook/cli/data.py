@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..events import INT64_MAX, Side
 from ..slippage import slippage
-from .output import _bar
+from .output import _bar, _table
 
 __all__ = ["add_commands", "cmd_depth", "cmd_replay", "parse_injection"]
 
@@ -112,8 +112,7 @@ def cmd_depth(args) -> int:
     print(f"bids      {which}: {levels:,} levels, {out['bid_depth']:,} base units; the "
           f"snapshot's complete window holds {window_levels:,} levels, "
           f"{out['window_bid_depth']:,}")
-    print(f"\n{'sell':>10} {'avg price':>12} {'worst':>10} {'levels':>6} {'bps':>7} "
-          f"{'cost':>12} {'unfilled':>9}")
+    table = []
     for r in rows:
         avg = "-" if r["average_price"] is None else f"{r['average_price']:.2f}"
         notes = []
@@ -124,9 +123,11 @@ def cmd_depth(args) -> int:
         elif r["beyond_snapshot"]:
             notes.append("beyond the snapshot window, where known depth is a lower bound: the "
                          "cost is an upper bound")
-        note = f"  ({'; '.join(notes)})" if notes else ""
-        print(f"{r['size']:>10} {avg:>12} {r['worst_price']:>10} {r['levels']:>6} "
-              f"{r['cost_bps']:>7.2f} {r['cost']:>12,.2f} {r['unfilled']:>9}{note}")
+        table.append([r["size"], avg, r["worst_price"], r["levels"], f"{r['cost_bps']:.2f}",
+                      f"{r['cost']:,.2f}", r["unfilled"], "; ".join(notes)])
+    print()
+    print(_table(["sell", "avg price", "worst", "levels", "bps", "cost", "unfilled", "note"],
+                 table, right=set(range(7))))
     return 0
 
 
