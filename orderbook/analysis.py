@@ -873,12 +873,8 @@ def _exact_sums(groups: np.ndarray, count: int, values: np.ndarray) -> list:
 
 
 def _exact_sum(values: np.ndarray) -> int:
-    """The sum of int64 ``values`` as a Python int: in int64 where it cannot overflow."""
-    if not len(values):
-        return 0
-    if len(values) * float(np.abs(values).max()) < 2.0**62:
-        return int(values.sum())
-    return sum(values.tolist())
+    """The sum of int64 ``values`` as a Python int."""
+    return _exact_sums(np.zeros(len(values), dtype=np.intp), 1, values)[0]
 
 
 def _direction(venue: _Venue, i: int, sold: int, bought: int) -> int:
@@ -930,18 +926,16 @@ def _criticality(venue: _Venue, i: int, reference: int | None, band_ppm: int,
     width = max(1, reference * band_ppm // PPM)
     bands = {}   # (direction, band) -> [liquidation lots, notional, depth lots, notional]
 
-    def band_of(direction: int, price: int) -> list:
-        # a price on the wrong side of the reference (a long already crossed there) counts
-        # in the first band
-        distance = reference - price if direction < 0 else price - reference - 1
-        return bands.setdefault((direction, max(0, distance) // width), [0, 0, 0, 0])
+    def band_of(direction, price):
+        # the band index of each price (arrays) moving that way from the reference; a price on
+        # the wrong side of it (a long already crossed there) counts in the first band
+        distance = np.where(direction < 0, reference - price, price - reference - 1)
+        return np.maximum(0, distance) // width
 
     legs = venue.legs[i][venue.legs[i]["has_liquidation_price"]]
     lots, liq = legs["position"], legs["liquidation_price"]
     direction = np.where(lots > 0, -1, 1)
-    # a price on the wrong side of the reference (a long already crossed there) counts in the
-    # first band
-    band = np.maximum(0, np.where(direction < 0, reference - liq, liq - reference - 1)) // width
+    band = band_of(direction, liq)
     order = np.lexsort((band, direction))
     direction, band, lots, liq = direction[order], band[order], lots[order], liq[order]
     first = np.ones(len(direction), dtype=bool)   # each row that starts a group
@@ -956,8 +950,9 @@ def _criticality(venue: _Venue, i: int, reference: int | None, band_ppm: int,
                                    strict=True)):
         bands[d, b] = [lot_sums[k], value_sums[k], 0, 0]
     for book, direction in ((venue.bids[i], -1), (venue.asks[i], 1)):
-        for price, lots, value in zip(book.prices, book.lots, book.values, strict=True):
-            cell = band_of(direction, price)
+        banded = band_of(direction, np.array(book.prices, dtype=np.int64)).tolist()
+        for b, lots, value in zip(banded, book.lots, book.values, strict=True):
+            cell = bands.setdefault((direction, b), [0, 0, 0, 0])
             cell[2] += lots
             cell[3] += value
     rows = []

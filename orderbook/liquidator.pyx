@@ -85,7 +85,6 @@ cdef bint adl_after(const AdlCand& x, const AdlCand& y) noexcept nogil:
     return adl_before(y, x)
 
 
-@cython.final
 cdef bint _averages(const ForcedRec* r, int64_t k, bint inverse, double* avg,
                     double* slip) noexcept nogil:
     # A record's average fill price and slippage as the doubles nearest the exact fractions
@@ -109,6 +108,7 @@ cdef bint _averages(const ForcedRec* r, int64_t k, bint inverse, double* avg,
     return True
 
 
+@cython.final
 cdef class Liquidator:
     """The liquidator of one Engine (internal; the Engine is the public face).
 

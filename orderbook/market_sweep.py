@@ -43,6 +43,7 @@ from .scenario import (
     Rules,
     Scenario,
     UnresolvedAccountsWarning,
+    _counting,
     _map_runs,
     _point_text,
 )
@@ -410,7 +411,6 @@ def compare(rule_sets: dict, market: MarketScenario, *, venue: str | None = None
     with reporting(progress, [(name, steps) for name in markets], "steps") as report:
         for k, (name, ms) in enumerate(markets.items()):
             log.info("market compare: rule set %r", name)
-            results[name] = run(ms, arbitrage=arbitrage, progress=None if report is None else
-                                lambda done, _total, before=k * steps:
-                                report(before + done, len(markets) * steps))
+            results[name] = run(ms, arbitrage=arbitrage,
+                                progress=_counting(report, k * steps, len(markets) * steps))
     return MarketComparison(results, ruled)

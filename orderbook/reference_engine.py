@@ -865,26 +865,29 @@ class Engine:
     def equities(self, owners=None) -> np.ndarray:
         """Each account's collateral, equity and maintenance margin at the current marks
         (EQUITY_DTYPE rows; Engine.equities)."""
-        ids = (np.array(sorted(self._accounts), dtype=np.int64) if owners is None
-               else int64_column("owners", owners))
+        ids = self._owners_arg(owners)
         out = np.zeros(len(ids), dtype=EQUITY_DTYPE)
         for k, owner in enumerate(ids.tolist()):
-            if owner not in self._accounts:
-                raise no_account(f"owners[{k}]", owner)
             info = self.account(owner)
             lots = sum(abs(p.position) for p in info.positions)
             out[k] = (owner, info.collateral, info.equity, info.maintenance_margin,
                       info.exempt, lots)
         return out
 
-    def positions(self, owners=None) -> np.ndarray:
-        """Every open position of each account, by owner (POSITION_DTYPE rows;
-        Engine.positions)."""
+    def _owners_arg(self, owners) -> np.ndarray:
+        """equities()' and positions()' ``owners``: every owner ascending when None; KeyError
+        naming the first without an account."""
         ids = (np.array(sorted(self._accounts), dtype=np.int64) if owners is None
                else int64_column("owners", owners))
         for k, owner in enumerate(ids.tolist()):
             if owner not in self._accounts:
                 raise no_account(f"owners[{k}]", owner)
+        return ids
+
+    def positions(self, owners=None) -> np.ndarray:
+        """Every open position of each account, by owner (POSITION_DTYPE rows;
+        Engine.positions)."""
+        ids = self._owners_arg(owners)
         rows = []
         for owner in ids.tolist():
             info = self.account(owner)
