@@ -55,6 +55,14 @@ __all__ = ["OrderBook"]
 _KINDS = frozenset(int(k) for k in Kind)
 
 
+def _records(rows: list, dtype: np.dtype) -> np.ndarray:
+    """``rows`` (tuples) as an array of an aligned record dtype, its padding zeroed as the
+    compiled book's is (np.array leaves it as the allocator found it, so the bytes would
+    differ from run to run)."""
+    out = np.zeros(len(rows), dtype=dtype)
+    out[:] = rows
+    return out
+
 class _Order:
     """A live order. ``price`` 0 means no limit (market); ``kind`` changes when a stop triggers."""
 
@@ -530,14 +538,14 @@ class OrderBook:
         rows = [(o.order_id, o.owner, o.price, o.qty, o.side)
                 for book in (self._bids, self._asks) for level in book.values()
                 for o in level.orders.values()]
-        return np.array(rows, dtype=L3_DTYPE)
+        return _records(rows, L3_DTYPE)
 
     def stops(self) -> np.ndarray:
         """Every armed stop in trigger order: sell stops, then buy stops."""
         rows = [(o.order_id, o.owner, o.stop_price, o.price, o.qty, o.kind, o.side)
                 for book in (self._sell_stops, self._buy_stops) for level in book.values()
                 for o in level.values()]
-        return np.array(rows, dtype=STOP_DTYPE)
+        return _records(rows, STOP_DTYPE)
 
     def order(self, order_id) -> OrderInfo:
         """The live order (resting or armed stop) with this id; UnknownOrderError if none. O(1)."""

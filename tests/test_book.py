@@ -563,6 +563,15 @@ def _pickled_state(book_cls):
     return book, func, args
 
 
+def test_resting_and_armed_orders_read_the_same_bytes_on_both_books():
+    # padding included: the reference's records are zeroed as the compiled book's are
+    from orderbook.reference import OrderBook as ReferenceBook
+
+    books = [_pickled_state(cls)[0] for cls in (OrderBook, ReferenceBook)]
+    assert books[0].l3().tobytes() == books[1].l3().tobytes()
+    assert books[0].stops().tobytes() == books[1].stops().tobytes()
+
+
 def test_pickled_state_round_trips_with_every_kind_of_order(book_cls):
     book, func, args = _pickled_state(book_cls)
     copy = func(*args)
