@@ -1,23 +1,33 @@
 """Compare ``OrderBook().process(msgs)`` with a plain C++ baseline order book on the same streams.
 
-For each regime of ``bench_book.py`` (same deterministic generator, ``orderbook.flows.
-benchmark_stream``), the MESSAGE_DTYPE stream is written to a temp file as raw bytes,
-``cpp_baseline.cpp`` (std::map price
-levels, intrusive FIFO lists in a preallocated pool, std::unordered_map ids; no STP) is compiled
-with the system compiler (``g++ -O3 -std=c++17``, else ``c++``) and run on it (best of
-``--repeats`` on a fresh book, processing loop only, std::chrono::steady_clock). The C++ trade
-count, traded qty and checksum (sum of price*qty, mod 2**64) must equal those of the engine's
-TRADE events, and its count of refused messages (a stop that would trigger at once) the engine's
-REJECTED events, else the script reports the difference and exits 1. The engine batch path is timed
-in the same run (best of ``--repeats``). The figure to read is the engine's time over the C++
-baseline's per regime: 1.00x is as fast as the baseline, which neither validates messages nor
-writes an event log; 1.50x is 50 % slower.
+For each regime of ``orderbook.flows.benchmark_stream`` (mixed, deep, crash, and the shapes of
+public matching-engine benchmarks: static, normal, swing25, swing40, flash), the MESSAGE_DTYPE
+stream is written to a temp file as raw bytes, ``cpp_baseline.cpp`` (std::map price levels,
+intrusive FIFO lists in a preallocated pool, std::unordered_map ids; no STP) is compiled with
+the system compiler (``g++ -O3 -std=c++17``, else ``c++``) and run on it (processing loop only,
+std::chrono::steady_clock). The C++ trade count, traded qty and checksum (sum of price*qty, mod
+2**64) must equal those of the engine's TRADE events, and its count of refused messages (a stop
+that would trigger at once) the engine's REJECTED events, else the script reports the
+difference and exits 1.
 
-Run:  python benchmarks/bench_cpp.py [--messages N] [--seed S] [--regime mixed|deep|crash|all]
-                                     [--repeats K] [--json]
+Each round runs, one after the other on the same stream and each in a fresh process (as a user's
+script would meet it): the C++ baseline, the engine's ``process(msgs)`` in one call with its full
+event log returned, and ``process(msgs, record="counters")``; the figures are the best of
+``--repeats`` rounds, so the machine's state at any moment weighs on every contender alike. The
+figure to read is the speed over the C++ baseline's (its time over the engine's): 1.00x is as fast,
+2.00x twice as fast. The baseline neither validates messages nor writes an event log.
+
+``--baseline-tree DIR`` times, in the same rounds, the engine of another checkout built in place
+(``git worktree add DIR REV`` then ``python setup.py build_ext --inplace`` there): this is how
+the price ladder (orderbook/_price_ladder.pxd) was weighed against the std::map levels it
+replaced.
+
+Run:  python benchmarks/bench_cpp.py [--messages N] [--seed S] [--regime NAME|all]
+                                     [--repeats K] [--baseline-tree DIR] [--json]
 With --json, stdout carries one JSON line per regime and the human output goes to stderr. Its
-``ratio_engine_time_over_cpp`` is that figure; ``within_target`` (the ratio is at most 1.5, the
-project's design goal for the batch path) is kept for readers of earlier output.
+``speed_vs_cpp`` (events) and ``counters_speed_vs_cpp`` are the figures;
+``ratio_engine_time_over_cpp`` (the inverse of the first) and ``within_target`` (that ratio at
+most 1.5) are kept for readers of earlier output.
 The bench streams use the default STP NONE, so the baseline's lack of STP does not matter.
 """
 
@@ -36,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from orderbook import MESSAGE_DTYPE, EventKind, OrderBook
+import orderbook
+from orderbook import MESSAGE_DTYPE, EventKind
 from orderbook.flows import BENCHMARK_REGIMES as REGIMES
 from orderbook.flows import benchmark_stream as generate
 
@@ -54,26 +65,55 @@ def find_compiler() -> str | None:
     return None
 
 
-def engine_stats(msgs: np.ndarray, repeats: int) -> tuple[float, dict]:
-    best, events = float("inf"), None
-    for _ in range(repeats):
-        book = OrderBook()
-        t0 = time.perf_counter()
-        events = book.process(msgs)
-        best = min(best, time.perf_counter() - t0)
+# Times an engine on a stream file in a fresh process, as the C++ baseline is timed: the
+# orderbook package comes from sys.argv[1] (this checkout's, or --baseline-tree's). Prints
+# {"events": seconds, "counters": seconds}; with a third argument, also saves the events there.
+_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from orderbook import MESSAGE_DTYPE, OrderBook
+msgs = np.fromfile(sys.argv[2], dtype=MESSAGE_DTYPE)
+book = OrderBook()
+t0 = time.perf_counter()
+events = book.process(msgs)
+out = {"events": time.perf_counter() - t0}
+book = OrderBook()
+t0 = time.perf_counter()
+book.process(msgs, record="counters")
+out["counters"] = time.perf_counter() - t0
+if len(sys.argv) > 3:
+    np.save(sys.argv[3], events)
+print(json.dumps(out))
+"""
+HERE = str(Path(orderbook.__file__).resolve().parent.parent)
+
+
+def timed(tree: str, path: str, save: str | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, tree, path, *([save] if save else [])],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the engine of {tree} failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def check_stats(events: np.ndarray) -> dict:
     tr = events[events["kind"] == TRADE]
-    checksum = sum(int(p) * int(q)
-                   for p, q in zip(tr["price"].tolist(), tr["qty"].tolist(), strict=True))
-    return best, dict(trades=len(tr), traded_qty=int(tr["qty"].sum()), checksum=checksum % 2**64,
-                      rejected=int((events["kind"] == REJECTED).sum()))
+    checksum = int((tr["price"].astype(np.uint64) * tr["qty"].astype(np.uint64)).sum(
+        dtype=np.uint64))
+    return dict(trades=len(tr), traded_qty=int(tr["qty"].sum()), checksum=checksum,
+                rejected=int((events["kind"] == REJECTED).sum()))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--messages", type=int, default=1_000_000,
+                    help="messages per regime, processed in one call (default 1,000,000)")
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--regime", choices=[*REGIMES, "all"], default="all")
-    ap.add_argument("--repeats", type=int, default=3, help="best of K for both engines")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds; best of K for each")
+    ap.add_argument("--baseline-tree", metavar="DIR",
+                    help="also time the engine of this checkout (built in place)")
     ap.add_argument("--json", action="store_true", help="one JSON line per regime on stdout")
     args = ap.parse_args(argv)
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else \
@@ -82,6 +122,12 @@ def main(argv=None) -> int:
     if cxx is None:
         log("SKIPPED: no C++ compiler found (tried $CXX, g++, c++, clang++); nothing to compare")
         return 0
+    tree = None
+    if args.baseline_tree:
+        tree = str(Path(args.baseline_tree).resolve())
+        if not (Path(tree) / "orderbook" / "__init__.py").exists():
+            log(f"ERROR: --baseline-tree {tree} holds no orderbook package")
+            return 2
     assert MESSAGE_DTYPE.itemsize == 48, MESSAGE_DTYPE.itemsize
     start = time.perf_counter()
     rows, ok = [], True
@@ -101,13 +147,28 @@ def main(argv=None) -> int:
             path = os.path.join(tmp, f"{regime}.bin")
             np.ascontiguousarray(msgs).tofile(path)
             log(f"[{regime}] {len(msgs):,} messages generated in {time.perf_counter() - t0:.1f}s: "
-                f"{summary['mix']}")
-            out = subprocess.run([exe, path, str(args.repeats)], capture_output=True, text=True)
-            if out.returncode != 0:
-                log(f"ERROR: C++ baseline failed on {regime}: {out.stderr}")
-                return 1
-            cpp = json.loads(out.stdout)
-            eng_s, eng = engine_stats(msgs, args.repeats)
+                f"{summary['mix']}; {summary['resting_mean']:,} resting on average")
+            best = dict(cpp=float("inf"), events=float("inf"), counters=float("inf"),
+                        tree_events=float("inf"), tree_counters=float("inf"))
+            cpp = events = None
+            for _ in range(args.repeats):
+                out = subprocess.run([exe, path, "1"], capture_output=True, text=True)
+                if out.returncode != 0:
+                    log(f"ERROR: C++ baseline failed on {regime}: {out.stderr}")
+                    return 1
+                cpp = json.loads(out.stdout)
+                best["cpp"] = min(best["cpp"], cpp["seconds"])
+                save = os.path.join(tmp, f"{regime}.npy") if events is None else None
+                mine = timed(HERE, path, save)
+                if save:
+                    events = np.load(save)
+                best["events"] = min(best["events"], mine["events"])
+                best["counters"] = min(best["counters"], mine["counters"])
+                if tree:
+                    other = timed(tree, path)
+                    best["tree_events"] = min(best["tree_events"], other["events"])
+                    best["tree_counters"] = min(best["tree_counters"], other["counters"])
+            eng = check_stats(events)
             bad = [k for k in ("trades", "traded_qty", "checksum", "rejected") if cpp[k] != eng[k]]
             if bad:
                 ok = False
@@ -117,29 +178,46 @@ def main(argv=None) -> int:
                 log(f"[{regime}] check OK: {eng['trades']:,} trades, {eng['traded_qty']:,} lots, "
                     f"checksum {eng['checksum']}, {eng['rejected']:,} rejected")
             n = len(msgs)
-            ratio = eng_s / cpp["seconds"]
-            rows.append((regime, n, cpp["seconds"], n / cpp["seconds"], eng_s, n / eng_s, ratio))
+            speed = {k: best["cpp"] / v for k, v in best.items() if k != "cpp" and v < 1e300}
+            rows.append((regime, n, best, speed))
             if args.json:
-                print(json.dumps(dict(
-                    benchmark="bench_cpp", regime=regime, messages=n,
-                    cpp_seconds=round(cpp["seconds"], 6),
-                    cpp_msgs_per_sec=round(n / cpp["seconds"], 1),
-                    engine_batch_seconds=round(eng_s, 6),
-                    engine_batch_msgs_per_sec=round(n / eng_s, 1),
-                    ratio_engine_time_over_cpp=round(ratio, 3), within_target=ratio <= DESIGN_RATIO,
-                    results_match=not bad, trades=eng["trades"], compiler=cxx_version,
-                    python=platform.python_version(), machine=platform.machine())), flush=True)
-    log(f"\n{'regime':<7} {'messages':>9} {'C++ s':>9} {'C++ msg/s':>12} {'engine s':>9} "
-        f"{'engine msg/s':>13} {'engine time vs C++':>19}")
-    for regime, n, cs, cr, es, er, ratio in rows:
-        log(f"{regime:<7} {n:>9,} {cs:>9.4f} {cr:>12,.0f} {es:>9.4f} {er:>13,.0f} {ratio:>18.2f}x")
-    ratios = [r[-1] for r in rows]
-    spread = (f"{min(ratios):.2f}x to {max(ratios):.2f}x" if len(ratios) > 1
-              else f"{ratios[0]:.2f}x" if ratios else "-")
-    log(f"\nThe engine's batch path took {spread} the time of the C++ baseline "
-        f"({'the same trades, lots, checksum and refusals' if ok else 'RESULTS DIFFER, above'}).\n"
-        f"Best of {args.repeats} each; seed {args.seed}; Python {platform.python_version()} on "
-        f"{platform.machine()}; total {time.perf_counter() - start:.1f}s.")
+                line = dict(
+                    benchmark="bench_cpp", regime=regime, messages=n, repeats=args.repeats,
+                    cpp_seconds=round(best["cpp"], 6),
+                    cpp_msgs_per_sec=round(n / best["cpp"], 1),
+                    engine_batch_seconds=round(best["events"], 6),
+                    engine_batch_msgs_per_sec=round(n / best["events"], 1),
+                    engine_counters_seconds=round(best["counters"], 6),
+                    speed_vs_cpp=round(speed["events"], 3),
+                    counters_speed_vs_cpp=round(speed["counters"], 3),
+                    ratio_engine_time_over_cpp=round(1 / speed["events"], 3),
+                    within_target=1 / speed["events"] <= DESIGN_RATIO,
+                    results_match=not bad, trades=eng["trades"],
+                    resting_mean=summary["resting_mean"], compiler=cxx_version,
+                    python=platform.python_version(), machine=platform.machine())
+                if tree:
+                    line.update(baseline_tree=tree,
+                                tree_speed_vs_cpp=round(speed["tree_events"], 3),
+                                tree_counters_speed_vs_cpp=round(speed["tree_counters"], 3))
+                print(json.dumps(line), flush=True)
+    head = f"{'regime':<8} {'messages':>9} {'C++ msg/s':>11} {'events msg/s':>13} {'vs C++':>7} " \
+           f"{'counters msg/s':>15} {'vs C++':>7}"
+    if tree:
+        head += f" {'tree events':>12} {'tree counters':>14}"
+    log("\n" + head)
+    for regime, n, best, speed in rows:
+        line = (f"{regime:<8} {n:>9,} {n / best['cpp']:>11,.0f} {n / best['events']:>13,.0f} "
+                f"{speed['events']:>6.2f}x {n / best['counters']:>15,.0f} "
+                f"{speed['counters']:>6.2f}x")
+        if tree:
+            line += f" {speed['tree_events']:>11.2f}x {speed['tree_counters']:>13.2f}x"
+        log(line)
+    log(f"\nSpeed is the C++ baseline's time over the engine's (higher is faster); "
+        f"{'the same trades, lots, checksum and refusals' if ok else 'RESULTS DIFFER, above'}.\n"
+        f"Best of {args.repeats} interleaved rounds; one call per stream; seed {args.seed}; "
+        f"Python {platform.python_version()} on {platform.machine()}; "
+        f"total {time.perf_counter() - start:.1f}s."
+        + (f"\n'tree' columns: the engine of {tree}, in the same rounds." if tree else ""))
     return 0 if ok else 1
 
 

@@ -10,17 +10,18 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
 from orderbook._idtable cimport IdTable
+from orderbook._price_ladder cimport Ladder
 from orderbook._sink cimport EventSink
 from orderbook._types cimport (
-    EventRec, Level, LevelMap, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+    EventRec, Level, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 
 
 cdef class MatchingCore:
-    cdef LevelMap bids
-    cdef LevelMap asks
-    cdef LevelMap sell_stops
-    cdef LevelMap buy_stops
+    cdef Ladder bids              # price levels (_price_ladder.pxd), keyed by level_key
+    cdef Ladder asks
+    cdef Ladder sell_stops
+    cdef Ladder buy_stops
     cdef vector[Order] pool
     cdef unordered_map[slot_t, price_t] stop_prices   # stop price (ticks) of each armed stop
     cdef vector[slot_t] free_slots
@@ -73,7 +74,7 @@ cdef class MatchingCore:
     cdef void rest(self, Order* o) noexcept nogil
 
     @cython.final
-    cdef slot_t link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil
+    cdef slot_t link(self, Ladder* levels, price_t key, const Order* o) noexcept nogil
 
     @cython.final
     cdef price_t stop_price_of(self, slot_t slot) noexcept nogil

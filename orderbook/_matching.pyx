@@ -1,28 +1,31 @@
 """The order book's matching core: its containers and the rules that change them.
 
-``MatchingCore`` holds the price levels (``std::map`` keyed by ``level_key``, each an intrusive
-FIFO of slots in a preallocated order pool), the armed stops, the id table (``_idtable.pxd``)
-and the event buffer, and runs one message at a time: ``validate`` then ``execute``, the spec's
-steps in docs/semantics.md. It is the base of ``book.OrderBook``, which adds the Python entry
-points (per call, batch, queries, copies), the way numpy.random's generators build on
-``BitGenerator``. Every method here is C-level, never raises, and is ``final`` (so
-calls inside the core are direct C calls); the message path runs without the GIL.
+``MatchingCore`` holds the price levels (a price ladder keyed by ``level_key``,
+``_price_ladder.pxd``, each an intrusive FIFO of slots in a preallocated order pool), the armed
+stops, the id table (``_idtable.pxd``) and the event buffer, and runs one message at a time:
+``validate`` then ``execute``, the spec's steps in docs/semantics.md. It is the base of
+``book.OrderBook``, which adds the Python entry points (per call, batch, queries, copies), the way
+numpy.random's generators build on ``BitGenerator``. Every method here is C-level, never raises,
+and is ``final`` (so calls inside the core are direct C calls); the message path runs without the
+GIL.
 """
 
 cimport cython
-from cython.operator cimport dereference as deref, preincrement as inc
+from cython.operator cimport dereference as deref
 from libc.stdint cimport INT64_MAX, uint8_t
 from libc.string cimport memcpy, memset
 from libcpp.unordered_map cimport unordered_map
-from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 from orderbook cimport _types as t
 from orderbook._depth cimport owner_ids
 from orderbook._idtable cimport id_erase, id_find, id_insert
+from orderbook._price_ladder cimport (
+    Ladder, ladder_add, ladder_erase, ladder_find, ladder_first, ladder_next,
+)
 from orderbook._sink cimport FLUSH_EVENTS, EventSink, sink_take
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, Level, LevelMap, Message, Order, is_new_order, is_priced,
+    BUY, NO_SLOT, SELL, EventRec, Level, Message, Order, is_new_order, is_priced,
     is_stop, level_key, oid_t, owner_t, price_t, qty_t, rests, slot_t,
 )
 
@@ -195,21 +198,21 @@ cdef class MatchingCore:
     cdef void take(self, Order* taker) noexcept nogil:
         # The one matching loop (spec steps 3-4): walk the opposite side best level first,
         # FIFO within a level, then rest or cancel what is left of the taker.
-        cdef LevelMap* opposite = &self.asks if taker.side == BUY else &self.bids
-        cdef LevelMap.iterator it
+        cdef Ladder* opposite = &self.asks if taker.side == BUY else &self.bids
         cdef Level* level
         cdef Order* maker
         cdef slot_t slot, next_slot
-        cdef price_t level_price
+        cdef price_t level_price, key
         cdef qty_t fill
         cdef bint stopped_by_stp = False
-        while taker.qty > 0 and not opposite.empty() and not stopped_by_stp:
-            it = opposite.begin()
-            level_price = deref(it).first if taker.side == BUY else -deref(it).first
+        while taker.qty > 0 and not stopped_by_stp:
+            level = ladder_first(opposite, &key)
+            if level == NULL:
+                break
+            level_price = key if taker.side == BUY else -key
             if taker.price != 0 and (level_price > taker.price if taker.side == BUY
                                      else level_price < taker.price):
                 break
-            level = &deref(it).second
             slot = level.head
             while slot != NO_SLOT and taker.qty > 0:
                 maker = &self.pool[slot]
@@ -235,7 +238,7 @@ cdef class MatchingCore:
                 self.trigger_stops(level_price)
                 slot = next_slot
             if level.count == 0:
-                opposite.erase(it)
+                ladder_erase(opposite, key)
         if stopped_by_stp:
             self.emit(t.EV_CANCELLED, t.R_SELF_TRADE, taker.side, taker.order_id, taker.owner,
                       0, 0, taker.price, 0, taker.qty)
@@ -257,18 +260,12 @@ cdef class MatchingCore:
         self.link(&self.bids if o.side == BUY else &self.asks, level_key(o.side, o.price), o)
 
     @cython.final
-    cdef slot_t link(self, LevelMap* levels, price_t key, const Order* o) noexcept nogil:
+    cdef slot_t link(self, Ladder* levels, price_t key, const Order* o) noexcept nogil:
         # Copy ``o`` into a pool slot at the back of the level under ``key``; return the slot.
         cdef slot_t slot
-        cdef Level fresh
-        cdef Level* level
-        fresh.total = 0
-        fresh.head = NO_SLOT
-        fresh.tail = NO_SLOT
-        fresh.count = 0
-        # One descent: insert() adds the empty level or returns the one already there.
-        cdef LevelMap.iterator it = levels.insert(pair[price_t, Level](key, fresh)).first
-        level = &deref(it).second
+        cdef Level* level = ladder_find(levels, key)
+        if level == NULL:
+            level = ladder_add(levels, key)
         if self.free_slots.empty():
             slot = <slot_t>self.pool.size()
             self.pool.push_back(o[0])
@@ -318,7 +315,7 @@ cdef class MatchingCore:
     cdef void remove(self, slot_t slot) noexcept nogil:
         # Remove a resting order or an armed stop, wherever it stands.
         cdef Order* o = &self.pool[slot]
-        cdef LevelMap* levels
+        cdef Ladder* levels
         cdef price_t key
         if is_stop(o.kind):
             levels = &self.buy_stops if o.side == BUY else &self.sell_stops
@@ -328,25 +325,25 @@ cdef class MatchingCore:
         else:
             levels = &self.bids if o.side == BUY else &self.asks
             key = level_key(o.side, o.price)
-        cdef LevelMap.iterator it = levels.find(key)
-        self.unlink(&deref(it).second, slot)
-        if deref(it).second.count == 0:
-            levels.erase(it)
+        cdef Level* level = ladder_find(levels, key)
+        self.unlink(level, slot)
+        if level.count == 0:
+            ladder_erase(levels, key)
 
     @cython.final
     cdef bint can_fill(self, const Order* o) noexcept nogil:
         # FOK pre-check (spec step 2): counts down what is still needed, so no sum can overflow.
-        cdef LevelMap* opposite = &self.asks if o.side == BUY else &self.bids
-        cdef LevelMap.iterator it = opposite.begin()
-        cdef price_t level_price
+        cdef Ladder* opposite = &self.asks if o.side == BUY else &self.bids
+        cdef price_t level_price, key
+        cdef Level* level = ladder_first(opposite, &key)
         cdef slot_t slot
         cdef const Order* maker
         cdef qty_t needed = o.qty
-        while it != opposite.end():
-            level_price = deref(it).first if o.side == BUY else -deref(it).first
+        while level != NULL:
+            level_price = key if o.side == BUY else -key
             if level_price > o.price if o.side == BUY else level_price < o.price:
                 return False
-            slot = deref(it).second.head
+            slot = level.head
             while slot != NO_SLOT:
                 maker = &self.pool[slot]
                 slot = maker.next
@@ -357,51 +354,48 @@ cdef class MatchingCore:
                 if maker.qty >= needed:
                     return True
                 needed -= maker.qty
-            inc(it)
+            level = ladder_next(opposite, key, &key)
         return False
 
     @cython.final
     cdef bint would_cross(self, int side, price_t price) noexcept nogil:
+        cdef price_t key
         if side == BUY:
-            return not self.asks.empty() and deref(self.asks.begin()).first <= price
-        return not self.bids.empty() and -deref(self.bids.begin()).first >= price
+            return ladder_first(&self.asks, &key) != NULL and key <= price
+        return ladder_first(&self.bids, &key) != NULL and -key >= price
 
     @cython.final
     cdef qty_t level_total(self, int side, price_t price) noexcept nogil:
-        cdef LevelMap* levels = &self.bids if side == BUY else &self.asks
-        cdef LevelMap.iterator it = levels.find(level_key(side, price))
-        if it == levels.end():
-            return 0
-        return deref(it).second.total
+        cdef Level* level = ladder_find(&self.bids if side == BUY else &self.asks,
+                                        level_key(side, price))
+        return 0 if level == NULL else level.total
 
     @cython.final
     cdef qty_t stop_level_total(self, int side, price_t stop_price) noexcept nogil:
-        cdef LevelMap* levels = &self.buy_stops if side == BUY else &self.sell_stops
-        cdef LevelMap.iterator it = levels.find(level_key(-side, stop_price))
-        if it == levels.end():
-            return 0
-        return deref(it).second.total
+        cdef Level* level = ladder_find(&self.buy_stops if side == BUY else &self.sell_stops,
+                                        level_key(-side, stop_price))
+        return 0 if level == NULL else level.total
 
     @cython.final
     cdef void trigger_stops(self, price_t trade_price) noexcept nogil:
         # Record the trade price and queue every stop it triggers: sell stops first (highest
         # stop first), then buy stops (lowest first), FIFO within a stop price.
-        cdef LevelMap* stops
-        cdef LevelMap.iterator it
+        cdef Ladder* stops
         cdef Level* level
         cdef slot_t slot
         cdef Order* o
         cdef int pass_, side
-        cdef price_t stop_price
+        cdef price_t stop_price, key
         self.last = trade_price
         self.has_last = True
         for pass_ in range(2):
             stops = &self.sell_stops if pass_ == 0 else &self.buy_stops
             side = SELL if pass_ == 0 else BUY
-            while not stops.empty():
-                it = stops.begin()
-                level = &deref(it).second
-                stop_price = level_key(-side, deref(it).first)  # the key is +-stop price
+            while True:
+                level = ladder_first(stops, &key)
+                if level == NULL:
+                    break
+                stop_price = level_key(-side, key)  # the key is +-stop price
                 if not stop_triggers(side, stop_price, trade_price):
                     break
                 slot = level.head
@@ -415,7 +409,7 @@ cdef class MatchingCore:
                     self.free_slots.push_back(slot)
                     self.stop_count -= 1
                     slot = o.next
-                stops.erase(it)
+                ladder_erase(stops, key)
 
     @cython.final
     cdef void run_triggered(self) noexcept nogil:
@@ -452,8 +446,8 @@ cdef class MatchingCore:
         self.emit(t.EV_AMENDED, t.R_KEPT_PRIORITY if keeps_priority else t.R_REQUEUED, o.side,
                   o.order_id, o.owner, 0, 0, m.price, 0, m.qty)
         if keeps_priority:
-            level = &deref((&self.bids if o.side == BUY else &self.asks).find(
-                level_key(o.side, o.price))).second
+            level = ladder_find(&self.bids if o.side == BUY else &self.asks,
+                                level_key(o.side, o.price))
             level.total -= o.qty - m.qty
             self.pool[slot].qty = m.qty
             return

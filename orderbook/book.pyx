@@ -1,7 +1,8 @@
 """The compiled limit order book and matching engine.
 
 Same semantics as ``orderbook.reference.OrderBook`` (see docs/semantics.md), on C++ containers:
-``std::map`` price levels holding an intrusive FIFO of slots in a preallocated order pool, an
+price levels in a price ladder (a window of slots around the touch, a ``std::map`` beyond it;
+``_price_ladder.pxd``) holding an intrusive FIFO of slots in a preallocated order pool, an
 open-addressing table from order id to slot (``_idtable.pxd``), and an event log of C structs
 exposed as a numpy structured array. The per-call methods and the batch method ``process`` run
 the same ``cdef`` core; the batch runs without the GIL. This module holds the book's entry
@@ -16,7 +17,6 @@ cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
 from cpython.ref cimport Py_INCREF
-from cython.operator cimport dereference as deref
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport free
 from libcpp.vector cimport vector
@@ -27,6 +27,7 @@ import numpy as np
 from orderbook cimport _types as t
 from orderbook._depth cimport impact_on, l2_columns, l3_rows, order_lists, resting_total, stop_rows
 from orderbook._idtable cimport id_find
+from orderbook._price_ladder cimport ladder_first
 from orderbook._matching cimport MatchingCore
 from orderbook._sink cimport (
     FLUSH_EVENTS, RECORD_COUNTERS, RECORD_TRADES, EventSink, sink_free, sink_init,
@@ -473,26 +474,30 @@ cdef class OrderBook(MatchingCore):
     def best_bid(self):
         """Highest bid price in ticks, or None. O(1)."""
         self._idle()
-        return None if self.bids.empty() else -deref(self.bids.begin()).first
+        cdef price_t key
+        return None if ladder_first(&self.bids, &key) == NULL else -key
 
     def best_ask(self):
         """Lowest ask price in ticks, or None. O(1)."""
         self._idle()
-        return None if self.asks.empty() else deref(self.asks.begin()).first
+        cdef price_t key
+        return None if ladder_first(&self.asks, &key) == NULL else key
 
     def spread(self):
         """Best ask minus best bid in ticks, or None if a side is empty."""
         self._idle()
-        if self.bids.empty() or self.asks.empty():
+        cdef price_t bid_key, ask_key
+        if ladder_first(&self.bids, &bid_key) == NULL or ladder_first(&self.asks, &ask_key) == NULL:
             return None
-        return deref(self.asks.begin()).first + deref(self.bids.begin()).first
+        return ask_key + bid_key
 
     def mid(self):
         """Mid price in ticks as a float, or None if a side is empty."""
         self._idle()
-        if self.bids.empty() or self.asks.empty():
+        cdef price_t bid_key, ask_key
+        if ladder_first(&self.bids, &bid_key) == NULL or ladder_first(&self.asks, &ask_key) == NULL:
             return None
-        return (<object>deref(self.asks.begin()).first - deref(self.bids.begin()).first) / 2
+        return (<object>ask_key - bid_key) / 2
 
     @property
     def last_price(self):

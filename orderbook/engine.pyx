@@ -11,13 +11,13 @@ forms inside int128 (see ``liquidator.adl_before`` for the one comparison that n
 
 cimport cython
 cimport numpy as cnp
-from cython.operator cimport dereference as deref
 from libc.stdint cimport INT64_MAX, INT64_MIN, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy
 from libcpp.vector cimport vector
 
 from orderbook cimport _types as t
 from orderbook._idtable cimport id_find
+from orderbook._price_ladder cimport ladder_first
 from orderbook._types cimport (
     BUY, NO_SLOT, SELL, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
@@ -1574,10 +1574,11 @@ cdef class Engine:
         # Every instrument's mark, ascending, into the ledger (instrument 0's also here). The
         # other instruments' books are Python objects in a list: their marks take the GIL (only
         # a several-instrument venue pays for it).
-        cdef bint has_bid = not self._book.bids.empty(), has_ask = not self._book.asks.empty()
-        self.mark_from(0, has_bid, -deref(self._book.bids.begin()).first if has_bid else 0,
-                       has_ask, deref(self._book.asks.begin()).first if has_ask else 0,
-                       self._book.has_last, self._book.last)
+        cdef price_t bid_key = 0, ask_key = 0
+        cdef bint has_bid = ladder_first(&self._book.bids, &bid_key) != NULL
+        cdef bint has_ask = ladder_first(&self._book.asks, &ask_key) != NULL
+        self.mark_from(0, has_bid, -bid_key, has_ask, ask_key, self._book.has_last,
+                       self._book.last)
         if self._mark_rules.size() > 1:
             with gil:
                 self._mark_others()
@@ -1588,13 +1589,13 @@ cdef class Engine:
         cdef size_t i
         cdef OrderBook book
         cdef bint has_bid, has_ask
+        cdef price_t bid_key, ask_key
         for i in range(1, self._mark_rules.size()):
             book = <OrderBook>self._books[i]
-            has_bid = not book.bids.empty()
-            has_ask = not book.asks.empty()
-            self.mark_from(i, has_bid, -deref(book.bids.begin()).first if has_bid else 0,
-                           has_ask, deref(book.asks.begin()).first if has_ask else 0,
-                           book.has_last, book.last)
+            bid_key = ask_key = 0
+            has_bid = ladder_first(&book.bids, &bid_key) != NULL
+            has_ask = ladder_first(&book.asks, &ask_key) != NULL
+            self.mark_from(i, has_bid, -bid_key, has_ask, ask_key, book.has_last, book.last)
 
     cdef void mark_from(self, size_t i, bint has_bid, price_t bid, bint has_ask, price_t ask,
                         bint has_last, price_t last) noexcept nogil:

@@ -808,7 +808,7 @@ def to_messages(rows: np.ndarray, *, best_bid: int | None, best_ask: int | None,
 
 # ------------------------------------------------------------------------ benchmark streams
 #: The regimes of :func:`benchmark_stream`.
-BENCHMARK_REGIMES = ("mixed", "deep", "crash")
+BENCHMARK_REGIMES = ("mixed", "deep", "crash", "static", "normal", "swing25", "swing40", "flash")
 
 # target resting orders, mean distance of a limit from the mid (ticks), mid volatility per
 # message (ticks), total mid drift over the run (ticks), share of crossing limits, mean market
@@ -821,6 +821,24 @@ _REGIMES = {
                  mkt_sell=0.5, below=(70, 20, 9, 0.5, 0.5, 0), above=(45, 45, 9, 0.5, 0.5, 0)),
     "crash": dict(target=400, spread=20.0, vol=0.3, drift=-40_000.0, cross=0.10, mkt_qty=150,
                   mkt_sell=0.75, below=(80, 5, 5, 5, 3, 2), above=(50, 25, 5, 10, 8, 2)),
+    # Shaped like the regimes of public matching-engine benchmarks: a static deep book (a fixed
+    # mid, limits within a few ticks of it, so thousands of orders share a level), a random
+    # walk, swings of +-25 and +-40 ticks (a sine of period ``period`` messages on the walk),
+    # and a flash crash (the mid falls ``flash`` ticks over ``fall`` of the run from ``at``,
+    # and comes back over ``recover``).
+    "static": dict(target=50_000, spread=2.0, vol=0.0, drift=0.0, cross=0.0, mkt_qty=80,
+                   mkt_sell=0.5, below=(70, 20, 6, 2, 2, 0), above=(48, 46, 2, 2, 2, 0)),
+    "normal": dict(target=5_000, spread=8.0, vol=0.3, drift=0.0, cross=0.05, mkt_qty=60,
+                   mkt_sell=0.5, below=(55, 25, 10, 5, 5, 0), above=(40, 40, 10, 5, 5, 0)),
+    "swing25": dict(target=3_000, spread=6.0, vol=0.05, drift=0.0, cross=0.05, mkt_qty=60,
+                    mkt_sell=0.5, below=(60, 20, 10, 5, 5, 0), above=(42, 38, 10, 5, 5, 0),
+                    swing=25.0, period=10_000),
+    "swing40": dict(target=3_000, spread=6.0, vol=0.05, drift=0.0, cross=0.05, mkt_qty=60,
+                    mkt_sell=0.5, below=(60, 20, 10, 5, 5, 0), above=(42, 38, 10, 5, 5, 0),
+                    swing=40.0, period=10_000),
+    "flash": dict(target=2_000, spread=10.0, vol=0.1, drift=0.0, cross=0.08, mkt_qty=120,
+                  mkt_sell=0.7, below=(70, 15, 5, 5, 3, 2), above=(45, 35, 5, 8, 5, 2),
+                  flash=3_000.0, at=0.4, fall=0.05, recover=0.15),
 }
 
 
@@ -861,6 +879,14 @@ def benchmark_stream(regime: str, n: int, seed: int) -> tuple[np.ndarray, dict]:
     - ``"crash"``: the mid walks down ~40,000 ticks over the run; a thin book (~400 orders),
       heavy market selling (75% of market orders) that sweeps many levels, and sell stops
       that trigger in cascades.
+    - ``"static"``: a fixed mid and about 50,000 resting orders within a few ticks of it, so
+      thousands of orders queue on one level; mostly adds and cancels.
+    - ``"normal"``: a random walk (0.3 ticks per message); trades keep the book to about 600
+      resting orders.
+    - ``"swing25"``, ``"swing40"``: the mid swings +-25 / +-40 ticks (a sine of period 10,000
+      messages) over a slow walk; each swing sweeps the book (about 700 / 400 resting orders).
+    - ``"flash"``: a flash crash: the mid falls 3,000 ticks over 5% of the run from 40% of
+      it, then recovers over 15%; heavy selling and sell stops (about 1,500 resting orders).
 
     The stream is built by simulating it once, message by message, against an
     :class:`~orderbook.OrderBook`, tracking exactly which ids are live: every cancel and amend
@@ -890,6 +916,15 @@ def benchmark_stream(regime: str, n: int, seed: int) -> tuple[np.ndarray, dict]:
     mkt = np.maximum(1, rng.exponential(p["mkt_qty"], n)).astype(np.int64)
     owners = rng.integers(1, 1000, n)
     fair = 1_000_000 + np.cumsum(rng.normal(p["drift"] / n, p["vol"], n))
+    # (no draws below: the first regimes' streams stay as they were)
+    step = np.arange(n)
+    if "swing" in p:
+        fair = fair + p["swing"] * np.sin(2 * np.pi * step / p["period"])
+    if "flash" in p:
+        start, fall, back = p["at"] * n, p["fall"] * n, p["recover"] * n
+        down = np.clip((step - start) / fall, 0.0, 1.0)
+        up = np.clip((step - start - fall) / back, 0.0, 1.0)
+        fair = fair - p["flash"] * (down - up)
     cum_below = np.cumsum(p["below"]) / sum(p["below"])
     cum_above = np.cumsum(p["above"]) / sum(p["above"])
     book, live, stops = OrderBook(), _Ids(), _Ids()

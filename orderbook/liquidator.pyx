@@ -20,8 +20,9 @@ from libcpp.vector cimport vector
 import numpy as np
 
 from orderbook cimport _types as t
+from orderbook._price_ladder cimport Ladder, ladder_first, ladder_next
 from orderbook._types cimport (
-    BUY, SELL, EventRec, LevelMap, Message, level_key, oid_t, owner_t, price_t, qty_t,
+    BUY, SELL, EventRec, Level, Message, level_key, oid_t, owner_t, price_t, qty_t,
 )
 from orderbook.accounts cimport (
     Account, AssetRec, Holding, IndexKey, InstrumentRec, Ledger, Position, ceil_div, floor_div,
@@ -582,18 +583,18 @@ cdef class Liquidator:
         # Lots (at most wanted) resting against a forced order of ``side`` that the rule's own
         # limit would take and the fund-covered limit did not: bids in [rule_limit, limit) for
         # a sell, asks in (limit, rule_limit] for a buy. O(levels walked).
-        cdef LevelMap* levels = &self.book.bids if side == SELL else &self.book.asks
-        cdef LevelMap.iterator it = levels.begin()
-        cdef price_t price
-        cdef qty_t total = 0, level
-        while it != levels.end() and total < wanted:
-            price = level_key(-side, deref(it).first)
+        cdef Ladder* levels = &self.book.bids if side == SELL else &self.book.asks
+        cdef price_t price, key
+        cdef Level* level = ladder_first(levels, &key)
+        cdef qty_t total = 0, lots
+        while level != NULL and total < wanted:
+            price = level_key(-side, key)
             if (price < rule_limit) if side == SELL else (price > rule_limit):
                 break
             if (price < limit) if side == SELL else (price > limit):
-                level = deref(it).second.total
-                total += level if level < wanted - total else wanted - total
-            inc(it)
+                lots = level.total
+                total += lots if lots < wanted - total else wanted - total
+            level = ladder_next(levels, key, &key)
         return total
 
     cdef int cancel_orders_of(self, owner_t owner) except -1:
@@ -678,20 +679,20 @@ cdef class Liquidator:
         cdef int side = SELL if p.position > 0 else BUY
         cdef bint one_by_one = (self.ledger.mm_basis == t.BASIS_ENTRY or self.om != 0
                                 or self.ledger.inverse)
-        cdef price_t bankruptcy = 0, limit, price
-        cdef LevelMap* levels = &self.book.bids if side == SELL else &self.book.asks
-        cdef LevelMap.iterator it = levels.begin()
+        cdef price_t bankruptcy = 0, limit, price, key
+        cdef Ladder* levels = &self.book.bids if side == SELL else &self.book.asks
+        cdef Level* level = ladder_first(levels, &key)
         cdef int128 equity = self.ledger.equity(a, p, mark, True) + self.ou
         cdef int128 value = 0
         cdef qty_t done = 0, depth, lo, hi, end, found
         cdef size_t tier
         self.ledger.bankruptcy_price(a, p, self.ou, &bankruptcy)
         limit = self.order_limit(self.limit_rule, side, mark, bankruptcy)
-        while it != levels.end() and done < q - 1:
-            price = level_key(-side, deref(it).first)
+        while level != NULL and done < q - 1:
+            price = level_key(-side, key)
             if limit and ((price < limit) if side == SELL else (price > limit)):
                 break
-            depth = deref(it).second.total
+            depth = level.total
             lo = done + 1
             hi = done + depth if depth < q - 1 - done else q - 1
             while lo <= hi and one_by_one:
@@ -714,7 +715,7 @@ cdef class Liquidator:
                 lo = end + 1
             done += depth
             value += self.ledger.value(price, depth)
-            inc(it)
+            level = ladder_next(levels, key, &key)
         return q
 
     cdef size_t tier_of(self, int128 notional) noexcept nogil:
@@ -1101,22 +1102,22 @@ cdef class Liquidator:
         cdef qty_t held = <qty_t>(self.ledger.holding(slot, asset).units // r.units_per_lot)
         cdef int128 deficit = -<int128>self.acct(slot).collateral, value = 0, per, take
         cdef qty_t lots = 0, filled = 0
-        cdef LevelMap.iterator it = self.book.bids.begin()
-        cdef price_t price, mark
+        cdef price_t price, mark, key
+        cdef Level* level = ladder_first(&self.book.bids, &key)
         cdef Message m
         cdef size_t i
         cdef const EventRec* e
-        while it != self.book.bids.end() and value < deficit and lots < held:
-            price = level_key(BUY, deref(it).first)
+        while level != NULL and value < deficit and lots < held:
+            price = level_key(BUY, key)
             per = self.ledger.value(price, 1)
             take = ceil_div(deficit - value, per)
-            if take > deref(it).second.total:
-                take = deref(it).second.total
+            if take > level.total:
+                take = level.total
             if take > held - lots:
                 take = held - lots
             lots += <qty_t>take
             value += take * per
-            inc(it)
+            level = ladder_next(&self.book.bids, key, &key)
         if lots == 0:
             return 0
         mark = self.mark()

@@ -602,6 +602,12 @@ BENCHMARK_DIGESTS = {
     ("deep", 3000, 7): "023a30765ac41b1670a2946525fc477168382d45237c015e1678d568c913b9c0",
     ("crash", 500, 3): "8b44ed8ac0490e69aabbf67aa4ba017d4a44377689dc717e0d33ea63d48985b9",
     ("crash", 3000, 7): "4a3898d5a3a37094e06ed1880e6fbb3f465e79f3889595553d9626aa6d81243c",
+    # the regimes added later, from their first version
+    ("static", 3000, 7): "45c6ae13b514a863f2277f8876f826e0a4e8dc1834a2400e17077b8e3b32a5bc",
+    ("normal", 3000, 7): "8e75a21be5dc5433b33211a736f4459c36ba3db590ba979caf0bfa03779fe368",
+    ("swing25", 3000, 7): "2bad00e5a204a7108f6edaf13477a379ecdbe2b810c78a3fe4ba63e893c28902",
+    ("swing40", 3000, 7): "76f57914c8972261fc64096547426d0da65e5bba76ae73292d1b0edf0bf0aaae",
+    ("flash", 3000, 7): "0bbef3fdb4592fdd57266dc0ccbb709fa9938e62aed2a14aee6a9a24ae82f206",
 }
 
 
@@ -621,8 +627,10 @@ def test_benchmark_stream_summaries_are_unchanged_by_the_move():
 
 
 def test_benchmark_stream_refuses_unknown_regimes_and_sizes():
-    assert BENCHMARK_REGIMES == ("mixed", "deep", "crash")
-    with pytest.raises(ValueError, match="regime = 'calm' is not one of mixed, deep, crash"):
+    assert BENCHMARK_REGIMES == ("mixed", "deep", "crash", "static", "normal", "swing25",
+                                 "swing40", "flash")
+    with pytest.raises(ValueError, match="regime = 'calm' is not one of mixed, deep, crash, "
+                                         "static, normal, swing25, swing40, flash"):
         benchmark_stream("calm", 10, 1)
     with pytest.raises(ValueError, match="n = 0"):
         benchmark_stream("mixed", 0, 1)
