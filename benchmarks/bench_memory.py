@@ -29,18 +29,21 @@ ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte 
 
   Order (pool vector)             48 B (an armed stop's stop price sits in a side map); the
                                   vector's capacity is a power of two (up to 2x)
-  order id table                  4 B per bucket, open addressing at most 3/4 full, so 5.3 to
-                                  10.7 B per live order (8.4 B at exactly 1,000,000)
+  order id table                  5 B per bucket (a slot and a one-byte tag), open addressing at
+                                  most 3/4 full, so 6.7 to 13.3 B per live order (10.5 B at
+                                  exactly 1,000,000)
   unordered_map<int64, int32> node   (accounts' id map) next ptr + pair(16) = 24 B -> 32 B
                                      malloc chunk, plus a bucket pointer (8 B) per element
-  std::map<int64, Level> node     32 B header + 8 B key + 24 B Level = 64 B -> 80 B chunk,
-                                  shared by the orders resting at that price
+  price ladder (_price_ladder.pxd)  a 24 B Level slot per price in the window around the touch
+                                  (up to 1/4 spare, plus a bit), shared by the orders resting at
+                                  that price; levels away from it in a std::map node: 32 B
+                                  header + 8 B key + 24 B Level = 64 B -> 80 B chunk
   Account (accounts vector)       88 B (instrument 0's 56-byte Position inside it; positions
                                   in other instruments sit in a pool, 56 B each)
   std::set<pair<int64,int64>> node  32 B header + 16 B key = 48 B -> 64 B chunk (positioned
                                   accounts)
 
-So a resting order costs about 48 + 8.4 = 56.4 B plus its share of a level node and the vectors'
+So a resting order costs about 48 + 10.5 = 58.5 B plus its share of a level and the vectors'
 spare capacity, and an account about 88 + 32 + 8 = 128 B (+ 64 B once it holds a position) plus
 spare capacity. The table gives each figure beside that estimate, and RSS over the estimate (the
 share of spare capacity and allocator overhead).
@@ -117,19 +120,21 @@ def _chunk(n: int) -> int:
 
 
 def id_table_bytes(count: int) -> int:
-    """Bytes of the book's order id table holding ``count`` ids: 4 B buckets, a power of two
-    from 16 up, doubled whenever it would pass 3/4 full (orderbook/_idtable.pxd, id_grow)."""
+    """Bytes of the book's order id table holding ``count`` ids: 5 B buckets (slot and tag), a
+    power of two from 16 up, doubled whenever it would pass 3/4 full (orderbook/_idtable.pxd)."""
     size = 16
     while count * 4 > size * 3:
         size *= 2
-    return 4 * size
+    return 5 * size
 
 
 def structure_sizes() -> dict:
     hash_node = _chunk(8 + 16)            # next pointer + pair<int64, int32> (padded to 16)
     level_node = _chunk(32 + 8 + ctypes.sizeof(Level))
     set_node = _chunk(32 + 16)
-    return dict(order=ctypes.sizeof(Order), level=ctypes.sizeof(Level),
+    # a price in the ladder's window: its Level slot and its occupancy bit
+    level_slot = ctypes.sizeof(Level) + 1 / 8
+    return dict(order=ctypes.sizeof(Order), level=ctypes.sizeof(Level), level_slot=level_slot,
                 account=ctypes.sizeof(Account), hash_node=hash_node, bucket=8,
                 level_node=level_node, index_node=set_node)
 
@@ -264,9 +269,9 @@ def main(argv=None) -> int:
     rows = []
     for name, label, target, core in (
             ("orders100", "resting order, 100/level", ORDER_TARGET,
-             order_core + sizes["level_node"] / 100),
+             order_core + sizes["level_slot"] / 100),
             ("orders1", "resting order, 1/level", ORDER_TARGET,
-             order_core + sizes["level_node"]),
+             order_core + sizes["level_slot"]),
             ("accounts", "account, flat", ACCOUNT_TARGET, account_core),
             ("accounts_pos", "account, with position", ACCOUNT_TARGET,
              account_core + sizes["index_node"])):
@@ -294,10 +299,11 @@ def main(argv=None) -> int:
         log(f"{label:<26} {count:>10,} {per_rss:>13.1f} {per_peak:>14.1f} {core:>10.1f} "
             f"{per_rss / core:>10.2f}x")
     log(f"(est. core = struct + id table share (orders) or hash node + bucket (accounts) "
-        f"[+ level node share | + index node], no vector spare capacity; sizes: Order "
+        f"[+ ladder level share | + index node], no spare capacity; sizes: Order "
         f"{sizes['order']} B, Level {sizes['level']} B, Account {sizes['account']} B, id table "
         f"{id_table_bytes(args.count) / args.count:.1f} B/order at this count, hash node "
-        f"{sizes['hash_node']} B, map level node {sizes['level_node']} B, set index node "
+        f"{sizes['hash_node']} B, ladder level slot {sizes['level_slot']:.1f} B (a level away "
+        f"from the touch: map node {sizes['level_node']} B), set index node "
         f"{sizes['index_node']} B)")
 
     log(f"\nchurn: steady {ch['steady']:,} orders, {ch['cycles']:,} add/cancel cycles in "

@@ -27,7 +27,8 @@ cdef class MatchingCore:
     cdef vector[slot_t] free_slots
     cdef IdTable ids              # live order id -> pool slot (_idtable.pxd)
     cdef deque[Order] triggered
-    cdef vector[EventRec] events
+    cdef vector[EventRec] events  # one message's events (run); empty in a batch
+    cdef EventSink* direct        # run_batch's sink while it runs: emit() hands it each event
     cdef int64_t seq              # next event sequence number
     cdef int64_t msg              # number of messages processed
     cdef int64_t stop_count       # armed stops (ids.count - stop_count rest in the book)
@@ -54,8 +55,8 @@ cdef class MatchingCore:
     cdef int run(self, const Message* m) noexcept nogil
 
     # The batch: validate then execute each of n MESSAGE_DTYPE rows at rows (any alignment),
-    # their events handed to sink (_sink.pxd) every FLUSH_EVENTS events and at the end; the
-    # event buffer is left empty.
+    # each event handed to sink (_sink.pxd) as it is made, so a counters-only batch writes no
+    # event record at all; the event buffer is left empty.
     @cython.final
     cdef void run_batch(self, const uint8_t* rows, Py_ssize_t n, EventSink* sink) noexcept nogil
 

@@ -1,8 +1,8 @@
 # Where a batch's events go (OrderBook.process, Engine.process): the caller's ``out=`` buffer or
 # memory the sink allocates, keeping every event, only TRADE and REJECTED events, or none (the
-# counters alone). The matching core still writes each message's events to its small scratch
-# vector; the batch hands them here every few thousand events, so the scratch stays in cache and
-# the kept rows are written once, sequentially, to their final place.
+# counters alone). OrderBook's batch hands the sink each event as the matching core makes it (so
+# a counters-only batch writes no record at all); the Engine's, each message's events after it
+# has settled them.
 #
 # Why not one std::vector reserved up front (the old path): a vector cannot grow in place, so a
 # batch that passed its reservation (one event per message; streams run ~1.1-1.6) copied every
@@ -28,7 +28,8 @@ cdef enum:
     RECORD_TRADES = 1     # TRADE and REJECTED events only
     RECORD_COUNTERS = 2   # no rows: the counters alone
     SINK_KINDS = 8        # counts[] slots: indexed by event kind (EV_ACCEPTED .. EV_STOP_TRIGGERED)
-    # Scratch events handed over at a time: 2,048 x 80 B = 160 kB, within L2 on current x86.
+    # Rows added to a growing buffer beyond the half again it grows by (and a first reserve's
+    # margin): 2,048 x 80 B = 160 kB.
     FLUSH_EVENTS = 2048
     HUGE_PAGE = 2097152   # bytes; the x86-64 transparent huge page
 
@@ -99,7 +100,7 @@ cdef inline int sink_reserve(EventSink* s, Py_ssize_t rows) noexcept nogil:
 
 
 cdef inline int sink_take(EventSink* s, const EventRec* ev, Py_ssize_t n) noexcept nogil:
-    # Keep n events (one message's, or a scratch buffer's) as s.record says; -1 if rows were
+    # Keep n events (one, or one message's) as s.record says; -1 if rows were
     # lost to a failed allocation. Growth is by half again, at least what this call needs.
     cdef Py_ssize_t i
     cdef int kind
