@@ -6,7 +6,8 @@
 # an occupancy bitmap; levels outside the window sit in a std::map (``far``). The window is
 # placed around the touch and follows it: when a new best level falls before the window, or the
 # window empties while far levels remain, it is re-centred on the new best; while the book's
-# levels would fill at least 1/DENSITY of it, it grows to cover a new level instead. So the
+# levels would fill at least 1/DENSITY of it, it grows (doubling, or to a quarter more than the
+# levels' span) to cover a new level instead. So the
 # touch, where nearly every message lands, costs an array index and a bit, and a level far
 # from it a tree descent, as before. This is the route of hftbacktest's ROI vector depth and
 # of the fastest published matching engines; benchmarks/bench_cpp.py --baseline-tree shows what
@@ -253,6 +254,10 @@ cdef inline Level* ladder_add(Ladder* L, price_t key) noexcept nogil:
                 # of the slack before the best, the rest after the deepest
                 if cap < L.cap:
                     cap = L.cap
+                elif cap < 2 * L.cap and 2 * L.cap <= LADDER_DENSITY * (ladder_size(L) + 1):
+                    # doubling while the density allows: fewer moves, and the windows given
+                    # back along the way add up to less than the last (malloc keeps them)
+                    cap = 2 * L.cap
                 relayout(L, window_base(new_lo, <int64_t>((<uint64_t>cap - span) >> 2), cap),
                          cap)
                 if in_window(L, key):
