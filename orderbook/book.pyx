@@ -14,8 +14,10 @@ order lists) in ``_depth.pyx``, and the C side's facts for the import-time layou
 """
 
 cimport cython
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.list cimport PyList_New, PyList_SET_ITEM
-from cpython.long cimport PyLong_Check
+from cpython.bool cimport PyBool_Check
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport free
@@ -107,27 +109,42 @@ BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or
 
 # ----------------------------------------------------------------------------- small helpers
 
+cdef inline bint small_int(object value, int64_t* out) noexcept:
+    # An int (or int subclass such as Side, not bool) within int64, read without raising: the
+    # per-call fast path, with no exception state saved or restored.
+    cdef int overflow = 0
+    cdef long long v
+    if not PyLong_Check(value) or PyBool_Check(value):
+        return False
+    v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow != 0 or (v == -1 and PyErr_Occurred() != NULL):
+        PyErr_Clear()
+        return False
+    out[0] = v
+    return True
+
+
 cdef inline int64_t as_i64(object value, str name) except? -1:
     # Fast path for plain ints in range; everything else goes to the shared checks, which
     # convert numpy integers and raise the documented TypeError/ValueError.
-    if PyLong_Check(value) and not isinstance(value, bool):
-        try:
-            return <int64_t>value
-        except OverflowError:
-            pass
+    cdef int64_t v
+    if small_int(value, &v):
+        return v
     return check.as_int64(name, value)
 
 
 cdef inline int as_side(object value) except 0:
-    if PyLong_Check(value) and (value == 1 or value == -1) and not isinstance(value, bool):
-        return <int>value
+    cdef int64_t v
+    if small_int(value, &v) and (v == 1 or v == -1):
+        return <int>v
     return check.as_side(value)
 
 
 cdef inline int order_side(object value) except 0:
     # A new order's side: a bad one is refused as the batch would (OrderError, INVALID_SIDE).
-    if PyLong_Check(value) and (value == 1 or value == -1) and not isinstance(value, bool):
-        return <int>value
+    cdef int64_t v
+    if small_int(value, &v) and (v == 1 or v == -1):
+        return <int>v
     return check.order_side(value)
 
 
