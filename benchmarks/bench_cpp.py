@@ -99,9 +99,15 @@ print(json.dumps(out))
 HERE = str(Path(orderbook.__file__).resolve().parent.parent)
 
 
+# numpy's OpenBLAS starts a thread per core that can spin beside the engine (7-8 % of perf's
+# samples on a 2-core VM); the engine makes no BLAS call, and the C++ baseline has no such
+# threads, so the children run with one.
+CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+
 def timed(tree: str, path: str, save: str | None = None) -> dict:
     out = subprocess.run([sys.executable, "-c", _CHILD, tree, path, *([save] if save else [])],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=CHILD_ENV)
     if out.returncode != 0:
         raise RuntimeError(f"the engine of {tree} failed: {out.stderr}")
     return json.loads(out.stdout)
