@@ -1,8 +1,8 @@
 # The order id table: live order id -> pool slot, by open addressing with linear probing.
 #
-# A data structure of its own, with its own invariants (a power-of-two bucket array at most 3/4
-# full; every probe sequence unbroken), so it is kept apart from the matching rules
-# (_matching.pyx).
+# A data structure of its own, with its own invariants (a power-of-two bucket array whose live
+# entries and tombstones fill at most 3/4 of it; every probe sequence unbroken), so it is kept
+# apart from the matching rules (_matching.pyx).
 # Header-only, numpy.random's _common.pxd habit: the functions are cdef inline and compiled into
 # the module that cimports them, so the book's hot path calls them as before, with no call
 # across modules. A bucket holds a pool slot (NO_SLOT when empty) and its key is
@@ -13,6 +13,11 @@
 # reading their order record: a lookup of a new id (every new order's duplicate check) reads
 # the tags' cache line and no order at all, where each probe used to cost a miss in the pool
 # (perf on the mixed benchmark stream put half of the batch loop's samples on those reads).
+# An erased entry leaves a tombstone (tag 1, bucket NO_SLOT) that probes pass over and inserts
+# reuse, so an erase reads no other order record either (backward-shift deletion read the
+# order of every entry it considered moving: a miss per entry on every cancel and every filled
+# maker); a tombstone with an empty bucket after it becomes empty at once, and a growth that
+# finds the table mostly tombstones rebuilds it at the same size.
 # The functions take the pool (the order records the slots index) beside the table; after a
 # pool reallocation the caller passes its new address.
 
@@ -24,9 +29,15 @@ from orderbook._types cimport NO_SLOT, Order, oid_t, slot_t
 
 cdef struct IdTable:
     vector[slot_t] buckets    # pool slots, NO_SLOT when empty; 0 or a power of two >= 16 long
-    vector[uint8_t] tags      # one per bucket: 0 when empty, else id_tag of its id
+    vector[uint8_t] tags      # one per bucket: TAG_EMPTY, TAG_DELETED, or id_tag of its id
     int64_t count             # live ids (resting orders and armed stops)
+    int64_t deleted           # tombstones
     int shift                 # 64 - log2(len(buckets)): Fibonacci hashing's shift
+
+
+cdef enum:
+    TAG_EMPTY = 0
+    TAG_DELETED = 1           # a tombstone: live tags have the high bit set
 
 
 cdef inline size_t id_home(oid_t order_id, int shift) noexcept nogil:
@@ -72,10 +83,13 @@ cdef inline slot_t id_find(const IdTable* table, const Order* pool,
 
 
 cdef inline void id_grow(IdTable* table, const Order* pool) noexcept nogil:
-    # Double the buckets (16 at first) and put every entry back. Amortised O(1) per insert.
+    # Put every live entry back into 16 buckets at first, twice as many while they would fill
+    # half, else as many (the tombstones dropped). Amortised O(1) per insert.
     cdef vector[slot_t] old
     old.swap(table.buckets)
-    cdef size_t size = 16 if old.empty() else 2 * old.size()
+    cdef size_t size = 16
+    if not old.empty():
+        size = 2 * old.size() if (table.count + 1) * 2 > <int64_t>old.size() else old.size()
     table.buckets.assign(size, NO_SLOT)
     table.tags.assign(size, 0)
     table.shift = 64 - bit_length(size - 1)
@@ -88,41 +102,40 @@ cdef inline void id_grow(IdTable* table, const Order* pool) noexcept nogil:
                 i = (i + 1) & mask
             table.buckets[i] = slot
             table.tags[i] = id_tag(pool[slot].order_id, table.shift)
+    table.deleted = 0
 
 
 cdef inline void id_insert(IdTable* table, const Order* pool, slot_t slot) noexcept nogil:
     # Enter pool[slot] under its order id; the caller has checked that the id is not live.
-    if (table.count + 1) * 4 > <int64_t>table.buckets.size() * 3:
+    if (table.count + table.deleted + 1) * 4 > <int64_t>table.buckets.size() * 3:
         id_grow(table, pool)
     cdef size_t mask = table.buckets.size() - 1
     cdef size_t i = id_home(pool[slot].order_id, table.shift)
     while table.buckets[i] != NO_SLOT:
         i = (i + 1) & mask
+    if table.tags[i] == TAG_DELETED:
+        table.deleted -= 1
     table.buckets[i] = slot
     table.tags[i] = id_tag(pool[slot].order_id, table.shift)
     table.count += 1
 
 
 cdef inline void id_erase(IdTable* table, const Order* pool, slot_t slot) noexcept nogil:
-    # Remove pool[slot], which is in the table. Backward-shift deletion (no tombstones): entries
-    # after the hole that may move into it do, so every probe sequence stays unbroken and the
-    # table never degrades.
+    # Remove pool[slot], which is in the table, leaving a tombstone unless no probe sequence
+    # runs past it (the next bucket is empty); then the tombstones just before it go too.
     cdef size_t mask = table.buckets.size() - 1
-    cdef size_t hole = id_home(pool[slot].order_id, table.shift)
-    while table.buckets[hole] != slot:
-        hole = (hole + 1) & mask
-    cdef size_t j = hole, home
-    while True:
-        j = (j + 1) & mask
-        if table.buckets[j] == NO_SLOT:
-            break
-        home = id_home(pool[table.buckets[j]].order_id, table.shift)
-        # the entry at j stays unless its home lies cyclically outside (hole, j]
-        if ((hole < home <= j) if hole <= j else (hole < home or home <= j)):
-            continue
-        table.buckets[hole] = table.buckets[j]
-        table.tags[hole] = table.tags[j]
-        hole = j
-    table.buckets[hole] = NO_SLOT
-    table.tags[hole] = 0
+    cdef size_t i = id_home(pool[slot].order_id, table.shift)
+    while table.buckets[i] != slot:
+        i = (i + 1) & mask
+    table.buckets[i] = NO_SLOT
     table.count -= 1
+    if table.tags[(i + 1) & mask] != TAG_EMPTY:
+        table.tags[i] = TAG_DELETED
+        table.deleted += 1
+        return
+    table.tags[i] = TAG_EMPTY
+    i = (i - 1) & mask
+    while table.tags[i] == TAG_DELETED:
+        table.tags[i] = TAG_EMPTY
+        table.deleted -= 1
+        i = (i - 1) & mask
