@@ -36,6 +36,7 @@ LONGEST_FIRST = (
     "tests/test_scenario.py::test_the_liquidated_share_does_not_depend_on_the_scale",  # 25
     "tests/test_scenario.py::test_compiled_and_reference_engines_give_the_same_run",   # 20
     "tests/test_market_scenario.py::test_a_venue_on_the_reference_engine_makes_the_same_records",
+    "tests/test_price_ladder.py::test_wide_prices_match_the_reference",               # 45
 )
 
 
