@@ -23,7 +23,7 @@ from orderbook._idtable cimport id_erase, id_find, id_insert
 from orderbook._price_ladder cimport (
     Ladder, ladder_add, ladder_erase, ladder_find, ladder_first, ladder_next,
 )
-from orderbook._sink cimport RECORD_COUNTERS, EventSink, sink_take
+from orderbook._sink cimport RECORD_COUNTERS, EventSink, sink_count, sink_take
 from orderbook._types cimport (
     BUY, NO_SLOT, SELL, EventRec, Level, Message, Order, is_new_order, is_priced,
     is_stop, level_key, oid_t, owner_t, price_t, qty_t, rests, slot_t,
@@ -150,9 +150,7 @@ cdef class MatchingCore:
         cdef EventRec e
         if self.direct != NULL and self.direct.record == RECORD_COUNTERS:
             # counted as sink_take would, with no record written
-            self.direct.counts[kind & 7] += 1
-            if kind == t.EV_TRADE:
-                self.direct.traded += qty
+            sink_count(self.direct, kind, qty)
             self.seq += 1
             return
         # Zero the padding too, so equal runs give byte-equal event arrays (hashable results).

@@ -20,7 +20,7 @@
 # may move the window's levels, so a Level* obtained before it is stale after it (far levels'
 # addresses are stable, window ones not).
 
-from cython.operator cimport dereference as deref, preincrement as inc
+from cython.operator cimport dereference as deref
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint64_t
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
@@ -50,24 +50,9 @@ cdef struct Ladder:
     int64_t hi
 
 
-cdef inline bint ladder_empty(const Ladder* L) noexcept nogil:
-    return L.count == 0 and L.far.empty()
-
-
 cdef inline int64_t ladder_size(const Ladder* L) noexcept nogil:
     # The number of levels.
     return L.count + <int64_t>L.far.size()
-
-
-cdef inline void ladder_clear(Ladder* L) noexcept nogil:
-    L.slots.clear()
-    L.bits.clear()
-    L.far.clear()
-    L.base = 0
-    L.cap = 0
-    L.count = 0
-    L.lo = 0
-    L.hi = -1
 
 
 cdef inline bint in_window(const Ladder* L, price_t key) noexcept nogil:
@@ -153,6 +138,15 @@ cdef inline Level* ladder_find(Ladder* L, price_t key) noexcept nogil:
     return &deref(it).second
 
 
+cdef inline Level empty_level() noexcept nogil:
+    cdef Level level
+    level.total = 0
+    level.head = NO_SLOT
+    level.tail = NO_SLOT
+    level.count = 0
+    return level
+
+
 cdef inline Level* window_put(Ladder* L, price_t key) noexcept nogil:
     # Mark key's slot occupied (key is in the window and free) and return it, emptied.
     cdef int64_t i = key - L.base
@@ -166,10 +160,7 @@ cdef inline Level* window_put(Ladder* L, price_t key) noexcept nogil:
     elif i > L.hi:
         L.hi = i
     L.count += 1
-    level.total = 0
-    level.head = NO_SLOT
-    level.tail = NO_SLOT
-    level.count = 0
+    level[0] = empty_level()
     return level
 
 
@@ -269,12 +260,7 @@ cdef inline Level* ladder_add(Ladder* L, price_t key) noexcept nogil:
             relayout(L, window_base(key, cap >> 2, cap), cap)
             if in_window(L, key):
                 return window_put(L, key)
-    cdef Level fresh
-    fresh.total = 0
-    fresh.head = NO_SLOT
-    fresh.tail = NO_SLOT
-    fresh.count = 0
-    return &deref(L.far.insert(pair[price_t, Level](key, fresh)).first).second
+    return &deref(L.far.insert(pair[price_t, Level](key, empty_level())).first).second
 
 
 cdef inline void ladder_erase(Ladder* L, price_t key) noexcept nogil:

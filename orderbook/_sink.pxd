@@ -99,6 +99,13 @@ cdef inline int sink_reserve(EventSink* s, Py_ssize_t rows) noexcept nogil:
     return 0
 
 
+cdef inline void sink_count(EventSink* s, int kind, qty_t qty) noexcept nogil:
+    # Count one event of ``kind`` (``qty`` lots) in the counters of the TRADES/COUNTERS modes.
+    s.counts[kind & 7] += 1
+    if kind == t.EV_TRADE:
+        s.traded += qty
+
+
 cdef inline int sink_take(EventSink* s, const EventRec* ev, Py_ssize_t n) noexcept nogil:
     # Keep n events (one, or one message's) as s.record says; -1 if rows were
     # lost to a failed allocation. Growth is by half again, at least what this call needs.
@@ -125,9 +132,7 @@ cdef inline int sink_take(EventSink* s, const EventRec* ev, Py_ssize_t n) noexce
         return 0
     for i in range(n):
         kind = ev[i].kind
-        s.counts[kind & 7] += 1
-        if kind == t.EV_TRADE:
-            s.traded += ev[i].qty
+        sink_count(s, kind, ev[i].qty)
         if s.record == RECORD_TRADES and (kind == t.EV_TRADE or kind == t.EV_REJECTED):
             if s.size == s.capacity and sink_reserve(
                     s, s.capacity + s.capacity // 2 + FLUSH_EVENTS) < 0:
