@@ -181,7 +181,7 @@ class Timeline:
 
         self.series = np.zeros((self.count, self.steps), dtype=SERIES_DTYPE)
         self.liquidated = [0] * self.count
-        self.first = len(self.engine.forced_orders())
+        self.first = self.engine.forced_order_count
         self.record_times: list[np.ndarray] = []
         for step in range(self.steps):
             t = step * self.clock.step_ms
@@ -202,7 +202,7 @@ class Timeline:
         """(series, the run's forced-order records, the time of each in ms)."""
         # The log is read once, here, so its bytes are those of forced_orders() (padding
         # included).
-        records = self.engine.forced_orders()[self.first:]
+        records = self.engine.forced_orders(start=self.first)
         times = (np.concatenate(self.record_times) if self.record_times
                  else np.zeros(0, dtype=np.int64))
         if len(times) != len(records):

@@ -40,7 +40,8 @@ _SIDE_NAMES = {"buy": 1, "bid": 1, "sell": -1, "ask": -1}
 
 
 def trade_start(start) -> int:
-    """``Engine.trades``'s ``start``: an int64 >= 0 (the engine checks it against its count)."""
+    """``Engine.trades``'s and ``Engine.forced_orders``'s ``start``: an int64 >= 0 (the engine
+    checks it against its count)."""
     number = as_int64("start", start)
     if number < 0:
         raise ValueError(f"start must be >= 0, got {number}")

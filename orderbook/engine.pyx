@@ -1788,13 +1788,24 @@ cdef class Engine:
         finally:
             self._leave()
 
-    def forced_orders(self):
-        """Every liquidation record so far (FORCED_DTYPE)."""
+    def forced_orders(self, *, start=0):
+        """The liquidation records from index ``start`` on (FORCED_DTYPE; by default every one
+        so far). O(records returned): a caller that keeps ``forced_order_count`` reads only the
+        new ones."""
+        cdef int64_t first = check.trade_start(start)
         self._enter()
         try:
-            return self.liquidator.records_array(0)
+            if <size_t>first > self.liquidator.records.size():
+                raise ValueError(f"start must be at most the forced-order count "
+                                 f"{self.liquidator.records.size()}, got {first}")
+            return self.liquidator.records_array(<size_t>first)
         finally:
             self._leave()
+
+    @property
+    def forced_order_count(self):
+        """How many liquidation records there are so far (O(1))."""
+        return self.liquidator.records.size()
 
     def fund_history(self):
         """The insurance fund's balance after every round that made progress: (round, balance)."""

@@ -7,11 +7,10 @@ Finding the accounts a mark move crosses walks the ordered liquidation-price ind
 one-position accounts (O(log n + k)) and the allowance indexes of the others (Ledger.cross_multi).
 """
 
-from fractions import Fraction
-
 cimport cython
 from cython.operator cimport dereference as deref, preincrement as inc, predecrement as dec
-from libc.stdint cimport INT64_MAX, int32_t, int64_t
+from libc.math cimport NAN, ldexp
+from libc.stdint cimport INT64_MAX, int8_t, int32_t, int64_t, uint8_t
 from libcpp.algorithm cimport make_heap, pop_heap, sort
 from libcpp.set cimport set as cset
 from libcpp.utility cimport pair
@@ -26,7 +25,7 @@ from orderbook._types cimport (
 )
 from orderbook.accounts cimport (
     Account, AssetRec, Holding, IndexKey, InstrumentRec, Ledger, Position, ceil_div, floor_div,
-    int128, money_t,
+    from_python, int128, money_t,
     to_python,
 )
 from orderbook.book cimport OrderBook
@@ -86,14 +85,57 @@ cdef bint adl_after(const AdlCand& x, const AdlCand& y) noexcept nogil:
     return adl_before(y, x)
 
 
-cdef bint _averages(const ForcedRec* r, int64_t k, bint inverse, double* avg,
+cdef inline int bit_length(uint128 x) noexcept nogil:
+    cdef int n = 0
+    while x:
+        x >>= 1
+        n += 1
+    return n
+
+
+cdef double nearest_quotient(int128 num, int128 den) noexcept nogil:
+    # num / den (den > 0) as the nearest double, ties to even: the value float(Fraction(num,
+    # den)) gives, without Python objects. Long division yields 55 significant quotient bits and
+    # a sticky bit for the rest, then one rounding to 53. The remainder stays below den < 2**127,
+    # so doubling it cannot overflow 128 bits.
+    cdef bint negative = num < 0
+    cdef uint128 a = <uint128>(-num if negative else num)
+    cdef uint128 b = <uint128>den
+    cdef uint128 q, r, half, rest
+    cdef int exponent = 0, extra, bits
+    if a == 0:
+        return 0.0
+    if a < (<uint128>1) << 53 and b < (<uint128>1) << 53:
+        # both exact as doubles: IEEE division rounds the quotient correctly
+        return <double><int64_t>num / <double><int64_t>den
+    q, r = a // b, a % b
+    bits = bit_length(q)
+    while bits < 55:
+        r <<= 1
+        q <<= 1
+        if r >= b:
+            r -= b
+            q |= 1
+        if bits or (q & 1):
+            bits += 1
+        exponent -= 1
+    extra = bit_length(q) - 53
+    half = (<uint128>1) << (extra - 1)
+    rest = q & ((half << 1) - 1)
+    q >>= extra
+    if rest > half or (rest == half and (r != 0 or (q & 1))):
+        q += 1
+    cdef double value = ldexp(<double>q, exponent + extra)
+    return -value if negative else value
+
+
+cdef void _averages(const ForcedRec* r, int64_t k, bint inverse, double* avg,
                     double* slip) noexcept nogil:
     # A record's average fill price and slippage as the doubles nearest the exact fractions
-    # (what float(Fraction) gives), without a Fraction: the quotient of two integers that
-    # doubles hold exactly is correctly rounded by IEEE division. False when one does not fit
-    # in 53 bits (the caller uses Fractions then).
+    # (what float(Fraction) gives). Linear: fill_value / (filled k), where fill_value >= filled k
+    # (prices >= 1) and < 2**63; inverse: filled k / fill_value, with fill_value < 2**63. So den
+    # < 2**63, mark * den < 2**126, and the gap fits int128.
     cdef int128 num, den, gap
-    cdef int128 limit = (<int128>1) << 53
     if inverse:
         num, den = <int128>r.filled * k, <int128>r.fill_value
     else:
@@ -102,11 +144,15 @@ cdef bint _averages(const ForcedRec* r, int64_t k, bint inverse, double* avg,
     gap = <int128>r.mark_before * den - num
     if r.side != SELL:
         gap = -gap
-    if not (-limit < num < limit and 0 < den < limit and -limit < gap < limit):
-        return False
-    avg[0] = <double>num / <double>den
-    slip[0] = <double>gap / <double>den
-    return True
+    avg[0] = nearest_quotient(num, den)
+    slip[0] = nearest_quotient(gap, den)
+
+
+def _nearest_quotient(num, den):
+    """num / den (|num| < 2**127, 0 < den < 2**127) as the nearest double (tests only)."""
+    if not 0 < den < 2**127 or not -2**127 < num < 2**127:
+        raise ValueError(f"need |num| < 2**127 and 0 < den < 2**127, got {num!r} / {den!r}")
+    return nearest_quotient(from_python(num), from_python(den))
 
 
 @cython.final
@@ -841,28 +887,34 @@ cdef class Liquidator:
         self.records.push_back(r)
 
     cdef object records_array(self, size_t first):
-        """The records from ``first`` on as FORCED_DTYPE rows (padding zeroed). O(records)."""
-        out = np.zeros(self.records.size() - first, dtype=FORCED_DTYPE)
-        cdef size_t i
+        """The records from ``first`` on as FORCED_DTYPE rows (padding zeroed). O(records), one
+        typed column view per field and no Python object per row."""
+        cdef size_t n = self.records.size() - first, i
+        out = np.zeros(n, dtype=FORCED_DTYPE)
+        cdef int64_t[:] round_ = out["round"], generation = out["generation"]
+        cdef int64_t[:] owner = out["owner"], counterparty = out["counterparty"]
+        cdef int64_t[:] qty = out["qty"], filled = out["filled"], notional = out["notional"]
+        cdef double[:] avg_price = out["avg_price"], slippage = out["slippage"]
+        cdef int64_t[:] mark_before = out["mark_before"], mark_after = out["mark_after"]
+        cdef int64_t[:] fee = out["fee"], fund_cover = out["fund_cover"]
+        cdef int64_t[:] socialized = out["socialized"], bad_debt = out["bad_debt"]
+        cdef int8_t[:] side = out["side"]
+        cdef uint8_t[:] kind = out["kind"]
+        cdef int32_t[:] instrument = out["instrument"]
         cdef const ForcedRec* r
-        cdef double avg_f, slip_f
-        for i in range(first, self.records.size()):
-            r = &self.records[i]
+        for i in range(n):
+            r = &self.records[first + i]
             if r.filled and (r.fill_value or not self.ledger.inverse):
-                if not _averages(r, self.ledger.instruments[r.instrument].k,
-                                 self.ledger.inverse, &avg_f, &slip_f):
-                    k = <object>self.ledger.instruments[r.instrument].k
-                    # inverse: the fills' harmonic mean, filled k / notional
-                    avg = (Fraction(<object>r.filled * k, r.fill_value) if self.ledger.inverse
-                           else Fraction(r.fill_value, <object>r.filled * k))
-                    slip = (r.mark_before - avg) if r.side == SELL else (avg - r.mark_before)
-                    avg_f, slip_f = float(avg), float(slip)
+                _averages(r, self.ledger.instruments[r.instrument].k, self.ledger.inverse,
+                          &avg_price[i], &slippage[i])
             else:
-                avg_f = slip_f = float("nan")
-            out[i - first] = (r.round, r.generation, r.owner, r.counterparty, r.qty, r.filled,
-                              r.fill_value, avg_f, r.mark_before, r.mark_after, slip_f, r.fee,
-                              r.fund_cover, r.socialized, r.bad_debt, r.side, r.kind,
-                              r.instrument)
+                avg_price[i] = slippage[i] = NAN
+            round_[i], generation[i], owner[i] = r.round, r.generation, r.owner
+            counterparty[i], qty[i], filled[i] = r.counterparty, r.qty, r.filled
+            notional[i], mark_before[i], mark_after[i] = r.fill_value, r.mark_before, r.mark_after
+            fee[i], fund_cover[i], socialized[i] = r.fee, r.fund_cover, r.socialized
+            bad_debt[i], side[i], kind[i] = r.bad_debt, r.side, r.kind
+            instrument[i] = r.instrument
         return out
 
     cdef object fund_history_array(self):

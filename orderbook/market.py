@@ -241,10 +241,10 @@ class Market:
         self.refresh_indexes()
         out = {}
         for name, engine in self.venues.items():
-            first = len(engine.forced_orders())
+            first = engine.forced_order_count
             if liquidating is None or name in liquidating:
                 engine.liquidation_round()
-            out[name] = engine.forced_orders()[first:]
+            out[name] = engine.forced_orders(start=first)
         self.refresh_indexes()
         for arbitrageur in self.arbitrageurs:
             arbitrageur.act(self)
@@ -261,7 +261,8 @@ class Market:
             for name, records in self.step().items():
                 made[name].append(records)
                 at[name].append(np.full(len(records), self.steps - 1, dtype=np.int64))
+        venues = self.venues
         return {name: (np.concatenate(made[name]) if made[name] else
-                       self.venues[name].forced_orders()[:0],
+                       venues[name].forced_orders(start=venues[name].forced_order_count),
                        np.concatenate(at[name]) if at[name] else np.zeros(0, np.int64))
                 for name in self.venues}

@@ -1358,9 +1358,19 @@ class Engine:
         """Run one round (docs/liquidation.md); return whether it made progress."""
         return self._liquidator.run_round()
 
-    def forced_orders(self) -> np.ndarray:
-        """Every liquidation record so far (FORCED_DTYPE)."""
-        return self._liquidator.records_array(0)
+    def forced_orders(self, *, start: int = 0) -> np.ndarray:
+        """The liquidation records from index ``start`` on (FORCED_DTYPE; by default every one
+        so far)."""
+        first = check.trade_start(start)
+        if first > len(self._liquidator.records):
+            raise ValueError(f"start must be at most the forced-order count "
+                             f"{len(self._liquidator.records)}, got {first}")
+        return self._liquidator.records_array(first)
+
+    @property
+    def forced_order_count(self) -> int:
+        """How many liquidation records there are so far."""
+        return len(self._liquidator.records)
 
     def fund_history(self) -> np.ndarray:
         """The insurance fund's balance after every round that did something: (round, balance)."""

@@ -8,6 +8,8 @@ Expected numbers are computed by hand; the conventions (k = 1, one 5 % / 10 % ti
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from engine_helpers import (
@@ -23,6 +25,8 @@ from engine_helpers import (
     rows,
     victim_a,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orderbook.events import (
     INSURANCE_FUND,
@@ -34,6 +38,7 @@ from orderbook.events import (
     Sizing,
     Trigger,
 )
+from orderbook.liquidator import _nearest_quotient
 from orderbook.testing import check_accounts
 
 # =========================================================================== worked examples
@@ -133,6 +138,30 @@ def test_example2_two_generation_cascade(engine_cls):
     assert eng.mark_price() == 90
     assert [(int(o["price"]), int(o["qty"])) for o in eng.book.l3()] == [(90, 13)]
     assert_conserved(eng, [1, 2, 100, 101, 102])
+
+
+def test_forced_orders_from_a_start_read_only_what_is_new(engine_cls):
+    eng = make(engine_cls)
+    _setup_lp(eng)
+    victim_a(eng, owner=1)                          # L = 94
+    victim_a(eng, owner=2, collateral=120)          # L = 92
+    _three_level_book(eng, [(94, 4), (93, 3), (92, 5), (91, 2), (90, 20)])
+    assert eng.forced_order_count == 0
+    assert eng.liquidation_round()                  # A, at mark 94
+    first = eng.forced_order_count
+    assert first == len(eng.forced_orders()) == 1
+    assert eng.liquidation_round()                  # B, at mark 92
+    every = eng.forced_orders()
+    assert eng.forced_order_count == len(every) == 2
+    assert eng.forced_orders(start=first).tobytes() == every[first:].tobytes()
+    assert len(eng.forced_orders(start=2)) == 0
+    with pytest.raises(ValueError, match="start must be at most the forced-order count 2, got 3"):
+        eng.forced_orders(start=3)
+    with pytest.raises(ValueError, match="start must be >= 0, got -1"):
+        eng.forced_orders(start=-1)
+    with pytest.raises(TypeError, match="start must be an integer"):
+        eng.forced_orders(start=1.0)
+    assert eng.forced_order_count == 2
 
 
 def test_example3_bankruptcy_covered_by_insurance_fund(engine_cls):
@@ -1381,3 +1410,29 @@ def test_incremental_needs_an_increment(engine_cls):
                                          "Sizing.INCREMENTAL, got 0"):
         make(engine_cls, sizing=Sizing.INCREMENTAL)
     assert make(engine_cls, sizing=Sizing.INCREMENTAL, increment=1).increment == 1
+
+
+# =========================================================================== record averages
+
+
+@given(st.integers(-(2**127) + 1, 2**127 - 1), st.integers(1, 2**127 - 1))
+def test_a_records_average_is_the_double_nearest_the_exact_quotient(num, den):
+    # avg_price and slippage of records whose integers pass 53 bits (huge notional or k)
+    assert _nearest_quotient(num, den) == float(Fraction(num, den))
+
+
+@pytest.mark.parametrize("shift", [1, 2, 11, 64, 72])   # num stays < 2**127
+@pytest.mark.parametrize("sticky", [-1, 0, 1])
+def test_a_records_average_rounds_halfway_quotients_to_even(shift, sticky):
+    for mantissa in (2**53 - 1, 2**53 - 2, 3 * 2**51 + 1, 2**52):
+        num = (2 * mantissa + 1) * 2 ** (shift - 1) + sticky    # halfway between two doubles
+        for sign in (1, -1):
+            assert _nearest_quotient(sign * num, 2**shift) == float(Fraction(sign * num,
+                                                                             2**shift))
+
+
+def test_a_quotient_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="0 < den < 2\\*\\*127"):
+        _nearest_quotient(1, 0)
+    with pytest.raises(ValueError, match="0 < den < 2\\*\\*127"):
+        _nearest_quotient(2**127, 1)
