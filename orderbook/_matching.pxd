@@ -29,6 +29,11 @@ cdef class MatchingCore:
     cdef deque[Order] triggered
     cdef vector[EventRec] events  # one message's events (run); empty in a batch
     cdef EventSink* direct        # run_batch's sink while it runs: emit() hands it each event
+    # The per-call lean path (events=False): emit() records nothing, only adds the lots of each
+    # TRADE whose taker is tally_id (the message's own order) to tally_filled.
+    cdef cbool tally
+    cdef oid_t tally_id
+    cdef qty_t tally_filled
     cdef int64_t seq              # next event sequence number
     cdef int64_t msg              # number of messages processed
     cdef int64_t stop_count       # armed stops (ids.count - stop_count rest in the book)

@@ -49,6 +49,7 @@ cdef class MatchingCore:
         self.msg = 0
         self.stop_count = 0
         self.level_peak = 0
+        self.tally = False
 
     @cython.final
     cdef void run_batch(self, const uint8_t* rows, Py_ssize_t n, EventSink* sink) noexcept nogil:
@@ -151,6 +152,11 @@ cdef class MatchingCore:
         if self.direct != NULL and self.direct.record == RECORD_COUNTERS:
             # counted as sink_take would, with no record written
             sink_count(self.direct, kind, qty)
+            self.seq += 1
+            return
+        if self.tally:
+            if kind == t.EV_TRADE and order_id == self.tally_id:
+                self.tally_filled += qty
             self.seq += 1
             return
         # Zero the padding too, so equal runs give byte-equal event arrays (hashable results).

@@ -24,12 +24,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # after the others are done. A serial run keeps pytest's order. A prefix that matches no test
 # (one renamed, say) only loses its place at the front.
 LONGEST_FIRST = (
-    # the reference engine through 40 steps of examples/fund_vs_adl.toml, on every profile
-    "tests/test_scenario.py::test_the_fund_never_goes_negative_without_a_record_saying_why",  # 165
     "tests/test_engine_differential.py::test_venue_of_several_instruments_matches_reference",  # 160
     "tests/test_engine_differential.py::test_engine_matches_reference",                        # 140
     "tests/test_differential.py::",                                                  # 2 x 85
     "tests/test_engine_batch.py::test_process_is_the_per_call_loop",                 # 75, 35
+    "tests/test_batch.py::test_engine_",                                             # 70, 65
     "tests/test_engine_differential.py::test_a_venue_on_the_reference_engine_is_deterministic",
     "tests/test_engine_differential.py::test_the_reference_engine_is_deterministic",  # 45, 40
     "tests/test_funding.py::test_funding_conserves_money_to_the_unit",               # 2 x 30

@@ -112,6 +112,21 @@ def test_numpy_integers_are_accepted(book):
     assert evs(events) == [accepted(1, S, 100, 5)] and events[0].owner == 3
 
 
+@pytest.mark.parametrize("value", [0, 1, 2**30 - 1, 2**30, 2**31 + 5, 2**60, 2**62 + 3,
+                                   2**63 - 1])
+def test_every_int64_argument_width_reads_exactly(book, value):
+    # The per-call path reads one-digit ints in place and wider ones through the C API.
+    price = max(value, 1)
+    events = book.limit(value, B, price, 5, owner=value)
+    assert (events[0].order_id, events[0].price, events[0].owner) == (value, price, value)
+    lean = {"events": False} if isinstance(book, OrderBook) else {}   # the reference has none
+    sold = book.limit(-value - 1, S, price, 2, owner=-value, **lean)
+    assert (sold == 2) if lean else ([e.qty for e in sold if e.kind == EventKind.TRADE] == [2])
+    assert book.order(value).qty == 3
+    book.cancel(value, **lean)
+    assert value not in book
+
+
 # --------------------------------------------------------------------------- units
 
 
