@@ -19,7 +19,7 @@ from libcpp.vector cimport vector
 
 from orderbook cimport _types as t
 from orderbook._depth cimport owner_ids
-from orderbook._idtable cimport id_erase, id_find, id_insert
+from orderbook._idtable cimport PREFETCH_AHEAD, id_erase, id_find, id_insert, prefetch_id
 from orderbook._price_ladder cimport (
     Ladder, ladder_add, ladder_erase, ladder_find, ladder_first, ladder_next,
 )
@@ -66,6 +66,8 @@ cdef class MatchingCore:
             # may evaluate execute()'s arguments in any order, found before validate() writes
             # it.
             memcpy(&m, rows + i * sizeof(Message), sizeof(Message))
+            if i + PREFETCH_AHEAD < n:
+                prefetch_id(&self.ids, rows + (i + PREFETCH_AHEAD) * sizeof(Message))
             reason = self.validate(&m, &found)
             self.execute(&m, reason, found)
         self.direct = NULL
