@@ -18,6 +18,11 @@
 # order of every entry it considered moving: a miss per entry on every cancel and every filled
 # maker); a tombstone with an empty bucket after it becomes empty at once, and a growth that
 # finds the table mostly tombstones rebuilds it at the same size.
+# A lookup reads the tags sixteen at a time (one SSE2 compare for the id's tag and one for
+# empty, where the CPU has it; a plain loop elsewhere), so a probe through a long run of other
+# ids and tombstones costs a group, not a branch per bucket. The tags vector carries GROUP more
+# bytes than there are buckets, a copy of the first GROUP tags, so a group may start at any
+# bucket and run past the end without wrapping.
 # The functions take the pool (the order records the slots index) beside the table; after a
 # pool reallocation the caller passes its new address.
 
@@ -30,7 +35,9 @@ from orderbook._types cimport NO_SLOT, Order, oid_t, slot_t
 
 cdef struct IdTable:
     vector[slot_t] buckets    # pool slots, NO_SLOT when empty; 0 or a power of two >= 16 long
-    vector[uint8_t] tags      # one per bucket: TAG_EMPTY, TAG_DELETED, or id_tag of its id
+    # one tag per bucket (TAG_EMPTY, TAG_DELETED, or id_tag of its id), then a copy of the
+    # first GROUP tags (put_tag keeps it)
+    vector[uint8_t] tags
     int64_t count             # live ids (resting orders and armed stops)
     int64_t deleted           # tombstones
     int shift                 # 64 - log2(len(buckets)): Fibonacci hashing's shift
@@ -39,6 +46,42 @@ cdef struct IdTable:
 cdef enum:
     TAG_EMPTY = 0
     TAG_DELETED = 1           # a tombstone: live tags have the high bit set
+    GROUP = 16                # tags a lookup compares at once
+
+
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    // Bit j of the result: whether p[j] == tag, for j < 16; *empty gets the same for 0.
+    static inline unsigned orderbook_tag_group(const uint8_t* p, uint8_t tag, unsigned* empty) {
+    #if defined(__SSE2__)
+        __m128i group = _mm_loadu_si128((const __m128i*)p);
+        *empty = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(group, _mm_setzero_si128()));
+        return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(group, _mm_set1_epi8((char)tag)));
+    #else
+        unsigned match = 0, none = 0;
+        int j;
+        for (j = 0; j < 16; j++) {
+            match |= (unsigned)(p[j] == tag) << j;
+            none |= (unsigned)(p[j] == 0) << j;
+        }
+        *empty = none;
+        return match;
+    #endif
+    }
+    """
+    unsigned tag_group "orderbook_tag_group"(const uint8_t* p, uint8_t tag,
+                                             unsigned* empty) noexcept nogil
+    int lowest_bit "__builtin_ctz"(unsigned x) noexcept nogil
+
+
+cdef inline void put_tag(IdTable* table, size_t i, uint8_t tag) noexcept nogil:
+    # Set bucket i's tag, and its copy past the end when i is among the first GROUP.
+    table.tags[i] = tag
+    if i < GROUP:
+        table.tags[table.buckets.size() + i] = tag
 
 
 cdef inline size_t id_home(oid_t order_id, int shift) noexcept nogil:
@@ -68,19 +111,24 @@ cdef inline slot_t id_find(const IdTable* table, const Order* pool,
     if table.count == 0:
         return NO_SLOT
     cdef size_t mask = table.buckets.size() - 1
-    cdef size_t i = id_home(order_id, table.shift)
-    cdef uint8_t tag = id_tag(order_id, table.shift), seen
+    cdef size_t i = id_home(order_id, table.shift), k
+    cdef uint8_t tag = id_tag(order_id, table.shift)
     cdef const uint8_t* tags = table.tags.data()
+    cdef unsigned match, empty
     cdef slot_t slot
     while True:
-        seen = tags[i]
-        if seen == 0:
-            return NO_SLOT
-        if seen == tag:
-            slot = table.buckets[i]
+        match = tag_group(tags + i, tag, &empty)
+        if empty:
+            match &= (empty & (0 - empty)) - 1    # only the buckets before the first empty one
+        while match:
+            k = (i + <size_t>lowest_bit(match)) & mask
+            slot = table.buckets[k]
             if pool[slot].order_id == order_id:
                 return slot
-        i = (i + 1) & mask
+            match &= match - 1
+        if empty:
+            return NO_SLOT
+        i = (i + GROUP) & mask
 
 
 cdef inline void id_grow(IdTable* table, const Order* pool) noexcept nogil:
@@ -92,7 +140,7 @@ cdef inline void id_grow(IdTable* table, const Order* pool) noexcept nogil:
     if not old.empty():
         size = 2 * old.size() if (table.count + 1) * 2 > <int64_t>old.size() else old.size()
     table.buckets.assign(size, NO_SLOT)
-    table.tags.assign(size, 0)
+    table.tags.assign(size + GROUP, 0)
     table.shift = 64 - bit_length(size - 1)
     cdef size_t mask = size - 1, i
     cdef slot_t slot
@@ -102,7 +150,7 @@ cdef inline void id_grow(IdTable* table, const Order* pool) noexcept nogil:
             while table.buckets[i] != NO_SLOT:
                 i = (i + 1) & mask
             table.buckets[i] = slot
-            table.tags[i] = id_tag(pool[slot].order_id, table.shift)
+            put_tag(table, i, id_tag(pool[slot].order_id, table.shift))
     table.deleted = 0
 
 
@@ -117,7 +165,7 @@ cdef inline void id_insert(IdTable* table, const Order* pool, slot_t slot) noexc
     if table.tags[i] == TAG_DELETED:
         table.deleted -= 1
     table.buckets[i] = slot
-    table.tags[i] = id_tag(pool[slot].order_id, table.shift)
+    put_tag(table, i, id_tag(pool[slot].order_id, table.shift))
     table.count += 1
 
 
@@ -131,13 +179,13 @@ cdef inline void id_erase(IdTable* table, const Order* pool, slot_t slot) noexce
     table.buckets[i] = NO_SLOT
     table.count -= 1
     if table.tags[(i + 1) & mask] != TAG_EMPTY:
-        table.tags[i] = TAG_DELETED
+        put_tag(table, i, TAG_DELETED)
         table.deleted += 1
         return
-    table.tags[i] = TAG_EMPTY
+    put_tag(table, i, TAG_EMPTY)
     i = (i - 1) & mask
     while table.tags[i] == TAG_DELETED:
-        table.tags[i] = TAG_EMPTY
+        put_tag(table, i, TAG_EMPTY)
         table.deleted -= 1
         i = (i - 1) & mask
 
