@@ -71,9 +71,21 @@ cdef extern from *:
         return match;
     #endif
     }
+    // Bit j: whether p[j] is free (empty or a tombstone: its high bit clear), for j < 16.
+    static inline unsigned orderbook_tag_free(const uint8_t* p) {
+    #if defined(__SSE2__)
+        return ~(unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i*)p)) & 0xFFFFu;
+    #else
+        unsigned free_ = 0;
+        int j;
+        for (j = 0; j < 16; j++) free_ |= (unsigned)(p[j] < 0x80) << j;
+        return free_;
+    #endif
+    }
     """
     unsigned tag_group "orderbook_tag_group"(const uint8_t* p, uint8_t tag,
                                              unsigned* empty) noexcept nogil
+    unsigned tag_free "orderbook_tag_free"(const uint8_t* p) noexcept nogil
     int lowest_bit "__builtin_ctz"(unsigned x) noexcept nogil
 
 
@@ -160,8 +172,14 @@ cdef inline void id_insert(IdTable* table, const Order* pool, slot_t slot) noexc
         id_grow(table, pool)
     cdef size_t mask = table.buckets.size() - 1
     cdef size_t i = id_home(pool[slot].order_id, table.shift)
-    while table.buckets[i] != NO_SLOT:
-        i = (i + 1) & mask
+    cdef unsigned free_
+    while True:
+        # the first free bucket from home, sixteen tags at a time
+        free_ = tag_free(table.tags.data() + i)
+        if free_:
+            i = (i + <size_t>lowest_bit(free_)) & mask
+            break
+        i = (i + GROUP) & mask
     if table.tags[i] == TAG_DELETED:
         table.deleted -= 1
     table.buckets[i] = slot
