@@ -18,11 +18,11 @@
 # order of every entry it considered moving: a miss per entry on every cancel and every filled
 # maker); a tombstone with an empty bucket after it becomes empty at once, and a growth that
 # finds the table mostly tombstones rebuilds it at the same size.
-# A lookup reads the tags sixteen at a time (one SSE2 compare for the id's tag and one for
-# empty, where the CPU has it; a plain loop elsewhere), so a probe through a long run of other
-# ids and tombstones costs a group, not a branch per bucket. The tags vector carries GROUP more
-# bytes than there are buckets, a copy of the first GROUP tags, so a group may start at any
-# bucket and run past the end without wrapping.
+# Lookups and inserts read the tags sixteen at a time (one SSE2 compare for the id's tag and
+# one for empty, or the high bits for free, where the CPU has it; a plain loop elsewhere), so a
+# probe through a long run of other ids and tombstones costs a group, not a branch per bucket.
+# The tags vector carries GROUP more bytes than there are buckets, a copy of the first GROUP
+# tags, so a group may start at any bucket and run past the end without wrapping.
 # The functions take the pool (the order records the slots index) beside the table; after a
 # pool reallocation the caller passes its new address.
 
@@ -96,6 +96,17 @@ cdef inline void put_tag(IdTable* table, size_t i, uint8_t tag) noexcept nogil:
         table.tags[table.buckets.size() + i] = tag
 
 
+cdef inline size_t free_bucket(const IdTable* table, size_t i) noexcept nogil:
+    # The first free bucket (empty or a tombstone) from i on, sixteen tags at a time.
+    cdef size_t mask = table.buckets.size() - 1
+    cdef unsigned free_
+    while True:
+        free_ = tag_free(table.tags.data() + i)
+        if free_:
+            return (i + <size_t>lowest_bit(free_)) & mask
+        i = (i + GROUP) & mask
+
+
 cdef inline size_t id_home(oid_t order_id, int shift) noexcept nogil:
     # Fibonacci hashing: the top bits of id * 2^64/phi.
     return <size_t>((<uint64_t>order_id * <uint64_t>0x9E3779B97F4A7C15ULL) >> shift)
@@ -154,13 +165,11 @@ cdef inline void id_grow(IdTable* table, const Order* pool) noexcept nogil:
     table.buckets.assign(size, NO_SLOT)
     table.tags.assign(size + GROUP, 0)
     table.shift = 64 - bit_length(size - 1)
-    cdef size_t mask = size - 1, i
+    cdef size_t i
     cdef slot_t slot
     for slot in old:
         if slot != NO_SLOT:
-            i = id_home(pool[slot].order_id, table.shift)
-            while table.buckets[i] != NO_SLOT:
-                i = (i + 1) & mask
+            i = free_bucket(table, id_home(pool[slot].order_id, table.shift))
             table.buckets[i] = slot
             put_tag(table, i, id_tag(pool[slot].order_id, table.shift))
     table.deleted = 0
@@ -170,16 +179,7 @@ cdef inline void id_insert(IdTable* table, const Order* pool, slot_t slot) noexc
     # Enter pool[slot] under its order id; the caller has checked that the id is not live.
     if (table.count + table.deleted + 1) * 4 > <int64_t>table.buckets.size() * 3:
         id_grow(table, pool)
-    cdef size_t mask = table.buckets.size() - 1
-    cdef size_t i = id_home(pool[slot].order_id, table.shift)
-    cdef unsigned free_
-    while True:
-        # the first free bucket from home, sixteen tags at a time
-        free_ = tag_free(table.tags.data() + i)
-        if free_:
-            i = (i + <size_t>lowest_bit(free_)) & mask
-            break
-        i = (i + GROUP) & mask
+    cdef size_t i = free_bucket(table, id_home(pool[slot].order_id, table.shift))
     if table.tags[i] == TAG_DELETED:
         table.deleted -= 1
     table.buckets[i] = slot

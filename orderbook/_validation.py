@@ -40,11 +40,19 @@ _SIDE_NAMES = {"buy": 1, "bid": 1, "sell": -1, "ask": -1}
 
 
 def trade_start(start) -> int:
-    """``Engine.trades``'s and ``Engine.forced_orders``'s ``start``: an int64 >= 0 (the engine
-    checks it against its count)."""
+    """``Engine.trades``'s ``start``: an int64 >= 0 (the engine checks it against its count)."""
     number = as_int64("start", start)
     if number < 0:
         raise ValueError(f"start must be >= 0, got {number}")
+    return number
+
+
+def log_start(start, count: int, log: str) -> int:
+    """A ``start`` into a log of ``count`` rows (the ``log`` names it in the message): an int64
+    in [0, count]."""
+    number = trade_start(start)
+    if number > count:
+        raise ValueError(f"start must be at most the {log} count {count}, got {number}")
     return number
 
 

@@ -1792,12 +1792,10 @@ cdef class Engine:
         """The liquidation records from index ``start`` on (FORCED_DTYPE; by default every one
         so far). O(records returned): a caller that keeps ``forced_order_count`` reads only the
         new ones."""
-        cdef int64_t first = check.trade_start(start)
+        cdef int64_t first
         self._enter()
         try:
-            if <size_t>first > self.liquidator.records.size():
-                raise ValueError(f"start must be at most the forced-order count "
-                                 f"{self.liquidator.records.size()}, got {first}")
+            first = check.log_start(start, self.liquidator.records.size(), "forced-order")
             return self.liquidator.records_array(<size_t>first)
         finally:
             self._leave()

@@ -24,7 +24,7 @@ import numpy as np
 from . import _validation as check
 from ._engine_args import instrument_arg
 from .errors import OrderError
-from .events import EventKind, MarkRule, Side
+from .events import FORCED_DTYPE, EventKind, MarkRule, Side
 from .price_index import IndexRule, PriceIndex
 
 __all__ = ["Market", "Arbitrageur", "PRICE_SOURCES"]
@@ -261,8 +261,7 @@ class Market:
             for name, records in self.step().items():
                 made[name].append(records)
                 at[name].append(np.full(len(records), self.steps - 1, dtype=np.int64))
-        venues = self.venues
         return {name: (np.concatenate(made[name]) if made[name] else
-                       venues[name].forced_orders(start=venues[name].forced_order_count),
+                       np.zeros(0, dtype=FORCED_DTYPE),
                        np.concatenate(at[name]) if at[name] else np.zeros(0, np.int64))
                 for name in self.venues}

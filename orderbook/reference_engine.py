@@ -987,10 +987,7 @@ class Engine:
         """Every trade the engine has settled on an instrument's book, forced ones included
         (EVENT_DTYPE rows); from the ``start``-th on (0 <= start <= the trade count)."""
         log = self._instrument(instrument).trades
-        start = check.trade_start(start)
-        if start > len(log):
-            raise ValueError(f"start must be at most the trade count {len(log)}, got {start}")
-        return events_to_array(log[start:])
+        return events_to_array(log[check.log_start(start, len(log), "trade"):])
 
     def open_interest(self, instrument=0) -> int:
         """Lots of an instrument held long across all accounts (equal to the lots held short).
@@ -1361,10 +1358,7 @@ class Engine:
     def forced_orders(self, *, start: int = 0) -> np.ndarray:
         """The liquidation records from index ``start`` on (FORCED_DTYPE; by default every one
         so far)."""
-        first = check.trade_start(start)
-        if first > len(self._liquidator.records):
-            raise ValueError(f"start must be at most the forced-order count "
-                             f"{len(self._liquidator.records)}, got {first}")
+        first = check.log_start(start, len(self._liquidator.records), "forced-order")
         return self._liquidator.records_array(first)
 
     @property
