@@ -12,9 +12,15 @@ Figures are best of ``--repeats`` rounds, interleaved (each round runs every siz
 and each ratio is against the best rate of the same mode in the same run (1.00 is the best batch
 size; the target is >= 0.83, i.e. within 1.2x, at every size). Rates and ratios are from CPU
 time (user + system, page faults included), which other processes on a shared machine disturb
-less than wall time; wall time is printed beside it. Minor page faults per message
-(getrusage) show what a fresh event buffer costs; the machine's load (``os.getloadavg``) is
-printed with the table.
+less than wall time; wall time is printed beside it, and the CPU time split into user and system
+time (``getrusage``), with a ratio from user time alone. Minor page faults per message show what
+a fresh event buffer costs; the machine's load (``os.getloadavg``) is printed with the table.
+
+The kernel's side of a fresh buffer is the machine's, not the engine's: before the rounds, the
+benchmark times numpy writing one byte per 4 kB page of a fresh array as large as the biggest
+call's events (``fresh memory``), three times in a row, and prints it beside the table. On a VM
+whose host takes freed memory back (free page reporting, a balloon), every fresh large buffer
+pays the host's page faults again; a machine without that pays only the kernel's zeroing.
 
 The stream is ``orderbook.flows.benchmark_stream("mixed", ...)`` (about 1 s per 100,000
 messages to draw): up to 10^6 messages drawn, longer streams repeat that draw with every order
@@ -62,12 +68,11 @@ def stream(n: int, seed: int) -> np.ndarray:
 
 
 def run(msgs: np.ndarray, size: int, mode: str, out: np.ndarray | None):
-    """Wall and CPU seconds to process ``msgs`` in batches of ``size`` on a fresh book, and the
-    minor page faults."""
+    """Wall, user and system seconds to process ``msgs`` in batches of ``size`` on a fresh book,
+    and the minor page faults."""
     book = OrderBook()
     process = book.process
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    c0 = time.process_time()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if mode == "events":
         for start in range(0, len(msgs), size):
@@ -79,8 +84,24 @@ def run(msgs: np.ndarray, size: int, mode: str, out: np.ndarray | None):
         for start in range(0, len(msgs), size):
             process(msgs[start:start + size], record="counters")
     seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    return seconds, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return (seconds, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime,
+            r1.ru_minflt - r0.ru_minflt)
+
+
+def fresh_memory(nbytes: int, rounds: int = 3) -> list[tuple[float, float]]:
+    """(wall, system) seconds to write one byte in each 4 kB page of a fresh ``nbytes`` array,
+    ``rounds`` times in a row (each array freed before the next)."""
+    times = []
+    for _ in range(rounds):
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        a = np.empty(nbytes, dtype=np.uint8)
+        a[::4096] = 1
+        seconds = time.perf_counter() - t0
+        times.append((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_stime - r0.ru_stime))
+        del a
+    return times
 
 
 def main(argv=None) -> int:
@@ -106,38 +127,63 @@ def main(argv=None) -> int:
     out = np.zeros(2 * sizes[-1] + 4096, dtype=EVENT_DTYPE)
     out.fill(0)   # touched once, so no run pays its first faults
 
-    best = {(s, m): (float("inf"), float("inf"), 0) for s in sizes for m in MODES}
+    # The largest call's events, as bytes: what a fresh result array of that call must touch.
+    fresh_bytes = int(sizes[-1] * per_message * EVENT_DTYPE.itemsize)
+    touches = fresh_memory(fresh_bytes)
+    log(f"fresh memory: writing {fresh_bytes / 1e6:,.0f} MB of fresh pages took "
+        + ", ".join(f"{w:.3f} s (system {s:.3f} s)" for w, s in touches)
+        + " in three rounds; " + f"{touches[0][0] * 1e9 / fresh_bytes:.2f} ns/byte the first time")
+    if args.json:
+        print(json.dumps(dict(
+            benchmark="bench_batch_size", figure="fresh_memory", bytes=fresh_bytes,
+            seconds=[round(w, 6) for w, _ in touches],
+            system_seconds=[round(s, 6) for _, s in touches],
+            python=platform.python_version(), machine=platform.machine())), flush=True)
+
+    inf = float("inf")
+    best = {(s, m): (inf, inf, inf, 0) for s in sizes for m in MODES}
     for _ in range(args.repeats):
         for size in sizes:
             for mode in MODES:
-                seconds, cpu, faults = run(msgs, size, mode, out)
-                if cpu < best[size, mode][1]:
-                    best[size, mode] = (seconds, cpu, faults)
+                seconds, user, system, faults = run(msgs, size, mode, out)
+                if user + system < sum(best[size, mode][1:3]):
+                    best[size, mode] = (seconds, user, system, faults)
     load = os.getloadavg()[0]
 
-    rate = {key: len(msgs) / cpu for key, (_, cpu, _) in best.items()}
+    n = len(msgs)
+    rate = {key: n / (user + system) for key, (_, user, system, _) in best.items()}
+    user_rate = {key: n / user for key, (_, user, _, _) in best.items()}
     top = {m: max(rate[s, m] for s in sizes) for m in MODES}
+    user_top = {m: max(user_rate[s, m] for s in sizes) for m in MODES}
     log(f"\n{'batch':>10} {'mode':<9} {'M msg/s':>8} {'ns/msg':>8} {'vs best':>8} "
-        f"{'wall ns/msg':>12} {'faults/msg':>11}")
+        f"{'user ns':>8} {'sys ns':>7} {'user vs best':>13} {'wall ns/msg':>12} "
+        f"{'faults/msg':>11}")
     for size in sizes:
         for mode in MODES:
-            seconds, cpu, faults = best[size, mode]
+            seconds, user, system, faults = best[size, mode]
             ratio = rate[size, mode] / top[mode]
+            user_ratio = user_rate[size, mode] / user_top[mode]
             log(f"{size:>10,} {mode:<9} {rate[size, mode] / 1e6:>8.2f} "
-                f"{cpu * 1e9 / len(msgs):>8.1f} {ratio:>7.2f}x "
-                f"{seconds * 1e9 / len(msgs):>12.1f} {faults / len(msgs):>11.4f}")
+                f"{(user + system) * 1e9 / n:>8.1f} {ratio:>7.2f}x "
+                f"{user * 1e9 / n:>8.1f} {system * 1e9 / n:>7.1f} {user_ratio:>12.2f}x "
+                f"{seconds * 1e9 / n:>12.1f} {faults / n:>11.4f}")
             if args.json:
                 print(json.dumps(dict(
-                    benchmark="bench_batch_size", batch=size, mode=mode, messages=len(msgs),
-                    seconds=round(seconds, 6), cpu_seconds=round(cpu, 6),
+                    benchmark="bench_batch_size", batch=size, mode=mode, messages=n,
+                    seconds=round(seconds, 6), cpu_seconds=round(user + system, 6),
+                    user_seconds=round(user, 6), system_seconds=round(system, 6),
                     msgs_per_cpu_sec=round(rate[size, mode], 1),
-                    ratio_vs_best_of_mode=round(ratio, 3), minor_faults=faults,
+                    ratio_vs_best_of_mode=round(ratio, 3),
+                    user_ratio_vs_best_of_mode=round(user_ratio, 3), minor_faults=faults,
                     events_per_message=round(per_message, 3), best_of=args.repeats,
                     load_1min=load, python=platform.python_version(),
                     machine=platform.machine())), flush=True)
     worst = {m: min(rate[s, m] for s in sizes) / top[m] for m in MODES}
+    user_worst = {m: min(user_rate[s, m] for s in sizes) / user_top[m] for m in MODES}
     log("\nworst batch size vs best, per mode: "
         + ", ".join(f"{m} {worst[m]:.2f}x" for m in MODES)
+        + "; from user time alone: "
+        + ", ".join(f"{m} {user_worst[m]:.2f}x" for m in MODES)
         + f"\nPython {platform.python_version()} on {platform.machine()}; seed {args.seed}; best "
           f"of {args.repeats} interleaved rounds; load average {load:.2f} on {os.cpu_count()} "
           f"CPUs")
