@@ -30,7 +30,7 @@ cdef class OrderBook(MatchingCore):
     cdef int _submit_one(self, int64_t kind, order_id, side, price, qty, owner,
                          stop_price) except -1
     cdef qty_t _filled(self) noexcept
-    cdef list _event_list(self)
+    cdef list _event_list(self, order_id=*, price=*, qty=*)
     cdef object _process(self, cnp.ndarray messages, out, int record)
     # A batch's sink (_sink.pxd) for n messages, writing to out (None: allocating), and what
     # the batch returns from it (freeing what it does not hand over).

@@ -17,9 +17,11 @@ cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.bool cimport PyBool_Check
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport free
+from libc.string cimport memset
 from libcpp.vector cimport vector
 
 cimport numpy as cnp
@@ -58,49 +60,101 @@ cdef extern from *:
     // Before 3.14 a tuple subclass instance is its type's tp_alloc plus the items; 3.14 caches
     // a tuple's hash in the object, which tp_alloc's zeroes would poison, so it goes through
     // tuple's own constructor.
-    static PyObject* orderbook_event(PyObject* type, int64_t a0, int64_t a1, int64_t a2,
-                                     int64_t a3, int64_t a4, int64_t a5, int64_t a6,
-                                     int64_t a7, int64_t a8, int64_t a9, int64_t a10,
-                                     int64_t a11) {
-        const int64_t v[12] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11};
-        PyObject* items[12];
-        PyObject* result;
-        Py_ssize_t i, j;
+    //
+    // One call's events share most of their values (its message number, its order id, the
+    // price of the level it trades at), and the caller's own arguments hold more: ints are
+    // immutable, so a field whose value equals the one it had in the event before (or the
+    // caller's argument, for the first) is handed that int again instead of an equal new one.
+    // The references are borrowed, valid while their owners live: the caller's arguments and
+    // the events of the list being built; the struct is dropped with that list, and on any
+    // error. CPython's own -5..256 are read from a table taken once (PyLong_FromLongLong
+    // costs tens of instructions even for them).
+    typedef struct {
+        int64_t values[12];
+        PyObject* objects[12];     // NULL: nothing kept for that field yet
+    } orderbook_ints;
+
+    static PyObject* orderbook_small[262];   // -5 .. 256, owned; filled by orderbook_ints_init
+
+    static int orderbook_ints_init(void) {
+        int i;
+        if (orderbook_small[0] != NULL) return 0;
+        for (i = 0; i < 262; i++) {
+            orderbook_small[i] = PyLong_FromLong(i - 5);
+            if (orderbook_small[i] == NULL) return -1;
+        }
+        return 0;
+    }
+
+    static inline PyObject* orderbook_int(orderbook_ints* c, int field, int64_t v) {
+        PyObject* o;
+        if ((uint64_t)(v + 5) < 262) {
+            o = orderbook_small[v + 5];
+            Py_INCREF(o);
+            return o;
+        }
+        o = c->objects[field];
+        if (o != NULL && c->values[field] == v) {
+            Py_INCREF(o);
+            return o;
+        }
+        o = PyLong_FromLongLong(v);
+        if (o != NULL) {
+            c->values[field] = v;
+            c->objects[field] = o;
+        }
+        return o;
+    }
+
+    static int orderbook_fill(PyObject** items, orderbook_ints* c, const int64_t* v) {
+        // items[0..11] from v: 0, or -1 with the rest of items left NULL
+        int i;
         for (i = 0; i < 12; i++) {
-            items[i] = PyLong_FromLongLong(v[i]);
-            if (items[i] == NULL) {
-                for (j = 0; j < i; j++) Py_DECREF(items[j]);
-                return NULL;
-            }
+            items[i] = orderbook_int(c, i, v[i]);
+            if (items[i] == NULL) return -1;
         }
+        return 0;
+    }
+
+    static PyObject* orderbook_event(PyObject* type, orderbook_ints* c, int64_t a0, int64_t a1,
+                                     int64_t a2, int64_t a3, int64_t a4, int64_t a5,
+                                     int64_t a6, int64_t a7, int64_t a8, int64_t a9,
+                                     int64_t a10, int64_t a11) {
+        const int64_t v[12] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11};
+        PyObject* result;
     #if PY_VERSION_HEX < 0x030E0000
+        // tp_alloc zeroes the items, so a half-filled tuple deallocates cleanly
         result = ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, 12);
-        if (result == NULL) {
-            for (i = 0; i < 12; i++) Py_DECREF(items[i]);
-            return NULL;
-        }
-        for (i = 0; i < 12; i++) PyTuple_SET_ITEM(result, i, items[i]);  /* steals */
+        if (result != NULL && orderbook_fill(((PyTupleObject*)result)->ob_item, c, v) < 0)
+            Py_CLEAR(result);
     #else
-        PyObject* fields = PyTuple_New(12);
-        PyObject* args;
-        if (fields == NULL) {
-            for (i = 0; i < 12; i++) Py_DECREF(items[i]);
-            return NULL;
+        PyObject* items[12] = {NULL};
+        PyObject* fields = NULL;
+        PyObject* args = NULL;
+        int i;
+        result = NULL;
+        if (orderbook_fill(items, c, v) == 0 && (fields = PyTuple_New(12)) != NULL) {
+            for (i = 0; i < 12; i++) PyTuple_SET_ITEM(fields, i, items[i]);  /* steals */
+            args = PyTuple_Pack(1, fields);
+            if (args != NULL) result = PyTuple_Type.tp_new((PyTypeObject*)type, args, NULL);
+            Py_XDECREF(args);
+            Py_DECREF(fields);
+            return result;
         }
-        for (i = 0; i < 12; i++) PyTuple_SET_ITEM(fields, i, items[i]);
-        args = PyTuple_Pack(1, fields);
-        Py_DECREF(fields);
-        if (args == NULL) return NULL;
-        result = PyTuple_Type.tp_new((PyTypeObject*)type, args, NULL);
-        Py_DECREF(args);
+        for (i = 0; i < 12; i++) Py_XDECREF(items[i]);
     #endif
         return result;
     }
     """
-    object event_tuple "orderbook_event"(object type, int64_t seq, int64_t msg, int64_t kind,
-                                         int64_t reason, int64_t side, int64_t order_id,
-                                         int64_t owner, int64_t maker_id, int64_t maker_owner,
-                                         int64_t price, int64_t stop_price, int64_t qty)
+    ctypedef struct orderbook_ints:
+        int64_t values[12]
+        PyObject* objects[12]
+    int ints_init "orderbook_ints_init"() except -1
+    object event_tuple "orderbook_event"(object type, orderbook_ints* c, int64_t seq, int64_t msg,
+                                         int64_t kind, int64_t reason, int64_t side,
+                                         int64_t order_id, int64_t owner, int64_t maker_id,
+                                         int64_t maker_owner, int64_t price, int64_t stop_price,
+                                         int64_t qty)
 
 cdef extern from *:
     """
@@ -123,6 +177,8 @@ cdef extern from *:
     }
     """
     bint compact_int "orderbook_compact_int"(object value, int64_t* out) noexcept
+
+ints_init()
 
 BUSY_MESSAGE = ("this OrderBook is busy in another thread (processing a batch or another "
                 "call); one book serves one thread at a time")
@@ -379,7 +435,7 @@ cdef class OrderBook(MatchingCore):
         self.tally = not events
         try:
             self._submit_one(kind, order_id, side, price, qty, owner, stop_price)
-            return self._event_list() if events else self.tally_filled
+            return self._event_list(order_id, price, qty) if events else self.tally_filled
         finally:
             self.tally = False
             self.busy = False
@@ -426,17 +482,29 @@ cdef class OrderBook(MatchingCore):
         self.execute(&m, reason, found)
         return 0
 
-    cdef list _event_list(self):
-        # Sized once and filled in place (no append growth); the type looked up once.
+    cdef list _event_list(self, order_id=None, price=None, qty=None):
+        # Sized once and filled in place (no append growth); the type looked up once. The
+        # message's own order_id, price and qty objects (exact ints only: never a bool or a
+        # subclass) seed the int cache (orderbook_int), so an event repeating them holds the
+        # caller's objects. Field numbers are the Event's: 5 order_id, 9 price, 11 qty.
         cdef Py_ssize_t n = <Py_ssize_t>self.events.size()
         cdef list out = PyList_New(n)
         cdef const EventRec* e
         cdef Py_ssize_t i
         cdef object event_type = Event
+        cdef orderbook_ints ints
+        memset(ints.objects, 0, sizeof(ints.objects))
+        if order_id is not None and compact_int(order_id, &ints.values[5]):
+            ints.objects[5] = <PyObject*>order_id
+        if price is not None and compact_int(price, &ints.values[9]):
+            ints.objects[9] = <PyObject*>price
+        if qty is not None and compact_int(qty, &ints.values[11]):
+            ints.objects[11] = <PyObject*>qty
         for i in range(n):
             e = &self.events[i]
-            item = event_tuple(event_type, e.seq, e.msg, e.kind, e.reason, e.side, e.order_id,
-                               e.owner, e.maker_id, e.maker_owner, e.price, e.stop_price, e.qty)
+            item = event_tuple(event_type, &ints, e.seq, e.msg, e.kind, e.reason, e.side,
+                               e.order_id, e.owner, e.maker_id, e.maker_owner, e.price,
+                               e.stop_price, e.qty)
             Py_INCREF(item)   # PyList_SET_ITEM steals the reference
             PyList_SET_ITEM(out, i, item)
         return out

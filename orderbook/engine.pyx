@@ -1310,7 +1310,7 @@ cdef class Engine:
                 self.ledger.track_open(self.ledger.slot(o.owner), o.side, -o.qty)
             self.ledger.settle_events(book.events, oid, True)
             self.mark()
-            return book._event_list() if events else book._filled()
+            return book._event_list(order_id, price, qty) if events else book._filled()
         if k != t.K_CANCEL:
             slot = self._slot(owner)
             if self.acct(slot).owner == t.INSURANCE_FUND:
@@ -1330,7 +1330,7 @@ cdef class Engine:
         self.ledger.settle_events(book.events, oid, not t.is_immediate(k))
         self.mark()  # the mark follows every message, whether or not anyone looks at it
         # Built after settling, from the book's buffer, which nothing above changes.
-        return book._event_list() if events else book._filled()
+        return book._event_list(order_id, price, qty) if events else book._filled()
 
     # ------------------------------------------------------------------ batch
     def process(self, messages, *, instrument=0, liquidate_every=0, out=None, record="all"):

@@ -130,6 +130,38 @@ def test_every_int64_argument_width_reads_exactly(book, value):
 # --------------------------------------------------------------------------- units
 
 
+
+
+class Ticks(int):
+    """An int subclass, as a caller's own price type might be."""
+
+
+def test_per_call_events_hold_plain_ints_equal_to_the_batchs(book_cls):
+    # The per-call path hands a field the int it made for the event before, or the caller's
+    # own argument when that is an exact int: the values must still be the batch's, and every
+    # field a plain int (never the caller's subclass, never a bool).
+    big = 2**40
+    calls = [("limit", (big + 1, S, big, 3), {"owner": 9}),
+             ("limit", (big + 2, S, big, 4), {"owner": 9}),
+             ("limit", (big + 3, S, big + 1, 5), {"owner": 300}),
+             ("limit", (Ticks(big + 4), B, Ticks(big + 1), Ticks(8)), {"owner": Ticks(7)}),
+             ("market", (42, B, 2), {"owner": 1000}),
+             ("cancel", (big + 3,), {})]
+    book, batch = book_cls(), book_cls()
+    for name, args, kwargs in calls:
+        events = getattr(book, name)(*args, **kwargs)
+        assert all(type(x) is int for e in events for x in e), events
+        kind = {"limit": Kind.LIMIT, "market": Kind.MARKET, "cancel": Kind.CANCEL}[name]
+        if name == "limit":
+            row = msg(kind, int(args[0]), args[1], int(args[2]), int(args[3]),
+                      int(kwargs["owner"]))
+        elif name == "market":
+            row = msg(kind, int(args[0]), args[1], 0, args[2], kwargs["owner"])
+        else:
+            row = msg(kind, args[0])
+        expected = [tuple(e) for e in array_to_events(batch.process(messages([row])))]
+        assert [tuple(e) for e in events] == expected
+    assert len(book.l3()) == len(batch.l3())
 def test_unit_conversions(book_cls):
     book = book_cls(tick_size="0.01", lot_size="0.001")
     assert book.to_ticks("1.23") == 123
