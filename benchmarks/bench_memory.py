@@ -27,8 +27,9 @@ Python's allocator. The ``tracemalloc`` part shows it: it traces the Python heap
 Structure sizes (x86-64, libstdc++; the structs mirror orderbook/_types.pxd and accounts.pxd via
 ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte chunks):
 
-  Order (pool vector)             48 B (an armed stop's stop price sits in a side map); the
-                                  vector's capacity is a power of two (up to 2x)
+  Order (pool vector)             40 B (side and kind in the links' top bits; an armed stop's
+                                  stop price sits in a side map); the vector's capacity is a
+                                  power of two (up to 2x)
   order id table                  5 B per bucket (a slot and a one-byte tag), open addressing at
                                   most 3/4 full, so 6.7 to 13.3 B per live order (10.5 B at
                                   exactly 1,000,000)
@@ -43,7 +44,7 @@ ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte 
   std::set<pair<int64,int64>> node  32 B header + 16 B key = 48 B -> 64 B chunk (positioned
                                   accounts)
 
-So a resting order costs about 48 + 10.5 = 58.5 B plus its share of a level and the vectors'
+So a resting order costs about 40 + 10.5 = 50.5 B plus its share of a level and the vectors'
 spare capacity, and an account about 88 + 32 + 8 = 128 B (+ 64 B once it holds a position) plus
 spare capacity. The table gives each figure beside that estimate, and RSS over the estimate (the
 share of spare capacity and allocator overhead).
@@ -90,8 +91,8 @@ def peak() -> int:
 class Order(ctypes.Structure):  # orderbook/_types.pxd
     _fields_ = [("order_id", ctypes.c_int64), ("owner", ctypes.c_int64),
                 ("price", ctypes.c_int64), ("qty", ctypes.c_int64),
-                ("prev", ctypes.c_int32), ("next", ctypes.c_int32),
-                ("side", ctypes.c_int8), ("kind", ctypes.c_uint8)]
+                ("prev", ctypes.c_int32, 29), ("side", ctypes.c_int32, 2),
+                ("next", ctypes.c_int32, 29), ("kind", ctypes.c_uint32, 3)]
 
 
 class Level(ctypes.Structure):  # orderbook/_types.pxd

@@ -18,7 +18,7 @@ ENUMS = ("Side", "Kind", "EventKind", "Reason", "SelfTradePrevention", "AmendRul
          "Sizing", "LimitRule", "Deficit", "AdlRanking", "Trigger", "MarginBasis", "CloseOrder",
          "ForcedKind")
 #: Every constant of events.py that has a C twin.
-CONSTANTS = ("PPM", "INSURANCE_FUND", "NO_COUNTERPARTY")
+CONSTANTS = ("PPM", "INSURANCE_FUND", "NO_COUNTERPARTY", "MAX_LIVE_ORDERS")
 #: Every dtype of events.py that is the view of a C struct.
 DTYPES = ("MESSAGE_DTYPE", "EVENT_DTYPE", "L3_DTYPE", "STOP_DTYPE")
 #: Every kind (or reason) set of events.py that the C side decides with a predicate.

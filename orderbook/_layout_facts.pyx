@@ -48,6 +48,7 @@ def c_layout():
         "Reason.INSUFFICIENT_MARGIN": t.R_INSUFFICIENT_MARGIN,
         "Reason.POSITION_LIMIT": t.R_POSITION_LIMIT,
         "Reason.ISOLATED_ELSEWHERE": t.R_ISOLATED_ELSEWHERE,
+        "Reason.BOOK_FULL": t.R_BOOK_FULL, "MAX_LIVE_ORDERS": t.MAX_LIVE_ORDERS,
         "SelfTradePrevention.NONE": t.STP_NONE,
         "SelfTradePrevention.CANCEL_TAKER": t.STP_CANCEL_TAKER,
         "SelfTradePrevention.CANCEL_MAKER": t.STP_CANCEL_MAKER,

@@ -37,6 +37,7 @@ cdef class MatchingCore:
     cdef int64_t seq              # next event sequence number
     cdef int64_t msg              # number of messages processed
     cdef int64_t stop_count       # armed stops (ids.count - stop_count rest in the book)
+    cdef int64_t max_live         # live orders the book may hold: MAX_LIVE_ORDERS (tests lower it)
     cdef qty_t level_peak         # upper bound on every level's total (lots): the largest seen
     cdef price_t last             # last trade price, valid when has_last
     cdef cbool has_last

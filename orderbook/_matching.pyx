@@ -48,6 +48,7 @@ cdef class MatchingCore:
         self.seq = 0
         self.msg = 0
         self.stop_count = 0
+        self.max_live = t.MAX_LIVE_ORDERS
         self.level_peak = 0
         self.tally = False
 
@@ -102,6 +103,11 @@ cdef class MatchingCore:
         if is_new_order(kind):
             if slot != NO_SLOT:
                 return t.R_DUPLICATE_ID
+            # The pool's links hold slots below MAX_LIVE_ORDERS (_types.pxd). Only a new order
+            # adds a live one (a triggered stop gives its slot back before it rests again), so
+            # this one check bounds the pool.
+            if (rests(kind) or is_stop(kind)) and self.ids.count >= self.max_live:
+                return t.R_BOOK_FULL
             # level_peak bounds every level's total, so the exact (tree walk) check is only
             # needed when the bound itself is near the int64 limit.
             if (rests(kind) and self.level_peak > INT64_MAX - m.qty

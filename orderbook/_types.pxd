@@ -60,6 +60,7 @@ cdef enum:
     R_INSUFFICIENT_MARGIN = 21   # the Engine's initial margin check; the book never emits it
     R_POSITION_LIMIT = 22        # the Engine's max_position check
     R_ISOLATED_ELSEWHERE = 23    # the Engine's one-position rule of isolated accounts
+    R_BOOK_FULL = 24             # a new order that could rest, MAX_LIVE_ORDERS live
 
 # The kind classifications, as events.NEW_ORDER_KINDS, STOP_KINDS, PRICED_KINDS, RESTING_KINDS,
 # IMMEDIATE_KINDS and CALLER_ERRORS.
@@ -87,7 +88,7 @@ cdef inline bint is_immediate(int kind) noexcept nogil:
 
 
 cdef inline bint is_caller_error(int reason) noexcept nogil:
-    return R_INVALID_KIND <= reason <= R_QTY_OVERFLOW
+    return R_INVALID_KIND <= reason <= R_QTY_OVERFLOW or reason == R_BOOK_FULL
 
 
 cdef enum:
@@ -204,19 +205,42 @@ cdef struct StopRec:
     uint8_t kind
     int8_t side
 
-# A live order in the pool: resting in a price level or armed in a stop level (48 bytes). prev/next
+# A live order in the pool: resting in a price level or armed in a stop level (40 bytes). prev/next
 # link it into its level's FIFO, so a cancel unlinks it in O(1) wherever it stands. An armed
 # stop's stop price lives beside the pool (OrderBook.stop_prices), so resting orders, which are
 # nearly all of the pool, do not carry it. The same struct carries an order in flight.
-cdef struct Order:
-    oid_t order_id
-    owner_t owner
-    price_t price        # limit price; 0 for market orders
-    qty_t qty            # remaining lots
-    slot_t prev
-    slot_t next
-    int8_t side
-    uint8_t kind
+# The side (-1/+1) and kind (K_LIMIT .. K_STOP_LIMIT, 1-7) ride in the top bits of the two link
+# words, as C++ bit-fields, so the struct is 40 bytes instead of 48 (42 padded to 8): a resting
+# order's memory is mostly this struct (benchmarks/bench_memory.py). The cost is the slot range:
+# 29-bit signed links hold slots up to 2**28 - 1, so a book holds at most MAX_LIVE_ORDERS live
+# orders (validate refuses more with R_BOOK_FULL). Reads and writes of the fields look the same
+# to Cython; only their address cannot be taken.
+cdef extern from *:
+    """
+    struct orderbook_Order {
+        int64_t order_id;
+        int64_t owner;
+        int64_t price;       // limit price; 0 for market orders
+        int64_t qty;         // remaining lots
+        int32_t prev : 29;
+        int32_t side : 2;
+        int32_t next : 29;
+        uint32_t kind : 3;
+    };
+    static_assert(sizeof(orderbook_Order) == 40, "Order is 40 bytes");
+    """
+    ctypedef struct Order "orderbook_Order":
+        oid_t order_id
+        owner_t owner
+        price_t price
+        qty_t qty
+        slot_t prev
+        slot_t next
+        int8_t side
+        uint8_t kind
+
+cdef enum:
+    MAX_LIVE_ORDERS = 1 << 28   # resting orders and armed stops one book holds (slots 0 .. 2**28-1)
 
 # A price level (or a stop level): its FIFO of pool slots and the lots resting in it.
 cdef struct Level:

@@ -29,6 +29,7 @@ from .errors import OrderError, UnknownOrderError
 from .events import (
     INT64_MAX,
     INT64_MIN,
+    MAX_LIVE_ORDERS,
     MESSAGE_DTYPE,
     RESTING_KINDS,
     STOP_KINDS,
@@ -310,6 +311,8 @@ _MESSAGES = {
     Reason.DUPLICATE_ID: "order_id {order_id} is already live (resting or an armed stop)",
     Reason.UNKNOWN_ORDER: "order_id {order_id} is not a live order",
     Reason.QTY_OVERFLOW: "qty {qty} would take the level at price {price} past {max} lots",
+    Reason.BOOK_FULL: "order_id {order_id}: the book already holds its maximum of {live} live "
+                      "orders (resting and armed stops); cancel some first",
 }
 
 
@@ -324,7 +327,7 @@ def error_for(reason: int, kind: int, order_id: int, side: int, price: int, stop
         template = "qty {qty} would take the stop level at stop_price {stop_price} past {max} lots"
     text = template.format(
         kinds=[k.name for k in Kind], kind=kind, side=side, price=price, stop_price=stop_price,
-        qty=qty, order_id=order_id, max=INT64_MAX)
+        qty=qty, order_id=order_id, max=INT64_MAX, live=MAX_LIVE_ORDERS)
     if reason == Reason.UNKNOWN_ORDER:
         return UnknownOrderError(text)
     return OrderError(text, reason)

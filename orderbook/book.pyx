@@ -836,15 +836,17 @@ cdef class OrderBook(MatchingCore):
         o.next = NO_SLOT
         for i, entry in enumerate(resting + armed):
             name = f"resting[{i}]" if i < len(resting) else f"armed[{i - len(resting)}]"
-            o.order_id, o.owner, o.side, o.kind = (entry["order_id"], entry["owner"],
+            m.order_id, m.owner, m.side, m.kind = (entry["order_id"], entry["owner"],
                                                    entry["side"], entry["kind"])
-            o.price, o.qty = entry["price"], entry["qty"]
-            m.order_id, m.owner, m.side, m.kind = o.order_id, o.owner, o.side, o.kind
-            m.price, m.stop_price, m.qty = o.price, entry["stop_price"], o.qty
+            m.price, m.stop_price, m.qty = entry["price"], entry["stop_price"], entry["qty"]
             reason = self.validate(&m, &found)
             if reason != t.R_NONE:
                 raise ValueError(f"corrupt OrderBook state: {name} {entry} cannot be restored "
                                  f"({Reason(reason).name})")
+            # Copied once validated: the order's side and kind are bit-fields (_types.pxd),
+            # which a value out of their range would wrap in.
+            o.order_id, o.owner, o.side, o.kind = m.order_id, m.owner, m.side, m.kind
+            o.price, o.qty = m.price, m.qty
             if is_stop(o.kind):
                 self.stop_prices[self.link(&self.buy_stops if o.side == BUY
                                            else &self.sell_stops,
@@ -875,6 +877,16 @@ def _restore(tick_size, lot_size, stp, amend_rule, state):
     book.seq = seq
     book.msg = msg
     return book
+
+
+def _set_max_live(OrderBook book, limit):
+    """Test hook: let ``book`` hold at most ``limit`` live orders (0 .. MAX_LIVE_ORDERS), so the
+    BOOK_FULL rule can be tested without 2**28 orders; the reference's twin is its ``_max_live``.
+    """
+    cdef int64_t n = check.as_int64("limit", limit)
+    if not 0 <= n <= t.MAX_LIVE_ORDERS:
+        raise ValueError(f"limit must be in [0, {t.MAX_LIVE_ORDERS}], got {n}")
+    book.max_live = n
 
 
 # ------------------------------------------------------------------------ import-time check

@@ -23,8 +23,8 @@ class OrderError(ValueError):
         What is wrong, naming the field and its value.
     reason : Reason
         One of the caller-error reasons (``events.CALLER_ERRORS``): INVALID_KIND, INVALID_SIDE,
-        INVALID_PRICE, INVALID_STOP_PRICE, INVALID_QTY, DUPLICATE_ID, UNKNOWN_ORDER or
-        QTY_OVERFLOW; or, from ``Engine``, INSUFFICIENT_MARGIN (docs/liquidation.md, "Initial
+        INVALID_PRICE, INVALID_STOP_PRICE, INVALID_QTY, DUPLICATE_ID, UNKNOWN_ORDER, BOOK_FULL
+        or QTY_OVERFLOW; or, from ``Engine``, INSUFFICIENT_MARGIN (docs/liquidation.md, "Initial
         margin"), POSITION_LIMIT (``max_position``) or ISOLATED_ELSEWHERE.
 
     Examples

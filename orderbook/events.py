@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 INT64_MAX = 2**63 - 1
+#: Live orders (resting and armed stops) one book holds; a new order that could rest beyond
+#: them is refused with Reason.BOOK_FULL (docs/semantics.md, validation step 7).
+MAX_LIVE_ORDERS = 2**28
 INT64_MIN = -(2**63)
 
 
@@ -71,13 +74,14 @@ class EventKind(IntEnum):
 class Reason(IntEnum):
     """Why an order was cancelled, amended or rejected (``EVENT_DTYPE['reason']``).
 
-    Codes 1-6 qualify CANCELLED and AMENDED events (and QTY_OVERFLOW cancels a triggered stop-limit
-    whose resting would take its level past INT64_MAX lots). Codes 10-17 are malformed or impossible
-    messages: the per-call API raises for them (ValueError, KeyError for UNKNOWN_ORDER) and the
-    batch path turns them into REJECTED events. Codes 18-20 are orders the market refuses; both
-    paths report them as REJECTED events. Codes 21-23 are the margin engine's refusals (the book
-    never emits them): ``Engine``'s per-call API raises ``OrderError`` with them and changes
-    nothing; its batch path (``Engine.process``) reports each as one REJECTED event.
+    Codes 1-6 qualify CANCELLED and AMENDED events (and QTY_OVERFLOW cancels a triggered
+    stop-limit whose resting would take its level past INT64_MAX lots). Codes 10-17 and 24 are
+    malformed or impossible messages: the per-call API raises for them (ValueError, KeyError for
+    UNKNOWN_ORDER) and the batch path turns them into REJECTED events. Codes 18-20 are orders
+    the market refuses; both paths report them as REJECTED events. Codes 21-23 are the margin
+    engine's refusals (the book never emits them): ``Engine``'s per-call API raises
+    ``OrderError`` with them and changes nothing; its batch path (``Engine.process``) reports
+    each as one REJECTED event.
     """
 
     NONE = 0
@@ -101,6 +105,7 @@ class Reason(IntEnum):
     INSUFFICIENT_MARGIN = 21  #: the account's equity would not cover its initial margin
     POSITION_LIMIT = 22       #: the order could take the account's position past max_position
     ISOLATED_ELSEWHERE = 23   #: an isolated account's order beside its position in another book
+    BOOK_FULL = 24            #: an order that could rest, with MAX_LIVE_ORDERS orders live
 
 
 #: Kinds that submit a new order (they carry a side and a quantity).
@@ -118,7 +123,7 @@ IMMEDIATE_KINDS = frozenset({Kind.MARKET, Kind.IOC, Kind.FOK})
 #: Reasons for malformed or impossible messages: the per-call API raises, the batch rejects.
 CALLER_ERRORS = frozenset({Reason.INVALID_KIND, Reason.INVALID_SIDE, Reason.INVALID_PRICE,
                            Reason.INVALID_STOP_PRICE, Reason.INVALID_QTY, Reason.DUPLICATE_ID,
-                           Reason.UNKNOWN_ORDER, Reason.QTY_OVERFLOW})
+                           Reason.UNKNOWN_ORDER, Reason.QTY_OVERFLOW, Reason.BOOK_FULL})
 #: Reasons the margin engine refuses a well-formed order for (its account's margin, position
 #: limit or isolation); ``Engine``'s per-call API raises ``OrderError`` with them, its batch
 #: path reports a REJECTED event.

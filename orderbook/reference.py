@@ -33,6 +33,7 @@ from .events import (
     INT64_MAX,
     L2,
     L3_DTYPE,
+    MAX_LIVE_ORDERS,
     NEW_ORDER_KINDS,
     PRICED_KINDS,
     RESTING_KINDS,
@@ -105,6 +106,10 @@ class OrderBook:
     amend_rule : AmendRule
         When an amend keeps queue priority.
     """
+
+    #: Live orders this book may hold (docs/semantics.md, validation step 7); tests lower it on
+    #: an instance, as ``orderbook.book._set_max_live`` does for the compiled book.
+    _max_live = MAX_LIVE_ORDERS
 
     def __init__(self, tick_size="1", lot_size="1", *, stp=SelfTradePrevention.NONE,
                  amend_rule=AmendRule.REDUCE_KEEPS_PRIORITY):
@@ -225,6 +230,8 @@ class OrderBook:
             return Reason.DUPLICATE_ID
         if kind in (Kind.CANCEL, Kind.AMEND) and order_id not in self._live:
             return Reason.UNKNOWN_ORDER
+        if (kind in RESTING_KINDS or kind in STOP_KINDS) and len(self._live) >= self._max_live:
+            return Reason.BOOK_FULL
         if kind in RESTING_KINDS and self.quantity_at(side, price) + qty > INT64_MAX:
             return Reason.QTY_OVERFLOW
         if kind in STOP_KINDS and self._stop_level_total(side, stop_price) + qty > INT64_MAX:

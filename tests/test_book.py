@@ -26,11 +26,13 @@ from hypothesis import given
 
 from orderbook import OrderBook
 from orderbook import strategies as obst
+from orderbook.book import _set_max_live
 from orderbook.errors import OrderError, UnknownOrderError
 from orderbook.events import (
     EVENT_DTYPE,
     INT64_MAX,
     L3_DTYPE,
+    MAX_LIVE_ORDERS,
     MESSAGE_DTYPE,
     AmendRule,
     EventKind,
@@ -125,6 +127,63 @@ def test_every_int64_argument_width_reads_exactly(book, value):
     assert book.order(value).qty == 3
     book.cancel(value, **lean)
     assert value not in book
+
+
+# ----------------------------------------------------------------- the live-order limit
+
+
+def limited(book_cls, limit):
+    """A fresh book that holds at most ``limit`` live orders (the test hooks of both books)."""
+    book = book_cls()
+    if isinstance(book, OrderBook):
+        _set_max_live(book, limit)
+    else:
+        book._max_live = limit
+    return book
+
+
+def test_the_live_order_limit_is_the_order_records_slot_range():
+    assert MAX_LIVE_ORDERS == 2**28 == ReferenceOrderBook._max_live
+    with pytest.raises(ValueError, match="limit must be in"):
+        _set_max_live(OrderBook(), MAX_LIVE_ORDERS + 1)
+
+
+def test_a_full_book_refuses_orders_that_could_rest_and_changes_nothing(book_cls):
+    book = limited(book_cls, 3)
+    rest(book, (1, B, 99, 5), (2, S, 101, 5))
+    book.stop_market(3, S, 90, 1)
+    before = state(book)
+    refused = [lambda: book.limit(4, B, 98, 1), lambda: book.post_only(4, S, 102, 1),
+               lambda: book.stop_limit(4, B, 110, 111, 1), lambda: book.stop_market(4, S, 80, 1),
+               lambda: book.limit(4, B, 101, 1)]   # even one that would fill at once
+    for call in refused:
+        with pytest.raises(OrderError) as info:
+            call()
+        assert info.value.reason == Reason.BOOK_FULL and "order_id 4" in str(info.value)
+        assert state(book) == before
+    # orders that never rest are not refused
+    assert [e.kind for e in book.ioc(5, B, 101, 2)] == [EventKind.ACCEPTED, EventKind.TRADE]
+    assert [e.kind for e in book.market(6, S, 1)][:2] == [EventKind.ACCEPTED, EventKind.TRADE]
+    book.cancel(3)
+    assert [e.kind for e in book.limit(7, B, 97, 1)] == [EventKind.ACCEPTED]
+    assert book.n_orders + book.n_stops == 3
+
+
+def test_a_triggered_stop_rests_again_in_a_book_at_its_limit(book_cls):
+    # The stop gives its slot back when it triggers, so resting again never needs a new one.
+    book = limited(book_cls, 3)
+    rest(book, (1, B, 99, 5), (2, S, 101, 1))
+    book.stop_limit(3, B, 101, 100, 2)
+    book.ioc(4, B, 101, 1)
+    assert book.order(3).price == 100 and book.n_orders == 2 and book.n_stops == 0
+
+
+@given(stream=obst.message_arrays(max_size=60, max_id=15))
+def test_the_compiled_and_reference_books_refuse_the_same_orders_when_full(stream):
+    compiled, reference = limited(OrderBook, 4), limited(ReferenceOrderBook, 4)
+    got = compiled.process(stream)
+    assert got.tobytes() == reference.process(stream).tobytes()
+    assert l3(compiled) == l3(reference)
 
 
 # --------------------------------------------------------------------------- units

@@ -29,7 +29,8 @@ from ._common import SIDES, implementation, record
 #: ``orderbook.events`` as tuples, which hypothesis draws from in a stable order.
 NEW_ORDER_KINDS = tuple(sorted(events.NEW_ORDER_KINDS))
 #: Reasons of malformed or impossible messages: the per-call API raises, a batch rejects.
-INVALID_REASONS = tuple(sorted(events.CALLER_ERRORS))
+#: BOOK_FULL is one too, but no scene draws it: a full book takes 2**28 live orders.
+INVALID_REASONS = tuple(sorted(events.CALLER_ERRORS - {Reason.BOOK_FULL}))
 #: Reasons the market refuses a well-formed message for; both paths give one REJECTED event.
 REFUSAL_REASONS = (Reason.POST_ONLY_WOULD_TAKE, Reason.STOP_WOULD_TRIGGER, Reason.NOT_AMENDABLE)
 # New orders that carry a limit price (AMEND is priced too, but is not a new order).
