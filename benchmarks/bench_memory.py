@@ -27,7 +27,7 @@ Python's allocator. The ``tracemalloc`` part shows it: it traces the Python heap
 Structure sizes (x86-64, libstdc++; the structs mirror orderbook/_types.pxd and accounts.pxd via
 ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte chunks):
 
-  Order (pool vector)             40 B (side and kind in the links' top bits; an armed stop's
+  Order (pool vector)             40 B (side and kind in the links' spare bits; an armed stop's
                                   stop price sits in a side map); the vector's capacity is a
                                   power of two (up to 2x)
   order id table                  5 B per bucket (a slot and a one-byte tag), open addressing at
@@ -91,8 +91,8 @@ def peak() -> int:
 class Order(ctypes.Structure):  # orderbook/_types.pxd
     _fields_ = [("order_id", ctypes.c_int64), ("owner", ctypes.c_int64),
                 ("price", ctypes.c_int64), ("qty", ctypes.c_int64),
-                ("prev", ctypes.c_int32, 29), ("side", ctypes.c_int32, 2),
-                ("next", ctypes.c_int32, 29), ("kind", ctypes.c_uint32, 3)]
+                ("side", ctypes.c_int32, 3), ("prev", ctypes.c_int32, 29),
+                ("kind", ctypes.c_uint32, 3), ("next", ctypes.c_int32, 29)]
 
 
 class Level(ctypes.Structure):  # orderbook/_types.pxd

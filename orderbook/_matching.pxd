@@ -13,7 +13,7 @@ from orderbook._idtable cimport IdTable
 from orderbook._price_ladder cimport Ladder
 from orderbook._sink cimport EventSink
 from orderbook._types cimport (
-    EventRec, Level, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
+    EventRec, Flight, Level, Message, Order, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 
 
@@ -26,7 +26,7 @@ cdef class MatchingCore:
     cdef unordered_map[slot_t, price_t] stop_prices   # stop price (ticks) of each armed stop
     cdef vector[slot_t] free_slots
     cdef IdTable ids              # live order id -> pool slot (_idtable.pxd)
-    cdef deque[Order] triggered
+    cdef deque[Flight] triggered
     cdef vector[EventRec] events  # one message's events (run); empty in a batch
     cdef EventSink* direct        # run_batch's sink while it runs: emit() hands it each event
     # The per-call lean path (events=False): emit() records nothing, only adds the lots of each
@@ -72,16 +72,16 @@ cdef class MatchingCore:
                    qty_t qty) noexcept nogil
 
     @cython.final
-    cdef void new_order(self, Order* o, price_t stop_price) noexcept nogil
+    cdef void new_order(self, Flight* o, price_t stop_price) noexcept nogil
 
     @cython.final
-    cdef void take(self, Order* taker) noexcept nogil
+    cdef void take(self, Flight* taker) noexcept nogil
 
     @cython.final
-    cdef void rest(self, Order* o) noexcept nogil
+    cdef void rest(self, Flight* o) noexcept nogil
 
     @cython.final
-    cdef slot_t link(self, Ladder* levels, price_t key, const Order* o) noexcept nogil
+    cdef slot_t link(self, Ladder* levels, price_t key, const Flight* o) noexcept nogil
 
     @cython.final
     cdef price_t stop_price_of(self, slot_t slot) noexcept nogil
@@ -93,7 +93,7 @@ cdef class MatchingCore:
     cdef void remove(self, slot_t slot) noexcept nogil
 
     @cython.final
-    cdef bint can_fill(self, const Order* o) noexcept nogil
+    cdef bint can_fill(self, const Flight* o) noexcept nogil
 
     @cython.final
     cdef bint would_cross(self, int side, price_t price) noexcept nogil

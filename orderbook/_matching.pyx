@@ -25,8 +25,8 @@ from orderbook._price_ladder cimport (
 )
 from orderbook._sink cimport RECORD_COUNTERS, EventSink, sink_count, sink_take
 from orderbook._types cimport (
-    BUY, NO_SLOT, SELL, EventRec, Level, Message, Order, is_new_order, is_priced,
-    is_stop, level_key, oid_t, owner_t, price_t, qty_t, rests, slot_t,
+    BUY, NO_SLOT, SELL, EventRec, Flight, Level, Message, Order, is_new_order, is_priced,
+    in_flight, is_stop, level_key, oid_t, owner_t, packed, price_t, qty_t, rests, slot_t,
 )
 
 __all__ = ["MatchingCore"]
@@ -106,7 +106,7 @@ cdef class MatchingCore:
             # The pool's links hold slots below MAX_LIVE_ORDERS (_types.pxd). Only a new order
             # adds a live one (a triggered stop gives its slot back before it rests again), so
             # this one check bounds the pool.
-            if (rests(kind) or is_stop(kind)) and self.ids.count >= self.max_live:
+            if self.ids.count >= self.max_live and not t.is_immediate(kind):
                 return t.R_BOOK_FULL
             # level_peak bounds every level's total, so the exact (tree walk) check is only
             # needed when the bound itself is near the int64 limit.
@@ -132,7 +132,7 @@ cdef class MatchingCore:
 
     @cython.final
     cdef void execute(self, const Message* m, int reason, slot_t found) noexcept nogil:
-        cdef Order o
+        cdef Flight o
         if reason != t.R_NONE:
             self.emit(t.EV_REJECTED, reason, m.side, m.order_id, m.owner, 0, 0, m.price,
                       m.stop_price, m.qty)
@@ -147,8 +147,6 @@ cdef class MatchingCore:
             o.kind = m.kind
             o.price = 0 if (m.kind == t.K_MARKET or m.kind == t.K_STOP_MARKET) else m.price
             o.qty = m.qty
-            o.prev = NO_SLOT
-            o.next = NO_SLOT
             self.new_order(&o, m.stop_price if is_stop(m.kind) else 0)
         self.msg += 1
 
@@ -188,7 +186,7 @@ cdef class MatchingCore:
         self.seq += 1
 
     @cython.final
-    cdef void new_order(self, Order* o, price_t stop_price) noexcept nogil:
+    cdef void new_order(self, Flight* o, price_t stop_price) noexcept nogil:
         if o.kind == t.K_POST_ONLY and self.would_cross(o.side, o.price):
             self.emit(t.EV_REJECTED, t.R_POST_ONLY_WOULD_TAKE, o.side, o.order_id, o.owner, 0, 0,
                       o.price, 0, o.qty)
@@ -212,7 +210,7 @@ cdef class MatchingCore:
         self.run_triggered()
 
     @cython.final
-    cdef void take(self, Order* taker) noexcept nogil:
+    cdef void take(self, Flight* taker) noexcept nogil:
         # The one matching loop (spec steps 3-4): walk the opposite side best level first,
         # FIFO within a level, then rest or cancel what is left of the taker.
         cdef Ladder* opposite = &self.asks if taker.side == BUY else &self.bids
@@ -267,7 +265,7 @@ cdef class MatchingCore:
                           taker.owner, 0, 0, taker.price, 0, taker.qty)
 
     @cython.final
-    cdef void rest(self, Order* o) noexcept nogil:
+    cdef void rest(self, Flight* o) noexcept nogil:
         if (self.level_peak > INT64_MAX - o.qty
                 and self.level_total(o.side, o.price) > INT64_MAX - o.qty):
             # Only a triggered stop-limit can get here: new orders were checked on entry.
@@ -277,7 +275,7 @@ cdef class MatchingCore:
         self.link(&self.bids if o.side == BUY else &self.asks, level_key(o.side, o.price), o)
 
     @cython.final
-    cdef slot_t link(self, Ladder* levels, price_t key, const Order* o) noexcept nogil:
+    cdef slot_t link(self, Ladder* levels, price_t key, const Flight* o) noexcept nogil:
         # Copy ``o`` into a pool slot at the back of the level under ``key``; return the slot.
         cdef slot_t slot
         cdef Level* level = ladder_find(levels, key)
@@ -285,13 +283,11 @@ cdef class MatchingCore:
             level = ladder_add(levels, key)
         if self.free_slots.empty():
             slot = <slot_t>self.pool.size()
-            self.pool.push_back(o[0])
+            self.pool.push_back(packed(o, level.tail))
         else:
             slot = self.free_slots.back()
             self.free_slots.pop_back()
-            self.pool[slot] = o[0]
-        self.pool[slot].prev = level.tail
-        self.pool[slot].next = NO_SLOT
+            self.pool[slot] = packed(o, level.tail)
         if level.tail == NO_SLOT:
             level.head = slot
         else:
@@ -348,7 +344,7 @@ cdef class MatchingCore:
             ladder_erase(levels, key)
 
     @cython.final
-    cdef bint can_fill(self, const Order* o) noexcept nogil:
+    cdef bint can_fill(self, const Flight* o) noexcept nogil:
         # FOK pre-check (spec step 2): counts down what is still needed, so no sum can overflow.
         cdef Ladder* opposite = &self.asks if o.side == BUY else &self.bids
         cdef price_t level_price, key
@@ -418,7 +414,7 @@ cdef class MatchingCore:
                 slot = level.head
                 while slot != NO_SLOT:
                     o = &self.pool[slot]
-                    self.triggered.push_back(o[0])
+                    self.triggered.push_back(in_flight(o))
                     self.emit(t.EV_STOP_TRIGGERED, t.R_NONE, o.side, o.order_id, o.owner, 0, 0,
                               o.price, stop_price, o.qty)
                     self.stop_prices.erase(slot)
@@ -430,7 +426,7 @@ cdef class MatchingCore:
 
     @cython.final
     cdef void run_triggered(self) noexcept nogil:
-        cdef Order o
+        cdef Flight o
         while not self.triggered.empty():
             o = self.triggered.front()
             self.triggered.pop_front()
@@ -447,7 +443,7 @@ cdef class MatchingCore:
 
     @cython.final
     cdef void amend_order(self, slot_t slot, const Message* m) noexcept nogil:
-        cdef Order o = self.pool[slot]
+        cdef Flight o = in_flight(&self.pool[slot])
         cdef bint keeps_priority
         cdef Level* level
         if is_stop(o.kind):

@@ -208,13 +208,14 @@ cdef struct StopRec:
 # A live order in the pool: resting in a price level or armed in a stop level (40 bytes). prev/next
 # link it into its level's FIFO, so a cancel unlinks it in O(1) wherever it stands. An armed
 # stop's stop price lives beside the pool (OrderBook.stop_prices), so resting orders, which are
-# nearly all of the pool, do not carry it. The same struct carries an order in flight.
-# The side (-1/+1) and kind (K_LIMIT .. K_STOP_LIMIT, 1-7) ride in the top bits of the two link
+# nearly all of the pool, do not carry it.
+# The side (-1/+1) and kind (K_LIMIT .. K_STOP_LIMIT, 1-7) ride in the low bits of the two link
 # words, as C++ bit-fields, so the struct is 40 bytes instead of 48 (42 padded to 8): a resting
 # order's memory is mostly this struct (benchmarks/bench_memory.py). The cost is the slot range:
 # 29-bit signed links hold slots up to 2**28 - 1, so a book holds at most MAX_LIVE_ORDERS live
 # orders (validate refuses more with R_BOOK_FULL). Reads and writes of the fields look the same
-# to Cython; only their address cannot be taken.
+# to Cython; only their address cannot be taken. An order in flight (a taker, a triggered stop)
+# is a Flight: plain fields, read many times while it matches, packed once when it rests.
 cdef extern from *:
     """
     struct orderbook_Order {
@@ -222,10 +223,10 @@ cdef extern from *:
         int64_t owner;
         int64_t price;       // limit price; 0 for market orders
         int64_t qty;         // remaining lots
+        int32_t side : 3;    // low bits: a link in the high bits reads with one shift
         int32_t prev : 29;
-        int32_t side : 2;
-        int32_t next : 29;
         uint32_t kind : 3;
+        int32_t next : 29;
     };
     static_assert(sizeof(orderbook_Order) == 40, "Order is 40 bytes");
     """
@@ -238,6 +239,39 @@ cdef extern from *:
         slot_t next
         int8_t side
         uint8_t kind
+
+cdef struct Flight:
+    oid_t order_id
+    owner_t owner
+    price_t price        # limit price; 0 for market orders
+    qty_t qty            # lots still to fill
+    int8_t side
+    uint8_t kind
+
+
+cdef inline Order packed(const Flight* f, slot_t prev) noexcept nogil:
+    # f as a pool record at the back of a FIFO whose tail was ``prev``.
+    cdef Order o
+    o.order_id = f.order_id
+    o.owner = f.owner
+    o.price = f.price
+    o.qty = f.qty
+    o.side = f.side
+    o.kind = f.kind
+    o.prev = prev
+    o.next = NO_SLOT
+    return o
+
+
+cdef inline Flight in_flight(const Order* o) noexcept nogil:
+    cdef Flight f
+    f.order_id = o.order_id
+    f.owner = o.owner
+    f.price = o.price
+    f.qty = o.qty
+    f.side = o.side
+    f.kind = o.kind
+    return f
 
 cdef enum:
     MAX_LIVE_ORDERS = 1 << 28   # resting orders and armed stops one book holds (slots 0 .. 2**28-1)

@@ -37,8 +37,8 @@ from orderbook._sink cimport (
     sink_reserve, sink_shrink,
 )
 from orderbook._types cimport (
-    BUY, NO_SLOT, EventRec, Message, Order, is_caller_error, is_new_order, is_stop, level_key,
-    oid_t, owner_t, price_t, qty_t, slot_t,
+    BUY, NO_SLOT, EventRec, Flight, Message, Order, is_caller_error, is_new_order, is_stop,
+    level_key, oid_t, owner_t, price_t, qty_t, slot_t,
 )
 
 import warnings
@@ -828,12 +828,10 @@ cdef class OrderBook(MatchingCore):
         # Each entry has passed check.book_state; here each must also be a message the book
         # accepts as it stands (no duplicate id, no level past int64) and a resting order must
         # not cross, so a damaged pickle raises instead of corrupting the containers.
-        cdef Order o
+        cdef Flight o
         cdef Message m
         cdef slot_t found
         cdef int i
-        o.prev = NO_SLOT
-        o.next = NO_SLOT
         for i, entry in enumerate(resting + armed):
             name = f"resting[{i}]" if i < len(resting) else f"armed[{i - len(resting)}]"
             m.order_id, m.owner, m.side, m.kind = (entry["order_id"], entry["owner"],
@@ -843,8 +841,8 @@ cdef class OrderBook(MatchingCore):
             if reason != t.R_NONE:
                 raise ValueError(f"corrupt OrderBook state: {name} {entry} cannot be restored "
                                  f"({Reason(reason).name})")
-            # Copied once validated: the order's side and kind are bit-fields (_types.pxd),
-            # which a value out of their range would wrap in.
+            # Copied once validated: in the pool the side and kind are bit-fields
+            # (_types.pxd), which a value out of their range would wrap in.
             o.order_id, o.owner, o.side, o.kind = m.order_id, m.owner, m.side, m.kind
             o.price, o.qty = m.price, m.qty
             if is_stop(o.kind):
