@@ -104,7 +104,7 @@ cdef class Ledger:
                             tiers) except -1:
         """Instrument ``len(instruments)``: its k, bounds and margin tiers. O(tiers)."""
         cdef InstrumentRec rec
-        cdef cset[IndexKey] empty
+        cdef KeySet[IndexKey] empty
         cdef cset[owner_t] none
         cdef vector[EventRec] log
         rec.k = k
@@ -165,7 +165,7 @@ cdef class Ledger:
                        int64_t discount_ppm) except -1:
         """Collateral asset ``len(assets)``, valued at ``instrument``'s mark. O(1)."""
         cdef AssetRec rec
-        cdef cset[IndexKey] empty
+        cdef KeySet[IndexKey] empty
         rec.instrument = instrument
         rec.num = num
         rec.den = den
@@ -869,11 +869,11 @@ cdef class Ledger:
             mark = top
         return mark if mark > 1 else 1
 
-    cdef void pop_above(self, cset[IndexKey]* index, price_t mark,
+    cdef void pop_above(self, KeySet[IndexKey]* index, price_t mark,
                         vector[int32_t]* popped) noexcept nogil:
         # The slots of the entries of ``index`` keyed strictly above ``mark`` (a long's or an
         # asset's allowance the mark fell past), from the top. O(log n + popped).
-        cdef cset[IndexKey].iterator it = index.end()
+        cdef KeySet[IndexKey].iterator it = index.end()
         while it != index.begin():
             dec(it)
             if deref(it).first <= mark:
@@ -888,8 +888,8 @@ cdef class Ledger:
         # O(instruments log n + popped (positions (tiers + log n)) + crossing).
         cdef vector[int32_t] popped
         cdef vector[owner_t] listed
-        cdef cset[IndexKey].iterator it
-        cdef cset[IndexKey]* index
+        cdef KeySet[IndexKey].iterator it
+        cdef KeySet[IndexKey]* index
         cdef cset[owner_t].iterator waiting
         cdef price_t mark
         cdef size_t n, i
