@@ -15,14 +15,19 @@ Parts (``--count``, default 1,000,000):
   accounts/flat         ``Engine.add_account`` of COUNT accounts, no position
   accounts/positioned   the same, each then given a position against one exempt house account
                         (``seed_position``), which puts it in the liquidation-price index
+  index/...             the liquidation-price index alone (orderbook/_btree.pxd): COUNT keys
+                        inserted at random, ascending, descending, or at 1,000 places (price
+                        i % 1,000, owner i, as accounts/positioned's), and at random followed by
+                        COUNT erase-and-insert pairs (churn); RSS and node bytes per key
   churn                 a book holding a steady 10,000 orders; ``--cycles`` (default 1,000,000)
                         add/cancel cycles (add a new order, cancel the oldest), RSS after every
                         100,000 cycles, and the largest growth over the RSS after the fill.
 
 tracemalloc does not see these structures: the book and ledger live in C++ containers
-(std::vector, std::unordered_map, std::map/std::set) allocated with operator new, not through
-Python's allocator. The ``tracemalloc`` part shows it: it traces the Python heap while adding
-100,000 orders and finds next to nothing per order. RSS is the only honest measure here.
+(std::vector, std::unordered_map, std::map/std::set, the index's B+-tree) allocated with
+operator new, not through Python's allocator. The ``tracemalloc`` part shows it: it traces the
+Python heap while adding 100,000 orders and finds next to nothing per order. RSS is the only
+honest measure here.
 
 Structure sizes (x86-64, libstdc++; the structs mirror orderbook/_types.pxd and accounts.pxd via
 ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte chunks):
@@ -41,19 +46,23 @@ ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte 
                                   header + 8 B key + 24 B Level = 64 B -> 80 B chunk
   Account (accounts vector)       88 B (instrument 0's 56-byte Position inside it; positions
                                   in other instruments sit in a pool, 56 B each)
-  std::set<pair<int64,int64>> node  32 B header + 16 B key = 48 B -> 64 B chunk (positioned
-                                  accounts)
+  liquidation-price index key     (positioned accounts) a B+-tree leaf of up to 32 16-byte keys
+                                  behind 24 B of header: 536 B -> 544 B chunk, 17 B a key when
+                                  full; its fill policy keeps leaves 2/3 to full (about 18 B a key
+                                  at 1,000 places, 21 at random; index/* measures it), branches
+                                  add about 1 B. (A std::set node, before: 32 B header + 16 B
+                                  key = 48 B -> 64 B chunk.)
 
 So a resting order costs about 40 + 10.5 = 50.5 B plus its share of a level and the vectors'
-spare capacity, and an account about 88 + 32 + 8 = 128 B (+ 64 B once it holds a position) plus
-spare capacity. The table gives each figure beside that estimate, and RSS over the estimate (the
-share of spare capacity and allocator overhead).
+spare capacity, and an account about 88 + 32 + 8 = 128 B (+ about 19 B once it holds a
+position) plus spare capacity. The table gives each figure beside that estimate, and RSS over
+the estimate (the share of spare capacity and allocator overhead).
 
 With --json, each structure's line also carries ``target`` (the design budget: 64 B per resting
 order, 128 B per account), ``target_met`` (RSS per item within it) and ``core_target_met`` (the
 estimate within it), names kept for readers of earlier output.
 
-Default run: about 10 s on a 2-core machine.
+Default run: about 17 s on a 2-core machine.
 
 Run:  python benchmarks/bench_memory.py [--count N] [--cycles C] [--json]
 With --json, stdout carries one JSON line per figure and the human output goes to stderr.
@@ -132,12 +141,14 @@ def id_table_bytes(count: int) -> int:
 def structure_sizes() -> dict:
     hash_node = _chunk(8 + 16)            # next pointer + pair<int64, int32> (padded to 16)
     level_node = _chunk(32 + 8 + ctypes.sizeof(Level))
-    set_node = _chunk(32 + 16)
+    # a key at bench_memory's 1,000 places: a 544 B leaf over 32 keys at 93 % full (index/places
+    # measures it), branches' share included
+    index_key = 19.0
     # a price in the ladder's window: its Level slot and its occupancy bit
     level_slot = ctypes.sizeof(Level) + 1 / 8
     return dict(order=ctypes.sizeof(Order), level=ctypes.sizeof(Level), level_slot=level_slot,
                 account=ctypes.sizeof(Account), hash_node=hash_node, bucket=8,
-                level_node=level_node, index_node=set_node)
+                level_node=level_node, index_node=index_key)
 
 
 # ----------------------------------------------------------------------------- parts (children)
@@ -177,6 +188,24 @@ def part_accounts(count: int, positioned: bool) -> dict:
     gc.collect()
     r1, p1 = rss(), peak()
     return dict(count=count, rss_bytes=r1 - r0, peak_bytes=p1 - r0, seconds=seconds)
+
+
+def part_index(count: int, churn: int, pattern: int) -> dict:
+    from orderbook.accounts import _index_fill
+    gc.collect()
+    r0, t0 = rss(), time.perf_counter()
+    size, node_bytes, r1 = _index_fill(count, churn, pattern, 12345, rss)
+    return dict(count=size, rss_bytes=r1 - r0, node_bytes=node_bytes,
+                seconds=time.perf_counter() - t0)
+
+
+INDEX_PARTS = {  # part: (label, pattern (accounts.pyx _index_fill), erase-and-insert pairs)
+    "index_random": ("random", 0, False),
+    "index_ascending": ("ascending", 1, False),
+    "index_descending": ("descending", 2, False),
+    "index_places": ("at 1,000 places", 3, False),
+    "index_churn": ("random, then churn", 0, True),
+}
 
 
 def part_churn(cycles: int, steady: int = 10_000, every: int = 100_000) -> dict:
@@ -234,6 +263,8 @@ PARTS = {
     "accounts_pos": lambda a: part_accounts(a.count, True),
     "churn": lambda a: part_churn(a.cycles),
     "tracemalloc": lambda a: part_tracemalloc(100_000),
+    **{name: (lambda a, p=pattern, c=churn: part_index(a.count, a.count if c else 0, p))
+       for name, (_, pattern, churn) in INDEX_PARTS.items()},
 }
 
 
@@ -285,6 +316,14 @@ def main(argv=None) -> int:
               peak_bytes=r["peak_bytes"], bytes_each_rss=round(per_rss, 1),
               bytes_each_peak=round(per_peak, 1), structure_estimate=round(core, 1),
               target=target, target_met=per_rss <= target, core_target_met=core <= target)
+    log(f"\n{'index key (B+-tree)':<26} {'count':>10} {'B each (RSS)':>13} {'node B each':>12}")
+    for name, (label, _, _) in INDEX_PARTS.items():
+        r = child(name, args)
+        per_rss, per_node = r["rss_bytes"] / r["count"], r["node_bytes"] / r["count"]
+        log(f"{label:<26} {r['count']:>10,} {per_rss:>13.1f} {per_node:>12.1f}")
+        jline(figure=name, what=f"index key, {label}", count=r["count"],
+              rss_bytes=r["rss_bytes"], bytes_each_rss=round(per_rss, 1),
+              node_bytes_each=round(per_node, 1))
     tm = child("tracemalloc", args)
     log(f"[tracemalloc] {tm['count']:,} orders: tracemalloc saw {tm['traced_bytes']:+,} B "
         f"({tm['traced_bytes'] / tm['count']:.2f} B/order); RSS grew {tm['rss_bytes']:,} B "
@@ -300,11 +339,11 @@ def main(argv=None) -> int:
         log(f"{label:<26} {count:>10,} {per_rss:>13.1f} {per_peak:>14.1f} {core:>10.1f} "
             f"{per_rss / core:>10.2f}x")
     log(f"(est. core = struct + id table share (orders) or hash node + bucket (accounts) "
-        f"[+ ladder level share | + index node], no spare capacity; sizes: Order "
+        f"[+ ladder level share | + index key], no spare capacity; sizes: Order "
         f"{sizes['order']} B, Level {sizes['level']} B, Account {sizes['account']} B, id table "
         f"{id_table_bytes(args.count) / args.count:.1f} B/order at this count, hash node "
         f"{sizes['hash_node']} B, ladder level slot {sizes['level_slot']:.1f} B (a level away "
-        f"from the touch: map node {sizes['level_node']} B), set index node "
+        f"from the touch: map node {sizes['level_node']} B), index key "
         f"{sizes['index_node']} B)")
 
     log(f"\nchurn: steady {ch['steady']:,} orders, {ch['cycles']:,} add/cancel cycles in "

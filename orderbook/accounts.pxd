@@ -11,6 +11,7 @@ from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
+from orderbook._btree cimport KeySet
 from orderbook._types cimport EventRec, oid_t, owner_t, price_t, qty_t
 
 cdef extern from *:
@@ -102,14 +103,14 @@ cdef class Ledger:
     cdef deque[Position] pool     # positions in instruments >= 1 (a deque: pointers stay valid)
     cdef unordered_map[owner_t, int32_t] slot_of
     # Per instrument: (liquidation price, owner) of liquidatable-someday one-position accounts.
-    cdef vector[cset[IndexKey]] longs
-    cdef vector[cset[IndexKey]] shorts
+    cdef vector[KeySet[IndexKey]] longs
+    cdef vector[KeySet[IndexKey]] shorts
     # Accounts holding two or more positions (docs/market_wide.md section 3), per instrument:
     # (the mark at which the account's allowance there is used up, owner), by losing direction;
     # the accounts waiting for the instrument's first mark; and, over all instruments, those
     # liquidatable at their last evaluation.
-    cdef vector[cset[IndexKey]] allow_longs
-    cdef vector[cset[IndexKey]] allow_shorts
+    cdef vector[KeySet[IndexKey]] allow_longs
+    cdef vector[KeySet[IndexKey]] allow_shorts
     cdef vector[cset[owner_t]] aside
     cdef cset[owner_t] crossing
     cdef vector[InstrumentRec] instruments
@@ -119,7 +120,7 @@ cdef class Ledger:
     cdef vector[AssetRec] assets
     cdef vector[int32_t] asset_of  # per instrument: the asset its mark values, or -1
     cdef deque[Holding] holding_pool
-    cdef vector[cset[IndexKey]] allow_assets
+    cdef vector[KeySet[IndexKey]] allow_assets
     cdef vector[money_t] converted_units
     cdef vector[money_t] converted_paid
     cdef vector[price_t] marks    # the Engine's marks, per instrument
@@ -207,7 +208,7 @@ cdef class Ledger:
     cdef void allow(self, Account* a) noexcept nogil
     cdef int128 allowance_weight(self, const Position* p) noexcept nogil
     cdef int128 mark_weight(self, int32_t instrument) noexcept nogil
-    cdef void pop_above(self, cset[IndexKey]* index, price_t mark,
+    cdef void pop_above(self, KeySet[IndexKey]* index, price_t mark,
                         vector[int32_t]* popped) noexcept nogil
     cdef void cross_multi(self, vector[owner_t]* crossed) noexcept nogil
     cdef void settle(self, int32_t slot, qty_t delta, price_t price) noexcept nogil

@@ -16,6 +16,7 @@ from libcpp.vector cimport vector
 import numpy as np
 
 from orderbook cimport _types as t
+from orderbook._btree cimport KeySet
 from orderbook.accounts cimport (
     IN_ALLOW_LONGS, IN_ALLOW_SHORTS, IN_ASIDE, IN_LONGS, IN_NONE, IN_SHORTS, MULTI_ALLOWED,
     MULTI_ASIDE, MULTI_CROSSED, MULTI_NONE, Account, AssetRec, Holding, IndexKey, InstrumentRec,
@@ -103,7 +104,7 @@ cdef class Ledger:
                             tiers) except -1:
         """Instrument ``len(instruments)``: its k, bounds and margin tiers. O(tiers)."""
         cdef InstrumentRec rec
-        cdef cset[IndexKey] empty
+        cdef KeySet[IndexKey] empty
         cdef cset[owner_t] none
         cdef vector[EventRec] log
         rec.k = k
@@ -164,7 +165,7 @@ cdef class Ledger:
                        int64_t discount_ppm) except -1:
         """Collateral asset ``len(assets)``, valued at ``instrument``'s mark. O(1)."""
         cdef AssetRec rec
-        cdef cset[IndexKey] empty
+        cdef KeySet[IndexKey] empty
         rec.instrument = instrument
         rec.num = num
         rec.den = den
@@ -868,11 +869,11 @@ cdef class Ledger:
             mark = top
         return mark if mark > 1 else 1
 
-    cdef void pop_above(self, cset[IndexKey]* index, price_t mark,
+    cdef void pop_above(self, KeySet[IndexKey]* index, price_t mark,
                         vector[int32_t]* popped) noexcept nogil:
         # The slots of the entries of ``index`` keyed strictly above ``mark`` (a long's or an
         # asset's allowance the mark fell past), from the top. O(log n + popped).
-        cdef cset[IndexKey].iterator it = index.end()
+        cdef KeySet[IndexKey].iterator it = index.end()
         while it != index.begin():
             dec(it)
             if deref(it).first <= mark:
@@ -887,8 +888,8 @@ cdef class Ledger:
         # O(instruments log n + popped (positions (tiers + log n)) + crossing).
         cdef vector[int32_t] popped
         cdef vector[owner_t] listed
-        cdef cset[IndexKey].iterator it
-        cdef cset[IndexKey]* index
+        cdef KeySet[IndexKey].iterator it
+        cdef KeySet[IndexKey]* index
         cdef cset[owner_t].iterator waiting
         cdef price_t mark
         cdef size_t n, i
@@ -1190,3 +1191,116 @@ cdef class Ledger:
             raw = trades.view(np.uint8)
             memcpy(log.data(), &raw[0], log.size() * sizeof(EventRec))
         return 0
+
+
+# ---------------------------------------------------------------------- the index, for tests
+cdef list index_keys(const KeySet[IndexKey]* index, bint backward):
+    # Every key by ++ from begin(), or by -- from end().
+    cdef KeySet[IndexKey].iterator it
+    cdef list keys = []
+    if backward:
+        it = index.end()
+        while it != index.begin():
+            dec(it)
+            keys.append((deref(it).first, deref(it).second))
+    else:
+        it = index.begin()
+        while it != index.end():
+            keys.append((deref(it).first, deref(it).second))
+            inc(it)
+    return keys
+
+
+def _index_replay(ops):
+    """Run ``ops`` on two of the Ledger's key sets (orderbook/_btree.pxd), for the tests.
+
+    Each op is ``(name, a, b)``; set 0 is the one ops act on, set 1 a copy. ``insert`` and
+    ``erase`` of the key ``(a, b)`` in set 0 return whether it was absent / 1 if it was in;
+    ``insert_copy`` and ``erase_copy`` the same in set 1; ``copy`` assigns set 0 to set 1 and
+    ``construct`` copy-constructs set 1 from set 0 (None); ``clear`` empties set 0 (None);
+    ``seek`` steps ``a`` times forward from begin() (stopping at end()) then ``b`` times back
+    (stopping at begin()) and returns the key there, None at end(). Both sets' invariants are
+    checked after each op while they hold 4,096 keys or fewer, else after every 256th and the
+    last (AssertionError naming the op). Returns the ops' results, then
+    ``(size, forward keys, backward keys)`` of set 0 and of set 1.
+    """
+    cdef KeySet[IndexKey] sets[2]
+    cdef KeySet[IndexKey].iterator it
+    cdef list results = []
+    cdef int64_t steps
+    for k, (name, a, b) in enumerate(ops):
+        if name == "insert" or name == "insert_copy":
+            results.append(sets[name == "insert_copy"].insert(IndexKey(a, b)))
+        elif name == "erase" or name == "erase_copy":
+            results.append(sets[name == "erase_copy"].erase(IndexKey(a, b)))
+        elif name == "copy":
+            sets[1] = sets[0]
+            results.append(None)
+        elif name == "construct":
+            sets[1] = KeySet[IndexKey](sets[0])
+            results.append(None)
+        elif name == "clear":
+            sets[0].clear()
+            results.append(None)
+        elif name == "seek":
+            it = sets[0].begin()
+            steps = a
+            while steps > 0 and it != sets[0].end():
+                inc(it)
+                steps -= 1
+            steps = b
+            while steps > 0 and it != sets[0].begin():
+                dec(it)
+                steps -= 1
+            results.append(None if it == sets[0].end()
+                           else (deref(it).first, deref(it).second))
+        else:
+            raise ValueError(f"unknown op {name!r}")
+        # (a check is O(n): past 4,096 keys, one every 256 ops and at the end)
+        if ((sets[0].size() + sets[1].size() <= 4096 or k % 256 == 0 or k + 1 == len(ops))
+                and not (sets[0].valid() and sets[1].valid())):
+            raise AssertionError(f"op {k} {(name, a, b)} broke an invariant")
+    return results, [(sets[j].size(), index_keys(&sets[j], False), index_keys(&sets[j], True))
+                     for j in range(2)]
+
+
+def _index_fill(int64_t count, int64_t churn, int pattern, uint64_t seed, probe):
+    """Node bytes per key of a key set (orderbook/_btree.pxd) after ``count`` inserts and then
+    ``churn`` erase-and-insert pairs (a random key out, a new one in), for
+    benchmarks/bench_memory.py. ``pattern`` 0: random keys; 1: ascending; 2: descending; 3: at
+    1,000 places (price i % 1,000, owner i: bench_memory's positioned accounts). ``probe()`` is
+    called with the set full, before it is freed; returns (size, node bytes, probe's result).
+    """
+    cdef KeySet[IndexKey] index
+    cdef vector[IndexKey] keys
+    cdef uint64_t state = seed
+    cdef int64_t i
+    cdef size_t j
+    keys.reserve(count)
+    for i in range(count):
+        if pattern == 0:
+            keys.push_back(IndexKey(<int64_t>splitmix(&state), <int64_t>splitmix(&state)))
+        elif pattern == 1:
+            keys.push_back(IndexKey(i, i))
+        elif pattern == 2:
+            keys.push_back(IndexKey(count - i, i))
+        else:
+            keys.push_back(IndexKey(i % 1000, i))
+        index.insert(keys.back())
+    for _ in range(churn):
+        j = splitmix(&state) % keys.size()
+        index.erase(keys[j])
+        keys[j] = IndexKey(<int64_t>splitmix(&state), <int64_t>splitmix(&state))
+        index.insert(keys[j])
+    keys.clear()
+    keys.shrink_to_fit()
+    return index.size(), index.node_bytes(), probe()
+
+
+cdef inline uint64_t splitmix(uint64_t* state) noexcept nogil:
+    cdef uint64_t z
+    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
+    z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
+    return z ^ (z >> 31)

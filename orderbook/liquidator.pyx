@@ -12,13 +12,13 @@ from cython.operator cimport dereference as deref, preincrement as inc, predecre
 from libc.math cimport NAN, ldexp
 from libc.stdint cimport INT64_MAX, int8_t, int32_t, int64_t, uint8_t
 from libcpp.algorithm cimport make_heap, pop_heap, sort
-from libcpp.set cimport set as cset
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 import numpy as np
 
 from orderbook cimport _types as t
+from orderbook._btree cimport KeySet
 from orderbook._price_ladder cimport Ladder, ladder_first, ladder_next
 from orderbook._types cimport (
     BUY, SELL, EventRec, Level, Message, level_key, oid_t, owner_t, price_t, qty_t,
@@ -40,7 +40,7 @@ cdef enum:
     SERVED_DONE = 1
     SERVE_STOP = 2
 
-ctypedef cset[IndexKey].iterator cset_iter
+ctypedef KeySet[IndexKey].iterator index_iter
 
 
 cdef inline money_t negative_part(money_t value) noexcept nogil:
@@ -276,11 +276,11 @@ cdef class Liquidator:
         # O(instruments log n + k log k + p) for k crossed and p accounts whose allowance a mark
         # passed (each evaluated in O(its positions)).
         cdef vector[owner_t] crossed
-        cdef cset_iter it
+        cdef index_iter it
         cdef size_t i, n
         cdef Account* a
         cdef price_t mark
-        cdef const cset[IndexKey]* index
+        cdef const KeySet[IndexKey]* index
         for n in range(self.ledger.instruments.size()):
             if not self.ledger.has_mark[n]:
                 continue
