@@ -38,8 +38,10 @@ ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte 
   order id table                  5 B per bucket (a slot and a one-byte tag), open addressing at
                                   most 3/4 full, so 6.7 to 13.3 B per live order (10.5 B at
                                   exactly 1,000,000)
-  unordered_map<int64, int32> node   (accounts' id map) next ptr + pair(16) = 24 B -> 32 B
-                                     malloc chunk, plus a bucket pointer (8 B) per element
+  owner table (accounts)          the order id table's layout (orderbook/_slottable.pxd): 5 B
+                                  per bucket, so 6.7 to 13.3 B per account (10.5 B at exactly
+                                  1,000,000); the std::unordered_map it replaced cost a 32 B
+                                  node and an 8 B bucket pointer, 40 B
   price ladder (_price_ladder.pxd)  a 24 B Level slot per price in the window around the touch
                                   (up to 1/4 spare, plus a bit), shared by the orders resting at
                                   that price; levels away from it in a std::map node: 32 B
@@ -54,9 +56,9 @@ ctypes, node sizes are libstdc++'s layouts rounded up to glibc malloc's 16-byte 
                                   key = 48 B -> 64 B chunk.)
 
 So a resting order costs about 40 + 10.5 = 50.5 B plus its share of a level and the vectors'
-spare capacity, and an account about 88 + 32 + 8 = 128 B (+ about 19 B once it holds a
-position) plus spare capacity. The table gives each figure beside that estimate, and RSS over
-the estimate (the share of spare capacity and allocator overhead).
+spare capacity, and an account about 88 + 10.5 = 98.5 B (+ about 19 B once it holds a position)
+plus spare capacity. The table gives each figure beside that estimate, and RSS over the estimate
+(the share of spare capacity and allocator overhead).
 
 With --json, each structure's line also carries ``target`` (the design budget: 64 B per resting
 order, 128 B per account), ``target_met`` (RSS per item within it) and ``core_target_met`` (the
@@ -130,8 +132,9 @@ def _chunk(n: int) -> int:
 
 
 def id_table_bytes(count: int) -> int:
-    """Bytes of the book's order id table holding ``count`` ids: 5 B buckets (slot and tag), a
-    power of two from 16 up, doubled whenever it would pass 3/4 full (orderbook/_idtable.pxd)."""
+    """Bytes of the book's order id table holding ``count`` ids, or of the ledger's owner table
+    holding ``count`` accounts: 5 B buckets (slot and tag), a power of two from 16 up, doubled
+    whenever it would pass 3/4 full (orderbook/_idtable.pxd, _slottable.pxd)."""
     size = 16
     while count * 4 > size * 3:
         size *= 2
@@ -139,7 +142,6 @@ def id_table_bytes(count: int) -> int:
 
 
 def structure_sizes() -> dict:
-    hash_node = _chunk(8 + 16)            # next pointer + pair<int64, int32> (padded to 16)
     level_node = _chunk(32 + 8 + ctypes.sizeof(Level))
     # a key at bench_memory's 1,000 places: a 544 B leaf over 32 keys at 93 % full (index/places
     # measures it), branches' share included
@@ -147,7 +149,7 @@ def structure_sizes() -> dict:
     # a price in the ladder's window: its Level slot and its occupancy bit
     level_slot = ctypes.sizeof(Level) + 1 / 8
     return dict(order=ctypes.sizeof(Order), level=ctypes.sizeof(Level), level_slot=level_slot,
-                account=ctypes.sizeof(Account), hash_node=hash_node, bucket=8,
+                account=ctypes.sizeof(Account),
                 level_node=level_node, index_node=index_key)
 
 
@@ -297,7 +299,7 @@ def main(argv=None) -> int:
             print(json.dumps(dict(benchmark="bench_memory", **kw, **common)), flush=True)
 
     order_core = sizes["order"] + id_table_bytes(args.count) / args.count
-    account_core = sizes["account"] + sizes["hash_node"] + sizes["bucket"]
+    account_core = sizes["account"] + id_table_bytes(args.count) / args.count
     rows = []
     for name, label, target, core in (
             ("orders100", "resting order, 100/level", ORDER_TARGET,
@@ -338,11 +340,11 @@ def main(argv=None) -> int:
     for label, count, per_rss, per_peak, core in rows:
         log(f"{label:<26} {count:>10,} {per_rss:>13.1f} {per_peak:>14.1f} {core:>10.1f} "
             f"{per_rss / core:>10.2f}x")
-    log(f"(est. core = struct + id table share (orders) or hash node + bucket (accounts) "
+    log(f"(est. core = struct + id table share (orders) or owner table share (accounts) "
         f"[+ ladder level share | + index key], no spare capacity; sizes: Order "
         f"{sizes['order']} B, Level {sizes['level']} B, Account {sizes['account']} B, id table "
-        f"{id_table_bytes(args.count) / args.count:.1f} B/order at this count, hash node "
-        f"{sizes['hash_node']} B, ladder level slot {sizes['level_slot']:.1f} B (a level away "
+        f"{id_table_bytes(args.count) / args.count:.1f} B/order at this count (the owner table "
+        f"the same per account), ladder level slot {sizes['level_slot']:.1f} B (a level away "
         f"from the touch: map node {sizes['level_node']} B), index key "
         f"{sizes['index_node']} B)")
 

@@ -7,11 +7,11 @@ cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libcpp.deque cimport deque
 from libcpp.set cimport set as cset
-from libcpp.unordered_map cimport unordered_map
 from libcpp.utility cimport pair
 from libcpp.vector cimport vector
 
 from orderbook._btree cimport KeySet
+from orderbook._idtable cimport IdTable
 from orderbook._types cimport EventRec, oid_t, owner_t, price_t, qty_t
 
 cdef extern from *:
@@ -101,7 +101,7 @@ cdef struct InstrumentRec:
 cdef class Ledger:
     cdef vector[Account] accounts
     cdef deque[Position] pool     # positions in instruments >= 1 (a deque: pointers stay valid)
-    cdef unordered_map[owner_t, int32_t] slot_of
+    cdef IdTable slot_of          # owner -> slot in accounts (_slottable.pxd)
     # Per instrument: (liquidation price, owner) of liquidatable-someday one-position accounts.
     cdef vector[KeySet[IndexKey]] longs
     cdef vector[KeySet[IndexKey]] shorts

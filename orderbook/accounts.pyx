@@ -22,6 +22,7 @@ from orderbook.accounts cimport (
     MULTI_ASIDE, MULTI_CROSSED, MULTI_NONE, Account, AssetRec, Holding, IndexKey, InstrumentRec,
     Position, int128, money_t,
 )
+from orderbook._slottable cimport owner_find, owner_insert
 from orderbook._types cimport BUY, PPM, EventRec, oid_t, owner_t, price_t, qty_t
 
 from .events import EVENT_DTYPE
@@ -198,16 +199,14 @@ cdef class Ledger:
         a.pos.next = -1
         a.pos.indexed = IN_NONE
         a.exempt = exempt
-        self.slot_of[owner] = <int32_t>self.accounts.size()
         self.accounts.push_back(a)
+        owner_insert(&self.slot_of, self.accounts.data(), <int32_t>self.accounts.size() - 1)
         return <int32_t>self.accounts.size() - 1
 
     # ------------------------------------------------------------------ positions
     cdef int32_t slot(self, owner_t owner) noexcept nogil:
-        it = self.slot_of.find(owner)
-        if it == self.slot_of.end():
-            return -1
-        return deref(it).second
+        # The account's slot, -1 for an owner with none. Expected O(1).
+        return owner_find(&self.slot_of, self.accounts.data(), owner)
 
     cdef Position* pos(self, int32_t slot, int32_t instrument) noexcept nogil:
         # The account's position record in ``instrument``, made (flat) if it has none yet.

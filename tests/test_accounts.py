@@ -11,6 +11,7 @@ import copy
 import math
 import pickle
 
+import numpy as np
 import pytest
 from engine_helpers import TIERS, B, S, _index_engine, assert_conserved, make, victim_a
 
@@ -668,3 +669,126 @@ def test_settings_are_kept_by_copies_and_pickles(engine_cls):
     old = restore(args, kwargs, state)
     assert (old.trigger, old.mm_basis) == (Trigger.BELOW, MarginBasis.MARK)
     assert old.account(1).liquidation_price == 87
+
+
+# =========================================================================== the owner table
+# The compiled ledger finds an account by open addressing (orderbook/_slottable.pxd): owner
+# o's home bucket is the top bits of (o >> 4) * PHI, its place in its block of 16 (o & 15)
+# folded in, and its tag the next seven bits. These tests reach the table through the public
+# API, where every lookup of an owner goes; the reference engine runs them too.
+
+PHI = 0x9E3779B97F4A7C15
+INT64_MAX = 2**63 - 1
+
+
+def _found(eng, owners, collateral):
+    got = eng.equities(owners)
+    assert got["owner"].tolist() == list(owners)
+    assert got["collateral"].tolist() == list(collateral)
+
+
+def _absent(eng, owners):
+    for owner in owners:
+        with pytest.raises(KeyError):
+            eng.account(owner)
+        with pytest.raises(KeyError):
+            eng.equities([owner])
+
+
+def _sharing_home_and_tag(count, place):
+    """``count`` owners whose block products agree in their top 24 bits, all at ``place`` in
+    their block: one home bucket and one tag in every table up to 2**17 buckets."""
+    inverse = pow(PHI, -1, 2**64)
+    owners, step = [], 0
+    while len(owners) < count:
+        step += 1
+        product = (0xABCDEF << 40) | (step * 0x9E3779B97 % 2**40)
+        block = product * inverse % 2**64
+        if block < 2**59:
+            owners.append(block << 4 | place)
+    return owners
+
+
+def test_owners_at_the_int64_extremes_have_their_own_accounts(engine_cls):
+    eng = make(engine_cls)
+    owners = [0, 1, 15, 16, INT64_MAX, INT64_MAX - 1, INT64_MAX - 15, INT64_MAX - 16, 2**62]
+    for k, owner in enumerate(owners):
+        eng.add_account(owner, 1000 + k)
+    _found(eng, owners, [1000 + k for k in range(len(owners))])
+    assert eng.insurance_fund == 0
+    _absent(eng, [2, 14, 17, INT64_MAX - 2, INT64_MAX - 17, 2**62 + 1, 2**61])
+    for owner in owners:
+        with pytest.raises(ValueError, match="already has an account"):
+            eng.add_account(owner, 1)
+
+
+def test_owners_sharing_a_home_bucket_and_tag_are_told_apart(engine_cls):
+    # 40 owners probe one run of buckets whose tags all match: each lookup must compare owners,
+    # and one of the family that has no account must be missed, not mistaken for a neighbour.
+    family = _sharing_home_and_tag(48, 5)
+    eng = make(engine_cls)
+    for k, owner in enumerate(family[:40]):
+        eng.add_account(owner, 1000 + k)
+    _found(eng, family[:40], [1000 + k for k in range(40)])
+    _found(eng, family[39::-1], [1000 + k for k in range(39, -1, -1)])
+    _absent(eng, family[40:])
+
+
+@pytest.mark.parametrize("pattern", ["sequential", "one per block", "strided", "random"])
+def test_accounts_stay_found_through_many_growths(engine_cls, pattern):
+    # 20,000 accounts: the table doubles from 16 to 32,768 buckets, half the owners entered one
+    # by one and half in bulk; owner 0 and the fund were there before any growth.
+    n = 20_000
+    if pattern == "sequential":
+        owners = np.arange(1, n + 1)
+    elif pattern == "one per block":      # every owner at the same place of its block
+        owners = np.arange(1, n + 1) * 16
+    elif pattern == "strided":
+        owners = np.arange(1, n + 1) * (2**40 + 3)
+    else:
+        owners = np.random.default_rng(7).choice(INT64_MAX, n, replace=False) + 1
+    owners = owners.astype(np.int64)
+    collateral = 10 + np.arange(n, dtype=np.int64) % 997
+    eng = make(engine_cls)
+    eng.add_account(0, 5)
+    for owner, c in zip(owners[: n // 2].tolist(), collateral[: n // 2].tolist(), strict=True):
+        eng.add_account(owner, c)
+    eng.add_accounts(owners[n // 2:], collateral[n // 2:])
+    _found(eng, [0, *owners.tolist()], [5, *collateral.tolist()])
+    _found(eng, owners[::-1].tolist(), collateral[::-1].tolist())
+    assert eng.account(0).collateral == 5 and eng.insurance_fund == 0
+    absent = np.setdiff1d(np.concatenate([owners + 1, owners - 1, owners ^ 15]), owners)
+    _absent(eng, [int(x) for x in absent[absent > 0][:200]])
+    with pytest.raises(ValueError, match="already"):
+        eng.add_accounts(owners[-1:], [1])
+
+
+def test_a_copy_takes_accounts_without_touching_the_original(engine_cls):
+    eng = make(engine_cls)
+    eng.add_accounts(np.arange(100), np.full(100, 7))
+    for other in (eng.copy(), copy.deepcopy(eng)):
+        # enough new accounts to grow the copy's table more than once
+        other.add_accounts(np.arange(100, 3_000), np.full(2_900, 9))
+        _found(other, list(range(3_000)), [7] * 100 + [9] * 2_900)
+        _absent(eng, [100, 101, 2_999])
+        _found(eng, list(range(100)), [7] * 100)
+    # the original, grown after the copies, takes the copies' owners with its own collateral
+    eng.add_accounts(np.arange(100, 3_000), np.full(2_900, 11))
+    _found(eng, list(range(3_000)), [7] * 100 + [11] * 2_900)
+
+
+def test_a_pickled_engine_finds_every_owner_and_takes_new_ones(engine_cls):
+    owners = [0, INT64_MAX, *_sharing_home_and_tag(20, 0), *range(1, 2_000)]
+    eng = make(engine_cls)
+    eng.add_accounts(owners, list(range(100, 100 + len(owners))))
+    eng.add_account(10**12, 10, exempt=True)
+    eng.seed_position(1, 10**12, 100, 2)
+    back = pickle.loads(pickle.dumps(eng))
+    _found(back, owners, list(range(100, 100 + len(owners))))
+    assert back.account(1).position == 2 and back.account(10**12).position == -2
+    _absent(back, [2_000, INT64_MAX - 1, *_sharing_home_and_tag(24, 0)[20:]])
+    with pytest.raises(ValueError, match="already has an account"):
+        back.add_account(INT64_MAX, 1)
+    back.add_accounts(np.arange(2_001, 6_000), np.full(3_999, 3))
+    _found(back, [0, 2_001, 5_999, INT64_MAX], [100, 3, 3, 101])
+    _absent(eng, [2_001, 5_999])
