@@ -314,3 +314,26 @@ def test_a_dead_results_buffer_is_reused_and_a_live_ones_never_is():
     # (field by field: numpy's fancy indexing leaves the padding bytes of its copy unset)
     assert np.array_equal(fourth, half[np.isin(half["kind"], [EventKind.TRADE,
                                                              EventKind.REJECTED])])
+
+
+def test_a_log_streamed_past_the_cache_holds_exactly_the_events_of_small_batches():
+    # From 64 MB of expected log (book.pyx, STREAM_MIN) a batch writes its rows with stores that
+    # bypass the cache, into its own buffer, into out=, and on through out='s outgrowing copy.
+    drawn, _ = benchmark_stream("mixed", 20_000, seed=5)
+    shift = int(drawn["order_id"].max()) + 1
+    copies = []
+    for k in range(27):                       # 540,000 messages: ~68 MB reserved at first
+        copy = drawn.copy()
+        copy["order_id"] += k * shift
+        copies.append(copy)
+    msgs = np.concatenate(copies)
+    small = OrderBook()
+    expected = b"".join(small.process(msgs[i:i + 20_000]).tobytes()
+                        for i in range(0, len(msgs), 20_000))
+    assert OrderBook().process(msgs).tobytes() == expected
+    out = np.zeros(2 * len(msgs), dtype=EVENT_DTYPE)
+    got = OrderBook().process(msgs, out=out)
+    assert got.ctypes.data == out.ctypes.data and got.tobytes() == expected
+    with pytest.warns(OutGrewWarning):
+        grown = OrderBook().process(msgs, out=np.zeros(len(msgs), dtype=EVENT_DTYPE))
+    assert grown.tobytes() == expected
