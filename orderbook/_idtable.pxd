@@ -127,15 +127,12 @@ cdef inline int bit_length(size_t x) noexcept nogil:
     return n
 
 
-cdef inline slot_t id_find(const IdTable* table, const Order* pool,
-                           oid_t order_id) noexcept nogil:
-    # The slot of the live order with this id, or NO_SLOT. Expected O(1): the table is at most
-    # 3/4 full and Fibonacci hashing spreads even sequential ids over it.
-    if table.count == 0:
-        return NO_SLOT
-    cdef size_t mask = table.buckets.size() - 1
-    cdef size_t i = id_home(order_id, table.shift), k
-    cdef uint8_t tag = id_tag(order_id, table.shift)
+cdef inline slot_t find_slot(const IdTable* table, size_t i, uint8_t tag, const char* keys,
+                             size_t stride, int64_t key) noexcept nogil:
+    # The slot whose record holds ``key`` (the int64 at keys + slot * stride), probing from
+    # bucket i for ``tag``; NO_SLOT if none. Shared with the accounts' owner table
+    # (_slottable.pxd); inlined, the stride is a constant again.
+    cdef size_t mask = table.buckets.size() - 1, k
     cdef const uint8_t* tags = table.tags.data()
     cdef unsigned match, empty
     cdef slot_t slot
@@ -146,12 +143,22 @@ cdef inline slot_t id_find(const IdTable* table, const Order* pool,
         while match:
             k = (i + <size_t>lowest_bit(match)) & mask
             slot = table.buckets[k]
-            if pool[slot].order_id == order_id:
+            if (<const int64_t*>(keys + <size_t>slot * stride))[0] == key:
                 return slot
             match &= match - 1
         if empty:
             return NO_SLOT
         i = (i + GROUP) & mask
+
+
+cdef inline slot_t id_find(const IdTable* table, const Order* pool,
+                           oid_t order_id) noexcept nogil:
+    # The slot of the live order with this id, or NO_SLOT. Expected O(1): the table is at most
+    # 3/4 full and Fibonacci hashing spreads even sequential ids over it.
+    if table.count == 0:
+        return NO_SLOT
+    return find_slot(table, id_home(order_id, table.shift), id_tag(order_id, table.shift),
+                     <const char*>&pool[0].order_id, sizeof(Order), order_id)
 
 
 cdef inline void id_grow(IdTable* table, const Order* pool) noexcept nogil:

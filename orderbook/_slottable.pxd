@@ -7,8 +7,8 @@
 # third of a flat account (benchmarks/bench_memory.py). The tags let a probe pass over other
 # owners without reading their 88-byte Account, as they let the book's pass over orders. One
 # difference: the home hashes an owner's block of 16 (owner_home), not the owner alone.
-# Kept apart from _idtable.pxd, which it only cimports, so the book's hot path is compiled as it
-# was; header-only, so the Ledger's lookups are inline in accounts.pyx.
+# Kept apart from _idtable.pxd, whose probe (find_slot) it shares by cimport; header-only, so
+# the Ledger's lookups are inline in accounts.pyx.
 # Accounts are never closed: there is no erase, so the table holds no tombstones (its deleted
 # count stays 0) and a growth always doubles it.
 # The functions take the accounts vector's data beside the table; after the vector reallocates
@@ -18,8 +18,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libcpp.vector cimport vector
 
 from orderbook._idtable cimport (
-    GROUP, PREFETCH_AHEAD, IdTable, bit_length, free_bucket, lowest_bit, prefetch, put_tag,
-    tag_group,
+    GROUP, PREFETCH_AHEAD, IdTable, bit_length, find_slot, free_bucket, prefetch, put_tag,
 )
 from orderbook._types cimport owner_t, slot_t
 from orderbook.accounts cimport Account
@@ -49,25 +48,8 @@ cdef inline int32_t owner_find(const IdTable* table, const Account* accounts,
     # Fibonacci hashing spreads the blocks of 16 owners over the buckets.
     if table.count == 0:
         return -1
-    cdef size_t mask = table.buckets.size() - 1
-    cdef size_t i = owner_home(owner, table.shift), k
-    cdef uint8_t tag = owner_tag(owner, table.shift)
-    cdef const uint8_t* tags = table.tags.data()
-    cdef unsigned match, empty
-    cdef int32_t slot
-    while True:
-        match = tag_group(tags + i, tag, &empty)
-        if empty:
-            match &= (empty & (0 - empty)) - 1    # only the buckets before the first empty one
-        while match:
-            k = (i + <size_t>lowest_bit(match)) & mask
-            slot = table.buckets[k]
-            if accounts[slot].owner == owner:
-                return slot
-            match &= match - 1
-        if empty:
-            return -1
-        i = (i + GROUP) & mask
+    return find_slot(table, owner_home(owner, table.shift), owner_tag(owner, table.shift),
+                     <const char*>&accounts[0].owner, sizeof(Account), owner)
 
 
 cdef inline void owner_grow(IdTable* table, const Account* accounts) noexcept nogil:
