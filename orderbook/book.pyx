@@ -88,7 +88,7 @@ cdef extern from *:
 
     static inline PyObject* orderbook_int(orderbook_ints* c, int field, int64_t v) {
         PyObject* o;
-        if ((uint64_t)(v + 5) < 262) {
+        if ((uint64_t)v + 5 < 262) {    // -5 .. 256, without overflowing near INT64_MAX
             o = orderbook_small[v + 5];
             Py_INCREF(o);
             return o;
