@@ -47,7 +47,7 @@ from orderbook.flows import BENCHMARK_REGIMES as REGIMES
 from orderbook.flows import benchmark_stream as generate
 from orderbook.reference_engine import Engine as ReferenceEngine
 
-MAKER = 1_000_000   # the exempt maker's owner id (margined accounts are 1..accounts)
+MAKER = 0   # the exempt maker's owner id (margined accounts are 1..accounts, however many)
 SETTINGS = {"taker_fee_ppm": 500, "maker_fee_ppm": 200}
 
 
