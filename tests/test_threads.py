@@ -213,8 +213,13 @@ def test_queries_through_an_engines_book_refuse_while_the_engine_works_and_vice_
     stop = threading.Event()
 
     def trader():
+        # At least 3,000 steps, and on until the threads have met at least once (a refusal
+        # either way): how soon they do is the scheduler's, and a faster engine call leaves a
+        # smaller window (one CI run met none in 3,000 steps).
         oid = 0
-        for step in range(3_000):
+        step = -1
+        while step < 3_000 or (sum(refusals.values()) == 0 and step < 300_000):
+            step += 1
             try:
                 oid += 1
                 side = 1 if step % 2 else -1
