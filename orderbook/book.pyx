@@ -552,9 +552,6 @@ cdef class OrderBook(MatchingCore):
             messages = np.ascontiguousarray(messages)
         rows = <const uint8_t*>cnp.PyArray_DATA(messages)
         self._open_sink(&sink, out, record, n)
-        # A log well past the cache is streamed to memory (_sink.pxd, stream_copy).
-        sink.stream = (record == RECORD_ALL
-                       and <size_t>self._rows_estimate(n, record) * sizeof(EventRec) >= STREAM_MIN)
         with nogil:
             self.run_batch(rows, n, &sink)
             if sink.stream:
@@ -563,17 +560,22 @@ cdef class OrderBook(MatchingCore):
 
     cdef int _open_sink(self, EventSink* sink, out, int record, Py_ssize_t n) except -1:
         cdef Py_ssize_t rows
+        cdef Py_ssize_t expected = 0       # rows the batch is expected to keep
+        if record != RECORD_COUNTERS and n:
+            expected = self._rows_estimate(n, record)
         if out is not None:
             # out passed batch.out_buffer: a writable, aligned, C-contiguous EVENT_DTYPE array.
             rows = cnp.PyArray_DIM(<cnp.ndarray>out, 0)
             sink_init(sink, record, True,
                       <EventRec*>cnp.PyArray_DATA(<cnp.ndarray>out) if rows else NULL, rows)
-            return 0
-        sink_init(sink, record, False, NULL, 0)
-        if record != RECORD_COUNTERS and n:
-            rows = self._rows_estimate(n, record)
-            take_spare(sink, rows)
-            sink_reserve(sink, rows)
+        else:
+            sink_init(sink, record, False, NULL, 0)
+            if expected:
+                take_spare(sink, expected)
+                sink_reserve(sink, expected)
+        # A log well past the cache is streamed to memory (_sink.pxd, stream_copy).
+        sink.stream = (record == RECORD_ALL
+                       and <size_t>expected * sizeof(EventRec) >= STREAM_MIN)
         return 0
 
     cdef Py_ssize_t _rows_estimate(self, Py_ssize_t n, int record) noexcept:

@@ -33,10 +33,10 @@ __all__ = [
 ]
 
 INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 #: Live orders (resting and armed stops) one book holds; a new order that could rest beyond
 #: them is refused with Reason.BOOK_FULL (docs/semantics.md, validation step 7).
 MAX_LIVE_ORDERS = 2**28
-INT64_MIN = -(2**63)
 
 
 class Side(IntEnum):
